@@ -1,0 +1,21 @@
+"""grukit: Gated Recurrent Units for PyTorch — an exact drop-in layer, fast CPU kernels, interop, recipes.
+
+Convention (every file follows it): z is the share of the OLD state kept, h' = z ⊙ h + (1 − z) ⊙ n.
+"""
+from ._version import __version__
+from .interop import from_torch, to_torch
+from .nn import GRU, GRUCell, GRUConfig, GRUCellConfig, GRUGates
+from .serialization import load, save
+
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "GRUConfig",
+    "GRUCellConfig",
+    "GRUGates",
+    "from_torch",
+    "to_torch",
+    "save",
+    "load",
+    "__version__",
+]

@@ -1,0 +1,87 @@
+"""The ``grukit`` command: ``grukit <task> <verb> [options]``.
+
+Each recipe registers itself by having ``grukit/tasks/<task>/cli.py`` define a typer app named ``app``
+(kept light: heavy imports go inside the commands). Non-task commands live in ``grukit/cli/*.py``.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+
+import typer
+
+from .._version import __version__
+from ..errors import UserInputError
+
+app = typer.Typer(
+    name="grukit",
+    help="Gated Recurrent Units: train, evaluate and convert GRU models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"grukit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Gated Recurrent Units: train, evaluate and convert GRU models."""
+
+
+def _register() -> None:
+    import grukit.tasks as tasks
+
+    for info in sorted(pkgutil.iter_modules(tasks.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        try:
+            mod = importlib.import_module(f"grukit.tasks.{info.name}.cli")
+        except ModuleNotFoundError as e:
+            if e.name == f"grukit.tasks.{info.name}.cli":
+                continue
+            raise
+        sub = getattr(mod, "app", None)
+        if sub is not None:
+            app.add_typer(sub, name=getattr(mod, "NAME", info.name))
+    for name in ("convert",):  # top-level commands outside the task recipes
+        try:
+            mod = importlib.import_module(f"grukit.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"grukit.cli.{name}":
+                continue
+            raise
+        mod.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point: user mistakes print one line on stderr and exit 2; other failures exit 1."""
+    debug = bool(os.environ.get("GRUKIT_DEBUG"))
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except (UserInputError, FileNotFoundError) as e:
+        if debug:
+            raise
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 — a one-line message instead of a traceback
+        if debug:
+            raise
+        typer.echo(f"error: {type(e).__name__}: {e} (set GRUKIT_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)
