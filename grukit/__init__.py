@@ -3,7 +3,7 @@
 Convention (every file follows it): z is the share of the OLD state kept, h' = z ⊙ h + (1 − z) ⊙ n.
 """
 from ._version import __version__
-from .interop import from_torch, to_torch
+from .interop import export_onnx, from_keras, from_onnx, from_torch, to_keras, to_torch
 from .nn import GRU, GRUCell, GRUConfig, GRUCellConfig, GRUGates
 from .serialization import load, save
 
@@ -15,6 +15,10 @@ __all__ = [
     "GRUGates",
     "from_torch",
     "to_torch",
+    "from_keras",
+    "to_keras",
+    "export_onnx",
+    "from_onnx",
     "save",
     "load",
     "__version__",

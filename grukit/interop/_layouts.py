@@ -1,0 +1,110 @@
+"""The one table of how each framework lays out a GRU's weights; every converter goes through it.
+
+grukit (= torch) stacks the three gate blocks r, z, n along the rows of (3H, ·) matrices and keeps two
+bias vectors (3H,) each. The others differ in three ways:
+
+============  ==========  ===========================  ==========================================================
+framework     gate order  weight shapes                biases
+============  ==========  ===========================  ==========================================================
+torch         r, z, n     W_ih (3H, I), W_hh (3H, H)   b_ih (3H,), b_hh (3H,)
+keras         z, r, n     kernel (I, 3H),              reset_after=True:  bias (2, 3H) = [input row, recurrent row]
+                          recurrent_kernel (H, 3H)     reset_after=False: bias (3H,) input only (no recurrent bias)
+onnx          z, r, n     W (D, 3H, I), R (D, 3H, H)   B (D, 6H) = [Wb, Rb]; linear_before_reset=1 ⇔ reset_after
+============  ==========  ===========================  ==========================================================
+
+All three use h' = z ⊙ h + (1 − z) ⊙ n with the same z, and place the recurrent bias of the candidate the
+same way: inside r ⊙ (W_hn h + b_hn) when the reset gate comes after the product, outside
+(W_hn (r ⊙ h) + b_hn) when it comes before. So with reset_after=False every bias is a plain sum and Keras'
+single bias row is exactly b_ih + b_hh (checked against Keras' and onnxruntime's own forward in the tests).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+GATES_GRUKIT = ("r", "z", "n")
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How one framework stores a GRU layer (one direction)."""
+
+    name: str
+    gates: tuple[str, str, str]  # order of the three H-sized blocks along the gate axis
+    transposed: bool  # True: matrices are (in, 3H) instead of grukit's (3H, in)
+    bias: str  # a short description of the bias layout, for messages
+
+
+LAYOUTS = {
+    "torch": Layout("torch", ("r", "z", "n"), False, "b_ih (3H,), b_hh (3H,)"),
+    "keras": Layout("keras", ("z", "r", "n"), True,
+                    "reset_after=True: (2, 3H) [input, recurrent]; reset_after=False: (3H,) input only"),
+    "onnx": Layout("onnx", ("z", "r", "n"), False, "B (D, 6H) = [Wb, Rb]"),
+}
+
+
+def _perm(src: tuple[str, ...], dst: tuple[str, ...]) -> list[int]:
+    return [src.index(g) for g in dst]
+
+
+def reorder_gates(a: np.ndarray, src: str, dst: str, axis: int = 0) -> np.ndarray:
+    """Permute the three H-sized gate blocks of ``a`` along ``axis`` from framework ``src``'s order to ``dst``'s."""
+    n = a.shape[axis]
+    if n % 3:
+        raise ValueError(f"expected a gate axis of size 3H, got size {n} on axis {axis} of shape {a.shape}")
+    blocks = np.split(a, 3, axis=axis)
+    return np.concatenate([blocks[i] for i in _perm(LAYOUTS[src].gates, LAYOUTS[dst].gates)], axis=axis)
+
+
+def to_framework(w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None,
+                 dst: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """grukit's (W_ih (3H, I), W_hh (3H, H), b_ih, b_hh) in ``dst``'s gate order and orientation."""
+    lay = LAYOUTS[dst]
+    w_ih, w_hh = reorder_gates(w_ih, "torch", dst), reorder_gates(w_hh, "torch", dst)
+    if lay.transposed:
+        w_ih, w_hh = w_ih.T, w_hh.T
+    b_ih = None if b_ih is None else reorder_gates(b_ih, "torch", dst)
+    b_hh = None if b_hh is None else reorder_gates(b_hh, "torch", dst)
+    return np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh), b_ih, b_hh
+
+
+def from_framework(w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None,
+                   src: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The inverse of :func:`to_framework`: ``src``'s matrices and biases in grukit's layout."""
+    lay = LAYOUTS[src]
+    if lay.transposed:
+        w_ih, w_hh = w_ih.T, w_hh.T
+    w_ih, w_hh = reorder_gates(w_ih, src, "torch"), reorder_gates(w_hh, src, "torch")
+    b_ih = None if b_ih is None else reorder_gates(b_ih, src, "torch")
+    b_hh = None if b_hh is None else reorder_gates(b_hh, src, "torch")
+    return np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh), b_ih, b_hh
+
+
+def layer_arrays(model, layer: int, direction: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                                               np.ndarray | None]:
+    """One layer/direction of a grukit.GRU as float NumPy arrays (W_ih, W_hh, b_ih, b_hh) in grukit's layout."""
+    return tuple(None if t is None else t.detach().cpu().numpy().copy()  # type: ignore[return-value]
+                 for t in model.layer_weights(layer, direction))
+
+
+def set_layer(model, layer: int, direction: int, w_ih, w_hh, b_ih, b_hh) -> None:
+    """Copy grukit-layout arrays into one layer/direction of ``model``, checking every shape."""
+    import torch
+
+    params = model.layer_weights(layer, direction)
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    with torch.no_grad():
+        for name, p, a in zip(names, params, (w_ih, w_hh, b_ih, b_hh)):
+            if p is None:
+                if a is not None and np.any(a != 0):
+                    raise ValueError(f"layer {layer} direction {direction}: the model has no bias but the source "
+                                     f"has a non-zero {name}")
+                continue
+            if a is None:
+                a = np.zeros(tuple(p.shape), dtype=np.float64)
+            a = np.asarray(a)
+            if tuple(a.shape) != tuple(p.shape):
+                raise ValueError(f"layer {layer} direction {direction}: {name} has shape {tuple(a.shape)}, "
+                                 f"expected {tuple(p.shape)}")
+            p.copy_(torch.as_tensor(a, dtype=p.dtype))
