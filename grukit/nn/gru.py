@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .. import _checks
+from . import variants
 
 
 class GRUGates(NamedTuple):
@@ -38,6 +39,10 @@ class GRUConfig:
     reset_after: bool = True
     backend: str = "auto"
     dtype: str = "float32"
+    layer_norm: bool = False
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    dropconnect: float = 0.0
 
 
 def _dtype_name(dtype) -> str:
@@ -59,6 +64,16 @@ class GRU(nn.Module):
         gates  GRUGates(z, r, n), each (L, D, T, B, H) whatever batch_first is
 
     NaN in the input propagates to the outputs that depend on it; it never raises.
+
+    Variants (see ``grukit.nn.variants``; all off by default, and off they leave the state_dict and the
+    fused path exactly as for the plain GRU):
+        layer_norm         layer norm of the input and recurrent pre-activations per gate group, with
+                           learnable gains ``ln_gain_ih_l{k}`` / ``ln_gain_hh_l{k}`` (3H)
+        recurrent_dropout  variational dropout of the state feeding W_hh, one mask per sequence (training)
+        zoneout            each unit keeps its previous value with probability p (training); the
+                           expectation in eval
+        dropconnect        dropout on W_hh, one mask per forward call (training)
+    In training, each call (``forward`` or ``step``) draws its own masks.
     """
 
     def __init__(
@@ -74,6 +89,10 @@ class GRU(nn.Module):
         device=None,
         dtype=None,
         backend: str = "auto",
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        dropconnect: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_size = _checks.positive_int("input_size", input_size)
@@ -81,12 +100,19 @@ class GRU(nn.Module):
         self.num_layers = _checks.positive_int("num_layers", num_layers)
         self.dropout = _checks.probability("dropout", dropout)
         self.backend = _checks.backend(backend)
+        if not isinstance(layer_norm, bool):
+            raise TypeError(f"layer_norm must be a bool, got {type(layer_norm).__name__}")
+        self.layer_norm = layer_norm
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
+        self.zoneout = _checks.probability("zoneout", zoneout)
+        self.dropconnect = _checks.probability("dropconnect", dropconnect)
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.bidirectional, self.reset_after = bool(bidirectional), bool(reset_after)
         self.num_directions = 2 if bidirectional else 1
         H, D = hidden_size, self.num_directions
         kw = {"device": device, "dtype": dtype}
         self._param_names: list[tuple[str, str, str | None, str | None]] = []
+        self._ln_names: list[tuple[str, str]] = []
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else D * H
             for d in range(D):
@@ -99,6 +125,11 @@ class GRU(nn.Module):
                     setattr(self, names[2], nn.Parameter(torch.empty(3 * H, **kw)))
                     setattr(self, names[3], nn.Parameter(torch.empty(3 * H, **kw)))
                 self._param_names.append(tuple(names))
+                if layer_norm:  # names outside weight_*/bias_* so torch interop refuses them
+                    ln = (f"ln_gain_ih{sfx}", f"ln_gain_hh{sfx}")
+                    setattr(self, ln[0], nn.Parameter(torch.empty(3 * H, **kw)))
+                    setattr(self, ln[1], nn.Parameter(torch.empty(3 * H, **kw)))
+                    self._ln_names.append(ln)
         self._dtype_name = _dtype_name(dtype)
         self.reset_parameters()
 
@@ -108,6 +139,8 @@ class GRU(nn.Module):
         return GRUConfig(
             self.input_size, self.hidden_size, self.num_layers, self.bias, self.batch_first, self.dropout,
             self.bidirectional, self.reset_after, self.backend, _dtype_name(self.weight_ih_l0.dtype),
+            layer_norm=self.layer_norm, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout,
+            dropconnect=self.dropconnect,
         )
 
     @classmethod
@@ -124,20 +157,59 @@ class GRU(nn.Module):
         return from_torch(module, backend=backend)
 
     def reset_parameters(self) -> None:
-        """Uniform(−1/√H, 1/√H) for every parameter, as torch does."""
+        """Uniform(−1/√H, 1/√H) for every weight and bias, as torch does; layer-norm gains start at 1."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
+        for names in self._ln_names:
+            for n in names:
+                nn.init.ones_(getattr(self, n))
 
     def layer_weights(self, layer: int, direction: int = 0) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer and direction (biases None without bias)."""
         names = self._param_names[layer * self.num_directions + direction]
         return tuple(None if n is None else getattr(self, n) for n in names)  # type: ignore[return-value]
 
+    def layer_norm_gains(self, layer: int, direction: int = 0) -> tuple[Tensor | None, Tensor | None]:
+        """(ln_gain_ih, ln_gain_hh) of one layer and direction, (None, None) without layer_norm."""
+        if not self.layer_norm:
+            return None, None
+        a, b = self._ln_names[layer * self.num_directions + direction]
+        return getattr(self, a), getattr(self, b)
+
+    def _uses_variant_loop(self) -> bool:
+        """Whether this call's per-step math differs from the plain GRU (then the composite variant loop runs)."""
+        return self.layer_norm or self.zoneout > 0 or (self.training and self.recurrent_dropout > 0)
+
+    def _draw_masks(self, T: int, B: int, like: Tensor) -> variants.VariantMasks:
+        """The random masks of one layer and direction for one call (training only; None where inactive)."""
+        if not self.training:
+            return variants.VariantMasks()
+        H = self.hidden_size
+        return variants.VariantMasks(
+            recurrent=variants.dropout_mask((B, H), self.recurrent_dropout, like) if self.recurrent_dropout else None,
+            zoneout=variants.zoneout_mask((T, B, H), self.zoneout, like) if self.zoneout else None,
+            dropconnect=variants.dropout_mask((3 * H, H), self.dropconnect, like) if self.dropconnect else None,
+        )
+
+    def _variant_kwargs(self, layer: int, d: int, masks: variants.VariantMasks) -> dict:
+        """Keyword arguments of ``variants.sequence`` for one layer and direction."""
+        ln_ih, ln_hh = self.layer_norm_gains(layer, d)
+        zone = masks.zoneout if self.training else (self.zoneout or None)
+        return {"ln_ih": ln_ih, "ln_hh": ln_hh, "recurrent_mask": masks.recurrent, "zoneout": zone}
+
+    def _check_variant_backend(self) -> None:
+        if self.backend == "fused" and self._uses_variant_loop():
+            raise ValueError("backend='fused' cannot run this call: layer_norm, zoneout and (in training) "
+                             "recurrent_dropout change the per-step math and run the composite loop; "
+                             "use backend='auto' or 'torch'")
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("reset_after", True), ("backend", "auto")):
+                              ("bidirectional", False), ("reset_after", True), ("backend", "auto"),
+                              ("layer_norm", False), ("recurrent_dropout", 0.0), ("zoneout", 0.0),
+                              ("dropconnect", 0.0)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return s
@@ -212,6 +284,8 @@ class GRU(nn.Module):
         from ..kernels import dispatch
 
         D = self.num_directions
+        variant_loop = self._uses_variant_loop()
+        self._check_variant_backend()
         layer_in = x
         h_n: list[Tensor] = []
         gate_layers: list[list[tuple[Tensor, Tensor, Tensor]]] = []
@@ -219,11 +293,15 @@ class GRU(nn.Module):
             outs, layer_gates = [], []
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer, d)
-                out, h, g = dispatch(
-                    "sequence", self.backend, x=layer_in, h0=h0[layer * D + d], w_ih=w_ih, w_hh=w_hh,
-                    b_ih=b_ih, b_hh=b_hh, reset_after=self.reset_after, lengths=lengths, reverse=d == 1,
-                    return_gates=return_gates,
-                )
+                masks = self._draw_masks(x.shape[0], x.shape[1], x)
+                if masks.dropconnect is not None:
+                    w_hh = w_hh * masks.dropconnect  # one DropConnect mask for the whole call
+                kw = dict(x=layer_in, h0=h0[layer * D + d], w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
+                          reset_after=self.reset_after, lengths=lengths, reverse=d == 1, return_gates=return_gates)
+                if variant_loop:
+                    out, h, g = variants.sequence(**kw, **self._variant_kwargs(layer, d, masks))
+                else:
+                    out, h, g = dispatch("sequence", self.backend, **kw)
                 outs.append(out)
                 h_n.append(h)
                 layer_gates.append(g)
@@ -261,11 +339,22 @@ class GRU(nn.Module):
         unbatched = x_t.dim() == 1
         x = x_t.unsqueeze(0) if unbatched else x_t
         h0 = self._check_hx(h, x.shape[0], unbatched, x)
+        variant_loop = self._uses_variant_loop()
+        self._check_variant_backend()
         new_h = []
         for layer in range(self.num_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
-            x = dispatch("cell", self.backend, x=x, h=h0[layer], w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
-                         reset_after=self.reset_after)
+            masks = self._draw_masks(1, x.shape[0], x)
+            if masks.dropconnect is not None:
+                w_hh = w_hh * masks.dropconnect
+            if variant_loop:
+                vkw = self._variant_kwargs(layer, 0, masks)
+                zone = vkw.pop("zoneout")
+                x = variants.cell(x, h0[layer], w_ih, w_hh, b_ih, b_hh, self.reset_after,
+                                  zoneout=zone[0] if isinstance(zone, Tensor) else zone, **vkw)
+            else:
+                x = dispatch("cell", self.backend, x=x, h=h0[layer], w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
+                             reset_after=self.reset_after)
             new_h.append(x)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
