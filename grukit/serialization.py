@@ -82,18 +82,28 @@ def read_header(path: str | os.PathLike) -> dict:
     if "grukit" not in meta:
         raise UserInputError(f"{path} is a safetensors file without grukit metadata; was it written by grukit.save?")
     try:
-        return json.loads(meta["grukit"])
+        header = json.loads(meta["grukit"])
     except json.JSONDecodeError as e:
         raise UserInputError(f"{path} has corrupt grukit metadata ({e})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("config"), dict) \
+            or not isinstance(header.get("class"), str):
+        raise UserInputError(f"{path} has corrupt grukit metadata: expected a JSON object with a \"class\" string "
+                             f"and a \"config\" object, got {str(header)[:120]}")
+    return header
 
 
 def _import_class(spec: str):
     module, _, qualname = spec.partition(":")
     if not module.startswith("grukit.") or not qualname:
         raise UserInputError(f"model file names class {spec!r}, which is not a grukit model class")
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        raise UserInputError(f"model file names class {spec!r}, which this grukit version does not have") from None
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module) and hasattr(obj, "from_config")):
+        raise UserInputError(f"model file names {spec!r}, which is not a grukit model class")
     return obj
 
 
@@ -104,7 +114,10 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", retu
 
     header = read_header(path)
     cls = _import_class(header.get("class", ""))
-    model = cls.from_config(header["config"])
+    try:
+        model = cls.from_config(header["config"])
+    except (TypeError, ValueError) as e:
+        raise UserInputError(f"{path}: the stored config does not build a {cls.__name__} ({e})") from None
     tensors = load_file(str(path), device="cpu")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -118,6 +131,9 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", retu
         if tuple(tensors[k].shape) != tuple(ref.shape):
             raise UserInputError(f"{path}: tensor {k!r} has shape {tuple(tensors[k].shape)}, but the stored config "
                                  f"of {cls.__name__} needs {tuple(ref.shape)}")
+        if tensors[k].is_floating_point() != ref.is_floating_point():
+            raise UserInputError(f"{path}: tensor {k!r} has dtype {tensors[k].dtype}, but the stored config of "
+                                 f"{cls.__name__} needs {ref.dtype}")
         tensors[k] = tensors[k].to(ref.dtype)
     model.load_state_dict(tensors)
     model = model.to(map_location).eval()
