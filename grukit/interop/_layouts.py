@@ -108,3 +108,19 @@ def set_layer(model, layer: int, direction: int, w_ih, w_hh, b_ih, b_hh) -> None
                 raise ValueError(f"layer {layer} direction {direction}: {name} has shape {tuple(a.shape)}, "
                                  f"expected {tuple(p.shape)}")
             p.copy_(torch.as_tensor(a, dtype=p.dtype))
+
+
+def check_plain(model, target: str) -> None:
+    """Refuse a grukit.GRU whose evaluation-mode math is not the plain GRU (``target`` has no such option).
+
+    Layer norm and zoneout change the inference equations; recurrent dropout and dropconnect act in training
+    only, so the exported inference function is still exact.
+    """
+    extra = []
+    if getattr(model, "layer_norm", False):
+        extra.append("layer_norm=True")
+    if getattr(model, "zoneout", 0.0):
+        extra.append(f"zoneout={model.zoneout}")
+    if extra:
+        raise ValueError(f"{target} has only the plain GRU; this model uses {', '.join(extra)}, which changes its "
+                         f"inference math, so it cannot be converted exactly")

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import UserInputError
 from ..nn import GRU
-from ._layouts import from_framework, layer_arrays, set_layer, to_framework
+from ._layouts import check_plain, from_framework, layer_arrays, set_layer, to_framework
 
 
 def _keras():
@@ -169,6 +169,7 @@ def to_keras(model: nn.Module, return_sequences: bool = True):
         model = from_torch(model)
     if not isinstance(model, GRU):
         raise TypeError(f"to_keras expected a grukit.GRU or torch.nn.GRU, got {type(model).__name__}")
+    check_plain(model, "Keras")
     H, D, L = model.hidden_size, model.num_directions, model.num_layers
     dtype = str(model.weight_ih_l0.dtype).replace("torch.", "")
     if dtype not in ("float32", "float64"):

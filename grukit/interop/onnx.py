@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import UserInputError
 from ..nn import GRU
-from ._layouts import from_framework, layer_arrays, set_layer, to_framework
+from ._layouts import check_plain, from_framework, layer_arrays, set_layer, to_framework
 
 DEFAULT_OPSET = 17
 
@@ -55,6 +55,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, initial_state: boo
         model = from_torch(model)
     if not isinstance(model, GRU):
         raise TypeError(f"export_onnx expected a grukit.GRU or torch.nn.GRU, got {type(model).__name__}")
+    check_plain(model, "the ONNX GRU operator")
     if not isinstance(opset, int) or opset < 14:
         raise ValueError(f"export_onnx needs opset >= 14 (the GRU operator's current form), got {opset!r}")
     I, H, L, D = model.input_size, model.hidden_size, model.num_layers, model.num_directions

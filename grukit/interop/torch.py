@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..nn import GRU, GRUCell
+from ._layouts import check_plain
 
 
 def from_torch(module: nn.Module, backend: str = "auto"):
@@ -29,6 +30,8 @@ def to_torch(model: nn.Module) -> nn.Module:
     """A ``torch.nn.GRU`` / ``torch.nn.GRUCell`` with the same weights (reset_after=True models only)."""
     if not isinstance(model, (GRU, GRUCell)):
         raise TypeError(f"to_torch expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}")
+    if isinstance(model, GRU):
+        check_plain(model, "torch.nn.GRU")
     if not model.reset_after:
         raise ValueError("to_torch needs reset_after=True: torch.nn.GRU only implements the reset gate applied "
                          "after the recurrent matrix product; this model has reset_after=False")
