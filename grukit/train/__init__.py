@@ -1,0 +1,94 @@
+"""The training toolkit every recipe reuses: Lightning loop, run folders, seeding, shared CLI options.
+
+Pieces
+------
+- :class:`TaskModule` — LightningModule base: holds the grukit model in ``self.model`` and a ``step(batch,
+  stage)`` returning the loss (or ``{"loss": ..., "acc": ...}``); logs ``train_loss``/``val_loss``/``val_acc``.
+- :func:`fit` — one seeded, deterministic, resumable Lightning run writing a run folder (CONVENTIONS.md):
+  ``model.safetensors`` (best on ``monitor``, via :func:`grukit.save`), ``config.json``, ``log.csv``,
+  ``loss.png``, ``last.ckpt`` (for ``resume`` only). Early stopping (``patience``), gradient clipping,
+  rich progress bar, and ``devices``/``num_nodes``/``strategy`` passed straight to Lightning.
+- :class:`RunDir` — the run folder (``runs/<task>-<YYYYmmdd-HHMMSS>/``): ``write_config``,
+  ``write_metrics`` (metrics.json per CONVENTIONS.md), ``file(name)``, ``guard()`` (removes a folder this
+  run created if the block raises), plus :func:`resolve_checkpoint` for ``--checkpoint``.
+- :func:`seed_everything` — Python/NumPy/torch seeds (+ deterministic algorithms on request).
+- :mod:`grukit.train.options` — typer annotations for every ``train`` command (``--data-dir --output-dir
+  --epochs --seed --devices --num-nodes --strategy --resume``); light to import (typer only).
+
+Usage (a complete recipe in a few lines)::
+
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    import grukit
+    from grukit.train import TaskModule, fit, seed_everything
+
+    class Tagger(nn.Module):                      # a grukit model: config dataclass + from_config
+        ...                                       # (see grukit/serialization.py)
+
+    class TaggerModule(TaskModule):
+        def step(self, batch, stage):             # batch from your DataLoader
+            x, y = batch                          # x (B, T, I), y (B,)
+            logits = self.model(x)                # (B, C)
+            loss = nn.functional.cross_entropy(logits, y)
+            return {"loss": loss, "acc": (logits.argmax(-1) == y).float().mean()}
+
+    seed_everything(0)                            # before building the model: init is seeded too
+    module = TaggerModule(Tagger(...), lr=3e-3)
+    result = fit(module, DataLoader(train_ds, 32, shuffle=True), DataLoader(val_ds, 64),
+                 task="tagger", epochs=20, seed=0, patience=5, monitor="val_loss",
+                 config={"lr": 3e-3, "epochs": 20})      # → runs/tagger-YYYYmmdd-HHMMSS/
+    model = result.best_model()                   # grukit.load(run/model.safetensors)
+    result.run.write_metrics(task="tagger", dataset="toy", split="test", model={"acc": 0.9},
+                             seed=0, wall_time_s=result.wall_time_s)
+
+    # continue an interrupted run to the same final weights (within 1e-6 relative):
+    fit(TaggerModule(Tagger(...)), train_dl, val_dl, task="tagger", epochs=20, seed=0,
+        resume=result.run.path)
+    # two processes: fit(..., devices=2, strategy="ddp", accelerator="cpu")   (gloo on CPU)
+
+In a CLI (``grukit/tasks/<task>/cli.py``) declare the shared options with :mod:`grukit.train.options` and
+import this package inside the command body (it imports Lightning).
+
+Rules that make resume exact: all RNGs are re-seeded from (seed, epoch) at each epoch start, so use plain
+``DataLoader(shuffle=True)`` (no private generators) and keep randomness inside the training loop;
+``last.ckpt`` is written at the end of every epoch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .run import RunDir, metrics_record, resolve_checkpoint, resolve_resume, write_json
+from .seed import epoch_seed, seed_everything
+
+__all__ = [
+    "TaskModule",
+    "fit",
+    "FitResult",
+    "RunDir",
+    "metrics_record",
+    "resolve_checkpoint",
+    "resolve_resume",
+    "write_json",
+    "seed_everything",
+    "epoch_seed",
+    "plot_history",
+    "save_figure",
+]
+
+_LAZY = {
+    "TaskModule": ".module",
+    "fit": ".loop",
+    "FitResult": ".loop",
+    "plot_history": ".plots",
+    "save_figure": ".plots",
+}
+
+
+def __getattr__(name: str) -> Any:  # Lightning/matplotlib are imported on first use only
+    if name in _LAZY:
+        import importlib
+
+        mod = importlib.import_module(_LAZY[name], __name__)
+        return getattr(mod, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

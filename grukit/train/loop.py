@@ -1,0 +1,331 @@
+"""``fit``: one Lightning run into a run folder — seeded, deterministic, resumable, multi-device.
+
+See the package docstring (``grukit.train``) for an example.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import logging
+import math
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from torch.utils.data import DataLoader, RandomSampler
+
+from .. import serialization
+from ..errors import UserInputError
+from .options import parse_devices
+from .plots import plot_history
+from .run import LAST_CKPT, MODEL_FILE, RunDir, resolve_resume
+from .seed import epoch_seed, seed_everything
+
+
+class EpochSeed(Callback):
+    """Re-seed all RNGs at the start of every epoch from (seed, epoch): shuffling and dropout then do not
+    depend on how many random numbers earlier epochs (or a restart) consumed — resume is exact."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        s = epoch_seed(self.seed, trainer.current_epoch)
+        seed_everything(s)
+        # Lightning creates the epoch's DataLoader iterator before this hook on the first (or resumed) epoch
+        # and after it on later ones; each iterator draws a base seed from `loader.generator` (or the global
+        # RNG) and a RandomSampler draws its permutation lazily. Private per-epoch generators for both keep
+        # the global stream (dropout) and the shuffle order the same in either case.
+        for dl in _train_loaders(trainer):
+            if isinstance(dl, DataLoader):
+                dl.generator = torch.Generator().manual_seed(s + 1)
+                sampler = getattr(dl, "sampler", None)
+                if isinstance(sampler, RandomSampler):
+                    sampler.generator = torch.Generator().manual_seed(s + 2)
+
+
+def _train_loaders(trainer: L.Trainer) -> list:
+    combined = getattr(trainer.fit_loop, "_combined_loader", None)
+    if combined is not None:
+        return list(combined.flattened)
+    dl = trainer.train_dataloader
+    return list(dl) if isinstance(dl, (list, tuple)) else [dl]
+
+
+class RunRecorder(Callback):
+    """Per-epoch bookkeeping for the run folder: ``log.csv`` (epoch, step, train_loss, val_*, lr, time_s),
+    ``model.safetensors`` whenever ``monitor`` improves (best on validation, via :func:`grukit.save`), and
+    ``loss.png`` at the end. Its state travels in ``last.ckpt`` so a resumed run continues the same files."""
+
+    def __init__(self, run: RunDir, monitor: str = "val_loss", mode: str = "min", task: str | None = None,
+                 model_attr: str = "model", save_extra: dict | None = None, save_dtype: torch.dtype | None = None,
+                 plot: bool = True) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.run, self.monitor, self.mode, self.task = run, monitor, mode, task
+        self.model_attr, self.save_extra, self.save_dtype, self.plot = model_attr, save_extra, save_dtype, plot
+        self.history: list[dict] = []
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        self._elapsed_before = 0.0
+        self._t0 = time.perf_counter()
+        self._loss_sum = 0.0
+        self._loss_n = 0
+
+    # ------------------------------------------------------------------ state carried in last.ckpt
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": [dict(r) for r in self.history], "best_score": self.best_score,
+                "best_epoch": self.best_epoch, "elapsed": self._elapsed_before + time.perf_counter() - self._t0}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = [dict(r) for r in state.get("history", [])]
+        self.best_score = state.get("best_score")
+        self.best_epoch = state.get("best_epoch")
+        self._elapsed_before = float(state.get("elapsed", 0.0))
+        self._t0 = time.perf_counter()
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._loss_sum, self._loss_n = 0.0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            self._loss_sum += float(loss.detach())
+            self._loss_n += 1
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._record(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.history or self.history[-1]["epoch"] != trainer.current_epoch:
+            self._record(trainer, pl_module)  # no validation this epoch
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.plot and trainer.is_global_zero:
+            plot_history(self.history, self.run.file("loss.png"), title=self.task)
+
+    # ------------------------------------------------------------------ helpers
+    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step,
+                               "train_loss": self._loss_sum / self._loss_n if self._loss_n else None}
+        for k, v in sorted(trainer.callback_metrics.items()):
+            if k.startswith(("val_", "test_")):
+                row[k] = float(v)
+        opts = trainer.optimizers
+        row["lr"] = float(opts[0].param_groups[0]["lr"]) if opts else None
+        row["time_s"] = round(self._elapsed_before + time.perf_counter() - self._t0, 3)
+        self.history.append(row)
+        score = row.get(self.monitor)
+        if score is None and self.monitor not in row and any(k.startswith("val_") for k in row):
+            raise KeyError(f"monitor {self.monitor!r} is not among the logged metrics {sorted(row)}")
+        if score is None and not any(k.startswith("val_") for k in row):
+            score = row["train_loss"]  # no validation data: best = lowest training loss
+        improved = score is not None and math.isfinite(score) and (
+            self.best_score is None or (score < self.best_score if self.mode == "min" else score > self.best_score))
+        if improved:
+            self.best_score, self.best_epoch = float(score), trainer.current_epoch
+        if trainer.is_global_zero:
+            if improved:
+                model = getattr(pl_module, self.model_attr)
+                serialization.save(model, self.run.model_path, task=self.task, extra=self.save_extra,
+                                   dtype=self.save_dtype)
+            write_log_csv(self.history, self.run.file("log.csv"))
+
+
+def write_log_csv(history: Sequence[dict], path: str | os.PathLike) -> Path:
+    """Write one row per epoch (the union of all keys as columns) atomically."""
+    cols: list[str] = []
+    for r in history:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in history:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`fit` returns. ``module`` holds the final (last-epoch) weights; ``best_model()`` loads the
+    best-on-validation model from ``model.safetensors``."""
+
+    run: RunDir
+    history: list[dict]
+    best_score: float | None
+    best_epoch: int | None
+    epochs_run: int
+    stopped_early: bool
+    wall_time_s: float
+    module: L.LightningModule
+    trainer: L.Trainer
+
+    @property
+    def best_path(self) -> Path:
+        return self.run.model_path
+
+    def best_model(self, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+        """The best-on-validation model, rebuilt from ``model.safetensors`` by :func:`grukit.load`."""
+        return serialization.load(self.best_path, map_location=map_location)
+
+
+_NOISE = (
+    r".*does not have many workers.*",
+    r".*Checkpoint directory .* exists and is not empty.*",
+    r".*is smaller than the logging interval.*",
+    r".*The number of training batches.*",
+    r".*You defined a `validation_step` but have no `val_dataloader`.*",
+    r".*Total length of .* across ranks is zero.*",
+    r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*LeafSpec.*",
+)
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool):
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        if enabled:
+            for pat in _NOISE:
+                warnings.filterwarnings("ignore", message=pat)
+            for lg in loggers:
+                lg.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for lg, lv in zip(loggers, levels):
+                lg.setLevel(lv)
+
+
+def fit(
+    module: L.LightningModule,
+    train: Any = None,
+    val: Any = None,
+    *,
+    datamodule: L.LightningDataModule | None = None,
+    task: str = "model",
+    run: RunDir | None = None,
+    output_dir: str | os.PathLike | None = None,
+    epochs: int = 10,
+    seed: int = 0,
+    devices: str | int | list[int] = "auto",
+    num_nodes: int = 1,
+    strategy: str | Any = "auto",
+    accelerator: str = "auto",
+    resume: str | os.PathLike | None = None,
+    gradient_clip: float | None = 1.0,
+    monitor: str = "val_loss",
+    mode: str = "min",
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    max_steps: int = -1,
+    limit_train_batches: int | float | None = None,
+    limit_val_batches: int | float | None = None,
+    precision: str | int | None = None,
+    deterministic: bool = True,
+    progress: bool = True,
+    quiet: bool = True,
+    model_attr: str = "model",
+    save_extra: dict | None = None,
+    save_dtype: torch.dtype | None = None,
+    config: Any = None,
+    plot: bool = True,
+    callbacks: Iterable[Callback] = (),
+    trainer_kwargs: dict | None = None,
+) -> FitResult:
+    """Train ``module`` with Lightning and write a run folder.
+
+    Data: ``train``/``val`` dataloaders, or a ``datamodule``. The run folder is ``run`` if given, else
+    ``output_dir``, else the folder of ``resume``, else ``runs/<task>-<YYYYmmdd-HHMMSS>/``. It receives
+    ``config.json`` (``config``, if given), ``log.csv``, ``loss.png``, ``last.ckpt`` (every epoch, for
+    ``resume``) and ``model.safetensors`` = ``getattr(module, model_attr)`` at its best ``monitor`` value
+    (``mode`` "min"/"max"; ``val_loss`` is logged by :class:`TaskModule`). ``metrics.json`` is the task's to
+    write (see :meth:`RunDir.write_metrics`).
+
+    ``resume``: a run folder or ``.ckpt``; the run continues to ``epochs`` and ends with the same weights as an
+    uninterrupted run (seeded RNGs per epoch, deterministic algorithms). ``devices``, ``num_nodes``,
+    ``strategy``, ``accelerator``, ``precision`` go straight to ``lightning.Trainer`` (e.g. ``devices=2,
+    strategy="ddp"``). ``patience`` turns on early stopping on ``monitor``; ``gradient_clip`` clips the global
+    gradient norm; ``max_steps``/``limit_*_batches`` shorten smoke runs. Seed the model's construction
+    yourself (``seed_everything(seed)`` before building it).
+    """
+    if epochs < 1:
+        raise UserInputError(f"--epochs must be at least 1, got {epochs}")
+    if patience is not None and patience < 1:
+        raise UserInputError(f"patience must be at least 1, got {patience}")
+    if not hasattr(module, model_attr):
+        raise TypeError(f"fit expected module.{model_attr} to be the grukit model to save; "
+                        f"{type(module).__name__} has no attribute {model_attr!r}")
+    ckpt = None
+    if resume is not None:
+        resume_dir, ckpt = resolve_resume(resume)
+        if run is None and output_dir is None:
+            run = RunDir(resume_dir, task=task)
+    if run is None:
+        run = RunDir.create(task, output_dir=output_dir)
+    run.mkdir()
+    if ckpt is not None and Path(ckpt).parent.resolve() != run.path.resolve():
+        src = Path(ckpt).parent / MODEL_FILE  # keep the best model found before the interruption
+        if src.is_file() and not run.model_path.exists():
+            shutil.copy2(src, run.model_path)
+    if config is not None:
+        run.write_config(config)
+
+    recorder = RunRecorder(run, monitor=monitor, mode=mode, task=task, model_attr=model_attr,
+                           save_extra=save_extra, save_dtype=save_dtype, plot=plot)
+    cbs: list[Callback] = [EpochSeed(seed), recorder]
+    if patience is not None:
+        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta))
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        cbs.append(RichProgressBar(leave=True))
+    cbs.append(ModelCheckpoint(dirpath=run.path, save_last=True, save_top_k=0, monitor=None,
+                               enable_version_counter=False))
+    cbs.extend(callbacks)
+
+    kwargs: dict[str, Any] = dict(
+        max_epochs=epochs, max_steps=max_steps, accelerator=accelerator, devices=parse_devices(devices),
+        num_nodes=num_nodes, strategy=strategy, deterministic=deterministic, gradient_clip_val=gradient_clip,
+        callbacks=cbs, logger=False, enable_checkpointing=True, enable_progress_bar=progress,
+        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run.path),
+        log_every_n_steps=1,
+    )
+    if limit_train_batches is not None:
+        kwargs["limit_train_batches"] = limit_train_batches
+    if limit_val_batches is not None:
+        kwargs["limit_val_batches"] = limit_val_batches
+    if precision is not None:
+        kwargs["precision"] = precision
+    kwargs.update(trainer_kwargs or {})
+
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    t0 = time.perf_counter()
+    with _quiet(quiet):
+        try:
+            seed_everything(seed)
+            trainer = L.Trainer(**kwargs)
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val, datamodule=datamodule,
+                        ckpt_path=str(ckpt) if ckpt is not None else None, weights_only=True)
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic)
+    wall = time.perf_counter() - t0
+    stopped = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
+    return FitResult(run=run, history=list(recorder.history), best_score=recorder.best_score,
+                     best_epoch=recorder.best_epoch, epochs_run=trainer.current_epoch, stopped_early=stopped,
+                     wall_time_s=wall, module=module, trainer=trainer)
