@@ -1,0 +1,180 @@
+"""Training: truncated BPTT with the GRU state carried across batches, through ``grukit.train.fit``.
+
+The training text is laid out as ``batch_size`` parallel streams (``data.StreamBatches``); batches come in
+order, the module keeps each stream's final state (detached) and starts the next batch from it, so the
+model learns dependencies longer than ``seq_len``. The state is reset at the start of every epoch (and of
+every validation pass). With ``epoch_parts=K`` one pass over the training text is cut into K consecutive
+Lightning epochs, so a slow CPU run validates, saves ``model.safetensors`` (best) and ``last.ckpt`` (for
+``--resume``) K times per pass. Adam; the learning rate is multiplied by ``lr_factor`` whenever the
+validation loss fails to improve (ReduceLROnPlateau, its state in ``last.ckpt``).
+
+Single process only: the carried state assumes one process sees every stream's batches in order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from ...errors import UserInputError
+from ...train import TaskModule
+from .data import CharVocab, StreamBatches, load_text, split_text
+from .model import CharLM
+
+TASK = "text"
+DATASET = "tinyshakespeare"
+
+
+@dataclasses.dataclass
+class TextTrainConfig:
+    """Every option of a text training run (saved as the run's config.json)."""
+
+    embed_dim: int = 64
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.2
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64  # parallel streams
+    seq_len: int = 128  # truncated-BPTT window (characters)
+    clip: float = 5.0  # global gradient-norm clip
+    epochs: int = 40
+    epoch_parts: int = 1  # Lightning epochs per pass over the training text
+    lr_factor: float = 0.5
+    lr_patience: int = 0
+    patience: int | None = None  # early stopping (epochs without val improvement); None = off
+    seed: int = 0
+    val_streams: int = 16
+    val_seq_len: int = 256
+    eval_streams: int = 1  # the final valid score: 1 = every character given its whole prefix
+    max_train_chars: int | None = None  # smoke runs: only the first N training characters
+    max_valid_chars: int | None = None
+    backend: str = "auto"
+
+
+class TextModule(TaskModule):
+    """LightningModule for :class:`CharLM` with the GRU state carried from batch to batch."""
+
+    def __init__(self, model: CharLM, lr: float = 2e-3, weight_decay: float = 0.0, lr_factor: float = 0.5,
+                 lr_patience: int = 0) -> None:
+        super().__init__(model, lr=lr, weight_decay=weight_decay)
+        self.lr_factor, self.lr_patience = float(lr_factor), int(lr_patience)
+        self._state: dict[str, Tensor | None] = {"train": None, "val": None, "test": None}
+
+    def on_train_epoch_start(self) -> None:
+        self._state["train"] = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._state["val"] = None
+
+    def step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch  # (B, T) each
+        h = self._state.get(stage)
+        if h is not None and h.shape[1] != x.shape[0]:
+            h = None
+        logits, h_n = self.model(x, h)
+        self._state[stage] = h_n.detach()
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=self.lr_factor,
+                                                           patience=self.lr_patience)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
+
+
+class TextData(L.LightningDataModule):
+    """Train batches of part ``epoch mod parts`` of the training pass; the whole validation text."""
+
+    def __init__(self, train_ids: Tensor, valid_ids: Tensor, cfg: TextTrainConfig) -> None:
+        super().__init__()
+        self.train_ids, self.valid_ids, self.cfg = train_ids, valid_ids, cfg
+
+    def train_dataloader(self) -> DataLoader:
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        part = epoch % self.cfg.epoch_parts
+        ds = StreamBatches(self.train_ids, self.cfg.batch_size, self.cfg.seq_len, part, self.cfg.epoch_parts)
+        return DataLoader(ds, batch_size=None, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        ds = StreamBatches(self.valid_ids, self.cfg.val_streams, self.cfg.val_seq_len)
+        return DataLoader(ds, batch_size=None, shuffle=False)
+
+
+def prepare(cfg: TextTrainConfig, data_dir: str | Path | None = None) -> tuple[CharVocab, Tensor, Tensor]:
+    """(vocabulary of the whole corpus, train ids, valid ids), sliced for smoke runs."""
+    text = load_text(data_dir)
+    vocab = CharVocab.from_text(text)  # 65 characters; the valid split has no character train lacks
+    train_text, valid_text = split_text(text, "train"), split_text(text, "valid")
+    if cfg.max_train_chars:
+        train_text = train_text[: cfg.max_train_chars]
+    if cfg.max_valid_chars:
+        valid_text = valid_text[: cfg.max_valid_chars]
+    return vocab, vocab.encode(train_text), vocab.encode(valid_text)
+
+
+def train(cfg: TextTrainConfig, data_dir: str | Path | None = None, output_dir: str | Path | None = None,
+          devices: str = "auto", num_nodes: int = 1, strategy: str = "auto", resume: str | Path | None = None,
+          progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+    """Train a CharLM, score the best-on-validation model on the whole valid split, write the run folder.
+
+    Returns the metrics record (also written to ``<run>/metrics.json``).
+    """
+    from ...train import RunDir, fit, resolve_resume, seed_everything
+    from .evaluate import score_ids, unigram_nats
+
+    if cfg.epoch_parts < 1:
+        raise UserInputError(f"--epoch-parts must be at least 1, got {cfg.epoch_parts}")
+    if threads:
+        torch.set_num_threads(int(threads))
+    vocab, train_ids, valid_ids = prepare(cfg, data_dir)
+    seed_everything(cfg.seed)
+    model = CharLM(vocab.chars, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.backend)
+    module = TextModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_factor=cfg.lr_factor,
+                        lr_patience=cfg.lr_patience)
+    data = TextData(train_ids, valid_ids, cfg)
+    if resume is not None and output_dir is None:
+        run = RunDir(resolve_resume(resume)[0], task=TASK)
+    else:
+        run = RunDir.create(TASK, output_dir=output_dir)
+    t0 = time.perf_counter()
+    nthreads = threads or torch.get_num_threads()
+    try:
+        result = fit(module, datamodule=data, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
+                     devices=devices, num_nodes=num_nodes, strategy=strategy, resume=resume,
+                     gradient_clip=cfg.clip, monitor="val_loss", patience=cfg.patience, progress=progress,
+                     config={**dataclasses.asdict(cfg), "threads": nthreads},
+                     save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
+                     trainer_kwargs={"reload_dataloaders_every_n_epochs": 1} if cfg.epoch_parts > 1 else None)
+    except BaseException:
+        # no partial output: remove a folder this run created, unless it already holds a checkpoint to resume
+        if run.created and run.path.is_dir() and not run.last_ckpt.exists():
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    best = result.best_model()
+    valid = score_ids(best, valid_ids, streams=cfg.eval_streams)
+    history = result.history
+    record = dict(
+        task=TASK, dataset=DATASET, split="valid",
+        model={**{k: valid[k] for k in ("nats_per_char", "bits_per_char", "perplexity")}, "chars": valid["chars"]},
+        baselines={"unigram": {"nats_per_char": unigram_nats(train_ids, valid_ids, len(vocab))}},
+        seed=cfg.seed, wall_time_s=time.perf_counter() - t0,
+        training_wall_time_s=history[-1]["time_s"] if history else None,
+        best_epoch=result.best_epoch, epochs_run=result.epochs_run, passes=result.epochs_run / cfg.epoch_parts,
+        threads=nthreads, train_chars=int(train_ids.numel()), valid_chars=int(valid_ids.numel()),
+        parameters=sum(p.numel() for p in best.parameters()), config=dataclasses.asdict(cfg),
+    )
+    result.run.write_metrics(**record)
+    record["run"] = str(result.run.path)
+    return record
+
+
+__all__ = ["TextTrainConfig", "TextModule", "TextData", "prepare", "train"]
