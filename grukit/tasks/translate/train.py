@@ -1,0 +1,157 @@
+"""Training: tokenizers on the training split, teacher forcing with label-smoothed cross-entropy, through the
+shared toolkit (:func:`grukit.train.fit`: run folder, best-on-validation ``model.safetensors``, ``last.ckpt``
+every epoch for ``--resume``).
+
+An "epoch" can be shortened to ``steps_per_epoch`` batches (a fresh shuffle each epoch), so that a long CPU
+run is checkpointed and validated often and can continue with ``--resume`` in a later session.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ...errors import UserInputError
+from . import data as D
+from .model import Translator
+
+TASK = "translate"
+TOKENIZER_FILE = "tokenizers.json"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Options of ``grukit translate train`` (recorded in the run's config.json)."""
+
+    epochs: int = 30
+    seed: int = 0
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.1
+    src_vocab: int = 8000
+    tgt_vocab: int = 8000
+    emb_dim: int = 256
+    enc_hidden: int = 256
+    dec_hidden: int = 512
+    dropout: float = 0.2
+    max_len: int = 32
+    steps_per_epoch: int | None = 500
+    limit_train_pairs: int | None = None
+    limit_valid_pairs: int | None = 2000
+    bf16: bool = True
+    threads: int | None = None
+
+
+def _module_class():
+    from ...train import TaskModule
+
+    class TranslateModule(TaskModule):
+        """Label-smoothed cross-entropy under teacher forcing; logs token accuracy too. AdamW with the LR
+        halved whenever the validation loss does not improve (ReduceLROnPlateau, patience 0)."""
+
+        def __init__(self, model: Translator, lr: float, weight_decay: float = 0.0, label_smoothing: float = 0.1,
+                     bf16: bool = False) -> None:
+            super().__init__(model, lr=lr, weight_decay=weight_decay)
+            self.label_smoothing = float(label_smoothing)
+            self.bf16 = bool(bf16)
+
+        def step(self, batch: dict, stage: str) -> dict:
+            m: Translator = self.model
+            mem, h0 = m.encode(batch["src"], batch["src_len"])
+            dec, _ = m.decoder(m.drop(m.tgt_emb(batch["tgt_in"])), h0)          # (B, T, Hd)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16 and dec.device.type == "cpu"):
+                logits, _ = m.attend(dec, mem)                                  # (B, T, V)
+            logits = logits.float()
+            target = batch["tgt_out"]
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=D.PAD,
+                                   label_smoothing=self.label_smoothing if stage == "train" else 0.0)
+            real = target != D.PAD
+            acc = ((logits.argmax(-1) == target) & real).sum() / real.sum().clamp(min=1)
+            return {"loss": loss, "acc": acc}
+
+        def configure_optimizers(self) -> Any:
+            opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=0)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
+
+    return TranslateModule
+
+
+def prepare_tokenizers(train_pairs, cfg: TrainConfig, run_path: Path | None = None):
+    """Train both tokenizers on the training pairs, or reuse ``tokenizers.json`` of a run being resumed."""
+    saved = run_path / TOKENIZER_FILE if run_path is not None else None
+    if saved is not None and saved.is_file():
+        import json
+
+        return D.tokenizers_from_extra(json.loads(saved.read_text()), where=str(saved))
+    src_tok = D.SubwordTokenizer.train([p[0] for p in train_pairs], cfg.src_vocab)
+    tgt_tok = D.SubwordTokenizer.train([p[1] for p in train_pairs], cfg.tgt_vocab)
+    return src_tok, tgt_tok
+
+
+def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
+          resume: str | os.PathLike | None = None, devices: str = "auto", num_nodes: int = 1, strategy: str = "auto",
+          progress: bool = True, evaluate_beam: int | None = 5):
+    """Train a :class:`Translator`; returns the toolkit's FitResult. With ``evaluate_beam``, score the best
+    model on the test split afterwards (metrics.json)."""
+    from ...train import RunDir, fit, resolve_resume, seed_everything, write_json
+
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    splits = D.load_splits(data_dir)
+    train_pairs, valid_pairs = splits["train"], splits["valid"]
+    if cfg.limit_train_pairs:
+        train_pairs = train_pairs[: cfg.limit_train_pairs]
+    if cfg.limit_valid_pairs:
+        valid_pairs = valid_pairs[: cfg.limit_valid_pairs]
+
+    if resume is not None:
+        run = RunDir(resolve_resume(resume)[0], task=TASK)
+    else:
+        run = RunDir.create(TASK, output_dir=output_dir)
+    with run.guard():
+        src_tok, tgt_tok = prepare_tokenizers(splits["train"] if not cfg.limit_train_pairs else train_pairs, cfg,
+                                              run.path if resume is not None else None)
+        extra = D.tokenizers_to_extra(src_tok, tgt_tok)
+        write_json(run.file(TOKENIZER_FILE), extra)
+        train_ds = D.encode_pairs(train_pairs, src_tok, tgt_tok, max_len=cfg.max_len)
+        valid_ds = D.encode_pairs(valid_pairs, src_tok, tgt_tok, max_len=cfg.max_len)
+        if len(train_ds) == 0:
+            raise UserInputError("no training pairs left after the length filter; raise --max-len")
+        train_dl = DataLoader(train_ds, batch_sampler=D.BucketBatchSampler(train_ds.lengths(), cfg.batch_size),
+                              collate_fn=D.collate)
+        valid_dl = DataLoader(valid_ds, batch_sampler=D.BucketBatchSampler(valid_ds.lengths(), 256, shuffle=False),
+                              collate_fn=D.collate)
+        seed_everything(cfg.seed)
+        model = Translator(src_tok.vocab_size, tgt_tok.vocab_size, cfg.emb_dim, cfg.enc_hidden, cfg.dec_hidden,
+                           cfg.dropout)
+        module = _module_class()(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                 label_smoothing=cfg.label_smoothing, bf16=cfg.bf16)
+        steps = cfg.steps_per_epoch if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl) else None
+        record = dataclasses.asdict(cfg) | {"train_pairs": len(train_ds), "valid_pairs": len(valid_ds),
+                                            "src_vocab_actual": src_tok.vocab_size,
+                                            "tgt_vocab_actual": tgt_tok.vocab_size,
+                                            "batches_per_full_pass": len(train_dl)}
+        result = fit(module, train_dl, valid_dl, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
+                     devices=devices, num_nodes=num_nodes, strategy=strategy, accelerator="cpu", resume=resume,
+                     gradient_clip=1.0, monitor="val_loss", mode="min", limit_train_batches=steps,
+                     progress=progress, save_extra=extra, config=record)
+    if evaluate_beam:
+        from .evaluate import evaluate
+        from .predict import Bundle
+
+        t0 = time.perf_counter()
+        bundle = Bundle(result.best_model(), src_tok, tgt_tok, run.model_path)
+        metrics = evaluate(bundle, splits["test"], beam_size=evaluate_beam)
+        elapsed = result.history[-1].get("time_s") if result.history else result.wall_time_s
+        run.write_metrics(task=TASK, dataset=D.DATASET, split="test", model=metrics["model"], seed=cfg.seed,
+                          wall_time_s=elapsed, eval_time_s=round(time.perf_counter() - t0, 1),
+                          subsets=metrics["subsets"], decoding=metrics["decoding"])
+    return result
