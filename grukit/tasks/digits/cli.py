@@ -1,0 +1,196 @@
+"""``grukit digits train|evaluate|predict|stream`` — spoken-digit recognition on FSDD (heavy imports inside)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from grukit.train.options import DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+
+NAME = "digits"
+app = typer.Typer(help="Spoken digits (FSDD): train, evaluate, predict, and stream recognition in real time.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+Checkpoint = Annotated[Optional[Path], typer.Option(
+    "--checkpoint", help="A run folder or .safetensors model (default: the shipped model).", show_default=False)]
+StreamFlag = Annotated[bool, typer.Option(
+    "--stream", help="Use the shipped streaming (unidirectional) model instead of the offline one.")]
+
+
+def _subset(recs: list, n: int | None) -> list:
+    """``n`` recordings spread evenly over ``recs`` (all if n is None)."""
+    if n is None or n >= len(recs):
+        return list(recs)
+    step = len(recs) / n
+    return [recs[int(i * step)] for i in range(n)]
+
+
+@app.command()
+def train(
+    data_dir: DataDir = None,
+    output_dir: OutputDir = None,
+    epochs: Epochs = 30,
+    seed: Seed = 0,
+    devices: Devices = "auto",
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
+    resume: Resume = None,
+    unidirectional: Annotated[bool, typer.Option(
+        "--unidirectional", help="Train the streaming model: unidirectional GRU + running (causal) "
+                                 "normalization. Default: bidirectional + utterance normalization.")] = False,
+    hidden_size: Annotated[int, typer.Option("--hidden-size", min=1)] = 64,
+    num_layers: Annotated[int, typer.Option("--num-layers", min=1)] = 2,
+    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9)] = 0.1,
+    n_mels: Annotated[int, typer.Option("--n-mels", min=4)] = 40,
+    deltas: Annotated[bool, typer.Option("--deltas/--no-deltas", help="Append causal deltas.")] = True,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    lr: Annotated[float, typer.Option("--lr", min=0.0)] = 3e-3,
+    mask_bands: Annotated[int, typer.Option("--mask-bands", min=0, help="SpecAugment: max masked mel bands.")] = 6,
+    mask_frames: Annotated[int, typer.Option("--mask-frames", min=0, help="SpecAugment: max masked frames.")] = 6,
+    patience: Annotated[Optional[int], typer.Option("--patience", min=1, help="Early stopping on val_acc.")] = None,
+    speaker: Annotated[Optional[str], typer.Option(
+        "--speaker", help="Leave-one-speaker-out fold: test on this speaker, train on the others.")] = None,
+    subset: Annotated[Optional[int], typer.Option(
+        "--subset", min=2, help="Use only N recordings per split (smoke tests).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")] = None,
+) -> None:
+    """Train a digit recognizer; writes a run folder (model.safetensors = best validation accuracy, metrics.json
+    with validation and test accuracy)."""
+    import torch
+
+    from grukit.datasets import find_data_dir
+
+    from . import data as D
+    from .evaluate import summarize
+    from .model import DigitsConfig
+    from .train import predict_logits, prepare, timed, train_model
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    root = find_data_dir(D.DATASET, data_dir)
+    recs = D.list_recordings(root)
+    parts = D.speaker_split(recs, speaker) if speaker else D.official_split(recs)
+    parts = {k: _subset(v, subset) for k, v in parts.items()}
+    cfg = DigitsConfig(hidden_size=hidden_size, num_layers=num_layers, bidirectional=not unidirectional,
+                       dropout=dropout, n_mels=n_mels, deltas=deltas,
+                       normalization="running" if unidirectional else "utterance")
+    spec = D.FeatureSpec(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.deltas)
+    (raw, t_feat, _) = timed(lambda: {k: D.load_raw_features(v, spec) for k, v in parts.items()})
+    labels = {k: [r.digit for r in v] for k, v in parts.items()}
+    prepared, cfg = prepare(raw, labels, cfg)
+    run_config = {"model": {k: v for k, v in cfg.__dict__.items() if not k.startswith("feature_")},
+                  "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "mask_bands": mask_bands,
+                  "mask_frames": mask_frames, "patience": patience, "speaker": speaker, "subset": subset,
+                  "threads": torch.get_num_threads(), "data_dir": str(root),
+                  "split": f"leave out {speaker}" if speaker else "official (test 0-4, val 5-9, train 10-49)"}
+    result, wall, cpu = timed(train_model, prepared, cfg, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
+                              mask_bands=mask_bands, mask_frames=mask_frames, patience=patience,
+                              output_dir=output_dir, resume=resume, devices=devices, num_nodes=num_nodes,
+                              strategy=strategy, run_config=run_config)
+    model = result.best_model()
+    scores = {}
+    for split in ("val", "test"):
+        recs_s = parts[split]
+        scores[split] = summarize(predict_logits(model, prepared.features[split]), labels[split],
+                                  [r.speaker for r in recs_s])
+    result.run.write_metrics(
+        task="digits", dataset="fsdd", split="test" if not speaker else f"test (speaker {speaker})",
+        model={"accuracy": scores["test"]["accuracy"], "val_accuracy": scores["val"]["accuracy"]},
+        seed=seed, wall_time_s=wall, cpu_time_s=round(cpu, 1), feature_time_s=round(t_feat, 1),
+        threads=torch.get_num_threads(), best_epoch=result.best_epoch, epochs_run=result.epochs_run,
+        per_speaker=scores["test"]["per_speaker"], confusion=scores["test"]["confusion"])
+    typer.echo(f"run: {result.run.path}")
+    typer.echo(f"val accuracy {scores['val']['accuracy']:.4f}, test accuracy {scores['test']['accuracy']:.4f} "
+               f"({scores['test']['n']} files), best epoch {result.best_epoch}, {wall:.0f} s")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Checkpoint = None,
+    stream: StreamFlag = False,
+    data_dir: DataDir = None,
+    split: Annotated[str, typer.Option("--split", help="train, val, test or all.")] = "test",
+    speaker: Annotated[Optional[str], typer.Option(
+        "--speaker", help="Evaluate on a leave-one-speaker-out fold (its test = this speaker).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")] = None,
+) -> None:
+    """Accuracy (overall, per speaker, per digit) and the confusion matrix on the official split."""
+    from grukit.train import write_json
+
+    from .evaluate import evaluate_records, split_records
+    from .predict import load_model
+
+    model = load_model(checkpoint, stream=stream)
+    recs = split_records(data_dir, split, speaker)
+    res = evaluate_records(model, recs)
+    typer.echo(f"accuracy {res['accuracy']:.4f} on {res['n']} files ({split}{', speaker ' + speaker if speaker else ''})")
+    typer.echo("per speaker: " + ", ".join(f"{k} {v:.3f}" for k, v in res["per_speaker"].items()))
+    typer.echo("per digit:   " + ", ".join(f"{k} {v:.3f}" for k, v in res["per_digit"].items()))
+    typer.echo("confusion (rows = true digit, columns = predicted):")
+    for d, row in enumerate(res["confusion"]):
+        typer.echo(f"  {d}: " + " ".join(f"{v:3d}" for v in row))
+    if json_out is not None:
+        write_json(json_out, res)
+
+
+@app.command()
+def predict(
+    files: Annotated[List[Path], typer.Argument(help="Audio files (any rate; mixed down to mono).")],
+    checkpoint: Checkpoint = None,
+    stream: StreamFlag = False,
+    sequence: Annotated[bool, typer.Option(
+        "--sequence", help="Each file holds several digits separated by pauses: print the digit string.")] = False,
+    top_db: Annotated[float, typer.Option("--top-db", min=1.0, help="--sequence: pause = this many dB below the "
+                                                                    "peak.")] = 30.0,
+    min_gap: Annotated[float, typer.Option("--min-gap", min=0.0, help="--sequence: shortest pause (s).")] = 0.12,
+) -> None:
+    """Print the spoken digit of each file (and its probability), or with --sequence the digit string."""
+    from . import data as D
+    from .predict import classify_file, load_model, predict_sequence
+
+    model = load_model(checkpoint, stream=stream)
+    labels = model.config.labels
+    results = []
+    for f in files:  # check every file before printing anything
+        if sequence:
+            segs = predict_sequence(model, D.load_audio(f, model.feature_spec), top_db=top_db, min_gap_s=min_gap)
+            results.append(f"{f}\t{''.join(s.label for s in segs)}\t" +
+                           " ".join(f"{s.label}@{s.start_s:.2f}-{s.end_s:.2f}s({s.prob:.2f})" for s in segs))
+        else:
+            p = classify_file(model, f)
+            k = int(p.argmax())
+            results.append(f"{f}\t{labels[k]}\t{p[k]:.4f}")
+    for line in results:
+        typer.echo(line)
+
+
+@app.command("stream")
+def stream_cmd(
+    file: Annotated[Path, typer.Argument(help="Audio file played in as if it were arriving live.")],
+    checkpoint: Checkpoint = None,
+    chunk_ms: Annotated[float, typer.Option("--chunk-ms", help="Audio per chunk (milliseconds).")] = 100.0,
+    speed: Annotated[float, typer.Option("--speed", help="Playback speed (2 = twice real time).")] = 1.0,
+    no_sleep: Annotated[bool, typer.Option("--no-sleep", help="Do not wait: process as fast as possible.")] = False,
+) -> None:
+    """Recognize a digit as the audio arrives: the unidirectional model runs frame by frame (GRU step API) and
+    prints the running prediction after each chunk, then the final answer."""
+    from . import data as D
+    from .predict import load_model
+    from .stream import simulate
+
+    model = load_model(checkpoint, stream=True)
+    y = D.load_audio(file, model.feature_spec)
+    for upd, final in simulate(model, y, chunk_s=chunk_ms / 1000.0, speed=speed, sleep=None if no_sleep else _sleep):
+        if final:
+            typer.echo(f"final {upd.label} p={upd.prob:.3f} ({upd.time_s:.2f} s, {upd.frames} frames)")
+        elif upd is None:
+            typer.echo("  ...   (waiting for the first frame)")
+        else:
+            typer.echo(f"{upd.time_s:6.2f} s  {upd.label}  p={upd.prob:.3f}")
+
+
+def _sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)

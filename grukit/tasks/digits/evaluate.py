@@ -1,0 +1,52 @@
+"""Evaluation: accuracy (overall, per speaker, per digit) and the confusion matrix of a model on a split."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import data as D
+from .model import DigitRecognizer
+from .predict import normalize
+from .train import accuracy, predict_logits
+
+
+def split_records(data_dir, split: str, speaker: str | None = None) -> list[D.Recording]:
+    """The recordings of ``split`` ("train", "val", "test" or "all") of the official split, or of a
+    leave-one-speaker-out fold when ``speaker`` is given (its "test" = that speaker's files)."""
+    from grukit.datasets import find_data_dir
+
+    from ...errors import UserInputError
+
+    recs = D.list_recordings(find_data_dir(D.DATASET, data_dir))
+    if split == "all":
+        return recs
+    parts = D.speaker_split(recs, speaker) if speaker else D.official_split(recs)
+    if split not in parts:
+        raise UserInputError(f"--split must be one of train, val, test, all; got {split!r}")
+    return parts[split]
+
+
+def evaluate_records(model: DigitRecognizer, recs: Sequence[D.Recording]) -> dict:
+    """{"accuracy", "n", "per_speaker", "per_digit", "confusion" (rows = true digit, cols = predicted)}."""
+    spec = model.feature_spec
+    feats = [normalize(model, x) for x in D.load_raw_features(recs, spec)]
+    logits = predict_logits(model, feats)
+    return summarize(logits, [r.digit for r in recs], [r.speaker for r in recs])
+
+
+def summarize(logits: np.ndarray, labels: Sequence[int], speakers: Sequence[str]) -> dict:
+    pred = logits.argmax(-1)
+    labels = np.asarray(labels)
+    speakers = np.asarray(speakers)
+    n = logits.shape[1]
+    conf = np.zeros((n, n), dtype=int)
+    np.add.at(conf, (labels, pred), 1)
+    return {
+        "accuracy": accuracy(logits, labels),
+        "n": int(len(labels)),
+        "per_speaker": {s: float((pred[speakers == s] == labels[speakers == s]).mean())
+                        for s in sorted(set(speakers.tolist()))},
+        "per_digit": {str(d): float((pred[labels == d] == d).mean()) for d in range(n) if (labels == d).any()},
+        "confusion": conf.tolist(),
+    }

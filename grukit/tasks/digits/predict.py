@@ -1,0 +1,120 @@
+"""Prediction: load a model (``--checkpoint`` or the shipped one), featurize audio as its config says,
+classify one utterance, or split a recording of several digits at its pauses and classify each part.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import UserInputError
+from . import data as D
+from .model import DigitRecognizer
+
+PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
+OFFLINE_MODEL = PRETRAINED / "digits-fsdd.safetensors"
+STREAM_MODEL = PRETRAINED / "digits-fsdd-stream.safetensors"
+
+
+def load_model(checkpoint: str | os.PathLike | None = None, stream: bool = False) -> DigitRecognizer:
+    """``--checkpoint`` (run folder or .safetensors) or, without it, the shipped offline model
+    (``stream=False``) or streaming model (``stream=True``)."""
+    import grukit
+    from grukit.train import resolve_checkpoint
+
+    if checkpoint is None:
+        path = STREAM_MODEL if stream else OFFLINE_MODEL
+        if not path.is_file():
+            raise UserInputError(f"the shipped model {path.name} is missing from {path.parent}; pass --checkpoint "
+                                 f"RUN (a run folder from `grukit digits train`) or a .safetensors file")
+    else:
+        path = resolve_checkpoint(checkpoint)
+    model = grukit.load(path)
+    if not isinstance(model, DigitRecognizer):
+        raise UserInputError(f"{path} holds a {type(model).__name__}, not a digits model (DigitRecognizer)")
+    if stream and not model.streamable:
+        raise UserInputError(f"{path} is not a streaming model (it needs a unidirectional GRU and running "
+                             f"normalization; got bidirectional={model.config.bidirectional}, "
+                             f"normalization={model.config.normalization!r}); use the shipped "
+                             f"{STREAM_MODEL.name} or train one with --unidirectional")
+    return model.eval()
+
+
+def normalize(model: DigitRecognizer, raw: np.ndarray) -> np.ndarray:
+    """Raw features (T, F) → normalized as the model was trained."""
+    c = model.config
+    if c.normalization == "utterance":
+        return D.utterance_normalize(raw)
+    return D.running_normalize(raw, c.feature_mean, c.feature_var, c.prior_frames)
+
+
+def features_for(model: DigitRecognizer, y: np.ndarray) -> np.ndarray:
+    """Checked mono samples at the model's rate → normalized features (T, F)."""
+    return normalize(model, D.raw_features(y, model.feature_spec))
+
+
+@torch.no_grad()
+def classify(model: DigitRecognizer, y: np.ndarray) -> np.ndarray:
+    """One utterance (samples at the model's rate) → class probabilities (n_classes,)."""
+    spec = model.feature_spec
+    y = D.check_audio(y, spec)
+    x = torch.from_numpy(features_for(model, y))[None]
+    return torch.softmax(model(x), -1)[0].numpy()
+
+
+def classify_file(model: DigitRecognizer, path: str | os.PathLike) -> np.ndarray:
+    """Audio file → class probabilities (n_classes,); refuses unreadable, empty, too short or silent audio."""
+    return classify(model, D.load_audio(path, model.feature_spec))
+
+
+@dataclass
+class Segment:
+    """One spoken part of a longer recording and its prediction."""
+
+    start_s: float
+    end_s: float
+    label: str
+    prob: float
+
+
+def split_on_pauses(y: np.ndarray, sample_rate: int, top_db: float = 30.0, min_gap_s: float = 0.12,
+                    pad_s: float = 0.03, min_len_s: float = 0.06) -> list[tuple[int, int]]:
+    """Sample ranges of the spoken parts: ``librosa.effects.split`` (quieter than ``top_db`` below the peak is
+    a pause), then parts closer than ``min_gap_s`` merged, each padded by ``pad_s``, and parts shorter than
+    ``min_len_s`` dropped."""
+    import librosa
+
+    intervals = librosa.effects.split(y, top_db=top_db, frame_length=256, hop_length=64)
+    merged: list[list[int]] = []
+    for s, e in intervals.tolist():
+        if merged and s - merged[-1][1] < min_gap_s * sample_rate:
+            merged[-1][1] = e
+        else:
+            merged.append([s, e])
+    pad = int(pad_s * sample_rate)
+    out = []
+    for s, e in merged:
+        if e - s >= min_len_s * sample_rate:
+            out.append((max(0, s - pad), min(len(y), e + pad)))
+    return out
+
+
+def predict_sequence(model: DigitRecognizer, y: np.ndarray, top_db: float = 30.0,
+                     min_gap_s: float = 0.12) -> list[Segment]:
+    """A recording of several digits with pauses between them → one :class:`Segment` per spoken digit."""
+    spec = model.feature_spec
+    y = D.check_audio(y, spec)
+    parts = split_on_pauses(y, spec.sample_rate, top_db=top_db, min_gap_s=min_gap_s)
+    parts = [(s, e) for s, e in parts if e - s >= spec.min_samples]
+    if not parts:
+        raise UserInputError("found no spoken part long enough to classify in the recording")
+    labels = model.config.labels
+    out = []
+    for s, e in parts:
+        p = classify(model, y[s:e])
+        k = int(p.argmax())
+        out.append(Segment(s / spec.sample_rate, e / spec.sample_rate, labels[k], float(p[k])))
+    return out
