@@ -1,0 +1,81 @@
+"""Accuracy of a SentimentGRU on an SST-2 split, next to two baselines trained on the same train split."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch.utils.data import DataLoader
+
+from .data import BucketBatchSampler, SentimentDataset, collate
+from .model import SentimentGRU
+
+PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained" / "sentiment-sst2.safetensors"
+
+
+@torch.inference_mode()
+def predict_proba(model: SentimentGRU, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+    """P(positive) for each text, (N,) float32, in the order given."""
+    was = model.training
+    model.eval()
+    try:
+        ds = SentimentDataset(list(texts), [0] * len(texts), model.encoder)
+        sampler = BucketBatchSampler([len(x) for x in ds.ids], batch_size, shuffle=False)
+        probs = torch.empty(len(texts))
+        for batch in sampler:
+            ids, lengths, _ = collate([ds[i] for i in batch])
+            probs[batch] = torch.softmax(model(ids, lengths).float(), dim=-1)[:, 1]
+    finally:
+        model.train(was)
+    return probs
+
+
+def accuracy(model: SentimentGRU, texts: Sequence[str], labels: Sequence[int]) -> dict:
+    """{"accuracy", "n"} of the model's argmax on (texts, labels)."""
+    probs = predict_proba(model, texts)
+    pred = (probs > 0.5).long()
+    y = torch.tensor(list(labels), dtype=torch.long)
+    return {"accuracy": float((pred == y).float().mean()), "n": len(labels)}
+
+
+def baselines(train_texts: Sequence[str], train_labels: Sequence[int], texts: Sequence[str],
+              labels: Sequence[int]) -> dict:
+    """Accuracy of the majority class of train, and of a TF-IDF (word 1-2 grams) logistic regression
+    trained on train (scikit-learn) — the bar a GRU has to clear."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    majority = int(sum(train_labels) * 2 >= len(train_labels))
+    y = list(labels)
+    maj_acc = sum(int(v == majority) for v in y) / len(y)
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, token_pattern=r"\S+", lowercase=True)
+    X = vec.fit_transform(train_texts)
+    clf = LogisticRegression(C=4.0, max_iter=2000)
+    clf.fit(X, list(train_labels))
+    lr_acc = float((clf.predict(vec.transform(texts)) == y).mean())
+    return {"majority_class": {"accuracy": maj_acc}, "tfidf_logreg": {"accuracy": lr_acc}}
+
+
+def load_model(checkpoint=None) -> tuple[SentimentGRU, str]:
+    """(model, path): ``--checkpoint`` (a run folder or a .safetensors file) or the shipped model."""
+    from ... import serialization
+    from ...errors import UserInputError
+    from ...train.run import resolve_checkpoint
+
+    if checkpoint is None:
+        path = PRETRAINED
+        if not path.is_file():
+            raise UserInputError(f"no shipped sentiment model at {path}; train one with `grukit sentiment train` "
+                                 f"and pass --checkpoint RUN_FOLDER")
+    else:
+        path = resolve_checkpoint(checkpoint)
+    model = serialization.load(path)
+    if not isinstance(model, SentimentGRU):
+        raise UserInputError(f"{path} holds a {type(model).__name__}, not a sentiment model (SentimentGRU)")
+    return model, str(path)
+
+
+def make_loader(ds, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """Length-bucketed DataLoader of (ids, lengths, labels) batches."""
+    sampler = BucketBatchSampler([len(x) for x in ds.ids], batch_size, seed=seed, shuffle=shuffle)
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate)
