@@ -34,10 +34,13 @@ def train(
     dropout: Annotated[Optional[float], typer.Option("--dropout", min=0.0, max=0.99, help="Output/between-layer dropout.")] = None,
     input_dropout: Annotated[Optional[float], typer.Option("--input-dropout", min=0.0, max=0.99, help="Dropout on input frames.")] = None,
     zoneout: Annotated[Optional[float], typer.Option("--zoneout", min=0.0, max=0.99, help="GRU zoneout.")] = None,
+    frame_ar: Annotated[Optional[bool], typer.Option("--frame-ar/--independent", help="Output head: autoregressive within the frame (default) or independent keys as in Chung et al. 2014.", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Adam learning rate.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Sequences per batch.")] = None,
     chunk: Annotated[Optional[int], typer.Option("--chunk", min=0, help="Truncated-BPTT window in frames (0 = full sequences).")] = None,
     patience: Annotated[Optional[int], typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")] = None,
+    lr_patience: Annotated[Optional[int], typer.Option("--lr-patience", min=1, help="Halve the learning rate after this many epochs without a better valid NLL.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.1, help="Stop training after this many minutes (the best model so far is kept and evaluated).")] = None,
     max_train_sequences: Annotated[Optional[int], typer.Option("--max-train-sequences", min=1, help="Use only the first N training sequences (smoke runs).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
@@ -49,8 +52,8 @@ def train(
     from .train import recipe, train as run_train
 
     cfg = recipe(dataset, hidden_size=hidden, num_layers=layers, dropout=dropout, input_dropout=input_dropout,
-                 zoneout=zoneout, lr=lr, batch_size=batch_size, patience=patience, epochs=epochs, seed=seed,
-                 max_train_sequences=max_train_sequences)
+                 zoneout=zoneout, frame_ar=frame_ar, lr=lr, batch_size=batch_size, patience=patience, epochs=epochs, seed=seed,
+                 max_train_sequences=max_train_sequences, lr_patience=lr_patience, max_minutes=max_minutes)
     if chunk is not None:
         cfg.chunk = chunk or None
     rec = run_train(cfg, data_dir=data_dir, output_dir=output_dir, devices=devices, num_nodes=num_nodes,

@@ -24,7 +24,8 @@ def sample(model: MusicGRU, steps: int, temperature: float = 1.0, prime: np.ndar
            seed: int | None = 0) -> np.ndarray:
     """Generate ``steps`` new frames → uint8 (P + steps, 88): the prime's P frames, then the samples.
 
-    Each key of the next frame is drawn independently from Bernoulli(σ(logit / temperature)). Without a
+    Each key of the next frame is drawn from Bernoulli(σ(logit / temperature)) — independently, or key by key
+    for ``frame_ar`` models (see :meth:`MusicGRU.sample_frame`). Without a
     prime, the first frame is drawn from the model's prediction after a silent (all-zero) frame.
     """
     if steps < 1:
@@ -41,14 +42,13 @@ def sample(model: MusicGRU, steps: int, temperature: float = 1.0, prime: np.ndar
             p = torch.as_tensor(np.asarray(prime), dtype=torch.float32)
             if p.dim() != 2 or p.shape[1] != N_PITCHES or p.shape[0] < 1:
                 raise ValueError(f"prime must be a piano roll (P, {N_PITCHES}) with P ≥ 1, got {tuple(p.shape)}")
-            logits, h = model(p[None], None)  # (1, P, 88)
-            logits = logits[:, -1]
+            _, h = model(p[None, :-1], None, next_frames=p[None, 1:]) if len(p) > 1 else (None, None)
+            logits, h = model.step(p[-1:], h)  # the head's logits for the frame after the prime
             frames += list(p)
         else:
             logits, h = model.step(torch.zeros(1, N_PITCHES), None)
         for _ in range(steps):
-            probs = torch.sigmoid(logits / temperature)  # (1, 88)
-            frame = torch.bernoulli(probs, generator=gen)
+            frame = model.sample_frame(logits, temperature, generator=gen)  # (1, 88)
             frames.append(frame[0])
             logits, h = model.step(frame, h)
     finally:

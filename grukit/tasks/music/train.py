@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ class MusicTrainConfig:
     dropout: float = 0.3
     input_dropout: float = 0.0
     zoneout: float = 0.0
+    frame_ar: bool = True  # autoregressive-within-frame head (False: independent keys, as in Chung et al.)
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 16
@@ -44,14 +46,16 @@ class MusicTrainConfig:
     lr_patience: int = 4  # halve the learning rate after this many epochs without improvement
     seed: int = 0
     max_train_sequences: int | None = None  # smoke runs: use only the first N training sequences
+    max_minutes: float | None = None  # stop training after this much wall time (then evaluate the best model)
 
 
 #: Per-dataset defaults (chosen for a 1-thread CPU budget; override any of them on the command line).
 RECIPES: dict[str, dict[str, Any]] = {
     "jsb": dict(hidden_size=256, dropout=0.5, input_dropout=0.1, batch_size=8, chunk=None, lr=1e-3),
-    "nottingham": dict(hidden_size=384, dropout=0.3, batch_size=16, chunk=100, lr=1e-3),
-    "musedata": dict(hidden_size=384, dropout=0.3, batch_size=16, chunk=100, lr=1e-3),
-    "piano": dict(hidden_size=256, dropout=0.4, input_dropout=0.1, batch_size=8, chunk=100, lr=1e-3),
+    "nottingham": dict(hidden_size=384, dropout=0.3, batch_size=8, chunk=50, lr=2e-3, lr_patience=2, patience=6),
+    "musedata": dict(hidden_size=384, dropout=0.3, batch_size=8, chunk=50, lr=2e-3, lr_patience=2, patience=6),
+    "piano": dict(hidden_size=256, dropout=0.4, input_dropout=0.1, batch_size=4, chunk=50, lr=2e-3,
+                  lr_patience=2, patience=8),
 }
 
 
@@ -93,7 +97,7 @@ class MusicModule(TaskModule):
             m = mask[:, s:e]
             if not bool(m.any()):  # every sequence of the batch has ended
                 break
-            logits, h = self.model(x[:, s:e], h)
+            logits, h = self.model(x[:, s:e], h, next_frames=x[:, s + 1:e + 1])
             h = h.detach()
             bce, n = nll_sums(logits, x[:, s + 1:e + 1], m)
             opt.zero_grad()
@@ -136,7 +140,8 @@ def train(cfg: MusicTrainConfig, data_dir: str | Path | None = None, output_dir:
     data = load_dataset(cfg.dataset, data_dir)
     train_seqs = data["train"][: cfg.max_train_sequences] if cfg.max_train_sequences else data["train"]
     seed_everything(cfg.seed)
-    model = MusicGRU(cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.input_dropout, cfg.zoneout)
+    model = MusicGRU(cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.input_dropout, cfg.zoneout,
+                     frame_ar=cfg.frame_ar)
     model.init_output_bias(torch.as_tensor(np.concatenate(train_seqs)))
     module = MusicModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, chunk=cfg.chunk, clip=cfg.clip,
                          lr_patience=cfg.lr_patience)
@@ -152,7 +157,8 @@ def train(cfg: MusicTrainConfig, data_dir: str | Path | None = None, output_dir:
                      devices=devices, num_nodes=num_nodes, strategy=strategy, resume=resume, gradient_clip=None,
                      monitor="val_loss", patience=cfg.patience, progress=progress,
                      config={**dataclasses.asdict(cfg), "threads": threads or torch.get_num_threads()},
-                     save_extra={"dataset": cfg.dataset})
+                     save_extra={"dataset": cfg.dataset},
+                     trainer_kwargs={"max_time": timedelta(minutes=cfg.max_minutes)} if cfg.max_minutes else None)
         best = result.best_model()
         valid = evaluate_nll(best, data["valid"], batch_size=eval_batch_size)
         test = evaluate_nll(best, data["test"], batch_size=eval_batch_size)
