@@ -98,9 +98,10 @@ class StreamingRecognizer:
 
 
 def simulate(model: DigitRecognizer, y: np.ndarray, chunk_s: float = 0.1, speed: float = 1.0,
-             sleep: Callable[[float], None] | None = time.sleep) -> Iterator[tuple[Update | None, bool]]:
+             sleep: Callable[[float], None] | None = time.sleep,
+             clock: Callable[[], float] = time.perf_counter) -> Iterator[tuple[Update | None, bool]]:
     """Play ``y`` into a :class:`StreamingRecognizer` in chunks of ``chunk_s`` seconds, waiting as long as
-    each chunk lasts divided by ``speed`` (``sleep=None``: no waiting). Yields (update, is_final); the final
+    each chunk lasts divided by ``speed`` (``sleep=None``: no waiting; ``clock`` measures the time spent). Yields (update, is_final); the final
     update is :meth:`StreamingRecognizer.finish`."""
     if chunk_s <= 0:
         raise UserInputError(f"--chunk-ms must be positive, got {chunk_s * 1000:g}")
@@ -108,12 +109,12 @@ def simulate(model: DigitRecognizer, y: np.ndarray, chunk_s: float = 0.1, speed:
         raise UserInputError(f"--speed must be positive, got {speed:g}")
     rec = StreamingRecognizer(model)
     step = max(1, int(round(chunk_s * rec.spec.sample_rate)))
-    start = time.perf_counter()
+    start = clock()
     for i in range(0, len(y), step):
-        rec.push(y[i:i + step])
-        if sleep is not None:  # real time: chunk i+1 "arrives" (i + step) / rate seconds after the start
-            due = (i + step) / rec.spec.sample_rate / speed - (time.perf_counter() - start)
+        if sleep is not None:  # real time: a chunk is complete when its last sample has arrived
+            due = min(i + step, len(y)) / rec.spec.sample_rate / speed - (clock() - start)
             if due > 0:
                 sleep(due)
+        rec.push(y[i:i + step])
         yield rec.update(), False
     yield rec.finish(), True
