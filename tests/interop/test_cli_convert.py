@@ -1,0 +1,74 @@
+"""`grukit convert SRC DST`: every format in and out, the printed self-check, and one-line errors (exit 2)."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import grukit
+from grukit.cli import main
+
+from ._util import TOL, keras_forward, keras_mod, keras_stack, maxdiff, ort_run, randomize
+
+
+def _convert(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["grukit", "convert", *map(str, args)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    out = capsys.readouterr()
+    return e.value.code or 0, out.out, out.err
+
+
+def test_chain_through_every_format(tmp_path, monkeypatch, capsys):
+    src = randomize(torch.nn.GRU(3, 4, 2, bidirectional=True)).eval()
+    torch.save({"enc.gru." + k: v for k, v in src.state_dict().items()} | {"head.weight": torch.ones(2, 8)},
+               tmp_path / "a.pt")  # a GRU inside a bigger model's state_dict: the prefix is found
+    chain = ["a.pt", "b.keras", "c.onnx", "d.safetensors", "e.pt"]
+    for s, d in zip(chain, chain[1:]):
+        code, out, err = _convert(monkeypatch, capsys, tmp_path / s, tmp_path / d)
+        assert code == 0, err
+        assert "num_layers=2" in out and "bidirectional=True" in out and "FAILED" not in out
+        assert out.count(" ok ") >= 1
+    end = torch.load(tmp_path / "e.pt", weights_only=True)
+    for k, v in src.state_dict().items():
+        assert maxdiff(end[k], v) <= 1e-7
+    x = torch.randn(3, 6, 3)
+    with torch.no_grad():
+        want = src(x.transpose(0, 1))[0].transpose(0, 1)
+    assert maxdiff(keras_forward(keras_mod().saving.load_model(tmp_path / "b.keras"), x.numpy()), want) <= TOL
+    # the ONNX file came from Keras, so it keeps Keras' batch-first input layout
+    assert maxdiff(ort_run(tmp_path / "c.onnx", {"input": x.numpy()})[0], want) <= TOL
+
+
+def test_keras_reset_before_to_onnx(tmp_path, monkeypatch, capsys):
+    kmodel = keras_stack(3, 4, 1, False, reset_after=False, seed=5)
+    kmodel.save(tmp_path / "k.keras")
+    code, out, err = _convert(monkeypatch, capsys, tmp_path / "k.keras", tmp_path / "k.onnx")
+    assert code == 0, err
+    assert "reset_after=False" in out
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    y = ort_run(tmp_path / "k.onnx", {"input": x})[0]  # batch-first, like the Keras source
+    assert maxdiff(y, keras_forward(kmodel, x)) <= TOL
+    # torch.nn.GRU has no reset-before form: refused, and no file is left behind
+    code, out, err = _convert(monkeypatch, capsys, tmp_path / "k.keras", tmp_path / "k.pt")
+    assert code == 2 and "reset_after=False" in err and "Traceback" not in err
+    assert not (tmp_path / "k.pt").exists()
+
+
+def test_user_mistakes_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    grukit.save(grukit.GRU(3, 4), tmp_path / "m.safetensors")
+    torch.save(torch.nn.GRU(3, 4), tmp_path / "module.pt")  # a pickled module, not a state_dict
+    (tmp_path / "taken.onnx").write_bytes(b"keep me")
+    cases = [
+        (("nope.safetensors", "x.onnx"), "SRC not found"),
+        (("m.safetensors", "x.txt"), "cannot tell the format"),
+        (("m.safetensors", "taken.onnx"), "--overwrite"),
+        (("module.pt", "x.onnx"), "state_dict"),
+    ]
+    for (s, d), msg in cases:
+        code, out, err = _convert(monkeypatch, capsys, tmp_path / s, tmp_path / d)
+        assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "taken.onnx").read_bytes() == b"keep me"
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.txt").exists()
+    code, out, err = _convert(monkeypatch, capsys, tmp_path / "m.safetensors", tmp_path / "out.bin", "--to", "onnx")
+    assert code == 0 and (tmp_path / "out.bin").exists()

@@ -1,0 +1,91 @@
+"""grukit ↔ ONNX GRU operators, checked by running the files in onnxruntime."""
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import grukit
+from grukit.errors import UserInputError
+
+from ._util import TOL, maxdiff, ort_run, randomize
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("num_layers,bidirectional,batch_first", [(1, False, False), (2, True, True),
+                                                                  (2, False, False)])
+def test_export_runs_in_onnxruntime_like_the_module(tmp_path, reset_after, num_layers, bidirectional, batch_first):
+    model = randomize(grukit.GRU(3, 5, num_layers, batch_first=batch_first, bidirectional=bidirectional,
+                                 reset_after=reset_after)).eval()
+    path = grukit.export_onnx(model, tmp_path / "m.onnx", initial_state=True, lengths=True)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    grus = [n for n in proto.graph.node if n.op_type == "GRU"]
+    assert len(grus) == num_layers
+    assert all(a.i == int(reset_after) for n in grus for a in n.attribute if a.name == "linear_before_reset")
+    D = 2 if bidirectional else 1
+    for B, T in ((3, 6), (2, 9)):  # dynamic batch and time axes
+        x = torch.randn(B, T, 3) if batch_first else torch.randn(T, B, 3)
+        h0 = torch.randn(num_layers * D, B, 5)
+        lengths = torch.tensor([T, 2, T - 1][:B])
+        y, h = ort_run(path, {"input": x.numpy(), "h0": h0.numpy(), "lengths": lengths.numpy().astype(np.int32)})
+        with torch.no_grad():
+            y_ref, h_ref = model(x, h0, lengths=lengths)
+        assert maxdiff(y, y_ref) <= TOL and maxdiff(h, h_ref) <= TOL
+    back = grukit.from_onnx(path)
+    assert back.config == model.config
+    for k, v in model.state_dict().items():
+        assert maxdiff(back.state_dict()[k], v) == 0.0
+
+
+def test_export_without_optional_inputs_and_bias(tmp_path):
+    model = randomize(grukit.GRU(3, 4, bias=False)).eval()
+    path = grukit.export_onnx(model, tmp_path / "m.onnx")
+    x = torch.randn(5, 2, 3)
+    y, h = ort_run(path, {"input": x.numpy()})
+    with torch.no_grad():
+        y_ref, h_ref = model(x)
+    assert maxdiff(y, y_ref) <= TOL and maxdiff(h, h_ref) <= TOL
+    back = grukit.from_onnx(path)
+    assert not back.bias
+    with torch.no_grad():
+        assert maxdiff(back(x)[0], y_ref) <= TOL
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_from_onnx_reads_torch_exported_gru(tmp_path, dynamo):
+    ref = randomize(torch.nn.GRU(3, 4, 2, bidirectional=True)).eval()
+    x = torch.randn(5, 2, 3)
+    path = tmp_path / "torch.onnx"
+    torch.onnx.export(ref, (x,), str(path), dynamo=dynamo)
+    model = grukit.from_onnx(path)
+    assert (model.num_layers, model.bidirectional, model.reset_after) == (2, True, True)
+    with torch.no_grad():
+        assert maxdiff(model(x)[0], ref(x)[0]) <= TOL
+        assert maxdiff(model(x)[0], ort_run(path, {"input": x.numpy()})[0]) <= TOL
+    one = grukit.from_onnx(path, nodes=[0])
+    assert one.num_layers == 1
+
+
+def test_clear_errors(tmp_path):
+    with pytest.raises(UserInputError, match="not found"):
+        grukit.from_onnx(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00\x01garbage" * 10)
+    with pytest.raises(UserInputError, match="not a readable ONNX file"):
+        grukit.from_onnx(junk)
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])
+    relu = onnx.helper.make_model(onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+    onnx.save(relu, str(tmp_path / "relu.onnx"))
+    with pytest.raises(UserInputError, match="no ONNX GRU operator.*Relu"):
+        grukit.from_onnx(tmp_path / "relu.onnx")
+    path = grukit.export_onnx(grukit.GRU(3, 4), tmp_path / "m.onnx")
+    with pytest.raises(UserInputError, match="out of range"):
+        grukit.from_onnx(path, nodes=[3])
+    with pytest.raises(ValueError, match="opset >= 14"):
+        grukit.export_onnx(grukit.GRU(3, 4), tmp_path / "old.onnx", opset=13)
+    assert not (tmp_path / "old.onnx").exists()
+    with pytest.raises(ValueError, match="layer_norm"):
+        grukit.export_onnx(grukit.GRU(3, 4, layer_norm=True), tmp_path / "ln.onnx")
+    with pytest.raises(TypeError, match="grukit.GRU"):
+        grukit.export_onnx(torch.nn.LSTM(3, 4), tmp_path / "lstm.onnx")
