@@ -119,3 +119,29 @@ def test_gru_layers_taken_from_a_list():
         model = grukit.from_keras(full.layers[:2])
     x = np.random.default_rng(9).standard_normal((2, 4, 3)).astype(np.float32)
     assert maxdiff(gru_out(model, torch.from_numpy(x))[0], keras_forward(kmodel, x)) <= TOL
+
+
+def test_keras_backend_is_chosen_or_the_failure_is_explained():
+    """Without KERAS_BACKEND grukit selects torch; a backend that cannot import gives a clear ImportError."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    code = ("import grukit, sys\n"
+            "try:\n"
+            "    grukit.to_keras(grukit.GRU(3, 4))\n"
+            "except ImportError as e:\n"
+            "    print('IMPORTERROR', e); sys.exit(0)\n"
+            "import keras; print('BACKEND', keras.backend.backend())\n")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert "BACKEND torch" in r.stdout, r.stderr[-2000:]
+    if importlib.util.find_spec("tensorflow") is None:
+        r = subprocess.run([sys.executable, "-c", code], env={**env, "KERAS_BACKEND": "tensorflow"},
+                           capture_output=True, text=True, timeout=300)
+        assert "IMPORTERROR" in r.stdout and "KERAS_BACKEND='tensorflow'" in r.stdout, r.stdout + r.stderr[-2000:]
+    else:  # with TensorFlow installed that backend works and is kept
+        r = subprocess.run([sys.executable, "-c", code], env={**env, "KERAS_BACKEND": "tensorflow"},
+                           capture_output=True, text=True, timeout=300)
+        assert "BACKEND tensorflow" in r.stdout, r.stderr[-2000:]
