@@ -1,0 +1,48 @@
+"""The shipped models load, evaluate to the numbers recorded in benchmarks/results/music.json, and generate."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pretty_midi
+import pytest
+
+import grukit
+from grukit.tasks.music import PAPER
+from grukit.tasks.music.data import load_dataset
+from grukit.tasks.music.evaluate import evaluate_nll, shipped_model_path
+from grukit.tasks.music.model import MusicGRU
+
+ROOT = Path(__file__).resolve().parents[3]
+RESULTS = json.loads((ROOT / "benchmarks" / "results" / "music.json").read_text())
+
+
+@pytest.mark.parametrize("dataset", ["jsb", "nottingham", "musedata", "piano"])
+def test_shipped_model_reproduces_recorded_test_nll(dataset):
+    path = shipped_model_path(dataset)
+    assert path.is_file(), f"missing shipped model {path}"
+    assert path.stat().st_size <= 25 * 2**20
+    model = grukit.load(path)
+    assert isinstance(model, MusicGRU)
+    rec = RESULTS["shipped"][dataset]
+    assert rec["file"] == f"grukit/pretrained/music-{dataset}.safetensors"
+    res = evaluate_nll(model, load_dataset(dataset)["test"], batch_size=32)
+    assert abs(res["nll_per_step"] - rec["test_nll_per_step"]) < 1e-4
+    assert rec["beats_paper_gru"] == (res["nll_per_step"] <= PAPER[dataset]["gru"])
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-c", "from grukit.cli import main; main()", "music", *args],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_evaluate_and_generate_without_checkpoint(tmp_path):
+    r = _cli("evaluate", "--dataset", "jsb", "--json", str(tmp_path / "e.json"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads((tmp_path / "e.json").read_text())
+    assert abs(out["nll_per_step"] - RESULTS["shipped"]["jsb"]["test_nll_per_step"]) < 1e-4
+    assert f"{out['nll_per_step']:.3f}" in r.stdout and "8.54" in r.stdout and "8.67" in r.stdout
+    r = _cli("generate", "--steps", "32", "--out", "song.mid", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    notes = pretty_midi.PrettyMIDI(str(tmp_path / "song.mid")).instruments[0].notes
+    assert notes and all(21 <= n.pitch <= 108 for n in notes) and (tmp_path / "song.png").is_file()
