@@ -39,15 +39,21 @@ def train(
     unidirectional: Annotated[bool, typer.Option(
         "--unidirectional", help="Train the streaming model: unidirectional GRU + running (causal) "
                                  "normalization. Default: bidirectional + utterance normalization.")] = False,
-    hidden_size: Annotated[int, typer.Option("--hidden-size", min=1)] = 64,
+    hidden_size: Annotated[int, typer.Option("--hidden-size", min=1)] = 128,
     num_layers: Annotated[int, typer.Option("--num-layers", min=1)] = 2,
-    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9)] = 0.1,
+    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9, help="Between GRU layers.")] = 0.3,
+    pooling: Annotated[str, typer.Option("--pooling", help="last (final states) or mean (mean of the top "
+                                                           "layer's outputs over time).")] = "mean",
     n_mels: Annotated[int, typer.Option("--n-mels", min=4)] = 40,
     deltas: Annotated[bool, typer.Option("--deltas/--no-deltas", help="Append causal deltas.")] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     lr: Annotated[float, typer.Option("--lr", min=0.0)] = 3e-3,
-    mask_bands: Annotated[int, typer.Option("--mask-bands", min=0, help="SpecAugment: max masked mel bands.")] = 6,
-    mask_frames: Annotated[int, typer.Option("--mask-frames", min=0, help="SpecAugment: max masked frames.")] = 6,
+    mask_bands: Annotated[int, typer.Option("--mask-bands", min=0, help="SpecAugment: max masked mel bands.")] = 8,
+    mask_frames: Annotated[int, typer.Option("--mask-frames", min=0, help="SpecAugment: max masked frames.")] = 10,
+    stretch: Annotated[float, typer.Option("--stretch", min=0.0, max=0.9, help="Augmentation: random tempo "
+                                                                              "change up to ±this fraction.")] = 0.2,
+    shift: Annotated[int, typer.Option("--shift", min=0, help="Augmentation: random mel-axis shift up to ±this "
+                                                              "many channels.")] = 2,
     patience: Annotated[Optional[int], typer.Option("--patience", min=1, help="Early stopping on val_acc.")] = None,
     speaker: Annotated[Optional[str], typer.Option(
         "--speaker", help="Leave-one-speaker-out fold: test on this speaker, train on the others.")] = None,
@@ -66,6 +72,11 @@ def train(
     from .model import DigitsConfig
     from .train import predict_logits, prepare, timed, train_model
 
+    from ...errors import UserInputError
+    from .model import POOLINGS
+
+    if pooling not in POOLINGS:
+        raise UserInputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     if threads is not None:
         torch.set_num_threads(threads)
     root = find_data_dir(D.DATASET, data_dir)
@@ -73,7 +84,7 @@ def train(
     parts = D.speaker_split(recs, speaker) if speaker else D.official_split(recs)
     parts = {k: _subset(v, subset) for k, v in parts.items()}
     cfg = DigitsConfig(hidden_size=hidden_size, num_layers=num_layers, bidirectional=not unidirectional,
-                       dropout=dropout, n_mels=n_mels, deltas=deltas,
+                       dropout=dropout, n_mels=n_mels, deltas=deltas, pooling=pooling,
                        normalization="running" if unidirectional else "utterance")
     spec = D.FeatureSpec(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.deltas)
     (raw, t_feat, _) = timed(lambda: {k: D.load_raw_features(v, spec) for k, v in parts.items()})
@@ -81,11 +92,12 @@ def train(
     prepared, cfg = prepare(raw, labels, cfg)
     run_config = {"model": {k: v for k, v in cfg.__dict__.items() if not k.startswith("feature_")},
                   "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "mask_bands": mask_bands,
-                  "mask_frames": mask_frames, "patience": patience, "speaker": speaker, "subset": subset,
+                  "mask_frames": mask_frames, "stretch": stretch, "shift": shift, "patience": patience, "speaker": speaker, "subset": subset,
                   "threads": torch.get_num_threads(), "data_dir": str(root),
                   "split": f"leave out {speaker}" if speaker else "official (test 0-4, val 5-9, train 10-49)"}
     result, wall, cpu = timed(train_model, prepared, cfg, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
-                              mask_bands=mask_bands, mask_frames=mask_frames, patience=patience,
+                              mask_bands=mask_bands, mask_frames=mask_frames, stretch=stretch, shift=shift,
+                              patience=patience,
                               output_dir=output_dir, resume=resume, devices=devices, num_nodes=num_nodes,
                               strategy=strategy, run_config=run_config)
     model = result.best_model()

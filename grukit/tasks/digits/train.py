@@ -44,19 +44,42 @@ def prepare(raw: dict[str, list[np.ndarray]], labels: dict[str, list[int]], cfg:
     return Prepared(feats, labels, cfg.feature_mean, cfg.feature_var), cfg
 
 
-class FeatureDataset(Dataset):
-    """(features (T, F) float32 tensor, label) pairs."""
+def warp(x: Tensor, stretch: float, shift: int, n_mels: int, deltas: bool) -> Tensor:
+    """Augmentation of one utterance's features x (T, F): tempo change by linear interpolation along time to
+    round(T·(1 + u)), u ~ U(−stretch, stretch), and a shift of the mel axis by k ~ U{−shift..shift} channels
+    (edge channels repeated; static and delta halves alike), a cheap stand-in for vocal-tract-length change.
+    Uses torch's global RNG."""
+    T = x.shape[0]
+    if stretch > 0 and T > 1:
+        u = float(torch.empty(()).uniform_(-stretch, stretch))
+        new_t = max(2, int(round(T * (1.0 + u))))
+        x = F.interpolate(x.T[None], size=new_t, mode="linear", align_corners=True)[0].T.contiguous()
+    if shift > 0:
+        k = int(torch.randint(-shift, shift + 1, ()))
+        if k:
+            parts = [x[:, :n_mels], x[:, n_mels:]] if deltas else [x]
+            idx = (torch.arange(n_mels) - k).clamp(0, n_mels - 1)
+            x = torch.cat([p[:, idx] for p in parts], dim=1)
+    return x
 
-    def __init__(self, features: Sequence[np.ndarray], labels: Sequence[int]) -> None:
+
+class FeatureDataset(Dataset):
+    """(features (T, F) float32 tensor, label) pairs, optionally augmented by :func:`warp`."""
+
+    def __init__(self, features: Sequence[np.ndarray], labels: Sequence[int], stretch: float = 0.0,
+                 shift: int = 0, n_mels: int = 0, deltas: bool = False) -> None:
         if len(features) != len(labels):
             raise ValueError(f"got {len(features)} feature arrays but {len(labels)} labels")
         self.x = [torch.from_numpy(np.ascontiguousarray(f)) for f in features]
         self.y = [int(v) for v in labels]
+        self.stretch, self.shift, self.n_mels, self.deltas = float(stretch), int(shift), int(n_mels), bool(deltas)
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        if self.stretch > 0 or self.shift > 0:
+            return warp(self.x[i], self.stretch, self.shift, self.n_mels, self.deltas), self.y[i]
         return self.x[i], self.y[i]
 
 
@@ -93,8 +116,9 @@ class BucketSampler(Sampler[list[int]]):
         return iter(batches)
 
 
-def loader(features: Sequence[np.ndarray], labels: Sequence[int], batch_size: int, shuffle: bool) -> DataLoader:
-    ds = FeatureDataset(features, labels)
+def loader(features: Sequence[np.ndarray], labels: Sequence[int], batch_size: int, shuffle: bool,
+           **augment) -> DataLoader:
+    ds = FeatureDataset(features, labels, **augment)
     return DataLoader(ds, batch_sampler=BucketSampler([len(f) for f in features], batch_size, shuffle),
                       collate_fn=collate)
 
@@ -169,6 +193,7 @@ def predict_logits(model: DigitRecognizer, features: Sequence[np.ndarray], batch
 
 def train_model(prepared: Prepared, cfg: DigitsConfig, *, epochs: int, seed: int, batch_size: int = 32,
                 lr: float = 3e-3, weight_decay: float = 1e-4, mask_bands: int = 0, mask_frames: int = 0,
+                stretch: float = 0.0, shift: int = 0,
                 patience: int | None = None, output_dir=None, resume=None, devices="auto", num_nodes: int = 1,
                 strategy: str = "auto", progress: bool = True, run_config: dict | None = None,
                 limit_train_batches=None, plot: bool = True):
@@ -180,7 +205,8 @@ def train_model(prepared: Prepared, cfg: DigitsConfig, *, epochs: int, seed: int
     model = DigitRecognizer.from_config(cfg)
     module = _task_module_class()(model, lr=lr, weight_decay=weight_decay, mask_bands=mask_bands,
                                   mask_frames=mask_frames, epochs=epochs)
-    train_dl = loader(prepared.features["train"], prepared.labels["train"], batch_size, shuffle=True)
+    train_dl = loader(prepared.features["train"], prepared.labels["train"], batch_size, shuffle=True,
+                      stretch=stretch, shift=shift, n_mels=cfg.n_mels, deltas=cfg.deltas)
     val_dl = loader(prepared.features["val"], prepared.labels["val"], 128, shuffle=False)
     return fit(module, train_dl, val_dl, task="digits", epochs=epochs, seed=seed, monitor="val_acc", mode="max",
                patience=patience, output_dir=output_dir, resume=resume, devices=devices, num_nodes=num_nodes,

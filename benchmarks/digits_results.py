@@ -1,0 +1,157 @@
+"""Spoken digits (FSDD): record results in benchmarks/results/digits.json.
+
+    # leave-one-speaker-out, 6 folds, small model, few epochs, 1 CPU thread (records CPU seconds per fold)
+    python benchmarks/digits_results.py loso --epochs 8 --hidden-size 32
+
+    # official split: copy the best models of two `grukit digits train` runs into grukit/pretrained/,
+    # evaluate the shipped files on the official test set (offline and streaming) and record everything
+    python benchmarks/digits_results.py official runs/digits-offline runs/digits-stream
+
+Each section is merged into the JSON file, so the two commands can run at different times.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "digits.json"
+
+
+def _machine() -> str:
+    return f"{platform.machine()} {platform.processor() or ''} Linux, torch {torch.__version__}, " \
+           f"{torch.get_num_threads()} torch thread(s); a 2-core machine shared with other jobs (wall time " \
+           f"inflated, CPU time is the fair number)".replace("  ", " ")
+
+
+def _merge(section: str, value: dict) -> None:
+    from grukit.train import write_json
+
+    data = json.loads(OUT.read_text()) if OUT.is_file() else {"task": "digits", "dataset": "fsdd"}
+    data[section] = value
+    data["grukit_version"] = __import__("grukit").__version__
+    write_json(OUT, data)
+    print(f"wrote {OUT} [{section}]")
+
+
+def loso(args) -> None:
+    from grukit.datasets import find_data_dir
+    from grukit.tasks.digits import data as D
+    from grukit.tasks.digits.evaluate import summarize
+    from grukit.tasks.digits.model import DigitsConfig
+    from grukit.tasks.digits.train import predict_logits, prepare, train_model
+
+    torch.set_num_threads(args.threads)
+    recs = D.list_recordings(find_data_dir(D.DATASET, args.data_dir))
+    spec = D.FeatureSpec()
+    c0, w0 = time.process_time(), time.perf_counter()
+    raw_all = {r.path: x for r, x in zip(recs, D.load_raw_features(recs, spec))}
+    feat_cpu, feat_wall = time.process_time() - c0, time.perf_counter() - w0
+    folds = {}
+    for speaker in D.SPEAKERS:
+        parts = D.speaker_split(recs, speaker)
+        raw = {k: [raw_all[r.path] for r in v] for k, v in parts.items()}
+        labels = {k: [r.digit for r in v] for k, v in parts.items()}
+        cfg = DigitsConfig(hidden_size=args.hidden_size, num_layers=args.num_layers, bidirectional=True,
+                           dropout=args.dropout, pooling=args.pooling)
+        prepared, cfg = prepare(raw, labels, cfg)
+        c0, w0 = time.process_time(), time.perf_counter()
+        res = train_model(prepared, cfg, epochs=args.epochs, seed=args.seed, mask_bands=args.mask_bands,
+                          mask_frames=args.mask_frames, stretch=args.stretch, shift=args.shift,
+                          output_dir=Path(args.runs) / f"digits-loso-{speaker}", progress=False, plot=False)
+        model = res.best_model()
+        test = summarize(predict_logits(model, prepared.features["test"]), labels["test"],
+                         [speaker] * len(labels["test"]))
+        val = summarize(predict_logits(model, prepared.features["val"]), labels["val"],
+                        [r.speaker for r in parts["val"]])
+        folds[speaker] = {"test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"],
+                          "per_digit": test["per_digit"], "confusion": test["confusion"],
+                          "best_epoch": res.best_epoch, "cpu_time_s": round(time.process_time() - c0, 1),
+                          "wall_time_s": round(time.perf_counter() - w0, 1)}
+        print(f"{speaker:10s} test {test['accuracy']:.4f} val {val['accuracy']:.4f} "
+              f"cpu {folds[speaker]['cpu_time_s']} s", flush=True)
+    accs = [f["test_accuracy"] for f in folds.values()]
+    _merge("leave_one_speaker_out", {
+        "description": "6 folds: test = all 500 files of one speaker; train = the other 5 speakers' files with "
+                       "index 0-4 and 10-49, val = their index 5-9 (best epoch on val accuracy); fixed small "
+                       "bidirectional model, few epochs, 1 CPU thread",
+        "command": " ".join(["python", *sys.argv]), "seed": args.seed,
+        "model": {"hidden_size": args.hidden_size, "num_layers": args.num_layers, "pooling": args.pooling,
+                  "dropout": args.dropout, "epochs": args.epochs, "mask_bands": args.mask_bands,
+                  "mask_frames": args.mask_frames, "stretch": args.stretch, "shift": args.shift},
+        "threads": args.threads, "mean_accuracy": float(np.mean(accs)), "min_accuracy": float(np.min(accs)),
+        "folds": folds, "feature_cpu_time_s": round(feat_cpu, 1), "feature_wall_time_s": round(feat_wall, 1),
+        "total_cpu_time_s": round(feat_cpu + sum(f["cpu_time_s"] for f in folds.values()), 1),
+        "machine": _machine(),
+    })
+
+
+def official(args) -> None:
+    import grukit
+    from grukit.tasks.digits.evaluate import evaluate_records, split_records
+    from grukit.tasks.digits.predict import OFFLINE_MODEL, STREAM_MODEL
+
+    torch.set_num_threads(args.threads)
+    out = {}
+    for name, run, dest in (("offline", args.offline_run, OFFLINE_MODEL), ("stream", args.stream_run, STREAM_MODEL)):
+        run = Path(run)
+        metrics = json.loads((run / "metrics.json").read_text())
+        config = json.loads((run / "config.json").read_text())
+        if not args.no_copy:
+            shutil.copy2(run / "model.safetensors", dest)
+        model = grukit.load(dest)
+        res = {split: evaluate_records(model, split_records(args.data_dir, split)) for split in ("val", "test")}
+        out[name] = {
+            "model_file": str(dest.relative_to(ROOT)), "model_bytes": dest.stat().st_size,
+            "config": config.get("model"), "command": metrics.get("command"), "seed": metrics.get("seed"),
+            "threads": metrics.get("threads"), "wall_time_s": metrics.get("wall_time_s"),
+            "cpu_time_s": metrics.get("cpu_time_s"), "epochs_run": metrics.get("epochs_run"),
+            "best_epoch": metrics.get("best_epoch"), "training_options": {k: v for k, v in config.items()
+                                                                          if k not in ("model", "data_dir")},
+            "test_accuracy": res["test"]["accuracy"], "val_accuracy": res["val"]["accuracy"],
+            "test_per_speaker": res["test"]["per_speaker"], "test_confusion": res["test"]["confusion"],
+            "evaluate_command": f"grukit digits evaluate{' --stream' if name == 'stream' else ''} --split test",
+        }
+        print(f"{name}: test {res['test']['accuracy']:.4f} val {res['val']['accuracy']:.4f}")
+    out["split"] = "official: test = index 0-4 (300 files), val = index 5-9 (300), train = index 10-49 (2400)"
+    out["machine"] = _machine()
+    _merge("official_split", out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("loso")
+    a.add_argument("--data-dir", default=None)
+    a.add_argument("--runs", default="runs")
+    a.add_argument("--epochs", type=int, default=8)
+    a.add_argument("--hidden-size", type=int, default=32)
+    a.add_argument("--num-layers", type=int, default=1)
+    a.add_argument("--dropout", type=float, default=0.0)
+    a.add_argument("--pooling", default="mean")
+    a.add_argument("--mask-bands", type=int, default=6)
+    a.add_argument("--mask-frames", type=int, default=6)
+    a.add_argument("--stretch", type=float, default=0.2)
+    a.add_argument("--shift", type=int, default=2)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--threads", type=int, default=1)
+    b = sub.add_parser("official")
+    b.add_argument("offline_run")
+    b.add_argument("stream_run")
+    b.add_argument("--data-dir", default=None)
+    b.add_argument("--threads", type=int, default=1)
+    b.add_argument("--no-copy", action="store_true", help="Evaluate the shipped files as they are.")
+    args = p.parse_args()
+    {"loso": loso, "official": official}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
