@@ -46,6 +46,8 @@ def train(
     limit_valid_pairs: Annotated[int, typer.Option(min=0, help="Validate on the first N valid pairs (0 = all).")] = 2000,
     bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast for the output layer.")] = True,
     threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0 = torch's default).")] = 0,
+    lr_patience: Annotated[int, typer.Option(min=-1, help="Halve the LR after this many epochs without a val "
+                                                          "improvement (-1 = constant LR).")] = 0,
     eval_beam: Annotated[int, typer.Option(min=0, help="Score the best model on test with this beam (0 = skip).")] = 5,
 ) -> None:
     """Train a translation model into a run folder (continue one with --resume RUN_DIR)."""
@@ -56,7 +58,8 @@ def train(
                       src_vocab=vocab, tgt_vocab=vocab, emb_dim=emb_dim, enc_hidden=enc_hidden,
                       dec_hidden=dec_hidden, dropout=dropout, max_len=max_len,
                       steps_per_epoch=steps_per_epoch or None, limit_train_pairs=limit_train_pairs or None,
-                      limit_valid_pairs=limit_valid_pairs or None, bf16=bf16, threads=threads or None)
+                      limit_valid_pairs=limit_valid_pairs or None, bf16=bf16, threads=threads or None,
+                      lr_patience=None if lr_patience < 0 else lr_patience)
     result = run_train(cfg, data_dir=data_dir, output_dir=output_dir, resume=resume, devices=devices,
                        num_nodes=num_nodes, strategy=strategy, progress=sys.stderr.isatty(),
                        evaluate_beam=eval_beam or None)
@@ -75,6 +78,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="Which split to score: test or valid.")] = "test",
     output: Annotated[Optional[Path], typer.Option("--output", help="Also write the scores as JSON here.",
                                                    show_default=False)] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Score only the first N pairs of the split (0 = all).")] = 0,
 ) -> None:
     """Score a model on the test split: sacreBLEU BLEU and chrF (all pairs, ≤10-word subset, multi-reference)."""
     import json
@@ -89,9 +93,12 @@ def evaluate(
         raise UserInputError(f"--split must be 'test' or 'valid', got {split!r}")
     bundle = load_bundle(checkpoint)
     pairs = D.load_splits(data_dir)[split]
+    if limit:
+        pairs = pairs[:limit]
     t0 = time.perf_counter()
     res = run_eval(bundle, pairs, beam_size=beam, length_penalty=length_penalty)
-    res |= {"split": split, "checkpoint": str(bundle.path), "wall_time_s": round(time.perf_counter() - t0, 1)}
+    res |= {"split": split, "limit": limit or None, "checkpoint": str(bundle.path),
+            "wall_time_s": round(time.perf_counter() - t0, 1)}
     if output is not None:
         write_json(output, res)
     m = res["model"]
@@ -116,7 +123,7 @@ def predict(
         "--show-attention", help="Save the attention matrix of TEXT as a PNG heatmap.", show_default=False)] = None,
 ) -> None:
     """Translate English to French: one sentence, or a file line by line (one translation per line)."""
-    from .predict import load_bundle, plot_attention, translate
+    from .predict import check_sentences, load_bundle, plot_attention, translate, translate_ids
 
     if (text is None) == (file is None):
         raise UserInputError("give either a sentence (grukit translate predict \"I am cold.\") or --file FILE")
@@ -147,10 +154,10 @@ def predict(
     if not text.strip():
         raise UserInputError("the sentence is empty; expected English text")
     bundle = load_bundle(checkpoint)
-    out, attns = translate(bundle, [text], beam_size=beam, length_penalty=length_penalty, return_attention=True)
-    typer.echo(out[0])
+    ids = check_sentences([text], bundle.src_tok, where="the sentence")
+    tokens, attns = translate_ids(bundle.model, ids, beam_size=beam, length_penalty=length_penalty,
+                                  return_attention=show_attention is not None)
+    typer.echo(bundle.tgt_tok.decode(tokens[0]))
     if show_attention is not None:
-        ids = bundle.tgt_tok.encode(out[0])
-        # the decoded ids are what the model emitted; re-encoding the text gives the same subwords
-        plot_attention(bundle, text, attns[0], ids, show_attention)
+        plot_attention(bundle, text, attns[0], tokens[0], show_attention)
         typer.echo(f"attention heatmap: {show_attention}", err=True)

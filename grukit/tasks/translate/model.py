@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 import grukit
 
-from .data import PAD
+from .data import BOS, PAD
 
 
 @dataclasses.dataclass
@@ -121,7 +121,12 @@ class Translator(nn.Module):
         return (logits, attn) if return_attention else logits
 
     def step(self, prev: Tensor, h: Tensor, mem: Memory) -> tuple[Tensor, Tensor, Tensor]:
-        """One decoding step: prev (B,) token ids, h (1, B, Hd) → (log-probs (B, V), h_new, attention (B, S))."""
+        """One decoding step: prev (B,) token ids, h (1, B, Hd) → (log-probs (B, V), h_new, attention (B, S)).
+
+        <pad> and <bos> get probability 0 (they are never outputs)."""
         y, h_new = self.decoder.step(self.tgt_emb(prev), h)           # (B, Hd), (1, B, Hd)
         logits, attn = self.attend(y.unsqueeze(1), mem)
-        return torch.log_softmax(logits[:, 0].float(), dim=-1), h_new, attn[:, 0]
+        logits = logits[:, 0].float()
+        logits[:, PAD] = float("-inf")                                   # never emitted while decoding
+        logits[:, BOS] = float("-inf")
+        return torch.log_softmax(logits, dim=-1), h_new, attn[:, 0]

@@ -47,20 +47,23 @@ class TrainConfig:
     limit_valid_pairs: int | None = 2000
     bf16: bool = True
     threads: int | None = None
+    lr_patience: int | None = 0
 
 
 def _module_class():
     from ...train import TaskModule
 
     class TranslateModule(TaskModule):
-        """Label-smoothed cross-entropy under teacher forcing; logs token accuracy too. AdamW with the LR
-        halved whenever the validation loss does not improve (ReduceLROnPlateau, patience 0)."""
+        """Label-smoothed cross-entropy under teacher forcing; logs token accuracy too. AdamW; with
+        ``lr_patience`` the LR is halved when the validation loss has not improved for that many epochs
+        (ReduceLROnPlateau), with None it stays constant."""
 
         def __init__(self, model: Translator, lr: float, weight_decay: float = 0.0, label_smoothing: float = 0.1,
-                     bf16: bool = False) -> None:
+                     bf16: bool = False, lr_patience: int | None = 0) -> None:
             super().__init__(model, lr=lr, weight_decay=weight_decay)
             self.label_smoothing = float(label_smoothing)
             self.bf16 = bool(bf16)
+            self.lr_patience = lr_patience
 
         def step(self, batch: dict, stage: str) -> dict:
             m: Translator = self.model
@@ -78,7 +81,9 @@ def _module_class():
 
         def configure_optimizers(self) -> Any:
             opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=0)
+            if self.lr_patience is None:
+                return opt
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=self.lr_patience)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
 
     return TranslateModule
@@ -98,14 +103,16 @@ def prepare_tokenizers(train_pairs, cfg: TrainConfig, run_path: Path | None = No
 
 def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, devices: str = "auto", num_nodes: int = 1, strategy: str = "auto",
-          progress: bool = True, evaluate_beam: int | None = 5):
+          progress: bool = True, evaluate_beam: int | None = 5,
+          splits: dict[str, list[tuple[str, str]]] | None = None):
     """Train a :class:`Translator`; returns the toolkit's FitResult. With ``evaluate_beam``, score the best
-    model on the test split afterwards (metrics.json)."""
+    model on the test split afterwards (metrics.json). ``splits`` replaces the data set (tests, own data)."""
     from ...train import RunDir, fit, resolve_resume, seed_everything, write_json
 
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    splits = D.load_splits(data_dir)
+    if splits is None:
+        splits = D.load_splits(data_dir)
     train_pairs, valid_pairs = splits["train"], splits["valid"]
     if cfg.limit_train_pairs:
         train_pairs = train_pairs[: cfg.limit_train_pairs]
@@ -133,7 +140,7 @@ def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_di
         model = Translator(src_tok.vocab_size, tgt_tok.vocab_size, cfg.emb_dim, cfg.enc_hidden, cfg.dec_hidden,
                            cfg.dropout)
         module = _module_class()(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                 label_smoothing=cfg.label_smoothing, bf16=cfg.bf16)
+                                 label_smoothing=cfg.label_smoothing, bf16=cfg.bf16, lr_patience=cfg.lr_patience)
         steps = cfg.steps_per_epoch if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl) else None
         record = dataclasses.asdict(cfg) | {"train_pairs": len(train_ds), "valid_pairs": len(valid_ds),
                                             "src_vocab_actual": src_tok.vocab_size,

@@ -1,0 +1,140 @@
+"""A smoke training run on a tiny slice (loss falls, pairs memorized, run folder written, resume), and the
+``grukit translate`` commands on its model: predict (sentence, --file, --show-attention), evaluate, errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from grukit.cli import app
+from grukit.errors import UserInputError
+from grukit.tasks.translate import data as D
+from grukit.tasks.translate.predict import load_bundle, translate
+from grukit.tasks.translate.train import TrainConfig, train
+
+CFG = dict(batch_size=8, lr=1e-2, label_smoothing=0.0, src_vocab=300, tgt_vocab=300, emb_dim=32, enc_hidden=32,
+           dec_hidden=64, dropout=0.0, steps_per_epoch=None, bf16=False, lr_patience=None)
+
+
+def _pairs():
+    """Eight short training pairs with distinct English sentences."""
+    seen, out = set(), []
+    for en, fr in D.load_splits()["train"]:
+        if en not in seen and len(en.split()) >= 3:
+            out.append((en, fr))
+        seen.add(en)
+        if len(out) == 8:
+            return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    pairs = _pairs()
+    run = tmp_path_factory.mktemp("translate") / "run"
+    splits = {"train": pairs * 8, "valid": pairs, "test": pairs}
+    result = train(TrainConfig(epochs=18, **CFG), output_dir=run, progress=False, evaluate_beam=None, splits=splits)
+    return pairs, run, result
+
+
+def test_loss_falls_and_pairs_are_memorized(trained):
+    pairs, run, result = trained
+    losses = [h["train_loss"] for h in result.history]
+    assert len(losses) == 18 and losses[-1] < 0.25 * losses[0]
+    for name in ("model.safetensors", "last.ckpt", "tokenizers.json", "log.csv", "config.json"):
+        assert (run / name).is_file(), name
+    bundle = load_bundle(run)  # the best-on-validation model file, with its tokenizers
+    english = [en for en, _ in pairs]
+    for beam in (1, 3):
+        out = translate(bundle, english, beam_size=beam)
+        exact = sum(o == fr for o, (_, fr) in zip(out, pairs))
+        assert exact >= 6, list(zip(out, pairs))
+
+
+def test_resume_continues_the_run(trained, tmp_path):
+    pairs, _, _ = trained
+    splits = {"train": pairs * 8, "valid": pairs, "test": pairs}
+    first = train(TrainConfig(epochs=2, **CFG), output_dir=tmp_path / "r", progress=False, evaluate_beam=None,
+                  splits=splits)
+    tok_before = (tmp_path / "r" / "tokenizers.json").read_text()
+    more = train(TrainConfig(epochs=3, **CFG), resume=tmp_path / "r", progress=False, evaluate_beam=None,
+                 splits=splits)
+    assert [h["epoch"] for h in more.history] == [0, 1, 2]
+    assert more.history[:2] == first.history[:2]
+    assert (tmp_path / "r" / "tokenizers.json").read_text() == tok_before
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-c", "from grukit.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_predict_file_and_errors_from_the_console(trained, tmp_path):
+    pairs, run, _ = trained
+    f = tmp_path / "in.txt"
+    f.write_text(f"{pairs[0][0]}\n\n{pairs[1][0]}\n")
+    r = _cli("translate", "predict", "--file", str(f), "--checkpoint", str(run), "--beam", "1")
+    assert r.returncode == 0, r.stderr
+    want = translate(load_bundle(run), [pairs[0][0], pairs[1][0]], beam_size=1)
+    assert r.stdout.split("\n")[:3] == [want[0], "", want[1]]
+    r = _cli("translate", "predict", "   ", "--checkpoint", str(run))
+    assert r.returncode == 2 and "empty" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_errors_and_attention(trained, tmp_path):
+    pairs, run, _ = trained
+    runner = CliRunner()
+    long = " ".join(["word"] * 300)
+    r = runner.invoke(app, ["translate", "predict", long, "--checkpoint", str(run)])
+    assert isinstance(r.exception, UserInputError) and "too long" in str(r.exception)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    r = runner.invoke(app, ["translate", "predict", "--file", str(empty), "--checkpoint", str(run)])
+    assert isinstance(r.exception, UserInputError) and "no non-empty lines" in str(r.exception)
+    r = runner.invoke(app, ["translate", "predict", "--checkpoint", str(run)])
+    assert isinstance(r.exception, UserInputError)
+    r = runner.invoke(app, ["translate", "predict", "Hi.", "--checkpoint", str(tmp_path / "nope")])
+    assert isinstance(r.exception, UserInputError) and "--checkpoint" in str(r.exception)
+    png = tmp_path / "attn.png"
+    r = runner.invoke(app, ["translate", "predict", pairs[2][0], "--checkpoint", str(run), "--show-attention",
+                            str(png)])
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _, attn = translate(load_bundle(run), [pairs[2][0]], return_attention=True)
+    n_src = len(load_bundle(run).src_tok.encode(pairs[2][0]))
+    assert attn[0].shape[1] == n_src and torch.allclose(attn[0].sum(-1), torch.ones(attn[0].shape[0]), atol=1e-5)
+
+
+def test_evaluate_matches_sacrebleu_on_predictions(trained, tmp_path):
+    import sacrebleu
+
+    pairs, run, _ = trained
+    out = tmp_path / "scores.json"
+    r = CliRunner().invoke(app, ["translate", "evaluate", "--checkpoint", str(run), "--limit", "30", "--beam", "2",
+                                 "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    test = D.load_splits()["test"][:30]
+    hyps = translate(load_bundle(run), [en for en, _ in test], beam_size=2)
+    refs = [fr for _, fr in test]
+    assert res["model"]["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=0.01)
+    assert res["model"]["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score, abs=0.01)
+    short = [i for i, (en, _) in enumerate(test) if len(en.split()) <= 10]
+    assert res["subsets"]["short_pairs"] == len(short)
+    assert res["model"]["bleu_short"] == pytest.approx(
+        sacrebleu.corpus_bleu([hyps[i] for i in short], [[refs[i] for i in short]]).score, abs=0.01)
+
+
+def test_multiref_bleu_uses_every_reference():
+    import sacrebleu
+
+    from grukit.tasks.translate.evaluate import multiref_bleu
+
+    hyps = ["le chat est sur le tapis", "il fait très froid ce matin"]
+    refs = [["le chat dort sur le tapis", "le chat est sur le tapis"], ["il fait froid ce matin"]]
+    # the first hypothesis equals its second reference; pad the missing one with an unmatched dummy oracle
+    two = sacrebleu.corpus_bleu(hyps, [[refs[0][0], refs[1][0]], [refs[0][1], "zzz"]]).score
+    assert multiref_bleu(hyps, refs) == pytest.approx(two, abs=0.01)
+    assert multiref_bleu(hyps, refs) > sacrebleu.corpus_bleu(hyps, [[refs[0][0], refs[1][0]]]).score
