@@ -80,6 +80,11 @@ def _stack_from(obj) -> list[tuple[object, object | None, str]]:
                                  f"backwards, got go_backwards={fw.go_backwards}/{bw.go_backwards}")
             _check_gru_layer(fw, where)
             _check_gru_layer(bw, where)
+            f, b = (fw.cell.units, fw.cell.reset_after, fw.cell.use_bias), (bw.cell.units, bw.cell.reset_after,
+                                                                             bw.cell.use_bias)
+            if f != b:
+                raise ValueError(f"{where}: the two directions differ in (units, reset_after, use_bias): {f} vs {b}; "
+                                 f"grukit's directions share one configuration")
             stack.append((fw, bw, layer.merge_mode))
         elif _is_gru(layer):
             _check_gru_layer(layer, where)

@@ -179,7 +179,8 @@ def from_onnx(path: str | os.PathLike, nodes: list[int | str] | None = None, bac
     exporters (e.g. ``torch.onnx.export`` of a torch.nn.GRU), as long as W, R and B are stored in the file.
     ``nodes`` picks GRU operators by index (among the GRU operators) or node name; by default all of them,
     which must form one stack (same hidden size, direction and reset placement; layer k's input size
-    D·H). ``batch_first`` defaults to the stored config, else False.
+    D·H). ``batch_first`` defaults to the stored config, else to the first operator's ``layout`` attribute
+    (1 = batch-first). Initial states and sequence_lens inside the graph are inputs, not weights: not read.
     """
     onnx = _onnx()
     path = Path(path)
@@ -237,7 +238,8 @@ def from_onnx(path: str | os.PathLike, nodes: list[int | str] | None = None, bac
                                  f"B {None if B is None else B.shape} for direction={direction}")
         if "hidden_size" in a and a["hidden_size"] != H:
             raise UserInputError(f"{where}: hidden_size={a['hidden_size']} but W has 3H = {W.shape[1]} rows")
-        layers.append(dict(W=W, R=R, B=B, H=H, D=D, I=W.shape[2], lbr=bool(a.get("linear_before_reset", 0))))
+        layers.append(dict(W=W, R=R, B=B, H=H, D=D, I=W.shape[2], lbr=bool(a.get("linear_before_reset", 0)),
+                           layout=int(a.get("layout", 0))))
     first = layers[0]
     for k, ly in enumerate(layers):
         want_i = first["I"] if k == 0 else first["D"] * first["H"]
@@ -250,7 +252,8 @@ def from_onnx(path: str | os.PathLike, nodes: list[int | str] | None = None, bac
                 f"bias {first['B'] is not None} (and layer k≥1 needs input size {first['D'] * first['H']}); pick "
                 f"operators with nodes=[...]")
     if batch_first is None:
-        batch_first = bool(stored.get("batch_first", False)) if nodes is None else False
+        # our own files say; otherwise follow the operator's layout attribute (1 = batch-first X and Y)
+        batch_first = bool(stored.get("batch_first", first["layout"] == 1)) if nodes is None else first["layout"] == 1
     dtype = np.float64 if first["W"].dtype == np.float64 else np.float32
     import torch
 
