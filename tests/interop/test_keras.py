@@ -99,6 +99,12 @@ def test_clear_errors(tmp_path):
                                keras.layers.GRU(5)])
     with pytest.raises(ValueError, match="same"):
         grukit.from_keras(uneven)
+    odd = keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=True),
+                                     backward_layer=keras.layers.GRU(4, return_sequences=True, go_backwards=True,
+                                                                     reset_after=False))
+    odd(np.zeros((1, 2, 3), "float32"))
+    with pytest.raises(ValueError, match="two directions differ"):
+        grukit.from_keras(odd)
     with pytest.raises(grukit.errors.UserInputError, match="not found"):
         grukit.from_keras(tmp_path / "missing.keras")
     junk = tmp_path / "junk.keras"

@@ -89,3 +89,26 @@ def test_clear_errors(tmp_path):
         grukit.export_onnx(grukit.GRU(3, 4, layer_norm=True), tmp_path / "ln.onnx")
     with pytest.raises(TypeError, match="grukit.GRU"):
         grukit.export_onnx(torch.nn.LSTM(3, 4), tmp_path / "lstm.onnx")
+
+
+def test_from_onnx_foreign_batch_first_layout(tmp_path):
+    """A hand-written file (no grukit metadata) whose GRU uses layout=1: imported batch-first, weights exact."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    W, R, B = (rng.standard_normal(s).astype(np.float32) for s in ((1, 12, 3), (1, 12, 4), (1, 24)))
+    graph = helper.make_graph(
+        [helper.make_node("GRU", ["x", "W", "R", "B"], ["y", "y_h"], hidden_size=4, layout=1, linear_before_reset=1)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "t", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(a, n) for a, n in ((W, "W"), (R, "R"), (B, "B"))])
+    path = tmp_path / "bf.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    model = grukit.from_onnx(path)
+    assert model.batch_first and model.reset_after
+    H = 4
+    zrn = lambda a: np.concatenate([a[H:2 * H], a[:H], a[2 * H:]])  # z, r, n → r, z, n
+    np.testing.assert_array_equal(model.weight_ih_l0.detach().numpy(), zrn(W[0]))
+    np.testing.assert_array_equal(model.weight_hh_l0.detach().numpy(), zrn(R[0]))
+    np.testing.assert_array_equal(model.bias_ih_l0.detach().numpy(), zrn(B[0, :12]))
+    np.testing.assert_array_equal(model.bias_hh_l0.detach().numpy(), zrn(B[0, 12:]))
