@@ -100,8 +100,8 @@ def test_bad_audio_exits_2_with_one_line(verb, kind, match, bi_model, uni_run, t
     elif kind == "short":
         write_wav(path, 0.5 * np.sin(np.arange(120)))
     ckpt = bi_model if verb == "predict" else uni_run
-    code, out, err = run_cli(capsys, monkeypatch, "digits", verb, path, "--checkpoint", ckpt, "--no-sleep"
-                             if verb == "stream" else "--top-db", *([] if verb == "stream" else ["30"]))
+    extra = ["--no-sleep"] if verb == "stream" else []
+    code, out, err = run_cli(capsys, monkeypatch, "digits", verb, path, "--checkpoint", ckpt, *extra)
     assert code == 2
     assert out == "" and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error:") and match in err

@@ -1,6 +1,8 @@
 """Streaming recognition: frame-by-frame features and step-API logits equal the offline computation of the
 same unidirectional model on the whole file, whatever the chunk sizes; simulated real time waits as long as
 the audio lasts; bidirectional models are refused."""
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -16,11 +18,15 @@ from ._digits_util import fsdd_file
 FILES = ["3_theo_2.wav", "8_yweweler_0.wav", "0_george_4.wav"]
 
 
+@functools.lru_cache(maxsize=None)
+def _stats():
+    spec = D.FeatureSpec(n_mels=16)
+    return D.feature_stats([D.raw_features(D.load_audio(fsdd_file(f), spec), spec) for f in FILES])
+
+
 def _stream_model(pooling):
     torch.manual_seed(1)
-    spec = D.FeatureSpec(n_mels=16)
-    raw = [D.raw_features(D.load_audio(fsdd_file(f), spec), spec) for f in FILES]
-    mean, var = D.feature_stats(raw)
+    mean, var = _stats()
     return DigitRecognizer(hidden_size=12, num_layers=2, bidirectional=False, dropout=0.0, n_mels=16,
                            normalization="running", feature_mean=mean, feature_var=var, prior_frames=5,
                            pooling=pooling).eval()

@@ -1,0 +1,45 @@
+"""Digits training pieces: augmentation (tempo interpolation, mel shift), length-bucketed batches, padding."""
+import torch
+
+from grukit.tasks.digits.train import BucketSampler, collate, warp
+
+
+def test_mel_shift_moves_channels_with_edges_repeated():
+    x = torch.arange(5 * 8, dtype=torch.float32).reshape(5, 8)  # n_mels=4 with deltas
+    seen = set()
+    for _ in range(40):
+        y = warp(x, 0.0, 2, n_mels=4, deltas=True)
+        k = next(k for k in range(-2, 3)
+                 if torch.equal(y, torch.cat([x[:, :4][:, (torch.arange(4) - k).clamp(0, 3)],
+                                              x[:, 4:][:, (torch.arange(4) - k).clamp(0, 3)]], 1)))
+        seen.add(k)
+    assert seen == {-2, -1, 0, 1, 2}
+
+
+def test_tempo_change_interpolates_between_frames():
+    x = torch.randn(50, 6)
+    for _ in range(20):
+        y = warp(x, 0.2, 0, n_mels=6, deltas=False)
+        assert 40 <= y.shape[0] <= 60 and y.shape[1] == 6
+        torch.testing.assert_close(y[0], x[0])
+        torch.testing.assert_close(y[-1], x[-1])
+        # a linear ramp stays the same ramp at the new frame rate
+        ramp = torch.linspace(0, 1, 50)[:, None].repeat(1, 6)
+        r = warp(ramp, 0.2, 0, n_mels=6, deltas=False)
+        torch.testing.assert_close(r[:, 0], torch.linspace(0, 1, r.shape[0]), atol=1e-6, rtol=0)
+
+
+def test_bucket_sampler_covers_every_item_once_in_similar_lengths():
+    lengths = torch.randint(5, 200, (103,)).tolist()
+    batches = list(BucketSampler(lengths, 8, shuffle=True, pool=4))
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(103)) and all(len(b) <= 8 for b in batches)
+    fixed = list(BucketSampler(lengths, 8, shuffle=False))
+    order = [lengths[i] for b in fixed for i in b]
+    assert order == sorted(lengths)
+
+
+def test_collate_pads_and_keeps_lengths():
+    x, lengths, y = collate([(torch.ones(3, 2), 4), (torch.ones(5, 2), 7)])
+    assert x.shape == (2, 5, 2) and lengths.tolist() == [3, 5] and y.tolist() == [4, 7]
+    assert x[0, 3:].abs().sum() == 0
