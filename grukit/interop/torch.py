@@ -48,3 +48,26 @@ def to_torch(model: nn.Module) -> nn.Module:
     with torch.no_grad():
         out.load_state_dict(model.state_dict())
     return out.train(model.training)
+
+
+def swap_to_torch(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every grukit.GRU / GRUCell inside replaced by an equal torch.nn one.
+
+    For ``torch.onnx.export`` of a model that contains a grukit.GRU: torch's exporters turn torch.nn.GRU into
+    the ONNX GRU operator, so the file keeps a dynamic time axis (tracing grukit's own loop fixes T). The
+    parent must call the GRU the torch way (``gru(x)`` or ``gru(x, h0)``, no ``lengths``/``return_gates``);
+    every GRU needs ``reset_after=True`` (:func:`to_torch` says why otherwise).
+    """
+    import copy
+
+    if isinstance(model, (GRU, GRUCell)):
+        return to_torch(model)
+    out = copy.deepcopy(model)
+    for name, child in list(out.named_modules()):
+        for attr, sub in list(child.named_children()):
+            if isinstance(sub, (GRU, GRUCell)):
+                try:
+                    setattr(child, attr, to_torch(sub))
+                except ValueError as e:
+                    raise ValueError(f"{(name + '.' if name else '') + attr}: {e}") from None
+    return out

@@ -58,3 +58,31 @@ def test_torch_onnx_export_of_a_model_containing_a_gru(tmp_path, dynamo):
     with torch.no_grad():
         ref_logits, ref_h = model(x3)
     assert maxdiff(logits, ref_logits) <= TOL and maxdiff(h_n, ref_h) <= TOL
+
+
+def test_swap_to_torch_gives_onnx_gru_operators_with_dynamic_time(tmp_path):
+    """swap_to_torch + torch.onnx.export: real ONNX GRU operators, batch and time both dynamic."""
+    import onnx
+
+    from grukit.interop import swap_to_torch
+
+    model = randomize(Tagger()).eval()
+    swapped = swap_to_torch(model)
+    assert isinstance(swapped.gru, torch.nn.GRU) and isinstance(model.gru, grukit.GRU)
+    path = tmp_path / "tagger.onnx"
+    torch.onnx.export(swapped, (torch.randn(2, 5, 3),), str(path), dynamo=False, input_names=["x"],
+                      output_names=["logits", "h_n"], dynamic_axes={"x": {0: "batch", 1: "time"}})
+    assert sum(n.op_type == "GRU" for n in onnx.load(str(path)).graph.node) == 2
+    for B, T in ((3, 9), (1, 2)):
+        x = torch.randn(B, T, 3)
+        logits, h_n = ort_run(path, {"x": x.numpy()})
+        with torch.no_grad():
+            ref_logits, ref_h = model(x)
+        assert maxdiff(logits, ref_logits) <= TOL and maxdiff(h_n, ref_h) <= TOL
+    back = grukit.from_onnx(path)  # and the GRU comes back out of the file
+    with torch.no_grad():
+        assert maxdiff(back(x.transpose(0, 1))[0].transpose(0, 1), model.gru(x)[0]) <= TOL
+    bad = Tagger()
+    bad.gru = grukit.GRU(3, 4, 2, batch_first=True, bidirectional=True, reset_after=False)
+    with pytest.raises(ValueError, match="gru: .*reset_after=True"):
+        swap_to_torch(bad)
