@@ -28,7 +28,7 @@ def _format(path: Path, flag: str | None, which: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- read
-def _read_torch(path: Path, prefix: str | None):
+def _read_torch(path: Path, prefix: str | None, reset_before: bool = False):
     import torch
 
     from ..interop.torch import from_torch
@@ -59,17 +59,24 @@ def _read_torch(path: Path, prefix: str | None):
     except RuntimeError as e:
         raise UserInputError(f"{path}: the tensors do not form a torch.nn.GRU({I}, {H}, num_layers={L}, "
                              f"bidirectional={bi}): {str(e).splitlines()[0]} ...") from None
+    if reset_before:  # a grukit reset_after=False state_dict: same keys, no torch equivalent to run
+        import grukit
+
+        model = grukit.GRU(I, H, L, bias="bias_ih_l0" in sd, bidirectional=bi, reset_after=False,
+                           dtype=sd["weight_ih_l0"].dtype)
+        model.load_state_dict(sd)
+        return model, None
     return from_torch(mod), mod
 
 
-def _read(fmt: str, path: Path, prefix: str | None):
+def _read(fmt: str, path: Path, prefix: str | None, reset_before: bool = False):
     """(grukit.GRU, the source in its own library or None)."""
     import grukit
 
     if not path.is_file():
         raise UserInputError(f"SRC not found: {path}")
     if fmt == "torch":
-        return _read_torch(path, prefix)
+        return _read_torch(path, prefix, reset_before)
     if fmt == "safetensors":
         model = grukit.load(path)
         if not isinstance(model, grukit.GRU):
@@ -204,6 +211,8 @@ def register(app: typer.Typer) -> None:
         to: str = typer.Option(None, "--to", help="Destination format if the extension does not say."),
         prefix: str = typer.Option(None, "--prefix", help="For .pt sources: the key prefix of the GRU's tensors "
                                                           "(e.g. 'encoder.gru.'); found automatically if unique."),
+        reset_before: bool = typer.Option(False, "--reset-before", help="For .pt sources: the state_dict is a "
+                                          "grukit GRU with reset_after=False (same keys as torch.nn.GRU, other math)."),
         batch: int = typer.Option(3, help="Batch size of the random self-check input."),
         steps: int = typer.Option(7, help="Time steps of the random self-check input."),
         seed: int = typer.Option(0, help="Seed of the random self-check input."),
@@ -224,7 +233,9 @@ def register(app: typer.Typer) -> None:
             raise UserInputError("SRC and DST are the same file")
         if batch < 1 or steps < 1:
             raise UserInputError(f"--batch and --steps must be ≥ 1, got {batch} and {steps}")
-        model, handle = _read(sfmt, src, prefix)
+        if reset_before and sfmt != "torch":
+            raise UserInputError("--reset-before applies to .pt sources only; other formats record the placement")
+        model, handle = _read(sfmt, src, prefix, reset_before)
         model = model.eval()
         _write(dfmt, model, dst)
 
@@ -232,7 +243,7 @@ def register(app: typer.Typer) -> None:
         rows, worst = [], 0.0
         for side, fmt, h in (("SRC", sfmt, handle), ("DST", dfmt, dst)):
             if h is None:
-                rows.append((side, fmt, "—", "grukit file, nothing independent to compare"))
+                rows.append((side, fmt, "—", "no independent library to run (grukit's own format)"))
                 continue
             y, ours = _run_native(fmt, h, x, model)
             if y is None:

@@ -72,3 +72,14 @@ def test_user_mistakes_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.txt").exists()
     code, out, err = _convert(monkeypatch, capsys, tmp_path / "m.safetensors", tmp_path / "out.bin", "--to", "onnx")
     assert code == 0 and (tmp_path / "out.bin").exists()
+
+
+def test_reset_before_state_dict_needs_the_flag(tmp_path, monkeypatch, capsys):
+    model = randomize(grukit.GRU(3, 4, reset_after=False)).eval()
+    torch.save(model.state_dict(), tmp_path / "rb.pt")
+    code, out, err = _convert(monkeypatch, capsys, tmp_path / "rb.pt", tmp_path / "rb.onnx", "--reset-before")
+    assert code == 0, err
+    assert "reset_after=False" in out
+    x = torch.randn(5, 2, 3)
+    with torch.no_grad():
+        assert maxdiff(ort_run(tmp_path / "rb.onnx", {"input": x.numpy()})[0], model(x)[0]) <= TOL
