@@ -1,0 +1,101 @@
+"""Smoke training on a slice: the loss falls, the run folder is complete, resume continues the same run;
+the CLI streams reproducible text and refuses bad input with exit code 2."""
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import grukit
+from grukit.cli import app
+from grukit.tasks.text.model import CharLM
+from grukit.tasks.text.train import TextTrainConfig, train
+
+SMALL = dict(embed_dim=16, hidden_size=48, num_layers=2, dropout=0.0, lr=1e-2, batch_size=8, seq_len=32,
+             max_train_chars=24_000, max_valid_chars=4_000, val_streams=4, val_seq_len=64, eval_streams=2)
+
+
+@pytest.fixture(scope="module")
+def run2(tmp_path_factory):
+    out = tmp_path_factory.mktemp("text") / "run"
+    rec = train(TextTrainConfig(epochs=2, **SMALL), output_dir=out, progress=False, threads=1)
+    return out, rec
+
+
+def test_smoke_training_learns_and_writes_the_run_folder(run2):
+    out, rec = run2
+    for name in ("model.safetensors", "last.ckpt", "config.json", "metrics.json", "log.csv"):
+        assert (out / name).is_file(), name
+    log = (out / "log.csv").read_text().splitlines()
+    assert len(log) == 3
+    rows = [dict(zip(log[0].split(","), r.split(","))) for r in log[1:]]
+    assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"]) < math.log(65)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "text" and metrics["split"] == "valid"
+    nats = metrics["model"]["nats_per_char"]
+    assert nats < metrics["baselines"]["unigram"]["nats_per_char"] < math.log(65)  # beats character frequencies
+    model = grukit.load(out / "model.safetensors")
+    assert isinstance(model, CharLM) and len(model.vocab) == 65
+
+
+def test_resume_continues_to_the_same_weights(run2, tmp_path):
+    out2, _ = run2
+    part = tmp_path / "part"
+    train(TextTrainConfig(epochs=1, **SMALL), output_dir=part, progress=False, threads=1)
+    train(TextTrainConfig(epochs=2, **SMALL), resume=part, progress=False, threads=1)
+    a = torch.load(part / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(out2 / "last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-6, atol=1e-7), k
+    assert len((part / "log.csv").read_text().splitlines()) == 3
+
+
+def test_epoch_parts_cut_a_pass_into_epochs(tmp_path):
+    cfg = TextTrainConfig(epochs=2, epoch_parts=2, **SMALL)
+    rec = train(cfg, output_dir=tmp_path / "p", progress=False, threads=1)
+    steps = [int(r.split(",")[1]) for r in (tmp_path / "p" / "log.csv").read_text().splitlines()[1:]]
+    windows = (24_000 // 8 - 1) // 32  # full windows in one pass
+    assert steps == [round(windows / 2), windows] and rec["passes"] == 1.0
+
+
+def test_cli_generate_perplexity_and_errors(run2, tmp_path):
+    out, rec = run2
+    r = CliRunner()
+    a = r.invoke(app, ["text", "generate", "--checkpoint", str(out), "--prompt", "KING:", "--length", "80",
+                       "--seed", "5"])
+    b = r.invoke(app, ["text", "generate", "--checkpoint", str(out), "--prompt", "KING:", "--length", "80",
+                       "--seed", "5"])
+    assert a.exit_code == 0 and a.stdout == b.stdout
+    assert a.stdout.startswith("KING:") and len(a.stdout) == len("KING:") + 80 + 1
+    js = tmp_path / "ppl.json"
+    p = r.invoke(app, ["text", "perplexity", "--checkpoint", str(out), "--max-chars", "4000", "--streams", "2",
+                       "--json", str(js)])
+    assert p.exit_code == 0, p.output
+    assert json.loads(js.read_text())["nats_per_char"] == pytest.approx(rec["model"]["nats_per_char"], rel=1e-6)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["text", "generate", "--prompt", "\u00e9"], "not in the model's vocabulary"),
+    (["text", "generate", "--checkpoint", "/nonexistent/run"], "no such file or run folder"),
+    (["text", "perplexity", "--text-file", "/nonexistent.txt"], "no such file"),
+])
+def test_cli_user_errors_exit_2(run2, args, msg, monkeypatch, capsys):
+    out, _ = run2
+    if "--checkpoint" not in args:
+        args = args[:2] + ["--checkpoint", str(out)] + args[2:]
+    code, err = _main(args, monkeypatch, capsys)
+    assert code == 2 and msg in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _main(args, monkeypatch, capsys):
+    """Run the console entry point ``grukit.cli.main`` in-process: (exit code, stderr)."""
+    from grukit.cli import main
+
+    monkeypatch.setattr("sys.argv", ["grukit", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main()
+    return e.value.code, capsys.readouterr().err
