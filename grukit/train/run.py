@@ -117,12 +117,19 @@ class RunDir:
             if path.exists() and not path.is_dir():
                 raise UserInputError(f"--output-dir {path} exists and is not a folder")
         else:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            base = Path(root) / f"{task}-{stamp}"
-            path, n = base, 1
-            while path.exists():
-                n += 1
-                path = base.with_name(f"{base.name}-{n}")
+            # DDP: Lightning re-launches the command for ranks > 0 a little later; they must use rank 0's
+            # folder, which rank 0 hands over through the environment the children inherit.
+            key = f"GRUKIT_RUN_DIR_{task.upper().replace('-', '_')}"
+            if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(key):
+                path = Path(os.environ[key])
+            else:
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                base = Path(root) / f"{task}-{stamp}"
+                path, n = base, 1
+                while path.exists():
+                    n += 1
+                    path = base.with_name(f"{base.name}-{n}")
+                os.environ[key] = str(path)
         created = not path.exists()
         run = cls(path, task=task, created=created)
         if mkdir:
@@ -157,12 +164,14 @@ class RunDir:
         return self.write_json("metrics.json", metrics_record(**record))
 
     @contextlib.contextmanager
-    def guard(self) -> Iterator["RunDir"]:
-        """Remove the folder if the block raises and this run created it."""
+    def guard(self, keep_on_interrupt: bool = True) -> Iterator["RunDir"]:
+        """Remove the folder if the block raises and this run created it. A KeyboardInterrupt keeps it
+        (unless ``keep_on_interrupt=False``) so that ``--resume`` can continue from its ``last.ckpt``."""
         try:
             yield self
-        except BaseException:
-            if self.created and self.path.is_dir():
+        except BaseException as e:
+            interrupted = isinstance(e, KeyboardInterrupt) and keep_on_interrupt
+            if self.created and self.path.is_dir() and not interrupted:
                 shutil.rmtree(self.path, ignore_errors=True)
             raise
 
