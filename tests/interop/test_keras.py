@@ -151,3 +151,13 @@ def test_keras_backend_is_chosen_or_the_failure_is_explained():
         r = subprocess.run([sys.executable, "-c", code], env={**env, "KERAS_BACKEND": "tensorflow"},
                            capture_output=True, text=True, timeout=300)
         assert "BACKEND tensorflow" in r.stdout, r.stderr[-2000:]
+
+
+def test_float64_round_trip_to_1e_10():
+    model = randomize(grukit.GRU(3, 4, 2, bidirectional=True, reset_after=False, dtype=torch.float64)).eval()
+    kmodel = grukit.to_keras(model)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    assert maxdiff(keras_forward(kmodel, x.numpy()), gru_out(model, x)[0]) <= 1e-10
+    back = grukit.from_keras(kmodel)
+    assert back.weight_ih_l0.dtype == torch.float64
+    assert maxdiff(gru_out(back, x)[0], gru_out(model, x)[0]) <= 1e-10
