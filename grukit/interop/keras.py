@@ -186,7 +186,7 @@ def to_keras(model: nn.Module, return_sequences: bool = True):
         gru = keras.layers.GRU(H, return_sequences=seq, reset_after=model.reset_after, use_bias=model.bias,
                                dtype=dtype, name=f"gru_l{k}")
         if D == 2:
-            layers.append(keras.layers.Bidirectional(gru, merge_mode="concat", name=f"bidirectional_l{k}"))
+            layers.append(keras.layers.Bidirectional(gru, merge_mode="concat", name=f"bidirectional_l{k}", dtype=dtype))
         else:
             layers.append(gru)
         grus.append(layers[-1])
