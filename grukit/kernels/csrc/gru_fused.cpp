@@ -1,0 +1,619 @@
+// Fused GRU recurrence on CPU: forward and backward loops for float32 and float64.
+//
+// Built at first use by grukit/kernels/_build.py (g++ -O3 -march=native -fopenmp -shared) and loaded with
+// ctypes: every entry point takes raw pointers, so no torch headers are needed to build it.
+//
+// Convention (torch layout, gates stacked r, z, n; W_hh is (3H, H) row-major):
+//   r = σ(gi_r + W_hr h [+ b_hr]),  z = σ(gi_z + W_hz h [+ b_hz])
+//   reset_after:  n = tanh(gi_n + r ⊙ (W_hn h + b_hn))
+//   otherwise:    n = tanh(gi_n + W_hn (r ⊙ h))            (b_hn folded into gi_n by the caller)
+//   h' = n + z ⊙ (h − n)
+// The caller computes gi = x W_ihᵀ + b_ih (+ the foldable parts of b_hh) for all steps with one GEMM.
+//
+// Per step the loop does one recurrent matrix product (two for reset_after=False) and one fused elementwise
+// pass. Matrix products go either to the BLAS sgemm_/dgemm_ the caller hands us (torch's MKL; large
+// batches) or to a hand-written matrix-vector kernel on weights packed once per call (small batches), in
+// which case the whole time loop runs inside one OpenMP region with barriers between phases.
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <omp.h>
+
+namespace {
+
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vfi __attribute__((vector_size(64)));
+typedef double vd __attribute__((vector_size(64)));
+typedef int64_t vdi __attribute__((vector_size(64)));
+
+template <class T> struct V;
+template <> struct V<float> {
+    typedef vf v;
+    typedef vfi vi;
+    enum { L = 16 };
+};
+template <> struct V<double> {
+    typedef vd v;
+    typedef vdi vi;
+    enum { L = 8 };
+};
+
+template <class T> using vec = typename V<T>::v;
+
+template <class T> static inline vec<T> bcast(T a) { return a - (vec<T>){}; }  // compiles to one broadcast
+template <class T> static inline vec<T> ld(const T* p) {
+    vec<T> r;
+    std::memcpy(&r, p, sizeof(r));
+    return r;
+}
+template <class T> static inline void st(T* p, vec<T> a) { std::memcpy(p, &a, sizeof(a)); }
+template <class T> static inline vec<T> ldn(const T* p, int n) {  // first n lanes, the rest zero
+    vec<T> r = bcast<T>(0);
+    std::memcpy(&r, p, sizeof(T) * n);
+    return r;
+}
+template <class T> static inline void stn(T* p, vec<T> a, int n) { std::memcpy(p, &a, sizeof(T) * n); }
+
+// exp with Cody–Waite reduction and a Taylor polynomial on |r| ≤ ln2/2; NaN propagates, the argument is
+// clamped so 2^k stays a normal number (σ and tanh saturate correctly at the clamp).
+static inline vf vexp(vf x) {
+    const vf hi = bcast<float>(88.0f), lo = bcast<float>(-87.0f);
+    x = x > hi ? hi : x;
+    x = x < lo ? lo : x;
+    const vf magic = bcast<float>(12582912.0f);  // 1.5·2^23: adding it rounds to an integer
+    vf kf = (x * 1.44269504088896341f + magic) - magic;
+    vf r = x - kf * 0.693359375f - kf * -2.12194440e-4f;
+    vf p = bcast<float>(1.0f / 5040);
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    vfi ki = __builtin_convertvector(kf, vfi);
+    vfi bits = (ki + 127) << 23;
+    vf scale;
+    std::memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+static inline vd vexp(vd x) {
+    const vd hi = bcast<double>(708.0), lo = bcast<double>(-708.0);
+    x = x > hi ? hi : x;
+    x = x < lo ? lo : x;
+    const vd magic = bcast<double>(6755399441055744.0);  // 1.5·2^52
+    vd kf = (x * 1.4426950408889634074 + magic) - magic;
+    vd r = x - kf * 6.93147180369123816490e-01 - kf * 1.90821492927058770002e-10;
+    static const double c[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                               1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,
+                               1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,        0.5,
+                               1.0,                1.0};
+    vd p = bcast<double>(c[0]);
+    for (int i = 1; i < 14; ++i) p = p * r + c[i];
+    vdi ki = __builtin_convertvector(kf, vdi);
+    vdi bits = (ki + 1023) << 52;
+    vd scale;
+    std::memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+template <class T> static inline vec<T> vsigmoid(vec<T> x) { return (T)1 / ((T)1 + vexp(-x)); }
+template <class T> static inline vec<T> vtanh(vec<T> x) { return (T)1 - (T)2 / ((T)1 + vexp(x + x)); }
+
+static inline void split(int n, int tid, int nt, int* lo, int* hi) {
+    int q = n / nt, rem = n % nt;
+    *lo = tid * q + (tid < rem ? tid : rem);
+    *hi = *lo + q + (tid < rem ? 1 : 0);
+}
+
+// Fortran BLAS gemm (column-major), e.g. MKL's sgemm_/dgemm_ exported by libtorch_cpu.
+typedef void (*sgemm_t)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                        const int*, const float*, const int*, const float*, float*, const int*);
+typedef void (*dgemm_t)(const char*, const char*, const int*, const int*, const int*, const double*,
+                        const double*, const int*, const double*, const int*, const double*, double*, const int*);
+
+template <class T> struct Gemm;
+template <> struct Gemm<float> {
+    typedef sgemm_t fn;
+};
+template <> struct Gemm<double> {
+    typedef dgemm_t fn;
+};
+
+// Y (B × nout, row stride ldy) = X (B × nin, row stride ldx) · Mᵀ, with M(i, k) = src[i·rs + k·cs].
+template <class T> struct Lin {
+    enum { L = V<T>::L, NB = 4 * V<T>::L };
+    const T* src;
+    long rs, cs;
+    bool transposed;  // M = Wᵀ for a row-major W (nin × nout) with row stride cs; else M row-major, stride rs
+    int nout, nin, nblk;
+    T* packed;  // [nblk][nin][NB], zero padded; null when the BLAS runs this product
+
+    void init(const T* s, long r, long c, int no, int ni, bool tr) {
+        src = s, rs = r, cs = c, nout = no, nin = ni, transposed = tr;
+        nblk = (nout + NB - 1) / NB;
+        packed = nullptr;
+    }
+    bool pack() {
+        size_t bytes = sizeof(T) * (size_t)nblk * (size_t)(nin > 0 ? nin : 1) * NB;
+        bytes = (bytes + 63) / 64 * 64;
+        packed = (T*)std::aligned_alloc(64, bytes);
+        if (!packed) return false;
+        for (int b = 0; b < nblk; ++b)
+            for (int k = 0; k < nin; ++k) {
+                T* dst = packed + ((size_t)b * nin + k) * NB;
+                for (int j = 0; j < NB; ++j) {
+                    int i = b * NB + j;
+                    dst[j] = i < nout ? src[(long)i * rs + (long)k * cs] : (T)0;
+                }
+            }
+        return true;
+    }
+    ~Lin() { std::free(packed); }
+
+    // Hand-written matrix-vector products on the packed weights, blocks split among threads.
+    void apply_packed(int B, const T* X, int ldx, T* Y, int ldy, int tid, int nt) const {
+        int lo, hi;
+        split(nblk, tid, nt, &lo, &hi);
+        for (int blk = lo; blk < hi; ++blk) {
+            const T* P = packed + (size_t)blk * nin * NB;
+            int ncol = nout - blk * NB < NB ? nout - blk * NB : NB;
+            for (int b = 0; b < B; ++b) {
+                const T* x = X + (size_t)b * ldx;
+                vec<T> a0 = bcast<T>(0), a1 = a0, a2 = a0, a3 = a0;
+                const T* p = P;
+                for (int k = 0; k < nin; ++k, p += NB) {
+                    vec<T> xk = bcast<T>(x[k]);
+                    a0 += ld<T>(p) * xk;
+                    a1 += ld<T>(p + L) * xk;
+                    a2 += ld<T>(p + 2 * L) * xk;
+                    a3 += ld<T>(p + 3 * L) * xk;
+                }
+                T* y = Y + (size_t)b * ldy + blk * NB;
+                if (ncol == NB) {
+                    st<T>(y, a0), st<T>(y + L, a1), st<T>(y + 2 * L, a2), st<T>(y + 3 * L, a3);
+                } else {
+                    alignas(64) T tmp[NB];
+                    st<T>(tmp, a0), st<T>(tmp + L, a1), st<T>(tmp + 2 * L, a2), st<T>(tmp + 3 * L, a3);
+                    std::memcpy(y, tmp, sizeof(T) * ncol);
+                }
+            }
+        }
+    }
+    void apply_blas(typename Gemm<T>::fn gemm, int B, const T* X, int ldx, T* Y, int ldy) const {
+        const T one = 1, zero = 0;
+        int m = nout, n = B, k = nin, lx = ldx, lyy = ldy;
+        if (!transposed) {  // M row-major with ld rs: Yᵀ = M · Xᵀ
+            int la = (int)rs;
+            gemm("T", "N", &m, &n, &k, &one, src, &la, X, &lx, &zero, Y, &lyy);
+        } else {  // M = Wᵀ with W (nin × nout) row-major, ld cs
+            int la = (int)cs;
+            gemm("N", "N", &m, &n, &k, &one, src, &la, X, &lx, &zero, Y, &lyy);
+        }
+    }
+};
+
+// Runs `nph` phases per step for T steps. Packed mode: one OpenMP region for the whole loop, a barrier
+// after each phase. BLAS mode: matrix phases on the calling thread (the BLAS threads itself), elementwise
+// phases in a short OpenMP region when there is enough work for several threads.
+template <class S> static void run_loop(S& s, int T, int nph, bool packed, int nt) {
+    if (packed) {
+        if (nt <= 1) {
+            for (int step = 0; step < T; ++step)
+                for (int k = 0; k < nph; ++k) s.phase(k, step, 0, 1);
+            return;
+        }
+#pragma omp parallel num_threads(nt)
+        {
+            int tid = omp_get_thread_num(), n = omp_get_num_threads();
+            for (int step = 0; step < T; ++step)
+                for (int k = 0; k < nph; ++k) {
+                    s.phase(k, step, tid, n);
+#pragma omp barrier
+                }
+        }
+        return;
+    }
+    for (int step = 0; step < T; ++step)
+        for (int k = 0; k < nph; ++k) {
+            if (s.is_matrix(k) || nt <= 1 || (long)s.B * s.H < 8192) {
+                s.phase(k, step, 0, 1);
+            } else {
+#pragma omp parallel num_threads(nt)
+                s.phase(k, step, omp_get_thread_num(), omp_get_num_threads());
+            }
+        }
+}
+
+template <class T> struct Common {
+    enum { L = V<T>::L };
+    int T_, B, H;
+    const int64_t* lengths;
+    int reverse;
+    bool packed;
+    typename Gemm<T>::fn gemm;
+    int t_of(int step) const { return reverse ? T_ - 1 - step : step; }
+    bool valid(int t, int b) const { return lengths == nullptr || t < lengths[b]; }
+    // Elementwise work is split over (row, chunk of L columns) pairs.
+    int nchunks() const { return (H + L - 1) / L; }
+    void mm(const Lin<T>& lin, const T* X, int ldx, T* Y, int ldy, int tid, int nt) const {
+        if (packed)
+            lin.apply_packed(B, X, ldx, Y, ldy, tid, nt);
+        else
+            lin.apply_blas(gemm, B, X, ldx, Y, ldy);
+    }
+};
+
+// ------------------------------------------------------------------------------------------------ forward
+template <class T> struct Fwd : Common<T> {
+    using Common<T>::L;
+    const T *gi, *bhn;
+    T *out, *h, *hprev, *gates, *gh, *scratch;  // h: the running state (B, H); gates (T, B, 4H) or scratch
+    bool reset_after, save;
+    Lin<T> w_all, w_rz, w_n;
+
+    bool is_matrix(int k) const { return (k & 1) == 0; }
+    void phase(int k, int step, int tid, int nt) {
+        const int H = this->H, B = this->B;
+        int t = this->t_of(step);
+        if (reset_after) {
+            if (k == 0) this->mm(w_all, h, H, gh, 3 * H, tid, nt);
+            else ew_after(t, tid, nt);
+        } else {
+            if (k == 0) this->mm(w_rz, h, H, gh, 3 * H, tid, nt);
+            else if (k == 1) ew_rz(t, tid, nt);
+            else if (k == 2) this->mm(w_n, gslot(t, 0) + 3 * H, 4 * H, gh + 2 * H, 3 * H, tid, nt);
+            else ew_n(t, tid, nt);
+        }
+        (void)B;
+    }
+    // gates/hprev rows of step t (the per-call scratch when nothing is saved)
+    T* gslot(int t, int b) const { return save ? gates + ((size_t)t * this->B + b) * 4 * this->H : scratch + (size_t)b * 4 * this->H; }
+
+    void ew_after(int t, int tid, int nt) {
+        const int H = this->H, nc = this->nchunks();
+        int lo, hi;
+        split(this->B * nc, tid, nt, &lo, &hi);
+        for (int w = lo; w < hi; ++w) {
+            int b = w / nc, j = (w % nc) * L, n = H - j < L ? H - j : L;
+            const T* g = gi + ((size_t)t * this->B + b) * 3 * H;
+            const T* q = gh + (size_t)b * 3 * H;
+            T* hb = h + (size_t)b * H + j;
+            T* o = out + ((size_t)t * this->B + b) * H + j;
+            T* gs = gslot(t, b);
+            vec<T> hv = ldn<T>(hb, n);
+            if (save) stn<T>(hprev + ((size_t)t * this->B + b) * H + j, hv, n);
+            if (!this->valid(t, b)) {
+                stn<T>(o, bcast<T>(0), n);
+                if (save) {
+                    vec<T> zero = bcast<T>(0);
+                    stn<T>(gs + j, zero, n), stn<T>(gs + H + j, zero, n), stn<T>(gs + 2 * H + j, zero, n);
+                    stn<T>(gs + 3 * H + j, zero, n);
+                }
+                continue;
+            }
+            vec<T> r = vsigmoid<T>(ldn<T>(g + j, n) + ldn<T>(q + j, n));
+            vec<T> z = vsigmoid<T>(ldn<T>(g + H + j, n) + ldn<T>(q + H + j, n));
+            vec<T> hn = ldn<T>(q + 2 * H + j, n);
+            if (bhn) hn += ldn<T>(bhn + j, n);
+            vec<T> nn = vtanh<T>(ldn<T>(g + 2 * H + j, n) + r * hn);
+            vec<T> hnew = nn + z * (hv - nn);
+            stn<T>(o, hnew, n);
+            stn<T>(hb, hnew, n);
+            if (save) stn<T>(gs + j, r, n), stn<T>(gs + H + j, z, n), stn<T>(gs + 2 * H + j, nn, n), stn<T>(gs + 3 * H + j, hn, n);
+        }
+    }
+    void ew_rz(int t, int tid, int nt) {  // reset_after=False, first pass: r, z and r ⊙ h
+        const int H = this->H, nc = this->nchunks();
+        int lo, hi;
+        split(this->B * nc, tid, nt, &lo, &hi);
+        for (int w = lo; w < hi; ++w) {
+            int b = w / nc, j = (w % nc) * L, n = H - j < L ? H - j : L;
+            const T* g = gi + ((size_t)t * this->B + b) * 3 * H;
+            const T* q = gh + (size_t)b * 3 * H;
+            T* gs = gslot(t, b);
+            vec<T> hv = ldn<T>(h + (size_t)b * H + j, n);
+            if (save) stn<T>(hprev + ((size_t)t * this->B + b) * H + j, hv, n);
+            if (!this->valid(t, b)) {  // r = 0 makes r ⊙ h = 0; the second pass keeps the state
+                vec<T> zero = bcast<T>(0);
+                stn<T>(gs + j, zero, n), stn<T>(gs + H + j, zero, n), stn<T>(gs + 3 * H + j, zero, n);
+                continue;
+            }
+            vec<T> r = vsigmoid<T>(ldn<T>(g + j, n) + ldn<T>(q + j, n));
+            vec<T> z = vsigmoid<T>(ldn<T>(g + H + j, n) + ldn<T>(q + H + j, n));
+            stn<T>(gs + j, r, n), stn<T>(gs + H + j, z, n), stn<T>(gs + 3 * H + j, r * hv, n);
+        }
+    }
+    void ew_n(int t, int tid, int nt) {  // reset_after=False, second pass: n and the new state
+        const int H = this->H, nc = this->nchunks();
+        int lo, hi;
+        split(this->B * nc, tid, nt, &lo, &hi);
+        for (int w = lo; w < hi; ++w) {
+            int b = w / nc, j = (w % nc) * L, n = H - j < L ? H - j : L;
+            const T* g = gi + ((size_t)t * this->B + b) * 3 * H;
+            const T* q = gh + (size_t)b * 3 * H;
+            T* gs = gslot(t, b);
+            T* hb = h + (size_t)b * H + j;
+            T* o = out + ((size_t)t * this->B + b) * H + j;
+            if (!this->valid(t, b)) {
+                stn<T>(o, bcast<T>(0), n);
+                if (save) stn<T>(gs + 2 * H + j, bcast<T>(0), n);
+                continue;
+            }
+            vec<T> hv = ldn<T>(hb, n);
+            vec<T> z = ldn<T>(gs + H + j, n);
+            vec<T> nn = vtanh<T>(ldn<T>(g + 2 * H + j, n) + ldn<T>(q + 2 * H + j, n));
+            vec<T> hnew = nn + z * (hv - nn);
+            stn<T>(o, hnew, n);
+            stn<T>(hb, hnew, n);
+            stn<T>(gs + 2 * H + j, nn, n);
+        }
+    }
+};
+
+// ----------------------------------------------------------------------------------------------- backward
+template <class T> struct Bwd : Common<T> {
+    using Common<T>::L;
+    const T *dout, *hprev, *gates;
+    T *dgi, *dgh, *dhc, *mv, *drh;  // dhc: direct part of dh; mv: matrix part (B, H); drh (B, H)
+    bool reset_after;
+    Lin<T> wt_all, wt_rz, wt_n;
+
+    bool is_matrix(int k) const { return (k & 1) == 1; }
+    void phase(int k, int step, int tid, int nt) {
+        const int H = this->H;
+        int t = this->t_of(T_last() - step);
+        if (reset_after) {
+            if (k == 0) ew_after(t, tid, nt);
+            else this->mm(wt_all, dgh + (size_t)t * this->B * 3 * H, 3 * H, mv, H, tid, nt);
+        } else {
+            if (k == 0) ew_n(t, tid, nt);
+            else if (k == 1) this->mm(wt_n, dgi + (size_t)t * this->B * 3 * H + 2 * H, 3 * H, drh, H, tid, nt);
+            else if (k == 2) ew_rz(t, tid, nt);
+            else this->mm(wt_rz, dgi + (size_t)t * this->B * 3 * H, 3 * H, mv, H, tid, nt);
+        }
+    }
+    int T_last() const { return this->T_ - 1; }
+
+    void ew_after(int t, int tid, int nt) {
+        const int H = this->H, nc = this->nchunks();
+        int lo, hi;
+        split(this->B * nc, tid, nt, &lo, &hi);
+        for (int w = lo; w < hi; ++w) {
+            int b = w / nc, j = (w % nc) * L, n = H - j < L ? H - j : L;
+            size_t row = (size_t)t * this->B + b;
+            T* dc = dhc + (size_t)b * H + j;
+            vec<T> dh = ldn<T>(dc, n) + ldn<T>(mv + (size_t)b * H + j, n);
+            T* a = dgi + row * 3 * H;
+            T* c = dgh + row * 3 * H;
+            if (!this->valid(t, b)) {
+                vec<T> zero = bcast<T>(0);
+                stn<T>(a + j, zero, n), stn<T>(a + H + j, zero, n), stn<T>(a + 2 * H + j, zero, n);
+                stn<T>(c + j, zero, n), stn<T>(c + H + j, zero, n), stn<T>(c + 2 * H + j, zero, n);
+                stn<T>(dc, dh, n);
+                continue;
+            }
+            if (dout) dh += ldn<T>(dout + row * H + j, n);
+            const T* g = gates + row * 4 * H;
+            vec<T> r = ldn<T>(g + j, n), z = ldn<T>(g + H + j, n), nn = ldn<T>(g + 2 * H + j, n);
+            vec<T> hn = ldn<T>(g + 3 * H + j, n), hp = ldn<T>(hprev + row * H + j, n);
+            vec<T> dz = dh * (hp - nn);
+            vec<T> dan = dh * ((T)1 - z) * ((T)1 - nn * nn);
+            vec<T> dar = dan * hn * r * ((T)1 - r);
+            vec<T> daz = dz * z * ((T)1 - z);
+            stn<T>(a + j, dar, n), stn<T>(a + H + j, daz, n), stn<T>(a + 2 * H + j, dan, n);
+            stn<T>(c + j, dar, n), stn<T>(c + H + j, daz, n), stn<T>(c + 2 * H + j, dan * r, n);
+            stn<T>(dc, dh * z, n);
+        }
+    }
+    void ew_n(int t, int tid, int nt) {  // reset_after=False, first pass: everything but the reset gate
+        const int H = this->H, nc = this->nchunks();
+        int lo, hi;
+        split(this->B * nc, tid, nt, &lo, &hi);
+        for (int w = lo; w < hi; ++w) {
+            int b = w / nc, j = (w % nc) * L, n = H - j < L ? H - j : L;
+            size_t row = (size_t)t * this->B + b;
+            T* dc = dhc + (size_t)b * H + j;
+            vec<T> dh = ldn<T>(dc, n) + ldn<T>(mv + (size_t)b * H + j, n);
+            T* a = dgi + row * 3 * H;
+            if (!this->valid(t, b)) {
+                vec<T> zero = bcast<T>(0);
+                stn<T>(a + j, zero, n), stn<T>(a + H + j, zero, n), stn<T>(a + 2 * H + j, zero, n);
+                stn<T>(dc, dh, n);
+                continue;
+            }
+            if (dout) dh += ldn<T>(dout + row * H + j, n);
+            const T* g = gates + row * 4 * H;
+            vec<T> z = ldn<T>(g + H + j, n), nn = ldn<T>(g + 2 * H + j, n);
+            vec<T> hp = ldn<T>(hprev + row * H + j, n);
+            vec<T> dz = dh * (hp - nn);
+            vec<T> dan = dh * ((T)1 - z) * ((T)1 - nn * nn);
+            stn<T>(a + H + j, dz * z * ((T)1 - z), n), stn<T>(a + 2 * H + j, dan, n);
+            stn<T>(dc, dh * z, n);
+        }
+    }
+    void ew_rz(int t, int tid, int nt) {  // reset_after=False, second pass: the reset gate, d(r ⊙ h)
+        const int H = this->H, nc = this->nchunks();
+        int lo, hi;
+        split(this->B * nc, tid, nt, &lo, &hi);
+        for (int w = lo; w < hi; ++w) {
+            int b = w / nc, j = (w % nc) * L, n = H - j < L ? H - j : L;
+            if (!this->valid(t, b)) continue;
+            size_t row = (size_t)t * this->B + b;
+            T* dc = dhc + (size_t)b * H + j;
+            const T* g = gates + row * 4 * H;
+            vec<T> r = ldn<T>(g + j, n), hp = ldn<T>(hprev + row * H + j, n);
+            vec<T> d = ldn<T>(drh + (size_t)b * H + j, n);
+            stn<T>(dc, ldn<T>(dc, n) + d * r, n);
+            stn<T>(dgi + row * 3 * H + j, d * hp * r * ((T)1 - r), n);
+        }
+    }
+};
+
+template <class T> static T* alloc(size_t n) {
+    size_t bytes = (sizeof(T) * (n ? n : 1) + 63) / 64 * 64;
+    T* p = (T*)std::aligned_alloc(64, bytes);
+    if (p) std::memset(p, 0, bytes);
+    return p;
+}
+
+// mode: 1 = packed matrix-vector kernel, 2 = BLAS (gemm must be non-null)
+template <class T>
+static int forward(int T_, int B, int H, const T* gi, const T* bhn, const T* w_hh, const T* h0,
+                   const int64_t* lengths, int reverse, int reset_after, T* out, T* hn, T* hprev, T* gates,
+                   int nthreads, int mode, typename Gemm<T>::fn gemm) {
+    Fwd<T> s;
+    s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse;
+    s.packed = mode == 1 || gemm == nullptr;
+    s.gemm = gemm;
+    s.gi = gi, s.bhn = bhn, s.out = out, s.h = hn, s.hprev = hprev, s.gates = gates;
+    s.reset_after = reset_after != 0;
+    s.save = hprev != nullptr && gates != nullptr;
+    std::memcpy(hn, h0, sizeof(T) * (size_t)B * H);
+    s.w_all.init(w_hh, H, 1, 3 * H, H, false);
+    s.w_rz.init(w_hh, H, 1, 2 * H, H, false);
+    s.w_n.init(w_hh + (size_t)2 * H * H, H, 1, H, H, false);
+    s.gh = alloc<T>((size_t)B * 3 * H);
+    s.scratch = alloc<T>((size_t)B * 4 * H);
+    bool ok = s.gh && s.scratch;
+    if (ok && s.packed) ok = s.reset_after ? s.w_all.pack() : (s.w_rz.pack() && s.w_n.pack());
+    if (ok) run_loop(s, T_, s.reset_after ? 2 : 4, s.packed, nthreads);
+    std::free(s.gh);
+    std::free(s.scratch);
+    return ok ? 0 : 1;
+}
+
+template <class T>
+static int backward(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse, int reset_after,
+                    const T* dout, const T* dhn, const T* hprev, const T* gates, T* dgi, T* dgh, T* dh0,
+                    int nthreads, int mode, typename Gemm<T>::fn gemm) {
+    Bwd<T> s;
+    s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse;
+    s.packed = mode == 1 || gemm == nullptr;
+    s.gemm = gemm;
+    s.dout = dout, s.hprev = hprev, s.gates = gates, s.dgi = dgi, s.dgh = dgh;
+    s.reset_after = reset_after != 0;
+    // dh (B × H) = dgh (B × 3H) · W_hh: M = W_hhᵀ, M(i, k) = w_hh[k·H + i]
+    s.wt_all.init(w_hh, 1, H, H, 3 * H, true);
+    s.wt_rz.init(w_hh, 1, H, H, 2 * H, true);
+    s.wt_n.init(w_hh + (size_t)2 * H * H, 1, H, H, H, true);
+    s.dhc = alloc<T>((size_t)B * H);
+    s.mv = alloc<T>((size_t)B * H);
+    s.drh = alloc<T>((size_t)B * H);
+    bool ok = s.dhc && s.mv && s.drh;
+    if (ok && dhn) std::memcpy(s.dhc, dhn, sizeof(T) * (size_t)B * H);
+    if (ok && s.packed) ok = s.reset_after ? s.wt_all.pack() : (s.wt_rz.pack() && s.wt_n.pack());
+    if (ok) {
+        run_loop(s, T_, s.reset_after ? 2 : 4, s.packed, nthreads);
+        for (size_t i = 0; i < (size_t)B * H; ++i) dh0[i] = s.dhc[i] + s.mv[i];
+    }
+    std::free(s.dhc);
+    std::free(s.mv);
+    std::free(s.drh);
+    return ok ? 0 : 1;
+}
+
+// y (nout) = W (nout × nin, row stride ldw) · x (+ b): dot products on the unpacked weights, 4 rows at once.
+template <class T> static void mv_rows(int nout, int nin, const T* W, int ldw, const T* x, const T* bias, T* y) {
+    enum { L = V<T>::L };
+    int i = 0;
+    for (; i + 4 <= nout; i += 4) {
+        const T *w0 = W + (size_t)i * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        vec<T> a0 = bcast<T>(0), a1 = a0, a2 = a0, a3 = a0;
+        int k = 0;
+        for (; k + L <= nin; k += L) {
+            vec<T> xv = ld<T>(x + k);
+            a0 += ld<T>(w0 + k) * xv, a1 += ld<T>(w1 + k) * xv, a2 += ld<T>(w2 + k) * xv, a3 += ld<T>(w3 + k) * xv;
+        }
+        if (k < nin) {
+            int n = nin - k;
+            vec<T> xv = ldn<T>(x + k, n);
+            a0 += ldn<T>(w0 + k, n) * xv, a1 += ldn<T>(w1 + k, n) * xv, a2 += ldn<T>(w2 + k, n) * xv,
+                a3 += ldn<T>(w3 + k, n) * xv;
+        }
+        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int l = 0; l < L; ++l) s0 += a0[l], s1 += a1[l], s2 += a2[l], s3 += a3[l];
+        y[i] = s0 + (bias ? bias[i] : 0), y[i + 1] = s1 + (bias ? bias[i + 1] : 0);
+        y[i + 2] = s2 + (bias ? bias[i + 2] : 0), y[i + 3] = s3 + (bias ? bias[i + 3] : 0);
+    }
+    for (; i < nout; ++i) {
+        const T* w = W + (size_t)i * ldw;
+        T s = 0;
+        for (int k = 0; k < nin; ++k) s += w[k] * x[k];
+        y[i] = s + (bias ? bias[i] : 0);
+    }
+}
+
+// One step without autograd (streaming): x (B, I), h (B, H) → out (B, H). scratch holds 7H per row.
+template <class T>
+static void cell(int B, int I, int H, const T* x, const T* h, const T* w_ih, const T* w_hh, const T* b_ih,
+                 const T* b_hh, int reset_after, T* out, T* scratch) {
+    enum { L = V<T>::L };
+    for (int b = 0; b < B; ++b) {
+        const T* xb = x + (size_t)b * I;
+        const T* hb = h + (size_t)b * H;
+        T* gi = scratch;
+        T* gh = scratch + 3 * H;
+        T* rh = scratch + 6 * H;
+        mv_rows<T>(3 * H, I, w_ih, I, xb, b_ih, gi);
+        if (reset_after) {
+            mv_rows<T>(3 * H, H, w_hh, H, hb, b_hh, gh);
+        } else {
+            mv_rows<T>(2 * H, H, w_hh, H, hb, b_hh, gh);
+            for (int j = 0; j < H; j += L) {
+                int n = H - j < L ? H - j : L;
+                vec<T> r = vsigmoid<T>(ldn<T>(gi + j, n) + ldn<T>(gh + j, n));
+                stn<T>(rh + j, r * ldn<T>(hb + j, n), n);
+            }
+            mv_rows<T>(H, H, w_hh + (size_t)2 * H * H, H, rh, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H);
+        }
+        T* ob = out + (size_t)b * H;
+        for (int j = 0; j < H; j += L) {
+            int n = H - j < L ? H - j : L;
+            vec<T> r = vsigmoid<T>(ldn<T>(gi + j, n) + ldn<T>(gh + j, n));
+            vec<T> z = vsigmoid<T>(ldn<T>(gi + H + j, n) + ldn<T>(gh + H + j, n));
+            vec<T> a = reset_after ? ldn<T>(gi + 2 * H + j, n) + r * ldn<T>(gh + 2 * H + j, n)
+                                   : ldn<T>(gi + 2 * H + j, n) + ldn<T>(gh + 2 * H + j, n);
+            vec<T> nn = vtanh<T>(a);
+            vec<T> hv = ldn<T>(hb + j, n);
+            stn<T>(ob + j, nn + z * (hv - nn), n);
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+int grukit_abi_version() { return 1; }
+
+#define GRUKIT_DEFINE(SUF, T)                                                                                   \
+    int grukit_fwd_##SUF(int T_, int B, int H, const T* gi, const T* bhn, const T* w_hh, const T* h0,         \
+                         const int64_t* lengths, int reverse, int reset_after, T* out, T* hn, T* hprev,       \
+                         T* gates, int nthreads, int mode, void* gemm) {                                     \
+        return forward<T>(T_, B, H, gi, bhn, w_hh, h0, lengths, reverse, reset_after, out, hn, hprev, gates,  \
+                          nthreads, mode, (Gemm<T>::fn)gemm);                                                 \
+    }                                                                                                         \
+    int grukit_bwd_##SUF(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse,             \
+                         int reset_after, const T* dout, const T* dhn, const T* hprev, const T* gates, T* dgi, \
+                         T* dgh, T* dh0, int nthreads, int mode, void* gemm) {                               \
+        return backward<T>(T_, B, H, w_hh, lengths, reverse, reset_after, dout, dhn, hprev, gates, dgi, dgh,  \
+                           dh0, nthreads, mode, (Gemm<T>::fn)gemm);                                           \
+    }                                                                                                         \
+    void grukit_cell_##SUF(int B, int I, int H, const T* x, const T* h, const T* w_ih, const T* w_hh,         \
+                           const T* b_ih, const T* b_hh, int reset_after, T* out, T* scratch) {              \
+        cell<T>(B, I, H, x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, scratch);                            \
+    }                                                                                                         \
+    /* The "GEMM floor" of the benchmarks: the same per-step products alone, in a C loop (no elementwise). */ \
+    void grukit_gemm_loop_##SUF(int calls, int transa, int m, int n, int k, const T* A, int lda, const T* B,   \
+                                long stride_b, int ldb, T* C, long stride_c, int ldc, void* gemm) {          \
+        const T one = 1, zero = 0;                                                                            \
+        for (int i = 0; i < calls; ++i)                                                                       \
+            ((Gemm<T>::fn)gemm)(transa ? "T" : "N", "N", &m, &n, &k, &one, A, &lda, B + i * stride_b, &ldb,    \
+                                &zero, C + i * stride_c, &ldc);                                               \
+    }
+
+GRUKIT_DEFINE(f32, float)
+GRUKIT_DEFINE(f64, double)
+
+}  // extern "C"

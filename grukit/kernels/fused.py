@@ -1,0 +1,266 @@
+"""The fused CPU backend: the GRU recurrence in native code (``csrc/gru_fused.cpp``), float32 and float64.
+
+Structure (forward): the input projection ``gi = x W_ihᵀ + b_ih`` (plus the foldable parts of ``b_hh``) for
+all T steps is one GEMM through torch; the native loop then does, per step, one recurrent product (two for
+``reset_after=False``) and one fused elementwise pass for all gates, saving ``h_{t-1}`` and the gates for
+backward. Small batches (≤ ``matvec_max_batch``) use a hand-written matrix-vector kernel on weights packed
+once per call, with the whole time loop inside one OpenMP region; larger batches call torch's own BLAS GEMM
+per step. Backward walks the steps in reverse with one recurrent product per step plus one elementwise
+pass, storing the pre-activation gradients; dW_ih, dW_hh, the biases and dX are then a few big GEMMs after
+the loop (not per step, which is where ``torch.nn.GRU`` spends most of its backward time at small batch).
+
+Double backward (``create_graph=True``) recomputes through the composite path, so second derivatives stay
+exact. Compilation, tracing, export, tensor subclasses (fake/functional tensors), dispatch modes and
+forward-mode AD all make :func:`unsupported_reason` return a reason, and ``backend="auto"`` then runs the
+composite path, which those tools understand.
+
+``calls`` counts the fused calls (tests use it to prove the fused path ran).
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import torch
+from torch import Tensor
+from torch.autograd import forward_ad as _fwad
+
+from . import _build, composite
+
+if os.environ.get("GRUKIT_NO_FUSED", "").strip() not in ("", "0"):
+    raise ImportError("the fused kernel is disabled by GRUKIT_NO_FUSED")
+
+_lib = _build.load()
+_SGEMM, _DGEMM = _build.blas_gemm()
+
+#: fused calls so far: "sequence" (forward), "sequence_backward", "cell"
+calls: Counter = Counter()
+#: batches up to this size use the hand-written matrix-vector kernel; larger ones the BLAS GEMM per step
+matvec_max_batch: int = 4
+#: streaming steps (``cell`` without autograd) up to this batch size use the dot-product kernel
+cell_max_batch: int = 8
+
+_FLOATS = (torch.float32, torch.float64)
+_PLAIN = (Tensor, torch.nn.Parameter)
+_is_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+_dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _fns(dtype):
+    if dtype == torch.float32:
+        return _lib.grukit_fwd_f32, _lib.grukit_bwd_f32, _lib.grukit_cell_f32, _SGEMM
+    return _lib.grukit_fwd_f64, _lib.grukit_bwd_f64, _lib.grukit_cell_f64, _DGEMM
+
+
+def _needs_grad(*ts) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
+
+
+# ------------------------------------------------------------------------------------------- eligibility
+def unsupported_reason(op: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None, b_hh=None, h0=None, h=None,
+                       reset_after: bool = True, lengths=None, reverse: bool = False,
+                       return_gates: bool = False) -> str | None:
+    """None if the fused kernel can run this call, else a short reason (then "auto" uses the composite path)."""
+    if torch.compiler.is_compiling():
+        return "torch.compile/torch.export is tracing the model (the composite path is traced instead)"
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return "TorchScript is tracing/scripting the model"
+    if torch.onnx.is_in_onnx_export():
+        return "an ONNX export is running"
+    if _dispatch_depth():
+        return "a TorchDispatchMode is active"
+    if _fwad._current_level >= 0:
+        return "forward-mode AD is active (the fused kernel has no jvp)"
+    dtype = x.dtype
+    if dtype not in _FLOATS:
+        return f"dtype {dtype} (the fused kernel supports float32 and float64)"
+    state = h0 if op == "sequence" else h
+    for name, t in (("x", x), ("h", state), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)):
+        if t is None:
+            continue
+        if type(t) not in _PLAIN:
+            return f"{name} is a {type(t).__name__}, not a plain tensor"
+        if t.device.type != "cpu":
+            return f"{name} is on {t.device}; the fused kernel runs on CPU"
+        if t.dtype != dtype:
+            return f"{name} has dtype {t.dtype}, x has {dtype}"
+        if t.layout != torch.strided or _is_wrapped(t):
+            return f"{name} is not a plain strided tensor (sparse, or inside vmap/functorch)"
+    if op == "sequence":
+        if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
+            return f"x of shape {tuple(x.shape)} (needs a non-empty (T, B, I))"
+        if return_gates and _needs_grad(x, state, w_ih, w_hh, b_ih, b_hh):
+            return "return_gates with autograd (the gates must be differentiable: composite path)"
+        if lengths is not None and (type(lengths) is not Tensor or lengths.device.type != "cpu"):
+            return "lengths must be a CPU tensor"
+    elif x.dim() != 2 or x.shape[0] == 0:
+        return f"x of shape {tuple(x.shape)} (needs a non-empty (B, I))"
+    return None
+
+
+# --------------------------------------------------------------------------------------------- forward
+def _input_projection(x: Tensor, w_ih: Tensor, b_ih, b_hh, reset_after: bool) -> Tensor:
+    """gi (T·B, 3H) = x W_ihᵀ + b_ih + the parts of b_hh that add outside the reset gate, as one GEMM."""
+    T, B, I = x.shape
+    H = w_ih.shape[0] // 3
+    bias = b_ih
+    if b_hh is not None:
+        fold = b_hh if not reset_after else torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)])
+        bias = fold if bias is None else bias + fold
+    x2 = x.reshape(T * B, I)
+    return torch.mm(x2, w_ih.t()) if bias is None else torch.addmm(bias, x2, w_ih.t())
+
+
+def _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save):
+    """Run the native forward loop → (out (T, B, H), h_n (B, H), hprev (T, B, H) | None, gates (T, B, 4H) | None).
+
+    ``gates`` rows hold r, z, n and (W_hn h + b_hn) for reset_after, or r, z, n and r ⊙ h otherwise.
+    """
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    gi = _input_projection(x, w_ih, b_ih, b_hh, reset_after)
+    w_hh = w_hh.contiguous()
+    h0 = h0.contiguous()
+    bhn = b_hh[2 * H:].contiguous() if (reset_after and b_hh is not None) else None
+    lens = None if lengths is None else lengths.to(torch.int64).contiguous()
+    out = x.new_empty(T, B, H)
+    hn = x.new_empty(B, H)
+    hprev = x.new_empty(T, B, H) if save else None
+    gates = x.new_empty(T, B, 4 * H) if save else None
+    fwd, _, _, gemm = _fns(x.dtype)
+    mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
+    rc = fwd(T, B, H, gi.data_ptr(), _ptr(bhn), w_hh.data_ptr(), h0.data_ptr(), _ptr(lens), int(reverse),
+             int(reset_after), out.data_ptr(), hn.data_ptr(), _ptr(hprev), _ptr(gates), torch.get_num_threads(),
+             mode, gemm)
+    if rc != 0:
+        raise MemoryError("the fused GRU kernel could not allocate its work buffers")
+    return out, hn, hprev, gates
+
+
+def _backward(x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, gout, ghn, needs):
+    """Native backward loop, then the weight/input gradients as GEMMs over all steps at once."""
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    w_hh = w_hh.contiguous()
+    lens = None if lengths is None else lengths.to(torch.int64).contiguous()
+    gout = None if gout is None else gout.contiguous()
+    ghn = None if ghn is None else ghn.contiguous()
+    dgi = x.new_empty(T, B, 3 * H)
+    dgh = x.new_empty(T, B, 3 * H) if reset_after else None
+    dh0 = x.new_empty(B, H)
+    _, bwd, _, gemm = _fns(x.dtype)
+    mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
+    rc = bwd(T, B, H, w_hh.data_ptr(), _ptr(lens), int(reverse), int(reset_after), _ptr(gout), _ptr(ghn),
+             hprev.data_ptr(), gates.data_ptr(), dgi.data_ptr(), _ptr(dgh), dh0.data_ptr(),
+             torch.get_num_threads(), mode, gemm)
+    if rc != 0:
+        raise MemoryError("the fused GRU kernel could not allocate its work buffers")
+    n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
+    dgi2 = dgi.view(T * B, 3 * H)
+    hp2 = hprev.view(T * B, H)
+    dx = torch.mm(dgi2, w_ih).view(T, B, I) if n_x else None
+    dw_ih = torch.mm(dgi2.t(), x.reshape(T * B, I)) if n_wih else None
+    db_ih = dgi2.sum(0) if n_bih else None
+    dw_hh = db_hh = None
+    if reset_after:
+        dgh2 = dgh.view(T * B, 3 * H)
+        if n_whh:
+            dw_hh = torch.mm(dgh2.t(), hp2)
+        if n_bhh:
+            db_hh = dgh2.sum(0)
+    else:
+        if n_whh:
+            rh2 = gates.view(T * B, 4 * H)[:, 3 * H:]
+            dw_hh = torch.cat([torch.mm(dgi2[:, : 2 * H].t(), hp2), torch.mm(dgi2[:, 2 * H:].t(), rh2)])
+        if n_bhh:
+            db_hh = db_ih if db_ih is not None else dgi2.sum(0)
+    return dx, (dh0 if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh
+
+
+class _FusedSequence(torch.autograd.Function):
+    """out, h_n = GRU recurrence over x (T, B, I) from h0 (B, H), with the fused forward and backward."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse):
+        out, hn, hprev, gates = _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save=True)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates)
+        ctx.reset_after, ctx.reverse = reset_after, reverse
+        ctx.set_materialize_grads(False)
+        return out, hn
+
+    @staticmethod
+    def backward(ctx, gout, ghn):
+        x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:6]
+        none3 = (None, None, None)
+        if gout is None and ghn is None:
+            return (None,) * 6 + none3
+        if torch.is_grad_enabled():
+            # create_graph=True: differentiate the composite recomputation so higher derivatives exist.
+            return _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, needs) + none3
+        calls["sequence_backward"] += 1
+        grads = _backward(x, w_ih, w_hh, lengths, ctx.reset_after, ctx.reverse, hprev, gates, gout, ghn, needs)
+        return grads + none3
+
+
+def _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, needs):
+    inputs = (x, h0, w_ih, w_hh, b_ih, b_hh)
+    with torch.enable_grad():
+        out, hn, _ = composite.sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after=ctx.reset_after,
+                                        lengths=lengths, reverse=ctx.reverse)
+    outs, gos = [], []
+    for o, g in ((out, gout), (hn, ghn)):
+        if g is not None:
+            outs.append(o)
+            gos.append(g)
+    wanted = [i for i, (t, n) in enumerate(zip(inputs, needs)) if n and t is not None]
+    res = [None] * 6
+    if wanted:
+        got = torch.autograd.grad(outs, [inputs[i] for i in wanted], gos, create_graph=True, allow_unused=True)
+        for i, g in zip(wanted, got):
+            res[i] = g if g is not None else torch.zeros_like(inputs[i])
+    return tuple(res)
+
+
+# ----------------------------------------------------------------------------------------------- the ops
+def sequence(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+             reset_after: bool = True, lengths: Tensor | None = None, reverse: bool = False,
+             return_gates: bool = False):
+    """One direction over x (T, B, I) from h0 (B, H) → (out (T, B, H), h_n (B, H), gates (z, r, n) or None)."""
+    calls["sequence"] += 1
+    if _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh):
+        out, hn = _FusedSequence.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reset_after), bool(reverse))
+        return out, hn, None
+    with torch.no_grad():
+        out, hn, _, gates = _forward(x, h0, w_ih, w_hh, b_ih, b_hh, bool(reset_after), lengths, bool(reverse),
+                                     save=return_gates)
+    if not return_gates:
+        return out, hn, None
+    H = w_hh.shape[1]
+    return out, hn, (gates[..., H:2 * H].contiguous(), gates[..., :H].contiguous(), gates[..., 2 * H:3 * H].contiguous())
+
+
+def cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+         reset_after: bool = True) -> Tensor:
+    """One step: x (B, I), h (B, H) → h' (B, H). Without autograd and at small batch, one native call."""
+    calls["cell"] += 1
+    if _needs_grad(x, h, w_ih, w_hh, b_ih, b_hh):
+        return _FusedSequence.apply(x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, None, bool(reset_after), False)[1]
+    B, I = x.shape
+    if B > cell_max_batch:
+        with torch.no_grad():
+            return _forward(x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, bool(reset_after), None, False, False)[1]
+    H = w_hh.shape[1]
+    x, h, w_ih, w_hh = x.contiguous(), h.contiguous(), w_ih.contiguous(), w_hh.contiguous()
+    b_ih = None if b_ih is None else b_ih.contiguous()
+    b_hh = None if b_hh is None else b_hh.contiguous()
+    out = torch.empty((B, H), dtype=x.dtype)
+    scratch = torch.empty(7 * H, dtype=x.dtype)
+    fn = _lib.grukit_cell_f32 if x.dtype == torch.float32 else _lib.grukit_cell_f64
+    fn(B, I, H, x.data_ptr(), h.data_ptr(), w_ih.data_ptr(), w_hh.data_ptr(), _ptr(b_ih), _ptr(b_hh),
+       int(reset_after), out.data_ptr(), scratch.data_ptr())
+    return out

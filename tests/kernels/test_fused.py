@@ -1,0 +1,339 @@
+"""The fused CPU kernel against independent oracles: the float64 NumPy reference, torch.nn.GRU, the composite
+(pure-torch autograd) path, and gradcheck / gradgradcheck. Tolerances follow ../shared/CONVENTIONS.md."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.autograd import gradcheck, gradgradcheck
+
+import grukit
+from grukit import reference
+from grukit.kernels import composite, dispatch
+
+fused = pytest.importorskip("grukit.kernels.fused", reason="the native fused kernel could not be built here")
+
+TOL = {torch.float32: dict(out=1e-5, grad=1e-4, same=1e-6), torch.float64: dict(out=1e-10, grad=1e-9, same=1e-12)}
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a − b| / max |b|"""
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+def absdiff(a, b) -> float:
+    a, b = (t.detach() if isinstance(t, torch.Tensor) else t for t in (a, b))
+    return float((torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)).abs().max())
+
+
+def randomize(module, scale=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype) * scale)
+    return module
+
+
+def np_params(module):
+    return {k: v.detach().double().numpy() for k, v in module.state_dict().items()}
+
+
+@pytest.fixture(params=["matvec", "blas"])
+def kernel_mode(request, monkeypatch):
+    """Run each test through both per-step product kernels: the hand-written matvec and the BLAS GEMM."""
+    monkeypatch.setattr(fused, "matvec_max_batch", 10**9 if request.param == "matvec" else 0)
+    return request.param
+
+
+def _direction_args(T, B, I, H, dtype, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*s):
+        return (torch.randn(*s, generator=g, dtype=torch.float64) * 0.5).to(dtype).requires_grad_()
+
+    return dict(x=r(T, B, I), h0=r(B, H), w_ih=r(3 * H, I), w_hh=r(3 * H, H),
+                b_ih=r(3 * H) if bias else None, b_hh=r(3 * H) if bias else None)
+
+
+# ------------------------------------------------------------------------------------------------ the seam
+def test_default_gru_and_cell_on_cpu_run_the_fused_kernel():
+    gru = grukit.GRU(3, 5, num_layers=2, bidirectional=True)
+    before = dict(fused.calls)
+    out, h = gru(torch.randn(4, 2, 3))
+    (out.sum() + h.sum()).backward()
+    assert fused.calls["sequence"] - before.get("sequence", 0) == 4  # 2 layers × 2 directions
+    assert fused.calls["sequence_backward"] - before.get("sequence_backward", 0) == 4
+    cell = grukit.GRUCell(3, 5)
+    with torch.inference_mode():
+        cell(torch.randn(2, 3))
+    assert fused.calls["cell"] - before.get("cell", 0) == 1
+    # backend="torch" never touches the fused kernel
+    n = fused.calls["sequence"]
+    grukit.GRU(3, 5, backend="torch")(torch.randn(4, 2, 3))
+    assert fused.calls["sequence"] == n
+
+
+def test_unsupported_calls_fall_back_or_raise():
+    kw = {k: v.detach() for k, v in _direction_args(3, 2, 3, 4, torch.float32).items()}
+    half = {k: v.to(torch.bfloat16) for k, v in kw.items()}
+    common = dict(reset_after=True, lengths=None, reverse=False, return_gates=False)
+    assert fused.unsupported_reason("sequence", **kw, **common) is None
+    assert "bfloat16" in fused.unsupported_reason("sequence", **half, **common)
+    n = fused.calls["sequence"]
+    out, _, _ = dispatch("sequence", "auto", **half, **common)  # quietly composite
+    assert out.dtype == torch.bfloat16 and fused.calls["sequence"] == n
+    with pytest.raises(ValueError, match="backend='fused' cannot run this call: dtype torch.bfloat16"):
+        dispatch("sequence", "fused", **half, **common)
+    meta = {k: v.to("meta") for k, v in kw.items()}
+    assert "meta" in fused.unsupported_reason("sequence", **meta, **common)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode() as mode:
+        fake = {k: mode.from_tensor(v) for k, v in kw.items()}
+        assert fused.unsupported_reason("sequence", **fake, **common) is not None
+    grad_kw = _direction_args(3, 2, 3, 4, torch.float32)
+    assert "return_gates" in fused.unsupported_reason("sequence", **grad_kw, **{**common, "return_gates": True})
+
+
+def test_build_failure_is_a_clear_error(tmp_path, monkeypatch):
+    from grukit.kernels import _build
+
+    monkeypatch.setenv("GRUKIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")
+    with pytest.raises(_build.BuildError, match="compiling gru_fused.cpp failed"):
+        _build.build()
+    assert not list(tmp_path.rglob("*.so"))  # no partial library left in the cache
+
+
+# ------------------------------------------------------------------------------------- one direction, grid
+GRID = [
+    # T, B, I, H
+    (5, 3, 4, 6),
+    (1, 1, 1, 1),
+    (7, 1, 3, 33),  # H not a multiple of the vector width
+    (4, 5, 1, 17),
+    (6, 9, 5, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("T,B,I,H", GRID)
+def test_direction_matches_reference_and_composite(kernel_mode, dtype, reset_after, T, B, I, H):
+    tol = TOL[dtype]
+    for reverse, use_lengths, bias in ((False, False, True), (True, True, True), (False, True, False)):
+        kw = _direction_args(T, B, I, H, dtype, bias=bias, seed=T * 100 + B)
+        lengths = torch.randint(1, T + 1, (B,)) if use_lengths else None
+        common = dict(reset_after=reset_after, lengths=lengths, reverse=reverse)
+        n = fused.calls["sequence_backward"]
+        out, hn, _ = fused.sequence(**kw, **common)
+        ro, rh, _ = reference.gru_direction(
+            *(None if v is None else v.detach().double().numpy() for v in kw.values()), reset_after=reset_after,
+            lengths=None if lengths is None else lengths.numpy(), reverse=reverse)
+        assert absdiff(out, ro) <= tol["out"] and absdiff(hn, rh) <= tol["out"]
+        cout, chn, _ = composite.sequence(**kw, **common)
+        assert absdiff(out, cout) <= tol["same"] and absdiff(hn, chn) <= tol["same"]
+        go, gh = torch.randn_like(out), torch.randn_like(hn)
+        inputs = [v for v in kw.values() if v is not None]
+        g_f = torch.autograd.grad((out, hn), inputs, (go, gh))
+        g_c = torch.autograd.grad((cout, chn), inputs, (go, gh))
+        assert fused.calls["sequence_backward"] == n + 1
+        for name, a, b in zip([k for k, v in kw.items() if v is not None], g_f, g_c):
+            assert rel(a, b) <= tol["grad"], (name, rel(a, b))
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_gradcheck_through_the_fused_function(kernel_mode, reset_after, reverse, bias):
+    kw = _direction_args(4, 3, 2, 3, torch.float64, bias=bias)
+    lengths = torch.tensor([4, 1, 3])
+    names = [k for k, v in kw.items() if v is not None]
+
+    def f(*ts):
+        args = dict(zip(names, ts))
+        args.setdefault("b_ih", None), args.setdefault("b_hh", None)
+        return fused._FusedSequence.apply(args["x"], args["h0"], args["w_ih"], args["w_hh"], args["b_ih"],
+                                          args["b_hh"], lengths, reset_after, reverse)
+
+    assert gradcheck(f, tuple(kw[k] for k in names), eps=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gradgradcheck_through_the_default_backend(reset_after):
+    gru = randomize(grukit.GRU(2, 3, bidirectional=True, reset_after=reset_after, dtype=torch.float64))
+    names = [n for n, _ in gru.named_parameters()]
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 2, 3, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_() for p in gru.parameters()]
+
+    def f(x, h0, *ps):
+        return torch.func.functional_call(gru, dict(zip(names, ps)), (x, h0), {"lengths": [3, 2]})
+
+    n = fused.calls["sequence"]
+    assert gradgradcheck(f, (x, h0, *params), eps=1e-6, atol=1e-6)
+    assert fused.calls["sequence"] > n  # the first derivative went through the fused Function
+
+
+# ----------------------------------------------------------------------------------- the layer, end to end
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True)])
+def test_layer_matches_torch_gru(kernel_mode, dtype, num_layers, bidirectional):
+    tol = TOL[dtype]
+    ref = randomize(torch.nn.GRU(4, 6, num_layers, bidirectional=bidirectional, dtype=dtype))
+    gru = grukit.GRU(4, 6, num_layers, bidirectional=bidirectional, dtype=dtype)
+    gru.load_state_dict(ref.state_dict())
+    D = 2 if bidirectional else 1
+    x = torch.randn(7, 3, 4, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(num_layers * D, 3, 6, dtype=dtype, requires_grad=True)
+    out, hn = gru(x, h0)
+    rout, rhn = ref(x, h0)
+    assert absdiff(out, rout) <= tol["out"] and absdiff(hn, rhn) <= tol["out"]
+    go, gh = torch.randn_like(out), torch.randn_like(hn)
+    inputs = [x, h0, *gru.parameters()]
+    g1 = torch.autograd.grad((out, hn), inputs, (go, gh))
+    g2 = torch.autograd.grad((rout, rhn), [x, h0, *ref.parameters()], (go, gh))
+    for a, b in zip(g1, g2):
+        assert rel(a, b) <= tol["grad"]
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_layer_with_lengths_matches_reference_and_packed_torch(kernel_mode, reset_after):
+    dtype = torch.float64
+    gru = randomize(grukit.GRU(3, 5, 2, bidirectional=True, reset_after=reset_after, dtype=dtype))
+    lengths = [6, 2, 5, 1]
+    x = torch.randn(6, 4, 3, dtype=dtype)
+    h0 = torch.randn(4, 4, 5, dtype=dtype)
+    out, hn = gru(x, h0, lengths=lengths)
+    ro, rh, _ = reference.gru(x.numpy(), np_params(gru), 2, True, reset_after, h0.numpy(), np.array(lengths))
+    assert absdiff(out, ro) <= 1e-10 and absdiff(hn, rh) <= 1e-10
+    if reset_after:  # torch's packed GRU as a second oracle, gradients included
+        ref = torch.nn.GRU(3, 5, 2, bidirectional=True, dtype=dtype)
+        ref.load_state_dict(gru.state_dict())
+        xg = x.clone().requires_grad_()
+        packed = torch.nn.utils.rnn.pack_padded_sequence(xg, torch.tensor(lengths), enforce_sorted=False)
+        pout, phn = ref(packed, h0)
+        pout = torch.nn.utils.rnn.pad_packed_sequence(pout, total_length=6)[0]
+        xf = x.clone().requires_grad_()
+        out, hn = gru(xf, h0, lengths=lengths)
+        assert absdiff(out, pout) <= 1e-10 and absdiff(hn, phn) <= 1e-10
+        go, gh = torch.randn_like(out), torch.randn_like(hn)
+        g1 = torch.autograd.grad((out, hn), [xf, *gru.parameters()], (go, gh))
+        g2 = torch.autograd.grad((pout, phn), [xg, *ref.parameters()], (go, gh))
+        for a, b in zip(g1, g2):
+            assert rel(a, b) <= 1e-9
+
+
+def test_non_contiguous_inputs(kernel_mode):
+    gru = randomize(grukit.GRU(4, 5, batch_first=True))
+    base = torch.randn(3, 16, 9)
+    x = base[:, ::2, 1:9:2].detach().requires_grad_()  # (3, 8, 4), strided in every dimension
+    assert not x.is_contiguous()
+    h0 = torch.randn(3, 1, 5).transpose(0, 1)  # (1, 3, 5) non-contiguous
+    out, hn = gru(x, h0)
+    xc = x.detach().contiguous().requires_grad_()
+    ref = torch.nn.GRU(4, 5, batch_first=True)
+    ref.load_state_dict(gru.state_dict())
+    rout, rhn = ref(xc, h0.contiguous())
+    assert absdiff(out, rout) <= 1e-5 and absdiff(hn, rhn) <= 1e-5
+    go = torch.randn(5, 3, 8).permute(1, 2, 0)  # a non-contiguous upstream gradient
+    (gx,) = torch.autograd.grad(out, x, go)
+    (rgx,) = torch.autograd.grad(rout, xc, go)
+    assert rel(gx, rgx) <= 1e-4
+
+
+def test_return_gates_without_grad_match_reference():
+    gru = randomize(grukit.GRU(3, 4, bidirectional=True, reset_after=False, dtype=torch.float64))
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    n = fused.calls["sequence"]
+    with torch.no_grad():
+        _, _, gates = gru(x, lengths=[5, 3], return_gates=True)
+    assert fused.calls["sequence"] == n + 2
+    _, _, rg = reference.gru(x.numpy(), np_params(gru), 1, True, False, None, np.array([5, 3]))
+    for k, g in enumerate((gates.z, gates.r, gates.n)):
+        assert absdiff(g, rg[:, :, k]) <= 1e-10
+
+
+def test_nan_propagates_like_the_composite_path():
+    gru = randomize(grukit.GRU(2, 3))
+    x = torch.randn(4, 2, 2)
+    x[1, 0, 0] = float("nan")
+    with torch.no_grad():
+        out, hn = gru(x)
+    ref = grukit.GRU(2, 3, backend="torch")
+    ref.load_state_dict(gru.state_dict())
+    with torch.no_grad():
+        cout, chn = ref(x)
+    assert torch.equal(out.isnan(), cout.isnan()) and out[1:, 0].isnan().all() and not out[:, 1].isnan().any()
+    assert torch.equal(hn.isnan(), chn.isnan())
+
+
+def test_two_threads_agree_with_one(kernel_mode):
+    kw = {k: v.detach() for k, v in _direction_args(9, 3, 5, 70, torch.float64).items()}
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = fused.sequence(**kw, lengths=torch.tensor([9, 4, 1]))
+        torch.set_num_threads(2)
+        b = fused.sequence(**kw, lengths=torch.tensor([9, 4, 1]))
+    finally:
+        torch.set_num_threads(old)
+    assert absdiff(a[0], b[0]) <= 1e-12 and absdiff(a[1], b[1]) <= 1e-12
+
+
+# ----------------------------------------------------------------------------------------- cell and step
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("B", [1, 3, 20])  # 20 > cell_max_batch: the sequence kernel with T = 1
+def test_cell_matches_reference(dtype, reset_after, B):
+    cell = randomize(grukit.GRUCell(5, 7, reset_after=reset_after, dtype=dtype))
+    x, h = torch.randn(B, 5, dtype=dtype), torch.randn(B, 7, dtype=dtype)
+    n = fused.calls["cell"]
+    with torch.inference_mode():
+        out = cell(x, h)
+    assert fused.calls["cell"] == n + 1
+    p = {k: v.detach().double().numpy() for k, v in cell.state_dict().items()}
+    ref, _ = reference.gru_cell(x.double().numpy(), h.double().numpy(), p["weight_ih"], p["weight_hh"],
+                                p["bias_ih"], p["bias_hh"], reset_after)
+    assert absdiff(out, ref) <= TOL[dtype]["out"]
+    # with autograd: gradients against the composite path
+    xg, hg = x.clone().requires_grad_(), h.clone().requires_grad_()
+    tcell = grukit.GRUCell(5, 7, reset_after=reset_after, dtype=dtype, backend="torch")
+    tcell.load_state_dict(cell.state_dict())
+    g1 = torch.autograd.grad(cell(xg, hg).sum(), [xg, hg, *cell.parameters()])
+    g2 = torch.autograd.grad(tcell(xg, hg).sum(), [xg, hg, *tcell.parameters()])
+    for a, b in zip(g1, g2):
+        assert rel(a, b) <= TOL[dtype]["grad"]
+
+
+def test_streaming_steps_equal_the_whole_sequence():
+    gru = randomize(grukit.GRU(3, 16, num_layers=2))
+    x = torch.randn(6, 1, 3)
+    with torch.inference_mode():
+        out, hn = gru(x)
+        h = None
+        ys = []
+        for t in range(6):
+            y, h = gru.step(x[t, 0], h)
+            ys.append(y)
+    assert absdiff(torch.stack(ys), out[:, 0]) <= 1e-6 and absdiff(h, hn[:, 0]) <= 1e-6
+
+
+def test_without_the_native_kernel_everything_uses_the_composite_path(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, grukit\n"
+        "from grukit.kernels import fused_unsupported_reason\n"
+        "g = grukit.GRU(2, 3); out, h = g(torch.randn(4, 2, 2)); out.sum().backward()\n"
+        "r = fused_unsupported_reason('cell', x=torch.randn(1, 2), h=torch.randn(1, 3), w_ih=g.weight_ih_l0,"
+        " w_hh=g.weight_hh_l0, b_ih=None, b_hh=None, reset_after=True)\n"
+        "assert 'GRUKIT_NO_FUSED' in r, r\n"
+        "try:\n    grukit.GRU(2, 3, backend='fused')(torch.randn(4, 2, 2))\n"
+        "except ValueError as e:\n    print('refused:', e)\n"
+    )
+    env = {**__import__("os").environ, "GRUKIT_NO_FUSED": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused: backend='fused' cannot run this call" in proc.stdout
