@@ -4,7 +4,7 @@ Convention (every file follows it): z is the share of the OLD state kept, h' = z
 """
 from ._version import __version__
 from .interop import export_onnx, from_keras, from_onnx, from_torch, to_keras, to_torch
-from .nn import GRU, GRUCell, GRUConfig, GRUCellConfig, GRUGates
+from .nn import GRU, GRUCell, GRUConfig, GRUCellConfig, GRUGates, MinGRU, MinGRUConfig, MinGRUGates
 from .serialization import load, save
 
 __all__ = [
@@ -13,6 +13,9 @@ __all__ = [
     "GRUConfig",
     "GRUCellConfig",
     "GRUGates",
+    "MinGRU",
+    "MinGRUConfig",
+    "MinGRUGates",
     "from_torch",
     "to_torch",
     "from_keras",

@@ -165,9 +165,10 @@ def sequence(
         valid = (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)[..., None]  # (T, B, 1)
     outs: list[Tensor] = [x.new_empty(0)] * T
     gates: list[list[Tensor]] = [[], [], []]
+    gi_steps = gi_all.unbind(0)  # unbind, not gi_all[t]: its backward is one stack instead of T full-size adds
     h = h0
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        h_new, g = variant_step(gi_all[t], h, w_hh, b_hh, reset_after, ln_hh, recurrent_mask, eps)
+        h_new, g = variant_step(gi_steps[t], h, w_hh, b_hh, reset_after, ln_hh, recurrent_mask, eps)
         if zoneout is not None:
             h_new = _zone(h_new, h, zoneout[t] if isinstance(zoneout, Tensor) else zoneout)
         if valid is not None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import variants  # noqa: F401  (the variants' and minGRU's spec)
+from .variants import mingru, variant_gru  # noqa: F401
+
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-a))
