@@ -42,7 +42,11 @@ def train(
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also score the majority-class and TF-IDF baselines.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
 ) -> None:
-    """Train a bidirectional GRU on SST-2 train (phrases), select on dev, report test accuracy."""
+    """Train a bidirectional GRU on SST-2 train (phrases), select on dev, report test accuracy.
+
+    With --resume RUN the run continues with the options in RUN/config.json; only --epochs (the new total),
+    --threads and --progress apply.
+    """
     from .train import SentimentTrainConfig, train as run_train
 
     cfg = SentimentTrainConfig(embed_dim=embed_dim, hidden_size=hidden, num_layers=layers, dropout=dropout,

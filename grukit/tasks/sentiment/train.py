@@ -62,13 +62,34 @@ class SentimentModule(TaskModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_acc", "interval": "epoch"}}
 
 
+def resumed_config(resume: str | Path, cfg: SentimentTrainConfig) -> SentimentTrainConfig:
+    """The config stored in the resumed run's ``config.json``, with ``cfg.epochs`` (the new total)."""
+    import json
+
+    from ...errors import UserInputError
+    from ...train import resolve_resume
+
+    folder, _ = resolve_resume(resume)
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UserInputError(f"--resume {resume}: {path} is missing; cannot tell how the run was configured")
+    stored = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(SentimentTrainConfig)}
+    return dataclasses.replace(SentimentTrainConfig(**{k: v for k, v in stored.items() if k in names}),
+                               epochs=cfg.epochs)
+
+
 def train(cfg: SentimentTrainConfig, data_dir: str | Path | None = None, output_dir: str | Path | None = None,
           devices: str = "auto", num_nodes: int = 1, strategy: str = "auto", resume: str | Path | None = None,
           progress: bool = True, threads: int | None = None, baselines: bool = True) -> dict[str, Any]:
-    """Train, then score the best-on-dev model on dev and test; write the run folder's metrics.json."""
+    """Train, then score the best-on-dev model on dev and test; write the run folder's metrics.json.
+
+    With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json."""
     from ...train import RunDir, fit, resolve_resume, seed_everything
     from .evaluate import accuracy, baselines as run_baselines, make_loader
 
+    if resume is not None:
+        cfg = resumed_config(resume, cfg)
     if threads:
         torch.set_num_threads(int(threads))
     tr_texts, tr_labels = load_split("train", data_dir)

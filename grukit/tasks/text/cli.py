@@ -45,7 +45,11 @@ def train(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
 ) -> None:
-    """Train a character GRU language model (truncated BPTT, state carried across batches)."""
+    """Train a character GRU language model (truncated BPTT, state carried across batches).
+
+    With --resume RUN the run continues with the options in RUN/config.json; only --epochs (the new total),
+    --threads and --progress apply.
+    """
     from .train import TextTrainConfig, train as run_train
 
     cfg = TextTrainConfig(embed_dim=embed_dim, hidden_size=hidden, num_layers=layers, dropout=dropout, lr=lr,

@@ -121,16 +121,37 @@ def prepare(cfg: TextTrainConfig, data_dir: str | Path | None = None) -> tuple[C
     return vocab, vocab.encode(train_text), vocab.encode(valid_text)
 
 
+def resumed_config(resume: str | Path, cfg: TextTrainConfig) -> TextTrainConfig:
+    """The config stored in the resumed run's ``config.json``, with ``cfg.epochs`` (the new total): a resumed
+    run keeps its model and data options whatever the command line says."""
+    import json
+
+    from ...train import resolve_resume
+
+    folder, _ = resolve_resume(resume)
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UserInputError(f"--resume {resume}: {path} is missing; cannot tell how the run was configured")
+    stored = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(TextTrainConfig)}
+    return dataclasses.replace(TextTrainConfig(**{k: v for k, v in stored.items() if k in names}), epochs=cfg.epochs)
+
+
 def train(cfg: TextTrainConfig, data_dir: str | Path | None = None, output_dir: str | Path | None = None,
           devices: str = "auto", num_nodes: int = 1, strategy: str = "auto", resume: str | Path | None = None,
           progress: bool = True, threads: int | None = None) -> dict[str, Any]:
     """Train a CharLM, score the best-on-validation model on the whole valid split, write the run folder.
+
+    With ``resume`` (a run folder or its last.ckpt) the run continues to ``cfg.epochs`` with its own stored
+    options (:func:`resumed_config`).
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
     """
     from ...train import RunDir, fit, resolve_resume, seed_everything
     from .evaluate import score_ids, unigram_nats
 
+    if resume is not None:
+        cfg = resumed_config(resume, cfg)
     if cfg.epoch_parts < 1:
         raise UserInputError(f"--epoch-parts must be at least 1, got {cfg.epoch_parts}")
     if threads:
