@@ -150,8 +150,37 @@ def _attrs(node) -> dict:
     return out
 
 
-def _tensor_resolver(graph):
+def _fold(proto, name: str) -> np.ndarray:
+    """Evaluate the part of the graph computing ``name`` from stored tensors only (onnx's reference runtime)."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    graph = proto.graph
+    producers = {o: n for n in graph.node for o in n.output}
+    stored = {t.name for t in graph.initializer}
+    inputs = {i.name for i in graph.input} - stored
+    needed, seen, stack = set(), set(), [name]
+    while stack:
+        t = stack.pop()
+        if not t or t in seen or t in stored:
+            continue
+        seen.add(t)
+        if t in inputs or t not in producers:
+            raise ValueError(f"it depends on the graph input {t!r}")
+        node = producers[t]
+        needed.add(id(node))
+        stack.extend(node.input)
+    nodes = [n for n in graph.node if id(n) in needed]
+    sub = helper.make_graph(nodes, "fold", [], [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)],
+                            list(graph.initializer))
+    model = helper.make_model(sub, opset_imports=list(proto.opset_import))
+    return np.asarray(ReferenceEvaluator(model).run(None, {})[0])
+
+
+def _tensor_resolver(proto):
     from onnx import helper, numpy_helper
+
+    graph = proto.graph
 
     inits = {t.name: t for t in graph.initializer}
     consts = {}
@@ -163,10 +192,13 @@ def _tensor_resolver(graph):
 
     def get(name: str, what: str) -> np.ndarray:
         t = inits.get(name, consts.get(name))
-        if t is None:
-            raise UserInputError(f"the GRU operator's {what} ({name!r}) is computed in the graph, not stored as an "
-                                 f"initializer or Constant; re-export with constant folding")
-        return numpy_helper.to_array(t)
+        if t is not None:
+            return numpy_helper.to_array(t)
+        try:  # computed from stored tensors (e.g. an export without constant folding): fold it here
+            return _fold(proto, name)
+        except Exception as e:
+            raise UserInputError(f"the GRU operator's {what} ({name!r}) is computed in the graph and cannot be "
+                                 f"evaluated from stored tensors alone ({e})") from None
 
     return get
 
@@ -176,7 +208,8 @@ def from_onnx(path: str | os.PathLike, nodes: list[int | str] | None = None, bac
     """A grukit.GRU with the weights of the ONNX ``GRU`` operators in ``path`` (stacked in graph order).
 
     Works on files from :func:`export_onnx` (config restored from their metadata) and from other
-    exporters (e.g. ``torch.onnx.export`` of a torch.nn.GRU), as long as W, R and B are stored in the file.
+    exporters (e.g. ``torch.onnx.export`` of a torch.nn.GRU); W, R and B may be stored or computed from
+    stored tensors (evaluated with onnx's reference runtime), not from graph inputs.
     ``nodes`` picks GRU operators by index (among the GRU operators) or node name; by default all of them,
     which must form one stack (same hidden size, direction and reset placement; layer k's input size
     D·H). ``batch_first`` defaults to the stored config, else to the first operator's ``layout`` attribute
@@ -214,7 +247,7 @@ def from_onnx(path: str | os.PathLike, nodes: list[int | str] | None = None, bac
                     raise UserInputError(f"{path} has no GRU operator named {sel!r}; names: {[n.name for n in grus]}")
                 picked.append(match[0])
         grus = picked
-    get = _tensor_resolver(proto.graph)
+    get = _tensor_resolver(proto)
     layers = []
     for k, node in enumerate(grus):
         a = _attrs(node)

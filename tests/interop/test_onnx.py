@@ -51,12 +51,14 @@ def test_export_without_optional_inputs_and_bias(tmp_path):
         assert maxdiff(back(x)[0], y_ref) <= TOL
 
 
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_from_onnx_reads_torch_exported_gru(tmp_path, dynamo):
+@pytest.mark.parametrize("dynamo,fold", [(False, True), (False, False), (True, True)],
+                         ids=["torchscript", "torchscript-unfolded", "dynamo"])
+def test_from_onnx_reads_torch_exported_gru(tmp_path, dynamo, fold):
+    """Torch's exporters; without constant folding W/R/B are Concat/Slice results, evaluated on load."""
     ref = randomize(torch.nn.GRU(3, 4, 2, bidirectional=True)).eval()
     x = torch.randn(5, 2, 3)
     path = tmp_path / "torch.onnx"
-    torch.onnx.export(ref, (x,), str(path), dynamo=dynamo)
+    torch.onnx.export(ref, (x,), str(path), dynamo=dynamo, **({} if dynamo else {"do_constant_folding": fold}))
     model = grukit.from_onnx(path)
     assert (model.num_layers, model.bidirectional, model.reset_after) == (2, True, True)
     with torch.no_grad():
@@ -112,3 +114,20 @@ def test_from_onnx_foreign_batch_first_layout(tmp_path):
     np.testing.assert_array_equal(model.weight_hh_l0.detach().numpy(), zrn(R[0]))
     np.testing.assert_array_equal(model.bias_ih_l0.detach().numpy(), zrn(B[0, :12]))
     np.testing.assert_array_equal(model.bias_hh_l0.detach().numpy(), zrn(B[0, 12:]))
+
+
+def test_from_onnx_refuses_weights_fed_at_run_time(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    R, B = np.ones((1, 12, 4), np.float32), np.ones((1, 24), np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["w_in"], ["W"]),
+         helper.make_node("GRU", ["x", "W", "R", "B"], ["y"], hidden_size=4)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["t", "b", 3]),
+              helper.make_tensor_value_info("w_in", TensorProto.FLOAT, [1, 12, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(R, "R"), numpy_helper.from_array(B, "B")])
+    path = tmp_path / "fed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(UserInputError, match="W .*graph input 'w_in'"):
+        grukit.from_onnx(path)
