@@ -135,32 +135,37 @@ def _write(fmt: str, model, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ check
-def _run_native(fmt: str, handle, x, model):
-    """Run the file/object in its own library on x (B, T, I) fp32 NumPy; returns (output, what it is compared to)."""
-    import numpy as np
+def _ours(model, x):
+    """grukit's (output (B, T, D·H), h_n (L·D, B, H)) as float64 NumPy for batch-first x (B, T, I) NumPy."""
     import torch
 
     xt = torch.from_numpy(x).to(model.weight_ih_l0.dtype)
-    ours_bf = model(xt if model.batch_first else xt.transpose(0, 1))[0].detach()
-    ours = (ours_bf if model.batch_first else ours_bf.transpose(0, 1)).double().numpy()  # (B, T, D·H)
-    if fmt == "safetensors-free":  # grukit's own output only
-        return None, ours
+    with torch.no_grad():
+        out, h_n = model(xt if model.batch_first else xt.transpose(0, 1))
+    out = out if model.batch_first else out.transpose(0, 1)
+    return out.double().numpy(), h_n.double().numpy()
+
+
+def _run_native(fmt: str, handle, x, model):
+    """Run SRC/DST in its own library on x (B, T, I) fp32 NumPy → (its output, grukit's output to compare),
+    or (None, None) where the file cannot be run with that input."""
+    import numpy as np
+    import torch
+
     if fmt == "torch":
         mod = handle if isinstance(handle, torch.nn.GRU) else None
         if mod is None:
             mod = torch.nn.GRU(model.input_size, model.hidden_size, model.num_layers, model.bias,
                                bidirectional=model.bidirectional, dtype=model.weight_ih_l0.dtype)
             mod.load_state_dict(torch.load(str(handle), map_location="cpu", weights_only=True))
-        y = mod(xt.transpose(0, 1))[0].detach().transpose(0, 1)
-        return y.double().numpy(), ours
+        with torch.no_grad():
+            y = mod(torch.from_numpy(x).to(model.weight_ih_l0.dtype).transpose(0, 1))[0].transpose(0, 1)
+        return y.double().numpy(), _ours(model, x)[0]
     if fmt == "safetensors":
         import grukit
 
-        m2 = grukit.load(handle)
-        if not isinstance(m2, grukit.GRU):
-            return None, ours
-        y = m2(xt if m2.batch_first else xt.transpose(0, 1))[0].detach()
-        return (y if m2.batch_first else y.transpose(0, 1)).double().numpy(), ours
+        other = grukit.load(handle)
+        return (_ours(other, x)[0], _ours(model, x)[0]) if isinstance(other, grukit.GRU) else (None, None)
     if fmt == "keras":
         from ..interop.keras import _keras
 
@@ -168,34 +173,33 @@ def _run_native(fmt: str, handle, x, model):
         kmodel = handle if not isinstance(handle, (str, Path)) else keras.saving.load_model(
             str(handle), compile=False, safe_mode=True)
         layers = [l for l in kmodel.layers if not isinstance(l, keras.layers.InputLayer)]
-        flip = len(layers) == 1 and isinstance(layers[0], keras.layers.GRU) and layers[0].go_backwards
-        y = np.asarray(keras.ops.convert_to_numpy(kmodel(x[:, ::-1].copy() if flip else x)), dtype=np.float64)
+        y = np.asarray(keras.ops.convert_to_numpy(kmodel(x)), dtype=np.float64)
+        if len(layers) == 1 and isinstance(layers[0], keras.layers.GRU) and layers[0].go_backwards:
+            x = x[:, ::-1].copy()  # Keras reads it reversed; grukit gets the reversed input (see from_keras)
+        out, h_n = _ours(model, x)
         if y.ndim == 2:  # return_sequences=False: the top layer's last state per direction
-            H = model.hidden_size
-            h_n = model(xt if model.batch_first else xt.transpose(0, 1))[1].detach().double().numpy()
-            ours = np.concatenate([h_n[-model.num_directions + d] for d in range(model.num_directions)], -1)
-            ours = ours.reshape(x.shape[0], model.num_directions * H)
-        return y, ours
+            D = model.num_directions
+            out = np.concatenate([h_n[-D + d] for d in range(D)], -1)
+        return y, out
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(handle), providers=["CPUExecutionProvider"])
     ins = sess.get_inputs()
     if len(ins) != 1 or len(ins[0].shape) != 3:
-        return None, ours
+        return None, None
     dims = ins[0].shape
     if all(isinstance(d, int) for d in dims):  # a foreign file exported with fixed shapes: use them
         B, T = (dims[0], dims[1]) if model.batch_first else (dims[1], dims[0])
         x = np.random.default_rng(0).standard_normal((B, T, model.input_size)).astype(np.float32)
-        _, ours = _run_native("safetensors-free", None, x, model)
     feed = x if model.batch_first else x.transpose(1, 0, 2).copy()
     try:
-        y = sess.run(None, {ins[0].name: feed.astype(np.float32)})[0]
+        y = np.asarray(sess.run(None, {ins[0].name: feed})[0], dtype=np.float64)
     except Exception:  # a foreign graph with another input layout: no check
-        return None, ours
-    y = np.asarray(y, dtype=np.float64)
-    if not model.batch_first:
-        y = y.transpose(1, 0, 2) if y.ndim == 3 else y
-    return (y, ours) if y.shape == ours.shape else (None, ours)
+        return None, None
+    if not model.batch_first and y.ndim == 3:
+        y = y.transpose(1, 0, 2)
+    out = _ours(model, x)[0]
+    return (y, out) if y.shape == out.shape else (None, None)
 
 
 def register(app: typer.Typer) -> None:

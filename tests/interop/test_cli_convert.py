@@ -83,3 +83,27 @@ def test_reset_before_state_dict_needs_the_flag(tmp_path, monkeypatch, capsys):
     x = torch.randn(5, 2, 3)
     with torch.no_grad():
         assert maxdiff(ort_run(tmp_path / "rb.onnx", {"input": x.numpy()})[0], model(x)[0]) <= TOL
+
+
+def test_keras_sources_without_sequences_or_reading_backwards(tmp_path, monkeypatch, capsys):
+    keras = keras_mod()
+    grukit.to_keras(randomize(grukit.GRU(3, 4, 2, bidirectional=True)), return_sequences=False).save(
+        tmp_path / "last.keras")
+    back = keras.Sequential([keras.Input((None, 3)), keras.layers.GRU(4, return_sequences=True, go_backwards=True)])
+    from ._util import randomize_keras
+
+    randomize_keras(back).save(tmp_path / "back.keras")
+    for name in ("last", "back"):
+        code, out, err = _convert(monkeypatch, capsys, tmp_path / f"{name}.keras", tmp_path / f"{name}.onnx")
+        assert code == 0, err
+        assert "FAILED" not in out and out.count(" ok ") == 2, out  # SRC run in Keras, DST in onnxruntime
+
+
+def test_failed_self_check_removes_dst(tmp_path, monkeypatch, capsys):
+    import grukit.cli.convert as conv
+
+    grukit.save(randomize(grukit.GRU(3, 4)), tmp_path / "m.safetensors")
+    monkeypatch.setattr(conv, "TOL", 0.0)  # Keras rounds differently from torch, so any tolerance of 0 fails
+    code, out, err = _convert(monkeypatch, capsys, tmp_path / "m.safetensors", tmp_path / "m.keras")
+    assert code == 1 and "self-check failed" in err and "FAILED" in out
+    assert not (tmp_path / "m.keras").exists()
