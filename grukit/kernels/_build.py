@@ -110,6 +110,9 @@ def load() -> ctypes.CDLL:
         cell = getattr(lib, f"grukit_cell_{suf}")
         cell.argtypes = [i, i, i, p, p, p, p, p, p, i, p, p]
         cell.restype = None
+        stream = getattr(lib, f"grukit_stream_{suf}")
+        stream.argtypes = [i, i, i, i, p, p, p, i, p]
+        stream.restype = None
         loop = getattr(lib, f"grukit_gemm_loop_{suf}")
         loop.argtypes = [i, i, i, i, i, p, i, p, ctypes.c_long, i, p, ctypes.c_long, i, p]
         loop.restype = None

@@ -42,8 +42,17 @@ cell_max_batch: int = 8
 
 _FLOATS = (torch.float32, torch.float64)
 _PLAIN = (Tensor, torch.nn.Parameter)
-_is_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+_functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
 _dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
+_is_tracing = torch._C._is_tracing
+try:  # what torch.onnx.is_in_onnx_export() reads, without its two imports per call
+    from torch.onnx._internal.exporter import _flags as _onnx_flags
+    from torch.onnx._internal.torchscript_exporter._globals import GLOBALS as _onnx_globals
+
+    def _in_onnx_export() -> bool:
+        return bool(_onnx_globals.in_onnx_export or _onnx_flags._is_onnx_exporting)
+except Exception:  # another torch layout: the public (slower) function
+    _in_onnx_export = torch.onnx.is_in_onnx_export
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -67,14 +76,16 @@ def unsupported_reason(op: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None
     """None if the fused kernel can run this call, else a short reason (then "auto" uses the composite path)."""
     if torch.compiler.is_compiling():
         return "torch.compile/torch.export is tracing the model (the composite path is traced instead)"
-    if torch.jit.is_tracing() or torch.jit.is_scripting():
+    if torch.jit.is_scripting() or _is_tracing():
         return "TorchScript is tracing/scripting the model"
-    if torch.onnx.is_in_onnx_export():
+    if _in_onnx_export():
         return "an ONNX export is running"
     if _dispatch_depth():
         return "a TorchDispatchMode is active"
     if _fwad._current_level >= 0:
         return "forward-mode AD is active (the fused kernel has no jvp)"
+    if _functorch_level() is not None:
+        return "a torch.func transform (vmap/grad/...) is active"
     dtype = x.dtype
     if dtype not in _FLOATS:
         return f"dtype {dtype} (the fused kernel supports float32 and float64)"
@@ -84,12 +95,12 @@ def unsupported_reason(op: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None
             continue
         if type(t) not in _PLAIN:
             return f"{name} is a {type(t).__name__}, not a plain tensor"
-        if t.device.type != "cpu":
+        if not t.is_cpu:
             return f"{name} is on {t.device}; the fused kernel runs on CPU"
         if t.dtype != dtype:
             return f"{name} has dtype {t.dtype}, x has {dtype}"
-        if t.layout != torch.strided or _is_wrapped(t):
-            return f"{name} is not a plain strided tensor (sparse, or inside vmap/functorch)"
+        if t.layout != torch.strided:
+            return f"{name} is not a strided tensor ({t.layout})"
     if op == "sequence":
         if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
             return f"x of shape {tuple(x.shape)} (needs a non-empty (T, B, I))"
@@ -264,3 +275,67 @@ def cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, 
     fn(B, I, H, x.data_ptr(), h.data_ptr(), w_ih.data_ptr(), w_hh.data_ptr(), _ptr(b_ih), _ptr(b_hh),
        int(reset_after), out.data_ptr(), scratch.data_ptr())
     return out
+
+
+class Streamer:
+    """Low-overhead streaming inference for a unidirectional :class:`grukit.GRU` (or :class:`grukit.GRUCell`).
+
+    ``s = Streamer(gru, batch_size=1)``; ``y = s.step(x_t)`` with x_t (B, I) contiguous, same dtype as the
+    model → y (B, H), the top layer's new state. Each step is one native call for all layers: no autograd,
+    no allocation, no per-step argument checks (they happen here, once). The state lives in ``s.h``
+    (L, B, H) and is updated in place; ``y`` is a view of it, overwritten by the next step (clone it to
+    keep it). ``s.reset(h)`` sets the state (None: zeros). The model's weights are read at every step, so
+    in-place weight updates are seen; replacing a parameter object needs a new Streamer. Dropout is not
+    applied (inference).
+    """
+
+    def __init__(self, model, batch_size: int = 1) -> None:
+        from ..nn.cell import GRUCell
+        from ..nn.gru import GRU
+
+        if isinstance(model, GRU):
+            if model.bidirectional:
+                raise ValueError("Streamer needs a unidirectional GRU (the reverse direction needs the future)")
+            layers = [model.layer_weights(k) for k in range(model.num_layers)]
+        elif isinstance(model, GRUCell):
+            layers = [(model.weight_ih, model.weight_hh, model.bias_ih, model.bias_hh)]
+        else:
+            raise TypeError(f"Streamer expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        w = layers[0][0]
+        reason = unsupported_reason("cell", x=w.new_empty(1, w.shape[1]), h=None, w_ih=w, w_hh=layers[0][1],
+                                    b_ih=layers[0][2], b_hh=layers[0][3])
+        if reason is not None:
+            raise ValueError(f"Streamer cannot use the fused kernel: {reason}")
+        self.num_layers, self.batch_size = len(layers), int(batch_size)
+        self.input_size, self.hidden_size = w.shape[1], layers[0][1].shape[1]
+        self.dtype, self.reset_after = w.dtype, bool(model.reset_after)
+        self._params = [None if t is None else t.detach().contiguous() for lw in layers for t in lw]
+        ptrs = [None if t is None else t.data_ptr() for t in self._params]
+        self._ptrs = (__import__("ctypes").c_void_p * len(ptrs))(*ptrs)
+        self.h = torch.zeros(self.num_layers, self.batch_size, self.hidden_size, dtype=self.dtype)
+        self._scratch = torch.empty(7 * self.hidden_size, dtype=self.dtype)
+        self._fn = _lib.grukit_stream_f32 if self.dtype == torch.float32 else _lib.grukit_stream_f64
+        self._args = (self.num_layers, self.batch_size, self.input_size, self.hidden_size)
+        self._hp, self._sp = self.h.data_ptr(), self._scratch.data_ptr()
+        self._want = (self.batch_size, self.input_size)
+
+    def reset(self, h: Tensor | None = None) -> None:
+        """Set the state to ``h`` (L, B, H) (None: zeros)."""
+        if h is None:
+            self.h.zero_()
+        else:
+            if tuple(h.shape) != tuple(self.h.shape):
+                raise ValueError(f"Streamer.reset expected h of shape {tuple(self.h.shape)}, got {tuple(h.shape)}")
+            self.h.copy_(h)
+
+    def step(self, x_t: Tensor) -> Tensor:
+        """One step for x_t (B, I) → the top layer's new state (B, H) (a view of ``self.h``)."""
+        if x_t.shape != self._want or x_t.dtype != self.dtype or not x_t.is_contiguous() or x_t.device.type != "cpu":
+            raise ValueError(f"Streamer.step expected a contiguous CPU {self.dtype} x_t of shape {self._want}, "
+                             f"got {x_t.dtype} {tuple(x_t.shape)} on {x_t.device}")
+        calls["stream"] += 1
+        L, B, I, H = self._args
+        self._fn(L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp)
+        return self.h[-1]

@@ -604,6 +604,19 @@ int grukit_abi_version() { return 1; }
                            const T* b_ih, const T* b_hh, int reset_after, T* out, T* scratch) {              \
         cell<T>(B, I, H, x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, scratch);                            \
     }                                                                                                         \
+    /* Streaming: one step of an L-layer unidirectional GRU, state h (L, B, H) updated in place; params     \
+       holds 4 pointers per layer (w_ih, w_hh, b_ih, b_hh; biases may be null). */                            \
+    void grukit_stream_##SUF(int L, int B, int I, int H, const T* x, T* h, void* const* params,               \
+                             int reset_after, T* scratch) {                                                   \
+        const T* in = x;                                                                                      \
+        int in_size = I;                                                                                      \
+        for (int l = 0; l < L; ++l) {                                                                         \
+            T* hl = h + (size_t)l * B * H;                                                                    \
+            cell<T>(B, in_size, H, in, hl, (const T*)params[4 * l], (const T*)params[4 * l + 1],              \
+                    (const T*)params[4 * l + 2], (const T*)params[4 * l + 3], reset_after, hl, scratch);      \
+            in = hl, in_size = H;                                                                             \
+        }                                                                                                     \
+    }                                                                                                         \
     /* The "GEMM floor" of the benchmarks: the same per-step products alone, in a C loop (no elementwise). */ \
     void grukit_gemm_loop_##SUF(int calls, int transa, int m, int n, int k, const T* A, int lda, const T* B,   \
                                 long stride_b, int ldb, T* C, long stride_c, int ldc, void* gemm) {          \
