@@ -124,7 +124,10 @@ def variant_step(
 
 
 def _zone(h_new: Tensor, h: Tensor, keep) -> Tensor:
-    """Zoneout: keep ⊙ h + (1 − keep) ⊙ h'; keep a {0, 1} mask (training) or the probability p (eval)."""
+    """Zoneout: keep ⊙ h + (1 − keep) ⊙ h'; keep a {0, 1} mask (training: kept units are exactly h) or the
+    probability p (eval: the expectation)."""
+    if isinstance(keep, Tensor):
+        return torch.where(keep != 0, h, h_new)
     return h_new + keep * (h - h_new)
 
 
