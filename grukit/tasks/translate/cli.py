@@ -48,6 +48,9 @@ def train(
     threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0 = torch's default).")] = 0,
     lr_patience: Annotated[int, typer.Option(min=-1, help="Halve the LR after this many epochs without a val "
                                                           "improvement (-1 = constant LR).")] = 0,
+    init_from: Annotated[Optional[Path], typer.Option(
+        "--init-from", help="Start from this model file or run folder (its weights, sizes and tokenizers; a fresh "
+                            "optimizer) instead of random weights.", show_default=False)] = None,
     eval_beam: Annotated[int, typer.Option(min=0, help="Score the best model on test with this beam (0 = skip).")] = 5,
 ) -> None:
     """Train a translation model into a run folder (continue one with --resume RUN_DIR)."""
@@ -59,7 +62,8 @@ def train(
                       dec_hidden=dec_hidden, dropout=dropout, max_len=max_len,
                       steps_per_epoch=steps_per_epoch or None, limit_train_pairs=limit_train_pairs or None,
                       limit_valid_pairs=limit_valid_pairs or None, bf16=bf16, threads=threads or None,
-                      lr_patience=None if lr_patience < 0 else lr_patience)
+                      lr_patience=None if lr_patience < 0 else lr_patience,
+                      init_from=str(init_from) if init_from is not None else None)
     result = run_train(cfg, data_dir=data_dir, output_dir=output_dir, resume=resume, devices=devices,
                        num_nodes=num_nodes, strategy=strategy, progress=sys.stderr.isatty(),
                        evaluate_beam=eval_beam or None)

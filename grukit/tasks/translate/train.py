@@ -3,12 +3,16 @@ shared toolkit (:func:`grukit.train.fit`: run folder, best-on-validation ``model
 every epoch for ``--resume``).
 
 An "epoch" can be shortened to ``steps_per_epoch`` batches (a fresh shuffle each epoch), so that a long CPU
-run is checkpointed and validated often and can continue with ``--resume`` in a later session.
+run is checkpointed and validated often and can continue with ``--resume`` in a later session. Where the run
+folder is gone, ``--init-from MODEL`` starts a new run from a model file's weights and tokenizers (a fresh
+optimizer, so not bit-identical to an uninterrupted run).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ class TrainConfig:
     bf16: bool = True
     threads: int | None = None
     lr_patience: int | None = 0
+    init_from: str | None = None
 
 
 def _module_class():
@@ -89,6 +94,18 @@ def _module_class():
     return TranslateModule
 
 
+@contextlib.contextmanager
+def _guard(run):
+    """Remove a run folder this run created if training fails before its first checkpoint (no partial
+    output); once ``last.ckpt`` exists the folder is kept, so an interrupted long run can be resumed."""
+    try:
+        yield run
+    except BaseException:
+        if run.created and run.path.is_dir() and not run.last_ckpt.exists():
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+
+
 def prepare_tokenizers(train_pairs, cfg: TrainConfig, run_path: Path | None = None):
     """Train both tokenizers on the training pairs, or reuse ``tokenizers.json`` of a run being resumed."""
     saved = run_path / TOKENIZER_FILE if run_path is not None else None
@@ -123,9 +140,15 @@ def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_di
         run = RunDir(resolve_resume(resume)[0], task=TASK)
     else:
         run = RunDir.create(TASK, output_dir=output_dir)
-    with run.guard():
-        src_tok, tgt_tok = prepare_tokenizers(splits["train"] if not cfg.limit_train_pairs else train_pairs, cfg,
-                                              run.path if resume is not None else None)
+    with _guard(run):
+        if cfg.init_from:
+            from .predict import load_bundle
+
+            init = load_bundle(cfg.init_from)
+            src_tok, tgt_tok = init.src_tok, init.tgt_tok
+        else:
+            src_tok, tgt_tok = prepare_tokenizers(splits["train"] if not cfg.limit_train_pairs else train_pairs, cfg,
+                                                  run.path if resume is not None else None)
         extra = D.tokenizers_to_extra(src_tok, tgt_tok)
         write_json(run.file(TOKENIZER_FILE), extra)
         train_ds = D.encode_pairs(train_pairs, src_tok, tgt_tok, max_len=cfg.max_len)
@@ -137,8 +160,12 @@ def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_di
         valid_dl = DataLoader(valid_ds, batch_sampler=D.BucketBatchSampler(valid_ds.lengths(), 256, shuffle=False),
                               collate_fn=D.collate)
         seed_everything(cfg.seed)
-        model = Translator(src_tok.vocab_size, tgt_tok.vocab_size, cfg.emb_dim, cfg.enc_hidden, cfg.dec_hidden,
-                           cfg.dropout)
+        if cfg.init_from:
+            model = Translator.from_config(dataclasses.replace(init.model.config, dropout=cfg.dropout))
+            model.load_state_dict(init.model.state_dict())
+        else:
+            model = Translator(src_tok.vocab_size, tgt_tok.vocab_size, cfg.emb_dim, cfg.enc_hidden, cfg.dec_hidden,
+                               cfg.dropout)
         module = _module_class()(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                  label_smoothing=cfg.label_smoothing, bf16=cfg.bf16, lr_patience=cfg.lr_patience)
         steps = cfg.steps_per_epoch if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl) else None

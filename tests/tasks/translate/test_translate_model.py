@@ -86,19 +86,32 @@ def _exhaustive(m, src, max_len, alpha):
     return best
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1.0, 3.0])
-def test_wide_beam_equals_exhaustive_search(alpha):
-    torch.manual_seed(0)
+def _tiny(seed, eos_bias):
+    torch.manual_seed(seed)
     m = Translator(6, 6, emb_dim=8, enc_hidden=6, dec_hidden=8, dropout=0.0).eval()   # 3 content tokens + <eos>
     with torch.no_grad():
-        m.out_bias[D.EOS] += 0.5
+        for p in m.parameters():
+            p.mul_(2.5)
+        m.out_bias[D.EOS] += eos_bias
+    return m
+
+
+@pytest.mark.parametrize("seed,eos_bias", [(5, -1.0), (3, -2.0)])
+def test_wide_beam_equals_exhaustive_search(seed, eos_bias):
+    m = _tiny(seed, eos_bias)
     srcs = [[3, 4, 5], [5, 3]]
     src, src_len = _batch(srcs)
-    out = beam_search(m, src, src_len, beam_size=40, length_penalty=alpha, max_len=3)  # 40 = every output
-    for b, s in enumerate(srcs):
-        norm, tokens, total = _exhaustive(m, s, 3, alpha)
-        assert out.tokens[b] == tokens
-        assert math.isclose(float(out.scores[b]), total, abs_tol=1e-4)
+    answers = []
+    for alpha in (0.0, 1.0, 3.0):
+        out = beam_search(m, src, src_len, beam_size=40, length_penalty=alpha, max_len=3)  # 40 = every output
+        for b, s in enumerate(srcs):
+            norm, tokens, total = _exhaustive(m, s, 3, alpha)
+            assert out.tokens[b] == tokens
+            assert math.isclose(float(out.scores[b]), total, abs_tol=1e-4)
+            answers.append(tuple(tokens))
+    # the cases discriminate: the length penalty changes the answer, and greedy misses the best output
+    assert len(set(answers)) >= 3
+    assert greedy(m, src, src_len, max_len=3).tokens != [list(a) for a in answers[2:4]]
 
 
 def test_beam_search_checks_arguments():

@@ -1,5 +1,6 @@
 """A smoke training run on a tiny slice (loss falls, pairs memorized, run folder written, resume), and the
 ``grukit translate`` commands on its model: predict (sentence, --file, --show-attention), evaluate, errors."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -138,3 +139,16 @@ def test_multiref_bleu_uses_every_reference():
     two = sacrebleu.corpus_bleu(hyps, [[refs[0][0], refs[1][0]], [refs[0][1], "zzz"]]).score
     assert multiref_bleu(hyps, refs) == pytest.approx(two, abs=0.01)
     assert multiref_bleu(hyps, refs) > sacrebleu.corpus_bleu(hyps, [[refs[0][0], refs[1][0]]]).score
+
+
+def test_init_from_starts_with_the_model_weights(trained, tmp_path):
+    pairs, run, _ = trained
+    splits = {"train": pairs, "valid": pairs, "test": pairs}
+    cfg = TrainConfig(epochs=1, **(CFG | {"lr": 0.0, "src_vocab": 999, "emb_dim": 7}))  # sizes come from the file
+    res = train(dataclasses.replace(cfg, init_from=str(run)), output_dir=tmp_path / "i", progress=False,
+                evaluate_beam=None, splits=splits)
+    src = load_bundle(run)
+    got = res.module.model.state_dict()
+    assert res.module.model.config == src.model.config
+    assert all(torch.equal(got[k], v) for k, v in src.model.state_dict().items())
+    assert json.loads((tmp_path / "i" / "tokenizers.json").read_text())["src_tokenizer"] == src.src_tok.to_json()
