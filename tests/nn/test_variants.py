@@ -215,7 +215,7 @@ def test_gradcheck_variant_sequence(reset_after):
                                           ln_ih=ln_ih, ln_hh=ln_hh, recurrent_mask=rec, zoneout=zone)
             return out, h
 
-        assert gradcheck(f, (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh), eps=1e-6, atol=1e-7)
+        assert gradcheck(f, (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh), eps=1e-6, atol=1e-7, fast_mode=True)
 
 
 def test_gradcheck_layer_eval_zoneout_layer_norm():
@@ -228,7 +228,7 @@ def test_gradcheck_layer_eval_zoneout_layer_norm():
     def f(x, h0, *ps):
         return torch.func.functional_call(gru, dict(zip(names, ps)), (x, h0), {"lengths": [3, 2]})
 
-    assert gradcheck(f, (x, h0, *params), eps=1e-6, atol=1e-7)
+    assert gradcheck(f, (x, h0, *params), eps=1e-6, atol=1e-7, fast_mode=True)
 
 
 @pytest.mark.parametrize("opts", [{"layer_norm": True}, {"zoneout": 0.3, "layer_norm": True, "dropconnect": 0.2}])
