@@ -17,13 +17,22 @@ L_t = Σ_{s≤t} log a_s (the products of the a's, kept in log space)::
 
     h_t = e^{L_t} ⊙ h_0 + Σ_{s≤t} e^{L_t − L_s} ⊙ b_s
 
-which :func:`scan` evaluates for all t at once (``mode="scan"``): the paper's log-space form, computed in
-chunks of 16 steps (prefix sums in parallel inside every chunk, then one short pass over the T/16 chunk
-boundaries), in float64 whatever the input dtype, with an O(T) hand-written backward (the adjoint is the
-same scan run backwards). Why not the paper's single logcumsumexp: its prefix sums grow like t·|log z|
-and cancel when added, so fp32 loses ~1e-3 relative by T = 4096; the backward needs signed values, which
-logs cannot hold; and on CPU torch's logcumsumexp backward alone measured slower than the sequential
-loop. ``mode="loop"`` runs the recurrence step by step (same results to rounding).
+Two parallel scans evaluate it for all t at once (both with an O(T) hand-written backward: the adjoint
+λ_t = ∂ℓ/∂h_t + a_{t+1} λ_{t+1} is the same scan run backwards in time):
+
+- ``mode="scan"`` (default), :func:`scan`: the classic blocked parallel scan in linear space. The sequence is
+  cut into ~√T blocks; every block's local recurrence (from state 0) and its running product of a's are
+  computed for all blocks at once, one block position at a time; a pass over the block ends carries the
+  state; a last parallel step adds P_t ⊙ h_start. It rounds like the sequential loop in the input's own
+  dtype (no logarithms, any sign of h_0), and needs about 2√T vectorized steps instead of T.
+- ``mode="logscan"``, :func:`log_scan`: the paper's log-space form, e^{L_t − L_s} formed from prefix sums of
+  log a. A single logcumsumexp over the sequence would let L_t grow like t·|log z| and cancel when added
+  (fp32 loses ~1e-3 relative by T = 4096), its backward needs signed values, which logs cannot hold, and
+  torch's CPU logcumsumexp backward alone measured slower than the sequential loop; so it runs in chunks of
+  16 steps (prefix sums inside every chunk in parallel, then a pass over the T/16 chunk boundaries), in
+  float64 whatever the input dtype, with log a clamped at −40 (z < 4e−18 changes h below float64 resolution).
+- ``mode="loop"``: the recurrence step by step (after one input GEMM for all steps); differentiable to any
+  order, the oracle the scans are tested against.
 """
 from __future__ import annotations
 
@@ -38,7 +47,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .. import _checks
 
-_MODES = ("scan", "loop")
+_MODES = ("scan", "logscan", "loop")
 
 
 class MinGRUGates(NamedTuple):
@@ -53,11 +62,73 @@ def g(a: Tensor) -> Tensor:
     return torch.where(a >= 0, a + 0.5, torch.sigmoid(a))
 
 
+def _block_size(T: int) -> int:
+    """About √T (a power of two, at least 8): balances the in-block and across-block sequential steps."""
+    return max(8, 1 << round(math.log2(max(T, 1)) / 2))
+
+
+def _blocked_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """h_t = a_t ⊙ h_{t−1} + b_t for all t, without autograd: a, b (T, B, H), h0 (B, H) → h (T, B, H)."""
+    T, B, H = a.shape
+    C = _block_size(T)
+    N = -(-T // C)
+    if N * C != T:  # pad with a = 1, b = 0 (state unchanged)
+        a = F.pad(a, (0, 0, 0, 0, 0, N * C - T), value=1.0)
+        b = F.pad(b, (0, 0, 0, 0, 0, N * C - T))
+    a4, b4 = a.view(N, C, B, H), b.view(N, C, B, H)
+    h_loc = torch.empty_like(b4)  # (N, C, B, H) each block's states if it started from 0
+    P = torch.empty_like(a4)  # (N, C, B, H) running products of a within each block
+    h_loc[:, 0], P[:, 0] = b4[:, 0], a4[:, 0]
+    for i in range(1, C):  # all N blocks at once, one position at a time
+        torch.addcmul(b4[:, i], a4[:, i], h_loc[:, i - 1], out=h_loc[:, i])
+        torch.mul(P[:, i - 1], a4[:, i], out=P[:, i])
+    starts = torch.empty(N, B, H, dtype=h0.dtype, device=h0.device)  # the state entering each block
+    carry = h0
+    for k in range(N):
+        starts[k] = carry
+        carry = torch.addcmul(h_loc[k, -1], P[k, -1], carry)
+    return torch.addcmul(h_loc, P, starts[:, None]).view(N * C, B, H)[:T]
+
+
+class _BlockedScan(torch.autograd.Function):
+    """h = scan(a, b, h0) with an O(T) backward: λ_t = ∂ℓ/∂h_t + a_{t+1} λ_{t+1} is the same scan run
+    backwards in time; then ∂ℓ/∂b_t = λ_t, ∂ℓ/∂a_t = λ_t h_{t−1}, ∂ℓ/∂h_0 = a_0 λ_0."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        h = _blocked_scan(a, b, h0)
+        ctx.save_for_backward(a, h0, h)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: Tensor):
+        a, h0, h = ctx.saved_tensors
+        a_next = torch.cat([a[1:], a.new_ones(1, *a.shape[1:])])  # links λ_t to λ_{t+1}
+        lam = _blocked_scan(a_next.flip(0), grad_h.flip(0), torch.zeros_like(h0)).flip(0)
+        h_prev = torch.cat([h0[None], h[:-1]])
+        return lam * h_prev, lam, a[0] * lam[0]
+
+
+def scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """All states of h_t = a_t ⊙ h_{t−1} + b_t at once: a, b (T, B, H), h0 (B, H) → h (T, B, H).
+
+    The blocked parallel scan in the inputs' dtype (float32 for bfloat16/float16); differentiable once
+    (``mode="loop"`` for higher derivatives).
+    """
+    if a.shape[0] == 0:
+        return h0.new_zeros(0, *h0.shape)
+    dtype = h0.dtype
+    if dtype in (torch.bfloat16, torch.float16):
+        a, b, h0 = a.float(), b.float(), h0.float()
+    return _BlockedScan.apply(a, b, h0).to(dtype)
+
+
 SCAN_CHUNK = 16
 LOG_A_MIN = -40.0  # z below e^−40 ≈ 4e−18 counts as e^−40: changes h by < 4e−18·|h|, below float64 resolution
 
 
-def _chunked_scan(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+def _chunked_log_scan(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     """h_t = a_t ⊙ h_{t−1} + b_t for all t, float64 tensors without autograd: (T, B, H) ×2, (B, H) → (T, B, H).
 
     Inside chunks of C = SCAN_CHUNK steps, with L the chunk's prefix sums of log a (log-space products),
@@ -83,13 +154,13 @@ def _chunked_scan(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     return (h_loc + P * starts[:, None]).view(N * C, B, H)[:T]
 
 
-class _LinearScan(torch.autograd.Function):
-    """h = scan(log_a, b, h0) with an O(T) backward: the adjoint λ_t = ∂ℓ/∂h_t + a_{t+1} λ_{t+1} is the same
+class _LogScan(torch.autograd.Function):
+    """h = log_scan(log_a, b, h0) with an O(T) backward: the adjoint λ_t = ∂ℓ/∂h_t + a_{t+1} λ_{t+1} is the same
     kind of scan run backwards in time; then ∂ℓ/∂b_t = λ_t, ∂ℓ/∂log a_t = λ_t a_t h_{t−1}, ∂ℓ/∂h_0 = a_0 λ_0."""
 
     @staticmethod
     def forward(ctx, log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-        h = _chunked_scan(log_a, b, h0)
+        h = _chunked_log_scan(log_a, b, h0)
         ctx.save_for_backward(log_a, h0, h)
         return h
 
@@ -98,14 +169,14 @@ class _LinearScan(torch.autograd.Function):
     def backward(ctx, grad_h: Tensor):
         log_a, h0, h = ctx.saved_tensors
         log_a_next = torch.cat([log_a[1:], log_a.new_zeros(1, *log_a.shape[1:])])  # links λ_t to λ_{t+1}
-        lam = _chunked_scan(log_a_next.flip(0), grad_h.flip(0), torch.zeros_like(h0)).flip(0)
+        lam = _chunked_log_scan(log_a_next.flip(0), grad_h.flip(0), torch.zeros_like(h0)).flip(0)
         a = torch.exp(log_a)
         h_prev = torch.cat([h0[None], h[:-1]])
         return lam * a * h_prev, lam, a[0] * lam[0]
 
 
-def scan(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    """All states of h_t = a_t ⊙ h_{t−1} + b_t at once: log_a, b (T, B, H), h0 (B, H) → h (T, B, H).
+def log_scan(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """All states of h_t = a_t ⊙ h_{t−1} + b_t at once, from log a: log_a, b (T, B, H), h0 (B, H) → (T, B, H).
 
     Computed in float64 whatever the dtype and returned in h0's dtype; differentiable once (use
     ``mode="loop"`` for higher derivatives). log_a is clamped at LOG_A_MIN.
@@ -113,7 +184,7 @@ def scan(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     dtype = h0.dtype
     if log_a.shape[0] == 0:
         return h0.new_zeros(0, *h0.shape)
-    h = _LinearScan.apply(log_a.double().clamp_min(LOG_A_MIN), b.double(), h0.double())
+    h = _LogScan.apply(log_a.double().clamp_min(LOG_A_MIN), b.double(), h0.double())
     return h.to(dtype)
 
 
@@ -143,7 +214,7 @@ def direction(
 ):
     """One minGRU direction over x (T, B, I) from h0 (B, H) → (output (T, B, H), h_n (B, H), (z, n) or None).
 
-    ``mode`` "scan" (parallel, log space) or "loop" (sequential). Sequence b uses steps t < lengths[b];
+    ``mode`` "scan" (blocked parallel scan), "logscan" (chunked log-space scan) or "loop" (sequential). Sequence b uses steps t < lengths[b];
     outputs and gates past that are zero; the reverse direction starts at each sequence's own end.
     """
     T, B = x.shape[0], x.shape[1]
@@ -160,12 +231,19 @@ def direction(
     if lengths is not None:
         valid = (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)[..., None]  # (T, B, 1)
     if mode == "scan":
+        z = torch.sigmoid(a_z)
+        b = (1.0 - z) * g(a_n)
+        if valid is not None:  # past the end: a = 1, b = 0 (the state stays; those outputs are zeroed)
+            z = torch.where(valid, z, 1.0)
+            b = torch.where(valid, b, 0.0)
+        out = scan(z, b, h0)
+    elif mode == "logscan":
         log_z = -F.softplus(-a_z)  # log σ(a_z), exact also where σ(a_z) underflows
         b = torch.sigmoid(-a_z) * g(a_n)  # (1 − z) ⊙ n
         if valid is not None:  # past the end: a = 1, b = 0 (the state stays; those outputs are zeroed)
             log_z = torch.where(valid, log_z, 0.0)
             b = torch.where(valid, b, 0.0)
-        out = scan(log_z, b, h0)
+        out = log_scan(log_z, b, h0)
     elif mode == "loop":
         # unbind, not z[t]: indexing's backward would add a full (T, B, H) gradient per step
         z, n = torch.sigmoid(a_z).unbind(0), g(a_n).unbind(0)
@@ -216,8 +294,8 @@ class MinGRU(nn.Module):
         input  (T, B, I), (B, T, I) if batch_first, (T, I) unbatched, or a PackedSequence
         hx     (L·D, B, H) or (L·D, H) unbatched; None means zeros (any sign is fine)
         output (T, B, D·H); h_n (L·D, B, H); gates MinGRUGates(z, n), each (L, D, T, B, H)
-    ``mode="scan"`` runs the parallel log-space scan (float64 accumulation), ``mode="loop"`` the sequential
-    recurrence; ``step(x_t, h)`` streams one step. Parameters: ``weight_ih_l{k}[_reverse]`` (2H, in) and
+    ``mode="scan"`` runs the blocked parallel scan, ``mode="logscan"`` the paper's log-space scan (chunked,
+    float64), ``mode="loop"`` the sequential recurrence (all equal to rounding); ``step(x_t, h)`` streams one step. Parameters: ``weight_ih_l{k}[_reverse]`` (2H, in) and
     ``bias_ih_l{k}[_reverse]`` (2H), rows stacked z, n; ``dropout`` acts between layers in training.
     """
 

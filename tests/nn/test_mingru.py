@@ -24,13 +24,13 @@ def _ref(m, x, h0=None, lengths=None):
                             None if h0 is None else _np(h0), lengths, m.batch_first)
 
 
-@pytest.mark.parametrize("mode", ["scan", "loop"])
+@pytest.mark.parametrize("mode", ["scan", "logscan", "loop"])
 @pytest.mark.parametrize("bidir,lengths,batch_first", [(False, None, False), (True, [21, 9, 1], True),
                                                        (False, [5, 21, 13], False)])
 def test_matches_reference(mode, bidir, lengths, batch_first):
     m = randomize(grukit.MinGRU(3, 4, 2, batch_first=batch_first, bidirectional=bidir, dtype=F64))
     D = 2 if bidir else 1
-    x = torch.randn((3, 21, 3) if batch_first else (21, 3, 3), dtype=F64)  # T = 21: not a multiple of the chunk
+    x = torch.randn((3, 21, 3) if batch_first else (21, 3, 3), dtype=F64)  # T = 21: not a multiple of a block
     h0 = torch.randn(2 * D, 3, 4, dtype=F64)  # states of both signs
     out, h_n, gates = m(x, h0, lengths=lengths, return_gates=True, mode=mode)
     r_out, r_h, r_g = _ref(m, x, h0, lengths)
@@ -60,7 +60,7 @@ def test_float32_matches_reference():
     m = randomize(grukit.MinGRU(5, 6, 2))
     x, h0 = torch.randn(40, 3, 5), torch.randn(2, 3, 6)
     r_out, r_h, _ = _ref(m, x, h0)
-    for mode in ("scan", "loop"):
+    for mode in ("scan", "logscan", "loop"):
         out, h_n = m(x, h0, mode=mode)
         assert out.dtype == torch.float32
         assert np.abs(_np(out) - r_out).max() <= 1e-5 and np.abs(_np(h_n) - r_h).max() <= 1e-5
@@ -74,30 +74,31 @@ def _long_memory(dtype):
     return m
 
 
-def test_long_sequence_scan_vs_sequential():
-    """T = 4096: float64 scan vs loop ≤ 1e-10; float32 scan (and its gradients) vs float64 relative ≤ 1e-4."""
+def _grads(m, x, h0, mode):
+    x = x.clone().requires_grad_()
+    m.zero_grad()
+    out, h_n = m(x, h0, mode=mode)
+    (out * torch.cos(out)).sum().backward()
+    return out.detach(), h_n.detach(), [x.grad] + [p.grad.clone() for p in m.parameters()]
+
+
+@pytest.mark.parametrize("mode", ["scan", "logscan"])
+def test_long_sequence_scan_vs_sequential(mode):
+    """T = 4096: float64 scan vs loop ≤ 1e-10 (gradients ≤ 1e-9 relative); float32 scan and its gradients
+    vs float64 relative ≤ 1e-4."""
     T = 4096
     m64 = _long_memory(F64)
     m32 = grukit.MinGRU(4, 8)
     m32.load_state_dict({k: v.float() for k, v in m64.state_dict().items()})
-    x = torch.randn(T, 2, 4, dtype=F64)
-    h0 = torch.randn(1, 2, 8, dtype=F64)
-    x64, x32 = x.clone().requires_grad_(), x.float().requires_grad_()
-    loop, h_loop = m64(x64, h0, mode="loop")
-    (loop * torch.cos(loop)).sum().backward()
-    grads_loop = [x64.grad.clone()] + [p.grad.clone() for p in m64.parameters()]
-    m64.zero_grad()
-    x64.grad = None
-    scan, h_scan = m64(x64, h0, mode="scan")
-    (scan * torch.cos(scan)).sum().backward()
-    scan, loop, h_scan, h_loop = scan.detach(), loop.detach(), h_scan.detach(), h_loop.detach()
+    x, h0 = torch.randn(T, 2, 4, dtype=F64), torch.randn(1, 2, 8, dtype=F64)
+    loop, h_loop, g_loop = _grads(m64, x, h0, "loop")
+    scan, h_scan, g_scan = _grads(m64, x, h0, mode)
     assert (scan - loop).abs().max() <= 1e-10 and (h_scan - h_loop).abs().max() <= 1e-10
-    for a, b in zip([x64.grad] + [p.grad for p in m64.parameters()], grads_loop):
+    for a, b in zip(g_scan, g_loop):
         assert rel_err(a, b) <= 1e-9
-    s32, _ = m32(x32, h0.float(), mode="scan")
-    (s32 * torch.cos(s32)).sum().backward()
-    assert rel_err(s32.detach().double(), loop.detach()) <= 1e-4
-    for a, b in zip([x32.grad] + [p.grad for p in m32.parameters()], grads_loop):
+    s32, h32, g32 = _grads(m32, x.float(), h0.float(), mode)
+    assert rel_err(s32.double(), loop) <= 1e-4 and rel_err(h32.double(), h_loop) <= 1e-4
+    for a, b in zip(g32, g_loop):
         assert rel_err(a.double(), b) <= 1e-4
     r_out, _, _ = _ref(m64, x[-300:], loop[-301][None])  # the reference agrees on the tail
     assert np.abs(_np(loop[-300:]) - r_out).max() <= 1e-10
@@ -111,7 +112,7 @@ def test_gradcheck(bidir, lengths, layers):
     x = torch.randn(17, 2, 3, dtype=F64, requires_grad=True)  # 17 steps: two chunks, one partial
     h0 = torch.randn(layers * D, 2, 2, dtype=F64, requires_grad=True)
     params = [p.detach().clone().requires_grad_() for p in m.parameters()]
-    for mode in ("scan", "loop"):
+    for mode in ("scan", "logscan", "loop"):
         def f(x, h0, *ps):
             return torch.func.functional_call(m, dict(zip(names, ps)), (x, h0),
                                               {"lengths": lengths, "mode": mode})
@@ -122,17 +123,20 @@ def test_gradcheck(bidir, lengths, layers):
         m, dict(zip(names, ps)), (x, h0), {"mode": "loop"}), small, eps=1e-6, atol=1e-6)
 
 
-def test_scan_function_signed_values():
-    """The scan itself (any sign of b and h0, a down to the clamp) against a plain recurrence."""
-    T, B, H = 50, 3, 4
+@pytest.mark.parametrize("T", [1, 50, 300])
+def test_scan_functions_signed_values(T):
+    """Both scans (any sign of b and h0; a down to the log-space clamp) against a plain recurrence."""
+    B, H = 3, 4
     log_a = -torch.rand(T, B, H, dtype=F64) * 3
-    log_a[10, 0, 0] = -100.0  # clamped to −40: the difference is far below float64 resolution here
+    log_a[T // 2, 0, 0] = -100.0  # clamped to −40 by log_scan: a difference far below float64 resolution
     b, h0 = torch.randn(T, B, H, dtype=F64), torch.randn(B, H, dtype=F64)
     h, hs = h0, []
     for t in range(T):
         h = torch.exp(log_a[t]) * h + b[t]
         hs.append(h)
-    assert (mg.scan(log_a, b, h0) - torch.stack(hs)).abs().max() <= 1e-12
+    want = torch.stack(hs)
+    assert (mg.scan(torch.exp(log_a), b, h0) - want).abs().max() <= 1e-12
+    assert (mg.log_scan(log_a, b, h0) - want).abs().max() <= 1e-12
 
 
 def test_streaming_and_chunks_equal_full():
