@@ -1,12 +1,13 @@
 """Record a translation run in benchmarks/results/translate.json and (optionally) ship its model.
 
     python benchmarks/translate_results.py RUN_DIR --command "grukit translate train ..." \\
-        [--resume-command "..."] [--ship] [--beam 5] [--length-penalty 1.0] [--note TEXT]
+        [--resume-command "..."] [--ship] [--beam 5] [--length-penalty 1.0] [--greedy] [--note TEXT]
 
 Reads RUN_DIR/config.json and log.csv (the training history, with cumulative training wall time over all
 resumed sessions). ``--ship`` stores RUN_DIR/model.safetensors (best on validation) as
 ``grukit/pretrained/translate-eng-fra.safetensors`` in float16, then scores *the shipped file* on the full
-test split (beam and greedy) and on the first 200 test pairs (the check tests/tasks/translate re-runs).
+test split (beam search, plus greedy with ``--greedy``) and on the first 200 test pairs (the check that
+tests/tasks/translate re-runs).
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ship", action="store_true")
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--length-penalty", type=float, default=1.0)
+    ap.add_argument("--greedy", action="store_true", help="Also score greedy decoding on the full test split.")
+    ap.add_argument("--train-cpu-s", type=float, default=None,
+                    help="CPU seconds the training process had used when RUN_DIR was snapshotted (ps -o time).")
     ap.add_argument("--note", default=None)
     args = ap.parse_args(argv)
 
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps_done": hist[-1]["step"] if hist else 0,
         "full_passes_done": round(hist[-1]["step"] / cfg["batches_per_full_pass"], 2) if hist else 0,
         "train_wall_time_s": hist[-1]["time_s"] if hist else None,
+        "train_cpu_time_s": args.train_cpu_s,
         "best_epoch": best["epoch"],
         "best_val_loss": round(best["val_loss"], 4),
         "best_val_token_acc": round(best["val_acc"], 4),
@@ -93,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         bundle = load_bundle(None)
         test = D.load_splits()["test"]
         results = {}
-        for name, beam in ((f"beam{args.beam}", args.beam), ("greedy", 1)):
-            t0 = time.perf_counter()
+        for name, beam in ((f"beam{args.beam}", args.beam), ("greedy", 1))[: 2 if args.greedy else 1]:
+            t0, c0 = time.perf_counter(), time.process_time()
             res = evaluate(bundle, test, beam_size=beam, length_penalty=args.length_penalty)
             res["wall_time_s"] = round(time.perf_counter() - t0, 1)
+            res["cpu_time_s"] = round(time.process_time() - c0, 1)
             res.pop("examples")
             results[name] = res
         check = evaluate(bundle, test[:CHECK_LIMIT], beam_size=args.beam, length_penalty=args.length_penalty)
