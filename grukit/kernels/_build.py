@@ -22,7 +22,7 @@ log = logging.getLogger("grukit.kernels")
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "gru_fused.cpp"
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 
 class BuildError(RuntimeError):
@@ -108,10 +108,10 @@ def load() -> ctypes.CDLL:
         bwd.argtypes = [i, i, i, p, p, i, i, p, p, p, p, p, p, p, i, i, p]
         bwd.restype = i
         cell = getattr(lib, f"grukit_cell_{suf}")
-        cell.argtypes = [i, i, i, p, p, p, p, p, p, i, p, p]
+        cell.argtypes = [i, i, i, p, p, p, p, p, p, i, p, p, p]
         cell.restype = None
         stream = getattr(lib, f"grukit_stream_{suf}")
-        stream.argtypes = [i, i, i, i, p, p, p, i, p]
+        stream.argtypes = [i, i, i, i, p, p, p, i, p, p]
         stream.restype = None
         loop = getattr(lib, f"grukit_gemm_loop_{suf}")
         loop.argtypes = [i, i, i, i, i, p, i, p, ctypes.c_long, i, p, ctypes.c_long, i, p]

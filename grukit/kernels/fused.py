@@ -37,8 +37,6 @@ _SGEMM, _DGEMM = _build.blas_gemm()
 calls: Counter = Counter()
 #: batches up to this size use the hand-written matrix-vector kernel; larger ones the BLAS GEMM per step
 matvec_max_batch: int = 4
-#: streaming steps (``cell`` without autograd) up to this batch size use the dot-product kernel
-cell_max_batch: int = 8
 
 _FLOATS = (torch.float32, torch.float64)
 _PLAIN = (Tensor, torch.nn.Parameter)
@@ -257,23 +255,20 @@ def sequence(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | N
 
 def cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
          reset_after: bool = True) -> Tensor:
-    """One step: x (B, I), h (B, H) → h' (B, H). Without autograd and at small batch, one native call."""
+    """One step: x (B, I), h (B, H) → h' (B, H). Without autograd, one native call (matvec at batch 1, else BLAS)."""
     calls["cell"] += 1
     if _needs_grad(x, h, w_ih, w_hh, b_ih, b_hh):
         return _FusedSequence.apply(x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, None, bool(reset_after), False)[1]
     B, I = x.shape
-    if B > cell_max_batch:
-        with torch.no_grad():
-            return _forward(x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, bool(reset_after), None, False, False)[1]
     H = w_hh.shape[1]
     x, h, w_ih, w_hh = x.contiguous(), h.contiguous(), w_ih.contiguous(), w_hh.contiguous()
     b_ih = None if b_ih is None else b_ih.contiguous()
     b_hh = None if b_hh is None else b_hh.contiguous()
     out = torch.empty((B, H), dtype=x.dtype)
-    scratch = torch.empty(7 * H, dtype=x.dtype)
-    fn = _lib.grukit_cell_f32 if x.dtype == torch.float32 else _lib.grukit_cell_f64
+    scratch = torch.empty(7 * B * H, dtype=x.dtype)
+    _, _, fn, gemm = _fns(x.dtype)
     fn(B, I, H, x.data_ptr(), h.data_ptr(), w_ih.data_ptr(), w_hh.data_ptr(), _ptr(b_ih), _ptr(b_hh),
-       int(reset_after), out.data_ptr(), scratch.data_ptr())
+       int(reset_after), out.data_ptr(), scratch.data_ptr(), gemm)
     return out
 
 
@@ -315,8 +310,9 @@ class Streamer:
         ptrs = [None if t is None else t.data_ptr() for t in self._params]
         self._ptrs = (__import__("ctypes").c_void_p * len(ptrs))(*ptrs)
         self.h = torch.zeros(self.num_layers, self.batch_size, self.hidden_size, dtype=self.dtype)
-        self._scratch = torch.empty(7 * self.hidden_size, dtype=self.dtype)
+        self._scratch = torch.empty(7 * self.batch_size * self.hidden_size, dtype=self.dtype)
         self._fn = _lib.grukit_stream_f32 if self.dtype == torch.float32 else _lib.grukit_stream_f64
+        self._gemm = _fns(self.dtype)[3]
         self._args = (self.num_layers, self.batch_size, self.input_size, self.hidden_size)
         self._hp, self._sp = self.h.data_ptr(), self._scratch.data_ptr()
         self._want = (self.batch_size, self.input_size)
@@ -337,5 +333,5 @@ class Streamer:
                              f"got {x_t.dtype} {tuple(x_t.shape)} on {x_t.device}")
         calls["stream"] += 1
         L, B, I, H = self._args
-        self._fn(L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp)
+        self._fn(L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp, self._gemm)
         return self.h[-1]

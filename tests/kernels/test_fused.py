@@ -161,14 +161,15 @@ def test_gradcheck_through_the_fused_function(kernel_mode, reset_after, reverse,
 
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_gradgradcheck_through_the_default_backend(reset_after):
-    gru = randomize(grukit.GRU(2, 3, bidirectional=True, reset_after=reset_after, dtype=torch.float64))
+    """Double backward recomputes through the composite path (tests/nn covers the layer grid)."""
+    gru = randomize(grukit.GRU(2, 2, reset_after=reset_after, dtype=torch.float64))
     names = [n for n, _ in gru.named_parameters()]
-    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(2, 2, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, 2, 2, dtype=torch.float64, requires_grad=True)
     params = [p.detach().clone().requires_grad_() for p in gru.parameters()]
 
     def f(x, h0, *ps):
-        return torch.func.functional_call(gru, dict(zip(names, ps)), (x, h0), {"lengths": [3, 2]})
+        return torch.func.functional_call(gru, dict(zip(names, ps)), (x, h0), {"lengths": [2, 1]})
 
     n = fused.calls["sequence"]
     assert gradgradcheck(f, (x, h0, *params), eps=1e-6, atol=1e-6)
@@ -269,13 +270,13 @@ def test_nan_propagates_like_the_composite_path():
 
 
 def test_two_threads_agree_with_one(kernel_mode):
-    kw = {k: v.detach() for k, v in _direction_args(9, 3, 5, 70, torch.float64).items()}
+    kw = {k: v.detach() for k, v in _direction_args(5, 3, 5, 200, torch.float64).items()}  # enough work for 2
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        a = fused.sequence(**kw, lengths=torch.tensor([9, 4, 1]))
+        a = fused.sequence(**kw, lengths=torch.tensor([5, 4, 1]))
         torch.set_num_threads(2)
-        b = fused.sequence(**kw, lengths=torch.tensor([9, 4, 1]))
+        b = fused.sequence(**kw, lengths=torch.tensor([5, 4, 1]))
     finally:
         torch.set_num_threads(old)
     assert absdiff(a[0], b[0]) <= 1e-12 and absdiff(a[1], b[1]) <= 1e-12
@@ -284,7 +285,7 @@ def test_two_threads_agree_with_one(kernel_mode):
 # ----------------------------------------------------------------------------------------- cell and step
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("B", [1, 3, 20])  # 20 > cell_max_batch: the sequence kernel with T = 1
+@pytest.mark.parametrize("B", [1, 3])  # batch 1: dot products; else BLAS
 def test_cell_matches_reference(dtype, reset_after, B):
     cell = randomize(grukit.GRUCell(5, 7, reset_after=reset_after, dtype=dtype))
     x, h = torch.randn(B, 5, dtype=dtype), torch.randn(B, 7, dtype=dtype)

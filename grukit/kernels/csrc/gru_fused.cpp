@@ -197,6 +197,9 @@ template <class T> struct Lin {
 // after each phase. BLAS mode: matrix phases on the calling thread (the BLAS threads itself), elementwise
 // phases in a short OpenMP region when there is enough work for several threads.
 template <class S> static void run_loop(S& s, int T, int nph, bool packed, int nt) {
+    // Threads synchronise at every phase of every step: only worth it when a step has enough work (on an
+    // oversubscribed machine a barrier can cost a whole scheduler time slice).
+    if (packed && (double)s.B * 3.0 * s.H * s.H < 98304.0) nt = 1;
     if (packed) {
         if (nt <= 1) {
             for (int step = 0; step < T; ++step)
@@ -216,7 +219,7 @@ template <class S> static void run_loop(S& s, int T, int nph, bool packed, int n
     }
     for (int step = 0; step < T; ++step)
         for (int k = 0; k < nph; ++k) {
-            if (s.is_matrix(k) || nt <= 1 || (long)s.B * s.H < 8192) {
+            if (s.is_matrix(k) || nt <= 1 || (long)s.B * s.H < 32768) {
                 s.phase(k, step, 0, 1);
             } else {
 #pragma omp parallel num_threads(nt)
@@ -544,29 +547,44 @@ template <class T> static void mv_rows(int nout, int nin, const T* W, int ldw, c
     }
 }
 
-// One step without autograd (streaming): x (B, I), h (B, H) → out (B, H). scratch holds 7H per row.
+// One step without autograd (streaming): x (B, I), h (B, H) → out (B, H); out may alias h. scratch holds
+// 7H per row. At batch 1 (or without a BLAS) dot products on the unpacked weights; else two GEMMs per step.
 template <class T>
 static void cell(int B, int I, int H, const T* x, const T* h, const T* w_ih, const T* w_hh, const T* b_ih,
-                 const T* b_hh, int reset_after, T* out, T* scratch) {
+                 const T* b_hh, int reset_after, T* out, T* scratch, typename Gemm<T>::fn gemm) {
     enum { L = V<T>::L };
-    for (int b = 0; b < B; ++b) {
-        const T* xb = x + (size_t)b * I;
-        const T* hb = h + (size_t)b * H;
-        T* gi = scratch;
-        T* gh = scratch + 3 * H;
-        T* rh = scratch + 6 * H;
-        mv_rows<T>(3 * H, I, w_ih, I, xb, b_ih, gi);
-        if (reset_after) {
-            mv_rows<T>(3 * H, H, w_hh, H, hb, b_hh, gh);
+    T* GI = scratch;                        // (B, 3H)
+    T* GH = scratch + (size_t)B * 3 * H;    // (B, 3H)
+    T* RH = scratch + (size_t)B * 6 * H;    // (B, H)
+    const bool blas = gemm != nullptr && B > 1;
+    const T one = 1, zero = 0;
+    // y (B × n) = X (B × k, ld ldx) · Wᵀ (W n × k row-major, ld ldw) + bias
+    auto lin = [&](int n, int k, const T* W, int ldw, const T* X, int ldx, const T* bias, T* Y, int ldy) {
+        if (blas) {
+            gemm("T", "N", &n, &B, &k, &one, W, &ldw, X, &ldx, &zero, Y, &ldy);
+            if (bias)
+                for (int b = 0; b < B; ++b)
+                    for (int j = 0; j < n; ++j) Y[(size_t)b * ldy + j] += bias[j];
         } else {
-            mv_rows<T>(2 * H, H, w_hh, H, hb, b_hh, gh);
+            for (int b = 0; b < B; ++b) mv_rows<T>(n, k, W, ldw, X + (size_t)b * ldx, bias, Y + (size_t)b * ldy);
+        }
+    };
+    lin(3 * H, I, w_ih, I, x, I, b_ih, GI, 3 * H);
+    if (reset_after) {
+        lin(3 * H, H, w_hh, H, h, H, b_hh, GH, 3 * H);
+    } else {
+        lin(2 * H, H, w_hh, H, h, H, b_hh, GH, 3 * H);
+        for (int b = 0; b < B; ++b)
             for (int j = 0; j < H; j += L) {
                 int n = H - j < L ? H - j : L;
+                const T *gi = GI + (size_t)b * 3 * H, *gh = GH + (size_t)b * 3 * H;
                 vec<T> r = vsigmoid<T>(ldn<T>(gi + j, n) + ldn<T>(gh + j, n));
-                stn<T>(rh + j, r * ldn<T>(hb + j, n), n);
+                stn<T>(RH + (size_t)b * H + j, r * ldn<T>(h + (size_t)b * H + j, n), n);
             }
-            mv_rows<T>(H, H, w_hh + (size_t)2 * H * H, H, rh, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H);
-        }
+        lin(H, H, w_hh + (size_t)2 * H * H, H, RH, H, b_hh ? b_hh + 2 * H : nullptr, GH + 2 * H, 3 * H);
+    }
+    for (int b = 0; b < B; ++b) {
+        const T *gi = GI + (size_t)b * 3 * H, *gh = GH + (size_t)b * 3 * H, *hb = h + (size_t)b * H;
         T* ob = out + (size_t)b * H;
         for (int j = 0; j < H; j += L) {
             int n = H - j < L ? H - j : L;
@@ -585,7 +603,7 @@ static void cell(int B, int I, int H, const T* x, const T* h, const T* w_ih, con
 
 extern "C" {
 
-int grukit_abi_version() { return 1; }
+int grukit_abi_version() { return 2; }
 
 #define GRUKIT_DEFINE(SUF, T)                                                                                   \
     int grukit_fwd_##SUF(int T_, int B, int H, const T* gi, const T* bhn, const T* w_hh, const T* h0,         \
@@ -601,19 +619,20 @@ int grukit_abi_version() { return 1; }
                            dh0, nthreads, mode, (Gemm<T>::fn)gemm);                                           \
     }                                                                                                         \
     void grukit_cell_##SUF(int B, int I, int H, const T* x, const T* h, const T* w_ih, const T* w_hh,         \
-                           const T* b_ih, const T* b_hh, int reset_after, T* out, T* scratch) {              \
-        cell<T>(B, I, H, x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, scratch);                            \
+                           const T* b_ih, const T* b_hh, int reset_after, T* out, T* scratch, void* gemm) {  \
+        cell<T>(B, I, H, x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, scratch, (Gemm<T>::fn)gemm);         \
     }                                                                                                         \
     /* Streaming: one step of an L-layer unidirectional GRU, state h (L, B, H) updated in place; params     \
        holds 4 pointers per layer (w_ih, w_hh, b_ih, b_hh; biases may be null). */                            \
     void grukit_stream_##SUF(int L, int B, int I, int H, const T* x, T* h, void* const* params,               \
-                             int reset_after, T* scratch) {                                                   \
+                             int reset_after, T* scratch, void* gemm) {                                       \
         const T* in = x;                                                                                      \
         int in_size = I;                                                                                      \
         for (int l = 0; l < L; ++l) {                                                                         \
             T* hl = h + (size_t)l * B * H;                                                                    \
             cell<T>(B, in_size, H, in, hl, (const T*)params[4 * l], (const T*)params[4 * l + 1],              \
-                    (const T*)params[4 * l + 2], (const T*)params[4 * l + 3], reset_after, hl, scratch);      \
+                    (const T*)params[4 * l + 2], (const T*)params[4 * l + 3], reset_after, hl, scratch,       \
+                    (Gemm<T>::fn)gemm);                                                                       \
             in = hl, in_size = H;                                                                             \
         }                                                                                                     \
     }                                                                                                         \

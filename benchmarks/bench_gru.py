@@ -1,0 +1,270 @@
+"""CPU speed of grukit's fused GRU kernel vs torch.nn.GRU, ONNX Runtime and the GEMM floor (float32).
+
+    python benchmarks/bench_gru.py [--quick] [--threads 1,2] [--out benchmarks/results/cpu.json]
+
+For each shape (batch, seq_len, input, hidden) and thread count it times, interleaving the contenders so
+machine load hits them alike: forward under ``torch.inference_mode`` (nn.GRU, grukit, ONNX Runtime's GRU
+operator when installed) and forward+backward of ``out.sum()`` (x requires grad, so dX is computed too);
+plus the "GEMM floor", the matrix products the fused design needs alone through torch's MKL (forward: the
+input projection + T recurrent GEMMs in a C loop; backward: T GEMMs for dh in a C loop + dW_hh, dW_ih and dX
+after the loop), and per-step streaming latency at batch 1 and 8 (nn.GRUCell vs grukit.GRUCell).
+
+Reported numbers are medians of wall-clock times in ms (streaming: µs per step); ratios are computed within
+the same run. At 1 thread the median process CPU time is recorded too: on a shared, loaded machine it is much
+steadier than wall time. This is a benchmark, not a test: nothing here asserts speed.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import grukit
+from grukit.kernels import fused
+
+SHAPES = [  # (layers, batch, seq_len, input, hidden)
+    (1, 1, 1000, 64, 256),
+    (1, 32, 100, 128, 256),
+    (1, 64, 200, 256, 512),
+    (1, 16, 500, 64, 128),
+    (1, 256, 50, 32, 64),
+    (2, 32, 100, 128, 256),
+]
+STREAM = [(1, 256), (1, 512), (8, 256), (8, 512)]  # (batch, hidden), input 64
+
+
+def _timeit(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median wall and CPU time (ms) of each callable, the callables interleaved round by round."""
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            f()
+            wall[k].append((time.perf_counter() - t0) * 1e3)
+            cpu[k].append((time.process_time() - c0) * 1e3)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
+
+
+def _floor_fns(layers, B, T, I, H):
+    """The GEMMs of the fused design alone: (forward, forward+backward) callables."""
+    lib = fused._lib
+    gemm = fused._SGEMM
+    loop = lib.grukit_gemm_loop_f32
+    per_layer = []
+    for layer in range(layers):
+        In = I if layer == 0 else H
+        x = torch.randn(T * B, In)
+        w_ih, w_hh = torch.randn(3 * H, In), torch.randn(3 * H, H)
+        hs = torch.randn(T, B, H)
+        gh = torch.empty(T, B, 3 * H)
+        dg = torch.randn(T, B, 3 * H)
+        dh = torch.empty(T, B, H)
+        per_layer.append((x, w_ih, w_hh, hs, gh, dg, dh))
+
+    def fwd():
+        for x, w_ih, w_hh, hs, gh, dg, dh in per_layer:
+            torch.mm(x, w_ih.t())
+            # gh_t (B × 3H) = h_t · W_hhᵀ, column-major: ghᵀ = W_hh · h_tᵀ
+            loop(T, 1, 3 * H, B, H, w_hh.data_ptr(), H, hs.data_ptr(), B * H, H, gh.data_ptr(), B * 3 * H, 3 * H, gemm)
+
+    def bwd():
+        for x, w_ih, w_hh, hs, gh, dg, dh in per_layer:
+            # dh_t (B × H) = dg_t (B × 3H) · W_hh, column-major: dhᵀ = W_hhᵀ · dg_tᵀ
+            loop(T, 0, H, B, 3 * H, w_hh.data_ptr(), H, dg.data_ptr(), B * 3 * H, 3 * H, dh.data_ptr(), B * H, H, gemm)
+            dg2 = dg.view(T * B, 3 * H)
+            torch.mm(dg2.t(), hs.view(T * B, H))
+            torch.mm(dg2.t(), x)
+            torch.mm(dg2, w_ih)
+
+    def both():
+        fwd()
+        bwd()
+
+    return fwd, both
+
+
+def _ort_session(model, threads, tmpdir):
+    try:
+        import onnxruntime as ort
+
+        from grukit.interop.onnx import export_onnx
+    except Exception:
+        return None
+    path = Path(tmpdir) / f"gru_{id(model)}.onnx"
+    export_onnx(model, path)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def bench_shape(layers, B, T, I, H, threads, repeats, tmpdir, with_ort=True):
+    torch.manual_seed(0)
+    ref = torch.nn.GRU(I, H, layers)
+    g = grukit.GRU(I, H, layers)
+    g.load_state_dict(ref.state_dict())
+    x = torch.randn(T, B, I)
+    xg = x.clone().requires_grad_()
+    floor_f, floor_fb = _floor_fns(layers, B, T, I, H)
+
+    def inf(m):
+        def f():
+            with torch.inference_mode():
+                m(x)
+        return f
+
+    def train(m):
+        def f():
+            out, h = m(xg)
+            out.sum().backward()
+        return f
+
+    fwd = {"nn_gru": inf(ref), "grukit": inf(g), "floor": floor_f}
+    sess = _ort_session(g, threads, tmpdir) if with_ort else None
+    if sess is not None:
+        xn = x.numpy()
+        fwd["onnxruntime"] = lambda: sess.run(None, {"input": xn})
+    n0 = fused.calls["sequence"]
+    tf = _timeit(fwd, repeats)
+    assert fused.calls["sequence"] > n0, "the fused path did not run"
+    tb = _timeit({"nn_gru": train(ref), "grukit": train(g), "floor": floor_fb}, repeats)
+    row = {"shape": {"layers": layers, "batch": B, "seq_len": T, "input": I, "hidden": H}, "threads": threads,
+           "forward_ms": {k: round(v[0], 3) for k, v in tf.items()},
+           "forward_backward_ms": {k: round(v[0], 3) for k, v in tb.items()}}
+    if threads == 1:
+        row["forward_cpu_ms"] = {k: round(v[1], 3) for k, v in tf.items()}
+        row["forward_backward_cpu_ms"] = {k: round(v[1], 3) for k, v in tb.items()}
+    f, fb = row["forward_ms"], row["forward_backward_ms"]
+    row["ratios"] = {
+        "fwd_speedup_vs_nn_gru": round(f["nn_gru"] / f["grukit"], 2),
+        "fwd_bwd_speedup_vs_nn_gru": round(fb["nn_gru"] / fb["grukit"], 2),
+        "fwd_over_floor": round(f["grukit"] / f["floor"], 2),
+        "fwd_bwd_over_floor": round(fb["grukit"] / fb["floor"], 2),
+    }
+    if "onnxruntime" in f:
+        row["ratios"]["fwd_speedup_vs_onnxruntime"] = round(f["onnxruntime"] / f["grukit"], 2)
+    if threads == 1:
+        fc, fbc = row["forward_cpu_ms"], row["forward_backward_cpu_ms"]
+        row["ratios_cpu_time"] = {
+            "fwd_speedup_vs_nn_gru": round(fc["nn_gru"] / fc["grukit"], 2),
+            "fwd_bwd_speedup_vs_nn_gru": round(fbc["nn_gru"] / fbc["grukit"], 2),
+            "fwd_bwd_over_floor": round(fbc["grukit"] / fbc["floor"], 2),
+        }
+    return row
+
+
+def bench_stream(B, H, threads, repeats, steps):
+    I = 64
+    torch.manual_seed(0)
+    ref = torch.nn.GRUCell(I, H)
+    cell = grukit.GRUCell(I, H)
+    cell.load_state_dict(ref.state_dict())
+    xs = torch.randn(steps, B, I)
+
+    def run(m):
+        def f():
+            with torch.inference_mode():
+                h = torch.zeros(B, H)
+                for t in range(steps):
+                    h = m(xs[t], h)
+        return f
+
+    n0 = fused.calls["cell"]
+    t = _timeit({"nn_grucell": run(ref), "grukit": run(cell)}, repeats)
+    assert fused.calls["cell"] > n0, "the fused cell did not run"
+    us = {k: round(v[0] * 1e3 / steps, 2) for k, v in t.items()}
+    return {"batch": B, "hidden": H, "input": I, "threads": threads, "us_per_step": us,
+            "speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit"], 2)}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def print_tables(result):
+    print(f"\n{'shape (L,B,T,I,H)':<22}{'thr':>4} | {'fwd: nn.GRU':>11}{'grukit':>9}{'ORT':>8}{'x nn':>7}{'x ORT':>7}"
+          f" | {'fwd+bwd: nn.GRU':>15}{'grukit':>9}{'floor':>9}{'x nn':>7}{'/floor':>7}")
+    for r in result["shapes"]:
+        s = r["shape"]
+        f, fb, q = r["forward_ms"], r["forward_backward_ms"], r["ratios"]
+        ort = f.get("onnxruntime")
+        print(f"{str((s['layers'], s['batch'], s['seq_len'], s['input'], s['hidden'])):<22}{r['threads']:>4} | "
+              f"{f['nn_gru']:>11.1f}{f['grukit']:>9.1f}{(f'{ort:.1f}' if ort else '-'):>8}"
+              f"{q['fwd_speedup_vs_nn_gru']:>7.2f}{q.get('fwd_speedup_vs_onnxruntime', float('nan')):>7.2f} | "
+              f"{fb['nn_gru']:>15.1f}{fb['grukit']:>9.1f}{fb['floor']:>9.1f}{q['fwd_bwd_speedup_vs_nn_gru']:>7.2f}"
+              f"{q['fwd_bwd_over_floor']:>7.2f}")
+    print(f"\n{'streaming (B,H)':<18}{'thr':>4} | {'nn.GRUCell µs':>14}{'grukit µs':>11}{'x':>7}")
+    for r in result["streaming"]:
+        u = r["us_per_step"]
+        print(f"{str((r['batch'], r['hidden'])):<18}{r['threads']:>4} | {u['nn_grucell']:>14.1f}{u['grukit']:>11.1f}"
+              f"{r['speedup_vs_nn_grucell']:>7.2f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, 1 thread only unless --threads is given")
+    ap.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2; quick: 1)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (default 7; quick: 3)")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cpu.json"))
+    ap.add_argument("--note", default="shared 2-core VM, loaded by other jobs during the run: compare ratios "
+                                      "within this run, not absolute times with other machines")
+    args = ap.parse_args(argv)
+    threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
+    repeats = args.repeats or (3 if args.quick else 7)
+    t_start = time.perf_counter()
+    result = {
+        "name": "cpu", "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]) if argv is None
+        else "python benchmarks/bench_gru.py " + " ".join(argv),
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpu": _cpu_name(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                    "note": args.note},
+        "torch": torch.__version__, "grukit": grukit.__version__, "dtype": "float32", "seed": 0,
+        "repeats": repeats, "units": "ms, median wall time (cpu_ms: median process CPU time); streaming µs/step",
+        "fused": {"matvec_max_batch": fused.matvec_max_batch, "blas_gemm": fused._SGEMM is not None},
+        "shapes": [], "streaming": [],
+    }
+    old = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        for nt in threads:
+            torch.set_num_threads(nt)
+            for layers, B, T, I, H in SHAPES:
+                row = bench_shape(layers, B, T, I, H, nt, repeats, tmp)
+                result["shapes"].append(row)
+                print(f"  done {(layers, B, T, I, H)} threads={nt}: {row['ratios']}", flush=True)
+            for B, H in STREAM:
+                result["streaming"].append(bench_stream(B, H, nt, repeats, steps=200 if args.quick else 1000))
+    torch.set_num_threads(old)
+    result["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    result["wall_time_s"] = round(time.perf_counter() - t_start, 1)
+    print_tables(result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, out)
+    print(f"\nwrote {out} ({result['wall_time_s']} s)")
+
+
+if __name__ == "__main__":
+    main()
