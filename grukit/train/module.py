@@ -41,7 +41,7 @@ class TaskModule(L.LightningModule):
             raise KeyError(f"{type(self).__name__}.step must return a loss tensor or a dict with 'loss', got keys "
                            f"{sorted(metrics)}")
         bs = _batch_size(batch)
-        sync = self.trainer is not None and self.trainer.world_size > 1 and stage != "train"
+        sync = self._trainer is not None and self.trainer.world_size > 1  # reduced once per epoch
         for k, v in metrics.items():
             self.log(f"{stage}_{k}", v.detach() if isinstance(v, Tensor) else v, on_step=False, on_epoch=True,
                      prog_bar=(k == "loss"), batch_size=bs, sync_dist=sync)
