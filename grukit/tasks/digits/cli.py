@@ -39,6 +39,10 @@ def train(
     unidirectional: Annotated[bool, typer.Option(
         "--unidirectional", help="Train the streaming model: unidirectional GRU + running (causal) "
                                  "normalization. Default: bidirectional + utterance normalization.")] = False,
+    normalization: Annotated[Optional[str], typer.Option(
+        "--normalization", help="utterance (whole-file mean/std) or running (causal, with the training set's "
+                                "statistics as prior); default: running with --unidirectional, else utterance.",
+        show_default=False)] = None,
     hidden_size: Annotated[int, typer.Option("--hidden-size", min=1)] = 128,
     num_layers: Annotated[int, typer.Option("--num-layers", min=1)] = 2,
     dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9, help="Between GRU layers.")] = 0.3,
@@ -73,10 +77,14 @@ def train(
     from .train import predict_logits, prepare, timed, train_model
 
     from ...errors import UserInputError
-    from .model import POOLINGS
+    from .model import NORMALIZATIONS, POOLINGS
 
     if pooling not in POOLINGS:
         raise UserInputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    if normalization is None:
+        normalization = "running" if unidirectional else "utterance"
+    if normalization not in NORMALIZATIONS:
+        raise UserInputError(f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
     if threads is not None:
         torch.set_num_threads(threads)
     root = find_data_dir(D.DATASET, data_dir)
@@ -85,7 +93,7 @@ def train(
     parts = {k: _subset(v, subset) for k, v in parts.items()}
     cfg = DigitsConfig(hidden_size=hidden_size, num_layers=num_layers, bidirectional=not unidirectional,
                        dropout=dropout, n_mels=n_mels, deltas=deltas, pooling=pooling,
-                       normalization="running" if unidirectional else "utterance")
+                       normalization=normalization)
     spec = D.FeatureSpec(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.deltas)
     (raw, t_feat, _) = timed(lambda: {k: D.load_raw_features(v, spec) for k, v in parts.items()})
     labels = {k: [r.digit for r in v] for k, v in parts.items()}

@@ -49,7 +49,7 @@ def test_predict_sequence_reads_a_digit_string(tmp_path, capsys, monkeypatch):
 
 
 def test_stream_command_with_shipped_model(capsys, monkeypatch):
-    f = fsdd_file("6_nicolas_2.wav")
+    f = fsdd_file("6_theo_3.wav")
     code, out, err = run_cli(capsys, monkeypatch, "digits", "predict", f, "--stream")
     assert code == 0, err
     label = out.split("\t")[1]
