@@ -57,3 +57,21 @@ def test_stream_command_with_shipped_model(capsys, monkeypatch):
     assert code == 0, err
     final = out.strip().splitlines()[-1].split()
     assert final[0] == "final" and final[1] == label == "6"
+
+
+def test_readme_numbers_match_the_results_file():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    res = json.loads((root / "benchmarks" / "results" / "digits.json").read_text())
+    section = (root / "README.md").read_text().split("## Spoken digits", 1)[1].split("\n## ", 1)[0]
+    for key, name in (("offline", "digits-fsdd`"), ("stream", "digits-fsdd-stream`")):
+        row = next(line for line in section.splitlines() if f"`{name}" in line)
+        acc = res["official_split"][key]["test_accuracy"]
+        assert f"{100 * acc:.1f} %" in row and f"{round(acc * 300)}/300" in row
+    loso = res["leave_one_speaker_out"]
+    row = next(line for line in section.splitlines() if line.startswith("| accuracy (500 files)"))
+    cells = [c.strip().strip("*") for c in row.strip("|").split("|")[1:]]
+    want = [f"{100 * loso['folds'][s]['test_accuracy']:.1f} %" for s in D.SPEAKERS]
+    assert cells == want + [f"{100 * loso['mean_accuracy']:.1f} %"]
