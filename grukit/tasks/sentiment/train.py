@@ -6,6 +6,7 @@ Adam; the learning rate halves when dev accuracy stalls; early stopping on dev a
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...train import TaskModule
+from ..text._ckpt import SaveLastEveryEpoch
 from .data import Encoder, SentimentDataset, build_vocab, load_split
 from .model import SentimentGRU
 
@@ -111,25 +113,31 @@ def train(cfg: SentimentTrainConfig, data_dir: str | Path | None = None, output_
         run = RunDir.create(TASK, output_dir=output_dir)
     t0 = time.perf_counter()
     nthreads = threads or torch.get_num_threads()
-    with run.guard():
+    try:
         result = fit(module, train_dl, dev_dl, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
                      devices=devices, num_nodes=num_nodes, strategy=strategy, resume=resume, gradient_clip=cfg.clip,
                      monitor="val_acc", mode="max", patience=cfg.patience, progress=progress,
-                     config={**dataclasses.asdict(cfg), "threads": nthreads}, save_extra={"dataset": DATASET})
-        best = result.best_model()
-        test = accuracy(best, test_texts, test_labels)
-        dev = accuracy(best, dev_texts, dev_labels)
-        record = dict(
-            task=TASK, dataset=DATASET, split="test",
-            model={"accuracy": test["accuracy"], "dev_accuracy": dev["accuracy"], "n": test["n"]},
-            baselines=run_baselines(tr_texts, tr_labels, test_texts, test_labels) if baselines else None,
-            seed=cfg.seed, wall_time_s=time.perf_counter() - t0,
-            training_wall_time_s=result.history[-1]["time_s"] if result.history else None,
-            best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped_early=result.stopped_early,
-            threads=nthreads, vocab_size=len(vocab), train_phrases=len(tr_texts),
-            parameters=sum(p.numel() for p in best.parameters()), config=dataclasses.asdict(cfg),
-        )
-        result.run.write_metrics(**record)
+                     config={**dataclasses.asdict(cfg), "threads": nthreads}, save_extra={"dataset": DATASET},
+                     callbacks=[SaveLastEveryEpoch(run.last_ckpt)])
+    except BaseException:
+        # no partial output: remove a folder this run created, unless it holds a checkpoint to resume
+        if run.created and run.path.is_dir() and not run.last_ckpt.exists():
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    best = result.best_model()
+    test = accuracy(best, test_texts, test_labels)
+    dev = accuracy(best, dev_texts, dev_labels)
+    record = dict(
+        task=TASK, dataset=DATASET, split="test",
+        model={"accuracy": test["accuracy"], "dev_accuracy": dev["accuracy"], "n": test["n"]},
+        baselines=run_baselines(tr_texts, tr_labels, test_texts, test_labels) if baselines else None,
+        seed=cfg.seed, wall_time_s=time.perf_counter() - t0,
+        training_wall_time_s=result.history[-1]["time_s"] if result.history else None,
+        best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped_early=result.stopped_early,
+        threads=nthreads, vocab_size=len(vocab), train_phrases=len(tr_texts),
+        parameters=sum(p.numel() for p in best.parameters()), config=dataclasses.asdict(cfg),
+    )
+    result.run.write_metrics(**record)
     record["run"] = str(result.run.path)
     return record
 

@@ -42,6 +42,7 @@ def train(
     max_train_chars: Annotated[Optional[int], typer.Option("--max-train-chars", min=2, help="Use only the first N training characters (smoke runs).", show_default=False)] = None,
     max_valid_chars: Annotated[Optional[int], typer.Option("--max-valid-chars", min=2, help="Use only the first N validation characters (smoke runs).", show_default=False)] = None,
     eval_streams: Annotated[int, typer.Option("--eval-streams", min=1, help="Streams for the final valid score (1 = exact, full prefix).")] = 1,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this run folder's / model file's weights (same architecture; fresh optimizer).", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
 ) -> None:
@@ -55,7 +56,8 @@ def train(
     cfg = TextTrainConfig(embed_dim=embed_dim, hidden_size=hidden, num_layers=layers, dropout=dropout, lr=lr,
                           lr_factor=lr_factor, batch_size=batch_size, seq_len=seq_len, clip=clip, epochs=epochs,
                           epoch_parts=epoch_parts, patience=patience, seed=seed, eval_streams=eval_streams,
-                          max_train_chars=max_train_chars, max_valid_chars=max_valid_chars)
+                          max_train_chars=max_train_chars, max_valid_chars=max_valid_chars,
+                          init_from=str(init_from) if init_from else None)
     rec = run_train(cfg, data_dir=data_dir, output_dir=output_dir, devices=devices, num_nodes=num_nodes,
                     strategy=strategy, resume=resume, progress=progress, threads=threads)
     m = rec["model"]

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from ...errors import UserInputError
 from ...train import TaskModule
+from ._ckpt import SaveLastEveryEpoch
 from .data import CharVocab, StreamBatches, load_text, split_text
 from .model import CharLM
 
@@ -58,6 +59,7 @@ class TextTrainConfig:
     max_train_chars: int | None = None  # smoke runs: only the first N training characters
     max_valid_chars: int | None = None
     backend: str = "auto"
+    init_from: str | None = None  # start from this model file's weights (same architecture), fresh optimizer
 
 
 class TextModule(TaskModule):
@@ -121,6 +123,18 @@ def prepare(cfg: TextTrainConfig, data_dir: str | Path | None = None) -> tuple[C
     return vocab, vocab.encode(train_text), vocab.encode(valid_text)
 
 
+def init_weights(model: CharLM, checkpoint: str | Path) -> None:
+    """Copy the weights of ``checkpoint`` (a run folder or model file of the same architecture) into ``model``."""
+    from ... import serialization
+    from ...train import resolve_checkpoint
+
+    src = serialization.load(resolve_checkpoint(checkpoint))
+    if not isinstance(src, CharLM) or src.config != dataclasses.replace(model.config, backend=src.config.backend):
+        raise UserInputError(f"--init-from {checkpoint}: expected a CharLM with config {model.config}, got "
+                             f"{getattr(src, 'config', type(src).__name__)}")
+    model.load_state_dict(src.state_dict())
+
+
 def resumed_config(resume: str | Path, cfg: TextTrainConfig) -> TextTrainConfig:
     """The config stored in the resumed run's ``config.json``, with ``cfg.epochs`` (the new total): a resumed
     run keeps its model and data options whatever the command line says."""
@@ -159,6 +173,8 @@ def train(cfg: TextTrainConfig, data_dir: str | Path | None = None, output_dir: 
     vocab, train_ids, valid_ids = prepare(cfg, data_dir)
     seed_everything(cfg.seed)
     model = CharLM(vocab.chars, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.backend)
+    if cfg.init_from and resume is None:
+        init_weights(model, cfg.init_from)
     module = TextModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_factor=cfg.lr_factor,
                         lr_patience=cfg.lr_patience)
     data = TextData(train_ids, valid_ids, cfg)
@@ -174,6 +190,7 @@ def train(cfg: TextTrainConfig, data_dir: str | Path | None = None, output_dir: 
                      gradient_clip=cfg.clip, monitor="val_loss", patience=cfg.patience, progress=progress,
                      config={**dataclasses.asdict(cfg), "threads": nthreads},
                      save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
+                     callbacks=[SaveLastEveryEpoch(run.last_ckpt)],
                      trainer_kwargs={"reload_dataloaders_every_n_epochs": 1} if cfg.epoch_parts > 1 else None)
     except BaseException:
         # no partial output: remove a folder this run created, unless it already holds a checkpoint to resume

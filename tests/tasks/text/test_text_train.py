@@ -39,10 +39,22 @@ def test_smoke_training_learns_and_writes_the_run_folder(run2):
     assert isinstance(model, CharLM) and len(model.vocab) == 65
 
 
-def test_resume_continues_to_the_same_weights(run2, tmp_path):
+def test_interrupted_run_keeps_last_ckpt_and_resumes_to_the_same_weights(run2, tmp_path, monkeypatch):
     out2, _ = run2
     part = tmp_path / "part"
-    train(TextTrainConfig(epochs=1, **SMALL), output_dir=part, progress=False, threads=1)
+    from grukit.tasks.text.train import TextModule
+
+    def crash(self):  # the process dies at the start of the second epoch
+        if self.current_epoch == 1:
+            raise RuntimeError("simulated crash")
+        self._state["train"] = None
+
+    with monkeypatch.context() as mp:
+        mp.setattr(TextModule, "on_train_epoch_start", crash)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            train(TextTrainConfig(epochs=2, **SMALL), output_dir=part, progress=False, threads=1)
+    assert (part / "last.ckpt").is_file() and (part / "model.safetensors").is_file()  # the folder is kept
+    assert torch.load(part / "last.ckpt", weights_only=True)["epoch"] == 0
     # only the new total of epochs is given: the model and data options come from the run's config.json
     train(TextTrainConfig(epochs=2), resume=part, progress=False, threads=1)
     a = torch.load(part / "last.ckpt", weights_only=True)["state_dict"]
@@ -51,6 +63,22 @@ def test_resume_continues_to_the_same_weights(run2, tmp_path):
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=1e-6, atol=1e-7), k
     assert len((part / "log.csv").read_text().splitlines()) == 3
+
+
+def test_init_from_starts_at_the_given_weights(run2, tmp_path):
+    out2, _ = run2
+    from grukit.tasks.text.train import init_weights
+
+    src = grukit.load(out2 / "model.safetensors")
+    cfg = src.config
+    fresh = CharLM(cfg.vocab, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+    init_weights(fresh, out2)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), src.state_dict().values()))
+    other = CharLM(cfg.vocab, cfg.embed_dim, cfg.hidden_size + 1, cfg.num_layers, cfg.dropout)
+    from grukit.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="--init-from"):
+        init_weights(other, out2)
 
 
 def test_epoch_parts_cut_a_pass_into_epochs(tmp_path):
