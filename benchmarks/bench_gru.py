@@ -224,13 +224,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, 1 thread only unless --threads is given")
     ap.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2; quick: 1)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (default 7; quick: 3)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (default 5; quick: 2)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cpu.json"))
     ap.add_argument("--note", default="shared 2-core VM, loaded by other jobs during the run: compare ratios "
                                       "within this run, not absolute times with other machines")
     args = ap.parse_args(argv)
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
-    repeats = args.repeats or (3 if args.quick else 7)
+    repeats = args.repeats or (2 if args.quick else 5)
     t_start = time.perf_counter()
     result = {
         "name": "cpu", "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]) if argv is None

@@ -22,7 +22,7 @@ log = logging.getLogger("grukit.kernels")
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "gru_fused.cpp"
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 class BuildError(RuntimeError):
@@ -100,6 +100,8 @@ def load() -> ctypes.CDLL:
     if lib.grukit_abi_version() != ABI_VERSION:
         raise BuildError(f"{path} has ABI {lib.grukit_abi_version()}, expected {ABI_VERSION}")
     i, p = ctypes.c_int, ctypes.c_void_p
+    lib.grukit_set_mkl_pack.argtypes = [p, p, p]
+    lib.grukit_set_mkl_pack.restype = None
     for suf in ("f32", "f64"):
         fwd = getattr(lib, f"grukit_fwd_{suf}")
         fwd.argtypes = [i, i, i, p, p, p, p, p, i, i, p, p, p, p, i, i, p]
@@ -119,22 +121,41 @@ def load() -> ctypes.CDLL:
     return lib
 
 
+def _torch_blas_lib():
+    import torch
+
+    libdir = Path(torch.__file__).resolve().parent / "lib"
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "libtorch.so"):
+        f = libdir / name
+        if f.exists():
+            try:
+                return ctypes.CDLL(str(f))
+            except OSError:
+                continue
+    return None
+
+
+def mkl_pack() -> tuple[int | None, int | None, int | None]:
+    """Addresses of MKL's ``cblas_sgemm_pack_get_size``/``cblas_sgemm_pack``/``cblas_sgemm_compute`` in torch's
+    library (None where absent, e.g. a torch built on OpenBLAS): the kernel packs W_hh once per call with them."""
+    tl = _torch_blas_lib()
+    out = []
+    for name in ("cblas_sgemm_pack_get_size", "cblas_sgemm_pack", "cblas_sgemm_compute"):
+        try:
+            out.append(ctypes.cast(getattr(tl, name), ctypes.c_void_p).value)
+        except (AttributeError, TypeError):
+            return None, None, None
+    return tuple(out)  # type: ignore[return-value]
+
+
 def blas_gemm() -> tuple[int | None, int | None]:
     """Addresses of the Fortran ``sgemm_``/``dgemm_`` inside torch's own BLAS (MKL in the CPU wheels), or None.
 
     The kernel calls them for the per-step recurrent product at larger batches; without them it uses its own
     matrix-vector code for every batch size.
     """
-    import torch
-
-    libdir = Path(torch.__file__).resolve().parent / "lib"
-    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "libtorch.so"):
-        f = libdir / name
-        if not f.exists():
-            continue
-        try:
-            tl = ctypes.CDLL(str(f))
-            return (ctypes.cast(tl.sgemm_, ctypes.c_void_p).value, ctypes.cast(tl.dgemm_, ctypes.c_void_p).value)
-        except (OSError, AttributeError):
-            continue
-    return None, None
+    tl = _torch_blas_lib()
+    try:
+        return (ctypes.cast(tl.sgemm_, ctypes.c_void_p).value, ctypes.cast(tl.dgemm_, ctypes.c_void_p).value)
+    except AttributeError:
+        return None, None

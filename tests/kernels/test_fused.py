@@ -38,11 +38,18 @@ def np_params(module):
     return {k: v.detach().double().numpy() for k, v in module.state_dict().items()}
 
 
-@pytest.fixture(params=["matvec", "blas"])
+@pytest.fixture(params=["matvec", "blas", "blas-packed"])
 def kernel_mode(request, monkeypatch):
-    """Run each test through both per-step product kernels: the hand-written matvec and the BLAS GEMM."""
+    """Run each test through every per-step product kernel: the hand-written matvec, the BLAS GEMM, and the
+    BLAS GEMM on MKL-packed weights (where torch's MKL has that API)."""
     monkeypatch.setattr(fused, "matvec_max_batch", 10**9 if request.param == "matvec" else 0)
-    return request.param
+    if request.param == "blas-packed":
+        if not fused.use_mkl_pack(True):
+            pytest.skip("torch's BLAS has no MKL packed-GEMM API")
+        yield request.param
+        fused.use_mkl_pack(False)
+    else:
+        yield request.param
 
 
 def _direction_args(T, B, I, H, dtype, bias=True, seed=0):

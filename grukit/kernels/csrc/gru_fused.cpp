@@ -49,11 +49,15 @@ template <class T> static inline vec<T> ld(const T* p) {
 }
 template <class T> static inline void st(T* p, vec<T> a) { std::memcpy(p, &a, sizeof(a)); }
 template <class T> static inline vec<T> ldn(const T* p, int n) {  // first n lanes, the rest zero
+    if (__builtin_expect(n == V<T>::L, 1)) return ld<T>(p);
     vec<T> r = bcast<T>(0);
-    std::memcpy(&r, p, sizeof(T) * n);
+    for (int i = 0; i < n; ++i) r[i] = p[i];
     return r;
 }
-template <class T> static inline void stn(T* p, vec<T> a, int n) { std::memcpy(p, &a, sizeof(T) * n); }
+template <class T> static inline void stn(T* p, vec<T> a, int n) {
+    if (__builtin_expect(n == V<T>::L, 1)) return st<T>(p, a);
+    for (int i = 0; i < n; ++i) p[i] = a[i];
+}
 
 // exp with Cody–Waite reduction and a Taylor polynomial on |r| ≤ ln2/2; NaN propagates, the argument is
 // clamped so 2^k stays a normal number (σ and tanh saturate correctly at the clamp).
@@ -112,6 +116,18 @@ typedef void (*sgemm_t)(const char*, const char*, const int*, const int*, const 
 typedef void (*dgemm_t)(const char*, const char*, const int*, const int*, const int*, const double*,
                         const double*, const int*, const double*, const int*, const double*, double*, const int*);
 
+// MKL's packed-GEMM interface (cblas_sgemm_pack_get_size / _pack / _compute), when the caller found it:
+// the recurrent weight is packed once per call instead of inside every per-step sgemm.
+typedef size_t (*pack_size_t)(int ident, int m, int n, int k);
+typedef void (*pack_t)(int layout, int ident, int trans, int m, int n, int k, float alpha, const float* src, int ld,
+                       float* dest);
+typedef void (*compute_t)(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                          const float* b, int ldb, float beta, float* c, int ldc);
+static pack_size_t g_pack_size = nullptr;
+static pack_t g_pack = nullptr;
+static compute_t g_compute = nullptr;
+enum { kColMajor = 102, kNoTrans = 111, kTrans = 112, kPacked = 151, kAMatrix = 161 };
+
 template <class T> struct Gemm;
 template <> struct Gemm<float> {
     typedef sgemm_t fn;
@@ -128,11 +144,24 @@ template <class T> struct Lin {
     bool transposed;  // M = Wᵀ for a row-major W (nin × nout) with row stride cs; else M row-major, stride rs
     int nout, nin, nblk;
     T* packed;  // [nblk][nin][NB], zero padded; null when the BLAS runs this product
+    float* mkl;  // MKL-packed weight (float only), or null
 
     void init(const T* s, long r, long c, int no, int ni, bool tr) {
         src = s, rs = r, cs = c, nout = no, nin = ni, transposed = tr;
         nblk = (nout + NB - 1) / NB;
         packed = nullptr;
+        mkl = nullptr;
+    }
+    // Pack for MKL's sgemm_compute with n = B columns; false (plain gemm then) when unavailable.
+    bool pack_mkl(int B) {
+        if (sizeof(T) != sizeof(float) || !g_pack_size || !g_pack || !g_compute || nout == 0 || nin == 0) return false;
+        size_t bytes = g_pack_size(kAMatrix, nout, B, nin);
+        if (bytes == 0) return false;
+        mkl = (float*)std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!mkl) return false;
+        int ld = transposed ? (int)cs : (int)rs;
+        g_pack(kColMajor, kAMatrix, transposed ? kNoTrans : kTrans, nout, B, nin, 1.0f, (const float*)src, ld, mkl);
+        return true;
     }
     bool pack() {
         size_t bytes = sizeof(T) * (size_t)nblk * (size_t)(nin > 0 ? nin : 1) * NB;
@@ -149,7 +178,10 @@ template <class T> struct Lin {
             }
         return true;
     }
-    ~Lin() { std::free(packed); }
+    ~Lin() {
+        std::free(packed);
+        std::free(mkl);
+    }
 
     // Hand-written matrix-vector products on the packed weights, blocks split among threads.
     void apply_packed(int B, const T* X, int ldx, T* Y, int ldy, int tid, int nt) const {
@@ -183,6 +215,10 @@ template <class T> struct Lin {
     void apply_blas(typename Gemm<T>::fn gemm, int B, const T* X, int ldx, T* Y, int ldy) const {
         const T one = 1, zero = 0;
         int m = nout, n = B, k = nin, lx = ldx, lyy = ldy;
+        if (mkl) {
+            g_compute(kColMajor, kPacked, kNoTrans, m, n, k, mkl, m, (const float*)X, lx, 0.0f, (float*)Y, lyy);
+            return;
+        }
         if (!transposed) {  // M row-major with ld rs: Yᵀ = M · Xᵀ
             int la = (int)rs;
             gemm("T", "N", &m, &n, &k, &one, src, &la, X, &lx, &zero, Y, &lyy);
@@ -480,6 +516,10 @@ static int forward(int T_, int B, int H, const T* gi, const T* bhn, const T* w_h
     s.scratch = alloc<T>((size_t)B * 4 * H);
     bool ok = s.gh && s.scratch;
     if (ok && s.packed) ok = s.reset_after ? s.w_all.pack() : (s.w_rz.pack() && s.w_n.pack());
+    if (ok && !s.packed) {
+        if (s.reset_after) s.w_all.pack_mkl(B);
+        else s.w_rz.pack_mkl(B), s.w_n.pack_mkl(B);
+    }
     if (ok) run_loop(s, T_, s.reset_after ? 2 : 4, s.packed, nthreads);
     std::free(s.gh);
     std::free(s.scratch);
@@ -506,6 +546,10 @@ static int backward(int T_, int B, int H, const T* w_hh, const int64_t* lengths,
     bool ok = s.dhc && s.mv && s.drh;
     if (ok && dhn) std::memcpy(s.dhc, dhn, sizeof(T) * (size_t)B * H);
     if (ok && s.packed) ok = s.reset_after ? s.wt_all.pack() : (s.wt_rz.pack() && s.wt_n.pack());
+    if (ok && !s.packed) {
+        if (s.reset_after) s.wt_all.pack_mkl(B);
+        else s.wt_rz.pack_mkl(B), s.wt_n.pack_mkl(B);
+    }
     if (ok) {
         run_loop(s, T_, s.reset_after ? 2 : 4, s.packed, nthreads);
         for (size_t i = 0; i < (size_t)B * H; ++i) dh0[i] = s.dhc[i] + s.mv[i];
@@ -603,7 +647,12 @@ static void cell(int B, int I, int H, const T* x, const T* h, const T* w_ih, con
 
 extern "C" {
 
-int grukit_abi_version() { return 2; }
+int grukit_abi_version() { return 3; }
+
+// Hand over MKL's packed-GEMM entry points (any may be null: plain gemm is used then).
+void grukit_set_mkl_pack(void* size, void* pack, void* compute) {
+    g_pack_size = (pack_size_t)size, g_pack = (pack_t)pack, g_compute = (compute_t)compute;
+}
 
 #define GRUKIT_DEFINE(SUF, T)                                                                                   \
     int grukit_fwd_##SUF(int T_, int B, int H, const T* gi, const T* bhn, const T* w_hh, const T* h0,         \
