@@ -7,6 +7,9 @@
     # evaluate the shipped files on the official test set (offline and streaming) and record everything
     python benchmarks/digits_results.py official runs/digits-offline runs/digits-stream
 
+    # stream every official test file through the shipped streaming model; compare with offline
+    python benchmarks/digits_results.py streamcheck --chunk-ms 100
+
 Each section is merged into the JSON file, so the two commands can run at different times.
 """
 from __future__ import annotations
@@ -60,8 +63,9 @@ def loso(args) -> None:
         parts = D.speaker_split(recs, speaker)
         raw = {k: [raw_all[r.path] for r in v] for k, v in parts.items()}
         labels = {k: [r.digit for r in v] for k, v in parts.items()}
-        cfg = DigitsConfig(hidden_size=args.hidden_size, num_layers=args.num_layers, bidirectional=True,
-                           dropout=args.dropout, pooling=args.pooling)
+        cfg = DigitsConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
+                           bidirectional=not args.unidirectional, dropout=args.dropout, pooling=args.pooling,
+                           normalization=args.normalization)
         prepared, cfg = prepare(raw, labels, cfg)
         c0, w0 = time.process_time(), time.perf_counter()
         res = train_model(prepared, cfg, epochs=args.epochs, seed=args.seed, mask_bands=args.mask_bands,
@@ -79,12 +83,13 @@ def loso(args) -> None:
         print(f"{speaker:10s} test {test['accuracy']:.4f} val {val['accuracy']:.4f} "
               f"cpu {folds[speaker]['cpu_time_s']} s", flush=True)
     accs = [f["test_accuracy"] for f in folds.values()]
-    _merge("leave_one_speaker_out", {
+    _merge(args.section, {
         "description": "6 folds: test = all 500 files of one speaker; train = the other 5 speakers' files with "
                        "index 0-4 and 10-49, val = their index 5-9 (best epoch on val accuracy); fixed small "
-                       "bidirectional model, few epochs, 1 CPU thread",
+                       "model, few epochs, 1 CPU thread",
         "command": " ".join(["python", *sys.argv]), "seed": args.seed,
-        "model": {"hidden_size": args.hidden_size, "num_layers": args.num_layers, "pooling": args.pooling,
+        "model": {"bidirectional": not args.unidirectional, "normalization": args.normalization,
+                  "hidden_size": args.hidden_size, "num_layers": args.num_layers, "pooling": args.pooling,
                   "dropout": args.dropout, "epochs": args.epochs, "mask_bands": args.mask_bands,
                   "mask_frames": args.mask_frames, "stretch": args.stretch, "shift": args.shift},
         "threads": args.threads, "mean_accuracy": float(np.mean(accs)), "min_accuracy": float(np.min(accs)),
@@ -126,6 +131,46 @@ def official(args) -> None:
     _merge("official_split", out)
 
 
+def streamcheck(args) -> None:
+    """Stream every official test file through the shipped streaming model in ``--chunk-ms`` chunks and compare
+    the final answer with the offline prediction of the same model on the whole file."""
+    from grukit.tasks.digits import data as D
+    from grukit.tasks.digits.evaluate import split_records
+    from grukit.tasks.digits.predict import features_for, load_model
+    from grukit.tasks.digits.stream import StreamingRecognizer
+
+    torch.set_num_threads(args.threads)
+    model = load_model(stream=True)
+    recs = split_records(args.data_dir, "test")
+    step = int(args.chunk_ms / 1000 * model.feature_spec.sample_rate)
+    same, max_diff, correct, frames = 0, 0.0, 0, 0
+    c0 = time.process_time()
+    for r in recs:
+        y = D.load_audio(r.path, model.feature_spec)
+        rec = StreamingRecognizer(model)
+        for i in range(0, len(y), step):
+            rec.push(y[i:i + step])
+        final = rec.finish()
+        with torch.no_grad():
+            offline = model(torch.from_numpy(features_for(model, y))[None])[0]
+        max_diff = max(max_diff, float((offline - rec.logits).abs().max()))
+        same += int(final.label == str(int(offline.argmax())))
+        correct += int(final.label == str(r.digit))
+        frames += rec.frames
+    cpu = time.process_time() - c0
+    _merge("streaming_check", {
+        "description": "every official test file streamed in chunks through the shipped streaming model "
+                       "(features, running normalization and GRU.step frame by frame) vs the same model "
+                       "offline on the whole file",
+        "command": " ".join(["python", *sys.argv]), "files": len(recs), "chunk_ms": args.chunk_ms,
+        "final_equals_offline": same, "max_abs_logit_difference": max_diff, "stream_accuracy": correct / len(recs),
+        "frames": frames, "cpu_time_s": round(cpu, 2), "cpu_ms_per_frame": round(1000 * cpu / frames, 3),
+        "real_time_factor": round(cpu / (frames * model.feature_spec.hop_length / model.feature_spec.sample_rate), 4),
+        "threads": args.threads, "machine": _machine()})
+    print(f"final == offline on {same}/{len(recs)} files, max |logit diff| {max_diff:.2e}, "
+          f"{1000 * cpu / frames:.3f} ms CPU per 10 ms frame")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -137,6 +182,9 @@ def main() -> None:
     a.add_argument("--num-layers", type=int, default=1)
     a.add_argument("--dropout", type=float, default=0.0)
     a.add_argument("--pooling", default="mean")
+    a.add_argument("--normalization", default="utterance", choices=["utterance", "running"])
+    a.add_argument("--unidirectional", action="store_true")
+    a.add_argument("--section", default="leave_one_speaker_out", help="Key of the results in digits.json.")
     a.add_argument("--mask-bands", type=int, default=6)
     a.add_argument("--mask-frames", type=int, default=6)
     a.add_argument("--stretch", type=float, default=0.2)
@@ -149,8 +197,12 @@ def main() -> None:
     b.add_argument("--data-dir", default=None)
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--no-copy", action="store_true", help="Evaluate the shipped files as they are.")
+    c = sub.add_parser("streamcheck")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--chunk-ms", type=float, default=100.0)
+    c.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    {"loso": loso, "official": official}[args.cmd](args)
+    {"loso": loso, "official": official, "streamcheck": streamcheck}[args.cmd](args)
 
 
 if __name__ == "__main__":
