@@ -37,7 +37,7 @@ def test_smoke_training_loss_falls(tmp_path, chunk):
 
 def test_recipe_overrides_and_bad_dataset():
     cfg = recipe("nottingham", hidden_size=64)
-    assert cfg.hidden_size == 64 and cfg.chunk == 100 and cfg.dataset == "nottingham"
+    assert cfg.hidden_size == 64 and cfg.chunk == 50 and cfg.dataset == "nottingham"
     with pytest.raises(ValueError, match="--dataset"):
         recipe("mozart")
 
