@@ -63,6 +63,9 @@ def forecast(
                                                     show_default=False)] = None,
     log: Annotated[Optional[bool], typer.Option("--log/--no-log", help="Model the log of the target (default: "
                                                 "on for stocks).", show_default=False)] = None,
+    calendar: Annotated[Optional[bool], typer.Option("--calendar/--no-calendar", help="Calendar features "
+                        "(day of week/year, month, hour) as known-future inputs (default: on, off for stocks).",
+                        show_default=False)] = None,
     hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = 64,
     layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 1,
     epochs: Epochs = 40,
@@ -102,7 +105,7 @@ def forecast(
                 raise UserInputError(f"--target is needed: the CSV has columns {list(df.columns)}")
             tg = str(others[0])
         args = dict(target=tg, time_col=tc, covariates=_split(covariates), id_col=id_col, horizon=horizon or 7,
-                    backtest=backtest or 5, log=bool(log))
+                    backtest=backtest or 5, log=bool(log), calendar=True if calendar is None else calendar)
     else:
         if dataset not in D.BUILTIN:
             raise UserInputError(f"--dataset expects one of {sorted(D.BUILTIN)}, got {dataset!r}")
@@ -112,7 +115,8 @@ def forecast(
         args = dict(target=target or b["target"], time_col=time_col or b["time_col"],
                     covariates=_split(covariates) if covariates is not None else list(b["covariates"]),
                     id_col=id_col if id_col is not None else b["id_col"], horizon=horizon or b["horizon"],
-                    backtest=backtest or b["backtest"], log=b["log"] if log is None else log)
+                    backtest=backtest or b["backtest"], log=b["log"] if log is None else log,
+                    calendar=b.get("calendar", True) if calendar is None else calendar)
         if horizon is None and context is None:
             args["context"] = b["context"]
         if backtest is None and horizon is None and b.get("stride"):

@@ -22,9 +22,10 @@ from ...errors import UserInputError
 BUILTIN: dict[str, dict[str, Any]] = {
     "weather": dict(file="seattle-weather.csv", time_col="date", target="temp_max", id_col=None,
                     covariates=["precipitation", "temp_min", "wind", "weather"], horizon=7, context=56,
-                    backtest=20, log=False),
+                    backtest=20, log=False, calendar=True),
     "stocks": dict(file="stocks.csv", time_col="date", target="price", id_col="symbol", covariates=[],
-                   horizon=6, context=24, backtest=6, stride=3, log=True),
+                   horizon=6, context=24, backtest=6, stride=3, log=True,
+                   calendar=False),  # prices have no month-of-year season; see README "Measured"
 }
 
 MAX_GAP_SHARE = 0.02
@@ -128,10 +129,11 @@ def calendar_names(freq: str) -> list[str]:
             "quarterly": ["month_sin", "month_cos"]}.get(k, [])
 
 
-def calendar_features(times: pd.DatetimeIndex, freq: str) -> np.ndarray:
-    """(len(times), F) sin/cos positions in the day, week, year — known for future times too."""
+def calendar_features(times: pd.DatetimeIndex, freq: str, names: list[str] | None = None) -> np.ndarray:
+    """(len(times), F) sin/cos positions in the day, week, year — known for future times too. ``names``
+    (default: :func:`calendar_names` of ``freq``) picks the features."""
     cols = []
-    for name in calendar_names(freq):
+    for name in calendar_names(freq) if names is None else names:
         what, fn = name.rsplit("_", 1)
         if what == "hour":
             frac = (times.hour + times.minute / 60) / 24
@@ -204,7 +206,7 @@ def _check_columns(df: pd.DataFrame, cols: list[str], what: str) -> None:
 
 def make_spec(df: pd.DataFrame, time_col: str, target: str, covariates: list[str] | None = None,
               id_col: str | None = None, freq: str | None = None, season_length: int | None = None,
-              log: bool = False) -> DataSpec:
+              log: bool = False, calendar: bool = True) -> DataSpec:
     """Check the columns of ``df`` and work out frequency, season length and covariate encodings."""
     covariates = list(covariates or [])
     _check_columns(df, [time_col], "--time-col")
@@ -247,7 +249,7 @@ def make_spec(df: pd.DataFrame, time_col: str, target: str, covariates: list[str
             categorical[c] = cats
     return DataSpec(time_col=time_col, target=target, freq=freq, season_length=m, id_col=id_col,
                     numeric_covariates=numeric, categorical_covariates=categorical, log=bool(log),
-                    calendar=calendar_names(freq))
+                    calendar=calendar_names(freq) if calendar else [])
 
 
 def _parse_times(col: pd.Series, name: str) -> pd.DatetimeIndex:
@@ -360,7 +362,7 @@ def scaled_inputs(s: Series, spec: DataSpec) -> tuple[np.ndarray, np.ndarray, di
     x = s.x.copy()
     if n_num:
         x[:, :n_num] = (x[:, :n_num] - np.asarray(sc["x_mean"])) / np.asarray(sc["x_std"])
-    cal = calendar_features(s.times, spec.freq)
+    cal = calendar_features(s.times, spec.freq, spec.calendar)
     feats = np.concatenate([z[:, None], x, cal], axis=1).astype(np.float32)
     return z.astype(np.float32), feats, sc
 
@@ -375,7 +377,8 @@ def windows(s: Series, spec: DataSpec, origins: list[int] | np.ndarray, context:
     z, feats, _ = scaled_inputs(s, spec)
     T = len(s)
     fut_times = future_times(s.times[-1], horizon, spec.freq)
-    cal_all = np.concatenate([calendar_features(s.times, spec.freq), calendar_features(fut_times, spec.freq)])
+    cal_all = np.concatenate([calendar_features(s.times, spec.freq, spec.calendar),
+                              calendar_features(fut_times, spec.freq, spec.calendar)])
     origins = np.asarray(origins, dtype=np.int64)
     if len(origins) and (origins.min() < context or origins.max() > T):
         raise ValueError(f"origins must lie in [{context}, {T}], got {origins.min()}..{origins.max()}")

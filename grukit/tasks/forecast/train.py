@@ -41,6 +41,8 @@ class ForecastOptions:
     backtest: int = 5
     stride: int | None = None
     log: bool = False
+    calendar: bool = True
+    relative: bool = False
     hidden: int = 64
     layers: int = 1
     dropout: float = 0.1
@@ -145,7 +147,8 @@ def fit(df: pd.DataFrame, target: str, time_col: str, *, covariates: list[str] |
     for name, v in (("--horizon", horizon), ("--backtest", backtest)):
         if not isinstance(v, int) or v < 1:
             raise UserInputError(f"{name} must be a positive integer, got {v!r}")
-    spec = D.make_spec(df, time_col, target, covariates, id_col, freq, season_length, log)
+    spec = D.make_spec(df, time_col, target, covariates, id_col, freq, season_length, log,
+                       calendar=options.get("calendar", True))
     C = _default_context(spec, horizon) if context is None else int(context)
     if C < 2:
         raise UserInputError(f"--context must be at least 2, got {C}")
@@ -171,7 +174,8 @@ def fit(df: pd.DataFrame, target: str, time_col: str, *, covariates: list[str] |
     with run.guard():
         seed_everything(opts.seed)
         model = GRUForecaster(train_ds.tensors[0].shape[-1], train_ds.tensors[1].shape[-1], C, horizon,
-                              hidden_size=opts.hidden, num_layers=opts.layers, dropout=opts.dropout)
+                              hidden_size=opts.hidden, num_layers=opts.layers, dropout=opts.dropout,
+                              relative=opts.relative)
         module = ForecastModule(model, lr=opts.lr, weight_decay=opts.weight_decay)
         train_dl = DataLoader(train_ds, batch_size=opts.batch_size, shuffle=True)
         val_dl = DataLoader(val_ds, batch_size=512)
@@ -318,6 +322,7 @@ def run_builtin(name: str = "weather", **overrides: Any) -> ForecastResult:
     b = D.BUILTIN[name]
     args: dict[str, Any] = dict(target=b["target"], time_col=b["time_col"], covariates=list(b["covariates"]),
                                 id_col=b["id_col"], horizon=b["horizon"], context=b["context"],
-                                backtest=b["backtest"], stride=b.get("stride"), log=b["log"], dataset=name)
+                                backtest=b["backtest"], stride=b.get("stride"), log=b["log"], dataset=name,
+                                calendar=b.get("calendar", True))
     args.update(overrides)
     return fit(df, **args)
