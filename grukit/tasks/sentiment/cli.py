@@ -93,7 +93,7 @@ def predict(
     texts: Annotated[Optional[List[str]], typer.Argument(help="Sentences to classify.", show_default=False)] = None,
     checkpoint: Checkpoint = None,
     file: Annotated[Optional[Path], typer.Option("--file", help="Classify every non-empty line of this UTF-8 file.", show_default=False)] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Show each word's contribution (occlusion: P(pos) change when the word is replaced by <unk>).")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Show each word's contribution (occlusion: change in the log-odds of positive when the word is replaced by <unk>).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
 ) -> None:
     """Label sentences positive/negative with P(positive); --explain colours words by their contribution."""
@@ -131,10 +131,10 @@ def predict(
         if explain and p.words:
             line = Text("  ")
             for w, c, k in zip(p.words, p.contributions, p.known):
-                style = "green" if c > 0.02 else "red" if c < -0.02 else "dim"
+                style = "green" if c > 0.5 else "red" if c < -0.5 else "dim"
                 line.append(f"{w}{'' if k else '?'}", style=style)
                 line.append(f"({c:+.2f}) ", style="dim")
             console.print(line)
     if explain:
-        console.print("[dim]word(+x): P(positive) drops by x when the word is replaced by <unk>; "
-                      "'?' marks words the model never saw in training[/dim]")
+        console.print("[dim]word(+x): the log-odds of positive drop by x when the word is replaced by <unk> "
+                      "(green > +0.5, red < -0.5); '?' marks words the model never saw in training[/dim]")

@@ -1,9 +1,11 @@
 """Predictions for new sentences, and word-level explanations by occlusion.
 
-Explanation of a sentence: for each word, P(positive) of the sentence minus P(positive) with that word
-replaced by ``<unk>`` (the model's "unknown word"). A positive number means the word pushed the prediction
-towards positive. It needs T + 1 forward passes (one batch) and explains this model's own behaviour — no
-gradients or attention heuristics.
+Explanation of a sentence: for each word, the model's log-odds of positive, log P(pos)/P(neg) (the logit
+difference), for the sentence minus the same with that word replaced by ``<unk>`` (the model's "unknown
+word"). A positive number means the word pushed the prediction towards positive. Log-odds, unlike
+probabilities, do not saturate: in a sentence the model is sure about, each telling word still shows.
+It needs T + 1 forward passes (one batch) and explains this model's own behaviour — no gradients or
+attention heuristics.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ class Prediction:
     label: str
     p_positive: float
     words: list[str] | None = None
-    contributions: list[float] | None = None  # per word, in P(positive) units
+    contributions: list[float] | None = None  # per word, change in log-odds of positive (nats)
     known: list[bool] | None = None  # whether each word is in the vocabulary
 
 
@@ -47,9 +49,11 @@ def explain(model: SentimentGRU, text: str) -> Prediction:
     was = model.training
     model.eval()
     try:
-        p = torch.softmax(model(batch, torch.full((T + 1,), T, dtype=torch.long)).double(), dim=-1)[:, 1]
+        logits = model(batch, torch.full((T + 1,), T, dtype=torch.long)).double()  # (T + 1, 2)
     finally:
         model.train(was)
-    contrib = (p[0] - p[1:]).tolist()
+    log_odds = logits[:, 1] - logits[:, 0]
+    p = torch.sigmoid(log_odds)
+    contrib = (log_odds[0] - log_odds[1:]).tolist()
     known = [model.encoder.index.get(w, 1) != 1 for w in words]
     return Prediction(text, LABELS[int(p[0] > 0.5)], float(p[0]), words, contrib, known)
