@@ -217,6 +217,11 @@ def direction(
     ``mode`` "scan" (blocked parallel scan), "logscan" (chunked log-space scan) or "loop" (sequential). Sequence b uses steps t < lengths[b];
     outputs and gates past that are zero; the reverse direction starts at each sequence's own end.
     """
+    dtype = x.dtype
+    if dtype in (torch.bfloat16, torch.float16):  # compute in float32, return in the input's dtype
+        out, h_n, gates = direction(x.float(), h0.float(), w_ih.float(), None if b_ih is None else b_ih.float(),
+                                    lengths, reverse, mode, return_gates)
+        return out.to(dtype), h_n.to(dtype), (None if gates is None else tuple(v.to(dtype) for v in gates))
     T, B = x.shape[0], x.shape[1]
     H = h0.shape[-1]
     if T == 0:
