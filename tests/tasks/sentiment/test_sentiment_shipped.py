@@ -1,0 +1,32 @@
+"""The shipped model reproduces benchmarks/results/sentiment.json, and the README quotes that file."""
+import json
+from pathlib import Path
+
+import pytest
+
+from grukit.tasks.sentiment.data import load_split
+from grukit.tasks.sentiment.evaluate import PRETRAINED, accuracy, load_model
+
+ROOT = Path(__file__).resolve().parents[3]
+RESULTS = json.loads((ROOT / "benchmarks" / "results" / "sentiment.json").read_text())
+
+
+def test_shipped_model_reproduces_recorded_accuracy():
+    assert PRETRAINED.is_file() and PRETRAINED.stat().st_size < 25_000_000
+    model, path = load_model()
+    rec = RESULTS["shipped_model"]
+    for split in ("test", "dev"):
+        texts, labels = load_split(split)
+        got = accuracy(model, texts, labels)
+        assert got["n"] == rec[f"{split}_n"]
+        assert got["accuracy"] == pytest.approx(rec[f"{split}_accuracy"], abs=1e-9)
+    assert rec["test_accuracy"] > RESULTS["baselines_on_test"]["majority_class"]["accuracy"]
+
+
+def test_readme_quotes_the_results_file():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Sentiment analysis", 1)[1].split("\n## ", 1)[0]
+    rec = RESULTS["shipped_model"]
+    assert f"{rec['test_accuracy']:.4f}" in section and f"{rec['dev_accuracy']:.4f}" in section
+    for name, v in RESULTS["baselines_on_test"].items():
+        assert f"{v['accuracy']:.4f}" in section, name
