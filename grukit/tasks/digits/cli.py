@@ -37,12 +37,11 @@ def train(
     strategy: Strategy = "auto",
     resume: Resume = None,
     unidirectional: Annotated[bool, typer.Option(
-        "--unidirectional", help="Train the streaming model: unidirectional GRU + running (causal) "
-                                 "normalization. Default: bidirectional + utterance normalization.")] = False,
-    normalization: Annotated[Optional[str], typer.Option(
-        "--normalization", help="utterance (whole-file mean/std) or running (causal, with the training set's "
-                                "statistics as prior); default: running with --unidirectional, else utterance.",
-        show_default=False)] = None,
+        "--unidirectional", help="Train the streaming model: a unidirectional GRU (default: bidirectional, "
+                                 "offline).")] = False,
+    normalization: Annotated[str, typer.Option(
+        "--normalization", help="running (causal, with the training set's statistics as prior; needed for "
+                                "streaming) or utterance (whole-file mean/std).")] = "running",
     hidden_size: Annotated[int, typer.Option("--hidden-size", min=1)] = 128,
     num_layers: Annotated[int, typer.Option("--num-layers", min=1)] = 2,
     dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9, help="Between GRU layers.")] = 0.3,
@@ -81,8 +80,6 @@ def train(
 
     if pooling not in POOLINGS:
         raise UserInputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-    if normalization is None:
-        normalization = "running" if unidirectional else "utterance"
     if normalization not in NORMALIZATIONS:
         raise UserInputError(f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
     if threads is not None:
@@ -161,8 +158,8 @@ def predict(
     stream: StreamFlag = False,
     sequence: Annotated[bool, typer.Option(
         "--sequence", help="Each file holds several digits separated by pauses: print the digit string.")] = False,
-    top_db: Annotated[float, typer.Option("--top-db", min=1.0, help="--sequence: pause = this many dB below the "
-                                                                    "peak.")] = 30.0,
+    top_db: Annotated[float, typer.Option("--top-db", min=1.0, help="--sequence: parts more than this many dB "
+                                                                    "below the loudest are pauses.")] = 50.0,
     min_gap: Annotated[float, typer.Option("--min-gap", min=0.0, help="--sequence: shortest pause (s).")] = 0.12,
 ) -> None:
     """Print the spoken digit of each file (and its probability), or with --sequence the digit string."""
