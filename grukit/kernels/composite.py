@@ -39,10 +39,12 @@ def sequence(
     if dtype in _LOW_PRECISION:  # compute in fp32, return in the input's dtype
         x, h0, w_ih, w_hh, b_ih, b_hh = _upcast(x, h0, w_ih, w_hh, b_ih, b_hh)
     T = x.shape[0]
-    gi_all = F.linear(x, w_ih, b_ih)  # (T, B, 3H): the input projection for every step at once
+    # (T, B, 3H): the input projection for every step at once, split into per-step views with unbind
+    # (indexing gi_all[t] instead would make the backward pass O(T²): each index's gradient is full-size).
+    gi_all = F.linear(x, w_ih, b_ih).unbind(0)
     valid = None
     if lengths is not None:
-        valid = (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)[..., None]  # (T, B, 1) bool
+        valid = (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)[..., None].unbind(0)  # T × (B, 1)
     outs: list[Tensor] = [x.new_empty(0)] * T
     gates: list[list[Tensor]] = [[], [], []] if return_gates else []
     h = h0
