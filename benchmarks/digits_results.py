@@ -11,6 +11,9 @@
     # stream every official test file through the shipped streaming model; compare with offline
     python benchmarks/digits_results.py streamcheck --chunk-ms 100
 
+    # predict --sequence on 100 strings of 4 random test files joined by noisy pauses (noise std 2e-4, 1e-3)
+    python benchmarks/digits_results.py sequences --noise 2e-4
+
 Each section is merged into the JSON file, so the two commands can run at different times.
 """
 from __future__ import annotations
@@ -179,6 +182,39 @@ def streamcheck(args) -> None:
           f"{1000 * cpu / frames:.3f} ms CPU per 10 ms frame")
 
 
+def sequences(args) -> None:
+    """``predict --sequence`` on synthetic digit strings: ``--count`` strings of ``--length`` random official
+    test files joined by pauses of 0.2-0.5 s of Gaussian noise (std ``--noise``), with the shipped offline model."""
+    from grukit.tasks.digits import data as D
+    from grukit.tasks.digits.evaluate import split_records
+    from grukit.tasks.digits.predict import load_model, predict_sequence
+
+    torch.set_num_threads(args.threads)
+    model = load_model()
+    spec = model.feature_spec
+    recs = split_records(args.data_dir, "test")
+    rng = np.random.default_rng(args.seed)
+    right = count_right = digits_right = 0
+    for _ in range(args.count):
+        pick = [recs[i] for i in rng.choice(len(recs), args.length, replace=False)]
+        parts = [args.noise * rng.standard_normal(int(rng.uniform(0.2, 0.5) * 8000))]
+        for r in pick:
+            parts += [D.load_audio(r.path, spec), args.noise * rng.standard_normal(int(rng.uniform(0.2, 0.5) * 8000))]
+        got = "".join(s.label for s in predict_sequence(model, np.concatenate(parts).astype(np.float32)))
+        want = "".join(str(r.digit) for r in pick)
+        right += got == want
+        count_right += len(got) == len(want)
+        digits_right += sum(a == b for a, b in zip(got, want)) if len(got) == len(want) else 0
+    _merge("sequences", {
+        "description": "grukit digits predict --sequence (shipped offline model) on strings of random official "
+                       "test files joined by 0.2-0.5 s pauses of Gaussian noise",
+        "command": " ".join(["python", *sys.argv]), "seed": args.seed, "strings": args.count,
+        "digits_per_string": args.length, "noise_std": args.noise, "strings_exactly_right": right,
+        "segment_count_right": count_right, "digit_accuracy_where_count_right":
+            digits_right / max(1, count_right * args.length), "machine": _machine()})
+    print(f"{right}/{args.count} strings right, segment count right {count_right}/{args.count}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -211,8 +247,15 @@ def main() -> None:
     c.add_argument("--data-dir", default=None)
     c.add_argument("--chunk-ms", type=float, default=100.0)
     c.add_argument("--threads", type=int, default=1)
+    e = sub.add_parser("sequences")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--count", type=int, default=100)
+    e.add_argument("--length", type=int, default=4)
+    e.add_argument("--noise", type=float, default=2e-4)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    {"loso": loso, "official": official, "streamcheck": streamcheck}[args.cmd](args)
+    {"loso": loso, "official": official, "streamcheck": streamcheck, "sequences": sequences}[args.cmd](args)
 
 
 if __name__ == "__main__":

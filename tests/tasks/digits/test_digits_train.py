@@ -43,3 +43,21 @@ def test_collate_pads_and_keeps_lengths():
     x, lengths, y = collate([(torch.ones(3, 2), 4), (torch.ones(5, 2), 7)])
     assert x.shape == (2, 5, 2) and lengths.tolist() == [3, 5] and y.tolist() == [4, 7]
     assert x[0, 3:].abs().sum() == 0
+
+
+def test_split_on_pauses_finds_loud_and_quiet_parts_where_they_were_placed():
+    import numpy as np
+
+    from grukit.tasks.digits.predict import split_on_pauses
+
+    sr, rng = 8000, np.random.default_rng(0)
+    y = 1e-4 * rng.standard_normal(3 * sr)
+    placed = [(2000, 5000, 0.5), (9000, 11000, 0.02), (15000, 19000, 0.2)]  # a loud, a quiet, a middle part
+    t = np.arange(3 * sr) / sr
+    for s, e, amp in placed:
+        y[s:e] += amp * np.sin(2 * np.pi * 500 * t[s:e])
+    parts = split_on_pauses(y.astype(np.float32), sr)
+    assert len(parts) == 3
+    for (s, e), (s0, e0, _) in zip(parts, placed):
+        # each part covers its tone, widened by at most the 30 ms pad plus one 32 ms analysis frame
+        assert s0 - 240 - 256 <= s <= s0 and e0 <= e <= e0 + 240 + 256
