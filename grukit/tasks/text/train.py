@@ -45,10 +45,10 @@ class TextTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     batch_size: int = 64  # parallel streams
-    seq_len: int = 128  # truncated-BPTT window (characters)
-    clip: float = 5.0  # global gradient-norm clip
+    seq_len: int = 64  # truncated-BPTT window (characters)
+    clip: float = 1.0  # global gradient-norm clip
     epochs: int = 40
-    epoch_parts: int = 1  # Lightning epochs per pass over the training text
+    epoch_parts: int = 2  # Lightning epochs per pass over the training text
     lr_factor: float = 0.5
     lr_patience: int = 0
     patience: int | None = None  # early stopping (epochs without val improvement); None = off

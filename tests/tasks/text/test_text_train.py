@@ -13,7 +13,8 @@ from grukit.tasks.text.model import CharLM
 from grukit.tasks.text.train import TextTrainConfig, train
 
 SMALL = dict(embed_dim=16, hidden_size=48, num_layers=2, dropout=0.0, lr=1e-2, batch_size=8, seq_len=32,
-             max_train_chars=24_000, max_valid_chars=4_000, val_streams=4, val_seq_len=64, eval_streams=2)
+             max_train_chars=24_000, max_valid_chars=4_000, val_streams=4, val_seq_len=64, eval_streams=2,
+             epoch_parts=1, clip=5.0)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_init_from_starts_at_the_given_weights(run2, tmp_path):
 
 
 def test_epoch_parts_cut_a_pass_into_epochs(tmp_path):
-    cfg = TextTrainConfig(epochs=2, epoch_parts=2, **SMALL)
+    cfg = TextTrainConfig(epochs=2, **{**SMALL, "epoch_parts": 2})
     rec = train(cfg, output_dir=tmp_path / "p", progress=False, threads=1)
     steps = [int(r.split(",")[1]) for r in (tmp_path / "p" / "log.csv").read_text().splitlines()[1:]]
     windows = (24_000 // 8 - 1) // 32  # full windows in one pass
