@@ -4,6 +4,7 @@ padded batches, cross-entropy on the last state, best-on-validation accuracy sav
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -94,7 +95,8 @@ def collate(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
 class BucketSampler(Sampler[list[int]]):
     """Batches of similar length (less padding): shuffle (torch's global RNG, so the toolkit's per-epoch
     seeding makes it reproducible), sort each pool of ``pool`` batches by length, cut into batches, shuffle
-    the batches. ``shuffle=False`` gives length-sorted batches in a fixed order."""
+    the batches. ``shuffle=False`` gives length-sorted batches in a fixed order. Lazy like RandomSampler: the
+    order is drawn at the first batch, after the toolkit has re-seeded the epoch (exact resume)."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 8) -> None:
         self.lengths = list(lengths)
@@ -113,7 +115,7 @@ class BucketSampler(Sampler[list[int]]):
             batches += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
-        return iter(batches)
+        yield from batches
 
 
 def loader(features: Sequence[np.ndarray], labels: Sequence[int], batch_size: int, shuffle: bool,
@@ -157,12 +159,19 @@ def _task_module_class():
             self.mask_bands, self.mask_frames = int(mask_bands), int(mask_frames)
             self.epochs = epochs
 
-        def configure_optimizers(self):
-            opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        def lr_at(self, epoch: int) -> float:
+            """Cosine decay from lr to 0.02·lr over ``epochs`` (constant lr without ``epochs``)."""
             if not self.epochs:
-                return opt
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs, eta_min=self.lr * 0.02)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+                return self.lr
+            e = min(epoch, self.epochs)
+            return self.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * e / self.epochs)))
+
+        def on_train_epoch_start(self) -> None:
+            # set from the epoch number alone (no scheduler state), so a run resumed with another --epochs
+            # continues on the new schedule from where it stopped
+            for opt in self.trainer.optimizers:
+                for g in opt.param_groups:
+                    g["lr"] = self.lr_at(self.current_epoch)
 
         def step(self, batch, stage: str):
             x, lengths, y = batch

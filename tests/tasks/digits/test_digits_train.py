@@ -61,3 +61,30 @@ def test_split_on_pauses_finds_loud_and_quiet_parts_where_they_were_placed():
     for (s, e), (s0, e0, _) in zip(parts, placed):
         # each part covers its tone, widened by at most the 30 ms pad plus one 32 ms analysis frame
         assert s0 - 240 - 256 <= s <= s0 and e0 <= e <= e0 + 240 + 256
+
+
+def test_resume_gives_the_same_weights(tmp_path):
+    """One epoch, then --resume to two, ends where an uninterrupted two-epoch run ends (augmentation and
+    shuffling on)."""
+    from grukit.tasks.digits import data as D
+    from grukit.tasks.digits.model import DigitsConfig
+    from grukit.tasks.digits.train import prepare, train_model
+
+    from ._digits_util import fsdd_dir
+
+    parts = D.official_split(D.list_recordings(fsdd_dir()))
+    parts = {"train": parts["train"][::100], "val": parts["val"][::30]}
+    spec = D.FeatureSpec(n_mels=16)
+    raw = {k: D.load_raw_features(v, spec) for k, v in parts.items()}
+    labels = {k: [r.digit for r in v] for k, v in parts.items()}
+    prep, cfg = prepare(raw, labels, DigitsConfig(hidden_size=8, num_layers=1, n_mels=16, dropout=0.0,
+                                                  normalization="running"))
+    kw = dict(seed=3, batch_size=8, mask_bands=2, mask_frames=2, stretch=0.2, shift=1, progress=False, plot=False)
+    full = train_model(prep, cfg, epochs=2, output_dir=tmp_path / "full", **kw)
+    part = train_model(prep, cfg, epochs=1, output_dir=tmp_path / "part", **kw).module.model.state_dict()
+    part = {k: v.clone() for k, v in part.items()}
+    resumed = train_model(prep, cfg, epochs=2, resume=tmp_path / "part", **kw)
+    a, b = full.module.model.state_dict(), resumed.module.model.state_dict()
+    for k in a:
+        assert (a[k] - b[k]).abs().max() <= 1e-6 * a[k].abs().max(), k
+    assert (part["head.weight"] - a["head.weight"]).abs().max() > 1e-4  # the second epoch did change weights
