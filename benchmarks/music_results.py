@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "music.json"
+CHECK_SEQUENCES = 8  # the CI test re-evaluates the shipped files on the 8 shortest test sequences (cheap)
 
 
 def _run_entry(run: Path) -> dict:
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="*", type=Path)
     ap.add_argument("--ship", nargs="*", type=Path, default=[])
     ap.add_argument("--note", default=None, help="Machine note to store.")
+    ap.add_argument("--refresh-checks", action="store_true",
+                    help="Recompute every shipped model's quick check (the CHECK_SEQUENCES shortest test sequences).")
     args = ap.parse_args(argv)
 
     import torch
@@ -91,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                        "paper_gru": PAPER[ds]["gru"], "paper_lstm": PAPER[ds]["lstm"],
                        "beats_paper_gru": test <= PAPER[ds]["gru"], "bytes": dst.stat().st_size}
         print(f"shipped {dst.name}: test {test:.4f} valid {valid:.4f} (paper GRU {PAPER[ds]['gru']})")
+    for ds, rec in shipped.items():
+        if args.refresh_checks or any(run.name == rec["run"] for run in args.ship):
+            model = load(ROOT / rec["file"])
+            test = load_dataset(ds)["test"]
+            idx = sorted(range(len(test)), key=lambda i: (len(test[i]), i))[:CHECK_SEQUENCES]
+            rec["quick_check"] = {"test_indices": idx, **evaluate_nll(model, [test[i] for i in idx])}
     data["shipped"] = dict(sorted(shipped.items()))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".json.tmp")
