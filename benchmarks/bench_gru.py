@@ -183,12 +183,28 @@ def bench_stream(B, H, threads, repeats, steps):
                     h = m(xs[t], h)
         return f
 
+    streamer = fused.Streamer(cell, batch_size=B)
+    xc = [xs[t].contiguous() for t in range(steps)]
+
+    def run_streamer():
+        with torch.inference_mode():
+            streamer.reset()
+            for t in range(steps):
+                streamer.step(xc[t])
+
     n0 = fused.calls["cell"]
-    t = _timeit({"nn_grucell": run(ref), "grukit": run(cell)}, repeats)
+    t = _timeit({"nn_grucell": run(ref), "grukit": run(cell), "grukit_streamer": run_streamer}, repeats)
     assert fused.calls["cell"] > n0, "the fused cell did not run"
     us = {k: round(v[0] * 1e3 / steps, 2) for k, v in t.items()}
-    return {"batch": B, "hidden": H, "input": I, "threads": threads, "us_per_step": us,
-            "speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit"], 2)}
+    row = {"batch": B, "hidden": H, "input": I, "threads": threads, "us_per_step": us,
+           "speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit"], 2),
+           "streamer_speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit_streamer"], 2)}
+    if threads == 1:
+        cpu = {k: round(v[1] * 1e3 / steps, 2) for k, v in t.items()}
+        row["cpu_us_per_step"] = cpu
+        row["cpu_speedup_vs_nn_grucell"] = round(cpu["nn_grucell"] / cpu["grukit"], 2)
+        row["cpu_streamer_speedup_vs_nn_grucell"] = round(cpu["nn_grucell"] / cpu["grukit_streamer"], 2)
+    return row
 
 
 def _cpu_name() -> str:
@@ -213,11 +229,47 @@ def print_tables(result):
               f"{q['fwd_speedup_vs_nn_gru']:>7.2f}{q.get('fwd_speedup_vs_onnxruntime', float('nan')):>7.2f} | "
               f"{fb['nn_gru']:>15.1f}{fb['grukit']:>9.1f}{fb['floor']:>9.1f}{q['fwd_bwd_speedup_vs_nn_gru']:>7.2f}"
               f"{q['fwd_bwd_over_floor']:>7.2f}")
-    print(f"\n{'streaming (B,H)':<18}{'thr':>4} | {'nn.GRUCell µs':>14}{'grukit µs':>11}{'x':>7}")
+    print(f"\n{'streaming (B,H)':<18}{'thr':>4} | {'nn.GRUCell µs':>14}{'GRUCell µs':>11}{'x':>7}{'Streamer µs':>12}{'x':>7}")
     for r in result["streaming"]:
         u = r["us_per_step"]
         print(f"{str((r['batch'], r['hidden'])):<18}{r['threads']:>4} | {u['nn_grucell']:>14.1f}{u['grukit']:>11.1f}"
-              f"{r['speedup_vs_nn_grucell']:>7.2f}")
+              f"{r['speedup_vs_nn_grucell']:>7.2f}{u['grukit_streamer']:>12.1f}{r['streamer_speedup_vs_nn_grucell']:>7.2f}")
+
+
+def markdown(result) -> str:
+    """The README table: 1-thread process-CPU-time medians (steady on a loaded machine) and the wall-time
+    ratios at every thread count, all from one run."""
+    lines = ["| shape (L,B,T,I,H) | nn.GRU fwd | grukit fwd | ORT fwd | nn.GRU fwd+bwd | grukit fwd+bwd | floor fwd+bwd "
+             "| fwd × nn.GRU | fwd × ORT | fwd+bwd × nn.GRU | fwd+bwd / floor |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["shapes"]:
+        if r["threads"] != 1:
+            continue
+        s = r["shape"]
+        f, fb = r["forward_cpu_ms"], r["forward_backward_cpu_ms"]
+        ort = f.get("onnxruntime")
+        lines.append(
+            f"| ({s['layers']},{s['batch']},{s['seq_len']},{s['input']},{s['hidden']}) | {f['nn_gru']:.1f} | "
+            f"{f['grukit']:.1f} | {'—' if ort is None else f'{ort:.1f}'} | {fb['nn_gru']:.1f} | {fb['grukit']:.1f} | "
+            f"{fb['floor']:.1f} | {f['nn_gru'] / f['grukit']:.2f} | "
+            f"{'—' if ort is None else format(ort / f['grukit'], '.2f')} | "
+            f"{fb['nn_gru'] / fb['grukit']:.2f} | {fb['grukit'] / fb['floor']:.2f} |")
+    lines += ["", "| shape (L,B,T,I,H) | threads | fwd × nn.GRU | fwd × ORT | fwd+bwd × nn.GRU | fwd+bwd / floor |",
+              "|---|---|---|---|---|---|"]
+    for r in result["shapes"]:
+        s, q = r["shape"], r["ratios"]
+        lines.append(f"| ({s['layers']},{s['batch']},{s['seq_len']},{s['input']},{s['hidden']}) | {r['threads']} | "
+                     f"{q['fwd_speedup_vs_nn_gru']:.2f} | {q.get('fwd_speedup_vs_onnxruntime', float('nan')):.2f} | "
+                     f"{q['fwd_bwd_speedup_vs_nn_gru']:.2f} | {q['fwd_bwd_over_floor']:.2f} |")
+    lines += ["", "| streaming step (B, H), I=64 | threads | nn.GRUCell µs | grukit.GRUCell µs | × | Streamer µs | × |",
+              "|---|---|---|---|---|---|---|"]
+    for r in result["streaming"]:
+        u = r.get("cpu_us_per_step", r["us_per_step"])
+        kind = "CPU" if "cpu_us_per_step" in r else "wall"
+        lines.append(f"| ({r['batch']}, {r['hidden']}) | {r['threads']} ({kind}) | {u['nn_grucell']:.1f} | {u['grukit']:.1f} | "
+                     f"{u['nn_grucell'] / u['grukit']:.2f} | {u['grukit_streamer']:.1f} | "
+                     f"{u['nn_grucell'] / u['grukit_streamer']:.2f} |")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -228,7 +280,11 @@ def main(argv=None):
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cpu.json"))
     ap.add_argument("--note", default="shared 2-core VM, loaded by other jobs during the run: compare ratios "
                                       "within this run, not absolute times with other machines")
+    ap.add_argument("--markdown", metavar="JSON", help="print the README tables of an existing results file and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
     repeats = args.repeats or (2 if args.quick else 5)
     t_start = time.perf_counter()
@@ -244,6 +300,17 @@ def main(argv=None):
         "fused": {"matvec_max_batch": fused.matvec_max_batch, "blas_gemm": fused._SGEMM is not None},
         "shapes": [], "streaming": [],
     }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(complete: bool) -> None:  # after every measurement, atomically, so an interrupted run keeps its data
+        result["complete"] = complete
+        result["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        result["wall_time_s"] = round(time.perf_counter() - t_start, 1)
+        part = out.with_suffix(".json.tmp")
+        part.write_text(json.dumps(result, indent=1) + "\n")
+        os.replace(part, out)
+
     old = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         for nt in threads:
@@ -252,17 +319,13 @@ def main(argv=None):
                 row = bench_shape(layers, B, T, I, H, nt, repeats, tmp)
                 result["shapes"].append(row)
                 print(f"  done {(layers, B, T, I, H)} threads={nt}: {row['ratios']}", flush=True)
+                save(False)
             for B, H in STREAM:
                 result["streaming"].append(bench_stream(B, H, nt, repeats, steps=200 if args.quick else 1000))
+                save(False)
     torch.set_num_threads(old)
-    result["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    result["wall_time_s"] = round(time.perf_counter() - t_start, 1)
+    save(True)
     print_tables(result)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, out)
     print(f"\nwrote {out} ({result['wall_time_s']} s)")
 
 

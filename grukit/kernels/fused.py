@@ -14,7 +14,8 @@ exact. Compilation, tracing, export, tensor subclasses (fake/functional tensors)
 forward-mode AD all make :func:`unsupported_reason` return a reason, and ``backend="auto"`` then runs the
 composite path, which those tools understand.
 
-``calls`` counts the fused calls (tests use it to prove the fused path ran).
+``calls`` counts the fused calls (tests use it to prove the fused path ran). :class:`Streamer` is the
+low-overhead streaming path (one native call per step for all layers, preallocated state).
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def use_mkl_pack(enabled: bool = True) -> bool:
 
 use_mkl_pack(os.environ.get("GRUKIT_MKL_PACK", "").strip() not in ("", "0"))
 
-#: fused calls so far: "sequence" (forward), "sequence_backward", "cell"
+#: fused calls so far: "sequence" (forward), "sequence_backward", "cell", "stream" (Streamer steps)
 calls: Counter = Counter()
 #: batches up to this size use the hand-written matrix-vector kernel; larger ones the BLAS GEMM per step
 matvec_max_batch: int = 4
