@@ -217,14 +217,15 @@ class BucketBatchSampler(torch.utils.data.Sampler):
     """Batches of similar source length (less padding, shorter recurrent loops): shuffle, cut into pools of
     ``pool`` batches, sort each pool by length, cut into batches, shuffle the batches.
 
-    Randomness comes from torch's global generator at ``iter`` time (so the toolkit's per-epoch reseeding
-    makes resume exact), or none with ``shuffle=False``.
+    Randomness comes from ``generator`` when set (training sets a fresh one each epoch, so resume is exact),
+    else from torch's global generator; it is drawn lazily, at the first batch. ``shuffle=False`` sorts by length.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 50) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.lengths, self.batch_size, self.shuffle, self.pool = list(lengths), batch_size, shuffle, pool
+        self.generator: torch.Generator | None = None
 
     def __len__(self) -> int:
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
@@ -232,7 +233,7 @@ class BucketBatchSampler(torch.utils.data.Sampler):
     def __iter__(self) -> Iterator[list[int]]:
         n = len(self.lengths)
         if self.shuffle:
-            order = torch.randperm(n).tolist()
+            order = torch.randperm(n, generator=self.generator).tolist()
         else:
             order = sorted(range(n), key=lambda i: self.lengths[i])
         step = self.batch_size * self.pool
@@ -241,9 +242,9 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             chunk = sorted(order[k : k + step], key=lambda i: self.lengths[i])
             batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
         if self.shuffle:
-            perm = torch.randperm(len(batches)).tolist()
+            perm = torch.randperm(len(batches), generator=self.generator).tolist()
             batches = [batches[i] for i in perm]
-        return iter(batches)
+        yield from batches
 
 
 def tokenizers_to_extra(src_tok: SubwordTokenizer, tgt_tok: SubwordTokenizer) -> dict:

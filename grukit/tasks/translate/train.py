@@ -94,6 +94,23 @@ def _module_class():
     return TranslateModule
 
 
+def _sampler_seed_callback(seed: int):
+    """Give the training batch sampler a fresh generator seeded from (seed, epoch) at each epoch start, as the
+    toolkit does for RandomSampler, so a resumed run draws the same batches as an uninterrupted one."""
+    from lightning.pytorch.callbacks import Callback
+
+    from ...train import epoch_seed
+
+    class SamplerSeed(Callback):
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            dl = trainer.train_dataloader
+            sampler = getattr(dl, "batch_sampler", None)
+            if isinstance(sampler, D.BucketBatchSampler):
+                sampler.generator = torch.Generator().manual_seed(epoch_seed(seed, trainer.current_epoch) + 3)
+
+    return SamplerSeed()
+
+
 @contextlib.contextmanager
 def _guard(run):
     """Remove a run folder this run created if training fails before its first checkpoint (no partial
@@ -176,7 +193,8 @@ def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_di
         result = fit(module, train_dl, valid_dl, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
                      devices=devices, num_nodes=num_nodes, strategy=strategy, accelerator="cpu", resume=resume,
                      gradient_clip=1.0, monitor="val_loss", mode="min", limit_train_batches=steps,
-                     progress=progress, save_extra=extra, config=record)
+                     progress=progress, save_extra=extra, config=record,
+                     callbacks=[_sampler_seed_callback(cfg.seed)])
     if evaluate_beam:
         from .evaluate import evaluate
         from .predict import Bundle
