@@ -375,3 +375,18 @@ def test_streamer_refuses_bad_use():
         s.step(torch.randn(1, 3))
     with pytest.raises(ValueError, match="reset expected h of shape"):
         s.reset(torch.zeros(2, 2, 4))
+
+
+def test_readme_performance_tables_come_from_the_recorded_results():
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("bench_gru", root / "benchmarks" / "bench_gru.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = json.loads((root / "benchmarks" / "results" / "cpu.json").read_text())
+    assert "python benchmarks/bench_gru.py" in result["command"] and "loaded" in result["machine"]["note"]
+    section = (root / "README.md").read_text().split("## Performance", 1)[1].split("\n## ", 1)[0]
+    assert bench.markdown(result) in section
