@@ -295,8 +295,11 @@ def fit(
         from lightning.pytorch.callbacks import RichProgressBar
 
         cbs.append(RichProgressBar(leave=True))
-    cbs.append(ModelCheckpoint(dirpath=run.path, save_last=True, save_top_k=0, monitor=None,
-                               enable_version_counter=False))
+    # last.ckpt after every epoch, replacing the previous one (monitor=None + save_top_k=1 keeps only the
+    # latest). save_last=True with save_top_k=0 would write it only when training ends (Lightning 2.6),
+    # so a killed run could not resume.
+    cbs.append(ModelCheckpoint(dirpath=run.path, filename="last", save_top_k=1, monitor=None,
+                               every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False))
     cbs.extend(callbacks)
 
     kwargs: dict[str, Any] = dict(

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...train import TaskModule
-from ..text._ckpt import SaveLastEveryEpoch
 from .data import Encoder, SentimentDataset, build_vocab, load_split
 from .model import SentimentGRU
 
@@ -117,8 +116,7 @@ def train(cfg: SentimentTrainConfig, data_dir: str | Path | None = None, output_
         result = fit(module, train_dl, dev_dl, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
                      devices=devices, num_nodes=num_nodes, strategy=strategy, resume=resume, gradient_clip=cfg.clip,
                      monitor="val_acc", mode="max", patience=cfg.patience, progress=progress,
-                     config={**dataclasses.asdict(cfg), "threads": nthreads}, save_extra={"dataset": DATASET},
-                     callbacks=[SaveLastEveryEpoch(run.last_ckpt)])
+                     config={**dataclasses.asdict(cfg), "threads": nthreads}, save_extra={"dataset": DATASET})
     except BaseException:
         # no partial output: remove a folder this run created, unless it holds a checkpoint to resume
         if run.created and run.path.is_dir() and not run.last_ckpt.exists():

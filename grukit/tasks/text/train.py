@@ -26,7 +26,6 @@ from torch.utils.data import DataLoader
 
 from ...errors import UserInputError
 from ...train import TaskModule
-from ._ckpt import SaveLastEveryEpoch
 from .data import CharVocab, StreamBatches, load_text, split_text
 from .model import CharLM
 
@@ -190,7 +189,6 @@ def train(cfg: TextTrainConfig, data_dir: str | Path | None = None, output_dir: 
                      gradient_clip=cfg.clip, monitor="val_loss", patience=cfg.patience, progress=progress,
                      config={**dataclasses.asdict(cfg), "threads": nthreads},
                      save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
-                     callbacks=[SaveLastEveryEpoch(run.last_ckpt)],
                      trainer_kwargs={"reload_dataloaders_every_n_epochs": 1} if cfg.epoch_parts > 1 else None)
     except BaseException:
         # no partial output: remove a folder this run created, unless it already holds a checkpoint to resume

@@ -111,18 +111,6 @@ def _sampler_seed_callback(seed: int):
     return SamplerSeed()
 
 
-def _last_ckpt_callback(run):
-    """Write ``last.ckpt`` at the end of every epoch (measured: with shortened epochs the toolkit's
-    ModelCheckpoint wrote it only when fit ended, so a killed run could not be resumed)."""
-    from lightning.pytorch.callbacks import Callback
-
-    class EveryEpoch(Callback):
-        def on_train_epoch_end(self, trainer, pl_module) -> None:
-            trainer.save_checkpoint(str(run.last_ckpt))
-
-    return EveryEpoch()
-
-
 @contextlib.contextmanager
 def _guard(run):
     """Remove a run folder this run created if training fails before its first checkpoint (no partial
@@ -206,7 +194,7 @@ def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_di
                      devices=devices, num_nodes=num_nodes, strategy=strategy, accelerator="cpu", resume=resume,
                      gradient_clip=1.0, monitor="val_loss", mode="min", limit_train_batches=steps,
                      progress=progress, save_extra=extra, config=record,
-                     callbacks=[_sampler_seed_callback(cfg.seed), _last_ckpt_callback(run)])
+                     callbacks=[_sampler_seed_callback(cfg.seed)])
     if evaluate_beam:
         from .evaluate import evaluate
         from .predict import Bundle
