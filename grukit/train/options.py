@@ -38,6 +38,9 @@ Strategy = Annotated[str, typer.Option(
 Resume = Annotated[Optional[Path], typer.Option(
     "--resume", help="Continue a run: its folder (uses last.ckpt) or a .ckpt file.", show_default=False)]
 Accelerator = Annotated[str, typer.Option("--accelerator", help="Lightning accelerator: auto, cpu, gpu, mps.")]
+Checkpoint = Annotated[Optional[Path], typer.Option(
+    "--checkpoint", help="A run folder or a .safetensors model file (default: the task's shipped model).",
+    show_default=False)]
 
 
 def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:

@@ -6,14 +6,12 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from grukit.train.options import DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from grukit.train.options import Checkpoint, DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
 
 NAME = "digits"
 app = typer.Typer(help="Spoken digits (FSDD): train, evaluate, predict, and stream recognition in real time.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
-Checkpoint = Annotated[Optional[Path], typer.Option(
-    "--checkpoint", help="A run folder or .safetensors model (default: the shipped model).", show_default=False)]
 StreamFlag = Annotated[bool, typer.Option(
     "--stream", help="Use the shipped streaming (unidirectional) model instead of the offline one.")]
 

@@ -6,16 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ...train.options import DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from ...train.options import Checkpoint, DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
 
 NAME = "music"
 app = typer.Typer(help="Polyphonic music: piano-roll GRU models (JSB, Nottingham, MuseData, Piano-midi) and MIDI "
                        "generation.", no_args_is_help=True, add_completion=False)
 
 Dataset = Annotated[str, typer.Option("--dataset", help="jsb, nottingham, musedata or piano.")]
-Checkpoint = Annotated[Optional[Path], typer.Option(
-    "--checkpoint", help="A run folder or a .safetensors model file (default: the shipped model).",
-    show_default=False)]
 
 
 @app.command()

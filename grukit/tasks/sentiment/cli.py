@@ -6,15 +6,12 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from ...train.options import DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from ...train.options import Checkpoint, DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
 
 NAME = "sentiment"
 app = typer.Typer(help="Sentence sentiment (SST-2): a bidirectional GRU classifier; train, evaluate, predict "
                        "with explanations.", no_args_is_help=True, add_completion=False)
 
-Checkpoint = Annotated[Optional[Path], typer.Option(
-    "--checkpoint", help="A run folder or a .safetensors model file (default: the shipped model).",
-    show_default=False)]
 
 
 @app.command()

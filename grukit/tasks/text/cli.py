@@ -7,15 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from ...train.options import DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from ...train.options import Checkpoint, DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
 
 NAME = "text"
 app = typer.Typer(help="Character-level language model on tiny-shakespeare: train, generate, perplexity.",
                   no_args_is_help=True, add_completion=False)
 
-Checkpoint = Annotated[Optional[Path], typer.Option(
-    "--checkpoint", help="A run folder or a .safetensors model file (default: the shipped model).",
-    show_default=False)]
 
 
 @app.command()

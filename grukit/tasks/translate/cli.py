@@ -8,15 +8,12 @@ from typing import Annotated, Optional
 import typer
 
 from ...errors import UserInputError
-from ...train.options import DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from ...train.options import Checkpoint, DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
 
 NAME = "translate"
 app = typer.Typer(help="English→French translation: bidirectional GRU encoder, attention decoder, beam search.",
                   no_args_is_help=True, add_completion=False)
 
-Checkpoint = Annotated[Optional[Path], typer.Option(
-    "--checkpoint", help="Run folder or .safetensors model file (default: the shipped translate-eng-fra model).",
-    show_default=False)]
 Beam = Annotated[int, typer.Option("--beam", min=1, help="Beam size (1 = greedy decoding).")]
 LengthPenalty = Annotated[float, typer.Option("--length-penalty", min=0.0,
                                               help="GNMT length penalty exponent α: score / ((5+n)/6)^α.")]
