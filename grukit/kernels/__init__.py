@@ -51,9 +51,10 @@ def dispatch(op: str, backend: str = "auto", **kw):
         return getattr(composite, op)(**kw)
     if backend not in ("auto", "fused"):
         raise ValueError(f"backend must be one of ('auto', 'fused', 'torch'), got {backend!r}")
-    reason = fused_unsupported_reason(op, **kw)
+    mod = _fused if _fused is not None else _load_fused()
+    reason = _fused_import_error if mod is None else mod.unsupported_reason(op, **kw)
     if reason is None:
-        return getattr(_fused, op)(**kw)
+        return (mod.cell if op == "cell" else mod.sequence)(**kw)
     if backend == "fused":
         raise ValueError(f"backend='fused' cannot run this call: {reason}")
     return getattr(composite, op)(**kw)

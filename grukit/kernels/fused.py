@@ -20,6 +20,7 @@ low-overhead streaming path (one native call per step for all layers, preallocat
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
 
 import torch
@@ -53,6 +54,7 @@ calls: Counter = Counter()
 matvec_max_batch: int = 4
 
 _FLOATS = (torch.float32, torch.float64)
+_STRIDED = torch.strided
 _PLAIN = (Tensor, torch.nn.Parameter)
 _functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
 _dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
@@ -75,6 +77,20 @@ def _fns(dtype):
     if dtype == torch.float32:
         return _lib.grukit_fwd_f32, _lib.grukit_bwd_f32, _lib.grukit_cell_f32, _SGEMM
     return _lib.grukit_fwd_f64, _lib.grukit_bwd_f64, _lib.grukit_cell_f64, _DGEMM
+
+
+_tls = threading.local()
+
+
+def _scratch(n: int, dtype) -> Tensor:
+    """A work buffer of at least n elements, reused across calls of this thread (native calls release the GIL,
+    so threads must not share one)."""
+    buf = getattr(_tls, "scratch", None)
+    if buf is None or buf.dtype != dtype or buf.numel() < n:
+        with torch.inference_mode(False), torch.no_grad():
+            buf = torch.empty(n, dtype=dtype)
+        _tls.scratch = buf
+    return buf
 
 
 def _needs_grad(*ts) -> bool:
@@ -102,6 +118,11 @@ def unsupported_reason(op: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None
     if dtype not in _FLOATS:
         return f"dtype {dtype} (the fused kernel supports float32 and float64)"
     state = h0 if op == "sequence" else h
+    for t in (x, state, w_ih, w_hh, b_ih, b_hh):  # fast pass; the loop below names the culprit
+        if t is not None and not (type(t) in _PLAIN and t.is_cpu and t.dtype == dtype and t.layout == _STRIDED):
+            break
+    else:
+        return _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates)
     for name, t in (("x", x), ("h", state), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)):
         if t is None:
             continue
@@ -113,6 +134,11 @@ def unsupported_reason(op: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None
             return f"{name} has dtype {t.dtype}, x has {dtype}"
         if t.layout != torch.strided:
             return f"{name} is not a strided tensor ({t.layout})"
+    return _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates)
+
+
+def _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates) -> str | None:
+    """The shape/argument part of :func:`unsupported_reason`, after the per-tensor checks passed."""
     if op == "sequence":
         if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
             return f"x of shape {tuple(x.shape)} (needs a non-empty (T, B, I))"
@@ -279,7 +305,7 @@ def cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, 
     b_ih = None if b_ih is None else b_ih.contiguous()
     b_hh = None if b_hh is None else b_hh.contiguous()
     out = torch.empty((B, H), dtype=x.dtype)
-    scratch = torch.empty(7 * B * H, dtype=x.dtype)
+    scratch = _scratch(7 * B * H, x.dtype)
     _, _, fn, gemm = _fns(x.dtype)
     fn(B, I, H, x.data_ptr(), h.data_ptr(), w_ih.data_ptr(), w_hh.data_ptr(), _ptr(b_ih), _ptr(b_hh),
        int(reset_after), out.data_ptr(), scratch.data_ptr(), gemm)

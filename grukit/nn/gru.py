@@ -168,7 +168,11 @@ class GRU(nn.Module):
     def layer_weights(self, layer: int, direction: int = 0) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer and direction (biases None without bias)."""
         names = self._param_names[layer * self.num_directions + direction]
-        return tuple(None if n is None else getattr(self, n) for n in names)  # type: ignore[return-value]
+        # Direct dict reads (nn.Module.__getattr__ is slow on the streaming path); getattr for names that are
+        # not plain registered parameters (parametrizations, weight_norm hooks).
+        params = self._parameters
+        return tuple(None if n is None else (params.get(n) if n in params and params[n] is not None
+                                             else getattr(self, n)) for n in names)  # type: ignore[return-value]
 
     def layer_norm_gains(self, layer: int, direction: int = 0) -> tuple[Tensor | None, Tensor | None]:
         """(ln_gain_ih, ln_gain_hh) of one layer and direction, (None, None) without layer_norm."""
@@ -342,7 +346,14 @@ class GRU(nn.Module):
         variant_loop = self._uses_variant_loop()
         self._check_variant_backend()
         new_h = []
-        for layer in range(self.num_layers):
+        if not variant_loop and not (self.training and (self.dropout or self.dropconnect)):
+            # Plain inference-style step (no masks, no dropout): skip the per-layer mask bookkeeping.
+            for layer in range(self.num_layers):
+                w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
+                x = dispatch("cell", self.backend, x=x, h=h0[layer], w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
+                             reset_after=self.reset_after)
+                new_h.append(x)
+        for layer in range(0 if not new_h else self.num_layers, self.num_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
             masks = self._draw_masks(1, x.shape[0], x)
             if masks.dropconnect is not None:
