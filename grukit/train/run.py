@@ -165,13 +165,15 @@ class RunDir:
 
     @contextlib.contextmanager
     def guard(self, keep_on_interrupt: bool = True) -> Iterator["RunDir"]:
-        """Remove the folder if the block raises and this run created it. A KeyboardInterrupt keeps it
-        (unless ``keep_on_interrupt=False``) so that ``--resume`` can continue from its ``last.ckpt``."""
+        """Remove the folder if the block raises and this run created it (no partial output), unless it
+        can be resumed: once ``last.ckpt`` exists, or on a KeyboardInterrupt (unless
+        ``keep_on_interrupt=False``), the folder is kept so that ``--resume`` can continue it."""
         try:
             yield self
         except BaseException as e:
             interrupted = isinstance(e, KeyboardInterrupt) and keep_on_interrupt
-            if self.created and self.path.is_dir() and not interrupted:
+            resumable = self.last_ckpt.exists()
+            if self.created and self.path.is_dir() and not (interrupted or resumable):
                 shutil.rmtree(self.path, ignore_errors=True)
             raise
 

@@ -6,7 +6,6 @@ Adam; the learning rate halves when dev accuracy stalls; early stopping on dev a
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -112,16 +111,11 @@ def train(cfg: SentimentTrainConfig, data_dir: str | Path | None = None, output_
         run = RunDir.create(TASK, output_dir=output_dir)
     t0 = time.perf_counter()
     nthreads = threads or torch.get_num_threads()
-    try:
+    with run.guard():  # no partial output, but a folder holding last.ckpt is kept for --resume
         result = fit(module, train_dl, dev_dl, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
                      devices=devices, num_nodes=num_nodes, strategy=strategy, resume=resume, gradient_clip=cfg.clip,
                      monitor="val_acc", mode="max", patience=cfg.patience, progress=progress,
                      config={**dataclasses.asdict(cfg), "threads": nthreads}, save_extra={"dataset": DATASET})
-    except BaseException:
-        # no partial output: remove a folder this run created, unless it holds a checkpoint to resume
-        if run.created and run.path.is_dir() and not run.last_ckpt.exists():
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
     best = result.best_model()
     test = accuracy(best, test_texts, test_labels)
     dev = accuracy(best, dev_texts, dev_labels)

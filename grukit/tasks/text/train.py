@@ -13,7 +13,6 @@ Single process only: the carried state assumes one process sees every stream's b
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -183,18 +182,13 @@ def train(cfg: TextTrainConfig, data_dir: str | Path | None = None, output_dir: 
         run = RunDir.create(TASK, output_dir=output_dir)
     t0 = time.perf_counter()
     nthreads = threads or torch.get_num_threads()
-    try:
+    with run.guard():  # no partial output, but a folder holding last.ckpt is kept for --resume
         result = fit(module, datamodule=data, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
                      devices=devices, num_nodes=num_nodes, strategy=strategy, resume=resume,
                      gradient_clip=cfg.clip, monitor="val_loss", patience=cfg.patience, progress=progress,
                      config={**dataclasses.asdict(cfg), "threads": nthreads},
                      save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
                      trainer_kwargs={"reload_dataloaders_every_n_epochs": 1} if cfg.epoch_parts > 1 else None)
-    except BaseException:
-        # no partial output: remove a folder this run created, unless it already holds a checkpoint to resume
-        if run.created and run.path.is_dir() and not run.last_ckpt.exists():
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
     best = result.best_model()
     valid = score_ids(best, valid_ids, streams=cfg.eval_streams)
     history = result.history

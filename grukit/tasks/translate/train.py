@@ -9,10 +9,8 @@ optimizer, so not bit-identical to an uninterrupted run).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -111,18 +109,6 @@ def _sampler_seed_callback(seed: int):
     return SamplerSeed()
 
 
-@contextlib.contextmanager
-def _guard(run):
-    """Remove a run folder this run created if training fails before its first checkpoint (no partial
-    output); once ``last.ckpt`` exists the folder is kept, so an interrupted long run can be resumed."""
-    try:
-        yield run
-    except BaseException:
-        if run.created and run.path.is_dir() and not run.last_ckpt.exists():
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
-
-
 def prepare_tokenizers(train_pairs, cfg: TrainConfig, run_path: Path | None = None):
     """Train both tokenizers on the training pairs, or reuse ``tokenizers.json`` of a run being resumed."""
     saved = run_path / TOKENIZER_FILE if run_path is not None else None
@@ -157,7 +143,7 @@ def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_di
         run = RunDir(resolve_resume(resume)[0], task=TASK)
     else:
         run = RunDir.create(TASK, output_dir=output_dir)
-    with _guard(run):
+    with run.guard():  # a folder holding last.ckpt is kept for --resume
         if cfg.init_from:
             from .predict import load_bundle
 
