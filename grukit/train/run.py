@@ -200,3 +200,21 @@ def resolve_resume(resume: str | os.PathLike) -> tuple[Path, Path]:
         raise UserInputError(f"--resume {resume}: no {LAST_CKPT} there; expected a run folder holding "
                              f"{LAST_CKPT} or a .ckpt file")
     return ckpt.parent, ckpt
+
+
+def load_task_model(checkpoint, shipped: Path, cls: type, task: str):
+    """``(model, path)`` for a recipe command: ``--checkpoint`` (run folder or .safetensors) or, without it,
+    the shipped model ``shipped``; refuses a file that holds another kind of model than ``cls``."""
+    from ..serialization import load
+
+    if checkpoint is None:
+        path = Path(shipped)
+        if not path.is_file():
+            raise UserInputError(f"no shipped {task} model at {path}; train one with `grukit {task} train` and "
+                                 f"pass --checkpoint RUN_FOLDER")
+    else:
+        path = resolve_checkpoint(checkpoint)
+    model = load(path)
+    if not isinstance(model, cls):
+        raise UserInputError(f"{path} holds a {type(model).__name__}, not a {task} model ({cls.__name__})")
+    return model, path

@@ -58,20 +58,9 @@ def baselines(train_texts: Sequence[str], train_labels: Sequence[int], texts: Se
 
 def load_model(checkpoint=None) -> tuple[SentimentGRU, str]:
     """(model, path): ``--checkpoint`` (a run folder or a .safetensors file) or the shipped model."""
-    from ... import serialization
-    from ...errors import UserInputError
-    from ...train.run import resolve_checkpoint
+    from ...train.run import load_task_model
 
-    if checkpoint is None:
-        path = PRETRAINED
-        if not path.is_file():
-            raise UserInputError(f"no shipped sentiment model at {path}; train one with `grukit sentiment train` "
-                                 f"and pass --checkpoint RUN_FOLDER")
-    else:
-        path = resolve_checkpoint(checkpoint)
-    model = serialization.load(path)
-    if not isinstance(model, SentimentGRU):
-        raise UserInputError(f"{path} holds a {type(model).__name__}, not a sentiment model (SentimentGRU)")
+    model, path = load_task_model(checkpoint, PRETRAINED, SentimentGRU, "sentiment")
     return model, str(path)
 
 

@@ -62,18 +62,7 @@ PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained" / "text-shakespe
 
 def load_model(checkpoint=None) -> tuple[CharLM, str]:
     """(model, path): ``--checkpoint`` (a run folder or a .safetensors file) or the shipped model."""
-    from ... import serialization
-    from ...errors import UserInputError
-    from ...train.run import resolve_checkpoint
+    from ...train.run import load_task_model
 
-    if checkpoint is None:
-        path = PRETRAINED
-        if not path.is_file():
-            raise UserInputError(f"no shipped text model at {path}; train one with `grukit text train` and pass "
-                                 f"--checkpoint RUN_FOLDER")
-    else:
-        path = resolve_checkpoint(checkpoint)
-    model = serialization.load(path)
-    if not isinstance(model, CharLM):
-        raise UserInputError(f"{path} holds a {type(model).__name__}, not a text model (CharLM)")
+    model, path = load_task_model(checkpoint, PRETRAINED, CharLM, "text")
     return model, str(path)
