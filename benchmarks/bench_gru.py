@@ -13,6 +13,7 @@ Reported numbers are medians of wall-clock times in ms (streaming: µs per step)
 the same run. At 1 thread the median process CPU time is recorded too: on a shared, loaded machine it is much
 steadier than wall time. This is a benchmark, not a test: nothing here asserts speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,12 +80,42 @@ def _floor_fns(layers, B, T, I, H):
         for x, w_ih, w_hh, hs, gh, dg, dh in per_layer:
             torch.mm(x, w_ih.t())
             # gh_t (B × 3H) = h_t · W_hhᵀ, column-major: ghᵀ = W_hh · h_tᵀ
-            loop(T, 1, 3 * H, B, H, w_hh.data_ptr(), H, hs.data_ptr(), B * H, H, gh.data_ptr(), B * 3 * H, 3 * H, gemm)
+            loop(
+                T,
+                1,
+                3 * H,
+                B,
+                H,
+                w_hh.data_ptr(),
+                H,
+                hs.data_ptr(),
+                B * H,
+                H,
+                gh.data_ptr(),
+                B * 3 * H,
+                3 * H,
+                gemm,
+            )
 
     def bwd():
         for x, w_ih, w_hh, hs, gh, dg, dh in per_layer:
             # dh_t (B × H) = dg_t (B × 3H) · W_hh, column-major: dhᵀ = W_hhᵀ · dg_tᵀ
-            loop(T, 0, H, B, 3 * H, w_hh.data_ptr(), H, dg.data_ptr(), B * 3 * H, 3 * H, dh.data_ptr(), B * H, H, gemm)
+            loop(
+                T,
+                0,
+                H,
+                B,
+                3 * H,
+                w_hh.data_ptr(),
+                H,
+                dg.data_ptr(),
+                B * 3 * H,
+                3 * H,
+                dh.data_ptr(),
+                B * H,
+                H,
+                gemm,
+            )
             dg2 = dg.view(T * B, 3 * H)
             torch.mm(dg2.t(), hs.view(T * B, H))
             torch.mm(dg2.t(), x)
@@ -125,12 +156,14 @@ def bench_shape(layers, B, T, I, H, threads, repeats, tmpdir, with_ort=True):
         def f():
             with torch.inference_mode():
                 m(x)
+
         return f
 
     def train(m):
         def f():
             out, h = m(xg)
             out.sum().backward()
+
         return f
 
     fwd = {"nn_gru": inf(ref), "grukit": inf(g), "floor": floor_f}
@@ -142,9 +175,12 @@ def bench_shape(layers, B, T, I, H, threads, repeats, tmpdir, with_ort=True):
     tf = _timeit(fwd, repeats)
     assert fused.calls["sequence"] > n0, "the fused path did not run"
     tb = _timeit({"nn_gru": train(ref), "grukit": train(g), "floor": floor_fb}, repeats)
-    row = {"shape": {"layers": layers, "batch": B, "seq_len": T, "input": I, "hidden": H}, "threads": threads,
-           "forward_ms": {k: round(v[0], 3) for k, v in tf.items()},
-           "forward_backward_ms": {k: round(v[0], 3) for k, v in tb.items()}}
+    row = {
+        "shape": {"layers": layers, "batch": B, "seq_len": T, "input": I, "hidden": H},
+        "threads": threads,
+        "forward_ms": {k: round(v[0], 3) for k, v in tf.items()},
+        "forward_backward_ms": {k: round(v[0], 3) for k, v in tb.items()},
+    }
     if threads == 1:
         row["forward_cpu_ms"] = {k: round(v[1], 3) for k, v in tf.items()}
         row["forward_backward_cpu_ms"] = {k: round(v[1], 3) for k, v in tb.items()}
@@ -181,6 +217,7 @@ def bench_stream(B, H, threads, repeats, steps):
                 h = torch.zeros(B, H)
                 for t in range(steps):
                     h = m(xs[t], h)
+
         return f
 
     streamer = fused.Streamer(cell, batch_size=B)
@@ -193,17 +230,27 @@ def bench_stream(B, H, threads, repeats, steps):
                 streamer.step(xc[t])
 
     n0 = fused.calls["cell"]
-    t = _timeit({"nn_grucell": run(ref), "grukit": run(cell), "grukit_streamer": run_streamer}, repeats)
+    t = _timeit(
+        {"nn_grucell": run(ref), "grukit": run(cell), "grukit_streamer": run_streamer}, repeats
+    )
     assert fused.calls["cell"] > n0, "the fused cell did not run"
     us = {k: round(v[0] * 1e3 / steps, 2) for k, v in t.items()}
-    row = {"batch": B, "hidden": H, "input": I, "threads": threads, "us_per_step": us,
-           "speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit"], 2),
-           "streamer_speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit_streamer"], 2)}
+    row = {
+        "batch": B,
+        "hidden": H,
+        "input": I,
+        "threads": threads,
+        "us_per_step": us,
+        "speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit"], 2),
+        "streamer_speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit_streamer"], 2),
+    }
     if threads == 1:
         cpu = {k: round(v[1] * 1e3 / steps, 2) for k, v in t.items()}
         row["cpu_us_per_step"] = cpu
         row["cpu_speedup_vs_nn_grucell"] = round(cpu["nn_grucell"] / cpu["grukit"], 2)
-        row["cpu_streamer_speedup_vs_nn_grucell"] = round(cpu["nn_grucell"] / cpu["grukit_streamer"], 2)
+        row["cpu_streamer_speedup_vs_nn_grucell"] = round(
+            cpu["nn_grucell"] / cpu["grukit_streamer"], 2
+        )
     return row
 
 
@@ -218,30 +265,40 @@ def _cpu_name() -> str:
 
 
 def print_tables(result):
-    print(f"\n{'shape (L,B,T,I,H)':<22}{'thr':>4} | {'fwd: nn.GRU':>11}{'grukit':>9}{'ORT':>8}{'x nn':>7}{'x ORT':>7}"
-          f" | {'fwd+bwd: nn.GRU':>15}{'grukit':>9}{'floor':>9}{'x nn':>7}{'/floor':>7}")
+    print(
+        f"\n{'shape (L,B,T,I,H)':<22}{'thr':>4} | {'fwd: nn.GRU':>11}{'grukit':>9}{'ORT':>8}{'x nn':>7}{'x ORT':>7}"
+        f" | {'fwd+bwd: nn.GRU':>15}{'grukit':>9}{'floor':>9}{'x nn':>7}{'/floor':>7}"
+    )
     for r in result["shapes"]:
         s = r["shape"]
         f, fb, q = r["forward_ms"], r["forward_backward_ms"], r["ratios"]
         ort = f.get("onnxruntime")
-        print(f"{str((s['layers'], s['batch'], s['seq_len'], s['input'], s['hidden'])):<22}{r['threads']:>4} | "
-              f"{f['nn_gru']:>11.1f}{f['grukit']:>9.1f}{(f'{ort:.1f}' if ort else '-'):>8}"
-              f"{q['fwd_speedup_vs_nn_gru']:>7.2f}{q.get('fwd_speedup_vs_onnxruntime', float('nan')):>7.2f} | "
-              f"{fb['nn_gru']:>15.1f}{fb['grukit']:>9.1f}{fb['floor']:>9.1f}{q['fwd_bwd_speedup_vs_nn_gru']:>7.2f}"
-              f"{q['fwd_bwd_over_floor']:>7.2f}")
-    print(f"\n{'streaming (B,H)':<18}{'thr':>4} | {'nn.GRUCell µs':>14}{'GRUCell µs':>11}{'x':>7}{'Streamer µs':>12}{'x':>7}")
+        print(
+            f"{str((s['layers'], s['batch'], s['seq_len'], s['input'], s['hidden'])):<22}{r['threads']:>4} | "
+            f"{f['nn_gru']:>11.1f}{f['grukit']:>9.1f}{(f'{ort:.1f}' if ort else '-'):>8}"
+            f"{q['fwd_speedup_vs_nn_gru']:>7.2f}{q.get('fwd_speedup_vs_onnxruntime', float('nan')):>7.2f} | "
+            f"{fb['nn_gru']:>15.1f}{fb['grukit']:>9.1f}{fb['floor']:>9.1f}{q['fwd_bwd_speedup_vs_nn_gru']:>7.2f}"
+            f"{q['fwd_bwd_over_floor']:>7.2f}"
+        )
+    print(
+        f"\n{'streaming (B,H)':<18}{'thr':>4} | {'nn.GRUCell µs':>14}{'GRUCell µs':>11}{'x':>7}{'Streamer µs':>12}{'x':>7}"
+    )
     for r in result["streaming"]:
         u = r["us_per_step"]
-        print(f"{str((r['batch'], r['hidden'])):<18}{r['threads']:>4} | {u['nn_grucell']:>14.1f}{u['grukit']:>11.1f}"
-              f"{r['speedup_vs_nn_grucell']:>7.2f}{u['grukit_streamer']:>12.1f}{r['streamer_speedup_vs_nn_grucell']:>7.2f}")
+        print(
+            f"{str((r['batch'], r['hidden'])):<18}{r['threads']:>4} | {u['nn_grucell']:>14.1f}{u['grukit']:>11.1f}"
+            f"{r['speedup_vs_nn_grucell']:>7.2f}{u['grukit_streamer']:>12.1f}{r['streamer_speedup_vs_nn_grucell']:>7.2f}"
+        )
 
 
 def markdown(result) -> str:
     """The README table: 1-thread process-CPU-time medians (steady on a loaded machine) and the wall-time
     ratios at every thread count, all from one run."""
-    lines = ["| shape (L,B,T,I,H) | nn.GRU fwd | grukit fwd | ORT fwd | nn.GRU fwd+bwd | grukit fwd+bwd | floor fwd+bwd "
-             "| fwd × nn.GRU | fwd × ORT | fwd+bwd × nn.GRU | fwd+bwd / floor |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| shape (L,B,T,I,H) | nn.GRU fwd | grukit fwd | ORT fwd | nn.GRU fwd+bwd | grukit fwd+bwd | floor fwd+bwd "
+        "| fwd × nn.GRU | fwd × ORT | fwd+bwd × nn.GRU | fwd+bwd / floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["shapes"]:
         if r["threads"] != 1:
             continue
@@ -253,34 +310,63 @@ def markdown(result) -> str:
             f"{f['grukit']:.1f} | {'—' if ort is None else f'{ort:.1f}'} | {fb['nn_gru']:.1f} | {fb['grukit']:.1f} | "
             f"{fb['floor']:.1f} | {f['nn_gru'] / f['grukit']:.2f} | "
             f"{'—' if ort is None else format(ort / f['grukit'], '.2f')} | "
-            f"{fb['nn_gru'] / fb['grukit']:.2f} | {fb['grukit'] / fb['floor']:.2f} |")
-    lines += ["", "| shape (L,B,T,I,H) | threads | fwd × nn.GRU | fwd × ORT | fwd+bwd × nn.GRU | fwd+bwd / floor |",
-              "|---|---|---|---|---|---|"]
+            f"{fb['nn_gru'] / fb['grukit']:.2f} | {fb['grukit'] / fb['floor']:.2f} |"
+        )
+    lines += [
+        "",
+        "| shape (L,B,T,I,H) | threads | fwd × nn.GRU | fwd × ORT | fwd+bwd × nn.GRU | fwd+bwd / floor |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in result["shapes"]:
         s, q = r["shape"], r["ratios"]
-        lines.append(f"| ({s['layers']},{s['batch']},{s['seq_len']},{s['input']},{s['hidden']}) | {r['threads']} | "
-                     f"{q['fwd_speedup_vs_nn_gru']:.2f} | {q.get('fwd_speedup_vs_onnxruntime', float('nan')):.2f} | "
-                     f"{q['fwd_bwd_speedup_vs_nn_gru']:.2f} | {q['fwd_bwd_over_floor']:.2f} |")
-    lines += ["", "| streaming step (B, H), I=64 | threads | nn.GRUCell µs | grukit.GRUCell µs | × | Streamer µs | × |",
-              "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| ({s['layers']},{s['batch']},{s['seq_len']},{s['input']},{s['hidden']}) | {r['threads']} | "
+            f"{q['fwd_speedup_vs_nn_gru']:.2f} | {q.get('fwd_speedup_vs_onnxruntime', float('nan')):.2f} | "
+            f"{q['fwd_bwd_speedup_vs_nn_gru']:.2f} | {q['fwd_bwd_over_floor']:.2f} |"
+        )
+    lines += [
+        "",
+        "| streaming step (B, H), I=64 | threads | nn.GRUCell µs | grukit.GRUCell µs | × | Streamer µs | × |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in result["streaming"]:
         u = r.get("cpu_us_per_step", r["us_per_step"])
         kind = "CPU" if "cpu_us_per_step" in r else "wall"
-        lines.append(f"| ({r['batch']}, {r['hidden']}) | {r['threads']} ({kind}) | {u['nn_grucell']:.1f} | {u['grukit']:.1f} | "
-                     f"{u['nn_grucell'] / u['grukit']:.2f} | {u['grukit_streamer']:.1f} | "
-                     f"{u['nn_grucell'] / u['grukit_streamer']:.2f} |")
+        lines.append(
+            f"| ({r['batch']}, {r['hidden']}) | {r['threads']} ({kind}) | {u['nn_grucell']:.1f} | {u['grukit']:.1f} | "
+            f"{u['nn_grucell'] / u['grukit']:.2f} | {u['grukit_streamer']:.1f} | "
+            f"{u['nn_grucell'] / u['grukit_streamer']:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats, 1 thread only unless --threads is given")
-    ap.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2; quick: 1)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (default 5; quick: 2)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repeats, 1 thread only unless --threads is given",
+    )
+    ap.add_argument(
+        "--threads", default=None, help="comma-separated thread counts (default 1,2; quick: 1)"
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed rounds per measurement (default 5; quick: 2)",
+    )
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cpu.json"))
-    ap.add_argument("--note", default="shared 2-core VM, loaded by other jobs during the run: compare ratios "
-                                      "within this run, not absolute times with other machines")
-    ap.add_argument("--markdown", metavar="JSON", help="print the README tables of an existing results file and exit")
+    ap.add_argument(
+        "--note",
+        default="shared 2-core VM, loaded by other jobs during the run: compare ratios "
+        "within this run, not absolute times with other machines",
+    )
+    ap.add_argument(
+        "--markdown",
+        metavar="JSON",
+        help="print the README tables of an existing results file and exit",
+    )
     args = ap.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
@@ -289,23 +375,41 @@ def main(argv=None):
     repeats = args.repeats or (2 if args.quick else 5)
     t_start = time.perf_counter()
     result = {
-        "name": "cpu", "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]) if argv is None
+        "name": "cpu",
+        "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+        if argv is None
         else "python benchmarks/bench_gru.py " + " ".join(argv),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpu": _cpu_name(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-                    "note": args.note},
-        "torch": torch.__version__, "grukit": grukit.__version__, "dtype": "float32", "seed": 0,
-        "repeats": repeats, "units": "ms, median wall time (cpu_ms: median process CPU time); streaming µs/step",
-        "fused": {"matvec_max_batch": fused.matvec_max_batch, "blas_gemm": fused._SGEMM is not None},
-        "shapes": [], "streaming": [],
+        "machine": {
+            "cpu": _cpu_name(),
+            "logical_cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "note": args.note,
+        },
+        "torch": torch.__version__,
+        "grukit": grukit.__version__,
+        "dtype": "float32",
+        "seed": 0,
+        "repeats": repeats,
+        "units": "ms, median wall time (cpu_ms: median process CPU time); streaming µs/step",
+        "fused": {
+            "matvec_max_batch": fused.matvec_max_batch,
+            "blas_gemm": fused._SGEMM is not None,
+        },
+        "shapes": [],
+        "streaming": [],
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    def save(complete: bool) -> None:  # after every measurement, atomically, so an interrupted run keeps its data
+    def save(
+        complete: bool,
+    ) -> None:  # after every measurement, atomically, so an interrupted run keeps its data
         result["complete"] = complete
-        result["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        result["machine"]["load_average_at_end"] = (
+            list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        )
         result["wall_time_s"] = round(time.perf_counter() - t_start, 1)
         part = out.with_suffix(".json.tmp")
         part.write_text(json.dumps(result, indent=1) + "\n")
@@ -321,7 +425,9 @@ def main(argv=None):
                 print(f"  done {(layers, B, T, I, H)} threads={nt}: {row['ratios']}", flush=True)
                 save(False)
             for B, H in STREAM:
-                result["streaming"].append(bench_stream(B, H, nt, repeats, steps=200 if args.quick else 1000))
+                result["streaming"].append(
+                    bench_stream(B, H, nt, repeats, steps=200 if args.quick else 1000)
+                )
                 save(False)
     torch.set_num_threads(old)
     save(True)

@@ -15,6 +15,7 @@ Each cell reports CPU time of this process (time.process_time; robust on a share
 best of --repeats (one run for T ≥ 4096), after one warm-up at T = 64. Results are merged into the
 "mingru_scan" entry of --out (benchmarks/results/variants.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--methods", nargs="+",
-                    default=["scan", "logscan", "loop", "step", "gru", "scan_core", "loop_core"])
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=["scan", "logscan", "loop", "step", "gru", "scan_core", "loop_core"],
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "variants.json")
@@ -93,10 +97,24 @@ def main(argv=None) -> dict:
     from grukit.kernels import fused_unsupported_reason
 
     probe = grukit.GRU(H, H)
-    gru_backend = "fused" if fused_unsupported_reason(
-        "sequence", x=torch.zeros(2, B, H), h0=torch.zeros(B, H), w_ih=probe.weight_ih_l0, w_hh=probe.weight_hh_l0,
-        b_ih=probe.bias_ih_l0, b_hh=probe.bias_hh_l0, reset_after=True, lengths=None, reverse=False,
-        return_gates=False) is None else "composite"
+    gru_backend = (
+        "fused"
+        if fused_unsupported_reason(
+            "sequence",
+            x=torch.zeros(2, B, H),
+            h0=torch.zeros(B, H),
+            w_ih=probe.weight_ih_l0,
+            w_hh=probe.weight_hh_l0,
+            b_ih=probe.bias_ih_l0,
+            b_hh=probe.bias_hh_l0,
+            reset_after=True,
+            lengths=None,
+            reverse=False,
+            return_gates=False,
+        )
+        is None
+        else "composite"
+    )
     warm = torch.randn(64, B, H, requires_grad=True)
     for m in args.methods:
         _fwd_bwd(m, models[m], warm)
@@ -112,16 +130,31 @@ def main(argv=None) -> dict:
             if m in row and "scan" in row:
                 row[f"speedup_scan_vs_{m}_cpu"] = round(row[m]["cpu_s"] / row["scan"]["cpu_s"], 2)
         if "scan_core" in row and "loop_core" in row:
-            row["speedup_scan_core_vs_loop_core_cpu"] = round(row["loop_core"]["cpu_s"] / row["scan_core"]["cpu_s"], 2)
+            row["speedup_scan_core_vs_loop_core_cpu"] = round(
+                row["loop_core"]["cpu_s"] / row["scan_core"]["cpu_s"], 2
+            )
         rows.append(row)
     result = {
-        "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:])),
-        "config": {"batch": B, "input_size": H, "hidden_size": H, "layers": 1, "dtype": "float32",
-                   "threads": args.threads, "pass": "forward + backward, loss = output.sum()",
-                   "gru_backend": gru_backend, "seed": 0},
-        "machine": (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with ~4 other "
-                    "engineers' jobs (load average ~12-15 on 2 cores during the run): wall times are inflated "
-                    "and noisy; CPU times (process_time) are the comparable numbers"),
+        "command": "python "
+        + " ".join(
+            [os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:])
+        ),
+        "config": {
+            "batch": B,
+            "input_size": H,
+            "hidden_size": H,
+            "layers": 1,
+            "dtype": "float32",
+            "threads": args.threads,
+            "pass": "forward + backward, loss = output.sum()",
+            "gru_backend": gru_backend,
+            "seed": 0,
+        },
+        "machine": (
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with ~4 other "
+            "engineers' jobs (load average ~12-15 on 2 cores during the run): wall times are inflated "
+            "and noisy; CPU times (process_time) are the comparable numbers"
+        ),
         "torch": torch.__version__,
         "grukit_version": grukit.__version__,
         "rows": rows,

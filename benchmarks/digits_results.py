@@ -16,6 +16,7 @@
 
 Each section is merged into the JSON file, so the two commands can run at different times.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,11 @@ OUT = ROOT / "benchmarks" / "results" / "digits.json"
 
 
 def _machine() -> str:
-    return f"{platform.machine()} {platform.processor() or ''} Linux, torch {torch.__version__}, " \
-           f"{torch.get_num_threads()} torch thread(s); a 2-core machine shared with other jobs (wall time " \
-           f"inflated, CPU time is the fair number)".replace("  ", " ")
+    return (
+        f"{platform.machine()} {platform.processor() or ''} Linux, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch thread(s); a 2-core machine shared with other jobs (wall time "
+        f"inflated, CPU time is the fair number)".replace("  ", " ")
+    )
 
 
 def _merge(section: str, value: dict) -> None:
@@ -67,40 +70,86 @@ def loso(args) -> None:
         parts = D.speaker_split(recs, speaker)
         raw = {k: [raw_all[r.path] for r in v] for k, v in parts.items()}
         labels = {k: [r.digit for r in v] for k, v in parts.items()}
-        cfg = DigitsConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
-                           bidirectional=not args.unidirectional, dropout=args.dropout, pooling=args.pooling,
-                           normalization=args.normalization)
+        cfg = DigitsConfig(
+            hidden_size=args.hidden_size,
+            num_layers=args.num_layers,
+            bidirectional=not args.unidirectional,
+            dropout=args.dropout,
+            pooling=args.pooling,
+            normalization=args.normalization,
+        )
         prepared, cfg = prepare(raw, labels, cfg)
         c0, w0 = time.process_time(), time.perf_counter()
-        res = train_model(prepared, cfg, epochs=args.epochs, seed=args.seed, mask_bands=args.mask_bands,
-                          mask_frames=args.mask_frames, stretch=args.stretch, shift=args.shift,
-                          output_dir=Path(args.runs) / f"digits-loso-{speaker}", progress=False, plot=False)
+        res = train_model(
+            prepared,
+            cfg,
+            epochs=args.epochs,
+            seed=args.seed,
+            mask_bands=args.mask_bands,
+            mask_frames=args.mask_frames,
+            stretch=args.stretch,
+            shift=args.shift,
+            output_dir=Path(args.runs) / f"digits-loso-{speaker}",
+            progress=False,
+            plot=False,
+        )
         model = res.best_model()
-        test = summarize(predict_logits(model, prepared.features["test"]), labels["test"],
-                         [speaker] * len(labels["test"]))
-        val = summarize(predict_logits(model, prepared.features["val"]), labels["val"],
-                        [r.speaker for r in parts["val"]])
-        folds[speaker] = {"test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"],
-                          "per_digit": test["per_digit"], "confusion": test["confusion"],
-                          "best_epoch": res.best_epoch, "cpu_time_s": round(time.process_time() - c0, 1),
-                          "wall_time_s": round(time.perf_counter() - w0, 1)}
-        print(f"{speaker:10s} test {test['accuracy']:.4f} val {val['accuracy']:.4f} "
-              f"cpu {folds[speaker]['cpu_time_s']} s", flush=True)
+        test = summarize(
+            predict_logits(model, prepared.features["test"]),
+            labels["test"],
+            [speaker] * len(labels["test"]),
+        )
+        val = summarize(
+            predict_logits(model, prepared.features["val"]),
+            labels["val"],
+            [r.speaker for r in parts["val"]],
+        )
+        folds[speaker] = {
+            "test_accuracy": test["accuracy"],
+            "val_accuracy": val["accuracy"],
+            "per_digit": test["per_digit"],
+            "confusion": test["confusion"],
+            "best_epoch": res.best_epoch,
+            "cpu_time_s": round(time.process_time() - c0, 1),
+            "wall_time_s": round(time.perf_counter() - w0, 1),
+        }
+        print(
+            f"{speaker:10s} test {test['accuracy']:.4f} val {val['accuracy']:.4f} "
+            f"cpu {folds[speaker]['cpu_time_s']} s",
+            flush=True,
+        )
     accs = [f["test_accuracy"] for f in folds.values()]
-    _merge(args.section, {
-        "description": "6 folds: test = all 500 files of one speaker; train = the other 5 speakers' files with "
-                       "index 0-4 and 10-49, val = their index 5-9 (best epoch on val accuracy); fixed small "
-                       "model, few epochs, 1 CPU thread",
-        "command": " ".join(["python", *sys.argv]), "seed": args.seed,
-        "model": {"bidirectional": not args.unidirectional, "normalization": args.normalization,
-                  "hidden_size": args.hidden_size, "num_layers": args.num_layers, "pooling": args.pooling,
-                  "dropout": args.dropout, "epochs": args.epochs, "mask_bands": args.mask_bands,
-                  "mask_frames": args.mask_frames, "stretch": args.stretch, "shift": args.shift},
-        "threads": args.threads, "mean_accuracy": float(np.mean(accs)), "min_accuracy": float(np.min(accs)),
-        "folds": folds, "feature_cpu_time_s": round(feat_cpu, 1), "feature_wall_time_s": round(feat_wall, 1),
-        "total_cpu_time_s": round(feat_cpu + sum(f["cpu_time_s"] for f in folds.values()), 1),
-        "machine": _machine(),
-    })
+    _merge(
+        args.section,
+        {
+            "description": "6 folds: test = all 500 files of one speaker; train = the other 5 speakers' files with "
+            "index 0-4 and 10-49, val = their index 5-9 (best epoch on val accuracy); fixed small "
+            "model, few epochs, 1 CPU thread",
+            "command": " ".join(["python", *sys.argv]),
+            "seed": args.seed,
+            "model": {
+                "bidirectional": not args.unidirectional,
+                "normalization": args.normalization,
+                "hidden_size": args.hidden_size,
+                "num_layers": args.num_layers,
+                "pooling": args.pooling,
+                "dropout": args.dropout,
+                "epochs": args.epochs,
+                "mask_bands": args.mask_bands,
+                "mask_frames": args.mask_frames,
+                "stretch": args.stretch,
+                "shift": args.shift,
+            },
+            "threads": args.threads,
+            "mean_accuracy": float(np.mean(accs)),
+            "min_accuracy": float(np.min(accs)),
+            "folds": folds,
+            "feature_cpu_time_s": round(feat_cpu, 1),
+            "feature_wall_time_s": round(feat_wall, 1),
+            "total_cpu_time_s": round(feat_cpu + sum(f["cpu_time_s"] for f in folds.values()), 1),
+            "machine": _machine(),
+        },
+    )
 
 
 def official(args) -> None:
@@ -120,24 +169,42 @@ def official(args) -> None:
             shutil.copy2(run / "model.safetensors", dest)
             dest.chmod(0o644)
         model = grukit.load(dest if dest is not None else run / "model.safetensors")
-        res = {split: evaluate_records(model, split_records(args.data_dir, split)) for split in ("val", "test")}
+        res = {
+            split: evaluate_records(model, split_records(args.data_dir, split))
+            for split in ("val", "test")
+        }
         out[name] = {
-            "model_file": str(dest.relative_to(ROOT)) if dest is not None else f"{run}/model.safetensors (not shipped)",
+            "model_file": str(dest.relative_to(ROOT))
+            if dest is not None
+            else f"{run}/model.safetensors (not shipped)",
             "model_bytes": (dest or run / "model.safetensors").stat().st_size,
-            "config": config.get("model"), "command": metrics.get("command"), "seed": metrics.get("seed"),
-            "threads": metrics.get("threads"), "wall_time_s": metrics.get("wall_time_s"),
-            "cpu_time_s": metrics.get("cpu_time_s"), "epochs_run": metrics.get("epochs_run"),
-            "best_epoch": metrics.get("best_epoch"), "training_options": {k: v for k, v in config.items()
-                                                                          if k not in ("model", "data_dir")},
-            "test_accuracy": res["test"]["accuracy"], "val_accuracy": res["val"]["accuracy"],
-            "test_per_speaker": res["test"]["per_speaker"], "test_confusion": res["test"]["confusion"],
-            "evaluate_command": (f"grukit digits evaluate{' --stream' if name == 'stream' else ''} --split test"
-                                 if dest is not None else f"grukit digits evaluate --checkpoint {run} --split test"),
+            "config": config.get("model"),
+            "command": metrics.get("command"),
+            "seed": metrics.get("seed"),
+            "threads": metrics.get("threads"),
+            "wall_time_s": metrics.get("wall_time_s"),
+            "cpu_time_s": metrics.get("cpu_time_s"),
+            "epochs_run": metrics.get("epochs_run"),
+            "best_epoch": metrics.get("best_epoch"),
+            "training_options": {k: v for k, v in config.items() if k not in ("model", "data_dir")},
+            "test_accuracy": res["test"]["accuracy"],
+            "val_accuracy": res["val"]["accuracy"],
+            "test_per_speaker": res["test"]["per_speaker"],
+            "test_confusion": res["test"]["confusion"],
+            "evaluate_command": (
+                f"grukit digits evaluate{' --stream' if name == 'stream' else ''} --split test"
+                if dest is not None
+                else f"grukit digits evaluate --checkpoint {run} --split test"
+            ),
         }
         print(f"{name}: test {res['test']['accuracy']:.4f} val {res['val']['accuracy']:.4f}")
-    out["selection"] = ("the shipped offline model is the bidirectional run with the best validation "
-                        "accuracy among those listed; test accuracy was not used to choose")
-    out["split"] = "official: test = index 0-4 (300 files), val = index 5-9 (300), train = index 10-49 (2400)"
+    out["selection"] = (
+        "the shipped offline model is the bidirectional run with the best validation "
+        "accuracy among those listed; test accuracy was not used to choose"
+    )
+    out["split"] = (
+        "official: test = index 0-4 (300 files), val = index 5-9 (300), train = index 10-49 (2400)"
+    )
     out["machine"] = _machine()
     _merge("official_split", out)
 
@@ -160,7 +227,7 @@ def streamcheck(args) -> None:
         y = D.load_audio(r.path, model.feature_spec)
         rec = StreamingRecognizer(model)
         for i in range(0, len(y), step):
-            rec.push(y[i:i + step])
+            rec.push(y[i : i + step])
         final = rec.finish()
         with torch.no_grad():
             offline = model(torch.from_numpy(features_for(model, y))[None])[0]
@@ -169,17 +236,32 @@ def streamcheck(args) -> None:
         correct += int(final.label == str(r.digit))
         frames += rec.frames
     cpu = time.process_time() - c0
-    _merge("streaming_check", {
-        "description": "every official test file streamed in chunks through the shipped streaming model "
-                       "(features, running normalization and GRU.step frame by frame) vs the same model "
-                       "offline on the whole file",
-        "command": " ".join(["python", *sys.argv]), "files": len(recs), "chunk_ms": args.chunk_ms,
-        "final_equals_offline": same, "max_abs_logit_difference": max_diff, "stream_accuracy": correct / len(recs),
-        "frames": frames, "cpu_time_s": round(cpu, 2), "cpu_ms_per_frame": round(1000 * cpu / frames, 3),
-        "real_time_factor": round(cpu / (frames * model.feature_spec.hop_length / model.feature_spec.sample_rate), 4),
-        "threads": args.threads, "machine": _machine()})
-    print(f"final == offline on {same}/{len(recs)} files, max |logit diff| {max_diff:.2e}, "
-          f"{1000 * cpu / frames:.3f} ms CPU per 10 ms frame")
+    _merge(
+        "streaming_check",
+        {
+            "description": "every official test file streamed in chunks through the shipped streaming model "
+            "(features, running normalization and GRU.step frame by frame) vs the same model "
+            "offline on the whole file",
+            "command": " ".join(["python", *sys.argv]),
+            "files": len(recs),
+            "chunk_ms": args.chunk_ms,
+            "final_equals_offline": same,
+            "max_abs_logit_difference": max_diff,
+            "stream_accuracy": correct / len(recs),
+            "frames": frames,
+            "cpu_time_s": round(cpu, 2),
+            "cpu_ms_per_frame": round(1000 * cpu / frames, 3),
+            "real_time_factor": round(
+                cpu / (frames * model.feature_spec.hop_length / model.feature_spec.sample_rate), 4
+            ),
+            "threads": args.threads,
+            "machine": _machine(),
+        },
+    )
+    print(
+        f"final == offline on {same}/{len(recs)} files, max |logit diff| {max_diff:.2e}, "
+        f"{1000 * cpu / frames:.3f} ms CPU per 10 ms frame"
+    )
 
 
 def sequences(args) -> None:
@@ -199,24 +281,40 @@ def sequences(args) -> None:
         pick = [recs[i] for i in rng.choice(len(recs), args.length, replace=False)]
         parts = [args.noise * rng.standard_normal(int(rng.uniform(0.2, 0.5) * 8000))]
         for r in pick:
-            parts += [D.load_audio(r.path, spec), args.noise * rng.standard_normal(int(rng.uniform(0.2, 0.5) * 8000))]
-        got = "".join(s.label for s in predict_sequence(model, np.concatenate(parts).astype(np.float32)))
+            parts += [
+                D.load_audio(r.path, spec),
+                args.noise * rng.standard_normal(int(rng.uniform(0.2, 0.5) * 8000)),
+            ]
+        got = "".join(
+            s.label for s in predict_sequence(model, np.concatenate(parts).astype(np.float32))
+        )
         want = "".join(str(r.digit) for r in pick)
         right += got == want
         count_right += len(got) == len(want)
         digits_right += sum(a == b for a, b in zip(got, want)) if len(got) == len(want) else 0
-    _merge("sequences", {
-        "description": "grukit digits predict --sequence (shipped offline model) on strings of random official "
-                       "test files joined by 0.2-0.5 s pauses of Gaussian noise",
-        "command": " ".join(["python", *sys.argv]), "seed": args.seed, "strings": args.count,
-        "digits_per_string": args.length, "noise_std": args.noise, "strings_exactly_right": right,
-        "segment_count_right": count_right, "digit_accuracy_where_count_right":
-            digits_right / max(1, count_right * args.length), "machine": _machine()})
+    _merge(
+        "sequences",
+        {
+            "description": "grukit digits predict --sequence (shipped offline model) on strings of random official "
+            "test files joined by 0.2-0.5 s pauses of Gaussian noise",
+            "command": " ".join(["python", *sys.argv]),
+            "seed": args.seed,
+            "strings": args.count,
+            "digits_per_string": args.length,
+            "noise_std": args.noise,
+            "strings_exactly_right": right,
+            "segment_count_right": count_right,
+            "digit_accuracy_where_count_right": digits_right / max(1, count_right * args.length),
+            "machine": _machine(),
+        },
+    )
     print(f"{right}/{args.count} strings right, segment count right {count_right}/{args.count}")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("loso")
     a.add_argument("--data-dir", default=None)
@@ -228,7 +326,9 @@ def main() -> None:
     a.add_argument("--pooling", default="mean")
     a.add_argument("--normalization", default="utterance", choices=["utterance", "running"])
     a.add_argument("--unidirectional", action="store_true")
-    a.add_argument("--section", default="leave_one_speaker_out", help="Key of the results in digits.json.")
+    a.add_argument(
+        "--section", default="leave_one_speaker_out", help="Key of the results in digits.json."
+    )
     a.add_argument("--mask-bands", type=int, default=6)
     a.add_argument("--mask-frames", type=int, default=6)
     a.add_argument("--stretch", type=float, default=0.2)
@@ -241,8 +341,12 @@ def main() -> None:
     b.add_argument("--data-dir", default=None)
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--no-copy", action="store_true", help="Evaluate the shipped files as they are.")
-    b.add_argument("--alternative", action="append", default=[],
-                   help="Another run folder to evaluate and record (not shipped); repeatable.")
+    b.add_argument(
+        "--alternative",
+        action="append",
+        default=[],
+        help="Another run folder to evaluate and record (not shipped); repeatable.",
+    )
     c = sub.add_parser("streamcheck")
     c.add_argument("--data-dir", default=None)
     c.add_argument("--chunk-ms", type=float, default=100.0)
@@ -255,7 +359,9 @@ def main() -> None:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    {"loso": loso, "official": official, "streamcheck": streamcheck, "sequences": sequences}[args.cmd](args)
+    {"loso": loso, "official": official, "streamcheck": streamcheck, "sequences": sequences}[
+        args.cmd
+    ](args)
 
 
 if __name__ == "__main__":

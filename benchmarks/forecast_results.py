@@ -6,6 +6,7 @@ Each run is the README's command (`grukit forecast`, `grukit forecast --dataset 
 `--output-dir` under runs/. Wall time and CPU time (user + sys of the child) are measured around the whole
 command, start-up included. Results for the same (dataset, seed) replace older ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,14 +37,27 @@ def _run(dataset: str, seed: int) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     m = json.loads((out / "metrics.json").read_text())
     gru = m["model"]
-    wins = {b: gru["mase"] < v["mase"] for b, v in m["baselines"].items() if v.get("mase") is not None}
+    wins = {
+        b: gru["mase"] < v["mase"] for b, v in m["baselines"].items() if v.get("mase") is not None
+    }
     return {
-        "dataset": dataset, "seed": seed, "command": " ".join(cmd), "wall_time_s": round(wall, 1),
-        "cpu_time_s": round(cpu, 1), "load_average_1min_after": round(os.getloadavg()[0], 1),
-        "horizon": m["horizon"], "context": m["context"], "season_length": m["season_length"],
-        "backtest_origins": m["backtest_origins"], "stride": m["stride"], "series": m["series"],
-        "epochs_run": m["epochs_run"], "best_epoch": m["best_epoch"],
-        "model": gru, "baselines": m["baselines"], "gru_beats_on_mase": wins,
+        "dataset": dataset,
+        "seed": seed,
+        "command": " ".join(cmd),
+        "wall_time_s": round(wall, 1),
+        "cpu_time_s": round(cpu, 1),
+        "load_average_1min_after": round(os.getloadavg()[0], 1),
+        "horizon": m["horizon"],
+        "context": m["context"],
+        "season_length": m["season_length"],
+        "backtest_origins": m["backtest_origins"],
+        "stride": m["stride"],
+        "series": m["series"],
+        "epochs_run": m["epochs_run"],
+        "best_epoch": m["best_epoch"],
+        "model": gru,
+        "baselines": m["baselines"],
+        "gru_beats_on_mase": wins,
         **({"per_series": m["per_series"]} if "per_series" in m else {}),
     }
 
@@ -59,20 +73,36 @@ def main() -> None:
     for d in args.datasets:
         for s in args.seeds:
             runs[(d, s)] = _run(d, s)
-            print(json.dumps({k: runs[(d, s)][k] for k in ("dataset", "seed", "wall_time_s", "cpu_time_s",
-                                                            "gru_beats_on_mase")}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        k: runs[(d, s)][k]
+                        for k in (
+                            "dataset",
+                            "seed",
+                            "wall_time_s",
+                            "cpu_time_s",
+                            "gru_beats_on_mase",
+                        )
+                    }
+                ),
+                flush=True,
+            )
     import torch
 
     rec = {
         "task": "forecast",
         "metric": "rolling-origin backtest on the last origins of each series (stride = horizon for weather, "
-                  "3 months for stocks); mae, rmse on the data scale; mase = mae / in-sample MAE of the "
-                  "seasonal-naive forecast (m from the frequency) over the part before the first origin; "
-                  "coverage_80 = share of actuals inside the 0.1-0.9 band; averaged over origins and steps, "
-                  "then over series",
-        "machine": (args.note or rec.get("machine") or
-                    f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores shared with other "
-                    f"jobs, torch {torch.__version__}, 1 torch thread"),
+        "3 months for stocks); mae, rmse on the data scale; mase = mae / in-sample MAE of the "
+        "seasonal-naive forecast (m from the frequency) over the part before the first origin; "
+        "coverage_80 = share of actuals inside the 0.1-0.9 band; averaged over origins and steps, "
+        "then over series",
+        "machine": (
+            args.note
+            or rec.get("machine")
+            or f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores shared with other "
+            f"jobs, torch {torch.__version__}, 1 torch thread"
+        ),
         "runs": [runs[k] for k in sorted(runs, key=lambda k: (k[0] != "weather", k[0], k[1]))],
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ regularizers have something to prevent (overfitting); the test set is separate. 
 (hidden --hidden) and a linear read-out of the last output; Adam, gradient clipping 1.0, one thread.
 Results go to the "quality_adding" entry of --out (benchmarks/results/variants.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,16 +84,30 @@ def run(variant: str, seed: int, args) -> dict:
         if (epoch + 1) % max(1, args.epochs // 5) == 0 or epoch + 1 == args.epochs:
             model.eval()
             with torch.no_grad():
-                curve.append({"epoch": epoch + 1, "test_mse": round(float(nn.functional.mse_loss(model(x_te), y_te)), 5)})
+                curve.append(
+                    {
+                        "epoch": epoch + 1,
+                        "test_mse": round(float(nn.functional.mse_loss(model(x_te), y_te)), 5),
+                    }
+                )
     model.eval()
     with torch.no_grad():
         train_mse = float(nn.functional.mse_loss(model(x_tr), y_tr))
         test_mse = float(nn.functional.mse_loss(model(x_te), y_te))
-    res = {"seed": seed, "train_mse": round(train_mse, 5), "test_mse": round(test_mse, 5),
-           "parameters": sum(p.numel() for p in model.parameters()), "curve": curve,
-           "cpu_s": round(time.process_time() - c0, 1), "wall_s": round(time.perf_counter() - w0, 1)}
-    print(f"{variant:24s} seed {seed}: train {train_mse:.4f} test {test_mse:.4f} "
-          f"({res['cpu_s']} s CPU, {res['wall_s']} s wall)", flush=True)
+    res = {
+        "seed": seed,
+        "train_mse": round(train_mse, 5),
+        "test_mse": round(test_mse, 5),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "curve": curve,
+        "cpu_s": round(time.process_time() - c0, 1),
+        "wall_s": round(time.perf_counter() - w0, 1),
+    }
+    print(
+        f"{variant:24s} seed {seed}: train {train_mse:.4f} test {test_mse:.4f} "
+        f"({res['cpu_s']} s CPU, {res['wall_s']} s wall)",
+        flush=True,
+    )
     return res
 
 
@@ -112,21 +127,32 @@ def main(argv=None) -> dict:
     torch.set_num_threads(1)
     w0 = time.perf_counter()
     results = {v: [run(v, s, args) for s in args.seeds] for v in args.variants}
-    summary = {v: {"test_mse_mean": round(float(np.mean([r["test_mse"] for r in rs])), 5),
-                   "train_mse_mean": round(float(np.mean([r["train_mse"] for r in rs])), 5)}
-               for v, rs in results.items()}
+    summary = {
+        v: {
+            "test_mse_mean": round(float(np.mean([r["test_mse"] for r in rs])), 5),
+            "train_mse_mean": round(float(np.mean([r["train_mse"] for r in rs])), 5),
+        }
+        for v, rs in results.items()
+    }
     entry = {
-        "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:])),
+        "command": "python "
+        + " ".join(
+            [os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:])
+        ),
         "task": f"adding problem, T={args.T}, {args.train} fixed training sequences, {args.test} test sequences",
         "baseline_predict_mean_mse": round(1 / 6, 5),
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "variants")},
-        "variants": {v: VARIANTS[v] if VARIANTS[v] is not None else "grukit.MinGRU (1 layer, mode='scan')"
-                     for v in args.variants},
+        "variants": {
+            v: VARIANTS[v] if VARIANTS[v] is not None else "grukit.MinGRU (1 layer, mode='scan')"
+            for v in args.variants
+        },
         "summary": summary,
         "runs": results,
         "wall_time_s": round(time.perf_counter() - w0, 1),
-        "machine": (f"{platform.machine()}, {os.cpu_count()} cores shared with ~4 other engineers' jobs "
-                    "(load average ~12-15); one torch thread"),
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores shared with ~4 other engineers' jobs "
+            "(load average ~12-15); one torch thread"
+        ),
         "torch": torch.__version__,
         "grukit_version": grukit.__version__,
     }

@@ -2,6 +2,7 @@
 
 Convention (every file follows it): z is the share of the OLD state kept, h' = z ⊙ h + (1 − z) ⊙ n.
 """
+
 from ._version import __version__
 from .interop import export_onnx, from_keras, from_onnx, from_torch, to_keras, to_torch
 from .nn import GRU, GRUCell, GRUConfig, GRUCellConfig, GRUGates, MinGRU, MinGRUConfig, MinGRUGates

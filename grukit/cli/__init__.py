@@ -3,6 +3,7 @@
 Each recipe registers itself by having ``grukit/tasks/<task>/cli.py`` define a typer app named ``app``
 (kept light: heavy imports go inside the commands). Non-task commands live in ``grukit/cli/*.py``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -32,7 +33,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """Gated Recurrent Units: train, evaluate and convert GRU models."""
 
@@ -83,5 +86,7 @@ def main() -> None:
     except Exception as e:  # noqa: BLE001 — a one-line message instead of a traceback
         if debug:
             raise
-        typer.echo(f"error: {type(e).__name__}: {e} (set GRUKIT_DEBUG=1 for the traceback)", err=True)
+        typer.echo(
+            f"error: {type(e).__name__}: {e} (set GRUKIT_DEBUG=1 for the traceback)", err=True
+        )
         sys.exit(1)

@@ -1,6 +1,15 @@
 """Conversion between grukit and other frameworks' GRUs (torch, Keras 3, ONNX); layouts in ``_layouts``."""
+
 from .keras import from_keras, to_keras
 from .onnx import export_onnx, from_onnx
 from .torch import from_torch, swap_to_torch, to_torch
 
-__all__ = ["from_torch", "to_torch", "swap_to_torch", "from_keras", "to_keras", "export_onnx", "from_onnx"]
+__all__ = [
+    "from_torch",
+    "to_torch",
+    "swap_to_torch",
+    "from_keras",
+    "to_keras",
+    "export_onnx",
+    "from_onnx",
+]

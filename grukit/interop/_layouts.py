@@ -17,6 +17,7 @@ same way: inside r ⊙ (W_hn h + b_hn) when the reset gate comes after the produ
 (W_hn (r ⊙ h) + b_hn) when it comes before. So with reset_after=False every bias is a plain sum and Keras'
 single bias row is exactly b_ih + b_hh (checked against Keras' and onnxruntime's own forward in the tests).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,12 @@ class Layout:
 
 LAYOUTS = {
     "torch": Layout("torch", ("r", "z", "n"), False, "b_ih (3H,), b_hh (3H,)"),
-    "keras": Layout("keras", ("z", "r", "n"), True,
-                    "reset_after=True: (2, 3H) [input, recurrent]; reset_after=False: (3H,) input only"),
+    "keras": Layout(
+        "keras",
+        ("z", "r", "n"),
+        True,
+        "reset_after=True: (2, 3H) [input, recurrent]; reset_after=False: (3H,) input only",
+    ),
     "onnx": Layout("onnx", ("z", "r", "n"), False, "B (D, 6H) = [Wb, Rb]"),
 }
 
@@ -52,13 +57,18 @@ def reorder_gates(a: np.ndarray, src: str, dst: str, axis: int = 0) -> np.ndarra
     """Permute the three H-sized gate blocks of ``a`` along ``axis`` from framework ``src``'s order to ``dst``'s."""
     n = a.shape[axis]
     if n % 3:
-        raise ValueError(f"expected a gate axis of size 3H, got size {n} on axis {axis} of shape {a.shape}")
+        raise ValueError(
+            f"expected a gate axis of size 3H, got size {n} on axis {axis} of shape {a.shape}"
+        )
     blocks = np.split(a, 3, axis=axis)
-    return np.concatenate([blocks[i] for i in _perm(LAYOUTS[src].gates, LAYOUTS[dst].gates)], axis=axis)
+    return np.concatenate(
+        [blocks[i] for i in _perm(LAYOUTS[src].gates, LAYOUTS[dst].gates)], axis=axis
+    )
 
 
-def to_framework(w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None,
-                 dst: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def to_framework(
+    w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None, dst: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """grukit's (W_ih (3H, I), W_hh (3H, H), b_ih, b_hh) in ``dst``'s gate order and orientation."""
     lay = LAYOUTS[dst]
     w_ih, w_hh = reorder_gates(w_ih, "torch", dst), reorder_gates(w_hh, "torch", dst)
@@ -69,8 +79,9 @@ def to_framework(w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, b_
     return np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh), b_ih, b_hh
 
 
-def from_framework(w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None,
-                   src: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def from_framework(
+    w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None, src: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """The inverse of :func:`to_framework`: ``src``'s matrices and biases in grukit's layout."""
     lay = LAYOUTS[src]
     if lay.transposed:
@@ -81,11 +92,14 @@ def from_framework(w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, 
     return np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh), b_ih, b_hh
 
 
-def layer_arrays(model, layer: int, direction: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
-                                                               np.ndarray | None]:
+def layer_arrays(
+    model, layer: int, direction: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """One layer/direction of a grukit.GRU as float NumPy arrays (W_ih, W_hh, b_ih, b_hh) in grukit's layout."""
-    return tuple(None if t is None else t.detach().cpu().numpy().copy()  # type: ignore[return-value]
-                 for t in model.layer_weights(layer, direction))
+    return tuple(
+        None if t is None else t.detach().cpu().numpy().copy()  # type: ignore[return-value]
+        for t in model.layer_weights(layer, direction)
+    )
 
 
 def set_layer(model, layer: int, direction: int, w_ih, w_hh, b_ih, b_hh) -> None:
@@ -98,15 +112,19 @@ def set_layer(model, layer: int, direction: int, w_ih, w_hh, b_ih, b_hh) -> None
         for name, p, a in zip(names, params, (w_ih, w_hh, b_ih, b_hh)):
             if p is None:
                 if a is not None and np.any(a != 0):
-                    raise ValueError(f"layer {layer} direction {direction}: the model has no bias but the source "
-                                     f"has a non-zero {name}")
+                    raise ValueError(
+                        f"layer {layer} direction {direction}: the model has no bias but the source "
+                        f"has a non-zero {name}"
+                    )
                 continue
             if a is None:
                 a = np.zeros(tuple(p.shape), dtype=np.float64)
             a = np.asarray(a)
             if tuple(a.shape) != tuple(p.shape):
-                raise ValueError(f"layer {layer} direction {direction}: {name} has shape {tuple(a.shape)}, "
-                                 f"expected {tuple(p.shape)}")
+                raise ValueError(
+                    f"layer {layer} direction {direction}: {name} has shape {tuple(a.shape)}, "
+                    f"expected {tuple(p.shape)}"
+                )
             p.copy_(torch.as_tensor(a, dtype=p.dtype))
 
 
@@ -122,5 +140,7 @@ def check_plain(model, target: str) -> None:
     if getattr(model, "zoneout", 0.0):
         extra.append(f"zoneout={model.zoneout}")
     if extra:
-        raise ValueError(f"{target} has only the plain GRU; this model uses {', '.join(extra)}, which changes its "
-                         f"inference math, so it cannot be converted exactly")
+        raise ValueError(
+            f"{target} has only the plain GRU; this model uses {', '.join(extra)}, which changes its "
+            f"inference math, so it cannot be converted exactly"
+        )

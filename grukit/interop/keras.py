@@ -8,6 +8,7 @@ which is exact because with the reset gate before the product every bias is a pl
 
 Keras is batch-first, so imported models get ``batch_first=True``: ``keras_model(x)`` equals ``gru(x)[0]``.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,8 @@ def _keras():
     except ImportError as e:
         raise ImportError(
             f"Keras interop needs the keras package (pip install 'grukit[interop]') and a working backend; "
-            f"importing keras with KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r} failed: {e}") from e
+            f"importing keras with KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r} failed: {e}"
+        ) from e
     return keras
 
 
@@ -50,11 +52,15 @@ def _is_gru(layer) -> bool:
 def _check_gru_layer(layer, where: str) -> None:
     cfg = layer.get_config()
     if cfg.get("activation") != "tanh" or cfg.get("recurrent_activation") != "sigmoid":
-        raise ValueError(f"{where}: grukit implements activation='tanh' and recurrent_activation='sigmoid', got "
-                         f"activation={cfg.get('activation')!r}, recurrent_activation={cfg.get('recurrent_activation')!r}")
+        raise ValueError(
+            f"{where}: grukit implements activation='tanh' and recurrent_activation='sigmoid', got "
+            f"activation={cfg.get('activation')!r}, recurrent_activation={cfg.get('recurrent_activation')!r}"
+        )
     if not layer.built or getattr(layer.cell, "kernel", None) is None:
-        raise ValueError(f"{where}: the Keras layer has no weights yet; build it first (call it on an input or "
-                         f"give the model an Input)")
+        raise ValueError(
+            f"{where}: the Keras layer has no weights yet; build it first (call it on an input or "
+            f"give the model an Input)"
+        )
 
 
 def _stack_from(obj) -> list[tuple[object, object | None, str]]:
@@ -74,32 +80,49 @@ def _stack_from(obj) -> list[tuple[object, object | None, str]]:
         if isinstance(layer, keras.layers.Bidirectional):
             fw, bw = layer.forward_layer, layer.backward_layer
             if not (_is_gru(fw) and _is_gru(bw)):
-                raise TypeError(f"{where}: expected Bidirectional(GRU), got Bidirectional({type(fw).__name__})")
+                raise TypeError(
+                    f"{where}: expected Bidirectional(GRU), got Bidirectional({type(fw).__name__})"
+                )
             if fw.go_backwards or not bw.go_backwards:
-                raise ValueError(f"{where}: expected a forward layer reading forwards and a backward layer reading "
-                                 f"backwards, got go_backwards={fw.go_backwards}/{bw.go_backwards}")
+                raise ValueError(
+                    f"{where}: expected a forward layer reading forwards and a backward layer reading "
+                    f"backwards, got go_backwards={fw.go_backwards}/{bw.go_backwards}"
+                )
             _check_gru_layer(fw, where)
             _check_gru_layer(bw, where)
-            f, b = (fw.cell.units, fw.cell.reset_after, fw.cell.use_bias), (bw.cell.units, bw.cell.reset_after,
-                                                                             bw.cell.use_bias)
+            f, b = (
+                (fw.cell.units, fw.cell.reset_after, fw.cell.use_bias),
+                (bw.cell.units, bw.cell.reset_after, bw.cell.use_bias),
+            )
             if f != b:
-                raise ValueError(f"{where}: the two directions differ in (units, reset_after, use_bias): {f} vs {b}; "
-                                 f"grukit's directions share one configuration")
+                raise ValueError(
+                    f"{where}: the two directions differ in (units, reset_after, use_bias): {f} vs {b}; "
+                    f"grukit's directions share one configuration"
+                )
             stack.append((fw, bw, layer.merge_mode))
         elif _is_gru(layer):
             _check_gru_layer(layer, where)
             stack.append((layer, None, "concat"))
         else:
-            raise TypeError(f"from_keras expected GRU or Bidirectional(GRU) layers only, got {type(layer).__name__} "
-                            f"at {where}; pass the GRU layers themselves (e.g. a list of model.layers[i])")
+            raise TypeError(
+                f"from_keras expected GRU or Bidirectional(GRU) layers only, got {type(layer).__name__} "
+                f"at {where}; pass the GRU layers themselves (e.g. a list of model.layers[i])"
+            )
     for i, (fw, bw, merge) in enumerate(stack[:-1]):
         if merge != "concat":
-            raise ValueError(f"layer {i}: grukit concatenates the two directions; got merge_mode={merge!r}")
+            raise ValueError(
+                f"layer {i}: grukit concatenates the two directions; got merge_mode={merge!r}"
+            )
         if not fw.return_sequences:
-            raise ValueError(f"layer {i}: a stacked GRU below the top must have return_sequences=True")
+            raise ValueError(
+                f"layer {i}: a stacked GRU below the top must have return_sequences=True"
+            )
     if stack[-1][2] != "concat":
-        warnings.warn(f"the top Bidirectional layer has merge_mode={stack[-1][2]!r}; grukit's output concatenates "
-                      f"the directions instead (the weights are converted exactly)", stacklevel=3)
+        warnings.warn(
+            f"the top Bidirectional layer has merge_mode={stack[-1][2]!r}; grukit's output concatenates "
+            f"the directions instead (the weights are converted exactly)",
+            stacklevel=3,
+        )
     return stack
 
 
@@ -123,7 +146,9 @@ def from_keras(obj, backend: str = "auto", batch_first: bool = True) -> GRU:
         try:
             obj = keras.saving.load_model(str(path), compile=False, safe_mode=True)
         except Exception as e:
-            raise UserInputError(f"{path} is not a loadable Keras model file ({type(e).__name__}: {e})") from None
+            raise UserInputError(
+                f"{path} is not a loadable Keras model file ({type(e).__name__}: {e})"
+            ) from None
     stack = _stack_from(obj)
     first = stack[0][0]
     units, reset_after, use_bias = first.cell.units, first.cell.reset_after, first.cell.use_bias
@@ -131,19 +156,35 @@ def from_keras(obj, backend: str = "auto", batch_first: bool = True) -> GRU:
     for i, (fw, bw, _) in enumerate(stack):
         got = (fw.cell.units, fw.cell.reset_after, fw.cell.use_bias, 2 if bw is not None else 1)
         if got != (units, reset_after, use_bias, D):
-            raise ValueError(f"layer {i}: every GRU in the stack needs the same (units, reset_after, use_bias, "
-                             f"bidirectional); layer 0 has {(units, reset_after, use_bias, D == 2)}, layer {i} has "
-                             f"{got[:3] + (got[3] == 2,)}")
+            raise ValueError(
+                f"layer {i}: every GRU in the stack needs the same (units, reset_after, use_bias, "
+                f"bidirectional); layer 0 has {(units, reset_after, use_bias, D == 2)}, layer {i} has "
+                f"{got[:3] + (got[3] == 2,)}"
+            )
         if bw is None and fw.go_backwards:
             if len(stack) > 1:
-                raise ValueError(f"layer {i}: a go_backwards GRU inside a stack has no grukit equivalent; use "
-                                 f"Bidirectional or a single layer")
-            warnings.warn("the Keras layer has go_backwards=True: it reads the sequence reversed, so "
-                          "keras_layer(x) equals gru(x.flip(1))[0] (outputs in reversed time order)", stacklevel=2)
+                raise ValueError(
+                    f"layer {i}: a go_backwards GRU inside a stack has no grukit equivalent; use "
+                    f"Bidirectional or a single layer"
+                )
+            warnings.warn(
+                "the Keras layer has go_backwards=True: it reads the sequence reversed, so "
+                "keras_layer(x) equals gru(x.flip(1))[0] (outputs in reversed time order)",
+                stacklevel=2,
+            )
     input_size = int(_np(first.cell.kernel).shape[0])
     dtype = getattr(torch, str(_np(first.cell.kernel).dtype))
-    model = GRU(input_size, units, len(stack), bias=use_bias, batch_first=batch_first, bidirectional=D == 2,
-                reset_after=reset_after, dtype=dtype, backend=backend)
+    model = GRU(
+        input_size,
+        units,
+        len(stack),
+        bias=use_bias,
+        batch_first=batch_first,
+        bidirectional=D == 2,
+        reset_after=reset_after,
+        dtype=dtype,
+        backend=backend,
+    )
     for k, (fw, bw, _) in enumerate(stack):
         for d, layer in enumerate([fw] if bw is None else [fw, bw]):
             cell = layer.cell
@@ -173,7 +214,9 @@ def to_keras(model: nn.Module, return_sequences: bool = True):
 
         model = from_torch(model)
     if not isinstance(model, GRU):
-        raise TypeError(f"to_keras expected a grukit.GRU or torch.nn.GRU, got {type(model).__name__}")
+        raise TypeError(
+            f"to_keras expected a grukit.GRU or torch.nn.GRU, got {type(model).__name__}"
+        )
     check_plain(model, "Keras")
     H, D, L = model.hidden_size, model.num_directions, model.num_layers
     dtype = str(model.weight_ih_l0.dtype).replace("torch.", "")
@@ -183,10 +226,20 @@ def to_keras(model: nn.Module, return_sequences: bool = True):
     grus = []
     for k in range(L):
         seq = return_sequences or k < L - 1
-        gru = keras.layers.GRU(H, return_sequences=seq, reset_after=model.reset_after, use_bias=model.bias,
-                               dtype=dtype, name=f"gru_l{k}")
+        gru = keras.layers.GRU(
+            H,
+            return_sequences=seq,
+            reset_after=model.reset_after,
+            use_bias=model.bias,
+            dtype=dtype,
+            name=f"gru_l{k}",
+        )
         if D == 2:
-            layers.append(keras.layers.Bidirectional(gru, merge_mode="concat", name=f"bidirectional_l{k}", dtype=dtype))
+            layers.append(
+                keras.layers.Bidirectional(
+                    gru, merge_mode="concat", name=f"bidirectional_l{k}", dtype=dtype
+                )
+            )
         else:
             layers.append(gru)
         grus.append(layers[-1])

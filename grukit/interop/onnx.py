@@ -11,6 +11,7 @@ with dynamic batch and time axes, optional inputs ``h0`` (L·D, B, H) and ``leng
 ``sequence_lens``: outputs past a sequence's end are zero and h_n is its last valid state, as in grukit).
 The model's config is stored in the file's metadata (key ``"grukit"``) so ``from_onnx`` restores it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,12 +34,21 @@ def _onnx():
     try:
         import onnx
     except ImportError as e:
-        raise ImportError("ONNX interop needs the onnx package (pip install 'grukit[interop]')") from e
+        raise ImportError(
+            "ONNX interop needs the onnx package (pip install 'grukit[interop]')"
+        ) from e
     return onnx
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, initial_state: bool = False, lengths: bool = False,
-                opset: int = DEFAULT_OPSET, check: bool = True) -> Path:
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    initial_state: bool = False,
+    lengths: bool = False,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+) -> Path:
     """Write ``model`` (a grukit.GRU, or a torch.nn.GRU) to ``path`` as standard ONNX GRU operators (fp32).
 
     Graph inputs: ``input`` (T, B, I) — (B, T, I) if ``model.batch_first`` —, then ``h0`` (L·D, B, H) if
@@ -54,10 +64,14 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, initial_state: boo
 
         model = from_torch(model)
     if not isinstance(model, GRU):
-        raise TypeError(f"export_onnx expected a grukit.GRU or torch.nn.GRU, got {type(model).__name__}")
+        raise TypeError(
+            f"export_onnx expected a grukit.GRU or torch.nn.GRU, got {type(model).__name__}"
+        )
     check_plain(model, "the ONNX GRU operator")
     if not isinstance(opset, int) or opset < 14:
-        raise ValueError(f"export_onnx needs opset >= 14 (the GRU operator's current form), got {opset!r}")
+        raise ValueError(
+            f"export_onnx needs opset >= 14 (the GRU operator's current form), got {opset!r}"
+        )
     I, H, L, D = model.input_size, model.hidden_size, model.num_layers, model.num_directions
     direction = "bidirectional" if D == 2 else "forward"
     f32 = TensorProto.FLOAT
@@ -67,8 +81,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, initial_state: boo
         inputs.append(helper.make_tensor_value_info("h0", f32, [L * D, "batch", H]))
     if lengths:
         inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["batch"]))
-    outputs = [helper.make_tensor_value_info("output", f32, seq_axes + [D * H]),
-               helper.make_tensor_value_info("h_n", f32, [L * D, "batch", H])]
+    outputs = [
+        helper.make_tensor_value_info("output", f32, seq_axes + [D * H]),
+        helper.make_tensor_value_info("h_n", f32, [L * D, "batch", H]),
+    ]
     nodes, inits = [], []
 
     def const(name, arr):
@@ -89,20 +105,41 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, initial_state: boo
             Rs.append(r)
             if model.bias:
                 Bs.append(np.concatenate([b_ih, b_hh]))
-        gru_in = [x, const(f"W_l{k}", np.stack(Ws).astype(np.float32)),
-                  const(f"R_l{k}", np.stack(Rs).astype(np.float32)),
-                  const(f"B_l{k}", np.stack(Bs).astype(np.float32)) if model.bias else "",
-                  "lengths" if lengths else "", ""]
+        gru_in = [
+            x,
+            const(f"W_l{k}", np.stack(Ws).astype(np.float32)),
+            const(f"R_l{k}", np.stack(Rs).astype(np.float32)),
+            const(f"B_l{k}", np.stack(Bs).astype(np.float32)) if model.bias else "",
+            "lengths" if lengths else "",
+            "",
+        ]
         if initial_state:
-            nodes.append(helper.make_node(
-                "Slice", ["h0", const(f"h0_start_l{k}", np.array([k * D], dtype=np.int64)),
-                          const(f"h0_end_l{k}", np.array([(k + 1) * D], dtype=np.int64)),
-                          const(f"h0_axis_l{k}", np.array([0], dtype=np.int64))], [f"h0_l{k}"]))
+            nodes.append(
+                helper.make_node(
+                    "Slice",
+                    [
+                        "h0",
+                        const(f"h0_start_l{k}", np.array([k * D], dtype=np.int64)),
+                        const(f"h0_end_l{k}", np.array([(k + 1) * D], dtype=np.int64)),
+                        const(f"h0_axis_l{k}", np.array([0], dtype=np.int64)),
+                    ],
+                    [f"h0_l{k}"],
+                )
+            )
             gru_in[5] = f"h0_l{k}"
         while gru_in and gru_in[-1] == "":
             gru_in.pop()
-        nodes.append(helper.make_node("GRU", gru_in, [f"Y_l{k}", f"Yh_l{k}"], name=f"gru_l{k}", hidden_size=H,
-                                      direction=direction, linear_before_reset=int(model.reset_after)))
+        nodes.append(
+            helper.make_node(
+                "GRU",
+                gru_in,
+                [f"Y_l{k}", f"Yh_l{k}"],
+                name=f"gru_l{k}",
+                hidden_size=H,
+                direction=direction,
+                linear_before_reset=int(model.reset_after),
+            )
+        )
         # Y (T, D, B, H) → (T, B, D, H) → (T, B, D·H)
         nodes.append(helper.make_node("Transpose", [f"Y_l{k}"], [f"Yt_l{k}"], perm=[0, 2, 1, 3]))
         out = f"out_l{k}" if (k < L - 1 or model.batch_first) else "output"
@@ -116,11 +153,15 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, initial_state: boo
     else:
         nodes.append(helper.make_node("Identity", yh, ["h_n"]))
     graph = helper.make_graph(nodes, "grukit_gru", inputs, outputs, inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="grukit")
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="grukit"
+    )
     from .._version import __version__
 
     cfg = dataclasses.asdict(model.config)
-    helper.set_model_props(proto, {"grukit": json.dumps({"config": cfg, "grukit_version": __version__})})
+    helper.set_model_props(
+        proto, {"grukit": json.dumps({"config": cfg, "grukit_version": __version__})}
+    )
     if check:
         onnx.checker.check_model(proto, full_check=True)
     path = Path(path)
@@ -171,8 +212,13 @@ def _fold(proto, name: str) -> np.ndarray:
         needed.add(id(node))
         stack.extend(node.input)
     nodes = [n for n in graph.node if id(n) in needed]
-    sub = helper.make_graph(nodes, "fold", [], [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)],
-                            list(graph.initializer))
+    sub = helper.make_graph(
+        nodes,
+        "fold",
+        [],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)],
+        list(graph.initializer),
+    )
     model = helper.make_model(sub, opset_imports=list(proto.opset_import))
     return np.asarray(ReferenceEvaluator(model).run(None, {})[0])
 
@@ -197,14 +243,20 @@ def _tensor_resolver(proto):
         try:  # computed from stored tensors (e.g. an export without constant folding): fold it here
             return _fold(proto, name)
         except Exception as e:
-            raise UserInputError(f"the GRU operator's {what} ({name!r}) is computed in the graph and cannot be "
-                                 f"evaluated from stored tensors alone ({e})") from None
+            raise UserInputError(
+                f"the GRU operator's {what} ({name!r}) is computed in the graph and cannot be "
+                f"evaluated from stored tensors alone ({e})"
+            ) from None
 
     return get
 
 
-def from_onnx(path: str | os.PathLike, nodes: list[int | str] | None = None, backend: str = "auto",
-              batch_first: bool | None = None) -> GRU:
+def from_onnx(
+    path: str | os.PathLike,
+    nodes: list[int | str] | None = None,
+    backend: str = "auto",
+    batch_first: bool | None = None,
+) -> GRU:
     """A grukit.GRU with the weights of the ONNX ``GRU`` operators in ``path`` (stacked in graph order).
 
     Works on files from :func:`export_onnx` (config restored from their metadata) and from other
@@ -222,7 +274,9 @@ def from_onnx(path: str | os.PathLike, nodes: list[int | str] | None = None, bac
     try:
         proto = onnx.load(str(path))
     except Exception as e:
-        raise UserInputError(f"{path} is not a readable ONNX file ({type(e).__name__}: {e})") from None
+        raise UserInputError(
+            f"{path} is not a readable ONNX file ({type(e).__name__}: {e})"
+        ) from None
     meta = {p.key: p.value for p in proto.metadata_props}
     stored = {}
     if "grukit" in meta:
@@ -233,18 +287,24 @@ def from_onnx(path: str | os.PathLike, nodes: list[int | str] | None = None, bac
     grus = [n for n in proto.graph.node if n.op_type == "GRU" and n.domain in ("", "ai.onnx")]
     if not grus:
         ops = sorted({n.op_type for n in proto.graph.node})
-        raise UserInputError(f"{path} has no ONNX GRU operator in its main graph (operators found: {ops[:12]})")
+        raise UserInputError(
+            f"{path} has no ONNX GRU operator in its main graph (operators found: {ops[:12]})"
+        )
     if nodes is not None:
         picked = []
         for sel in nodes:
             if isinstance(sel, int):
                 if not -len(grus) <= sel < len(grus):
-                    raise UserInputError(f"{path} has {len(grus)} GRU operators; index {sel} is out of range")
+                    raise UserInputError(
+                        f"{path} has {len(grus)} GRU operators; index {sel} is out of range"
+                    )
                 picked.append(grus[sel])
             else:
                 match = [n for n in grus if n.name == sel]
                 if not match:
-                    raise UserInputError(f"{path} has no GRU operator named {sel!r}; names: {[n.name for n in grus]}")
+                    raise UserInputError(
+                        f"{path} has no GRU operator named {sel!r}; names: {[n.name for n in grus]}"
+                    )
                 picked.append(match[0])
         grus = picked
     get = _tensor_resolver(proto)
@@ -254,50 +314,92 @@ def from_onnx(path: str | os.PathLike, nodes: list[int | str] | None = None, bac
         where = f"{path}: GRU operator {k} ({node.name or 'unnamed'})"
         direction = a.get("direction", "forward")
         if direction not in ("forward", "bidirectional"):
-            raise UserInputError(f"{where} has direction={direction!r}; grukit.GRU has forward and bidirectional "
-                                 f"layers only")
+            raise UserInputError(
+                f"{where} has direction={direction!r}; grukit.GRU has forward and bidirectional "
+                f"layers only"
+            )
         D = 2 if direction == "bidirectional" else 1
         acts = a.get("activations")
         if acts is not None and [s.lower() for s in acts] != ["sigmoid", "tanh"] * D:
-            raise UserInputError(f"{where} uses activations {acts}; grukit implements Sigmoid and Tanh")
+            raise UserInputError(
+                f"{where} uses activations {acts}; grukit implements Sigmoid and Tanh"
+            )
         if "clip" in a:
-            raise UserInputError(f"{where} clips its cell input (clip={a['clip']}); grukit does not")
+            raise UserInputError(
+                f"{where} clips its cell input (clip={a['clip']}); grukit does not"
+            )
         W, R = get(node.input[1], "W"), get(node.input[2], "R")
         has_b = len(node.input) > 3 and node.input[3] != ""
         B = get(node.input[3], "B") if has_b else None
         H = W.shape[1] // 3
-        if W.ndim != 3 or W.shape[0] != D or R.shape != (D, 3 * H, H) or (B is not None and B.shape != (D, 6 * H)):
-            raise UserInputError(f"{where}: inconsistent weight shapes W {W.shape}, R {R.shape}, "
-                                 f"B {None if B is None else B.shape} for direction={direction}")
+        if (
+            W.ndim != 3
+            or W.shape[0] != D
+            or R.shape != (D, 3 * H, H)
+            or (B is not None and B.shape != (D, 6 * H))
+        ):
+            raise UserInputError(
+                f"{where}: inconsistent weight shapes W {W.shape}, R {R.shape}, "
+                f"B {None if B is None else B.shape} for direction={direction}"
+            )
         if "hidden_size" in a and a["hidden_size"] != H:
-            raise UserInputError(f"{where}: hidden_size={a['hidden_size']} but W has 3H = {W.shape[1]} rows")
-        layers.append(dict(W=W, R=R, B=B, H=H, D=D, I=W.shape[2], lbr=bool(a.get("linear_before_reset", 0)),
-                           layout=int(a.get("layout", 0))))
+            raise UserInputError(
+                f"{where}: hidden_size={a['hidden_size']} but W has 3H = {W.shape[1]} rows"
+            )
+        layers.append(
+            dict(
+                W=W,
+                R=R,
+                B=B,
+                H=H,
+                D=D,
+                I=W.shape[2],
+                lbr=bool(a.get("linear_before_reset", 0)),
+                layout=int(a.get("layout", 0)),
+            )
+        )
     first = layers[0]
     for k, ly in enumerate(layers):
         want_i = first["I"] if k == 0 else first["D"] * first["H"]
-        if (ly["H"], ly["D"], ly["lbr"], ly["B"] is None) != (first["H"], first["D"], first["lbr"], first["B"] is None) \
-                or ly["I"] != want_i:
+        if (ly["H"], ly["D"], ly["lbr"], ly["B"] is None) != (
+            first["H"],
+            first["D"],
+            first["lbr"],
+            first["B"] is None,
+        ) or ly["I"] != want_i:
             raise UserInputError(
                 f"{path}: GRU operators do not form one stack: operator {k} has hidden size {ly['H']}, "
                 f"{ly['D']} direction(s), linear_before_reset={int(ly['lbr'])}, input size {ly['I']}, bias "
                 f"{ly['B'] is not None}; operator 0 has {first['H']}, {first['D']}, {int(first['lbr'])}, "
                 f"bias {first['B'] is not None} (and layer k≥1 needs input size {first['D'] * first['H']}); pick "
-                f"operators with nodes=[...]")
+                f"operators with nodes=[...]"
+            )
     if batch_first is None:
         # our own files say; otherwise follow the operator's layout attribute (1 = batch-first X and Y)
-        batch_first = bool(stored.get("batch_first", first["layout"] == 1)) if nodes is None else first["layout"] == 1
+        batch_first = (
+            bool(stored.get("batch_first", first["layout"] == 1))
+            if nodes is None
+            else first["layout"] == 1
+        )
     dtype = np.float64 if first["W"].dtype == np.float64 else np.float32
     import torch
 
-    model = GRU(first["I"], first["H"], len(layers), bias=first["B"] is not None, batch_first=batch_first,
-                bidirectional=first["D"] == 2, reset_after=first["lbr"], backend=backend,
-                dtype=torch.float64 if dtype == np.float64 else torch.float32)
+    model = GRU(
+        first["I"],
+        first["H"],
+        len(layers),
+        bias=first["B"] is not None,
+        batch_first=batch_first,
+        bidirectional=first["D"] == 2,
+        reset_after=first["lbr"],
+        backend=backend,
+        dtype=torch.float64 if dtype == np.float64 else torch.float32,
+    )
     for k, ly in enumerate(layers):
         for d in range(ly["D"]):
             H = ly["H"]
             b_ih = b_hh = None
             if ly["B"] is not None:
-                b_ih, b_hh = ly["B"][d, : 3 * H], ly["B"][d, 3 * H:]
+                b_ih, b_hh = ly["B"][d, : 3 * H], ly["B"][d, 3 * H :]
             set_layer(model, k, d, *from_framework(ly["W"][d], ly["R"][d], b_ih, b_hh, "onnx"))
     return model.eval()

@@ -1,4 +1,5 @@
 """torch.nn.GRU / GRUCell ↔ grukit: the same parameter names and layout, so conversion copies tensors."""
+
 from __future__ import annotations
 
 import torch
@@ -15,12 +16,23 @@ def from_torch(module: nn.Module, backend: str = "auto"):
     if isinstance(module, nn.GRU):
         if getattr(module, "proj_size", 0):
             raise ValueError("torch.nn.GRU has no proj_size; got a module with proj_size set")
-        out = GRU(module.input_size, module.hidden_size, module.num_layers, module.bias, module.batch_first,
-                  float(module.dropout), module.bidirectional, reset_after=True, **kw)
+        out = GRU(
+            module.input_size,
+            module.hidden_size,
+            module.num_layers,
+            module.bias,
+            module.batch_first,
+            float(module.dropout),
+            module.bidirectional,
+            reset_after=True,
+            **kw,
+        )
     elif isinstance(module, nn.GRUCell):
         out = GRUCell(module.input_size, module.hidden_size, module.bias, reset_after=True, **kw)
     else:
-        raise TypeError(f"from_torch expected a torch.nn.GRU or torch.nn.GRUCell, got {type(module).__name__}")
+        raise TypeError(
+            f"from_torch expected a torch.nn.GRU or torch.nn.GRUCell, got {type(module).__name__}"
+        )
     with torch.no_grad():
         out.load_state_dict(module.state_dict())
     return out.train(module.training)
@@ -29,20 +41,36 @@ def from_torch(module: nn.Module, backend: str = "auto"):
 def to_torch(model: nn.Module) -> nn.Module:
     """A ``torch.nn.GRU`` / ``torch.nn.GRUCell`` with the same weights (reset_after=True models only)."""
     if not isinstance(model, (GRU, GRUCell)):
-        raise TypeError(f"to_torch expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}")
+        raise TypeError(
+            f"to_torch expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}"
+        )
     if isinstance(model, GRU):
         check_plain(model, "torch.nn.GRU")
     if not model.reset_after:
-        raise ValueError("to_torch needs reset_after=True: torch.nn.GRU only implements the reset gate applied "
-                         "after the recurrent matrix product; this model has reset_after=False")
-    extra = [k for k in model.state_dict() if not (k.startswith("weight_") or k.startswith("bias_"))]
+        raise ValueError(
+            "to_torch needs reset_after=True: torch.nn.GRU only implements the reset gate applied "
+            "after the recurrent matrix product; this model has reset_after=False"
+        )
+    extra = [
+        k for k in model.state_dict() if not (k.startswith("weight_") or k.startswith("bias_"))
+    ]
     if extra:
-        raise ValueError(f"to_torch cannot express this model's extra parameters in torch.nn.GRU: {extra[:4]}")
+        raise ValueError(
+            f"to_torch cannot express this model's extra parameters in torch.nn.GRU: {extra[:4]}"
+        )
     p = next(model.parameters())
     kw = {"device": p.device, "dtype": p.dtype}
     if isinstance(model, GRU):
-        out = nn.GRU(model.input_size, model.hidden_size, model.num_layers, model.bias, model.batch_first,
-                     model.dropout, model.bidirectional, **kw)
+        out = nn.GRU(
+            model.input_size,
+            model.hidden_size,
+            model.num_layers,
+            model.bias,
+            model.batch_first,
+            model.dropout,
+            model.bidirectional,
+            **kw,
+        )
     else:
         out = nn.GRUCell(model.input_size, model.hidden_size, model.bias, **kw)
     with torch.no_grad():

@@ -10,6 +10,7 @@ Ops:
                 (output (T, B, H), h_n (B, H), gates (z, r, n) each (T, B, H) or None)
     "cell"      one step → h' (B, H)
 """
+
 from __future__ import annotations
 
 from . import composite

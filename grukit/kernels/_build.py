@@ -6,6 +6,7 @@ OpenMP — no torch headers, nothing at install time. The shared library is cach
 compiler, its flags and the CPU (the build uses ``-march=native``); later imports load it directly.
 Set ``GRUKIT_NO_FUSED=1`` to skip the native kernel entirely (the composite path then runs everything).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -44,7 +45,12 @@ def _cpu_signature() -> str:
 
 
 def _compiler() -> str:
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    cxx = (
+        os.environ.get("CXX")
+        or shutil.which("g++")
+        or shutil.which("c++")
+        or shutil.which("clang++")
+    )
     if not cxx:
         raise BuildError("no C++ compiler found (looked for $CXX, g++, c++, clang++)")
     return cxx
@@ -54,12 +60,19 @@ def library_path() -> tuple[Path, list[str]]:
     """Where the cached library for this source/compiler/CPU lives, and the command that builds it."""
     cxx = _compiler()
     try:
-        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+        version = subprocess.run(
+            [cxx, "--version"], capture_output=True, text=True, timeout=60
+        ).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise BuildError(f"cannot run the C++ compiler {cxx}: {e}") from e
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), version.encode(), " ".join(FLAGS).encode(), _cpu_signature().encode(),
-                 platform.machine().encode()):
+    for part in (
+        SOURCE.read_bytes(),
+        version.encode(),
+        " ".join(FLAGS).encode(),
+        _cpu_signature().encode(),
+        platform.machine().encode(),
+    ):
         key.update(part)
         key.update(b"\0")
     path = cache_dir() / "kernels" / key.hexdigest()[:16] / "libgrukit_fused.so"
@@ -72,7 +85,10 @@ def build(force: bool = False) -> Path:
     if path.exists() and not force:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    log.warning("grukit: compiling the fused CPU GRU kernel once (a few seconds); caching it in %s", path.parent)
+    log.warning(
+        "grukit: compiling the fused CPU GRU kernel once (a few seconds); caching it in %s",
+        path.parent,
+    )
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(fd)
     try:
@@ -156,6 +172,9 @@ def blas_gemm() -> tuple[int | None, int | None]:
     """
     tl = _torch_blas_lib()
     try:
-        return (ctypes.cast(tl.sgemm_, ctypes.c_void_p).value, ctypes.cast(tl.dgemm_, ctypes.c_void_p).value)
+        return (
+            ctypes.cast(tl.sgemm_, ctypes.c_void_p).value,
+            ctypes.cast(tl.dgemm_, ctypes.c_void_p).value,
+        )
     except AttributeError:
         return None, None

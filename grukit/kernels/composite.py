@@ -2,6 +2,7 @@
 
 The input projection for all steps is one matrix product; the loop then applies `nn.cell.gru_step`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,7 +45,9 @@ def sequence(
     gi_all = F.linear(x, w_ih, b_ih).unbind(0)
     valid = None
     if lengths is not None:
-        valid = (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)[..., None].unbind(0)  # T × (B, 1)
+        valid = (
+            (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)[..., None].unbind(0)
+        )  # T × (B, 1)
     outs: list[Tensor] = [x.new_empty(0)] * T
     gates: list[list[Tensor]] = [[], [], []] if return_gates else []
     h = h0
@@ -72,7 +75,9 @@ def sequence(
     return out.to(dtype), h.to(dtype), gate_tensors
 
 
-def cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh, reset_after: bool = True) -> Tensor:
+def cell(
+    x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh, reset_after: bool = True
+) -> Tensor:
     """One step: x (B, I), h (B, H) → h' (B, H)."""
     dtype = x.dtype
     if dtype in _LOW_PRECISION:

@@ -17,6 +17,7 @@ composite path, which those tools understand.
 ``calls`` counts the fused calls (tests use it to prove the fused path ran). :class:`Streamer` is the
 low-overhead streaming path (one native call per step for all layers, preallocated state).
 """
+
 from __future__ import annotations
 
 import os
@@ -98,12 +99,25 @@ def _needs_grad(*ts) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- eligibility
-def unsupported_reason(op: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None, b_hh=None, h0=None, h=None,
-                       reset_after: bool = True, lengths=None, reverse: bool = False,
-                       return_gates: bool = False) -> str | None:
+def unsupported_reason(
+    op: str,
+    x: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    h=None,
+    reset_after: bool = True,
+    lengths=None,
+    reverse: bool = False,
+    return_gates: bool = False,
+) -> str | None:
     """None if the fused kernel can run this call, else a short reason (then "auto" uses the composite path)."""
     if torch.compiler.is_compiling():
-        return "torch.compile/torch.export is tracing the model (the composite path is traced instead)"
+        return (
+            "torch.compile/torch.export is tracing the model (the composite path is traced instead)"
+        )
     if torch.jit.is_scripting() or _is_tracing():
         return "TorchScript is tracing/scripting the model"
     if _in_onnx_export():
@@ -119,11 +133,20 @@ def unsupported_reason(op: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None
         return f"dtype {dtype} (the fused kernel supports float32 and float64)"
     state = h0 if op == "sequence" else h
     for t in (x, state, w_ih, w_hh, b_ih, b_hh):  # fast pass; the loop below names the culprit
-        if t is not None and not (type(t) in _PLAIN and t.is_cpu and t.dtype == dtype and t.layout == _STRIDED):
+        if t is not None and not (
+            type(t) in _PLAIN and t.is_cpu and t.dtype == dtype and t.layout == _STRIDED
+        ):
             break
     else:
         return _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates)
-    for name, t in (("x", x), ("h", state), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)):
+    for name, t in (
+        ("x", x),
+        ("h", state),
+        ("w_ih", w_ih),
+        ("w_hh", w_hh),
+        ("b_ih", b_ih),
+        ("b_hh", b_hh),
+    ):
         if t is None:
             continue
         if type(t) not in _PLAIN:
@@ -174,7 +197,7 @@ def _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save)
     gi = _input_projection(x, w_ih, b_ih, b_hh, reset_after)
     w_hh = w_hh.contiguous()
     h0 = h0.contiguous()
-    bhn = b_hh[2 * H:].contiguous() if (reset_after and b_hh is not None) else None
+    bhn = b_hh[2 * H :].contiguous() if (reset_after and b_hh is not None) else None
     lens = None if lengths is None else lengths.to(torch.int64).contiguous()
     out = x.new_empty(T, B, H)
     hn = x.new_empty(B, H)
@@ -182,9 +205,25 @@ def _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save)
     gates = x.new_empty(T, B, 4 * H) if save else None
     fwd, _, _, gemm = _fns(x.dtype)
     mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
-    rc = fwd(T, B, H, gi.data_ptr(), _ptr(bhn), w_hh.data_ptr(), h0.data_ptr(), _ptr(lens), int(reverse),
-             int(reset_after), out.data_ptr(), hn.data_ptr(), _ptr(hprev), _ptr(gates), torch.get_num_threads(),
-             mode, gemm)
+    rc = fwd(
+        T,
+        B,
+        H,
+        gi.data_ptr(),
+        _ptr(bhn),
+        w_hh.data_ptr(),
+        h0.data_ptr(),
+        _ptr(lens),
+        int(reverse),
+        int(reset_after),
+        out.data_ptr(),
+        hn.data_ptr(),
+        _ptr(hprev),
+        _ptr(gates),
+        torch.get_num_threads(),
+        mode,
+        gemm,
+    )
     if rc != 0:
         raise MemoryError("the fused GRU kernel could not allocate its work buffers")
     return out, hn, hprev, gates
@@ -203,9 +242,25 @@ def _backward(x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, gout, 
     dh0 = x.new_empty(B, H)
     _, bwd, _, gemm = _fns(x.dtype)
     mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
-    rc = bwd(T, B, H, w_hh.data_ptr(), _ptr(lens), int(reverse), int(reset_after), _ptr(gout), _ptr(ghn),
-             hprev.data_ptr(), gates.data_ptr(), dgi.data_ptr(), _ptr(dgh), dh0.data_ptr(),
-             torch.get_num_threads(), mode, gemm)
+    rc = bwd(
+        T,
+        B,
+        H,
+        w_hh.data_ptr(),
+        _ptr(lens),
+        int(reverse),
+        int(reset_after),
+        _ptr(gout),
+        _ptr(ghn),
+        hprev.data_ptr(),
+        gates.data_ptr(),
+        dgi.data_ptr(),
+        _ptr(dgh),
+        dh0.data_ptr(),
+        torch.get_num_threads(),
+        mode,
+        gemm,
+    )
     if rc != 0:
         raise MemoryError("the fused GRU kernel could not allocate its work buffers")
     n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
@@ -223,8 +278,10 @@ def _backward(x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, gout, 
             db_hh = dgh2.sum(0)
     else:
         if n_whh:
-            rh2 = gates.view(T * B, 4 * H)[:, 3 * H:]
-            dw_hh = torch.cat([torch.mm(dgi2[:, : 2 * H].t(), hp2), torch.mm(dgi2[:, 2 * H:].t(), rh2)])
+            rh2 = gates.view(T * B, 4 * H)[:, 3 * H :]
+            dw_hh = torch.cat(
+                [torch.mm(dgi2[:, : 2 * H].t(), hp2), torch.mm(dgi2[:, 2 * H :].t(), rh2)]
+            )
         if n_bhh:
             db_hh = db_ih if db_ih is not None else dgi2.sum(0)
     return dx, (dh0 if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh
@@ -235,7 +292,9 @@ class _FusedSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse):
-        out, hn, hprev, gates = _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save=True)
+        out, hn, hprev, gates = _forward(
+            x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save=True
+        )
         ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates)
         ctx.reset_after, ctx.reverse = reset_after, reverse
         ctx.set_materialize_grads(False)
@@ -250,17 +309,31 @@ class _FusedSequence(torch.autograd.Function):
             return (None,) * 6 + none3
         if torch.is_grad_enabled():
             # create_graph=True: differentiate the composite recomputation so higher derivatives exist.
-            return _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, needs) + none3
+            return (
+                _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, needs)
+                + none3
+            )
         calls["sequence_backward"] += 1
-        grads = _backward(x, w_ih, w_hh, lengths, ctx.reset_after, ctx.reverse, hprev, gates, gout, ghn, needs)
+        grads = _backward(
+            x, w_ih, w_hh, lengths, ctx.reset_after, ctx.reverse, hprev, gates, gout, ghn, needs
+        )
         return grads + none3
 
 
 def _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, needs):
     inputs = (x, h0, w_ih, w_hh, b_ih, b_hh)
     with torch.enable_grad():
-        out, hn, _ = composite.sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after=ctx.reset_after,
-                                        lengths=lengths, reverse=ctx.reverse)
+        out, hn, _ = composite.sequence(
+            x,
+            h0,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            reset_after=ctx.reset_after,
+            lengths=lengths,
+            reverse=ctx.reverse,
+        )
     outs, gos = [], []
     for o, g in ((out, gout), (hn, ghn)):
         if g is not None:
@@ -269,36 +342,76 @@ def _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, nee
     wanted = [i for i, (t, n) in enumerate(zip(inputs, needs)) if n and t is not None]
     res = [None] * 6
     if wanted:
-        got = torch.autograd.grad(outs, [inputs[i] for i in wanted], gos, create_graph=True, allow_unused=True)
+        got = torch.autograd.grad(
+            outs, [inputs[i] for i in wanted], gos, create_graph=True, allow_unused=True
+        )
         for i, g in zip(wanted, got):
             res[i] = g if g is not None else torch.zeros_like(inputs[i])
     return tuple(res)
 
 
 # ----------------------------------------------------------------------------------------------- the ops
-def sequence(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-             reset_after: bool = True, lengths: Tensor | None = None, reverse: bool = False,
-             return_gates: bool = False):
+def sequence(
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    reset_after: bool = True,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    return_gates: bool = False,
+):
     """One direction over x (T, B, I) from h0 (B, H) → (out (T, B, H), h_n (B, H), gates (z, r, n) or None)."""
     calls["sequence"] += 1
     if _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh):
-        out, hn = _FusedSequence.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reset_after), bool(reverse))
+        out, hn = _FusedSequence.apply(
+            x, h0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reset_after), bool(reverse)
+        )
         return out, hn, None
     with torch.no_grad():
-        out, hn, _, gates = _forward(x, h0, w_ih, w_hh, b_ih, b_hh, bool(reset_after), lengths, bool(reverse),
-                                     save=return_gates)
+        out, hn, _, gates = _forward(
+            x,
+            h0,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            bool(reset_after),
+            lengths,
+            bool(reverse),
+            save=return_gates,
+        )
     if not return_gates:
         return out, hn, None
     H = w_hh.shape[1]
-    return out, hn, (gates[..., H:2 * H].contiguous(), gates[..., :H].contiguous(), gates[..., 2 * H:3 * H].contiguous())
+    return (
+        out,
+        hn,
+        (
+            gates[..., H : 2 * H].contiguous(),
+            gates[..., :H].contiguous(),
+            gates[..., 2 * H : 3 * H].contiguous(),
+        ),
+    )
 
 
-def cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-         reset_after: bool = True) -> Tensor:
+def cell(
+    x: Tensor,
+    h: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    reset_after: bool = True,
+) -> Tensor:
     """One step: x (B, I), h (B, H) → h' (B, H). Without autograd, one native call (matvec at batch 1, else BLAS)."""
     calls["cell"] += 1
     if _needs_grad(x, h, w_ih, w_hh, b_ih, b_hh):
-        return _FusedSequence.apply(x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, None, bool(reset_after), False)[1]
+        return _FusedSequence.apply(
+            x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, None, bool(reset_after), False
+        )[1]
     B, I = x.shape
     H = w_hh.shape[1]
     x, h, w_ih, w_hh = x.contiguous(), h.contiguous(), w_ih.contiguous(), w_hh.contiguous()
@@ -307,8 +420,21 @@ def cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, 
     out = torch.empty((B, H), dtype=x.dtype)
     scratch = _scratch(7 * B * H, x.dtype)
     _, _, fn, gemm = _fns(x.dtype)
-    fn(B, I, H, x.data_ptr(), h.data_ptr(), w_ih.data_ptr(), w_hh.data_ptr(), _ptr(b_ih), _ptr(b_hh),
-       int(reset_after), out.data_ptr(), scratch.data_ptr(), gemm)
+    fn(
+        B,
+        I,
+        H,
+        x.data_ptr(),
+        h.data_ptr(),
+        w_ih.data_ptr(),
+        w_hh.data_ptr(),
+        _ptr(b_ih),
+        _ptr(b_hh),
+        int(reset_after),
+        out.data_ptr(),
+        scratch.data_ptr(),
+        gemm,
+    )
     return out
 
 
@@ -330,17 +456,28 @@ class Streamer:
 
         if isinstance(model, GRU):
             if model.bidirectional:
-                raise ValueError("Streamer needs a unidirectional GRU (the reverse direction needs the future)")
+                raise ValueError(
+                    "Streamer needs a unidirectional GRU (the reverse direction needs the future)"
+                )
             layers = [model.layer_weights(k) for k in range(model.num_layers)]
         elif isinstance(model, GRUCell):
             layers = [(model.weight_ih, model.weight_hh, model.bias_ih, model.bias_hh)]
         else:
-            raise TypeError(f"Streamer expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}")
+            raise TypeError(
+                f"Streamer expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}"
+            )
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         w = layers[0][0]
-        reason = unsupported_reason("cell", x=w.new_empty(1, w.shape[1]), h=None, w_ih=w, w_hh=layers[0][1],
-                                    b_ih=layers[0][2], b_hh=layers[0][3])
+        reason = unsupported_reason(
+            "cell",
+            x=w.new_empty(1, w.shape[1]),
+            h=None,
+            w_ih=w,
+            w_hh=layers[0][1],
+            b_ih=layers[0][2],
+            b_hh=layers[0][3],
+        )
         if reason is not None:
             raise ValueError(f"Streamer cannot use the fused kernel: {reason}")
         self.num_layers, self.batch_size = len(layers), int(batch_size)
@@ -363,15 +500,26 @@ class Streamer:
             self.h.zero_()
         else:
             if tuple(h.shape) != tuple(self.h.shape):
-                raise ValueError(f"Streamer.reset expected h of shape {tuple(self.h.shape)}, got {tuple(h.shape)}")
+                raise ValueError(
+                    f"Streamer.reset expected h of shape {tuple(self.h.shape)}, got {tuple(h.shape)}"
+                )
             self.h.copy_(h)
 
     def step(self, x_t: Tensor) -> Tensor:
         """One step for x_t (B, I) → the top layer's new state (B, H) (a view of ``self.h``)."""
-        if x_t.shape != self._want or x_t.dtype != self.dtype or not x_t.is_contiguous() or x_t.device.type != "cpu":
-            raise ValueError(f"Streamer.step expected a contiguous CPU {self.dtype} x_t of shape {self._want}, "
-                             f"got {x_t.dtype} {tuple(x_t.shape)} on {x_t.device}")
+        if (
+            x_t.shape != self._want
+            or x_t.dtype != self.dtype
+            or not x_t.is_contiguous()
+            or x_t.device.type != "cpu"
+        ):
+            raise ValueError(
+                f"Streamer.step expected a contiguous CPU {self.dtype} x_t of shape {self._want}, "
+                f"got {x_t.dtype} {tuple(x_t.shape)} on {x_t.device}"
+            )
         calls["stream"] += 1
         L, B, I, H = self._args
-        self._fn(L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp, self._gemm)
+        self._fn(
+            L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp, self._gemm
+        )
         return self.h[-1]

@@ -11,6 +11,7 @@ For input x (B, I) and previous state h (B, H), with torch's parameter layout (r
 Many texts (and the minGRU paper) write h' = (1 − z) ⊙ h + z ⊙ n: the same model with z renamed 1 − z.
 This file is the readable definition; `grukit.kernels` holds the fast paths that must agree with it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -127,7 +128,9 @@ class GRUCell(nn.Module):
     @property
     def config(self) -> GRUCellConfig:
         dtype = str(self.weight_ih.dtype).replace("torch.", "")
-        return GRUCellConfig(self.input_size, self.hidden_size, self.bias, self.reset_after, self.backend, dtype)
+        return GRUCellConfig(
+            self.input_size, self.hidden_size, self.bias, self.reset_after, self.backend, dtype
+        )
 
     @classmethod
     def from_config(cls, config: "GRUCellConfig | dict", device=None) -> "GRUCell":
@@ -147,15 +150,29 @@ class GRUCell(nn.Module):
         # Direct dict reads (nn.Module.__getattr__ costs ~0.5 µs per name); getattr when a name is not a plain
         # registered parameter (parametrizations, weight_norm hooks, bias=False).
         params = self._parameters
-        w, w_hh, b_ih, b_hh = (params.get(n) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        w, w_hh, b_ih, b_hh = (
+            params.get(n) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        )
         if w is None or w_hh is None or (self.bias and (b_ih is None or b_hh is None)):
             w, w_hh, b_ih, b_hh = self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
-        if (h is not None and type(x) is Tensor and type(h) is Tensor and x.dim() == 2 and x.dtype == w.dtype
-                and h.dtype == w.dtype and x.shape[1] == self.input_size
-                and h.shape == (x.shape[0], self.hidden_size) and w.is_floating_point()):
-            unbatched = False  # the common batched call: all of _checks.cell_inputs' checks hold, skip it
+        if (
+            h is not None
+            and type(x) is Tensor
+            and type(h) is Tensor
+            and x.dim() == 2
+            and x.dtype == w.dtype
+            and h.dtype == w.dtype
+            and x.shape[1] == self.input_size
+            and h.shape == (x.shape[0], self.hidden_size)
+            and w.is_floating_point()
+        ):
+            unbatched = (
+                False  # the common batched call: all of _checks.cell_inputs' checks hold, skip it
+            )
         else:
-            x, h, unbatched = _checks.cell_inputs("GRUCell", x, h, self.input_size, self.hidden_size, w)
+            x, h, unbatched = _checks.cell_inputs(
+                "GRUCell", x, h, self.input_size, self.hidden_size, w
+            )
         h_new = dispatch(
             "cell",
             self.backend,

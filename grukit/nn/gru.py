@@ -2,6 +2,7 @@
 
 The per-step math lives in `cell.py`; every sequence computation goes through `grukit.kernels.dispatch`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -137,9 +138,19 @@ class GRU(nn.Module):
     @property
     def config(self) -> GRUConfig:
         return GRUConfig(
-            self.input_size, self.hidden_size, self.num_layers, self.bias, self.batch_first, self.dropout,
-            self.bidirectional, self.reset_after, self.backend, _dtype_name(self.weight_ih_l0.dtype),
-            layer_norm=self.layer_norm, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bias,
+            self.batch_first,
+            self.dropout,
+            self.bidirectional,
+            self.reset_after,
+            self.backend,
+            _dtype_name(self.weight_ih_l0.dtype),
+            layer_norm=self.layer_norm,
+            recurrent_dropout=self.recurrent_dropout,
+            zoneout=self.zoneout,
             dropconnect=self.dropconnect,
         )
 
@@ -165,16 +176,24 @@ class GRU(nn.Module):
             for n in names:
                 nn.init.ones_(getattr(self, n))
 
-    def layer_weights(self, layer: int, direction: int = 0) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    def layer_weights(
+        self, layer: int, direction: int = 0
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer and direction (biases None without bias)."""
         names = self._param_names[layer * self.num_directions + direction]
         # Direct dict reads (nn.Module.__getattr__ is slow on the streaming path); getattr for names that are
         # not plain registered parameters (parametrizations, weight_norm hooks).
         params = self._parameters
-        return tuple(None if n is None else (params.get(n) if n in params and params[n] is not None
-                                             else getattr(self, n)) for n in names)  # type: ignore[return-value]
+        return tuple(
+            None
+            if n is None
+            else (params.get(n) if n in params and params[n] is not None else getattr(self, n))
+            for n in names
+        )  # type: ignore[return-value]
 
-    def layer_norm_gains(self, layer: int, direction: int = 0) -> tuple[Tensor | None, Tensor | None]:
+    def layer_norm_gains(
+        self, layer: int, direction: int = 0
+    ) -> tuple[Tensor | None, Tensor | None]:
         """(ln_gain_ih, ln_gain_hh) of one layer and direction, (None, None) without layer_norm."""
         if not self.layer_norm:
             return None, None
@@ -191,9 +210,13 @@ class GRU(nn.Module):
             return variants.VariantMasks()
         H = self.hidden_size
         return variants.VariantMasks(
-            recurrent=variants.dropout_mask((B, H), self.recurrent_dropout, like) if self.recurrent_dropout else None,
+            recurrent=variants.dropout_mask((B, H), self.recurrent_dropout, like)
+            if self.recurrent_dropout
+            else None,
             zoneout=variants.zoneout_mask((T, B, H), self.zoneout, like) if self.zoneout else None,
-            dropconnect=variants.dropout_mask((3 * H, H), self.dropconnect, like) if self.dropconnect else None,
+            dropconnect=variants.dropout_mask((3 * H, H), self.dropconnect, like)
+            if self.dropconnect
+            else None,
         )
 
     def _variant_kwargs(self, layer: int, d: int, masks: variants.VariantMasks) -> dict:
@@ -204,16 +227,27 @@ class GRU(nn.Module):
 
     def _check_variant_backend(self) -> None:
         if self.backend == "fused" and self._uses_variant_loop():
-            raise ValueError("backend='fused' cannot run this call: layer_norm, zoneout and (in training) "
-                             "recurrent_dropout change the per-step math and run the composite loop; "
-                             "use backend='auto' or 'torch'")
+            raise ValueError(
+                "backend='fused' cannot run this call: layer_norm, zoneout and (in training) "
+                "recurrent_dropout change the per-step math and run the composite loop; "
+                "use backend='auto' or 'torch'"
+            )
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("reset_after", True), ("backend", "auto"),
-                              ("layer_norm", False), ("recurrent_dropout", 0.0), ("zoneout", 0.0),
-                              ("dropconnect", 0.0)):
+        for name, default in (
+            ("num_layers", 1),
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+            ("reset_after", True),
+            ("backend", "auto"),
+            ("layer_norm", False),
+            ("recurrent_dropout", 0.0),
+            ("zoneout", 0.0),
+            ("dropconnect", 0.0),
+        ):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return s
@@ -223,13 +257,18 @@ class GRU(nn.Module):
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
-                raise ValueError("GRU got both a PackedSequence and lengths; a PackedSequence carries its own lengths")
+                raise ValueError(
+                    "GRU got both a PackedSequence and lengths; a PackedSequence carries its own lengths"
+                )
             template = input
-            x, lengths = pad_packed_sequence(input, batch_first=False)  # (T, B, I) in the original order
+            x, lengths = pad_packed_sequence(
+                input, batch_first=False
+            )  # (T, B, I) in the original order
             batch_first, unbatched = False, False
             if x.shape[-1] != self.input_size:
                 raise ValueError(
-                    f"GRU expected input of size {self.input_size} in its last dimension, got {x.shape[-1]}")
+                    f"GRU expected input of size {self.input_size} in its last dimension, got {x.shape[-1]}"
+                )
             _checks.same_dtype("GRU", "input", x, self.weight_ih_l0)
         else:
             x, unbatched = self._check_input(input)
@@ -251,7 +290,9 @@ class GRU(nn.Module):
             out_sorted = out if order is None else out.index_select(1, order)
             lens_sorted = lengths if order is None else lengths.index_select(0, order.cpu())
             data = pack_padded_sequence(out_sorted, lens_sorted, enforce_sorted=True)
-            output = PackedSequence(data.data, data.batch_sizes, template.sorted_indices, template.unsorted_indices)
+            output = PackedSequence(
+                data.data, data.batch_sizes, template.sorted_indices, template.unsorted_indices
+            )
         elif unbatched:
             output, h_n = out.squeeze(1), h_n.squeeze(1)
         else:
@@ -265,9 +306,12 @@ class GRU(nn.Module):
         if x.dim() not in (2, 3):
             raise ValueError(
                 f"GRU expected input of 3 dimensions ({'B, T' if self.batch_first else 'T, B'}, I) "
-                f"or 2 dimensions (T, I) unbatched, got {x.dim()} dimensions")
+                f"or 2 dimensions (T, I) unbatched, got {x.dim()} dimensions"
+            )
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"GRU expected input of size {self.input_size} in its last dimension, got {x.shape[-1]}")
+            raise ValueError(
+                f"GRU expected input of size {self.input_size} in its last dimension, got {x.shape[-1]}"
+            )
         _checks.same_dtype("GRU", "input", x, self.weight_ih_l0)
         return x, x.dim() == 2
 
@@ -278,8 +322,10 @@ class GRU(nn.Module):
         hx = _checks.tensor("hx", hx)
         want = (LD, H) if unbatched else (LD, B, H)
         if tuple(hx.shape) != want:
-            raise ValueError(f"GRU expected hx of shape {want} (num_layers·D, {'' if unbatched else 'B, '}H), "
-                             f"got {tuple(hx.shape)}")
+            raise ValueError(
+                f"GRU expected hx of shape {want} (num_layers·D, {'' if unbatched else 'B, '}H), "
+                f"got {tuple(hx.shape)}"
+            )
         _checks.same_dtype("GRU", "hx", hx, self.weight_ih_l0)
         return hx.unsqueeze(1) if unbatched else hx
 
@@ -300,8 +346,18 @@ class GRU(nn.Module):
                 masks = self._draw_masks(x.shape[0], x.shape[1], x)
                 if masks.dropconnect is not None:
                     w_hh = w_hh * masks.dropconnect  # one DropConnect mask for the whole call
-                kw = dict(x=layer_in, h0=h0[layer * D + d], w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
-                          reset_after=self.reset_after, lengths=lengths, reverse=d == 1, return_gates=return_gates)
+                kw = dict(
+                    x=layer_in,
+                    h0=h0[layer * D + d],
+                    w_ih=w_ih,
+                    w_hh=w_hh,
+                    b_ih=b_ih,
+                    b_hh=b_hh,
+                    reset_after=self.reset_after,
+                    lengths=lengths,
+                    reverse=d == 1,
+                    return_gates=return_gates,
+                )
                 if variant_loop:
                     out, h, g = variants.sequence(**kw, **self._variant_kwargs(layer, d, masks))
                 else:
@@ -316,9 +372,12 @@ class GRU(nn.Module):
             gate_layers.append(layer_gates)
         gates = None
         if return_gates:
-            gates = GRUGates(*(
-                torch.stack([torch.stack([g[k] for g in lg]) for lg in gate_layers]) for k in range(3)
-            ))
+            gates = GRUGates(
+                *(
+                    torch.stack([torch.stack([g[k] for g in lg]) for lg in gate_layers])
+                    for k in range(3)
+                )
+            )
         return layer_in, torch.stack(h_n), gates
 
     # -------------------------------------------------------------------------------------- streaming
@@ -331,14 +390,20 @@ class GRU(nn.Module):
         from ..kernels import dispatch
 
         if self.bidirectional:
-            raise ValueError("GRU.step needs a unidirectional GRU: the reverse direction of a bidirectional "
-                             "GRU depends on future inputs; run the whole sequence with gru(input) instead")
+            raise ValueError(
+                "GRU.step needs a unidirectional GRU: the reverse direction of a bidirectional "
+                "GRU depends on future inputs; run the whole sequence with gru(input) instead"
+            )
         x_t = _checks.tensor("x_t", x_t)
         if x_t.dim() not in (1, 2):
-            raise ValueError(f"GRU.step expected x_t of shape (B, {self.input_size}) or ({self.input_size},), "
-                             f"got {x_t.dim()} dimensions")
+            raise ValueError(
+                f"GRU.step expected x_t of shape (B, {self.input_size}) or ({self.input_size},), "
+                f"got {x_t.dim()} dimensions"
+            )
         if x_t.shape[-1] != self.input_size:
-            raise ValueError(f"GRU expected input of size {self.input_size} in its last dimension, got {x_t.shape[-1]}")
+            raise ValueError(
+                f"GRU expected input of size {self.input_size} in its last dimension, got {x_t.shape[-1]}"
+            )
         _checks.same_dtype("GRU", "x_t", x_t, self.weight_ih_l0)
         unbatched = x_t.dim() == 1
         x = x_t.unsqueeze(0) if unbatched else x_t
@@ -350,8 +415,17 @@ class GRU(nn.Module):
             # Plain inference-style step (no masks, no dropout): skip the per-layer mask bookkeeping.
             for layer in range(self.num_layers):
                 w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
-                x = dispatch("cell", self.backend, x=x, h=h0[layer], w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
-                             reset_after=self.reset_after)
+                x = dispatch(
+                    "cell",
+                    self.backend,
+                    x=x,
+                    h=h0[layer],
+                    w_ih=w_ih,
+                    w_hh=w_hh,
+                    b_ih=b_ih,
+                    b_hh=b_hh,
+                    reset_after=self.reset_after,
+                )
                 new_h.append(x)
         for layer in range(0 if not new_h else self.num_layers, self.num_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
@@ -361,11 +435,29 @@ class GRU(nn.Module):
             if variant_loop:
                 vkw = self._variant_kwargs(layer, 0, masks)
                 zone = vkw.pop("zoneout")
-                x = variants.cell(x, h0[layer], w_ih, w_hh, b_ih, b_hh, self.reset_after,
-                                  zoneout=zone[0] if isinstance(zone, Tensor) else zone, **vkw)
+                x = variants.cell(
+                    x,
+                    h0[layer],
+                    w_ih,
+                    w_hh,
+                    b_ih,
+                    b_hh,
+                    self.reset_after,
+                    zoneout=zone[0] if isinstance(zone, Tensor) else zone,
+                    **vkw,
+                )
             else:
-                x = dispatch("cell", self.backend, x=x, h=h0[layer], w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
-                             reset_after=self.reset_after)
+                x = dispatch(
+                    "cell",
+                    self.backend,
+                    x=x,
+                    h=h0[layer],
+                    w_ih=w_ih,
+                    w_hh=w_hh,
+                    b_ih=b_ih,
+                    b_hh=b_hh,
+                    reset_after=self.reset_after,
+                )
             new_h.append(x)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)

@@ -34,6 +34,7 @@ Two parallel scans evaluate it for all t at once (both with an O(T) hand-written
 - ``mode="loop"``: the recurrence step by step (after one input GEMM for all steps); differentiable to any
   order, the oracle the scans are tested against.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -125,7 +126,9 @@ def scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
 
 
 SCAN_CHUNK = 16
-LOG_A_MIN = -40.0  # z below e^−40 ≈ 4e−18 counts as e^−40: changes h by < 4e−18·|h|, below float64 resolution
+LOG_A_MIN = (
+    -40.0
+)  # z below e^−40 ≈ 4e−18 counts as e^−40: changes h by < 4e−18·|h|, below float64 resolution
 
 
 def _chunked_log_scan(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -168,7 +171,9 @@ class _LogScan(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h: Tensor):
         log_a, h0, h = ctx.saved_tensors
-        log_a_next = torch.cat([log_a[1:], log_a.new_zeros(1, *log_a.shape[1:])])  # links λ_t to λ_{t+1}
+        log_a_next = torch.cat(
+            [log_a[1:], log_a.new_zeros(1, *log_a.shape[1:])]
+        )  # links λ_t to λ_{t+1}
         lam = _chunked_log_scan(log_a_next.flip(0), grad_h.flip(0), torch.zeros_like(h0)).flip(0)
         a = torch.exp(log_a)
         h_prev = torch.cat([h0[None], h[:-1]])
@@ -192,7 +197,7 @@ def _reverse_index(T: int, lengths: Tensor | None, device) -> Tensor:
     """(T, B) time indices that reverse each sequence within its own length (padding stays in place)."""
     t = torch.arange(T, device=device)[:, None]  # (T, 1)
     if lengths is None:
-        return (T - 1 - t)
+        return T - 1 - t
     lens = lengths.to(device)[None, :]  # (1, B)
     return torch.where(t < lens, lens - 1 - t, t)
 
@@ -219,9 +224,21 @@ def direction(
     """
     dtype = x.dtype
     if dtype in (torch.bfloat16, torch.float16):  # compute in float32, return in the input's dtype
-        out, h_n, gates = direction(x.float(), h0.float(), w_ih.float(), None if b_ih is None else b_ih.float(),
-                                    lengths, reverse, mode, return_gates)
-        return out.to(dtype), h_n.to(dtype), (None if gates is None else tuple(v.to(dtype) for v in gates))
+        out, h_n, gates = direction(
+            x.float(),
+            h0.float(),
+            w_ih.float(),
+            None if b_ih is None else b_ih.float(),
+            lengths,
+            reverse,
+            mode,
+            return_gates,
+        )
+        return (
+            out.to(dtype),
+            h_n.to(dtype),
+            (None if gates is None else tuple(v.to(dtype) for v in gates)),
+        )
     T, B = x.shape[0], x.shape[1]
     H = h0.shape[-1]
     if T == 0:
@@ -238,14 +255,18 @@ def direction(
     if mode == "scan":
         z = torch.sigmoid(a_z)
         b = (1.0 - z) * g(a_n)
-        if valid is not None:  # past the end: a = 1, b = 0 (the state stays; those outputs are zeroed)
+        if (
+            valid is not None
+        ):  # past the end: a = 1, b = 0 (the state stays; those outputs are zeroed)
             z = torch.where(valid, z, 1.0)
             b = torch.where(valid, b, 0.0)
         out = scan(z, b, h0)
     elif mode == "logscan":
         log_z = -F.softplus(-a_z)  # log σ(a_z), exact also where σ(a_z) underflows
         b = torch.sigmoid(-a_z) * g(a_n)  # (1 − z) ⊙ n
-        if valid is not None:  # past the end: a = 1, b = 0 (the state stays; those outputs are zeroed)
+        if (
+            valid is not None
+        ):  # past the end: a = 1, b = 0 (the state stays; those outputs are zeroed)
             log_z = torch.where(valid, log_z, 0.0)
             b = torch.where(valid, b, 0.0)
         out = log_scan(log_z, b, h0)
@@ -321,7 +342,11 @@ class MinGRU(nn.Module):
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.num_layers = _checks.positive_int("num_layers", num_layers)
         self.dropout = _checks.probability("dropout", dropout)
-        self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
+        self.bias, self.batch_first, self.bidirectional = (
+            bool(bias),
+            bool(batch_first),
+            bool(bidirectional),
+        )
         self.num_directions = 2 if bidirectional else 1
         H, D = hidden_size, self.num_directions
         kw = {"device": device, "dtype": dtype}
@@ -340,8 +365,16 @@ class MinGRU(nn.Module):
     @property
     def config(self) -> MinGRUConfig:
         dtype = str(self.weight_ih_l0.dtype).replace("torch.", "")
-        return MinGRUConfig(self.input_size, self.hidden_size, self.num_layers, self.bias, self.batch_first,
-                            self.dropout, self.bidirectional, dtype)
+        return MinGRUConfig(
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bias,
+            self.batch_first,
+            self.dropout,
+            self.bidirectional,
+            dtype,
+        )
 
     @classmethod
     def from_config(cls, config: "MinGRUConfig | dict", device=None) -> "MinGRU":
@@ -365,8 +398,13 @@ class MinGRU(nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False)):
+        for name, default in (
+            ("num_layers", 1),
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+        ):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return s
@@ -374,8 +412,10 @@ class MinGRU(nn.Module):
     # ---------------------------------------------------------------------------------------- checks
     def _check_x(self, x: Tensor, name: str) -> None:
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"MinGRU expected {name} of size {self.input_size} in its last dimension, "
-                             f"got {x.shape[-1]}")
+            raise ValueError(
+                f"MinGRU expected {name} of size {self.input_size} in its last dimension, "
+                f"got {x.shape[-1]}"
+            )
         _checks.same_dtype("MinGRU", name, x, self.weight_ih_l0)
 
     def _check_hx(self, hx, B: int, unbatched: bool, like: Tensor) -> Tensor:
@@ -385,21 +425,31 @@ class MinGRU(nn.Module):
         hx = _checks.tensor("hx", hx)
         want = (LD, H) if unbatched else (LD, B, H)
         if tuple(hx.shape) != want:
-            raise ValueError(f"MinGRU expected hx of shape {want} (num_layers·D, {'' if unbatched else 'B, '}H), "
-                             f"got {tuple(hx.shape)}")
+            raise ValueError(
+                f"MinGRU expected hx of shape {want} (num_layers·D, {'' if unbatched else 'B, '}H), "
+                f"got {tuple(hx.shape)}"
+            )
         _checks.same_dtype("MinGRU", "hx", hx, self.weight_ih_l0)
         return hx.unsqueeze(1) if unbatched else hx
 
     # ---------------------------------------------------------------------------------------- forward
-    def forward(self, input, hx: Tensor | None = None, lengths=None, return_gates: bool = False,
-                mode: str = "scan"):
+    def forward(
+        self,
+        input,
+        hx: Tensor | None = None,
+        lengths=None,
+        return_gates: bool = False,
+        mode: str = "scan",
+    ):
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
-                raise ValueError("MinGRU got both a PackedSequence and lengths; a PackedSequence carries its "
-                                 "own lengths")
+                raise ValueError(
+                    "MinGRU got both a PackedSequence and lengths; a PackedSequence carries its "
+                    "own lengths"
+                )
             template = input
             x, lengths = pad_packed_sequence(input, batch_first=False)  # (T, B, I), original order
             unbatched = batch_first = False
@@ -409,7 +459,8 @@ class MinGRU(nn.Module):
             if x.dim() not in (2, 3):
                 raise ValueError(
                     f"MinGRU expected input of 3 dimensions ({'B, T' if self.batch_first else 'T, B'}, I) "
-                    f"or 2 dimensions (T, I) unbatched, got {x.dim()} dimensions")
+                    f"or 2 dimensions (T, I) unbatched, got {x.dim()} dimensions"
+                )
             self._check_x(x, "input")
             unbatched = x.dim() == 2
             batch_first = self.batch_first and not unbatched
@@ -425,7 +476,9 @@ class MinGRU(nn.Module):
             outs, layer_gates = [], []
             for d in range(D):
                 w, b = self.layer_weights(layer, d)
-                out, h, gt = direction(layer_in, h0[layer * D + d], w, b, lengths, d == 1, mode, return_gates)
+                out, h, gt = direction(
+                    layer_in, h0[layer * D + d], w, b, lengths, d == 1, mode, return_gates
+                )
                 outs.append(out)
                 h_n.append(h)
                 layer_gates.append(gt)
@@ -440,14 +493,20 @@ class MinGRU(nn.Module):
             out_sorted = out if order is None else out.index_select(1, order)
             lens_sorted = lengths if order is None else lengths.index_select(0, order.cpu())
             data = pack_padded_sequence(out_sorted, lens_sorted, enforce_sorted=True)
-            output = PackedSequence(data.data, data.batch_sizes, template.sorted_indices, template.unsorted_indices)
+            output = PackedSequence(
+                data.data, data.batch_sizes, template.sorted_indices, template.unsorted_indices
+            )
         elif unbatched:
             output, h_n = out.squeeze(1), h_n.squeeze(1)
         else:
             output = out.transpose(0, 1) if batch_first else out
         if return_gates:
-            gates = MinGRUGates(*(torch.stack([torch.stack([gt[k] for gt in lg]) for lg in gate_layers])
-                                  for k in range(2)))
+            gates = MinGRUGates(
+                *(
+                    torch.stack([torch.stack([gt[k] for gt in lg]) for lg in gate_layers])
+                    for k in range(2)
+                )
+            )
             return output, h_n, gates
         return output, h_n
 
@@ -459,12 +518,16 @@ class MinGRU(nn.Module):
         Unidirectional only.
         """
         if self.bidirectional:
-            raise ValueError("MinGRU.step needs a unidirectional MinGRU: the reverse direction depends on "
-                             "future inputs; run the whole sequence with mingru(input) instead")
+            raise ValueError(
+                "MinGRU.step needs a unidirectional MinGRU: the reverse direction depends on "
+                "future inputs; run the whole sequence with mingru(input) instead"
+            )
         x_t = _checks.tensor("x_t", x_t)
         if x_t.dim() not in (1, 2):
-            raise ValueError(f"MinGRU.step expected x_t of shape (B, {self.input_size}) or ({self.input_size},), "
-                             f"got {x_t.dim()} dimensions")
+            raise ValueError(
+                f"MinGRU.step expected x_t of shape (B, {self.input_size}) or ({self.input_size},), "
+                f"got {x_t.dim()} dimensions"
+            )
         self._check_x(x_t, "x_t")
         unbatched = x_t.dim() == 1
         x = x_t.unsqueeze(0) if unbatched else x_t

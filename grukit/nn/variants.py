@@ -24,6 +24,7 @@ recurrent dropout does in training. DropConnect alone only changes W_hh and stil
 `grukit.kernels.dispatch` (the fused kernel where eligible). The float64 spec is
 `grukit.reference.variants`.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -68,7 +69,9 @@ def group_layer_norm(a: Tensor, gain: Tensor, hidden_size: int, eps: float = LN_
     return normed.flatten(-2) * gain
 
 
-def input_projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None, ln_ih: Tensor | None, eps: float = LN_EPS) -> Tensor:
+def input_projection(
+    x: Tensor, w_ih: Tensor, b_ih: Tensor | None, ln_ih: Tensor | None, eps: float = LN_EPS
+) -> Tensor:
     """gi for every step at once: x (T, B, I) → (T, B, 3H); layer-normed per gate group when ln_ih is given."""
     if ln_ih is None:
         return F.linear(x, w_ih, b_ih)
@@ -92,7 +95,9 @@ def variant_step(
     the recurrent products only.
     """
     H = h.shape[-1]
-    hd = h if recurrent_mask is None else h * recurrent_mask  # (B, H) state as the recurrent products see it
+    hd = (
+        h if recurrent_mask is None else h * recurrent_mask
+    )  # (B, H) state as the recurrent products see it
     gi_r, gi_z, gi_n = gi.split(H, dim=-1)
     if reset_after:
         gh = F.linear(hd, w_hh)  # (B, 3H)
@@ -159,7 +164,8 @@ def sequence(
     if dtype in _LOW_PRECISION:  # compute in fp32, return in the input's dtype
         up = lambda t: None if t is None or not isinstance(t, Tensor) else t.float()  # noqa: E731
         x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh, recurrent_mask = map(
-            up, (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh, recurrent_mask))
+            up, (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh, recurrent_mask)
+        )
         zoneout = up(zoneout) if isinstance(zoneout, Tensor) else zoneout
     T = x.shape[0]
     gi_all = input_projection(x, w_ih, b_ih, ln_ih, eps)  # (T, B, 3H)
@@ -168,9 +174,11 @@ def sequence(
         valid = (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)[..., None]  # (T, B, 1)
     outs: list[Tensor] = [x.new_empty(0)] * T
     gates: list[list[Tensor]] = [[], [], []]
-    gi_steps = gi_all.unbind(0)  # unbind, not gi_all[t]: its backward is one stack instead of T full-size adds
+    gi_steps = gi_all.unbind(
+        0
+    )  # unbind, not gi_all[t]: its backward is one stack instead of T full-size adds
     h = h0
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+    for t in range(T - 1, -1, -1) if reverse else range(T):
         h_new, g = variant_step(gi_steps[t], h, w_hh, b_hh, reset_after, ln_hh, recurrent_mask, eps)
         if zoneout is not None:
             h_new = _zone(h_new, h, zoneout[t] if isinstance(zoneout, Tensor) else zoneout)
@@ -191,8 +199,10 @@ def sequence(
     if return_gates:
         if reverse:
             gates = [lst[::-1] for lst in gates]
-        gate_tensors = tuple(torch.stack(lst).to(dtype) if T else x.new_zeros(0, x.shape[1], h0.shape[-1]).to(dtype)
-                             for lst in gates)
+        gate_tensors = tuple(
+            torch.stack(lst).to(dtype) if T else x.new_zeros(0, x.shape[1], h0.shape[-1]).to(dtype)
+            for lst in gates
+        )
     return out.to(dtype), h.to(dtype), gate_tensors
 
 
@@ -212,8 +222,17 @@ def cell(
 ) -> Tensor:
     """One variant step: x (B, I), h (B, H) → h' (B, H); ``zoneout`` a keep mask (B, H), a float p, or None."""
     out, h_new, _ = sequence(
-        x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, reset_after, ln_ih=ln_ih, ln_hh=ln_hh,
-        recurrent_mask=recurrent_mask, zoneout=zoneout.unsqueeze(0) if isinstance(zoneout, Tensor) else zoneout,
+        x.unsqueeze(0),
+        h,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        reset_after,
+        ln_ih=ln_ih,
+        ln_hh=ln_hh,
+        recurrent_mask=recurrent_mask,
+        zoneout=zoneout.unsqueeze(0) if isinstance(zoneout, Tensor) else zoneout,
         eps=eps,
     )
     return h_new

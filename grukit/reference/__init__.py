@@ -3,6 +3,7 @@
 Parameters use torch's names and layout (``weight_ih_l{k}[_reverse]`` stacked r, z, n, ...). The tests use
 this module as the oracle for every implementation in grukit.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,9 @@ def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True):
     return z * h + (1.0 - z) * n, (z, r, n)
 
 
-def gru_direction(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, lengths=None, reverse=False):
+def gru_direction(
+    x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, lengths=None, reverse=False
+):
     """One direction over time-major x (T, B, I) → (output (T, B, H), h_n (B, H), gates (3, T, B, H)).
 
     Sequence b only uses steps t < lengths[b]; its outputs and gates past that are zero. The reverse
@@ -85,8 +88,15 @@ def gru(
         for d in range(D):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
             out, h, g = gru_direction(
-                layer_in, h0[layer * D + d], p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"],
-                p.get(f"bias_ih{sfx}"), p.get(f"bias_hh{sfx}"), reset_after, lengths, reverse=bool(d),
+                layer_in,
+                h0[layer * D + d],
+                p[f"weight_ih{sfx}"],
+                p[f"weight_hh{sfx}"],
+                p.get(f"bias_ih{sfx}"),
+                p.get(f"bias_hh{sfx}"),
+                reset_after,
+                lengths,
+                reverse=bool(d),
             )
             outs.append(out)
             h_n.append(h)

@@ -14,6 +14,7 @@ minGRU (grukit's convention: z = share of the old state kept; the paper's z is 1
     z = σ(W_iz x + b_iz),  n = g(W_in x + b_in) with g(a) = a + ½ (a ≥ 0), σ(a) (a < 0)
     h_t = z ⊙ h_{t−1} + (1 − z) ⊙ n
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,19 @@ def layer_norm_groups(a, gain, hidden_size, eps=LN_EPS):
     return ((groups - mean) / np.sqrt(var + eps)).reshape(B, -1) * gain
 
 
-def variant_gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, ln_ih=None, ln_hh=None,
-                     recurrent_mask=None, eps=LN_EPS):
+def variant_gru_cell(
+    x,
+    h,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    reset_after=True,
+    ln_ih=None,
+    ln_hh=None,
+    recurrent_mask=None,
+    eps=LN_EPS,
+):
     """One variant step before zoneout: x (B, I), h (B, H) → (h' (B, H), (z, r, n)).
 
     w_hh already carries any DropConnect mask; recurrent_mask (B, H) multiplies the state feeding W_hh.
@@ -55,18 +67,36 @@ def variant_gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, l
         n = np.tanh(gi_n + r * gh[:, 2 * H :])
     else:
         ah = hd @ w_hh[: 2 * H].T
-        gh = (ah if ln_hh is None else layer_norm_groups(ah, ln_hh[: 2 * H], H, eps)) + b_hh[: 2 * H]
+        gh = (ah if ln_hh is None else layer_norm_groups(ah, ln_hh[: 2 * H], H, eps)) + b_hh[
+            : 2 * H
+        ]
         r = _sigmoid(gi_r + gh[:, :H])
         z = _sigmoid(gi_z + gh[:, H:])
         an = (r * hd) @ w_hh[2 * H :].T
-        gh_n = (an if ln_hh is None else layer_norm_groups(an, ln_hh[2 * H :], H, eps)) + b_hh[2 * H :]
+        gh_n = (an if ln_hh is None else layer_norm_groups(an, ln_hh[2 * H :], H, eps)) + b_hh[
+            2 * H :
+        ]
         n = np.tanh(gi_n + gh_n)
     return z * h + (1.0 - z) * n, (z, r, n)
 
 
-def variant_gru_direction(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True, lengths=None,
-                          reverse=False, ln_ih=None, ln_hh=None, recurrent_mask=None, zoneout=None,
-                          dropconnect_mask=None, eps=LN_EPS):
+def variant_gru_direction(
+    x,
+    h0,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    reset_after=True,
+    lengths=None,
+    reverse=False,
+    ln_ih=None,
+    ln_hh=None,
+    recurrent_mask=None,
+    zoneout=None,
+    dropconnect_mask=None,
+    eps=LN_EPS,
+):
     """One direction over time-major x (T, B, I) → (output (T, B, H), h_n (B, H), gates (3, T, B, H)).
 
     recurrent_mask (B, H), the same at every step; zoneout None, a keep probability (eval) or a {0, 1}
@@ -83,8 +113,10 @@ def variant_gru_direction(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=T
     for b in range(B):
         h = h0[b : b + 1]
         m = None if recurrent_mask is None else recurrent_mask[b : b + 1]
-        for t in (range(lengths[b] - 1, -1, -1) if reverse else range(lengths[b])):
-            h_new, gt = variant_gru_cell(x[t, b : b + 1], h, w_ih, w, b_ih, b_hh, reset_after, ln_ih, ln_hh, m, eps)
+        for t in range(lengths[b] - 1, -1, -1) if reverse else range(lengths[b]):
+            h_new, gt = variant_gru_cell(
+                x[t, b : b + 1], h, w_ih, w, b_ih, b_hh, reset_after, ln_ih, ln_hh, m, eps
+            )
             if zoneout is not None:
                 keep = zoneout if np.isscalar(zoneout) else zoneout[t, b : b + 1]
                 h_new = keep * h + (1.0 - keep) * h_new
@@ -95,8 +127,20 @@ def variant_gru_direction(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=T
     return out, h_n, gates
 
 
-def variant_gru(x, params: dict, num_layers=1, bidirectional=False, reset_after=True, h0=None, lengths=None,
-                batch_first=False, layer_norm=False, masks=None, zoneout_p=None, eps=LN_EPS):
+def variant_gru(
+    x,
+    params: dict,
+    num_layers=1,
+    bidirectional=False,
+    reset_after=True,
+    h0=None,
+    lengths=None,
+    batch_first=False,
+    layer_norm=False,
+    masks=None,
+    zoneout_p=None,
+    eps=LN_EPS,
+):
     """A stacked (bi)directional variant GRU without inter-layer dropout.
 
     params maps grukit's parameter names (torch's, plus ``ln_gain_ih_l{k}[_reverse]``/``ln_gain_hh...`` when
@@ -118,13 +162,27 @@ def variant_gru(x, params: dict, num_layers=1, bidirectional=False, reset_after=
         outs, layer_gates = [], []
         for d in range(D):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
-            mk = {k: None if v is None else np.asarray(v, dtype=np.float64) for k, v in masks.get((layer, d), {}).items()}
+            mk = {
+                k: None if v is None else np.asarray(v, dtype=np.float64)
+                for k, v in masks.get((layer, d), {}).items()
+            }
             zone = mk.get("zoneout")
             out, h, gt = variant_gru_direction(
-                layer_in, h0[layer * D + d], p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"], p.get(f"bias_ih{sfx}"),
-                p.get(f"bias_hh{sfx}"), reset_after, lengths, bool(d),
-                p[f"ln_gain_ih{sfx}"] if layer_norm else None, p[f"ln_gain_hh{sfx}"] if layer_norm else None,
-                mk.get("recurrent"), zoneout_p if zone is None else zone, mk.get("dropconnect"), eps,
+                layer_in,
+                h0[layer * D + d],
+                p[f"weight_ih{sfx}"],
+                p[f"weight_hh{sfx}"],
+                p.get(f"bias_ih{sfx}"),
+                p.get(f"bias_hh{sfx}"),
+                reset_after,
+                lengths,
+                bool(d),
+                p[f"ln_gain_ih{sfx}"] if layer_norm else None,
+                p[f"ln_gain_hh{sfx}"] if layer_norm else None,
+                mk.get("recurrent"),
+                zoneout_p if zone is None else zone,
+                mk.get("dropconnect"),
+                eps,
             )
             outs.append(out)
             h_n.append(h)
@@ -150,7 +208,9 @@ def mingru_cell(x, h, w_ih, b_ih=None):
     return z * h + (1.0 - z) * n, (z, n)
 
 
-def mingru(x, params: dict, num_layers=1, bidirectional=False, h0=None, lengths=None, batch_first=False):
+def mingru(
+    x, params: dict, num_layers=1, bidirectional=False, h0=None, lengths=None, batch_first=False
+):
     """A stacked (bi)directional minGRU without dropout, step by step.
 
     x (T, B, I) (or (B, T, I) if batch_first); params maps ``weight_ih_l{k}[_reverse]`` / ``bias_ih_...`` to
@@ -173,8 +233,10 @@ def mingru(x, params: dict, num_layers=1, bidirectional=False, h0=None, lengths=
             out, gates, hn = np.zeros((T, B, H)), np.zeros((2, T, B, H)), np.zeros((B, H))
             for b in range(B):
                 h = h0[layer * D + d, b : b + 1]
-                for t in (range(lengths[b] - 1, -1, -1) if d else range(lengths[b])):
-                    h, gt = mingru_cell(layer_in[t, b : b + 1], h, p[f"weight_ih{sfx}"], p.get(f"bias_ih{sfx}"))
+                for t in range(lengths[b] - 1, -1, -1) if d else range(lengths[b]):
+                    h, gt = mingru_cell(
+                        layer_in[t, b : b + 1], h, p[f"weight_ih{sfx}"], p.get(f"bias_ih{sfx}")
+                    )
                     out[t, b] = h[0]
                     gates[:, t, b] = np.stack(gt)[:, 0]
                 hn[b] = h[0]

@@ -23,28 +23,52 @@ Usage (a complete recipe in a few lines)::
     import grukit
     from grukit.train import TaskModule, fit, seed_everything
 
-    class Tagger(nn.Module):                      # a grukit model: config dataclass + from_config
-        ...                                       # (see grukit/serialization.py)
+
+    class Tagger(nn.Module):  # a grukit model: config dataclass + from_config
+        ...  # (see grukit/serialization.py)
+
 
     class TaggerModule(TaskModule):
-        def step(self, batch, stage):             # batch from your DataLoader
-            x, y = batch                          # x (B, T, I), y (B,)
-            logits = self.model(x)                # (B, C)
+        def step(self, batch, stage):  # batch from your DataLoader
+            x, y = batch  # x (B, T, I), y (B,)
+            logits = self.model(x)  # (B, C)
             loss = nn.functional.cross_entropy(logits, y)
             return {"loss": loss, "acc": (logits.argmax(-1) == y).float().mean()}
 
-    seed_everything(0)                            # before building the model: init is seeded too
+
+    seed_everything(0)  # before building the model: init is seeded too
     module = TaggerModule(Tagger(...), lr=3e-3)
-    result = fit(module, DataLoader(train_ds, 32, shuffle=True), DataLoader(val_ds, 64),
-                 task="tagger", epochs=20, seed=0, patience=5, monitor="val_loss",
-                 config={"lr": 3e-3, "epochs": 20})      # → runs/tagger-YYYYmmdd-HHMMSS/
-    model = result.best_model()                   # grukit.load(run/model.safetensors)
-    result.run.write_metrics(task="tagger", dataset="toy", split="test", model={"acc": 0.9},
-                             seed=0, wall_time_s=result.wall_time_s)
+    result = fit(
+        module,
+        DataLoader(train_ds, 32, shuffle=True),
+        DataLoader(val_ds, 64),
+        task="tagger",
+        epochs=20,
+        seed=0,
+        patience=5,
+        monitor="val_loss",
+        config={"lr": 3e-3, "epochs": 20},
+    )  # → runs/tagger-YYYYmmdd-HHMMSS/
+    model = result.best_model()  # grukit.load(run/model.safetensors)
+    result.run.write_metrics(
+        task="tagger",
+        dataset="toy",
+        split="test",
+        model={"acc": 0.9},
+        seed=0,
+        wall_time_s=result.wall_time_s,
+    )
 
     # continue an interrupted run to the same final weights (within 1e-6 relative):
-    fit(TaggerModule(Tagger(...)), train_dl, val_dl, task="tagger", epochs=20, seed=0,
-        resume=result.run.path)
+    fit(
+        TaggerModule(Tagger(...)),
+        train_dl,
+        val_dl,
+        task="tagger",
+        epochs=20,
+        seed=0,
+        resume=result.run.path,
+    )
     # two processes: fit(..., devices=2, strategy="ddp", accelerator="cpu")   (gloo on CPU)
 
 In a CLI (``grukit/tasks/<task>/cli.py``) declare the shared options with :mod:`grukit.train.options` and
@@ -54,6 +78,7 @@ Rules that make resume exact: all RNGs are re-seeded from (seed, epoch) at each 
 ``DataLoader(shuffle=True)`` (no private generators) and keep randomness inside the training loop;
 ``last.ckpt`` is written at the end of every epoch.
 """
+
 from __future__ import annotations
 
 from typing import Any

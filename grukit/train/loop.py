@@ -2,6 +2,7 @@
 
 See the package docstring (``grukit.train``) for an example.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,13 +66,26 @@ class RunRecorder(Callback):
     ``model.safetensors`` whenever ``monitor`` improves (best on validation, via :func:`grukit.save`), and
     ``loss.png`` at the end. Its state travels in ``last.ckpt`` so a resumed run continues the same files."""
 
-    def __init__(self, run: RunDir, monitor: str = "val_loss", mode: str = "min", task: str | None = None,
-                 model_attr: str = "model", save_extra: dict | None = None, save_dtype: torch.dtype | None = None,
-                 plot: bool = True) -> None:
+    def __init__(
+        self,
+        run: RunDir,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        task: str | None = None,
+        model_attr: str = "model",
+        save_extra: dict | None = None,
+        save_dtype: torch.dtype | None = None,
+        plot: bool = True,
+    ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         self.run, self.monitor, self.mode, self.task = run, monitor, mode, task
-        self.model_attr, self.save_extra, self.save_dtype, self.plot = model_attr, save_extra, save_dtype, plot
+        self.model_attr, self.save_extra, self.save_dtype, self.plot = (
+            model_attr,
+            save_extra,
+            save_dtype,
+            plot,
+        )
         self.history: list[dict] = []
         self.best_score: float | None = None
         self.best_epoch: int | None = None
@@ -82,8 +96,12 @@ class RunRecorder(Callback):
 
     # ------------------------------------------------------------------ state carried in last.ckpt
     def state_dict(self) -> dict[str, Any]:
-        return {"history": [dict(r) for r in self.history], "best_score": self.best_score,
-                "best_epoch": self.best_epoch, "elapsed": self._elapsed_before + time.perf_counter() - self._t0}
+        return {
+            "history": [dict(r) for r in self.history],
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "elapsed": self._elapsed_before + time.perf_counter() - self._t0,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = [dict(r) for r in state.get("history", [])]
@@ -116,8 +134,11 @@ class RunRecorder(Callback):
 
     # ------------------------------------------------------------------ helpers
     def _record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step,
-                               "train_loss": self._loss_sum / self._loss_n if self._loss_n else None}
+        row: dict[str, Any] = {
+            "epoch": trainer.current_epoch,
+            "step": trainer.global_step,
+            "train_loss": self._loss_sum / self._loss_n if self._loss_n else None,
+        }
         for k, v in sorted(trainer.callback_metrics.items()):
             if k.startswith(("val_", "test_")):
                 row[k] = float(v)
@@ -127,18 +148,31 @@ class RunRecorder(Callback):
         self.history.append(row)
         score = row.get(self.monitor)
         if score is None and self.monitor not in row and any(k.startswith("val_") for k in row):
-            raise KeyError(f"monitor {self.monitor!r} is not among the logged metrics {sorted(row)}")
+            raise KeyError(
+                f"monitor {self.monitor!r} is not among the logged metrics {sorted(row)}"
+            )
         if score is None and not any(k.startswith("val_") for k in row):
             score = row["train_loss"]  # no validation data: best = lowest training loss
-        improved = score is not None and math.isfinite(score) and (
-            self.best_score is None or (score < self.best_score if self.mode == "min" else score > self.best_score))
+        improved = (
+            score is not None
+            and math.isfinite(score)
+            and (
+                self.best_score is None
+                or (score < self.best_score if self.mode == "min" else score > self.best_score)
+            )
+        )
         if improved:
             self.best_score, self.best_epoch = float(score), trainer.current_epoch
         if trainer.is_global_zero:
             if improved:
                 model = getattr(pl_module, self.model_attr)
-                serialization.save(model, self.run.model_path, task=self.task, extra=self.save_extra,
-                                   dtype=self.save_dtype)
+                serialization.save(
+                    model,
+                    self.run.model_path,
+                    task=self.task,
+                    extra=self.save_extra,
+                    dtype=self.save_dtype,
+                )
             write_log_csv(self.history, self.run.file("log.csv"))
 
 
@@ -269,8 +303,10 @@ def fit(
     if patience is not None and patience < 1:
         raise UserInputError(f"patience must be at least 1, got {patience}")
     if not hasattr(module, model_attr):
-        raise TypeError(f"fit expected module.{model_attr} to be the grukit model to save; "
-                        f"{type(module).__name__} has no attribute {model_attr!r}")
+        raise TypeError(
+            f"fit expected module.{model_attr} to be the grukit model to save; "
+            f"{type(module).__name__} has no attribute {model_attr!r}"
+        )
     ckpt = None
     if resume is not None:
         resume_dir, ckpt = resolve_resume(resume)
@@ -286,11 +322,21 @@ def fit(
     if config is not None:
         run.write_config(config)
 
-    recorder = RunRecorder(run, monitor=monitor, mode=mode, task=task, model_attr=model_attr,
-                           save_extra=save_extra, save_dtype=save_dtype, plot=plot)
+    recorder = RunRecorder(
+        run,
+        monitor=monitor,
+        mode=mode,
+        task=task,
+        model_attr=model_attr,
+        save_extra=save_extra,
+        save_dtype=save_dtype,
+        plot=plot,
+    )
     cbs: list[Callback] = [EpochSeed(seed), recorder]
     if patience is not None:
-        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta))
+        cbs.append(
+            EarlyStopping(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta)
+        )
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
@@ -298,15 +344,35 @@ def fit(
     # last.ckpt after every epoch, replacing the previous one (monitor=None + save_top_k=1 keeps only the
     # latest). save_last=True with save_top_k=0 would write it only when training ends (Lightning 2.6),
     # so a killed run could not resume.
-    cbs.append(ModelCheckpoint(dirpath=run.path, filename="last", save_top_k=1, monitor=None,
-                               every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False))
+    cbs.append(
+        ModelCheckpoint(
+            dirpath=run.path,
+            filename="last",
+            save_top_k=1,
+            monitor=None,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+    )
     cbs.extend(callbacks)
 
     kwargs: dict[str, Any] = dict(
-        max_epochs=epochs, max_steps=max_steps, accelerator=accelerator, devices=parse_devices(devices),
-        num_nodes=num_nodes, strategy=strategy, deterministic=deterministic, gradient_clip_val=gradient_clip,
-        callbacks=cbs, logger=False, enable_checkpointing=True, enable_progress_bar=progress,
-        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(run.path),
+        max_epochs=epochs,
+        max_steps=max_steps,
+        accelerator=accelerator,
+        devices=parse_devices(devices),
+        num_nodes=num_nodes,
+        strategy=strategy,
+        deterministic=deterministic,
+        gradient_clip_val=gradient_clip,
+        callbacks=cbs,
+        logger=False,
+        enable_checkpointing=True,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(run.path),
         log_every_n_steps=1,
     )
     if limit_train_batches is not None:
@@ -323,12 +389,26 @@ def fit(
         try:
             seed_everything(seed)
             trainer = L.Trainer(**kwargs)
-            trainer.fit(module, train_dataloaders=train, val_dataloaders=val, datamodule=datamodule,
-                        ckpt_path=str(ckpt) if ckpt is not None else None, weights_only=True)
+            trainer.fit(
+                module,
+                train_dataloaders=train,
+                val_dataloaders=val,
+                datamodule=datamodule,
+                ckpt_path=str(ckpt) if ckpt is not None else None,
+                weights_only=True,
+            )
         finally:
             torch.use_deterministic_algorithms(was_deterministic)
     wall = time.perf_counter() - t0
     stopped = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
-    return FitResult(run=run, history=list(recorder.history), best_score=recorder.best_score,
-                     best_epoch=recorder.best_epoch, epochs_run=trainer.current_epoch, stopped_early=stopped,
-                     wall_time_s=wall, module=module, trainer=trainer)
+    return FitResult(
+        run=run,
+        history=list(recorder.history),
+        best_score=recorder.best_score,
+        best_epoch=recorder.best_epoch,
+        epochs_run=trainer.current_epoch,
+        stopped_early=stopped,
+        wall_time_s=wall,
+        module=module,
+        trainer=trainer,
+    )

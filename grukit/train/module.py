@@ -4,6 +4,7 @@ A recipe supplies the grukit model (``self.model``, the thing saved as ``model.s
 that returns the loss (or a dict with ``"loss"`` and other metrics) for a batch; the base logs
 ``train_loss``/``val_loss`` (and ``val_<name>`` for extra metrics), and builds AdamW.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,7 +24,9 @@ class TaskModule(L.LightningModule):
     def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
-            raise TypeError(f"TaskModule expected an nn.Module as model, got {type(model).__name__}")
+            raise TypeError(
+                f"TaskModule expected an nn.Module as model, got {type(model).__name__}"
+            )
         self.model = model
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
@@ -38,13 +41,22 @@ class TaskModule(L.LightningModule):
         out = self.step(batch, stage)
         metrics = out if isinstance(out, dict) else {"loss": out}
         if "loss" not in metrics:
-            raise KeyError(f"{type(self).__name__}.step must return a loss tensor or a dict with 'loss', got keys "
-                           f"{sorted(metrics)}")
+            raise KeyError(
+                f"{type(self).__name__}.step must return a loss tensor or a dict with 'loss', got keys "
+                f"{sorted(metrics)}"
+            )
         bs = _batch_size(batch)
         sync = self._trainer is not None and self.trainer.world_size > 1  # reduced once per epoch
         for k, v in metrics.items():
-            self.log(f"{stage}_{k}", v.detach() if isinstance(v, Tensor) else v, on_step=False, on_epoch=True,
-                     prog_bar=(k == "loss"), batch_size=bs, sync_dist=sync)
+            self.log(
+                f"{stage}_{k}",
+                v.detach() if isinstance(v, Tensor) else v,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=(k == "loss"),
+                batch_size=bs,
+                sync_dist=sync,
+            )
         return metrics["loss"]
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:

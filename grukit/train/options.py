@@ -3,19 +3,49 @@
 
 Use them as annotations so each command keeps its own defaults::
 
-    from grukit.train.options import DataDir, OutputDir, Epochs, Seed, Devices, NumNodes, Strategy, Resume
+    from grukit.train.options import (
+        DataDir,
+        OutputDir,
+        Epochs,
+        Seed,
+        Devices,
+        NumNodes,
+        Strategy,
+        Resume,
+    )
+
 
     @app.command()
-    def train(data_dir: DataDir = None, output_dir: OutputDir = None, epochs: Epochs = 20, seed: Seed = 0,
-              devices: Devices = "auto", num_nodes: NumNodes = 1, strategy: Strategy = "auto",
-              resume: Resume = None) -> None:
-        from grukit.train import fit          # heavy imports inside the command
+    def train(
+        data_dir: DataDir = None,
+        output_dir: OutputDir = None,
+        epochs: Epochs = 20,
+        seed: Seed = 0,
+        devices: Devices = "auto",
+        num_nodes: NumNodes = 1,
+        strategy: Strategy = "auto",
+        resume: Resume = None,
+    ) -> None:
+        from grukit.train import fit  # heavy imports inside the command
+
         ...
-        fit(module, train_dl, val_dl, task="music", epochs=epochs, seed=seed, devices=devices,
-            num_nodes=num_nodes, strategy=strategy, resume=resume, output_dir=output_dir)
+        fit(
+            module,
+            train_dl,
+            val_dl,
+            task="music",
+            epochs=epochs,
+            seed=seed,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            resume=resume,
+            output_dir=output_dir,
+        )
 
 Only typer is imported here (every ``grukit`` invocation imports all task CLIs).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,24 +53,58 @@ from typing import Annotated, Optional
 
 import typer
 
-DataDir = Annotated[Optional[Path], typer.Option(
-    "--data-dir", help="The dataset's own folder (default: $GRUKIT_DATA/<name>, then ~/.cache/grukit/data/<name>).",
-    show_default=False)]
-OutputDir = Annotated[Optional[Path], typer.Option(
-    "--output-dir", help="Run folder to write (default: runs/<task>-<YYYYmmdd-HHMMSS>/).", show_default=False)]
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data-dir",
+        help="The dataset's own folder (default: $GRUKIT_DATA/<name>, then ~/.cache/grukit/data/<name>).",
+        show_default=False,
+    ),
+]
+OutputDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--output-dir",
+        help="Run folder to write (default: runs/<task>-<YYYYmmdd-HHMMSS>/).",
+        show_default=False,
+    ),
+]
 Epochs = Annotated[int, typer.Option("--epochs", min=1, help="Maximum number of training epochs.")]
-Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed (training is deterministic given it).")]
-Devices = Annotated[str, typer.Option(
-    "--devices", help="Devices per node, passed to Lightning: a count, 'auto' or a list like '0,1'.")]
-NumNodes = Annotated[int, typer.Option("--num-nodes", min=1, help="Number of nodes (Lightning num_nodes).")]
-Strategy = Annotated[str, typer.Option(
-    "--strategy", help="Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")]
-Resume = Annotated[Optional[Path], typer.Option(
-    "--resume", help="Continue a run: its folder (uses last.ckpt) or a .ckpt file.", show_default=False)]
-Accelerator = Annotated[str, typer.Option("--accelerator", help="Lightning accelerator: auto, cpu, gpu, mps.")]
-Checkpoint = Annotated[Optional[Path], typer.Option(
-    "--checkpoint", help="A run folder or a .safetensors model file (default: the task's shipped model).",
-    show_default=False)]
+Seed = Annotated[
+    int, typer.Option("--seed", min=0, help="Random seed (training is deterministic given it).")
+]
+Devices = Annotated[
+    str,
+    typer.Option(
+        "--devices",
+        help="Devices per node, passed to Lightning: a count, 'auto' or a list like '0,1'.",
+    ),
+]
+NumNodes = Annotated[
+    int, typer.Option("--num-nodes", min=1, help="Number of nodes (Lightning num_nodes).")
+]
+Strategy = Annotated[
+    str, typer.Option("--strategy", help="Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
+]
+Resume = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--resume",
+        help="Continue a run: its folder (uses last.ckpt) or a .ckpt file.",
+        show_default=False,
+    ),
+]
+Accelerator = Annotated[
+    str, typer.Option("--accelerator", help="Lightning accelerator: auto, cpu, gpu, mps.")
+]
+Checkpoint = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--checkpoint",
+        help="A run folder or a .safetensors model file (default: the task's shipped model).",
+        show_default=False,
+    ),
+]
 
 
 def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:
@@ -57,4 +121,6 @@ def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:
     except ValueError:
         from ..errors import UserInputError
 
-        raise UserInputError(f"--devices expects a count, 'auto' or a comma list of indices, got {devices!r}") from None
+        raise UserInputError(
+            f"--devices expects a count, 'auto' or a comma list of indices, got {devices!r}"
+        ) from None

@@ -1,4 +1,5 @@
 """Training-curve plot for run folders (matplotlib, Agg backend, written atomically)."""
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,9 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     return path
 
 
-def plot_history(history: Sequence[dict], path: str | os.PathLike, title: str | None = None) -> Path | None:
+def plot_history(
+    history: Sequence[dict], path: str | os.PathLike, title: str | None = None
+) -> Path | None:
     """Plot every ``*loss`` column of ``history`` (one dict per epoch, as in ``log.csv``) against the epoch.
     Returns the path, or None when there is nothing to plot."""
     if not history:

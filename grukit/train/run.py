@@ -3,6 +3,7 @@ validation), ``config.json``, ``metrics.json``, ``log.csv``, ``*.png`` plots and
 
 Light module (no torch/lightning import) so CLIs can use it at import time.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,16 +76,28 @@ def command_line() -> str:
     return " ".join([prog, *sys.argv[1:]])
 
 
-def metrics_record(task: str, dataset: str, split: str, model: dict, baselines: dict | None = None,
-                   seed: int | None = None, wall_time_s: float | None = None, command: str | None = None,
-                   **extra: Any) -> dict:
+def metrics_record(
+    task: str,
+    dataset: str,
+    split: str,
+    model: dict,
+    baselines: dict | None = None,
+    seed: int | None = None,
+    wall_time_s: float | None = None,
+    command: str | None = None,
+    **extra: Any,
+) -> dict:
     """The ``metrics.json`` dict of CONVENTIONS.md (task, dataset, split, model, baselines, seed, wall_time_s,
     command, grukit_version) plus any ``extra`` keys (e.g. ``per_series``)."""
     rec: dict[str, Any] = {"task": task, "dataset": dataset, "split": split, "model": dict(model)}
     if baselines is not None:
         rec["baselines"] = {k: dict(v) for k, v in baselines.items()}
-    rec.update(seed=seed, wall_time_s=None if wall_time_s is None else round(float(wall_time_s), 3),
-               command=command if command is not None else command_line(), grukit_version=__version__)
+    rec.update(
+        seed=seed,
+        wall_time_s=None if wall_time_s is None else round(float(wall_time_s), 3),
+        command=command if command is not None else command_line(),
+        grukit_version=__version__,
+    )
     rec.update(extra)
     return rec
 
@@ -109,8 +122,13 @@ class RunDir:
         return str(self.path)
 
     @classmethod
-    def create(cls, task: str, output_dir: str | os.PathLike | None = None, root: str | os.PathLike = "runs",
-               mkdir: bool = True) -> "RunDir":
+    def create(
+        cls,
+        task: str,
+        output_dir: str | os.PathLike | None = None,
+        root: str | os.PathLike = "runs",
+        mkdir: bool = True,
+    ) -> "RunDir":
         """A fresh run folder for ``task`` (made now unless ``mkdir=False``)."""
         if output_dir is not None:
             path = Path(output_dir).expanduser()
@@ -184,8 +202,10 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
     if p.is_dir():
         p = p / MODEL_FILE
         if not p.is_file():
-            raise UserInputError(f"--checkpoint {checkpoint}: the folder has no {MODEL_FILE}; expected a run "
-                                 f"folder or a .safetensors file")
+            raise UserInputError(
+                f"--checkpoint {checkpoint}: the folder has no {MODEL_FILE}; expected a run "
+                f"folder or a .safetensors file"
+            )
         return p
     if not p.is_file():
         raise UserInputError(f"--checkpoint {checkpoint}: no such file or run folder")
@@ -197,8 +217,10 @@ def resolve_resume(resume: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(resume).expanduser()
     ckpt = p / LAST_CKPT if p.is_dir() else p
     if not ckpt.is_file():
-        raise UserInputError(f"--resume {resume}: no {LAST_CKPT} there; expected a run folder holding "
-                             f"{LAST_CKPT} or a .ckpt file")
+        raise UserInputError(
+            f"--resume {resume}: no {LAST_CKPT} there; expected a run folder holding "
+            f"{LAST_CKPT} or a .ckpt file"
+        )
     return ckpt.parent, ckpt
 
 
@@ -210,11 +232,15 @@ def load_task_model(checkpoint, shipped: Path, cls: type, task: str):
     if checkpoint is None:
         path = Path(shipped)
         if not path.is_file():
-            raise UserInputError(f"no shipped {task} model at {path}; train one with `grukit {task} train` and "
-                                 f"pass --checkpoint RUN_FOLDER")
+            raise UserInputError(
+                f"no shipped {task} model at {path}; train one with `grukit {task} train` and "
+                f"pass --checkpoint RUN_FOLDER"
+            )
     else:
         path = resolve_checkpoint(checkpoint)
     model = load(path)
     if not isinstance(model, cls):
-        raise UserInputError(f"{path} holds a {type(model).__name__}, not a {task} model ({cls.__name__})")
+        raise UserInputError(
+            f"{path} holds a {type(model).__name__}, not a {task} model ({cls.__name__})"
+        )
     return model, path

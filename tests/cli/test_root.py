@@ -1,4 +1,5 @@
 """The grukit console script: --version, --help, and the error contract."""
+
 import subprocess
 import sys
 
@@ -6,8 +7,12 @@ import grukit
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-c", "from grukit.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", "from grukit.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_version_and_help():

@@ -1,4 +1,5 @@
 """Helpers for the interop tests: random non-zero weights in every framework, and running each one's forward."""
+
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -16,7 +17,9 @@ def randomize(module: torch.nn.Module, seed: int = 0, scale: float = 0.6) -> tor
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
-            p.copy_((torch.rand(p.shape, generator=g, dtype=torch.float64) * 2 - 1).to(p.dtype) * scale)
+            p.copy_(
+                (torch.rand(p.shape, generator=g, dtype=torch.float64) * 2 - 1).to(p.dtype) * scale
+            )
     return module
 
 
@@ -41,13 +44,22 @@ def keras_forward(kmodel, x: np.ndarray) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(kmodel(x)))
 
 
-def keras_stack(input_size: int, units: int, num_layers: int, bidirectional: bool, reset_after: bool,
-                use_bias: bool = True, seed: int = 0):
+def keras_stack(
+    input_size: int,
+    units: int,
+    num_layers: int,
+    bidirectional: bool,
+    reset_after: bool,
+    use_bias: bool = True,
+    seed: int = 0,
+):
     """A built Keras Sequential of GRU (or Bidirectional(GRU)) layers with random weights, return_sequences."""
     keras = keras_mod()
     layers = [keras.Input((None, input_size))]
     for _ in range(num_layers):
-        gru = keras.layers.GRU(units, return_sequences=True, reset_after=reset_after, use_bias=use_bias)
+        gru = keras.layers.GRU(
+            units, return_sequences=True, reset_after=reset_after, use_bias=use_bias
+        )
         layers.append(keras.layers.Bidirectional(gru) if bidirectional else gru)
     return randomize_keras(keras.Sequential(layers), seed)
 
@@ -66,7 +78,9 @@ def maxdiff(a, b) -> float:
     return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
 
 
-def gru_out(model: grukit.GRU, x_bf: torch.Tensor, h0=None, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
+def gru_out(
+    model: grukit.GRU, x_bf: torch.Tensor, h0=None, lengths=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """grukit's (output (B, T, D·H), h_n) for batch-first x, whatever model.batch_first is."""
     x = x_bf if model.batch_first else x_bf.transpose(0, 1)
     with torch.no_grad():

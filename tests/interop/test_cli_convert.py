@@ -1,4 +1,5 @@
 """`grukit convert SRC DST`: every format in and out, the printed self-check, and one-line errors (exit 2)."""
+
 import sys
 
 import numpy as np
@@ -21,8 +22,11 @@ def _convert(monkeypatch, capsys, *args):
 
 def test_chain_through_every_format(tmp_path, monkeypatch, capsys):
     src = randomize(torch.nn.GRU(3, 4, 2, bidirectional=True)).eval()
-    torch.save({"enc.gru." + k: v for k, v in src.state_dict().items()} | {"head.weight": torch.ones(2, 8)},
-               tmp_path / "a.pt")  # a GRU inside a bigger model's state_dict: the prefix is found
+    torch.save(
+        {"enc.gru." + k: v for k, v in src.state_dict().items()}
+        | {"head.weight": torch.ones(2, 8)},
+        tmp_path / "a.pt",
+    )  # a GRU inside a bigger model's state_dict: the prefix is found
     chain = ["a.pt", "b.keras", "c.onnx", "d.safetensors", "e.pt"]
     for s, d in zip(chain, chain[1:]):
         code, out, err = _convert(monkeypatch, capsys, tmp_path / s, tmp_path / d)
@@ -35,7 +39,10 @@ def test_chain_through_every_format(tmp_path, monkeypatch, capsys):
     x = torch.randn(3, 6, 3)
     with torch.no_grad():
         want = src(x.transpose(0, 1))[0].transpose(0, 1)
-    assert maxdiff(keras_forward(keras_mod().saving.load_model(tmp_path / "b.keras"), x.numpy()), want) <= TOL
+    assert (
+        maxdiff(keras_forward(keras_mod().saving.load_model(tmp_path / "b.keras"), x.numpy()), want)
+        <= TOL
+    )
     # the ONNX file came from Keras, so it keeps Keras' batch-first input layout
     assert maxdiff(ort_run(tmp_path / "c.onnx", {"input": x.numpy()})[0], want) <= TOL
 
@@ -70,14 +77,18 @@ def test_user_mistakes_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
         assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
     assert (tmp_path / "taken.onnx").read_bytes() == b"keep me"
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.txt").exists()
-    code, out, err = _convert(monkeypatch, capsys, tmp_path / "m.safetensors", tmp_path / "out.bin", "--to", "onnx")
+    code, out, err = _convert(
+        monkeypatch, capsys, tmp_path / "m.safetensors", tmp_path / "out.bin", "--to", "onnx"
+    )
     assert code == 0 and (tmp_path / "out.bin").exists()
 
 
 def test_reset_before_state_dict_needs_the_flag(tmp_path, monkeypatch, capsys):
     model = randomize(grukit.GRU(3, 4, reset_after=False)).eval()
     torch.save(model.state_dict(), tmp_path / "rb.pt")
-    code, out, err = _convert(monkeypatch, capsys, tmp_path / "rb.pt", tmp_path / "rb.onnx", "--reset-before")
+    code, out, err = _convert(
+        monkeypatch, capsys, tmp_path / "rb.pt", tmp_path / "rb.onnx", "--reset-before"
+    )
     assert code == 0, err
     assert "reset_after=False" in out
     x = torch.randn(5, 2, 3)
@@ -87,23 +98,32 @@ def test_reset_before_state_dict_needs_the_flag(tmp_path, monkeypatch, capsys):
 
 def test_keras_sources_without_sequences_or_reading_backwards(tmp_path, monkeypatch, capsys):
     keras = keras_mod()
-    grukit.to_keras(randomize(grukit.GRU(3, 4, 2, bidirectional=True)), return_sequences=False).save(
-        tmp_path / "last.keras")
-    back = keras.Sequential([keras.Input((None, 3)), keras.layers.GRU(4, return_sequences=True, go_backwards=True)])
+    grukit.to_keras(
+        randomize(grukit.GRU(3, 4, 2, bidirectional=True)), return_sequences=False
+    ).save(tmp_path / "last.keras")
+    back = keras.Sequential(
+        [keras.Input((None, 3)), keras.layers.GRU(4, return_sequences=True, go_backwards=True)]
+    )
     from ._util import randomize_keras
 
     randomize_keras(back).save(tmp_path / "back.keras")
     for name in ("last", "back"):
-        code, out, err = _convert(monkeypatch, capsys, tmp_path / f"{name}.keras", tmp_path / f"{name}.onnx")
+        code, out, err = _convert(
+            monkeypatch, capsys, tmp_path / f"{name}.keras", tmp_path / f"{name}.onnx"
+        )
         assert code == 0, err
-        assert "FAILED" not in out and out.count(" ok ") == 2, out  # SRC run in Keras, DST in onnxruntime
+        assert "FAILED" not in out and out.count(" ok ") == 2, (
+            out
+        )  # SRC run in Keras, DST in onnxruntime
 
 
 def test_failed_self_check_removes_dst(tmp_path, monkeypatch, capsys):
     import grukit.cli.convert as conv
 
     grukit.save(randomize(grukit.GRU(3, 4)), tmp_path / "m.safetensors")
-    monkeypatch.setattr(conv, "TOL", 0.0)  # Keras rounds differently from torch, so any tolerance of 0 fails
+    monkeypatch.setattr(
+        conv, "TOL", 0.0
+    )  # Keras rounds differently from torch, so any tolerance of 0 fails
     code, out, err = _convert(monkeypatch, capsys, tmp_path / "m.safetensors", tmp_path / "m.keras")
     assert code == 1 and "self-check failed" in err and "FAILED" in out
     assert not (tmp_path / "m.keras").exists()

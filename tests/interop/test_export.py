@@ -1,5 +1,6 @@
 """torch.export, torch.compile(fullgraph=True) and torch.onnx.export on a default grukit.GRU (backend="auto",
 whatever it dispatches to) and on a model that contains one (GRU + Linear head)."""
+
 import pytest
 import torch
 
@@ -48,11 +49,25 @@ def test_torch_onnx_export_of_a_model_containing_a_gru(tmp_path, dynamo):
     x = torch.randn(2, 5, 3)
     path = tmp_path / "tagger.onnx"
     if dynamo:
-        torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["x"], output_names=["logits", "h_n"],
-                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            dynamo=True,
+            input_names=["x"],
+            output_names=["logits", "h_n"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+        )
     else:
-        torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"], output_names=["logits", "h_n"],
-                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}, "h_n": {1: "batch"}})
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            output_names=["logits", "h_n"],
+            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}, "h_n": {1: "batch"}},
+        )
     x3 = torch.randn(3, 5, 3)
     logits, h_n = ort_run(path, {"x": x3.numpy()})
     with torch.no_grad():
@@ -70,8 +85,15 @@ def test_swap_to_torch_gives_onnx_gru_operators_with_dynamic_time(tmp_path):
     swapped = swap_to_torch(model)
     assert isinstance(swapped.gru, torch.nn.GRU) and isinstance(model.gru, grukit.GRU)
     path = tmp_path / "tagger.onnx"
-    torch.onnx.export(swapped, (torch.randn(2, 5, 3),), str(path), dynamo=False, input_names=["x"],
-                      output_names=["logits", "h_n"], dynamic_axes={"x": {0: "batch", 1: "time"}})
+    torch.onnx.export(
+        swapped,
+        (torch.randn(2, 5, 3),),
+        str(path),
+        dynamo=False,
+        input_names=["x"],
+        output_names=["logits", "h_n"],
+        dynamic_axes={"x": {0: "batch", 1: "time"}},
+    )
     assert sum(n.op_type == "GRU" for n in onnx.load(str(path)).graph.node) == 2
     for B, T in ((3, 9), (1, 2)):
         x = torch.randn(B, T, 3)

@@ -1,4 +1,5 @@
 """Keras 3 GRU ↔ grukit, every direction checked against the Keras layer's own forward pass (torch backend)."""
+
 import warnings
 
 import numpy as np
@@ -17,8 +18,12 @@ CASES = [(1, False), (2, True), (2, False)]
 def test_from_keras_matches_keras_forward(reset_after, num_layers, bidirectional):
     kmodel = keras_stack(3, 5, num_layers, bidirectional, reset_after, seed=num_layers)
     model = grukit.from_keras(kmodel)
-    assert (model.num_layers, model.bidirectional, model.reset_after, model.batch_first) == \
-        (num_layers, bidirectional, reset_after, True)
+    assert (model.num_layers, model.bidirectional, model.reset_after, model.batch_first) == (
+        num_layers,
+        bidirectional,
+        reset_after,
+        True,
+    )
     x = np.random.default_rng(0).standard_normal((3, 6, 3)).astype(np.float32)
     assert maxdiff(gru_out(model, torch.from_numpy(x))[0], keras_forward(kmodel, x)) <= TOL
 
@@ -26,7 +31,9 @@ def test_from_keras_matches_keras_forward(reset_after, num_layers, bidirectional
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("num_layers,bidirectional", CASES)
 def test_to_keras_matches_grukit_forward(reset_after, num_layers, bidirectional):
-    model = randomize(grukit.GRU(3, 5, num_layers, bidirectional=bidirectional, reset_after=reset_after)).eval()
+    model = randomize(
+        grukit.GRU(3, 5, num_layers, bidirectional=bidirectional, reset_after=reset_after)
+    ).eval()
     kmodel = grukit.to_keras(model)
     x = torch.randn(3, 6, 3)
     assert maxdiff(keras_forward(kmodel, x.numpy()), gru_out(model, x)[0]) <= TOL
@@ -95,13 +102,17 @@ def test_clear_errors(tmp_path):
     mixed = keras.Sequential([keras.Input((None, 3)), keras.layers.GRU(4), keras.layers.Dense(2)])
     with pytest.raises(TypeError, match="Dense"):
         grukit.from_keras(mixed)
-    uneven = keras.Sequential([keras.Input((None, 3)), keras.layers.GRU(4, return_sequences=True),
-                               keras.layers.GRU(5)])
+    uneven = keras.Sequential(
+        [keras.Input((None, 3)), keras.layers.GRU(4, return_sequences=True), keras.layers.GRU(5)]
+    )
     with pytest.raises(ValueError, match="same"):
         grukit.from_keras(uneven)
-    odd = keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=True),
-                                     backward_layer=keras.layers.GRU(4, return_sequences=True, go_backwards=True,
-                                                                     reset_after=False))
+    odd = keras.layers.Bidirectional(
+        keras.layers.GRU(4, return_sequences=True),
+        backward_layer=keras.layers.GRU(
+            4, return_sequences=True, go_backwards=True, reset_after=False
+        ),
+    )
     odd(np.zeros((1, 2, 3), "float32"))
     with pytest.raises(ValueError, match="two directions differ"):
         grukit.from_keras(odd)
@@ -134,22 +145,38 @@ def test_keras_backend_is_chosen_or_the_failure_is_explained():
     import subprocess
     import sys
 
-    code = ("import grukit, sys\n"
-            "try:\n"
-            "    grukit.to_keras(grukit.GRU(3, 4))\n"
-            "except ImportError as e:\n"
-            "    print('IMPORTERROR', e); sys.exit(0)\n"
-            "import keras; print('BACKEND', keras.backend.backend())\n")
+    code = (
+        "import grukit, sys\n"
+        "try:\n"
+        "    grukit.to_keras(grukit.GRU(3, 4))\n"
+        "except ImportError as e:\n"
+        "    print('IMPORTERROR', e); sys.exit(0)\n"
+        "import keras; print('BACKEND', keras.backend.backend())\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert "BACKEND torch" in r.stdout, r.stderr[-2000:]
     if importlib.util.find_spec("tensorflow") is None:
-        r = subprocess.run([sys.executable, "-c", code], env={**env, "KERAS_BACKEND": "tensorflow"},
-                           capture_output=True, text=True, timeout=300)
-        assert "IMPORTERROR" in r.stdout and "KERAS_BACKEND='tensorflow'" in r.stdout, r.stdout + r.stderr[-2000:]
+        r = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, "KERAS_BACKEND": "tensorflow"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert "IMPORTERROR" in r.stdout and "KERAS_BACKEND='tensorflow'" in r.stdout, (
+            r.stdout + r.stderr[-2000:]
+        )
     else:  # with TensorFlow installed that backend works and is kept
-        r = subprocess.run([sys.executable, "-c", code], env={**env, "KERAS_BACKEND": "tensorflow"},
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, "KERAS_BACKEND": "tensorflow"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert "BACKEND tensorflow" in r.stdout, r.stderr[-2000:]
 
 
@@ -157,7 +184,9 @@ def test_keras_backend_is_chosen_or_the_failure_is_explained():
 def test_float64_round_trip(reset_after):
     """fp64 end to end. Keras' own reset_after=False forward (its generic RNN loop) lands ~3e-8 from the
     float64 answer in fp64 (measured), so that placement is held to the fp32 tolerance on the Keras side."""
-    model = randomize(grukit.GRU(3, 4, 2, bidirectional=True, reset_after=reset_after, dtype=torch.float64)).eval()
+    model = randomize(
+        grukit.GRU(3, 4, 2, bidirectional=True, reset_after=reset_after, dtype=torch.float64)
+    ).eval()
     kmodel = grukit.to_keras(model)
     x = torch.randn(2, 5, 3, dtype=torch.float64)
     y = keras_forward(kmodel, x.numpy())

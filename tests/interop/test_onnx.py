@@ -1,4 +1,5 @@
 """grukit ↔ ONNX GRU operators, checked by running the files in onnxruntime."""
+
 import numpy as np
 import onnx
 import pytest
@@ -11,23 +12,42 @@ from ._util import TOL, maxdiff, ort_run, randomize
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("num_layers,bidirectional,batch_first", [(1, False, False), (2, True, True),
-                                                                  (2, False, False)])
-def test_export_runs_in_onnxruntime_like_the_module(tmp_path, reset_after, num_layers, bidirectional, batch_first):
-    model = randomize(grukit.GRU(3, 5, num_layers, batch_first=batch_first, bidirectional=bidirectional,
-                                 reset_after=reset_after)).eval()
+@pytest.mark.parametrize(
+    "num_layers,bidirectional,batch_first", [(1, False, False), (2, True, True), (2, False, False)]
+)
+def test_export_runs_in_onnxruntime_like_the_module(
+    tmp_path, reset_after, num_layers, bidirectional, batch_first
+):
+    model = randomize(
+        grukit.GRU(
+            3,
+            5,
+            num_layers,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            reset_after=reset_after,
+        )
+    ).eval()
     path = grukit.export_onnx(model, tmp_path / "m.onnx", initial_state=True, lengths=True)
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
     grus = [n for n in proto.graph.node if n.op_type == "GRU"]
     assert len(grus) == num_layers
-    assert all(a.i == int(reset_after) for n in grus for a in n.attribute if a.name == "linear_before_reset")
+    assert all(
+        a.i == int(reset_after)
+        for n in grus
+        for a in n.attribute
+        if a.name == "linear_before_reset"
+    )
     D = 2 if bidirectional else 1
     for B, T in ((3, 6), (2, 9)):  # dynamic batch and time axes
         x = torch.randn(B, T, 3) if batch_first else torch.randn(T, B, 3)
         h0 = torch.randn(num_layers * D, B, 5)
         lengths = torch.tensor([T, 2, T - 1][:B])
-        y, h = ort_run(path, {"input": x.numpy(), "h0": h0.numpy(), "lengths": lengths.numpy().astype(np.int32)})
+        y, h = ort_run(
+            path,
+            {"input": x.numpy(), "h0": h0.numpy(), "lengths": lengths.numpy().astype(np.int32)},
+        )
         with torch.no_grad():
             y_ref, h_ref = model(x, h0, lengths=lengths)
         assert maxdiff(y, y_ref) <= TOL and maxdiff(h, h_ref) <= TOL
@@ -51,14 +71,19 @@ def test_export_without_optional_inputs_and_bias(tmp_path):
         assert maxdiff(back(x)[0], y_ref) <= TOL
 
 
-@pytest.mark.parametrize("dynamo,fold", [(False, True), (False, False), (True, True)],
-                         ids=["torchscript", "torchscript-unfolded", "dynamo"])
+@pytest.mark.parametrize(
+    "dynamo,fold",
+    [(False, True), (False, False), (True, True)],
+    ids=["torchscript", "torchscript-unfolded", "dynamo"],
+)
 def test_from_onnx_reads_torch_exported_gru(tmp_path, dynamo, fold):
     """Torch's exporters; without constant folding W/R/B are Concat/Slice results, evaluated on load."""
     ref = randomize(torch.nn.GRU(3, 4, 2, bidirectional=True)).eval()
     x = torch.randn(5, 2, 3)
     path = tmp_path / "torch.onnx"
-    torch.onnx.export(ref, (x,), str(path), dynamo=dynamo, **({} if dynamo else {"do_constant_folding": fold}))
+    torch.onnx.export(
+        ref, (x,), str(path), dynamo=dynamo, **({} if dynamo else {"do_constant_folding": fold})
+    )
     model = grukit.from_onnx(path)
     assert (model.num_layers, model.bidirectional, model.reset_after) == (2, True, True)
     with torch.no_grad():
@@ -77,7 +102,9 @@ def test_clear_errors(tmp_path):
         grukit.from_onnx(junk)
     x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])
     y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])
-    relu = onnx.helper.make_model(onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+    relu = onnx.helper.make_model(
+        onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    )
     onnx.save(relu, str(tmp_path / "relu.onnx"))
     with pytest.raises(UserInputError, match="no ONNX GRU operator.*Relu"):
         grukit.from_onnx(tmp_path / "relu.onnx")
@@ -100,16 +127,27 @@ def test_from_onnx_foreign_batch_first_layout(tmp_path):
     rng = np.random.default_rng(0)
     W, R, B = (rng.standard_normal(s).astype(np.float32) for s in ((1, 12, 3), (1, 12, 4), (1, 24)))
     graph = helper.make_graph(
-        [helper.make_node("GRU", ["x", "W", "R", "B"], ["y", "y_h"], hidden_size=4, layout=1, linear_before_reset=1)],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "t", 3])],
+        [
+            helper.make_node(
+                "GRU",
+                ["x", "W", "R", "B"],
+                ["y", "y_h"],
+                hidden_size=4,
+                layout=1,
+                linear_before_reset=1,
+            )
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "t", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(a, n) for a, n in ((W, "W"), (R, "R"), (B, "B"))])
+        [numpy_helper.from_array(a, n) for a, n in ((W, "W"), (R, "R"), (B, "B"))],
+    )
     path = tmp_path / "bf.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     model = grukit.from_onnx(path)
     assert model.batch_first and model.reset_after
     H = 4
-    zrn = lambda a: np.concatenate([a[H:2 * H], a[:H], a[2 * H:]])  # z, r, n → r, z, n
+    zrn = lambda a: np.concatenate([a[H : 2 * H], a[:H], a[2 * H :]])  # z, r, n → r, z, n
     np.testing.assert_array_equal(model.weight_ih_l0.detach().numpy(), zrn(W[0]))
     np.testing.assert_array_equal(model.weight_hh_l0.detach().numpy(), zrn(R[0]))
     np.testing.assert_array_equal(model.bias_ih_l0.detach().numpy(), zrn(B[0, :12]))
@@ -121,12 +159,18 @@ def test_from_onnx_refuses_weights_fed_at_run_time(tmp_path):
 
     R, B = np.ones((1, 12, 4), np.float32), np.ones((1, 24), np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["w_in"], ["W"]),
-         helper.make_node("GRU", ["x", "W", "R", "B"], ["y"], hidden_size=4)],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["t", "b", 3]),
-              helper.make_tensor_value_info("w_in", TensorProto.FLOAT, [1, 12, 3])],
+        [
+            helper.make_node("Identity", ["w_in"], ["W"]),
+            helper.make_node("GRU", ["x", "W", "R", "B"], ["y"], hidden_size=4),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["t", "b", 3]),
+            helper.make_tensor_value_info("w_in", TensorProto.FLOAT, [1, 12, 3]),
+        ],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(R, "R"), numpy_helper.from_array(B, "B")])
+        [numpy_helper.from_array(R, "R"), numpy_helper.from_array(B, "B")],
+    )
     path = tmp_path / "fed.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(UserInputError, match="W .*graph input 'w_in'"):

@@ -1,4 +1,5 @@
 """The README's Interop examples run as written."""
+
 import re
 from pathlib import Path
 

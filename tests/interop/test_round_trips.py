@@ -1,4 +1,5 @@
 """The issue's round trips, each hop checked against the real library's own forward pass (≤ 1e-5)."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,9 @@ SHAPES = [(1, False), (2, True)]
 
 @pytest.mark.parametrize("num_layers,bidirectional", SHAPES)
 def test_torch_keras_grukit_onnx_grukit_reset_after(tmp_path, num_layers, bidirectional):
-    src = randomize(torch.nn.GRU(3, 5, num_layers, batch_first=True, bidirectional=bidirectional), seed=11).eval()
+    src = randomize(
+        torch.nn.GRU(3, 5, num_layers, batch_first=True, bidirectional=bidirectional), seed=11
+    ).eval()
     x = torch.randn(3, 6, 3)
     with torch.no_grad():
         want = src(x)[0]  # torch's own forward

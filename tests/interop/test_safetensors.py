@@ -1,4 +1,5 @@
 """grukit.save / grukit.load: the single-file model format of CONVENTIONS.md, and what it refuses."""
+
 import json
 import pickle
 
@@ -13,8 +14,14 @@ from grukit.errors import UserInputError
 from ._util import maxdiff, randomize
 
 
-@pytest.mark.parametrize("kw", [dict(num_layers=2, bidirectional=True, batch_first=True),
-                                dict(reset_after=False, bias=False), dict(dtype=torch.float64)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(num_layers=2, bidirectional=True, batch_first=True),
+        dict(reset_after=False, bias=False),
+        dict(dtype=torch.float64),
+    ],
+)
 def test_round_trip_rebuilds_config_and_outputs(tmp_path, kw):
     model = randomize(grukit.GRU(3, 4, **kw)).eval()
     path = grukit.save(model, tmp_path / "m.safetensors", task="demo")
@@ -34,18 +41,33 @@ def _rewrite(path, out, tensors=None, header=None):
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         t = {k: f.get_tensor(k) for k in f.keys()}
-    save_file(tensors(t) if tensors else t, str(out),
-              metadata={"grukit": header(meta["grukit"]) if header else meta["grukit"]})
+    save_file(
+        tensors(t) if tensors else t,
+        str(out),
+        metadata={"grukit": header(meta["grukit"]) if header else meta["grukit"]},
+    )
     return out
 
 
 def test_refuses_tensors_that_do_not_match_the_config(tmp_path):
     good = grukit.save(grukit.GRU(3, 4, num_layers=2), tmp_path / "good.safetensors")
     cases = {
-        "missing": (lambda t: {k: v for k, v in t.items() if k != "bias_hh_l1"}, r"missing \['bias_hh_l1'\]"),
-        "extra": (lambda t: {**t, "weight_ih_l2": torch.zeros(12, 4)}, r"unexpected \['weight_ih_l2'\]"),
-        "shape": (lambda t: {**t, "weight_hh_l0": torch.zeros(12, 5)}, r"'weight_hh_l0' has shape \(12, 5\).*\(12, 4\)"),
-        "dtype": (lambda t: {**t, "weight_ih_l0": torch.zeros(12, 3, dtype=torch.int64)}, "dtype torch.int64"),
+        "missing": (
+            lambda t: {k: v for k, v in t.items() if k != "bias_hh_l1"},
+            r"missing \['bias_hh_l1'\]",
+        ),
+        "extra": (
+            lambda t: {**t, "weight_ih_l2": torch.zeros(12, 4)},
+            r"unexpected \['weight_ih_l2'\]",
+        ),
+        "shape": (
+            lambda t: {**t, "weight_hh_l0": torch.zeros(12, 5)},
+            r"'weight_hh_l0' has shape \(12, 5\).*\(12, 4\)",
+        ),
+        "dtype": (
+            lambda t: {**t, "weight_ih_l0": torch.zeros(12, 3, dtype=torch.int64)},
+            "dtype torch.int64",
+        ),
     }
     for name, (edit, msg) in cases.items():
         bad = _rewrite(good, tmp_path / f"{name}.safetensors", tensors=edit)
@@ -68,14 +90,28 @@ def test_refuses_corrupt_files_with_clear_messages(tmp_path):
         grukit.load(tmp_path / "plain.safetensors")
     headers = {
         "json": (lambda h: h[:-3], "corrupt grukit metadata"),
-        "noconfig": (lambda h: json.dumps({k: v for k, v in json.loads(h).items() if k != "config"}),
-                     "corrupt grukit metadata"),
-        "badcfg": (lambda h: json.dumps({**json.loads(h), "config": {**json.loads(h)["config"], "hidden_size": -1}}),
-                   "does not build a GRU.*hidden_size"),
-        "foreign": (lambda h: json.dumps({**json.loads(h), "class": "os:system"}), "not a grukit model class"),
-        "notmodel": (lambda h: json.dumps({**json.loads(h), "class": "grukit.serialization:save"}),
-                     "not a grukit model class"),
-        "gone": (lambda h: json.dumps({**json.loads(h), "class": "grukit.nn.gru:Nope"}), "does not have"),
+        "noconfig": (
+            lambda h: json.dumps({k: v for k, v in json.loads(h).items() if k != "config"}),
+            "corrupt grukit metadata",
+        ),
+        "badcfg": (
+            lambda h: json.dumps(
+                {**json.loads(h), "config": {**json.loads(h)["config"], "hidden_size": -1}}
+            ),
+            "does not build a GRU.*hidden_size",
+        ),
+        "foreign": (
+            lambda h: json.dumps({**json.loads(h), "class": "os:system"}),
+            "not a grukit model class",
+        ),
+        "notmodel": (
+            lambda h: json.dumps({**json.loads(h), "class": "grukit.serialization:save"}),
+            "not a grukit model class",
+        ),
+        "gone": (
+            lambda h: json.dumps({**json.loads(h), "class": "grukit.nn.gru:Nope"}),
+            "does not have",
+        ),
     }
     for name, (edit, msg) in headers.items():
         with pytest.raises(UserInputError, match=msg):

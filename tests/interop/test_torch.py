@@ -1,4 +1,5 @@
 """torch.nn.GRU / GRUCell ↔ grukit, checked against torch's own forward."""
+
 import pytest
 import torch
 
@@ -7,11 +8,20 @@ import grukit
 from ._util import TOL, maxdiff, randomize
 
 
-@pytest.mark.parametrize("num_layers,bidirectional,bias", [(1, False, True), (2, True, True), (2, False, False)])
+@pytest.mark.parametrize(
+    "num_layers,bidirectional,bias", [(1, False, True), (2, True, True), (2, False, False)]
+)
 def test_from_torch_and_back_match_torch_forward(num_layers, bidirectional, bias):
-    ref = randomize(torch.nn.GRU(3, 5, num_layers, bias=bias, bidirectional=bidirectional, batch_first=True))
+    ref = randomize(
+        torch.nn.GRU(3, 5, num_layers, bias=bias, bidirectional=bidirectional, batch_first=True)
+    )
     ours = grukit.from_torch(ref)
-    assert (ours.num_layers, ours.bidirectional, ours.bias, ours.batch_first) == (num_layers, bidirectional, bias, True)
+    assert (ours.num_layers, ours.bidirectional, ours.bias, ours.batch_first) == (
+        num_layers,
+        bidirectional,
+        bias,
+        True,
+    )
     D = 2 if bidirectional else 1
     x, h0 = torch.randn(4, 6, 3), torch.randn(num_layers * D, 4, 5)
     with torch.no_grad():

@@ -1,5 +1,6 @@
 """The fused CPU kernel against independent oracles: the float64 NumPy reference, torch.nn.GRU, the composite
 (pure-torch autograd) path, and gradcheck / gradgradcheck. Tolerances follow ../shared/CONVENTIONS.md."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,9 +12,14 @@ import grukit
 from grukit import reference
 from grukit.kernels import composite, dispatch
 
-fused = pytest.importorskip("grukit.kernels.fused", reason="the native fused kernel could not be built here")
+fused = pytest.importorskip(
+    "grukit.kernels.fused", reason="the native fused kernel could not be built here"
+)
 
-TOL = {torch.float32: dict(out=1e-5, grad=1e-4, same=1e-6), torch.float64: dict(out=1e-10, grad=1e-9, same=1e-12)}
+TOL = {
+    torch.float32: dict(out=1e-5, grad=1e-4, same=1e-6),
+    torch.float64: dict(out=1e-10, grad=1e-9, same=1e-12),
+}
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -23,7 +29,11 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def absdiff(a, b) -> float:
     a, b = (t.detach() if isinstance(t, torch.Tensor) else t for t in (a, b))
-    return float((torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)).abs().max())
+    return float(
+        (torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64))
+        .abs()
+        .max()
+    )
 
 
 def randomize(module, scale=0.5, seed=0):
@@ -58,8 +68,14 @@ def _direction_args(T, B, I, H, dtype, bias=True, seed=0):
     def r(*s):
         return (torch.randn(*s, generator=g, dtype=torch.float64) * 0.5).to(dtype).requires_grad_()
 
-    return dict(x=r(T, B, I), h0=r(B, H), w_ih=r(3 * H, I), w_hh=r(3 * H, H),
-                b_ih=r(3 * H) if bias else None, b_hh=r(3 * H) if bias else None)
+    return dict(
+        x=r(T, B, I),
+        h0=r(B, H),
+        w_ih=r(3 * H, I),
+        w_hh=r(3 * H, H),
+        b_ih=r(3 * H) if bias else None,
+        b_hh=r(3 * H) if bias else None,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ the seam
@@ -89,7 +105,9 @@ def test_unsupported_calls_fall_back_or_raise():
     n = fused.calls["sequence"]
     out, _, _ = dispatch("sequence", "auto", **half, **common)  # quietly composite
     assert out.dtype == torch.bfloat16 and fused.calls["sequence"] == n
-    with pytest.raises(ValueError, match="backend='fused' cannot run this call: dtype torch.bfloat16"):
+    with pytest.raises(
+        ValueError, match="backend='fused' cannot run this call: dtype torch.bfloat16"
+    ):
         dispatch("sequence", "fused", **half, **common)
     meta = {k: v.to("meta") for k, v in kw.items()}
     assert "meta" in fused.unsupported_reason("sequence", **meta, **common)
@@ -99,7 +117,9 @@ def test_unsupported_calls_fall_back_or_raise():
         fake = {k: mode.from_tensor(v) for k, v in kw.items()}
         assert fused.unsupported_reason("sequence", **fake, **common) is not None
     grad_kw = _direction_args(3, 2, 3, 4, torch.float32)
-    assert "return_gates" in fused.unsupported_reason("sequence", **grad_kw, **{**common, "return_gates": True})
+    assert "return_gates" in fused.unsupported_reason(
+        "sequence", **grad_kw, **{**common, "return_gates": True}
+    )
 
 
 def test_build_failure_is_a_clear_error(tmp_path, monkeypatch):
@@ -128,15 +148,22 @@ GRID = [
 @pytest.mark.parametrize("T,B,I,H", GRID)
 def test_direction_matches_reference_and_composite(kernel_mode, dtype, reset_after, T, B, I, H):
     tol = TOL[dtype]
-    for reverse, use_lengths, bias in ((False, False, True), (True, True, True), (False, True, False)):
+    for reverse, use_lengths, bias in (
+        (False, False, True),
+        (True, True, True),
+        (False, True, False),
+    ):
         kw = _direction_args(T, B, I, H, dtype, bias=bias, seed=T * 100 + B)
         lengths = torch.randint(1, T + 1, (B,)) if use_lengths else None
         common = dict(reset_after=reset_after, lengths=lengths, reverse=reverse)
         n = fused.calls["sequence_backward"]
         out, hn, _ = fused.sequence(**kw, **common)
         ro, rh, _ = reference.gru_direction(
-            *(None if v is None else v.detach().double().numpy() for v in kw.values()), reset_after=reset_after,
-            lengths=None if lengths is None else lengths.numpy(), reverse=reverse)
+            *(None if v is None else v.detach().double().numpy() for v in kw.values()),
+            reset_after=reset_after,
+            lengths=None if lengths is None else lengths.numpy(),
+            reverse=reverse,
+        )
         assert absdiff(out, ro) <= tol["out"] and absdiff(hn, rh) <= tol["out"]
         cout, chn, _ = composite.sequence(**kw, **common)
         assert absdiff(out, cout) <= tol["same"] and absdiff(hn, chn) <= tol["same"]
@@ -160,8 +187,17 @@ def test_gradcheck_through_the_fused_function(kernel_mode, reset_after, reverse,
     def f(*ts):
         args = dict(zip(names, ts))
         args.setdefault("b_ih", None), args.setdefault("b_hh", None)
-        return fused._FusedSequence.apply(args["x"], args["h0"], args["w_ih"], args["w_hh"], args["b_ih"],
-                                          args["b_hh"], lengths, reset_after, reverse)
+        return fused._FusedSequence.apply(
+            args["x"],
+            args["h0"],
+            args["w_ih"],
+            args["w_hh"],
+            args["b_ih"],
+            args["b_hh"],
+            lengths,
+            reset_after,
+            reverse,
+        )
 
     assert gradcheck(f, tuple(kw[k] for k in names), eps=1e-6, atol=1e-8)
 
@@ -213,13 +249,17 @@ def test_layer_with_lengths_matches_reference_and_packed_torch(kernel_mode, rese
     x = torch.randn(6, 4, 3, dtype=dtype)
     h0 = torch.randn(4, 4, 5, dtype=dtype)
     out, hn = gru(x, h0, lengths=lengths)
-    ro, rh, _ = reference.gru(x.numpy(), np_params(gru), 2, True, reset_after, h0.numpy(), np.array(lengths))
+    ro, rh, _ = reference.gru(
+        x.numpy(), np_params(gru), 2, True, reset_after, h0.numpy(), np.array(lengths)
+    )
     assert absdiff(out, ro) <= 1e-10 and absdiff(hn, rh) <= 1e-10
     if reset_after:  # torch's packed GRU as a second oracle, gradients included
         ref = torch.nn.GRU(3, 5, 2, bidirectional=True, dtype=dtype)
         ref.load_state_dict(gru.state_dict())
         xg = x.clone().requires_grad_()
-        packed = torch.nn.utils.rnn.pack_padded_sequence(xg, torch.tensor(lengths), enforce_sorted=False)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            xg, torch.tensor(lengths), enforce_sorted=False
+        )
         pout, phn = ref(packed, h0)
         pout = torch.nn.utils.rnn.pad_packed_sequence(pout, total_length=6)[0]
         xf = x.clone().requires_grad_()
@@ -272,12 +312,18 @@ def test_nan_propagates_like_the_composite_path():
     ref.load_state_dict(gru.state_dict())
     with torch.no_grad():
         cout, chn = ref(x)
-    assert torch.equal(out.isnan(), cout.isnan()) and out[1:, 0].isnan().all() and not out[:, 1].isnan().any()
+    assert (
+        torch.equal(out.isnan(), cout.isnan())
+        and out[1:, 0].isnan().all()
+        and not out[:, 1].isnan().any()
+    )
     assert torch.equal(hn.isnan(), chn.isnan())
 
 
 def test_two_threads_agree_with_one(kernel_mode):
-    kw = {k: v.detach() for k, v in _direction_args(5, 3, 5, 200, torch.float64).items()}  # enough work for 2
+    kw = {
+        k: v.detach() for k, v in _direction_args(5, 3, 5, 200, torch.float64).items()
+    }  # enough work for 2
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -301,8 +347,15 @@ def test_cell_matches_reference(dtype, reset_after, B):
         out = cell(x, h)
     assert fused.calls["cell"] == n + 1
     p = {k: v.detach().double().numpy() for k, v in cell.state_dict().items()}
-    ref, _ = reference.gru_cell(x.double().numpy(), h.double().numpy(), p["weight_ih"], p["weight_hh"],
-                                p["bias_ih"], p["bias_hh"], reset_after)
+    ref, _ = reference.gru_cell(
+        x.double().numpy(),
+        h.double().numpy(),
+        p["weight_ih"],
+        p["weight_hh"],
+        p["bias_ih"],
+        p["bias_hh"],
+        reset_after,
+    )
     assert absdiff(out, ref) <= TOL[dtype]["out"]
     # with autograd: gradients against the composite path
     xg, hg = x.clone().requires_grad_(), h.clone().requires_grad_()
@@ -342,7 +395,9 @@ def test_without_the_native_kernel_everything_uses_the_composite_path(tmp_path):
         "except ValueError as e:\n    print('refused:', e)\n"
     )
     env = {**__import__("os").environ, "GRUKIT_NO_FUSED": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert "refused: backend='fused' cannot run this call" in proc.stdout
 
@@ -357,7 +412,9 @@ def test_streamer_matches_reference(reset_after, dtype):
     s.reset(h0)
     ys = [s.step(x[t].contiguous()).clone() for t in range(5)]
     ro, rh, _ = reference.gru(x.numpy(), np_params(gru), 2, False, reset_after, h0.numpy())
-    assert absdiff(torch.stack(ys), ro) <= TOL[dtype]["out"] and absdiff(s.h, rh) <= TOL[dtype]["out"]
+    assert (
+        absdiff(torch.stack(ys), ro) <= TOL[dtype]["out"] and absdiff(s.h, rh) <= TOL[dtype]["out"]
+    )
     cell = randomize(grukit.GRUCell(3, 4, reset_after=reset_after, dtype=dtype))
     sc = fused.Streamer(cell)
     xt = torch.randn(1, 3, dtype=dtype)
@@ -387,6 +444,9 @@ def test_readme_performance_tables_come_from_the_recorded_results():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     result = json.loads((root / "benchmarks" / "results" / "cpu.json").read_text())
-    assert "python benchmarks/bench_gru.py" in result["command"] and "loaded" in result["machine"]["note"]
+    assert (
+        "python benchmarks/bench_gru.py" in result["command"]
+        and "loaded" in result["machine"]["note"]
+    )
     section = (root / "README.md").read_text().split("## Performance", 1)[1].split("\n## ", 1)[0]
     assert bench.markdown(result) in section

@@ -1,4 +1,5 @@
 """Helpers for the layer tests: random non-zero parameters and the reference as an oracle."""
+
 import numpy as np
 import torch
 

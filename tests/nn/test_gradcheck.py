@@ -1,4 +1,5 @@
 """gradcheck / gradgradcheck in float64 through the layer (inputs, h0 and every weight)."""
+
 import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
@@ -12,7 +13,9 @@ def _fn(gru, lengths):
     names = [n for n, _ in gru.named_parameters()]
 
     def f(x, h0, *params):
-        out, h_n = torch.func.functional_call(gru, dict(zip(names, params)), (x, h0), {"lengths": lengths})
+        out, h_n = torch.func.functional_call(
+            gru, dict(zip(names, params)), (x, h0), {"lengths": lengths}
+        )
         return out, h_n
 
     return f
@@ -22,8 +25,17 @@ def _fn(gru, lengths):
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("bidir,lengths", [(False, None), (True, [3, 1])])
 def test_gradcheck_and_gradgradcheck(backend, reset_after, bidir, lengths):
-    gru = randomize(grukit.GRU(3, 2, 2, bidirectional=bidir, reset_after=reset_after, dtype=torch.float64,
-                               backend=backend))
+    gru = randomize(
+        grukit.GRU(
+            3,
+            2,
+            2,
+            bidirectional=bidir,
+            reset_after=reset_after,
+            dtype=torch.float64,
+            backend=backend,
+        )
+    )
     D = 2 if bidir else 1
     x = torch.randn(3, 2, 3, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2 * D, 2, 2, dtype=torch.float64, requires_grad=True)
@@ -36,7 +48,9 @@ def test_gradcheck_and_gradgradcheck(backend, reset_after, bidir, lengths):
 @pytest.mark.parametrize("backend", ["auto", "torch"])
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_cell_gradcheck(backend, reset_after):
-    cell = randomize(grukit.GRUCell(3, 4, reset_after=reset_after, dtype=torch.float64, backend=backend))
+    cell = randomize(
+        grukit.GRUCell(3, 4, reset_after=reset_after, dtype=torch.float64, backend=backend)
+    )
     names = [n for n, _ in cell.named_parameters()]
     x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
     h = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)

@@ -1,5 +1,6 @@
 """MinGRU: parallel scan and sequential loop against the float64 reference and the paper's own equations;
 long sequences at the CONVENTIONS.md tolerances; gradcheck; streaming; lengths, packed and save/load."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,17 +21,28 @@ def _np(t):
 
 
 def _ref(m, x, h0=None, lengths=None):
-    return reference.mingru(_np(x), numpy_params(m), m.num_layers, m.bidirectional,
-                            None if h0 is None else _np(h0), lengths, m.batch_first)
+    return reference.mingru(
+        _np(x),
+        numpy_params(m),
+        m.num_layers,
+        m.bidirectional,
+        None if h0 is None else _np(h0),
+        lengths,
+        m.batch_first,
+    )
 
 
 @pytest.mark.parametrize("mode", ["scan", "logscan", "loop"])
-@pytest.mark.parametrize("bidir,lengths,batch_first", [(False, None, False), (True, [21, 9, 1], True),
-                                                       (False, [5, 21, 13], False)])
+@pytest.mark.parametrize(
+    "bidir,lengths,batch_first",
+    [(False, None, False), (True, [21, 9, 1], True), (False, [5, 21, 13], False)],
+)
 def test_matches_reference(mode, bidir, lengths, batch_first):
     m = randomize(grukit.MinGRU(3, 4, 2, batch_first=batch_first, bidirectional=bidir, dtype=F64))
     D = 2 if bidir else 1
-    x = torch.randn((3, 21, 3) if batch_first else (21, 3, 3), dtype=F64)  # T = 21: not a multiple of a block
+    x = torch.randn(
+        (3, 21, 3) if batch_first else (21, 3, 3), dtype=F64
+    )  # T = 21: not a multiple of a block
     h0 = torch.randn(2 * D, 3, 4, dtype=F64)  # states of both signs
     out, h_n, gates = m(x, h0, lengths=lengths, return_gates=True, mode=mode)
     r_out, r_h, r_g = _ref(m, x, h0, lengths)
@@ -113,14 +125,22 @@ def test_gradcheck(bidir, lengths, layers):
     h0 = torch.randn(layers * D, 2, 2, dtype=F64, requires_grad=True)
     params = [p.detach().clone().requires_grad_() for p in m.parameters()]
     for mode in ("scan", "logscan", "loop"):
+
         def f(x, h0, *ps):
-            return torch.func.functional_call(m, dict(zip(names, ps)), (x, h0),
-                                              {"lengths": lengths, "mode": mode})
+            return torch.func.functional_call(
+                m, dict(zip(names, ps)), (x, h0), {"lengths": lengths, "mode": mode}
+            )
 
         assert gradcheck(f, (x, h0, *params), eps=1e-6, atol=1e-7, fast_mode=True)
     small = (x[:4].detach().requires_grad_(), h0, *params)
-    assert gradgradcheck(lambda x, h0, *ps: torch.func.functional_call(
-        m, dict(zip(names, ps)), (x, h0), {"mode": "loop"}), small, eps=1e-6, atol=1e-6)
+    assert gradgradcheck(
+        lambda x, h0, *ps: torch.func.functional_call(
+            m, dict(zip(names, ps)), (x, h0), {"mode": "loop"}
+        ),
+        small,
+        eps=1e-6,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("T", [1, 50, 300])
@@ -128,7 +148,9 @@ def test_scan_functions_signed_values(T):
     """Both scans (any sign of b and h0; a down to the log-space clamp) against a plain recurrence."""
     B, H = 3, 4
     log_a = -torch.rand(T, B, H, dtype=F64) * 3
-    log_a[T // 2, 0, 0] = -100.0  # clamped to −40 by log_scan: a difference far below float64 resolution
+    log_a[
+        T // 2, 0, 0
+    ] = -100.0  # clamped to −40 by log_scan: a difference far below float64 resolution
     b, h0 = torch.randn(T, B, H, dtype=F64), torch.randn(B, H, dtype=F64)
     h, hs = h0, []
     for t in range(T):
@@ -170,8 +192,9 @@ def test_packed_equals_padded():
 
 def test_save_load_and_config(tmp_path):
     m = randomize(grukit.MinGRU(3, 4, 2, bidirectional=True, batch_first=True, dropout=0.1))
-    assert sorted(m.state_dict()) == sorted(f"{w}_ih_l{k}{s}" for w in ("weight", "bias") for k in (0, 1)
-                                            for s in ("", "_reverse"))
+    assert sorted(m.state_dict()) == sorted(
+        f"{w}_ih_l{k}{s}" for w in ("weight", "bias") for k in (0, 1) for s in ("", "_reverse")
+    )
     back = grukit.load(grukit.save(m, tmp_path / "m.safetensors"))
     assert isinstance(back, grukit.MinGRU) and back.config == m.config
     x = torch.randn(2, 6, 3)

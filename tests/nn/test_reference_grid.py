@@ -1,4 +1,5 @@
 """grukit.GRU against the float64 NumPy reference across the configuration grid (fp64, ≤1e-10)."""
+
 import itertools
 
 import numpy as np
@@ -10,13 +11,27 @@ import grukit
 from ._util import randomize, reference_of
 
 T, B, I, H = 5, 3, 4, 3
-GRID = list(itertools.product([True, False], [1, 2, 3], [False, True], [False, True], [False, True], [True, False]))
+GRID = list(
+    itertools.product(
+        [True, False], [1, 2, 3], [False, True], [False, True], [False, True], [True, False]
+    )
+)
 
 
 @pytest.mark.parametrize("reset_after,layers,bidir,batch_first,use_lengths,bias", GRID)
 def test_matches_reference(reset_after, layers, bidir, batch_first, use_lengths, bias):
-    gru = randomize(grukit.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidir,
-                               reset_after=reset_after, dtype=torch.float64))
+    gru = randomize(
+        grukit.GRU(
+            I,
+            H,
+            layers,
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidir,
+            reset_after=reset_after,
+            dtype=torch.float64,
+        )
+    )
     x = torch.randn((B, T, I) if batch_first else (T, B, I), dtype=torch.float64)
     D = 2 if bidir else 1
     h0 = torch.randn(layers * D, B, H, dtype=torch.float64)
@@ -60,8 +75,15 @@ def test_cell_matches_reference():
         cell = randomize(grukit.GRUCell(I, H, reset_after=reset_after, dtype=torch.float64))
         x, h = torch.randn(B, I, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
         p = {k: v.detach().numpy() for k, v in cell.state_dict().items()}
-        ref, _ = reference.gru_cell(x.numpy(), h.numpy(), p["weight_ih"], p["weight_hh"], p["bias_ih"],
-                                    p["bias_hh"], reset_after)
+        ref, _ = reference.gru_cell(
+            x.numpy(),
+            h.numpy(),
+            p["weight_ih"],
+            p["weight_hh"],
+            p["bias_ih"],
+            p["bias_hh"],
+            reset_after,
+        )
         np.testing.assert_allclose(cell(x, h).detach().numpy(), ref, atol=1e-12, rtol=0)
         # unbatched
         np.testing.assert_allclose(cell(x[0], h[0]).detach().numpy(), ref[0], atol=1e-12, rtol=0)

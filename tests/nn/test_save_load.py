@@ -1,4 +1,5 @@
 """Model files: config + tensors round trip through grukit.save / grukit.load."""
+
 import json
 
 import pytest
@@ -10,10 +11,15 @@ from grukit.errors import UserInputError
 from ._util import randomize
 
 
-@pytest.mark.parametrize("make", [
-    lambda: grukit.GRU(3, 5, 2, batch_first=True, bidirectional=True, reset_after=False, dropout=0.1),
-    lambda: grukit.GRUCell(3, 5, bias=False, dtype=torch.float64),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: grukit.GRU(
+            3, 5, 2, batch_first=True, bidirectional=True, reset_after=False, dropout=0.1
+        ),
+        lambda: grukit.GRUCell(3, 5, bias=False, dtype=torch.float64),
+    ],
+)
 def test_round_trip(tmp_path, make):
     m = randomize(make()).eval()
     path = grukit.save(m, tmp_path / "m.safetensors", task="demo")
@@ -36,11 +42,18 @@ def test_mismatched_tensors_refused(tmp_path):
     from safetensors.torch import save_file
 
     m = grukit.GRU(3, 5)
-    header = {"class": "grukit.nn.gru:GRU", "config": {**m.config.__dict__, "hidden_size": 6}, "task": None,
-              "grukit_version": grukit.__version__}
+    header = {
+        "class": "grukit.nn.gru:GRU",
+        "config": {**m.config.__dict__, "hidden_size": 6},
+        "task": None,
+        "grukit_version": grukit.__version__,
+    }
     path = tmp_path / "bad.safetensors"
-    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path),
-              metadata={"grukit": json.dumps(header)})
+    save_file(
+        {k: v.contiguous() for k, v in m.state_dict().items()},
+        str(path),
+        metadata={"grukit": json.dumps(header)},
+    )
     with pytest.raises(UserInputError, match="weight_ih_l0.*shape"):
         grukit.load(path)
 

@@ -1,4 +1,5 @@
 """Streaming (step and chunked calls) equals one full call; hypothesis over random sizes vs the reference."""
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,9 @@ CHUNK_TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_chunked_and_step_equal_full(dtype, reset_after, batch_first):
-    gru = randomize(grukit.GRU(4, 6, 3, reset_after=reset_after, batch_first=batch_first, dtype=dtype), 0.3).eval()
+    gru = randomize(
+        grukit.GRU(4, 6, 3, reset_after=reset_after, batch_first=batch_first, dtype=dtype), 0.3
+    ).eval()
     T, B = 23, 3
     x = torch.randn((B, T, 4) if batch_first else (T, B, 4), dtype=dtype)
     h0 = torch.randn(3, B, 6, dtype=dtype)
@@ -58,13 +61,29 @@ def test_step_rejects_bidirectional():
 
 @settings(max_examples=25, deadline=None)
 @given(
-    T=st.integers(1, 6), B=st.integers(1, 4), I=st.integers(1, 5), H=st.integers(1, 5),
-    layers=st.integers(1, 2), bidir=st.booleans(), reset_after=st.booleans(), bias=st.booleans(),
+    T=st.integers(1, 6),
+    B=st.integers(1, 4),
+    I=st.integers(1, 5),
+    H=st.integers(1, 5),
+    layers=st.integers(1, 2),
+    bidir=st.booleans(),
+    reset_after=st.booleans(),
+    bias=st.booleans(),
     data=st.data(),
 )
 def test_random_sizes_match_reference(T, B, I, H, layers, bidir, reset_after, bias, data):
-    gru = randomize(grukit.GRU(I, H, layers, bias=bias, bidirectional=bidir, reset_after=reset_after,
-                               dtype=torch.float64), seed=T * 31 + B)
+    gru = randomize(
+        grukit.GRU(
+            I,
+            H,
+            layers,
+            bias=bias,
+            bidirectional=bidir,
+            reset_after=reset_after,
+            dtype=torch.float64,
+        ),
+        seed=T * 31 + B,
+    )
     lengths = data.draw(st.none() | st.lists(st.integers(1, T), min_size=B, max_size=B))
     x = torch.randn(T, B, I, dtype=torch.float64)
     h0 = torch.randn(layers * (2 if bidir else 1), B, H, dtype=torch.float64)
@@ -93,7 +112,11 @@ def test_nan_propagates_without_crashing():
     x = torch.randn(5, 2, 3)
     x[2, 0, 1] = float("nan")
     out, h = gru(x)
-    assert torch.isnan(out[2:, 0]).all() and not torch.isnan(out[:, 1]).any() and not torch.isnan(out[:2]).any()
+    assert (
+        torch.isnan(out[2:, 0]).all()
+        and not torch.isnan(out[:, 1]).any()
+        and not torch.isnan(out[:2]).any()
+    )
 
 
 def test_bfloat16_computes_close_to_fp32():

@@ -1,4 +1,5 @@
 """grukit.GRU / GRUCell against torch.nn.GRU / GRUCell: same weights, outputs and gradients."""
+
 import itertools
 
 import pytest
@@ -14,15 +15,23 @@ GTOL = {torch.float32: 1e-4, torch.float64: 1e-9}
 
 
 def _pair(layers, bidir, batch_first, bias, dtype, I=6, H=5):
-    ref = randomize(torch.nn.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidir,
-                                 dtype=dtype))
-    ours = grukit.GRU(I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidir, dtype=dtype)
+    ref = randomize(
+        torch.nn.GRU(
+            I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidir, dtype=dtype
+        )
+    )
+    ours = grukit.GRU(
+        I, H, layers, bias=bias, batch_first=batch_first, bidirectional=bidir, dtype=dtype
+    )
     ours.load_state_dict(ref.state_dict())
     return ref, ours
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("layers,bidir,batch_first,bias", list(itertools.product([1, 2], [False, True], [False, True], [True, False])))
+@pytest.mark.parametrize(
+    "layers,bidir,batch_first,bias",
+    list(itertools.product([1, 2], [False, True], [False, True], [True, False])),
+)
 def test_forward_and_grads_match_torch(dtype, layers, bidir, batch_first, bias):
     ref, ours = _pair(layers, bidir, batch_first, bias, dtype)
     T, B, D = 7, 4, 2 if bidir else 1
@@ -62,7 +71,9 @@ def test_from_torch_and_to_torch():
     assert ours.batch_first and ours.bidirectional and ours.num_layers == 2 and ours.dropout == 0.25
     same = grukit.GRU.from_torch(ref)
     x = torch.randn(2, 5, 3)
-    ref.eval(); ours.eval(); same.eval()
+    ref.eval()
+    ours.eval()
+    same.eval()
     assert (ours(x)[0] - ref(x)[0]).abs().max() <= 1e-5
     assert torch.equal(ours(x)[0], same(x)[0])
     back = grukit.to_torch(ours).eval()

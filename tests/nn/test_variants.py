@@ -1,5 +1,6 @@
 """GRU variants (layer norm, recurrent dropout, zoneout, DropConnect) against the float64 reference, plus
 their train/eval behaviour, gradcheck, streaming, save/load and routing through the kernel dispatch."""
+
 import numpy as np
 import pytest
 import torch
@@ -18,9 +19,16 @@ F64 = torch.float64
 def _ref(gru, x, h0=None, lengths=None, masks=None):
     """The float64 reference of a variant GRU; masks from _capture for training mode, else eval."""
     return reference.variant_gru(
-        x.detach().double().numpy(), numpy_params(gru), gru.num_layers, gru.bidirectional, gru.reset_after,
-        None if h0 is None else h0.detach().double().numpy(), None if lengths is None else np.asarray(lengths),
-        gru.batch_first, layer_norm=gru.layer_norm, masks=masks,
+        x.detach().double().numpy(),
+        numpy_params(gru),
+        gru.num_layers,
+        gru.bidirectional,
+        gru.reset_after,
+        None if h0 is None else h0.detach().double().numpy(),
+        None if lengths is None else np.asarray(lengths),
+        gru.batch_first,
+        layer_norm=gru.layer_norm,
+        masks=masks,
         zoneout_p=None if (gru.training or not gru.zoneout) else gru.zoneout,
     )
 
@@ -41,8 +49,12 @@ def _capture(gru):
 
 def _masks_for_reference(gru, drawn):
     D = gru.num_directions
-    return {(i // D, i % D): {k: None if v is None else v.detach().double().numpy() for k, v in m._asdict().items()}
-            for i, m in enumerate(drawn)}
+    return {
+        (i // D, i % D): {
+            k: None if v is None else v.detach().double().numpy() for k, v in m._asdict().items()
+        }
+        for i, m in enumerate(drawn)
+    }
 
 
 def _np(t):
@@ -50,10 +62,22 @@ def _np(t):
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("bidir,lengths,batch_first", [(False, None, False), (True, [5, 2, 4], True)])
+@pytest.mark.parametrize(
+    "bidir,lengths,batch_first", [(False, None, False), (True, [5, 2, 4], True)]
+)
 def test_layer_norm_matches_reference(reset_after, bidir, lengths, batch_first):
-    gru = randomize(grukit.GRU(3, 4, 2, batch_first=batch_first, bidirectional=bidir, reset_after=reset_after,
-                               layer_norm=True, dtype=F64))
+    gru = randomize(
+        grukit.GRU(
+            3,
+            4,
+            2,
+            batch_first=batch_first,
+            bidirectional=bidir,
+            reset_after=reset_after,
+            layer_norm=True,
+            dtype=F64,
+        )
+    )
     D = 2 if bidir else 1
     x = torch.randn((3, 5, 3) if batch_first else (5, 3, 3), dtype=F64)
     h0 = torch.randn(2 * D, 3, 4, dtype=F64)
@@ -69,7 +93,9 @@ def test_layer_norm_matches_reference(reset_after, bidir, lengths, batch_first):
 
 def test_layer_norm_float32_and_gains_start_at_one():
     gru = grukit.GRU(5, 6, layer_norm=True)
-    assert torch.equal(gru.ln_gain_ih_l0, torch.ones(18)) and torch.equal(gru.ln_gain_hh_l0, torch.ones(18))
+    assert torch.equal(gru.ln_gain_ih_l0, torch.ones(18)) and torch.equal(
+        gru.ln_gain_hh_l0, torch.ones(18)
+    )
     randomize(gru)
     x, h0 = torch.randn(7, 2, 5), torch.randn(1, 2, 6)
     out, h_n = gru(x, h0)
@@ -78,18 +104,23 @@ def test_layer_norm_float32_and_gains_start_at_one():
     assert np.abs(h_n.detach().numpy() - r_h).max() <= 1e-5
 
 
-@pytest.mark.parametrize("opts", [
-    {"recurrent_dropout": 0.3},
-    {"zoneout": 0.4},
-    {"dropconnect": 0.5},
-    {"layer_norm": True, "recurrent_dropout": 0.3, "zoneout": 0.2, "dropconnect": 0.25},
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"recurrent_dropout": 0.3},
+        {"zoneout": 0.4},
+        {"dropconnect": 0.5},
+        {"layer_norm": True, "recurrent_dropout": 0.3, "zoneout": 0.2, "dropconnect": 0.25},
+    ],
+)
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("bidir,lengths", [(False, None), (True, [6, 3, 1])])
 def test_training_masks_match_reference(opts, reset_after, bidir, lengths):
     """In training the layer's output equals the reference run with the very masks it drew: the recurrent
     mask once per sequence (the reference reuses it at every step), zoneout per step, DropConnect per call."""
-    gru = randomize(grukit.GRU(3, 4, 2, bidirectional=bidir, reset_after=reset_after, dtype=F64, **opts)).train()
+    gru = randomize(
+        grukit.GRU(3, 4, 2, bidirectional=bidir, reset_after=reset_after, dtype=F64, **opts)
+    ).train()
     drawn = _capture(gru)
     D = 2 if bidir else 1
     x, h0 = torch.randn(6, 3, 3, dtype=F64), torch.randn(2 * D, 3, 4, dtype=F64)
@@ -104,7 +135,9 @@ def test_training_masks_match_reference(opts, reset_after, bidir, lengths):
 
 
 def test_training_masks_float32():
-    gru = randomize(grukit.GRU(3, 5, layer_norm=True, recurrent_dropout=0.3, zoneout=0.3, dropconnect=0.3)).train()
+    gru = randomize(
+        grukit.GRU(3, 5, layer_norm=True, recurrent_dropout=0.3, zoneout=0.3, dropconnect=0.3)
+    ).train()
     drawn = _capture(gru)
     x = torch.randn(9, 2, 3)
     out, h_n = gru(x)
@@ -116,7 +149,11 @@ def test_mask_shapes_values_and_rates():
     p = 0.3
     gru = grukit.GRU(3, 64, recurrent_dropout=p, zoneout=p, dropconnect=p).train()
     m = gru._draw_masks(50, 40, torch.zeros(1))
-    assert m.recurrent.shape == (40, 64) and m.zoneout.shape == (50, 40, 64) and m.dropconnect.shape == (192, 64)
+    assert (
+        m.recurrent.shape == (40, 64)
+        and m.zoneout.shape == (50, 40, 64)
+        and m.dropconnect.shape == (192, 64)
+    )
     for mask in (m.recurrent, m.dropconnect):
         values = mask.unique().tolist()
         assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p))
@@ -204,22 +241,48 @@ def test_gradcheck_variant_sequence(reset_after):
     T, B, I, H = 4, 2, 3, 3
     g = torch.Generator().manual_seed(1)
     rnd = lambda *s: torch.randn(*s, generator=g, dtype=F64).requires_grad_()  # noqa: E731
-    x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh = (rnd(T, B, I), rnd(B, H), rnd(3 * H, I), rnd(3 * H, H),
-                                                    rnd(3 * H), rnd(3 * H), rnd(3 * H), rnd(3 * H))
+    x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh = (
+        rnd(T, B, I),
+        rnd(B, H),
+        rnd(3 * H, I),
+        rnd(3 * H, H),
+        rnd(3 * H),
+        rnd(3 * H),
+        rnd(3 * H),
+        rnd(3 * H),
+    )
     rec = variants.dropout_mask((B, H), 0.3, h0).detach()
     zone = variants.zoneout_mask((T, B, H), 0.4, h0).detach()
     dc = variants.dropout_mask((3 * H, H), 0.3, h0).detach()
     for reverse, lengths in ((False, None), (True, torch.tensor([4, 2]))):
+
         def f(x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh):
-            out, h, _ = variants.sequence(x, h0, w_ih, w_hh * dc, b_ih, b_hh, reset_after, lengths, reverse,
-                                          ln_ih=ln_ih, ln_hh=ln_hh, recurrent_mask=rec, zoneout=zone)
+            out, h, _ = variants.sequence(
+                x,
+                h0,
+                w_ih,
+                w_hh * dc,
+                b_ih,
+                b_hh,
+                reset_after,
+                lengths,
+                reverse,
+                ln_ih=ln_ih,
+                ln_hh=ln_hh,
+                recurrent_mask=rec,
+                zoneout=zone,
+            )
             return out, h
 
-        assert gradcheck(f, (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh), eps=1e-6, atol=1e-7, fast_mode=True)
+        assert gradcheck(
+            f, (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh), eps=1e-6, atol=1e-7, fast_mode=True
+        )
 
 
 def test_gradcheck_layer_eval_zoneout_layer_norm():
-    gru = randomize(grukit.GRU(3, 2, 2, bidirectional=True, layer_norm=True, zoneout=0.3, dtype=F64)).eval()
+    gru = randomize(
+        grukit.GRU(3, 2, 2, bidirectional=True, layer_norm=True, zoneout=0.3, dtype=F64)
+    ).eval()
     names = [n for n, _ in gru.named_parameters()]
     x = torch.randn(3, 2, 3, dtype=F64, requires_grad=True)
     h0 = torch.randn(4, 2, 2, dtype=F64, requires_grad=True)
@@ -231,7 +294,9 @@ def test_gradcheck_layer_eval_zoneout_layer_norm():
     assert gradcheck(f, (x, h0, *params), eps=1e-6, atol=1e-7, fast_mode=True)
 
 
-@pytest.mark.parametrize("opts", [{"layer_norm": True}, {"zoneout": 0.3, "layer_norm": True, "dropconnect": 0.2}])
+@pytest.mark.parametrize(
+    "opts", [{"layer_norm": True}, {"zoneout": 0.3, "layer_norm": True, "dropconnect": 0.2}]
+)
 def test_streaming_equals_full(opts):
     gru = randomize(grukit.GRU(3, 5, 2, reset_after=False, dtype=F64, **opts)).eval()
     x, h0 = torch.randn(8, 2, 3, dtype=F64), torch.randn(2, 2, 5, dtype=F64)
@@ -255,33 +320,56 @@ def test_step_in_training_uses_masks():
     y, h_new = gru.step(x, h)
     m = drawn[0]
     assert m.zoneout.shape == (1, 2, 6) and m.recurrent.shape == (2, 6)
-    ref = variants.cell(x, h[0], gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0,
-                        recurrent_mask=m.recurrent, zoneout=m.zoneout[0])
+    ref = variants.cell(
+        x,
+        h[0],
+        gru.weight_ih_l0,
+        gru.weight_hh_l0,
+        gru.bias_ih_l0,
+        gru.bias_hh_l0,
+        recurrent_mask=m.recurrent,
+        zoneout=m.zoneout[0],
+    )
     assert torch.equal(y, ref)
     r_out, _, _ = _ref(gru, x[None], h, masks=_masks_for_reference(gru, drawn))
     assert np.abs(y.detach().numpy() - r_out[0]).max() <= 1e-5
 
 
 def test_packed_equals_padded_with_lengths():
-    gru = randomize(grukit.GRU(3, 4, bidirectional=True, layer_norm=True, zoneout=0.2, dtype=F64)).eval()
+    gru = randomize(
+        grukit.GRU(3, 4, bidirectional=True, layer_norm=True, zoneout=0.2, dtype=F64)
+    ).eval()
     x, lengths = torch.randn(6, 3, 3, dtype=F64), torch.tensor([4, 6, 2])
     packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
     out_p, h_p = gru(packed)
     out_l, h_l = gru(x, lengths=lengths)
     padded, _ = pad_packed_sequence(out_p)
-    assert (padded - out_l[: padded.shape[0]]).abs().max() <= 1e-12 and (h_p - h_l).abs().max() <= 1e-12
+    assert (padded - out_l[: padded.shape[0]]).abs().max() <= 1e-12 and (
+        h_p - h_l
+    ).abs().max() <= 1e-12
 
 
 def test_state_dict_keys_and_save_load(tmp_path):
     plain_keys = list(torch.nn.GRU(3, 4, 2, bidirectional=True).state_dict())
-    reg = grukit.GRU(3, 4, 2, bidirectional=True, recurrent_dropout=0.1, zoneout=0.1, dropconnect=0.1)
+    reg = grukit.GRU(
+        3, 4, 2, bidirectional=True, recurrent_dropout=0.1, zoneout=0.1, dropconnect=0.1
+    )
     assert list(reg.state_dict()) == plain_keys
-    ln = randomize(grukit.GRU(3, 4, 2, bidirectional=True, layer_norm=True, zoneout=0.25, dropconnect=0.1))
+    ln = randomize(
+        grukit.GRU(3, 4, 2, bidirectional=True, layer_norm=True, zoneout=0.25, dropconnect=0.1)
+    )
     extra = sorted(set(ln.state_dict()) - set(plain_keys))
-    assert extra == sorted(f"ln_gain_{a}_l{k}{s}" for a in ("ih", "hh") for k in (0, 1) for s in ("", "_reverse"))
+    assert extra == sorted(
+        f"ln_gain_{a}_l{k}{s}" for a in ("ih", "hh") for k in (0, 1) for s in ("", "_reverse")
+    )
     path = grukit.save(ln, tmp_path / "ln.safetensors")
     back = grukit.load(path)
-    assert back.config == ln.config and back.layer_norm and back.zoneout == 0.25 and back.dropconnect == 0.1
+    assert (
+        back.config == ln.config
+        and back.layer_norm
+        and back.zoneout == 0.25
+        and back.dropconnect == 0.1
+    )
     x = torch.randn(5, 2, 3)
     assert torch.equal(back(x)[0], ln.eval()(x)[0])
     with pytest.raises(ValueError):

@@ -1,4 +1,5 @@
 """Run by test_train_ddp.py as a script: Lightning's ddp strategy re-launches this file once per rank."""
+
 import sys
 from pathlib import Path
 
@@ -16,13 +17,28 @@ def main(out: str) -> None:
 
     class Dump(Callback):
         def on_train_end(self, trainer, pl_module):
-            torch.save({k: v.detach().clone() for k, v in pl_module.model.state_dict().items()},
-                       Path(out) / f"rank{trainer.global_rank}.pt")
+            torch.save(
+                {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()},
+                Path(out) / f"rank{trainer.global_rank}.pt",
+            )
 
     module = toy_module(seed=0)
     train, val = toy_loaders(batch_size=8, n=64)
-    fit(module, train, val, task="toy", output_dir=Path(out) / "run", epochs=2, seed=0, devices=2,
-        accelerator="cpu", strategy="ddp", progress=False, plot=False, callbacks=[Dump()])
+    fit(
+        module,
+        train,
+        val,
+        task="toy",
+        output_dir=Path(out) / "run",
+        epochs=2,
+        seed=0,
+        devices=2,
+        accelerator="cpu",
+        strategy="ddp",
+        progress=False,
+        plot=False,
+        callbacks=[Dump()],
+    )
 
 
 if __name__ == "__main__":

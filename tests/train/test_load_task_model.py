@@ -1,4 +1,5 @@
 """load_task_model: --checkpoint (run folder or file), the shipped default, and refusal of other models."""
+
 import pytest
 import torch
 

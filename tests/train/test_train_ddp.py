@@ -1,4 +1,5 @@
 """A tiny 2-process DDP fit on CPU (gloo): both ranks end with identical weights that moved from the start."""
+
 import os
 import subprocess
 import sys
@@ -13,8 +14,13 @@ def test_ddp_two_processes_cpu_identical_weights(tmp_path):
     script = Path(__file__).with_name("ddp_fit_script.py")
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", PL_DISABLE_FORK="1")
     env.pop("LOCAL_RANK", None)
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

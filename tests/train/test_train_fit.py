@@ -1,4 +1,5 @@
 """fit() writes the run folder of CONVENTIONS.md; the saved model is the best on validation."""
+
 import csv
 import json
 
@@ -19,8 +20,16 @@ def _val_loss(model, x, y):
 
 
 def test_fit_writes_run_folder_and_best_model(tmp_path):
-    res = fit(toy_module(), *toy_loaders(), task="toy", output_dir=tmp_path / "run", epochs=5, seed=0,
-              progress=False, config={"lr": 0.02, "path": tmp_path})
+    res = fit(
+        toy_module(),
+        *toy_loaders(),
+        task="toy",
+        output_dir=tmp_path / "run",
+        epochs=5,
+        seed=0,
+        progress=False,
+        config={"lr": 0.02, "path": tmp_path},
+    )
     run = tmp_path / "run"
     for name in ("model.safetensors", "config.json", "log.csv", "last.ckpt", "loss.png"):
         assert (run / name).is_file(), name
@@ -42,8 +51,16 @@ def test_fit_writes_run_folder_and_best_model(tmp_path):
 
 def test_early_stopping_stops_before_max_epochs(tmp_path):
     # lr=0 never improves val_loss after the first epoch → stops after 1 + patience epochs
-    res = fit(toy_module(lr=0.0), *toy_loaders(), task="toy", output_dir=tmp_path, epochs=10, patience=2,
-              progress=False, plot=False)
+    res = fit(
+        toy_module(lr=0.0),
+        *toy_loaders(),
+        task="toy",
+        output_dir=tmp_path,
+        epochs=10,
+        patience=2,
+        progress=False,
+        plot=False,
+    )
     assert res.stopped_early and len(res.history) == 3
 
 
@@ -57,12 +74,42 @@ def test_run_dir_naming_guard_and_metrics(tmp_path):
             (c.path / "partial.csv").write_text("1")
             raise RuntimeError("boom")
     assert not c.path.exists()
-    rec = metrics_record("forecast", "weather", "backtest", {"mae": 1.0}, {"naive": {"mae": float("nan")}},
-                         seed=0, wall_time_s=1.23456, command="grukit forecast")
-    assert set(rec) >= {"task", "dataset", "split", "model", "baselines", "seed", "wall_time_s", "command",
-                        "grukit_version"}
-    path = a.write_metrics(**{k: rec[k] for k in ("task", "dataset", "split", "model", "baselines", "seed",
-                                                  "wall_time_s", "command")})
+    rec = metrics_record(
+        "forecast",
+        "weather",
+        "backtest",
+        {"mae": 1.0},
+        {"naive": {"mae": float("nan")}},
+        seed=0,
+        wall_time_s=1.23456,
+        command="grukit forecast",
+    )
+    assert set(rec) >= {
+        "task",
+        "dataset",
+        "split",
+        "model",
+        "baselines",
+        "seed",
+        "wall_time_s",
+        "command",
+        "grukit_version",
+    }
+    path = a.write_metrics(
+        **{
+            k: rec[k]
+            for k in (
+                "task",
+                "dataset",
+                "split",
+                "model",
+                "baselines",
+                "seed",
+                "wall_time_s",
+                "command",
+            )
+        }
+    )
     back = json.loads(path.read_text())
     assert back["baselines"]["naive"]["mae"] is None and back["wall_time_s"] == 1.235
 
@@ -74,6 +121,10 @@ def test_bad_arguments_are_user_errors(tmp_path):
         fit(toy_module(), *toy_loaders(), epochs=0, progress=False)
     with pytest.raises(UserInputError, match="--checkpoint"):
         resolve_checkpoint(tmp_path)
-    assert parse_devices("2") == 2 and parse_devices("0,1") == [0, 1] and parse_devices("auto") == "auto"
+    assert (
+        parse_devices("2") == 2
+        and parse_devices("0,1") == [0, 1]
+        and parse_devices("auto") == "auto"
+    )
     with pytest.raises(UserInputError, match="--devices"):
         parse_devices("two")

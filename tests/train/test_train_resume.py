@@ -1,4 +1,5 @@
 """Resume from last.ckpt continues to the same final weights as an uninterrupted run (CONVENTIONS.md)."""
+
 import csv
 
 import torch
@@ -14,12 +15,18 @@ def _weights(module):
 def test_resume_matches_uninterrupted_run(tmp_path):
     opts = dict(task="toy", seed=3, progress=False, plot=False, gradient_clip=0.5)
     # shuffled batches and dropout: both draw random numbers, so the RNG state must be restored right
-    full = fit(toy_module(dropout=0.3), *toy_loaders(), output_dir=tmp_path / "full", epochs=4, **opts)
+    full = fit(
+        toy_module(dropout=0.3), *toy_loaders(), output_dir=tmp_path / "full", epochs=4, **opts
+    )
 
-    first = fit(toy_module(dropout=0.3), *toy_loaders(), output_dir=tmp_path / "part", epochs=2, **opts)
+    first = fit(
+        toy_module(dropout=0.3), *toy_loaders(), output_dir=tmp_path / "part", epochs=2, **opts
+    )
     assert (first.run.path / "last.ckpt").is_file()
     # a fresh process would build a fresh module with different initial weights: resume must overwrite them
-    resumed = fit(toy_module(seed=99, dropout=0.3), *toy_loaders(), epochs=4, resume=tmp_path / "part", **opts)
+    resumed = fit(
+        toy_module(seed=99, dropout=0.3), *toy_loaders(), epochs=4, resume=tmp_path / "part", **opts
+    )
 
     assert resumed.run.path == tmp_path / "part"
     assert resumed.epochs_run == full.epochs_run == 4
@@ -35,5 +42,7 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     rows_res = list(csv.DictReader(open(resumed.run.path / "log.csv")))
     assert [r["epoch"] for r in rows_res] == ["0", "1", "2", "3"]
     for rf, rr in zip(rows_full, rows_res):
-        assert abs(float(rf["val_loss"]) - float(rr["val_loss"])) <= 1e-6 * max(1.0, abs(float(rf["val_loss"])))
+        assert abs(float(rf["val_loss"]) - float(rr["val_loss"])) <= 1e-6 * max(
+            1.0, abs(float(rf["val_loss"]))
+        )
     assert resumed.best_epoch == full.best_epoch

@@ -1,4 +1,5 @@
 """A tiny regression problem for the toolkit tests: predict the mean of a sequence's last step."""
+
 from __future__ import annotations
 
 import torch
@@ -12,9 +13,9 @@ class ToyModule(TaskModule):
     """grukit.GRU (the saved model) + a fixed readout: target ≈ mean of the last output step."""
 
     def step(self, batch, stage):
-        x, y = batch                                   # x (B, T, I), y (B,)
-        out, _ = self.model(x)                         # (B, T, H)
-        pred = out[:, -1].mean(-1)                     # (B,)
+        x, y = batch  # x (B, T, I), y (B,)
+        out, _ = self.model(x)  # (B, T, H)
+        pred = out[:, -1].mean(-1)  # (B,)
         return torch.nn.functional.mse_loss(pred, y)
 
 

@@ -4,6 +4,7 @@ data.py (audio, causal log-mel features, normalization, splits) → model.py (Di
 (grukit.train toolkit) → evaluate.py → predict.py (files, digit sequences) → stream.py (frame-by-frame
 recognition with the GRU step API) → cli.py (``grukit digits train|evaluate|predict|stream``).
 """
+
 from .model import DigitRecognizer, DigitsConfig
 
 __all__ = ["DigitRecognizer", "DigitsConfig"]

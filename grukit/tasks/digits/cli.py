@@ -1,4 +1,5 @@
 """``grukit digits train|evaluate|predict|stream`` — spoken-digit recognition on FSDD (heavy imports inside)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,14 +7,33 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from grukit.train.options import Checkpoint, DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from grukit.train.options import (
+    Checkpoint,
+    DataDir,
+    Devices,
+    Epochs,
+    NumNodes,
+    OutputDir,
+    Resume,
+    Seed,
+    Strategy,
+)
 
 NAME = "digits"
-app = typer.Typer(help="Spoken digits (FSDD): train, evaluate, predict, and stream recognition in real time.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Spoken digits (FSDD): train, evaluate, predict, and stream recognition in real time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
-StreamFlag = Annotated[bool, typer.Option(
-    "--stream", help="Use the shipped streaming (unidirectional) model instead of the offline one.")]
+StreamFlag = Annotated[
+    bool,
+    typer.Option(
+        "--stream",
+        help="Use the shipped streaming (unidirectional) model instead of the offline one.",
+    ),
+]
 
 
 def _subset(recs: list, n: int | None) -> list:
@@ -34,33 +54,78 @@ def train(
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
     resume: Resume = None,
-    unidirectional: Annotated[bool, typer.Option(
-        "--unidirectional", help="Train the streaming model: a unidirectional GRU (default: bidirectional, "
-                                 "offline).")] = False,
-    normalization: Annotated[str, typer.Option(
-        "--normalization", help="running (causal, with the training set's statistics as prior; needed for "
-                                "streaming) or utterance (whole-file mean/std).")] = "running",
+    unidirectional: Annotated[
+        bool,
+        typer.Option(
+            "--unidirectional",
+            help="Train the streaming model: a unidirectional GRU (default: bidirectional, "
+            "offline).",
+        ),
+    ] = False,
+    normalization: Annotated[
+        str,
+        typer.Option(
+            "--normalization",
+            help="running (causal, with the training set's statistics as prior; needed for "
+            "streaming) or utterance (whole-file mean/std).",
+        ),
+    ] = "running",
     hidden_size: Annotated[int, typer.Option("--hidden-size", min=1)] = 128,
     num_layers: Annotated[int, typer.Option("--num-layers", min=1)] = 2,
-    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9, help="Between GRU layers.")] = 0.3,
-    pooling: Annotated[str, typer.Option("--pooling", help="last (final states) or mean (mean of the top "
-                                                           "layer's outputs over time).")] = "mean",
+    dropout: Annotated[
+        float, typer.Option("--dropout", min=0.0, max=0.9, help="Between GRU layers.")
+    ] = 0.3,
+    pooling: Annotated[
+        str,
+        typer.Option(
+            "--pooling",
+            help="last (final states) or mean (mean of the top layer's outputs over time).",
+        ),
+    ] = "mean",
     n_mels: Annotated[int, typer.Option("--n-mels", min=4)] = 40,
-    deltas: Annotated[bool, typer.Option("--deltas/--no-deltas", help="Append causal deltas.")] = True,
+    deltas: Annotated[
+        bool, typer.Option("--deltas/--no-deltas", help="Append causal deltas.")
+    ] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     lr: Annotated[float, typer.Option("--lr", min=0.0)] = 3e-3,
-    mask_bands: Annotated[int, typer.Option("--mask-bands", min=0, help="SpecAugment: max masked mel bands.")] = 8,
-    mask_frames: Annotated[int, typer.Option("--mask-frames", min=0, help="SpecAugment: max masked frames.")] = 10,
-    stretch: Annotated[float, typer.Option("--stretch", min=0.0, max=0.9, help="Augmentation: random tempo "
-                                                                              "change up to ±this fraction.")] = 0.2,
-    shift: Annotated[int, typer.Option("--shift", min=0, help="Augmentation: random mel-axis shift up to ±this "
-                                                              "many channels.")] = 2,
-    patience: Annotated[Optional[int], typer.Option("--patience", min=1, help="Early stopping on val_acc.")] = None,
-    speaker: Annotated[Optional[str], typer.Option(
-        "--speaker", help="Leave-one-speaker-out fold: test on this speaker, train on the others.")] = None,
-    subset: Annotated[Optional[int], typer.Option(
-        "--subset", min=2, help="Use only N recordings per split (smoke tests).")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")] = None,
+    mask_bands: Annotated[
+        int, typer.Option("--mask-bands", min=0, help="SpecAugment: max masked mel bands.")
+    ] = 8,
+    mask_frames: Annotated[
+        int, typer.Option("--mask-frames", min=0, help="SpecAugment: max masked frames.")
+    ] = 10,
+    stretch: Annotated[
+        float,
+        typer.Option(
+            "--stretch",
+            min=0.0,
+            max=0.9,
+            help="Augmentation: random tempo change up to ±this fraction.",
+        ),
+    ] = 0.2,
+    shift: Annotated[
+        int,
+        typer.Option(
+            "--shift", min=0, help="Augmentation: random mel-axis shift up to ±this many channels."
+        ),
+    ] = 2,
+    patience: Annotated[
+        Optional[int], typer.Option("--patience", min=1, help="Early stopping on val_acc.")
+    ] = None,
+    speaker: Annotated[
+        Optional[str],
+        typer.Option(
+            "--speaker",
+            help="Leave-one-speaker-out fold: test on this speaker, train on the others.",
+        ),
+    ] = None,
+    subset: Annotated[
+        Optional[int],
+        typer.Option("--subset", min=2, help="Use only N recordings per split (smoke tests)."),
+    ] = None,
+    threads: Annotated[
+        Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")
+    ] = None,
 ) -> None:
     """Train a digit recognizer; writes a run folder (model.safetensors = best validation accuracy, metrics.json
     with validation and test accuracy)."""
@@ -79,45 +144,95 @@ def train(
     if pooling not in POOLINGS:
         raise UserInputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     if normalization not in NORMALIZATIONS:
-        raise UserInputError(f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+        raise UserInputError(
+            f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}"
+        )
     if threads is not None:
         torch.set_num_threads(threads)
     root = find_data_dir(D.DATASET, data_dir)
     recs = D.list_recordings(root)
     parts = D.speaker_split(recs, speaker) if speaker else D.official_split(recs)
     parts = {k: _subset(v, subset) for k, v in parts.items()}
-    cfg = DigitsConfig(hidden_size=hidden_size, num_layers=num_layers, bidirectional=not unidirectional,
-                       dropout=dropout, n_mels=n_mels, deltas=deltas, pooling=pooling,
-                       normalization=normalization)
+    cfg = DigitsConfig(
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        bidirectional=not unidirectional,
+        dropout=dropout,
+        n_mels=n_mels,
+        deltas=deltas,
+        pooling=pooling,
+        normalization=normalization,
+    )
     spec = D.FeatureSpec(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.deltas)
     (raw, t_feat, _) = timed(lambda: {k: D.load_raw_features(v, spec) for k, v in parts.items()})
     labels = {k: [r.digit for r in v] for k, v in parts.items()}
     prepared, cfg = prepare(raw, labels, cfg)
-    run_config = {"model": {k: v for k, v in cfg.__dict__.items() if not k.startswith("feature_")},
-                  "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "mask_bands": mask_bands,
-                  "mask_frames": mask_frames, "stretch": stretch, "shift": shift, "patience": patience, "speaker": speaker, "subset": subset,
-                  "threads": torch.get_num_threads(), "data_dir": str(root),
-                  "split": f"leave out {speaker}" if speaker else "official (test 0-4, val 5-9, train 10-49)"}
-    result, wall, cpu = timed(train_model, prepared, cfg, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
-                              mask_bands=mask_bands, mask_frames=mask_frames, stretch=stretch, shift=shift,
-                              patience=patience,
-                              output_dir=output_dir, resume=resume, devices=devices, num_nodes=num_nodes,
-                              strategy=strategy, run_config=run_config)
+    run_config = {
+        "model": {k: v for k, v in cfg.__dict__.items() if not k.startswith("feature_")},
+        "epochs": epochs,
+        "seed": seed,
+        "batch_size": batch_size,
+        "lr": lr,
+        "mask_bands": mask_bands,
+        "mask_frames": mask_frames,
+        "stretch": stretch,
+        "shift": shift,
+        "patience": patience,
+        "speaker": speaker,
+        "subset": subset,
+        "threads": torch.get_num_threads(),
+        "data_dir": str(root),
+        "split": f"leave out {speaker}" if speaker else "official (test 0-4, val 5-9, train 10-49)",
+    }
+    result, wall, cpu = timed(
+        train_model,
+        prepared,
+        cfg,
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        mask_bands=mask_bands,
+        mask_frames=mask_frames,
+        stretch=stretch,
+        shift=shift,
+        patience=patience,
+        output_dir=output_dir,
+        resume=resume,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        run_config=run_config,
+    )
     model = result.best_model()
     scores = {}
     for split in ("val", "test"):
         recs_s = parts[split]
-        scores[split] = summarize(predict_logits(model, prepared.features[split]), labels[split],
-                                  [r.speaker for r in recs_s])
+        scores[split] = summarize(
+            predict_logits(model, prepared.features[split]),
+            labels[split],
+            [r.speaker for r in recs_s],
+        )
     result.run.write_metrics(
-        task="digits", dataset="fsdd", split="test" if not speaker else f"test (speaker {speaker})",
+        task="digits",
+        dataset="fsdd",
+        split="test" if not speaker else f"test (speaker {speaker})",
         model={"accuracy": scores["test"]["accuracy"], "val_accuracy": scores["val"]["accuracy"]},
-        seed=seed, wall_time_s=wall, cpu_time_s=round(cpu, 1), feature_time_s=round(t_feat, 1),
-        threads=torch.get_num_threads(), best_epoch=result.best_epoch, epochs_run=result.epochs_run,
-        per_speaker=scores["test"]["per_speaker"], confusion=scores["test"]["confusion"])
+        seed=seed,
+        wall_time_s=wall,
+        cpu_time_s=round(cpu, 1),
+        feature_time_s=round(t_feat, 1),
+        threads=torch.get_num_threads(),
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        per_speaker=scores["test"]["per_speaker"],
+        confusion=scores["test"]["confusion"],
+    )
     typer.echo(f"run: {result.run.path}")
-    typer.echo(f"val accuracy {scores['val']['accuracy']:.4f}, test accuracy {scores['test']['accuracy']:.4f} "
-               f"({scores['test']['n']} files), best epoch {result.best_epoch}, {wall:.0f} s")
+    typer.echo(
+        f"val accuracy {scores['val']['accuracy']:.4f}, test accuracy {scores['test']['accuracy']:.4f} "
+        f"({scores['test']['n']} files), best epoch {result.best_epoch}, {wall:.0f} s"
+    )
 
 
 @app.command()
@@ -126,9 +241,15 @@ def evaluate(
     stream: StreamFlag = False,
     data_dir: DataDir = None,
     split: Annotated[str, typer.Option("--split", help="train, val, test or all.")] = "test",
-    speaker: Annotated[Optional[str], typer.Option(
-        "--speaker", help="Evaluate on a leave-one-speaker-out fold (its test = this speaker).")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")] = None,
+    speaker: Annotated[
+        Optional[str],
+        typer.Option(
+            "--speaker", help="Evaluate on a leave-one-speaker-out fold (its test = this speaker)."
+        ),
+    ] = None,
+    json_out: Annotated[
+        Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")
+    ] = None,
 ) -> None:
     """Accuracy (overall, per speaker, per digit) and the confusion matrix on the official split."""
     from grukit.train import write_json
@@ -139,7 +260,9 @@ def evaluate(
     model = load_model(checkpoint, stream=stream)
     recs = split_records(data_dir, split, speaker)
     res = evaluate_records(model, recs)
-    typer.echo(f"accuracy {res['accuracy']:.4f} on {res['n']} files ({split}{', speaker ' + speaker if speaker else ''})")
+    typer.echo(
+        f"accuracy {res['accuracy']:.4f} on {res['n']} files ({split}{', speaker ' + speaker if speaker else ''})"
+    )
     typer.echo("per speaker: " + ", ".join(f"{k} {v:.3f}" for k, v in res["per_speaker"].items()))
     typer.echo("per digit:   " + ", ".join(f"{k} {v:.3f}" for k, v in res["per_digit"].items()))
     typer.echo("confusion (rows = true digit, columns = predicted):")
@@ -151,14 +274,29 @@ def evaluate(
 
 @app.command()
 def predict(
-    files: Annotated[List[Path], typer.Argument(help="Audio files (any rate; mixed down to mono).")],
+    files: Annotated[
+        List[Path], typer.Argument(help="Audio files (any rate; mixed down to mono).")
+    ],
     checkpoint: Checkpoint = None,
     stream: StreamFlag = False,
-    sequence: Annotated[bool, typer.Option(
-        "--sequence", help="Each file holds several digits separated by pauses: print the digit string.")] = False,
-    top_db: Annotated[float, typer.Option("--top-db", min=1.0, help="--sequence: parts more than this many dB "
-                                                                    "below the loudest are pauses.")] = 50.0,
-    min_gap: Annotated[float, typer.Option("--min-gap", min=0.0, help="--sequence: shortest pause (s).")] = 0.12,
+    sequence: Annotated[
+        bool,
+        typer.Option(
+            "--sequence",
+            help="Each file holds several digits separated by pauses: print the digit string.",
+        ),
+    ] = False,
+    top_db: Annotated[
+        float,
+        typer.Option(
+            "--top-db",
+            min=1.0,
+            help="--sequence: parts more than this many dB below the loudest are pauses.",
+        ),
+    ] = 50.0,
+    min_gap: Annotated[
+        float, typer.Option("--min-gap", min=0.0, help="--sequence: shortest pause (s).")
+    ] = 0.12,
 ) -> None:
     """Print the spoken digit of each file (and its probability), or with --sequence the digit string."""
     from . import data as D
@@ -169,9 +307,13 @@ def predict(
     results = []
     for f in files:  # check every file before printing anything
         if sequence:
-            segs = predict_sequence(model, D.load_audio(f, model.feature_spec), top_db=top_db, min_gap_s=min_gap)
-            results.append(f"{f}\t{''.join(s.label for s in segs)}\t" +
-                           " ".join(f"{s.label}@{s.start_s:.2f}-{s.end_s:.2f}s({s.prob:.2f})" for s in segs))
+            segs = predict_sequence(
+                model, D.load_audio(f, model.feature_spec), top_db=top_db, min_gap_s=min_gap
+            )
+            results.append(
+                f"{f}\t{''.join(s.label for s in segs)}\t"
+                + " ".join(f"{s.label}@{s.start_s:.2f}-{s.end_s:.2f}s({s.prob:.2f})" for s in segs)
+            )
         else:
             p = classify_file(model, f)
             k = int(p.argmax())
@@ -184,9 +326,15 @@ def predict(
 def stream_cmd(
     file: Annotated[Path, typer.Argument(help="Audio file played in as if it were arriving live.")],
     checkpoint: Checkpoint = None,
-    chunk_ms: Annotated[float, typer.Option("--chunk-ms", help="Audio per chunk (milliseconds).")] = 100.0,
-    speed: Annotated[float, typer.Option("--speed", help="Playback speed (2 = twice real time).")] = 1.0,
-    no_sleep: Annotated[bool, typer.Option("--no-sleep", help="Do not wait: process as fast as possible.")] = False,
+    chunk_ms: Annotated[
+        float, typer.Option("--chunk-ms", help="Audio per chunk (milliseconds).")
+    ] = 100.0,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Playback speed (2 = twice real time).")
+    ] = 1.0,
+    no_sleep: Annotated[
+        bool, typer.Option("--no-sleep", help="Do not wait: process as fast as possible.")
+    ] = False,
 ) -> None:
     """Recognize a digit as the audio arrives: the unidirectional model runs frame by frame (GRU step API) and
     prints the running prediction after each chunk, then the final answer."""
@@ -196,9 +344,13 @@ def stream_cmd(
 
     model = load_model(checkpoint, stream=True)
     y = D.load_audio(file, model.feature_spec)
-    for upd, final in simulate(model, y, chunk_s=chunk_ms / 1000.0, speed=speed, sleep=None if no_sleep else _sleep):
+    for upd, final in simulate(
+        model, y, chunk_s=chunk_ms / 1000.0, speed=speed, sleep=None if no_sleep else _sleep
+    ):
         if final:
-            typer.echo(f"final {upd.label} p={upd.prob:.3f} ({upd.time_s:.2f} s, {upd.frames} frames)")
+            typer.echo(
+                f"final {upd.label} p={upd.prob:.3f} ({upd.time_s:.2f} s, {upd.frames} frames)"
+            )
         elif upd is None:
             typer.echo("  ...   (waiting for the first frame)")
         else:

@@ -13,6 +13,7 @@ Normalization (per utterance, two flavours; the model's config says which):
                      only, so streaming and offline features agree (both use :func:`running_normalize` /
                      :class:`RunningNormalizer`, the same float64 sums in the same order).
 """
+
 from __future__ import annotations
 
 import os
@@ -76,11 +77,15 @@ def list_recordings(data_dir: str | os.PathLike) -> list[Recording]:
         if m:
             out.append(Recording(p, int(m.group(1)), m.group(2), int(m.group(3))))
     if not out:
-        raise UserInputError(f"no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav) found in {rec_dir}")
+        raise UserInputError(
+            f"no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav) found in {rec_dir}"
+        )
     return out
 
 
-def official_split(recs: Sequence[Recording], val_indices: range = range(5, 10)) -> dict[str, list[Recording]]:
+def official_split(
+    recs: Sequence[Recording], val_indices: range = range(5, 10)
+) -> dict[str, list[Recording]]:
     """The official split (index 0-4 test, 5-49 train), with validation taken from train by index
     (``val_indices``, default 5-9): {"train": 10-49, "val": 5-9, "test": 0-4}."""
     split = {"train": [], "val": [], "test": []}
@@ -90,12 +95,15 @@ def official_split(recs: Sequence[Recording], val_indices: range = range(5, 10))
     return split
 
 
-def speaker_split(recs: Sequence[Recording], speaker: str,
-                  val_indices: range = range(5, 10)) -> dict[str, list[Recording]]:
+def speaker_split(
+    recs: Sequence[Recording], speaker: str, val_indices: range = range(5, 10)
+) -> dict[str, list[Recording]]:
     """Leave-one-speaker-out: test = every file of ``speaker``; val = the other speakers' files with index in
     ``val_indices``; train = the rest of the other speakers' files."""
     if speaker not in {r.speaker for r in recs}:
-        raise UserInputError(f"unknown speaker {speaker!r}; expected one of {sorted({r.speaker for r in recs})}")
+        raise UserInputError(
+            f"unknown speaker {speaker!r}; expected one of {sorted({r.speaker for r in recs})}"
+        )
     split = {"train": [], "val": [], "test": []}
     for r in recs:
         key = "test" if r.speaker == speaker else "val" if r.index in val_indices else "train"
@@ -137,13 +145,17 @@ def check_audio(y: np.ndarray, spec: FeatureSpec, name: str = "audio") -> np.nda
     if not np.isfinite(y).all():
         raise UserInputError(f"{name} contains NaN or infinite samples")
     if y.size < spec.min_samples:
-        raise UserInputError(f"{name} is too short: {y.size / spec.sample_rate:.3f} s, need at least "
-                             f"{spec.min_samples / spec.sample_rate:.3f} s ({spec.min_samples} samples at "
-                             f"{spec.sample_rate} Hz)")
+        raise UserInputError(
+            f"{name} is too short: {y.size / spec.sample_rate:.3f} s, need at least "
+            f"{spec.min_samples / spec.sample_rate:.3f} s ({spec.min_samples} samples at "
+            f"{spec.sample_rate} Hz)"
+        )
     peak = float(np.abs(y).max())
     if peak < SILENCE_PEAK:
-        raise UserInputError(f"{name} is silent: peak amplitude {peak:.2e}, need at least {SILENCE_PEAK:g} "
-                             f"of full scale")
+        raise UserInputError(
+            f"{name} is silent: peak amplitude {peak:.2e}, need at least {SILENCE_PEAK:g} "
+            f"of full scale"
+        )
     return y
 
 
@@ -162,7 +174,9 @@ def mel_basis(spec: FeatureSpec) -> np.ndarray:
     if key not in _MEL_CACHE:
         import librosa
 
-        _MEL_CACHE[key] = librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels)
+        _MEL_CACHE[key] = librosa.filters.mel(
+            sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels
+        )
     return _MEL_CACHE[key]
 
 
@@ -176,10 +190,12 @@ def log_mel(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if y.size < spec.n_fft:
         return np.zeros((0, spec.n_mels), dtype=np.float32)
-    stft = librosa.stft(y, n_fft=spec.n_fft, hop_length=spec.hop_length, window="hann", center=False)
-    power = np.abs(stft) ** 2                                             # (n_fft//2+1, T)
-    mel = mel_basis(spec) @ power                                         # (n_mels, T)
-    return np.log(mel + LOG_EPS).T.astype(np.float32)                     # (T, n_mels)
+    stft = librosa.stft(
+        y, n_fft=spec.n_fft, hop_length=spec.hop_length, window="hann", center=False
+    )
+    power = np.abs(stft) ** 2  # (n_fft//2+1, T)
+    mel = mel_basis(spec) @ power  # (n_mels, T)
+    return np.log(mel + LOG_EPS).T.astype(np.float32)  # (T, n_mels)
 
 
 def add_deltas(frames: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
@@ -214,12 +230,14 @@ class RunningNormalizer:
         self.mean0 = np.asarray(mean, dtype=np.float64)
         self.var0 = np.asarray(var, dtype=np.float64)
         if self.mean0.shape != self.var0.shape or self.mean0.ndim != 1:
-            raise ValueError(f"mean and var must be 1-D of the same length, got {self.mean0.shape} and "
-                             f"{self.var0.shape}")
+            raise ValueError(
+                f"mean and var must be 1-D of the same length, got {self.mean0.shape} and "
+                f"{self.var0.shape}"
+            )
         self.prior = float(prior_frames)
         self.count = self.prior
         self.sum = self.prior * self.mean0
-        self.sumsq = self.prior * (self.var0 + self.mean0 ** 2)
+        self.sumsq = self.prior * (self.var0 + self.mean0**2)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """(T, F) frames following those already seen → (T, F) normalized frames."""
@@ -227,17 +245,21 @@ class RunningNormalizer:
         if x64.ndim != 2 or x64.shape[1] != self.mean0.size:
             raise ValueError(f"expected frames of shape (T, {self.mean0.size}), got {x64.shape}")
         out = np.empty_like(x64)
-        for t in range(x64.shape[0]):  # sequential sums: the same arithmetic whatever the block sizes
+        for t in range(
+            x64.shape[0]
+        ):  # sequential sums: the same arithmetic whatever the block sizes
             self.count += 1.0
             self.sum = self.sum + x64[t]
             self.sumsq = self.sumsq + x64[t] ** 2
             m = self.sum / self.count
-            v = np.maximum(self.sumsq / self.count - m ** 2, 0.0)
+            v = np.maximum(self.sumsq / self.count - m**2, 0.0)
             out[t] = (x64[t] - m) / np.sqrt(v + NORM_EPS)
         return out.astype(np.float32)
 
 
-def running_normalize(x: np.ndarray, mean: Sequence[float], var: Sequence[float], prior_frames: float) -> np.ndarray:
+def running_normalize(
+    x: np.ndarray, mean: Sequence[float], var: Sequence[float], prior_frames: float
+) -> np.ndarray:
     """(T, F) → causally normalized (T, F) (see :class:`RunningNormalizer`)."""
     return RunningNormalizer(mean, var, prior_frames)(x)
 

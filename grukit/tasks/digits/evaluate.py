@@ -1,4 +1,5 @@
 """Evaluation: accuracy (overall, per speaker, per digit) and the confusion matrix of a model on a split."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -45,8 +46,12 @@ def summarize(logits: np.ndarray, labels: Sequence[int], speakers: Sequence[str]
     return {
         "accuracy": accuracy(logits, labels),
         "n": int(len(labels)),
-        "per_speaker": {s: float((pred[speakers == s] == labels[speakers == s]).mean())
-                        for s in sorted(set(speakers.tolist()))},
-        "per_digit": {str(d): float((pred[labels == d] == d).mean()) for d in range(n) if (labels == d).any()},
+        "per_speaker": {
+            s: float((pred[speakers == s] == labels[speakers == s]).mean())
+            for s in sorted(set(speakers.tolist()))
+        },
+        "per_digit": {
+            str(d): float((pred[labels == d] == d).mean()) for d in range(n) if (labels == d).any()
+        },
         "confusion": conf.tolist(),
     }

@@ -1,6 +1,7 @@
 """Prediction: load a model (``--checkpoint`` or the shipped one), featurize audio as its config says,
 classify one utterance, or split a recording of several digits at its pauses and classify each part.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,9 @@ OFFLINE_MODEL = PRETRAINED / "digits-fsdd.safetensors"
 STREAM_MODEL = PRETRAINED / "digits-fsdd-stream.safetensors"
 
 
-def load_model(checkpoint: str | os.PathLike | None = None, stream: bool = False) -> DigitRecognizer:
+def load_model(
+    checkpoint: str | os.PathLike | None = None, stream: bool = False
+) -> DigitRecognizer:
     """``--checkpoint`` (run folder or .safetensors) or, without it, the shipped offline model
     (``stream=False``) or streaming model (``stream=True``)."""
     import grukit
@@ -28,18 +31,24 @@ def load_model(checkpoint: str | os.PathLike | None = None, stream: bool = False
     if checkpoint is None:
         path = STREAM_MODEL if stream else OFFLINE_MODEL
         if not path.is_file():
-            raise UserInputError(f"the shipped model {path.name} is missing from {path.parent}; pass --checkpoint "
-                                 f"RUN (a run folder from `grukit digits train`) or a .safetensors file")
+            raise UserInputError(
+                f"the shipped model {path.name} is missing from {path.parent}; pass --checkpoint "
+                f"RUN (a run folder from `grukit digits train`) or a .safetensors file"
+            )
     else:
         path = resolve_checkpoint(checkpoint)
     model = grukit.load(path)
     if not isinstance(model, DigitRecognizer):
-        raise UserInputError(f"{path} holds a {type(model).__name__}, not a digits model (DigitRecognizer)")
+        raise UserInputError(
+            f"{path} holds a {type(model).__name__}, not a digits model (DigitRecognizer)"
+        )
     if stream and not model.streamable:
-        raise UserInputError(f"{path} is not a streaming model (it needs a unidirectional GRU and running "
-                             f"normalization; got bidirectional={model.config.bidirectional}, "
-                             f"normalization={model.config.normalization!r}); use the shipped "
-                             f"{STREAM_MODEL.name} or train one with --unidirectional")
+        raise UserInputError(
+            f"{path} is not a streaming model (it needs a unidirectional GRU and running "
+            f"normalization; got bidirectional={model.config.bidirectional}, "
+            f"normalization={model.config.normalization!r}); use the shipped "
+            f"{STREAM_MODEL.name} or train one with --unidirectional"
+        )
     return model.eval()
 
 
@@ -80,8 +89,15 @@ class Segment:
     prob: float
 
 
-def split_on_pauses(y: np.ndarray, sample_rate: int, top_db: float = 50.0, min_gap_s: float = 0.12,
-                    pad_s: float = 0.03, min_len_s: float = 0.06, above_floor_db: float = 12.0) -> list[tuple[int, int]]:
+def split_on_pauses(
+    y: np.ndarray,
+    sample_rate: int,
+    top_db: float = 50.0,
+    min_gap_s: float = 0.12,
+    pad_s: float = 0.03,
+    min_len_s: float = 0.06,
+    above_floor_db: float = 12.0,
+) -> list[tuple[int, int]]:
     """Sample ranges of the spoken parts.
 
     A 32 ms frame (hop 8 ms) is speech when its RMS level is more than ``above_floor_db`` above the noise
@@ -115,8 +131,9 @@ def split_on_pauses(y: np.ndarray, sample_rate: int, top_db: float = 50.0, min_g
     return out
 
 
-def predict_sequence(model: DigitRecognizer, y: np.ndarray, top_db: float = 50.0,
-                     min_gap_s: float = 0.12) -> list[Segment]:
+def predict_sequence(
+    model: DigitRecognizer, y: np.ndarray, top_db: float = 50.0, min_gap_s: float = 0.12
+) -> list[Segment]:
     """A recording of several digits with pauses between them → one :class:`Segment` per spoken digit."""
     spec = model.feature_spec
     y = D.check_audio(y, spec)

@@ -3,6 +3,7 @@ samples are complete (no look-ahead), normalized causally, and fed to the unidir
 API; a running prediction is available after every frame. After the last frame the prediction equals the
 offline prediction of the same model on the whole file (same frames, same normalization, same GRU math).
 """
+
 from __future__ import annotations
 
 import time
@@ -21,11 +22,11 @@ from .model import DigitRecognizer
 class Update:
     """The running prediction after the audio received so far."""
 
-    time_s: float        # audio received so far (seconds)
-    frames: int          # feature frames processed so far
+    time_s: float  # audio received so far (seconds)
+    frames: int  # feature frames processed so far
     label: str
     prob: float
-    probs: np.ndarray    # (n_classes,)
+    probs: np.ndarray  # (n_classes,)
 
 
 class StreamingRecognizer:
@@ -37,16 +38,18 @@ class StreamingRecognizer:
     def __init__(self, model: DigitRecognizer) -> None:
         if not model.streamable:
             c = model.config
-            raise UserInputError(f"streaming needs a unidirectional model with running normalization, got "
-                                 f"bidirectional={c.bidirectional}, normalization={c.normalization!r}")
+            raise UserInputError(
+                f"streaming needs a unidirectional model with running normalization, got "
+                f"bidirectional={c.bidirectional}, normalization={c.normalization!r}"
+            )
         self.model = model.eval()
         self.spec = model.feature_spec
         c = model.config
         self.normalizer = D.RunningNormalizer(c.feature_mean, c.feature_var, c.prior_frames)
         self.pending = np.zeros(0, dtype=np.float32)  # samples from the start of the next frame on
         self.prev_raw: np.ndarray | None = None
-        self.state = None                              # DigitRecognizer.step's StreamState
-        self.logits: torch.Tensor | None = None       # (n_classes,) after the latest frame
+        self.state = None  # DigitRecognizer.step's StreamState
+        self.logits: torch.Tensor | None = None  # (n_classes,) after the latest frame
         self.frames = 0
         self.samples = 0
         self.peak = 0.0
@@ -65,15 +68,15 @@ class StreamingRecognizer:
         if self.pending.size < n_fft:
             return 0
         n_new = 1 + (self.pending.size - n_fft) // hop
-        raw = D.log_mel(self.pending[:(n_new - 1) * hop + n_fft], self.spec)      # (n_new, n_mels)
-        self.pending = self.pending[n_new * hop:]
+        raw = D.log_mel(self.pending[: (n_new - 1) * hop + n_fft], self.spec)  # (n_new, n_mels)
+        self.pending = self.pending[n_new * hop :]
         if self.spec.deltas:
             prev = self.prev_raw
             self.prev_raw = raw[-1].copy()
             raw = D.add_deltas(raw, prev)
-        feats = torch.from_numpy(self.normalizer(raw))                          # (n_new, F)
+        feats = torch.from_numpy(self.normalizer(raw))  # (n_new, F)
         for t in range(feats.shape[0]):
-            logits, self.state = self.model.step(feats[t:t + 1], self.state)
+            logits, self.state = self.model.step(feats[t : t + 1], self.state)
             self.logits = logits[0]
         self.frames += n_new
         return n_new
@@ -84,22 +87,37 @@ class StreamingRecognizer:
             return None
         p = torch.softmax(self.logits, -1).numpy()
         k = int(p.argmax())
-        return Update(self.samples / self.spec.sample_rate, self.frames, self.model.config.labels[k], float(p[k]), p)
+        return Update(
+            self.samples / self.spec.sample_rate,
+            self.frames,
+            self.model.config.labels[k],
+            float(p[k]),
+            p,
+        )
 
     def finish(self) -> Update:
         """The final prediction; refuses a stream that was too short or silent."""
         if self.frames == 0:
-            raise UserInputError(f"audio is too short: {self.samples / self.spec.sample_rate:.3f} s, need at least "
-                                 f"{self.spec.min_samples / self.spec.sample_rate:.3f} s")
+            raise UserInputError(
+                f"audio is too short: {self.samples / self.spec.sample_rate:.3f} s, need at least "
+                f"{self.spec.min_samples / self.spec.sample_rate:.3f} s"
+            )
         if self.peak < D.SILENCE_PEAK:
-            raise UserInputError(f"audio is silent: peak amplitude {self.peak:.2e}, need at least "
-                                 f"{D.SILENCE_PEAK:g} of full scale")
+            raise UserInputError(
+                f"audio is silent: peak amplitude {self.peak:.2e}, need at least "
+                f"{D.SILENCE_PEAK:g} of full scale"
+            )
         return self.update()  # type: ignore[return-value]
 
 
-def simulate(model: DigitRecognizer, y: np.ndarray, chunk_s: float = 0.1, speed: float = 1.0,
-             sleep: Callable[[float], None] | None = time.sleep,
-             clock: Callable[[], float] = time.perf_counter) -> Iterator[tuple[Update | None, bool]]:
+def simulate(
+    model: DigitRecognizer,
+    y: np.ndarray,
+    chunk_s: float = 0.1,
+    speed: float = 1.0,
+    sleep: Callable[[float], None] | None = time.sleep,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[tuple[Update | None, bool]]:
     """Play ``y`` into a :class:`StreamingRecognizer` in chunks of ``chunk_s`` seconds, waiting as long as
     each chunk lasts divided by ``speed`` (``sleep=None``: no waiting; ``clock`` measures the time spent). Yields (update, is_final); the final
     update is :meth:`StreamingRecognizer.finish`."""
@@ -115,6 +133,6 @@ def simulate(model: DigitRecognizer, y: np.ndarray, chunk_s: float = 0.1, speed:
             due = min(i + step, len(y)) / rec.spec.sample_rate / speed - (clock() - start)
             if due > 0:
                 sleep(due)
-        rec.push(y[i:i + step])
+        rec.push(y[i : i + step])
         yield rec.update(), False
     yield rec.finish(), True

@@ -1,6 +1,7 @@
 """Training through the shared toolkit (``grukit.train.fit``): features once in memory, length-bucketed
 padded batches, cross-entropy on the last state, best-on-validation accuracy saved as model.safetensors.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,10 +34,14 @@ def normalize_all(raw: Sequence[np.ndarray], cfg: DigitsConfig) -> list[np.ndarr
     """Raw features → normalized as ``cfg.normalization`` says."""
     if cfg.normalization == "utterance":
         return [D.utterance_normalize(x) for x in raw]
-    return [D.running_normalize(x, cfg.feature_mean, cfg.feature_var, cfg.prior_frames) for x in raw]
+    return [
+        D.running_normalize(x, cfg.feature_mean, cfg.feature_var, cfg.prior_frames) for x in raw
+    ]
 
 
-def prepare(raw: dict[str, list[np.ndarray]], labels: dict[str, list[int]], cfg: DigitsConfig) -> tuple[Prepared, DigitsConfig]:
+def prepare(
+    raw: dict[str, list[np.ndarray]], labels: dict[str, list[int]], cfg: DigitsConfig
+) -> tuple[Prepared, DigitsConfig]:
     """Normalize each split; for running normalization the prior statistics come from ``raw["train"]``."""
     if cfg.normalization == "running":
         mean, var = D.feature_stats(raw["train"])
@@ -54,7 +59,9 @@ def warp(x: Tensor, stretch: float, shift: int, n_mels: int, deltas: bool) -> Te
     if stretch > 0 and T > 1:
         u = float(torch.empty(()).uniform_(-stretch, stretch))
         new_t = max(2, int(round(T * (1.0 + u))))
-        x = F.interpolate(x.T[None], size=new_t, mode="linear", align_corners=True)[0].T.contiguous()
+        x = F.interpolate(x.T[None], size=new_t, mode="linear", align_corners=True)[
+            0
+        ].T.contiguous()
     if shift > 0:
         k = int(torch.randint(-shift, shift + 1, ()))
         if k:
@@ -67,13 +74,25 @@ def warp(x: Tensor, stretch: float, shift: int, n_mels: int, deltas: bool) -> Te
 class FeatureDataset(Dataset):
     """(features (T, F) float32 tensor, label) pairs, optionally augmented by :func:`warp`."""
 
-    def __init__(self, features: Sequence[np.ndarray], labels: Sequence[int], stretch: float = 0.0,
-                 shift: int = 0, n_mels: int = 0, deltas: bool = False) -> None:
+    def __init__(
+        self,
+        features: Sequence[np.ndarray],
+        labels: Sequence[int],
+        stretch: float = 0.0,
+        shift: int = 0,
+        n_mels: int = 0,
+        deltas: bool = False,
+    ) -> None:
         if len(features) != len(labels):
             raise ValueError(f"got {len(features)} feature arrays but {len(labels)} labels")
         self.x = [torch.from_numpy(np.ascontiguousarray(f)) for f in features]
         self.y = [int(v) for v in labels]
-        self.stretch, self.shift, self.n_mels, self.deltas = float(stretch), int(shift), int(n_mels), bool(deltas)
+        self.stretch, self.shift, self.n_mels, self.deltas = (
+            float(stretch),
+            int(shift),
+            int(n_mels),
+            bool(deltas),
+        )
 
     def __len__(self) -> int:
         return len(self.x)
@@ -98,7 +117,9 @@ class BucketSampler(Sampler[list[int]]):
     the batches. ``shuffle=False`` gives length-sorted batches in a fixed order. Lazy like RandomSampler: the
     order is drawn at the first batch, after the toolkit has re-seeded the epoch (exact resume)."""
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 8) -> None:
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 8
+    ) -> None:
         self.lengths = list(lengths)
         self.batch_size, self.shuffle, self.pool = int(batch_size), shuffle, int(pool)
 
@@ -111,21 +132,27 @@ class BucketSampler(Sampler[list[int]]):
         span = bs * self.pool if self.shuffle else n
         batches = []
         for s in range(0, n, span):
-            chunk = sorted(order[s:s + span], key=lambda i: self.lengths[i])
-            batches += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
+            chunk = sorted(order[s : s + span], key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
         yield from batches
 
 
-def loader(features: Sequence[np.ndarray], labels: Sequence[int], batch_size: int, shuffle: bool,
-           **augment) -> DataLoader:
+def loader(
+    features: Sequence[np.ndarray], labels: Sequence[int], batch_size: int, shuffle: bool, **augment
+) -> DataLoader:
     ds = FeatureDataset(features, labels, **augment)
-    return DataLoader(ds, batch_sampler=BucketSampler([len(f) for f in features], batch_size, shuffle),
-                      collate_fn=collate)
+    return DataLoader(
+        ds,
+        batch_sampler=BucketSampler([len(f) for f in features], batch_size, shuffle),
+        collate_fn=collate,
+    )
 
 
-def spec_mask(x: Tensor, lengths: Tensor, n_mels: int, deltas: bool, max_bands: int, max_frames: int) -> Tensor:
+def spec_mask(
+    x: Tensor, lengths: Tensor, n_mels: int, deltas: bool, max_bands: int, max_frames: int
+) -> Tensor:
     """SpecAugment-style masking for training: one band of up to ``max_bands`` mel channels (and its deltas)
     and one span of up to ``max_frames`` frames set to 0 (the normalized mean) per sequence."""
     if max_bands <= 0 and max_frames <= 0:
@@ -136,14 +163,14 @@ def spec_mask(x: Tensor, lengths: Tensor, n_mels: int, deltas: bool, max_bands: 
         if max_bands > 0:
             w = int(torch.randint(0, max_bands + 1, ()).item())
             f0 = int(torch.randint(0, max(1, n_mels - w + 1), ()).item())
-            x[b, :, f0:f0 + w] = 0
+            x[b, :, f0 : f0 + w] = 0
             if deltas:
-                x[b, :, n_mels + f0:n_mels + f0 + w] = 0
+                x[b, :, n_mels + f0 : n_mels + f0 + w] = 0
         if max_frames > 0:
             L = int(lengths[b])
             w = int(torch.randint(0, min(max_frames, L // 4) + 1, ()).item())
             t0 = int(torch.randint(0, max(1, L - w + 1), ()).item())
-            x[b, t0:t0 + w] = 0
+            x[b, t0 : t0 + w] = 0
     return x
 
 
@@ -153,8 +180,15 @@ def _task_module_class():
     class DigitsModule(TaskModule):
         """Cross-entropy on the logits of the last state; logs accuracy."""
 
-        def __init__(self, model: DigitRecognizer, lr: float = 3e-3, weight_decay: float = 1e-4,
-                     mask_bands: int = 0, mask_frames: int = 0, epochs: int | None = None) -> None:
+        def __init__(
+            self,
+            model: DigitRecognizer,
+            lr: float = 3e-3,
+            weight_decay: float = 1e-4,
+            mask_bands: int = 0,
+            mask_frames: int = 0,
+            epochs: int | None = None,
+        ) -> None:
             super().__init__(model, lr=lr, weight_decay=weight_decay)
             self.mask_bands, self.mask_frames = int(mask_bands), int(mask_frames)
             self.epochs = epochs
@@ -186,41 +220,96 @@ def _task_module_class():
 
 
 @torch.no_grad()
-def predict_logits(model: DigitRecognizer, features: Sequence[np.ndarray], batch_size: int = 128) -> np.ndarray:
+def predict_logits(
+    model: DigitRecognizer, features: Sequence[np.ndarray], batch_size: int = 128
+) -> np.ndarray:
     """Logits (N, n_classes) of normalized feature arrays, in input order."""
     model.eval()
     out = np.zeros((len(features), model.config.n_classes), dtype=np.float32)
-    dl = DataLoader(list(range(len(features))), batch_sampler=BucketSampler([len(f) for f in features], batch_size,
-                                                                            shuffle=False),
-                    collate_fn=lambda idx: idx)
+    dl = DataLoader(
+        list(range(len(features))),
+        batch_sampler=BucketSampler([len(f) for f in features], batch_size, shuffle=False),
+        collate_fn=lambda idx: idx,
+    )
     for idx in dl:
-        x = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(features[i]) for i in idx], batch_first=True)
+        x = torch.nn.utils.rnn.pad_sequence(
+            [torch.from_numpy(features[i]) for i in idx], batch_first=True
+        )
         lengths = torch.tensor([len(features[i]) for i in idx])
         out[idx] = model(x, lengths).numpy()
     return out
 
 
-def train_model(prepared: Prepared, cfg: DigitsConfig, *, epochs: int, seed: int, batch_size: int = 32,
-                lr: float = 3e-3, weight_decay: float = 1e-4, mask_bands: int = 0, mask_frames: int = 0,
-                stretch: float = 0.0, shift: int = 0,
-                patience: int | None = None, output_dir=None, resume=None, devices="auto", num_nodes: int = 1,
-                strategy: str = "auto", progress: bool = True, run_config: dict | None = None,
-                limit_train_batches=None, plot: bool = True):
+def train_model(
+    prepared: Prepared,
+    cfg: DigitsConfig,
+    *,
+    epochs: int,
+    seed: int,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    mask_bands: int = 0,
+    mask_frames: int = 0,
+    stretch: float = 0.0,
+    shift: int = 0,
+    patience: int | None = None,
+    output_dir=None,
+    resume=None,
+    devices="auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    progress: bool = True,
+    run_config: dict | None = None,
+    limit_train_batches=None,
+    plot: bool = True,
+):
     """Build the model from ``cfg`` (seeded), train with :func:`grukit.train.fit` (best ``val_acc``), return
     the FitResult."""
     from grukit.train import fit, seed_everything
 
     seed_everything(seed)
     model = DigitRecognizer.from_config(cfg)
-    module = _task_module_class()(model, lr=lr, weight_decay=weight_decay, mask_bands=mask_bands,
-                                  mask_frames=mask_frames, epochs=epochs)
-    train_dl = loader(prepared.features["train"], prepared.labels["train"], batch_size, shuffle=True,
-                      stretch=stretch, shift=shift, n_mels=cfg.n_mels, deltas=cfg.deltas)
+    module = _task_module_class()(
+        model,
+        lr=lr,
+        weight_decay=weight_decay,
+        mask_bands=mask_bands,
+        mask_frames=mask_frames,
+        epochs=epochs,
+    )
+    train_dl = loader(
+        prepared.features["train"],
+        prepared.labels["train"],
+        batch_size,
+        shuffle=True,
+        stretch=stretch,
+        shift=shift,
+        n_mels=cfg.n_mels,
+        deltas=cfg.deltas,
+    )
     val_dl = loader(prepared.features["val"], prepared.labels["val"], 128, shuffle=False)
-    return fit(module, train_dl, val_dl, task="digits", epochs=epochs, seed=seed, monitor="val_acc", mode="max",
-               patience=patience, output_dir=output_dir, resume=resume, devices=devices, num_nodes=num_nodes,
-               strategy=strategy, accelerator="cpu", progress=progress, config=run_config,
-               limit_train_batches=limit_train_batches, plot=plot)
+    return fit(
+        module,
+        train_dl,
+        val_dl,
+        task="digits",
+        epochs=epochs,
+        seed=seed,
+        monitor="val_acc",
+        mode="max",
+        patience=patience,
+        output_dir=output_dir,
+        resume=resume,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        accelerator="cpu",
+        progress=progress,
+        config=run_config,
+        limit_train_batches=limit_train_batches,
+        plot=plot,
+    )
 
 
 def accuracy(logits: np.ndarray, labels: Sequence[int]) -> float:

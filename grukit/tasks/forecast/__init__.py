@@ -3,24 +3,48 @@
 Python API (mirrors ``grukit forecast``)::
 
     from grukit.tasks import forecast
-    df = forecast.load_builtin("weather")                     # or pandas.read_csv(...)
-    res = forecast.fit(df, target="temp_max", time_col="date", horizon=7,
-                       covariates=["precipitation", "temp_min", "wind", "weather"])
-    print(res.metrics["model"]["mase"], res.run.path)          # runs/forecast-YYYYmmdd-HHMMSS/
-    future = forecast.predict(res.run.path, df)                # series, time, step, q10, q50, q90
+
+    df = forecast.load_builtin("weather")  # or pandas.read_csv(...)
+    res = forecast.fit(
+        df,
+        target="temp_max",
+        time_col="date",
+        horizon=7,
+        covariates=["precipitation", "temp_min", "wind", "weather"],
+    )
+    print(res.metrics["model"]["mase"], res.run.path)  # runs/forecast-YYYYmmdd-HHMMSS/
+    future = forecast.predict(res.run.path, df)  # series, time, step, q10, q50, q90
 
 Heavy imports (pandas, Lightning) happen on first attribute access, so the CLI stays light.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["fit", "predict", "load_builtin", "run_builtin", "ForecastResult", "ForecastOptions", "GRUForecaster",
-           "ForecasterConfig", "BUILTIN"]
+__all__ = [
+    "fit",
+    "predict",
+    "load_builtin",
+    "run_builtin",
+    "ForecastResult",
+    "ForecastOptions",
+    "GRUForecaster",
+    "ForecasterConfig",
+    "BUILTIN",
+]
 
-_LAZY = {"fit": ".train", "predict": ".train", "ForecastResult": ".train", "ForecastOptions": ".train",
-         "run_builtin": ".train", "load_builtin": ".data", "BUILTIN": ".data", "GRUForecaster": ".model",
-         "ForecasterConfig": ".model"}
+_LAZY = {
+    "fit": ".train",
+    "predict": ".train",
+    "ForecastResult": ".train",
+    "ForecastOptions": ".train",
+    "run_builtin": ".train",
+    "load_builtin": ".data",
+    "BUILTIN": ".data",
+    "GRUForecaster": ".model",
+    "ForecasterConfig": ".model",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -5,6 +5,7 @@ grid. Past-only covariates (numeric, or categorical → one-hot) and calendar fe
 positions known for any future time) form the model inputs. Scaling is per series: z = (f(y) − mean) / std with
 f = log when ``log=True``, statistics from the part of the series before the first backtest origin.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,12 +21,31 @@ from ...errors import UserInputError
 
 #: Built-in datasets: file in grukit/data, columns and defaults.
 BUILTIN: dict[str, dict[str, Any]] = {
-    "weather": dict(file="seattle-weather.csv", time_col="date", target="temp_max", id_col=None,
-                    covariates=["precipitation", "temp_min", "wind", "weather"], horizon=7, context=56,
-                    backtest=20, log=False, calendar=True),
-    "stocks": dict(file="stocks.csv", time_col="date", target="price", id_col="symbol", covariates=[],
-                   horizon=6, context=24, backtest=6, stride=3, log=True,
-                   calendar=False),  # prices have no month-of-year season; see README "Measured"
+    "weather": dict(
+        file="seattle-weather.csv",
+        time_col="date",
+        target="temp_max",
+        id_col=None,
+        covariates=["precipitation", "temp_min", "wind", "weather"],
+        horizon=7,
+        context=56,
+        backtest=20,
+        log=False,
+        calendar=True,
+    ),
+    "stocks": dict(
+        file="stocks.csv",
+        time_col="date",
+        target="price",
+        id_col="symbol",
+        covariates=[],
+        horizon=6,
+        context=24,
+        backtest=6,
+        stride=3,
+        log=True,
+        calendar=False,
+    ),  # prices have no month-of-year season; see README "Measured"
 }
 
 MAX_GAP_SHARE = 0.02
@@ -51,7 +71,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(p)
     except Exception as e:  # noqa: BLE001 — any parser failure is a user-input problem
-        raise UserInputError(f"--csv {path}: could not read it as CSV ({type(e).__name__}: {e})") from None
+        raise UserInputError(
+            f"--csv {path}: could not read it as CSV ({type(e).__name__}: {e})"
+        ) from None
     if df.empty:
         raise UserInputError(f"--csv {path}: the file has no data rows")
     return df
@@ -61,7 +83,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 def infer_freq(times: pd.DatetimeIndex) -> str:
     """Frequency alias of sorted unique ``times``; with gaps, from the most common spacing."""
     if len(times) < 3:
-        raise UserInputError(f"need at least 3 timestamps to infer the frequency, got {len(times)}; pass --freq")
+        raise UserInputError(
+            f"need at least 3 timestamps to infer the frequency, got {len(times)}; pass --freq"
+        )
     f = pd.infer_freq(times)
     if f is not None:
         return f
@@ -85,7 +109,9 @@ def _offset(freq: str):
     try:
         return pd.tseries.frequencies.to_offset(freq)
     except ValueError:
-        raise UserInputError(f"--freq {freq!r} is not a pandas frequency alias (e.g. D, h, W, MS, ME, QS)") from None
+        raise UserInputError(
+            f"--freq {freq!r} is not a pandas frequency alias (e.g. D, h, W, MS, ME, QS)"
+        ) from None
 
 
 def _kind(freq: str) -> str:
@@ -115,21 +141,31 @@ def default_season_length(freq: str) -> int:
     k = _kind(freq)
     if k == "subdaily":
         return 24 if type(off).__name__ == "Hour" and off.n == 1 else 1
-    return {"daily": 7 if off.n == 1 else 1, "bday": 5, "weekly": 52, "monthly": 12 if off.n == 1 else 1,
-            "quarterly": 4, "yearly": 1}.get(k, 1)
+    return {
+        "daily": 7 if off.n == 1 else 1,
+        "bday": 5,
+        "weekly": 52,
+        "monthly": 12 if off.n == 1 else 1,
+        "quarterly": 4,
+        "yearly": 1,
+    }.get(k, 1)
 
 
 def calendar_names(freq: str) -> list[str]:
     k = _kind(freq)
-    return {"subdaily": ["hour_sin", "hour_cos", "dow_sin", "dow_cos"],
-            "daily": ["dow_sin", "dow_cos", "doy_sin", "doy_cos"],
-            "bday": ["dow_sin", "dow_cos", "doy_sin", "doy_cos"],
-            "weekly": ["doy_sin", "doy_cos"],
-            "monthly": ["month_sin", "month_cos"],
-            "quarterly": ["month_sin", "month_cos"]}.get(k, [])
+    return {
+        "subdaily": ["hour_sin", "hour_cos", "dow_sin", "dow_cos"],
+        "daily": ["dow_sin", "dow_cos", "doy_sin", "doy_cos"],
+        "bday": ["dow_sin", "dow_cos", "doy_sin", "doy_cos"],
+        "weekly": ["doy_sin", "doy_cos"],
+        "monthly": ["month_sin", "month_cos"],
+        "quarterly": ["month_sin", "month_cos"],
+    }.get(k, [])
 
 
-def calendar_features(times: pd.DatetimeIndex, freq: str, names: list[str] | None = None) -> np.ndarray:
+def calendar_features(
+    times: pd.DatetimeIndex, freq: str, names: list[str] | None = None
+) -> np.ndarray:
     """(len(times), F) sin/cos positions in the day, week, year — known for future times too. ``names``
     (default: :func:`calendar_names` of ``freq``) picks the features."""
     cols = []
@@ -177,7 +213,9 @@ class DataSpec:
 
     @property
     def n_past_covariates(self) -> int:
-        return len(self.numeric_covariates) + sum(len(v) for v in self.categorical_covariates.values())
+        return len(self.numeric_covariates) + sum(
+            len(v) for v in self.categorical_covariates.values()
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataSpec":
@@ -201,12 +239,22 @@ class Series:
 def _check_columns(df: pd.DataFrame, cols: list[str], what: str) -> None:
     for c in cols:
         if c not in df.columns:
-            raise UserInputError(f"{what} column {c!r} not found; the CSV has columns {list(df.columns)}")
+            raise UserInputError(
+                f"{what} column {c!r} not found; the CSV has columns {list(df.columns)}"
+            )
 
 
-def make_spec(df: pd.DataFrame, time_col: str, target: str, covariates: list[str] | None = None,
-              id_col: str | None = None, freq: str | None = None, season_length: int | None = None,
-              log: bool = False, calendar: bool = True) -> DataSpec:
+def make_spec(
+    df: pd.DataFrame,
+    time_col: str,
+    target: str,
+    covariates: list[str] | None = None,
+    id_col: str | None = None,
+    freq: str | None = None,
+    season_length: int | None = None,
+    log: bool = False,
+    calendar: bool = True,
+) -> DataSpec:
     """Check the columns of ``df`` and work out frequency, season length and covariate encodings."""
     covariates = list(covariates or [])
     _check_columns(df, [time_col], "--time-col")
@@ -221,10 +269,14 @@ def make_spec(df: pd.DataFrame, time_col: str, target: str, covariates: list[str
     bad = y.isna() & df[target].notna()
     if bad.any():
         example = df[target][bad].iloc[0]
-        raise UserInputError(f"--target {target!r} must be numeric; found non-numeric value {example!r} "
-                             f"({int(bad.sum())} such rows)")
+        raise UserInputError(
+            f"--target {target!r} must be numeric; found non-numeric value {example!r} "
+            f"({int(bad.sum())} such rows)"
+        )
     if log and (y.dropna() <= 0).any():
-        raise UserInputError(f"a log scale needs a positive target, but {target!r} has values ≤ 0; use --no-log")
+        raise UserInputError(
+            f"a log scale needs a positive target, but {target!r} has values ≤ 0; use --no-log"
+        )
     times = _parse_times(df[time_col], time_col)
     if freq is None:
         keys = df[id_col] if id_col is not None else pd.Series(0, index=df.index)
@@ -244,12 +296,22 @@ def make_spec(df: pd.DataFrame, time_col: str, target: str, covariates: list[str
         else:
             cats = sorted(str(v) for v in col.dropna().unique())
             if len(cats) > 50:
-                raise UserInputError(f"--covariates {c!r} is non-numeric with {len(cats)} distinct values; "
-                                     f"at most 50 categories are one-hot encoded")
+                raise UserInputError(
+                    f"--covariates {c!r} is non-numeric with {len(cats)} distinct values; "
+                    f"at most 50 categories are one-hot encoded"
+                )
             categorical[c] = cats
-    return DataSpec(time_col=time_col, target=target, freq=freq, season_length=m, id_col=id_col,
-                    numeric_covariates=numeric, categorical_covariates=categorical, log=bool(log),
-                    calendar=calendar_names(freq) if calendar else [])
+    return DataSpec(
+        time_col=time_col,
+        target=target,
+        freq=freq,
+        season_length=m,
+        id_col=id_col,
+        numeric_covariates=numeric,
+        categorical_covariates=categorical,
+        log=bool(log),
+        calendar=calendar_names(freq) if calendar else [],
+    )
 
 
 def _parse_times(col: pd.Series, name: str) -> pd.DatetimeIndex:
@@ -258,9 +320,13 @@ def _parse_times(col: pd.Series, name: str) -> pd.DatetimeIndex:
             warnings.simplefilter("ignore")
             t = pd.to_datetime(col)
     except (ValueError, TypeError) as e:
-        raise UserInputError(f"--time-col {name!r}: could not parse {col.iloc[0]!r} as a date/time ({e})") from None
+        raise UserInputError(
+            f"--time-col {name!r}: could not parse {col.iloc[0]!r} as a date/time ({e})"
+        ) from None
     if t.isna().any():
-        raise UserInputError(f"--time-col {name!r}: {int(t.isna().sum())} empty or unparseable timestamps")
+        raise UserInputError(
+            f"--time-col {name!r}: {int(t.isna().sum())} empty or unparseable timestamps"
+        )
     if getattr(t.dt, "tz", None) is not None:
         t = t.dt.tz_localize(None)
     return pd.DatetimeIndex(t)
@@ -272,14 +338,19 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
     Gaps (missing timestamps or empty target cells) up to 2% of a series' grid are filled by time
     interpolation (GapFilledWarning says how many); more is an error. Duplicated timestamps are an error.
     """
-    _check_columns(df, [spec.time_col, spec.target, *spec.covariates] + ([spec.id_col] if spec.id_col else []),
-                   "the model's")
+    _check_columns(
+        df,
+        [spec.time_col, spec.target, *spec.covariates] + ([spec.id_col] if spec.id_col else []),
+        "the model's",
+    )
     times = _parse_times(df[spec.time_col], spec.time_col)
     work = pd.DataFrame({"_t": times.to_numpy()}, index=df.index)
     work["_y"] = pd.to_numeric(df[spec.target], errors="coerce")
     bad = work["_y"].isna() & df[spec.target].notna()
     if bad.any():
-        raise UserInputError(f"--target {spec.target!r} must be numeric; found {df[spec.target][bad].iloc[0]!r}")
+        raise UserInputError(
+            f"--target {spec.target!r} must be numeric; found {df[spec.target][bad].iloc[0]!r}"
+        )
     for c in spec.numeric_covariates:
         work[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     for c, cats in spec.categorical_covariates.items():
@@ -293,13 +364,17 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
         part = work[(ids == sid).to_numpy()].sort_values("_t")
         dup = part["_t"].duplicated()
         if dup.any():
-            raise UserInputError(f"series {sid!r}: timestamp {part['_t'][dup].iloc[0]} appears more than once"
-                                 + ("" if spec.id_col else "; pass --id-col if the file holds several series"))
+            raise UserInputError(
+                f"series {sid!r}: timestamp {part['_t'][dup].iloc[0]} appears more than once"
+                + ("" if spec.id_col else "; pass --id-col if the file holds several series")
+            )
         grid = pd.date_range(part["_t"].iloc[0], part["_t"].iloc[-1], freq=spec.freq)
         if len(grid) == 0 or not part["_t"].isin(grid).all():
             off_grid = part["_t"][~part["_t"].isin(grid)]
-            raise UserInputError(f"series {sid!r}: timestamp {off_grid.iloc[0] if len(off_grid) else '?'} is not on "
-                                 f"the {spec.freq!r} grid starting {part['_t'].iloc[0]}; pass the right --freq")
+            raise UserInputError(
+                f"series {sid!r}: timestamp {off_grid.iloc[0] if len(off_grid) else '?'} is not on "
+                f"the {spec.freq!r} grid starting {part['_t'].iloc[0]}; pass the right --freq"
+            )
         part = part.set_index("_t").reindex(grid)
         missing = int(part["_y"].isna().sum())
         if missing:
@@ -307,17 +382,30 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
             if share > MAX_GAP_SHARE:
                 raise UserInputError(
                     f"series {sid!r}: {missing} of {len(grid)} timestamps ({share:.1%}) have no {spec.target!r} "
-                    f"value at frequency {spec.freq!r}; at most {MAX_GAP_SHARE:.0%} can be filled by interpolation")
-            warnings.warn(f"series {sid!r}: filled {missing} missing {spec.target!r} value(s) of {len(grid)} by "
-                          f"time interpolation", GapFilledWarning, stacklevel=2)
+                    f"value at frequency {spec.freq!r}; at most {MAX_GAP_SHARE:.0%} can be filled by interpolation"
+                )
+            warnings.warn(
+                f"series {sid!r}: filled {missing} missing {spec.target!r} value(s) of {len(grid)} by "
+                f"time interpolation",
+                GapFilledWarning,
+                stacklevel=2,
+            )
         part["_y"] = part["_y"].interpolate(method="time", limit_direction="both")
         if xcols:
             part[xcols] = part[xcols].interpolate(method="time", limit_direction="both").fillna(0.0)
         if spec.log and (part["_y"] <= 0).any():
-            raise UserInputError(f"series {sid!r}: a log scale needs a positive target; use --no-log")
-        out.append(Series(id=str(sid), times=pd.DatetimeIndex(grid), y=part["_y"].to_numpy(np.float64),
-                          x=part[xcols].to_numpy(np.float64) if xcols else np.zeros((len(grid), 0)),
-                          filled=missing))
+            raise UserInputError(
+                f"series {sid!r}: a log scale needs a positive target; use --no-log"
+            )
+        out.append(
+            Series(
+                id=str(sid),
+                times=pd.DatetimeIndex(grid),
+                y=part["_y"].to_numpy(np.float64),
+                x=part[xcols].to_numpy(np.float64) if xcols else np.zeros((len(grid), 0)),
+                filled=missing,
+            )
+        )
     return out
 
 
@@ -330,8 +418,10 @@ def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> 
         fy = transform(s.y[:k], spec)
         xs = s.x[:k, :n_num]
         spec.scalers[s.id] = {
-            "y_mean": float(fy.mean()), "y_std": float(max(fy.std(), 1e-8)),
-            "x_mean": xs.mean(0).tolist() if n_num else [], "x_std": np.maximum(xs.std(0), 1e-8).tolist() if n_num else [],
+            "y_mean": float(fy.mean()),
+            "y_std": float(max(fy.std(), 1e-8)),
+            "x_mean": xs.mean(0).tolist() if n_num else [],
+            "x_std": np.maximum(xs.std(0), 1e-8).tolist() if n_num else [],
         }
 
 
@@ -342,8 +432,12 @@ def scaler_for(spec: DataSpec, s: Series) -> dict[str, Any]:
     n_num = len(spec.numeric_covariates)
     fy = transform(s.y, spec)
     xs = s.x[:, :n_num]
-    return {"y_mean": float(fy.mean()), "y_std": float(max(fy.std(), 1e-8)),
-            "x_mean": xs.mean(0).tolist() if n_num else [], "x_std": np.maximum(xs.std(0), 1e-8).tolist() if n_num else []}
+    return {
+        "y_mean": float(fy.mean()),
+        "y_std": float(max(fy.std(), 1e-8)),
+        "x_mean": xs.mean(0).tolist() if n_num else [],
+        "x_std": np.maximum(xs.std(0), 1e-8).tolist() if n_num else [],
+    }
 
 
 def transform(y: np.ndarray, spec: DataSpec) -> np.ndarray:
@@ -367,8 +461,14 @@ def scaled_inputs(s: Series, spec: DataSpec) -> tuple[np.ndarray, np.ndarray, di
     return z.astype(np.float32), feats, sc
 
 
-def windows(s: Series, spec: DataSpec, origins: list[int] | np.ndarray, context: int, horizon: int,
-            with_target: bool = True) -> dict[str, np.ndarray]:
+def windows(
+    s: Series,
+    spec: DataSpec,
+    origins: list[int] | np.ndarray,
+    context: int,
+    horizon: int,
+    with_target: bool = True,
+) -> dict[str, np.ndarray]:
     """Model inputs at each origin o (forecast steps o .. o+H-1 from steps o-C .. o-1).
 
     Returns past (N, C, 1+Fx+Fcal), future (N, H, Fcal) calendar features, target z (N, H) when
@@ -377,11 +477,17 @@ def windows(s: Series, spec: DataSpec, origins: list[int] | np.ndarray, context:
     z, feats, _ = scaled_inputs(s, spec)
     T = len(s)
     fut_times = future_times(s.times[-1], horizon, spec.freq)
-    cal_all = np.concatenate([calendar_features(s.times, spec.freq, spec.calendar),
-                              calendar_features(fut_times, spec.freq, spec.calendar)])
+    cal_all = np.concatenate(
+        [
+            calendar_features(s.times, spec.freq, spec.calendar),
+            calendar_features(fut_times, spec.freq, spec.calendar),
+        ]
+    )
     origins = np.asarray(origins, dtype=np.int64)
     if len(origins) and (origins.min() < context or origins.max() > T):
-        raise ValueError(f"origins must lie in [{context}, {T}], got {origins.min()}..{origins.max()}")
+        raise ValueError(
+            f"origins must lie in [{context}, {T}], got {origins.min()}..{origins.max()}"
+        )
     idx_p = origins[:, None] + np.arange(-context, 0)[None, :]
     idx_f = origins[:, None] + np.arange(horizon)[None, :]
     out = {"past": feats[idx_p], "future": cal_all[idx_f]}

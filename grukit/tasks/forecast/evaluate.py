@@ -9,6 +9,7 @@ modelling scale, e.g. log prices). Metrics (on the reporting scale):
 
 averaged over backtest origins and horizon steps.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,15 +51,26 @@ def ets(y: np.ndarray, h: int, m: int) -> np.ndarray:
     import pandas as pd
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
-    y = pd.Series(np.asarray(y, dtype=np.float64))  # statsmodels' ETS prediction wants an indexed series
+    y = pd.Series(
+        np.asarray(y, dtype=np.float64)
+    )  # statsmodels' ETS prediction wants an indexed series
     seasonal = "add" if 1 < m and len(y) >= 2 * m + 2 else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = ETSModel(y, error="add", trend="add", damped_trend=True, seasonal=seasonal,
-                         seasonal_periods=m if seasonal else None)
+        model = ETSModel(
+            y,
+            error="add",
+            trend="add",
+            damped_trend=True,
+            seasonal=seasonal,
+            seasonal_periods=m if seasonal else None,
+        )
         res = model.fit(disp=False, maxiter=200)
         frame = res.get_prediction(start=len(y), end=len(y) + h - 1).summary_frame(alpha=0.2)
-    return np.stack([frame["pi_lower"].to_numpy(), frame["mean"].to_numpy(), frame["pi_upper"].to_numpy()], axis=1)
+    return np.stack(
+        [frame["pi_lower"].to_numpy(), frame["mean"].to_numpy(), frame["pi_upper"].to_numpy()],
+        axis=1,
+    )
 
 
 def arima(y: np.ndarray, h: int, m: int, max_history: int = 400) -> np.ndarray:
@@ -101,9 +113,12 @@ def point_metrics(actual: np.ndarray, quantiles: np.ndarray, scale: float) -> di
     q = np.asarray(quantiles, dtype=np.float64)
     err = a - q[:, 1]
     mae = float(np.mean(np.abs(err)))
-    return {"mae": mae, "rmse": float(np.sqrt(np.mean(err ** 2))),
-            "mase": mae / scale if scale and math.isfinite(scale) else float("nan"),
-            "coverage_80": float(np.mean((a >= q[:, 0]) & (a <= q[:, 2])))}
+    return {
+        "mae": mae,
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mase": mae / scale if scale and math.isfinite(scale) else float("nan"),
+        "coverage_80": float(np.mean((a >= q[:, 0]) & (a <= q[:, 2]))),
+    }
 
 
 def average(per_series: list[dict[str, float]]) -> dict[str, float]:
@@ -115,8 +130,9 @@ def average(per_series: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def run_baselines(histories: list[np.ndarray], h: int, m: int, names=BASELINES,
-                  cpu_limit_s: float = 120.0) -> dict[str, list[np.ndarray] | None]:
+def run_baselines(
+    histories: list[np.ndarray], h: int, m: int, names=BASELINES, cpu_limit_s: float = 120.0
+) -> dict[str, list[np.ndarray] | None]:
     """Forecasts (h, 3) of each baseline for each history. A statsmodels baseline that fails, or whose
     total CPU time (not wall time: the machine may be busy) passes ``cpu_limit_s``, is reported as None
     (left out, not guessed)."""
@@ -131,7 +147,9 @@ def run_baselines(histories: list[np.ndarray], h: int, m: int, names=BASELINES,
                     raise TimeoutError(f"{name} took over {cpu_limit_s:.0f}s of CPU time")
             out[name] = fcs
         except Exception as e:  # noqa: BLE001 — a failing statistical baseline is reported, not fatal
-            warnings.warn(f"baseline {name} left out: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"baseline {name} left out: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2
+            )
             out[name] = None
     return out
 
@@ -140,7 +158,9 @@ def best_per_metric(rows: dict[str, dict[str, float]]) -> dict[str, str]:
     """Name of the best row per metric: lowest mae/rmse/mase, coverage_80 closest to 0.8."""
     best = {}
     for k in METRICS:
-        cands = [(n, r[k]) for n, r in rows.items() if r and r.get(k) is not None and math.isfinite(r[k])]
+        cands = [
+            (n, r[k]) for n, r in rows.items() if r and r.get(k) is not None and math.isfinite(r[k])
+        ]
         if not cands:
             continue
         key = (lambda v: abs(v[1] - 0.8)) if k == "coverage_80" else (lambda v: v[1])

@@ -12,6 +12,7 @@ log-likelihood per time step (see :func:`grukit.tasks.music.model.nll_sums`), co
     generate.py  sampling, piano roll ↔ MIDI, piano-roll PNG
     cli.py       ``grukit music train|evaluate|generate``
 """
+
 from __future__ import annotations
 
 #: Test NLL per time step from Chung et al. 2014 ("Empirical Evaluation of Gated Recurrent Neural Networks

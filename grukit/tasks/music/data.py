@@ -4,6 +4,7 @@ Files (``--data-dir`` = the ``polyphonic_music`` folder, see its SOURCE.md): ``J
 ``Nottingham.mat``, ``MuseData.mat``, ``Piano_midi.mat``, MATLAB files with ``traindata``/``validdata``/
 ``testdata``, each a 1×N object array of uint8 (T_i, 88) matrices. Column k is MIDI pitch 21 + k (A0..C8).
 """
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,9 @@ def check_dataset(name: str) -> str:
     return key
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, list[np.ndarray]]:
+def load_dataset(
+    name: str, data_dir: str | os.PathLike | None = None
+) -> dict[str, list[np.ndarray]]:
     """``{"train": [...], "valid": [...], "test": [...]}``, each a list of uint8 arrays (T_i, 88) in {0, 1}.
 
     ``data_dir`` is the ``polyphonic_music`` folder (default: found by :func:`grukit.datasets.find_data_dir`).
@@ -48,22 +51,30 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[s
     folder = find_data_dir(DATA_NAME, data_dir)
     path = Path(folder) / DATASETS[key]
     if not path.is_file():
-        raise UserInputError(f"{path} not found: the {DATA_NAME} folder should hold {DATASETS[key]}")
+        raise UserInputError(
+            f"{path} not found: the {DATA_NAME} folder should hold {DATASETS[key]}"
+        )
     try:
         mat = loadmat(str(path))
     except Exception as e:  # scipy raises several types for a corrupt file
-        raise UserInputError(f"{path} is not a readable MATLAB file ({type(e).__name__}: {e})") from None
+        raise UserInputError(
+            f"{path} is not a readable MATLAB file ({type(e).__name__}: {e})"
+        ) from None
     out: dict[str, list[np.ndarray]] = {}
     for split in SPLITS:
         field = f"{split}data"
         if field not in mat:
-            raise UserInputError(f"{path} has no '{field}' entry; expected traindata, validdata and testdata")
+            raise UserInputError(
+                f"{path} has no '{field}' entry; expected traindata, validdata and testdata"
+            )
         cells = np.asarray(mat[field]).reshape(-1)
         seqs = []
         for i, m in enumerate(cells):
             m = np.asarray(m)
             if m.ndim != 2 or m.shape[1] != N_PITCHES or m.shape[0] < 1:
-                raise UserInputError(f"{path}: {field}[{i}] has shape {m.shape}, expected (T, {N_PITCHES}) with T ≥ 1")
+                raise UserInputError(
+                    f"{path}: {field}[{i}] has shape {m.shape}, expected (T, {N_PITCHES}) with T ≥ 1"
+                )
             if not np.isin(m, (0, 1)).all():
                 raise UserInputError(f"{path}: {field}[{i}] holds values other than 0 and 1")
             seqs.append(m.astype(np.uint8))
@@ -88,7 +99,9 @@ class BucketBatchSampler(torch.utils.data.Sampler):
     cut into batches of ``batch_size``, and the batches shuffled. ``shuffle=False`` gives length-sorted batches.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 50) -> None:
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 50
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.lengths = [int(n) for n in lengths]
@@ -101,19 +114,23 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         n, bs = len(self.lengths), self.batch_size
         if not self.shuffle:
             order = sorted(range(n), key=lambda i: self.lengths[i])
-            yield from (order[i:i + bs] for i in range(0, n, bs))
+            yield from (order[i : i + bs] for i in range(0, n, bs))
             return
         perm = torch.randperm(n).tolist()
         batches = []
         step = bs * self.pool
         for p in range(0, n, step):
-            chunk = sorted(perm[p:p + step], key=lambda i: self.lengths[i])
-            batches += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
+            chunk = sorted(perm[p : p + step], key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
         for j in torch.randperm(len(batches)).tolist():
             yield batches[j]
 
 
-def make_loader(seqs: Sequence[np.ndarray], batch_size: int, shuffle: bool) -> torch.utils.data.DataLoader:
+def make_loader(
+    seqs: Sequence[np.ndarray], batch_size: int, shuffle: bool
+) -> torch.utils.data.DataLoader:
     """A DataLoader of padded batches ``(x (B, T, 88), lengths (B,))`` over ``seqs``, length-bucketed."""
     sampler = BucketBatchSampler([len(s) for s in seqs], batch_size, shuffle=shuffle)
-    return torch.utils.data.DataLoader(list(seqs), batch_sampler=sampler, collate_fn=collate, num_workers=0)
+    return torch.utils.data.DataLoader(
+        list(seqs), batch_sampler=sampler, collate_fn=collate, num_workers=0
+    )

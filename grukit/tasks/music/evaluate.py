@@ -1,4 +1,5 @@
 """Evaluation: NLL per time step of a split (full sequences), next to the published numbers."""
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,9 @@ def shipped_model_path(dataset: str) -> Path:
     return PRETRAINED_DIR / f"music-{check_dataset(dataset)}.safetensors"
 
 
-def load_music_model(checkpoint: str | os.PathLike | None, dataset: str | None = None) -> tuple[MusicGRU, dict]:
+def load_music_model(
+    checkpoint: str | os.PathLike | None, dataset: str | None = None
+) -> tuple[MusicGRU, dict]:
     """The model from ``--checkpoint`` (run folder or .safetensors) or, without one, the shipped model for
     ``dataset``. Returns (model in eval mode, file header)."""
     from ... import serialization
@@ -32,17 +35,23 @@ def load_music_model(checkpoint: str | os.PathLike | None, dataset: str | None =
     else:
         path = shipped_model_path(dataset or "jsb")
         if not path.is_file():
-            raise UserInputError(f"no shipped model for dataset {dataset!r} ({path} is missing); "
-                                 f"pass --checkpoint RUN_DIR or a .safetensors file")
+            raise UserInputError(
+                f"no shipped model for dataset {dataset!r} ({path} is missing); "
+                f"pass --checkpoint RUN_DIR or a .safetensors file"
+            )
     model, header = serialization.load(path, return_header=True)
     if not isinstance(model, MusicGRU):
-        raise UserInputError(f"{path} holds a {type(model).__name__}, expected a music model (MusicGRU)")
+        raise UserInputError(
+            f"{path} holds a {type(model).__name__}, expected a music model (MusicGRU)"
+        )
     header["path"] = str(path)
     return model, header
 
 
 @torch.no_grad()
-def evaluate_nll(model: MusicGRU, seqs: Sequence[np.ndarray], batch_size: int = 16) -> dict[str, Any]:
+def evaluate_nll(
+    model: MusicGRU, seqs: Sequence[np.ndarray], batch_size: int = 16
+) -> dict[str, Any]:
     """NLL per time step over ``seqs`` (full sequences, first frame not predicted):
     ``{"nll_per_step", "frames" (predicted), "sequences"}``. Runs in eval mode (no dropout), float64 sums."""
     was_training = model.training
@@ -76,7 +85,10 @@ def results_table(dataset: str, split: str, nll: float, title: str | None = None
     table.add_column("NLL/step", justify="right")
     table.add_row("grukit GRU (this model)", f"{nll:.3f}")
     for name, v in paper_baselines(dataset).items():
-        label = {"chung2014_gru": "Chung et al. 2014 GRU", "chung2014_lstm": "Chung et al. 2014 LSTM",
-                 "bai2018_tcn_best": "Bai et al. 2018 TCN"}[name]
+        label = {
+            "chung2014_gru": "Chung et al. 2014 GRU",
+            "chung2014_lstm": "Chung et al. 2014 LSTM",
+            "bai2018_tcn_best": "Bai et al. 2018 TCN",
+        }[name]
         table.add_row(label if split == "test" else f"{label} (test)", f"{v['nll_per_step']:.2f}")
     return table

@@ -3,6 +3,7 @@
 A piano roll here is a (T, 88) array in {0, 1}: column k is MIDI pitch 21 + k. In MIDI, each run of
 consecutive frames where a key is on becomes one note lasting that many frames of 1/fs seconds.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,13 @@ from .model import MusicGRU
 
 
 @torch.no_grad()
-def sample(model: MusicGRU, steps: int, temperature: float = 1.0, prime: np.ndarray | Tensor | None = None,
-           seed: int | None = 0) -> np.ndarray:
+def sample(
+    model: MusicGRU,
+    steps: int,
+    temperature: float = 1.0,
+    prime: np.ndarray | Tensor | None = None,
+    seed: int | None = 0,
+) -> np.ndarray:
     """Generate ``steps`` new frames → uint8 (P + steps, 88): the prime's P frames, then the samples.
 
     Each key of the next frame is drawn from Bernoulli(σ(logit / temperature)) — independently, or key by key
@@ -41,8 +47,12 @@ def sample(model: MusicGRU, steps: int, temperature: float = 1.0, prime: np.ndar
         if prime is not None:
             p = torch.as_tensor(np.asarray(prime), dtype=torch.float32)
             if p.dim() != 2 or p.shape[1] != N_PITCHES or p.shape[0] < 1:
-                raise ValueError(f"prime must be a piano roll (P, {N_PITCHES}) with P ≥ 1, got {tuple(p.shape)}")
-            _, h = model(p[None, :-1], None, next_frames=p[None, 1:]) if len(p) > 1 else (None, None)
+                raise ValueError(
+                    f"prime must be a piano roll (P, {N_PITCHES}) with P ≥ 1, got {tuple(p.shape)}"
+                )
+            _, h = (
+                model(p[None, :-1], None, next_frames=p[None, 1:]) if len(p) > 1 else (None, None)
+            )
             logits, h = model.step(p[-1:], h)  # the head's logits for the frame after the prime
             frames += list(p)
         else:
@@ -65,13 +75,23 @@ def roll_to_midi(roll: np.ndarray, fs: float = 4.0, program: int = 0, velocity: 
         raise ValueError(f"roll must be (T, {N_PITCHES}), got {roll.shape}")
     pm = pretty_midi.PrettyMIDI(initial_tempo=60.0 * fs / 2 if fs > 0 else 120.0)
     inst = pretty_midi.Instrument(program=program, name="grukit")
-    padded = np.vstack([np.zeros((1, N_PITCHES), np.int8), (roll > 0).astype(np.int8), np.zeros((1, N_PITCHES), np.int8)])
+    padded = np.vstack(
+        [
+            np.zeros((1, N_PITCHES), np.int8),
+            (roll > 0).astype(np.int8),
+            np.zeros((1, N_PITCHES), np.int8),
+        ]
+    )
     edges = np.diff(padded, axis=0)  # (T + 1, 88): +1 at a note start, -1 just after its end
     for k in range(N_PITCHES):
         starts = np.nonzero(edges[:, k] == 1)[0]
         ends = np.nonzero(edges[:, k] == -1)[0]
         for s, e in zip(starts, ends):
-            inst.notes.append(pretty_midi.Note(velocity=velocity, pitch=LOWEST_PITCH + k, start=s / fs, end=e / fs))
+            inst.notes.append(
+                pretty_midi.Note(
+                    velocity=velocity, pitch=LOWEST_PITCH + k, start=s / fs, end=e / fs
+                )
+            )
     inst.notes.sort(key=lambda n: (n.start, n.pitch))
     pm.instruments.append(inst)
     return pm
@@ -87,17 +107,26 @@ def midi_to_roll(path: str | os.PathLike, fs: float = 4.0) -> np.ndarray:
     try:
         pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as e:  # mido/pretty_midi raise many types for a bad file
-        raise UserInputError(f"--prime {path} is not a readable MIDI file ({type(e).__name__}: {e})") from None
+        raise UserInputError(
+            f"--prime {path} is not a readable MIDI file ({type(e).__name__}: {e})"
+        ) from None
     full = pm.get_piano_roll(fs=fs)  # (128, T) velocities
-    roll = (full[LOWEST_PITCH:LOWEST_PITCH + N_PITCHES].T > 0).astype(np.uint8)
+    roll = (full[LOWEST_PITCH : LOWEST_PITCH + N_PITCHES].T > 0).astype(np.uint8)
     if roll.shape[0] == 0 or not roll.any():
-        raise UserInputError(f"--prime {path} has no notes in the 88-key range (MIDI {LOWEST_PITCH}.."
-                             f"{LOWEST_PITCH + N_PITCHES - 1})")
+        raise UserInputError(
+            f"--prime {path} has no notes in the 88-key range (MIDI {LOWEST_PITCH}.."
+            f"{LOWEST_PITCH + N_PITCHES - 1})"
+        )
     return roll
 
 
-def plot_roll(roll: np.ndarray, path: str | os.PathLike, fs: float = 4.0, prime_frames: int = 0,
-              title: str | None = None) -> Path:
+def plot_roll(
+    roll: np.ndarray,
+    path: str | os.PathLike,
+    fs: float = 4.0,
+    prime_frames: int = 0,
+    title: str | None = None,
+) -> Path:
     """Save the piano roll as a PNG (time → x, MIDI pitch → y; a line marks where the prime ends)."""
     import matplotlib
 
@@ -107,8 +136,14 @@ def plot_roll(roll: np.ndarray, path: str | os.PathLike, fs: float = 4.0, prime_
     roll = np.asarray(roll)
     fig, ax = plt.subplots(figsize=(min(4 + roll.shape[0] / 16, 24), 4.5), dpi=100)
     t_end = roll.shape[0] / fs
-    ax.imshow(roll.T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
-              extent=(0, t_end, LOWEST_PITCH - 0.5, LOWEST_PITCH + N_PITCHES - 0.5))
+    ax.imshow(
+        roll.T,
+        aspect="auto",
+        origin="lower",
+        cmap="Greys",
+        interpolation="nearest",
+        extent=(0, t_end, LOWEST_PITCH - 0.5, LOWEST_PITCH + N_PITCHES - 0.5),
+    )
     if prime_frames:
         ax.axvline(prime_frames / fs, color="tab:red", lw=1, label="end of prime")
         ax.legend(loc="upper right")
@@ -122,9 +157,16 @@ def plot_roll(roll: np.ndarray, path: str | os.PathLike, fs: float = 4.0, prime_
     return path
 
 
-def generate_to_files(model: MusicGRU, steps: int, out: str | os.PathLike, temperature: float = 1.0,
-                      prime: str | os.PathLike | None = None, prime_frames: int = 32, fs: float = 4.0,
-                      seed: int = 0) -> dict[str, Any]:
+def generate_to_files(
+    model: MusicGRU,
+    steps: int,
+    out: str | os.PathLike,
+    temperature: float = 1.0,
+    prime: str | os.PathLike | None = None,
+    prime_frames: int = 32,
+    fs: float = 4.0,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Sample and write ``out`` (.mid) plus ``out`` with suffix .png; both or neither are written."""
     out = Path(out)
     if out.suffix.lower() not in (".mid", ".midi"):

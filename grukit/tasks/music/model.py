@@ -17,6 +17,7 @@ Output heads:
     which is still an exact likelihood (chain rule over keys), computed in one pass with teacher forcing;
     sampling draws the keys of a frame one by one, lowest pitch first.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,27 +52,57 @@ class MusicGRU(nn.Module):
     — the frames being predicted, i.e. ``x[:, 1:]`` for inputs ``x[:, :-1]`` — is required.
     """
 
-    def __init__(self, hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.0,
-                 input_dropout: float = 0.0, zoneout: float = 0.0, n_pitches: int = N_PITCHES,
-                 frame_ar: bool = False) -> None:
+    def __init__(
+        self,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        n_pitches: int = N_PITCHES,
+        frame_ar: bool = False,
+    ) -> None:
         super().__init__()
-        for name, p in (("dropout", dropout), ("input_dropout", input_dropout), ("zoneout", zoneout)):
+        for name, p in (
+            ("dropout", dropout),
+            ("input_dropout", input_dropout),
+            ("zoneout", zoneout),
+        ):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {p}")
         if hidden_size < 1 or num_layers < 1 or n_pitches < 1:
-            raise ValueError(f"hidden_size, num_layers and n_pitches must be positive, got "
-                             f"{hidden_size}, {num_layers}, {n_pitches}")
-        self._config = MusicGRUConfig(int(hidden_size), int(num_layers), float(dropout), float(input_dropout),
-                                      float(zoneout), int(n_pitches), bool(frame_ar))
+            raise ValueError(
+                f"hidden_size, num_layers and n_pitches must be positive, got "
+                f"{hidden_size}, {num_layers}, {n_pitches}"
+            )
+        self._config = MusicGRUConfig(
+            int(hidden_size),
+            int(num_layers),
+            float(dropout),
+            float(input_dropout),
+            float(zoneout),
+            int(n_pitches),
+            bool(frame_ar),
+        )
         extra = {"zoneout": float(zoneout)} if zoneout > 0 else {}
-        self.gru = GRU(n_pitches, hidden_size, num_layers=num_layers, batch_first=True,
-                       dropout=dropout if num_layers > 1 else 0.0, **extra)
+        self.gru = GRU(
+            n_pitches,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            **extra,
+        )
         self.in_drop = nn.Dropout(input_dropout)
         self.out_drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, n_pitches)
         if frame_ar:
-            self.ar_weight = nn.Parameter(torch.zeros(n_pitches, n_pitches))  # used strictly below the diagonal
-            self.register_buffer("ar_mask", torch.ones(n_pitches, n_pitches).tril(-1), persistent=False)
+            self.ar_weight = nn.Parameter(
+                torch.zeros(n_pitches, n_pitches)
+            )  # used strictly below the diagonal
+            self.register_buffer(
+                "ar_mask", torch.ones(n_pitches, n_pitches).tril(-1), persistent=False
+            )
 
     @property
     def config(self) -> MusicGRUConfig:
@@ -83,17 +114,25 @@ class MusicGRU(nn.Module):
             config = MusicGRUConfig(**config)
         return cls(**dataclasses.asdict(config))
 
-    def forward(self, x: Tensor, h: Tensor | None = None, next_frames: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, h: Tensor | None = None, next_frames: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         if x.dim() != 3 or x.shape[-1] != self.config.n_pitches:
-            raise ValueError(f"MusicGRU expected frames (B, T, {self.config.n_pitches}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"MusicGRU expected frames (B, T, {self.config.n_pitches}), got {tuple(x.shape)}"
+            )
         y, h_n = self.gru(self.in_drop(x), h)  # y (B, T, H)
         logits = self.head(self.out_drop(y))  # (B, T, 88)
         if self.config.frame_ar:
             if next_frames is None or next_frames.shape != x.shape:
                 got = None if next_frames is None else tuple(next_frames.shape)
-                raise ValueError(f"a frame_ar MusicGRU needs next_frames of the input's shape {tuple(x.shape)} "
-                                 f"(the frames being predicted), got {got}")
-            logits = logits + F.linear(next_frames, self.ar_weight * self.ar_mask)  # key k sees keys j < k
+                raise ValueError(
+                    f"a frame_ar MusicGRU needs next_frames of the input's shape {tuple(x.shape)} "
+                    f"(the frames being predicted), got {got}"
+                )
+            logits = logits + F.linear(
+                next_frames, self.ar_weight * self.ar_mask
+            )  # key k sees keys j < k
         return logits, h_n
 
     def step(self, frame: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -104,7 +143,9 @@ class MusicGRU(nn.Module):
         y, h = self.gru.step(frame, h)  # y (B, H)
         return self.head(y), h
 
-    def sample_frame(self, logits: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    def sample_frame(
+        self, logits: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Draw the next frame (B, 88) from the head's ``logits`` (B, 88): independent keys, or key by key
         (lowest pitch first) for ``frame_ar`` models."""
         if not self.config.frame_ar:

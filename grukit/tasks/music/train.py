@@ -6,6 +6,7 @@ carried from window to window (detached), and each window makes one Adam update 
 pieces are seen end to end without backpropagating through thousands of steps. Validation and test always
 use full sequences and the exact NLL per time step (frame-weighted over the whole split).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,27 +36,45 @@ class MusicTrainConfig:
     dropout: float = 0.3
     input_dropout: float = 0.0
     zoneout: float = 0.0
-    frame_ar: bool = True  # autoregressive-within-frame head (False: independent keys, as in Chung et al.)
+    frame_ar: bool = (
+        True  # autoregressive-within-frame head (False: independent keys, as in Chung et al.)
+    )
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 16
-    chunk: int | None = None  # None: full sequences; K: truncated BPTT windows of K frames, state carried
+    chunk: int | None = (
+        None  # None: full sequences; K: truncated BPTT windows of K frames, state carried
+    )
     clip: float = 5.0
     epochs: int = 100
     patience: int = 12  # early stopping on val_loss
     lr_patience: int = 4  # halve the learning rate after this many epochs without improvement
     seed: int = 0
     max_train_sequences: int | None = None  # smoke runs: use only the first N training sequences
-    max_minutes: float | None = None  # stop training after this much wall time (then evaluate the best model)
+    max_minutes: float | None = (
+        None  # stop training after this much wall time (then evaluate the best model)
+    )
 
 
 #: Per-dataset defaults (chosen for a 1-thread CPU budget; override any of them on the command line).
 RECIPES: dict[str, dict[str, Any]] = {
     "jsb": dict(hidden_size=256, dropout=0.5, input_dropout=0.1, batch_size=8, chunk=None, lr=1e-3),
-    "nottingham": dict(hidden_size=384, dropout=0.3, batch_size=8, chunk=50, lr=2e-3, lr_patience=2, patience=6),
-    "musedata": dict(hidden_size=384, dropout=0.3, batch_size=8, chunk=50, lr=2e-3, lr_patience=2, patience=6),
-    "piano": dict(hidden_size=256, dropout=0.4, input_dropout=0.1, batch_size=4, chunk=50, lr=2e-3,
-                  lr_patience=2, patience=8),
+    "nottingham": dict(
+        hidden_size=384, dropout=0.3, batch_size=8, chunk=50, lr=2e-3, lr_patience=2, patience=6
+    ),
+    "musedata": dict(
+        hidden_size=384, dropout=0.3, batch_size=8, chunk=50, lr=2e-3, lr_patience=2, patience=6
+    ),
+    "piano": dict(
+        hidden_size=256,
+        dropout=0.4,
+        input_dropout=0.1,
+        batch_size=4,
+        chunk=50,
+        lr=2e-3,
+        lr_patience=2,
+        patience=8,
+    ),
 }
 
 
@@ -71,8 +90,15 @@ class MusicModule(TaskModule):
     updates; logs ``train_loss`` and ``val_loss`` as NLL per predicted frame; halves the learning rate on
     a validation plateau."""
 
-    def __init__(self, model: MusicGRU, lr: float = 1e-3, weight_decay: float = 0.0, chunk: int | None = None,
-                 clip: float | None = 5.0, lr_patience: int = 4) -> None:
+    def __init__(
+        self,
+        model: MusicGRU,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        chunk: int | None = None,
+        clip: float | None = 5.0,
+        lr_patience: int = 4,
+    ) -> None:
         super().__init__(model, lr=lr, weight_decay=weight_decay)
         if chunk is not None and chunk < 1:
             raise ValueError(f"chunk must be a positive number of frames or None, got {chunk}")
@@ -81,8 +107,13 @@ class MusicModule(TaskModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=self.lr_patience)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched}}  # stepped in on_validation_epoch_end
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=0.5, patience=self.lr_patience
+        )
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched},
+        }  # stepped in on_validation_epoch_end
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, lengths = batch  # (B, T, 88), (B,)
@@ -97,24 +128,35 @@ class MusicModule(TaskModule):
             m = mask[:, s:e]
             if not bool(m.any()):  # every sequence of the batch has ended
                 break
-            logits, h = self.model(x[:, s:e], h, next_frames=x[:, s + 1:e + 1])
+            logits, h = self.model(x[:, s:e], h, next_frames=x[:, s + 1 : e + 1])
             h = h.detach()
-            bce, n = nll_sums(logits, x[:, s + 1:e + 1], m)
+            bce, n = nll_sums(logits, x[:, s + 1 : e + 1], m)
             opt.zero_grad()
             self.manual_backward(bce / n)
             if self.clip:
-                self.clip_gradients(opt, gradient_clip_val=self.clip, gradient_clip_algorithm="norm")
+                self.clip_gradients(
+                    opt, gradient_clip_val=self.clip, gradient_clip_algorithm="norm"
+                )
             opt.step()
             total, count = total + bce.detach(), count + n
         loss = total / count.clamp_min(1)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=max(int(count), 1))
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=max(int(count), 1),
+        )
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, lengths = batch
         bce, n = sequence_nll(self.model, x, lengths)
         if int(n) > 0:  # frame-weighted mean over the epoch = Σ BCE / Σ frames (exact NLL per step)
-            self.log("val_loss", bce / n, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(n))
+            self.log(
+                "val_loss", bce / n, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(n)
+            )
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -125,9 +167,18 @@ class MusicModule(TaskModule):
             sched.step(float(val))
 
 
-def train(cfg: MusicTrainConfig, data_dir: str | Path | None = None, output_dir: str | Path | None = None,
-          devices: str = "auto", num_nodes: int = 1, strategy: str = "auto", resume: str | Path | None = None,
-          progress: bool = True, threads: int | None = None, eval_batch_size: int = 16) -> dict[str, Any]:
+def train(
+    cfg: MusicTrainConfig,
+    data_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    devices: str = "auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+    eval_batch_size: int = 16,
+) -> dict[str, Any]:
     """Train, then evaluate the best-on-validation model on valid and test; write the run folder.
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
@@ -138,13 +189,27 @@ def train(cfg: MusicTrainConfig, data_dir: str | Path | None = None, output_dir:
     if threads:
         torch.set_num_threads(int(threads))
     data = load_dataset(cfg.dataset, data_dir)
-    train_seqs = data["train"][: cfg.max_train_sequences] if cfg.max_train_sequences else data["train"]
+    train_seqs = (
+        data["train"][: cfg.max_train_sequences] if cfg.max_train_sequences else data["train"]
+    )
     seed_everything(cfg.seed)
-    model = MusicGRU(cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.input_dropout, cfg.zoneout,
-                     frame_ar=cfg.frame_ar)
+    model = MusicGRU(
+        cfg.hidden_size,
+        cfg.num_layers,
+        cfg.dropout,
+        cfg.input_dropout,
+        cfg.zoneout,
+        frame_ar=cfg.frame_ar,
+    )
     model.init_output_bias(torch.as_tensor(np.concatenate(train_seqs)))
-    module = MusicModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, chunk=cfg.chunk, clip=cfg.clip,
-                         lr_patience=cfg.lr_patience)
+    module = MusicModule(
+        model,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        chunk=cfg.chunk,
+        clip=cfg.clip,
+        lr_patience=cfg.lr_patience,
+    )
     train_dl = make_loader(train_seqs, cfg.batch_size, shuffle=True)
     val_dl = make_loader(data["valid"], eval_batch_size, shuffle=False)
     if resume is not None and output_dir is None:
@@ -153,22 +218,49 @@ def train(cfg: MusicTrainConfig, data_dir: str | Path | None = None, output_dir:
         run = RunDir.create(TASK, output_dir=output_dir)
     t0 = time.perf_counter()
     with run.guard():
-        result = fit(module, train_dl, val_dl, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
-                     devices=devices, num_nodes=num_nodes, strategy=strategy, resume=resume, gradient_clip=None,
-                     monitor="val_loss", patience=cfg.patience, progress=progress,
-                     config={**dataclasses.asdict(cfg), "threads": threads or torch.get_num_threads()},
-                     save_extra={"dataset": cfg.dataset},
-                     trainer_kwargs={"max_time": timedelta(minutes=cfg.max_minutes)} if cfg.max_minutes else None)
+        result = fit(
+            module,
+            train_dl,
+            val_dl,
+            task=TASK,
+            run=run,
+            epochs=cfg.epochs,
+            seed=cfg.seed,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            resume=resume,
+            gradient_clip=None,
+            monitor="val_loss",
+            patience=cfg.patience,
+            progress=progress,
+            config={**dataclasses.asdict(cfg), "threads": threads or torch.get_num_threads()},
+            save_extra={"dataset": cfg.dataset},
+            trainer_kwargs={"max_time": timedelta(minutes=cfg.max_minutes)}
+            if cfg.max_minutes
+            else None,
+        )
         best = result.best_model()
         valid = evaluate_nll(best, data["valid"], batch_size=eval_batch_size)
         test = evaluate_nll(best, data["test"], batch_size=eval_batch_size)
-        record = dict(task=TASK, dataset=cfg.dataset, split="test",
-                      model={"nll_per_step": test["nll_per_step"], "valid_nll_per_step": valid["nll_per_step"],
-                             "frames": test["frames"]},
-                      baselines=paper_baselines(cfg.dataset), seed=cfg.seed,
-                      wall_time_s=time.perf_counter() - t0, best_epoch=result.best_epoch,
-                      epochs_run=result.epochs_run, stopped_early=result.stopped_early,
-                      threads=threads or torch.get_num_threads(), config=dataclasses.asdict(cfg))
+        record = dict(
+            task=TASK,
+            dataset=cfg.dataset,
+            split="test",
+            model={
+                "nll_per_step": test["nll_per_step"],
+                "valid_nll_per_step": valid["nll_per_step"],
+                "frames": test["frames"],
+            },
+            baselines=paper_baselines(cfg.dataset),
+            seed=cfg.seed,
+            wall_time_s=time.perf_counter() - t0,
+            best_epoch=result.best_epoch,
+            epochs_run=result.epochs_run,
+            stopped_early=result.stopped_early,
+            threads=threads or torch.get_num_threads(),
+            config=dataclasses.asdict(cfg),
+        )
         result.run.write_metrics(**record)
     record["run"] = str(result.run.path)
     return record

@@ -1,4 +1,5 @@
 """``grukit sentiment train|evaluate|predict`` (heavy imports happen inside the commands)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,12 +7,25 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from ...train.options import Checkpoint, DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from ...train.options import (
+    Checkpoint,
+    DataDir,
+    Devices,
+    Epochs,
+    NumNodes,
+    OutputDir,
+    Resume,
+    Seed,
+    Strategy,
+)
 
 NAME = "sentiment"
-app = typer.Typer(help="Sentence sentiment (SST-2): a bidirectional GRU classifier; train, evaluate, predict "
-                       "with explanations.", no_args_is_help=True, add_completion=False)
-
+app = typer.Typer(
+    help="Sentence sentiment (SST-2): a bidirectional GRU classifier; train, evaluate, predict "
+    "with explanations.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 @app.command()
@@ -24,20 +38,54 @@ def train(
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
     resume: Resume = None,
-    hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size per direction.")] = 128,
+    hidden: Annotated[
+        int, typer.Option("--hidden", min=1, help="GRU hidden size per direction.")
+    ] = 128,
     layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 1,
-    embed_dim: Annotated[int, typer.Option("--embed-dim", min=1, help="Word embedding size.")] = 128,
-    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.99, help="Dropout before the classifier.")] = 0.5,
-    embed_dropout: Annotated[float, typer.Option("--embed-dropout", min=0.0, max=0.99, help="Dropout on word embeddings.")] = 0.3,
-    min_freq: Annotated[int, typer.Option("--min-freq", min=1, help="Keep words seen at least this often in train.")] = 1,
+    embed_dim: Annotated[
+        int, typer.Option("--embed-dim", min=1, help="Word embedding size.")
+    ] = 128,
+    dropout: Annotated[
+        float, typer.Option("--dropout", min=0.0, max=0.99, help="Dropout before the classifier.")
+    ] = 0.5,
+    embed_dropout: Annotated[
+        float,
+        typer.Option("--embed-dropout", min=0.0, max=0.99, help="Dropout on word embeddings."),
+    ] = 0.3,
+    min_freq: Annotated[
+        int, typer.Option("--min-freq", min=1, help="Keep words seen at least this often in train.")
+    ] = 1,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Adam learning rate.")] = 2e-3,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0, help="Adam L2 weight decay.")] = 0.0,
+    weight_decay: Annotated[
+        float, typer.Option("--weight-decay", min=0.0, help="Adam L2 weight decay.")
+    ] = 0.0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Phrases per batch.")] = 64,
-    patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs) on dev accuracy.")] = 3,
-    max_train: Annotated[Optional[int], typer.Option("--max-train", min=1, help="Use only the first N training phrases (smoke runs).", show_default=False)] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False)] = None,
-    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also score the majority-class and TF-IDF baselines.")] = True,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    patience: Annotated[
+        int,
+        typer.Option("--patience", min=1, help="Early-stopping patience (epochs) on dev accuracy."),
+    ] = 3,
+    max_train: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-train",
+            min=1,
+            help="Use only the first N training phrases (smoke runs).",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False),
+    ] = None,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines", help="Also score the majority-class and TF-IDF baselines."
+        ),
+    ] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
+    ] = True,
 ) -> None:
     """Train a bidirectional GRU on SST-2 train (phrases), select on dev, report test accuracy.
 
@@ -46,15 +94,39 @@ def train(
     """
     from .train import SentimentTrainConfig, train as run_train
 
-    cfg = SentimentTrainConfig(embed_dim=embed_dim, hidden_size=hidden, num_layers=layers, dropout=dropout,
-                               embed_dropout=embed_dropout, min_freq=min_freq, lr=lr, weight_decay=weight_decay,
-                               batch_size=batch_size, epochs=epochs, patience=patience, seed=seed, max_train=max_train)
-    rec = run_train(cfg, data_dir=data_dir, output_dir=output_dir, devices=devices, num_nodes=num_nodes,
-                    strategy=strategy, resume=resume, progress=progress, threads=threads, baselines=baselines)
+    cfg = SentimentTrainConfig(
+        embed_dim=embed_dim,
+        hidden_size=hidden,
+        num_layers=layers,
+        dropout=dropout,
+        embed_dropout=embed_dropout,
+        min_freq=min_freq,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        epochs=epochs,
+        patience=patience,
+        seed=seed,
+        max_train=max_train,
+    )
+    rec = run_train(
+        cfg,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        resume=resume,
+        progress=progress,
+        threads=threads,
+        baselines=baselines,
+    )
     m = rec["model"]
     line = f"test accuracy {m['accuracy']:.4f} (dev {m['dev_accuracy']:.4f})"
     if rec.get("baselines"):
-        line += "; baselines: " + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in rec["baselines"].items())
+        line += "; baselines: " + ", ".join(
+            f"{k} {v['accuracy']:.4f}" for k, v in rec["baselines"].items()
+        )
     typer.echo(f"{line}; best epoch {rec['best_epoch']}; run folder: {rec['run']}")
 
 
@@ -63,8 +135,16 @@ def evaluate(
     checkpoint: Checkpoint = None,
     split: Annotated[str, typer.Option("--split", help="dev or test (or train).")] = "test",
     data_dir: DataDir = None,
-    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also score the baselines (trained on train).")] = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the result to this JSON file.", show_default=False)] = None,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines", help="Also score the baselines (trained on train)."
+        ),
+    ] = False,
+    json_out: Annotated[
+        Optional[Path],
+        typer.Option("--json", help="Also write the result to this JSON file.", show_default=False),
+    ] = None,
 ) -> None:
     """Accuracy of a model on an SST-2 split."""
     from ...train.run import write_json
@@ -74,7 +154,9 @@ def evaluate(
     texts, labels = load_split(split, data_dir)
     model, path = load_model(checkpoint)
     res = accuracy(model, texts, labels)
-    typer.echo(f"sst2 {split}: accuracy {res['accuracy']:.4f} over {res['n']} sentences (model {path})")
+    typer.echo(
+        f"sst2 {split}: accuracy {res['accuracy']:.4f} over {res['n']} sentences (model {path})"
+    )
     out = {"dataset": "sst2", "split": split, "model_file": path, **res}
     if baselines:
         tr_texts, tr_labels = load_split("train", data_dir)
@@ -87,11 +169,26 @@ def evaluate(
 
 @app.command()
 def predict(
-    texts: Annotated[Optional[List[str]], typer.Argument(help="Sentences to classify.", show_default=False)] = None,
+    texts: Annotated[
+        Optional[List[str]], typer.Argument(help="Sentences to classify.", show_default=False)
+    ] = None,
     checkpoint: Checkpoint = None,
-    file: Annotated[Optional[Path], typer.Option("--file", help="Classify every non-empty line of this UTF-8 file.", show_default=False)] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Show each word's contribution (occlusion: change in the log-odds of positive when the word is replaced by <unk>).")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--file", help="Classify every non-empty line of this UTF-8 file.", show_default=False
+        ),
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Show each word's contribution (occlusion: change in the log-odds of positive when the word is replaced by <unk>).",
+        ),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines instead of a table.")
+    ] = False,
 ) -> None:
     """Label sentences positive/negative with P(positive); --explain colours words by their contribution."""
     import dataclasses
@@ -106,7 +203,9 @@ def predict(
         if not file.is_file():
             raise UserInputError(f"--file {file}: no such file")
         try:
-            items += [ln.strip() for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            items += [
+                ln.strip() for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()
+            ]
         except UnicodeDecodeError as e:
             raise UserInputError(f"--file {file} is not UTF-8 text ({e})") from None
     if not items:
@@ -123,8 +222,11 @@ def predict(
     console = Console(highlight=False)
     for p in preds:
         colour = "green" if p.label == "positive" else "red"
-        console.print(Text.assemble((f"{p.label:8s}", f"bold {colour}"), f" P(positive)={p.p_positive:.3f}  ",
-                                    p.text))
+        console.print(
+            Text.assemble(
+                (f"{p.label:8s}", f"bold {colour}"), f" P(positive)={p.p_positive:.3f}  ", p.text
+            )
+        )
         if explain and p.words:
             line = Text("  ")
             for w, c, k in zip(p.words, p.contributions, p.known):
@@ -133,5 +235,7 @@ def predict(
                 line.append(f"({c:+.2f}) ", style="dim")
             console.print(line)
     if explain:
-        console.print("[dim]word(+x): the log-odds of positive drop by x when the word is replaced by <unk> "
-                      "(green > +0.5, red < -0.5); '?' marks words the model never saw in training[/dim]")
+        console.print(
+            "[dim]word(+x): the log-odds of positive drop by x when the word is replaced by <unk> "
+            "(green > +0.5, red < -0.5); '?' marks words the model never saw in training[/dim]"
+        )

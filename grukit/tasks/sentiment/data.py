@@ -8,6 +8,7 @@ tokenizer splits on whitespace. Standard use: train on train, select on dev, rep
 
 The vocabulary is built from the training split only; words never seen there map to ``<unk>``.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,20 +52,26 @@ def read_tsv(path: str | os.PathLike) -> tuple[list[str], list[int]]:
         raise UserInputError(f"{path} is empty")
     header = lines[0].split("\t")
     if len(header) != 2 or header[0] != "label" or header[1] not in TEXT_HEADERS:
-        raise UserInputError(f"{path}: expected the header 'label<TAB>sentence' or 'label<TAB>content', "
-                             f"got {lines[0]!r}")
+        raise UserInputError(
+            f"{path}: expected the header 'label<TAB>sentence' or 'label<TAB>content', "
+            f"got {lines[0]!r}"
+        )
     texts, labels = [], []
     for no, line in enumerate(lines[1:], start=2):
         parts = line.split("\t")
         if len(parts) != 2 or parts[0] not in ("0", "1") or not parts[1].strip():
-            raise UserInputError(f"{path}:{no}: expected 'LABEL<TAB>TEXT' with LABEL 0 or 1 and non-empty text, "
-                                 f"got {line[:80]!r}")
+            raise UserInputError(
+                f"{path}:{no}: expected 'LABEL<TAB>TEXT' with LABEL 0 or 1 and non-empty text, "
+                f"got {line[:80]!r}"
+            )
         labels.append(int(parts[0]))
         texts.append(parts[1])
     return texts, labels
 
 
-def load_split(split: str, data_dir: str | os.PathLike | None = None) -> tuple[list[str], list[int]]:
+def load_split(
+    split: str, data_dir: str | os.PathLike | None = None
+) -> tuple[list[str], list[int]]:
     """(texts, labels) of ``split`` ("train", "dev" or "test")."""
     if split not in SPLITS:
         raise UserInputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -126,11 +133,23 @@ class BucketBatchSampler(Sampler[list[int]]):
     batches. The order depends only on (seed, epoch) — Lightning calls ``set_epoch`` — so a resumed run sees
     the same batches."""
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, pool: int = 50,
-                 shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        pool: int = 50,
+        shuffle: bool = True,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.lengths, self.batch_size, self.seed, self.pool, self.shuffle = list(lengths), batch_size, seed, pool, shuffle
+        self.lengths, self.batch_size, self.seed, self.pool, self.shuffle = (
+            list(lengths),
+            batch_size,
+            seed,
+            pool,
+            shuffle,
+        )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -143,14 +162,16 @@ class BucketBatchSampler(Sampler[list[int]]):
         idx = list(range(len(self.lengths)))
         if not self.shuffle:
             idx.sort(key=lambda i: self.lengths[i])
-            yield from (idx[s: s + self.batch_size] for s in range(0, len(idx), self.batch_size))
+            yield from (idx[s : s + self.batch_size] for s in range(0, len(idx), self.batch_size))
             return
         rng = random.Random(self.seed * 100_003 + self.epoch)
         rng.shuffle(idx)
         span = self.batch_size * self.pool
         batches = []
         for s in range(0, len(idx), span):
-            chunk = sorted(idx[s: s + span], key=lambda i: self.lengths[i])
-            batches += [chunk[k: k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
+            chunk = sorted(idx[s : s + span], key=lambda i: self.lengths[i])
+            batches += [
+                chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)
+            ]
         rng.shuffle(batches)
         yield from batches

@@ -1,4 +1,5 @@
 """Accuracy of a SentimentGRU on an SST-2 split, next to two baselines trained on the same train split."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,8 +39,12 @@ def accuracy(model: SentimentGRU, texts: Sequence[str], labels: Sequence[int]) -
     return {"accuracy": float((pred == y).float().mean()), "n": len(labels)}
 
 
-def baselines(train_texts: Sequence[str], train_labels: Sequence[int], texts: Sequence[str],
-              labels: Sequence[int]) -> dict:
+def baselines(
+    train_texts: Sequence[str],
+    train_labels: Sequence[int],
+    texts: Sequence[str],
+    labels: Sequence[int],
+) -> dict:
     """Accuracy of the majority class of train, and of a TF-IDF (word 1-2 grams) logistic regression
     trained on train (scikit-learn) — the bar a GRU has to clear."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -48,7 +53,9 @@ def baselines(train_texts: Sequence[str], train_labels: Sequence[int], texts: Se
     majority = int(sum(train_labels) * 2 >= len(train_labels))
     y = list(labels)
     maj_acc = sum(int(v == majority) for v in y) / len(y)
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, token_pattern=r"\S+", lowercase=True)
+    vec = TfidfVectorizer(
+        ngram_range=(1, 2), min_df=1, sublinear_tf=True, token_pattern=r"\S+", lowercase=True
+    )
     X = vec.fit_transform(train_texts)
     clf = LogisticRegression(C=4.0, max_iter=2000)
     clf.fit(X, list(train_labels))

@@ -7,6 +7,7 @@ probabilities, do not saturate: in a sentence the model is sure about, each tell
 It needs T + 1 forward passes (one batch) and explains this model's own behaviour — no gradients or
 attention heuristics.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -3,6 +3,7 @@ dev accuracy (best ``model.safetensors``), final numbers on the labelled test sp
 
 Adam; the learning rate halves when dev accuracy stalls; early stopping on dev accuracy.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,7 +48,9 @@ class SentimentTrainConfig:
 class SentimentModule(TaskModule):
     """LightningModule for :class:`SentimentGRU`; logs loss and accuracy."""
 
-    def __init__(self, model: SentimentGRU, lr: float = 2e-3, weight_decay: float = 0.0, lr_patience: int = 0) -> None:
+    def __init__(
+        self, model: SentimentGRU, lr: float = 2e-3, weight_decay: float = 0.0, lr_patience: int = 0
+    ) -> None:
         super().__init__(model, lr=lr, weight_decay=weight_decay)
         self.lr_patience = int(lr_patience)
 
@@ -58,8 +61,13 @@ class SentimentModule(TaskModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=self.lr_patience)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_acc", "interval": "epoch"}}
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", factor=0.5, patience=self.lr_patience
+        )
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "monitor": "val_acc", "interval": "epoch"},
+        }
 
 
 def resumed_config(resume: str | Path, cfg: SentimentTrainConfig) -> SentimentTrainConfig:
@@ -72,16 +80,28 @@ def resumed_config(resume: str | Path, cfg: SentimentTrainConfig) -> SentimentTr
     folder, _ = resolve_resume(resume)
     path = folder / "config.json"
     if not path.is_file():
-        raise UserInputError(f"--resume {resume}: {path} is missing; cannot tell how the run was configured")
+        raise UserInputError(
+            f"--resume {resume}: {path} is missing; cannot tell how the run was configured"
+        )
     stored = json.loads(path.read_text())
     names = {f.name for f in dataclasses.fields(SentimentTrainConfig)}
-    return dataclasses.replace(SentimentTrainConfig(**{k: v for k, v in stored.items() if k in names}),
-                               epochs=cfg.epochs)
+    return dataclasses.replace(
+        SentimentTrainConfig(**{k: v for k, v in stored.items() if k in names}), epochs=cfg.epochs
+    )
 
 
-def train(cfg: SentimentTrainConfig, data_dir: str | Path | None = None, output_dir: str | Path | None = None,
-          devices: str = "auto", num_nodes: int = 1, strategy: str = "auto", resume: str | Path | None = None,
-          progress: bool = True, threads: int | None = None, baselines: bool = True) -> dict[str, Any]:
+def train(
+    cfg: SentimentTrainConfig,
+    data_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    devices: str = "auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+    baselines: bool = True,
+) -> dict[str, Any]:
     """Train, then score the best-on-dev model on dev and test; write the run folder's metrics.json.
 
     With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json."""
@@ -100,10 +120,21 @@ def train(cfg: SentimentTrainConfig, data_dir: str | Path | None = None, output_
     vocab = build_vocab(tr_texts, min_freq=cfg.min_freq)  # train only
     enc = Encoder(vocab)
     seed_everything(cfg.seed)
-    model = SentimentGRU(vocab, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.embed_dropout,
-                         cfg.backend)
-    module = SentimentModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_patience=cfg.lr_patience)
-    train_dl = make_loader(SentimentDataset(tr_texts, tr_labels, enc), cfg.batch_size, shuffle=True, seed=cfg.seed)
+    model = SentimentGRU(
+        vocab,
+        cfg.embed_dim,
+        cfg.hidden_size,
+        cfg.num_layers,
+        cfg.dropout,
+        cfg.embed_dropout,
+        cfg.backend,
+    )
+    module = SentimentModule(
+        model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_patience=cfg.lr_patience
+    )
+    train_dl = make_loader(
+        SentimentDataset(tr_texts, tr_labels, enc), cfg.batch_size, shuffle=True, seed=cfg.seed
+    )
     dev_dl = make_loader(SentimentDataset(dev_texts, dev_labels, enc), 256, shuffle=False)
     if resume is not None and output_dir is None:
         run = RunDir(resolve_resume(resume)[0], task=TASK)
@@ -112,22 +143,48 @@ def train(cfg: SentimentTrainConfig, data_dir: str | Path | None = None, output_
     t0 = time.perf_counter()
     nthreads = threads or torch.get_num_threads()
     with run.guard():  # no partial output, but a folder holding last.ckpt is kept for --resume
-        result = fit(module, train_dl, dev_dl, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
-                     devices=devices, num_nodes=num_nodes, strategy=strategy, resume=resume, gradient_clip=cfg.clip,
-                     monitor="val_acc", mode="max", patience=cfg.patience, progress=progress,
-                     config={**dataclasses.asdict(cfg), "threads": nthreads}, save_extra={"dataset": DATASET})
+        result = fit(
+            module,
+            train_dl,
+            dev_dl,
+            task=TASK,
+            run=run,
+            epochs=cfg.epochs,
+            seed=cfg.seed,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            resume=resume,
+            gradient_clip=cfg.clip,
+            monitor="val_acc",
+            mode="max",
+            patience=cfg.patience,
+            progress=progress,
+            config={**dataclasses.asdict(cfg), "threads": nthreads},
+            save_extra={"dataset": DATASET},
+        )
     best = result.best_model()
     test = accuracy(best, test_texts, test_labels)
     dev = accuracy(best, dev_texts, dev_labels)
     record = dict(
-        task=TASK, dataset=DATASET, split="test",
+        task=TASK,
+        dataset=DATASET,
+        split="test",
         model={"accuracy": test["accuracy"], "dev_accuracy": dev["accuracy"], "n": test["n"]},
-        baselines=run_baselines(tr_texts, tr_labels, test_texts, test_labels) if baselines else None,
-        seed=cfg.seed, wall_time_s=time.perf_counter() - t0,
+        baselines=run_baselines(tr_texts, tr_labels, test_texts, test_labels)
+        if baselines
+        else None,
+        seed=cfg.seed,
+        wall_time_s=time.perf_counter() - t0,
         training_wall_time_s=result.history[-1]["time_s"] if result.history else None,
-        best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped_early=result.stopped_early,
-        threads=nthreads, vocab_size=len(vocab), train_phrases=len(tr_texts),
-        parameters=sum(p.numel() for p in best.parameters()), config=dataclasses.asdict(cfg),
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        stopped_early=result.stopped_early,
+        threads=nthreads,
+        vocab_size=len(vocab),
+        train_phrases=len(tr_texts),
+        parameters=sum(p.numel() for p in best.parameters()),
+        config=dataclasses.asdict(cfg),
     )
     result.run.write_metrics(**record)
     record["run"] = str(result.run.path)

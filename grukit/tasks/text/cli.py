@@ -1,4 +1,5 @@
 """``grukit text train|generate|perplexity`` (heavy imports happen inside the commands)."""
+
 from __future__ import annotations
 
 import sys
@@ -7,12 +8,24 @@ from typing import Annotated, Optional
 
 import typer
 
-from ...train.options import Checkpoint, DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from ...train.options import (
+    Checkpoint,
+    DataDir,
+    Devices,
+    Epochs,
+    NumNodes,
+    OutputDir,
+    Resume,
+    Seed,
+    Strategy,
+)
 
 NAME = "text"
-app = typer.Typer(help="Character-level language model on tiny-shakespeare: train, generate, perplexity.",
-                  no_args_is_help=True, add_completion=False)
-
+app = typer.Typer(
+    help="Character-level language model on tiny-shakespeare: train, generate, perplexity.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 @app.command()
@@ -27,21 +40,87 @@ def train(
     resume: Resume = None,
     hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = 512,
     layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 2,
-    embed_dim: Annotated[int, typer.Option("--embed-dim", min=1, help="Character embedding size.")] = 64,
-    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.99, help="Embedding/between-layer/output dropout.")] = 0.2,
+    embed_dim: Annotated[
+        int, typer.Option("--embed-dim", min=1, help="Character embedding size.")
+    ] = 64,
+    dropout: Annotated[
+        float,
+        typer.Option(
+            "--dropout", min=0.0, max=0.99, help="Embedding/between-layer/output dropout."
+        ),
+    ] = 0.2,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Adam learning rate.")] = 2e-3,
-    lr_factor: Annotated[float, typer.Option("--lr-factor", min=0.0, max=1.0, help="LR multiplier when val loss stalls.")] = 0.5,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Parallel streams per batch.")] = 64,
-    seq_len: Annotated[int, typer.Option("--seq-len", min=1, help="Truncated-BPTT window (characters).")] = 64,
-    clip: Annotated[float, typer.Option("--clip", min=0.0, help="Gradient-norm clip (0 = off).")] = 1.0,
-    epoch_parts: Annotated[int, typer.Option("--epoch-parts", min=1, help="Cut each pass over the text into N epochs (validation + checkpoint after each).")] = 2,
-    patience: Annotated[Optional[int], typer.Option("--patience", min=1, help="Early-stopping patience in epochs (default off).", show_default=False)] = None,
-    max_train_chars: Annotated[Optional[int], typer.Option("--max-train-chars", min=2, help="Use only the first N training characters (smoke runs).", show_default=False)] = None,
-    max_valid_chars: Annotated[Optional[int], typer.Option("--max-valid-chars", min=2, help="Use only the first N validation characters (smoke runs).", show_default=False)] = None,
-    eval_streams: Annotated[int, typer.Option("--eval-streams", min=1, help="Streams for the final valid score (1 = exact, full prefix).")] = 1,
-    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this run folder's / model file's weights (same architecture; fresh optimizer).", show_default=False)] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False)] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    lr_factor: Annotated[
+        float,
+        typer.Option("--lr-factor", min=0.0, max=1.0, help="LR multiplier when val loss stalls."),
+    ] = 0.5,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Parallel streams per batch.")
+    ] = 64,
+    seq_len: Annotated[
+        int, typer.Option("--seq-len", min=1, help="Truncated-BPTT window (characters).")
+    ] = 64,
+    clip: Annotated[
+        float, typer.Option("--clip", min=0.0, help="Gradient-norm clip (0 = off).")
+    ] = 1.0,
+    epoch_parts: Annotated[
+        int,
+        typer.Option(
+            "--epoch-parts",
+            min=1,
+            help="Cut each pass over the text into N epochs (validation + checkpoint after each).",
+        ),
+    ] = 2,
+    patience: Annotated[
+        Optional[int],
+        typer.Option(
+            "--patience",
+            min=1,
+            help="Early-stopping patience in epochs (default off).",
+            show_default=False,
+        ),
+    ] = None,
+    max_train_chars: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-train-chars",
+            min=2,
+            help="Use only the first N training characters (smoke runs).",
+            show_default=False,
+        ),
+    ] = None,
+    max_valid_chars: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-valid-chars",
+            min=2,
+            help="Use only the first N validation characters (smoke runs).",
+            show_default=False,
+        ),
+    ] = None,
+    eval_streams: Annotated[
+        int,
+        typer.Option(
+            "--eval-streams",
+            min=1,
+            help="Streams for the final valid score (1 = exact, full prefix).",
+        ),
+    ] = 1,
+    init_from: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--init-from",
+            help="Start from this run folder's / model file's weights (same architecture; fresh optimizer).",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
+    ] = True,
 ) -> None:
     """Train a character GRU language model (truncated BPTT, state carried across batches).
 
@@ -50,28 +129,67 @@ def train(
     """
     from .train import TextTrainConfig, train as run_train
 
-    cfg = TextTrainConfig(embed_dim=embed_dim, hidden_size=hidden, num_layers=layers, dropout=dropout, lr=lr,
-                          lr_factor=lr_factor, batch_size=batch_size, seq_len=seq_len, clip=clip, epochs=epochs,
-                          epoch_parts=epoch_parts, patience=patience, seed=seed, eval_streams=eval_streams,
-                          max_train_chars=max_train_chars, max_valid_chars=max_valid_chars,
-                          init_from=str(init_from) if init_from else None)
-    rec = run_train(cfg, data_dir=data_dir, output_dir=output_dir, devices=devices, num_nodes=num_nodes,
-                    strategy=strategy, resume=resume, progress=progress, threads=threads)
+    cfg = TextTrainConfig(
+        embed_dim=embed_dim,
+        hidden_size=hidden,
+        num_layers=layers,
+        dropout=dropout,
+        lr=lr,
+        lr_factor=lr_factor,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        clip=clip,
+        epochs=epochs,
+        epoch_parts=epoch_parts,
+        patience=patience,
+        seed=seed,
+        eval_streams=eval_streams,
+        max_train_chars=max_train_chars,
+        max_valid_chars=max_valid_chars,
+        init_from=str(init_from) if init_from else None,
+    )
+    rec = run_train(
+        cfg,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        resume=resume,
+        progress=progress,
+        threads=threads,
+    )
     m = rec["model"]
-    typer.echo(f"valid: {m['nats_per_char']:.4f} nats/char, {m['bits_per_char']:.4f} bits/char, perplexity "
-               f"{m['perplexity']:.3f} (unigram baseline {rec['baselines']['unigram']['nats_per_char']:.3f} nats/char); "
-               f"best epoch {rec['best_epoch']}; run folder: {rec['run']}")
+    typer.echo(
+        f"valid: {m['nats_per_char']:.4f} nats/char, {m['bits_per_char']:.4f} bits/char, perplexity "
+        f"{m['perplexity']:.3f} (unigram baseline {rec['baselines']['unigram']['nats_per_char']:.3f} nats/char); "
+        f"best epoch {rec['best_epoch']}; run folder: {rec['run']}"
+    )
 
 
 @app.command()
 def generate(
     checkpoint: Checkpoint = None,
-    prompt: Annotated[str, typer.Option("--prompt", help="Text to start from (characters the model knows).")] = "ROMEO:\n",
-    length: Annotated[int, typer.Option("--length", min=0, max=1_000_000, help="Characters to generate.")] = 500,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=10.0, help="Sampling temperature (0 = greedy).")] = 0.8,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Sample among the k most likely characters.", show_default=False)] = None,
+    prompt: Annotated[
+        str, typer.Option("--prompt", help="Text to start from (characters the model knows).")
+    ] = "ROMEO:\n",
+    length: Annotated[
+        int, typer.Option("--length", min=0, max=1_000_000, help="Characters to generate.")
+    ] = 500,
+    temperature: Annotated[
+        float,
+        typer.Option("--temperature", min=0.0, max=10.0, help="Sampling temperature (0 = greedy)."),
+    ] = 0.8,
+    top_k: Annotated[
+        Optional[int],
+        typer.Option(
+            "--top-k", min=1, help="Sample among the k most likely characters.", show_default=False
+        ),
+    ] = None,
     seed: Seed = 0,
-    echo_prompt: Annotated[bool, typer.Option("--echo-prompt/--no-echo-prompt", help="Print the prompt first.")] = True,
+    echo_prompt: Annotated[
+        bool, typer.Option("--echo-prompt/--no-echo-prompt", help="Print the prompt first.")
+    ] = True,
 ) -> None:
     """Stream generated text to stdout, one character at a time as the GRU steps (same seed, same text)."""
     from .evaluate import load_model
@@ -94,12 +212,34 @@ def generate(
 @app.command()
 def perplexity(
     checkpoint: Checkpoint = None,
-    split: Annotated[str, typer.Option("--split", help="train or valid (first 90% / last 10% of input.txt).")] = "valid",
-    text_file: Annotated[Optional[Path], typer.Option("--text-file", help="Score this UTF-8 text file instead of a split.", show_default=False)] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="train or valid (first 90% / last 10% of input.txt).")
+    ] = "valid",
+    text_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--text-file", help="Score this UTF-8 text file instead of a split.", show_default=False
+        ),
+    ] = None,
     data_dir: DataDir = None,
-    streams: Annotated[int, typer.Option("--streams", min=1, help="Parallel streams (1 = exact, every character given its whole prefix).")] = 1,
-    max_chars: Annotated[Optional[int], typer.Option("--max-chars", min=2, help="Score only the first N characters.", show_default=False)] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the result to this JSON file.", show_default=False)] = None,
+    streams: Annotated[
+        int,
+        typer.Option(
+            "--streams",
+            min=1,
+            help="Parallel streams (1 = exact, every character given its whole prefix).",
+        ),
+    ] = 1,
+    max_chars: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-chars", min=2, help="Score only the first N characters.", show_default=False
+        ),
+    ] = None,
+    json_out: Annotated[
+        Optional[Path],
+        typer.Option("--json", help="Also write the result to this JSON file.", show_default=False),
+    ] = None,
 ) -> None:
     """Nats and bits per character and perplexity of a model on a split or a text file."""
     from ...errors import UserInputError
@@ -120,9 +260,13 @@ def perplexity(
     if max_chars:
         text = text[:max_chars]
     if len(text) < streams + 1:
-        raise UserInputError(f"need at least {streams + 1} characters to score with --streams {streams}, got {len(text)}")
+        raise UserInputError(
+            f"need at least {streams + 1} characters to score with --streams {streams}, got {len(text)}"
+        )
     res = score_text(model, text, streams=streams)
-    typer.echo(f"{source}: {res['nats_per_char']:.4f} nats/char, {res['bits_per_char']:.4f} bits/char, "
-               f"perplexity {res['perplexity']:.3f} over {res['chars']} characters (model {path})")
+    typer.echo(
+        f"{source}: {res['nats_per_char']:.4f} nats/char, {res['bits_per_char']:.4f} bits/char, "
+        f"perplexity {res['perplexity']:.3f} over {res['chars']} characters (model {path})"
+    )
     if json_out is not None:
         write_json(json_out, {"source": source, "model_file": path, "streams": streams, **res})

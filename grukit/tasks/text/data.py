@@ -8,6 +8,7 @@ contiguous streams of equal length; batch ``i`` holds characters ``[i·T, (i+1)�
 and the same window shifted by one (target). Row ``b`` of batch ``i+1`` therefore continues row ``b`` of
 batch ``i``, and the model carries its GRU state from one batch to the next.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,9 @@ def load_text(data_dir: str | os.PathLike | None = None) -> str:
     folder = find_data_dir(NAME, data_dir)
     path = Path(folder) / FILE
     if not path.is_file():
-        raise UserInputError(f"{folder} has no {FILE}; expected the tiny-shakespeare folder holding {FILE}")
+        raise UserInputError(
+            f"{folder} has no {FILE}; expected the tiny-shakespeare folder holding {FILE}"
+        )
     text = path.read_text(encoding="utf-8")
     if not text:
         raise UserInputError(f"{path} is empty")
@@ -70,8 +73,10 @@ class CharVocab:
         try:
             return torch.tensor([self.index[c] for c in text], dtype=torch.long)
         except KeyError as e:
-            raise UserInputError(f"character {e.args[0]!r} is not in the model's vocabulary "
-                                 f"({len(self.chars)} characters: {self.chars!r})") from None
+            raise UserInputError(
+                f"character {e.args[0]!r} is not in the model's vocabulary "
+                f"({len(self.chars)} characters: {self.chars!r})"
+            ) from None
 
     def decode(self, ids) -> str:
         """int ids (any iterable or tensor) → text."""
@@ -98,19 +103,25 @@ class StreamBatches(Dataset):
     and no shuffling.
     """
 
-    def __init__(self, ids: Tensor, batch_size: int, seq_len: int, part: int = 0, parts: int = 1) -> None:
+    def __init__(
+        self, ids: Tensor, batch_size: int, seq_len: int, part: int = 0, parts: int = 1
+    ) -> None:
         if seq_len < 1:
             raise ValueError(f"seq_len must be at least 1, got {seq_len}")
         if not 0 <= part < parts:
             raise ValueError(f"part must be in [0, {parts}), got {part}")
         self.streams = stream_layout(ids, batch_size)  # (B, n)
         self.seq_len = seq_len
-        n_windows = (self.streams.shape[1] - 1) // seq_len  # full windows only (equal batches, exact means)
+        n_windows = (
+            self.streams.shape[1] - 1
+        ) // seq_len  # full windows only (equal batches, exact means)
         bounds = [round(k * n_windows / parts) for k in range(parts + 1)]
         self.first, self.last = bounds[part], bounds[part + 1]
         if self.last <= self.first:
-            raise UserInputError(f"the text gives {n_windows} windows of {seq_len} characters, too few for "
-                                 f"{parts} parts")
+            raise UserInputError(
+                f"the text gives {n_windows} windows of {seq_len} characters, too few for "
+                f"{parts} parts"
+            )
 
     def __len__(self) -> int:
         return self.last - self.first
@@ -120,4 +131,4 @@ class StreamBatches(Dataset):
             raise IndexError(i)
         start = (self.first + i) * self.seq_len
         stop = start + self.seq_len
-        return self.streams[:, start:stop], self.streams[:, start + 1: stop + 1]
+        return self.streams[:, start:stop], self.streams[:, start + 1 : stop + 1]

@@ -1,4 +1,5 @@
 """Scoring a text: mean negative log-likelihood per character (nats), bits per character, perplexity."""
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,9 @@ def score_ids(model: CharLM, ids: Tensor, streams: int = 1, chunk: int = 1024) -
     Returns ``{"nats_per_char", "bits_per_char", "perplexity", "chars"}``.
     """
     if ids.dim() != 1 or ids.numel() < streams + 1:
-        raise ValueError(f"score_ids expected at least {streams + 1} ids in a 1-D tensor, got shape {tuple(ids.shape)}")
+        raise ValueError(
+            f"score_ids expected at least {streams + 1} ids in a 1-D tensor, got shape {tuple(ids.shape)}"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -33,16 +36,23 @@ def score_ids(model: CharLM, ids: Tensor, streams: int = 1, chunk: int = 1024) -
         n = data.shape[1]
         for start in range(0, n - 1, chunk):
             stop = min(start + chunk, n - 1)
-            x, y = data[:, start:stop], data[:, start + 1: stop + 1]
+            x, y = data[:, start:stop], data[:, start + 1 : stop + 1]
             logits, h = model(x, h)
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), y.reshape(-1),
-                                           reduction="sum"))
+            total += float(
+                F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]).double(), y.reshape(-1), reduction="sum"
+                )
+            )
             count += y.numel()
     finally:
         model.train(was_training)
     nats = total / count
-    return {"nats_per_char": nats, "bits_per_char": nats / math.log(2), "perplexity": math.exp(nats),
-            "chars": count}
+    return {
+        "nats_per_char": nats,
+        "bits_per_char": nats / math.log(2),
+        "perplexity": math.exp(nats),
+        "chars": count,
+    }
 
 
 def score_text(model: CharLM, text: str, streams: int = 1, chunk: int = 1024) -> dict:

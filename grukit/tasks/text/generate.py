@@ -1,5 +1,6 @@
 """Streaming generation: the prompt runs through the GRU once, then each new character is one ``step``
 from the carried state — nothing before it is recomputed. Reproducible for a fixed seed."""
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -24,8 +25,14 @@ def _next_id(logits: Tensor, temperature: float, top_k: int | None, gen: torch.G
 
 
 @torch.inference_mode()
-def sample_ids(model: CharLM, prompt: str, length: int, temperature: float = 0.8, top_k: int | None = None,
-               seed: int = 0) -> Iterator[tuple[int, Tensor]]:
+def sample_ids(
+    model: CharLM,
+    prompt: str,
+    length: int,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> Iterator[tuple[int, Tensor]]:
     """Yield ``length`` sampled ids one at a time, each with the logits (V,) it was drawn from."""
     if not prompt:
         raise UserInputError("the prompt must have at least one character (e.g. a newline)")
@@ -50,8 +57,14 @@ def sample_ids(model: CharLM, prompt: str, length: int, temperature: float = 0.8
         model.train(was_training)
 
 
-def generate(model: CharLM, prompt: str = "\n", length: int = 500, temperature: float = 0.8,
-             top_k: int | None = None, seed: int = 0) -> Iterator[str]:
+def generate(
+    model: CharLM,
+    prompt: str = "\n",
+    length: int = 500,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> Iterator[str]:
     """Yield ``length`` characters as they are produced (see :func:`sample_ids`)."""
     for i, _ in sample_ids(model, prompt, length, temperature, top_k, seed):
         yield model.vocab.chars[i]

@@ -5,6 +5,7 @@
 streaming path used for generation; it equals the full-sequence path (tests/tasks/text).
 The vocabulary (a string of characters) is part of the config, so ``grukit.load`` rebuilds everything.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,16 +33,29 @@ class CharLM(nn.Module):
     """Character language model. ``dropout`` acts on the embeddings, between GRU layers and before the
     output layer (training only)."""
 
-    def __init__(self, vocab: str, embed_dim: int = 64, hidden_size: int = 512, num_layers: int = 2,
-                 dropout: float = 0.2, backend: str = "auto") -> None:
+    def __init__(
+        self,
+        vocab: str,
+        embed_dim: int = 64,
+        hidden_size: int = 512,
+        num_layers: int = 2,
+        dropout: float = 0.2,
+        backend: str = "auto",
+    ) -> None:
         super().__init__()
         self.vocab = CharVocab(vocab)
         self._cfg = CharLMConfig(vocab, embed_dim, hidden_size, num_layers, float(dropout), backend)
         V = len(self.vocab)
         self.embed = nn.Embedding(V, embed_dim)
         self.drop = nn.Dropout(dropout)
-        self.gru = GRU(embed_dim, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0,
-                       backend=backend)
+        self.gru = GRU(
+            embed_dim,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            backend=backend,
+        )
         self.head = nn.Linear(hidden_size, V)
 
     @property

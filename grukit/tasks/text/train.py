@@ -10,6 +10,7 @@ validation loss fails to improve (ReduceLROnPlateau, its state in ``last.ckpt``)
 
 Single process only: the carried state assumes one process sees every stream's batches in order.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,14 +58,22 @@ class TextTrainConfig:
     max_train_chars: int | None = None  # smoke runs: only the first N training characters
     max_valid_chars: int | None = None
     backend: str = "auto"
-    init_from: str | None = None  # start from this model file's weights (same architecture), fresh optimizer
+    init_from: str | None = (
+        None  # start from this model file's weights (same architecture), fresh optimizer
+    )
 
 
 class TextModule(TaskModule):
     """LightningModule for :class:`CharLM` with the GRU state carried from batch to batch."""
 
-    def __init__(self, model: CharLM, lr: float = 2e-3, weight_decay: float = 0.0, lr_factor: float = 0.5,
-                 lr_patience: int = 0) -> None:
+    def __init__(
+        self,
+        model: CharLM,
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        lr_factor: float = 0.5,
+        lr_patience: int = 0,
+    ) -> None:
         super().__init__(model, lr=lr, weight_decay=weight_decay)
         self.lr_factor, self.lr_patience = float(lr_factor), int(lr_patience)
         self._state: dict[str, Tensor | None] = {"train": None, "val": None, "test": None}
@@ -86,9 +95,13 @@ class TextModule(TaskModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=self.lr_factor,
-                                                           patience=self.lr_patience)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=self.lr_factor, patience=self.lr_patience
+        )
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"},
+        }
 
 
 class TextData(L.LightningDataModule):
@@ -101,7 +114,9 @@ class TextData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         part = epoch % self.cfg.epoch_parts
-        ds = StreamBatches(self.train_ids, self.cfg.batch_size, self.cfg.seq_len, part, self.cfg.epoch_parts)
+        ds = StreamBatches(
+            self.train_ids, self.cfg.batch_size, self.cfg.seq_len, part, self.cfg.epoch_parts
+        )
         return DataLoader(ds, batch_size=None, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:
@@ -109,7 +124,9 @@ class TextData(L.LightningDataModule):
         return DataLoader(ds, batch_size=None, shuffle=False)
 
 
-def prepare(cfg: TextTrainConfig, data_dir: str | Path | None = None) -> tuple[CharVocab, Tensor, Tensor]:
+def prepare(
+    cfg: TextTrainConfig, data_dir: str | Path | None = None
+) -> tuple[CharVocab, Tensor, Tensor]:
     """(vocabulary of the whole corpus, train ids, valid ids), sliced for smoke runs."""
     text = load_text(data_dir)
     vocab = CharVocab.from_text(text)  # 65 characters; the valid split has no character train lacks
@@ -127,9 +144,13 @@ def init_weights(model: CharLM, checkpoint: str | Path) -> None:
     from ...train import resolve_checkpoint
 
     src = serialization.load(resolve_checkpoint(checkpoint))
-    if not isinstance(src, CharLM) or src.config != dataclasses.replace(model.config, backend=src.config.backend):
-        raise UserInputError(f"--init-from {checkpoint}: expected a CharLM with config {model.config}, got "
-                             f"{getattr(src, 'config', type(src).__name__)}")
+    if not isinstance(src, CharLM) or src.config != dataclasses.replace(
+        model.config, backend=src.config.backend
+    ):
+        raise UserInputError(
+            f"--init-from {checkpoint}: expected a CharLM with config {model.config}, got "
+            f"{getattr(src, 'config', type(src).__name__)}"
+        )
     model.load_state_dict(src.state_dict())
 
 
@@ -143,15 +164,27 @@ def resumed_config(resume: str | Path, cfg: TextTrainConfig) -> TextTrainConfig:
     folder, _ = resolve_resume(resume)
     path = folder / "config.json"
     if not path.is_file():
-        raise UserInputError(f"--resume {resume}: {path} is missing; cannot tell how the run was configured")
+        raise UserInputError(
+            f"--resume {resume}: {path} is missing; cannot tell how the run was configured"
+        )
     stored = json.loads(path.read_text())
     names = {f.name for f in dataclasses.fields(TextTrainConfig)}
-    return dataclasses.replace(TextTrainConfig(**{k: v for k, v in stored.items() if k in names}), epochs=cfg.epochs)
+    return dataclasses.replace(
+        TextTrainConfig(**{k: v for k, v in stored.items() if k in names}), epochs=cfg.epochs
+    )
 
 
-def train(cfg: TextTrainConfig, data_dir: str | Path | None = None, output_dir: str | Path | None = None,
-          devices: str = "auto", num_nodes: int = 1, strategy: str = "auto", resume: str | Path | None = None,
-          progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+def train(
+    cfg: TextTrainConfig,
+    data_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    devices: str = "auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Train a CharLM, score the best-on-validation model on the whole valid split, write the run folder.
 
     With ``resume`` (a run folder or its last.ckpt) the run continues to ``cfg.epochs`` with its own stored
@@ -170,11 +203,18 @@ def train(cfg: TextTrainConfig, data_dir: str | Path | None = None, output_dir: 
         torch.set_num_threads(int(threads))
     vocab, train_ids, valid_ids = prepare(cfg, data_dir)
     seed_everything(cfg.seed)
-    model = CharLM(vocab.chars, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.backend)
+    model = CharLM(
+        vocab.chars, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.backend
+    )
     if cfg.init_from and resume is None:
         init_weights(model, cfg.init_from)
-    module = TextModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_factor=cfg.lr_factor,
-                        lr_patience=cfg.lr_patience)
+    module = TextModule(
+        model,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        lr_factor=cfg.lr_factor,
+        lr_patience=cfg.lr_patience,
+    )
     data = TextData(train_ids, valid_ids, cfg)
     if resume is not None and output_dir is None:
         run = RunDir(resolve_resume(resume)[0], task=TASK)
@@ -183,24 +223,50 @@ def train(cfg: TextTrainConfig, data_dir: str | Path | None = None, output_dir: 
     t0 = time.perf_counter()
     nthreads = threads or torch.get_num_threads()
     with run.guard():  # no partial output, but a folder holding last.ckpt is kept for --resume
-        result = fit(module, datamodule=data, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
-                     devices=devices, num_nodes=num_nodes, strategy=strategy, resume=resume,
-                     gradient_clip=cfg.clip, monitor="val_loss", patience=cfg.patience, progress=progress,
-                     config={**dataclasses.asdict(cfg), "threads": nthreads},
-                     save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
-                     trainer_kwargs={"reload_dataloaders_every_n_epochs": 1} if cfg.epoch_parts > 1 else None)
+        result = fit(
+            module,
+            datamodule=data,
+            task=TASK,
+            run=run,
+            epochs=cfg.epochs,
+            seed=cfg.seed,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            resume=resume,
+            gradient_clip=cfg.clip,
+            monitor="val_loss",
+            patience=cfg.patience,
+            progress=progress,
+            config={**dataclasses.asdict(cfg), "threads": nthreads},
+            save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
+            trainer_kwargs={"reload_dataloaders_every_n_epochs": 1}
+            if cfg.epoch_parts > 1
+            else None,
+        )
     best = result.best_model()
     valid = score_ids(best, valid_ids, streams=cfg.eval_streams)
     history = result.history
     record = dict(
-        task=TASK, dataset=DATASET, split="valid",
-        model={**{k: valid[k] for k in ("nats_per_char", "bits_per_char", "perplexity")}, "chars": valid["chars"]},
+        task=TASK,
+        dataset=DATASET,
+        split="valid",
+        model={
+            **{k: valid[k] for k in ("nats_per_char", "bits_per_char", "perplexity")},
+            "chars": valid["chars"],
+        },
         baselines={"unigram": {"nats_per_char": unigram_nats(train_ids, valid_ids, len(vocab))}},
-        seed=cfg.seed, wall_time_s=time.perf_counter() - t0,
+        seed=cfg.seed,
+        wall_time_s=time.perf_counter() - t0,
         training_wall_time_s=history[-1]["time_s"] if history else None,
-        best_epoch=result.best_epoch, epochs_run=result.epochs_run, passes=result.epochs_run / cfg.epoch_parts,
-        threads=nthreads, train_chars=int(train_ids.numel()), valid_chars=int(valid_ids.numel()),
-        parameters=sum(p.numel() for p in best.parameters()), config=dataclasses.asdict(cfg),
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        passes=result.epochs_run / cfg.epoch_parts,
+        threads=nthreads,
+        train_chars=int(train_ids.numel()),
+        valid_chars=int(valid_ids.numel()),
+        parameters=sum(p.numel() for p in best.parameters()),
+        config=dataclasses.asdict(cfg),
     )
     result.run.write_metrics(**record)
     record["run"] = str(result.run.path)

@@ -1,4 +1,5 @@
 """``grukit translate train|evaluate|predict`` (heavy imports inside the commands)."""
+
 from __future__ import annotations
 
 import sys
@@ -8,15 +9,32 @@ from typing import Annotated, Optional
 import typer
 
 from ...errors import UserInputError
-from ...train.options import Checkpoint, DataDir, Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from ...train.options import (
+    Checkpoint,
+    DataDir,
+    Devices,
+    Epochs,
+    NumNodes,
+    OutputDir,
+    Resume,
+    Seed,
+    Strategy,
+)
 
 NAME = "translate"
-app = typer.Typer(help="English→French translation: bidirectional GRU encoder, attention decoder, beam search.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="English→French translation: bidirectional GRU encoder, attention decoder, beam search.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 Beam = Annotated[int, typer.Option("--beam", min=1, help="Beam size (1 = greedy decoding).")]
-LengthPenalty = Annotated[float, typer.Option("--length-penalty", min=0.0,
-                                              help="GNMT length penalty exponent α: score / ((5+n)/6)^α.")]
+LengthPenalty = Annotated[
+    float,
+    typer.Option(
+        "--length-penalty", min=0.0, help="GNMT length penalty exponent α: score / ((5+n)/6)^α."
+    ),
+]
 
 
 @app.command()
@@ -30,41 +48,93 @@ def train(
     strategy: Strategy = "auto",
     resume: Resume = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Sentence pairs per batch.")] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate (halved when val loss stalls).")] = 2e-3,
+    lr: Annotated[
+        float, typer.Option(min=0.0, help="AdamW learning rate (halved when val loss stalls).")
+    ] = 2e-3,
     label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.99)] = 0.1,
     vocab: Annotated[int, typer.Option(min=300, help="BPE vocabulary size per language.")] = 8000,
     emb_dim: Annotated[int, typer.Option(min=1)] = 256,
     enc_hidden: Annotated[int, typer.Option(min=1, help="Encoder GRU size per direction.")] = 256,
     dec_hidden: Annotated[int, typer.Option(min=1)] = 512,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.95)] = 0.2,
-    max_len: Annotated[int, typer.Option(min=2, help="Drop training pairs longer than this (subword tokens).")] = 32,
-    steps_per_epoch: Annotated[int, typer.Option(min=0, help="Batches per epoch (0 = a full pass).")] = 500,
-    limit_train_pairs: Annotated[int, typer.Option(min=0, help="Use only the first N training pairs (0 = all).")] = 0,
-    limit_valid_pairs: Annotated[int, typer.Option(min=0, help="Validate on the first N valid pairs (0 = all).")] = 2000,
-    bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast for the output layer.")] = True,
-    threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0 = torch's default).")] = 0,
-    lr_patience: Annotated[int, typer.Option(min=-1, help="Halve the LR after this many epochs without a val "
-                                                          "improvement (-1 = constant LR).")] = 0,
-    init_from: Annotated[Optional[Path], typer.Option(
-        "--init-from", help="Start from this model file or run folder (its weights, sizes and tokenizers; a fresh "
-                            "optimizer) instead of random weights.", show_default=False)] = None,
-    eval_beam: Annotated[int, typer.Option(min=0, help="Score the best model on test with this beam (0 = skip).")] = 5,
+    max_len: Annotated[
+        int, typer.Option(min=2, help="Drop training pairs longer than this (subword tokens).")
+    ] = 32,
+    steps_per_epoch: Annotated[
+        int, typer.Option(min=0, help="Batches per epoch (0 = a full pass).")
+    ] = 500,
+    limit_train_pairs: Annotated[
+        int, typer.Option(min=0, help="Use only the first N training pairs (0 = all).")
+    ] = 0,
+    limit_valid_pairs: Annotated[
+        int, typer.Option(min=0, help="Validate on the first N valid pairs (0 = all).")
+    ] = 2000,
+    bf16: Annotated[
+        bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast for the output layer.")
+    ] = True,
+    threads: Annotated[
+        int, typer.Option(min=0, help="torch CPU threads (0 = torch's default).")
+    ] = 0,
+    lr_patience: Annotated[
+        int,
+        typer.Option(
+            min=-1,
+            help="Halve the LR after this many epochs without a val "
+            "improvement (-1 = constant LR).",
+        ),
+    ] = 0,
+    init_from: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--init-from",
+            help="Start from this model file or run folder (its weights, sizes and tokenizers; a fresh "
+            "optimizer) instead of random weights.",
+            show_default=False,
+        ),
+    ] = None,
+    eval_beam: Annotated[
+        int, typer.Option(min=0, help="Score the best model on test with this beam (0 = skip).")
+    ] = 5,
 ) -> None:
     """Train a translation model into a run folder (continue one with --resume RUN_DIR)."""
     from .train import TrainConfig
     from .train import train as run_train
 
-    cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr, label_smoothing=label_smoothing,
-                      src_vocab=vocab, tgt_vocab=vocab, emb_dim=emb_dim, enc_hidden=enc_hidden,
-                      dec_hidden=dec_hidden, dropout=dropout, max_len=max_len,
-                      steps_per_epoch=steps_per_epoch or None, limit_train_pairs=limit_train_pairs or None,
-                      limit_valid_pairs=limit_valid_pairs or None, bf16=bf16, threads=threads or None,
-                      lr_patience=None if lr_patience < 0 else lr_patience,
-                      init_from=str(init_from) if init_from is not None else None)
-    result = run_train(cfg, data_dir=data_dir, output_dir=output_dir, resume=resume, devices=devices,
-                       num_nodes=num_nodes, strategy=strategy, progress=sys.stderr.isatty(),
-                       evaluate_beam=eval_beam or None)
-    typer.echo(f"run folder: {result.run.path}  best val_loss {result.best_score:.4f} (epoch {result.best_epoch})")
+    cfg = TrainConfig(
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        label_smoothing=label_smoothing,
+        src_vocab=vocab,
+        tgt_vocab=vocab,
+        emb_dim=emb_dim,
+        enc_hidden=enc_hidden,
+        dec_hidden=dec_hidden,
+        dropout=dropout,
+        max_len=max_len,
+        steps_per_epoch=steps_per_epoch or None,
+        limit_train_pairs=limit_train_pairs or None,
+        limit_valid_pairs=limit_valid_pairs or None,
+        bf16=bf16,
+        threads=threads or None,
+        lr_patience=None if lr_patience < 0 else lr_patience,
+        init_from=str(init_from) if init_from is not None else None,
+    )
+    result = run_train(
+        cfg,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        resume=resume,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        progress=sys.stderr.isatty(),
+        evaluate_beam=eval_beam or None,
+    )
+    typer.echo(
+        f"run folder: {result.run.path}  best val_loss {result.best_score:.4f} (epoch {result.best_epoch})"
+    )
     metrics = result.run.file("metrics.json")
     if metrics.is_file():
         typer.echo(metrics.read_text())
@@ -77,9 +147,13 @@ def evaluate(
     beam: Beam = 5,
     length_penalty: LengthPenalty = 1.0,
     split: Annotated[str, typer.Option(help="Which split to score: test or valid.")] = "test",
-    output: Annotated[Optional[Path], typer.Option("--output", help="Also write the scores as JSON here.",
-                                                   show_default=False)] = None,
-    limit: Annotated[int, typer.Option(min=0, help="Score only the first N pairs of the split (0 = all).")] = 0,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", help="Also write the scores as JSON here.", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Score only the first N pairs of the split (0 = all).")
+    ] = 0,
 ) -> None:
     """Score a model on the test split: sacreBLEU BLEU and chrF (all pairs, ≤10-word subset, multi-reference)."""
     import json
@@ -98,36 +172,60 @@ def evaluate(
         pairs = pairs[:limit]
     t0 = time.perf_counter()
     res = run_eval(bundle, pairs, beam_size=beam, length_penalty=length_penalty)
-    res |= {"split": split, "limit": limit or None, "checkpoint": str(bundle.path),
-            "wall_time_s": round(time.perf_counter() - t0, 1)}
+    res |= {
+        "split": split,
+        "limit": limit or None,
+        "checkpoint": str(bundle.path),
+        "wall_time_s": round(time.perf_counter() - t0, 1),
+    }
     if output is not None:
         write_json(output, res)
     m = res["model"]
-    typer.echo(f"{split}: {res['subsets']['pairs']} pairs, beam {beam}, length penalty {length_penalty}")
+    typer.echo(
+        f"{split}: {res['subsets']['pairs']} pairs, beam {beam}, length penalty {length_penalty}"
+    )
     typer.echo(f"  BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}  (single reference)")
-    typer.echo(f"  BLEU {m['bleu_short']:.2f}  chrF {m['chrf_short']:.2f}  (English ≤ 10 words, "
-               f"{res['subsets']['short_pairs']} pairs)")
-    typer.echo(f"  BLEU {m['bleu_multiref']:.2f}  (multi-reference, {res['subsets']['distinct_english']} sentences)")
+    typer.echo(
+        f"  BLEU {m['bleu_short']:.2f}  chrF {m['chrf_short']:.2f}  (English ≤ 10 words, "
+        f"{res['subsets']['short_pairs']} pairs)"
+    )
+    typer.echo(
+        f"  BLEU {m['bleu_multiref']:.2f}  (multi-reference, {res['subsets']['distinct_english']} sentences)"
+    )
     if output is None:
         typer.echo(json.dumps(m))
 
 
 @app.command()
 def predict(
-    text: Annotated[Optional[str], typer.Argument(help="English sentence to translate.", show_default=False)] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", help="Translate this file line by line (- = stdin).",
-                                                 show_default=False)] = None,
+    text: Annotated[
+        Optional[str], typer.Argument(help="English sentence to translate.", show_default=False)
+    ] = None,
+    file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--file", help="Translate this file line by line (- = stdin).", show_default=False
+        ),
+    ] = None,
     checkpoint: Checkpoint = None,
     beam: Beam = 5,
     length_penalty: LengthPenalty = 1.0,
-    show_attention: Annotated[Optional[Path], typer.Option(
-        "--show-attention", help="Save the attention matrix of TEXT as a PNG heatmap.", show_default=False)] = None,
+    show_attention: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--show-attention",
+            help="Save the attention matrix of TEXT as a PNG heatmap.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Translate English to French: one sentence, or a file line by line (one translation per line)."""
     from .predict import check_sentences, load_bundle, plot_attention, translate, translate_ids
 
     if (text is None) == (file is None):
-        raise UserInputError("give either a sentence (grukit translate predict \"I am cold.\") or --file FILE")
+        raise UserInputError(
+            'give either a sentence (grukit translate predict "I am cold.") or --file FILE'
+        )
     if show_attention is not None and file is not None:
         raise UserInputError("--show-attention works with a single sentence, not with --file")
     if show_attention is not None and show_attention.suffix.lower() != ".png":
@@ -141,12 +239,16 @@ def predict(
             try:
                 lines = file.read_text(encoding="utf-8").splitlines()
             except UnicodeDecodeError as e:
-                raise UserInputError(f"--file {file}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+                raise UserInputError(
+                    f"--file {file}: not UTF-8 text ({e.reason} at byte {e.start})"
+                ) from None
         keep = [i for i, ln in enumerate(lines) if ln.strip()]
         if not keep:
             raise UserInputError(f"--file {file}: no non-empty lines to translate")
         bundle = load_bundle(checkpoint)
-        out = translate(bundle, [lines[i] for i in keep], beam_size=beam, length_penalty=length_penalty)
+        out = translate(
+            bundle, [lines[i] for i in keep], beam_size=beam, length_penalty=length_penalty
+        )
         result = [""] * len(lines)  # empty lines stay empty, so output line i answers input line i
         for i, t in zip(keep, out):
             result[i] = t
@@ -156,8 +258,13 @@ def predict(
         raise UserInputError("the sentence is empty; expected English text")
     bundle = load_bundle(checkpoint)
     ids = check_sentences([text], bundle.src_tok, where="the sentence")
-    tokens, attns = translate_ids(bundle.model, ids, beam_size=beam, length_penalty=length_penalty,
-                                  return_attention=show_attention is not None)
+    tokens, attns = translate_ids(
+        bundle.model,
+        ids,
+        beam_size=beam,
+        length_penalty=length_penalty,
+        return_attention=show_attention is not None,
+    )
     typer.echo(bundle.tgt_tok.decode(tokens[0]))
     if show_attention is not None:
         plot_attention(bundle, text, attns[0], tokens[0], show_attention)

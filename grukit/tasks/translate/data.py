@@ -16,6 +16,7 @@ Tokenizers (:class:`SubwordTokenizer`): byte-level BPE from Hugging Face ``token
 trained on the training split only. Byte-level means every string encodes and decodes back exactly (no
 unknown token). Special ids: 0 ``<pad>``, 1 ``<bos>``, 2 ``<eos>``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,7 +50,7 @@ def split_key(english: str) -> str:
 
 
 def split_of(english: str) -> str:
-    """"train" (90 %), "valid" (5 %) or "test" (5 %), from a SHA-1 hash of :func:`split_key`."""
+    """ "train" (90 %), "valid" (5 %) or "test" (5 %), from a SHA-1 hash of :func:`split_key`."""
     h = int.from_bytes(hashlib.sha1(split_key(english).encode("utf-8")).digest()[:8], "big") % 100
     return "train" if h < 90 else ("valid" if h < 95 else "test")
 
@@ -70,10 +71,14 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
                 continue
             cols = line.split("\t")
             if len(cols) < 2:
-                raise UserInputError(f"{path}:{i}: expected English<TAB>French, got {len(cols)} column")
+                raise UserInputError(
+                    f"{path}:{i}: expected English<TAB>French, got {len(cols)} column"
+                )
             en, fr = normalize(cols[0]), normalize(cols[1])
             if not en or not fr:
-                raise UserInputError(f"{path}:{i}: empty {'English' if not en else 'French'} sentence")
+                raise UserInputError(
+                    f"{path}:{i}: empty {'English' if not en else 'French'} sentence"
+                )
             pairs.append((en, fr))
     if not pairs:
         raise UserInputError(f"{path}: no sentence pairs found")
@@ -85,7 +90,9 @@ def load_splits(data_dir: str | os.PathLike | None = None) -> dict[str, list[tup
     folder = find_data_dir(DATASET, data_dir)
     path = folder / FILE
     if not path.is_file():
-        raise UserInputError(f"{folder} has no {FILE}; expected the eng_fra folder (English<TAB>French lines)")
+        raise UserInputError(
+            f"{folder} has no {FILE}; expected the eng_fra folder (English<TAB>French lines)"
+        )
     return split_pairs(read_pairs(path))
 
 
@@ -120,20 +127,31 @@ class SubwordTokenizer:
         self._tok = tokenizer
         for i, s in enumerate(SPECIALS):
             if tokenizer.token_to_id(s) != i:
-                raise ValueError(f"tokenizer must map {s!r} to id {i}, got {tokenizer.token_to_id(s)}")
+                raise ValueError(
+                    f"tokenizer must map {s!r} to id {i}, got {tokenizer.token_to_id(s)}"
+                )
 
     @classmethod
-    def train(cls, texts: Sequence[str], vocab_size: int = 8000, min_frequency: int = 2) -> "SubwordTokenizer":
+    def train(
+        cls, texts: Sequence[str], vocab_size: int = 8000, min_frequency: int = 2
+    ) -> "SubwordTokenizer":
         """Learn a byte-level BPE vocabulary of at most ``vocab_size`` tokens from ``texts``."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
         if vocab_size < 256 + len(SPECIALS):
-            raise ValueError(f"vocab_size must be at least {256 + len(SPECIALS)} (bytes + specials), got {vocab_size}")
+            raise ValueError(
+                f"vocab_size must be at least {256 + len(SPECIALS)} (bytes + specials), got {vocab_size}"
+            )
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIALS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
         tok.train_from_iterator((normalize(t) for t in texts), trainer=trainer, length=len(texts))
         return cls(tok)
 
@@ -154,10 +172,15 @@ class SubwordTokenizer:
         return self._tok.encode(normalize(text), add_special_tokens=False).ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self._tok.encode_batch([normalize(t) for t in texts], add_special_tokens=False)]
+        return [
+            e.ids
+            for e in self._tok.encode_batch([normalize(t) for t in texts], add_special_tokens=False)
+        ]
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self._tok.decode([int(i) for i in ids if int(i) >= len(SPECIALS)], skip_special_tokens=True)
+        return self._tok.decode(
+            [int(i) for i in ids if int(i) >= len(SPECIALS)], skip_special_tokens=True
+        )
 
     def tokens(self, text: str) -> list[str]:
         """The subword strings of ``text`` (byte-level symbols, e.g. 'Ġ' for a space), for display."""
@@ -170,7 +193,9 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __init__(self, src: list[list[int]], tgt: list[list[int]]) -> None:
         if len(src) != len(tgt):
-            raise ValueError(f"expected as many source as target sentences, got {len(src)} and {len(tgt)}")
+            raise ValueError(
+                f"expected as many source as target sentences, got {len(src)} and {len(tgt)}"
+            )
         self.src = [torch.tensor(s, dtype=torch.long) for s in src]
         self.tgt = [torch.tensor(list(t) + [EOS], dtype=torch.long) for t in tgt]
 
@@ -184,13 +209,19 @@ class PairDataset(torch.utils.data.Dataset):
         return [len(s) for s in self.src]
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok: SubwordTokenizer, tgt_tok: SubwordTokenizer,
-                 max_len: int | None = None) -> PairDataset:
+def encode_pairs(
+    pairs: Sequence[tuple[str, str]],
+    src_tok: SubwordTokenizer,
+    tgt_tok: SubwordTokenizer,
+    max_len: int | None = None,
+) -> PairDataset:
     """Tokenize pairs; with ``max_len``, drop pairs whose source or target exceeds ``max_len`` tokens."""
     src = src_tok.encode_batch([p[0] for p in pairs])
     tgt = tgt_tok.encode_batch([p[1] for p in pairs])
     if max_len is not None:
-        keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and len(tgt[i]) + 1 <= max_len]
+        keep = [
+            i for i in range(len(src)) if 0 < len(src[i]) <= max_len and len(tgt[i]) + 1 <= max_len
+        ]
         src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
     return PairDataset(src, tgt)
 
@@ -221,10 +252,17 @@ class BucketBatchSampler(torch.utils.data.Sampler):
     else from torch's global generator; it is drawn lazily, at the first batch. ``shuffle=False`` sorts by length.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 50) -> None:
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 50
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.lengths, self.batch_size, self.shuffle, self.pool = list(lengths), batch_size, shuffle, pool
+        self.lengths, self.batch_size, self.shuffle, self.pool = (
+            list(lengths),
+            batch_size,
+            shuffle,
+            pool,
+        )
         self.generator: torch.Generator | None = None
 
     def __len__(self) -> int:
@@ -240,7 +278,9 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         batches = []
         for k in range(0, n, step):
             chunk = sorted(order[k : k + step], key=lambda i: self.lengths[i])
-            batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+            batches += [
+                chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)
+            ]
         if self.shuffle:
             perm = torch.randperm(len(batches), generator=self.generator).tolist()
             batches = [batches[i] for i in perm]
@@ -249,12 +289,21 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
 def tokenizers_to_extra(src_tok: SubwordTokenizer, tgt_tok: SubwordTokenizer) -> dict:
     """The ``extra`` entry stored in a model file: both tokenizers as JSON text."""
-    return {"src_tokenizer": src_tok.to_json(), "tgt_tokenizer": tgt_tok.to_json(), "src_lang": "en",
-            "tgt_lang": "fr"}
+    return {
+        "src_tokenizer": src_tok.to_json(),
+        "tgt_tokenizer": tgt_tok.to_json(),
+        "src_lang": "en",
+        "tgt_lang": "fr",
+    }
 
 
-def tokenizers_from_extra(extra: dict | None, where: str = "model file") -> tuple[SubwordTokenizer, SubwordTokenizer]:
+def tokenizers_from_extra(
+    extra: dict | None, where: str = "model file"
+) -> tuple[SubwordTokenizer, SubwordTokenizer]:
     if not extra or "src_tokenizer" not in extra or "tgt_tokenizer" not in extra:
-        raise UserInputError(f"{where} holds no tokenizers; was it written by `grukit translate train`?")
-    return SubwordTokenizer.from_json(extra["src_tokenizer"]), SubwordTokenizer.from_json(extra["tgt_tokenizer"])
-
+        raise UserInputError(
+            f"{where} holds no tokenizers; was it written by `grukit translate train`?"
+        )
+    return SubwordTokenizer.from_json(extra["src_tokenizer"]), SubwordTokenizer.from_json(
+        extra["tgt_tokenizer"]
+    )

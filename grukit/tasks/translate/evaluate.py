@@ -7,6 +7,7 @@
 
 Decoding is deterministic, so each distinct English sentence is translated once and reused.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,8 +23,10 @@ def score(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
     """Single-reference corpus BLEU and chrF (sacreBLEU defaults)."""
     import sacrebleu
 
-    return {"bleu": round(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score, 2),
-            "chrf": round(sacrebleu.corpus_chrf(list(hyps), [list(refs)]).score, 2)}
+    return {
+        "bleu": round(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score, 2),
+        "chrf": round(sacrebleu.corpus_chrf(list(hyps), [list(refs)]).score, 2),
+    }
 
 
 def multiref_bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> float:
@@ -35,11 +38,16 @@ def multiref_bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> float:
     return round(sacrebleu.corpus_bleu(list(hyps), streams).score, 2)
 
 
-def evaluate(bundle: Bundle, pairs: Sequence[tuple[str, str]], beam_size: int = 5, length_penalty: float = 1.0,
-             batch_size: int = 64) -> dict:
+def evaluate(
+    bundle: Bundle,
+    pairs: Sequence[tuple[str, str]],
+    beam_size: int = 5,
+    length_penalty: float = 1.0,
+    batch_size: int = 64,
+) -> dict:
     """Translate the English side of ``pairs`` and score it (see the module docstring)."""
     t0 = time.perf_counter()
-    groups = D.group_references(pairs)                           # [(english, [french, ...])]
+    groups = D.group_references(pairs)  # [(english, [french, ...])]
     sources = [en for en, _ in groups]
     ids = bundle.src_tok.encode_batch(sources)
     tokens, _ = translate_ids(bundle.model, ids, beam_size, length_penalty, batch_size)
@@ -53,12 +61,25 @@ def evaluate(bundle: Bundle, pairs: Sequence[tuple[str, str]], beam_size: int = 
     import sacrebleu
 
     return {
-        "model": {"bleu": full["bleu"], "chrf": full["chrf"], "bleu_short": sh["bleu"], "chrf_short": sh["chrf"],
-                  "bleu_multiref": multi},
-        "subsets": {"pairs": len(pairs), "short_pairs": len(short), "distinct_english": len(sources),
-                    "short_max_english_words": SHORT_WORDS},
-        "decoding": {"beam_size": beam_size, "length_penalty": length_penalty,
-                     "sacrebleu": sacrebleu.__version__, "bleu_signature": "nrefs:1|case:mixed|eff:no|tok:13a|"
-                     "smooth:exp", "decode_time_s": round(time.perf_counter() - t0, 1)},
+        "model": {
+            "bleu": full["bleu"],
+            "chrf": full["chrf"],
+            "bleu_short": sh["bleu"],
+            "chrf_short": sh["chrf"],
+            "bleu_multiref": multi,
+        },
+        "subsets": {
+            "pairs": len(pairs),
+            "short_pairs": len(short),
+            "distinct_english": len(sources),
+            "short_max_english_words": SHORT_WORDS,
+        },
+        "decoding": {
+            "beam_size": beam_size,
+            "length_penalty": length_penalty,
+            "sacrebleu": sacrebleu.__version__,
+            "bleu_signature": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp",
+            "decode_time_s": round(time.perf_counter() - t0, 1),
+        },
         "examples": [{"en": en, "hyp": hyp_of[en], "refs": frs} for en, frs in groups[:8]],
     }

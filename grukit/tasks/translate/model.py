@@ -15,6 +15,7 @@ feeding) so that the decoder GRU runs over the whole target in one call during t
 2015 for the bidirectional encoder. Recurrences are ``grukit.GRU`` (encoder with ``lengths``; decoder
 ``step`` at inference).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,27 +57,41 @@ class Translator(nn.Module):
     Decoding (greedy, beam search) is in :mod:`grukit.tasks.translate.decode`.
     """
 
-    def __init__(self, src_vocab: int, tgt_vocab: int, emb_dim: int = 256, enc_hidden: int = 256,
-                 dec_hidden: int = 512, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        emb_dim: int = 256,
+        enc_hidden: int = 256,
+        dec_hidden: int = 512,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
-        for name, v in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab), ("emb_dim", emb_dim),
-                        ("enc_hidden", enc_hidden), ("dec_hidden", dec_hidden)):
+        for name, v in (
+            ("src_vocab", src_vocab),
+            ("tgt_vocab", tgt_vocab),
+            ("emb_dim", emb_dim),
+            ("enc_hidden", enc_hidden),
+            ("dec_hidden", dec_hidden),
+        ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self._config = TranslatorConfig(src_vocab, tgt_vocab, emb_dim, enc_hidden, dec_hidden, float(dropout))
+        self._config = TranslatorConfig(
+            src_vocab, tgt_vocab, emb_dim, enc_hidden, dec_hidden, float(dropout)
+        )
         self.src_emb = nn.Embedding(src_vocab, emb_dim, padding_idx=PAD)
         self.tgt_emb = nn.Embedding(tgt_vocab, emb_dim, padding_idx=PAD)
         self.encoder = grukit.GRU(emb_dim, enc_hidden, bidirectional=True, batch_first=True)
         self.bridge = nn.Linear(2 * enc_hidden, dec_hidden)
         self.decoder = grukit.GRU(emb_dim, dec_hidden, batch_first=True)
         self.attn_key = nn.Linear(2 * enc_hidden, dec_hidden, bias=False)  # W_a
-        self.combine = nn.Linear(2 * enc_hidden + dec_hidden, emb_dim)    # W_c
+        self.combine = nn.Linear(2 * enc_hidden + dec_hidden, emb_dim)  # W_c
         self.out_bias = nn.Parameter(torch.zeros(tgt_vocab))
         self.drop = nn.Dropout(dropout)
-        nn.init.normal_(self.src_emb.weight, std=emb_dim ** -0.5)
-        nn.init.normal_(self.tgt_emb.weight, std=emb_dim ** -0.5)
+        nn.init.normal_(self.src_emb.weight, std=emb_dim**-0.5)
+        nn.init.normal_(self.tgt_emb.weight, std=emb_dim**-0.5)
         with torch.no_grad():
             self.src_emb.weight[PAD].zero_()
             self.tgt_emb.weight[PAD].zero_()
@@ -97,26 +112,26 @@ class Translator(nn.Module):
             raise ValueError(f"src must be (B, S) token ids, got shape {tuple(src.shape)}")
         S = src.shape[1]
         src_len = src_len.to("cpu", torch.long)
-        x = self.drop(self.src_emb(src))                              # (B, S, E)
-        memory, h_n = self.encoder(x, lengths=src_len)                 # (B, S, 2He), (2, B, He)
+        x = self.drop(self.src_emb(src))  # (B, S, E)
+        memory, h_n = self.encoder(x, lengths=src_len)  # (B, S, 2He), (2, B, He)
         h0 = torch.tanh(self.bridge(torch.cat([h_n[0], h_n[1]], -1)))  # (B, Hd)
-        mask = torch.arange(S)[None, :] < src_len[:, None]             # (B, S)
+        mask = torch.arange(S)[None, :] < src_len[:, None]  # (B, S)
         return Memory(memory, self.attn_key(memory), mask.to(src.device)), h0.unsqueeze(0)
 
     def attend(self, dec: Tensor, mem: Memory) -> tuple[Tensor, Tensor]:
         """dec (B, T, Hd) decoder states → (logits (B, T, V), attention (B, T, S))."""
-        scores = torch.bmm(dec, mem.keys.transpose(1, 2))             # (B, T, S)
+        scores = torch.bmm(dec, mem.keys.transpose(1, 2))  # (B, T, S)
         scores = scores.masked_fill(~mem.mask[:, None, :], float("-inf"))
-        attn = torch.softmax(scores, dim=-1)                           # (B, T, S)
-        ctx = torch.bmm(attn, mem.memory)                              # (B, T, 2He)
-        h_att = torch.tanh(self.combine(torch.cat([ctx, dec], -1)))    # (B, T, E)
+        attn = torch.softmax(scores, dim=-1)  # (B, T, S)
+        ctx = torch.bmm(attn, mem.memory)  # (B, T, 2He)
+        h_att = torch.tanh(self.combine(torch.cat([ctx, dec], -1)))  # (B, T, E)
         logits = F.linear(self.drop(h_att), self.tgt_emb.weight, self.out_bias)  # (B, T, V)
         return logits, attn
 
     def forward(self, src: Tensor, src_len: Tensor, tgt_in: Tensor, return_attention: bool = False):
         """Teacher forcing: logits (B, T, V) for each next target token (and attention (B, T, S))."""
         mem, h0 = self.encode(src, src_len)
-        dec, _ = self.decoder(self.drop(self.tgt_emb(tgt_in)), h0)   # (B, T, Hd)
+        dec, _ = self.decoder(self.drop(self.tgt_emb(tgt_in)), h0)  # (B, T, Hd)
         logits, attn = self.attend(dec, mem)
         return (logits, attn) if return_attention else logits
 
@@ -124,9 +139,9 @@ class Translator(nn.Module):
         """One decoding step: prev (B,) token ids, h (1, B, Hd) → (log-probs (B, V), h_new, attention (B, S)).
 
         <pad> and <bos> get probability 0 (they are never outputs)."""
-        y, h_new = self.decoder.step(self.tgt_emb(prev), h)           # (B, Hd), (1, B, Hd)
+        y, h_new = self.decoder.step(self.tgt_emb(prev), h)  # (B, Hd), (1, B, Hd)
         logits, attn = self.attend(y.unsqueeze(1), mem)
         logits = logits[:, 0].float()
-        logits[:, PAD] = float("-inf")                                   # never emitted while decoding
+        logits[:, PAD] = float("-inf")  # never emitted while decoding
         logits[:, BOS] = float("-inf")
         return torch.log_softmax(logits, dim=-1), h_new, attn[:, 0]

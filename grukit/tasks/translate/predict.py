@@ -1,4 +1,5 @@
 """Loading a translation model file and translating text (used by ``predict`` and ``evaluate``)."""
+
 from __future__ import annotations
 
 import os
@@ -36,13 +37,17 @@ def load_bundle(checkpoint: str | os.PathLike | None = None) -> Bundle:
     if checkpoint is None:
         path = SHIPPED
         if not path.is_file():
-            raise UserInputError(f"the shipped model {path} is missing; pass --checkpoint RUN_DIR_OR_FILE")
+            raise UserInputError(
+                f"the shipped model {path} is missing; pass --checkpoint RUN_DIR_OR_FILE"
+            )
     else:
         p = Path(checkpoint).expanduser()
         path = p / "model.safetensors" if p.is_dir() else p
         if not path.is_file():
-            raise UserInputError(f"--checkpoint {checkpoint}: expected a run folder with model.safetensors or a "
-                                 f".safetensors file, found neither")
+            raise UserInputError(
+                f"--checkpoint {checkpoint}: expected a run folder with model.safetensors or a "
+                f".safetensors file, found neither"
+            )
     model, header = serialization.load(path, return_header=True)
     if not isinstance(model, Translator):
         raise UserInputError(f"{path} holds a {type(model).__name__}, not a translation model")
@@ -50,7 +55,9 @@ def load_bundle(checkpoint: str | os.PathLike | None = None) -> Bundle:
     return Bundle(model.float().eval(), src_tok, tgt_tok, path)
 
 
-def check_sentences(sentences: Sequence[str], src_tok: D.SubwordTokenizer, where: str = "input") -> list[list[int]]:
+def check_sentences(
+    sentences: Sequence[str], src_tok: D.SubwordTokenizer, where: str = "input"
+) -> list[list[int]]:
     """Token ids of each sentence; UserInputError for an empty or over-long one (naming it)."""
     ids = src_tok.encode_batch(list(sentences))
     for i, (s, t) in enumerate(zip(sentences, ids)):
@@ -58,13 +65,21 @@ def check_sentences(sentences: Sequence[str], src_tok: D.SubwordTokenizer, where
         if not t:
             raise UserInputError(f"{label} is empty; expected an English sentence")
         if len(t) > MAX_INPUT_TOKENS:
-            raise UserInputError(f"{label} is too long: {len(t)} subword tokens, at most {MAX_INPUT_TOKENS} "
-                                 f"(split it into sentences)")
+            raise UserInputError(
+                f"{label} is too long: {len(t)} subword tokens, at most {MAX_INPUT_TOKENS} "
+                f"(split it into sentences)"
+            )
     return ids
 
 
-def translate_ids(model: Translator, ids: Sequence[Sequence[int]], beam_size: int = 5, length_penalty: float = 1.0,
-                  batch_size: int = 64, return_attention: bool = False):
+def translate_ids(
+    model: Translator,
+    ids: Sequence[Sequence[int]],
+    beam_size: int = 5,
+    length_penalty: float = 1.0,
+    batch_size: int = 64,
+    return_attention: bool = False,
+):
     """Translate tokenized sentences in length-sorted batches → (token lists, attention list or None)."""
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     tokens: list[list[int] | None] = [None] * len(ids)
@@ -75,8 +90,14 @@ def translate_ids(model: Translator, ids: Sequence[Sequence[int]], beam_size: in
         if beam_size == 1:
             out = greedy(model, src, src_len, return_attention=return_attention)
         else:
-            out = beam_search(model, src, src_len, beam_size=beam_size, length_penalty=length_penalty,
-                              return_attention=return_attention)
+            out = beam_search(
+                model,
+                src,
+                src_len,
+                beam_size=beam_size,
+                length_penalty=length_penalty,
+                return_attention=return_attention,
+            )
         for j, i in enumerate(idx):
             tokens[i] = out.tokens[j]
             if attns is not None:
@@ -84,17 +105,30 @@ def translate_ids(model: Translator, ids: Sequence[Sequence[int]], beam_size: in
     return tokens, attns
 
 
-def translate(bundle: Bundle, sentences: Sequence[str], beam_size: int = 5, length_penalty: float = 1.0,
-              batch_size: int = 64, return_attention: bool = False):
+def translate(
+    bundle: Bundle,
+    sentences: Sequence[str],
+    beam_size: int = 5,
+    length_penalty: float = 1.0,
+    batch_size: int = 64,
+    return_attention: bool = False,
+):
     """English sentences → French strings (and, on request, per-sentence attention (T_out, S) tensors)."""
     ids = check_sentences(sentences, bundle.src_tok)
-    tokens, attns = translate_ids(bundle.model, ids, beam_size, length_penalty, batch_size, return_attention)
+    tokens, attns = translate_ids(
+        bundle.model, ids, beam_size, length_penalty, batch_size, return_attention
+    )
     out = [bundle.tgt_tok.decode(t) for t in tokens]
     return (out, attns) if return_attention else out
 
 
-def plot_attention(bundle: Bundle, sentence: str, attention: Tensor, translation_ids: Sequence[int],
-                   path: str | os.PathLike) -> Path:
+def plot_attention(
+    bundle: Bundle,
+    sentence: str,
+    attention: Tensor,
+    translation_ids: Sequence[int],
+    path: str | os.PathLike,
+) -> Path:
     """Save the attention matrix (rows: output subwords + <eos>, columns: source subwords) as a PNG heatmap."""
     import matplotlib
 

@@ -7,6 +7,7 @@ run is checkpointed and validated often and can continue with ``--resume`` in a 
 folder is gone, ``--init-from MODEL`` starts a new run from a model file's weights and tokenizers (a fresh
 optimizer, so not bit-identical to an uninterrupted run).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,8 +62,15 @@ def _module_class():
         ``lr_patience`` the LR is halved when the validation loss has not improved for that many epochs
         (ReduceLROnPlateau), with None it stays constant."""
 
-        def __init__(self, model: Translator, lr: float, weight_decay: float = 0.0, label_smoothing: float = 0.1,
-                     bf16: bool = False, lr_patience: int | None = 0) -> None:
+        def __init__(
+            self,
+            model: Translator,
+            lr: float,
+            weight_decay: float = 0.0,
+            label_smoothing: float = 0.1,
+            bf16: bool = False,
+            lr_patience: int | None = 0,
+        ) -> None:
             super().__init__(model, lr=lr, weight_decay=weight_decay)
             self.label_smoothing = float(label_smoothing)
             self.bf16 = bool(bf16)
@@ -71,13 +79,19 @@ def _module_class():
         def step(self, batch: dict, stage: str) -> dict:
             m: Translator = self.model
             mem, h0 = m.encode(batch["src"], batch["src_len"])
-            dec, _ = m.decoder(m.drop(m.tgt_emb(batch["tgt_in"])), h0)          # (B, T, Hd)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16 and dec.device.type == "cpu"):
-                logits, _ = m.attend(dec, mem)                                  # (B, T, V)
+            dec, _ = m.decoder(m.drop(m.tgt_emb(batch["tgt_in"])), h0)  # (B, T, Hd)
+            with torch.autocast(
+                "cpu", dtype=torch.bfloat16, enabled=self.bf16 and dec.device.type == "cpu"
+            ):
+                logits, _ = m.attend(dec, mem)  # (B, T, V)
             logits = logits.float()
             target = batch["tgt_out"]
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=D.PAD,
-                                   label_smoothing=self.label_smoothing if stage == "train" else 0.0)
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                target.reshape(-1),
+                ignore_index=D.PAD,
+                label_smoothing=self.label_smoothing if stage == "train" else 0.0,
+            )
             real = target != D.PAD
             acc = ((logits.argmax(-1) == target) & real).sum() / real.sum().clamp(min=1)
             return {"loss": loss, "acc": acc}
@@ -86,8 +100,13 @@ def _module_class():
             opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             if self.lr_patience is None:
                 return opt
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=self.lr_patience)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="min", factor=0.5, patience=self.lr_patience
+            )
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"},
+            }
 
     return TranslateModule
 
@@ -104,7 +123,9 @@ def _sampler_seed_callback(seed: int):
             dl = trainer.train_dataloader
             sampler = getattr(dl, "batch_sampler", None)
             if isinstance(sampler, D.BucketBatchSampler):
-                sampler.generator = torch.Generator().manual_seed(epoch_seed(seed, trainer.current_epoch) + 3)
+                sampler.generator = torch.Generator().manual_seed(
+                    epoch_seed(seed, trainer.current_epoch) + 3
+                )
 
     return SamplerSeed()
 
@@ -121,10 +142,18 @@ def prepare_tokenizers(train_pairs, cfg: TrainConfig, run_path: Path | None = No
     return src_tok, tgt_tok
 
 
-def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
-          resume: str | os.PathLike | None = None, devices: str = "auto", num_nodes: int = 1, strategy: str = "auto",
-          progress: bool = True, evaluate_beam: int | None = 5,
-          splits: dict[str, list[tuple[str, str]]] | None = None):
+def train(
+    cfg: TrainConfig,
+    data_dir: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    devices: str = "auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    progress: bool = True,
+    evaluate_beam: int | None = 5,
+    splits: dict[str, list[tuple[str, str]]] | None = None,
+):
     """Train a :class:`Translator`; returns the toolkit's FitResult. With ``evaluate_beam``, score the best
     model on the test split afterwards (metrics.json). ``splits`` replaces the data set (tests, own data)."""
     from ...train import RunDir, fit, resolve_resume, seed_everything, write_json
@@ -150,37 +179,84 @@ def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_di
             init = load_bundle(cfg.init_from)
             src_tok, tgt_tok = init.src_tok, init.tgt_tok
         else:
-            src_tok, tgt_tok = prepare_tokenizers(splits["train"] if not cfg.limit_train_pairs else train_pairs, cfg,
-                                                  run.path if resume is not None else None)
+            src_tok, tgt_tok = prepare_tokenizers(
+                splits["train"] if not cfg.limit_train_pairs else train_pairs,
+                cfg,
+                run.path if resume is not None else None,
+            )
         extra = D.tokenizers_to_extra(src_tok, tgt_tok)
         write_json(run.file(TOKENIZER_FILE), extra)
         train_ds = D.encode_pairs(train_pairs, src_tok, tgt_tok, max_len=cfg.max_len)
         valid_ds = D.encode_pairs(valid_pairs, src_tok, tgt_tok, max_len=cfg.max_len)
         if len(train_ds) == 0:
             raise UserInputError("no training pairs left after the length filter; raise --max-len")
-        train_dl = DataLoader(train_ds, batch_sampler=D.BucketBatchSampler(train_ds.lengths(), cfg.batch_size),
-                              collate_fn=D.collate)
-        valid_dl = DataLoader(valid_ds, batch_sampler=D.BucketBatchSampler(valid_ds.lengths(), 256, shuffle=False),
-                              collate_fn=D.collate)
+        train_dl = DataLoader(
+            train_ds,
+            batch_sampler=D.BucketBatchSampler(train_ds.lengths(), cfg.batch_size),
+            collate_fn=D.collate,
+        )
+        valid_dl = DataLoader(
+            valid_ds,
+            batch_sampler=D.BucketBatchSampler(valid_ds.lengths(), 256, shuffle=False),
+            collate_fn=D.collate,
+        )
         seed_everything(cfg.seed)
         if cfg.init_from:
-            model = Translator.from_config(dataclasses.replace(init.model.config, dropout=cfg.dropout))
+            model = Translator.from_config(
+                dataclasses.replace(init.model.config, dropout=cfg.dropout)
+            )
             model.load_state_dict(init.model.state_dict())
         else:
-            model = Translator(src_tok.vocab_size, tgt_tok.vocab_size, cfg.emb_dim, cfg.enc_hidden, cfg.dec_hidden,
-                               cfg.dropout)
-        module = _module_class()(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                 label_smoothing=cfg.label_smoothing, bf16=cfg.bf16, lr_patience=cfg.lr_patience)
-        steps = cfg.steps_per_epoch if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl) else None
-        record = dataclasses.asdict(cfg) | {"train_pairs": len(train_ds), "valid_pairs": len(valid_ds),
-                                            "src_vocab_actual": src_tok.vocab_size,
-                                            "tgt_vocab_actual": tgt_tok.vocab_size,
-                                            "batches_per_full_pass": len(train_dl)}
-        result = fit(module, train_dl, valid_dl, task=TASK, run=run, epochs=cfg.epochs, seed=cfg.seed,
-                     devices=devices, num_nodes=num_nodes, strategy=strategy, accelerator="cpu", resume=resume,
-                     gradient_clip=1.0, monitor="val_loss", mode="min", limit_train_batches=steps,
-                     progress=progress, save_extra=extra, config=record,
-                     callbacks=[_sampler_seed_callback(cfg.seed)])
+            model = Translator(
+                src_tok.vocab_size,
+                tgt_tok.vocab_size,
+                cfg.emb_dim,
+                cfg.enc_hidden,
+                cfg.dec_hidden,
+                cfg.dropout,
+            )
+        module = _module_class()(
+            model,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            label_smoothing=cfg.label_smoothing,
+            bf16=cfg.bf16,
+            lr_patience=cfg.lr_patience,
+        )
+        steps = (
+            cfg.steps_per_epoch
+            if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl)
+            else None
+        )
+        record = dataclasses.asdict(cfg) | {
+            "train_pairs": len(train_ds),
+            "valid_pairs": len(valid_ds),
+            "src_vocab_actual": src_tok.vocab_size,
+            "tgt_vocab_actual": tgt_tok.vocab_size,
+            "batches_per_full_pass": len(train_dl),
+        }
+        result = fit(
+            module,
+            train_dl,
+            valid_dl,
+            task=TASK,
+            run=run,
+            epochs=cfg.epochs,
+            seed=cfg.seed,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            accelerator="cpu",
+            resume=resume,
+            gradient_clip=1.0,
+            monitor="val_loss",
+            mode="min",
+            limit_train_batches=steps,
+            progress=progress,
+            save_extra=extra,
+            config=record,
+            callbacks=[_sampler_seed_callback(cfg.seed)],
+        )
     if evaluate_beam:
         from .evaluate import evaluate
         from .predict import Bundle
@@ -189,7 +265,15 @@ def train(cfg: TrainConfig, data_dir: str | os.PathLike | None = None, output_di
         bundle = Bundle(result.best_model(), src_tok, tgt_tok, run.model_path)
         metrics = evaluate(bundle, splits["test"], beam_size=evaluate_beam)
         elapsed = result.history[-1].get("time_s") if result.history else result.wall_time_s
-        run.write_metrics(task=TASK, dataset=D.DATASET, split="test", model=metrics["model"], seed=cfg.seed,
-                          wall_time_s=elapsed, eval_time_s=round(time.perf_counter() - t0, 1),
-                          subsets=metrics["subsets"], decoding=metrics["decoding"])
+        run.write_metrics(
+            task=TASK,
+            dataset=D.DATASET,
+            split="test",
+            model=metrics["model"],
+            seed=cfg.seed,
+            wall_time_s=elapsed,
+            eval_time_s=round(time.perf_counter() - t0, 1),
+            subsets=metrics["subsets"],
+            decoding=metrics["decoding"],
+        )
     return result

@@ -1,4 +1,5 @@
 """Helpers shared by the digits tests."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """`grukit digits`: smoke training on a slice (files written, loss falls), evaluate/predict/stream on the
 trained checkpoint (stream's final answer = the offline prediction), and bad audio → exit 2, one line."""
+
 import json
 
 import numpy as np
@@ -23,10 +24,38 @@ def uni_run(tmp_path_factory):
 
     from grukit.cli import main
 
-    mp.setattr(sys, "argv", ["grukit", "digits", "train", "--data-dir", str(fsdd_dir()), "--output-dir", str(out),
-                             "--unidirectional", "--subset", "40", "--epochs", "3", "--hidden-size", "16",
-                             "--num-layers", "1", "--n-mels", "20", "--batch-size", "8", "--lr", "0.01",
-                             "--threads", "1", "--devices", "1"])
+    mp.setattr(
+        sys,
+        "argv",
+        [
+            "grukit",
+            "digits",
+            "train",
+            "--data-dir",
+            str(fsdd_dir()),
+            "--output-dir",
+            str(out),
+            "--unidirectional",
+            "--subset",
+            "40",
+            "--epochs",
+            "3",
+            "--hidden-size",
+            "16",
+            "--num-layers",
+            "1",
+            "--n-mels",
+            "20",
+            "--batch-size",
+            "8",
+            "--lr",
+            "0.01",
+            "--threads",
+            "1",
+            "--devices",
+            "1",
+        ],
+    )
     try:
         main()
     except SystemExit as e:
@@ -51,11 +80,23 @@ def test_train_writes_run_folder_and_loss_falls(uni_run):
 
 
 def test_stream_final_equals_offline_prediction(uni_run, capsys, monkeypatch):
-    code, out, err = run_cli(capsys, monkeypatch, "digits", "predict", fsdd_file(FILE), "--checkpoint", uni_run)
+    code, out, err = run_cli(
+        capsys, monkeypatch, "digits", "predict", fsdd_file(FILE), "--checkpoint", uni_run
+    )
     assert code == 0, err
     _, label, prob = out.strip().split("\t")
-    code, out, err = run_cli(capsys, monkeypatch, "digits", "stream", fsdd_file(FILE), "--checkpoint", uni_run,
-                             "--no-sleep", "--chunk-ms", "40")
+    code, out, err = run_cli(
+        capsys,
+        monkeypatch,
+        "digits",
+        "stream",
+        fsdd_file(FILE),
+        "--checkpoint",
+        uni_run,
+        "--no-sleep",
+        "--chunk-ms",
+        "40",
+    )
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) >= 3 and lines[-1].startswith("final ")
@@ -64,8 +105,18 @@ def test_stream_final_equals_offline_prediction(uni_run, capsys, monkeypatch):
 
 
 def test_evaluate_prints_accuracy_and_writes_json(uni_run, capsys, monkeypatch, tmp_path):
-    code, out, err = run_cli(capsys, monkeypatch, "digits", "evaluate", "--checkpoint", uni_run, "--split", "val",
-                             "--json", tmp_path / "ev.json")
+    code, out, err = run_cli(
+        capsys,
+        monkeypatch,
+        "digits",
+        "evaluate",
+        "--checkpoint",
+        uni_run,
+        "--split",
+        "val",
+        "--json",
+        tmp_path / "ev.json",
+    )
     assert code == 0, err
     res = json.loads((tmp_path / "ev.json").read_text())
     assert res["n"] == 300 and f"accuracy {res['accuracy']:.4f} on 300 files" in out
@@ -77,19 +128,27 @@ def test_evaluate_prints_accuracy_and_writes_json(uni_run, capsys, monkeypatch, 
 @pytest.fixture(scope="module")
 def bi_model(tmp_path_factory):
     torch.manual_seed(0)
-    return grukit.save(DigitRecognizer(hidden_size=4, num_layers=1, n_mels=8),
-                       tmp_path_factory.mktemp("bi") / "bi.safetensors", task="digits")
+    return grukit.save(
+        DigitRecognizer(hidden_size=4, num_layers=1, n_mels=8),
+        tmp_path_factory.mktemp("bi") / "bi.safetensors",
+        task="digits",
+    )
 
 
 @pytest.mark.parametrize("verb", ["predict", "stream"])
-@pytest.mark.parametrize("kind, match", [
-    ("garbage", "cannot read audio file"),
-    ("empty", "is empty"),
-    ("silent", "is silent"),
-    ("short", "is too short"),
-    ("missing", "not found"),
-])
-def test_bad_audio_exits_2_with_one_line(verb, kind, match, bi_model, uni_run, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "kind, match",
+    [
+        ("garbage", "cannot read audio file"),
+        ("empty", "is empty"),
+        ("silent", "is silent"),
+        ("short", "is too short"),
+        ("missing", "not found"),
+    ],
+)
+def test_bad_audio_exits_2_with_one_line(
+    verb, kind, match, bi_model, uni_run, tmp_path, capsys, monkeypatch
+):
     path = tmp_path / f"{kind}.wav"
     if kind == "garbage":
         path.write_bytes(b"RIFF0000WAVEnot really")
@@ -101,13 +160,23 @@ def test_bad_audio_exits_2_with_one_line(verb, kind, match, bi_model, uni_run, t
         write_wav(path, 0.5 * np.sin(np.arange(120)))
     ckpt = bi_model if verb == "predict" else uni_run
     extra = ["--no-sleep"] if verb == "stream" else []
-    code, out, err = run_cli(capsys, monkeypatch, "digits", verb, path, "--checkpoint", ckpt, *extra)
+    code, out, err = run_cli(
+        capsys, monkeypatch, "digits", verb, path, "--checkpoint", ckpt, *extra
+    )
     assert code == 2
     assert out == "" and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error:") and match in err
 
 
 def test_stream_refuses_a_bidirectional_model(bi_model, capsys, monkeypatch):
-    code, out, err = run_cli(capsys, monkeypatch, "digits", "stream", fsdd_file(FILE), "--checkpoint", bi_model,
-                             "--no-sleep")
+    code, out, err = run_cli(
+        capsys,
+        monkeypatch,
+        "digits",
+        "stream",
+        fsdd_file(FILE),
+        "--checkpoint",
+        bi_model,
+        "--no-sleep",
+    )
     assert code == 2 and "not a streaming model" in err and "Traceback" not in err

@@ -1,5 +1,6 @@
 """Digits features: log-mel against librosa's own melspectrogram, causal prefixes, deltas, both
 normalizations against direct float64 formulas, audio reading (mix-down, resampling) and refusals."""
+
 import numpy as np
 import pytest
 
@@ -21,8 +22,9 @@ def test_log_mel_matches_librosa_melspectrogram():
     import librosa
 
     y = D.read_audio(fsdd_file("7_jackson_32.wav"))
-    ref = librosa.feature.melspectrogram(y=y, sr=8000, n_fft=256, hop_length=80, center=False, power=2.0,
-                                         n_mels=40)
+    ref = librosa.feature.melspectrogram(
+        y=y, sr=8000, n_fft=256, hop_length=80, center=False, power=2.0, n_mels=40
+    )
     got = D.log_mel(y, SPEC)
     assert got.shape == (1 + (len(y) - 256) // 80, 40)
     np.testing.assert_allclose(got, np.log(ref.T + D.LOG_EPS), atol=1e-4)
@@ -34,7 +36,7 @@ def test_features_are_causal_prefixes():
     for n in (256, 257, 336, 1000, 2999):
         part = D.raw_features(y[:n], SPEC)
         assert part.shape[0] == 1 + (n - 256) // 80
-        np.testing.assert_allclose(part, full[:part.shape[0]], atol=1e-5)
+        np.testing.assert_allclose(part, full[: part.shape[0]], atol=1e-5)
 
 
 def test_deltas_are_first_differences():
@@ -54,10 +56,10 @@ def test_running_normalization_matches_formula_and_any_block_split():
     mean0, var0, P = [1.0, 2.0, 3.0, 4.0], [1.0, 4.0, 0.5, 2.0], 10.0
     want = np.zeros((30, 4))
     for t in range(30):  # the definition, written out directly
-        seen = x[:t + 1].astype(np.float64)
+        seen = x[: t + 1].astype(np.float64)
         m = (P * np.array(mean0) + seen.sum(0)) / (P + t + 1)
-        e2 = (P * (np.array(var0) + np.array(mean0) ** 2) + (seen ** 2).sum(0)) / (P + t + 1)
-        want[t] = (seen[-1] - m) / np.sqrt(e2 - m ** 2 + D.NORM_EPS)
+        e2 = (P * (np.array(var0) + np.array(mean0) ** 2) + (seen**2).sum(0)) / (P + t + 1)
+        want[t] = (seen[-1] - m) / np.sqrt(e2 - m**2 + D.NORM_EPS)
     np.testing.assert_allclose(D.running_normalize(x, mean0, var0, P), want, atol=1e-5)
     norm = D.RunningNormalizer(mean0, var0, P)
     blocks = [norm(x[a:b]) for a, b in ((0, 1), (1, 9), (9, 10), (10, 30))]
@@ -101,12 +103,15 @@ def test_splits_follow_the_official_rule():
         D.speaker_split(recs, "nobody")
 
 
-@pytest.mark.parametrize("samples, match", [
-    (np.zeros(0), "empty"),
-    (np.full(100, 0.5), "too short"),
-    (np.zeros(4000), "silent"),
-    (np.full(4000, np.nan), "NaN"),
-])
+@pytest.mark.parametrize(
+    "samples, match",
+    [
+        (np.zeros(0), "empty"),
+        (np.full(100, 0.5), "too short"),
+        (np.zeros(4000), "silent"),
+        (np.full(4000, np.nan), "NaN"),
+    ],
+)
 def test_bad_audio_is_refused(samples, match):
     with pytest.raises(UserInputError, match=match):
         D.check_audio(np.asarray(samples, dtype=np.float32), SPEC)

@@ -1,5 +1,6 @@
 """DigitRecognizer against torch.nn.GRU (the oracle) with the same weights: padded batches with lengths,
 both poolings, bidirectional last states, the step API, and the save/load round trip."""
+
 import pytest
 import torch
 
@@ -26,12 +27,14 @@ def _model(**kw):
 def _oracle(m: DigitRecognizer, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Logits computed row by row on the unpadded frames with torch.nn.GRU + the model's head."""
     c = m.config
-    ref = torch.nn.GRU(F_IN, c.hidden_size, c.num_layers, batch_first=True, bidirectional=c.bidirectional)
+    ref = torch.nn.GRU(
+        F_IN, c.hidden_size, c.num_layers, batch_first=True, bidirectional=c.bidirectional
+    )
     ref.load_state_dict(m.gru.state_dict())
     ref.eval()
     rows = []
     for b in range(x.shape[0]):
-        out, h_n = ref(x[b:b + 1, :int(lengths[b])])
+        out, h_n = ref(x[b : b + 1, : int(lengths[b])])
         if c.pooling == "mean":
             feat = out[0].mean(0)
         else:
@@ -65,7 +68,7 @@ def test_step_gives_running_prediction_equal_to_offline_prefix(pooling):
     with torch.no_grad():
         for t in range(10):
             logits, state = m.step(x[:, t], state)
-            want = _oracle(m, x[:, :t + 1], torch.tensor([t + 1, t + 1]))
+            want = _oracle(m, x[:, : t + 1], torch.tensor([t + 1, t + 1]))
             torch.testing.assert_close(logits, want, atol=1e-5, rtol=0)
     assert m.streamable and state.h.shape == (2, 2, 8)
 

@@ -1,5 +1,6 @@
 """The shipped models: accuracy on the official FSDD test split (labels from the file names are the oracle),
 digit strings with `predict --sequence`, and `stream`'s final answer with the shipped streaming model."""
+
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ def test_records():
 
 def test_shipped_files_hold_the_documented_models():
     for path in (OFFLINE_MODEL, STREAM_MODEL):
-        assert path.is_file() and path.stat().st_size <= 25 * 2 ** 20
+        assert path.is_file() and path.stat().st_size <= 25 * 2**20
     offline, header = grukit.load(OFFLINE_MODEL, return_header=True)
     assert header["task"] == "digits" and offline.config.bidirectional and not offline.streamable
     assert offline.config.normalization in ("utterance", "running")
@@ -34,7 +35,13 @@ def test_shipped_model_accuracy_on_official_test_split(stream, floor, test_recor
 
 
 def test_predict_sequence_reads_a_digit_string(tmp_path, capsys, monkeypatch):
-    names = ["3_theo_2.wav", "8_yweweler_0.wav", "0_george_4.wav", "5_jackson_1.wav", "1_lucas_3.wav"]
+    names = [
+        "3_theo_2.wav",
+        "8_yweweler_0.wav",
+        "0_george_4.wav",
+        "5_jackson_1.wav",
+        "1_lucas_3.wav",
+    ]
     spec = D.FeatureSpec()
     rng = np.random.default_rng(0)
     gap = lambda: 2e-4 * rng.standard_normal(int(0.35 * 8000))  # noqa: E731 — a pause with faint noise
@@ -70,9 +77,16 @@ def test_readme_numbers_match_the_results_file():
         row = next(line for line in section.splitlines() if f"`{name}" in line)
         acc = res["official_split"][key]["test_accuracy"]
         assert f"{100 * acc:.1f} %" in row and f"{round(acc * 300)}/300" in row
-    for key, label in (("leave_one_speaker_out", "utterance"), ("leave_one_speaker_out_running", "running")):
+    for key, label in (
+        ("leave_one_speaker_out", "utterance"),
+        ("leave_one_speaker_out_running", "running"),
+    ):
         loso = res[key]
-        row = next(line for line in section.splitlines() if line.startswith(f"| accuracy, {label} normalization"))
+        row = next(
+            line
+            for line in section.splitlines()
+            if line.startswith(f"| accuracy, {label} normalization")
+        )
         cells = [c.strip().strip("*") for c in row.strip("|").split("|")[1:]]
         want = [f"{100 * loso['folds'][s]['test_accuracy']:.1f} %" for s in D.SPEAKERS]
         assert cells == want + [f"{100 * loso['mean_accuracy']:.1f} %"]

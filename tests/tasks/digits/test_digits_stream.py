@@ -1,6 +1,7 @@
 """Streaming recognition: frame-by-frame features and step-API logits equal the offline computation of the
 same unidirectional model on the whole file, whatever the chunk sizes; simulated real time waits as long as
 the audio lasts; bidirectional models are refused."""
+
 import functools
 
 import numpy as np
@@ -27,9 +28,18 @@ def _stats():
 def _stream_model(pooling):
     torch.manual_seed(1)
     mean, var = _stats()
-    return DigitRecognizer(hidden_size=12, num_layers=2, bidirectional=False, dropout=0.0, n_mels=16,
-                           normalization="running", feature_mean=mean, feature_var=var, prior_frames=5,
-                           pooling=pooling).eval()
+    return DigitRecognizer(
+        hidden_size=12,
+        num_layers=2,
+        bidirectional=False,
+        dropout=0.0,
+        n_mels=16,
+        normalization="running",
+        feature_mean=mean,
+        feature_var=var,
+        prior_frames=5,
+        pooling=pooling,
+    ).eval()
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean"])
@@ -45,7 +55,7 @@ def test_stream_equals_offline(name, pooling):
     i, running = 0, []
     while i < len(y):  # ragged chunks, including ones shorter than a hop and empty ones
         n = int(rng.choice([0, 1, 37, 80, 255, 700]))
-        rec.push(y[i:i + n])
+        rec.push(y[i : i + n])
         i += n
         if rec.update() is not None:
             running.append(rec.update().frames)

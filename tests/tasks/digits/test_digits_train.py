@@ -1,4 +1,5 @@
 """Digits training pieces: augmentation (tempo interpolation, mel shift), length-bucketed batches, padding."""
+
 import torch
 
 from grukit.tasks.digits.train import BucketSampler, collate, warp
@@ -9,9 +10,20 @@ def test_mel_shift_moves_channels_with_edges_repeated():
     seen = set()
     for _ in range(40):
         y = warp(x, 0.0, 2, n_mels=4, deltas=True)
-        k = next(k for k in range(-2, 3)
-                 if torch.equal(y, torch.cat([x[:, :4][:, (torch.arange(4) - k).clamp(0, 3)],
-                                              x[:, 4:][:, (torch.arange(4) - k).clamp(0, 3)]], 1)))
+        k = next(
+            k
+            for k in range(-2, 3)
+            if torch.equal(
+                y,
+                torch.cat(
+                    [
+                        x[:, :4][:, (torch.arange(4) - k).clamp(0, 3)],
+                        x[:, 4:][:, (torch.arange(4) - k).clamp(0, 3)],
+                    ],
+                    1,
+                ),
+            )
+        )
         seen.add(k)
     assert seen == {-2, -1, 0, 1, 2}
 
@@ -52,7 +64,11 @@ def test_split_on_pauses_finds_loud_and_quiet_parts_where_they_were_placed():
 
     sr, rng = 8000, np.random.default_rng(0)
     y = 1e-4 * rng.standard_normal(3 * sr)
-    placed = [(2000, 5000, 0.5), (9000, 11000, 0.02), (15000, 19000, 0.2)]  # a loud, a quiet, a middle part
+    placed = [
+        (2000, 5000, 0.5),
+        (9000, 11000, 0.02),
+        (15000, 19000, 0.2),
+    ]  # a loud, a quiet, a middle part
     t = np.arange(3 * sr) / sr
     for s, e, amp in placed:
         y[s:e] += amp * np.sin(2 * np.pi * 500 * t[s:e])
@@ -77,14 +93,30 @@ def test_resume_gives_the_same_weights(tmp_path):
     spec = D.FeatureSpec(n_mels=16)
     raw = {k: D.load_raw_features(v, spec) for k, v in parts.items()}
     labels = {k: [r.digit for r in v] for k, v in parts.items()}
-    prep, cfg = prepare(raw, labels, DigitsConfig(hidden_size=8, num_layers=1, n_mels=16, dropout=0.0,
-                                                  normalization="running"))
-    kw = dict(seed=3, batch_size=8, mask_bands=2, mask_frames=2, stretch=0.2, shift=1, progress=False, plot=False)
+    prep, cfg = prepare(
+        raw,
+        labels,
+        DigitsConfig(hidden_size=8, num_layers=1, n_mels=16, dropout=0.0, normalization="running"),
+    )
+    kw = dict(
+        seed=3,
+        batch_size=8,
+        mask_bands=2,
+        mask_frames=2,
+        stretch=0.2,
+        shift=1,
+        progress=False,
+        plot=False,
+    )
     full = train_model(prep, cfg, epochs=2, output_dir=tmp_path / "full", **kw)
-    part = train_model(prep, cfg, epochs=1, output_dir=tmp_path / "part", **kw).module.model.state_dict()
+    part = train_model(
+        prep, cfg, epochs=1, output_dir=tmp_path / "part", **kw
+    ).module.model.state_dict()
     part = {k: v.clone() for k, v in part.items()}
     resumed = train_model(prep, cfg, epochs=2, resume=tmp_path / "part", **kw)
     a, b = full.module.model.state_dict(), resumed.module.model.state_dict()
     for k in a:
         assert (a[k] - b[k]).abs().max() <= 1e-6 * a[k].abs().max(), k
-    assert (part["head.weight"] - a["head.weight"]).abs().max() > 1e-4  # the second epoch did change weights
+    assert (
+        part["head.weight"] - a["head.weight"]
+    ).abs().max() > 1e-4  # the second epoch did change weights

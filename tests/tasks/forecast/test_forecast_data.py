@@ -1,4 +1,5 @@
 """CSV handling: the shared time-series files, gap filling, bad input, windows without leakage."""
+
 import os
 from pathlib import Path
 
@@ -21,7 +22,14 @@ def _shared(name):
 
 def test_builtin_datasets():
     w = D.load_builtin("weather")
-    assert len(w) == 1461 and list(w.columns) == ["date", "precipitation", "temp_max", "temp_min", "wind", "weather"]
+    assert len(w) == 1461 and list(w.columns) == [
+        "date",
+        "precipitation",
+        "temp_max",
+        "temp_min",
+        "wind",
+        "weather",
+    ]
     s = D.load_builtin("stocks")
     assert sorted(s["symbol"].unique()) == ["AAPL", "AMZN", "GOOG", "IBM", "MSFT"]
     spec = D.make_spec(s, "date", "price", id_col="symbol", log=True)
@@ -42,11 +50,18 @@ def test_daily_min_temperatures_two_gaps_filled_by_time_interpolation():
     for day in pd.to_datetime(["1984-12-31", "1988-12-31"]):
         assert day not in known
         i = s.times.get_loc(day)
-        assert s.y[i] == pytest.approx((known[day - pd.Timedelta(days=1)] + known[day + pd.Timedelta(days=1)]) / 2)
+        assert s.y[i] == pytest.approx(
+            (known[day - pd.Timedelta(days=1)] + known[day + pd.Timedelta(days=1)]) / 2
+        )
 
 
-@pytest.mark.parametrize("name,col,freq,m", [("airline-passengers.csv", "Passengers", "MS", 12),
-                                             ("daily-total-female-births.csv", "Births", "D", 7)])
+@pytest.mark.parametrize(
+    "name,col,freq,m",
+    [
+        ("airline-passengers.csv", "Passengers", "MS", 12),
+        ("daily-total-female-births.csv", "Births", "D", 7),
+    ],
+)
 def test_shared_files_frequency_and_season(name, col, freq, m):
     df = _shared(name)
     spec = D.make_spec(df, df.columns[0], col)
@@ -56,8 +71,13 @@ def test_shared_files_frequency_and_season(name, col, freq, m):
 
 
 def test_bad_inputs_name_the_problem():
-    df = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=100).astype(str), "y": np.arange(100.0),
-                       "c": ["a", "b"] * 50})
+    df = pd.DataFrame(
+        {
+            "date": pd.date_range("2020-01-01", periods=100).astype(str),
+            "y": np.arange(100.0),
+            "c": ["a", "b"] * 50,
+        }
+    )
     with pytest.raises(UserInputError, match="'nope' not found"):
         D.make_spec(df, "date", "nope")
     with pytest.raises(UserInputError, match="--covariates column 'zz'"):
@@ -98,7 +118,9 @@ def test_categorical_one_hot_and_no_future_covariate_leakage():
     np.testing.assert_array_equal(w2["past"][0], w["past"][1])
     np.testing.assert_array_equal(w2["future"][0], w["future"][1])
     # the one-hot columns are exact indicators of the category at each step
-    onehot = w["past"][0, :, 2:2 + 5]
+    onehot = w["past"][0, :, 2 : 2 + 5]
     cats = df["weather"].iloc[86:100].to_numpy()
-    expected = np.array([[c == k for k in spec.categorical_covariates["weather"]] for c in cats], dtype=np.float32)
+    expected = np.array(
+        [[c == k for k in spec.categorical_covariates["weather"]] for c in cats], dtype=np.float32
+    )
     np.testing.assert_array_equal(onehot, expected)

@@ -1,4 +1,5 @@
 """Baselines and metrics against hand-computed values (not produced by the code under test)."""
+
 import math
 
 import numpy as np
@@ -35,10 +36,14 @@ def test_mase_scale_and_metrics_by_hand():
 
 
 def test_average_and_best_marking():
-    rows = {"a": {"mae": 1.0, "rmse": 2.0, "mase": 0.5, "coverage_80": 0.6},
-            "b": {"mae": 2.0, "rmse": 1.0, "mase": 0.7, "coverage_80": 0.85}}
+    rows = {
+        "a": {"mae": 1.0, "rmse": 2.0, "mase": 0.5, "coverage_80": 0.6},
+        "b": {"mae": 2.0, "rmse": 1.0, "mase": 0.7, "coverage_80": 0.85},
+    }
     assert E.best_per_metric(rows) == {"mae": "a", "rmse": "b", "mase": "a", "coverage_80": "b"}
-    avg = E.average([rows["a"], rows["b"], {"mae": float("nan"), "rmse": 3.0, "mase": 0.6, "coverage_80": 0.9}])
+    avg = E.average(
+        [rows["a"], rows["b"], {"mae": float("nan"), "rmse": 3.0, "mase": 0.6, "coverage_80": 0.9}]
+    )
     assert avg["mae"] == pytest.approx(1.5) and avg["rmse"] == pytest.approx(2.0)
 
 

@@ -1,4 +1,5 @@
 """The forecaster: file round trip, non-crossing quantiles, pinball loss by hand, level invariance."""
+
 import pytest
 import torch
 
@@ -12,7 +13,9 @@ def _inputs(B=5, C=12, H=4, Fp=6, Ff=2):
 
 @pytest.mark.parametrize("relative", [False, True])
 def test_save_load_round_trip_and_ordered_quantiles(tmp_path, relative):
-    m = GRUForecaster(6, 2, 12, 4, hidden_size=8, num_layers=2, dropout=0.1, relative=relative).eval()
+    m = GRUForecaster(
+        6, 2, 12, 4, hidden_size=8, num_layers=2, dropout=0.1, relative=relative
+    ).eval()
     past, fut = _inputs()
     out = m(past, fut)
     assert out.shape == (5, 4, 3)
@@ -34,7 +37,7 @@ def test_relative_model_shifts_with_the_level():
 
 
 def test_pinball_loss_by_hand():
-    pred = torch.tensor([[[0.0, 1.0, 2.0]]])      # one step, quantiles 0.1 0.5 0.9
+    pred = torch.tensor([[[0.0, 1.0, 2.0]]])  # one step, quantiles 0.1 0.5 0.9
     target = torch.tensor([[1.5]])
     # q=0.1: diff 1.5 → 0.15; q=0.5: diff 0.5 → 0.25; q=0.9: diff −0.5 → 0.1·0.5 = 0.05
     assert pinball_loss(pred, target).item() == pytest.approx((0.15 + 0.25 + 0.05) / 3)

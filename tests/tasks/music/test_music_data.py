@@ -1,4 +1,5 @@
 """The piano-roll loader: the standard splits of all four sets, shapes, values, batching."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """The autoregressive-within-frame head: exact chain-rule likelihood, within-frame causality, sampling."""
+
 import math
 
 import pytest
@@ -20,7 +21,10 @@ def _ar_model(seed=0):
 def test_nll_equals_explicit_chain_rule_over_keys():
     m = _ar_model()
     torch.manual_seed(1)
-    seqs = [(torch.rand(6, 88) < 0.1).to(torch.uint8).numpy(), (torch.rand(4, 88) < 0.1).to(torch.uint8).numpy()]
+    seqs = [
+        (torch.rand(6, 88) < 0.1).to(torch.uint8).numpy(),
+        (torch.rand(4, 88) < 0.1).to(torch.uint8).numpy(),
+    ]
     x, lengths = collate(seqs)
     with torch.no_grad():
         total, n = sequence_nll(m, x, lengths)
@@ -30,10 +34,14 @@ def test_nll_equals_explicit_chain_rule_over_keys():
             xs = torch.as_tensor(s).double()
             h = None
             for t in range(len(s) - 1):
-                base, h = m.step(xs[t:t + 1].float(), h)  # head logits for frame t + 1, no within-frame term
+                base, h = m.step(
+                    xs[t : t + 1].float(), h
+                )  # head logits for frame t + 1, no within-frame term
                 target = xs[t + 1]
                 for k in range(88):
-                    logit = float(base[0, k]) + sum(float(a[k, j]) * float(target[j]) for j in range(k))
+                    logit = float(base[0, k]) + sum(
+                        float(a[k, j]) * float(target[j]) for j in range(k)
+                    )
                     p_on = 1 / (1 + math.exp(-logit))
                     expected -= math.log(p_on if target[k] else 1 - p_on)
     assert int(n) == 5 + 3
@@ -50,7 +58,7 @@ def test_within_frame_causality():
     nxt2[..., k] = 1 - nxt2[..., k]
     changed, _ = m(x, next_frames=nxt2)
     assert torch.equal(base[..., : k + 1], changed[..., : k + 1])  # keys ≤ k do not see key k
-    assert not torch.allclose(base[..., k + 1:], changed[..., k + 1:])
+    assert not torch.allclose(base[..., k + 1 :], changed[..., k + 1 :])
     with pytest.raises(ValueError, match="next_frames"):
         m(x)
 

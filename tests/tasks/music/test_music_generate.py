@@ -1,4 +1,5 @@
 """MIDI generation: files pretty_midi and mido read back, notes in the 88-key range, CLI errors."""
+
 import subprocess
 import sys
 
@@ -13,8 +14,13 @@ from grukit.tasks.music.model import MusicGRU
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-c", "from grukit.cli import main; main()", "music", *args],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-c", "from grukit.cli import main; main()", "music", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def _tiny_model(path):
@@ -34,8 +40,10 @@ def test_roll_midi_round_trip(tmp_path):
     pm = roll_to_midi(roll, fs=4.0)
     pm.write(str(tmp_path / "r.mid"))
     back = midi_to_roll(tmp_path / "r.mid", fs=4.0)
-    assert np.array_equal(back[: len(roll)], roll) and not back[len(roll):].any()
-    pitches = {n.pitch for n in pretty_midi.PrettyMIDI(str(tmp_path / "r.mid")).instruments[0].notes}
+    assert np.array_equal(back[: len(roll)], roll) and not back[len(roll) :].any()
+    pitches = {
+        n.pitch for n in pretty_midi.PrettyMIDI(str(tmp_path / "r.mid")).instruments[0].notes
+    }
     assert 21 in pitches and 108 in pitches
 
 
@@ -51,17 +59,43 @@ def test_sample_shapes_and_prime():
 def test_generate_cli_writes_readable_midi_and_png(tmp_path):
     model = _tiny_model(tmp_path / "tiny.safetensors")
     out = tmp_path / "song.mid"
-    r = _cli("generate", "--checkpoint", str(model), "--steps", "48", "--out", str(out), "--temperature", "0.9")
+    r = _cli(
+        "generate",
+        "--checkpoint",
+        str(model),
+        "--steps",
+        "48",
+        "--out",
+        str(out),
+        "--temperature",
+        "0.9",
+    )
     assert r.returncode == 0, r.stderr
     assert out.is_file() and (tmp_path / "song.png").is_file()
     notes = pretty_midi.PrettyMIDI(str(out)).instruments[0].notes
     assert len(notes) > 0 and all(21 <= n.pitch <= 108 for n in notes)
-    on = [msg for tr in mido.MidiFile(str(out)).tracks for msg in tr if msg.type == "note_on" and msg.velocity > 0]
+    on = [
+        msg
+        for tr in mido.MidiFile(str(out)).tracks
+        for msg in tr
+        if msg.type == "note_on" and msg.velocity > 0
+    ]
     assert len(on) == len(notes) and all(21 <= msg.note <= 108 for msg in on)
     # primed continuation
     out2 = tmp_path / "cont.mid"
-    r = _cli("generate", "--checkpoint", str(model), "--steps", "16", "--out", str(out2), "--prime", str(out),
-             "--prime-frames", "8")
+    r = _cli(
+        "generate",
+        "--checkpoint",
+        str(model),
+        "--steps",
+        "16",
+        "--out",
+        str(out2),
+        "--prime",
+        str(out),
+        "--prime-frames",
+        "8",
+    )
     assert r.returncode == 0, r.stderr
     assert midi_to_roll(out2).shape[0] <= 24
 
@@ -72,8 +106,22 @@ def test_generate_cli_errors_leave_no_files(tmp_path):
     assert r.returncode == 2 and "--out" in r.stderr and "Traceback" not in r.stderr
     bad = tmp_path / "bad.mid"
     bad.write_text("not midi")
-    r = _cli("generate", "--checkpoint", str(model), "--out", str(tmp_path / "x.mid"), "--prime", str(bad))
+    r = _cli(
+        "generate",
+        "--checkpoint",
+        str(model),
+        "--out",
+        str(tmp_path / "x.mid"),
+        "--prime",
+        str(bad),
+    )
     assert r.returncode == 2 and "MIDI" in r.stderr
-    r = _cli("generate", "--checkpoint", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "y.mid"))
+    r = _cli(
+        "generate",
+        "--checkpoint",
+        str(tmp_path / "missing.safetensors"),
+        "--out",
+        str(tmp_path / "y.mid"),
+    )
     assert r.returncode == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mid", "tiny.safetensors"]

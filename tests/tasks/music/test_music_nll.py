@@ -1,4 +1,5 @@
 """NLL per time step against a hand-computed case, causality, chunked state carrying."""
+
 import math
 
 import numpy as np
@@ -32,7 +33,9 @@ def test_nll_per_step_hand_computed():
     frame_a1 = l75 + l25 + 86 * l75
     frame_a2 = l25 + 87 * l75
     frame_b1 = l75 + 2 * l25 + 85 * l75
-    expected = (frame_a1 + frame_a2 + frame_b1) / 3  # divided by predicted frames, not sequences or all frames
+    expected = (
+        frame_a1 + frame_a2 + frame_b1
+    ) / 3  # divided by predicted frames, not sequences or all frames
     res = evaluate_nll(model, [a, b], batch_size=2)
     assert res["frames"] == 3
     assert abs(res["nll_per_step"] - expected) < 1e-5
@@ -63,13 +66,17 @@ def test_prediction_is_causal_and_chunks_carry_state():
     x2 = x.clone()
     x2[:, 20:] = 1 - x2[:, 20:]
     changed, _ = model(x2)
-    assert torch.equal(full[:, :20], changed[:, :20]) and not torch.allclose(full[:, 20:], changed[:, 20:])
+    assert torch.equal(full[:, :20], changed[:, :20]) and not torch.allclose(
+        full[:, 20:], changed[:, 20:]
+    )
     h = None
     parts = []
     for s in range(0, 30, 7):
-        y, h = model(x[:, s:s + 7], h)
+        y, h = model(x[:, s : s + 7], h)
         parts.append(y)
-    assert torch.allclose(torch.cat(parts, 1), full, atol=1e-6) and torch.allclose(h, h_full, atol=1e-6)
+    assert torch.allclose(torch.cat(parts, 1), full, atol=1e-6) and torch.allclose(
+        h, h_full, atol=1e-6
+    )
     # streaming step() gives the same logits as the sequence call
     h = None
     for t in range(5):

@@ -1,4 +1,5 @@
 """The shipped models load, evaluate to the numbers recorded in benchmarks/results/music.json, and generate."""
+
 import json
 import subprocess
 import sys
@@ -34,13 +35,21 @@ def test_shipped_model_reproduces_recorded_test_nll(dataset):
         # the shortest test sequences against the number recorded then (keeps the suite within its CPU budget)
         check = rec["quick_check"]
         res = evaluate_nll(model, [test[i] for i in check["test_indices"]], batch_size=32)
-        assert res["frames"] == check["frames"] and abs(res["nll_per_step"] - check["nll_per_step"]) < 1e-4
+        assert (
+            res["frames"] == check["frames"]
+            and abs(res["nll_per_step"] - check["nll_per_step"]) < 1e-4
+        )
     assert rec["beats_paper_gru"] == (rec["test_nll_per_step"] <= PAPER[dataset]["gru"])
 
 
 def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-c", "from grukit.cli import main; main()", "music", *args],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-c", "from grukit.cli import main; main()", "music", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def test_evaluate_and_generate_without_checkpoint(tmp_path):

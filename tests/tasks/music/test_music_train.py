@@ -1,4 +1,5 @@
 """Smoke training on a few JSB chorales: the loss falls, the run folder is complete and reloadable."""
+
 import json
 
 import pytest
@@ -11,8 +12,17 @@ from grukit.tasks.music.train import recipe, train
 
 @pytest.mark.parametrize("chunk", [None, 16])
 def test_smoke_training_loss_falls(tmp_path, chunk):
-    cfg = recipe("jsb", hidden_size=32, dropout=0.0, input_dropout=0.0, batch_size=4, epochs=3, lr=1e-2,
-                 max_train_sequences=16, seed=0)
+    cfg = recipe(
+        "jsb",
+        hidden_size=32,
+        dropout=0.0,
+        input_dropout=0.0,
+        batch_size=4,
+        epochs=3,
+        lr=1e-2,
+        max_train_sequences=16,
+        seed=0,
+    )
     cfg.chunk = chunk
     rec = train(cfg, output_dir=tmp_path / "run", progress=False, threads=1)
     run = tmp_path / "run"
@@ -56,8 +66,17 @@ def test_model_config_round_trip(tmp_path):
 
 def test_resume_gives_the_same_weights(tmp_path):
     def cfg(epochs):
-        c = recipe("jsb", hidden_size=16, dropout=0.2, input_dropout=0.1, batch_size=4, epochs=epochs, lr=5e-3,
-                   max_train_sequences=8, seed=3)
+        c = recipe(
+            "jsb",
+            hidden_size=16,
+            dropout=0.2,
+            input_dropout=0.1,
+            batch_size=4,
+            epochs=epochs,
+            lr=5e-3,
+            max_train_sequences=8,
+            seed=3,
+        )
         c.chunk = 10  # truncated BPTT with carried state, several updates per batch
         return c
 
@@ -66,7 +85,9 @@ def test_resume_gives_the_same_weights(tmp_path):
     two = torch.load(tmp_path / "part" / "last.ckpt", weights_only=True)["state_dict"]
     train(cfg(3), resume=tmp_path / "part", progress=False, threads=1)
     full = torch.load(tmp_path / "full" / "last.ckpt", weights_only=True)["state_dict"]
-    assert not torch.allclose(two["model.head.weight"], full["model.head.weight"])  # the third epoch matters
+    assert not torch.allclose(
+        two["model.head.weight"], full["model.head.weight"]
+    )  # the third epoch matters
     part = torch.load(tmp_path / "part" / "last.ckpt", weights_only=True)["state_dict"]
     assert full.keys() == part.keys()
     for k in full:

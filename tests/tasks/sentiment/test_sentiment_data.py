@@ -1,10 +1,21 @@
 """SST-2 files: CRLF train with a 'sentence' header, LF dev/test with 'content', labelled test; the vocabulary
 comes from train only; length buckets cover every phrase once, in an order fixed by (seed, epoch)."""
+
 import pytest
 
 from grukit.errors import UserInputError
-from grukit.tasks.sentiment.data import (PAD, UNK, BucketBatchSampler, Encoder, build_vocab, collate, load_split,
-                                         read_tsv, tokenize, SentimentDataset)
+from grukit.tasks.sentiment.data import (
+    PAD,
+    UNK,
+    BucketBatchSampler,
+    Encoder,
+    build_vocab,
+    collate,
+    load_split,
+    read_tsv,
+    tokenize,
+    SentimentDataset,
+)
 
 # SOURCE.md: rows, positives, negatives
 COUNTS = {"train": (67_349, 37_569, 29_780), "dev": (872, 444, 428), "test": (1_821, 909, 912)}

@@ -1,5 +1,6 @@
 """SentimentGRU against an independent torch.nn implementation, padding invariance, save/load, and
 explanations checked against predictions on edited sentences."""
+
 import pytest
 import torch
 
@@ -80,7 +81,9 @@ def test_explanation_is_the_occlusion_difference():
     assert e.known == [w in VOCAB for w in words]
     assert e.p_positive == pytest.approx(float(predict_proba(m, [text])[0]), abs=1e-6)
 
-    def log_odds(t):  # independent path: the text as typed, through the encoder and one forward call
+    def log_odds(
+        t,
+    ):  # independent path: the text as typed, through the encoder and one forward call
         ids = torch.tensor([m.encoder.encode(t)])
         with torch.no_grad():
             z = m(ids, torch.tensor([ids.shape[1]]))[0].double()
@@ -88,7 +91,9 @@ def test_explanation_is_the_occlusion_difference():
 
     base = log_odds(text)
     for i in range(len(words)):
-        edited = " ".join(words[:i] + [UNK] + words[i + 1:])  # '<unk>' is the unknown-word token itself
+        edited = " ".join(
+            words[:i] + [UNK] + words[i + 1 :]
+        )  # '<unk>' is the unknown-word token itself
         assert e.contributions[i] == pytest.approx(base - log_odds(edited), abs=1e-5), words[i]
     assert e.contributions[words.index("unknownword")] == pytest.approx(0.0, abs=1e-6)
     assert any(abs(c) > 1e-3 for c in e.contributions)

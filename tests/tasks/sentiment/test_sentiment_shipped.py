@@ -1,4 +1,5 @@
 """The shipped model reproduces benchmarks/results/sentiment.json, and the README quotes that file."""
+
 import json
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Smoke training on a slice of SST-2 train: the loss falls, the run folder is complete, the model beats chance
 on its training slice; the CLI predicts, explains and refuses bad input with exit code 2."""
+
 import json
 import pytest
 from typer.testing import CliRunner
@@ -9,14 +10,28 @@ from grukit.cli import app
 from grukit.tasks.sentiment.model import SentimentGRU
 from grukit.tasks.sentiment.train import SentimentTrainConfig, train
 
-SMALL = dict(embed_dim=32, hidden_size=32, dropout=0.1, embed_dropout=0.0, lr=5e-3, batch_size=32, max_train=3000,
-             patience=None)
+SMALL = dict(
+    embed_dim=32,
+    hidden_size=32,
+    dropout=0.1,
+    embed_dropout=0.0,
+    lr=5e-3,
+    batch_size=32,
+    max_train=3000,
+    patience=None,
+)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sent") / "run"
-    rec = train(SentimentTrainConfig(epochs=3, **SMALL), output_dir=out, progress=False, threads=1, baselines=False)
+    rec = train(
+        SentimentTrainConfig(epochs=3, **SMALL),
+        output_dir=out,
+        progress=False,
+        threads=1,
+        baselines=False,
+    )
     return out, rec
 
 
@@ -30,7 +45,11 @@ def test_smoke_training_learns_and_writes_the_run_folder(run):
     assert len(rows) == 3
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["task"] == "sentiment" and metrics["split"] == "test" and metrics["model"]["n"] == 1821
+    assert (
+        metrics["task"] == "sentiment"
+        and metrics["split"] == "test"
+        and metrics["model"]["n"] == 1821
+    )
     assert 0.0 <= metrics["model"]["accuracy"] <= 1.0
     model = grukit.load(out / "model.safetensors")
     assert isinstance(model, SentimentGRU)
@@ -48,30 +67,53 @@ def test_smoke_training_learns_and_writes_the_run_folder(run):
 def test_cli_predict_explain_and_evaluate(run, tmp_path):
     out, rec = run
     r = CliRunner()
-    p = r.invoke(app, ["sentiment", "predict", "--checkpoint", str(out), "--json", "a good film", "bad"])
+    p = r.invoke(
+        app, ["sentiment", "predict", "--checkpoint", str(out), "--json", "a good film", "bad"]
+    )
     assert p.exit_code == 0, p.output
     lines = [json.loads(x) for x in p.stdout.splitlines()]
     assert [x["text"] for x in lines] == ["a good film", "bad"]
     assert all(x["label"] == ("positive" if x["p_positive"] > 0.5 else "negative") for x in lines)
-    e = r.invoke(app, ["sentiment", "predict", "--checkpoint", str(out), "--explain", "--json", "not a good film"])
+    e = r.invoke(
+        app,
+        [
+            "sentiment",
+            "predict",
+            "--checkpoint",
+            str(out),
+            "--explain",
+            "--json",
+            "not a good film",
+        ],
+    )
     ex = json.loads(e.stdout)
     assert ex["words"] == ["not", "a", "good", "film"] and len(ex["contributions"]) == 4
     f = tmp_path / "s.txt"
     f.write_text("one fine movie\n\nterrible\n")
-    t = r.invoke(app, ["sentiment", "predict", "--checkpoint", str(out), "--file", str(f), "--explain"])
+    t = r.invoke(
+        app, ["sentiment", "predict", "--checkpoint", str(out), "--file", str(f), "--explain"]
+    )
     assert t.exit_code == 0 and "one fine movie" in t.stdout and "terrible" in t.stdout
     js = tmp_path / "ev.json"
-    v = r.invoke(app, ["sentiment", "evaluate", "--checkpoint", str(out), "--split", "test", "--json", str(js)])
+    v = r.invoke(
+        app,
+        ["sentiment", "evaluate", "--checkpoint", str(out), "--split", "test", "--json", str(js)],
+    )
     assert v.exit_code == 0, v.output
-    assert json.loads(js.read_text())["accuracy"] == pytest.approx(rec["model"]["accuracy"], abs=1e-9)
+    assert json.loads(js.read_text())["accuracy"] == pytest.approx(
+        rec["model"]["accuracy"], abs=1e-9
+    )
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["sentiment", "predict"], "give sentences"),
-    (["sentiment", "predict", "--file", "/nonexistent.txt"], "no such file"),
-    (["sentiment", "evaluate", "--split", "validation"], "split must be one of"),
-    (["sentiment", "evaluate", "--checkpoint", "/nonexistent"], "no such file or run folder"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["sentiment", "predict"], "give sentences"),
+        (["sentiment", "predict", "--file", "/nonexistent.txt"], "no such file"),
+        (["sentiment", "evaluate", "--split", "validation"], "split must be one of"),
+        (["sentiment", "evaluate", "--checkpoint", "/nonexistent"], "no such file or run folder"),
+    ],
+)
 def test_cli_user_errors_exit_2(run, args, msg, monkeypatch, capsys):
     out, _ = run
     if "--checkpoint" not in args:

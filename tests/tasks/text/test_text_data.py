@@ -1,4 +1,5 @@
 """tiny-shakespeare: the documented split, the vocabulary and the truncated-BPTT batch layout."""
+
 import pytest
 import torch
 
@@ -21,7 +22,9 @@ def test_vocab_is_the_65_characters_and_round_trips():
     text = load_text()
     vocab = CharVocab.from_text(text)
     assert len(vocab) == 65 and vocab.chars == "".join(sorted(set(text)))
-    assert set(split_text(text, "valid")) <= set(split_text(text, "train"))  # no unseen character in valid
+    assert set(split_text(text, "valid")) <= set(
+        split_text(text, "train")
+    )  # no unseen character in valid
     sample = text[:1000]
     ids = vocab.encode(sample)
     assert ids.dtype == torch.long and vocab.decode(ids) == sample
@@ -39,9 +42,11 @@ def test_stream_batches_continue_each_row_and_shift_targets():
         x, y = ds[i]
         assert x.shape == y.shape == (4, 7)
         assert torch.equal(y[:, :-1], x[:, 1:])  # target = input shifted by one
-        assert torch.equal(x, streams[:, 7 * i: 7 * i + 7])
+        assert torch.equal(x, streams[:, 7 * i : 7 * i + 7])
         if i:
-            assert torch.equal(x[:, 0], ds[i - 1][0][:, -1] + 1)  # row b continues row b of the batch before
+            assert torch.equal(
+                x[:, 0], ds[i - 1][0][:, -1] + 1
+            )  # row b continues row b of the batch before
     with pytest.raises(IndexError):
         ds[len(ds)]
 

@@ -1,5 +1,6 @@
 """CharLM against an independent torch.nn implementation; streaming generation equals the full-sequence path;
 scoring equals a direct log-softmax computation."""
+
 import math
 
 import pytest
@@ -90,7 +91,7 @@ def test_generation_streams_and_equals_the_full_path():
     greedy = [i for i, _ in sample_ids(m, prompt, 25, temperature=0.0)]
     with torch.no_grad():
         full_g = m(m.vocab.encode(prompt + m.vocab.decode(greedy))[None])[0][0]
-    assert greedy == full_g[P - 1: P - 1 + 25].argmax(-1).tolist()
+    assert greedy == full_g[P - 1 : P - 1 + 25].argmax(-1).tolist()
 
 
 def test_generation_is_reproducible_and_never_recomputes_the_prefix(monkeypatch):
@@ -115,9 +116,15 @@ def test_generation_is_reproducible_and_never_recomputes_the_prefix(monkeypatch)
     monkeypatch.setattr(CharLM, "step", step)
     stream = generate(m, "hello", 50, seed=1)
     first = next(stream)
-    assert len(first) == 1 and calls == {"forward": 1, "step": 0, "steps_len": [5]}  # prompt once, then lazily
+    assert len(first) == 1 and calls == {
+        "forward": 1,
+        "step": 0,
+        "steps_len": [5],
+    }  # prompt once, then lazily
     rest = list(stream)
-    assert len(rest) == 49 and calls["forward"] == 1 and calls["step"] == 50  # one step per new character
+    assert (
+        len(rest) == 49 and calls["forward"] == 1 and calls["step"] == 50
+    )  # one step per new character
 
 
 def test_top_k_one_is_greedy():
@@ -136,7 +143,7 @@ def test_score_equals_direct_log_softmax(streams, chunk):
     total, count = 0.0, 0
     with torch.no_grad():
         for s in range(streams):
-            piece = ids[s * n: (s + 1) * n]
+            piece = ids[s * n : (s + 1) * n]
             logp = F.log_softmax(m(piece[None])[0][0].double(), -1)  # one full pass per stream
             total -= float(logp[:-1].gather(1, piece[1:, None]).sum())
             count += n - 1

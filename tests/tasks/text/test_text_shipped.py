@@ -1,5 +1,6 @@
 """The shipped text model reproduces benchmarks/results/text.json (on a valid slice, to stay fast), streams
 reproducibly, and the README quotes that file."""
+
 import json
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Smoke training on a slice: the loss falls, the run folder is complete, resume continues the same run;
 the CLI streams reproducible text and refuses bad input with exit code 2."""
+
 import json
 import math
 
@@ -12,9 +13,22 @@ from grukit.cli import app
 from grukit.tasks.text.model import CharLM
 from grukit.tasks.text.train import TextTrainConfig, train
 
-SMALL = dict(embed_dim=16, hidden_size=48, num_layers=2, dropout=0.0, lr=1e-2, batch_size=8, seq_len=32,
-             max_train_chars=24_000, max_valid_chars=4_000, val_streams=4, val_seq_len=64, eval_streams=2,
-             epoch_parts=1, clip=5.0)
+SMALL = dict(
+    embed_dim=16,
+    hidden_size=48,
+    num_layers=2,
+    dropout=0.0,
+    lr=1e-2,
+    batch_size=8,
+    seq_len=32,
+    max_train_chars=24_000,
+    max_valid_chars=4_000,
+    val_streams=4,
+    val_seq_len=64,
+    eval_streams=2,
+    epoch_parts=1,
+    clip=5.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +49,16 @@ def test_smoke_training_learns_and_writes_the_run_folder(run2):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "text" and metrics["split"] == "valid"
     nats = metrics["model"]["nats_per_char"]
-    assert nats < metrics["baselines"]["unigram"]["nats_per_char"] < math.log(65)  # beats character frequencies
+    assert (
+        nats < metrics["baselines"]["unigram"]["nats_per_char"] < math.log(65)
+    )  # beats character frequencies
     model = grukit.load(out / "model.safetensors")
     assert isinstance(model, CharLM) and len(model.vocab) == 65
 
 
-def test_interrupted_run_keeps_last_ckpt_and_resumes_to_the_same_weights(run2, tmp_path, monkeypatch):
+def test_interrupted_run_keeps_last_ckpt_and_resumes_to_the_same_weights(
+    run2, tmp_path, monkeypatch
+):
     out2, _ = run2
     part = tmp_path / "part"
     from grukit.tasks.text.train import TextModule
@@ -54,7 +72,9 @@ def test_interrupted_run_keeps_last_ckpt_and_resumes_to_the_same_weights(run2, t
         mp.setattr(TextModule, "on_train_epoch_start", crash)
         with pytest.raises(RuntimeError, match="simulated crash"):
             train(TextTrainConfig(epochs=2, **SMALL), output_dir=part, progress=False, threads=1)
-    assert (part / "last.ckpt").is_file() and (part / "model.safetensors").is_file()  # the folder is kept
+    assert (part / "last.ckpt").is_file() and (
+        part / "model.safetensors"
+    ).is_file()  # the folder is kept
     assert torch.load(part / "last.ckpt", weights_only=True)["epoch"] == 0
     # only the new total of epochs is given: the model and data options come from the run's config.json
     train(TextTrainConfig(epochs=2), resume=part, progress=False, threads=1)
@@ -74,7 +94,9 @@ def test_init_from_starts_at_the_given_weights(run2, tmp_path):
     cfg = src.config
     fresh = CharLM(cfg.vocab, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout)
     init_weights(fresh, out2)
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), src.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), src.state_dict().values())
+    )
     other = CharLM(cfg.vocab, cfg.embed_dim, cfg.hidden_size + 1, cfg.num_layers, cfg.dropout)
     from grukit.errors import UserInputError
 
@@ -85,7 +107,9 @@ def test_init_from_starts_at_the_given_weights(run2, tmp_path):
 def test_epoch_parts_cut_a_pass_into_epochs(tmp_path):
     cfg = TextTrainConfig(epochs=2, **{**SMALL, "epoch_parts": 2})
     rec = train(cfg, output_dir=tmp_path / "p", progress=False, threads=1)
-    steps = [int(r.split(",")[1]) for r in (tmp_path / "p" / "log.csv").read_text().splitlines()[1:]]
+    steps = [
+        int(r.split(",")[1]) for r in (tmp_path / "p" / "log.csv").read_text().splitlines()[1:]
+    ]
     windows = (24_000 // 8 - 1) // 32  # full windows in one pass
     assert steps == [round(windows / 2), windows] and rec["passes"] == 1.0
 
@@ -93,24 +117,68 @@ def test_epoch_parts_cut_a_pass_into_epochs(tmp_path):
 def test_cli_generate_perplexity_and_errors(run2, tmp_path):
     out, rec = run2
     r = CliRunner()
-    a = r.invoke(app, ["text", "generate", "--checkpoint", str(out), "--prompt", "KING:", "--length", "80",
-                       "--seed", "5"])
-    b = r.invoke(app, ["text", "generate", "--checkpoint", str(out), "--prompt", "KING:", "--length", "80",
-                       "--seed", "5"])
+    a = r.invoke(
+        app,
+        [
+            "text",
+            "generate",
+            "--checkpoint",
+            str(out),
+            "--prompt",
+            "KING:",
+            "--length",
+            "80",
+            "--seed",
+            "5",
+        ],
+    )
+    b = r.invoke(
+        app,
+        [
+            "text",
+            "generate",
+            "--checkpoint",
+            str(out),
+            "--prompt",
+            "KING:",
+            "--length",
+            "80",
+            "--seed",
+            "5",
+        ],
+    )
     assert a.exit_code == 0 and a.stdout == b.stdout
     assert a.stdout.startswith("KING:") and len(a.stdout) == len("KING:") + 80 + 1
     js = tmp_path / "ppl.json"
-    p = r.invoke(app, ["text", "perplexity", "--checkpoint", str(out), "--max-chars", "4000", "--streams", "2",
-                       "--json", str(js)])
+    p = r.invoke(
+        app,
+        [
+            "text",
+            "perplexity",
+            "--checkpoint",
+            str(out),
+            "--max-chars",
+            "4000",
+            "--streams",
+            "2",
+            "--json",
+            str(js),
+        ],
+    )
     assert p.exit_code == 0, p.output
-    assert json.loads(js.read_text())["nats_per_char"] == pytest.approx(rec["model"]["nats_per_char"], rel=1e-6)
+    assert json.loads(js.read_text())["nats_per_char"] == pytest.approx(
+        rec["model"]["nats_per_char"], rel=1e-6
+    )
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["text", "generate", "--prompt", "\u00e9"], "not in the model's vocabulary"),
-    (["text", "generate", "--checkpoint", "/nonexistent/run"], "no such file or run folder"),
-    (["text", "perplexity", "--text-file", "/nonexistent.txt"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["text", "generate", "--prompt", "\u00e9"], "not in the model's vocabulary"),
+        (["text", "generate", "--checkpoint", "/nonexistent/run"], "no such file or run folder"),
+        (["text", "perplexity", "--text-file", "/nonexistent.txt"], "no such file"),
+    ],
+)
 def test_cli_user_errors_exit_2(run2, args, msg, monkeypatch, capsys):
     out, _ = run2
     if "--checkpoint" not in args:

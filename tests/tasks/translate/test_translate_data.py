@@ -1,4 +1,5 @@
 """Translation data: normalization, the hash split (deterministic, no leakage), the tokenizer, batching."""
+
 import hashlib
 import random
 import unicodedata
@@ -36,7 +37,11 @@ def test_split_sizes_and_no_leakage(splits):
     assert 0.88 < len(splits["train"]) / n < 0.92
     assert 0.04 < len(splits["valid"]) / n < 0.06 and 0.04 < len(splits["test"]) / n < 0.06
     keys = {s: {D.split_key(en) for en, _ in v} for s, v in splits.items()}
-    assert not keys["train"] & keys["valid"] and not keys["train"] & keys["test"] and not keys["valid"] & keys["test"]
+    assert (
+        not keys["train"] & keys["valid"]
+        and not keys["train"] & keys["test"]
+        and not keys["valid"] & keys["test"]
+    )
     # every translation of a test sentence is in test: count them straight from the file
     with open(D.find_data_dir(D.DATASET) / D.FILE, encoding="utf-8") as f:
         english = [line.split("\t")[0] for line in f]
@@ -56,7 +61,9 @@ def test_split_does_not_depend_on_order(splits):
 
 def test_read_pairs_formats(tmp_path):
     p = tmp_path / "fra.txt"
-    p.write_text("Go.\tVa !\tCC-BY 2.0 (France) Attribution: tatoeba.org #2877272\nHi.\tSalut\u202f!\n\n")
+    p.write_text(
+        "Go.\tVa !\tCC-BY 2.0 (France) Attribution: tatoeba.org #2877272\nHi.\tSalut\u202f!\n\n"
+    )
     assert D.read_pairs(p) == [("Go.", "Va !"), ("Hi.", "Salut !")]
     p.write_text("Go.\tVa !\nno tab here\n")
     with pytest.raises(UserInputError, match=r"fra.txt:2: expected English<TAB>French"):
@@ -75,7 +82,11 @@ def tokenizer(splits):
 
 def test_tokenizer_round_trip(tokenizer, splits):
     texts = [fr for _, fr in splits["test"][:300]] + [
-        "Ça coûte 12,50\u202f€ — vraiment\u2009?", "日本語もOK 🙂", "  espaces   multiples ", "Œuvre « naïve »"]
+        "Ça coûte 12,50\u202f€ — vraiment\u2009?",
+        "日本語もOK 🙂",
+        "  espaces   multiples ",
+        "Œuvre « naïve »",
+    ]
     for t in texts:
         ids = tokenizer.encode(t)
         assert ids and min(ids) >= len(D.SPECIALS) and max(ids) < tokenizer.vocab_size
@@ -89,7 +100,9 @@ def test_tokenizer_round_trip(tokenizer, splits):
 
 def test_tokenizer_learned_from_given_text_only():
     tok = D.SubwordTokenizer.train(["abc abc abc abc"] * 10, vocab_size=300)
-    assert len(tok.encode("abc")) == 1 and len(tok.encode("xyz")) == 3  # merges only from the training text
+    assert (
+        len(tok.encode("abc")) == 1 and len(tok.encode("xyz")) == 3
+    )  # merges only from the training text
     with pytest.raises(ValueError, match="vocab_size"):
         D.SubwordTokenizer.train(["a"], vocab_size=100)
 
@@ -105,7 +118,11 @@ def test_collate_and_bucket_sampler():
     batches = list(D.BucketBatchSampler(lengths, 32))
     assert sorted(i for b in batches for i in b) == list(range(1000))
     assert len(batches) == len(D.BucketBatchSampler(lengths, 32)) == 32
-    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(
+        batches
+    )
     assert spread < 5  # length-bucketed (random batches would spread ~28)
     torch.manual_seed(3)
-    assert list(D.BucketBatchSampler(lengths, 32)) == batches  # randomness from torch's global seed only
+    assert (
+        list(D.BucketBatchSampler(lengths, 32)) == batches
+    )  # randomness from torch's global seed only

@@ -1,5 +1,6 @@
 """Translator and decoding: teacher forcing vs step-by-step, padding invariance, beam search (beam 1 = greedy,
 wide beam = exhaustive search), save/load round trip."""
+
 import itertools
 import math
 
@@ -29,15 +30,16 @@ def test_forward_matches_step_by_step_decoding():
     m = _model()
     src, src_len = _batch([[5, 6, 7, 8], [9, 10]])
     tgt_in = torch.tensor([[D.BOS, 11, 12, 13], [D.BOS, 14, 15, 0]])
-    logits, attn = m(src, src_len, tgt_in, return_attention=True)           # (B, T, V), (B, T, S)
+    logits, attn = m(src, src_len, tgt_in, return_attention=True)  # (B, T, V), (B, T, S)
     assert logits.shape == (2, 4, 40) and attn.shape == (2, 4, 4)
     assert torch.allclose(attn.sum(-1), torch.ones(2, 4), atol=1e-6)
-    assert torch.all(attn[1, :, 2:] == 0)                                    # padding never attended
+    assert torch.all(attn[1, :, 2:] == 0)  # padding never attended
     mem, h = m.encode(src, src_len)
     for t in range(4):
         logp, h, a = m.step(tgt_in[:, t], h, mem)
-        want = torch.log_softmax(logits[:, t].masked_fill(
-            torch.arange(40) < 2, float("-inf")), -1)                         # <pad>, <bos> never emitted
+        want = torch.log_softmax(
+            logits[:, t].masked_fill(torch.arange(40) < 2, float("-inf")), -1
+        )  # <pad>, <bos> never emitted
         assert torch.allclose(logp, want, atol=1e-5) and torch.allclose(a, attn[:, t], atol=1e-6)
 
 
@@ -57,7 +59,9 @@ def test_beam_one_is_greedy():
         m = _model(seed)
         src, src_len = _batch([[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]])
         g = greedy(m, src, src_len, max_len=15, return_attention=True)
-        b = beam_search(m, src, src_len, beam_size=1, length_penalty=0.7, max_len=15, return_attention=True)
+        b = beam_search(
+            m, src, src_len, beam_size=1, length_penalty=0.7, max_len=15, return_attention=True
+        )
         assert b.tokens == g.tokens
         assert torch.allclose(b.scores, g.scores, atol=1e-5)
         for x, y in zip(b.attention, g.attention):
@@ -88,7 +92,9 @@ def _exhaustive(m, src, max_len, alpha):
 
 def _tiny(seed, eos_bias):
     torch.manual_seed(seed)
-    m = Translator(6, 6, emb_dim=8, enc_hidden=6, dec_hidden=8, dropout=0.0).eval()   # 3 content tokens + <eos>
+    m = Translator(
+        6, 6, emb_dim=8, enc_hidden=6, dec_hidden=8, dropout=0.0
+    ).eval()  # 3 content tokens + <eos>
     with torch.no_grad():
         for p in m.parameters():
             p.mul_(2.5)
@@ -103,7 +109,9 @@ def test_wide_beam_equals_exhaustive_search(seed, eos_bias):
     src, src_len = _batch(srcs)
     answers = []
     for alpha in (0.0, 1.0, 3.0):
-        out = beam_search(m, src, src_len, beam_size=40, length_penalty=alpha, max_len=3)  # 40 = every output
+        out = beam_search(
+            m, src, src_len, beam_size=40, length_penalty=alpha, max_len=3
+        )  # 40 = every output
         for b, s in enumerate(srcs):
             norm, tokens, total = _exhaustive(m, s, 3, alpha)
             assert out.tokens[b] == tokens
@@ -127,11 +135,16 @@ def test_beam_search_checks_arguments():
 def test_save_load_round_trip(tmp_path):
     m = _model(2)
     tok = D.SubwordTokenizer.train(["le chat", "un chien"], vocab_size=270)
-    path = grukit.save(m, tmp_path / "t.safetensors", task="translate", extra=D.tokenizers_to_extra(tok, tok))
+    path = grukit.save(
+        m, tmp_path / "t.safetensors", task="translate", extra=D.tokenizers_to_extra(tok, tok)
+    )
     from grukit.tasks.translate.predict import load_bundle
 
     b = load_bundle(path)
     assert b.model.config == m.config
     src, src_len = _batch([[5, 6, 7]])
-    assert greedy(b.model, src, src_len, max_len=10).tokens == greedy(m, src, src_len, max_len=10).tokens
+    assert (
+        greedy(b.model, src, src_len, max_len=10).tokens
+        == greedy(m, src, src_len, max_len=10).tokens
+    )
     assert b.tgt_tok.encode("le chien") == tok.encode("le chien")

@@ -1,4 +1,5 @@
 """The shipped model: a valid model file within the size limit that reproduces the recorded numbers."""
+
 import json
 from pathlib import Path
 
@@ -32,9 +33,15 @@ def test_shipped_model_reproduces_recorded_scores(recorded):
     torch.set_num_threads(1)
     check = recorded["check_first_200_test_pairs"]
     bundle = load_bundle(None)
-    res = evaluate(bundle, D.load_splits()["test"][: check["limit"]], beam_size=check["beam"],
-                   length_penalty=check["length_penalty"])
+    res = evaluate(
+        bundle,
+        D.load_splits()["test"][: check["limit"]],
+        beam_size=check["beam"],
+        length_penalty=check["length_penalty"],
+    )
     for k in ("bleu", "chrf", "bleu_short", "chrf_short", "bleu_multiref"):
         assert res["model"][k] == pytest.approx(check[k], abs=0.05), k
     examples = recorded["examples"]
-    assert translate(bundle, [e["en"] for e in examples], beam_size=check["beam"]) == [e["fr"] for e in examples]
+    assert translate(bundle, [e["en"] for e in examples], beam_size=check["beam"]) == [
+        e["fr"] for e in examples
+    ]

@@ -1,5 +1,6 @@
 """A smoke training run on a tiny slice (loss falls, pairs memorized, run folder written, resume), and the
 ``grukit translate`` commands on its model: predict (sentence, --file, --show-attention), evaluate, errors."""
+
 import dataclasses
 import json
 import subprocess
@@ -15,8 +16,20 @@ from grukit.tasks.translate import data as D
 from grukit.tasks.translate.predict import load_bundle, translate
 from grukit.tasks.translate.train import TrainConfig, train
 
-CFG = dict(batch_size=8, lr=1e-2, label_smoothing=0.0, src_vocab=300, tgt_vocab=300, emb_dim=32, enc_hidden=32,
-           dec_hidden=64, dropout=0.0, steps_per_epoch=None, bf16=False, lr_patience=None)
+CFG = dict(
+    batch_size=8,
+    lr=1e-2,
+    label_smoothing=0.0,
+    src_vocab=300,
+    tgt_vocab=300,
+    emb_dim=32,
+    enc_hidden=32,
+    dec_hidden=64,
+    dropout=0.0,
+    steps_per_epoch=None,
+    bf16=False,
+    lr_patience=None,
+)
 
 
 def _pairs():
@@ -36,7 +49,13 @@ def trained(tmp_path_factory):
     pairs = _pairs()
     run = tmp_path_factory.mktemp("translate") / "run"
     splits = {"train": pairs * 8, "valid": pairs, "test": pairs}
-    result = train(TrainConfig(epochs=18, **CFG), output_dir=run, progress=False, evaluate_beam=None, splits=splits)
+    result = train(
+        TrainConfig(epochs=18, **CFG),
+        output_dir=run,
+        progress=False,
+        evaluate_beam=None,
+        splits=splits,
+    )
     return pairs, run, result
 
 
@@ -58,12 +77,28 @@ def test_resume_gives_the_same_weights(trained, tmp_path):
     pairs, _, _ = trained
     splits = {"train": pairs * 4, "valid": pairs, "test": pairs}
     cfg = dict(CFG, dropout=0.3, batch_size=4)  # shuffling and dropout both active
-    full = train(TrainConfig(epochs=3, **cfg), output_dir=tmp_path / "full", progress=False, evaluate_beam=None,
-                 splits=splits)
-    train(TrainConfig(epochs=2, **cfg), output_dir=tmp_path / "r", progress=False, evaluate_beam=None, splits=splits)
+    full = train(
+        TrainConfig(epochs=3, **cfg),
+        output_dir=tmp_path / "full",
+        progress=False,
+        evaluate_beam=None,
+        splits=splits,
+    )
+    train(
+        TrainConfig(epochs=2, **cfg),
+        output_dir=tmp_path / "r",
+        progress=False,
+        evaluate_beam=None,
+        splits=splits,
+    )
     tok_before = (tmp_path / "r" / "tokenizers.json").read_text()
-    more = train(TrainConfig(epochs=3, **cfg), resume=tmp_path / "r", progress=False, evaluate_beam=None,
-                 splits=splits)
+    more = train(
+        TrainConfig(epochs=3, **cfg),
+        resume=tmp_path / "r",
+        progress=False,
+        evaluate_beam=None,
+        splits=splits,
+    )
     assert [h["epoch"] for h in more.history] == [0, 1, 2]
     assert (tmp_path / "r" / "tokenizers.json").read_text() == tok_before
     a, b = full.module.model.state_dict(), more.module.model.state_dict()
@@ -72,8 +107,12 @@ def test_resume_gives_the_same_weights(trained, tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-c", "from grukit.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", "from grukit.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_predict_file_and_errors_from_the_console(trained, tmp_path):
@@ -103,13 +142,25 @@ def test_predict_errors_and_attention(trained, tmp_path):
     r = runner.invoke(app, ["translate", "predict", "Hi.", "--checkpoint", str(tmp_path / "nope")])
     assert isinstance(r.exception, UserInputError) and "--checkpoint" in str(r.exception)
     png = tmp_path / "attn.png"
-    r = runner.invoke(app, ["translate", "predict", pairs[2][0], "--checkpoint", str(run), "--show-attention",
-                            str(png)])
+    r = runner.invoke(
+        app,
+        [
+            "translate",
+            "predict",
+            pairs[2][0],
+            "--checkpoint",
+            str(run),
+            "--show-attention",
+            str(png),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     _, attn = translate(load_bundle(run), [pairs[2][0]], return_attention=True)
     n_src = len(load_bundle(run).src_tok.encode(pairs[2][0]))
-    assert attn[0].shape[1] == n_src and torch.allclose(attn[0].sum(-1), torch.ones(attn[0].shape[0]), atol=1e-5)
+    assert attn[0].shape[1] == n_src and torch.allclose(
+        attn[0].sum(-1), torch.ones(attn[0].shape[0]), atol=1e-5
+    )
 
 
 def test_evaluate_matches_sacrebleu_on_predictions(trained, tmp_path):
@@ -117,19 +168,37 @@ def test_evaluate_matches_sacrebleu_on_predictions(trained, tmp_path):
 
     pairs, run, _ = trained
     out = tmp_path / "scores.json"
-    r = CliRunner().invoke(app, ["translate", "evaluate", "--checkpoint", str(run), "--limit", "30", "--beam", "2",
-                                 "--output", str(out)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "translate",
+            "evaluate",
+            "--checkpoint",
+            str(run),
+            "--limit",
+            "30",
+            "--beam",
+            "2",
+            "--output",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     test = D.load_splits()["test"][:30]
     hyps = translate(load_bundle(run), [en for en, _ in test], beam_size=2)
     refs = [fr for _, fr in test]
-    assert res["model"]["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=0.01)
-    assert res["model"]["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score, abs=0.01)
+    assert res["model"]["bleu"] == pytest.approx(
+        sacrebleu.corpus_bleu(hyps, [refs]).score, abs=0.01
+    )
+    assert res["model"]["chrf"] == pytest.approx(
+        sacrebleu.corpus_chrf(hyps, [refs]).score, abs=0.01
+    )
     short = [i for i, (en, _) in enumerate(test) if len(en.split()) <= 10]
     assert res["subsets"]["short_pairs"] == len(short)
     assert res["model"]["bleu_short"] == pytest.approx(
-        sacrebleu.corpus_bleu([hyps[i] for i in short], [[refs[i] for i in short]]).score, abs=0.01)
+        sacrebleu.corpus_bleu([hyps[i] for i in short], [[refs[i] for i in short]]).score, abs=0.01
+    )
 
 
 def test_multiref_bleu_uses_every_reference():
@@ -148,11 +217,21 @@ def test_multiref_bleu_uses_every_reference():
 def test_init_from_starts_with_the_model_weights(trained, tmp_path):
     pairs, run, _ = trained
     splits = {"train": pairs, "valid": pairs, "test": pairs}
-    cfg = TrainConfig(epochs=1, **(CFG | {"lr": 0.0, "src_vocab": 999, "emb_dim": 7}))  # sizes come from the file
-    res = train(dataclasses.replace(cfg, init_from=str(run)), output_dir=tmp_path / "i", progress=False,
-                evaluate_beam=None, splits=splits)
+    cfg = TrainConfig(
+        epochs=1, **(CFG | {"lr": 0.0, "src_vocab": 999, "emb_dim": 7})
+    )  # sizes come from the file
+    res = train(
+        dataclasses.replace(cfg, init_from=str(run)),
+        output_dir=tmp_path / "i",
+        progress=False,
+        evaluate_beam=None,
+        splits=splits,
+    )
     src = load_bundle(run)
     got = res.module.model.state_dict()
     assert res.module.model.config == src.model.config
     assert all(torch.equal(got[k], v) for k, v in src.model.state_dict().items())
-    assert json.loads((tmp_path / "i" / "tokenizers.json").read_text())["src_tokenizer"] == src.src_tok.to_json()
+    assert (
+        json.loads((tmp_path / "i" / "tokenizers.json").read_text())["src_tokenizer"]
+        == src.src_tok.to_json()
+    )
