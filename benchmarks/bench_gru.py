@@ -17,7 +17,6 @@ steadier than wall time. This is a benchmark, not a test: nothing here asserts s
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime as _dt
 import json
 import os
@@ -77,7 +76,7 @@ def _floor_fns(layers, B, T, I, H):
         per_layer.append((x, w_ih, w_hh, hs, gh, dg, dh))
 
     def fwd():
-        for x, w_ih, w_hh, hs, gh, dg, dh in per_layer:
+        for x, w_ih, w_hh, hs, gh, _dg, _dh in per_layer:
             torch.mm(x, w_ih.t())
             # gh_t (B × 3H) = h_t · W_hhᵀ, column-major: ghᵀ = W_hh · h_tᵀ
             loop(
@@ -98,7 +97,7 @@ def _floor_fns(layers, B, T, I, H):
             )
 
     def bwd():
-        for x, w_ih, w_hh, hs, gh, dg, dh in per_layer:
+        for x, w_ih, w_hh, hs, _gh, dg, dh in per_layer:
             # dh_t (B × H) = dg_t (B × 3H) · W_hh, column-major: dhᵀ = W_hhᵀ · dg_tᵀ
             loop(
                 T,
@@ -274,7 +273,7 @@ def print_tables(result):
         f, fb, q = r["forward_ms"], r["forward_backward_ms"], r["ratios"]
         ort = f.get("onnxruntime")
         print(
-            f"{str((s['layers'], s['batch'], s['seq_len'], s['input'], s['hidden'])):<22}{r['threads']:>4} | "
+            f"{(s['layers'], s['batch'], s['seq_len'], s['input'], s['hidden'])!s:<22}{r['threads']:>4} | "
             f"{f['nn_gru']:>11.1f}{f['grukit']:>9.1f}{(f'{ort:.1f}' if ort else '-'):>8}"
             f"{q['fwd_speedup_vs_nn_gru']:>7.2f}{q.get('fwd_speedup_vs_onnxruntime', float('nan')):>7.2f} | "
             f"{fb['nn_gru']:>15.1f}{fb['grukit']:>9.1f}{fb['floor']:>9.1f}{q['fwd_bwd_speedup_vs_nn_gru']:>7.2f}"
@@ -286,7 +285,7 @@ def print_tables(result):
     for r in result["streaming"]:
         u = r["us_per_step"]
         print(
-            f"{str((r['batch'], r['hidden'])):<18}{r['threads']:>4} | {u['nn_grucell']:>14.1f}{u['grukit']:>11.1f}"
+            f"{(r['batch'], r['hidden'])!s:<18}{r['threads']:>4} | {u['nn_grucell']:>14.1f}{u['grukit']:>11.1f}"
             f"{r['speedup_vs_nn_grucell']:>7.2f}{u['grukit_streamer']:>12.1f}{r['streamer_speedup_vs_nn_grucell']:>7.2f}"
         )
 

@@ -5,25 +5,25 @@ Convention (every file follows it): z is the share of the OLD state kept, h' = z
 
 from ._version import __version__
 from .interop import export_onnx, from_keras, from_onnx, from_torch, to_keras, to_torch
-from .nn import GRU, GRUCell, GRUConfig, GRUCellConfig, GRUGates, MinGRU, MinGRUConfig, MinGRUGates
+from .nn import GRU, GRUCell, GRUCellConfig, GRUConfig, GRUGates, MinGRU, MinGRUConfig, MinGRUGates
 from .serialization import load, save
 
 __all__ = [
     "GRU",
     "GRUCell",
-    "GRUConfig",
     "GRUCellConfig",
+    "GRUConfig",
     "GRUGates",
     "MinGRU",
     "MinGRUConfig",
     "MinGRUGates",
-    "from_torch",
-    "to_torch",
-    "from_keras",
-    "to_keras",
-    "export_onnx",
-    "from_onnx",
-    "save",
-    "load",
     "__version__",
+    "export_onnx",
+    "from_keras",
+    "from_onnx",
+    "from_torch",
+    "load",
+    "save",
+    "to_keras",
+    "to_torch",
 ]

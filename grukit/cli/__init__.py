@@ -83,7 +83,7 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as e:  # noqa: BLE001 — a one-line message instead of a traceback
+    except Exception as e:
         if debug:
             raise
         typer.echo(

@@ -291,7 +291,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert GRU weights between torch, Keras, ONNX and grukit files, then check both ends numerically."""
         import numpy as np
-
         from rich.console import Console
         from rich.table import Table
 

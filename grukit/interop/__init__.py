@@ -5,11 +5,11 @@ from .onnx import export_onnx, from_onnx
 from .torch import from_torch, swap_to_torch, to_torch
 
 __all__ = [
-    "from_torch",
-    "to_torch",
-    "swap_to_torch",
-    "from_keras",
-    "to_keras",
     "export_onnx",
+    "from_keras",
     "from_onnx",
+    "from_torch",
+    "swap_to_torch",
+    "to_keras",
+    "to_torch",
 ]

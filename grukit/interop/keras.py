@@ -108,7 +108,7 @@ def _stack_from(obj) -> list[tuple[object, object | None, str]]:
                 f"from_keras expected GRU or Bidirectional(GRU) layers only, got {type(layer).__name__} "
                 f"at {where}; pass the GRU layers themselves (e.g. a list of model.layers[i])"
             )
-    for i, (fw, bw, merge) in enumerate(stack[:-1]):
+    for i, (fw, _bw, merge) in enumerate(stack[:-1]):
         if merge != "concat":
             raise ValueError(
                 f"layer {i}: grukit concatenates the two directions; got merge_mode={merge!r}"

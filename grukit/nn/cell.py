@@ -133,7 +133,7 @@ class GRUCell(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, config: "GRUCellConfig | dict", device=None) -> "GRUCell":
+    def from_config(cls, config: GRUCellConfig | dict, device=None) -> GRUCell:
         cfg = dataclasses.asdict(config) if isinstance(config, GRUCellConfig) else dict(config)
         dtype = getattr(torch, cfg.pop("dtype", "float32"))
         return cls(**cfg, device=device, dtype=dtype)

@@ -155,13 +155,13 @@ class GRU(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, config: GRUConfig | dict, device=None) -> "GRU":
+    def from_config(cls, config: GRUConfig | dict, device=None) -> GRU:
         cfg = dataclasses.asdict(config) if isinstance(config, GRUConfig) else dict(config)
         dtype = getattr(torch, cfg.pop("dtype", "float32"))
         return cls(**cfg, device=device, dtype=dtype)
 
     @classmethod
-    def from_torch(cls, module: nn.GRU, backend: str = "auto") -> "GRU":
+    def from_torch(cls, module: nn.GRU, backend: str = "auto") -> GRU:
         """A grukit.GRU with the same configuration and weights as a ``torch.nn.GRU``."""
         from ..interop.torch import from_torch
 

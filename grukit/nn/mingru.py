@@ -377,7 +377,7 @@ class MinGRU(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, config: "MinGRUConfig | dict", device=None) -> "MinGRU":
+    def from_config(cls, config: MinGRUConfig | dict, device=None) -> MinGRU:
         cfg = dataclasses.asdict(config) if isinstance(config, MinGRUConfig) else dict(config)
         dtype = getattr(torch, cfg.pop("dtype", "float32"))
         return cls(**cfg, device=device, dtype=dtype)

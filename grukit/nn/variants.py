@@ -150,7 +150,7 @@ def sequence(
     ln_ih: Tensor | None = None,
     ln_hh: Tensor | None = None,
     recurrent_mask: Tensor | None = None,
-    zoneout: "Tensor | float | None" = None,
+    zoneout: Tensor | float | None = None,
     eps: float = LN_EPS,
 ):
     """One direction of a variant GRU over x (T, B, I) from h0 (B, H) → (output (T, B, H), h_n (B, H), gates).
@@ -217,7 +217,7 @@ def cell(
     ln_ih: Tensor | None = None,
     ln_hh: Tensor | None = None,
     recurrent_mask: Tensor | None = None,
-    zoneout: "Tensor | float | None" = None,
+    zoneout: Tensor | float | None = None,
     eps: float = LN_EPS,
 ) -> Tensor:
     """One variant step: x (B, I), h (B, H) → h' (B, H); ``zoneout`` a keep mask (B, H), a float p, or None."""

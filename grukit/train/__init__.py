@@ -87,18 +87,18 @@ from .run import RunDir, metrics_record, resolve_checkpoint, resolve_resume, wri
 from .seed import epoch_seed, seed_everything
 
 __all__ = [
-    "TaskModule",
-    "fit",
     "FitResult",
     "RunDir",
+    "TaskModule",
+    "epoch_seed",
+    "fit",
     "metrics_record",
+    "plot_history",
     "resolve_checkpoint",
     "resolve_resume",
-    "write_json",
-    "seed_everything",
-    "epoch_seed",
-    "plot_history",
     "save_figure",
+    "seed_everything",
+    "write_json",
 ]
 
 _LAZY = {

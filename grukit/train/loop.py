@@ -15,8 +15,9 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -27,7 +28,7 @@ from .. import serialization
 from ..errors import UserInputError
 from .options import parse_devices
 from .plots import plot_history
-from .run import LAST_CKPT, MODEL_FILE, RunDir, resolve_resume
+from .run import MODEL_FILE, RunDir, resolve_resume
 from .seed import epoch_seed, seed_everything
 
 

@@ -49,12 +49,12 @@ Only typer is imported here (every ``grukit`` invocation imports all task CLIs).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 DataDir = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--data-dir",
         help="The dataset's own folder (default: $GRUKIT_DATA/<name>, then ~/.cache/grukit/data/<name>).",
@@ -62,7 +62,7 @@ DataDir = Annotated[
     ),
 ]
 OutputDir = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--output-dir",
         help="Run folder to write (default: runs/<task>-<YYYYmmdd-HHMMSS>/).",
@@ -87,7 +87,7 @@ Strategy = Annotated[
     str, typer.Option("--strategy", help="Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
 ]
 Resume = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--resume",
         help="Continue a run: its folder (uses last.ckpt) or a .ckpt file.",
@@ -98,7 +98,7 @@ Accelerator = Annotated[
     str, typer.Option("--accelerator", help="Lightning accelerator: auto, cpu, gpu, mps.")
 ]
 Checkpoint = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--checkpoint",
         help="A run folder or a .safetensors model file (default: the task's shipped model).",

@@ -14,8 +14,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .._version import __version__
 from ..errors import UserInputError
@@ -128,7 +129,7 @@ class RunDir:
         output_dir: str | os.PathLike | None = None,
         root: str | os.PathLike = "runs",
         mkdir: bool = True,
-    ) -> "RunDir":
+    ) -> RunDir:
         """A fresh run folder for ``task`` (made now unless ``mkdir=False``)."""
         if output_dir is not None:
             path = Path(output_dir).expanduser()
@@ -154,7 +155,7 @@ class RunDir:
             run.mkdir()
         return run
 
-    def mkdir(self) -> "RunDir":
+    def mkdir(self) -> RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -182,7 +183,7 @@ class RunDir:
         return self.write_json("metrics.json", metrics_record(**record))
 
     @contextlib.contextmanager
-    def guard(self, keep_on_interrupt: bool = True) -> Iterator["RunDir"]:
+    def guard(self, keep_on_interrupt: bool = True) -> Iterator[RunDir]:
         """Remove the folder if the block raises and this run created it (no partial output), unless it
         can be resumed: once ``last.ckpt`` exists, or on a KeyboardInterrupt (unless
         ``keep_on_interrupt=False``), the folder is kept so that ``--resume`` can continue it."""

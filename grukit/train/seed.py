@@ -17,7 +17,7 @@ def seed_everything(seed: int, deterministic: bool | None = None) -> int:
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeds the legacy global generator on purpose
     torch.manual_seed(seed)
     os.environ["PL_GLOBAL_SEED"] = str(seed)
     if deterministic is not None:

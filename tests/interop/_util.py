@@ -4,10 +4,10 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-import grukit  # noqa: E402
+import grukit
 
 TOL = 1e-5  # fp32 outputs (CONVENTIONS.md)
 

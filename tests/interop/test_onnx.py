@@ -147,7 +147,10 @@ def test_from_onnx_foreign_batch_first_layout(tmp_path):
     model = grukit.from_onnx(path)
     assert model.batch_first and model.reset_after
     H = 4
-    zrn = lambda a: np.concatenate([a[H : 2 * H], a[:H], a[2 * H :]])  # z, r, n → r, z, n
+
+    def zrn(a):
+        return np.concatenate([a[H : 2 * H], a[:H], a[2 * H :]])  # z, r, n → r, z, n
+
     np.testing.assert_array_equal(model.weight_ih_l0.detach().numpy(), zrn(W[0]))
     np.testing.assert_array_equal(model.weight_hh_l0.detach().numpy(), zrn(R[0]))
     np.testing.assert_array_equal(model.bias_ih_l0.detach().numpy(), zrn(B[0, :12]))

@@ -6,9 +6,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_toy import toy_loaders, toy_module  # noqa: E402
+from train_toy import toy_loaders, toy_module
 
-from grukit.train import fit  # noqa: E402
+from grukit.train import fit
 
 
 def main(out: str) -> None:

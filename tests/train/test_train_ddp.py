@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from train_toy import toy_module
 
 

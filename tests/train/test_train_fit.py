@@ -5,12 +5,12 @@ import json
 
 import pytest
 import torch
+from train_toy import toy_data, toy_loaders, toy_module
 
 import grukit
 from grukit.errors import UserInputError
 from grukit.train import RunDir, fit, metrics_record, resolve_checkpoint
 from grukit.train.options import parse_devices
-from train_toy import toy_data, toy_loaders, toy_module
 
 
 def _val_loss(model, x, y):

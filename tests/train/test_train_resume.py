@@ -2,10 +2,9 @@
 
 import csv
 
-import torch
+from train_toy import toy_loaders, toy_module
 
 from grukit.train import fit
-from train_toy import toy_loaders, toy_module
 
 
 def _weights(module):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -110,21 +110,21 @@ def train(
         ),
     ] = 2,
     patience: Annotated[
-        Optional[int], typer.Option("--patience", min=1, help="Early stopping on val_acc.")
+        int | None, typer.Option("--patience", min=1, help="Early stopping on val_acc.")
     ] = None,
     speaker: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--speaker",
             help="Leave-one-speaker-out fold: test on this speaker, train on the others.",
         ),
     ] = None,
     subset: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--subset", min=2, help="Use only N recordings per split (smoke tests)."),
     ] = None,
     threads: Annotated[
-        Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")
+        int | None, typer.Option("--threads", min=1, help="torch CPU threads.")
     ] = None,
 ) -> None:
     """Train a digit recognizer; writes a run folder (model.safetensors = best validation accuracy, metrics.json
@@ -133,13 +133,11 @@ def train(
 
     from grukit.datasets import find_data_dir
 
+    from ...errors import UserInputError
     from . import data as D
     from .evaluate import summarize
-    from .model import DigitsConfig
+    from .model import NORMALIZATIONS, POOLINGS, DigitsConfig
     from .train import predict_logits, prepare, timed, train_model
-
-    from ...errors import UserInputError
-    from .model import NORMALIZATIONS, POOLINGS
 
     if pooling not in POOLINGS:
         raise UserInputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
@@ -242,13 +240,13 @@ def evaluate(
     data_dir: DataDir = None,
     split: Annotated[str, typer.Option("--split", help="train, val, test or all.")] = "test",
     speaker: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--speaker", help="Evaluate on a leave-one-speaker-out fold (its test = this speaker)."
         ),
     ] = None,
     json_out: Annotated[
-        Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")
+        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
     ] = None,
 ) -> None:
     """Accuracy (overall, per speaker, per digit) and the confusion matrix on the official split."""
@@ -275,7 +273,7 @@ def evaluate(
 @app.command()
 def predict(
     files: Annotated[
-        List[Path], typer.Argument(help="Audio files (any rate; mixed down to mono).")
+        list[Path], typer.Argument(help="Audio files (any rate; mixed down to mono).")
     ],
     checkpoint: Checkpoint = None,
     stream: StreamFlag = False,

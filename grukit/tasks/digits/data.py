@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -124,7 +124,7 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 8000) -> np.ndarray:
         raise UserInputError(f"audio file not found: {path}")
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # noqa: BLE001 — libsndfile raises several types for bad files
+    except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserInputError(f"cannot read audio file {path}: {msg}") from None
     y = y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]

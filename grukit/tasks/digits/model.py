@@ -127,7 +127,7 @@ class DigitRecognizer(nn.Module):
         return dataclasses.replace(self._config)
 
     @classmethod
-    def from_config(cls, config: DigitsConfig | dict) -> "DigitRecognizer":
+    def from_config(cls, config: DigitsConfig | dict) -> DigitRecognizer:
         cfg = dataclasses.asdict(config) if isinstance(config, DigitsConfig) else dict(config)
         return cls(**cfg)
 
@@ -164,7 +164,7 @@ class DigitRecognizer(nn.Module):
             return self.head(out.sum(1) / n[:, None].to(out.dtype))  # mean over valid frames
         return self.head(self._last_state(h_n))
 
-    def step(self, x_t: Tensor, state: "StreamState | None" = None) -> tuple[Tensor, "StreamState"]:
+    def step(self, x_t: Tensor, state: StreamState | None = None) -> tuple[Tensor, StreamState]:
         """One frame x_t (B, F) → (logits (B, n_classes) given the frames so far, new state); unidirectional
         only. ``state`` holds the GRU state h (num_layers, B, H) and, for mean pooling, the running sum of
         the top layer's outputs and the frame count."""

@@ -7,8 +7,8 @@ offline prediction of the same model on the whole file (same frames, same normal
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch

@@ -23,15 +23,15 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "fit",
-    "predict",
-    "load_builtin",
-    "run_builtin",
-    "ForecastResult",
-    "ForecastOptions",
-    "GRUForecaster",
-    "ForecasterConfig",
     "BUILTIN",
+    "ForecastOptions",
+    "ForecastResult",
+    "ForecasterConfig",
+    "GRUForecaster",
+    "fit",
+    "load_builtin",
+    "predict",
+    "run_builtin",
 ]
 
 _LAZY = {

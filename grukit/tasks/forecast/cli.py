@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -31,7 +31,7 @@ def _print_warnings():
     warnings.showwarning = show
 
 
-def _split(text: Optional[str]) -> list[str]:
+def _split(text: str | None) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()] if text else []
 
 
@@ -47,7 +47,7 @@ def forecast(
         ),
     ] = "weather",
     csv: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--csv",
             help="Your own CSV (one row per time step, optionally per series).",
@@ -55,7 +55,7 @@ def forecast(
         ),
     ] = None,
     time_col: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--time-col",
             help="Time column (default: 'date' if present, else the first column).",
@@ -63,7 +63,7 @@ def forecast(
         ),
     ] = None,
     target: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--target",
             help="Column to forecast (default with --csv: the "
@@ -72,7 +72,7 @@ def forecast(
         ),
     ] = None,
     covariates: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--covariates",
             help="Comma-separated past-only covariate columns (numeric or categorical).",
@@ -80,11 +80,11 @@ def forecast(
         ),
     ] = None,
     id_col: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--id-col", help="Series id column (several series).", show_default=False),
     ] = None,
     freq: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--freq",
             help="pandas frequency (D, h, W, MS, ...); inferred when omitted.",
@@ -92,7 +92,7 @@ def forecast(
         ),
     ] = None,
     season_length: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--season-length",
             min=1,
@@ -101,7 +101,7 @@ def forecast(
         ),
     ] = None,
     horizon: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--horizon",
             min=1,
@@ -110,15 +110,15 @@ def forecast(
         ),
     ] = None,
     context: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--context", min=2, help="Context window length.", show_default=False),
     ] = None,
     backtest: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--backtest", min=1, help="Backtest origins per series.", show_default=False),
     ] = None,
     log: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--log/--no-log",
             help="Model the log of the target (default: on for stocks).",
@@ -126,7 +126,7 @@ def forecast(
         ),
     ] = None,
     calendar: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--calendar/--no-calendar",
             help="Calendar features "
@@ -259,7 +259,8 @@ def predict(
 
     from ...train import RunDir
     from . import data as D
-    from .train import load_forecaster, plot_forecast, predict as run_predict
+    from .train import load_forecaster, plot_forecast
+    from .train import predict as run_predict
 
     _print_warnings()
     model, spec = load_forecaster(checkpoint)

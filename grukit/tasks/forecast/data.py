@@ -70,7 +70,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise UserInputError(f"--csv {path}: no such file")
     try:
         df = pd.read_csv(p)
-    except Exception as e:  # noqa: BLE001 — any parser failure is a user-input problem
+    except Exception as e:
         raise UserInputError(
             f"--csv {path}: could not read it as CSV ({type(e).__name__}: {e})"
         ) from None
@@ -218,7 +218,7 @@ class DataSpec:
         )
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataSpec":
+    def from_dict(cls, d: dict) -> DataSpec:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
 

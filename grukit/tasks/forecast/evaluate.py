@@ -146,7 +146,7 @@ def run_baselines(
                 if name in ("ets", "arima") and time.process_time() - t0 > cpu_limit_s:
                     raise TimeoutError(f"{name} took over {cpu_limit_s:.0f}s of CPU time")
             out[name] = fcs
-        except Exception as e:  # noqa: BLE001 — a failing statistical baseline is reported, not fatal
+        except Exception as e:
             warnings.warn(
                 f"baseline {name} left out: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2
             )

@@ -94,7 +94,7 @@ class GRUForecaster(nn.Module):
         return self._config
 
     @classmethod
-    def from_config(cls, config: ForecasterConfig | dict) -> "GRUForecaster":
+    def from_config(cls, config: ForecasterConfig | dict) -> GRUForecaster:
         cfg = dataclasses.asdict(config) if isinstance(config, ForecasterConfig) else dict(config)
         return cls(**cfg)
 

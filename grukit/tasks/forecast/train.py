@@ -18,10 +18,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ... import serialization
 from ...errors import UserInputError
-from ...train import RunDir, fit as fit_run, resolve_checkpoint, seed_everything
+from ...train import RunDir, resolve_checkpoint, seed_everything
+from ...train import fit as fit_run
 from . import data as D
 from . import evaluate as E
-from .model import QUANTILES, ForecastModule, GRUForecaster
+from .model import ForecastModule, GRUForecaster
 
 TASK = "forecast"
 

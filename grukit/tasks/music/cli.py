@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -42,46 +42,44 @@ def train(
     strategy: Strategy = "auto",
     resume: Resume = None,
     hidden: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--hidden", min=1, help="GRU hidden size (default per dataset)."),
     ] = None,
-    layers: Annotated[Optional[int], typer.Option("--layers", min=1, help="GRU layers.")] = None,
+    layers: Annotated[int | None, typer.Option("--layers", min=1, help="GRU layers.")] = None,
     dropout: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--dropout", min=0.0, max=0.99, help="Output/between-layer dropout."),
     ] = None,
     input_dropout: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--input-dropout", min=0.0, max=0.99, help="Dropout on input frames."),
     ] = None,
     zoneout: Annotated[
-        Optional[float], typer.Option("--zoneout", min=0.0, max=0.99, help="GRU zoneout.")
+        float | None, typer.Option("--zoneout", min=0.0, max=0.99, help="GRU zoneout.")
     ] = None,
     frame_ar: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--frame-ar/--independent",
             help="Output head: autoregressive within the frame (default) or independent keys as in Chung et al. 2014.",
             show_default=False,
         ),
     ] = None,
-    lr: Annotated[
-        Optional[float], typer.Option("--lr", min=0.0, help="Adam learning rate.")
-    ] = None,
+    lr: Annotated[float | None, typer.Option("--lr", min=0.0, help="Adam learning rate.")] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", min=1, help="Sequences per batch.")
+        int | None, typer.Option("--batch-size", min=1, help="Sequences per batch.")
     ] = None,
     chunk: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--chunk", min=0, help="Truncated-BPTT window in frames (0 = full sequences)."
         ),
     ] = None,
     patience: Annotated[
-        Optional[int], typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")
+        int | None, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")
     ] = None,
     lr_patience: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--lr-patience",
             min=1,
@@ -89,7 +87,7 @@ def train(
         ),
     ] = None,
     max_minutes: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
             "--max-minutes",
             min=0.1,
@@ -97,7 +95,7 @@ def train(
         ),
     ] = None,
     max_train_sequences: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--max-train-sequences",
             min=1,
@@ -105,7 +103,7 @@ def train(
         ),
     ] = None,
     threads: Annotated[
-        Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")
+        int | None, typer.Option("--threads", min=1, help="torch CPU threads.")
     ] = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
@@ -115,7 +113,8 @@ def train(
     from rich.console import Console
 
     from .evaluate import results_table
-    from .train import recipe, train as run_train
+    from .train import recipe
+    from .train import train as run_train
 
     cfg = recipe(
         dataset,
@@ -159,7 +158,7 @@ def train(
 def evaluate(
     checkpoint: Checkpoint = None,
     dataset: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--dataset",
             help="jsb, nottingham, musedata or piano (default: the model's own).",
@@ -169,7 +168,7 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="train, valid or test.")] = "test",
     data_dir: DataDir = None,
     json_out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--json", help="Also write the result to this JSON file.", show_default=False),
     ] = None,
 ) -> None:
@@ -224,7 +223,7 @@ def generate(
         ),
     ] = 1.0,
     prime: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--prime", help="A MIDI file whose opening conditions the model.", show_default=False
         ),

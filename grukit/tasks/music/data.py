@@ -8,8 +8,8 @@ Files (``--data-dir`` = the ``polyphonic_music`` folder, see its SOURCE.md): ``J
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch

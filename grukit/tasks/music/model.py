@@ -109,7 +109,7 @@ class MusicGRU(nn.Module):
         return self._config
 
     @classmethod
-    def from_config(cls, config: MusicGRUConfig | dict[str, Any]) -> "MusicGRU":
+    def from_config(cls, config: MusicGRUConfig | dict[str, Any]) -> MusicGRU:
         if isinstance(config, dict):
             config = MusicGRUConfig(**config)
         return cls(**dataclasses.asdict(config))

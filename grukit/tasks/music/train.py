@@ -266,4 +266,4 @@ def train(
     return record
 
 
-__all__ = ["MusicTrainConfig", "MusicModule", "RECIPES", "recipe", "train", "collate"]
+__all__ = ["RECIPES", "MusicModule", "MusicTrainConfig", "collate", "recipe", "train"]

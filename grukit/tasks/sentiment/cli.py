@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -65,7 +65,7 @@ def train(
         typer.Option("--patience", min=1, help="Early-stopping patience (epochs) on dev accuracy."),
     ] = 3,
     max_train: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--max-train",
             min=1,
@@ -74,7 +74,7 @@ def train(
         ),
     ] = None,
     threads: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False),
     ] = None,
     baselines: Annotated[
@@ -92,7 +92,8 @@ def train(
     With --resume RUN the run continues with the options in RUN/config.json; only --epochs (the new total),
     --threads and --progress apply.
     """
-    from .train import SentimentTrainConfig, train as run_train
+    from .train import SentimentTrainConfig
+    from .train import train as run_train
 
     cfg = SentimentTrainConfig(
         embed_dim=embed_dim,
@@ -142,14 +143,15 @@ def evaluate(
         ),
     ] = False,
     json_out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--json", help="Also write the result to this JSON file.", show_default=False),
     ] = None,
 ) -> None:
     """Accuracy of a model on an SST-2 split."""
     from ...train.run import write_json
     from .data import load_split
-    from .evaluate import accuracy, baselines as run_baselines, load_model
+    from .evaluate import accuracy, load_model
+    from .evaluate import baselines as run_baselines
 
     texts, labels = load_split(split, data_dir)
     model, path = load_model(checkpoint)
@@ -170,11 +172,11 @@ def evaluate(
 @app.command()
 def predict(
     texts: Annotated[
-        Optional[List[str]], typer.Argument(help="Sentences to classify.", show_default=False)
+        list[str] | None, typer.Argument(help="Sentences to classify.", show_default=False)
     ] = None,
     checkpoint: Checkpoint = None,
     file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--file", help="Classify every non-empty line of this UTF-8 file.", show_default=False
         ),
@@ -196,7 +198,8 @@ def predict(
 
     from ...errors import UserInputError
     from .evaluate import load_model
-    from .predict import explain as run_explain, predict as run_predict
+    from .predict import explain as run_explain
+    from .predict import predict as run_predict
 
     items = list(texts or [])
     if file is not None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor

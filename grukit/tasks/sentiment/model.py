@@ -76,7 +76,7 @@ class SentimentGRU(nn.Module):
         return dataclasses.replace(self._cfg, vocab=list(self._cfg.vocab))
 
     @classmethod
-    def from_config(cls, config: SentimentConfig | dict) -> "SentimentGRU":
+    def from_config(cls, config: SentimentConfig | dict) -> SentimentGRU:
         cfg = dataclasses.asdict(config) if isinstance(config, SentimentConfig) else dict(config)
         return cls(**cfg)
 

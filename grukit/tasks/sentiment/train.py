@@ -106,7 +106,8 @@ def train(
 
     With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json."""
     from ...train import RunDir, fit, resolve_resume, seed_everything
-    from .evaluate import accuracy, baselines as run_baselines, make_loader
+    from .evaluate import accuracy, make_loader
+    from .evaluate import baselines as run_baselines
 
     if resume is not None:
         cfg = resumed_config(resume, cfg)
@@ -191,4 +192,4 @@ def train(
     return record
 
 
-__all__ = ["SentimentTrainConfig", "SentimentModule", "train"]
+__all__ = ["SentimentModule", "SentimentTrainConfig", "train"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -72,7 +72,7 @@ def train(
         ),
     ] = 2,
     patience: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--patience",
             min=1,
@@ -81,7 +81,7 @@ def train(
         ),
     ] = None,
     max_train_chars: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--max-train-chars",
             min=2,
@@ -90,7 +90,7 @@ def train(
         ),
     ] = None,
     max_valid_chars: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--max-valid-chars",
             min=2,
@@ -107,7 +107,7 @@ def train(
         ),
     ] = 1,
     init_from: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--init-from",
             help="Start from this run folder's / model file's weights (same architecture; fresh optimizer).",
@@ -115,7 +115,7 @@ def train(
         ),
     ] = None,
     threads: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False),
     ] = None,
     progress: Annotated[
@@ -127,7 +127,8 @@ def train(
     With --resume RUN the run continues with the options in RUN/config.json; only --epochs (the new total),
     --threads and --progress apply.
     """
-    from .train import TextTrainConfig, train as run_train
+    from .train import TextTrainConfig
+    from .train import train as run_train
 
     cfg = TextTrainConfig(
         embed_dim=embed_dim,
@@ -181,7 +182,7 @@ def generate(
         typer.Option("--temperature", min=0.0, max=10.0, help="Sampling temperature (0 = greedy)."),
     ] = 0.8,
     top_k: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--top-k", min=1, help="Sample among the k most likely characters.", show_default=False
         ),
@@ -216,7 +217,7 @@ def perplexity(
         str, typer.Option("--split", help="train or valid (first 90% / last 10% of input.txt).")
     ] = "valid",
     text_file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--text-file", help="Score this UTF-8 text file instead of a split.", show_default=False
         ),
@@ -231,13 +232,13 @@ def perplexity(
         ),
     ] = 1,
     max_chars: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--max-chars", min=2, help="Score only the first N characters.", show_default=False
         ),
     ] = None,
     json_out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--json", help="Also write the result to this JSON file.", show_default=False),
     ] = None,
 ) -> None:

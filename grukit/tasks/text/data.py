@@ -61,7 +61,7 @@ class CharVocab:
         self.index = {c: i for i, c in enumerate(chars)}
 
     @classmethod
-    def from_text(cls, text: str) -> "CharVocab":
+    def from_text(cls, text: str) -> CharVocab:
         """The sorted set of characters of ``text``."""
         return cls("".join(sorted(set(text))))
 

@@ -3,7 +3,7 @@ from the carried state — nothing before it is recomputed. Reproducible for a f
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor

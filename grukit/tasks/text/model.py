@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 from torch import Tensor, nn
 
 from ...nn import GRU
@@ -63,7 +62,7 @@ class CharLM(nn.Module):
         return dataclasses.replace(self._cfg)
 
     @classmethod
-    def from_config(cls, config: CharLMConfig | dict) -> "CharLM":
+    def from_config(cls, config: CharLMConfig | dict) -> CharLM:
         cfg = dataclasses.asdict(config) if isinstance(config, CharLMConfig) else dict(config)
         return cls(**cfg)
 

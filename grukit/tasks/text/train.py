@@ -273,4 +273,4 @@ def train(
     return record
 
 
-__all__ = ["TextTrainConfig", "TextModule", "TextData", "prepare", "train"]
+__all__ = ["TextData", "TextModule", "TextTrainConfig", "prepare", "train"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -84,7 +84,7 @@ def train(
         ),
     ] = 0,
     init_from: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--init-from",
             help="Start from this model file or run folder (its weights, sizes and tokenizers; a fresh "
@@ -148,7 +148,7 @@ def evaluate(
     length_penalty: LengthPenalty = 1.0,
     split: Annotated[str, typer.Option(help="Which split to score: test or valid.")] = "test",
     output: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--output", help="Also write the scores as JSON here.", show_default=False),
     ] = None,
     limit: Annotated[
@@ -199,10 +199,10 @@ def evaluate(
 @app.command()
 def predict(
     text: Annotated[
-        Optional[str], typer.Argument(help="English sentence to translate.", show_default=False)
+        str | None, typer.Argument(help="English sentence to translate.", show_default=False)
     ] = None,
     file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--file", help="Translate this file line by line (- = stdin).", show_default=False
         ),
@@ -211,7 +211,7 @@ def predict(
     beam: Beam = 5,
     length_penalty: LengthPenalty = 1.0,
     show_attention: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--show-attention",
             help="Save the attention matrix of TEXT as a PNG heatmap.",

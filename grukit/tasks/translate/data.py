@@ -22,9 +22,8 @@ from __future__ import annotations
 import hashlib
 import os
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -134,7 +133,7 @@ class SubwordTokenizer:
     @classmethod
     def train(
         cls, texts: Sequence[str], vocab_size: int = 8000, min_frequency: int = 2
-    ) -> "SubwordTokenizer":
+    ) -> SubwordTokenizer:
         """Learn a byte-level BPE vocabulary of at most ``vocab_size`` tokens from ``texts``."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -156,7 +155,7 @@ class SubwordTokenizer:
         return cls(tok)
 
     @classmethod
-    def from_json(cls, text: str) -> "SubwordTokenizer":
+    def from_json(cls, text: str) -> SubwordTokenizer:
         from tokenizers import Tokenizer
 
         return cls(Tokenizer.from_str(text))

@@ -11,7 +11,7 @@ Decoding is deterministic, so each distinct English sentence is translated once 
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import data as D
 from .predict import Bundle, translate_ids

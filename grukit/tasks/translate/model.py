@@ -101,7 +101,7 @@ class Translator(nn.Module):
         return dataclasses.replace(self._config)
 
     @classmethod
-    def from_config(cls, config: TranslatorConfig | dict) -> "Translator":
+    def from_config(cls, config: TranslatorConfig | dict) -> Translator:
         cfg = dataclasses.asdict(config) if isinstance(config, TranslatorConfig) else dict(config)
         return cls(**cfg)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -60,7 +60,7 @@ def check_sentences(
 ) -> list[list[int]]:
     """Token ids of each sentence; UserInputError for an empty or over-long one (naming it)."""
     ids = src_tok.encode_batch(list(sentences))
-    for i, (s, t) in enumerate(zip(sentences, ids)):
+    for i, (_s, t) in enumerate(zip(sentences, ids)):
         label = f"{where} line {i + 1}" if len(sentences) > 1 else where
         if not t:
             raise UserInputError(f"{label} is empty; expected an English sentence")

@@ -19,7 +19,7 @@ from ._digits_util import fsdd_file
 FILES = ["3_theo_2.wav", "8_yweweler_0.wav", "0_george_4.wav"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stats():
     spec = D.FeatureSpec(n_mels=16)
     return D.feature_stats([D.raw_features(D.load_audio(fsdd_file(f), spec), spec) for f in FILES])

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import torch
 
+from grukit.tasks.music.data import collate
 from grukit.tasks.music.evaluate import evaluate_nll
 from grukit.tasks.music.model import MusicGRU, nll_sums, sequence_nll
-from grukit.tasks.music.data import collate
 
 
 def _constant_model(p_key0: float, p_other: float) -> MusicGRU:

@@ -9,12 +9,12 @@ from grukit.tasks.sentiment.data import (
     UNK,
     BucketBatchSampler,
     Encoder,
+    SentimentDataset,
     build_vocab,
     collate,
     load_split,
     read_tsv,
     tokenize,
-    SentimentDataset,
 )
 
 # SOURCE.md: rows, positives, negatives

@@ -2,6 +2,7 @@
 on its training slice; the CLI predicts, explains and refuses bad input with exit code 2."""
 
 import json
+
 import pytest
 from typer.testing import CliRunner
 

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 import grukit
-from grukit.tasks.text.data import CharVocab
 from grukit.tasks.text.evaluate import score_ids, unigram_nats
 from grukit.tasks.text.generate import generate, sample_ids
 from grukit.tasks.text.model import CharLM
