@@ -14,8 +14,10 @@ exact. Compilation, tracing, export, tensor subclasses (fake/functional tensors)
 forward-mode AD all make :func:`unsupported_reason` return a reason, and ``backend="auto"`` then runs the
 composite path, which those tools understand.
 
-``calls`` counts the fused calls (tests use it to prove the fused path ran). :class:`Streamer` is the
-low-overhead streaming path (one native call per step for all layers, preallocated state).
+``calls`` counts the fused calls (tests use it to prove the fused path ran). :func:`stream_function` gives
+``grukit.nn.Streamer`` its native step (one call per step for all layers). Every native call checks that each
+buffer it reads has the dtype it was written in (:func:`_check_native`): a mismatch raises TypeError instead
+of reading, say, bfloat16 bits as float32.
 """
 
 from __future__ import annotations
@@ -72,6 +74,26 @@ except Exception:  # another torch layout: the public (slower) function
 
 def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
+
+
+def _check_native(where: str, dtype: torch.dtype, **tensors: Tensor | None) -> None:
+    """Refuse a native call whose buffers are not all ``dtype`` (float32/float64), CPU and strided."""
+    if dtype not in _FLOATS:
+        raise TypeError(f"{where}: the fused kernel runs float32 or float64, got {dtype}")
+    for name, t in tensors.items():
+        if t is not None and (t.dtype != dtype or not t.is_cpu or t.layout != _STRIDED):
+            raise TypeError(
+                f"{where}: expected {name} as a CPU strided {dtype} buffer, got {t.dtype} on "
+                f"{t.device} ({t.layout}); this happens when an autocast region changes a dtype "
+                "between the kernel's own steps"
+            )
+
+
+def stream_function(dtype: torch.dtype) -> tuple[object, object]:
+    """(native multi-layer step, BLAS gemm pointer) for ``dtype``: the step behind ``grukit.nn.Streamer``."""
+    _check_native("stream_function", dtype)
+    fn = _lib.grukit_stream_f32 if dtype == torch.float32 else _lib.grukit_stream_f64
+    return fn, _fns(dtype)[3]
 
 
 def _fns(dtype):
@@ -203,6 +225,10 @@ def _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save)
     hn = x.new_empty(B, H)
     hprev = x.new_empty(T, B, H) if save else None
     gates = x.new_empty(T, B, 4 * H) if save else None
+    if (
+        gi.dtype != x.dtype or w_hh.dtype != x.dtype or h0.dtype != x.dtype
+    ):  # e.g. addmm under autocast
+        _check_native("gru_sequence forward", x.dtype, gi=gi, bhn=bhn, w_hh=w_hh, h0=h0)
     fwd, _, _, gemm = _fns(x.dtype)
     mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
     rc = fwd(
@@ -240,6 +266,17 @@ def _backward(x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, gout, 
     dgi = x.new_empty(T, B, 3 * H)
     dgh = x.new_empty(T, B, 3 * H) if reset_after else None
     dh0 = x.new_empty(B, H)
+    dt = x.dtype
+    if (
+        (gout is not None and gout.dtype != dt)
+        or (ghn is not None and ghn.dtype != dt)
+        or hprev.dtype != dt
+        or gates.dtype != dt
+        or w_hh.dtype != dt
+    ):
+        _check_native(
+            "gru_sequence backward", dt, w_hh=w_hh, grad_out=gout, grad_hn=ghn, hprev=hprev
+        )
     _, bwd, _, gemm = _fns(x.dtype)
     mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
     rc = bwd(
@@ -419,6 +456,7 @@ def cell(
     b_hh = None if b_hh is None else b_hh.contiguous()
     out = torch.empty((B, H), dtype=x.dtype)
     scratch = _scratch(7 * B * H, x.dtype)
+    # x, h, the weights and biases were checked (CPU, strided, one float dtype) by unsupported_reason
     _, _, fn, gemm = _fns(x.dtype)
     fn(
         B,
@@ -436,90 +474,3 @@ def cell(
         gemm,
     )
     return out
-
-
-class Streamer:
-    """Low-overhead streaming inference for a unidirectional :class:`grukit.GRU` (or :class:`grukit.GRUCell`).
-
-    ``s = Streamer(gru, batch_size=1)``; ``y = s.step(x_t)`` with x_t (B, I) contiguous, same dtype as the
-    model → y (B, H), the top layer's new state. Each step is one native call for all layers: no autograd,
-    no allocation, no per-step argument checks (they happen here, once). The state lives in ``s.h``
-    (L, B, H) and is updated in place; ``y`` is a view of it, overwritten by the next step (clone it to
-    keep it). ``s.reset(h)`` sets the state (None: zeros). The model's weights are read at every step, so
-    in-place weight updates are seen; replacing a parameter object needs a new Streamer. Dropout is not
-    applied (inference).
-    """
-
-    def __init__(self, model, batch_size: int = 1) -> None:
-        from ..nn.cell import GRUCell
-        from ..nn.gru import GRU
-
-        if isinstance(model, GRU):
-            if model.bidirectional:
-                raise ValueError(
-                    "Streamer needs a unidirectional GRU (the reverse direction needs the future)"
-                )
-            layers = [model.layer_weights(k) for k in range(model.num_layers)]
-        elif isinstance(model, GRUCell):
-            layers = [(model.weight_ih, model.weight_hh, model.bias_ih, model.bias_hh)]
-        else:
-            raise TypeError(
-                f"Streamer expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}"
-            )
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        w = layers[0][0]
-        reason = unsupported_reason(
-            "cell",
-            x=w.new_empty(1, w.shape[1]),
-            h=None,
-            w_ih=w,
-            w_hh=layers[0][1],
-            b_ih=layers[0][2],
-            b_hh=layers[0][3],
-        )
-        if reason is not None:
-            raise ValueError(f"Streamer cannot use the fused kernel: {reason}")
-        self.num_layers, self.batch_size = len(layers), int(batch_size)
-        self.input_size, self.hidden_size = w.shape[1], layers[0][1].shape[1]
-        self.dtype, self.reset_after = w.dtype, bool(model.reset_after)
-        self._params = [None if t is None else t.detach().contiguous() for lw in layers for t in lw]
-        ptrs = [None if t is None else t.data_ptr() for t in self._params]
-        self._ptrs = (__import__("ctypes").c_void_p * len(ptrs))(*ptrs)
-        self.h = torch.zeros(self.num_layers, self.batch_size, self.hidden_size, dtype=self.dtype)
-        self._scratch = torch.empty(7 * self.batch_size * self.hidden_size, dtype=self.dtype)
-        self._fn = _lib.grukit_stream_f32 if self.dtype == torch.float32 else _lib.grukit_stream_f64
-        self._gemm = _fns(self.dtype)[3]
-        self._args = (self.num_layers, self.batch_size, self.input_size, self.hidden_size)
-        self._hp, self._sp = self.h.data_ptr(), self._scratch.data_ptr()
-        self._want = (self.batch_size, self.input_size)
-
-    def reset(self, h: Tensor | None = None) -> None:
-        """Set the state to ``h`` (L, B, H) (None: zeros)."""
-        if h is None:
-            self.h.zero_()
-        else:
-            if tuple(h.shape) != tuple(self.h.shape):
-                raise ValueError(
-                    f"Streamer.reset expected h of shape {tuple(self.h.shape)}, got {tuple(h.shape)}"
-                )
-            self.h.copy_(h)
-
-    def step(self, x_t: Tensor) -> Tensor:
-        """One step for x_t (B, I) → the top layer's new state (B, H) (a view of ``self.h``)."""
-        if (
-            x_t.shape != self._want
-            or x_t.dtype != self.dtype
-            or not x_t.is_contiguous()
-            or x_t.device.type != "cpu"
-        ):
-            raise ValueError(
-                f"Streamer.step expected a contiguous CPU {self.dtype} x_t of shape {self._want}, "
-                f"got {x_t.dtype} {tuple(x_t.shape)} on {x_t.device}"
-            )
-        calls["stream"] += 1
-        L, B, I, H = self._args
-        self._fn(
-            L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp, self._gemm
-        )
-        return self.h[-1]
