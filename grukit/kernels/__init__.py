@@ -87,6 +87,10 @@ def dispatch(op: str, backend: str = "auto", **kw: Any) -> Any:
         return getattr(composite, op)(**kw)
     if backend not in ("auto", "fused"):
         raise ValueError(f"backend must be one of ('auto', 'fused', 'torch'), got {backend!r}")
+    if torch.compiler.is_compiling():  # torch.compile / torch.export: the op, or the loop for gates
+        if op == "sequence" and not kw.get("return_gates"):
+            return ops.sequence(**kw)
+        return getattr(composite, op)(**kw)
     mod = _fused if _fused is not None else _load_fused()
     reason = _fused_import_error if mod is None else mod.unsupported_reason(op, **kw)
     if reason is None:

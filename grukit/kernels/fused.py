@@ -62,6 +62,7 @@ _PLAIN = (Tensor, torch.nn.Parameter)
 _functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
 _dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
 _is_tracing = torch._C._is_tracing
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
 try:  # what torch.onnx.is_in_onnx_export() reads, without its two imports per call
     from torch.onnx._internal.exporter import _flags as _onnx_flags
     from torch.onnx._internal.torchscript_exporter._globals import GLOBALS as _onnx_globals
@@ -351,6 +352,22 @@ class _FusedSequence(torch.autograd.Function):
                 + none3
             )
         calls["sequence_backward"] += 1
+        if _any_autocast():  # a backward run inside an autocast region: keep its GEMMs in x's dtype
+            with torch.autocast("cpu", enabled=False):
+                grads = _backward(
+                    x,
+                    w_ih,
+                    w_hh,
+                    lengths,
+                    ctx.reset_after,
+                    ctx.reverse,
+                    hprev,
+                    gates,
+                    gout,
+                    ghn,
+                    needs,
+                )
+            return grads + none3
         grads = _backward(
             x, w_ih, w_hh, lengths, ctx.reset_after, ctx.reverse, hprev, gates, gout, ghn, needs
         )
@@ -359,7 +376,7 @@ class _FusedSequence(torch.autograd.Function):
 
 def _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, needs):
     inputs = (x, h0, w_ih, w_hh, b_ih, b_hh)
-    with torch.enable_grad():
+    with torch.enable_grad(), torch.autocast("cpu", enabled=False):
         out, hn, _ = composite.sequence(
             x,
             h0,

@@ -133,7 +133,7 @@ def _composite_grads(
     create_graph: bool,
 ) -> list[Tensor | None]:
     """Gradients of the composite recomputation w.r.t. (x, h0, w_ih, w_hh, b_ih, b_hh)."""
-    with torch.enable_grad():
+    with torch.enable_grad(), torch.autocast(inputs[0].device.type, enabled=False):
         leaves = [
             None if t is None else (t if create_graph else t.detach().requires_grad_(True))
             for t in inputs
@@ -187,7 +187,7 @@ def gru_sequence_backward(
         fused = _fused_module()
         fused.calls["op_sequence_backward"] += 1
         needs = (True, True, True, True, b_ih is not None, b_hh is not None)
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
             dx, dh0, dw_ih, dw_hh, db_ih, db_hh = fused._backward(
                 x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, grad_out, grad_hn, needs
             )
@@ -304,8 +304,11 @@ def sequence(
     """One direction through the registered op → (out (T, B, H), h_n (B, H), None); no gate output."""
     if return_gates:
         raise ValueError("the registered GRU op returns no gates; use the composite path")
-    save = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, h0, w_ih, w_hh, b_ih, b_hh)
+    # save the kernel's buffers for backward only when a backward can follow; a TorchScript trace always
+    # saves, so that the traced graph is the same whether it is later run with or without grad
+    save = (not torch.compiler.is_compiling() and torch._C._is_tracing()) or (
+        torch.is_grad_enabled()
+        and any(t is not None and t.requires_grad for t in (x, h0, w_ih, w_hh, b_ih, b_hh))
     )
     out, hn, _, _ = torch.ops.grukit.gru_sequence(
         x, h0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reset_after), bool(reverse), save
