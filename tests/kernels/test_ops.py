@@ -33,9 +33,10 @@ FUSED = fused_unsupported_reason(
 
 def _op_args(dtype, reset_after=True, reverse=False, bias=True, lengths=None, T=5, B=3, I=2, H=4):
     g = torch.Generator().manual_seed(1)
-    r = lambda *s: (
-        (torch.randn(*s, generator=g, dtype=torch.float64) * 0.5).to(dtype).requires_grad_()
-    )
+
+    def r(*s):
+        return (torch.randn(*s, generator=g, dtype=torch.float64) * 0.5).to(dtype).requires_grad_()
+
     b = (r(3 * H), r(3 * H)) if bias else (None, None)
     return (r(T, B, I), r(B, H), r(3 * H, I), r(3 * H, H), *b, lengths, reset_after, reverse, True)
 
