@@ -7,6 +7,8 @@ import numbers
 import torch
 from torch import Tensor
 
+from .errors import ShapeError
+
 BACKENDS = ("auto", "fused", "torch")
 
 
@@ -52,11 +54,11 @@ def cell_inputs(owner: str, x, h, input_size: int, hidden_size: int, param: Tens
     """Validate a cell's (x, h); return batched x (B, I), h (B, H) and whether the input was unbatched."""
     x = tensor("input", x)
     if x.dim() not in (1, 2):
-        raise ValueError(
+        raise ShapeError(
             f"{owner} expected input of 1 dimension (I,) or 2 dimensions (B, I), got {x.dim()} dimensions"
         )
     if x.shape[-1] != input_size:
-        raise ValueError(
+        raise ShapeError(
             f"{owner} expected input of size {input_size} in its last dimension, got {x.shape[-1]}"
         )
     same_dtype(owner, "input", x, param)
@@ -70,7 +72,7 @@ def cell_inputs(owner: str, x, h, input_size: int, hidden_size: int, param: Tens
         h = tensor("hx", h)
         want = (hidden_size,) if unbatched else (B, hidden_size)
         if tuple(h.shape) != want:
-            raise ValueError(f"{owner} expected hx of shape {want}, got {tuple(h.shape)}")
+            raise ShapeError(f"{owner} expected hx of shape {want}, got {tuple(h.shape)}")
         same_dtype(owner, "hx", h, param)
         if unbatched:
             h = h.unsqueeze(0)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.autograd import forward_ad as _fwad
 
-from . import composite, ops, vf
+from . import composite, onnx_export, ops, vf
 
 _fused: Any = None
 _fused_import_error: str | None = None
@@ -35,7 +35,7 @@ _dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
 _functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
 _any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
 
-__all__ = ["composite", "dispatch", "fused_unsupported_reason", "ops", "vf"]
+__all__ = ["composite", "dispatch", "fused_unsupported_reason", "onnx_export", "ops", "vf"]
 
 
 def _load_fused() -> Any:

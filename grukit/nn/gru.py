@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .. import _checks
 from ..functional import gru as fgru
-from ..kernels import dispatch, vf
+from ..kernels import dispatch, onnx_export, vf
 from . import _driver
 
 
@@ -304,7 +304,10 @@ class GRU(nn.Module):
     ) -> Any:
         p = _driver.prepare(self, "GRU", input, hx, lengths, self.weight_ih_l0)
         with _driver.no_autocast(p.autocast):
-            if not return_gates and self._vf_route(p.x):
+            if not return_gates and self._onnx_route():
+                out, h_n = self._onnx_layers(p)
+                gate_layers: list[list[Any]] = []
+            elif not return_gates and self._vf_route(p.x):
                 out, h_n = vf.gru_stack(
                     p.x,
                     p.h0,
@@ -316,7 +319,7 @@ class GRU(nn.Module):
                     self.bidirectional,
                     p.lengths,
                 )
-                gate_layers: list[list[Any]] = []
+                gate_layers = []
             else:
                 self._check_variant_backend()
                 out, h_n, gate_layers = _driver.run_layers(self, p, self._direction, return_gates)
@@ -324,6 +327,25 @@ class GRU(nn.Module):
         if return_gates:
             return output, h_n, GRUGates(*_driver.stack_gates(gate_layers, 3))
         return output, h_n
+
+    def _onnx_route(self) -> bool:
+        """Whether the dynamo ONNX exporter is running and this GRU is a standard ONNX GRU."""
+        return (
+            onnx_export.in_dynamo_export()
+            and self.backend != "torch"
+            and not self.layer_norm
+            and not self.zoneout
+        )
+
+    def _onnx_layers(self, p: _driver.Prepared) -> tuple[Tensor, Tensor]:
+        """One ONNX GRU node per layer (export is inference: no dropout, no regularizer masks)."""
+        D, layer_in, h_n = self.num_directions, p.x, []
+        for layer in range(self.num_layers):
+            weights = [self.layer_weights(layer, d) for d in range(D)]
+            h0 = p.h0[layer * D : (layer + 1) * D]
+            layer_in, h = onnx_export.gru_layer(layer_in, h0, weights, self.reset_after, p.lengths)
+            h_n.append(h)
+        return layer_in, torch.cat(h_n)
 
     def _vf_route(self, x: Tensor) -> bool:
         """Whether this call runs torch's own GRU kernel (CUDA; CPU too when ``vf.force_on_cpu``)."""
