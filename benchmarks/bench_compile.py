@@ -13,8 +13,8 @@ one thread. A benchmark, not a test: nothing here asserts speed.
 from __future__ import annotations
 
 import argparse
-import importlib
 import datetime as _dt
+import importlib
 import json
 import os
 import platform
