@@ -1,4 +1,4 @@
-"""Run folders (CONVENTIONS.md): ``runs/<task>-<YYYYmmdd-HHMMSS>/`` holding ``model.safetensors`` (best on
+"""Run folders (docs/conventions.md): ``runs/<task>-<YYYYmmdd-HHMMSS>/`` holding ``model.safetensors`` (best on
 validation), ``config.json``, ``metrics.json``, ``log.csv``, ``*.png`` plots and ``last.ckpt`` (resume only).
 
 Light module (no torch/lightning import) so CLIs can use it at import time.
@@ -88,7 +88,7 @@ def metrics_record(
     command: str | None = None,
     **extra: Any,
 ) -> dict:
-    """The ``metrics.json`` dict of CONVENTIONS.md (task, dataset, split, model, baselines, seed, wall_time_s,
+    """The ``metrics.json`` dict of docs/conventions.md (task, dataset, split, model, baselines, seed, wall_time_s,
     command, grukit_version) plus any ``extra`` keys (e.g. ``per_series``)."""
     rec: dict[str, Any] = {"task": task, "dataset": dataset, "split": split, "model": dict(model)}
     if baselines is not None:

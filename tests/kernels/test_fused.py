@@ -1,5 +1,5 @@
 """The fused CPU kernel against independent oracles: the float64 NumPy reference, torch.nn.GRU, the composite
-(pure-torch autograd) path, and gradcheck / gradgradcheck. Tolerances follow ../shared/CONVENTIONS.md."""
+(pure-torch autograd) path, and gradcheck / gradgradcheck. Tolerances follow docs/conventions.md."""
 
 from __future__ import annotations
 
