@@ -83,7 +83,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .run import RunDir, metrics_record, resolve_checkpoint, resolve_resume, write_json
+from .run import (
+    RunDir,
+    load_task_model,
+    metrics_record,
+    resolve_checkpoint,
+    resolve_resume,
+    resumed_config,
+    write_json,
+)
 from .seed import epoch_seed, seed_everything
 
 __all__ = [
@@ -92,10 +100,12 @@ __all__ = [
     "TaskModule",
     "epoch_seed",
     "fit",
+    "load_task_model",
     "metrics_record",
     "plot_history",
     "resolve_checkpoint",
     "resolve_resume",
+    "resumed_config",
     "save_figure",
     "seed_everything",
     "write_json",
