@@ -124,7 +124,9 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     Example:
         >>> import tempfile, grukit
         >>> from grukit.serialization import read_header
-        >>> path = grukit.save(grukit.GRU(8, 16), tempfile.mkdtemp() + "/gru.safetensors", task="demo")
+        >>> path = grukit.save(
+        ...     grukit.GRU(8, 16), tempfile.mkdtemp() + "/gru.safetensors", task="demo"
+        ... )
         >>> header = read_header(path)
         >>> header["class"], header["task"], header["config"]["hidden_size"]
         ('grukit.nn.gru:GRU', 'demo', 16)
