@@ -30,7 +30,7 @@ def candidates(name: str, data_dir: str | os.PathLike | None = None) -> list[Pat
         ``[data_dir]``, or ``[$GRUKIT_DATA/<name>, ~/.cache/grukit/data/<name>]`` (the first only when
         ``GRUKIT_DATA`` is set).
 
-    Example:
+    Examples:
         >>> from grukit.datasets import candidates
         >>> [p.name for p in candidates("sst2", data_dir="/data/my-sst2")]
         ['my-sst2']
@@ -60,7 +60,7 @@ def find_data_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
         DataNotFoundError: no candidate exists; the message lists where it looked and where the data comes
             from.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> from grukit.datasets import find_data_dir
         >>> root = pathlib.Path(tempfile.mkdtemp())

@@ -333,7 +333,7 @@ def fit(
         UserInputError: ``epochs`` or ``patience`` below 1, or a ``resume`` that names no checkpoint.
         TypeError: ``module`` has no attribute ``model_attr``.
 
-    Example:
+    Examples:
         >>> import tempfile, torch, grukit
         >>> from torch.utils.data import DataLoader, TensorDataset
         >>> from grukit.train import TaskModule, fit, seed_everything

@@ -29,7 +29,7 @@ class TaskModule(L.LightningModule):
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
 
-    Example:
+    Examples:
         >>> import torch, grukit
         >>> from grukit.train import TaskModule
         >>> class LastStep(TaskModule):

@@ -120,7 +120,7 @@ def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:
     Raises:
         UserInputError: anything else.
 
-    Example:
+    Examples:
         >>> from grukit.train.options import parse_devices
         >>> parse_devices("auto"), parse_devices("2"), parse_devices("0,1")
         ('auto', 2, [0, 1])

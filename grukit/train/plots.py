@@ -20,7 +20,7 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     Returns:
         The path written.
 
-    Example:
+    Examples:
         >>> import tempfile, matplotlib
         >>> matplotlib.use("Agg")
         >>> import matplotlib.pyplot as plt
@@ -60,7 +60,7 @@ def plot_history(
     Returns:
         The path, or None when there is nothing to plot.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from grukit.train import plot_history
         >>> history = [

@@ -67,7 +67,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     Returns:
         The path written.
 
-    Example:
+    Examples:
         >>> import json, math, tempfile
         >>> from grukit.train import write_json
         >>> path = write_json(tempfile.mkdtemp() + "/m.json", {"mae": 0.5, "bad": math.nan})
@@ -124,7 +124,7 @@ def metrics_record(
         ``{"task", "dataset", "split", "model", ["baselines",] "seed", "wall_time_s", "command",
         "grukit_version", **extra}``.
 
-    Example:
+    Examples:
         >>> from grukit.train import metrics_record
         >>> rec = metrics_record("toy", "sine", "test", {"mae": 0.1}, seed=0, command="grukit toy")
         >>> sorted(rec)
@@ -249,7 +249,7 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
     Raises:
         UserInputError: neither a run folder holding ``model.safetensors`` nor an existing file.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib, grukit
         >>> from grukit.train import resolve_checkpoint
         >>> run = pathlib.Path(tempfile.mkdtemp())
@@ -283,7 +283,7 @@ def resolve_resume(resume: str | os.PathLike) -> tuple[Path, Path]:
     Raises:
         UserInputError: no such checkpoint.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> from grukit.train import resolve_resume
         >>> run = pathlib.Path(tempfile.mkdtemp())

@@ -22,7 +22,7 @@ def seed_everything(seed: int, deterministic: bool | None = None) -> int:
     Raises:
         ValueError: ``seed`` is outside [0, 2**32).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from grukit.train import seed_everything
         >>> _ = seed_everything(0)
@@ -61,7 +61,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
     Returns:
         A seed in [0, 2**32), a fixed function of (seed, epoch).
 
-    Example:
+    Examples:
         >>> from grukit.train import epoch_seed
         >>> epoch_seed(0, 3) == epoch_seed(0, 3) != epoch_seed(0, 4)
         True
