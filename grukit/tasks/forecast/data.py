@@ -59,7 +59,7 @@ def load_builtin(name: str) -> pd.DataFrame:
     """The built-in dataset ``name`` ("weather" or "stocks") as shipped in grukit/data."""
     if name not in BUILTIN:
         raise UserInputError(f"--dataset expects one of {sorted(BUILTIN)}, got {name!r}")
-    with resources.files("grukit").joinpath("data", BUILTIN[name]["file"]).open("rb") as f:
+    with resources.files("grukit").joinpath("data").joinpath(BUILTIN[name]["file"]).open("rb") as f:
         return pd.read_csv(f)
 
 
