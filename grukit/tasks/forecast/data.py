@@ -45,7 +45,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
         stride=3,
         log=True,
         calendar=False,
-    ),  # prices have no month-of-year season; see README "Measured"
+    ),  # prices have no month-of-year season; see docs/forecast.md "Measured"
 }
 
 MAX_GAP_SHARE = 0.02
