@@ -1,4 +1,4 @@
-"""Run folders (CONVENTIONS.md): ``runs/<task>-<YYYYmmdd-HHMMSS>/`` holding ``model.safetensors`` (best on
+"""Run folders (docs/conventions.md): ``runs/<task>-<YYYYmmdd-HHMMSS>/`` holding ``model.safetensors`` (best on
 validation), ``config.json``, ``metrics.json``, ``log.csv``, ``*.png`` plots and ``last.ckpt`` (resume only).
 
 Light module (no torch/lightning import) so CLIs can use it at import time.
@@ -14,15 +14,16 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._version import __version__
 from ..errors import UserInputError
 
 MODEL_FILE = "model.safetensors"
 LAST_CKPT = "last.ckpt"
+_C = TypeVar("_C")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -54,7 +55,25 @@ def _jsonable(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (temporary file renamed into place)."""
+    """Write ``obj`` as indented JSON, atomically (a temporary file renamed into place).
+
+    Values JSON cannot hold are converted: dataclasses to dicts, paths and other objects to strings,
+    NumPy/torch scalars to numbers, non-finite floats to ``null``.
+
+    Args:
+        path: the file to write; missing parent folders are created.
+        obj: the data.
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import json, math, tempfile
+        >>> from grukit.train import write_json
+        >>> path = write_json(tempfile.mkdtemp() + "/m.json", {"mae": 0.5, "bad": math.nan})
+        >>> json.loads(path.read_text())
+        {'mae': 0.5, 'bad': None}
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
@@ -88,8 +107,29 @@ def metrics_record(
     command: str | None = None,
     **extra: Any,
 ) -> dict:
-    """The ``metrics.json`` dict of CONVENTIONS.md (task, dataset, split, model, baselines, seed, wall_time_s,
-    command, grukit_version) plus any ``extra`` keys (e.g. ``per_series``)."""
+    """The ``metrics.json`` dict of docs/conventions.md.
+
+    Args:
+        task: the task name (``"forecast"``, ``"music"``, ...).
+        dataset: the data set's name.
+        split: the split the numbers are on (``"test"``, ``"valid"``, ``"backtest"``, ...).
+        model: ``{metric: value}`` of the model.
+        baselines: ``{baseline: {metric: value}}``, where the task has baselines.
+        seed: the run's seed.
+        wall_time_s: the run's wall time in seconds (rounded to ms).
+        command: the command that produced the numbers; by default this process's command line.
+        **extra: further top-level keys (e.g. ``per_series``).
+
+    Returns:
+        ``{"task", "dataset", "split", "model", ["baselines",] "seed", "wall_time_s", "command",
+        "grukit_version", **extra}``.
+
+    Examples:
+        >>> from grukit.train import metrics_record
+        >>> rec = metrics_record("toy", "sine", "test", {"mae": 0.1}, seed=0, command="grukit toy")
+        >>> sorted(rec)
+        ['command', 'dataset', 'grukit_version', 'model', 'seed', 'split', 'task', 'wall_time_s']
+    """
     rec: dict[str, Any] = {"task": task, "dataset": dataset, "split": split, "model": dict(model)}
     if baselines is not None:
         rec["baselines"] = {k: dict(v) for k, v in baselines.items()}
@@ -198,7 +238,25 @@ class RunDir:
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
-    """``--checkpoint X``: a run folder (→ ``X/model.safetensors``) or a ``.safetensors`` file."""
+    """The model file that ``--checkpoint X`` names.
+
+    Args:
+        checkpoint: a run folder (its ``model.safetensors`` is used) or a ``.safetensors`` file.
+
+    Returns:
+        The model file's path.
+
+    Raises:
+        UserInputError: neither a run folder holding ``model.safetensors`` nor an existing file.
+
+    Examples:
+        >>> import tempfile, pathlib, grukit
+        >>> from grukit.train import resolve_checkpoint
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = grukit.save(grukit.GRU(2, 3), run / "model.safetensors")
+        >>> resolve_checkpoint(run) == run / "model.safetensors"
+        True
+    """
     p = Path(checkpoint).expanduser()
     if p.is_dir():
         p = p / MODEL_FILE
@@ -214,7 +272,25 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
 
 
 def resolve_resume(resume: str | os.PathLike) -> tuple[Path, Path]:
-    """``--resume X``: a run folder (→ ``X/last.ckpt``) or a ``.ckpt`` file. Returns (run folder, ckpt)."""
+    """The run folder and trainer checkpoint that ``--resume X`` names.
+
+    Args:
+        resume: a run folder (its ``last.ckpt`` is used) or a ``.ckpt`` file.
+
+    Returns:
+        ``(run folder, checkpoint file)``; the folder is the checkpoint's parent.
+
+    Raises:
+        UserInputError: no such checkpoint.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> from grukit.train import resolve_resume
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (run / "last.ckpt").write_bytes(b"")
+        >>> resolve_resume(run) == (run, run / "last.ckpt")
+        True
+    """
     p = Path(resume).expanduser()
     ckpt = p / LAST_CKPT if p.is_dir() else p
     if not ckpt.is_file():
@@ -223,6 +299,95 @@ def resolve_resume(resume: str | os.PathLike) -> tuple[Path, Path]:
             f"{LAST_CKPT} or a .ckpt file"
         )
     return ckpt.parent, ckpt
+
+
+def resumed_config(
+    resume: str | os.PathLike,
+    cfg: _C,
+    *,
+    keep: Iterable[str] = ("epochs",),
+    given: Iterable[str] | None = None,
+) -> _C:
+    """The options a resumed run continues with: the run's own ``config.json``, checked against ``cfg``.
+
+    A resumed run keeps the model and data options it was started with. ``cfg`` is the config the command
+    line built now; the fields named in ``keep`` (by default only ``epochs``, the new total) are taken from
+    it, every other field from the stored config. A field the user set to something else than the stored
+    value is refused, so two runs are never mixed in one folder.
+
+    Args:
+        resume: the ``--resume`` value (a run folder or its ``last.ckpt``).
+        cfg: the config dataclass instance built from the command line now.
+        keep: field names whose new value wins (e.g. ``("epochs",)``).
+        given: the field names the user passed explicitly. When ``None``, a field counts as given when its
+            value differs from the dataclass default (so passing a default value explicitly is not
+            detected: pass ``given`` from the CLI when it can tell).
+
+    Returns:
+        A new instance of ``type(cfg)``.
+
+    Raises:
+        UserInputError: the run has no ``config.json``, or a given option conflicts with the stored one
+            (the message names the option, the stored value and the new one).
+
+    Example:
+        >>> import dataclasses, json, tempfile, pathlib
+        >>> @dataclasses.dataclass
+        ... class Cfg:
+        ...     lr: float = 1e-3
+        ...     epochs: int = 1
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (run / "last.ckpt").write_bytes(b"")
+        >>> _ = (run / "config.json").write_text(json.dumps({"lr": 0.01, "epochs": 2}))
+        >>> resumed_config(run, Cfg(epochs=5))
+        Cfg(lr=0.01, epochs=5)
+    """
+    import dataclasses
+
+    if not (dataclasses.is_dataclass(cfg) and not isinstance(cfg, type)):
+        raise TypeError(f"cfg: expected a dataclass instance, got {type(cfg).__name__}")
+    folder, _ = resolve_resume(resume)
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UserInputError(
+            f"--resume {resume}: {path} is missing; cannot tell how the run was configured"
+        )
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"--resume {resume}: cannot read {path}: {e}") from None
+    if not isinstance(stored, dict):
+        raise UserInputError(f"--resume {resume}: {path} does not hold a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    keep = set(keep)
+    if given is None:
+        given_set = set()
+        for name, f in fields.items():
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                continue
+            if _jsonable(getattr(cfg, name)) != _jsonable(default):
+                given_set.add(name)
+    else:
+        given_set = set(given)
+    values = {}
+    for name in fields:
+        new = getattr(cfg, name)
+        if name in keep or name not in stored:
+            values[name] = new
+            continue
+        old = stored[name]
+        if name in given_set and _jsonable(new) != _jsonable(old):
+            flag = "--" + name.replace("_", "-")
+            raise UserInputError(
+                f"--resume {resume}: the run was started with {flag} {old!r}, got {new!r}; a resumed "
+                f"run keeps its options (drop {flag}, or start a new run)"
+            )
+        values[name] = old
+    return type(cfg)(**values)
 
 
 def load_task_model(checkpoint, shipped: Path, cls: type, task: str):
