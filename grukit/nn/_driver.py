@@ -10,7 +10,7 @@ The layers pass a ``direction`` function that runs one layer and direction over 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import torch
@@ -60,14 +60,14 @@ def autocast_device(x: Tensor) -> str | None:
     return dev if torch.is_autocast_enabled(dev) else None
 
 
-@contextlib.contextmanager
-def no_autocast(device: str | None) -> Iterator[None]:
-    """Turn autocast off for ``device`` inside (nothing when device is None)."""
+_NULL = contextlib.nullcontext()
+
+
+def no_autocast(device: str | None) -> contextlib.AbstractContextManager[None]:
+    """Turn autocast off for ``device`` inside (a shared null context when device is None: no cost)."""
     if device is None:
-        yield
-    else:
-        with torch.autocast(device, enabled=False):
-            yield
+        return _NULL
+    return torch.autocast(device, enabled=False)  # type: ignore[return-value]
 
 
 def _autocast_in(owner: str, name: str, value: Tensor, param: Tensor) -> Tensor:

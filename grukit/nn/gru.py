@@ -421,8 +421,11 @@ class GRU(nn.Module):
         """
         x, h0, unbatched, ac = _driver.prepare_step(self, "GRU", x_t, h, self.weight_ih_l0)
         self._check_variant_backend()
-        with _driver.no_autocast(ac):
+        if ac is None:
             y, h_new = _driver.step_layers(self, x, h0, self._step_layer)
+        else:
+            with _driver.no_autocast(ac):
+                y, h_new = _driver.step_layers(self, x, h0, self._step_layer)
         return _driver.finish_step(y, h_new, unbatched, ac)
 
     def _step_layer(self, layer: int, x: Tensor, h: Tensor) -> Tensor:
