@@ -74,17 +74,17 @@ def gru_step(
         (2, 4)
     """
     H = h.shape[-1]
-    gi_r, gi_z, gi_n = gi.split(H, dim=-1)  # each (B, H)
+    gi_r, gi_z, gi_n = torch.split(gi, H, dim=-1)  # each (B, H)
     if reset_after:
         gh = F.linear(h, w_hh, b_hh)  # (B, 3H)
-        gh_r, gh_z, gh_n = gh.split(H, dim=-1)
+        gh_r, gh_z, gh_n = torch.split(gh, H, dim=-1)
         r = torch.sigmoid(gi_r + gh_r)
         z = torch.sigmoid(gi_z + gh_z)
         n = torch.tanh(gi_n + r * gh_n)
     else:
         b_rz, b_n = (None, None) if b_hh is None else (b_hh[: 2 * H], b_hh[2 * H :])
         gh_rz = F.linear(h, w_hh[: 2 * H], b_rz)  # (B, 2H)
-        gh_r, gh_z = gh_rz.split(H, dim=-1)
+        gh_r, gh_z = torch.split(gh_rz, H, dim=-1)
         r = torch.sigmoid(gi_r + gh_r)
         z = torch.sigmoid(gi_z + gh_z)
         n = torch.tanh(gi_n + F.linear(r * h, w_hh[2 * H :], b_n))
@@ -119,7 +119,7 @@ def zoneout_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
 
 def group_layer_norm(a: Tensor, gain: Tensor, hidden_size: int, eps: float = LN_EPS) -> Tensor:
     """γ ⊙ LN_g(a): layer norm over each group of ``hidden_size`` features of a (..., k·H), gain (k·H,)."""
-    groups = a.unflatten(-1, (-1, hidden_size))  # (..., k, H)
+    groups = a.reshape(*a.shape[:-1], -1, hidden_size)  # (..., k, H)
     normed = F.layer_norm(groups, (hidden_size,), eps=eps)
     return normed.flatten(-2) * gain
 
@@ -151,14 +151,14 @@ def variant_step(
     """
     H = h.shape[-1]
     hd = h if recurrent_mask is None else h * recurrent_mask  # the state the recurrent products see
-    gi_r, gi_z, gi_n = gi.split(H, dim=-1)
+    gi_r, gi_z, gi_n = torch.split(gi, H, dim=-1)
     if reset_after:
         gh = F.linear(hd, w_hh)  # (B, 3H)
         if ln_hh is not None:
             gh = group_layer_norm(gh, ln_hh, H, eps)
         if b_hh is not None:
             gh = gh + b_hh
-        gh_r, gh_z, gh_n = gh.split(H, dim=-1)
+        gh_r, gh_z, gh_n = torch.split(gh, H, dim=-1)
         r = torch.sigmoid(gi_r + gh_r)
         z = torch.sigmoid(gi_z + gh_z)
         n = torch.tanh(gi_n + r * gh_n)
@@ -168,7 +168,7 @@ def variant_step(
             gh_rz = group_layer_norm(gh_rz, ln_hh[: 2 * H], H, eps)
         if b_hh is not None:
             gh_rz = gh_rz + b_hh[: 2 * H]
-        gh_r, gh_z = gh_rz.split(H, dim=-1)
+        gh_r, gh_z = torch.split(gh_rz, H, dim=-1)
         r = torch.sigmoid(gi_r + gh_r)
         z = torch.sigmoid(gi_z + gh_z)
         gh_n = F.linear(r * hd, w_hh[2 * H :])  # (B, H)

@@ -41,6 +41,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+from typing import Any
+
 from torch import Tensor
 
 MODES = ("scan", "logscan", "loop")
@@ -84,14 +86,14 @@ class _BlockedScan(torch.autograd.Function):
     backwards in time; then ∂ℓ/∂b_t = λ_t, ∂ℓ/∂a_t = λ_t h_{t−1}, ∂ℓ/∂h_0 = a_0 λ_0."""
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    def forward(ctx: Any, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
         h = _blocked_scan(a, b, h0)
         ctx.save_for_backward(a, h0, h)
         return h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_h: Tensor):
+    def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         a, h0, h = ctx.saved_tensors
         a_next = torch.cat([a[1:], a.new_ones(1, *a.shape[1:])])  # links λ_t to λ_{t+1}
         lam = _blocked_scan(a_next.flip(0), grad_h.flip(0), torch.zeros_like(h0)).flip(0)
@@ -110,7 +112,8 @@ def scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     dtype = h0.dtype
     if dtype in (torch.bfloat16, torch.float16):
         a, b, h0 = a.float(), b.float(), h0.float()
-    return _BlockedScan.apply(a, b, h0).to(dtype)
+    h: Tensor = _BlockedScan.apply(a, b, h0)  # type: ignore[no-untyped-call]
+    return h.to(dtype)
 
 
 SCAN_CHUNK = 16
@@ -150,14 +153,14 @@ class _LogScan(torch.autograd.Function):
     kind of scan run backwards in time; then ∂ℓ/∂b_t = λ_t, ∂ℓ/∂log a_t = λ_t a_t h_{t−1}, ∂ℓ/∂h_0 = a_0 λ_0."""
 
     @staticmethod
-    def forward(ctx, log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    def forward(ctx: Any, log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
         h = _chunked_log_scan(log_a, b, h0)
         ctx.save_for_backward(log_a, h0, h)
         return h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_h: Tensor):
+    def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         log_a, h0, h = ctx.saved_tensors
         log_a_next = torch.cat(
             [log_a[1:], log_a.new_zeros(1, *log_a.shape[1:])]
@@ -177,11 +180,13 @@ def log_scan(log_a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     dtype = h0.dtype
     if log_a.shape[0] == 0:
         return h0.new_zeros(0, *h0.shape)
-    h = _LogScan.apply(log_a.double().clamp_min(LOG_A_MIN), b.double(), h0.double())
+    h: Tensor = _LogScan.apply(  # type: ignore[no-untyped-call]
+        log_a.double().clamp_min(LOG_A_MIN), b.double(), h0.double()
+    )
     return h.to(dtype)
 
 
-def _reverse_index(T: int, lengths: Tensor | None, device) -> Tensor:
+def _reverse_index(T: int, lengths: Tensor | None, device: Any) -> Tensor:
     """(T, B) time indices that reverse each sequence within its own length (padding stays in place)."""
     t = torch.arange(T, device=device)[:, None]  # (T, 1)
     if lengths is None:
@@ -204,7 +209,7 @@ def direction(
     reverse: bool = False,
     mode: str = "scan",
     return_gates: bool = False,
-):
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
     """One minGRU direction over x (T, B, I) from h0 (B, H) → (output (T, B, H), h_n (B, H), (z, n) or None).
 
     ``mode`` "scan" (blocked parallel scan), "logscan" (chunked log-space scan) or "loop" (sequential). Sequence b uses steps t < lengths[b];
@@ -212,7 +217,7 @@ def direction(
     """
     dtype = x.dtype
     if dtype in (torch.bfloat16, torch.float16):  # compute in float32, return in the input's dtype
-        out, h_n, gates = direction(
+        out, h_n, low = direction(
             x.float(),
             h0.float(),
             w_ih.float(),
@@ -225,7 +230,7 @@ def direction(
         return (
             out.to(dtype),
             h_n.to(dtype),
-            (None if gates is None else tuple(v.to(dtype) for v in gates)),
+            (None if low is None else tuple(v.to(dtype) for v in low)),
         )
     T, B = x.shape[0], x.shape[1]
     H = h0.shape[-1]
@@ -236,7 +241,7 @@ def direction(
         idx = _reverse_index(T, lengths, x.device)
         x = _time_gather(x, idx)  # each sequence reversed within its length
     a = F.linear(x, w_ih, b_ih)  # (T, B, 2H)
-    a_z, a_n = a.split(H, dim=-1)
+    a_z, a_n = torch.split(a, H, dim=-1)
     valid = None
     if lengths is not None:
         valid = (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)[..., None]  # (T, B, 1)
@@ -260,10 +265,10 @@ def direction(
         out = log_scan(log_z, b, h0)
     elif mode == "loop":
         # unbind, not z[t]: indexing's backward would add a full (T, B, H) gradient per step
-        z, n = torch.sigmoid(a_z).unbind(0), g(a_n).unbind(0)
+        z_t, n_t = torch.sigmoid(a_z).unbind(0), g(a_n).unbind(0)
         outs, h = [], h0
         for t in range(T):
-            h = n[t] + z[t] * (h - n[t])  # z ⊙ h + (1 − z) ⊙ n
+            h = n_t[t] + z_t[t] * (h - n_t[t])  # z ⊙ h + (1 − z) ⊙ n
             outs.append(h)
         out = torch.stack(outs)
     else:
@@ -273,8 +278,9 @@ def direction(
     else:
         last = (lengths.to(x.device) - 1)[None, :, None].expand(1, B, H)
         h_n = out.gather(0, last)[0]
+        assert valid is not None
         out = out * valid
-    gates = None
+    gates: tuple[Tensor, ...] | None = None
     if return_gates:
         z, n = torch.sigmoid(a_z), g(a_n)
         gates = (z, n) if valid is None else (z * valid, n * valid)

@@ -56,7 +56,8 @@ def fused_unsupported_reason(op: str, **kw: Any) -> str | None:
     mod = _load_fused()
     if mod is None:
         return _fused_import_error
-    return mod.unsupported_reason(op, **kw)
+    reason: str | None = mod.unsupported_reason(op, **kw)
+    return reason
 
 
 def _op_runs(kw: dict[str, Any]) -> bool:

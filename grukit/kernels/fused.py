@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -52,7 +53,7 @@ def use_mkl_pack(enabled: bool = True) -> bool:
 use_mkl_pack(os.environ.get("GRUKIT_MKL_PACK", "").strip() not in ("", "0"))
 
 #: fused calls so far: "sequence" (forward), "sequence_backward", "cell", "stream" (Streamer steps)
-calls: Counter = Counter()
+calls: Counter[str] = Counter()
 #: batches up to this size use the hand-written matrix-vector kernel; larger ones the BLAS GEMM per step
 matvec_max_batch: int = 4
 
@@ -97,7 +98,7 @@ def stream_function(dtype: torch.dtype) -> tuple[object, object]:
     return fn, _fns(dtype)[3]
 
 
-def _fns(dtype):
+def _fns(dtype: torch.dtype) -> tuple[Any, Any, Any, Any]:
     if dtype == torch.float32:
         return _lib.grukit_fwd_f32, _lib.grukit_bwd_f32, _lib.grukit_cell_f32, _SGEMM
     return _lib.grukit_fwd_f64, _lib.grukit_bwd_f64, _lib.grukit_cell_f64, _DGEMM
@@ -106,7 +107,7 @@ def _fns(dtype):
 _tls = threading.local()
 
 
-def _scratch(n: int, dtype) -> Tensor:
+def _scratch(n: int, dtype: torch.dtype) -> Tensor:
     """A work buffer of at least n elements, reused across calls of this thread (native calls release the GIL,
     so threads must not share one)."""
     buf = getattr(_tls, "scratch", None)
@@ -117,7 +118,7 @@ def _scratch(n: int, dtype) -> Tensor:
     return buf
 
 
-def _needs_grad(*ts) -> bool:
+def _needs_grad(*ts: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
 
 
@@ -127,12 +128,12 @@ def unsupported_reason(
     x: Tensor,
     w_ih: Tensor,
     w_hh: Tensor,
-    b_ih=None,
-    b_hh=None,
-    h0=None,
-    h=None,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+    h0: Tensor | None = None,
+    h: Tensor | None = None,
     reset_after: bool = True,
-    lengths=None,
+    lengths: Any = None,
     reverse: bool = False,
     return_gates: bool = False,
 ) -> str | None:
@@ -141,7 +142,7 @@ def unsupported_reason(
         return (
             "torch.compile/torch.export is tracing the model (the composite path is traced instead)"
         )
-    if torch.jit.is_scripting() or _is_tracing():
+    if torch.jit.is_scripting() or _is_tracing():  # type: ignore[attr-defined, unused-ignore]
         return "TorchScript is tracing/scripting the model"
     if _in_onnx_export():
         return "an ONNX export is running"
@@ -183,7 +184,17 @@ def unsupported_reason(
     return _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates)
 
 
-def _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates) -> str | None:
+def _shape_reason(
+    op: str,
+    x: Tensor,
+    state: Tensor | None,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    lengths: Any,
+    return_gates: bool,
+) -> str | None:
     """The shape/argument part of :func:`unsupported_reason`, after the per-tensor checks passed."""
     if op == "sequence":
         if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
@@ -198,7 +209,9 @@ def _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates) -
 
 
 # --------------------------------------------------------------------------------------------- forward
-def _input_projection(x: Tensor, w_ih: Tensor, b_ih, b_hh, reset_after: bool) -> Tensor:
+def _input_projection(
+    x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, reset_after: bool
+) -> Tensor:
     """gi (T·B, 3H) = x W_ihᵀ + b_ih + the parts of b_hh that add outside the reset gate, as one GEMM."""
     T, B, I = x.shape
     H = w_ih.shape[0] // 3
@@ -210,7 +223,18 @@ def _input_projection(x: Tensor, w_ih: Tensor, b_ih, b_hh, reset_after: bool) ->
     return torch.mm(x2, w_ih.t()) if bias is None else torch.addmm(bias, x2, w_ih.t())
 
 
-def _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save):
+def _forward(
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    reset_after: bool,
+    lengths: Tensor | None,
+    reverse: bool,
+    save: bool,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Run the native forward loop → (out (T, B, H), h_n (B, H), hprev (T, B, H) | None, gates (T, B, 4H) | None).
 
     ``gates`` rows hold r, z, n and (W_hn h + b_hn) for reset_after, or r, z, n and r ⊙ h otherwise.
@@ -256,7 +280,19 @@ def _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save)
     return out, hn, hprev, gates
 
 
-def _backward(x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, gout, ghn, needs):
+def _backward(
+    x: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    lengths: Tensor | None,
+    reset_after: bool,
+    reverse: bool,
+    hprev: Tensor,
+    gates: Tensor,
+    gout: Tensor | None,
+    ghn: Tensor | None,
+    needs: tuple[bool, ...],
+) -> tuple[Tensor | None, ...]:
     """Native backward loop, then the weight/input gradients as GEMMs over all steps at once."""
     T, B, I = x.shape
     H = w_hh.shape[1]
@@ -309,7 +345,7 @@ def _backward(x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, gout, 
     db_ih = dgi2.sum(0) if n_bih else None
     dw_hh = db_hh = None
     if reset_after:
-        dgh2 = dgh.view(T * B, 3 * H)
+        dgh2 = dgh.view(T * B, 3 * H)  # type: ignore[union-attr]
         if n_whh:
             dw_hh = torch.mm(dgh2.t(), hp2)
         if n_bhh:
@@ -329,7 +365,18 @@ class _FusedSequence(torch.autograd.Function):
     """out, h_n = GRU recurrence over x (T, B, I) from h0 (B, H), with the fused forward and backward."""
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse):
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        h0: Tensor,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b_ih: Tensor | None,
+        b_hh: Tensor | None,
+        lengths: Tensor | None,
+        reset_after: bool,
+        reverse: bool,
+    ) -> tuple[Tensor, Tensor]:
         out, hn, hprev, gates = _forward(
             x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save=True
         )
@@ -339,7 +386,7 @@ class _FusedSequence(torch.autograd.Function):
         return out, hn
 
     @staticmethod
-    def backward(ctx, gout, ghn):
+    def backward(ctx: Any, gout: Tensor | None, ghn: Tensor | None) -> tuple[Tensor | None, ...]:
         x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates = ctx.saved_tensors
         needs = ctx.needs_input_grad[:6]
         none3 = (None, None, None)
@@ -374,7 +421,19 @@ class _FusedSequence(torch.autograd.Function):
         return grads + none3
 
 
-def _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, needs):
+def _composite_grads(
+    ctx: Any,
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    lengths: Tensor | None,
+    gout: Tensor | None,
+    ghn: Tensor | None,
+    needs: tuple[bool, ...],
+) -> tuple[Tensor | None, ...]:
     inputs = (x, h0, w_ih, w_hh, b_ih, b_hh)
     with torch.enable_grad(), torch.autocast("cpu", enabled=False):
         out, hn, _ = composite.sequence(
@@ -394,10 +453,14 @@ def _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, nee
             outs.append(o)
             gos.append(g)
     wanted = [i for i, (t, n) in enumerate(zip(inputs, needs)) if n and t is not None]
-    res = [None] * 6
+    res: list[Tensor | None] = [None] * 6
     if wanted:
         got = torch.autograd.grad(
-            outs, [inputs[i] for i in wanted], gos, create_graph=True, allow_unused=True
+            outs,
+            [inputs[i] for i in wanted],  # type: ignore[arg-type]
+            gos,
+            create_graph=True,
+            allow_unused=True,
         )
         for i, g in zip(wanted, got):
             res[i] = g if g is not None else torch.zeros_like(inputs[i])
@@ -416,11 +479,11 @@ def sequence(
     lengths: Tensor | None = None,
     reverse: bool = False,
     return_gates: bool = False,
-):
+) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor] | None]:
     """One direction over x (T, B, I) from h0 (B, H) → (out (T, B, H), h_n (B, H), gates (z, r, n) or None)."""
     calls["sequence"] += 1
     if _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh):
-        out, hn = _FusedSequence.apply(
+        out, hn = _FusedSequence.apply(  # type: ignore[no-untyped-call]
             x, h0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reset_after), bool(reverse)
         )
         return out, hn, None
@@ -440,6 +503,7 @@ def sequence(
     if not return_gates:
         return out, hn, None
     H = w_hh.shape[1]
+    assert gates is not None
     return (
         out,
         hn,
@@ -463,9 +527,10 @@ def cell(
     """One step: x (B, I), h (B, H) → h' (B, H). Without autograd, one native call (matvec at batch 1, else BLAS)."""
     calls["cell"] += 1
     if _needs_grad(x, h, w_ih, w_hh, b_ih, b_hh):
-        return _FusedSequence.apply(
+        h_new: Tensor = _FusedSequence.apply(  # type: ignore[no-untyped-call]
             x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, None, bool(reset_after), False
         )[1]
+        return h_new
     B, I = x.shape
     H = w_hh.shape[1]
     x, h, w_ih, w_hh = x.contiguous(), h.contiguous(), w_ih.contiguous(), w_hh.contiguous()

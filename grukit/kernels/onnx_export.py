@@ -137,7 +137,9 @@ def _symbolic(
 
 def register_symbolic() -> None:
     """Register the TorchScript exporter's symbolic for ``grukit::gru_sequence`` (idempotent)."""
-    torch.onnx.register_custom_op_symbolic("grukit::gru_sequence", _symbolic, 9)
+    from torch.onnx import register_custom_op_symbolic  # type: ignore[attr-defined, unused-ignore]
+
+    register_custom_op_symbolic("grukit::gru_sequence", _symbolic, 9)
 
 
 register_symbolic()

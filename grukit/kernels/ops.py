@@ -23,7 +23,7 @@ differentiates the composite recomputation. Under autocast (CPU, CUDA) the op ru
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -139,10 +139,10 @@ def _composite_grads(
             for t in inputs
         ]
         out, hn, _ = fgru.sequence(
-            leaves[0],
-            leaves[1],
-            leaves[2],
-            leaves[3],
+            cast(Tensor, leaves[0]),
+            cast(Tensor, leaves[1]),
+            cast(Tensor, leaves[2]),
+            cast(Tensor, leaves[3]),
             leaves[4],
             leaves[5],
             reset_after,
@@ -152,7 +152,7 @@ def _composite_grads(
         wanted = [i for i, t in enumerate(leaves) if t is not None and t.requires_grad]
         got = torch.autograd.grad(
             [out, hn],
-            [leaves[i] for i in wanted],
+            [cast(Tensor, leaves[i]) for i in wanted],
             [grad_out, grad_hn],
             create_graph=create_graph,
             allow_unused=True,
@@ -195,8 +195,7 @@ def gru_sequence_backward(
             db_hh = db_hh.clone()  # op outputs may not alias each other
         grads: list[Tensor | None] = [dx, dh0, dw_ih, dw_hh, db_ih, db_hh]
     else:
-        full = tuple(t if t is None else t.detach().requires_grad_(True) for t in inputs)
-        grads = _composite_grads(grad_out, grad_hn, full, lengths, reset_after, reverse, False)
+        grads = _composite_grads(grad_out, grad_hn, inputs, lengths, reset_after, reverse, False)
     return tuple(_empty(x) if g is None else g for g in grads)  # type: ignore[return-value]
 
 

@@ -67,7 +67,7 @@ def no_autocast(device: str | None) -> contextlib.AbstractContextManager[None]:
     """Turn autocast off for ``device`` inside (a shared null context when device is None: no cost)."""
     if device is None:
         return _NULL
-    return torch.autocast(device, enabled=False)  # type: ignore[return-value]
+    return torch.autocast(device, enabled=False)
 
 
 def _autocast_in(owner: str, name: str, value: Tensor, param: Tensor) -> Tensor:
@@ -145,7 +145,8 @@ def check_hx(
     if ac is not None:
         hx = _autocast_in(owner, "hx", hx, param)
     _checks.same_dtype(owner, "hx", hx, param)
-    return hx.unsqueeze(1) if unbatched else hx
+    out: Tensor = hx.unsqueeze(1) if unbatched else hx
+    return out
 
 
 def run_layers(

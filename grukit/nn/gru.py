@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -48,7 +48,7 @@ class GRUConfig:
     dropconnect: float = 0.0
 
 
-def _dtype_name(dtype) -> str:
+def _dtype_name(dtype: Any) -> str:
     return str(dtype if dtype is not None else torch.get_default_dtype()).replace("torch.", "")
 
 
@@ -89,8 +89,8 @@ class GRU(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         reset_after: bool = True,
-        device=None,
-        dtype=None,
+        device: Any = None,
+        dtype: Any = None,
         backend: str = "auto",
         layer_norm: bool = False,
         recurrent_dropout: float = 0.0,
@@ -120,14 +120,15 @@ class GRU(nn.Module):
             layer_in = input_size if layer == 0 else D * H
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-                names = [f"weight_ih{sfx}", f"weight_hh{sfx}", None, None]
-                setattr(self, names[0], nn.Parameter(torch.empty(3 * H, layer_in, **kw)))
-                setattr(self, names[1], nn.Parameter(torch.empty(3 * H, H, **kw)))
+                w_ih, w_hh = f"weight_ih{sfx}", f"weight_hh{sfx}"
+                setattr(self, w_ih, nn.Parameter(torch.empty(3 * H, layer_in, **kw)))
+                setattr(self, w_hh, nn.Parameter(torch.empty(3 * H, H, **kw)))
+                b_ih = b_hh = None
                 if bias:
-                    names[2], names[3] = f"bias_ih{sfx}", f"bias_hh{sfx}"
-                    setattr(self, names[2], nn.Parameter(torch.empty(3 * H, **kw)))
-                    setattr(self, names[3], nn.Parameter(torch.empty(3 * H, **kw)))
-                self._param_names.append(tuple(names))
+                    b_ih, b_hh = f"bias_ih{sfx}", f"bias_hh{sfx}"
+                    setattr(self, b_ih, nn.Parameter(torch.empty(3 * H, **kw)))
+                    setattr(self, b_hh, nn.Parameter(torch.empty(3 * H, **kw)))
+                self._param_names.append((w_ih, w_hh, b_ih, b_hh))
                 if layer_norm:  # names outside weight_*/bias_* so torch interop refuses them
                     ln = (f"ln_gain_ih{sfx}", f"ln_gain_hh{sfx}")
                     setattr(self, ln[0], nn.Parameter(torch.empty(3 * H, **kw)))
@@ -157,7 +158,7 @@ class GRU(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, config: GRUConfig | dict, device=None) -> GRU:
+    def from_config(cls, config: GRUConfig | dict[str, Any], device: Any = None) -> GRU:
         cfg = dataclasses.asdict(config) if isinstance(config, GRUConfig) else dict(config)
         dtype = getattr(torch, cfg.pop("dtype", "float32"))
         return cls(**cfg, device=device, dtype=dtype)
@@ -302,7 +303,7 @@ class GRU(nn.Module):
     def forward(
         self, input: Any, hx: Tensor | None = None, lengths: Any = None, return_gates: bool = False
     ) -> Any:
-        p = _driver.prepare(self, "GRU", input, hx, lengths, self.weight_ih_l0)
+        p = _driver.prepare(self, "GRU", input, hx, lengths, self._param0())
         with _driver.no_autocast(p.autocast):
             if not return_gates and self._onnx_route():
                 out, h_n = self._onnx_layers(p)
@@ -327,6 +328,11 @@ class GRU(nn.Module):
         if return_gates:
             return output, h_n, GRUGates(*_driver.stack_gates(gate_layers, 3))
         return output, h_n
+
+    def _param0(self) -> Tensor:
+        """weight_ih_l0, the parameter whose dtype the inputs must have."""
+        w = self._parameters.get("weight_ih_l0")
+        return w if w is not None else cast(Tensor, self.weight_ih_l0)
 
     def _onnx_route(self) -> bool:
         """Whether the dynamo ONNX exporter is running and this GRU is a standard ONNX GRU."""
@@ -403,7 +409,7 @@ class GRU(nn.Module):
         )
         if self._uses_variant_loop():
             return fgru.sequence(**kw, **self._variant_kwargs(layer, d, masks))
-        return dispatch("sequence", self.backend, **kw)
+        return dispatch("sequence", self.backend, **kw)  # type: ignore[no-any-return]
 
     # -------------------------------------------------------------------------------------- streaming
     def step(self, x_t: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -419,7 +425,7 @@ class GRU(nn.Module):
             >>> tuple(y.shape), tuple(h.shape)
             ((1, 4), (2, 1, 4))
         """
-        x, h0, unbatched, ac = _driver.prepare_step(self, "GRU", x_t, h, self.weight_ih_l0)
+        x, h0, unbatched, ac = _driver.prepare_step(self, "GRU", x_t, h, self._param0())
         self._check_variant_backend()
         if ac is None:
             y, h_new = _driver.step_layers(self, x, h0, self._step_layer)

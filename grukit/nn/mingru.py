@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -170,13 +170,13 @@ class MinGRU(nn.Module):
     ) -> Any:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-        p = _driver.prepare(self, "MinGRU", input, hx, lengths, self.weight_ih_l0)
+        p = _driver.prepare(self, "MinGRU", input, hx, lengths, cast(Tensor, self.weight_ih_l0))
 
         def one(
             layer: int, d: int, x: Tensor, h0: Tensor, lens: Tensor | None, gates: bool
         ) -> tuple[Tensor, Tensor, Any]:
             w, b = self.layer_weights(layer, d)
-            return direction(x, h0, w, b, lens, d == 1, mode, gates)  # type: ignore[no-any-return]
+            return direction(x, h0, w, b, lens, d == 1, mode, gates)
 
         with _driver.no_autocast(p.autocast):
             out, h_n, gate_layers = _driver.run_layers(self, p, one, return_gates)
@@ -192,12 +192,14 @@ class MinGRU(nn.Module):
         The sequential recurrence; feeding a sequence step by step matches the scan of the whole sequence.
         Unidirectional only.
         """
-        x, h0, unbatched, ac = _driver.prepare_step(self, "MinGRU", x_t, h, self.weight_ih_l0)
+        x, h0, unbatched, ac = _driver.prepare_step(
+            self, "MinGRU", x_t, h, cast(Tensor, self.weight_ih_l0)
+        )
         H = self.hidden_size
 
         def one(layer: int, x: Tensor, h: Tensor) -> Tensor:
             w, b = self.layer_weights(layer)
-            a_z, a_n = torch.nn.functional.linear(x, w, b).split(H, dim=-1)
+            a_z, a_n = torch.split(torch.nn.functional.linear(x, w, b), H, dim=-1)
             z, n = torch.sigmoid(a_z), g(a_n)
             return n + z * (h - n)  # z ⊙ h + (1 − z) ⊙ n
 
