@@ -119,7 +119,7 @@ def zoneout_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
 
 def group_layer_norm(a: Tensor, gain: Tensor, hidden_size: int, eps: float = LN_EPS) -> Tensor:
     """γ ⊙ LN_g(a): layer norm over each group of ``hidden_size`` features of a (..., k·H), gain (k·H,)."""
-    groups = a.reshape(*a.shape[:-1], -1, hidden_size)  # (..., k, H)
+    groups = a.reshape(*a.shape[:-1], a.shape[-1] // hidden_size, hidden_size)  # (..., k, H)
     normed = F.layer_norm(groups, (hidden_size,), eps=eps)
     return normed.flatten(-2) * gain
 

@@ -38,11 +38,10 @@ Two parallel scans evaluate it for all t at once (both with an O(T) hand-written
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from typing import Any
-
 from torch import Tensor
 
 MODES = ("scan", "logscan", "loop")
