@@ -133,7 +133,10 @@ def _composite_grads(
     create_graph: bool,
 ) -> list[Tensor | None]:
     """Gradients of the composite recomputation w.r.t. (x, h0, w_ih, w_hh, b_ih, b_hh)."""
-    with torch.enable_grad(), torch.autocast(inputs[0].device.type, enabled=False):
+    # Inside an op's kernel the autograd keys are excluded; the recomputation needs them back.
+    exclude = torch._C._dispatch_tls_local_exclude_set().remove(torch._C.DispatchKey.AutogradCPU)
+    keys = torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), exclude)
+    with keys, torch.enable_grad(), torch.autocast(inputs[0].device.type, enabled=False):
         leaves = [
             None if t is None else (t if create_graph else t.detach().requires_grad_(True))
             for t in inputs
