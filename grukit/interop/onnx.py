@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -26,6 +27,7 @@ from torch import nn
 from ..errors import UserInputError
 from ..nn import GRU
 from ._layouts import check_plain, from_framework, layer_arrays, set_layer, to_framework
+from .chain import DirectionSpec, GRUChain, GRUChainConfig, LayerSpec
 
 DEFAULT_OPSET = 17
 
@@ -251,21 +253,518 @@ def _tensor_resolver(proto):
     return get
 
 
+# ------------------------------------------------------------------------------------------------- import
+# The graph is read by following its data flow. Every tensor on the way from the graph input to the first GRU,
+# from one GRU's Y to the next GRU's X, and from the last GRU to the graph outputs gets a symbolic layout: a
+# list of axes, each a tuple of atoms (T, B, D, H, I, or the graph input's unknown axes a0/a1). Transpose
+# permutes axes, Squeeze drops size-1 axes, Reshape merges neighbouring axes (row-major, so element order is
+# kept); anything else breaks the chain and is named. An axis list is compared after dropping size-1 atoms.
+
+_Atom = tuple[str, "int | None"]
+_Axis = tuple[_Atom, ...]
+_Layout = list[_Axis]
+
+
+class _Break(Exception):
+    """The data path reached a node that is not part of a GRU stack."""
+
+    def __init__(self, node: Any, why: str) -> None:
+        self.node, self.why = node, why
+        super().__init__(why)
+
+
+def _size(axis: _Axis) -> int | None:
+    out = 1
+    for _, n in axis:
+        if n is None:
+            return None
+        out *= n
+    return out
+
+
+def _norm(lay: _Layout) -> list[tuple[str, ...]]:
+    out = []
+    for axis in lay:
+        atoms = tuple(a for a, n in axis if not (a == "D" and n == 1))
+        if atoms:
+            out.append(atoms)
+    return out
+
+
+def _reshape(lay: _Layout, shape: list[int], allowzero: bool, node: Any) -> _Layout:
+    """The layout after Reshape(shape) if it only merges neighbouring axes (or drops/adds size-1 ones)."""
+    if allowzero and 0 in shape:
+        raise _Break(node, "it reshapes with allowzero=1")
+    if shape.count(-1) > 1:
+        raise _Break(node, f"its target shape {shape} is invalid")
+    m = shape.index(-1) if -1 in shape else len(shape)
+
+    def take(dims: list[int], axes: list[_Axis], index_of: Any) -> tuple[list[_Axis], int]:
+        out, p = [], 0
+        for j, v in enumerate(dims):
+            if v == 0:
+                if index_of(j) != index_of(p) or p >= len(axes):
+                    raise _Break(node, f"its target shape {shape} copies an axis out of place")
+                out.append(axes[p])
+                p += 1
+                continue
+            group: list[_Atom] = []
+            prod = 1
+            while prod != v or (v == 1 and False):
+                if prod > v or p >= len(axes):
+                    raise _Break(node, f"its target shape {shape} splits or mixes axes")
+                n = _size(axes[p])
+                if n is None:
+                    raise _Break(
+                        node,
+                        f"its target shape {shape} fixes the size of a dynamic (time/batch) axis",
+                    )
+                group.extend(axes[p])
+                prod *= n
+                p += 1
+            out.append(tuple(group))
+        return out, p
+
+    left, p = take(shape[:m], lay, lambda j: j)
+    if m == len(shape):
+        rest = lay[p:]
+        if any(_size(a) != 1 for a in rest):
+            raise _Break(node, f"its target shape {shape} does not cover every axis")
+        return left
+    n_in, n_out = len(lay), len(shape)
+    right_rev, q = take(
+        shape[m + 1 :][::-1], lay[p:][::-1], lambda j: j
+    )  # from the end; 0s there must copy the axis at the same index
+    if any(v == 0 for v in shape[m + 1 :]) and n_in != n_out:
+        raise _Break(node, f"its target shape {shape} copies an axis out of place")
+    middle = lay[p : len(lay) - q]
+    merged: tuple[_Atom, ...] = tuple(a for axis in middle for a in axis)
+    return left + [merged] + right_rev[::-1]
+
+
+class _Graph:
+    """Producers, stored tensors and graph inputs of an ONNX graph, and the walks over its data flow."""
+
+    def __init__(self, proto: Any) -> None:
+        graph = proto.graph
+        self.proto = proto
+        self.producers = {o: n for n in graph.node for o in n.output if o}
+        self.stored = {t.name for t in graph.initializer}
+        self.inputs = [i.name for i in graph.input if i.name not in self.stored]
+        self.outputs = [o.name for o in graph.output]
+        self.get = _tensor_resolver(proto)
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The value of ``name`` if it is computed from stored tensors only, else None."""
+        if not name:
+            return None
+        if name in self.inputs:
+            return None
+        try:
+            return self.get(name, "value")
+        except UserInputError:
+            return None
+
+    def layout(self, name: str, sources: dict[str, _Layout]) -> _Layout:
+        if name in sources:
+            return sources[name]
+        node = self.producers.get(name)
+        if node is None:
+            raise _Break(None, f"it reads the graph input {name!r}")
+        op, a = node.op_type, _attrs(node)
+        if op == "Identity":
+            return self.layout(node.input[0], sources)
+        if op == "Transpose":
+            lay = self.layout(node.input[0], sources)
+            perm = a.get("perm", list(range(len(lay)))[::-1])
+            if sorted(perm) != list(range(len(lay))):
+                raise _Break(node, f"its perm {perm} does not fit {len(lay)} axes")
+            return [lay[p] for p in perm]
+        if op == "Squeeze":
+            lay = self.layout(node.input[0], sources)
+            axes = a.get("axes")
+            if axes is None and len(node.input) > 1 and node.input[1]:
+                c = self.const(node.input[1])
+                if c is None:
+                    raise _Break(node, "its axes are computed from graph inputs")
+                axes = [int(v) for v in np.ravel(c)]
+            if axes is None:
+                axes = [i for i, ax in enumerate(lay) if _size(ax) == 1]
+            axes = [int(v) % len(lay) for v in axes]
+            if any(_size(lay[i]) != 1 for i in axes):
+                raise _Break(node, "it squeezes an axis that is not of size 1")
+            return [ax for i, ax in enumerate(lay) if i not in axes]
+        if op == "Reshape":
+            lay = self.layout(node.input[0], sources)
+            c = self.const(node.input[1])
+            if c is None:
+                raise _Break(node, "its target shape is computed from graph inputs")
+            return _reshape(lay, [int(v) for v in np.ravel(c)], bool(a.get("allowzero", 0)), node)
+        raise _Break(node, "it is not one of the reshapes a GRU stack implies")
+
+    def source(self, name: str) -> tuple[str, Any, int]:
+        """Walk back from ``name`` through data-moving nodes to a GRU output or a graph input."""
+        while True:
+            if name in self.inputs:
+                return ("input", name, 0)
+            node = self.producers.get(name)
+            if node is None:
+                raise _Break(None, f"{name!r} is neither computed nor a graph input")
+            if node.op_type == "GRU":
+                return ("gru", node, list(node.output).index(name))
+            if node.op_type not in ("Identity", "Transpose", "Squeeze", "Reshape"):
+                raise _Break(node, "it is not one of the reshapes a GRU stack implies")
+            name = node.input[0]
+
+
+def _node_name(node: Any) -> str:
+    return f"{node.name or '(unnamed)'!r} ({node.op_type})"
+
+
+def _parse_gru(node: Any, get: Any, where: str) -> dict[str, Any]:
+    a = _attrs(node)
+    direction = a.get("direction", "forward")
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise UserInputError(f"{where} has direction={direction!r}, which ONNX does not define")
+    D = 2 if direction == "bidirectional" else 1
+    acts = a.get("activations")
+    if acts is not None and [s.lower() for s in acts] != ["sigmoid", "tanh"] * D:
+        raise UserInputError(f"{where} uses activations {acts}; grukit implements Sigmoid and Tanh")
+    if "clip" in a:
+        raise UserInputError(f"{where} clips its cell input (clip={a['clip']}); grukit does not")
+    W, R = get(node.input[1], "W"), get(node.input[2], "R")
+    has_b = len(node.input) > 3 and node.input[3] != ""
+    B = get(node.input[3], "B") if has_b else None
+    H = W.shape[1] // 3 if W.ndim == 3 else 0
+    if (
+        W.ndim != 3
+        or W.shape[0] != D
+        or R.shape != (D, 3 * H, H)
+        or (B is not None and B.shape != (D, 6 * H))
+    ):
+        raise UserInputError(
+            f"{where}: inconsistent weight shapes W {W.shape}, R {R.shape}, "
+            f"B {None if B is None else B.shape} for direction={direction}"
+        )
+    if "hidden_size" in a and a["hidden_size"] != H:
+        raise UserInputError(
+            f"{where}: hidden_size={a['hidden_size']} but W has 3H = {W.shape[1]} rows"
+        )
+    return dict(
+        W=W,
+        R=R,
+        B=B,
+        H=H,
+        D=D,
+        I=W.shape[2],
+        direction=direction,
+        lbr=bool(a.get("linear_before_reset", 0)),
+        layout=int(a.get("layout", 0)),
+        node=node,
+        where=where,
+    )
+
+
+def _is_zero_state(g: _Graph, name: str) -> bool | None:
+    """True if ``name`` is all zeros whatever the input (stored zeros, Expand/ConstantOfShape of 0), False if
+    it is stored with other values, None if it is neither (e.g. computed from a graph input)."""
+    c = g.const(name)
+    if c is not None:
+        return not np.any(c)
+    node = g.producers.get(name)
+    if node is not None and node.op_type in (
+        "Identity",
+        "Slice",
+        "Gather",
+        "Reshape",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+    ):  # a piece of a zero state is zero
+        return True if _is_zero_state(g, node.input[0]) else None
+    if node is not None and node.op_type == "Expand":
+        c = g.const(node.input[0])
+        return None if c is None else not np.any(c)
+    if node is not None and node.op_type == "ConstantOfShape":
+        from onnx import numpy_helper
+
+        v = _attrs(node).get("value")
+        return True if v is None else not np.any(numpy_helper.to_array(v))
+    return None
+
+
+def _states(g: _Graph, layers: list[dict[str, Any]], path: Path, follow: bool) -> tuple[bool, bool]:
+    """Check each GRU's initial_h and sequence_lens; (takes hx at call time, takes lengths at call time)."""
+    h_kinds, l_kinds = [], []
+    row = 0
+    for ly in layers:
+        node, where = ly["node"], ly["where"]
+        ins = list(node.input) + [""] * (6 - len(node.input))
+        seq, h0 = ins[4], ins[5]
+        if not seq:
+            l_kinds.append(None)
+        elif seq in g.inputs:
+            l_kinds.append(seq)
+        else:
+            c = g.const(seq)
+            raise UserInputError(
+                f"{where}: its sequence_lens is "
+                + (
+                    f"stored in the file ({np.ravel(c).tolist()[:8]})"
+                    if c is not None
+                    else "computed in the graph"
+                )
+                + "; grukit takes lengths at call time and would ignore it, so the file is refused"
+            )
+        if not h0:
+            h_kinds.append("zero")
+        else:
+            zero = _is_zero_state(g, h0)
+            if zero is True:
+                h_kinds.append("zero")
+            elif zero is False:
+                c = g.const(h0)
+                assert c is not None
+                raise UserInputError(
+                    f"{where}: its initial_h is stored in the file with non-zero values (max |h0| = "
+                    f"{float(np.abs(c).max()):.3g}); grukit takes the initial state at call time (hx) and would "
+                    f"ignore it, so the file is refused"
+                )
+            elif not follow:
+                h_kinds.append("input")
+            else:
+                src, lo, hi = h0, None, None
+                node_h = g.producers.get(h0)
+                if node_h is not None and node_h.op_type == "Slice":
+                    starts, ends = g.const(node_h.input[1]), g.const(node_h.input[2])
+                    axes = (
+                        g.const(node_h.input[3])
+                        if len(node_h.input) > 3 and node_h.input[3]
+                        else np.array([0])
+                    )
+                    steps = (
+                        g.const(node_h.input[4])
+                        if len(node_h.input) > 4 and node_h.input[4]
+                        else np.array([1])
+                    )
+                    if (
+                        any(v is None for v in (starts, ends, axes, steps))
+                        or np.ravel(axes).tolist() != [0]
+                        or np.ravel(steps).tolist() != [1]
+                    ):
+                        raise UserInputError(
+                            f"{where}: its initial_h comes from node {_node_name(node_h)}, which is not a plain slice of a graph input"
+                        )
+                    src, lo, hi = node_h.input[0], int(np.ravel(starts)[0]), int(np.ravel(ends)[0])
+                if src not in g.inputs or ly["layout"] != 0:
+                    raise UserInputError(
+                        f"{where}: its initial_h ({h0!r}) is computed in the graph, not a (slice of a) graph input "
+                        f"or zeros; grukit cannot express it"
+                    )
+                if lo is None:
+                    lo, hi = row, row + ly["D"]
+                    if len(layers) > 1:
+                        raise UserInputError(
+                            f"{where}: its initial_h is the whole graph input {src!r} in a stack of "
+                            f"{len(layers)} GRUs; grukit's hx is one (num_layers·D, B, H) tensor sliced per layer"
+                        )
+                if (lo, hi) != (row, row + ly["D"]):
+                    raise UserInputError(
+                        f"{where}: its initial_h is rows {lo}:{hi} of {src!r}; grukit's hx gives this layer rows "
+                        f"{row}:{row + ly['D']}"
+                    )
+                h_kinds.append(("input", src))
+        row += ly["D"]
+    if (
+        len({k if isinstance(k, str) else "input" for k in h_kinds}) > 1
+        or len({k for k in h_kinds if isinstance(k, tuple)}) > 1
+    ):
+        raise UserInputError(
+            f"{path}: the GRU operators take their initial states from different places ({h_kinds}); "
+            f"grukit has one hx for all layers"
+        )
+    if len(set(l_kinds)) > 1:
+        raise UserInputError(
+            f"{path}: the GRU operators do not all read the same sequence_lens ({l_kinds}); grukit has "
+            f"one lengths argument for all layers"
+        )
+    return h_kinds[0] != "zero", l_kinds[0] is not None
+
+
+def _y_layout(ly: dict[str, Any], tb: tuple[int | None, int | None] = (None, None)) -> _Layout:
+    T, B, D, H = ("T", tb[0]), ("B", tb[1]), ("D", ly["D"]), ("H", ly["H"])
+    return [(T,), (D,), (B,), (H,)] if ly["layout"] == 0 else [(B,), (T,), (D,), (H,)]
+
+
+def _follow_chain(g: _Graph, grus: list[Any], path: Path) -> tuple[list[Any], bool]:
+    """The GRU nodes in data-flow order, and whether the graph input is batch-first; refuses what breaks."""
+
+    def refuse(node: Any, why: str, what: str) -> UserInputError:
+        at = f"node {_node_name(node)}" if node is not None else "the graph"
+        return UserInputError(
+            f"{path}: {what} is not a GRU stack at {at}: {why}; from_onnx imports one chain of GRU "
+            f"operators (pick operators with nodes=[...] to take their weights only)"
+        )
+
+    src = {}
+    for n in grus:
+        try:
+            src[id(n)] = g.source(n.input[0])
+        except _Break as e:
+            raise refuse(e.node, e.why, f"the input X of GRU {_node_name(n)}") from None
+    firsts = [n for n in grus if src[id(n)][0] == "input"]
+    if len(firsts) != 1:
+        names = ", ".join(_node_name(n) for n in firsts) or "none"
+        raise UserInputError(
+            f"{path}: {len(firsts)} GRU operators read the graph input directly ({names}); "
+            + (
+                "parallel GRUs are not a stack"
+                if firsts
+                else "the first GRU must read the graph input"
+            )
+            + " (pick operators with nodes=[...] to take their weights only)"
+        )
+    chain = [firsts[0]]
+    while True:
+        nxt = [n for n in grus if src[id(n)][0] == "gru" and src[id(n)][1] is chain[-1]]
+        if not nxt:
+            break
+        if len(nxt) > 1:
+            raise UserInputError(
+                f"{path}: GRU operators {', '.join(_node_name(n) for n in nxt)} all read "
+                f"{_node_name(chain[-1])}: parallel GRUs are not a stack"
+            )
+        if src[id(nxt[0])][2] != 0:
+            raise UserInputError(
+                f"{path}: GRU {_node_name(nxt[0])} reads the final state Y_h of {_node_name(chain[-1])}, "
+                f"not its output sequence Y: not a GRU stack"
+            )
+        chain.append(nxt[0])
+    left = [n for n in grus if all(n is not c for c in chain)]
+    if left:
+        raise UserInputError(
+            f"{path}: GRU {_node_name(left[0])} is not part of the chain that starts at the graph input: "
+            f"not one GRU stack (pick operators with nodes=[...] to take their weights only)"
+        )
+    return chain, False
+
+
+def _check_flow(g: _Graph, layers: list[dict[str, Any]], path: Path) -> bool:
+    """Check every link of the chain and the graph outputs; returns batch_first (the graph input's layout)."""
+
+    def refuse(e: _Break, what: str) -> UserInputError:
+        at = f"node {_node_name(e.node)}" if e.node is not None else "the graph"
+        return UserInputError(
+            f"{path}: {what} is not what a GRU stack computes at {at}: {e.why}; from_onnx imports "
+            f"one chain of GRU operators (pick operators with nodes=[...] to take their weights only)"
+        )
+
+    first = layers[0]
+    x_in = g.source(first["node"].input[0])[1]
+    a0, a1, feat = ("a0", None), ("a1", None), ("I", first["I"])
+    try:
+        lay = _norm(g.layout(first["node"].input[0], {x_in: [(a0,), (a1,), (feat,)]}))
+    except _Break as e:
+        raise refuse(e, f"the path from the graph input to {_node_name(first['node'])}") from None
+    if lay not in ([("a0",), ("a1",), ("I",)], [("a1",), ("a0",), ("I",)]):
+        raise UserInputError(
+            f"{path}: the graph input reaches {_node_name(first['node'])} with axes {lay}, not as a "
+            f"(time, batch, features) or (batch, time, features) tensor"
+        )
+    same = lay[0] == ("a0",)
+    batch_first = same if first["layout"] == 1 else not same
+    # a file exported with fixed shapes may reshape with literal sizes: take them from the graph input
+    dims: list[int | None] = [None, None]
+    for vi in g.proto.graph.input:
+        if vi.name == x_in and vi.type.tensor_type.HasField("shape"):
+            d = [
+                x.dim_value if x.HasField("dim_value") else None
+                for x in vi.type.tensor_type.shape.dim
+            ]
+            if len(d) == 3:
+                dims = [d[0] or None, d[1] or None]
+    tb = (dims[1], dims[0]) if batch_first else (dims[0], dims[1])
+    for prev, ly in zip(layers, layers[1:]):
+        want = [("T",), ("B",)] if ly["layout"] == 0 else [("B",), ("T",)]
+        want.append(("D", "H") if prev["D"] > 1 else ("H",))
+        try:
+            lay = _norm(
+                g.layout(ly["node"].input[0], {prev["node"].output[0]: _y_layout(prev, tb)})
+            )
+        except _Break as e:
+            raise refuse(
+                e, f"the path from {_node_name(prev['node'])} to {_node_name(ly['node'])}"
+            ) from None
+        if lay != want:
+            raise UserInputError(
+                f"{path}: {_node_name(ly['node'])} reads the output of {_node_name(prev['node'])} with axes "
+                f"{lay}, expected {want}: the reshape between them is not the one a stack implies"
+            )
+    # graph outputs: the last Y (reshaped to grukit's output, or the operator's own Y), or final states
+    last = layers[-1]
+    D = last["D"]
+    seq_ok = [
+        [("B",), ("T",), ("D", "H") if D > 1 else ("H",)]
+        if batch_first
+        else [("T",), ("B",), ("D", "H") if D > 1 else ("H",)],
+        _norm(_y_layout(last, tb)),
+    ]
+    yh = [ly["node"].output[1] if len(ly["node"].output) > 1 else "" for ly in layers]
+    for out in g.outputs:
+        node = g.producers.get(out)
+        if out in yh or (node is not None and node.op_type == "Identity" and node.input[0] in yh):
+            continue
+        if node is not None and node.op_type == "Concat" and list(node.input) == yh:
+            if int(_attrs(node).get("axis", 0)) == (0 if last["layout"] == 0 else 1):
+                continue
+        if last["node"].output[0] == "":
+            raise UserInputError(f"{path}: graph output {out!r} is not computed by the GRU stack")
+        try:
+            lay = _norm(g.layout(out, {last["node"].output[0]: _y_layout(last, tb)}))
+        except _Break as e:
+            raise refuse(e, f"graph output {out!r}") from None
+        if lay not in seq_ok:
+            raise UserInputError(
+                f"{path}: graph output {out!r} has axes {lay}; with the graph input "
+                f"{'batch-first' if batch_first else 'time-major'}, grukit's output is {seq_ok[0]}"
+            )
+    return batch_first
+
+
 def from_onnx(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     nodes: list[int | str] | None = None,
     backend: str = "auto",
     batch_first: bool | None = None,
-) -> GRU:
-    """A grukit.GRU with the weights of the ONNX ``GRU`` operators in ``path`` (stacked in graph order).
+) -> GRU | GRUChain:
+    """A grukit model computing what the ONNX ``GRU`` operators in ``path`` compute.
 
-    Works on files from :func:`export_onnx` (config restored from their metadata) and from other
-    exporters (e.g. ``torch.onnx.export`` of a torch.nn.GRU); W, R and B may be stored or computed from
-    stored tensors (evaluated with onnx's reference runtime), not from graph inputs.
-    ``nodes`` picks GRU operators by index (among the GRU operators) or node name; by default all of them,
-    which must form one stack (same hidden size, direction and reset placement; layer k's input size
-    D·H). ``batch_first`` defaults to the stored config, else to the first operator's ``layout`` attribute
-    (1 = batch-first). Initial states and sequence_lens inside the graph are inputs, not weights: not read.
+    The graph is read by following its data flow, not node order. It is accepted when it is one chain: the
+    graph input (optionally through a Transpose) feeds the first GRU operator, each next GRU reads the
+    previous one's output Y through the reshapes a stack implies (Squeeze / Transpose / Reshape, checked axis
+    by axis), and the graph outputs are the last Y (reshaped) or the final states Y_h (one, or all
+    concatenated in order). Anything else — parallel GRUs, a ``Mul`` or ``Add`` between layers, a head after
+    the last GRU — is refused with the breaking node named.
+
+    * ``initial_h``: absent or zeros (stored, or ``Expand``/``ConstantOfShape`` of 0) → h0 = 0; a graph input
+      (sliced per layer as :func:`export_onnx` does) → pass it as ``hx``; stored non-zero values are refused.
+    * ``sequence_lens``: absent, or one graph input shared by all operators (→ pass ``lengths``); stored
+      values are refused.
+    * ``batch_first`` defaults to the graph input's layout: a Transpose (1, 0, 2) in front of the first GRU
+      (``torch.onnx.export`` of a batch-first torch.nn.GRU) or ``layout=1`` → True.
+    * ``direction="reverse"`` operators, and stacks mixing direction counts or ``linear_before_reset``, give a
+      :class:`~grukit.interop.chain.GRUChain` (same call, same outputs); otherwise a ``grukit.GRU``.
+
+    W, R and B may be stored or computed from stored tensors (evaluated with onnx's reference runtime), not
+    from graph inputs. ``nodes`` picks GRU operators by index (among the GRU operators) or node name and
+    stacks them in that order without following the graph (their weights only; stored initial_h and
+    sequence_lens are still refused).
+
+    Example:
+        >>> import grukit, torch
+        >>> p = grukit.export_onnx(grukit.GRU(3, 4, batch_first=True), "/tmp/gru_doc.onnx")
+        >>> grukit.from_onnx(p).batch_first
+        True
     """
     onnx = _onnx()
     path = Path(path)
@@ -277,19 +776,14 @@ def from_onnx(
         raise UserInputError(
             f"{path} is not a readable ONNX file ({type(e).__name__}: {e})"
         ) from None
-    meta = {p.key: p.value for p in proto.metadata_props}
-    stored = {}
-    if "grukit" in meta:
-        try:
-            stored = json.loads(meta["grukit"]).get("config", {})
-        except (json.JSONDecodeError, AttributeError):
-            stored = {}
     grus = [n for n in proto.graph.node if n.op_type == "GRU" and n.domain in ("", "ai.onnx")]
     if not grus:
         ops = sorted({n.op_type for n in proto.graph.node})
         raise UserInputError(
             f"{path} has no ONNX GRU operator in its main graph (operators found: {ops[:12]})"
         )
+    g = _Graph(proto)
+    follow = nodes is None
     if nodes is not None:
         picked = []
         for sel in nodes:
@@ -307,99 +801,85 @@ def from_onnx(
                     )
                 picked.append(match[0])
         grus = picked
-    get = _tensor_resolver(proto)
-    layers = []
-    for k, node in enumerate(grus):
-        a = _attrs(node)
-        where = f"{path}: GRU operator {k} ({node.name or 'unnamed'})"
-        direction = a.get("direction", "forward")
-        if direction not in ("forward", "bidirectional"):
+    else:
+        grus, _ = _follow_chain(g, grus, path)
+    layers = [
+        _parse_gru(node, g.get, f"{path}: GRU operator {k} ({node.name or 'unnamed'})")
+        for k, node in enumerate(grus)
+    ]
+    for k, ly in enumerate(layers[1:], 1):
+        want_i = layers[k - 1]["D"] * layers[k - 1]["H"]
+        if ly["H"] != layers[0]["H"] or ly["I"] != want_i:
             raise UserInputError(
-                f"{where} has direction={direction!r}; grukit.GRU has forward and bidirectional "
-                f"layers only"
+                f"{path}: GRU operators do not form one stack: operator {k} has hidden size {ly['H']} and "
+                f"input size {ly['I']}; operator 0 has hidden size {layers[0]['H']} and operator {k - 1} "
+                f"outputs {want_i} features; pick operators with nodes=[...]"
             )
-        D = 2 if direction == "bidirectional" else 1
-        acts = a.get("activations")
-        if acts is not None and [s.lower() for s in acts] != ["sigmoid", "tanh"] * D:
-            raise UserInputError(
-                f"{where} uses activations {acts}; grukit implements Sigmoid and Tanh"
-            )
-        if "clip" in a:
-            raise UserInputError(
-                f"{where} clips its cell input (clip={a['clip']}); grukit does not"
-            )
-        W, R = get(node.input[1], "W"), get(node.input[2], "R")
-        has_b = len(node.input) > 3 and node.input[3] != ""
-        B = get(node.input[3], "B") if has_b else None
-        H = W.shape[1] // 3
-        if (
-            W.ndim != 3
-            or W.shape[0] != D
-            or R.shape != (D, 3 * H, H)
-            or (B is not None and B.shape != (D, 6 * H))
-        ):
-            raise UserInputError(
-                f"{where}: inconsistent weight shapes W {W.shape}, R {R.shape}, "
-                f"B {None if B is None else B.shape} for direction={direction}"
-            )
-        if "hidden_size" in a and a["hidden_size"] != H:
-            raise UserInputError(
-                f"{where}: hidden_size={a['hidden_size']} but W has 3H = {W.shape[1]} rows"
-            )
-        layers.append(
-            dict(
-                W=W,
-                R=R,
-                B=B,
-                H=H,
-                D=D,
-                I=W.shape[2],
-                lbr=bool(a.get("linear_before_reset", 0)),
-                layout=int(a.get("layout", 0)),
-            )
-        )
-    first = layers[0]
-    for k, ly in enumerate(layers):
-        want_i = first["I"] if k == 0 else first["D"] * first["H"]
-        if (ly["H"], ly["D"], ly["lbr"], ly["B"] is None) != (
-            first["H"],
-            first["D"],
-            first["lbr"],
-            first["B"] is None,
-        ) or ly["I"] != want_i:
-            raise UserInputError(
-                f"{path}: GRU operators do not form one stack: operator {k} has hidden size {ly['H']}, "
-                f"{ly['D']} direction(s), linear_before_reset={int(ly['lbr'])}, input size {ly['I']}, bias "
-                f"{ly['B'] is not None}; operator 0 has {first['H']}, {first['D']}, {int(first['lbr'])}, "
-                f"bias {first['B'] is not None} (and layer k≥1 needs input size {first['D'] * first['H']}); pick "
-                f"operators with nodes=[...]"
-            )
+    _states(g, layers, path, follow)
+    if follow:
+        graph_bf = _check_flow(g, layers, path)
+    else:
+        graph_bf = layers[0]["layout"] == 1
     if batch_first is None:
-        # our own files say; otherwise follow the operator's layout attribute (1 = batch-first X and Y)
-        batch_first = (
-            bool(stored.get("batch_first", first["layout"] == 1))
-            if nodes is None
-            else first["layout"] == 1
-        )
+        batch_first = graph_bf
+    first = layers[0]
     dtype = np.float64 if first["W"].dtype == np.float64 else np.float32
     import torch
 
-    model = GRU(
-        first["I"],
-        first["H"],
-        len(layers),
-        bias=first["B"] is not None,
-        batch_first=batch_first,
-        bidirectional=first["D"] == 2,
-        reset_after=first["lbr"],
-        backend=backend,
-        dtype=torch.float64 if dtype == np.float64 else torch.float32,
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+
+    def biases(ly: dict[str, Any], d: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if ly["B"] is None:
+            return None, None
+        H = ly["H"]
+        return ly["B"][d, : 3 * H], ly["B"][d, 3 * H :]
+
+    plain = all(
+        (ly["D"], ly["lbr"], ly["B"] is None) == (first["D"], first["lbr"], first["B"] is None)
+        and ly["direction"] != "reverse"
+        for ly in layers
+    )
+    if plain:
+        model = GRU(
+            first["I"],
+            first["H"],
+            len(layers),
+            bias=first["B"] is not None,
+            batch_first=batch_first,
+            bidirectional=first["D"] == 2,
+            reset_after=first["lbr"],
+            backend=backend,
+            dtype=tdtype,
+        )
+        for k, ly in enumerate(layers):
+            for d in range(ly["D"]):
+                set_layer(
+                    model, k, d, *from_framework(ly["W"][d], ly["R"][d], *biases(ly, d), "onnx")
+                )
+        return model.eval()
+    specs = []
+    for ly in layers:
+        rev = ly["direction"] == "reverse"
+        dirs = [DirectionSpec(rev, rev, ly["lbr"], ly["B"] is not None)]
+        if ly["D"] == 2:
+            dirs.append(DirectionSpec(True, True, ly["lbr"], ly["B"] is not None))
+        specs.append(LayerSpec(int(ly["I"]), dirs, "concat"))
+    desc = " → ".join(f"GRU(direction={ly['direction']!r})" for ly in layers)
+    chain = GRUChain(
+        GRUChainConfig(
+            first["H"],
+            specs,
+            batch_first=batch_first,
+            dtype=str(np.dtype(dtype)),
+            source=f"ONNX {desc}",
+        )
     )
     for k, ly in enumerate(layers):
         for d in range(ly["D"]):
-            H = ly["H"]
-            b_ih = b_hh = None
-            if ly["B"] is not None:
-                b_ih, b_hh = ly["B"][d, : 3 * H], ly["B"][d, 3 * H :]
-            set_layer(model, k, d, *from_framework(ly["W"][d], ly["R"][d], b_ih, b_hh, "onnx"))
-    return model.eval()
+            set_layer(
+                chain.direction(k, d),
+                0,
+                0,
+                *from_framework(ly["W"][d], ly["R"][d], *biases(ly, d), "onnx"),
+            )
+    return chain.eval()
