@@ -210,7 +210,7 @@ def _read(
 
 
 # ------------------------------------------------------------------------------------------------ write
-def _atomic(path: Path, write) -> None:
+def _atomic(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
@@ -222,7 +222,7 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def _write(fmt: str, model, path: Path) -> None:
+def _write(fmt: str, model: Any, path: Path) -> None:
     import torch
 
     import grukit
@@ -245,7 +245,7 @@ def _write(fmt: str, model, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ check
-def _ours(model, x):
+def _ours(model: Any, x: Any) -> tuple[Any, Any]:
     """grukit's (output (B, T, D·H), h_n (L·D, B, H)) as float64 NumPy for batch-first x (B, T, I) NumPy."""
     import torch
 
@@ -256,7 +256,7 @@ def _ours(model, x):
     return out.double().numpy(), h_n.double().numpy()
 
 
-def _run_native(fmt: str, handle, x, model):
+def _run_native(fmt: str, handle: Any, x: Any, model: Any) -> tuple[Any, Any]:
     """Run SRC/DST in its own library on x (B, T, I) fp32 NumPy → (its output, grukit's output to compare),
     or (None, None) where the file cannot be run with that input."""
     import numpy as np
@@ -306,7 +306,7 @@ def _run_native(fmt: str, handle, x, model):
             D = model.num_directions
             out = np.concatenate([h_n[-D + d] for d in range(D)], -1)
         return y, out
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]
 
     sess = ort.InferenceSession(str(handle), providers=["CPUExecutionProvider"])
     ins = sess.get_inputs()

@@ -195,7 +195,9 @@ class GRUChain(nn.Module):
 
     def direction(self, layer: int, direction: int) -> GRU:
         """The single-layer, single-direction grukit.GRU of ``layer``/``direction`` (batch-first)."""
-        return self.grus[layer][direction]  # type: ignore[index,return-value]
+        gru = self.grus[layer][direction]  # type: ignore[index]
+        assert isinstance(gru, GRU)
+        return gru
 
     def forward(
         self, input: Tensor, hx: Tensor | None = None, lengths: Tensor | None = None

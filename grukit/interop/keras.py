@@ -27,12 +27,12 @@ from ._layouts import check_plain, from_framework, layer_arrays, set_layer, to_f
 from .chain import DirectionSpec, GRUChain, GRUChainConfig, LayerSpec
 
 
-def _keras():
+def _keras() -> Any:
     """Import Keras, selecting the torch backend when Keras has not been imported yet."""
     if "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
-        import keras
+        import keras  # type: ignore[import-untyped]
     except ImportError as e:
         raise ImportError(
             f"Keras interop needs the keras package (pip install 'grukit[interop]') and a working backend; "
@@ -41,17 +41,17 @@ def _keras():
     return keras
 
 
-def _np(v) -> np.ndarray:
+def _np(v: Any) -> np.ndarray:
     keras = _keras()
     return np.asarray(keras.ops.convert_to_numpy(v))
 
 
-def _is_gru(layer) -> bool:
+def _is_gru(layer: Any) -> bool:
     keras = _keras()
     return isinstance(layer, keras.layers.GRU)
 
 
-def _check_gru_layer(layer, where: str) -> None:
+def _check_gru_layer(layer: Any, where: str) -> None:
     cfg = layer.get_config()
     if cfg.get("activation") != "tanh" or cfg.get("recurrent_activation") != "sigmoid":
         raise ValueError(
@@ -347,7 +347,7 @@ def from_keras(obj: Any, backend: str = "auto", batch_first: bool = True) -> GRU
     return chain.eval()
 
 
-def to_keras(model: nn.Module, return_sequences: bool = True):
+def to_keras(model: nn.Module, return_sequences: bool = True) -> Any:
     """A ``keras.Sequential`` computing the same function as ``model`` (a grukit.GRU or torch.nn.GRU).
 
     Layers: ``keras.Input((None, I))``, then per grukit layer a ``keras.layers.GRU`` (wrapped in
@@ -398,6 +398,7 @@ def to_keras(model: nn.Module, return_sequences: bool = True):
             cell.kernel.assign(w_ih.astype(dtype))
             cell.recurrent_kernel.assign(w_hh.astype(dtype))
             if model.bias:
+                assert b_ih is not None and b_hh is not None
                 bias = np.stack([b_ih, b_hh]) if model.reset_after else b_ih + b_hh
                 cell.bias.assign(bias.astype(dtype))
     return kmodel

@@ -32,7 +32,7 @@ from .chain import DirectionSpec, GRUChain, GRUChainConfig, LayerSpec
 DEFAULT_OPSET = 17
 
 
-def _onnx():
+def _onnx() -> Any:
     try:
         import onnx
     except ImportError as e:
@@ -44,7 +44,7 @@ def _onnx():
 
 def export_onnx(
     model: nn.Module,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
     initial_state: bool = False,
     lengths: bool = False,
@@ -87,9 +87,10 @@ def export_onnx(
         helper.make_tensor_value_info("output", f32, seq_axes + [D * H]),
         helper.make_tensor_value_info("h_n", f32, [L * D, "batch", H]),
     ]
-    nodes, inits = [], []
+    nodes: list[Any] = []
+    inits: list[Any] = []
 
-    def const(name, arr):
+    def const(name: str, arr: Any) -> str:
         inits.append(numpy_helper.from_array(np.asarray(arr), name))
         return name
 
@@ -179,10 +180,10 @@ def export_onnx(
     return path
 
 
-def _attrs(node) -> dict:
+def _attrs(node: Any) -> dict[str, Any]:
     from onnx import helper
 
-    out = {}
+    out: dict[str, Any] = {}
     for a in node.attribute:
         v = helper.get_attribute_value(a)
         if isinstance(v, bytes):
@@ -193,7 +194,7 @@ def _attrs(node) -> dict:
     return out
 
 
-def _fold(proto, name: str) -> np.ndarray:
+def _fold(proto: Any, name: str) -> np.ndarray:
     """Evaluate the part of the graph computing ``name`` from stored tensors only (onnx's reference runtime)."""
     from onnx import TensorProto, helper
     from onnx.reference import ReferenceEvaluator
@@ -202,7 +203,9 @@ def _fold(proto, name: str) -> np.ndarray:
     producers = {o: n for n in graph.node for o in n.output}
     stored = {t.name for t in graph.initializer}
     inputs = {i.name for i in graph.input} - stored
-    needed, seen, stack = set(), set(), [name]
+    needed: set[int] = set()
+    seen: set[str] = set()
+    stack = [name]
     while stack:
         t = stack.pop()
         if not t or t in seen or t in stored:
@@ -222,16 +225,17 @@ def _fold(proto, name: str) -> np.ndarray:
         list(graph.initializer),
     )
     model = helper.make_model(sub, opset_imports=list(proto.opset_import))
-    return np.asarray(ReferenceEvaluator(model).run(None, {})[0])
+    res: Any = ReferenceEvaluator(model).run(None, {})
+    return np.asarray(res[0])
 
 
-def _tensor_resolver(proto):
+def _tensor_resolver(proto: Any) -> Any:
     from onnx import helper, numpy_helper
 
     graph = proto.graph
 
     inits = {t.name: t for t in graph.initializer}
-    consts = {}
+    consts: dict[str, Any] = {}
     for n in graph.node:
         if n.op_type == "Constant":
             for a in n.attribute:
@@ -241,7 +245,7 @@ def _tensor_resolver(proto):
     def get(name: str, what: str) -> np.ndarray:
         t = inits.get(name, consts.get(name))
         if t is not None:
-            return numpy_helper.to_array(t)
+            return np.asarray(numpy_helper.to_array(t))
         try:  # computed from stored tensors (e.g. an export without constant folding): fold it here
             return _fold(proto, name)
         except Exception as e:
@@ -361,7 +365,7 @@ class _Graph:
         if name in self.inputs:
             return None
         try:
-            return self.get(name, "value")
+            return np.asarray(self.get(name, "value"))
         except UserInputError:
             return None
 
@@ -495,7 +499,8 @@ def _is_zero_state(g: _Graph, name: str) -> bool | None:
 
 def _states(g: _Graph, layers: list[dict[str, Any]], path: Path, follow: bool) -> tuple[bool, bool]:
     """Check each GRU's initial_h and sequence_lens; (takes hx at call time, takes lengths at call time)."""
-    h_kinds, l_kinds = [], []
+    h_kinds: list[Any] = []
+    l_kinds: list[str | None] = []
     row = 0
     for ly in layers:
         node, where = ly["node"], ly["where"]
@@ -548,7 +553,10 @@ def _states(g: _Graph, layers: list[dict[str, Any]], path: Path, follow: bool) -
                         else np.array([1])
                     )
                     if (
-                        any(v is None for v in (starts, ends, axes, steps))
+                        starts is None
+                        or ends is None
+                        or axes is None
+                        or steps is None
                         or np.ravel(axes).tolist() != [0]
                         or np.ravel(steps).tolist() != [1]
                     ):
@@ -685,7 +693,7 @@ def _check_flow(g: _Graph, layers: list[dict[str, Any]], path: Path) -> bool:
                 dims = [d[0] or None, d[1] or None]
     tb = (dims[1], dims[0]) if batch_first else (dims[0], dims[1])
     for prev, ly in zip(layers, layers[1:]):
-        want = [("T",), ("B",)] if ly["layout"] == 0 else [("B",), ("T",)]
+        want: list[tuple[str, ...]] = [("T",), ("B",)] if ly["layout"] == 0 else [("B",), ("T",)]
         want.append(("D", "H") if prev["D"] > 1 else ("H",))
         try:
             lay = _norm(
