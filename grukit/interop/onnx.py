@@ -296,54 +296,63 @@ def _norm(lay: _Layout) -> list[tuple[str, ...]]:
 
 
 def _reshape(lay: _Layout, shape: list[int], allowzero: bool, node: Any) -> _Layout:
-    """The layout after Reshape(shape) if it only merges neighbouring axes (or drops/adds size-1 ones)."""
+    """The layout after Reshape(shape) if it only merges neighbouring axes (or adds/drops size-1 ones).
+
+    Dims before a -1 are matched from the left, dims after it from the right; -1 takes the axes between.
+    A 0 copies the input axis at the same index (allowzero=0). A positive dim must be the product of the
+    (known) sizes of the axes it merges, so a literal size for a dynamic time/batch axis is refused unless
+    the graph input declares that size.
+    """
     if allowzero and 0 in shape:
         raise _Break(node, "it reshapes with allowzero=1")
-    if shape.count(-1) > 1:
+    if shape.count(-1) > 1 or any(v < -1 for v in shape):
         raise _Break(node, f"its target shape {shape} is invalid")
     m = shape.index(-1) if -1 in shape else len(shape)
 
-    def take(dims: list[int], axes: list[_Axis], index_of: Any) -> tuple[list[_Axis], int]:
-        out, p = [], 0
+    def take(dims: list[int], axes: list[_Axis], start: int, step: int) -> tuple[list[_Axis], int]:
+        """Match ``dims`` against ``axes`` walking from ``start`` by ``step`` (+1 or -1); returns the new
+        axes (in walking order) and how many input axes were consumed."""
+        out: list[_Axis] = []
+        used = 0
         for j, v in enumerate(dims):
             if v == 0:
-                if index_of(j) != index_of(p) or p >= len(axes):
+                pos = start + step * used
+                want = j if step == 1 else len(shape) - 1 - j
+                if pos != want or not 0 <= pos < len(axes):
                     raise _Break(node, f"its target shape {shape} copies an axis out of place")
-                out.append(axes[p])
-                p += 1
+                out.append(axes[pos])
+                used += 1
                 continue
-            group: list[_Atom] = []
+            group: list[_Axis] = []
             prod = 1
-            while prod != v or (v == 1 and False):
-                if prod > v or p >= len(axes):
+            while prod != v:
+                pos = start + step * used
+                if prod > v or not 0 <= pos < len(axes):
                     raise _Break(node, f"its target shape {shape} splits or mixes axes")
-                n = _size(axes[p])
+                n = _size(axes[pos])
                 if n is None:
                     raise _Break(
                         node,
                         f"its target shape {shape} fixes the size of a dynamic (time/batch) axis",
                     )
-                group.extend(axes[p])
+                group.append(axes[pos])
                 prod *= n
-                p += 1
-            out.append(tuple(group))
-        return out, p
+                used += 1
+            ordered = group if step == 1 else group[::-1]
+            out.append(tuple(a for ax in ordered for a in ax))
+        return out, used
 
-    left, p = take(shape[:m], lay, lambda j: j)
+    left, p = take(shape[:m], lay, 0, 1)
     if m == len(shape):
-        rest = lay[p:]
-        if any(_size(a) != 1 for a in rest):
+        if any(_size(ax) != 1 for ax in lay[p:]):
             raise _Break(node, f"its target shape {shape} does not cover every axis")
         return left
-    n_in, n_out = len(lay), len(shape)
-    right_rev, q = take(
-        shape[m + 1 :][::-1], lay[p:][::-1], lambda j: j
-    )  # from the end; 0s there must copy the axis at the same index
-    if any(v == 0 for v in shape[m + 1 :]) and n_in != n_out:
-        raise _Break(node, f"its target shape {shape} copies an axis out of place")
+    right, q = take(shape[m + 1 :][::-1], lay, len(lay) - 1, -1)
+    if p + q > len(lay):
+        raise _Break(node, f"its target shape {shape} does not fit the input's axes")
     middle = lay[p : len(lay) - q]
-    merged: tuple[_Atom, ...] = tuple(a for axis in middle for a in axis)
-    return left + [merged] + right_rev[::-1]
+    merged: _Axis = tuple(a for ax in middle for a in ax)
+    return left + [merged] + right[::-1]
 
 
 class _Graph:
