@@ -4,12 +4,12 @@ Pieces
 ------
 - :class:`TaskModule` — LightningModule base: holds the grukit model in ``self.model`` and a ``step(batch,
   stage)`` returning the loss (or ``{"loss": ..., "acc": ...}``); logs ``train_loss``/``val_loss``/``val_acc``.
-- :func:`fit` — one seeded, deterministic, resumable Lightning run writing a run folder (CONVENTIONS.md):
+- :func:`fit` — one seeded, deterministic, resumable Lightning run writing a run folder (docs/conventions.md):
   ``model.safetensors`` (best on ``monitor``, via :func:`grukit.save`), ``config.json``, ``log.csv``,
   ``loss.png``, ``last.ckpt`` (for ``resume`` only). Early stopping (``patience``), gradient clipping,
   rich progress bar, and ``devices``/``num_nodes``/``strategy`` passed straight to Lightning.
 - :class:`RunDir` — the run folder (``runs/<task>-<YYYYmmdd-HHMMSS>/``): ``write_config``,
-  ``write_metrics`` (metrics.json per CONVENTIONS.md), ``file(name)``, ``guard()`` (removes a folder this
+  ``write_metrics`` (metrics.json per docs/conventions.md), ``file(name)``, ``guard()`` (removes a folder this
   run created if the block raises), plus :func:`resolve_checkpoint` for ``--checkpoint``.
 - :func:`seed_everything` — Python/NumPy/torch seeds (+ deterministic algorithms on request).
 - :mod:`grukit.train.options` — typer annotations for every ``train`` command (``--data-dir --output-dir
@@ -83,7 +83,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .run import RunDir, metrics_record, resolve_checkpoint, resolve_resume, write_json
+from .run import (
+    RunDir,
+    load_task_model,
+    metrics_record,
+    resolve_checkpoint,
+    resolve_resume,
+    resumed_config,
+    write_json,
+)
 from .seed import epoch_seed, seed_everything
 
 __all__ = [
@@ -92,10 +100,12 @@ __all__ = [
     "TaskModule",
     "epoch_seed",
     "fit",
+    "load_task_model",
     "metrics_record",
     "plot_history",
     "resolve_checkpoint",
     "resolve_resume",
+    "resumed_config",
     "save_figure",
     "seed_everything",
     "write_json",

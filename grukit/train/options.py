@@ -1,4 +1,4 @@
-"""Shared typer options for every ``train`` command (CONVENTIONS.md):
+"""Shared typer options for every ``train`` command (docs/conventions.md):
 ``--data-dir --output-dir --epochs --seed --devices --num-nodes --strategy --resume``.
 
 Use them as annotations so each command keeps its own defaults::

@@ -1,4 +1,4 @@
-"""Run folders (CONVENTIONS.md): ``runs/<task>-<YYYYmmdd-HHMMSS>/`` holding ``model.safetensors`` (best on
+"""Run folders (docs/conventions.md): ``runs/<task>-<YYYYmmdd-HHMMSS>/`` holding ``model.safetensors`` (best on
 validation), ``config.json``, ``metrics.json``, ``log.csv``, ``*.png`` plots and ``last.ckpt`` (resume only).
 
 Light module (no torch/lightning import) so CLIs can use it at import time.
@@ -14,15 +14,16 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._version import __version__
 from ..errors import UserInputError
 
 MODEL_FILE = "model.safetensors"
 LAST_CKPT = "last.ckpt"
+_C = TypeVar("_C")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -88,7 +89,7 @@ def metrics_record(
     command: str | None = None,
     **extra: Any,
 ) -> dict:
-    """The ``metrics.json`` dict of CONVENTIONS.md (task, dataset, split, model, baselines, seed, wall_time_s,
+    """The ``metrics.json`` dict of docs/conventions.md (task, dataset, split, model, baselines, seed, wall_time_s,
     command, grukit_version) plus any ``extra`` keys (e.g. ``per_series``)."""
     rec: dict[str, Any] = {"task": task, "dataset": dataset, "split": split, "model": dict(model)}
     if baselines is not None:
@@ -223,6 +224,95 @@ def resolve_resume(resume: str | os.PathLike) -> tuple[Path, Path]:
             f"{LAST_CKPT} or a .ckpt file"
         )
     return ckpt.parent, ckpt
+
+
+def resumed_config(
+    resume: str | os.PathLike,
+    cfg: _C,
+    *,
+    keep: Iterable[str] = ("epochs",),
+    given: Iterable[str] | None = None,
+) -> _C:
+    """The options a resumed run continues with: the run's own ``config.json``, checked against ``cfg``.
+
+    A resumed run keeps the model and data options it was started with. ``cfg`` is the config the command
+    line built now; the fields named in ``keep`` (by default only ``epochs``, the new total) are taken from
+    it, every other field from the stored config. A field the user set to something else than the stored
+    value is refused, so two runs are never mixed in one folder.
+
+    Args:
+        resume: the ``--resume`` value (a run folder or its ``last.ckpt``).
+        cfg: the config dataclass instance built from the command line now.
+        keep: field names whose new value wins (e.g. ``("epochs",)``).
+        given: the field names the user passed explicitly. When ``None``, a field counts as given when its
+            value differs from the dataclass default (so passing a default value explicitly is not
+            detected: pass ``given`` from the CLI when it can tell).
+
+    Returns:
+        A new instance of ``type(cfg)``.
+
+    Raises:
+        UserInputError: the run has no ``config.json``, or a given option conflicts with the stored one
+            (the message names the option, the stored value and the new one).
+
+    Example:
+        >>> import dataclasses, json, tempfile, pathlib
+        >>> @dataclasses.dataclass
+        ... class Cfg:
+        ...     lr: float = 1e-3
+        ...     epochs: int = 1
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (run / "last.ckpt").write_bytes(b"")
+        >>> _ = (run / "config.json").write_text(json.dumps({"lr": 0.01, "epochs": 2}))
+        >>> resumed_config(run, Cfg(epochs=5))
+        Cfg(lr=0.01, epochs=5)
+    """
+    import dataclasses
+
+    if not (dataclasses.is_dataclass(cfg) and not isinstance(cfg, type)):
+        raise TypeError(f"cfg: expected a dataclass instance, got {type(cfg).__name__}")
+    folder, _ = resolve_resume(resume)
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UserInputError(
+            f"--resume {resume}: {path} is missing; cannot tell how the run was configured"
+        )
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"--resume {resume}: cannot read {path}: {e}") from None
+    if not isinstance(stored, dict):
+        raise UserInputError(f"--resume {resume}: {path} does not hold a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    keep = set(keep)
+    if given is None:
+        given_set = set()
+        for name, f in fields.items():
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                continue
+            if _jsonable(getattr(cfg, name)) != _jsonable(default):
+                given_set.add(name)
+    else:
+        given_set = set(given)
+    values = {}
+    for name in fields:
+        new = getattr(cfg, name)
+        if name in keep or name not in stored:
+            values[name] = new
+            continue
+        old = stored[name]
+        if name in given_set and _jsonable(new) != _jsonable(old):
+            flag = "--" + name.replace("_", "-")
+            raise UserInputError(
+                f"--resume {resume}: the run was started with {flag} {old!r}, got {new!r}; a resumed "
+                f"run keeps its options (drop {flag}, or start a new run)"
+            )
+        values[name] = old
+    return type(cfg)(**values)
 
 
 def load_task_model(checkpoint, shipped: Path, cls: type, task: str):
