@@ -306,7 +306,7 @@ def _run_native(fmt: str, handle: Any, x: Any, model: Any) -> tuple[Any, Any]:
             D = model.num_directions
             out = np.concatenate([h_n[-D + d] for d in range(D)], -1)
         return y, out
-    import onnxruntime as ort  # type: ignore[import-untyped]
+    import onnxruntime as ort
 
     sess = ort.InferenceSession(str(handle), providers=["CPUExecutionProvider"])
     ins = sess.get_inputs()
