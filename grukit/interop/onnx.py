@@ -267,6 +267,7 @@ def _tensor_resolver(proto: Any) -> Any:
 _Atom = tuple[str, "int | None"]
 _Axis = tuple[_Atom, ...]
 _Layout = list[_Axis]
+_Tagged = tuple[_Layout, "int | None"]
 
 
 class _Break(Exception):
@@ -378,7 +379,13 @@ class _Graph:
         except UserInputError:
             return None
 
-    def layout(self, name: str, sources: dict[str, _Layout]) -> _Layout:
+    def layout(self, name: str, sources: dict[str, _Tagged]) -> _Tagged:
+        """The layout of ``name`` computed from ``sources`` (tensor → (layout, direction tag)).
+
+        The tag is 0 / 1 for the output of the forward / reverse operator of a pair of single-direction GRUs
+        that together form one bidirectional layer, None otherwise; Concat joins a pair (forward first) into
+        one axis whose outermost atom is the direction, as a bidirectional operator's output has it.
+        """
         if name in sources:
             return sources[name]
         node = self.producers.get(name)
@@ -387,14 +394,34 @@ class _Graph:
         op, a = node.op_type, _attrs(node)
         if op == "Identity":
             return self.layout(node.input[0], sources)
+        if op == "Concat":
+            parts = [self.layout(i, sources) for i in node.input]
+            if len(parts) != 2 or [t for _, t in parts] != [0, 1]:
+                raise _Break(
+                    node,
+                    "it concatenates something other than the forward and the reverse output "
+                    "(in that order) of one layer",
+                )
+            (la, _), (lb, _) = parts
+            if len(la) != len(lb):
+                raise _Break(node, "it concatenates tensors of different ranks")
+            k = int(a.get("axis", 0)) % len(la)
+            rest_a = _norm([ax for i, ax in enumerate(la) if i != k])
+            rest_b = _norm([ax for i, ax in enumerate(lb) if i != k])
+            keep_a = tuple(t for t in la[k] if not (t[0] == "D" and t[1] == 1))
+            keep_b = tuple(t for t in lb[k] if not (t[0] == "D" and t[1] == 1))
+            if rest_a != rest_b or keep_a != keep_b:
+                raise _Break(node, "the two directions' outputs do not line up")
+            merged: _Axis = (("D", 2),) + keep_a
+            return [merged if i == k else ax for i, ax in enumerate(la)], None
         if op == "Transpose":
-            lay = self.layout(node.input[0], sources)
+            lay, tag = self.layout(node.input[0], sources)
             perm = a.get("perm", list(range(len(lay)))[::-1])
             if sorted(perm) != list(range(len(lay))):
                 raise _Break(node, f"its perm {perm} does not fit {len(lay)} axes")
-            return [lay[p] for p in perm]
+            return [lay[p] for p in perm], tag
         if op == "Squeeze":
-            lay = self.layout(node.input[0], sources)
+            lay, tag = self.layout(node.input[0], sources)
             axes = a.get("axes")
             if axes is None and len(node.input) > 1 and node.input[1]:
                 c = self.const(node.input[1])
@@ -406,28 +433,37 @@ class _Graph:
             axes = [int(v) % len(lay) for v in axes]
             if any(_size(lay[i]) != 1 for i in axes):
                 raise _Break(node, "it squeezes an axis that is not of size 1")
-            return [ax for i, ax in enumerate(lay) if i not in axes]
+            return [ax for i, ax in enumerate(lay) if i not in axes], tag
         if op == "Reshape":
-            lay = self.layout(node.input[0], sources)
+            lay, tag = self.layout(node.input[0], sources)
             c = self.const(node.input[1])
             if c is None:
                 raise _Break(node, "its target shape is computed from graph inputs")
-            return _reshape(lay, [int(v) for v in np.ravel(c)], bool(a.get("allowzero", 0)), node)
+            shape = [int(v) for v in np.ravel(c)]
+            return _reshape(lay, shape, bool(a.get("allowzero", 0)), node), tag
         raise _Break(node, "it is not one of the reshapes a GRU stack implies")
 
-    def source(self, name: str) -> tuple[str, Any, int]:
-        """Walk back from ``name`` through data-moving nodes to a GRU output or a graph input."""
-        while True:
-            if name in self.inputs:
-                return ("input", name, 0)
-            node = self.producers.get(name)
+    def sources(self, name: str) -> list[tuple[str, Any, int]]:
+        """Walk back from ``name`` through data-moving nodes (and Concat) to GRU outputs or graph inputs."""
+        found: list[tuple[str, Any, int]] = []
+        stack = [name]
+        while stack:
+            t = stack.pop()
+            if t in self.inputs:
+                found.append(("input", t, 0))
+                continue
+            node = self.producers.get(t)
             if node is None:
-                raise _Break(None, f"{name!r} is neither computed nor a graph input")
+                raise _Break(None, f"{t!r} is neither computed nor a graph input")
             if node.op_type == "GRU":
-                return ("gru", node, list(node.output).index(name))
-            if node.op_type not in ("Identity", "Transpose", "Squeeze", "Reshape"):
+                found.append(("gru", node, list(node.output).index(t)))
+            elif node.op_type == "Concat":
+                stack.extend(node.input)
+            elif node.op_type in ("Identity", "Transpose", "Squeeze", "Reshape"):
+                stack.append(node.input[0])
+            else:
                 raise _Break(node, "it is not one of the reshapes a GRU stack implies")
-            name = node.input[0]
+        return found
 
 
 def _node_name(node: Any) -> str:
@@ -613,8 +649,22 @@ def _y_layout(ly: dict[str, Any], tb: tuple[int | None, int | None] = (None, Non
     return [(T,), (D,), (B,), (H,)] if ly["layout"] == 0 else [(B,), (T,), (D,), (H,)]
 
 
-def _follow_chain(g: _Graph, grus: list[Any], path: Path) -> tuple[list[Any], bool]:
-    """The GRU nodes in data-flow order, and whether the graph input is batch-first; refuses what breaks."""
+def _y_sources(
+    group: list[dict[str, Any]], tb: tuple[int | None, int | None]
+) -> dict[str, _Tagged]:
+    """The Y outputs of one layer's operator(s) with their layouts (tagged 0/1 for a forward/reverse pair)."""
+    if len(group) == 1:
+        return {group[0]["node"].output[0]: (_y_layout(group[0], tb), None)}
+    return {ly["node"].output[0]: (_y_layout(ly, tb), i) for i, ly in enumerate(group)}
+
+
+def _width(group: list[dict[str, Any]]) -> int:
+    return int(sum(ly["D"] for ly in group) * group[0]["H"])
+
+
+def _follow_chain(g: _Graph, grus: list[Any], path: Path) -> list[list[Any]]:
+    """The GRU nodes in data-flow order, one list per layer: one operator, or a forward and a reverse
+    operator reading the same input whose outputs are concatenated. Refuses whatever breaks the chain."""
 
     def refuse(node: Any, why: str, what: str) -> UserInputError:
         at = f"node {_node_name(node)}" if node is not None else "the graph"
@@ -623,50 +673,61 @@ def _follow_chain(g: _Graph, grus: list[Any], path: Path) -> tuple[list[Any], bo
             f"operators (pick operators with nodes=[...] to take their weights only)"
         )
 
-    src = {}
+    key: dict[int, frozenset[tuple[str, object, int]]] = {}
     for n in grus:
         try:
-            src[id(n)] = g.source(n.input[0])
+            found = g.sources(n.input[0])
         except _Break as e:
             raise refuse(e.node, e.why, f"the input X of GRU {_node_name(n)}") from None
-    firsts = [n for n in grus if src[id(n)][0] == "input"]
-    if len(firsts) != 1:
-        names = ", ".join(_node_name(n) for n in firsts) or "none"
+        key[id(n)] = frozenset((k, id(o) if k == "gru" else o, i) for k, o, i in found)
+
+    def layer_of(members: list[Any], what: str) -> list[Any]:
+        if len(members) == 1:
+            return members
+        dirs = sorted(str(_attrs(n).get("direction", "forward")) for n in members)
+        if len(members) == 2 and dirs == ["forward", "reverse"]:
+            return sorted(members, key=lambda n: str(_attrs(n).get("direction", "forward")))
         raise UserInputError(
-            f"{path}: {len(firsts)} GRU operators read the graph input directly ({names}); "
-            + (
-                "parallel GRUs are not a stack"
-                if firsts
-                else "the first GRU must read the graph input"
-            )
-            + " (pick operators with nodes=[...] to take their weights only)"
+            f"{path}: GRU operators {', '.join(_node_name(n) for n in members)} all read {what}: "
+            f"parallel GRUs are not a stack (only a forward and a reverse operator whose outputs are "
+            f"concatenated form one bidirectional layer)"
         )
-    chain = [firsts[0]]
+
+    inputs = {k for n in grus for k in key[id(n)] if k[0] == "input"}
+    firsts = [n for n in grus if key[id(n)] and all(k[0] == "input" for k in key[id(n)])]
+    if not firsts or len(inputs) != 1:
+        raise UserInputError(
+            f"{path}: {'no GRU operator reads' if not firsts else 'the GRU operators read'} "
+            f"{'the graph input directly' if not firsts else f'{len(inputs)} graph inputs'}: not one "
+            f"GRU stack (pick operators with nodes=[...] to take their weights only)"
+        )
+    groups = [layer_of(firsts, f"the graph input {next(iter(inputs))[1]!r}")]
     while True:
-        nxt = [n for n in grus if src[id(n)][0] == "gru" and src[id(n)][1] is chain[-1]]
+        ys = frozenset(("gru", id(n), 0) for n in groups[-1])
+        nxt = [n for n in grus if key[id(n)] == ys]
         if not nxt:
             break
-        if len(nxt) > 1:
-            raise UserInputError(
-                f"{path}: GRU operators {', '.join(_node_name(n) for n in nxt)} all read "
-                f"{_node_name(chain[-1])}: parallel GRUs are not a stack"
-            )
-        if src[id(nxt[0])][2] != 0:
-            raise UserInputError(
-                f"{path}: GRU {_node_name(nxt[0])} reads the final state Y_h of {_node_name(chain[-1])}, "
-                f"not its output sequence Y: not a GRU stack"
-            )
-        chain.append(nxt[0])
-    left = [n for n in grus if all(n is not c for c in chain)]
-    if left:
-        raise UserInputError(
-            f"{path}: GRU {_node_name(left[0])} is not part of the chain that starts at the graph input: "
-            f"not one GRU stack (pick operators with nodes=[...] to take their weights only)"
+        groups.append(
+            layer_of(nxt, f"the output of {', '.join(_node_name(n) for n in groups[-1])}")
         )
-    return chain, False
+    placed = {id(n) for grp in groups for n in grp}
+    left = [n for n in grus if id(n) not in placed]
+    if left:
+        n = left[0]
+        reads_state = any(k[0] == "gru" and k[2] == 1 for k in key[id(n)])
+        raise UserInputError(
+            f"{path}: GRU {_node_name(n)} "
+            + (
+                "reads a final state Y_h, not an output sequence Y"
+                if reads_state
+                else "does not read the output of the layer before it (alone)"
+            )
+            + ": not one GRU stack (pick operators with nodes=[...] to take their weights only)"
+        )
+    return groups
 
 
-def _check_flow(g: _Graph, layers: list[dict[str, Any]], path: Path) -> bool:
+def _check_flow(g: _Graph, groups: list[list[dict[str, Any]]], path: Path) -> bool:
     """Check every link of the chain and the graph outputs; returns batch_first (the graph input's layout)."""
 
     def refuse(e: _Break, what: str) -> UserInputError:
@@ -676,20 +737,27 @@ def _check_flow(g: _Graph, layers: list[dict[str, Any]], path: Path) -> bool:
             f"one chain of GRU operators (pick operators with nodes=[...] to take their weights only)"
         )
 
-    first = layers[0]
-    x_in = g.source(first["node"].input[0])[1]
+    first = groups[0][0]
+    x_in = g.sources(first["node"].input[0])[0][1]
     a0, a1, feat = ("a0", None), ("a1", None), ("I", first["I"])
-    try:
-        lay = _norm(g.layout(first["node"].input[0], {x_in: [(a0,), (a1,), (feat,)]}))
-    except _Break as e:
-        raise refuse(e, f"the path from the graph input to {_node_name(first['node'])}") from None
-    if lay not in ([("a0",), ("a1",), ("I",)], [("a1",), ("a0",), ("I",)]):
+    seen = set()
+    for ly in groups[0]:
+        try:
+            lay, _ = g.layout(ly["node"].input[0], {x_in: ([(a0,), (a1,), (feat,)], None)})
+        except _Break as e:
+            raise refuse(e, f"the path from the graph input to {_node_name(ly['node'])}") from None
+        norm = _norm(lay)
+        if norm not in ([("a0",), ("a1",), ("I",)], [("a1",), ("a0",), ("I",)]):
+            raise UserInputError(
+                f"{path}: the graph input reaches {_node_name(ly['node'])} with axes {norm}, not as "
+                f"a (time, batch, features) or (batch, time, features) tensor"
+            )
+        seen.add((norm[0] == ("a0",)) == (ly["layout"] == 1))
+    if len(seen) != 1:
         raise UserInputError(
-            f"{path}: the graph input reaches {_node_name(first['node'])} with axes {lay}, not as a "
-            f"(time, batch, features) or (batch, time, features) tensor"
+            f"{path}: the two directions of the first layer read the input differently"
         )
-    same = lay[0] == ("a0",)
-    batch_first = same if first["layout"] == 1 else not same
+    batch_first = bool(seen.pop())
     # a file exported with fixed shapes may reshape with literal sizes: take them from the graph input
     dims: list[int | None] = [None, None]
     for vi in g.proto.graph.input:
@@ -701,48 +769,48 @@ def _check_flow(g: _Graph, layers: list[dict[str, Any]], path: Path) -> bool:
             if len(d) == 3:
                 dims = [d[0] or None, d[1] or None]
     tb = (dims[1], dims[0]) if batch_first else (dims[0], dims[1])
-    for prev, ly in zip(layers, layers[1:]):
-        want: list[tuple[str, ...]] = [("T",), ("B",)] if ly["layout"] == 0 else [("B",), ("T",)]
-        want.append(("D", "H") if prev["D"] > 1 else ("H",))
-        try:
-            lay = _norm(
-                g.layout(ly["node"].input[0], {prev["node"].output[0]: _y_layout(prev, tb)})
-            )
-        except _Break as e:
-            raise refuse(
-                e, f"the path from {_node_name(prev['node'])} to {_node_name(ly['node'])}"
-            ) from None
-        if lay != want:
-            raise UserInputError(
-                f"{path}: {_node_name(ly['node'])} reads the output of {_node_name(prev['node'])} with axes "
-                f"{lay}, expected {want}: the reshape between them is not the one a stack implies"
-            )
+    for prev, grp in zip(groups, groups[1:]):
+        feat_axis = ("D", "H") if _width(prev) > prev[0]["H"] else ("H",)
+        for ly in grp:
+            want: list[tuple[str, ...]] = (
+                [("T",), ("B",)] if ly["layout"] == 0 else [("B",), ("T",)]
+            ) + [feat_axis]
+            what = f"the path from {', '.join(_node_name(p['node']) for p in prev)} to {_node_name(ly['node'])}"
+            try:
+                lay, tag = g.layout(ly["node"].input[0], _y_sources(prev, tb))
+            except _Break as e:
+                raise refuse(e, what) from None
+            if _norm(lay) != want or tag is not None:
+                raise UserInputError(
+                    f"{path}: {_node_name(ly['node'])} reads the output of the layer before it with axes "
+                    f"{_norm(lay)}{' (one direction only)' if tag is not None else ''}, expected {want}: "
+                    f"the reshape between them is not the one a stack implies"
+                )
     # graph outputs: the last Y (reshaped to grukit's output, or the operator's own Y), or final states
-    last = layers[-1]
-    D = last["D"]
-    seq_ok = [
-        [("B",), ("T",), ("D", "H") if D > 1 else ("H",)]
-        if batch_first
-        else [("T",), ("B",), ("D", "H") if D > 1 else ("H",)],
-        _norm(_y_layout(last, tb)),
+    last = groups[-1]
+    feat_axis = ("D", "H") if _width(last) > last[0]["H"] else ("H",)
+    seq_ok: list[list[tuple[str, ...]]] = [
+        [("B",), ("T",), feat_axis] if batch_first else [("T",), ("B",), feat_axis]
     ]
-    yh = [ly["node"].output[1] if len(ly["node"].output) > 1 else "" for ly in layers]
+    if len(last) == 1:
+        seq_ok.append(_norm(_y_layout(last[0], tb)))
+    flat = [ly for grp in groups for ly in grp]
+    yh = [ly["node"].output[1] if len(ly["node"].output) > 1 else "" for ly in flat]
     for out in g.outputs:
         node = g.producers.get(out)
         if out in yh or (node is not None and node.op_type == "Identity" and node.input[0] in yh):
             continue
         if node is not None and node.op_type == "Concat" and list(node.input) == yh:
-            if int(_attrs(node).get("axis", 0)) == (0 if last["layout"] == 0 else 1):
+            if int(_attrs(node).get("axis", 0)) == (0 if flat[-1]["layout"] == 0 else 1):
                 continue
-        if last["node"].output[0] == "":
-            raise UserInputError(f"{path}: graph output {out!r} is not computed by the GRU stack")
         try:
-            lay = _norm(g.layout(out, {last["node"].output[0]: _y_layout(last, tb)}))
+            lay, tag = g.layout(out, _y_sources(last, tb))
         except _Break as e:
             raise refuse(e, f"graph output {out!r}") from None
-        if lay not in seq_ok:
+        if _norm(lay) not in seq_ok or tag is not None:
             raise UserInputError(
-                f"{path}: graph output {out!r} has axes {lay}; with the graph input "
+                f"{path}: graph output {out!r} has axes {_norm(lay)}"
+                f"{' (one direction only)' if tag is not None else ''}; with the graph input "
                 f"{'batch-first' if batch_first else 'time-major'}, grukit's output is {seq_ok[0]}"
             )
     return batch_first
@@ -817,86 +885,102 @@ def from_onnx(
                         f"{path} has no GRU operator named {sel!r}; names: {[n.name for n in grus]}"
                     )
                 picked.append(match[0])
-        grus = picked
+        node_groups = [[n] for n in picked]
     else:
-        grus, _ = _follow_chain(g, grus, path)
-    layers = [
-        _parse_gru(node, g.get, f"{path}: GRU operator {k} ({node.name or 'unnamed'})")
-        for k, node in enumerate(grus)
-    ]
-    for k, ly in enumerate(layers[1:], 1):
-        want_i = layers[k - 1]["D"] * layers[k - 1]["H"]
-        if ly["H"] != layers[0]["H"] or ly["I"] != want_i:
-            raise UserInputError(
-                f"{path}: GRU operators do not form one stack: operator {k} has hidden size {ly['H']} and "
-                f"input size {ly['I']}; operator 0 has hidden size {layers[0]['H']} and operator {k - 1} "
-                f"outputs {want_i} features; pick operators with nodes=[...]"
+        node_groups = _follow_chain(g, grus, path)
+    count = iter(range(len(grus)))
+    groups = [
+        [
+            _parse_gru(
+                node, g.get, f"{path}: GRU operator {next(count)} ({node.name or 'unnamed'})"
             )
-    _states(g, layers, path, follow)
+            for node in grp
+        ]
+        for grp in node_groups
+    ]
+    H0 = groups[0][0]["H"]
+    for k, grp in enumerate(groups):
+        for ly in grp:
+            want_i = groups[0][0]["I"] if k == 0 else _width(groups[k - 1])
+            if ly["H"] != H0 or ly["I"] != want_i:
+                raise UserInputError(
+                    f"{ly['where']} has hidden size {ly['H']} and input size {ly['I']}; the stack needs "
+                    f"hidden size {H0} and input size {want_i}: the GRU operators do not form one stack "
+                    f"(pick operators with nodes=[...])"
+                )
+    flat = [ly for grp in groups for ly in grp]
+    _states(g, flat, path, follow)
     if follow:
-        graph_bf = _check_flow(g, layers, path)
+        graph_bf = _check_flow(g, groups, path)
     else:
-        graph_bf = layers[0]["layout"] == 1
+        graph_bf = flat[0]["layout"] == 1
     if batch_first is None:
         batch_first = graph_bf
-    first = layers[0]
+    first = flat[0]
     dtype = np.float64 if first["W"].dtype == np.float64 else np.float32
     import torch
 
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
 
-    def biases(ly: dict[str, Any], d: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-        if ly["B"] is None:
-            return None, None
-        H = ly["H"]
-        return ly["B"][d, : 3 * H], ly["B"][d, 3 * H :]
+    def directions(grp: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int, bool]]:
+        """(operator, index into its W/R/B, reads reversed) for each direction of one layer."""
+        out = []
+        for ly in grp:
+            for d in range(ly["D"]):
+                out.append((ly, d, d == 1 or ly["direction"] == "reverse"))
+        return out
 
+    def arrays(
+        ly: dict[str, Any], d: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        b_ih = b_hh = None
+        if ly["B"] is not None:
+            b_ih, b_hh = ly["B"][d, : 3 * H0], ly["B"][d, 3 * H0 :]
+        return from_framework(ly["W"][d], ly["R"][d], b_ih, b_hh, "onnx")
+
+    layer_dirs = [directions(grp) for grp in groups]
+    D0 = len(layer_dirs[0])
     plain = all(
-        (ly["D"], ly["lbr"], ly["B"] is None) == (first["D"], first["lbr"], first["B"] is None)
-        and ly["direction"] != "reverse"
-        for ly in layers
+        len(dirs) == D0
+        and [rev for _, _, rev in dirs] == [False, True][:D0]
+        and all(
+            (ly["lbr"], ly["B"] is None) == (first["lbr"], first["B"] is None) for ly, _, _ in dirs
+        )
+        for dirs in layer_dirs
     )
     if plain:
         model = GRU(
             first["I"],
-            first["H"],
-            len(layers),
+            H0,
+            len(groups),
             bias=first["B"] is not None,
             batch_first=batch_first,
-            bidirectional=first["D"] == 2,
+            bidirectional=D0 == 2,
             reset_after=first["lbr"],
             backend=backend,
             dtype=tdtype,
         )
-        for k, ly in enumerate(layers):
-            for d in range(ly["D"]):
-                set_layer(
-                    model, k, d, *from_framework(ly["W"][d], ly["R"][d], *biases(ly, d), "onnx")
-                )
+        for k, dirs in enumerate(layer_dirs):
+            for d, (ly, i, _) in enumerate(dirs):
+                set_layer(model, k, d, *arrays(ly, i))
         return model.eval()
-    specs = []
-    for ly in layers:
-        rev = ly["direction"] == "reverse"
-        dirs = [DirectionSpec(rev, rev, ly["lbr"], ly["B"] is not None)]
-        if ly["D"] == 2:
-            dirs.append(DirectionSpec(True, True, ly["lbr"], ly["B"] is not None))
-        specs.append(LayerSpec(int(ly["I"]), dirs, "concat"))
-    desc = " → ".join(f"GRU(direction={ly['direction']!r})" for ly in layers)
+    specs = [
+        LayerSpec(
+            int(grp[0]["I"]),
+            [DirectionSpec(rev, rev, ly["lbr"], ly["B"] is not None) for ly, _, rev in dirs],
+            "concat",
+        )
+        for grp, dirs in zip(groups, layer_dirs)
+    ]
+    desc = " → ".join(
+        " + ".join(f"GRU(direction={ly['direction']!r})" for ly in grp) for grp in groups
+    )
     chain = GRUChain(
         GRUChainConfig(
-            first["H"],
-            specs,
-            batch_first=batch_first,
-            dtype=str(np.dtype(dtype)),
-            source=f"ONNX {desc}",
+            H0, specs, batch_first=batch_first, dtype=str(np.dtype(dtype)), source=f"ONNX {desc}"
         )
     )
-    for k, ly in enumerate(layers):
-        for d in range(ly["D"]):
-            set_layer(
-                chain.direction(k, d),
-                0,
-                0,
-                *from_framework(ly["W"][d], ly["R"][d], *biases(ly, d), "onnx"),
-            )
+    for k, dirs in enumerate(layer_dirs):
+        for d, (ly, i, _) in enumerate(dirs):
+            set_layer(chain.direction(k, d), 0, 0, *arrays(ly, i))
     return chain.eval()
