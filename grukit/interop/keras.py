@@ -266,7 +266,7 @@ def from_keras(obj: Any, backend: str = "auto", batch_first: bool = True) -> GRU
     *is* the Keras output (return_sequences, merge and time order included).
 
     Example:
-        >>> import keras, numpy as np, grukit
+        >>> import keras, numpy as np, torch, grukit
         >>> layer = keras.layers.GRU(4, return_sequences=True, go_backwards=True)
         >>> x = np.random.rand(2, 5, 3).astype("float32")
         >>> _ = layer(x)
