@@ -226,8 +226,8 @@ def predict_logits(
     """Logits (N, n_classes) of normalized feature arrays, in input order."""
     model.eval()
     out = np.zeros((len(features), model.config.n_classes), dtype=np.float32)
-    dl = DataLoader(
-        list(range(len(features))),
+    dl: DataLoader[int] = DataLoader(
+        list(range(len(features))),  # type: ignore[arg-type]  # a list is a map-style dataset
         batch_sampler=BucketSampler([len(f) for f in features], batch_size, shuffle=False),
         collate_fn=lambda idx: idx,
     )
