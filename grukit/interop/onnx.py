@@ -847,7 +847,7 @@ def from_onnx(
 
     Example:
         >>> import grukit, torch
-        >>> p = grukit.export_onnx(grukit.GRU(3, 4, batch_first=True), "/tmp/gru_doc.onnx")
+        >>> p = grukit.export_onnx(grukit.GRU(3, 4, batch_first=True), "gru_doc.onnx")
         >>> grukit.from_onnx(p).batch_first
         True
     """
