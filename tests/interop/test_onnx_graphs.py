@@ -307,3 +307,19 @@ def test_pair_concatenated_in_the_wrong_order_or_twice_forward_is_refused(tmp_pa
     path = g.save(tmp_path / "two_fwd.onnx", [x_input()], ["y"])
     with pytest.raises(UserInputError, match="parallel GRUs"):
         grukit.from_onnx(path)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_torch_export_with_initial_state_input(tmp_path, batch_first):
+    """torch.onnx.export(gru, (x, h0)): initial_h is a per-layer Slice of the h0 input, taken as hx."""
+    ref = randomize(torch.nn.GRU(3, 4, 2, batch_first=batch_first, bidirectional=True)).eval()
+    x = torch.randn(2, 5, 3) if batch_first else torch.randn(5, 2, 3)
+    h0 = torch.randn(4, 2, 4)
+    path = tmp_path / "h0.onnx"
+    torch.onnx.export(ref, (x, h0), str(path), dynamo=False, input_names=["x", "h0"])
+    model = grukit.from_onnx(path)
+    assert isinstance(model, grukit.GRU) and model.batch_first == batch_first
+    y, h = ort_run(path, {"x": x.numpy(), "h0": h0.numpy()})
+    with torch.no_grad():
+        got, got_h = model(x, h0)
+    assert maxdiff(got, y) <= TOL and maxdiff(got_h, h) <= TOL
