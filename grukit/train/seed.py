@@ -31,3 +31,22 @@ def epoch_seed(seed: int, epoch: int) -> int:
     """The seed used at the start of ``epoch``: shuffling and dropout depend on (seed, epoch) only, so a run
     resumed at an epoch boundary draws the same random numbers as an uninterrupted one."""
     return (int(seed) * 1_000_003 + int(epoch) * 7_919 + 17) % (2**32)
+
+
+def set_threads(threads: int | None) -> int:
+    """``--threads``: use ``threads`` torch CPU threads when given (None keeps torch's choice); returns the
+    number in use, for the run's config and metrics.
+
+    Example:
+        >>> set_threads(None) >= 1
+        True
+    """
+    import torch
+
+    if threads is not None:
+        if int(threads) < 1:
+            from ..errors import UserInputError
+
+            raise UserInputError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
