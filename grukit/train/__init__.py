@@ -92,6 +92,7 @@ from typing import Any
 
 from .run import (
     RunDir,
+    check_output_dir,
     load_task_model,
     metrics_record,
     open_run,
@@ -107,6 +108,7 @@ __all__ = [
     "Plateau",
     "RunDir",
     "TaskModule",
+    "check_output_dir",
     "epoch_seed",
     "fit",
     "load_task_model",

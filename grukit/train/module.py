@@ -16,7 +16,6 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
 

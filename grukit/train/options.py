@@ -151,21 +151,15 @@ def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:
         ) from None
 
 
-def given_options(rename: dict[str, str] | None = None) -> set[str]:
-    """The parameters of the running command that the user set (command line or environment), not left
-    at their defaults, renamed by ``rename`` (CLI parameter → config field, e.g. ``{"hidden":
-    "hidden_size"}``). Pass it as ``given`` to :func:`grukit.train.resumed_config`. Outside a click
-    command, an empty set."""
-    import click
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return set()
+def given_options(ctx: typer.Context, rename: dict[str, str] | None = None) -> set[str]:
+    """The parameters of the running command that the user set (on the command line or through the
+    environment) rather than left at their defaults, renamed by ``rename`` (CLI parameter → config field,
+    e.g. ``{"hidden": "hidden_size"}``). Pass it as ``given`` to :func:`grukit.train.resumed_config`;
+    ``ctx`` is the command's ``typer.Context`` (declare a ``ctx: typer.Context`` parameter)."""
     rename = rename or {}
     out = set()
     for name in ctx.params:
         src = ctx.get_parameter_source(name)
-        if src not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+        if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP"):
             out.add(rename.get(name, name))
     return out

@@ -173,21 +173,7 @@ class RunDir:
         emptied = False
         if output_dir is not None:
             path = Path(output_dir).expanduser()
-            _check_folder_path(path, "--output-dir")
-            if _is_launching_rank() and path.is_dir() and any(path.iterdir()):
-                if not overwrite:
-                    names = sorted(p.name for p in path.iterdir())
-                    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-                    raise UserInputError(
-                        f"--output-dir {path} already holds files ({shown}); pass --overwrite to "
-                        f"replace them, --resume {path} to continue that run, or choose a new folder"
-                    )
-                if not any((path / n).exists() for n in RUN_FILES):
-                    raise UserInputError(
-                        f"--output-dir {path} is not empty and does not look like a run folder (none "
-                        f"of {', '.join(RUN_FILES)}); --overwrite only replaces run folders, so choose "
-                        f"a new or empty folder"
-                    )
+            if check_output_dir(path, overwrite=overwrite) and _is_launching_rank():
                 _empty_folder(path)
                 emptied = True
         else:
@@ -256,6 +242,62 @@ class RunDir:
             if self.created and self.path.is_dir() and not (interrupted or resumable):
                 shutil.rmtree(self.path, ignore_errors=True)
             raise
+
+
+def check_output_dir(
+    output_dir: str | os.PathLike | None,
+    *,
+    resume: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> bool:
+    """Check ``--output-dir`` before any work is done (a recipe calls it first, so that a refusal does not
+    come after minutes of feature extraction); creates and deletes nothing. :func:`open_run` applies the
+    same rules when the folder is made.
+
+    Refused (:class:`UserInputError`, one line): a path that is a file or lies below one
+    (``file.txt/run``); a folder that already holds files, unless it is the run being resumed or
+    ``overwrite`` is set; with ``overwrite``, a non-empty folder that does not look like a run folder
+    (none of ``RUN_FILES``), which is never emptied.
+
+    Returns:
+        True when the folder exists, holds files and ``overwrite`` allows replacing them.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> check_output_dir(d / "new")
+        False
+        >>> _ = (d / "notes.txt").write_text("x")
+        >>> check_output_dir(d / "notes.txt" / "run")
+        Traceback (most recent call last):
+        grukit.errors.UserInputError: --output-dir .../notes.txt/run: .../notes.txt is a file, not a folder; ...
+    """
+    if output_dir is None:
+        return False
+    path = Path(output_dir).expanduser()
+    _check_folder_path(path, "--output-dir")
+    if resume is not None:
+        folder = Path(resume).expanduser()
+        folder = folder if folder.is_dir() else folder.parent
+        if path.resolve() == folder.resolve():
+            return False
+    if not (path.is_dir() and any(path.iterdir())) or not _is_launching_rank():
+        return False
+    if not overwrite:
+        names = sorted(p.name for p in path.iterdir())
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        hint = "" if resume is not None else f", --resume {path} to continue that run"
+        raise UserInputError(
+            f"--output-dir {path} already holds files ({shown}); pass --overwrite to replace them"
+            f"{hint}, or choose a new folder"
+        )
+    if not any((path / n).exists() for n in RUN_FILES):
+        raise UserInputError(
+            f"--output-dir {path} is not empty and does not look like a run folder (none of "
+            f"{', '.join(RUN_FILES)}); --overwrite only replaces run folders, so choose a new or "
+            f"empty folder"
+        )
+    return True
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:

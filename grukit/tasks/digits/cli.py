@@ -41,6 +41,7 @@ StreamFlag = Annotated[
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
     epochs: Epochs = 30,
@@ -161,7 +162,7 @@ def train(
         strategy=strategy,
         threads=threads,
         overwrite=overwrite,
-        given=given_options(),
+        given=given_options(ctx),
     )
     typer.echo(f"run: {rec['run']}")
     typer.echo(

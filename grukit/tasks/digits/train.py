@@ -334,10 +334,11 @@ def train(
     from grukit.datasets import find_data_dir
 
     from ...errors import UserInputError
-    from ...train import resumed_config, set_threads
+    from ...train import check_output_dir, resumed_config, set_threads
     from .evaluate import predict_logits, summarize
     from .model import NORMALIZATIONS, POOLINGS
 
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     if resume is not None:
         cfg = resumed_config(resume, cfg, given=given)
     if cfg.pooling not in POOLINGS:

@@ -35,6 +35,7 @@ Dataset = Annotated[str, typer.Option("--dataset", help="jsb, nottingham, museda
 
 @app.command()
 def train(
+    ctx: typer.Context,
     dataset: Dataset = "jsb",
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
@@ -152,7 +153,7 @@ def train(
         progress=progress,
         threads=threads,
         overwrite=overwrite,
-        given=given_options(CLI_FIELDS),
+        given=given_options(ctx, CLI_FIELDS),
     )
     console = Console()
     console.print(results_table(rec["dataset"], "test", rec["model"]["nll_per_step"]))

@@ -187,9 +187,10 @@ def train(
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
     """
-    from ...train import fit, resumed_config, seed_everything, set_threads
+    from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
     from .evaluate import evaluate_nll, paper_baselines
 
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     if resume is not None:
         if given is None:
             base = dataclasses.asdict(recipe(cfg.dataset))

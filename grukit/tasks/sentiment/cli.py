@@ -33,6 +33,7 @@ app = typer.Typer(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
     epochs: Epochs = 8,
@@ -123,7 +124,7 @@ def train(
         threads=threads,
         baselines=baselines,
         overwrite=overwrite,
-        given=given_options(CLI_FIELDS),
+        given=given_options(ctx, CLI_FIELDS),
     )
     m = rec["model"]
     line = f"test accuracy {m['accuracy']:.4f} (dev {m['dev_accuracy']:.4f})"

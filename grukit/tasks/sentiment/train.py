@@ -89,10 +89,11 @@ def train(
     With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused). An
     ``output_dir`` that already holds files is refused unless ``overwrite``."""
-    from ...train import fit, resumed_config, seed_everything, set_threads
+    from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
     from .evaluate import accuracy, make_loader
     from .evaluate import baselines as run_baselines
 
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     if resume is not None:
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
     nthreads = set_threads(threads)

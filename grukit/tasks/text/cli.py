@@ -33,6 +33,7 @@ app = typer.Typer(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
     epochs: Epochs = 40,
@@ -161,7 +162,7 @@ def train(
         progress=progress,
         threads=threads,
         overwrite=overwrite,
-        given=given_options(CLI_FIELDS),
+        given=given_options(ctx, CLI_FIELDS),
     )
     m = rec["model"]
     typer.echo(

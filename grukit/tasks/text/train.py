@@ -176,9 +176,10 @@ def train(
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
     """
-    from ...train import fit, resumed_config, seed_everything, set_threads
+    from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
     from .evaluate import score_ids, unigram_nats
 
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     if resume is not None:
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
     if cfg.epoch_parts < 1:

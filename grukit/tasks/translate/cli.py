@@ -42,6 +42,7 @@ LengthPenalty = Annotated[
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
     epochs: Epochs = 30,
@@ -126,7 +127,7 @@ def train(
         lr_patience=None if lr_patience < 0 else lr_patience,
         init_from=str(init_from) if init_from is not None else None,
     )
-    given = given_options({"vocab": "src_vocab"})
+    given = given_options(ctx, {"vocab": "src_vocab"})
     if "src_vocab" in given:  # --vocab sets both sizes
         given.add("tgt_vocab")
     result = run_train(

@@ -146,8 +146,16 @@ def train(
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused;
     ``--init-from`` only matters when a run starts). An ``output_dir`` that already holds files is refused
     unless ``overwrite``."""
-    from ...train import fit, resolve_resume, resumed_config, seed_everything, set_threads
+    from ...train import (
+        check_output_dir,
+        fit,
+        resolve_resume,
+        resumed_config,
+        seed_everything,
+        set_threads,
+    )
 
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     resume_dir = None
     if resume is not None:
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
