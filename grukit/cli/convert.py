@@ -19,7 +19,7 @@ FORMATS = {
     ".onnx": "onnx",
     ".safetensors": "safetensors",
 }
-TOL = 1e-5  # fp32 outputs, CONVENTIONS.md
+TOL = 1e-5  # fp32 outputs, docs/conventions.md
 
 
 def _format(path: Path, flag: str | None, which: str) -> str:

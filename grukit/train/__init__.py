@@ -5,12 +5,12 @@ Pieces
 - :class:`TaskModule` — LightningModule base: holds the grukit model in ``self.model`` and a ``step(batch,
   stage)`` returning the loss (or ``{"loss": ..., "acc": ...}``); logs ``train_loss``/``val_loss``/``val_acc``;
   builds AdamW or Adam, with ReduceLROnPlateau when given a :class:`Plateau`.
-- :func:`fit` — one seeded, deterministic, resumable Lightning run writing a run folder (CONVENTIONS.md):
+- :func:`fit` — one seeded, deterministic, resumable Lightning run writing a run folder (docs/conventions.md):
   ``model.safetensors`` (best on ``monitor``, via :func:`grukit.save`), ``config.json``, ``log.csv``,
   ``loss.png``, ``last.ckpt`` (for ``resume`` only). Early stopping (``patience``), gradient clipping,
   rich progress bar, and ``devices``/``num_nodes``/``strategy`` passed straight to Lightning.
 - :class:`RunDir` — the run folder (``runs/<task>-<YYYYmmdd-HHMMSS>/``): ``write_config``,
-  ``write_metrics`` (metrics.json per CONVENTIONS.md), ``file(name)``, ``guard()`` (removes a folder this
+  ``write_metrics`` (metrics.json per docs/conventions.md), ``file(name)``, ``guard()`` (removes a folder this
   run created if the block raises), plus :func:`resolve_checkpoint` for ``--checkpoint``.
 - :func:`open_run` — the one run-folder/resume path :func:`fit` takes: ``--output-dir`` (refused when it
   already holds files unless ``overwrite``), ``--resume`` (its folder and ``last.ckpt``), or a fresh

@@ -10,7 +10,7 @@ set-up every recipe shares.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -121,8 +121,9 @@ class TaskModule(L.LightningModule):
         if self.plateau is None:
             return opt
         p = self.plateau
+        mode: Literal["min", "max"] = "max" if p.mode == "max" else "min"
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode=p.mode, factor=p.factor, patience=p.patience
+            opt, mode=mode, factor=p.factor, patience=p.patience
         )
         if not self.automatic_optimization:  # stepped in on_validation_epoch_end
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched}}
@@ -136,7 +137,7 @@ class TaskModule(L.LightningModule):
             return
         value = self.trainer.callback_metrics.get(self.plateau.monitor)
         sched = self.lr_schedulers()
-        if value is not None and sched is not None:
+        if value is not None and isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
             sched.step(float(value))
 
 

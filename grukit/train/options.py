@@ -1,4 +1,4 @@
-"""Shared typer options for every ``train`` command (CONVENTIONS.md):
+"""Shared typer options for every ``train`` command (docs/conventions.md):
 ``--data-dir --output-dir --epochs --seed --devices --num-nodes --strategy --resume``, plus
 ``--overwrite`` and ``--threads``; :func:`given_options` tells which ones the user typed (for
 :func:`grukit.train.resumed_config`).

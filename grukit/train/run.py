@@ -1,4 +1,4 @@
-"""Run folders (CONVENTIONS.md): ``runs/<task>-<YYYYmmdd-HHMMSS>/`` holding ``model.safetensors`` (best on
+"""Run folders (docs/conventions.md): ``runs/<task>-<YYYYmmdd-HHMMSS>/`` holding ``model.safetensors`` (best on
 validation), ``config.json``, ``metrics.json``, ``log.csv``, ``*.png`` plots and ``last.ckpt`` (resume only).
 
 Light module (no torch/lightning import) so CLIs can use it at import time.
@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from .._version import __version__
 from ..errors import UserInputError
@@ -24,6 +24,7 @@ from ..errors import UserInputError
 MODEL_FILE = "model.safetensors"
 LAST_CKPT = "last.ckpt"
 _C = TypeVar("_C")
+_M = TypeVar("_M")
 
 
 #: Files whose presence marks a folder as a grukit run folder (``--overwrite`` empties only those).
@@ -120,7 +121,7 @@ def metrics_record(
     command: str | None = None,
     **extra: Any,
 ) -> dict:
-    """The ``metrics.json`` dict of CONVENTIONS.md (task, dataset, split, model, baselines, seed, wall_time_s,
+    """The ``metrics.json`` dict of docs/conventions.md (task, dataset, split, model, baselines, seed, wall_time_s,
     command, grukit_version) plus any ``extra`` keys (e.g. ``per_series``)."""
     rec: dict[str, Any] = {"task": task, "dataset": dataset, "split": split, "model": dict(model)}
     if baselines is not None:
@@ -456,14 +457,36 @@ def resumed_config(
     return type(cfg)(**values)
 
 
+@overload
 def load_task_model(
     checkpoint: str | os.PathLike | None,
     shipped: str | os.PathLike,
-    cls: type,
+    cls: type[_M],
+    task: str,
+    *,
+    return_header: Literal[False] = False,
+) -> tuple[_M, Path]: ...
+
+
+@overload
+def load_task_model(
+    checkpoint: str | os.PathLike | None,
+    shipped: str | os.PathLike,
+    cls: type[_M],
+    task: str,
+    *,
+    return_header: Literal[True],
+) -> tuple[_M, Path, dict]: ...
+
+
+def load_task_model(
+    checkpoint: str | os.PathLike | None,
+    shipped: str | os.PathLike,
+    cls: type[_M],
     task: str,
     *,
     return_header: bool = False,
-) -> tuple[Any, Path] | tuple[Any, Path, dict]:
+) -> tuple[_M, Path] | tuple[_M, Path, dict]:
     """The model a recipe command uses: ``--checkpoint`` (a run folder or a ``.safetensors`` file) or,
     without it, the shipped model file ``shipped``. Refuses a file that holds another kind of model than
     ``cls``. Every task loads its models through this one function.
