@@ -58,7 +58,7 @@ def save(
     Raises:
         TypeError: ``model`` has no config dataclass, or is not a grukit model.
 
-    Example:
+    Examples:
         >>> import tempfile, torch, grukit
         >>> gru = grukit.GRU(8, 16, num_layers=2)
         >>> path = grukit.save(gru, tempfile.mkdtemp() + "/gru.safetensors")
@@ -121,10 +121,12 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         UserInputError: the file is missing, is not a safetensors file, or has no (or corrupt) grukit
             metadata.
 
-    Example:
+    Examples:
         >>> import tempfile, grukit
         >>> from grukit.serialization import read_header
-        >>> path = grukit.save(grukit.GRU(8, 16), tempfile.mkdtemp() + "/gru.safetensors", task="demo")
+        >>> path = grukit.save(
+        ...     grukit.GRU(8, 16), tempfile.mkdtemp() + "/gru.safetensors", task="demo"
+        ... )
         >>> header = read_header(path)
         >>> header["class"], header["task"], header["config"]["hidden_size"]
         ('grukit.nn.gru:GRU', 'demo', 16)
@@ -217,7 +219,7 @@ def load(
             that is not a grukit model, or holds tensors that do not match its config (names, shapes, or
             floating vs integer dtypes); the message names what did not match.
 
-    Example:
+    Examples:
         >>> import tempfile, torch, grukit
         >>> gru = grukit.GRU(8, 16, batch_first=True)
         >>> path = grukit.save(gru, tempfile.mkdtemp() + "/gru.safetensors", dtype=torch.float16)

@@ -36,3 +36,15 @@ def test_every_page_is_in_the_navigation():
                 yield from pages(value) if isinstance(value, list) else [value]
 
     assert sorted(pages(config["nav"])) == sorted(p.name for p in DOCS.glob("*.md"))
+
+
+def test_api_pages_cover_the_toolkit():
+    import grukit.train
+
+    documented = {
+        ref.rsplit(".", 1)[-1] for ref in _documented() if ref.startswith("grukit.train.")
+    }
+    missing = [name for name in grukit.train.__all__ if name not in documented]
+    assert not missing, (
+        f"names of grukit.train.__all__ without an entry in docs/api-train.md: {missing}"
+    )

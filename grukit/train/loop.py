@@ -162,7 +162,7 @@ class RunRecorder(Callback):
                 or (score < self.best_score if self.mode == "min" else score > self.best_score)
             )
         )
-        if improved:
+        if improved and score is not None:
             self.best_score, self.best_epoch = float(score), trainer.current_epoch
         if trainer.is_global_zero:
             if improved:
@@ -196,8 +196,21 @@ def write_log_csv(history: Sequence[dict], path: str | os.PathLike) -> Path:
 
 @dataclasses.dataclass
 class FitResult:
-    """What :func:`fit` returns. ``module`` holds the final (last-epoch) weights; ``best_model()`` loads the
-    best-on-validation model from ``model.safetensors``."""
+    """What :func:`fit` returns.
+
+    Attributes:
+        run: the run folder.
+        history: one dict per epoch (the rows of ``log.csv``).
+        best_score: the best value of the monitored metric, or None.
+        best_epoch: the epoch (0-based) it was reached in, or None.
+        epochs_run: epochs trained in total (including those before a resume).
+        stopped_early: whether early stopping ended the run.
+        wall_time_s: wall time of this call in seconds.
+        module: the LightningModule, holding the final (last-epoch) weights.
+        trainer: the Lightning trainer.
+
+    ``best_model()`` loads the best-on-validation model from ``model.safetensors``.
+    """
 
     run: RunDir
     history: list[dict]
@@ -211,6 +224,7 @@ class FitResult:
 
     @property
     def best_path(self) -> Path:
+        """The run's ``model.safetensors`` (the best model on validation)."""
         return self.run.model_path
 
     def best_model(self, map_location: str | torch.device = "cpu") -> torch.nn.Module:
@@ -285,7 +299,7 @@ def fit(
     callbacks: Iterable[Callback] = (),
     trainer_kwargs: dict | None = None,
 ) -> FitResult:
-    """Train ``module`` with Lightning and write a run folder.
+    """Train ``module`` with Lightning, seeded and deterministic, and write a run folder.
 
     Data: ``train``/``val`` dataloaders, or a ``datamodule``. The run folder is ``run`` if given, else
     ``output_dir``, else the folder of ``resume``, else ``runs/<task>-<YYYYmmdd-HHMMSS>/``. It receives
@@ -300,6 +314,52 @@ def fit(
     strategy="ddp"``). ``patience`` turns on early stopping on ``monitor``; ``gradient_clip`` clips the global
     gradient norm; ``max_steps``/``limit_*_batches`` shorten smoke runs. Seed the model's construction
     yourself (``seed_everything(seed)`` before building it).
+
+    Args:
+        module: the LightningModule (usually a :class:`TaskModule`); ``getattr(module, model_attr)`` is the
+            grukit model that is saved.
+        train: the training DataLoader.
+        val: the validation DataLoader (needed for ``monitor="val_*"``).
+        task: the task name (run folder name and model-file header).
+        epochs: the total number of epochs (also when resuming).
+        seed: the run's seed (every epoch re-seeds from (seed, epoch)).
+        resume: a run folder or ``.ckpt`` to continue from.
+        monitor: the logged metric that picks the saved model; ``mode`` "min" or "max".
+        patience: epochs without improvement before stopping early; None: no early stopping.
+        config: the run's options, written to ``config.json``.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        UserInputError: ``epochs`` or ``patience`` below 1, or a ``resume`` that names no checkpoint.
+        TypeError: ``module`` has no attribute ``model_attr``.
+
+    Examples:
+        >>> import tempfile, torch, grukit
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from grukit.train import TaskModule, fit, seed_everything
+        >>> class Last(TaskModule):
+        ...     def step(self, batch, stage):
+        ...         x, y = batch  # x (B, T, I), y (B,)
+        ...         out, _ = self.model(x)  # (B, T, H)
+        ...         return torch.nn.functional.mse_loss(out[:, -1, 0], y)
+        >>> _ = seed_everything(0)
+        >>> data = TensorDataset(torch.randn(16, 5, 3), torch.randn(16))
+        >>> result = fit(
+        ...     Last(grukit.GRU(3, 4, batch_first=True)),
+        ...     DataLoader(data, 8),
+        ...     DataLoader(data, 8),
+        ...     task="toy",
+        ...     epochs=2,
+        ...     output_dir=tempfile.mkdtemp() + "/run",
+        ...     progress=False,
+        ...     plot=False,
+        ... )
+        >>> result.epochs_run, sorted(p.name for p in result.run.path.iterdir())
+        (2, ['last.ckpt', 'log.csv', 'model.safetensors'])
+        >>> type(result.best_model()).__name__
+        'GRU'
     """
     if epochs < 1:
         raise UserInputError(f"--epochs must be at least 1, got {epochs}")
@@ -406,8 +466,8 @@ def fit(
                 torch.use_deterministic_algorithms(was_deterministic)
         wall = time.perf_counter() - t0
         stopped = any(
-            isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks
-        )
+            isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in cbs
+        )  # the callback objects given to the Trainer
         return FitResult(
             run=run,
             history=list(recorder.history),

@@ -44,15 +44,36 @@ class Plateau:
 
 
 class TaskModule(L.LightningModule):
-    """Base LightningModule: ``model`` is the grukit model to train and save; override :meth:`step`.
+    """Base LightningModule of every recipe: holds the grukit model to train and save; override :meth:`step`.
 
-    ``step(batch, stage)`` → a scalar loss tensor, or a dict ``{"loss": tensor, "mae": tensor, ...}``;
-    ``stage`` is ``"train"``, ``"val"`` or ``"test"``. Logged names are ``f"{stage}_{key}"``.
+    ``step(batch, stage)`` returns a scalar loss tensor, or a dict ``{"loss": tensor, "mae": tensor, ...}``;
+    ``stage`` is ``"train"``, ``"val"`` or ``"test"``. Each value is logged per epoch as
+    ``f"{stage}_{key}"`` (``train_loss``, ``val_loss``, ``val_mae``, ...).
 
-    ``optimizer`` is ``"adamw"`` (default) or ``"adam"`` (``weight_decay`` is then Adam's L2 term);
-    ``plateau`` (a :class:`Plateau`) adds ReduceLROnPlateau, stepped by Lightning once per epoch on the
-    monitored metric — or, for a module with manual optimization, by this base class at the end of each
-    validation epoch.
+    Args:
+        model: the grukit model (saved by :func:`fit` as ``model.safetensors``), kept as ``self.model``.
+        lr: the optimizer's learning rate.
+        weight_decay: the optimizer's weight decay (AdamW's decoupled decay, or Adam's L2 term).
+        optimizer: ``"adamw"`` (default) or ``"adam"``.
+        plateau: a :class:`Plateau` adds ReduceLROnPlateau — the one learning-rate schedule the recipes
+            share — stepped by Lightning once per epoch on the monitored metric or, for a module with
+            manual optimization, by this base class at the end of each validation epoch.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: an unknown ``optimizer``.
+
+    Examples:
+        >>> import torch, grukit
+        >>> from grukit.train import TaskModule
+        >>> class LastStep(TaskModule):
+        ...     def step(self, batch, stage):
+        ...         x, y = batch  # x (T, B, I), y (B, H)
+        ...         out, h_n = self.model(x)  # out (T, B, H)
+        ...         return torch.nn.functional.mse_loss(out[-1], y)
+        >>> module = LastStep(grukit.GRU(3, 4), lr=1e-2, optimizer="adam", plateau=Plateau())
+        >>> module.step((torch.randn(5, 2, 3), torch.zeros(2, 4)), "train").shape
+        torch.Size([])
     """
 
     def __init__(
@@ -81,6 +102,15 @@ class TaskModule(L.LightningModule):
         return self.model(*args, **kwargs)
 
     def step(self, batch: Any, stage: str) -> Tensor | dict[str, Tensor]:
+        """The loss of one batch (override this).
+
+        Args:
+            batch: one batch from the DataLoader.
+            stage: ``"train"``, ``"val"`` or ``"test"``.
+
+        Returns:
+            A scalar loss tensor, or a dict holding ``"loss"`` and other scalar metrics.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement step(batch, stage)")
 
     def _run(self, batch: Any, stage: str) -> Tensor:

@@ -133,7 +133,23 @@ Checkpoint = Annotated[
 
 
 def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:
-    """``--devices`` text → what Lightning accepts: ``"auto"``, ``-1``, an int, or a list of indices."""
+    """Turn the ``--devices`` text into what ``lightning.Trainer(devices=...)`` accepts.
+
+    Args:
+        devices: ``"auto"``, a count (``"2"``, ``"-1"`` for all), or a comma list of indices (``"0,1"``);
+            ints and lists pass through.
+
+    Returns:
+        ``"auto"``, an int, or a list of ints.
+
+    Raises:
+        UserInputError: anything else.
+
+    Examples:
+        >>> from grukit.train.options import parse_devices
+        >>> parse_devices("auto"), parse_devices("2"), parse_devices("0,1")
+        ('auto', 2, [0, 1])
+    """
     if isinstance(devices, (int, list)):
         return devices
     s = str(devices).strip()

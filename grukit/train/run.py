@@ -87,7 +87,25 @@ def _jsonable(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (temporary file renamed into place)."""
+    """Write ``obj`` as indented JSON, atomically (a temporary file renamed into place).
+
+    Values JSON cannot hold are converted: dataclasses to dicts, paths and other objects to strings,
+    NumPy/torch scalars to numbers, non-finite floats to ``null``.
+
+    Args:
+        path: the file to write; missing parent folders are created.
+        obj: the data.
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import json, math, tempfile
+        >>> from grukit.train import write_json
+        >>> path = write_json(tempfile.mkdtemp() + "/m.json", {"mae": 0.5, "bad": math.nan})
+        >>> json.loads(path.read_text())
+        {'mae': 0.5, 'bad': None}
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
@@ -121,8 +139,29 @@ def metrics_record(
     command: str | None = None,
     **extra: Any,
 ) -> dict:
-    """The ``metrics.json`` dict of docs/conventions.md (task, dataset, split, model, baselines, seed, wall_time_s,
-    command, grukit_version) plus any ``extra`` keys (e.g. ``per_series``)."""
+    """The ``metrics.json`` dict of docs/conventions.md.
+
+    Args:
+        task: the task name (``"forecast"``, ``"music"``, ...).
+        dataset: the data set's name.
+        split: the split the numbers are on (``"test"``, ``"valid"``, ``"backtest"``, ...).
+        model: ``{metric: value}`` of the model.
+        baselines: ``{baseline: {metric: value}}``, where the task has baselines.
+        seed: the run's seed.
+        wall_time_s: the run's wall time in seconds (rounded to ms).
+        command: the command that produced the numbers; by default this process's command line.
+        **extra: further top-level keys (e.g. ``per_series``).
+
+    Returns:
+        ``{"task", "dataset", "split", "model", ["baselines",] "seed", "wall_time_s", "command",
+        "grukit_version", **extra}``.
+
+    Examples:
+        >>> from grukit.train import metrics_record
+        >>> rec = metrics_record("toy", "sine", "test", {"mae": 0.1}, seed=0, command="grukit toy")
+        >>> sorted(rec)
+        ['command', 'dataset', 'grukit_version', 'model', 'seed', 'split', 'task', 'wall_time_s']
+    """
     rec: dict[str, Any] = {"task": task, "dataset": dataset, "split": split, "model": dict(model)}
     if baselines is not None:
         rec["baselines"] = {k: dict(v) for k, v in baselines.items()}
@@ -302,7 +341,25 @@ def check_output_dir(
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
-    """``--checkpoint X``: a run folder (→ ``X/model.safetensors``) or a ``.safetensors`` file."""
+    """The model file that ``--checkpoint X`` names.
+
+    Args:
+        checkpoint: a run folder (its ``model.safetensors`` is used) or a ``.safetensors`` file.
+
+    Returns:
+        The model file's path.
+
+    Raises:
+        UserInputError: neither a run folder holding ``model.safetensors`` nor an existing file.
+
+    Examples:
+        >>> import tempfile, pathlib, grukit
+        >>> from grukit.train import resolve_checkpoint
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = grukit.save(grukit.GRU(2, 3), run / "model.safetensors")
+        >>> resolve_checkpoint(run) == run / "model.safetensors"
+        True
+    """
     p = Path(checkpoint).expanduser()
     if p.is_dir():
         p = p / MODEL_FILE
@@ -318,7 +375,25 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
 
 
 def resolve_resume(resume: str | os.PathLike) -> tuple[Path, Path]:
-    """``--resume X``: a run folder (→ ``X/last.ckpt``) or a ``.ckpt`` file. Returns (run folder, ckpt)."""
+    """The run folder and trainer checkpoint that ``--resume X`` names.
+
+    Args:
+        resume: a run folder (its ``last.ckpt`` is used) or a ``.ckpt`` file.
+
+    Returns:
+        ``(run folder, checkpoint file)``; the folder is the checkpoint's parent.
+
+    Raises:
+        UserInputError: no such checkpoint.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> from grukit.train import resolve_resume
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (run / "last.ckpt").write_bytes(b"")
+        >>> resolve_resume(run) == (run, run / "last.ckpt")
+        True
+    """
     p = Path(resume).expanduser()
     ckpt = p / LAST_CKPT if p.is_dir() else p
     if not ckpt.is_file():

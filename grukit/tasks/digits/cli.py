@@ -283,7 +283,7 @@ def stream_cmd(
     for upd, final in simulate(
         model, y, chunk_s=chunk_ms / 1000.0, speed=speed, sleep=None if no_sleep else _sleep
     ):
-        if final:
+        if final and upd is not None:
             typer.echo(
                 f"final {upd.label} p={upd.prob:.3f} ({upd.time_s:.2f} s, {upd.frames} frames)"
             )

@@ -91,7 +91,7 @@ def official_split(
 ) -> dict[str, list[Recording]]:
     """The official split (index 0-4 test, 5-49 train), with validation taken from train by index
     (``val_indices``, default 5-9): {"train": 10-49, "val": 5-9, "test": 0-4}."""
-    split = {"train": [], "val": [], "test": []}
+    split: dict[str, list[Recording]] = {"train": [], "val": [], "test": []}
     for r in recs:
         key = "test" if r.index <= 4 else "val" if r.index in val_indices else "train"
         split[key].append(r)
@@ -107,7 +107,7 @@ def speaker_split(
         raise UserInputError(
             f"unknown speaker {speaker!r}; expected one of {sorted({r.speaker for r in recs})}"
         )
-    split = {"train": [], "val": [], "test": []}
+    split: dict[str, list[Recording]] = {"train": [], "val": [], "test": []}
     for r in recs:
         key = "test" if r.speaker == speaker else "val" if r.index in val_indices else "train"
         split[key].append(r)
@@ -229,7 +229,9 @@ class RunningNormalizer:
 
     with the prior (μ₀, σ₀²) = the training set's per-feature mean and variance weighted as P frames."""
 
-    def __init__(self, mean: Sequence[float], var: Sequence[float], prior_frames: float) -> None:
+    def __init__(
+        self, mean: Sequence[float] | None, var: Sequence[float] | None, prior_frames: float
+    ) -> None:
         self.mean0 = np.asarray(mean, dtype=np.float64)
         self.var0 = np.asarray(var, dtype=np.float64)
         if self.mean0.shape != self.var0.shape or self.mean0.ndim != 1:
@@ -261,7 +263,7 @@ class RunningNormalizer:
 
 
 def running_normalize(
-    x: np.ndarray, mean: Sequence[float], var: Sequence[float], prior_frames: float
+    x: np.ndarray, mean: Sequence[float] | None, var: Sequence[float] | None, prior_frames: float
 ) -> np.ndarray:
     """(T, F) → causally normalized (T, F) (see :class:`RunningNormalizer`)."""
     return RunningNormalizer(mean, var, prior_frames)(x)

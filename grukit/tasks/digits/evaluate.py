@@ -20,8 +20,8 @@ def predict_logits(
     """Logits (N, n_classes) of normalized feature arrays, in input order."""
     model.eval()
     out = np.zeros((len(features), model.config.n_classes), dtype=np.float32)
-    dl = DataLoader(
-        list(range(len(features))),
+    dl: DataLoader[int] = DataLoader(
+        list(range(len(features))),  # type: ignore[arg-type]  # a list is a map-style dataset
         batch_sampler=D.BucketSampler([len(f) for f in features], batch_size, shuffle=False),
         collate_fn=lambda idx: idx,
     )
@@ -64,20 +64,22 @@ def evaluate_records(model: DigitRecognizer, recs: Sequence[D.Recording]) -> dic
 
 def summarize(logits: np.ndarray, labels: Sequence[int], speakers: Sequence[str]) -> dict:
     pred = logits.argmax(-1)
-    labels = np.asarray(labels)
-    speakers = np.asarray(speakers)
+    labels_a = np.asarray(labels)
+    speakers_a = np.asarray(speakers)
     n = logits.shape[1]
     conf = np.zeros((n, n), dtype=int)
-    np.add.at(conf, (labels, pred), 1)
+    np.add.at(conf, (labels_a, pred), 1)
     return {
         "accuracy": accuracy(logits, labels),
-        "n": int(len(labels)),
+        "n": int(len(labels_a)),
         "per_speaker": {
-            s: float((pred[speakers == s] == labels[speakers == s]).mean())
-            for s in sorted(set(speakers.tolist()))
+            s: float((pred[speakers_a == s] == labels_a[speakers_a == s]).mean())
+            for s in sorted(set(speakers_a.tolist()))
         },
         "per_digit": {
-            str(d): float((pred[labels == d] == d).mean()) for d in range(n) if (labels == d).any()
+            str(d): float((pred[labels_a == d] == d).mean())
+            for d in range(n)
+            if (labels_a == d).any()
         },
         "confusion": conf.tolist(),
     }

@@ -108,7 +108,7 @@ def split_on_pauses(
             merged[-1][1] = e
         else:
             merged.append([s, e])
-    merged = [(s, e) for s, e in merged if e - s >= min_len_s * sample_rate]
+    merged = [[s, e] for s, e in merged if e - s >= min_len_s * sample_rate]
     pad = int(pad_s * sample_rate)
     out = []
     for i, (s, e) in enumerate(merged):

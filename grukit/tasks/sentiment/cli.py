@@ -234,7 +234,7 @@ def predict(
                 (f"{p.label:8s}", f"bold {colour}"), f" P(positive)={p.p_positive:.3f}  ", p.text
             )
         )
-        if explain and p.words:
+        if explain and p.words and p.contributions is not None and p.known is not None:
             line = Text("  ")
             for w, c, k in zip(p.words, p.contributions, p.known):
                 style = "green" if c > 0.5 else "red" if c < -0.5 else "dim"

@@ -266,6 +266,9 @@ def predict(
             result[i] = t
         typer.echo("\n".join(result))
         return
+    assert (
+        text is not None
+    )  # exactly one of TEXT and --file (checked above), and --file has returned
     if not text.strip():
         raise UserInputError("the sentence is empty; expected English text")
     bundle = load_bundle(checkpoint)

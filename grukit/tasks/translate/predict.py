@@ -86,7 +86,7 @@ def translate_ids(
             )
         for j, i in enumerate(idx):
             tokens[i] = out.tokens[j]
-            if attns is not None:
+            if attns is not None and out.attention is not None:
                 attns[i] = out.attention[j]
     return tokens, attns
 
