@@ -246,3 +246,12 @@ def test_cli_existing_output_dir_needs_overwrite(run2, monkeypatch, capsys):
     code, err = _main(["text", "train", "--output-dir", str(out)], monkeypatch, capsys)
     assert code == 2 and "already holds files" in err and "--overwrite" in err, err
     assert len(err.strip().splitlines()) == 1 and _files(out) == before
+
+
+def test_cli_output_dir_below_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    code, err = _main(["text", "train", "--output-dir", str(f / "run")], monkeypatch, capsys)
+    assert code == 2 and f"{f} is a file, not a folder" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
