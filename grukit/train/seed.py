@@ -67,3 +67,22 @@ def epoch_seed(seed: int, epoch: int) -> int:
         True
     """
     return (int(seed) * 1_000_003 + int(epoch) * 7_919 + 17) % (2**32)
+
+
+def set_threads(threads: int | None) -> int:
+    """``--threads``: use ``threads`` torch CPU threads when given (None keeps torch's choice); returns the
+    number in use, for the run's config and metrics.
+
+    Example:
+        >>> set_threads(None) >= 1
+        True
+    """
+    import torch
+
+    if threads is not None:
+        if int(threads) < 1:
+            from ..errors import UserInputError
+
+            raise UserInputError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()

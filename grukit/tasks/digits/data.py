@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
 
 from ...errors import UserInputError
 
@@ -275,3 +278,40 @@ def feature_stats(frames: Sequence[np.ndarray]) -> tuple[list[float], list[float
 def load_raw_features(recs: Sequence[Recording], spec: FeatureSpec) -> list[np.ndarray]:
     """Un-normalized features of each recording (each checked as :func:`load_audio` does)."""
     return [raw_features(load_audio(r.path, spec), spec) for r in recs]
+
+
+# ---------------------------------------------------------------- batching (training and inference)
+def collate(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
+    """→ x (B, T_max, F) zero-padded, lengths (B,), y (B,)."""
+    xs, ys = zip(*batch)
+    lengths = torch.tensor([len(x) for x in xs], dtype=torch.long)
+    x = torch.nn.utils.rnn.pad_sequence(list(xs), batch_first=True)
+    return x, lengths, torch.tensor(ys, dtype=torch.long)
+
+
+class BucketSampler(Sampler[list[int]]):
+    """Batches of similar length (less padding): shuffle (torch's global RNG, so the toolkit's per-epoch
+    seeding makes it reproducible), sort each pool of ``pool`` batches by length, cut into batches, shuffle
+    the batches. ``shuffle=False`` gives length-sorted batches in a fixed order. Lazy like RandomSampler: the
+    order is drawn at the first batch, after the toolkit has re-seeded the epoch (exact resume)."""
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 8
+    ) -> None:
+        self.lengths = list(lengths)
+        self.batch_size, self.shuffle, self.pool = int(batch_size), shuffle, int(pool)
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n, bs = len(self.lengths), self.batch_size
+        order = torch.randperm(n).tolist() if self.shuffle else list(range(n))
+        span = bs * self.pool if self.shuffle else n
+        batches = []
+        for s in range(0, n, span):
+            chunk = sorted(order[s : s + span], key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
+        yield from batches

@@ -5,11 +5,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+from torch.utils.data import DataLoader
 
 from . import data as D
 from .model import DigitRecognizer
 from .predict import normalize
-from .train import accuracy, predict_logits
+
+
+@torch.no_grad()
+def predict_logits(
+    model: DigitRecognizer, features: Sequence[np.ndarray], batch_size: int = 128
+) -> np.ndarray:
+    """Logits (N, n_classes) of normalized feature arrays, in input order."""
+    model.eval()
+    out = np.zeros((len(features), model.config.n_classes), dtype=np.float32)
+    dl: DataLoader[int] = DataLoader(
+        list(range(len(features))),  # type: ignore[arg-type]  # a list is a map-style dataset
+        batch_sampler=D.BucketSampler([len(f) for f in features], batch_size, shuffle=False),
+        collate_fn=lambda idx: idx,
+    )
+    for idx in dl:
+        x = torch.nn.utils.rnn.pad_sequence(
+            [torch.from_numpy(features[i]) for i in idx], batch_first=True
+        )
+        lengths = torch.tensor([len(features[i]) for i in idx])
+        out[idx] = model(x, lengths).numpy()
+    return out
+
+
+def accuracy(logits: np.ndarray, labels: Sequence[int]) -> float:
+    return float((logits.argmax(-1) == np.asarray(labels)).mean())
 
 
 def split_records(data_dir, split: str, speaker: str | None = None) -> list[D.Recording]:
