@@ -45,11 +45,15 @@ def default_mode() -> int:
     return 0o666 & ~current_umask()
 
 
-def check_output_file(path: str | os.PathLike, option: str | None = None) -> Path:
+def check_output_file(
+    path: str | os.PathLike, option: str | None = None, parents: bool = False
+) -> Path:
     """Refuse an output path that cannot be written, before any work is done.
 
     Checks that ``path`` is not a folder, that its parent exists and is a folder, and that the parent is
-    writable. ``option`` (e.g. ``"--out"``) prefixes the message. Returns ``path`` as a Path.
+    writable. With ``parents=True`` (for writers that create missing folders) a missing parent is fine as
+    long as nothing on the way is an existing file. ``option`` (e.g. ``"--out"``) prefixes the message.
+    Returns ``path`` as a Path.
 
     Raises:
         UserInputError: naming ``path`` (never a temporary file) and what is wrong with it.
@@ -59,6 +63,11 @@ def check_output_file(path: str | os.PathLike, option: str | None = None) -> Pat
     if path.is_dir():
         raise UserInputError(f"{label} is a folder; expected a file name")
     parent = path.parent
+    if parents and not parent.exists():
+        blocker = _first_non_folder(parent)
+        if blocker is not None:
+            raise UserInputError(f"{label}: {blocker} is a file, not a folder")
+        return path
     if not parent.exists():
         blocker = _first_non_folder(parent)
         if blocker is not None:
@@ -94,6 +103,39 @@ def _first_non_folder(path: Path) -> Path | None:
         if not p.exists():
             return None
     return None
+
+
+def check_input_file(path: str | os.PathLike, option: str | None = None) -> Path:
+    """Refuse an input path that is missing or is a folder, with a message that says which.
+
+    Raises:
+        UserInputError: ``--file notes: is a folder, not a file`` / ``--file x.txt: no such file``.
+    """
+    path = Path(path).expanduser()
+    label = f"{option} {path}" if option else str(path)
+    if path.is_dir():
+        raise UserInputError(f"{label}: is a folder, not a file")
+    if not path.exists():
+        raise UserInputError(f"{label}: no such file")
+    if not path.is_file():
+        raise UserInputError(f"{label}: not a regular file")
+    return path
+
+
+def read_text_file(path: str | os.PathLike, option: str | None = None) -> str:
+    """The UTF-8 text of an input file, after :func:`check_input_file`; refuses other encodings.
+
+    Raises:
+        UserInputError: missing, a folder, unreadable, or not UTF-8 (with the byte offset).
+    """
+    path = check_input_file(path, option)
+    label = f"{option} {path}" if option else str(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserInputError(f"{label}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise UserInputError(f"{label}: cannot read it ({e.strerror})") from None
 
 
 @contextlib.contextmanager
@@ -155,9 +197,11 @@ __all__ = [
     "atomic_path",
     "atomic_paths",
     "check_output_dir",
+    "check_input_file",
     "check_output_file",
     "current_umask",
     "default_mode",
+    "read_text_file",
     "write_bytes",
     "write_text",
 ]

@@ -240,17 +240,21 @@ def generate(
     from .evaluate import load_music_model
     from .generate import generate_to_files
 
+    from ..._progress import bar
+
     model, header = load_music_model(checkpoint, dataset)
-    res = generate_to_files(
-        model,
-        steps=steps,
-        out=out,
-        temperature=temperature,
-        prime=prime,
-        prime_frames=prime_frames,
-        fs=fs,
-        seed=seed,
-    )
+    with bar(steps, "generating frames") as advance:
+        res = generate_to_files(
+            model,
+            steps=steps,
+            out=out,
+            temperature=temperature,
+            prime=prime,
+            prime_frames=prime_frames,
+            fs=fs,
+            seed=seed,
+            progress=advance,
+        )
     typer.echo(
         f"wrote {res['midi']} ({res['notes']} notes, {res['frames']} frames) and {res['png']}"
     )
