@@ -50,8 +50,8 @@ def check_output_file(
 ) -> Path:
     """Refuse an output path that cannot be written, before any work is done.
 
-    Checks that ``path`` is not a folder, that its parent exists and is a folder, and that the parent is
-    writable. With ``parents=True`` (for writers that create missing folders) a missing parent is fine as
+    Checks that ``path`` is not a folder, that its parent exists and is a folder, and that a file can be
+    created there (by creating and removing an empty one). With ``parents=True`` (for writers that create missing folders) a missing parent is fine as
     long as nothing on the way is an existing file. ``option`` (e.g. ``"--out"``) prefixes the message.
     Returns ``path`` as a Path.
 
@@ -64,19 +64,23 @@ def check_output_file(
         raise UserInputError(f"{label} is a folder; expected a file name")
     parent = path.parent
     if parents and not parent.exists():
-        blocker = _first_non_folder(parent)
+        blocker = blocking_file(parent)
         if blocker is not None:
             raise UserInputError(f"{label}: {blocker} is a file, not a folder")
         return path
     if not parent.exists():
-        blocker = _first_non_folder(parent)
+        blocker = blocking_file(parent)
         if blocker is not None:
             raise UserInputError(f"{label}: {blocker} is a file, not a folder")
         raise UserInputError(f"{label}: folder {parent} does not exist")
     if not parent.is_dir():
         raise UserInputError(f"{label}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserInputError(f"{label}: cannot write in folder {parent} (permission denied)")
+    try:  # a real probe: os.access says yes to root even where the file system says no (/proc)
+        fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=parent)
+    except OSError as e:
+        raise UserInputError(f"cannot write {label}: {e.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 
@@ -89,13 +93,13 @@ def check_output_dir(path: str | os.PathLike, option: str = "--output-dir") -> P
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise UserInputError(f"{option} {path} is a file, not a folder")
-    blocker = _first_non_folder(path.parent)
+    blocker = blocking_file(path.parent)
     if blocker is not None:
         raise UserInputError(f"{option} {path}: {blocker} is a file, not a folder")
     return path
 
 
-def _first_non_folder(path: Path) -> Path | None:
+def blocking_file(path: Path) -> Path | None:
     """The first existing ancestor-or-self of ``path`` (from the top) that is not a folder, if any."""
     for p in reversed([path, *path.parents]):
         if p.exists() and not p.is_dir():
@@ -196,6 +200,7 @@ def write_bytes(path: str | os.PathLike, data: bytes, option: str | None = None)
 __all__ = [
     "atomic_path",
     "atomic_paths",
+    "blocking_file",
     "check_output_dir",
     "check_input_file",
     "check_output_file",

@@ -247,14 +247,9 @@ def predict(
         if str(file) == "-":
             lines = sys.stdin.read().splitlines()
         else:
-            if not file.is_file():
-                raise UserInputError(f"--file {file}: no such file")
-            try:
-                lines = file.read_text(encoding="utf-8").splitlines()
-            except UnicodeDecodeError as e:
-                raise UserInputError(
-                    f"--file {file}: not UTF-8 text ({e.reason} at byte {e.start})"
-                ) from None
+            from ..._io import read_text_file
+
+            lines = read_text_file(file, "--file").splitlines()
         keep = [i for i, ln in enumerate(lines) if ln.strip()]
         if not keep:
             raise UserInputError(f"--file {file}: no non-empty lines to translate")
