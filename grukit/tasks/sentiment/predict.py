@@ -19,6 +19,7 @@ all read as ``<unk>``); empty or whitespace-only text is refused, since there is
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -89,8 +90,8 @@ def predict(model: SentimentGRU, texts: Sequence[str]) -> list[Prediction]:
     return out
 
 
-def occlusion_log_odds(model: SentimentGRU, ids: torch.Tensor) -> Iterator[torch.Tensor]:
-    """Log-odds of positive (float64) for the sentence ``ids`` (T,) and for each one-word occlusion, in
+def occlusion_log_odds(model: SentimentGRU, ids: torch.Tensor) -> Iterator[list[float]]:
+    """Log-odds of positive (computed in float64) for the sentence ``ids`` (T,) and for each one-word occlusion, in
     chunks: the first chunk starts with the sentence itself (row 0), then row i + 1 has word i replaced by
     ``<unk>``. Each chunk holds at most ``max(1, TOKENS_PER_CHUNK // T)`` sequences."""
     T = ids.numel()
@@ -102,11 +103,15 @@ def occlusion_log_odds(model: SentimentGRU, ids: torch.Tensor) -> Iterator[torch
         r = torch.arange(start, stop)
         occluded = r >= 1
         batch[torch.nonzero(occluded)[:, 0], r[occluded] - 1] = unk
-        logits = model(batch, torch.full((stop - start,), T, dtype=torch.long)).double()  # (n, 2)
-        yield logits[:, 1] - logits[:, 0]
+        with torch.inference_mode():  # no autograd graph: nothing of a chunk outlives it
+            logits = model(batch, torch.full((stop - start,), T, dtype=torch.long)).double()
+            # Python floats, not a tensor: small tensors kept across chunks pin the C heap between the
+            # chunks' large buffers, and the process then grows with the number of chunks
+            log_odds = (logits[:, 1] - logits[:, 0]).tolist()
+        del logits, batch
+        yield log_odds
 
 
-@torch.inference_mode()
 def explain(
     model: SentimentGRU, text: str, max_words: int | None = MAX_EXPLAIN_WORDS
 ) -> Prediction:
@@ -124,14 +129,13 @@ def explain(
     was = model.training
     model.eval()
     try:
-        log_odds = torch.cat(list(occlusion_log_odds(model, ids)))  # (T + 1,)
+        log_odds = [v for chunk in occlusion_log_odds(model, ids) for v in chunk]  # T + 1 values
     finally:
         model.train(was)
-    p = torch.sigmoid(log_odds[0])
-    contrib = (log_odds[0] - log_odds[1:]).tolist()
-    return Prediction(
-        text, LABELS[int(p > 0.5)], float(p), len(words), known, unknown, words, contrib
-    )
+    z = log_odds[0]
+    p = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))  # σ(z), no overflow
+    contrib = [log_odds[0] - v for v in log_odds[1:]]
+    return Prediction(text, LABELS[int(p > 0.5)], p, len(words), known, unknown, words, contrib)
 
 
 __all__ = [
