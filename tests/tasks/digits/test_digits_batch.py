@@ -35,3 +35,20 @@ def test_folder_given_as_file_says_folder(tmp_path, capsys, monkeypatch):
         code, out, err = run_cli(capsys, monkeypatch, "digits", *args)
         assert code == 2 and out == "" and "is a folder, not an audio file" in err, (args, err)
         assert len(err.strip().splitlines()) == 1
+
+
+def test_readme_quotes_the_sequence_noise_curve():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    curve = json.loads((root / "benchmarks" / "results" / "digits.json").read_text())[
+        "sequence_noise_curve"
+    ]["curve"]
+    section = (root / "README.md").read_text().split("## Spoken digits", 1)[1].split("\n## ", 1)[0]
+    row = next(ln for ln in section.splitlines() if ln.startswith("| strings read exactly"))
+    assert [c.strip() for c in row.strip("|").split("|")[1:]] == [
+        str(c["strings_exactly_right"]) for c in curve
+    ]
+    head = next(ln for ln in section.splitlines() if ln.startswith("| pause noise standard deviation"))
+    assert [float(c) for c in head.strip("|").split("|")[1:]] == [c["noise_std"] for c in curve]
