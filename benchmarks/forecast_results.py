@@ -2,7 +2,7 @@
 
     python benchmarks/forecast_results.py [--seeds 0 1 2] [--datasets weather stocks] [--note TEXT]
 
-Each run is the README's command (`grukit forecast`, `grukit forecast --dataset stocks`) plus `--seed` and an
+Each run is the documented command (docs/forecast.md) (`grukit forecast`, `grukit forecast --dataset stocks`) plus `--seed` and an
 `--output-dir` under runs/. Wall time and CPU time (user + sys of the child) are measured around the whole
 command, start-up included. Results for the same (dataset, seed) replace older ones.
 """

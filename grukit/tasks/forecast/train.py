@@ -216,8 +216,8 @@ def fit(
     train_ds = _stack(series, spec, layouts, "train", C, horizon)
     val_ds = _stack(series, spec, layouts, "val", C, horizon)
 
-    run = RunDir.create(TASK, output_dir=output_dir, mkdir=False) if resume is None else None
-    if run is not None:
+    if resume is None:
+        run = RunDir.create(TASK, output_dir=output_dir, mkdir=False)
         run.mkdir()
     else:
         from ...train import resolve_resume
@@ -344,7 +344,10 @@ def _backtest(model, series, spec, layouts, C, H, opts) -> tuple[pd.DataFrame, d
         bases = E.run_baselines(hists, H, m, names=opts.baselines)
         actual = np.stack([s.y[o : o + H] for o in lay.origins])  # (n, H)
         scale = E.mase_scale(s.y[: lay.origins[0]], m)
-        ps = {"model": E.point_metrics(actual.ravel(), q.reshape(-1, 3), scale), "baselines": {}}
+        ps: dict[str, Any] = {
+            "model": E.point_metrics(actual.ravel(), q.reshape(-1, 3), scale),
+            "baselines": {},
+        }
         braw = {}
         for b, fcs in bases.items():
             if fcs is None:

@@ -37,7 +37,7 @@ def test_folder_given_as_file_says_folder(tmp_path, capsys, monkeypatch):
         assert len(err.strip().splitlines()) == 1
 
 
-def test_readme_quotes_the_sequence_noise_curve():
+def test_docs_page_quotes_the_sequence_noise_curve():
     import json
     from pathlib import Path
 
@@ -45,7 +45,7 @@ def test_readme_quotes_the_sequence_noise_curve():
     curve = json.loads((root / "benchmarks" / "results" / "digits.json").read_text())[
         "sequence_noise_curve"
     ]["curve"]
-    section = (root / "README.md").read_text().split("## Spoken digits", 1)[1].split("\n## ", 1)[0]
+    section = (root / "docs" / "digits.md").read_text()
     row = next(ln for ln in section.splitlines() if ln.startswith("| strings read exactly"))
     assert [c.strip() for c in row.strip("|").split("|")[1:]] == [
         str(c["strings_exactly_right"]) for c in curve

@@ -196,9 +196,9 @@ def test_piped_output_keeps_long_sentences_whole():
     assert len(sentence) > 300 and len(lines) == 1 and lines[0].endswith(sentence)
 
 
-def test_readme_quotes_the_explain_memory_measurement():
+def test_docs_page_quotes_the_explain_memory_measurement():
     rec = json.loads((ROOT / "benchmarks" / "results" / "sentiment_explain.json").read_text())
-    section = (ROOT / "README.md").read_text().split("## Sentiment analysis", 1)[1].split("\n## ", 1)[0]
+    section = (ROOT / "docs" / "sentiment.md").read_text()
     by_words = {r["words"]: r for r in rec["runs"]}
     assert all(r["peak_rss_mb"] <= rec["target_peak_mb"] for r in rec["runs"])
     assert f"{by_words[2000]['peak_rss_mb']:.0f} MB for the whole process at 2,000 words" in section
