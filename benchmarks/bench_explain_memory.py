@@ -52,7 +52,9 @@ print(json.dumps({"words": words, "sequences_done": done, "sequences_total": tot
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--chunks-10k", type=int, default=20)
     args = p.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -68,7 +70,9 @@ def main() -> None:
         runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
         print(runs[-1], flush=True)
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model_name = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), "")
+    model_name = next(
+        (ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), ""
+    )
     from grukit.train.run import write_json
 
     write_json(

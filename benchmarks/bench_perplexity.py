@@ -58,9 +58,15 @@ def _child_cpu(cmd: list[str], env: dict) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--chars", type=int, default=20000, help="Characters for the in-process timings.")
-    p.add_argument("--step-chars", type=int, default=2000, help="Characters for the step-loop baseline.")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--chars", type=int, default=20000, help="Characters for the in-process timings."
+    )
+    p.add_argument(
+        "--step-chars", type=int, default=2000, help="Characters for the step-loop baseline."
+    )
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -141,7 +147,11 @@ def main() -> None:
     from grukit.train.run import write_json
 
     write_json(OUT, rec)
-    print(json.dumps({k: rec[k] for k in ("sequence_path", "step_loop_baseline", "commands")}, indent=1))
+    print(
+        json.dumps(
+            {k: rec[k] for k in ("sequence_path", "step_loop_baseline", "commands")}, indent=1
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -166,21 +166,21 @@ def atomic_paths(
         for final in finals:
             check_output_file(final, option)
             try:
-                fd, tmp = tempfile.mkstemp(
+                fd, tmp_name = tempfile.mkstemp(
                     prefix=f".tmp-{final.name}-", suffix=final.suffix, dir=final.parent
                 )
             except OSError as e:
                 label = f"{option} {final}" if option else str(final)
                 raise UserInputError(f"cannot write {label}: {e.strerror}") from None
             os.close(fd)
-            tmps.append(Path(tmp))
+            tmps.append(Path(tmp_name))
         yield tuple(tmps)
-        for tmp, final in zip(tmps, finals):
-            os.chmod(tmp, mode)
-            os.replace(tmp, final)
+        for tmp_path, final in zip(tmps, finals):
+            os.chmod(tmp_path, mode)
+            os.replace(tmp_path, final)
     finally:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
+        for tmp_path in tmps:
+            tmp_path.unlink(missing_ok=True)
 
 
 def write_text(path: str | os.PathLike, text: str, option: str | None = None) -> Path:
@@ -201,8 +201,8 @@ __all__ = [
     "atomic_path",
     "atomic_paths",
     "blocking_file",
-    "check_output_dir",
     "check_input_file",
+    "check_output_dir",
     "check_output_file",
     "current_umask",
     "default_mode",

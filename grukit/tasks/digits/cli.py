@@ -288,11 +288,10 @@ def stream_cmd(
 ) -> None:
     """Recognize a digit as the audio arrives: the unidirectional model runs frame by frame (GRU step API) and
     prints the running prediction after each chunk, then the final answer."""
+    from ...errors import UserInputError
     from . import data as D
     from .predict import load_model
     from .stream import simulate
-
-    from ...errors import UserInputError
 
     if file.is_dir():
         raise UserInputError(f"{file} is a folder, not an audio file")

@@ -165,7 +165,11 @@ def predict_sequence(
     labels = model.config.labels
     out = []
     for i in keep:
-        probs = [classify(model, y[c[i][0] : c[i][1]]) for c in cuts if c[i][1] - c[i][0] >= spec.min_samples]
+        probs = [
+            classify(model, y[c[i][0] : c[i][1]])
+            for c in cuts
+            if c[i][1] - c[i][0] >= spec.min_samples
+        ]
         p = np.mean(probs, axis=0)
         k = int(p.argmax())
         s, e = cuts[0][i]

@@ -245,10 +245,9 @@ def generate(
     seed: Seed = 0,
 ) -> None:
     """Sample a piece from a model and write it as MIDI (+ piano-roll PNG)."""
+    from ..._progress import bar
     from .evaluate import load_music_model
     from .generate import generate_to_files
-
-    from ..._progress import bar
 
     model, header = load_music_model(checkpoint, dataset)
     with bar(steps, "generating frames") as advance:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -164,8 +164,8 @@ def evaluate(
     from ..._io import check_output_file
     from ...train.run import write_json
     from .data import load_split
-    from .evaluate import load_model, read_labelled_tsv, scores
     from .evaluate import baselines as run_baselines
+    from .evaluate import load_model, read_labelled_tsv, scores
 
     if json_out is not None:
         check_output_file(json_out, "--json", parents=True)
@@ -186,12 +186,13 @@ def evaluate(
     typer.echo(f"  {'':>8s} {'negative':>9s} {'positive':>9s}")
     typer.echo(f"  {'negative':>8s} {tn:9d} {fp:9d}")
     typer.echo(f"  {'positive':>8s} {fn:9d} {tp:9d}")
-    out = {"dataset": dataset, "split": split if file is None else None, "source": source}
-    out |= {"model_file": path, **res}
+    out: dict[str, Any] = {"dataset": dataset, "split": split if file is None else None}
+    out |= {"source": source, "model_file": path, **res}
     if baselines:
         tr_texts, tr_labels = load_split("train", data_dir)
-        out["baselines"] = run_baselines(tr_texts, tr_labels, texts, labels)
-        for k, v in out["baselines"].items():
+        base = run_baselines(tr_texts, tr_labels, texts, labels)
+        out["baselines"] = base
+        for k, v in base.items():
             typer.echo(f"  baseline {k}: accuracy {v['accuracy']:.4f}")
     if json_out is not None:
         write_json(json_out, out)
@@ -280,7 +281,7 @@ def predict(
                 p.text,
             )
         )
-        if explain and p.words:
+        if explain and p.words and p.contributions is not None:
             unknown = set(p.unknown_words)
             line = Text("  ")
             for w, c in zip(p.words, p.contributions):

@@ -67,7 +67,9 @@ def check_texts(texts: Sequence[str]) -> None:
             raise UserInputError(f"sentence {i + 1} is a {type(t).__name__}, expected a string")
         if not tokenize(t):
             where = "the sentence" if len(texts) == 1 else f"sentence {i + 1}"
-            raise UserInputError(f"{where} is empty (or only whitespace); expected text to classify")
+            raise UserInputError(
+                f"{where} is empty (or only whitespace); expected text to classify"
+            )
 
 
 def predict(model: SentimentGRU, texts: Sequence[str]) -> list[Prediction]:
@@ -133,7 +135,9 @@ def explain(
     finally:
         model.train(was)
     z = log_odds[0]
-    p = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))  # σ(z), no overflow
+    p = (
+        1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+    )  # σ(z), no overflow
     contrib = [log_odds[0] - v for v in log_odds[1:]]
     return Prediction(text, LABELS[int(p > 0.5)], p, len(words), known, unknown, words, contrib)
 

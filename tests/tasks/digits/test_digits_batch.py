@@ -50,5 +50,7 @@ def test_docs_page_quotes_the_sequence_noise_curve():
     assert [c.strip() for c in row.strip("|").split("|")[1:]] == [
         str(c["strings_exactly_right"]) for c in curve
     ]
-    head = next(ln for ln in section.splitlines() if ln.startswith("| pause noise standard deviation"))
+    head = next(
+        ln for ln in section.splitlines() if ln.startswith("| pause noise standard deviation")
+    )
     assert [float(c) for c in head.strip("|").split("|")[1:]] == [c["noise_std"] for c in curve]

@@ -56,7 +56,9 @@ def test_known_count_always_and_warning_when_nothing_is_known(capsys, monkeypatc
     assert code == 0, err
     first, second = (json.loads(ln) for ln in out.strip().splitlines())
     vocab = set(model.encoder.vocab)
-    assert first["n_words"] == 3 and first["known"] == sum(w in vocab for w in "a gorgeous film".split())
+    assert first["n_words"] == 3 and first["known"] == sum(
+        w in vocab for w in "a gorgeous film".split()
+    )
     assert first["known"] == 3 and first["unknown_words"] == []
     assert second["n_words"] == 3 and second["known"] == 0
     assert second["unknown_words"] == ["😀", "电影", "👍"]
@@ -92,7 +94,9 @@ def test_evaluate_file_scores_match_predict(capsys, monkeypatch, tmp_path):
     assert code == 0, err
     res = json.loads((tmp_path / "r.json").read_text())
     # the oracle: predict's own labels, counted by hand
-    code, pout, _ = run_cli(capsys, monkeypatch, "sentiment", "predict", "--json", *[t for t, _ in rows])
+    code, pout, _ = run_cli(
+        capsys, monkeypatch, "sentiment", "predict", "--json", *[t for t, _ in rows]
+    )
     pred = [int(json.loads(ln)["label"] == "positive") for ln in pout.strip().splitlines()]
     truth = [1, 0, 1, 0, 1]
     conf = [[0, 0], [0, 0]]
@@ -181,11 +185,20 @@ def test_explain_memory_stays_bounded_as_input_grows():
 
 
 def test_piped_output_keeps_long_sentences_whole():
-    sentence = " ".join(["a remarkably long , sprawling and yet oddly gripping sentence ,"] * 6) + " ."
+    sentence = (
+        " ".join(["a remarkably long , sprawling and yet oddly gripping sentence ,"] * 6) + " ."
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": ""}
     env.pop("COLUMNS")
     r = subprocess.run(
-        [sys.executable, "-c", "from grukit.cli import main; main()", "sentiment", "predict", sentence],
+        [
+            sys.executable,
+            "-c",
+            "from grukit.cli import main; main()",
+            "sentiment",
+            "predict",
+            sentence,
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -4,9 +4,8 @@ explanations checked against predictions on edited sentences."""
 import pytest
 import torch
 
-from grukit.errors import UserInputError
-
 import grukit
+from grukit.errors import UserInputError
 from grukit.tasks.sentiment.data import PAD, UNK
 from grukit.tasks.sentiment.evaluate import predict_proba
 from grukit.tasks.sentiment.model import SentimentGRU

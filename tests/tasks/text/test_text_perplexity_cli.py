@@ -30,8 +30,13 @@ def run_cli(capsys, monkeypatch, *args):
 def test_progress_counts_every_scored_character(streams):
     model, _ = load_model()
     seen = []
-    res = score_text(model, "ROMEO:\nWhat light through yonder window breaks?\n" * 40, streams, 64,
-                     progress=seen.append)
+    res = score_text(
+        model,
+        "ROMEO:\nWhat light through yonder window breaks?\n" * 40,
+        streams,
+        64,
+        progress=seen.append,
+    )
     assert sum(seen) == res["chars"] and len(seen) > 1
 
 
@@ -41,8 +46,16 @@ def test_bad_paths_refused(tmp_path, capsys, monkeypatch):
     f = tmp_path / "t.txt"
     f.write_text("ROMEO: hello there\n")
     (tmp_path / "notes.txt").write_text("x")
-    code, out, err = run_cli(capsys, monkeypatch, "text", "perplexity", "--text-file", f,
-                             "--json", tmp_path / "notes.txt" / "r.json")
+    code, out, err = run_cli(
+        capsys,
+        monkeypatch,
+        "text",
+        "perplexity",
+        "--text-file",
+        f,
+        "--json",
+        tmp_path / "notes.txt" / "r.json",
+    )
     assert code == 2 and out == "" and "notes.txt is a file, not a folder" in err
     f.write_bytes(b"\xff\xfe bad")
     code, out, err = run_cli(capsys, monkeypatch, "text", "perplexity", "--text-file", f)
@@ -53,7 +66,10 @@ def test_docs_page_quotes_the_speed_measurement():
     rec = json.loads((ROOT / "benchmarks" / "results" / "perplexity_speed.json").read_text())
     section = (ROOT / "docs" / "text.md").read_text()
     sp = rec["sequence_path"]
-    assert f"{sp['streams_1']['cpu_ms_per_char']:.3f} ms of CPU per character at `--streams 1`" in section
+    assert (
+        f"{sp['streams_1']['cpu_ms_per_char']:.3f} ms of CPU per character at `--streams 1`"
+        in section
+    )
     assert f"{sp['streams_8']['cpu_ms_per_char']:.3f} at `--streams 8`" in section
     assert f"{rec['step_loop_baseline']['cpu_ms_per_char']:.2f} ms" in section
     assert all(v["cpu_ms_per_char"] <= rec["target_cpu_ms_per_char"] for v in sp.values())

@@ -13,14 +13,21 @@ def _cli(*args, cwd):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-c", "from grukit.cli import main; main()", "translate", *map(str, args)],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
     )
 
 
 def test_bad_show_attention_path(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     for target, match in [
-        ("notes.txt/att.png", "--show-attention notes.txt/att.png: notes.txt is a file, not a folder"),
+        (
+            "notes.txt/att.png",
+            "--show-attention notes.txt/att.png: notes.txt is a file, not a folder",
+        ),
         ("/proc/att.png", "--show-attention /proc/att.png"),
         ("missing/att.png", "folder missing does not exist"),
     ]:
