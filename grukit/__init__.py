@@ -4,7 +4,7 @@ Convention (every file follows it): z is the share of the OLD state kept, h' = z
 """
 
 from ._version import __version__
-from .interop import export_onnx, from_keras, from_onnx, from_torch, to_keras, to_torch
+from .interop import GRUChain, export_onnx, from_keras, from_onnx, from_torch, to_keras, to_torch
 from .nn import GRU, GRUCell, GRUCellConfig, GRUConfig, GRUGates, MinGRU, MinGRUConfig, MinGRUGates
 from .serialization import load, save
 
@@ -12,6 +12,7 @@ __all__ = [
     "GRU",
     "GRUCell",
     "GRUCellConfig",
+    "GRUChain",
     "GRUConfig",
     "GRUGates",
     "MinGRU",

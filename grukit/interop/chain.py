@@ -101,16 +101,22 @@ def _merge(ys: list[Tensor], merge: str | None) -> Tensor | tuple[Tensor, ...]:
 class GRUChain(nn.Module):
     """A stack of GRU layers with per-direction time flips and Keras-style merges (see the module docstring).
 
-    ``chain(input, hx=None, lengths=None) -> (output, h_n)``
+    ``chain(input, hx=None, lengths=None) -> (output, h_n)``; see :meth:`forward` for the shapes.
+    :func:`grukit.from_keras` and :func:`grukit.from_onnx` return one for what a plain :class:`grukit.GRU`
+    cannot express (Keras ``go_backwards`` or ``merge_mode`` other than ``"concat"``, ONNX
+    ``direction="reverse"``, layers that differ in direction count or reset placement); ``grukit.save``
+    and ``grukit.load`` store and restore it. Each direction of each layer is a single-layer, batch-first
+    :class:`grukit.GRU`, reachable as ``chain.direction(layer, direction)``.
 
-    Shapes (S = the total number of directions over all layers, H = hidden_size):
-        input    (B, T, I) if batch_first else (T, B, I)
-        hx       (S, B, H), layer by layer, direction by direction; None means zeros
-        lengths  (B,) integers in 1..T, or None
-        output   the top layer's merged output: (B, T, F) (or (T, B, F)) with F = 2H for "concat" and H
-                 otherwise; with ``return_sequences=False`` the merged final states (B, F); for merge None a
-                 tuple of the two directions' outputs
-        h_n      (S, B, H): each direction's state after its last valid step
+    Args:
+        config: the layers (a :class:`GRUChainConfig`): hidden size H, one ``LayerSpec`` per layer (its
+            input size, one or two ``DirectionSpec``, the merge), ``batch_first``, ``return_sequences``,
+            the dtype name and a description of the source for messages.
+        device: where the parameters live.
+
+    Raises:
+        ValueError: no layers, a layer with other than 1 or 2 directions, an unknown merge, merge None
+            below the top layer, or a layer whose input size is not the previous layer's output width.
 
     Example:
         >>> import torch
@@ -174,6 +180,7 @@ class GRUChain(nn.Module):
 
     @property
     def config(self) -> GRUChainConfig:
+        """This chain's :class:`GRUChainConfig` (copies of its layer specs)."""
         return GRUChainConfig(
             self.hidden_size,
             [dataclasses.replace(s) for s in self.specs],
@@ -187,6 +194,7 @@ class GRUChain(nn.Module):
     def from_config(
         cls, config: GRUChainConfig | dict[str, Any], device: torch.device | str | None = None
     ) -> GRUChain:
+        """A freshly initialised chain built from a :class:`GRUChainConfig` or its ``dataclasses.asdict`` dict."""
         if isinstance(config, dict):
             cfg = dict(config)
             cfg["layers"] = [_as_layer(s) for s in cfg["layers"]]
@@ -202,6 +210,40 @@ class GRUChain(nn.Module):
     def forward(
         self, input: Tensor, hx: Tensor | None = None, lengths: Tensor | None = None
     ) -> tuple[Tensor | tuple[Tensor, ...], Tensor]:
+        """Run the stack over a whole sequence, as its source (Keras or ONNX) computes it.
+
+        Shapes: S = ``num_states``, the number of directions over all layers; H = hidden_size.
+
+        Args:
+            input: (B, T, I) if ``batch_first`` else (T, B, I).
+            hx: the initial states (S, B, H), layer by layer, direction by direction; None means zeros.
+            lengths: (B,) integers in 1..T, or None; a flip reverses each sequence's valid steps only.
+
+        Returns:
+            ``(output, h_n)``. output is the top layer's merged output, (B, T, F) — (T, B, F) if not
+            ``batch_first`` — with F = 2H for ``"concat"`` and H for the other merges; with
+            ``return_sequences=False`` the merged final states (B, F); for merge None a tuple of the two
+            directions' outputs. h_n (S, B, H) is each direction's state after its last valid step.
+
+        Raises:
+            ValueError: input not a 3-dimensional tensor, or hx not of shape (S, B, H); the layers'
+                own checks (feature size, dtype, lengths) as in :meth:`grukit.GRU.forward`.
+
+        Example:
+            >>> import torch
+            >>> from grukit.interop.chain import DirectionSpec, GRUChain, GRUChainConfig, LayerSpec
+            >>> backwards = DirectionSpec(flip_input=True)  # Keras go_backwards=True
+            >>> chain = GRUChain(
+            ...     GRUChainConfig(4, [LayerSpec(3, [backwards])], return_sequences=False)
+            ... )
+            >>> x = torch.randn(2, 5, 3)  # (B, T, I)
+            >>> out, h_n = chain(x)
+            >>> tuple(out.shape), tuple(h_n.shape)
+            ((2, 4), (1, 2, 4))
+            >>> _, h_ref = chain.direction(0, 0)(x.flip(1))  # the same GRU reading x reversed
+            >>> torch.allclose(h_n, h_ref)
+            True
+        """
         if not isinstance(input, Tensor) or input.dim() != 3:
             raise ValueError(
                 f"GRUChain expected a 3-dimensional input ({'B, T' if self.batch_first else 'T, B'}, I), "

@@ -265,6 +265,25 @@ def from_keras(obj: Any, backend: str = "auto", batch_first: bool = True) -> GRU
     ``"ave"`` or ``None``, mixed options — returns a :class:`~grukit.interop.chain.GRUChain` whose output
     *is* the Keras output (return_sequences, merge and time order included).
 
+    Args:
+        obj: the Keras layer(s), model or ``.keras`` file path described above (built, so that its weights
+            exist).
+        backend: the ``backend`` of the grukit layers (``"auto"``, ``"fused"`` or ``"torch"``).
+        batch_first: the layout of the returned model's input and output; True is Keras' (B, T, I).
+
+    Returns:
+        A ``grukit.GRU`` or a :class:`~grukit.interop.chain.GRUChain` in eval mode, with the Keras weights'
+        dtype; its output is (B, T, F) with ``batch_first`` (else (T, B, F)), F = D·H for concatenated
+        directions and H otherwise — (B, F), the merged final states, for a GRUChain whose top layer has
+        ``return_sequences=False`` —, and h_n (S, B, H) holds every direction's final state.
+
+    Raises:
+        UserInputError: a path that is not a file or not a loadable Keras model.
+        TypeError: an object that is not a Keras GRU layer, Bidirectional(GRU), model or list of them.
+        ValueError: layers grukit cannot compute exactly (other activations, differing ``units``, a
+            functional graph that is not one chain, ...), with the layer named.
+        ImportError: Keras is not installed.
+
     Example:
         >>> import keras, numpy as np, torch, grukit
         >>> layer = keras.layers.GRU(4, return_sequences=True, go_backwards=True)
@@ -351,9 +370,34 @@ def to_keras(model: nn.Module, return_sequences: bool = True) -> Any:
     """A ``keras.Sequential`` computing the same function as ``model`` (a grukit.GRU or torch.nn.GRU).
 
     Layers: ``keras.Input((None, I))``, then per grukit layer a ``keras.layers.GRU`` (wrapped in
-    ``Bidirectional(merge_mode="concat")`` when bidirectional). Input is batch-first (B, T, I); with
-    ``return_sequences=True`` the output is grukit's ``output`` (B, T, D·H), else the top layer's last output.
-    Biases of ``reset_after=False`` models are folded into Keras' single bias row (exact).
+    ``Bidirectional(merge_mode="concat")`` when bidirectional). Biases of ``reset_after=False`` models are
+    folded into Keras' single bias row (exact). Keras runs on whatever backend it was set to (the torch
+    backend if Keras was not imported yet).
+
+    Args:
+        model: a :class:`grukit.GRU` without ``layer_norm`` / ``zoneout``, or a ``torch.nn.GRU``.
+        return_sequences: the top layer returns every step's output; otherwise its last output.
+
+    Returns:
+        A ``keras.Sequential`` whose input is batch-first (B, T, I) whatever ``model.batch_first`` is, and
+        whose output is grukit's ``output`` (B, T, D·H) with ``return_sequences=True``, else (B, D·H), the
+        top layer's final states (``h_n[-D:]`` concatenated). float64 models give a float64 Keras model,
+        any other dtype float32.
+
+    Raises:
+        TypeError: ``model`` is not a grukit.GRU or torch.nn.GRU.
+        ValueError: a variant Keras cannot express (``layer_norm``, ``zoneout``).
+
+    Example:
+        >>> import keras, numpy as np, torch, grukit
+        >>> gru = grukit.GRU(3, 4, batch_first=True)
+        >>> kmodel = grukit.to_keras(gru)
+        >>> x = np.random.rand(2, 5, 3).astype("float32")  # (B, T, I)
+        >>> y = keras.ops.convert_to_numpy(kmodel(x))
+        >>> y.shape
+        (2, 5, 4)
+        >>> bool(np.allclose(y, gru(torch.from_numpy(x))[0].detach().numpy(), atol=1e-5))
+        True
     """
     keras = _keras()
     if isinstance(model, nn.GRU):

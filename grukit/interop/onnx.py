@@ -53,10 +53,41 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` (a grukit.GRU, or a torch.nn.GRU) to ``path`` as standard ONNX GRU operators (fp32).
 
-    Graph inputs: ``input`` (T, B, I) — (B, T, I) if ``model.batch_first`` —, then ``h0`` (L·D, B, H) if
-    ``initial_state``, then ``lengths`` (B,) int32 if ``lengths``. Outputs: ``output`` (T, B, D·H) (or
-    batch-first) and ``h_n`` (L·D, B, H). Batch and time axes are dynamic. The file is checked with
-    ``onnx.checker`` (``check=True``) and written atomically. Needs opset ≥ 14.
+    One ONNX ``GRU`` operator per layer (the graph is drawn in the module docstring); the model's config is
+    stored in the file's metadata so that :func:`from_onnx` restores it. Batch and time axes are dynamic.
+    The file is written atomically: on any error no file is left at ``path``.
+
+    Args:
+        model: a :class:`grukit.GRU` without ``layer_norm`` / ``zoneout``, or a ``torch.nn.GRU``.
+        path: the file to write (replaced if it exists).
+        initial_state: add a graph input ``h0`` (L·D, B, H); without it the initial state is zero.
+        lengths: add a graph input ``lengths`` (B,) int32, the ONNX ``sequence_lens``.
+        opset: the ONNX opset of the file, at least 14.
+        check: run ``onnx.checker`` on the graph before writing.
+
+    Returns:
+        ``path`` as a ``Path``. The graph's inputs are ``input`` (T, B, I) — (B, T, I) if
+        ``model.batch_first`` —, then ``h0`` and ``lengths`` if asked for; its outputs ``output``
+        (T, B, D·H) (or (B, T, D·H)) and ``h_n`` (L·D, B, H), as ``model(input, h0, lengths)`` returns them.
+
+    Raises:
+        TypeError: ``model`` is not a grukit.GRU or torch.nn.GRU.
+        ValueError: a variant the ONNX GRU operator cannot express, or an opset below 14.
+        ImportError: the onnx package is not installed.
+
+    Example:
+        >>> import numpy as np, onnxruntime, torch, grukit
+        >>> gru = grukit.GRU(3, 4, num_layers=2, batch_first=True)
+        >>> path = grukit.export_onnx(gru, "gru_export.onnx")
+        >>> session = onnxruntime.InferenceSession(str(path))
+        >>> [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
+        (['input'], ['output', 'h_n'])
+        >>> x = torch.randn(2, 5, 3)  # (B, T, I)
+        >>> output, h_n = session.run(None, {"input": x.numpy()})
+        >>> output.shape, h_n.shape
+        ((2, 5, 4), (2, 2, 4))
+        >>> bool(np.allclose(output, gru(x)[0].detach().numpy(), atol=1e-5))
+        True
     """
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
@@ -847,6 +878,23 @@ def from_onnx(
     from graph inputs. ``nodes`` picks GRU operators by index (among the GRU operators) or node name and
     stacks them in that order without following the graph (their weights only; stored initial_h and
     sequence_lens are still refused).
+
+    Args:
+        path: the ONNX file.
+        nodes: GRU operators to stack (indices among the GRU operators, or node names), or None to follow
+            the graph.
+        backend: the ``backend`` of the grukit layers (``"auto"``, ``"fused"`` or ``"torch"``).
+        batch_first: the layout of the returned model's input and output; None takes the graph's.
+
+    Returns:
+        A ``grukit.GRU`` or a :class:`~grukit.interop.chain.GRUChain` in eval mode, called like the graph:
+        ``model(input, hx, lengths)`` with input (T, B, I) — (B, T, I) if ``batch_first`` — returns
+        output (T, B, D·H) (or batch-first) and h_n (S, B, H), S the number of directions over all layers.
+
+    Raises:
+        UserInputError: the file is missing, unreadable, has no GRU operator, or its graph is not one
+            GRU chain grukit computes exactly (the breaking node named); a bad ``nodes`` selection.
+        ImportError: the onnx package is not installed.
 
     Example:
         >>> import grukit, torch

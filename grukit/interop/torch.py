@@ -12,7 +12,35 @@ from ._layouts import check_plain
 
 
 def from_torch(module: nn.Module, backend: str = "auto") -> GRU | GRUCell:
-    """A grukit GRU or GRUCell with the configuration and weights of a ``torch.nn.GRU`` / ``torch.nn.GRUCell``."""
+    """A grukit GRU or GRUCell with the configuration and weights of a ``torch.nn.GRU`` / ``torch.nn.GRUCell``.
+
+    The parameters are copied (same names and layout), onto the module's device and dtype, and the result
+    is in the module's train/eval mode; it computes what the module computes, with the same shapes
+    ((T, B, H) outputs, or (B, T, H) with ``batch_first``).
+
+    Args:
+        module: a ``torch.nn.GRU`` (without ``proj_size``) or a ``torch.nn.GRUCell``.
+        backend: the ``backend`` of the new layer (``"auto"``, ``"fused"`` or ``"torch"``).
+
+    Returns:
+        A :class:`grukit.GRU` for a ``torch.nn.GRU``, a :class:`grukit.GRUCell` for a ``torch.nn.GRUCell``,
+        both with ``reset_after=True`` (torch's reset placement).
+
+    Raises:
+        TypeError: ``module`` is neither a ``torch.nn.GRU`` nor a ``torch.nn.GRUCell``.
+        ValueError: a ``torch.nn.GRU`` with ``proj_size`` set.
+
+    Example:
+        >>> import torch, grukit
+        >>> ref = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+        >>> gru = grukit.from_torch(ref)
+        >>> x = torch.randn(2, 5, 3)  # (B, T, I)
+        >>> out, h_n = gru(x)
+        >>> tuple(out.shape), tuple(h_n.shape)
+        ((2, 5, 8), (4, 2, 4))
+        >>> torch.allclose(out, ref(x)[0], atol=1e-6)
+        True
+    """
     p = next(module.parameters())
     kw: dict[str, Any] = {"device": p.device, "dtype": p.dtype, "backend": backend}
     out: GRU | GRUCell
@@ -42,7 +70,34 @@ def from_torch(module: nn.Module, backend: str = "auto") -> GRU | GRUCell:
 
 
 def to_torch(model: nn.Module) -> nn.Module:
-    """A ``torch.nn.GRU`` / ``torch.nn.GRUCell`` with the same weights (reset_after=True models only)."""
+    """A ``torch.nn.GRU`` / ``torch.nn.GRUCell`` with the same configuration and weights.
+
+    The inverse of :func:`from_torch`: parameters are copied onto the model's device and dtype, and the
+    result is in the model's train/eval mode. Training-only variants (``recurrent_dropout``,
+    ``dropconnect``) are dropped, since torch has no such options; the inference function is the same.
+
+    Args:
+        model: a :class:`grukit.GRU` or :class:`grukit.GRUCell` with ``reset_after=True``.
+
+    Returns:
+        A ``torch.nn.GRU`` for a GRU (outputs (T, B, D·H), or (B, T, D·H) with ``batch_first``), a
+        ``torch.nn.GRUCell`` for a GRUCell.
+
+    Raises:
+        TypeError: ``model`` is not a grukit GRU or GRUCell.
+        ValueError: ``reset_after=False``, or a variant torch cannot express (``layer_norm``,
+            ``zoneout``).
+
+    Example:
+        >>> import torch, grukit
+        >>> gru = grukit.GRU(3, 4, batch_first=True)
+        >>> ref = grukit.to_torch(gru)
+        >>> type(ref).__name__
+        'GRU'
+        >>> x = torch.randn(2, 5, 3)
+        >>> torch.allclose(ref(x)[0], gru(x)[0], atol=1e-6)
+        True
+    """
     if not isinstance(model, (GRU, GRUCell)):
         raise TypeError(
             f"to_torch expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}"

@@ -23,7 +23,20 @@ __all__ = ["GRUCell", "GRUCellConfig", "GateValues", "gru_cell", "gru_step"]
 
 @dataclasses.dataclass
 class GRUCellConfig:
-    """Every constructor argument of :class:`GRUCell` (device excluded); saved with the model."""
+    """Every constructor argument of :class:`GRUCell` (device excluded); ``grukit.save`` stores it.
+
+    The fields are the arguments of :class:`GRUCell` of the same names; ``dtype`` is a name such as
+    ``"float32"``. ``GRUCell.config`` returns one, ``GRUCell.from_config`` builds a cell from one (or from
+    its ``dataclasses.asdict`` dictionary).
+
+    Example:
+        >>> import grukit
+        >>> cfg = grukit.GRUCell(3, 4, reset_after=False).config
+        >>> cfg.hidden_size, cfg.reset_after, cfg.dtype
+        (4, False, 'float32')
+        >>> grukit.GRUCell.from_config(cfg).config == cfg
+        True
+    """
 
     input_size: int
     hidden_size: int
@@ -36,14 +49,43 @@ class GRUCellConfig:
 class GRUCell(nn.Module):
     """A single GRU step, ``cell(x, h=None) -> h'``; state_dict interchangeable with ``torch.nn.GRUCell``.
 
+    Parameters: ``weight_ih`` (3H, I), ``weight_hh`` (3H, H) and, with ``bias``, ``bias_ih`` / ``bias_hh``
+    (3H,), gate rows stacked r, z, n as in torch. The equations (those of
+    :func:`grukit.functional.gru.gru_cell`), for x (B, I) and h (B, H):
+
+    ```text
+    z  = σ(W_iz x + b_iz + W_hz h + b_hz)              update gate: the share of the OLD state kept
+    r  = σ(W_ir x + b_ir + W_hr h + b_hr)              reset gate
+    n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))     reset_after=True  (torch, cuDNN, Keras default)
+    n  = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)     reset_after=False (Cho et al. 2014)
+    h' = z ⊙ h + (1 − z) ⊙ n
+    ```
+
     Args:
         input_size: I, features of x.
         hidden_size: H, features of the state.
         bias: learn b_ih and b_hh.
-        reset_after: where the reset gate acts (see the module docstring); True matches torch.
+        reset_after: where the reset gate acts (the two n equations above); True matches torch.
+        device: where the parameters live.
+        dtype: the parameters' dtype (torch's default dtype if None); inputs must have the same one.
         backend: "auto" (fused CPU kernel when it supports the call), "fused" (required) or "torch".
 
     Shapes: x (B, I) or (I,); h (B, H) or (H,), None means zeros; returns (B, H) or (H,).
+
+    Raises:
+        TypeError: a size that is not an int.
+        ValueError: a size that is not positive, or an unknown ``backend``.
+
+    Example:
+        >>> import torch, grukit
+        >>> ref = torch.nn.GRUCell(3, 4)
+        >>> cell = grukit.GRUCell(3, 4)
+        >>> _ = cell.load_state_dict(ref.state_dict())
+        >>> x, h = torch.randn(2, 3), torch.randn(2, 4)
+        >>> tuple(cell(x, h).shape)
+        (2, 4)
+        >>> torch.allclose(cell(x, h), ref(x, h), atol=1e-6)
+        True
     """
 
     def __init__(
@@ -75,6 +117,7 @@ class GRUCell(nn.Module):
 
     @property
     def config(self) -> GRUCellConfig:
+        """This cell's :class:`GRUCellConfig` (its constructor arguments, the dtype as a name)."""
         dtype = str(self.weight_ih.dtype).replace("torch.", "")
         return GRUCellConfig(
             self.input_size, self.hidden_size, self.bias, self.reset_after, self.backend, dtype
@@ -82,6 +125,7 @@ class GRUCell(nn.Module):
 
     @classmethod
     def from_config(cls, config: GRUCellConfig | dict[str, Any], device: Any = None) -> GRUCell:
+        """A freshly initialised cell built from a :class:`GRUCellConfig` or its ``dataclasses.asdict`` dict."""
         cfg = dataclasses.asdict(config) if isinstance(config, GRUCellConfig) else dict(config)
         dtype = getattr(torch, cfg.pop("dtype", "float32"))
         return cls(**cfg, device=device, dtype=dtype)
@@ -93,6 +137,28 @@ class GRUCell(nn.Module):
             nn.init.uniform_(p, -bound, bound)
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        """One GRU step.
+
+        Args:
+            x: the input (B, I), or (I,) unbatched.
+            h: the state (B, H), or (H,) unbatched; None means zeros.
+
+        Returns:
+            The new state h' (B, H), or (H,) unbatched.
+
+        Raises:
+            ShapeError: x or h of the wrong rank or size, or a batch size mismatch.
+            TypeError: x or h not a floating-point tensor of the parameters' dtype.
+
+        Example:
+            >>> import torch, grukit
+            >>> cell = grukit.GRUCell(3, 4)
+            >>> h = cell(torch.randn(3))  # unbatched, h = 0
+            >>> tuple(h.shape)
+            (4,)
+            >>> tuple(cell(torch.randn(2, 3), torch.zeros(2, 4)).shape)
+            (2, 4)
+        """
         # Direct dict reads (nn.Module.__getattr__ costs ~0.5 µs per name); getattr when a name is not a plain
         # registered parameter (parametrizations, weight_norm hooks, bias=False).
         params = self._parameters

@@ -21,7 +21,26 @@ from . import _driver
 
 
 class GRUGates(NamedTuple):
-    """Gate activations, each (num_layers, D, T, B, H), time-major; zero past a sequence's length."""
+    """The gate activations of a :class:`GRU` call, returned by ``gru(x, return_gates=True)``.
+
+    Each field is (L, D, T, B, H) — L = num_layers, D = 2 if bidirectional else 1 — time-major whatever
+    ``batch_first`` is, and zero past a sequence's length when ``lengths`` is given. Direction 1 is indexed
+    by input time (its step t read x_t).
+
+    Attributes:
+        z: the update gate, the share of the old state kept: h' = z ⊙ h + (1 − z) ⊙ n.
+        r: the reset gate.
+        n: the candidate state.
+
+    Example:
+        >>> import torch, grukit
+        >>> gru = grukit.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+        >>> _, _, gates = gru(torch.randn(5, 7, 3), return_gates=True)
+        >>> tuple(gates.z.shape)
+        (2, 2, 7, 5, 4)
+        >>> bool(((gates.z > 0) & (gates.z < 1)).all())
+        True
+    """
 
     z: Tensor
     r: Tensor
@@ -30,7 +49,20 @@ class GRUGates(NamedTuple):
 
 @dataclasses.dataclass
 class GRUConfig:
-    """Every constructor argument of :class:`GRU` (device excluded); saved with the model."""
+    """Every constructor argument of :class:`GRU` (device excluded); ``grukit.save`` stores it with the model.
+
+    The fields are the arguments of :class:`GRU` of the same names; ``dtype`` is a name such as
+    ``"float32"``. ``GRU.config`` returns one, ``GRU.from_config`` builds a layer from one (or from its
+    ``dataclasses.asdict`` dictionary).
+
+    Example:
+        >>> import dataclasses, grukit
+        >>> cfg = grukit.GRU(3, 4, num_layers=2, batch_first=True).config
+        >>> cfg.num_layers, cfg.batch_first, cfg.dtype
+        (2, True, 'float32')
+        >>> grukit.GRU.from_config(dataclasses.asdict(cfg)).config == cfg
+        True
+    """
 
     input_size: int
     hidden_size: int
@@ -55,28 +87,52 @@ def _dtype_name(dtype: Any) -> str:
 class GRU(nn.Module):
     """Multi-layer GRU with torch.nn.GRU's shapes, semantics and state_dict (for reset_after=True).
 
-    ``gru(input, hx=None, lengths=None, return_gates=False) -> (output, h_n[, gates])``
+    ``gru(input, hx=None, lengths=None, return_gates=False) -> (output, h_n[, gates])``; see :meth:`forward`
+    for the shapes and :meth:`step` for streaming. With D = 2 if bidirectional else 1, layer k has the
+    parameters ``weight_ih_l{k}[_reverse]`` (3H, I or D·H), ``weight_hh_l{k}[_reverse]`` (3H, H) and, with
+    ``bias``, ``bias_ih_l{k}[_reverse]`` / ``bias_hh_l{k}[_reverse]`` (3H,), gate rows stacked r, z, n —
+    torch.nn.GRU's names and layout, so ``load_state_dict`` works both ways.
 
-    Shapes (D = 2 if bidirectional else 1, L = num_layers):
-        input  (T, B, I), (B, T, I) if batch_first, (T, I) unbatched, or a PackedSequence
-        hx     (L·D, B, H) or (L·D, H) unbatched; None means zeros
-        lengths  (B,) integers in 1..T: outputs past a sequence's end are zero, h_n is the state at its
-                 last valid step, and the reverse direction starts at each sequence's own end
-        output (T, B, D·H) (batch_first: (B, T, D·H)); a PackedSequence for packed input
-        h_n    (L·D, B, H)
-        gates  GRUGates(z, r, n), each (L, D, T, B, H) whatever batch_first is
+    Args:
+        input_size: I, the number of features of the input.
+        hidden_size: H, the number of features of the state.
+        num_layers: L, the number of stacked layers.
+        bias: learn the biases b_ih and b_hh.
+        batch_first: input and output are (B, T, ·) instead of (T, B, ·); hx and h_n are not affected.
+        dropout: dropout on the outputs of every layer but the last, in training.
+        bidirectional: run a reverse direction too and concatenate its outputs (D = 2).
+        reset_after: True applies the reset gate after the recurrent product, r ⊙ (W_hn h + b_hn)
+            (torch, cuDNN, Keras' default); False before it, W_hn (r ⊙ h) + b_hn (the original paper).
+        device: where the parameters live.
+        dtype: the parameters' dtype (torch's default dtype if None); inputs must have the same one.
+        backend: ``"auto"`` (the fused CPU kernel where it supports the call, else the composite loop),
+            ``"fused"`` (refuse calls the fused kernel cannot run) or ``"torch"`` (the composite loop).
+        layer_norm: layer norm of the input and recurrent pre-activations per gate group, with learnable
+            gains ``ln_gain_ih_l{k}`` / ``ln_gain_hh_l{k}`` (3H,).
+        recurrent_dropout: variational dropout of the state feeding W_hh, one mask per sequence (training).
+        zoneout: each unit keeps its previous value with this probability (training); its expectation
+            in eval.
+        dropconnect: dropout on W_hh, one mask per forward call (training).
 
-    NaN in the input propagates to the outputs that depend on it; it never raises.
+    The four variants (see ``grukit.nn.variants``) are off by default; off, they leave the state_dict and
+    the fused path exactly as for the plain GRU. In training each call (``forward`` or ``step``) draws its
+    own masks. NaN in the input propagates to the outputs that depend on it; it never raises.
 
-    Variants (see ``grukit.nn.variants``; all off by default, and off they leave the state_dict and the
-    fused path exactly as for the plain GRU):
-        layer_norm         layer norm of the input and recurrent pre-activations per gate group, with
-                           learnable gains ``ln_gain_ih_l{k}`` / ``ln_gain_hh_l{k}`` (3H)
-        recurrent_dropout  variational dropout of the state feeding W_hh, one mask per sequence (training)
-        zoneout            each unit keeps its previous value with probability p (training); the
-                           expectation in eval
-        dropconnect        dropout on W_hh, one mask per forward call (training)
-    In training, each call (``forward`` or ``step``) draws its own masks.
+    Raises:
+        TypeError: an argument of the wrong type (e.g. a float ``hidden_size``).
+        ValueError: a size that is not positive, a probability outside [0, 1), an unknown ``backend``.
+
+    Example:
+        >>> import torch, grukit
+        >>> ref = torch.nn.GRU(3, 4, num_layers=2, batch_first=True)
+        >>> gru = grukit.GRU(3, 4, num_layers=2, batch_first=True)
+        >>> _ = gru.load_state_dict(ref.state_dict())
+        >>> x = torch.randn(5, 7, 3)  # (B, T, I)
+        >>> out, h_n = gru(x)
+        >>> tuple(out.shape), tuple(h_n.shape)
+        ((5, 7, 4), (2, 5, 4))
+        >>> torch.allclose(out, ref(x)[0], atol=1e-6)
+        True
     """
 
     def __init__(
@@ -140,6 +196,7 @@ class GRU(nn.Module):
     # ----------------------------------------------------------------------------------------- config
     @property
     def config(self) -> GRUConfig:
+        """This layer's :class:`GRUConfig` (its constructor arguments, the dtype as a name)."""
         return GRUConfig(
             self.input_size,
             self.hidden_size,
@@ -159,6 +216,7 @@ class GRU(nn.Module):
 
     @classmethod
     def from_config(cls, config: GRUConfig | dict[str, Any], device: Any = None) -> GRU:
+        """A freshly initialised layer built from a :class:`GRUConfig` or its ``dataclasses.asdict`` dict."""
         cfg = dataclasses.asdict(config) if isinstance(config, GRUConfig) else dict(config)
         dtype = getattr(torch, cfg.pop("dtype", "float32"))
         return cls(**cfg, device=device, dtype=dtype)
@@ -303,6 +361,41 @@ class GRU(nn.Module):
     def forward(
         self, input: Any, hx: Tensor | None = None, lengths: Any = None, return_gates: bool = False
     ) -> Any:
+        """Run the GRU over a whole sequence.
+
+        Shapes: D = 2 if bidirectional else 1, L = num_layers, T steps, B sequences.
+
+        Args:
+            input: (T, B, I), (B, T, I) if ``batch_first``, (T, I) unbatched, or a ``PackedSequence``.
+            hx: the initial state (L·D, B, H), or (L·D, H) unbatched; None means zeros.
+            lengths: (B,) integers in 1..T, or None. Outputs past a sequence's end are zero, ``h_n`` is the
+                state at its last valid step, and the reverse direction starts at each sequence's own end.
+            return_gates: also return the gate activations.
+
+        Returns:
+            ``(output, h_n)``, or ``(output, h_n, gates)`` with ``return_gates``:
+            output (T, B, D·H) — (B, T, D·H) if ``batch_first``, (T, D·H) unbatched, a ``PackedSequence``
+            for packed input — the top layer's states, both directions concatenated;
+            h_n (L·D, B, H) — (L·D, H) unbatched — every layer's and direction's final state;
+            gates a :class:`GRUGates`, each field (L, D, T, B, H).
+
+        Raises:
+            ShapeError: input of the wrong rank or feature size, T = 0, or hx of the wrong shape.
+            TypeError: input or hx not a floating-point tensor of the parameters' dtype, or non-integer
+                lengths.
+            ValueError: lengths outside 1..T or of the wrong size, lengths given with a PackedSequence, or
+                ``backend="fused"`` for a call only the composite loop runs (layer_norm, zoneout).
+
+        Example:
+            >>> import torch, grukit
+            >>> gru = grukit.GRU(3, 4, bidirectional=True)
+            >>> x = torch.randn(7, 2, 3)  # (T, B, I)
+            >>> out, h_n = gru(x, lengths=torch.tensor([7, 5]))
+            >>> tuple(out.shape), tuple(h_n.shape)
+            ((7, 2, 8), (2, 2, 4))
+            >>> bool((out[5:, 1] == 0).all())  # past the second sequence's length
+            True
+        """
         p = _driver.prepare(self, "GRU", input, hx, lengths, self._param0())
         with _driver.no_autocast(p.autocast):
             if not return_gates and self._onnx_route():
@@ -413,17 +506,38 @@ class GRU(nn.Module):
 
     # -------------------------------------------------------------------------------------- streaming
     def step(self, x_t: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One time step for streaming: x_t (B, I) or (I,), h (L, B, H) or (L, H) → (y_t (B, H), h_new).
+        """One time step for streaming: ``(x_t, h) -> (y_t, h_new)``.
 
         Feeding a sequence step by step (or in chunks via ``gru(chunk, h)``) gives the same outputs as one
         call. Unidirectional only: the reverse direction needs the future.
 
+        Args:
+            x_t: one step of input, (B, I), or (I,) unbatched.
+            h: the state (L, B, H), or (L, H) unbatched; None means zeros.
+
+        Returns:
+            ``(y_t, h_new)``: the top layer's new state y_t (B, H) — (H,) unbatched — and every layer's new
+            state h_new (L, B, H) — (L, H) unbatched —, to pass as ``h`` to the next step.
+
+        Raises:
+            ValueError: the layer is bidirectional, or ``backend="fused"`` with a variant that runs the
+                composite loop.
+            ShapeError: x_t or h of the wrong shape.
+            TypeError: x_t or h not a floating-point tensor of the parameters' dtype.
+
         Example:
             >>> import torch, grukit
             >>> gru = grukit.GRU(3, 4, num_layers=2)
-            >>> y, h = gru.step(torch.randn(1, 3))
+            >>> x = torch.randn(6, 1, 3)  # (T, B, I)
+            >>> h, ys = None, []
+            >>> for x_t in x:
+            ...     y, h = gru.step(x_t, h)
+            ...     ys.append(y)
             >>> tuple(y.shape), tuple(h.shape)
             ((1, 4), (2, 1, 4))
+            >>> out, h_n = gru(x)
+            >>> torch.allclose(torch.stack(ys), out, atol=1e-6), torch.allclose(h, h_n, atol=1e-6)
+            (True, True)
         """
         x, h0, unbatched, ac = _driver.prepare_step(self, "GRU", x_t, h, self._param0())
         self._check_variant_backend()

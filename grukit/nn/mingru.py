@@ -41,7 +41,24 @@ __all__ = [
 
 
 class MinGRUGates(NamedTuple):
-    """minGRU gate values, each (num_layers, D, T, B, H), time-major; zero past a sequence's length."""
+    """The gate values of a :class:`MinGRU` call, returned by ``mingru(x, return_gates=True)``.
+
+    Each field is (L, D, T, B, H) — L = num_layers, D = 2 if bidirectional else 1 — time-major whatever
+    ``batch_first`` is, and zero past a sequence's length when ``lengths`` is given.
+
+    Attributes:
+        z: the update gate σ(W_iz x_t + b_iz), the share of the old state kept.
+        n: the candidate g(W_in x_t + b_in) (always > 0).
+
+    Example:
+        >>> import torch, grukit
+        >>> mingru = grukit.MinGRU(3, 4, batch_first=True)
+        >>> _, _, gates = mingru(torch.randn(5, 7, 3), return_gates=True)
+        >>> tuple(gates.z.shape), tuple(gates.n.shape)
+        ((1, 1, 7, 5, 4), (1, 1, 7, 5, 4))
+        >>> bool((gates.n > 0).all())
+        True
+    """
 
     z: Tensor
     n: Tensor
@@ -49,7 +66,20 @@ class MinGRUGates(NamedTuple):
 
 @dataclasses.dataclass
 class MinGRUConfig:
-    """Every constructor argument of :class:`MinGRU` (device excluded); saved with the model."""
+    """Every constructor argument of :class:`MinGRU` (device excluded); ``grukit.save`` stores it.
+
+    The fields are the arguments of :class:`MinGRU` of the same names; ``dtype`` is a name such as
+    ``"float32"``. ``MinGRU.config`` returns one, ``MinGRU.from_config`` builds a layer from one (or from
+    its ``dataclasses.asdict`` dictionary).
+
+    Example:
+        >>> import grukit
+        >>> cfg = grukit.MinGRU(3, 4, num_layers=2, bidirectional=True).config
+        >>> cfg.num_layers, cfg.bidirectional, cfg.dtype
+        (2, True, 'float32')
+        >>> grukit.MinGRU.from_config(cfg).config == cfg
+        True
+    """
 
     input_size: int
     hidden_size: int
@@ -62,17 +92,44 @@ class MinGRUConfig:
 
 
 class MinGRU(nn.Module):
-    """Stacked minGRU with the layer API of :class:`grukit.GRU` (see the module docstring for the math).
+    """Stacked minGRU with the layer API of :class:`grukit.GRU` (the math: :mod:`grukit.functional.mingru`).
 
-    ``mingru(input, hx=None, lengths=None, return_gates=False, mode="scan") -> (output, h_n[, gates])``
+    ``mingru(input, hx=None, lengths=None, return_gates=False, mode="scan") -> (output, h_n[, gates])``;
+    see :meth:`forward` for the shapes and :meth:`step` for streaming. The gates depend on x_t only:
 
-    Shapes (D = 2 if bidirectional else 1, L = num_layers), as for ``grukit.GRU``:
-        input  (T, B, I), (B, T, I) if batch_first, (T, I) unbatched, or a PackedSequence
-        hx     (L·D, B, H) or (L·D, H) unbatched; None means zeros (any sign is fine)
-        output (T, B, D·H); h_n (L·D, B, H); gates MinGRUGates(z, n), each (L, D, T, B, H)
-    ``mode="scan"`` runs the blocked parallel scan, ``mode="logscan"`` the paper's log-space scan (chunked,
-    float64), ``mode="loop"`` the sequential recurrence (all equal to rounding); ``step(x_t, h)`` streams one step. Parameters: ``weight_ih_l{k}[_reverse]`` (2H, in) and
-    ``bias_ih_l{k}[_reverse]`` (2H), rows stacked z, n; ``dropout`` acts between layers in training.
+    ```text
+    z_t = σ(W_iz x_t + b_iz)          share of the old state kept
+    n_t = g(W_in x_t + b_in)          candidate
+    h_t = z_t ⊙ h_{t−1} + (1 − z_t) ⊙ n_t
+    ```
+
+    with g(a) = a + ½ if a ≥ 0 else σ(a), so training runs a parallel scan over time. Parameters:
+    ``weight_ih_l{k}[_reverse]`` (2H, I or D·H) and ``bias_ih_l{k}[_reverse]`` (2H,), rows stacked z, n.
+
+    Args:
+        input_size: I, the number of features of the input.
+        hidden_size: H, the number of features of the state.
+        num_layers: L, the number of stacked layers.
+        bias: learn the bias b_ih.
+        batch_first: input and output are (B, T, ·) instead of (T, B, ·); hx and h_n are not affected.
+        dropout: dropout on the outputs of every layer but the last, in training.
+        bidirectional: run a reverse direction too and concatenate its outputs (D = 2).
+        device: where the parameters live.
+        dtype: the parameters' dtype (torch's default dtype if None); inputs must have the same one.
+
+    Raises:
+        TypeError: a size that is not an int, or a dropout that is not a float.
+        ValueError: a size that is not positive, or a dropout outside [0, 1).
+
+    Example:
+        >>> import torch, grukit
+        >>> mingru = grukit.MinGRU(3, 4, num_layers=2, batch_first=True)
+        >>> x = torch.randn(5, 7, 3)  # (B, T, I)
+        >>> out, h_n = mingru(x)
+        >>> tuple(out.shape), tuple(h_n.shape)
+        ((5, 7, 4), (2, 5, 4))
+        >>> torch.allclose(out, mingru(x, mode="loop")[0], atol=1e-5)
+        True
     """
 
     def __init__(
@@ -114,6 +171,7 @@ class MinGRU(nn.Module):
 
     @property
     def config(self) -> MinGRUConfig:
+        """This layer's :class:`MinGRUConfig` (its constructor arguments, the dtype as a name)."""
         dtype = str(self.weight_ih_l0.dtype).replace("torch.", "")
         return MinGRUConfig(
             self.input_size,
@@ -128,6 +186,7 @@ class MinGRU(nn.Module):
 
     @classmethod
     def from_config(cls, config: MinGRUConfig | dict[str, Any], device: Any = None) -> MinGRU:
+        """A freshly initialised layer built from a :class:`MinGRUConfig` or its ``dataclasses.asdict`` dict."""
         cfg = dataclasses.asdict(config) if isinstance(config, MinGRUConfig) else dict(config)
         dtype = getattr(torch, cfg.pop("dtype", "float32"))
         return cls(**cfg, device=device, dtype=dtype)
@@ -168,6 +227,41 @@ class MinGRU(nn.Module):
         return_gates: bool = False,
         mode: str = "scan",
     ) -> Any:
+        """Run the minGRU over a whole sequence.
+
+        Shapes: D = 2 if bidirectional else 1, L = num_layers, T steps, B sequences.
+
+        Args:
+            input: (T, B, I), (B, T, I) if ``batch_first``, (T, I) unbatched, or a ``PackedSequence``.
+            hx: the initial state (L·D, B, H), or (L·D, H) unbatched; None means zeros (any sign is fine).
+            lengths: (B,) integers in 1..T, or None. Outputs past a sequence's end are zero, ``h_n`` is the
+                state at its last valid step, and the reverse direction starts at each sequence's own end.
+            return_gates: also return the gate values.
+            mode: ``"scan"`` the blocked parallel scan, ``"logscan"`` the paper's log-space scan (chunked,
+                float64), ``"loop"`` the sequential recurrence; all equal to rounding.
+
+        Returns:
+            ``(output, h_n)``, or ``(output, h_n, gates)`` with ``return_gates``:
+            output (T, B, D·H) — (B, T, D·H) if ``batch_first``, (T, D·H) unbatched, a ``PackedSequence``
+            for packed input; h_n (L·D, B, H) — (L·D, H) unbatched; gates a :class:`MinGRUGates`, each
+            field (L, D, T, B, H).
+
+        Raises:
+            ValueError: an unknown ``mode``, lengths outside 1..T or of the wrong size, or lengths given
+                with a PackedSequence.
+            ShapeError: input of the wrong rank or feature size, T = 0, or hx of the wrong shape.
+            TypeError: input or hx not a floating-point tensor of the parameters' dtype.
+
+        Example:
+            >>> import torch, grukit
+            >>> mingru = grukit.MinGRU(3, 4, bidirectional=True)
+            >>> x = torch.randn(9, 2, 3)  # (T, B, I)
+            >>> out, h_n = mingru(x, mode="logscan")
+            >>> tuple(out.shape), tuple(h_n.shape)
+            ((9, 2, 8), (2, 2, 4))
+            >>> torch.allclose(out, mingru(x)[0], atol=1e-5)
+            True
+        """
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         p = _driver.prepare(self, "MinGRU", input, hx, lengths, cast(Tensor, self.weight_ih_l0))
@@ -187,10 +281,37 @@ class MinGRU(nn.Module):
 
     # -------------------------------------------------------------------------------------- streaming
     def step(self, x_t: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One step for streaming: x_t (B, I) or (I,), h (L, B, H) or (L, H) → (y_t (B, H), h_new).
+        """One time step for streaming: ``(x_t, h) -> (y_t, h_new)``.
 
         The sequential recurrence; feeding a sequence step by step matches the scan of the whole sequence.
-        Unidirectional only.
+        Unidirectional only: the reverse direction needs the future.
+
+        Args:
+            x_t: one step of input, (B, I), or (I,) unbatched.
+            h: the state (L, B, H), or (L, H) unbatched; None means zeros.
+
+        Returns:
+            ``(y_t, h_new)``: the top layer's new state y_t (B, H) — (H,) unbatched — and every layer's new
+            state h_new (L, B, H) — (L, H) unbatched —, to pass as ``h`` to the next step.
+
+        Raises:
+            ValueError: the layer is bidirectional.
+            ShapeError: x_t or h of the wrong shape.
+            TypeError: x_t or h not a floating-point tensor of the parameters' dtype.
+
+        Example:
+            >>> import torch, grukit
+            >>> mingru = grukit.MinGRU(3, 4, num_layers=2)
+            >>> x = torch.randn(6, 1, 3)  # (T, B, I)
+            >>> h, ys = None, []
+            >>> for x_t in x:
+            ...     y, h = mingru.step(x_t, h)
+            ...     ys.append(y)
+            >>> tuple(y.shape), tuple(h.shape)
+            ((1, 4), (2, 1, 4))
+            >>> out, h_n = mingru(x)
+            >>> torch.allclose(torch.stack(ys), out, atol=1e-5), torch.allclose(h, h_n, atol=1e-5)
+            (True, True)
         """
         x, h0, unbatched, ac = _driver.prepare_step(
             self, "MinGRU", x_t, h, cast(Tensor, self.weight_ih_l0)
