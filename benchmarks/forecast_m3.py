@@ -237,7 +237,12 @@ def main() -> None:
                 f"{k}: sMAPE {s['smape']:.2f} MASE {s['mase']:.3f} cov {s['coverage_80']:.2f}"
                 for k, s in scores.items()
             )
-            + (f"  [grukit {gmeta['cpu_s']:.0f} CPU s]" if gmeta else ""),
+            + (
+                f"  [grukit {gmeta['cpu_s']:.0f} CPU s, val loss {gmeta['best_val_loss']:.5f}, "
+                f"epochs {gmeta['epochs_run']} (best {gmeta['best_epoch']})]"
+                if gmeta
+                else ""
+            ),
             flush=True,
         )
     overall = {}

@@ -60,6 +60,14 @@ class GapFilledWarning(UserWarning):
     """Some missing timestamps were filled by time interpolation."""
 
 
+class TrailingGapWarning(GapFilledWarning):
+    """The last target cells of some series were empty and were forward-filled."""
+
+
+class UnseenCategoryWarning(UserWarning):
+    """A categorical covariate holds values the model did not see in training."""
+
+
 def load_builtin(name: str) -> pd.DataFrame:
     """The built-in dataset ``name`` ("weather" or "stocks") as shipped in grukit/data."""
     if name not in BUILTIN:
@@ -410,7 +418,11 @@ def _parse_times(col: pd.Series, name: str, date_format: str | None = None) -> p
             if t is None or t.isna().any():  # find the bad cell: parse each cell on its own
                 t = pd.to_datetime(col, errors="coerce", format="mixed")
         else:
-            t = pd.to_datetime(col, errors="coerce", format=date_format)
+            cells = col.astype(str)
+            t = pd.to_datetime(cells, errors="coerce", format=date_format)
+            if t.isna().any():  # strftime fields want two digits: read '1-01' as '01-01'
+                padded = cells.str.replace(r"(?<!\d)(\d)(?!\d)", r"0\1", regex=True)
+                t = t.fillna(pd.to_datetime(padded, errors="coerce", format=date_format))
     bad = t.isna().to_numpy()
     if bad.any():
         i = bad.nonzero()[0][0]
@@ -457,11 +469,21 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
         work[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     for c, cats in spec.categorical_covariates.items():
         vals = df[c].astype("string")
+        unseen = sorted(set(vals.dropna().unique()) - set(cats))
+        if unseen:
+            warnings.warn(
+                f"--covariates {c!r}: {len(unseen)} value(s) not seen in training "
+                f"({', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}); they are "
+                f"encoded as no known category",
+                UnseenCategoryWarning,
+                stacklevel=2,
+            )
         for cat in cats:
             work[f"{c}={cat}"] = (vals == cat).astype(float).where(vals.notna())
     xcols = [c for c in work.columns if c not in ("_t", "_y")]
     ids = df[spec.id_col].astype(str) if spec.id_col else pd.Series("series", index=df.index)
     out = []
+    trailing: dict[str, int] = {}
     method = "index" if steps else "time"
     for sid, part in work.groupby(ids.to_numpy(), sort=False):
         part = part.sort_values("_t")
@@ -483,7 +505,11 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
                 f"the {spec.freq!r} grid starting {first}; pass the right --freq"
             )
         part = part.set_index("_t").reindex(grid)
-        missing = int(part["_y"].isna().sum())
+        isna = part["_y"].isna().to_numpy()
+        n_tail = 0 if isna.all() else int(np.argmin(isna[::-1]))
+        if n_tail and n_tail < len(isna):
+            trailing[str(sid)] = n_tail  # empty last cells: forward-filled, reported once below
+        missing = int(isna.sum()) - n_tail
         if missing:
             share = missing / len(grid)
             if share > MAX_GAP_SHARE:
@@ -497,6 +523,7 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
                 GapFilledWarning,
                 stacklevel=2,
             )
+        if missing or n_tail:
             part["_y"] = part["_y"].interpolate(method=method, limit_direction="both")
         if xcols:
             part[xcols] = part[xcols].interpolate(method=method, limit_direction="both").fillna(0.0)
@@ -510,8 +537,17 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
                 times=grid,
                 y=part["_y"].to_numpy(np.float64),
                 x=part[xcols].to_numpy(np.float64) if xcols else np.zeros((len(grid), 0)),
-                filled=missing,
+                filled=missing + n_tail,
             )
+        )
+    if trailing:
+        ex = ", ".join(f"{k!r}: {v}" for k, v in list(trailing.items())[:5])
+        warnings.warn(
+            f"the last {spec.target!r} value(s) are empty in {len(trailing)} series ({ex}"
+            f"{' ...' if len(trailing) > 5 else ''} step(s)); they were forward-filled with the last "
+            f"observed value",
+            TrailingGapWarning,
+            stacklevel=2,
         )
     return out
 
