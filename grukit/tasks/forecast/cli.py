@@ -230,13 +230,21 @@ def forecast(
     layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 1,
     dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout.")] = 0.1,
     epochs: Epochs = 40,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per batch.")] = 64,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="Windows per batch (default 64; 256 with over 16,384 training windows).",
+            show_default=False,
+        ),
+    ] = None,
     epoch_windows: Annotated[
         int | None,
         typer.Option(
             "--epoch-windows",
             min=1,
-            help="Windows drawn per epoch (default: all training windows).",
+            help="Windows drawn per epoch (default: all training windows, at most 16,384).",
             show_default=False,
         ),
     ] = None,

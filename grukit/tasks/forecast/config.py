@@ -45,7 +45,7 @@ class ForecastOptions:
     layers: int = 1
     dropout: float = 0.1
     epochs: int = 40
-    batch_size: int = 64
+    batch_size: int | None = None
     epoch_windows: int | None = None
     lr: float = 3e-3
     weight_decay: float = 1e-4

@@ -31,7 +31,7 @@ from ...train import RunDir, TaskModule, load_task_model, resumed_config, seed_e
 from ...train import fit as fit_run
 from . import data as D
 from . import evaluate as E
-from .config import RESUME_KEEP, ForecastOptions, build_options
+from .config import RESUME_KEEP, SkippedSeriesWarning, build_options
 from .model import GRUForecaster, pinball_loss
 
 TASK = "forecast"
@@ -40,6 +40,8 @@ MIN_FIT_POINTS = 2
 #: with more series than this, validation holds out the last windows of a random VAL_SHARE of them
 MAX_ALL_VAL_SERIES = 20
 VAL_SHARE = 0.2
+#: with more training windows than this, the defaults are batches of 256 and this many windows per epoch
+BIG_WINDOWS = 16384
 
 @dataclasses.dataclass
 class ForecastResult:
@@ -275,13 +277,16 @@ def fit(
             seasonal_base=spec.seasonal == "snaive" and spec.seasonal_inputs,
         )
         module = ForecastModule(model, lr=opts.lr, weight_decay=opts.weight_decay)
+        big = len(train_w) > BIG_WINDOWS
+        bs = opts.batch_size or (256 if big else 64)
+        epoch_windows = opts.epoch_windows or (BIG_WINDOWS if big else None)
         train_dl = DataLoader(
-            train_w.dataset(), batch_size=opts.batch_size, shuffle=True, collate_fn=train_w.collate
+            train_w.dataset(), batch_size=bs, shuffle=True, collate_fn=train_w.collate
         )
         val_dl = DataLoader(val_w.dataset(), batch_size=1024, collate_fn=val_w.collate)
         limit = opts.limit_train_batches
-        if limit is None and opts.epoch_windows:
-            limit = max(1, math.ceil(opts.epoch_windows / opts.batch_size))
+        if limit is None and epoch_windows and epoch_windows < len(train_w):
+            limit = max(1, math.ceil(epoch_windows / bs))
         res = fit_run(
             module,
             train_dl,
@@ -332,6 +337,8 @@ def fit(
             best_epoch=res.best_epoch,
             best_val_loss=min(best_val) if best_val else None,
             train_time_s=round(res.wall_time_s, 3),
+            batch_size=bs,
+            epoch_windows=min(epoch_windows or len(train_w), len(train_w)),
             **split_info,
         )
         if len(scored) > 1:
