@@ -217,7 +217,7 @@ def main() -> None:
         scores = {n: score(train, test, base[n], m) for n in names}
         gmeta = None
         if not args.baselines_only:
-            out_dir = ROOT / "runs" / f"bench-m3-{sheet}-seed{args.seed}"
+            out_dir = ROOT / "runs" / f"bench-m3-{sheet}-{args.subset or 'all'}-seed{args.seed}"
             fc, gmeta = run_grukit(sheet, df, h, m, args.seed, options, out_dir)
             grukit_cpu += gmeta["cpu_s"]
             scores = {"gru": score(train, test, fc, m), **scores}

@@ -276,6 +276,10 @@ def forecast(
 
     _print_warnings()
     t0 = time.perf_counter()
+    if resume is not None:  # a resumed run's columns come from its config.json unless given
+        stored = _stored_config(resume)
+        time_col = time_col or stored.get("time_col")
+        target = target or stored.get("target")
     if csv is not None:
         df = D.read_csv(csv)
         name = csv.stem
@@ -399,6 +403,18 @@ def forecast(
         f"run folder: [bold]{res.run.path}[/]  (model.safetensors, metrics.json, backtest.csv, "
         f"forecast.csv, forecast.png, log.csv)  in {time.perf_counter() - t0:.0f}s"
     )
+
+
+def _stored_config(resume: Path) -> dict:
+    import json
+
+    from ...train import resolve_resume
+
+    path = resolve_resume(resume)[0] / "config.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
 
 
 def _as_kwargs(opts) -> dict:

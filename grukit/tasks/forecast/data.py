@@ -303,7 +303,7 @@ def check_target(df: pd.DataFrame, target: str) -> pd.Series:
     if inf.any():
         i = inf.nonzero()[0][0]
         raise UserInputError(
-            f"--target {target!r} holds an infinite value ({col.iloc[i]!r} in data row {i + 1}; "
+            f"--target {target!r} holds an infinite value ({str(col.iloc[i])!r} in data row {i + 1}; "
             f"{int(inf.sum())} such rows); remove or replace it"
         )
     return y.astype(np.float64)
