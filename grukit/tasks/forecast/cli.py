@@ -65,11 +65,10 @@ _FLAG_FIELDS = {  # CLI parameter → ForecastOptions field (for --resume: which
 
 def _given(ctx: typer.Context) -> set[str]:
     """The ForecastOptions fields the user set on the command line (``dataset`` always counts: the data)."""
-    from click.core import ParameterSource
-
     out = {"dataset"}
     for param, field in _FLAG_FIELDS.items():
-        if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE:
+        source = ctx.get_parameter_source(param)
+        if getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT"):
             out.add(field)
     return out
 
@@ -176,7 +175,8 @@ def forecast(
             "--backtest",
             min=1,
             help="Backtest origins per series, ending at each series' own end (1: the competition "
-            "protocol, the last --horizon points).",
+            "protocol, the last --horizon points). Default with --csv: 5, fewer if the longest series "
+            "would keep under half its points for training.",
             show_default=False,
         ),
     ] = None,
@@ -379,7 +379,15 @@ def forecast(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fit() shows them once
-        D.to_series(df, spec)
+        series = D.to_series(df, spec)
+    if csv is not None and backtest is None and resume is None:
+        # default: 5 origins, fewer when the longest series would keep under half its points to train on
+        import dataclasses
+
+        longest = max(len(s) for s in series)
+        S = opts.stride or opts.horizon
+        n = min(5, max(1, (longest // 2 - opts.horizon) // S + 1))
+        opts = dataclasses.replace(opts, backtest=n)
 
     import torch
     from rich.console import Console

@@ -35,6 +35,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
         backtest=20,
         log=False,
         calendar=True,
+        scaling="series",  # chosen by validation loss: see README "Measured"
+        seasonal="none",
     ),
     "stocks": dict(
         file="stocks.csv",
@@ -48,6 +50,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
         stride=3,
         log=True,
         calendar=False,
+        scaling="series",
+        seasonal="none",
     ),  # prices have no month-of-year season; see README "Measured"
 }
 

@@ -524,6 +524,8 @@ def run_builtin(name: str = "weather", **overrides: Any) -> ForecastResult:
         log=b["log"],
         dataset=name,
         calendar=b.get("calendar", True),
+        scaling=b.get("scaling", "window"),
+        seasonal=b.get("seasonal", "snaive"),
     )
     args.update(overrides)
     return fit(df, **args)
