@@ -227,7 +227,9 @@ def main() -> None:
             "horizon": h,
             "season_length": m,
             "n_series": len(ids),
-            "scores": {k: {x: s[x] for x in ("smape", "mase", "coverage_80")} for k, s in scores.items()},
+            "scores": {
+                k: {x: s[x] for x in ("smape", "mase", "coverage_80")} for k, s in scores.items()
+            },
             "grukit": gmeta,
             "baseline_cpu_s": base_info,
         }
@@ -259,7 +261,9 @@ def main() -> None:
     if len(args.sheets) > 1:
         print(
             "all: "
-            + "  ".join(f"{k}: sMAPE {v['smape']:.2f} MASE {v['mase']:.3f}" for k, v in overall.items()),
+            + "  ".join(
+                f"{k}: sMAPE {v['smape']:.2f} MASE {v['mase']:.3f}" for k, v in overall.items()
+            ),
             flush=True,
         )
     if args.no_record or args.baselines_only:

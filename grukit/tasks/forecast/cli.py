@@ -224,7 +224,9 @@ def forecast(
     ] = "naive,snaive,ets,theta",
     strict: Annotated[
         bool,
-        typer.Option("--strict", help="Refuse series too short to train on instead of skipping them."),
+        typer.Option(
+            "--strict", help="Refuse series too short to train on instead of skipping them."
+        ),
     ] = False,
     hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = 64,
     layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 1,
@@ -356,7 +358,6 @@ def forecast(
     given = _given(ctx)
     if resume is not None:
         from ...train import resumed_config
-
         from .config import RESUME_KEEP
 
         opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=given)

@@ -105,5 +105,3 @@ def build_options(
         log=log,
         **options,
     )
-
-

@@ -180,7 +180,11 @@ def calendar_names(freq: str, season_length: int = 1) -> list[str]:
     season (``season<m>_sin``/``_cos``)."""
     k = _kind(freq)
     if k == "step":
-        return [f"season{season_length}_sin", f"season{season_length}_cos"] if season_length > 1 else []
+        return (
+            [f"season{season_length}_sin", f"season{season_length}_cos"]
+            if season_length > 1
+            else []
+        )
     return {
         "subdaily": ["hour_sin", "hour_cos", "dow_sin", "dow_cos"],
         "daily": ["dow_sin", "dow_cos", "doy_sin", "doy_cos"],
@@ -703,9 +707,9 @@ class Panel:
             level, scale = np.zeros(len(o)), np.ones(len(o))
         z = (ctx - level[:, None]) / scale[:, None] * cm
         zt = (self.fy[it] - level[:, None]) / scale[:, None] * tm
-        past = np.concatenate(
-            [z[..., None], cm[..., None], self.feats[ip]], axis=-1
-        ).astype(np.float32)
+        past = np.concatenate([z[..., None], cm[..., None], self.feats[ip]], axis=-1).astype(
+            np.float32
+        )
         fut = [self.feats[it][..., self.feats.shape[1] - self.n_cal :]]
         if spec.seasonal_inputs:
             m = spec.season_length

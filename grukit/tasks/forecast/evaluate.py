@@ -189,9 +189,7 @@ def best_per_metric(rows: dict[str, dict[str, float]]) -> dict[str, str]:
     best = {}
     for k in METRICS:
         cands = [
-            (n, r[k])
-            for n, r in rows.items()
-            if r and r.get(k) is not None and math.isfinite(r[k])
+            (n, r[k]) for n, r in rows.items() if r and r.get(k) is not None and math.isfinite(r[k])
         ]
         if not cands:
             continue

@@ -43,6 +43,7 @@ VAL_SHARE = 0.2
 #: with more training windows than this, the defaults are batches of 256 and this many windows per epoch
 BIG_WINDOWS = 16384
 
+
 @dataclasses.dataclass
 class ForecastResult:
     """What :func:`fit` returns: the run folder, metrics, per-origin backtest and the future forecast."""
@@ -248,7 +249,8 @@ def fit(
         )
         if opts.strict or len(skipped) == len(series):
             raise UserInputError(
-                msg + ("" if opts.strict else "; nothing left to train on")
+                msg
+                + ("" if opts.strict else "; nothing left to train on")
                 + " (lower --horizon or --backtest)"
             )
         warnings.warn(msg + "; they are skipped", SkippedSeriesWarning, stacklevel=2)
@@ -443,11 +445,15 @@ def _future(model, series, spec, C, H) -> pd.DataFrame:
 def load_forecaster(checkpoint: str | Path) -> tuple[GRUForecaster, D.DataSpec]:
     """The model and its data spec from a run folder or model file (no shipped forecast model)."""
     if checkpoint is None:
-        raise UserInputError("forecast predict needs --checkpoint RUN_FOLDER (there is no shipped model)")
+        raise UserInputError(
+            "forecast predict needs --checkpoint RUN_FOLDER (there is no shipped model)"
+        )
     model, path = load_task_model(checkpoint, Path("-"), GRUForecaster, TASK)
     header = serialization.read_header(path)
     if "spec" not in (header.get("extra") or {}):
-        raise UserInputError(f"--checkpoint {checkpoint}: the model file holds no forecast data spec")
+        raise UserInputError(
+            f"--checkpoint {checkpoint}: the model file holds no forecast data spec"
+        )
     return model, D.DataSpec.from_dict(header["extra"]["spec"])
 
 

@@ -247,7 +247,9 @@ def test_cli_resume_conflicting_model_option_refused(tiny_run, tiny_weather, mon
     assert code == 2 and len(err) == 1 and "--horizon 7, got 5" in err[0], err
 
 
-def test_cli_predict_reports_trailing_gap_once(tiny_run, tiny_weather, tmp_path, monkeypatch, capsys):
+def test_cli_predict_reports_trailing_gap_once(
+    tiny_run, tiny_weather, tmp_path, monkeypatch, capsys
+):
     df = pd.read_csv(tiny_weather)
     df.loc[len(df) - 2 :, "temp_max"] = np.nan
     src = _write(tmp_path / "new.csv", df)

@@ -189,7 +189,9 @@ def test_padding_path_short_series_left_padded_and_masked():
     spec = _panel_spec(seasonal="lag")
     y = np.array([10.0, 20, 40, 80, 160, 320])
     p = D.Panel([_s("a", y)], spec, context=8, horizon=3)
-    w = p.windows([0, 0], [3, 6])  # origin 3: 3 observed context points; origin 6: all 6, past the end
+    w = p.windows(
+        [0, 0], [3, 6]
+    )  # origin 3: 3 observed context points; origin 6: all 6, past the end
     assert w["observed"].tolist()[0] == [0, 0, 0, 0, 0, 1, 1, 1]
     assert w["observed"].tolist()[1] == [0, 0, 1, 1, 1, 1, 1, 1]
     # level = mean of log y over the last m = 4 observed context points (3 at origin 3)

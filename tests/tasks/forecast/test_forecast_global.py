@@ -34,7 +34,11 @@ def test_sampler_covers_every_origin_of_every_series_and_gathers_the_right_value
     # a: T=30 → 27 full origins, 2 held out (25, 26, 27 → first 26); b: 6 → 1 (origin 6); c: 1 → too short
     assert info["val_series"] == 2 and info["val_windows"] == 3
     got = sorted(zip(train.sidx.tolist(), train.origins.tolist()))
-    want = [(0, o) for o in range(1, 26)] + [(1, o) for o in range(1, 6)] + [(2, o) for o in range(1, 4)]
+    want = (
+        [(0, o) for o in range(1, 26)]
+        + [(1, o) for o in range(1, 6)]
+        + [(2, o) for o in range(1, 4)]
+    )
     assert got == want
     # held-out series train only on targets before their first validation origin
     past, future, target, tmask = train.collate([train.dataset()[i] for i in range(len(train))])
@@ -67,7 +71,9 @@ def test_many_series_hold_out_a_share_and_the_rest_train_to_their_end():
         last[series[i].id] = max(last.get(series[i].id, 0), int(o))
     for s in series:
         if s.id in held:
-            assert last[s.id] < 40 - 4 - 3 + 1  # before the held-out windows (36 full origins, 3 held)
+            assert (
+                last[s.id] < 40 - 4 - 3 + 1
+            )  # before the held-out windows (36 full origins, 3 held)
         else:
             assert last[s.id] == 39  # trained up to the most recent point (partial targets masked)
 

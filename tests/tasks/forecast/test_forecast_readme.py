@@ -29,9 +29,14 @@ def test_m3_table_matches_forecast_m3_json():
     }
     for key, label in labels.items():
         cells = rows[label]
-        sheets = [rec["sheets"][s]["scores"][key] for s in ("yearly", "quarterly", "monthly", "other")]
+        sheets = [
+            rec["sheets"][s]["scores"][key] for s in ("yearly", "quarterly", "monthly", "other")
+        ]
         for cell, v in zip(cells, [*sheets, rec["overall"][key]]):
-            assert cell == f"{v['smape']:.2f} / {v['mase']:.3f} / {v['coverage_80']:.2f}", (label, cell)
+            assert cell == f"{v['smape']:.2f} / {v['mase']:.3f} / {v['coverage_80']:.2f}", (
+                label,
+                cell,
+            )
     assert f"{rec['grukit_cpu_s_total']:.0f} CPU s" in _section()
 
 
