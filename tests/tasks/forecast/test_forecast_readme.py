@@ -52,7 +52,9 @@ def test_single_series_table_matches_forecast_json():
         "shampoo",
     }
     for r in runs:
-        line = next(x for x in section.splitlines() if f"`{r['command']}`" in x)
+        line = next(
+            x for x in section.splitlines() if x.startswith("| ") and f"`{r['command']}`" in x
+        )
         assert f"{r['model']['mase']:.3f}" in line, line
         for b in ("naive", "snaive", "ets", "theta"):
             assert f"{r['baselines'][b]['mase']:.3f}" in line, (b, line)
