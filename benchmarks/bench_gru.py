@@ -291,7 +291,7 @@ def print_tables(result):
 
 
 def markdown(result) -> str:
-    """The README table: 1-thread process-CPU-time medians (steady on a loaded machine) and the wall-time
+    """The docs/performance.md table: 1-thread process-CPU-time medians (steady on a loaded machine) and the wall-time
     ratios at every thread count, all from one run."""
     lines = [
         "| shape (L,B,T,I,H) | nn.GRU fwd | grukit fwd | ORT fwd | nn.GRU fwd+bwd | grukit fwd+bwd | floor fwd+bwd "
@@ -364,7 +364,7 @@ def main(argv=None):
     ap.add_argument(
         "--markdown",
         metavar="JSON",
-        help="print the README tables of an existing results file and exit",
+        help="print the docs/performance.md tables of an existing results file and exit",
     )
     args = ap.parse_args(argv)
     if args.markdown:

@@ -3,7 +3,7 @@ benchmarks/results/forecast.json.
 
     python benchmarks/forecast_results.py [--seeds 0 1 2] [--datasets weather stocks airline-passengers ...]
 
-Each run is the README's command plus `--seed` (when not 0) and an `--output-dir` under runs/. The CSV files
+Each run is the documented command (docs/forecast.md) plus `--seed` (when not 0) and an `--output-dir` under runs/. The CSV files
 are found in `$GRUKIT_DATA/timeseries/`. Wall time and CPU time (user + sys of the child) are measured around
 the whole command, start-up included. Results for the same (dataset, seed) replace older ones.
 """

@@ -20,7 +20,23 @@ SOURCES = {
 
 
 def candidates(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched for dataset ``name``, in order."""
+    """The folders searched for dataset ``name``, in the order they are tried.
+
+    Args:
+        name: the dataset's folder name (e.g. ``"sst2"``, ``"fsdd"``).
+        data_dir: the ``--data-dir`` value; when given it is the only candidate.
+
+    Returns:
+        ``[data_dir]``, or ``[$GRUKIT_DATA/<name>, ~/.cache/grukit/data/<name>]`` (the first only when
+        ``GRUKIT_DATA`` is set).
+
+    Examples:
+        >>> from grukit.datasets import candidates
+        >>> [p.name for p in candidates("sst2", data_dir="/data/my-sst2")]
+        ['my-sst2']
+        >>> candidates("sst2")[-1].parts[-4:]
+        ('.cache', 'grukit', 'data', 'sst2')
+    """
     if data_dir is not None:
         return [Path(data_dir).expanduser()]
     out = []
@@ -31,7 +47,31 @@ def candidates(name: str, data_dir: str | os.PathLike | None = None) -> list[Pat
 
 
 def find_data_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding dataset ``name``; raises DataNotFoundError naming where it looked."""
+    """The folder holding dataset ``name``: the first of :func:`candidates` that exists.
+
+    Args:
+        name: the dataset's folder name (e.g. ``"sst2"``).
+        data_dir: the ``--data-dir`` value, or None to search ``$GRUKIT_DATA`` and the cache.
+
+    Returns:
+        The dataset's folder.
+
+    Raises:
+        DataNotFoundError: no candidate exists; the message lists where it looked and where the data comes
+            from.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> from grukit.datasets import find_data_dir
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> (root / "sst2").mkdir()
+        >>> find_data_dir("sst2", data_dir=root / "sst2") == root / "sst2"
+        True
+        >>> find_data_dir("sst2", data_dir=root / "nowhere")
+        Traceback (most recent call last):
+        ...
+        grukit.errors.DataNotFoundError: dataset 'sst2' not found; looked in: ...
+    """
     looked = candidates(name, data_dir)
     for path in looked:
         if path.is_dir():

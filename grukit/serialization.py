@@ -2,7 +2,8 @@
 entry with the model's class, its config (every constructor argument), the task name and the grukit version.
 
 ``load`` rebuilds the model from the file alone and never unpickles anything. Any grukit model class that
-has a ``config`` dataclass property and a ``from_config(config)`` classmethod can be saved.
+has a ``config`` dataclass property and a ``from_config(config)`` classmethod can be saved. The format is the
+model file of docs/conventions.md.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, Literal, overload
 
 import torch
 from torch import nn
@@ -28,19 +30,47 @@ def _class_path(model: nn.Module) -> str:
 
 def save(
     model: nn.Module,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     task: str | None = None,
     dtype: torch.dtype | None = None,
-    extra: dict | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` to ``path`` atomically (a temporary file renamed into place).
+    """Write a grukit model to one ``.safetensors`` file, atomically.
 
-    ``dtype`` (e.g. torch.float16) stores floating tensors smaller; ``load`` casts them back to the
-    model's own dtype. ``extra`` is JSON-serializable data stored beside the config (e.g. a vocabulary).
+    The file holds the model's ``state_dict`` tensors and, in its metadata, a JSON ``"grukit"`` entry with
+    the model's class, its config dataclass (every constructor argument), ``task`` and the grukit version.
+    It is written to a temporary file in the same folder and renamed into place, so an interrupted save
+    never leaves a partial file at ``path``. Nothing is pickled.
+
+    Args:
+        model: a grukit model: a module of a ``grukit.*`` package with a ``config`` dataclass and a
+            ``from_config`` classmethod (``grukit.GRU``, ``grukit.GRUCell``, ``grukit.MinGRU``, a recipe's
+            model).
+        path: the file to write; missing parent folders are created, an existing file is replaced.
+        task: the task name recorded in the header (e.g. ``"music"``), or None.
+        dtype: store floating tensors in this dtype (e.g. ``torch.float16`` to halve the file);
+            :func:`load` casts them back to the model's own dtype. None keeps each tensor's dtype.
+        extra: JSON-serializable data stored beside the config (e.g. a vocabulary).
+
+    Returns:
+        The path written, as a ``Path``.
+
+    Raises:
+        TypeError: ``model`` has no config dataclass, or is not a grukit model.
+
+    Examples:
+        >>> import tempfile, torch, grukit
+        >>> gru = grukit.GRU(8, 16, num_layers=2)
+        >>> path = grukit.save(gru, tempfile.mkdtemp() + "/gru.safetensors")
+        >>> path.name
+        'gru.safetensors'
+        >>> grukit.load(path).config == gru.config
+        True
     """
     from safetensors.torch import save_file
 
-    if not hasattr(model, "config") or not dataclasses.is_dataclass(model.config):
+    config = getattr(model, "config", None)
+    if config is None or not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(
             f"grukit.save expected a grukit model with a config dataclass, got {type(model).__name__}"
         )
@@ -51,14 +81,14 @@ def save(
         )
     header = {
         "class": _class_path(model),
-        "config": dataclasses.asdict(model.config),
+        "config": dataclasses.asdict(config),
         "task": task,
         "grukit_version": __version__,
         "stored_dtype": None if dtype is None else str(dtype).replace("torch.", ""),
     }
     if extra:
         header["extra"] = extra
-    tensors = {}
+    tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
         v = v.detach().to("cpu")
         if dtype is not None and v.is_floating_point():
@@ -77,8 +107,30 @@ def save(
     return path
 
 
-def read_header(path: str | os.PathLike) -> dict:
-    """The ``"grukit"`` metadata entry of a model file, without loading its tensors."""
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``"grukit"`` metadata entry of a model file, read without loading its tensors.
+
+    Args:
+        path: a model file written by :func:`save`.
+
+    Returns:
+        The header: ``{"class", "config", "task", "grukit_version", "stored_dtype"}`` and, when the model
+        was saved with ``extra``, ``"extra"``.
+
+    Raises:
+        UserInputError: the file is missing, is not a safetensors file, or has no (or corrupt) grukit
+            metadata.
+
+    Examples:
+        >>> import tempfile, grukit
+        >>> from grukit.serialization import read_header
+        >>> path = grukit.save(
+        ...     grukit.GRU(8, 16), tempfile.mkdtemp() + "/gru.safetensors", task="demo"
+        ... )
+        >>> header = read_header(path)
+        >>> header["class"], header["task"], header["config"]["hidden_size"]
+        ('grukit.nn.gru:GRU', 'demo', 16)
+    """
     from safetensors import safe_open
 
     path = Path(path)
@@ -109,12 +161,12 @@ def read_header(path: str | os.PathLike) -> dict:
     return header
 
 
-def _import_class(spec: str):
+def _import_class(spec: str) -> type[nn.Module]:
     module, _, qualname = spec.partition(":")
     if not module.startswith("grukit.") or not qualname:
         raise UserInputError(f"model file names class {spec!r}, which is not a grukit model class")
     try:
-        obj = importlib.import_module(module)
+        obj: Any = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError):
@@ -126,17 +178,64 @@ def _import_class(spec: str):
     return obj
 
 
+@overload
 def load(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu", return_header: bool = False
-):
-    """Rebuild the model stored in ``path`` by :func:`save` (in eval mode); tensors that do not match the
-    config are refused with a message naming them."""
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = ...,
+    return_header: Literal[False] = ...,
+) -> nn.Module: ...
+
+
+@overload
+def load(
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = ...,
+    *,
+    return_header: Literal[True],
+) -> tuple[nn.Module, dict[str, Any]]: ...
+
+
+def load(
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    return_header: bool = False,
+) -> nn.Module | tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored by :func:`save` from the file alone, in eval mode.
+
+    The class named in the header is built from the stored config, then the file's tensors are loaded into
+    it, cast to the model's own dtypes. Only classes of grukit's own packages are built, and nothing is
+    unpickled.
+
+    Args:
+        path: a model file written by :func:`save`.
+        map_location: the device to move the model to (default ``"cpu"``).
+        return_header: also return the file's header (see :func:`read_header`).
+
+    Returns:
+        The model, or ``(model, header)`` with ``return_header=True``.
+
+    Raises:
+        UserInputError: the file is missing or unreadable, has no or corrupt grukit metadata, names a class
+            that is not a grukit model, or holds tensors that do not match its config (names, shapes, or
+            floating vs integer dtypes); the message names what did not match.
+
+    Examples:
+        >>> import tempfile, torch, grukit
+        >>> gru = grukit.GRU(8, 16, batch_first=True)
+        >>> path = grukit.save(gru, tempfile.mkdtemp() + "/gru.safetensors", dtype=torch.float16)
+        >>> same = grukit.load(path)
+        >>> type(same).__name__, same.training, same.weight_hh_l0.dtype
+        ('GRU', False, torch.float32)
+        >>> x = torch.randn(2, 5, 8)  # (B, T, I)
+        >>> same(x)[0].shape  # (B, T, H)
+        torch.Size([2, 5, 16])
+    """
     from safetensors.torch import load_file
 
     header = read_header(path)
     cls = _import_class(header.get("class", ""))
     try:
-        model = cls.from_config(header["config"])
+        model: nn.Module = getattr(cls, "from_config")(header["config"])  # noqa: B009
     except (TypeError, ValueError) as e:
         raise UserInputError(
             f"{path}: the stored config does not build a {cls.__name__} ({e})"

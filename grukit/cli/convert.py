@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,7 +20,7 @@ FORMATS = {
     ".onnx": "onnx",
     ".safetensors": "safetensors",
 }
-TOL = 1e-5  # fp32 outputs, CONVENTIONS.md
+TOL = 1e-5  # fp32 outputs, docs/conventions.md
 
 
 def _format(path: Path, flag: str | None, which: str) -> str:
@@ -39,32 +40,54 @@ def _format(path: Path, flag: str | None, which: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- read
-def _read_torch(path: Path, prefix: str | None, reset_before: bool = False):
+def _read_torch(
+    path: Path, prefix: str | None, reset_before: bool, notes: list[str]
+) -> tuple[Any, Any]:
     import torch
 
     from ..interop.torch import from_torch
 
+    if path.stat().st_size == 0:
+        raise UserInputError(f"{path} is an empty file, not a torch state_dict")
     try:
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
+        first = (str(e).splitlines() or [""])[0][:120]
         raise UserInputError(
             f"{path} is not a torch state_dict readable with weights_only=True (it may hold a "
-            f"pickled module: save module.state_dict() instead; {type(e).__name__}: "
-            f"{str(e).splitlines()[0][:120]})"
+            f"pickled module: save module.state_dict() instead; {type(e).__name__}: {first})"
         ) from None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise UserInputError(f"{path} does not hold a state_dict (a dict of tensors)")
+    if not sd:
+        raise UserInputError(f"{path} holds an empty state_dict: no GRU to convert")
     if prefix is None:
         cands = sorted({k[: -len("weight_ih_l0")] for k in sd if k.endswith("weight_ih_l0")})
         if len(cands) != 1:
             raise UserInputError(
                 f"{path}: expected exactly one GRU in the state_dict (keys ending in weight_ih_l0), "
-                f"found {len(cands)}{': prefixes ' + str(cands) if cands else ''}; use --prefix"
+                f"found {len(cands)}{': prefixes ' + str(cands) if cands else ''}"
+                + (
+                    "; use --prefix"
+                    if cands
+                    else f" among {len(sd)} tensors (e.g. {sorted(sd)[:3]})"
+                )
             )
         prefix = cands[0]
+    left_out = sorted(k for k in sd if not k.startswith(prefix))
     sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     if "weight_ih_l0" not in sd or "weight_hh_l0" not in sd:
         raise UserInputError(f"{path}: no weight_ih_l0/weight_hh_l0 under prefix {prefix!r}")
+    if sd["weight_hh_l0"].dim() != 2 or sd["weight_ih_l0"].dim() != 2:
+        raise UserInputError(
+            f"{path}: {prefix}weight_ih_l0 / weight_hh_l0 have shapes {tuple(sd['weight_ih_l0'].shape)} / "
+            f"{tuple(sd['weight_hh_l0'].shape)}; a GRU's are (3H, I) and (3H, H)"
+        )
+    if left_out:
+        notes.append(
+            f"left out: {len(left_out)} tensors outside prefix {prefix!r} "
+            f"({', '.join(left_out[:4])}{', ...' if len(left_out) > 4 else ''})"
+        )
     H, I = sd["weight_hh_l0"].shape[1], sd["weight_ih_l0"].shape[1]
     L = 1 + max(int(k.split("_l")[1].split("_")[0]) for k in sd if k.startswith("weight_ih_l"))
     bi = "weight_ih_l0_reverse" in sd
@@ -90,30 +113,79 @@ def _read_torch(path: Path, prefix: str | None, reset_before: bool = False):
             reset_after=False,
             dtype=sd["weight_ih_l0"].dtype,
         )
-        model.load_state_dict(sd)
+        try:
+            model.load_state_dict(sd)
+        except RuntimeError as e:
+            raise UserInputError(f"{path}: {str(e).splitlines()[0]}") from None
         return model, None
     return from_torch(mod), mod
 
 
-def _read(fmt: str, path: Path, prefix: str | None, reset_before: bool = False):
+def _refuse_chain(path: Path, model: Any) -> UserInputError:
+    return UserInputError(
+        f"{path} computes {model.source or 'a GRU stack'} (imported as grukit.interop.GRUChain), which is "
+        f"not a plain GRU stack; convert writes plain stacks only (use grukit.from_keras / from_onnx in "
+        f"Python to run it)"
+    )
+
+
+def _from_model_file(path: Path, gru_only: bool, notes: list[str]) -> Any:
+    """The grukit.GRU of a model file: the file's own model, or with --gru-only the one GRU inside it."""
+    import grukit
+
+    from ..interop.chain import GRUChain
+
+    model = grukit.load(path)
+    if isinstance(model, grukit.GRU):
+        return model
+    name = f"{type(model).__module__}.{type(model).__qualname__}"
+    if isinstance(model, GRUChain):
+        raise _refuse_chain(path, model)
+    if isinstance(model, (grukit.GRUCell, grukit.MinGRU)):
+        raise UserInputError(
+            f"{path} holds a {name}; convert handles grukit.GRU models (torch.nn.GRU, Keras and ONNX GRU "
+            f"layers have no minGRU, and a single cell has no sequence to check)"
+        )
+    grus = [(n, m) for n, m in model.named_modules() if isinstance(m, grukit.GRU)]
+    if not gru_only:
+        raise UserInputError(
+            f"{path} holds a {name}, not a plain GRU/GRUCell/MinGRU; converting it would drop everything "
+            f"but its GRU. Pass --gru-only to export its {len(grus)} grukit.GRU module(s) alone"
+        )
+    if len(grus) != 1:
+        raise UserInputError(
+            f"{path} holds a {name} with {len(grus)} grukit.GRU modules; --gru-only needs exactly one"
+        )
+    gname, gru = grus[0]
+    mine = {id(p) for p in gru.parameters()}
+    left: dict[str, int] = {}
+    for n, p in model.named_parameters():
+        if id(p) not in mine:
+            left[n.rsplit(".", 1)[0]] = left.get(n.rsplit(".", 1)[0], 0) + p.numel()
+    kept = sum(p.numel() for p in gru.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    dropped = ", ".join(f"{n} ({k} parameters)" for n, k in left.items()) or "no parameters"
+    notes.append(
+        f"--gru-only: exporting {type(model).__name__}.{gname} ({kept} of {total} parameters); left out: "
+        f"{dropped}"
+    )
+    return gru
+
+
+def _read(
+    fmt: str, path: Path, prefix: str | None, reset_before: bool, gru_only: bool, notes: list[str]
+) -> tuple[Any, Any]:
     """(grukit.GRU, the source in its own library or None)."""
     import grukit
+
+    from ..interop.chain import GRUChain
 
     if not path.is_file():
         raise UserInputError(f"SRC not found: {path}")
     if fmt == "torch":
-        return _read_torch(path, prefix, reset_before)
+        return _read_torch(path, prefix, reset_before, notes)
     if fmt == "safetensors":
-        model = grukit.load(path)
-        if not isinstance(model, grukit.GRU):
-            grus = [m for m in model.modules() if isinstance(m, grukit.GRU)]
-            if len(grus) != 1:
-                raise UserInputError(
-                    f"{path} holds a {type(model).__name__} with {len(grus)} grukit.GRU modules; "
-                    f"convert needs exactly one"
-                )
-            model = grus[0]
-        return model, None
+        return _from_model_file(path, gru_only, notes), None
     if fmt == "keras":
         from ..interop.keras import _keras
 
@@ -125,14 +197,20 @@ def _read(fmt: str, path: Path, prefix: str | None, reset_before: bool = False):
                 f"{path} is not a loadable Keras model file ({type(e).__name__}: {e})"
             ) from None
         try:
-            return grukit.from_keras(kmodel), kmodel
+            model = grukit.from_keras(kmodel)
         except (TypeError, ValueError) as e:
             raise UserInputError(f"{path}: {e}") from None
-    return grukit.from_onnx(path), path
+        if isinstance(model, GRUChain):
+            raise _refuse_chain(path, model)
+        return model, kmodel
+    model = grukit.from_onnx(path)
+    if isinstance(model, GRUChain):
+        raise _refuse_chain(path, model)
+    return model, path
 
 
 # ------------------------------------------------------------------------------------------------ write
-def _atomic(path: Path, write) -> None:
+def _atomic(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
@@ -144,7 +222,7 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def _write(fmt: str, model, path: Path) -> None:
+def _write(fmt: str, model: Any, path: Path) -> None:
     import torch
 
     import grukit
@@ -167,7 +245,7 @@ def _write(fmt: str, model, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ check
-def _ours(model, x):
+def _ours(model: Any, x: Any) -> tuple[Any, Any]:
     """grukit's (output (B, T, D·H), h_n (L·D, B, H)) as float64 NumPy for batch-first x (B, T, I) NumPy."""
     import torch
 
@@ -178,7 +256,7 @@ def _ours(model, x):
     return out.double().numpy(), h_n.double().numpy()
 
 
-def _run_native(fmt: str, handle, x, model):
+def _run_native(fmt: str, handle: Any, x: Any, model: Any) -> tuple[Any, Any]:
     """Run SRC/DST in its own library on x (B, T, I) fp32 NumPy → (its output, grukit's output to compare),
     or (None, None) where the file cannot be run with that input."""
     import numpy as np
@@ -219,12 +297,10 @@ def _run_native(fmt: str, handle, x, model):
             if not isinstance(handle, (str, Path))
             else keras.saving.load_model(str(handle), compile=False, safe_mode=True)
         )
-        layers = [l for l in kmodel.layers if not isinstance(l, keras.layers.InputLayer)]
-        y = np.asarray(keras.ops.convert_to_numpy(kmodel(x)), dtype=np.float64)
-        if len(layers) == 1 and isinstance(layers[0], keras.layers.GRU) and layers[0].go_backwards:
-            x = x[
-                :, ::-1
-            ].copy()  # Keras reads it reversed; grukit gets the reversed input (see from_keras)
+        res = kmodel(x)
+        if isinstance(res, (list, tuple)):  # return_state: [output, states...]
+            res = res[0]
+        y = np.asarray(keras.ops.convert_to_numpy(res), dtype=np.float64)
         out, h_n = _ours(model, x)
         if y.ndim == 2:  # return_sequences=False: the top layer's last state per direction
             D = model.num_directions
@@ -288,6 +364,12 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(7, help="Time steps of the random self-check input."),
         seed: int = typer.Option(0, help="Seed of the random self-check input."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace DST if it exists."),
+        gru_only: bool = typer.Option(
+            False,
+            "--gru-only",
+            help="For .safetensors task models (e.g. music-jsb): export the one GRU inside and leave "
+            "out the rest (embeddings, heads); the command prints what is left out.",
+        ),
     ) -> None:
         """Convert GRU weights between torch, Keras, ONNX and grukit files, then check both ends numerically."""
         import numpy as np
@@ -297,6 +379,10 @@ def register(app: typer.Typer) -> None:
         sfmt, dfmt = _format(src, from_, "from"), _format(dst, to, "to")
         if not src.is_file():
             raise UserInputError(f"SRC not found: {src}")
+        if not dst.parent.is_dir():
+            raise UserInputError(
+                f"the folder of DST {dst} does not exist ({dst.parent}); create it first"
+            )
         if dst.exists() and not overwrite:
             raise UserInputError(f"DST {dst} exists; pass --overwrite to replace it")
         if src.resolve() == dst.resolve():
@@ -307,7 +393,13 @@ def register(app: typer.Typer) -> None:
             raise UserInputError(
                 "--reset-before applies to .pt sources only; other formats record the placement"
             )
-        model, handle = _read(sfmt, src, prefix, reset_before)
+        if gru_only and sfmt != "safetensors":
+            raise UserInputError(
+                "--gru-only applies to .safetensors model files only; a .pt state_dict is read by its "
+                "--prefix"
+            )
+        notes: list[str] = []
+        model, handle = _read(sfmt, src, prefix, reset_before, gru_only, notes)
         model = model.eval()
         _write(dfmt, model, dst)
 
@@ -348,6 +440,8 @@ def register(app: typer.Typer) -> None:
         for r in rows:
             table.add_row(*r)
         console.print(table)
+        for note in notes:
+            console.print(note, markup=False)
         if worst > TOL:
             dst.unlink(missing_ok=True)
             raise RuntimeError(

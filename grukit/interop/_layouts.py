@@ -21,8 +21,12 @@ single bias row is exactly b_ih + b_hh (checked against Keras' and onnxruntime's
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+Arr = npt.NDArray[Any]
 
 GATES_GRUKIT = ("r", "z", "n")
 
@@ -53,7 +57,7 @@ def _perm(src: tuple[str, ...], dst: tuple[str, ...]) -> list[int]:
     return [src.index(g) for g in dst]
 
 
-def reorder_gates(a: np.ndarray, src: str, dst: str, axis: int = 0) -> np.ndarray:
+def reorder_gates(a: Arr, src: str, dst: str, axis: int = 0) -> Arr:
     """Permute the three H-sized gate blocks of ``a`` along ``axis`` from framework ``src``'s order to ``dst``'s."""
     n = a.shape[axis]
     if n % 3:
@@ -67,8 +71,8 @@ def reorder_gates(a: np.ndarray, src: str, dst: str, axis: int = 0) -> np.ndarra
 
 
 def to_framework(
-    w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None, dst: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    w_ih: Arr, w_hh: Arr, b_ih: Arr | None, b_hh: Arr | None, dst: str
+) -> tuple[Arr, Arr, Arr | None, Arr | None]:
     """grukit's (W_ih (3H, I), W_hh (3H, H), b_ih, b_hh) in ``dst``'s gate order and orientation."""
     lay = LAYOUTS[dst]
     w_ih, w_hh = reorder_gates(w_ih, "torch", dst), reorder_gates(w_hh, "torch", dst)
@@ -80,8 +84,8 @@ def to_framework(
 
 
 def from_framework(
-    w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None, src: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    w_ih: Arr, w_hh: Arr, b_ih: Arr | None, b_hh: Arr | None, src: str
+) -> tuple[Arr, Arr, Arr | None, Arr | None]:
     """The inverse of :func:`to_framework`: ``src``'s matrices and biases in grukit's layout."""
     lay = LAYOUTS[src]
     if lay.transposed:
@@ -92,21 +96,39 @@ def from_framework(
     return np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh), b_ih, b_hh
 
 
-def layer_arrays(
-    model, layer: int, direction: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _names(layer: int, direction: int) -> tuple[str, str, str, str]:
+    sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+    return (f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}", f"bias_hh{sfx}")
+
+
+def _params(model: Any, layer: int, direction: int) -> list[Any]:
+    """The four parameters of one layer/direction by their state_dict names (None where there is no bias)."""
+    return [getattr(model, n, None) for n in _names(layer, direction)]
+
+
+def layer_arrays(model: Any, layer: int, direction: int) -> tuple[Arr, Arr, Arr | None, Arr | None]:
     """One layer/direction of a grukit.GRU as float NumPy arrays (W_ih, W_hh, b_ih, b_hh) in grukit's layout."""
-    return tuple(
-        None if t is None else t.detach().cpu().numpy().copy()  # type: ignore[return-value]
-        for t in model.layer_weights(layer, direction)
+    w_ih, w_hh, b_ih, b_hh = (
+        None if t is None else t.detach().cpu().numpy().copy()
+        for t in _params(model, layer, direction)
     )
+    assert w_ih is not None and w_hh is not None
+    return w_ih, w_hh, b_ih, b_hh
 
 
-def set_layer(model, layer: int, direction: int, w_ih, w_hh, b_ih, b_hh) -> None:
+def set_layer(
+    model: Any,
+    layer: int,
+    direction: int,
+    w_ih: Arr,
+    w_hh: Arr,
+    b_ih: Arr | None,
+    b_hh: Arr | None,
+) -> None:
     """Copy grukit-layout arrays into one layer/direction of ``model``, checking every shape."""
     import torch
 
-    params = model.layer_weights(layer, direction)
+    params = _params(model, layer, direction)
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     with torch.no_grad():
         for name, p, a in zip(names, params, (w_ih, w_hh, b_ih, b_hh)):
@@ -128,13 +150,13 @@ def set_layer(model, layer: int, direction: int, w_ih, w_hh, b_ih, b_hh) -> None
             p.copy_(torch.as_tensor(a, dtype=p.dtype))
 
 
-def check_plain(model, target: str) -> None:
+def check_plain(model: Any, target: str) -> None:
     """Refuse a grukit.GRU whose evaluation-mode math is not the plain GRU (``target`` has no such option).
 
     Layer norm and zoneout change the inference equations; recurrent dropout and dropconnect act in training
     only, so the exported inference function is still exact.
     """
-    extra = []
+    extra: list[str] = []
     if getattr(model, "layer_norm", False):
         extra.append("layer_norm=True")
     if getattr(model, "zoneout", 0.0):

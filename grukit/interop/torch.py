@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -9,10 +11,11 @@ from ..nn import GRU, GRUCell
 from ._layouts import check_plain
 
 
-def from_torch(module: nn.Module, backend: str = "auto"):
+def from_torch(module: nn.Module, backend: str = "auto") -> GRU | GRUCell:
     """A grukit GRU or GRUCell with the configuration and weights of a ``torch.nn.GRU`` / ``torch.nn.GRUCell``."""
     p = next(module.parameters())
-    kw = {"device": p.device, "dtype": p.dtype, "backend": backend}
+    kw: dict[str, Any] = {"device": p.device, "dtype": p.dtype, "backend": backend}
+    out: GRU | GRUCell
     if isinstance(module, nn.GRU):
         if getattr(module, "proj_size", 0):
             raise ValueError("torch.nn.GRU has no proj_size; got a module with proj_size set")
@@ -59,7 +62,8 @@ def to_torch(model: nn.Module) -> nn.Module:
             f"to_torch cannot express this model's extra parameters in torch.nn.GRU: {extra[:4]}"
         )
     p = next(model.parameters())
-    kw = {"device": p.device, "dtype": p.dtype}
+    kw: dict[str, Any] = {"device": p.device, "dtype": p.dtype}
+    out: nn.Module
     if isinstance(model, GRU):
         out = nn.GRU(
             model.input_size,

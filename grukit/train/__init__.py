@@ -3,17 +3,24 @@
 Pieces
 ------
 - :class:`TaskModule` — LightningModule base: holds the grukit model in ``self.model`` and a ``step(batch,
-  stage)`` returning the loss (or ``{"loss": ..., "acc": ...}``); logs ``train_loss``/``val_loss``/``val_acc``.
-- :func:`fit` — one seeded, deterministic, resumable Lightning run writing a run folder (CONVENTIONS.md):
+  stage)`` returning the loss (or ``{"loss": ..., "acc": ...}``); logs ``train_loss``/``val_loss``/``val_acc``;
+  builds AdamW or Adam, with ReduceLROnPlateau when given a :class:`Plateau`.
+- :func:`fit` — one seeded, deterministic, resumable Lightning run writing a run folder (docs/conventions.md):
   ``model.safetensors`` (best on ``monitor``, via :func:`grukit.save`), ``config.json``, ``log.csv``,
   ``loss.png``, ``last.ckpt`` (for ``resume`` only). Early stopping (``patience``), gradient clipping,
   rich progress bar, and ``devices``/``num_nodes``/``strategy`` passed straight to Lightning.
 - :class:`RunDir` — the run folder (``runs/<task>-<YYYYmmdd-HHMMSS>/``): ``write_config``,
-  ``write_metrics`` (metrics.json per CONVENTIONS.md), ``file(name)``, ``guard()`` (removes a folder this
+  ``write_metrics`` (metrics.json per docs/conventions.md), ``file(name)``, ``guard()`` (removes a folder this
   run created if the block raises), plus :func:`resolve_checkpoint` for ``--checkpoint``.
-- :func:`seed_everything` — Python/NumPy/torch seeds (+ deterministic algorithms on request).
+- :func:`open_run` — the one run-folder/resume path :func:`fit` takes: ``--output-dir`` (refused when it
+  already holds files unless ``overwrite``), ``--resume`` (its folder and ``last.ckpt``), or a fresh
+  ``runs/<task>-<stamp>/``. :func:`resumed_config` restores a resumed run's options and refuses
+  conflicting ones; :func:`load_task_model` loads ``--checkpoint`` or a task's shipped model.
+- :func:`seed_everything` — Python/NumPy/torch seeds (+ deterministic algorithms on request);
+  :func:`set_threads` for ``--threads``.
 - :mod:`grukit.train.options` — typer annotations for every ``train`` command (``--data-dir --output-dir
-  --epochs --seed --devices --num-nodes --strategy --resume``); light to import (typer only).
+  --epochs --seed --devices --num-nodes --strategy --resume --overwrite --threads``); light to import
+  (typer only).
 
 Usage (a complete recipe in a few lines)::
 
@@ -85,34 +92,41 @@ from typing import Any
 
 from .run import (
     RunDir,
+    check_output_dir,
     load_task_model,
     metrics_record,
+    open_run,
     resolve_checkpoint,
     resolve_resume,
     resumed_config,
     write_json,
 )
-from .seed import epoch_seed, seed_everything
+from .seed import epoch_seed, seed_everything, set_threads
 
 __all__ = [
     "FitResult",
+    "Plateau",
     "RunDir",
     "TaskModule",
+    "check_output_dir",
     "epoch_seed",
     "fit",
     "load_task_model",
     "metrics_record",
+    "open_run",
     "plot_history",
     "resolve_checkpoint",
     "resolve_resume",
     "resumed_config",
     "save_figure",
     "seed_everything",
+    "set_threads",
     "write_json",
 ]
 
 _LAZY = {
     "TaskModule": ".module",
+    "Plateau": ".module",
     "fit": ".loop",
     "FitResult": ".loop",
     "plot_history": ".plots",

@@ -28,7 +28,7 @@ from .. import serialization
 from ..errors import UserInputError
 from .options import parse_devices
 from .plots import plot_history
-from .run import MODEL_FILE, RunDir, resolve_resume
+from .run import MODEL_FILE, RunDir, open_run, resolve_resume
 from .seed import epoch_seed, seed_everything
 
 
@@ -162,7 +162,7 @@ class RunRecorder(Callback):
                 or (score < self.best_score if self.mode == "min" else score > self.best_score)
             )
         )
-        if improved:
+        if improved and score is not None:
             self.best_score, self.best_epoch = float(score), trainer.current_epoch
         if trainer.is_global_zero:
             if improved:
@@ -196,8 +196,21 @@ def write_log_csv(history: Sequence[dict], path: str | os.PathLike) -> Path:
 
 @dataclasses.dataclass
 class FitResult:
-    """What :func:`fit` returns. ``module`` holds the final (last-epoch) weights; ``best_model()`` loads the
-    best-on-validation model from ``model.safetensors``."""
+    """What :func:`fit` returns.
+
+    Attributes:
+        run: the run folder.
+        history: one dict per epoch (the rows of ``log.csv``).
+        best_score: the best value of the monitored metric, or None.
+        best_epoch: the epoch (0-based) it was reached in, or None.
+        epochs_run: epochs trained in total (including those before a resume).
+        stopped_early: whether early stopping ended the run.
+        wall_time_s: wall time of this call in seconds.
+        module: the LightningModule, holding the final (last-epoch) weights.
+        trainer: the Lightning trainer.
+
+    ``best_model()`` loads the best-on-validation model from ``model.safetensors``.
+    """
 
     run: RunDir
     history: list[dict]
@@ -211,6 +224,7 @@ class FitResult:
 
     @property
     def best_path(self) -> Path:
+        """The run's ``model.safetensors`` (the best model on validation)."""
         return self.run.model_path
 
     def best_model(self, map_location: str | torch.device = "cpu") -> torch.nn.Module:
@@ -263,6 +277,7 @@ def fit(
     strategy: str | Any = "auto",
     accelerator: str = "auto",
     resume: str | os.PathLike | None = None,
+    overwrite: bool = False,
     gradient_clip: float | None = 1.0,
     monitor: str = "val_loss",
     mode: str = "min",
@@ -279,11 +294,12 @@ def fit(
     save_extra: dict | None = None,
     save_dtype: torch.dtype | None = None,
     config: Any = None,
+    json_files: dict[str, Any] | None = None,
     plot: bool = True,
     callbacks: Iterable[Callback] = (),
     trainer_kwargs: dict | None = None,
 ) -> FitResult:
-    """Train ``module`` with Lightning and write a run folder.
+    """Train ``module`` with Lightning, seeded and deterministic, and write a run folder.
 
     Data: ``train``/``val`` dataloaders, or a ``datamodule``. The run folder is ``run`` if given, else
     ``output_dir``, else the folder of ``resume``, else ``runs/<task>-<YYYYmmdd-HHMMSS>/``. It receives
@@ -298,6 +314,52 @@ def fit(
     strategy="ddp"``). ``patience`` turns on early stopping on ``monitor``; ``gradient_clip`` clips the global
     gradient norm; ``max_steps``/``limit_*_batches`` shorten smoke runs. Seed the model's construction
     yourself (``seed_everything(seed)`` before building it).
+
+    Args:
+        module: the LightningModule (usually a :class:`TaskModule`); ``getattr(module, model_attr)`` is the
+            grukit model that is saved.
+        train: the training DataLoader.
+        val: the validation DataLoader (needed for ``monitor="val_*"``).
+        task: the task name (run folder name and model-file header).
+        epochs: the total number of epochs (also when resuming).
+        seed: the run's seed (every epoch re-seeds from (seed, epoch)).
+        resume: a run folder or ``.ckpt`` to continue from.
+        monitor: the logged metric that picks the saved model; ``mode`` "min" or "max".
+        patience: epochs without improvement before stopping early; None: no early stopping.
+        config: the run's options, written to ``config.json``.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        UserInputError: ``epochs`` or ``patience`` below 1, or a ``resume`` that names no checkpoint.
+        TypeError: ``module`` has no attribute ``model_attr``.
+
+    Examples:
+        >>> import tempfile, torch, grukit
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from grukit.train import TaskModule, fit, seed_everything
+        >>> class Last(TaskModule):
+        ...     def step(self, batch, stage):
+        ...         x, y = batch  # x (B, T, I), y (B,)
+        ...         out, _ = self.model(x)  # (B, T, H)
+        ...         return torch.nn.functional.mse_loss(out[:, -1, 0], y)
+        >>> _ = seed_everything(0)
+        >>> data = TensorDataset(torch.randn(16, 5, 3), torch.randn(16))
+        >>> result = fit(
+        ...     Last(grukit.GRU(3, 4, batch_first=True)),
+        ...     DataLoader(data, 8),
+        ...     DataLoader(data, 8),
+        ...     task="toy",
+        ...     epochs=2,
+        ...     output_dir=tempfile.mkdtemp() + "/run",
+        ...     progress=False,
+        ...     plot=False,
+        ... )
+        >>> result.epochs_run, sorted(p.name for p in result.run.path.iterdir())
+        (2, ['last.ckpt', 'log.csv', 'model.safetensors'])
+        >>> type(result.best_model()).__name__
+        'GRU'
     """
     if epochs < 1:
         raise UserInputError(f"--epochs must be at least 1, got {epochs}")
@@ -308,108 +370,112 @@ def fit(
             f"fit expected module.{model_attr} to be the grukit model to save; "
             f"{type(module).__name__} has no attribute {model_attr!r}"
         )
-    ckpt = None
-    if resume is not None:
-        resume_dir, ckpt = resolve_resume(resume)
-        if run is None and output_dir is None:
-            run = RunDir(resume_dir, task=task)
     if run is None:
-        run = RunDir.create(task, output_dir=output_dir)
-    run.mkdir()
-    if ckpt is not None and Path(ckpt).parent.resolve() != run.path.resolve():
-        src = Path(ckpt).parent / MODEL_FILE  # keep the best model found before the interruption
-        if src.is_file() and not run.model_path.exists():
-            shutil.copy2(src, run.model_path)
-    if config is not None:
-        run.write_config(config)
+        run, ckpt = open_run(task, output_dir=output_dir, resume=resume, overwrite=overwrite)
+    else:
+        ckpt = resolve_resume(resume)[1] if resume is not None else None
+        run.mkdir()
+    with run.guard():  # no partial output; a folder holding last.ckpt is kept for --resume
+        if ckpt is not None and Path(ckpt).parent.resolve() != run.path.resolve():
+            src = (
+                Path(ckpt).parent / MODEL_FILE
+            )  # keep the best model found before the interruption
+            if src.is_file() and not run.model_path.exists():
+                shutil.copy2(src, run.model_path)
+        if config is not None:
+            run.write_config(config)
+        for name, obj in (json_files or {}).items():
+            run.write_json(name, obj)
 
-    recorder = RunRecorder(
-        run,
-        monitor=monitor,
-        mode=mode,
-        task=task,
-        model_attr=model_attr,
-        save_extra=save_extra,
-        save_dtype=save_dtype,
-        plot=plot,
-    )
-    cbs: list[Callback] = [EpochSeed(seed), recorder]
-    if patience is not None:
-        cbs.append(
-            EarlyStopping(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta)
+        recorder = RunRecorder(
+            run,
+            monitor=monitor,
+            mode=mode,
+            task=task,
+            model_attr=model_attr,
+            save_extra=save_extra,
+            save_dtype=save_dtype,
+            plot=plot,
         )
-    if progress:
-        from lightning.pytorch.callbacks import RichProgressBar
-
-        cbs.append(RichProgressBar(leave=True))
-    # last.ckpt after every epoch, replacing the previous one (monitor=None + save_top_k=1 keeps only the
-    # latest). save_last=True with save_top_k=0 would write it only when training ends (Lightning 2.6),
-    # so a killed run could not resume.
-    cbs.append(
-        ModelCheckpoint(
-            dirpath=run.path,
-            filename="last",
-            save_top_k=1,
-            monitor=None,
-            every_n_epochs=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-        )
-    )
-    cbs.extend(callbacks)
-
-    kwargs: dict[str, Any] = dict(
-        max_epochs=epochs,
-        max_steps=max_steps,
-        accelerator=accelerator,
-        devices=parse_devices(devices),
-        num_nodes=num_nodes,
-        strategy=strategy,
-        deterministic=deterministic,
-        gradient_clip_val=gradient_clip,
-        callbacks=cbs,
-        logger=False,
-        enable_checkpointing=True,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(run.path),
-        log_every_n_steps=1,
-    )
-    if limit_train_batches is not None:
-        kwargs["limit_train_batches"] = limit_train_batches
-    if limit_val_batches is not None:
-        kwargs["limit_val_batches"] = limit_val_batches
-    if precision is not None:
-        kwargs["precision"] = precision
-    kwargs.update(trainer_kwargs or {})
-
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    t0 = time.perf_counter()
-    with _quiet(quiet):
-        try:
-            seed_everything(seed)
-            trainer = L.Trainer(**kwargs)
-            trainer.fit(
-                module,
-                train_dataloaders=train,
-                val_dataloaders=val,
-                datamodule=datamodule,
-                ckpt_path=str(ckpt) if ckpt is not None else None,
-                weights_only=True,
+        cbs: list[Callback] = [EpochSeed(seed), recorder]
+        if patience is not None:
+            cbs.append(
+                EarlyStopping(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta)
             )
-        finally:
-            torch.use_deterministic_algorithms(was_deterministic)
-    wall = time.perf_counter() - t0
-    stopped = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
-    return FitResult(
-        run=run,
-        history=list(recorder.history),
-        best_score=recorder.best_score,
-        best_epoch=recorder.best_epoch,
-        epochs_run=trainer.current_epoch,
-        stopped_early=stopped,
-        wall_time_s=wall,
-        module=module,
-        trainer=trainer,
-    )
+        if progress:
+            from lightning.pytorch.callbacks import RichProgressBar
+
+            cbs.append(RichProgressBar(leave=True))
+        # last.ckpt after every epoch, replacing the previous one (monitor=None + save_top_k=1 keeps only the
+        # latest). save_last=True with save_top_k=0 would write it only when training ends (Lightning 2.6),
+        # so a killed run could not resume.
+        cbs.append(
+            ModelCheckpoint(
+                dirpath=run.path,
+                filename="last",
+                save_top_k=1,
+                monitor=None,
+                every_n_epochs=1,
+                save_on_train_epoch_end=True,
+                enable_version_counter=False,
+            )
+        )
+        cbs.extend(callbacks)
+
+        kwargs: dict[str, Any] = dict(
+            max_epochs=epochs,
+            max_steps=max_steps,
+            accelerator=accelerator,
+            devices=parse_devices(devices),
+            num_nodes=num_nodes,
+            strategy=strategy,
+            deterministic=deterministic,
+            gradient_clip_val=gradient_clip,
+            callbacks=cbs,
+            logger=False,
+            enable_checkpointing=True,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=str(run.path),
+            log_every_n_steps=1,
+        )
+        if limit_train_batches is not None:
+            kwargs["limit_train_batches"] = limit_train_batches
+        if limit_val_batches is not None:
+            kwargs["limit_val_batches"] = limit_val_batches
+        if precision is not None:
+            kwargs["precision"] = precision
+        kwargs.update(trainer_kwargs or {})
+
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        t0 = time.perf_counter()
+        with _quiet(quiet):
+            try:
+                seed_everything(seed)
+                trainer = L.Trainer(**kwargs)
+                trainer.fit(
+                    module,
+                    train_dataloaders=train,
+                    val_dataloaders=val,
+                    datamodule=datamodule,
+                    ckpt_path=str(ckpt) if ckpt is not None else None,
+                    weights_only=True,
+                )
+            finally:
+                torch.use_deterministic_algorithms(was_deterministic)
+        wall = time.perf_counter() - t0
+        stopped = any(
+            isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in cbs
+        )  # the callback objects given to the Trainer
+        return FitResult(
+            run=run,
+            history=list(recorder.history),
+            best_score=recorder.best_score,
+            best_epoch=recorder.best_epoch,
+            epochs_run=trainer.current_epoch,
+            stopped_early=stopped,
+            wall_time_s=wall,
+            module=module,
+            trainer=trainer,
+        )

@@ -2,39 +2,115 @@
 
 A recipe supplies the grukit model (``self.model``, the thing saved as ``model.safetensors``) and a ``step``
 that returns the loss (or a dict with ``"loss"`` and other metrics) for a batch; the base logs
-``train_loss``/``val_loss`` (and ``val_<name>`` for extra metrics), and builds AdamW.
+``train_loss``/``val_loss`` (and ``val_<name>`` for extra metrics), and builds the optimizer (AdamW or
+Adam) with, on request, a :class:`Plateau` learning-rate schedule (ReduceLROnPlateau) — the one scheduler
+set-up every recipe shares.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Literal
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
-class TaskModule(L.LightningModule):
-    """Base LightningModule: ``model`` is the grukit model to train and save; override :meth:`step`.
 
-    ``step(batch, stage)`` → a scalar loss tensor, or a dict ``{"loss": tensor, "mae": tensor, ...}``;
-    ``stage`` is ``"train"``, ``"val"`` or ``"test"``. Logged names are ``f"{stage}_{key}"``.
+@dataclasses.dataclass(frozen=True)
+class Plateau:
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved for ``patience`` epochs
+    (``torch.optim.lr_scheduler.ReduceLROnPlateau``, its state carried in ``last.ckpt``).
+
+    Example:
+        >>> Plateau(monitor="val_acc", mode="max")
+        Plateau(monitor='val_acc', mode='max', factor=0.5, patience=0)
     """
 
-    def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+    monitor: str = "val_loss"
+    mode: str = "min"
+    factor: float = 0.5
+    patience: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"Plateau mode must be 'min' or 'max', got {self.mode!r}")
+        if not 0.0 < self.factor < 1.0:
+            raise ValueError(f"Plateau factor must be in (0, 1), got {self.factor}")
+        if self.patience < 0:
+            raise ValueError(f"Plateau patience must be >= 0, got {self.patience}")
+
+
+class TaskModule(L.LightningModule):
+    """Base LightningModule of every recipe: holds the grukit model to train and save; override :meth:`step`.
+
+    ``step(batch, stage)`` returns a scalar loss tensor, or a dict ``{"loss": tensor, "mae": tensor, ...}``;
+    ``stage`` is ``"train"``, ``"val"`` or ``"test"``. Each value is logged per epoch as
+    ``f"{stage}_{key}"`` (``train_loss``, ``val_loss``, ``val_mae``, ...).
+
+    Args:
+        model: the grukit model (saved by :func:`fit` as ``model.safetensors``), kept as ``self.model``.
+        lr: the optimizer's learning rate.
+        weight_decay: the optimizer's weight decay (AdamW's decoupled decay, or Adam's L2 term).
+        optimizer: ``"adamw"`` (default) or ``"adam"``.
+        plateau: a :class:`Plateau` adds ReduceLROnPlateau — the one learning-rate schedule the recipes
+            share — stepped by Lightning once per epoch on the monitored metric or, for a module with
+            manual optimization, by this base class at the end of each validation epoch.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: an unknown ``optimizer``.
+
+    Examples:
+        >>> import torch, grukit
+        >>> from grukit.train import TaskModule
+        >>> class LastStep(TaskModule):
+        ...     def step(self, batch, stage):
+        ...         x, y = batch  # x (T, B, I), y (B, H)
+        ...         out, h_n = self.model(x)  # out (T, B, H)
+        ...         return torch.nn.functional.mse_loss(out[-1], y)
+        >>> module = LastStep(grukit.GRU(3, 4), lr=1e-2, optimizer="adam", plateau=Plateau())
+        >>> module.step((torch.randn(5, 2, 3), torch.zeros(2, 4)), "train").shape
+        torch.Size([])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        *,
+        optimizer: str = "adamw",
+        plateau: Plateau | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(
                 f"TaskModule expected an nn.Module as model, got {type(model).__name__}"
             )
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         self.model = model
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
+        self.optimizer_name = optimizer
+        self.plateau = plateau
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
     def step(self, batch: Any, stage: str) -> Tensor | dict[str, Tensor]:
+        """The loss of one batch (override this).
+
+        Args:
+            batch: one batch from the DataLoader.
+            stage: ``"train"``, ``"val"`` or ``"test"``.
+
+        Returns:
+            A scalar loss tensor, or a dict holding ``"loss"`` and other scalar metrics.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement step(batch, stage)")
 
     def _run(self, batch: Any, stage: str) -> Tensor:
@@ -68,8 +144,31 @@ class TaskModule(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._run(batch, "test")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+    def configure_optimizers(self) -> Any:
+        opt = OPTIMIZERS[self.optimizer_name](
+            self.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+        if self.plateau is None:
+            return opt
+        p = self.plateau
+        mode: Literal["min", "max"] = "max" if p.mode == "max" else "min"
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode=mode, factor=p.factor, patience=p.patience
+        )
+        if not self.automatic_optimization:  # stepped in on_validation_epoch_end
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched}}
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "monitor": p.monitor, "interval": "epoch"},
+        }
+
+    def on_validation_epoch_end(self) -> None:
+        if self.automatic_optimization or self.plateau is None or self.trainer.sanity_checking:
+            return
+        value = self.trainer.callback_metrics.get(self.plateau.monitor)
+        sched = self.lr_schedulers()
+        if value is not None and isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            sched.step(float(value))
 
 
 def _batch_size(batch: Any) -> int | None:

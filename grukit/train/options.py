@@ -1,5 +1,7 @@
-"""Shared typer options for every ``train`` command (CONVENTIONS.md):
-``--data-dir --output-dir --epochs --seed --devices --num-nodes --strategy --resume``.
+"""Shared typer options for every ``train`` command (docs/conventions.md):
+``--data-dir --output-dir --epochs --seed --devices --num-nodes --strategy --resume``, plus
+``--overwrite`` and ``--threads``; :func:`given_options` tells which ones the user typed (for
+:func:`grukit.train.resumed_config`).
 
 Use them as annotations so each command keeps its own defaults::
 
@@ -12,6 +14,8 @@ Use them as annotations so each command keeps its own defaults::
         NumNodes,
         Strategy,
         Resume,
+        Overwrite,
+        Threads,
     )
 
 
@@ -25,8 +29,12 @@ Use them as annotations so each command keeps its own defaults::
         num_nodes: NumNodes = 1,
         strategy: Strategy = "auto",
         resume: Resume = None,
+        overwrite: Overwrite = False,
+        threads: Threads = None,
     ) -> None:
-        from grukit.train import fit  # heavy imports inside the command
+        from grukit.train import fit, set_threads  # heavy imports inside the command
+
+        set_threads(threads)
 
         ...
         fit(
@@ -40,6 +48,7 @@ Use them as annotations so each command keeps its own defaults::
             num_nodes=num_nodes,
             strategy=strategy,
             resume=resume,
+            overwrite=overwrite,
             output_dir=output_dir,
         )
 
@@ -94,6 +103,22 @@ Resume = Annotated[
         show_default=False,
     ),
 ]
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace the run folder --output-dir if it already holds a run (refused otherwise).",
+    ),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch CPU threads (default: torch's own choice).",
+        show_default=False,
+    ),
+]
 Accelerator = Annotated[
     str, typer.Option("--accelerator", help="Lightning accelerator: auto, cpu, gpu, mps.")
 ]
@@ -108,7 +133,23 @@ Checkpoint = Annotated[
 
 
 def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:
-    """``--devices`` text → what Lightning accepts: ``"auto"``, ``-1``, an int, or a list of indices."""
+    """Turn the ``--devices`` text into what ``lightning.Trainer(devices=...)`` accepts.
+
+    Args:
+        devices: ``"auto"``, a count (``"2"``, ``"-1"`` for all), or a comma list of indices (``"0,1"``);
+            ints and lists pass through.
+
+    Returns:
+        ``"auto"``, an int, or a list of ints.
+
+    Raises:
+        UserInputError: anything else.
+
+    Examples:
+        >>> from grukit.train.options import parse_devices
+        >>> parse_devices("auto"), parse_devices("2"), parse_devices("0,1")
+        ('auto', 2, [0, 1])
+    """
     if isinstance(devices, (int, list)):
         return devices
     s = str(devices).strip()
@@ -124,3 +165,17 @@ def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:
         raise UserInputError(
             f"--devices expects a count, 'auto' or a comma list of indices, got {devices!r}"
         ) from None
+
+
+def given_options(ctx: typer.Context, rename: dict[str, str] | None = None) -> set[str]:
+    """The parameters of the running command that the user set (on the command line or through the
+    environment) rather than left at their defaults, renamed by ``rename`` (CLI parameter → config field,
+    e.g. ``{"hidden": "hidden_size"}``). Pass it as ``given`` to :func:`grukit.train.resumed_config`;
+    ``ctx`` is the command's ``typer.Context`` (declare a ``ctx: typer.Context`` parameter)."""
+    rename = rename or {}
+    out = set()
+    for name in ctx.params:
+        src = ctx.get_parameter_source(name)
+        if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP"):
+            out.add(rename.get(name, name))
+    return out

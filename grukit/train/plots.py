@@ -10,7 +10,26 @@ from typing import Any
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it."""
+    """Save a matplotlib figure as PNG, atomically, and close it.
+
+    Args:
+        fig: a ``matplotlib.figure.Figure``.
+        path: the PNG file to write (its folder must exist).
+        dpi: resolution.
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import tempfile, matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> from grukit.train import save_figure
+        >>> fig, ax = plt.subplots()
+        >>> _ = ax.plot([0, 1], [1, 0])
+        >>> save_figure(fig, tempfile.mkdtemp() + "/line.png").suffix
+        '.png'
+    """
     import matplotlib.pyplot as plt
 
     path = Path(path)
@@ -30,8 +49,29 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
 def plot_history(
     history: Sequence[dict], path: str | os.PathLike, title: str | None = None
 ) -> Path | None:
-    """Plot every ``*loss`` column of ``history`` (one dict per epoch, as in ``log.csv``) against the epoch.
-    Returns the path, or None when there is nothing to plot."""
+    """Plot every ``*loss`` column of ``history`` against the epoch, as a PNG.
+
+    Args:
+        history: one dict per epoch, as in ``log.csv`` (an ``"epoch"`` key, 0-based, and ``*loss`` keys;
+            missing or None values are skipped).
+        path: the PNG file to write.
+        title: the plot's title.
+
+    Returns:
+        The path, or None when there is nothing to plot.
+
+    Examples:
+        >>> import tempfile
+        >>> from grukit.train import plot_history
+        >>> history = [
+        ...     {"epoch": 0, "train_loss": 1.0, "val_loss": 1.2},
+        ...     {"epoch": 1, "train_loss": 0.5, "val_loss": 0.9},
+        ... ]
+        >>> plot_history(history, tempfile.mkdtemp() + "/loss.png").name
+        'loss.png'
+        >>> plot_history([], "unused.png") is None
+        True
+    """
     if not history:
         return None
     import matplotlib

@@ -9,7 +9,7 @@ import torch
 
 import grukit
 
-TOL = 1e-5  # fp32 outputs (CONVENTIONS.md)
+TOL = 1e-5  # fp32 outputs (docs/conventions.md)
 
 
 def randomize(module: torch.nn.Module, seed: int = 0, scale: float = 0.6) -> torch.nn.Module:

@@ -107,14 +107,16 @@ def test_keras_sources_without_sequences_or_reading_backwards(tmp_path, monkeypa
     from ._util import randomize_keras
 
     randomize_keras(back).save(tmp_path / "back.keras")
-    for name in ("last", "back"):
-        code, out, err = _convert(
-            monkeypatch, capsys, tmp_path / f"{name}.keras", tmp_path / f"{name}.onnx"
-        )
-        assert code == 0, err
-        assert "FAILED" not in out and out.count(" ok ") == 2, (
-            out
-        )  # SRC run in Keras, DST in onnxruntime
+    code, out, err = _convert(monkeypatch, capsys, tmp_path / "last.keras", tmp_path / "last.onnx")
+    assert code == 0, err
+    assert "FAILED" not in out and out.count(" ok ") == 2, (
+        out
+    )  # SRC run in Keras, DST in onnxruntime
+    # a go_backwards layer has no plain-GRU form: refused (it used to be written as a forward GRU that
+    # needs reversed input, i.e. a file computing something else than its source)
+    code, out, err = _convert(monkeypatch, capsys, tmp_path / "back.keras", tmp_path / "back.onnx")
+    assert code == 2 and "go_backwards" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "back.onnx").exists()
 
 
 def test_failed_self_check_removes_dst(tmp_path, monkeypatch, capsys):
@@ -127,3 +129,66 @@ def test_failed_self_check_removes_dst(tmp_path, monkeypatch, capsys):
     code, out, err = _convert(monkeypatch, capsys, tmp_path / "m.safetensors", tmp_path / "m.keras")
     assert code == 1 and "self-check failed" in err and "FAILED" in out
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_task_model_needs_gru_only_and_says_what_is_left_out(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    src = Path(grukit.__file__).parent / "pretrained" / "music-jsb.safetensors"
+    code, out, err = _convert(monkeypatch, capsys, src, tmp_path / "m.onnx")
+    assert code == 2 and "MusicGRU" in err and "--gru-only" in err, err
+    assert not (tmp_path / "m.onnx").exists()
+    code, out, err = _convert(monkeypatch, capsys, src, tmp_path / "m.onnx", "--gru-only")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "--gru-only: exporting MusicGRU.gru" in text and "left out:" in text and "head" in text
+    model = grukit.load(src)
+    x = torch.randn(4, 2, model.gru.input_size)
+    with torch.no_grad():
+        want = model.gru(x if not model.gru.batch_first else x.transpose(0, 1))[0]
+    feed = x.numpy() if not model.gru.batch_first else x.transpose(0, 1).numpy()
+    assert maxdiff(ort_run(tmp_path / "m.onnx", {"input": feed})[0], want) <= TOL
+
+
+def test_empty_sources_and_missing_folders_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    (tmp_path / "zero.pt").write_bytes(b"")
+    torch.save({}, tmp_path / "empty.pt")
+    torch.save({"head.weight": torch.ones(2, 3)}, tmp_path / "nogru.pt")
+    grukit.save(grukit.GRU(3, 4), tmp_path / "m.safetensors")
+    grukit.save(grukit.MinGRU(3, 4), tmp_path / "min.safetensors")
+    cases = [
+        (("zero.pt", "a.onnx"), "empty file"),
+        (("empty.pt", "a.onnx"), "empty state_dict"),
+        (("nogru.pt", "a.onnx"), "found 0"),
+        (("min.safetensors", "a.onnx"), "MinGRU"),
+        (("m.safetensors", "missing/a.onnx"), "does not exist"),
+    ]
+    for (s, d), msg in cases:
+        code, out, err = _convert(monkeypatch, capsys, tmp_path / s, tmp_path / d)
+        assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "a.onnx").exists()
+
+
+def test_sources_without_a_plain_gru_form_are_refused(tmp_path, monkeypatch, capsys):
+    keras = keras_mod()
+    from ._util import randomize_keras
+
+    summed = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.Bidirectional(
+                keras.layers.GRU(4, return_sequences=True), merge_mode="sum"
+            ),
+        ]
+    )
+    randomize_keras(summed).save(tmp_path / "sum.keras")
+    code, out, err = _convert(monkeypatch, capsys, tmp_path / "sum.keras", tmp_path / "sum.onnx")
+    assert code == 2 and "merge_mode='sum'" in err, err
+    chain = grukit.from_keras(summed)
+    grukit.save(chain, tmp_path / "chain.safetensors")
+    code, out, err = _convert(
+        monkeypatch, capsys, tmp_path / "chain.safetensors", tmp_path / "c.pt"
+    )
+    assert code == 2 and "GRUChain" in err, err
+    assert not (tmp_path / "sum.onnx").exists() and not (tmp_path / "c.pt").exists()

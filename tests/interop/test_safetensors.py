@@ -1,4 +1,4 @@
-"""grukit.save / grukit.load: the single-file model format of CONVENTIONS.md, and what it refuses."""
+"""grukit.save / grukit.load: the single-file model format of docs/conventions.md, and what it refuses."""
 
 import json
 import pickle

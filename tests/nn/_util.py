@@ -35,5 +35,5 @@ def reference_of(gru: grukit.GRU, x, h0=None, lengths=None):
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max |a − b| / max |b| (the gradient comparison of CONVENTIONS.md)."""
+    """max |a − b| / max |b| (the gradient comparison of docs/conventions.md)."""
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))

@@ -1,5 +1,5 @@
 """MinGRU: parallel scan and sequential loop against the float64 reference and the paper's own equations;
-long sequences at the CONVENTIONS.md tolerances; gradcheck; streaming; lengths, packed and save/load."""
+long sequences at the docs/conventions.md tolerances; gradcheck; streaming; lengths, packed and save/load."""
 
 import numpy as np
 import pytest

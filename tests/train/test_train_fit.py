@@ -1,4 +1,4 @@
-"""fit() writes the run folder of CONVENTIONS.md; the saved model is the best on validation."""
+"""fit() writes the run folder of docs/conventions.md; the saved model is the best on validation."""
 
 import csv
 import json

@@ -1,4 +1,4 @@
-"""Resume from last.ckpt continues to the same final weights as an uninterrupted run (CONVENTIONS.md)."""
+"""Resume from last.ckpt continues to the same final weights as an uninterrupted run (docs/conventions.md)."""
 
 import csv
 

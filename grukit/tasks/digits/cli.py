@@ -14,9 +14,12 @@ from grukit.train.options import (
     Epochs,
     NumNodes,
     OutputDir,
+    Overwrite,
     Resume,
     Seed,
     Strategy,
+    Threads,
+    given_options,
 )
 
 NAME = "digits"
@@ -36,16 +39,9 @@ StreamFlag = Annotated[
 ]
 
 
-def _subset(recs: list, n: int | None) -> list:
-    """``n`` recordings spread evenly over ``recs`` (all if n is None)."""
-    if n is None or n >= len(recs):
-        return list(recs)
-    step = len(recs) / n
-    return [recs[int(i * step)] for i in range(n)]
-
-
 @app.command()
 def train(
+    ctx: typer.Context,
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
     epochs: Epochs = 30,
@@ -54,6 +50,7 @@ def train(
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
     resume: Resume = None,
+    overwrite: Overwrite = False,
     unidirectional: Annotated[
         bool,
         typer.Option(
@@ -123,71 +120,28 @@ def train(
         int | None,
         typer.Option("--subset", min=2, help="Use only N recordings per split (smoke tests)."),
     ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="torch CPU threads.")
-    ] = None,
+    threads: Threads = None,
 ) -> None:
     """Train a digit recognizer; writes a run folder (model.safetensors = best validation accuracy, metrics.json
-    with validation and test accuracy)."""
-    import torch
+    with validation and test accuracy).
 
-    from grukit.datasets import find_data_dir
+    With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total,
+    an option that differs from the stored run is refused.
+    """
+    from .train import DigitsTrainConfig
+    from .train import train as run_train
 
-    from ...errors import UserInputError
-    from . import data as D
-    from .evaluate import summarize
-    from .model import NORMALIZATIONS, POOLINGS, DigitsConfig
-    from .train import predict_logits, prepare, timed, train_model
-
-    if pooling not in POOLINGS:
-        raise UserInputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-    if normalization not in NORMALIZATIONS:
-        raise UserInputError(
-            f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}"
-        )
-    if threads is not None:
-        torch.set_num_threads(threads)
-    root = find_data_dir(D.DATASET, data_dir)
-    recs = D.list_recordings(root)
-    parts = D.speaker_split(recs, speaker) if speaker else D.official_split(recs)
-    parts = {k: _subset(v, subset) for k, v in parts.items()}
-    cfg = DigitsConfig(
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        bidirectional=not unidirectional,
-        dropout=dropout,
-        n_mels=n_mels,
-        deltas=deltas,
-        pooling=pooling,
-        normalization=normalization,
-    )
-    spec = D.FeatureSpec(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.deltas)
-    (raw, t_feat, _) = timed(lambda: {k: D.load_raw_features(v, spec) for k, v in parts.items()})
-    labels = {k: [r.digit for r in v] for k, v in parts.items()}
-    prepared, cfg = prepare(raw, labels, cfg)
-    run_config = {
-        "model": {k: v for k, v in cfg.__dict__.items() if not k.startswith("feature_")},
-        "epochs": epochs,
-        "seed": seed,
-        "batch_size": batch_size,
-        "lr": lr,
-        "mask_bands": mask_bands,
-        "mask_frames": mask_frames,
-        "stretch": stretch,
-        "shift": shift,
-        "patience": patience,
-        "speaker": speaker,
-        "subset": subset,
-        "threads": torch.get_num_threads(),
-        "data_dir": str(root),
-        "split": f"leave out {speaker}" if speaker else "official (test 0-4, val 5-9, train 10-49)",
-    }
-    result, wall, cpu = timed(
-        train_model,
-        prepared,
-        cfg,
+    cfg = DigitsTrainConfig(
         epochs=epochs,
         seed=seed,
+        unidirectional=unidirectional,
+        normalization=normalization,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+        pooling=pooling,
+        n_mels=n_mels,
+        deltas=deltas,
         batch_size=batch_size,
         lr=lr,
         mask_bands=mask_bands,
@@ -195,41 +149,25 @@ def train(
         stretch=stretch,
         shift=shift,
         patience=patience,
+        speaker=speaker,
+        subset=subset,
+    )
+    rec = run_train(
+        cfg,
+        data_dir=data_dir,
         output_dir=output_dir,
         resume=resume,
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
-        run_config=run_config,
+        threads=threads,
+        overwrite=overwrite,
+        given=given_options(ctx),
     )
-    model = result.best_model()
-    scores = {}
-    for split in ("val", "test"):
-        recs_s = parts[split]
-        scores[split] = summarize(
-            predict_logits(model, prepared.features[split]),
-            labels[split],
-            [r.speaker for r in recs_s],
-        )
-    result.run.write_metrics(
-        task="digits",
-        dataset="fsdd",
-        split="test" if not speaker else f"test (speaker {speaker})",
-        model={"accuracy": scores["test"]["accuracy"], "val_accuracy": scores["val"]["accuracy"]},
-        seed=seed,
-        wall_time_s=wall,
-        cpu_time_s=round(cpu, 1),
-        feature_time_s=round(t_feat, 1),
-        threads=torch.get_num_threads(),
-        best_epoch=result.best_epoch,
-        epochs_run=result.epochs_run,
-        per_speaker=scores["test"]["per_speaker"],
-        confusion=scores["test"]["confusion"],
-    )
-    typer.echo(f"run: {result.run.path}")
+    typer.echo(f"run: {rec['run']}")
     typer.echo(
-        f"val accuracy {scores['val']['accuracy']:.4f}, test accuracy {scores['test']['accuracy']:.4f} "
-        f"({scores['test']['n']} files), best epoch {result.best_epoch}, {wall:.0f} s"
+        f"val accuracy {rec['model']['val_accuracy']:.4f}, test accuracy {rec['model']['accuracy']:.4f} "
+        f"({rec['n_test']} files), best epoch {rec['best_epoch']}, {rec['wall_time_s']:.0f} s"
     )
 
 
@@ -345,7 +283,7 @@ def stream_cmd(
     for upd, final in simulate(
         model, y, chunk_s=chunk_ms / 1000.0, speed=speed, sleep=None if no_sleep else _sleep
     ):
-        if final:
+        if final and upd is not None:
             typer.echo(
                 f"final {upd.label} p={upd.prob:.3f} ({upd.time_s:.2f} s, {upd.frames} frames)"
             )

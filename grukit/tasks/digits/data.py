@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
 
 from ...errors import UserInputError
 
@@ -88,7 +91,7 @@ def official_split(
 ) -> dict[str, list[Recording]]:
     """The official split (index 0-4 test, 5-49 train), with validation taken from train by index
     (``val_indices``, default 5-9): {"train": 10-49, "val": 5-9, "test": 0-4}."""
-    split = {"train": [], "val": [], "test": []}
+    split: dict[str, list[Recording]] = {"train": [], "val": [], "test": []}
     for r in recs:
         key = "test" if r.index <= 4 else "val" if r.index in val_indices else "train"
         split[key].append(r)
@@ -104,7 +107,7 @@ def speaker_split(
         raise UserInputError(
             f"unknown speaker {speaker!r}; expected one of {sorted({r.speaker for r in recs})}"
         )
-    split = {"train": [], "val": [], "test": []}
+    split: dict[str, list[Recording]] = {"train": [], "val": [], "test": []}
     for r in recs:
         key = "test" if r.speaker == speaker else "val" if r.index in val_indices else "train"
         split[key].append(r)
@@ -226,7 +229,9 @@ class RunningNormalizer:
 
     with the prior (μ₀, σ₀²) = the training set's per-feature mean and variance weighted as P frames."""
 
-    def __init__(self, mean: Sequence[float], var: Sequence[float], prior_frames: float) -> None:
+    def __init__(
+        self, mean: Sequence[float] | None, var: Sequence[float] | None, prior_frames: float
+    ) -> None:
         self.mean0 = np.asarray(mean, dtype=np.float64)
         self.var0 = np.asarray(var, dtype=np.float64)
         if self.mean0.shape != self.var0.shape or self.mean0.ndim != 1:
@@ -258,7 +263,7 @@ class RunningNormalizer:
 
 
 def running_normalize(
-    x: np.ndarray, mean: Sequence[float], var: Sequence[float], prior_frames: float
+    x: np.ndarray, mean: Sequence[float] | None, var: Sequence[float] | None, prior_frames: float
 ) -> np.ndarray:
     """(T, F) → causally normalized (T, F) (see :class:`RunningNormalizer`)."""
     return RunningNormalizer(mean, var, prior_frames)(x)
@@ -273,3 +278,40 @@ def feature_stats(frames: Sequence[np.ndarray]) -> tuple[list[float], list[float
 def load_raw_features(recs: Sequence[Recording], spec: FeatureSpec) -> list[np.ndarray]:
     """Un-normalized features of each recording (each checked as :func:`load_audio` does)."""
     return [raw_features(load_audio(r.path, spec), spec) for r in recs]
+
+
+# ---------------------------------------------------------------- batching (training and inference)
+def collate(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
+    """→ x (B, T_max, F) zero-padded, lengths (B,), y (B,)."""
+    xs, ys = zip(*batch)
+    lengths = torch.tensor([len(x) for x in xs], dtype=torch.long)
+    x = torch.nn.utils.rnn.pad_sequence(list(xs), batch_first=True)
+    return x, lengths, torch.tensor(ys, dtype=torch.long)
+
+
+class BucketSampler(Sampler[list[int]]):
+    """Batches of similar length (less padding): shuffle (torch's global RNG, so the toolkit's per-epoch
+    seeding makes it reproducible), sort each pool of ``pool`` batches by length, cut into batches, shuffle
+    the batches. ``shuffle=False`` gives length-sorted batches in a fixed order. Lazy like RandomSampler: the
+    order is drawn at the first batch, after the toolkit has re-seeded the epoch (exact resume)."""
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 8
+    ) -> None:
+        self.lengths = list(lengths)
+        self.batch_size, self.shuffle, self.pool = int(batch_size), shuffle, int(pool)
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n, bs = len(self.lengths), self.batch_size
+        order = torch.randperm(n).tolist() if self.shuffle else list(range(n))
+        span = bs * self.pool if self.shuffle else n
+        batches = []
+        for s in range(0, n, span):
+            chunk = sorted(order[s : s + span], key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
+        yield from batches

@@ -5,11 +5,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+from torch.utils.data import DataLoader
 
 from . import data as D
 from .model import DigitRecognizer
 from .predict import normalize
-from .train import accuracy, predict_logits
+
+
+@torch.no_grad()
+def predict_logits(
+    model: DigitRecognizer, features: Sequence[np.ndarray], batch_size: int = 128
+) -> np.ndarray:
+    """Logits (N, n_classes) of normalized feature arrays, in input order."""
+    model.eval()
+    out = np.zeros((len(features), model.config.n_classes), dtype=np.float32)
+    dl: DataLoader[int] = DataLoader(
+        list(range(len(features))),  # type: ignore[arg-type]  # a list is a map-style dataset
+        batch_sampler=D.BucketSampler([len(f) for f in features], batch_size, shuffle=False),
+        collate_fn=lambda idx: idx,
+    )
+    for idx in dl:
+        x = torch.nn.utils.rnn.pad_sequence(
+            [torch.from_numpy(features[i]) for i in idx], batch_first=True
+        )
+        lengths = torch.tensor([len(features[i]) for i in idx])
+        out[idx] = model(x, lengths).numpy()
+    return out
+
+
+def accuracy(logits: np.ndarray, labels: Sequence[int]) -> float:
+    return float((logits.argmax(-1) == np.asarray(labels)).mean())
 
 
 def split_records(data_dir, split: str, speaker: str | None = None) -> list[D.Recording]:
@@ -38,20 +64,22 @@ def evaluate_records(model: DigitRecognizer, recs: Sequence[D.Recording]) -> dic
 
 def summarize(logits: np.ndarray, labels: Sequence[int], speakers: Sequence[str]) -> dict:
     pred = logits.argmax(-1)
-    labels = np.asarray(labels)
-    speakers = np.asarray(speakers)
+    labels_a = np.asarray(labels)
+    speakers_a = np.asarray(speakers)
     n = logits.shape[1]
     conf = np.zeros((n, n), dtype=int)
-    np.add.at(conf, (labels, pred), 1)
+    np.add.at(conf, (labels_a, pred), 1)
     return {
         "accuracy": accuracy(logits, labels),
-        "n": int(len(labels)),
+        "n": int(len(labels_a)),
         "per_speaker": {
-            s: float((pred[speakers == s] == labels[speakers == s]).mean())
-            for s in sorted(set(speakers.tolist()))
+            s: float((pred[speakers_a == s] == labels_a[speakers_a == s]).mean())
+            for s in sorted(set(speakers_a.tolist()))
         },
         "per_digit": {
-            str(d): float((pred[labels == d] == d).mean()) for d in range(n) if (labels == d).any()
+            str(d): float((pred[labels_a == d] == d).mean())
+            for d in range(n)
+            if (labels_a == d).any()
         },
         "confusion": conf.tolist(),
     }

@@ -25,23 +25,10 @@ def load_model(
 ) -> DigitRecognizer:
     """``--checkpoint`` (run folder or .safetensors) or, without it, the shipped offline model
     (``stream=False``) or streaming model (``stream=True``)."""
-    import grukit
-    from grukit.train import resolve_checkpoint
+    from grukit.train.run import load_task_model
 
-    if checkpoint is None:
-        path = STREAM_MODEL if stream else OFFLINE_MODEL
-        if not path.is_file():
-            raise UserInputError(
-                f"the shipped model {path.name} is missing from {path.parent}; pass --checkpoint "
-                f"RUN (a run folder from `grukit digits train`) or a .safetensors file"
-            )
-    else:
-        path = resolve_checkpoint(checkpoint)
-    model = grukit.load(path)
-    if not isinstance(model, DigitRecognizer):
-        raise UserInputError(
-            f"{path} holds a {type(model).__name__}, not a digits model (DigitRecognizer)"
-        )
+    shipped = STREAM_MODEL if stream else OFFLINE_MODEL
+    model, path = load_task_model(checkpoint, shipped, DigitRecognizer, "digits")
     if stream and not model.streamable:
         raise UserInputError(
             f"{path} is not a streaming model (it needs a unidirectional GRU and running "
@@ -121,7 +108,7 @@ def split_on_pauses(
             merged[-1][1] = e
         else:
             merged.append([s, e])
-    merged = [(s, e) for s, e in merged if e - s >= min_len_s * sample_rate]
+    merged = [[s, e] for s, e in merged if e - s >= min_len_s * sample_rate]
     pad = int(pad_s * sample_rate)
     out = []
     for i, (s, e) in enumerate(merged):

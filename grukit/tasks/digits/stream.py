@@ -15,7 +15,7 @@ import torch
 
 from ...errors import UserInputError
 from . import data as D
-from .model import DigitRecognizer
+from .model import DigitRecognizer, StreamState
 
 
 @dataclass
@@ -48,7 +48,7 @@ class StreamingRecognizer:
         self.normalizer = D.RunningNormalizer(c.feature_mean, c.feature_var, c.prior_frames)
         self.pending = np.zeros(0, dtype=np.float32)  # samples from the start of the next frame on
         self.prev_raw: np.ndarray | None = None
-        self.state = None  # DigitRecognizer.step's StreamState
+        self.state: StreamState | None = None  # DigitRecognizer.step's state
         self.logits: torch.Tensor | None = None  # (n_classes,) after the latest frame
         self.frames = 0
         self.samples = 0

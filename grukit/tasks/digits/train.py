@@ -14,10 +14,54 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from ...train import TaskModule
 from . import data as D
+from .data import BucketSampler, collate
 from .model import DigitRecognizer, DigitsConfig
+
+TASK = "digits"
+
+
+@dataclass
+class DigitsTrainConfig:
+    """Every option of a digits training run (saved as the run's config.json); the field names are the
+    ``grukit digits train`` options."""
+
+    epochs: int = 30
+    seed: int = 0
+    unidirectional: bool = False  # the streaming model (default: bidirectional, offline)
+    normalization: str = "running"
+    hidden_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.3
+    pooling: str = "mean"
+    n_mels: int = 40
+    deltas: bool = True
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    mask_bands: int = 8
+    mask_frames: int = 10
+    stretch: float = 0.2
+    shift: int = 2
+    patience: int | None = None  # early stopping on val_acc; None = off
+    speaker: str | None = None  # leave-one-speaker-out fold: test on this speaker
+    subset: int | None = None  # smoke runs: N recordings per split
+
+    def model_config(self) -> DigitsConfig:
+        """The model's :class:`DigitsConfig` (feature statistics are filled in by :func:`prepare`)."""
+        return DigitsConfig(
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bidirectional=not self.unidirectional,
+            dropout=self.dropout,
+            n_mels=self.n_mels,
+            deltas=self.deltas,
+            pooling=self.pooling,
+            normalization=self.normalization,
+        )
 
 
 @dataclass
@@ -103,42 +147,6 @@ class FeatureDataset(Dataset):
         return self.x[i], self.y[i]
 
 
-def collate(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
-    """→ x (B, T_max, F) zero-padded, lengths (B,), y (B,)."""
-    xs, ys = zip(*batch)
-    lengths = torch.tensor([len(x) for x in xs], dtype=torch.long)
-    x = torch.nn.utils.rnn.pad_sequence(list(xs), batch_first=True)
-    return x, lengths, torch.tensor(ys, dtype=torch.long)
-
-
-class BucketSampler(Sampler[list[int]]):
-    """Batches of similar length (less padding): shuffle (torch's global RNG, so the toolkit's per-epoch
-    seeding makes it reproducible), sort each pool of ``pool`` batches by length, cut into batches, shuffle
-    the batches. ``shuffle=False`` gives length-sorted batches in a fixed order. Lazy like RandomSampler: the
-    order is drawn at the first batch, after the toolkit has re-seeded the epoch (exact resume)."""
-
-    def __init__(
-        self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, pool: int = 8
-    ) -> None:
-        self.lengths = list(lengths)
-        self.batch_size, self.shuffle, self.pool = int(batch_size), shuffle, int(pool)
-
-    def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self):
-        n, bs = len(self.lengths), self.batch_size
-        order = torch.randperm(n).tolist() if self.shuffle else list(range(n))
-        span = bs * self.pool if self.shuffle else n
-        batches = []
-        for s in range(0, n, span):
-            chunk = sorted(order[s : s + span], key=lambda i: self.lengths[i])
-            batches += [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
-        if self.shuffle:
-            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
-        yield from batches
-
-
 def loader(
     features: Sequence[np.ndarray], labels: Sequence[int], batch_size: int, shuffle: bool, **augment
 ) -> DataLoader:
@@ -174,70 +182,44 @@ def spec_mask(
     return x
 
 
-def _task_module_class():
-    from grukit.train import TaskModule
+class DigitsModule(TaskModule):
+    """Cross-entropy on the logits of the last state; logs accuracy."""
 
-    class DigitsModule(TaskModule):
-        """Cross-entropy on the logits of the last state; logs accuracy."""
+    def __init__(
+        self,
+        model: DigitRecognizer,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        mask_bands: int = 0,
+        mask_frames: int = 0,
+        epochs: int | None = None,
+    ) -> None:
+        super().__init__(model, lr=lr, weight_decay=weight_decay)
+        self.mask_bands, self.mask_frames = int(mask_bands), int(mask_frames)
+        self.epochs = epochs
 
-        def __init__(
-            self,
-            model: DigitRecognizer,
-            lr: float = 3e-3,
-            weight_decay: float = 1e-4,
-            mask_bands: int = 0,
-            mask_frames: int = 0,
-            epochs: int | None = None,
-        ) -> None:
-            super().__init__(model, lr=lr, weight_decay=weight_decay)
-            self.mask_bands, self.mask_frames = int(mask_bands), int(mask_frames)
-            self.epochs = epochs
+    def lr_at(self, epoch: int) -> float:
+        """Cosine decay from lr to 0.02·lr over ``epochs`` (constant lr without ``epochs``)."""
+        if not self.epochs:
+            return self.lr
+        e = min(epoch, self.epochs)
+        return self.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * e / self.epochs)))
 
-        def lr_at(self, epoch: int) -> float:
-            """Cosine decay from lr to 0.02·lr over ``epochs`` (constant lr without ``epochs``)."""
-            if not self.epochs:
-                return self.lr
-            e = min(epoch, self.epochs)
-            return self.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * e / self.epochs)))
+    def on_train_epoch_start(self) -> None:
+        # set from the epoch number alone (no scheduler state), so a run resumed with another --epochs
+        # continues on the new schedule from where it stopped
+        for opt in self.trainer.optimizers:
+            for g in opt.param_groups:
+                g["lr"] = self.lr_at(self.current_epoch)
 
-        def on_train_epoch_start(self) -> None:
-            # set from the epoch number alone (no scheduler state), so a run resumed with another --epochs
-            # continues on the new schedule from where it stopped
-            for opt in self.trainer.optimizers:
-                for g in opt.param_groups:
-                    g["lr"] = self.lr_at(self.current_epoch)
-
-        def step(self, batch, stage: str):
-            x, lengths, y = batch
-            if stage == "train":
-                c = self.model.config
-                x = spec_mask(x, lengths, c.n_mels, c.deltas, self.mask_bands, self.mask_frames)
-            logits = self.model(x, lengths)
-            loss = F.cross_entropy(logits, y)
-            return {"loss": loss, "acc": (logits.argmax(-1) == y).float().mean()}
-
-    return DigitsModule
-
-
-@torch.no_grad()
-def predict_logits(
-    model: DigitRecognizer, features: Sequence[np.ndarray], batch_size: int = 128
-) -> np.ndarray:
-    """Logits (N, n_classes) of normalized feature arrays, in input order."""
-    model.eval()
-    out = np.zeros((len(features), model.config.n_classes), dtype=np.float32)
-    dl = DataLoader(
-        list(range(len(features))),
-        batch_sampler=BucketSampler([len(f) for f in features], batch_size, shuffle=False),
-        collate_fn=lambda idx: idx,
-    )
-    for idx in dl:
-        x = torch.nn.utils.rnn.pad_sequence(
-            [torch.from_numpy(features[i]) for i in idx], batch_first=True
-        )
-        lengths = torch.tensor([len(features[i]) for i in idx])
-        out[idx] = model(x, lengths).numpy()
-    return out
+    def step(self, batch, stage: str):
+        x, lengths, y = batch
+        if stage == "train":
+            c = self.model.config
+            x = spec_mask(x, lengths, c.n_mels, c.deltas, self.mask_bands, self.mask_frames)
+        logits = self.model(x, lengths)
+        loss = F.cross_entropy(logits, y)
+        return {"loss": loss, "acc": (logits.argmax(-1) == y).float().mean()}
 
 
 def train_model(
@@ -256,6 +238,7 @@ def train_model(
     patience: int | None = None,
     output_dir=None,
     resume=None,
+    overwrite: bool = False,
     devices="auto",
     num_nodes: int = 1,
     strategy: str = "auto",
@@ -270,7 +253,7 @@ def train_model(
 
     seed_everything(seed)
     model = DigitRecognizer.from_config(cfg)
-    module = _task_module_class()(
+    module = DigitsModule(
         model,
         lr=lr,
         weight_decay=weight_decay,
@@ -293,7 +276,7 @@ def train_model(
         module,
         train_dl,
         val_dl,
-        task="digits",
+        task=TASK,
         epochs=epochs,
         seed=seed,
         monitor="val_acc",
@@ -301,6 +284,7 @@ def train_model(
         patience=patience,
         output_dir=output_dir,
         resume=resume,
+        overwrite=overwrite,
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
@@ -312,12 +296,128 @@ def train_model(
     )
 
 
-def accuracy(logits: np.ndarray, labels: Sequence[int]) -> float:
-    return float((logits.argmax(-1) == np.asarray(labels)).mean())
-
-
 def timed(fn, *args, **kwargs):
     """(result, wall seconds, process CPU seconds) of ``fn(*args, **kwargs)``."""
     w, c = time.perf_counter(), time.process_time()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - w, time.process_time() - c
+
+
+def _subset(recs: list, n: int | None) -> list:
+    """``n`` recordings spread evenly over ``recs`` (all if n is None)."""
+    if n is None or n >= len(recs):
+        return list(recs)
+    step = len(recs) / n
+    return [recs[int(i * step)] for i in range(n)]
+
+
+def train(
+    cfg: DigitsTrainConfig,
+    data_dir=None,
+    output_dir=None,
+    resume=None,
+    devices="auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    progress: bool = True,
+    threads: int | None = None,
+    overwrite: bool = False,
+    given: set[str] | None = None,
+) -> dict:
+    """Featurize the split, train (best ``val_acc``), score the best model on val and test, write the run
+    folder's metrics.json. Returns the metrics record plus ``"run"`` (the folder).
+
+    With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json
+    (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused). An
+    ``output_dir`` that already holds files is refused unless ``overwrite``.
+    """
+    from grukit.datasets import find_data_dir
+
+    from ...errors import UserInputError
+    from ...train import check_output_dir, resumed_config, set_threads
+    from .evaluate import predict_logits, summarize
+    from .model import NORMALIZATIONS, POOLINGS
+
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
+    if resume is not None:
+        cfg = resumed_config(resume, cfg, given=given)
+    if cfg.pooling not in POOLINGS:
+        raise UserInputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {cfg.pooling!r}")
+    if cfg.normalization not in NORMALIZATIONS:
+        raise UserInputError(
+            f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {cfg.normalization!r}"
+        )
+    nthreads = set_threads(threads)
+    root = find_data_dir(D.DATASET, data_dir)
+    recs = D.list_recordings(root)
+    parts = D.speaker_split(recs, cfg.speaker) if cfg.speaker else D.official_split(recs)
+    parts = {k: _subset(v, cfg.subset) for k, v in parts.items()}
+    model_cfg = cfg.model_config()
+    spec = D.FeatureSpec(
+        model_cfg.sample_rate,
+        model_cfg.n_fft,
+        model_cfg.hop_length,
+        model_cfg.n_mels,
+        model_cfg.deltas,
+    )
+    (raw, t_feat, _) = timed(lambda: {k: D.load_raw_features(v, spec) for k, v in parts.items()})
+    labels = {k: [r.digit for r in v] for k, v in parts.items()}
+    prepared, model_cfg = prepare(raw, labels, model_cfg)
+    split = (
+        f"leave out {cfg.speaker}" if cfg.speaker else "official (test 0-4, val 5-9, train 10-49)"
+    )
+    run_config = {
+        **dataclasses.asdict(cfg),
+        "model": {k: v for k, v in model_cfg.__dict__.items() if not k.startswith("feature_")},
+        "threads": nthreads,
+        "data_dir": str(root),
+        "split": split,
+    }
+    result, wall, cpu = timed(
+        train_model,
+        prepared,
+        model_cfg,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        mask_bands=cfg.mask_bands,
+        mask_frames=cfg.mask_frames,
+        stretch=cfg.stretch,
+        shift=cfg.shift,
+        patience=cfg.patience,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        progress=progress,
+        run_config=run_config,
+    )
+    model = result.best_model()
+    scores = {}
+    for name in ("val", "test"):
+        scores[name] = summarize(
+            predict_logits(model, prepared.features[name]),
+            labels[name],
+            [r.speaker for r in parts[name]],
+        )
+    record = dict(
+        task=TASK,
+        dataset="fsdd",
+        split="test" if not cfg.speaker else f"test (speaker {cfg.speaker})",
+        model={"accuracy": scores["test"]["accuracy"], "val_accuracy": scores["val"]["accuracy"]},
+        seed=cfg.seed,
+        wall_time_s=wall,
+        cpu_time_s=round(cpu, 1),
+        feature_time_s=round(t_feat, 1),
+        threads=nthreads,
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        per_speaker=scores["test"]["per_speaker"],
+        confusion=scores["test"]["confusion"],
+    )
+    result.run.write_metrics(**record)
+    return {**record, "n_test": scores["test"]["n"], "run": str(result.run.path)}

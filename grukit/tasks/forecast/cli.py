@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -299,7 +299,7 @@ def forecast(
                     f"{tc!r}: {others}"
                 )
             tg = str(others[0])
-        args = dict(
+        args: dict[str, Any] = dict(
             target=tg,
             time_col=tc,
             covariates=_split(covariates),

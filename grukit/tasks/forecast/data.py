@@ -35,7 +35,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
         backtest=20,
         log=False,
         calendar=True,
-        scaling="series",  # chosen by validation loss: see README "Measured"
+        scaling="series",  # chosen by validation loss: see docs/forecast.md "Measured"
         seasonal="none",
     ),
     "stocks": dict(
@@ -52,7 +52,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
         calendar=False,
         scaling="series",
         seasonal="none",
-    ),  # prices have no month-of-year season; see README "Measured"
+    ),  # prices have no month-of-year season; see docs/forecast.md "Measured"
 }
 
 MAX_GAP_SHARE = 0.02
@@ -76,7 +76,7 @@ def load_builtin(name: str) -> pd.DataFrame:
     """The built-in dataset ``name`` ("weather" or "stocks") as shipped in grukit/data."""
     if name not in BUILTIN:
         raise UserInputError(f"--dataset expects one of {sorted(BUILTIN)}, got {name!r}")
-    with resources.files("grukit").joinpath("data", BUILTIN[name]["file"]).open("rb") as f:
+    with resources.files("grukit").joinpath("data").joinpath(BUILTIN[name]["file"]).open("rb") as f:
         return pd.read_csv(f)
 
 

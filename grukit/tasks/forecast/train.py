@@ -25,7 +25,6 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ... import serialization
 from ...errors import UserInputError
 from ...train import RunDir, TaskModule, load_task_model, resumed_config, seed_everything
 from ...train import fit as fit_run
@@ -448,8 +447,9 @@ def load_forecaster(checkpoint: str | Path) -> tuple[GRUForecaster, D.DataSpec]:
         raise UserInputError(
             "forecast predict needs --checkpoint RUN_FOLDER (there is no shipped model)"
         )
-    model, path = load_task_model(checkpoint, Path("-"), GRUForecaster, TASK)
-    header = serialization.read_header(path)
+    model, _, header = load_task_model(
+        checkpoint, Path("-"), GRUForecaster, TASK, return_header=True
+    )
     if "spec" not in (header.get("extra") or {}):
         raise UserInputError(
             f"--checkpoint {checkpoint}: the model file holds no forecast data spec"

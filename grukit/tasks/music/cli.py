@@ -14,9 +14,12 @@ from ...train.options import (
     Epochs,
     NumNodes,
     OutputDir,
+    Overwrite,
     Resume,
     Seed,
     Strategy,
+    Threads,
+    given_options,
 )
 
 NAME = "music"
@@ -32,6 +35,7 @@ Dataset = Annotated[str, typer.Option("--dataset", help="jsb, nottingham, museda
 
 @app.command()
 def train(
+    ctx: typer.Context,
     dataset: Dataset = "jsb",
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
@@ -41,6 +45,7 @@ def train(
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
     resume: Resume = None,
+    overwrite: Overwrite = False,
     hidden: Annotated[
         int | None,
         typer.Option("--hidden", min=1, help="GRU hidden size (default per dataset)."),
@@ -102,18 +107,20 @@ def train(
             help="Use only the first N training sequences (smoke runs).",
         ),
     ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="torch CPU threads.")
-    ] = None,
+    threads: Threads = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
     ] = True,
 ) -> None:
-    """Train a MusicGRU; prints the test NLL per step next to Chung et al. 2014."""
+    """Train a MusicGRU; prints the test NLL per step next to Chung et al. 2014.
+
+    With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total,
+    an option that differs from the stored run is refused.
+    """
     from rich.console import Console
 
     from .evaluate import results_table
-    from .train import recipe
+    from .train import CLI_FIELDS, recipe
     from .train import train as run_train
 
     cfg = recipe(
@@ -145,9 +152,11 @@ def train(
         resume=resume,
         progress=progress,
         threads=threads,
+        overwrite=overwrite,
+        given=given_options(ctx, CLI_FIELDS),
     )
     console = Console()
-    console.print(results_table(cfg.dataset, "test", rec["model"]["nll_per_step"]))
+    console.print(results_table(rec["dataset"], "test", rec["model"]["nll_per_step"]))
     console.print(
         f"valid NLL/step {rec['model']['valid_nll_per_step']:.3f}; best epoch {rec['best_epoch']}; "
         f"run folder: {rec['run']}"

@@ -132,5 +132,8 @@ def make_loader(
     """A DataLoader of padded batches ``(x (B, T, 88), lengths (B,))`` over ``seqs``, length-bucketed."""
     sampler = BucketBatchSampler([len(s) for s in seqs], batch_size, shuffle=shuffle)
     return torch.utils.data.DataLoader(
-        list(seqs), batch_sampler=sampler, collate_fn=collate, num_workers=0
+        list(seqs),  # type: ignore[arg-type]  # a list is a map-style dataset
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=0,
     )

@@ -28,23 +28,11 @@ def load_music_model(
 ) -> tuple[MusicGRU, dict]:
     """The model from ``--checkpoint`` (run folder or .safetensors) or, without one, the shipped model for
     ``dataset``. Returns (model in eval mode, file header)."""
-    from ... import serialization
-    from ...train.run import resolve_checkpoint
+    from ...train.run import load_task_model
 
-    if checkpoint is not None:
-        path = resolve_checkpoint(checkpoint)
-    else:
-        path = shipped_model_path(dataset or "jsb")
-        if not path.is_file():
-            raise UserInputError(
-                f"no shipped model for dataset {dataset!r} ({path} is missing); "
-                f"pass --checkpoint RUN_DIR or a .safetensors file"
-            )
-    model, header = serialization.load(path, return_header=True)
-    if not isinstance(model, MusicGRU):
-        raise UserInputError(
-            f"{path} holds a {type(model).__name__}, expected a music model (MusicGRU)"
-        )
+    model, path, header = load_task_model(
+        checkpoint, shipped_model_path(dataset or "jsb"), MusicGRU, "music", return_header=True
+    )
     header["path"] = str(path)
     return model, header
 

@@ -52,6 +52,8 @@ class MusicGRU(nn.Module):
     — the frames being predicted, i.e. ``x[:, 1:]`` for inputs ``x[:, :-1]`` — is required.
     """
 
+    ar_mask: torch.Tensor  # a buffer (frame_ar models only)
+
     def __init__(
         self,
         hidden_size: int = 256,
@@ -84,7 +86,7 @@ class MusicGRU(nn.Module):
             int(n_pitches),
             bool(frame_ar),
         )
-        extra = {"zoneout": float(zoneout)} if zoneout > 0 else {}
+        extra: dict[str, Any] = {"zoneout": float(zoneout)} if zoneout > 0 else {}
         self.gru = GRU(
             n_pitches,
             hidden_size,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ...train import TaskModule
+from ...train import Plateau, TaskModule
 from .data import check_dataset, collate, load_dataset, make_loader
 from .model import MusicGRU, nll_sums, predicted_mask, sequence_nll
 
@@ -85,6 +85,16 @@ def recipe(dataset: str, **overrides: Any) -> MusicTrainConfig:
     return MusicTrainConfig(dataset=key, **values)
 
 
+#: Command-line spelling of the fields whose flag is not ``--field-name`` (for messages).
+FLAGS = {
+    "hidden_size": "--hidden",
+    "num_layers": "--layers",
+    "frame_ar": "--frame-ar/--independent",
+}
+#: ``grukit music train`` parameter → config field, where they differ.
+CLI_FIELDS = {"hidden": "hidden_size", "layers": "num_layers"}
+
+
 class MusicModule(TaskModule):
     """LightningModule for :class:`MusicGRU`: manual optimization so one batch can make several truncated-BPTT
     updates; logs ``train_loss`` and ``val_loss`` as NLL per predicted frame; halves the learning rate on
@@ -99,21 +109,16 @@ class MusicModule(TaskModule):
         clip: float | None = 5.0,
         lr_patience: int = 4,
     ) -> None:
-        super().__init__(model, lr=lr, weight_decay=weight_decay)
+        super().__init__(
+            model,
+            lr=lr,
+            weight_decay=weight_decay,
+            plateau=Plateau("val_loss", "min", factor=0.5, patience=lr_patience),
+        )  # manual optimization: the base steps the plateau schedule after each validation epoch
         if chunk is not None and chunk < 1:
             raise ValueError(f"chunk must be a positive number of frames or None, got {chunk}")
         self.automatic_optimization = False
-        self.chunk, self.clip, self.lr_patience = chunk, clip, int(lr_patience)
-
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=0.5, patience=self.lr_patience
-        )
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": sched},
-        }  # stepped in on_validation_epoch_end
+        self.chunk, self.clip = chunk, clip
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, lengths = batch  # (B, T, 88), (B,)
@@ -158,14 +163,6 @@ class MusicModule(TaskModule):
                 "val_loss", bce / n, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(n)
             )
 
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            return
-        val = self.trainer.callback_metrics.get("val_loss")
-        sched = self.lr_schedulers()
-        if val is not None and sched is not None:
-            sched.step(float(val))
-
 
 def train(
     cfg: MusicTrainConfig,
@@ -178,16 +175,30 @@ def train(
     progress: bool = True,
     threads: int | None = None,
     eval_batch_size: int = 16,
+    overwrite: bool = False,
+    given: set[str] | None = None,
 ) -> dict[str, Any]:
     """Train, then evaluate the best-on-validation model on valid and test; write the run folder.
 
+    With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json
+    (:func:`grukit.train.resumed_config`); an option named in ``given`` — by default every field that
+    differs from the dataset's :data:`RECIPES` defaults — that conflicts with the stored run is refused.
+    An ``output_dir`` that already holds files is refused unless ``overwrite``.
+
     Returns the metrics record (also written to ``<run>/metrics.json``).
     """
-    from ...train import RunDir, fit, resolve_resume, seed_everything
+    from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
     from .evaluate import evaluate_nll, paper_baselines
 
-    if threads:
-        torch.set_num_threads(int(threads))
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
+    if resume is not None:
+        if given is None:
+            base = dataclasses.asdict(recipe(cfg.dataset))
+            given = {k for k, v in dataclasses.asdict(cfg).items() if v != base[k]}
+            if cfg.dataset != MusicTrainConfig.dataset:
+                given.add("dataset")
+        cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
+    nthreads = set_threads(threads)
     data = load_dataset(cfg.dataset, data_dir)
     train_seqs = (
         data["train"][: cfg.max_train_sequences] if cfg.max_train_sequences else data["train"]
@@ -212,56 +223,52 @@ def train(
     )
     train_dl = make_loader(train_seqs, cfg.batch_size, shuffle=True)
     val_dl = make_loader(data["valid"], eval_batch_size, shuffle=False)
-    if resume is not None and output_dir is None:
-        run = RunDir(resolve_resume(resume)[0], task=TASK)
-    else:
-        run = RunDir.create(TASK, output_dir=output_dir)
     t0 = time.perf_counter()
-    with run.guard():
-        result = fit(
-            module,
-            train_dl,
-            val_dl,
-            task=TASK,
-            run=run,
-            epochs=cfg.epochs,
-            seed=cfg.seed,
-            devices=devices,
-            num_nodes=num_nodes,
-            strategy=strategy,
-            resume=resume,
-            gradient_clip=None,
-            monitor="val_loss",
-            patience=cfg.patience,
-            progress=progress,
-            config={**dataclasses.asdict(cfg), "threads": threads or torch.get_num_threads()},
-            save_extra={"dataset": cfg.dataset},
-            trainer_kwargs={"max_time": timedelta(minutes=cfg.max_minutes)}
-            if cfg.max_minutes
-            else None,
-        )
-        best = result.best_model()
-        valid = evaluate_nll(best, data["valid"], batch_size=eval_batch_size)
-        test = evaluate_nll(best, data["test"], batch_size=eval_batch_size)
-        record = dict(
-            task=TASK,
-            dataset=cfg.dataset,
-            split="test",
-            model={
-                "nll_per_step": test["nll_per_step"],
-                "valid_nll_per_step": valid["nll_per_step"],
-                "frames": test["frames"],
-            },
-            baselines=paper_baselines(cfg.dataset),
-            seed=cfg.seed,
-            wall_time_s=time.perf_counter() - t0,
-            best_epoch=result.best_epoch,
-            epochs_run=result.epochs_run,
-            stopped_early=result.stopped_early,
-            threads=threads or torch.get_num_threads(),
-            config=dataclasses.asdict(cfg),
-        )
-        result.run.write_metrics(**record)
+    result = fit(
+        module,
+        train_dl,
+        val_dl,
+        task=TASK,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        gradient_clip=None,
+        monitor="val_loss",
+        patience=cfg.patience,
+        progress=progress,
+        config={**dataclasses.asdict(cfg), "threads": nthreads},
+        save_extra={"dataset": cfg.dataset},
+        trainer_kwargs={"max_time": timedelta(minutes=cfg.max_minutes)}
+        if cfg.max_minutes
+        else None,
+    )
+    best = result.best_model()
+    valid = evaluate_nll(best, data["valid"], batch_size=eval_batch_size)
+    test = evaluate_nll(best, data["test"], batch_size=eval_batch_size)
+    record = dict(
+        task=TASK,
+        dataset=cfg.dataset,
+        split="test",
+        model={
+            "nll_per_step": test["nll_per_step"],
+            "valid_nll_per_step": valid["nll_per_step"],
+            "frames": test["frames"],
+        },
+        baselines=paper_baselines(cfg.dataset),
+        seed=cfg.seed,
+        wall_time_s=time.perf_counter() - t0,
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        stopped_early=result.stopped_early,
+        threads=nthreads,
+        config=dataclasses.asdict(cfg),
+    )
+    result.run.write_metrics(**record)
     record["run"] = str(result.run.path)
     return record
 

@@ -14,9 +14,12 @@ from ...train.options import (
     Epochs,
     NumNodes,
     OutputDir,
+    Overwrite,
     Resume,
     Seed,
     Strategy,
+    Threads,
+    given_options,
 )
 
 NAME = "sentiment"
@@ -30,6 +33,7 @@ app = typer.Typer(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
     epochs: Epochs = 8,
@@ -38,6 +42,7 @@ def train(
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
     resume: Resume = None,
+    overwrite: Overwrite = False,
     hidden: Annotated[
         int, typer.Option("--hidden", min=1, help="GRU hidden size per direction.")
     ] = 128,
@@ -73,10 +78,7 @@ def train(
             show_default=False,
         ),
     ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False),
-    ] = None,
+    threads: Threads = None,
     baselines: Annotated[
         bool,
         typer.Option(
@@ -89,10 +91,10 @@ def train(
 ) -> None:
     """Train a bidirectional GRU on SST-2 train (phrases), select on dev, report test accuracy.
 
-    With --resume RUN the run continues with the options in RUN/config.json; only --epochs (the new total),
-    --threads and --progress apply.
+    With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total,
+    an option that differs from the stored run is refused.
     """
-    from .train import SentimentTrainConfig
+    from .train import CLI_FIELDS, SentimentTrainConfig
     from .train import train as run_train
 
     cfg = SentimentTrainConfig(
@@ -121,6 +123,8 @@ def train(
         progress=progress,
         threads=threads,
         baselines=baselines,
+        overwrite=overwrite,
+        given=given_options(ctx, CLI_FIELDS),
     )
     m = rec["model"]
     line = f"test accuracy {m['accuracy']:.4f} (dev {m['dev_accuracy']:.4f})"
@@ -230,7 +234,7 @@ def predict(
                 (f"{p.label:8s}", f"bold {colour}"), f" P(positive)={p.p_positive:.3f}  ", p.text
             )
         )
-        if explain and p.words:
+        if explain and p.words and p.contributions is not None and p.known is not None:
             line = Text("  ")
             for w, c, k in zip(p.words, p.contributions, p.known):
                 style = "green" if c > 0.5 else "red" if c < -0.5 else "dim"

@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...train import TaskModule
+from ...train import Plateau, TaskModule
 from .data import Encoder, SentimentDataset, build_vocab, load_split
 from .model import SentimentGRU
 
@@ -45,49 +44,30 @@ class SentimentTrainConfig:
     backend: str = "auto"
 
 
+#: Command-line spelling of the fields whose flag is not ``--field-name`` (for messages).
+FLAGS = {"hidden_size": "--hidden", "num_layers": "--layers"}
+#: ``grukit sentiment train`` parameter → config field, where they differ.
+CLI_FIELDS = {"hidden": "hidden_size", "layers": "num_layers"}
+
+
 class SentimentModule(TaskModule):
     """LightningModule for :class:`SentimentGRU`; logs loss and accuracy."""
 
     def __init__(
         self, model: SentimentGRU, lr: float = 2e-3, weight_decay: float = 0.0, lr_patience: int = 0
     ) -> None:
-        super().__init__(model, lr=lr, weight_decay=weight_decay)
-        self.lr_patience = int(lr_patience)
+        super().__init__(
+            model,
+            lr=lr,
+            weight_decay=weight_decay,
+            optimizer="adam",
+            plateau=Plateau("val_acc", "max", factor=0.5, patience=lr_patience),
+        )
 
     def step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> dict[str, Tensor]:
         ids, lengths, y = batch
         logits = self.model(ids, lengths)
         return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(-1) == y).float().mean()}
-
-    def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="max", factor=0.5, patience=self.lr_patience
-        )
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": sched, "monitor": "val_acc", "interval": "epoch"},
-        }
-
-
-def resumed_config(resume: str | Path, cfg: SentimentTrainConfig) -> SentimentTrainConfig:
-    """The config stored in the resumed run's ``config.json``, with ``cfg.epochs`` (the new total)."""
-    import json
-
-    from ...errors import UserInputError
-    from ...train import resolve_resume
-
-    folder, _ = resolve_resume(resume)
-    path = folder / "config.json"
-    if not path.is_file():
-        raise UserInputError(
-            f"--resume {resume}: {path} is missing; cannot tell how the run was configured"
-        )
-    stored = json.loads(path.read_text())
-    names = {f.name for f in dataclasses.fields(SentimentTrainConfig)}
-    return dataclasses.replace(
-        SentimentTrainConfig(**{k: v for k, v in stored.items() if k in names}), epochs=cfg.epochs
-    )
 
 
 def train(
@@ -101,18 +81,22 @@ def train(
     progress: bool = True,
     threads: int | None = None,
     baselines: bool = True,
+    overwrite: bool = False,
+    given: set[str] | None = None,
 ) -> dict[str, Any]:
     """Train, then score the best-on-dev model on dev and test; write the run folder's metrics.json.
 
-    With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json."""
-    from ...train import RunDir, fit, resolve_resume, seed_everything
+    With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json
+    (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused). An
+    ``output_dir`` that already holds files is refused unless ``overwrite``."""
+    from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
     from .evaluate import accuracy, make_loader
     from .evaluate import baselines as run_baselines
 
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     if resume is not None:
-        cfg = resumed_config(resume, cfg)
-    if threads:
-        torch.set_num_threads(int(threads))
+        cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
+    nthreads = set_threads(threads)
     tr_texts, tr_labels = load_split("train", data_dir)
     dev_texts, dev_labels = load_split("dev", data_dir)
     test_texts, test_labels = load_split("test", data_dir)
@@ -137,33 +121,28 @@ def train(
         SentimentDataset(tr_texts, tr_labels, enc), cfg.batch_size, shuffle=True, seed=cfg.seed
     )
     dev_dl = make_loader(SentimentDataset(dev_texts, dev_labels, enc), 256, shuffle=False)
-    if resume is not None and output_dir is None:
-        run = RunDir(resolve_resume(resume)[0], task=TASK)
-    else:
-        run = RunDir.create(TASK, output_dir=output_dir)
     t0 = time.perf_counter()
-    nthreads = threads or torch.get_num_threads()
-    with run.guard():  # no partial output, but a folder holding last.ckpt is kept for --resume
-        result = fit(
-            module,
-            train_dl,
-            dev_dl,
-            task=TASK,
-            run=run,
-            epochs=cfg.epochs,
-            seed=cfg.seed,
-            devices=devices,
-            num_nodes=num_nodes,
-            strategy=strategy,
-            resume=resume,
-            gradient_clip=cfg.clip,
-            monitor="val_acc",
-            mode="max",
-            patience=cfg.patience,
-            progress=progress,
-            config={**dataclasses.asdict(cfg), "threads": nthreads},
-            save_extra={"dataset": DATASET},
-        )
+    result = fit(
+        module,
+        train_dl,
+        dev_dl,
+        task=TASK,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        gradient_clip=cfg.clip,
+        monitor="val_acc",
+        mode="max",
+        patience=cfg.patience,
+        progress=progress,
+        config={**dataclasses.asdict(cfg), "threads": nthreads},
+        save_extra={"dataset": DATASET},
+    )
     best = result.best_model()
     test = accuracy(best, test_texts, test_labels)
     dev = accuracy(best, dev_texts, dev_labels)

@@ -15,9 +15,12 @@ from ...train.options import (
     Epochs,
     NumNodes,
     OutputDir,
+    Overwrite,
     Resume,
     Seed,
     Strategy,
+    Threads,
+    given_options,
 )
 
 NAME = "text"
@@ -30,6 +33,7 @@ app = typer.Typer(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
     epochs: Epochs = 40,
@@ -38,6 +42,7 @@ def train(
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
     resume: Resume = None,
+    overwrite: Overwrite = False,
     hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = 512,
     layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 2,
     embed_dim: Annotated[
@@ -114,20 +119,17 @@ def train(
             show_default=False,
         ),
     ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", min=1, help="torch CPU threads.", show_default=False),
-    ] = None,
+    threads: Threads = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
     ] = True,
 ) -> None:
     """Train a character GRU language model (truncated BPTT, state carried across batches).
 
-    With --resume RUN the run continues with the options in RUN/config.json; only --epochs (the new total),
-    --threads and --progress apply.
+    With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total,
+    an option that differs from the stored run is refused.
     """
-    from .train import TextTrainConfig
+    from .train import CLI_FIELDS, TextTrainConfig
     from .train import train as run_train
 
     cfg = TextTrainConfig(
@@ -159,6 +161,8 @@ def train(
         resume=resume,
         progress=progress,
         threads=threads,
+        overwrite=overwrite,
+        given=given_options(ctx, CLI_FIELDS),
     )
     m = rec["model"]
     typer.echo(

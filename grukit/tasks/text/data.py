@@ -28,7 +28,7 @@ SPLITS = ("train", "valid")
 
 
 def load_text(data_dir: str | os.PathLike | None = None) -> str:
-    """The whole corpus (``input.txt`` of the ``tinyshakespeare`` folder found per CONVENTIONS.md)."""
+    """The whole corpus (``input.txt`` of the ``tinyshakespeare`` folder found per docs/conventions.md)."""
     folder = find_data_dir(NAME, data_dir)
     path = Path(folder) / FILE
     if not path.is_file():

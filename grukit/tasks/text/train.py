@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ...errors import UserInputError
-from ...train import TaskModule
+from ...train import Plateau, TaskModule
 from .data import CharVocab, StreamBatches, load_text, split_text
 from .model import CharLM
 
@@ -63,6 +62,12 @@ class TextTrainConfig:
     )
 
 
+#: Command-line spelling of the fields whose flag is not ``--field-name`` (for messages).
+FLAGS = {"hidden_size": "--hidden", "num_layers": "--layers"}
+#: ``grukit text train`` parameter → config field, where they differ.
+CLI_FIELDS = {"hidden": "hidden_size", "layers": "num_layers"}
+
+
 class TextModule(TaskModule):
     """LightningModule for :class:`CharLM` with the GRU state carried from batch to batch."""
 
@@ -74,8 +79,13 @@ class TextModule(TaskModule):
         lr_factor: float = 0.5,
         lr_patience: int = 0,
     ) -> None:
-        super().__init__(model, lr=lr, weight_decay=weight_decay)
-        self.lr_factor, self.lr_patience = float(lr_factor), int(lr_patience)
+        super().__init__(
+            model,
+            lr=lr,
+            weight_decay=weight_decay,
+            optimizer="adam",
+            plateau=Plateau("val_loss", "min", factor=lr_factor, patience=lr_patience),
+        )
         self._state: dict[str, Tensor | None] = {"train": None, "val": None, "test": None}
 
     def on_train_epoch_start(self) -> None:
@@ -92,16 +102,6 @@ class TextModule(TaskModule):
         logits, h_n = self.model(x, h)
         self._state[stage] = h_n.detach()
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-
-    def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=self.lr_factor, patience=self.lr_patience
-        )
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"},
-        }
 
 
 class TextData(L.LightningDataModule):
@@ -154,26 +154,6 @@ def init_weights(model: CharLM, checkpoint: str | Path) -> None:
     model.load_state_dict(src.state_dict())
 
 
-def resumed_config(resume: str | Path, cfg: TextTrainConfig) -> TextTrainConfig:
-    """The config stored in the resumed run's ``config.json``, with ``cfg.epochs`` (the new total): a resumed
-    run keeps its model and data options whatever the command line says."""
-    import json
-
-    from ...train import resolve_resume
-
-    folder, _ = resolve_resume(resume)
-    path = folder / "config.json"
-    if not path.is_file():
-        raise UserInputError(
-            f"--resume {resume}: {path} is missing; cannot tell how the run was configured"
-        )
-    stored = json.loads(path.read_text())
-    names = {f.name for f in dataclasses.fields(TextTrainConfig)}
-    return dataclasses.replace(
-        TextTrainConfig(**{k: v for k, v in stored.items() if k in names}), epochs=cfg.epochs
-    )
-
-
 def train(
     cfg: TextTrainConfig,
     data_dir: str | Path | None = None,
@@ -184,23 +164,27 @@ def train(
     resume: str | Path | None = None,
     progress: bool = True,
     threads: int | None = None,
+    overwrite: bool = False,
+    given: set[str] | None = None,
 ) -> dict[str, Any]:
     """Train a CharLM, score the best-on-validation model on the whole valid split, write the run folder.
 
     With ``resume`` (a run folder or its last.ckpt) the run continues to ``cfg.epochs`` with its own stored
-    options (:func:`resumed_config`).
+    options (:func:`grukit.train.resumed_config`; ``given`` names the options the user set, and one that
+    conflicts with the stored run is refused). An ``output_dir`` that already holds files is refused
+    unless ``overwrite``.
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
     """
-    from ...train import RunDir, fit, resolve_resume, seed_everything
+    from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
     from .evaluate import score_ids, unigram_nats
 
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     if resume is not None:
-        cfg = resumed_config(resume, cfg)
+        cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
     if cfg.epoch_parts < 1:
         raise UserInputError(f"--epoch-parts must be at least 1, got {cfg.epoch_parts}")
-    if threads:
-        torch.set_num_threads(int(threads))
+    nthreads = set_threads(threads)
     vocab, train_ids, valid_ids = prepare(cfg, data_dir)
     seed_everything(cfg.seed)
     model = CharLM(
@@ -216,34 +200,27 @@ def train(
         lr_patience=cfg.lr_patience,
     )
     data = TextData(train_ids, valid_ids, cfg)
-    if resume is not None and output_dir is None:
-        run = RunDir(resolve_resume(resume)[0], task=TASK)
-    else:
-        run = RunDir.create(TASK, output_dir=output_dir)
     t0 = time.perf_counter()
-    nthreads = threads or torch.get_num_threads()
-    with run.guard():  # no partial output, but a folder holding last.ckpt is kept for --resume
-        result = fit(
-            module,
-            datamodule=data,
-            task=TASK,
-            run=run,
-            epochs=cfg.epochs,
-            seed=cfg.seed,
-            devices=devices,
-            num_nodes=num_nodes,
-            strategy=strategy,
-            resume=resume,
-            gradient_clip=cfg.clip,
-            monitor="val_loss",
-            patience=cfg.patience,
-            progress=progress,
-            config={**dataclasses.asdict(cfg), "threads": nthreads},
-            save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
-            trainer_kwargs={"reload_dataloaders_every_n_epochs": 1}
-            if cfg.epoch_parts > 1
-            else None,
-        )
+    result = fit(
+        module,
+        datamodule=data,
+        task=TASK,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        gradient_clip=cfg.clip,
+        monitor="val_loss",
+        patience=cfg.patience,
+        progress=progress,
+        config={**dataclasses.asdict(cfg), "threads": nthreads},
+        save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
+        trainer_kwargs={"reload_dataloaders_every_n_epochs": 1} if cfg.epoch_parts > 1 else None,
+    )
     best = result.best_model()
     valid = score_ids(best, valid_ids, streams=cfg.eval_streams)
     history = result.history

@@ -16,9 +16,12 @@ from ...train.options import (
     Epochs,
     NumNodes,
     OutputDir,
+    Overwrite,
     Resume,
     Seed,
     Strategy,
+    Threads,
+    given_options,
 )
 
 NAME = "translate"
@@ -39,6 +42,7 @@ LengthPenalty = Annotated[
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data_dir: DataDir = None,
     output_dir: OutputDir = None,
     epochs: Epochs = 30,
@@ -47,6 +51,7 @@ def train(
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
     resume: Resume = None,
+    overwrite: Overwrite = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Sentence pairs per batch.")] = 128,
     lr: Annotated[
         float, typer.Option(min=0.0, help="AdamW learning rate (halved when val loss stalls).")
@@ -72,9 +77,7 @@ def train(
     bf16: Annotated[
         bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast for the output layer.")
     ] = True,
-    threads: Annotated[
-        int, typer.Option(min=0, help="torch CPU threads (0 = torch's default).")
-    ] = 0,
+    threads: Threads = None,
     lr_patience: Annotated[
         int,
         typer.Option(
@@ -96,7 +99,11 @@ def train(
         int, typer.Option(min=0, help="Score the best model on test with this beam (0 = skip).")
     ] = 5,
 ) -> None:
-    """Train a translation model into a run folder (continue one with --resume RUN_DIR)."""
+    """Train a translation model into a run folder (continue one with --resume RUN_DIR).
+
+    With --resume RUN the run continues with the options and tokenizers in RUN: --epochs is the new total,
+    an option that differs from the stored run is refused.
+    """
     from .train import TrainConfig
     from .train import train as run_train
 
@@ -117,10 +124,12 @@ def train(
         limit_train_pairs=limit_train_pairs or None,
         limit_valid_pairs=limit_valid_pairs or None,
         bf16=bf16,
-        threads=threads or None,
         lr_patience=None if lr_patience < 0 else lr_patience,
         init_from=str(init_from) if init_from is not None else None,
     )
+    given = given_options(ctx, {"vocab": "src_vocab"})
+    if "src_vocab" in given:  # --vocab sets both sizes
+        given.add("tgt_vocab")
     result = run_train(
         cfg,
         data_dir=data_dir,
@@ -131,6 +140,9 @@ def train(
         strategy=strategy,
         progress=sys.stderr.isatty(),
         evaluate_beam=eval_beam or None,
+        threads=threads,
+        overwrite=overwrite,
+        given=given,
     )
     typer.echo(
         f"run folder: {result.run.path}  best val_loss {result.best_score:.4f} (epoch {result.best_epoch})"
@@ -254,6 +266,9 @@ def predict(
             result[i] = t
         typer.echo("\n".join(result))
         return
+    assert (
+        text is not None
+    )  # exactly one of TEXT and --file (checked above), and --file has returned
     if not text.strip():
         raise UserInputError("the sentence is empty; expected English text")
     bundle = load_bundle(checkpoint)

@@ -82,11 +82,12 @@ def greedy(
 
 def _finish(seqs: Tensor, scores: Tensor, attn: Tensor | None, src_len: Tensor) -> Decoded:
     """seqs (B, L) with <eos>/<pad> → Decoded (tokens cut at the first <eos>)."""
-    tokens, attention = [], [] if attn is not None else None
+    tokens: list[list[int]] = []
+    attention: list[Tensor] | None = [] if attn is not None else None
     for b, row in enumerate(seqs.tolist()):
         n = row.index(EOS) if EOS in row else len(row)
         tokens.append([t for t in row[:n] if t != PAD])
-        if attention is not None:
+        if attention is not None and attn is not None:
             attention.append(attn[b, : min(n + 1, len(row)), : int(src_len[b])].clone())
     return Decoded(tokens, scores, attention)
 

@@ -32,25 +32,11 @@ class Bundle:
 
 def load_bundle(checkpoint: str | os.PathLike | None = None) -> Bundle:
     """The model at ``checkpoint`` (a run folder or a .safetensors file), or the shipped model."""
-    from ... import serialization
+    from ...train.run import load_task_model
 
-    if checkpoint is None:
-        path = SHIPPED
-        if not path.is_file():
-            raise UserInputError(
-                f"the shipped model {path} is missing; pass --checkpoint RUN_DIR_OR_FILE"
-            )
-    else:
-        p = Path(checkpoint).expanduser()
-        path = p / "model.safetensors" if p.is_dir() else p
-        if not path.is_file():
-            raise UserInputError(
-                f"--checkpoint {checkpoint}: expected a run folder with model.safetensors or a "
-                f".safetensors file, found neither"
-            )
-    model, header = serialization.load(path, return_header=True)
-    if not isinstance(model, Translator):
-        raise UserInputError(f"{path} holds a {type(model).__name__}, not a translation model")
+    model, path, header = load_task_model(
+        checkpoint, SHIPPED, Translator, "translate", return_header=True
+    )
     src_tok, tgt_tok = D.tokenizers_from_extra(header.get("extra"), where=str(path))
     return Bundle(model.float().eval(), src_tok, tgt_tok, path)
 
@@ -100,7 +86,7 @@ def translate_ids(
             )
         for j, i in enumerate(idx):
             tokens[i] = out.tokens[j]
-            if attns is not None:
+            if attns is not None and out.attention is not None:
                 attns[i] = out.attention[j]
     return tokens, attns
 

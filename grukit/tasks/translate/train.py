@@ -14,18 +14,21 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from ...errors import UserInputError
+from ...train import Plateau, TaskModule, epoch_seed
 from . import data as D
 from .model import Translator
 
 TASK = "translate"
 TOKENIZER_FILE = "tokenizers.json"
+#: Command-line spelling of the fields whose flag is not ``--field-name`` (for messages).
+FLAGS = {"src_vocab": "--vocab", "tgt_vocab": "--vocab"}
 
 
 @dataclasses.dataclass
@@ -49,85 +52,64 @@ class TrainConfig:
     limit_train_pairs: int | None = None
     limit_valid_pairs: int | None = 2000
     bf16: bool = True
-    threads: int | None = None
     lr_patience: int | None = 0
     init_from: str | None = None
 
 
-def _module_class():
-    from ...train import TaskModule
+class TranslateModule(TaskModule):
+    """Label-smoothed cross-entropy under teacher forcing; logs token accuracy too. AdamW; with
+    ``lr_patience`` the LR is halved when the validation loss has not improved for that many epochs
+    (ReduceLROnPlateau), with None it stays constant."""
 
-    class TranslateModule(TaskModule):
-        """Label-smoothed cross-entropy under teacher forcing; logs token accuracy too. AdamW; with
-        ``lr_patience`` the LR is halved when the validation loss has not improved for that many epochs
-        (ReduceLROnPlateau), with None it stays constant."""
+    def __init__(
+        self,
+        model: Translator,
+        lr: float,
+        weight_decay: float = 0.0,
+        label_smoothing: float = 0.1,
+        bf16: bool = False,
+        lr_patience: int | None = 0,
+    ) -> None:
+        plateau = None if lr_patience is None else Plateau("val_loss", "min", 0.5, lr_patience)
+        super().__init__(model, lr=lr, weight_decay=weight_decay, plateau=plateau)
+        self.label_smoothing = float(label_smoothing)
+        self.bf16 = bool(bf16)
 
-        def __init__(
-            self,
-            model: Translator,
-            lr: float,
-            weight_decay: float = 0.0,
-            label_smoothing: float = 0.1,
-            bf16: bool = False,
-            lr_patience: int | None = 0,
-        ) -> None:
-            super().__init__(model, lr=lr, weight_decay=weight_decay)
-            self.label_smoothing = float(label_smoothing)
-            self.bf16 = bool(bf16)
-            self.lr_patience = lr_patience
+    def step(self, batch: dict, stage: str) -> dict:
+        m: Translator = self.model
+        mem, h0 = m.encode(batch["src"], batch["src_len"])
+        dec, _ = m.decoder(m.drop(m.tgt_emb(batch["tgt_in"])), h0)  # (B, T, Hd)
+        with torch.autocast(
+            "cpu", dtype=torch.bfloat16, enabled=self.bf16 and dec.device.type == "cpu"
+        ):
+            logits, _ = m.attend(dec, mem)  # (B, T, V)
+        logits = logits.float()
+        target = batch["tgt_out"]
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            target.reshape(-1),
+            ignore_index=D.PAD,
+            label_smoothing=self.label_smoothing if stage == "train" else 0.0,
+        )
+        real = target != D.PAD
+        acc = ((logits.argmax(-1) == target) & real).sum() / real.sum().clamp(min=1)
+        return {"loss": loss, "acc": acc}
 
-        def step(self, batch: dict, stage: str) -> dict:
-            m: Translator = self.model
-            mem, h0 = m.encode(batch["src"], batch["src_len"])
-            dec, _ = m.decoder(m.drop(m.tgt_emb(batch["tgt_in"])), h0)  # (B, T, Hd)
-            with torch.autocast(
-                "cpu", dtype=torch.bfloat16, enabled=self.bf16 and dec.device.type == "cpu"
-            ):
-                logits, _ = m.attend(dec, mem)  # (B, T, V)
-            logits = logits.float()
-            target = batch["tgt_out"]
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]),
-                target.reshape(-1),
-                ignore_index=D.PAD,
-                label_smoothing=self.label_smoothing if stage == "train" else 0.0,
+
+class SamplerSeed(Callback):
+    """Give the training batch sampler a fresh generator seeded from (seed, epoch) at each epoch start, as
+    the toolkit does for RandomSampler, so a resumed run draws the same batches as an uninterrupted one."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        dl = trainer.train_dataloader
+        sampler = getattr(dl, "batch_sampler", None)
+        if isinstance(sampler, D.BucketBatchSampler):
+            sampler.generator = torch.Generator().manual_seed(
+                epoch_seed(self.seed, trainer.current_epoch) + 3
             )
-            real = target != D.PAD
-            acc = ((logits.argmax(-1) == target) & real).sum() / real.sum().clamp(min=1)
-            return {"loss": loss, "acc": acc}
-
-        def configure_optimizers(self) -> Any:
-            opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-            if self.lr_patience is None:
-                return opt
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="min", factor=0.5, patience=self.lr_patience
-            )
-            return {
-                "optimizer": opt,
-                "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"},
-            }
-
-    return TranslateModule
-
-
-def _sampler_seed_callback(seed: int):
-    """Give the training batch sampler a fresh generator seeded from (seed, epoch) at each epoch start, as the
-    toolkit does for RandomSampler, so a resumed run draws the same batches as an uninterrupted one."""
-    from lightning.pytorch.callbacks import Callback
-
-    from ...train import epoch_seed
-
-    class SamplerSeed(Callback):
-        def on_train_epoch_start(self, trainer, pl_module) -> None:
-            dl = trainer.train_dataloader
-            sampler = getattr(dl, "batch_sampler", None)
-            if isinstance(sampler, D.BucketBatchSampler):
-                sampler.generator = torch.Generator().manual_seed(
-                    epoch_seed(seed, trainer.current_epoch) + 3
-                )
-
-    return SamplerSeed()
 
 
 def prepare_tokenizers(train_pairs, cfg: TrainConfig, run_path: Path | None = None):
@@ -153,13 +135,32 @@ def train(
     progress: bool = True,
     evaluate_beam: int | None = 5,
     splits: dict[str, list[tuple[str, str]]] | None = None,
+    threads: int | None = None,
+    overwrite: bool = False,
+    given: set[str] | None = None,
 ):
     """Train a :class:`Translator`; returns the toolkit's FitResult. With ``evaluate_beam``, score the best
-    model on the test split afterwards (metrics.json). ``splits`` replaces the data set (tests, own data)."""
-    from ...train import RunDir, fit, resolve_resume, seed_everything, write_json
+    model on the test split afterwards (metrics.json). ``splits`` replaces the data set (tests, own data).
 
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
+    With ``resume`` the run continues to ``cfg.epochs`` with the options and tokenizers stored in its folder
+    (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused;
+    ``--init-from`` only matters when a run starts). An ``output_dir`` that already holds files is refused
+    unless ``overwrite``."""
+    from ...train import (
+        check_output_dir,
+        fit,
+        resolve_resume,
+        resumed_config,
+        seed_everything,
+        set_threads,
+    )
+
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
+    resume_dir = None
+    if resume is not None:
+        cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
+        resume_dir = resolve_resume(resume)[0]
+    nthreads = set_threads(threads)
     if splits is None:
         splits = D.load_splits(data_dir)
     train_pairs, valid_pairs = splits["train"], splits["valid"]
@@ -168,95 +169,88 @@ def train(
     if cfg.limit_valid_pairs:
         valid_pairs = valid_pairs[: cfg.limit_valid_pairs]
 
-    if resume is not None:
-        run = RunDir(resolve_resume(resume)[0], task=TASK)
-    else:
-        run = RunDir.create(TASK, output_dir=output_dir)
-    with run.guard():  # a folder holding last.ckpt is kept for --resume
-        if cfg.init_from:
-            from .predict import load_bundle
+    init = None
+    if cfg.init_from and resume is None:
+        from .predict import load_bundle
 
-            init = load_bundle(cfg.init_from)
-            src_tok, tgt_tok = init.src_tok, init.tgt_tok
-        else:
-            src_tok, tgt_tok = prepare_tokenizers(
-                splits["train"] if not cfg.limit_train_pairs else train_pairs,
-                cfg,
-                run.path if resume is not None else None,
-            )
-        extra = D.tokenizers_to_extra(src_tok, tgt_tok)
-        write_json(run.file(TOKENIZER_FILE), extra)
-        train_ds = D.encode_pairs(train_pairs, src_tok, tgt_tok, max_len=cfg.max_len)
-        valid_ds = D.encode_pairs(valid_pairs, src_tok, tgt_tok, max_len=cfg.max_len)
-        if len(train_ds) == 0:
-            raise UserInputError("no training pairs left after the length filter; raise --max-len")
-        train_dl = DataLoader(
-            train_ds,
-            batch_sampler=D.BucketBatchSampler(train_ds.lengths(), cfg.batch_size),
-            collate_fn=D.collate,
+        init = load_bundle(cfg.init_from)
+        src_tok, tgt_tok = init.src_tok, init.tgt_tok
+    else:
+        src_tok, tgt_tok = prepare_tokenizers(
+            splits["train"] if not cfg.limit_train_pairs else train_pairs, cfg, resume_dir
         )
-        valid_dl = DataLoader(
-            valid_ds,
-            batch_sampler=D.BucketBatchSampler(valid_ds.lengths(), 256, shuffle=False),
-            collate_fn=D.collate,
+    extra = D.tokenizers_to_extra(src_tok, tgt_tok)
+    train_ds = D.encode_pairs(train_pairs, src_tok, tgt_tok, max_len=cfg.max_len)
+    valid_ds = D.encode_pairs(valid_pairs, src_tok, tgt_tok, max_len=cfg.max_len)
+    if len(train_ds) == 0:
+        raise UserInputError("no training pairs left after the length filter; raise --max-len")
+    train_dl = DataLoader(
+        train_ds,
+        batch_sampler=D.BucketBatchSampler(train_ds.lengths(), cfg.batch_size),
+        collate_fn=D.collate,
+    )
+    valid_dl = DataLoader(
+        valid_ds,
+        batch_sampler=D.BucketBatchSampler(valid_ds.lengths(), 256, shuffle=False),
+        collate_fn=D.collate,
+    )
+    seed_everything(cfg.seed)
+    if init is not None:
+        model = Translator.from_config(dataclasses.replace(init.model.config, dropout=cfg.dropout))
+        model.load_state_dict(init.model.state_dict())
+    else:
+        model = Translator(
+            src_tok.vocab_size,
+            tgt_tok.vocab_size,
+            cfg.emb_dim,
+            cfg.enc_hidden,
+            cfg.dec_hidden,
+            cfg.dropout,
         )
-        seed_everything(cfg.seed)
-        if cfg.init_from:
-            model = Translator.from_config(
-                dataclasses.replace(init.model.config, dropout=cfg.dropout)
-            )
-            model.load_state_dict(init.model.state_dict())
-        else:
-            model = Translator(
-                src_tok.vocab_size,
-                tgt_tok.vocab_size,
-                cfg.emb_dim,
-                cfg.enc_hidden,
-                cfg.dec_hidden,
-                cfg.dropout,
-            )
-        module = _module_class()(
-            model,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            label_smoothing=cfg.label_smoothing,
-            bf16=cfg.bf16,
-            lr_patience=cfg.lr_patience,
-        )
-        steps = (
-            cfg.steps_per_epoch
-            if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl)
-            else None
-        )
-        record = dataclasses.asdict(cfg) | {
-            "train_pairs": len(train_ds),
-            "valid_pairs": len(valid_ds),
-            "src_vocab_actual": src_tok.vocab_size,
-            "tgt_vocab_actual": tgt_tok.vocab_size,
-            "batches_per_full_pass": len(train_dl),
-        }
-        result = fit(
-            module,
-            train_dl,
-            valid_dl,
-            task=TASK,
-            run=run,
-            epochs=cfg.epochs,
-            seed=cfg.seed,
-            devices=devices,
-            num_nodes=num_nodes,
-            strategy=strategy,
-            accelerator="cpu",
-            resume=resume,
-            gradient_clip=1.0,
-            monitor="val_loss",
-            mode="min",
-            limit_train_batches=steps,
-            progress=progress,
-            save_extra=extra,
-            config=record,
-            callbacks=[_sampler_seed_callback(cfg.seed)],
-        )
+    module = TranslateModule(
+        model,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        label_smoothing=cfg.label_smoothing,
+        bf16=cfg.bf16,
+        lr_patience=cfg.lr_patience,
+    )
+    steps = (
+        cfg.steps_per_epoch if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl) else None
+    )
+    record = dataclasses.asdict(cfg) | {
+        "threads": nthreads,
+        "train_pairs": len(train_ds),
+        "valid_pairs": len(valid_ds),
+        "src_vocab_actual": src_tok.vocab_size,
+        "tgt_vocab_actual": tgt_tok.vocab_size,
+        "batches_per_full_pass": len(train_dl),
+    }
+    result = fit(
+        module,
+        train_dl,
+        valid_dl,
+        task=TASK,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        accelerator="cpu",
+        gradient_clip=1.0,
+        monitor="val_loss",
+        mode="min",
+        limit_train_batches=steps,
+        progress=progress,
+        save_extra=extra,
+        config=record,
+        json_files={TOKENIZER_FILE: extra},
+        callbacks=[SamplerSeed(cfg.seed)],
+    )
+    run = result.run
     if evaluate_beam:
         from .evaluate import evaluate
         from .predict import Bundle

@@ -180,3 +180,48 @@ def test_stream_refuses_a_bidirectional_model(bi_model, capsys, monkeypatch):
         "--no-sleep",
     )
     assert code == 2 and "not a streaming model" in err and "Traceback" not in err
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_resume_refuses_conflicting_options_and_restores_the_saved_ones(
+    uni_run, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(uni_run, run)
+    before = _files(run)
+    for extra, msg in (
+        (["--speaker", "theo"], "--speaker None, got 'theo'"),  # a data option: another split
+        (["--subset", "50"], "--subset 40, got 50"),
+        (
+            ["--n-mels", "40"],
+            "--n-mels 20, got 40",
+        ),  # the default value, typed out, still conflicts
+    ):
+        code, _, err = run_cli(capsys, monkeypatch, "digits", "train", "--resume", run, *extra)
+        assert code == 2 and msg in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+        assert _files(run) == before
+    code, _, err = run_cli(
+        capsys, monkeypatch, "digits", "train", "--resume", run, "--epochs", "4", "--threads", "1"
+    )
+    assert code == 0, err
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["unidirectional"], cfg["hidden_size"], cfg["n_mels"], cfg["subset"]) == (
+        True,
+        16,
+        20,
+        40,
+    )
+    assert cfg["epochs"] == 4 and len((run / "log.csv").read_text().splitlines()) == 5
+
+
+def test_existing_output_dir_needs_overwrite(uni_run, capsys, monkeypatch):
+    before = _files(uni_run)
+    code, _, err = run_cli(capsys, monkeypatch, "digits", "train", "--output-dir", uni_run)
+    assert code == 2 and "already holds files" in err and "--overwrite" in err, err
+    assert len(err.strip().splitlines()) == 1 and _files(uni_run) == before

@@ -133,3 +133,50 @@ def _main(args, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         main()
     return e.value.code, capsys.readouterr().err
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_cli_resume_refuses_conflicting_options_and_restores_the_saved_ones(
+    run, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    out, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    before = _files(copy)
+    for extra, msg in (
+        (["--max-train", "100"], "--max-train 3000, got 100"),  # a data option
+        (["--min-freq", "2"], "--min-freq 1, got 2"),  # it changes the vocabulary
+        (["--hidden", "64"], "--hidden 32, got 64"),
+    ):
+        args = [
+            "sentiment",
+            "train",
+            "--resume",
+            str(copy),
+            "--epochs",
+            "4",
+            "--no-progress",
+            *extra,
+        ]
+        code, err = _main(args, monkeypatch, capsys)
+        assert code == 2 and msg in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+        assert _files(copy) == before
+    args = ["sentiment", "train", "--resume", str(copy), "--epochs", "4", "--no-progress"]
+    code, err = _main([*args, "--threads", "1", "--no-baselines"], monkeypatch, capsys)
+    assert code == 0, err
+    cfg = json.loads((copy / "config.json").read_text())
+    assert {k: cfg[k] for k in SMALL} == SMALL and cfg["epochs"] == 4
+
+
+def test_cli_existing_output_dir_needs_overwrite(run, monkeypatch, capsys):
+    out, _ = run
+    before = _files(out)
+    code, err = _main(["sentiment", "train", "--output-dir", str(out)], monkeypatch, capsys)
+    assert code == 2 and "already holds files" in err and "--overwrite" in err, err
+    assert len(err.strip().splitlines()) == 1 and _files(out) == before

@@ -197,3 +197,61 @@ def _main(args, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         main()
     return e.value.code, capsys.readouterr().err
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_cli_resume_refuses_conflicting_options_and_restores_the_saved_ones(
+    run2, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    out, _ = run2
+    run = tmp_path / "run"
+    shutil.copytree(out, run)  # the fixture's run stays as it is for the other tests
+    before = _files(run)
+    for extra, msg in (
+        (["--max-train-chars", "5000"], "--max-train-chars 24000, got 5000"),  # a data option
+        (["--hidden", "64"], "--hidden 48, got 64"),  # named as the command line spells it
+    ):
+        args = ["text", "train", "--resume", str(run), "--epochs", "3", "--no-progress", *extra]
+        code, err = _main(args, monkeypatch, capsys)
+        assert code == 2 and msg in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+        assert _files(run) == before
+    # only --resume and the new total: the SMALL options come back from config.json
+    args = [
+        "text",
+        "train",
+        "--resume",
+        str(run),
+        "--epochs",
+        "3",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
+    code, err = _main(args, monkeypatch, capsys)
+    assert code == 0, err
+    cfg = json.loads((run / "config.json").read_text())
+    assert {k: cfg[k] for k in SMALL} == SMALL and cfg["epochs"] == 3
+    assert len((run / "log.csv").read_text().splitlines()) == 4
+
+
+def test_cli_existing_output_dir_needs_overwrite(run2, monkeypatch, capsys):
+    out, _ = run2
+    before = _files(out)
+    code, err = _main(["text", "train", "--output-dir", str(out)], monkeypatch, capsys)
+    assert code == 2 and "already holds files" in err and "--overwrite" in err, err
+    assert len(err.strip().splitlines()) == 1 and _files(out) == before
+
+
+def test_cli_output_dir_below_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    code, err = _main(["text", "train", "--output-dir", str(f / "run")], monkeypatch, capsys)
+    assert code == 2 and f"{f} is a file, not a folder" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]

@@ -235,3 +235,59 @@ def test_init_from_starts_with_the_model_weights(trained, tmp_path):
         json.loads((tmp_path / "i" / "tokenizers.json").read_text())["src_tokenizer"]
         == src.src_tok.to_json()
     )
+
+
+def _main(args, monkeypatch, capsys):
+    """The console entry point in-process: (exit code, stderr)."""
+    from grukit.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["grukit", *map(str, args)])
+    capsys.readouterr()
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    return code, capsys.readouterr().err
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_cli_resume_refuses_a_conflicting_data_option(trained, monkeypatch, capsys):
+    _, run, _ = trained
+    before = _files(run)
+    for extra, msg in (
+        (["--limit-train-pairs", "100"], "--limit-train-pairs None, got 100"),  # a data option
+        (["--max-len", "20"], "--max-len 32, got 20"),
+        (["--vocab", "500"], "--vocab 300, got 500"),  # one flag, two fields
+    ):
+        code, err = _main(["translate", "train", "--resume", run, *extra], monkeypatch, capsys)
+        assert code == 2 and msg in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+        assert _files(run) == before
+
+
+def test_resume_restores_the_saved_options(trained, tmp_path):
+    import shutil
+
+    pairs, run, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    splits = {"train": pairs * 8, "valid": pairs, "test": pairs}
+    # the default sizes (256/512, vocab 8000) would not fit last.ckpt: the stored tiny ones must come back
+    more = train(
+        TrainConfig(epochs=19), resume=copy, progress=False, evaluate_beam=None, splits=splits
+    )
+    assert more.module.model.config.dec_hidden == CFG["dec_hidden"] and more.epochs_run == 19
+    cfg = json.loads((copy / "config.json").read_text())
+    assert {k: cfg[k] for k in CFG} == CFG and cfg["epochs"] == 19
+
+
+def test_cli_existing_output_dir_needs_overwrite(trained, monkeypatch, capsys):
+    _, run, _ = trained
+    before = _files(run)
+    code, err = _main(["translate", "train", "--output-dir", run], monkeypatch, capsys)
+    assert code == 2 and "already holds files" in err and "--overwrite" in err, err
+    assert len(err.strip().splitlines()) == 1 and _files(run) == before

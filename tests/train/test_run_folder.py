@@ -1,0 +1,112 @@
+"""The one run-folder path (open_run / check_output_dir, used by fit): an existing non-empty --output-dir is
+refused unless --overwrite or it is the run being resumed; a path below a file is refused in one line;
+a failed run leaves no folder behind."""
+
+import json
+
+import pytest
+from train_toy import toy_loaders, toy_module
+
+from grukit.errors import UserInputError
+from grukit.train import check_output_dir, fit, open_run
+
+
+def _listing(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_new_and_empty_folders_are_accepted(tmp_path):
+    run, ckpt = open_run("demo", output_dir=tmp_path / "a" / "b")
+    assert run.path.is_dir() and run.created and ckpt is None
+    (tmp_path / "empty").mkdir()
+    run, _ = open_run("demo", output_dir=tmp_path / "empty")
+    assert (
+        run.path == tmp_path / "empty" and not run.created
+    )  # pre-existing: never removed by guard
+
+
+def test_non_empty_folder_is_refused_and_left_as_it_was(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text('{"lr": 1}')
+    (out / "model.safetensors").write_bytes(b"old")
+    before = _listing(out)
+    for call in (
+        lambda: check_output_dir(out),
+        lambda: open_run("demo", output_dir=out),
+        lambda: fit(toy_module(), *toy_loaders(), output_dir=out, epochs=1, progress=False),
+    ):
+        with pytest.raises(UserInputError) as e:
+            call()
+        msg = str(e.value)
+        assert (
+            "already holds files (config.json, model.safetensors)" in msg and "--overwrite" in msg
+        )
+        assert "\n" not in msg
+        assert _listing(out) == before
+
+
+def test_overwrite_replaces_a_run_folder(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.ckpt").write_bytes(b"stale")
+    (out / "old.png").write_bytes(b"stale")
+    res = fit(
+        toy_module(),
+        *toy_loaders(),
+        output_dir=out,
+        overwrite=True,
+        epochs=1,
+        progress=False,
+        plot=False,
+        config={"lr": 0.02},
+    )
+    assert res.run.path == out
+    names = {p.name for p in out.iterdir()}
+    assert "old.png" not in names  # nothing of the old run is mixed into the new one
+    assert {"model.safetensors", "config.json", "log.csv", "last.ckpt"} <= names
+    assert (out / "last.ckpt").read_bytes() != b"stale"
+    assert json.loads((out / "config.json").read_text()) == {"lr": 0.02}
+
+
+def test_overwrite_never_empties_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "thesis.tex").write_text("precious")
+    with pytest.raises(UserInputError, match="does not look like a run folder"):
+        open_run("demo", output_dir=tmp_path, overwrite=True)
+    assert (tmp_path / "thesis.tex").read_text() == "precious"
+
+
+def test_resume_may_write_into_its_own_folder(tmp_path):
+    out = tmp_path / "run"
+    fit(toy_module(), *toy_loaders(), output_dir=out, epochs=1, progress=False, plot=False)
+    assert not check_output_dir(out, resume=out)
+    assert not check_output_dir(out, resume=out / "last.ckpt")
+    run, ckpt = open_run("demo", output_dir=out, resume=out)
+    assert run.path == out and ckpt == out / "last.ckpt" and not run.created
+    res = fit(toy_module(), *toy_loaders(), output_dir=out, resume=out, epochs=2, progress=False)
+    assert res.epochs_run == 2
+    # but resuming into another folder that already holds files is refused like any other
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("x")
+    with pytest.raises(UserInputError, match="already holds files"):
+        open_run("demo", output_dir=other, resume=out)
+
+
+def test_a_path_below_a_file_is_one_clean_line(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    for out in (f / "run", f / "run" / "deeper", f):
+        with pytest.raises(UserInputError) as e:
+            open_run("demo", output_dir=out)
+        assert str(f) in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(UserInputError, match="is a file, not a folder"):
+        fit(toy_module(), *toy_loaders(), output_dir=f / "run", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_a_failed_run_leaves_no_folder(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyError, match="monitor"):
+        fit(toy_module(), *toy_loaders(), output_dir=out, monitor="val_nope", progress=False)
+    assert not out.exists()
