@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -218,6 +219,7 @@ def main() -> None:
         gmeta = None
         if not args.baselines_only:
             out_dir = ROOT / "runs" / f"bench-m3-{sheet}-{args.subset or 'all'}-seed{args.seed}"
+            shutil.rmtree(out_dir, ignore_errors=True)  # this script's own run folder, rewritten
             fc, gmeta = run_grukit(sheet, df, h, m, args.seed, options, out_dir)
             grukit_cpu += gmeta["cpu_s"]
             scores = {"gru": score(train, test, fc, m), **scores}

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ def _run(dataset: str, seed: int) -> dict:
     args = list(COMMANDS[dataset]) + (["--seed", str(seed)] if seed else [])
     ts = str(Path(os.environ.get("GRUKIT_DATA", ROOT.parent / "shared" / "data")) / "timeseries")
     real = [a.replace("$TS", ts) for a in args]
+    shutil.rmtree(out, ignore_errors=True)  # this script's own run folder, rewritten
     exe = Path(sys.executable).with_name("grukit")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
