@@ -8,17 +8,20 @@ model file of docs/conventions.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
+import math
 import os
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import torch
 from torch import nn
 
+from ._io import atomic_path
 from ._version import __version__
 from .errors import UserInputError
 
@@ -96,14 +99,8 @@ def save(
         tensors[k] = v.contiguous().clone()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"grukit": json.dumps(header)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"grukit": json.dumps(header)})
     return path
 
 
@@ -178,6 +175,118 @@ def _import_class(spec: str) -> type[nn.Module]:
     return obj
 
 
+def read_tensor_specs(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{name: (dtype, shape)}`` of every tensor in a safetensors file, read from its header alone (no tensor
+    data is read or allocated)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            out = {}
+            for k in f.keys():
+                sl = f.get_slice(k)
+                out[k] = (str(sl.get_dtype()), tuple(int(d) for d in sl.get_shape()))
+    except Exception as e:
+        raise UserInputError(f"{path} is not a readable safetensors file ({e})") from None
+    return out
+
+
+class _TooBig(Exception):
+    """Raised by the registration hooks when a config asks for more than the file holds."""
+
+
+@contextlib.contextmanager
+def _budget(max_params: int, max_numel: int) -> Iterator[None]:
+    """While active, refuse (raise :class:`_TooBig`) once the modules being built register more parameters
+    than ``max_params`` or more parameter elements than ``max_numel``: a config claiming a huge model stops
+    after a few layers instead of building a million of them."""
+    from torch.nn.modules.module import register_module_parameter_registration_hook
+
+    seen = [0, 0]
+
+    def hook(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is None:
+            return None
+        seen[0] += 1
+        seen[1] += param.numel()
+        if seen[0] > max_params or seen[1] > max_numel:
+            raise _TooBig(f"{seen[0]} parameter tensors, {seen[1]} elements so far")
+        return None
+
+    handle = register_module_parameter_registration_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _check_against_header(
+    path: str | os.PathLike[str],
+    cls: type[nn.Module],
+    config: dict[str, Any],
+    specs: dict[str, tuple[str, tuple[int, ...]]],
+) -> None:
+    """Build ``cls`` from ``config`` on the meta device (shapes only, no memory), under a budget of the
+    file's own tensor count and size, and compare its state_dict with the file's tensor header."""
+    n_stored = len(specs)
+    numel_stored = sum(math.prod(shape) for _, shape in specs.values())
+    what = (
+        f"{path}: the stored config asks for a bigger {cls.__name__} than the file's tensors hold "
+        f"({n_stored} tensors, {numel_stored} numbers)"
+    )
+    try:
+        # Generous margins, so that a near miss gets the per-tensor message below; a config claiming a model
+        # many times the file's size stops here (on the meta device the budget only bounds Python objects).
+        budget = _budget(n_stored + 64, max(4 * numel_stored, numel_stored + 2**24))
+        with budget, torch.device("meta"):
+            shadow: nn.Module = getattr(cls, "from_config")(config)  # noqa: B009
+    except _TooBig as e:
+        raise UserInputError(f"{what}; refused before allocating it ({e})") from None
+    except (TypeError, ValueError) as e:
+        raise UserInputError(
+            f"{path}: the stored config does not build a {cls.__name__} ({e})"
+        ) from None
+    expected = shadow.state_dict()
+    missing = sorted(set(expected) - set(specs))
+    unexpected = sorted(set(specs) - set(expected))
+    if missing or unexpected:
+        raise UserInputError(
+            f"{path}: tensors do not match the stored config of {cls.__name__}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    for k, ref in expected.items():
+        dtype, shape = specs[k]
+        if shape != tuple(ref.shape):
+            raise UserInputError(
+                f"{path}: tensor {k!r} has shape {shape}, but the stored config "
+                f"of {cls.__name__} needs {tuple(ref.shape)}"
+            )
+        name = _ST_DTYPES.get(dtype, dtype)
+        if name.startswith(("float", "bfloat")) != ref.is_floating_point():
+            raise UserInputError(
+                f"{path}: tensor {k!r} has dtype torch.{name}, but the stored config of "
+                f"{cls.__name__} needs {ref.dtype}"
+            )
+
+
+#: safetensors' dtype names → torch's (for messages; the float ones decide the float-vs-integer check).
+_ST_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+
+
 @overload
 def load(
     path: str | os.PathLike[str],
@@ -217,7 +326,10 @@ def load(
     Raises:
         UserInputError: the file is missing or unreadable, has no or corrupt grukit metadata, names a class
             that is not a grukit model, or holds tensors that do not match its config (names, shapes, or
-            floating vs integer dtypes); the message names what did not match.
+            floating vs integer dtypes); the message names what did not match. The config is checked
+            against the tensor names, shapes and dtypes in the safetensors header *before* any module is
+            built for real (the check builds it on the meta device, under a budget of the file's own
+            tensor count and size), so a small file whose config claims a huge model costs no memory.
 
     Examples:
         >>> import tempfile, torch, grukit
@@ -234,6 +346,9 @@ def load(
 
     header = read_header(path)
     cls = _import_class(header.get("class", ""))
+    # Shapes first, from the file's header and a meta-device model: nothing is allocated for a config
+    # that the tensors do not back (a few-KB file claiming hidden_size 2**20 is refused in milliseconds).
+    _check_against_header(path, cls, header["config"], read_tensor_specs(path))
     try:
         model: nn.Module = getattr(cls, "from_config")(header["config"])  # noqa: B009
     except (TypeError, ValueError) as e:

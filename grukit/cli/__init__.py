@@ -68,8 +68,31 @@ def _register() -> None:
 _register()
 
 
+def _path_message(e: OSError) -> str:
+    """One line for a path the user gave that cannot be used (e.g. ``--output-dir notes.txt/run``), naming
+    the path and, for a file where a folder should be, that file."""
+    from pathlib import Path
+
+    from .._io import blocking_file
+
+    name = e.filename if e.filename is not None else ""
+    if isinstance(e, NotADirectoryError) and name:
+        blocker = blocking_file(Path(name))
+        if blocker is not None:
+            return f"{name}: {blocker} is a file, not a folder"
+        return f"{name}: not a folder"
+    if isinstance(e, IsADirectoryError) and name:
+        return f"{name} is a folder; expected a file"
+    return f"{name}: {e.strerror}" if name else str(e)
+
+
 def main() -> None:
-    """Console entry point: user mistakes print one line on stderr and exit 2; other failures exit 1."""
+    """Console entry point: user mistakes print one line on stderr and exit 2; other failures exit 1.
+
+    A path the user gave that cannot be used (a file where a folder should be, as in ``--output-dir
+    notes.txt/run``, a folder where a file should be, no permission) is a user mistake too: one line
+    naming it, exit 2. Commands print through ``grukit._console.stdout_console``: plain, unwrapped lines
+    when stdout is not a terminal."""
     debug = bool(os.environ.get("GRUKIT_DEBUG"))
     try:
         app(standalone_mode=True)
@@ -79,6 +102,11 @@ def main() -> None:
         if debug:
             raise
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except (NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        if debug:
+            raise
+        typer.echo(f"error: {_path_message(e)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

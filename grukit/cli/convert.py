@@ -216,6 +216,9 @@ def _atomic(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        from .._io import default_mode
+
+        os.chmod(tmp, default_mode())  # mkstemp makes 0600; give the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

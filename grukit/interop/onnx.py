@@ -173,6 +173,9 @@ def export_onnx(
     os.close(fd)
     try:
         onnx.save(proto, tmp)
+        from .._io import default_mode
+
+        os.chmod(tmp, default_mode())  # mkstemp makes 0600; give the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

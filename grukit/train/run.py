@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
+from .._io import default_mode
 from .._version import __version__
 from ..errors import UserInputError
 
@@ -113,6 +114,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
         with os.fdopen(fd, "w") as f:
             json.dump(_jsonable(obj), f, indent=2)
             f.write("\n")
+        os.chmod(tmp, default_mode())  # mkstemp makes 0600; give the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -234,28 +234,42 @@ def predict(
         float, typer.Option("--min-gap", min=0.0, help="--sequence: shortest pause (s).")
     ] = 0.12,
 ) -> None:
-    """Print the spoken digit of each file (and its probability), or with --sequence the digit string."""
+    """Print the spoken digit of each file (and its probability), or with --sequence the digit string.
+
+    Every file that can be read gets its line on stdout; each file that cannot gets one ``error:`` line on
+    stderr, and the command then exits with code 2."""
+    from ...errors import UserInputError
     from . import data as D
     from .predict import classify_file, load_model, predict_sequence
 
     model = load_model(checkpoint, stream=stream)
     labels = model.config.labels
-    results = []
-    for f in files:  # check every file before printing anything
-        if sequence:
-            segs = predict_sequence(
-                model, D.load_audio(f, model.feature_spec), top_db=top_db, min_gap_s=min_gap
-            )
-            results.append(
-                f"{f}\t{''.join(s.label for s in segs)}\t"
-                + " ".join(f"{s.label}@{s.start_s:.2f}-{s.end_s:.2f}s({s.prob:.2f})" for s in segs)
-            )
-        else:
-            p = classify_file(model, f)
-            k = int(p.argmax())
-            results.append(f"{f}\t{labels[k]}\t{p[k]:.4f}")
-    for line in results:
+    failed = 0
+    for f in files:
+        try:
+            if f.is_dir():
+                raise UserInputError(f"{f} is a folder, not an audio file")
+            if sequence:
+                segs = predict_sequence(
+                    model, D.load_audio(f, model.feature_spec), top_db=top_db, min_gap_s=min_gap
+                )
+                line = f"{f}\t{''.join(s.label for s in segs)}\t" + " ".join(
+                    f"{s.label}@{s.start_s:.2f}-{s.end_s:.2f}s({s.prob:.2f})" for s in segs
+                )
+            else:
+                p = classify_file(model, f)
+                k = int(p.argmax())
+                line = f"{f}\t{labels[k]}\t{p[k]:.4f}"
+        except UserInputError as e:
+            failed += 1
+            msg = str(e)
+            typer.echo(f"error: {msg if str(f) in msg else f'{f}: {msg}'}", err=True)
+            continue
         typer.echo(line)
+    if failed:
+        if len(files) > 1:
+            typer.echo(f"error: {failed} of {len(files)} files could not be read", err=True)
+        raise typer.Exit(2)
 
 
 @app.command("stream")
@@ -274,10 +288,13 @@ def stream_cmd(
 ) -> None:
     """Recognize a digit as the audio arrives: the unidirectional model runs frame by frame (GRU step API) and
     prints the running prediction after each chunk, then the final answer."""
+    from ...errors import UserInputError
     from . import data as D
     from .predict import load_model
     from .stream import simulate
 
+    if file.is_dir():
+        raise UserInputError(f"{file} is a folder, not an audio file")
     model = load_model(checkpoint, stream=True)
     y = D.load_audio(file, model.feature_spec)
     for upd, final in simulate(

@@ -182,8 +182,7 @@ def evaluate(
     ] = None,
 ) -> None:
     """NLL per time step of a model on a split (default: test), next to the paper's GRU and LSTM."""
-    from rich.console import Console
-
+    from ..._console import stdout_console
     from ...errors import UserInputError
     from ...train.run import write_json
     from .data import SPLITS, check_dataset, load_dataset
@@ -191,6 +190,10 @@ def evaluate(
 
     if split not in SPLITS:
         raise UserInputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if json_out is not None:
+        from ..._io import check_output_file
+
+        check_output_file(json_out, "--json", parents=True)
     if checkpoint is None:
         ds = check_dataset(dataset or "jsb")
         model, header = load_music_model(None, ds)
@@ -199,15 +202,11 @@ def evaluate(
         ds = check_dataset(dataset or (header.get("extra") or {}).get("dataset") or "jsb")
     data = load_dataset(ds, data_dir)
     res = evaluate_nll(model, data[split])
-    Console().print(
-        results_table(
-            ds,
-            split,
-            res["nll_per_step"],
-            title=f"{ds} {split}: NLL per time step ({res['frames']} predicted frames; "
-            f"model {header['path']})",
-        )
+    console = stdout_console()
+    console.print(
+        f"{ds} {split}: NLL per time step ({res['frames']} predicted frames; model {header['path']})"
     )
+    console.print(results_table(ds, split, res["nll_per_step"], title=""))
     if json_out is not None:
         write_json(json_out, {"dataset": ds, "split": split, "model_file": header["path"], **res})
 
@@ -246,20 +245,23 @@ def generate(
     seed: Seed = 0,
 ) -> None:
     """Sample a piece from a model and write it as MIDI (+ piano-roll PNG)."""
+    from ..._progress import bar
     from .evaluate import load_music_model
     from .generate import generate_to_files
 
     model, header = load_music_model(checkpoint, dataset)
-    res = generate_to_files(
-        model,
-        steps=steps,
-        out=out,
-        temperature=temperature,
-        prime=prime,
-        prime_frames=prime_frames,
-        fs=fs,
-        seed=seed,
-    )
+    with bar(steps, "generating frames") as advance:
+        res = generate_to_files(
+            model,
+            steps=steps,
+            out=out,
+            temperature=temperature,
+            prime=prime,
+            prime_frames=prime_frames,
+            fs=fs,
+            seed=seed,
+            progress=advance,
+        )
     typer.echo(
         f"wrote {res['midi']} ({res['notes']} notes, {res['frames']} frames) and {res['png']}"
     )

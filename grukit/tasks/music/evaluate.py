@@ -69,7 +69,9 @@ def results_table(dataset: str, split: str, nll: float, title: str | None = None
     """A rich Table: this model next to the published numbers (lower is better)."""
     from rich.table import Table
 
-    table = Table(title=title or f"{dataset}: {split} NLL per time step (nats, lower is better)")
+    if title is None:
+        title = f"{dataset}: {split} NLL per time step (nats, lower is better)"
+    table = Table(title=title or None)
     table.add_column("model")
     table.add_column("NLL/step", justify="right")
     table.add_row("grukit GRU (this model)", f"{nll:.3f}")

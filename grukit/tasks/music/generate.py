@@ -7,7 +7,7 @@ consecutive frames where a key is on becomes one note lasting that many frames o
 from __future__ import annotations
 
 import os
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..._io import atomic_path, atomic_paths, check_output_file
 from ...errors import UserInputError
 from .data import LOWEST_PITCH, N_PITCHES
 from .model import MusicGRU
@@ -27,12 +28,14 @@ def sample(
     temperature: float = 1.0,
     prime: np.ndarray | Tensor | None = None,
     seed: int | None = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Generate ``steps`` new frames → uint8 (P + steps, 88): the prime's P frames, then the samples.
 
     Each key of the next frame is drawn from Bernoulli(σ(logit / temperature)) — independently, or key by key
     for ``frame_ar`` models (see :meth:`MusicGRU.sample_frame`). Without a
     prime, the first frame is drawn from the model's prediction after a silent (all-zero) frame.
+    ``progress(n)``, if given, is called as frames are produced (``n`` new frames at a time).
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -57,10 +60,14 @@ def sample(
             frames += list(p)
         else:
             logits, h = model.step(torch.zeros(1, N_PITCHES), None)
-        for _ in range(steps):
+        for i in range(steps):
             frame = model.sample_frame(logits, temperature, generator=gen)  # (1, 88)
             frames.append(frame[0])
             logits, h = model.step(frame, h)
+            if progress is not None and (i + 1) % 64 == 0:
+                progress(64)
+        if progress is not None and steps % 64:
+            progress(steps % 64)
     finally:
         model.train(was_training)
     return torch.stack(frames).to(torch.uint8).numpy()
@@ -127,7 +134,22 @@ def plot_roll(
     prime_frames: int = 0,
     title: str | None = None,
 ) -> Path:
-    """Save the piano roll as a PNG (time → x, MIDI pitch → y; a line marks where the prime ends)."""
+    """Save the piano roll as a PNG (time → x, MIDI pitch → y; a line marks where the prime ends),
+    atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _plot_roll_to(roll, tmp, fs, prime_frames, title)
+    return path
+
+
+def _plot_roll_to(
+    roll: np.ndarray,
+    path: Path,
+    fs: float = 4.0,
+    prime_frames: int = 0,
+    title: str | None = None,
+) -> None:
+    """Draw the piano roll into ``path`` (PNG) directly."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,10 +173,10 @@ def plot_roll(
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title or "grukit music: generated piano roll")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
 
 
 def generate_to_files(
@@ -166,29 +188,26 @@ def generate_to_files(
     prime_frames: int = 32,
     fs: float = 4.0,
     seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Sample and write ``out`` (.mid) plus ``out`` with suffix .png; both or neither are written."""
-    out = Path(out)
+    """Sample and write ``out`` (.mid) plus ``out`` with suffix .png; both or neither are written.
+
+    The output paths are checked before sampling (a bad ``--out`` costs no time and names ``--out`` itself);
+    both files get the mode a plain ``open()`` gives."""
+    out = Path(out).expanduser()
     if out.suffix.lower() not in (".mid", ".midi"):
         raise UserInputError(f"--out must name a .mid or .midi file, got {out}")
-    if out.parent and not out.parent.is_dir():
-        raise UserInputError(f"--out {out}: folder {out.parent} does not exist")
-    prime_roll = midi_to_roll(prime, fs=fs)[:prime_frames] if prime is not None else None
-    roll = sample(model, steps, temperature=temperature, prime=prime_roll, seed=seed)
     png = out.with_suffix(".png")
+    check_output_file(out, "--out")
+    check_output_file(png, "--out")
+    prime_roll = midi_to_roll(prime, fs=fs)[:prime_frames] if prime is not None else None
+    roll = sample(
+        model, steps, temperature=temperature, prime=prime_roll, seed=seed, progress=progress
+    )
     pm = roll_to_midi(roll, fs=fs)
-    fd, tmp_mid = tempfile.mkstemp(prefix=".tmp-", suffix=".mid", dir=out.parent)
-    os.close(fd)
-    fd, tmp_png = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=out.parent)
-    os.close(fd)
-    try:
-        pm.write(tmp_mid)
+    with atomic_paths([out, png], option="--out") as (tmp_mid, tmp_png):
+        pm.write(str(tmp_mid))
         n_prime = 0 if prime_roll is None else len(prime_roll)
-        plot_roll(roll, tmp_png, fs=fs, prime_frames=n_prime)
-        os.replace(tmp_mid, out)
-        os.replace(tmp_png, png)
-    finally:
-        for t in (tmp_mid, tmp_png):
-            Path(t).unlink(missing_ok=True)
+        _plot_roll_to(roll, tmp_png, fs=fs, prime_frames=n_prime)
     notes = sum(len(i.notes) for i in pm.instruments)
     return {"midi": out, "png": png, "frames": int(roll.shape[0]), "notes": notes, "roll": roll}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -139,6 +139,15 @@ def train(
 def evaluate(
     checkpoint: Checkpoint = None,
     split: Annotated[str, typer.Option("--split", help="dev or test (or train).")] = "test",
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="Score this labelled file instead of a split: one 'TEXT<TAB>LABEL' per line, "
+            "LABEL 0/1 or negative/positive.",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
     baselines: Annotated[
         bool,
@@ -151,23 +160,39 @@ def evaluate(
         typer.Option("--json", help="Also write the result to this JSON file.", show_default=False),
     ] = None,
 ) -> None:
-    """Accuracy of a model on an SST-2 split."""
+    """Accuracy, F1 and the confusion matrix of a model on an SST-2 split or a labelled TSV file."""
+    from ..._io import check_output_file
     from ...train.run import write_json
     from .data import load_split
-    from .evaluate import accuracy, load_model
     from .evaluate import baselines as run_baselines
+    from .evaluate import load_model, read_labelled_tsv, scores
 
-    texts, labels = load_split(split, data_dir)
+    if json_out is not None:
+        check_output_file(json_out, "--json", parents=True)
+    if file is not None:
+        texts, labels = read_labelled_tsv(file)
+        source, dataset = str(file), None
+    else:
+        texts, labels = load_split(split, data_dir)
+        source, dataset = f"sst2 {split}", "sst2"
     model, path = load_model(checkpoint)
-    res = accuracy(model, texts, labels)
+    res = scores(model, texts, labels)
     typer.echo(
-        f"sst2 {split}: accuracy {res['accuracy']:.4f} over {res['n']} sentences (model {path})"
+        f"{source}: accuracy {res['accuracy']:.4f}, F1 (positive) {res['f1_positive']:.4f}, "
+        f"macro F1 {res['f1_macro']:.4f} over {res['n']} sentences (model {path})"
     )
-    out = {"dataset": "sst2", "split": split, "model_file": path, **res}
+    (tn, fp), (fn, tp) = res["confusion"]
+    typer.echo("confusion (rows = true label, columns = predicted):")
+    typer.echo(f"  {'':>8s} {'negative':>9s} {'positive':>9s}")
+    typer.echo(f"  {'negative':>8s} {tn:9d} {fp:9d}")
+    typer.echo(f"  {'positive':>8s} {fn:9d} {tp:9d}")
+    out: dict[str, Any] = {"dataset": dataset, "split": split if file is None else None}
+    out |= {"source": source, "model_file": path, **res}
     if baselines:
         tr_texts, tr_labels = load_split("train", data_dir)
-        out["baselines"] = run_baselines(tr_texts, tr_labels, texts, labels)
-        for k, v in out["baselines"].items():
+        base = run_baselines(tr_texts, tr_labels, texts, labels)
+        out["baselines"] = base
+        for k, v in base.items():
             typer.echo(f"  baseline {k}: accuracy {v['accuracy']:.4f}")
     if json_out is not None:
         write_json(json_out, out)
@@ -192,53 +217,76 @@ def predict(
             help="Show each word's contribution (occlusion: change in the log-odds of positive when the word is replaced by <unk>).",
         ),
     ] = False,
+    max_words: Annotated[
+        int,
+        typer.Option(
+            "--explain-max-words",
+            min=1,
+            help="--explain refuses longer sentences (its time grows as the square of the length).",
+        ),
+    ] = 2000,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print JSON lines instead of a table.")
     ] = False,
 ) -> None:
-    """Label sentences positive/negative with P(positive); --explain colours words by their contribution."""
+    """Label sentences positive/negative with P(positive) and how many of their words the model knows;
+    --explain colours words by their contribution. Empty sentences are refused; a sentence with no known
+    word gets a warning on stderr (the answer is then the model's guess for unknown text)."""
     import dataclasses
     import json
 
+    from ..._io import read_text_file
     from ...errors import UserInputError
     from .evaluate import load_model
+    from .predict import check_texts
     from .predict import explain as run_explain
     from .predict import predict as run_predict
 
     items = list(texts or [])
     if file is not None:
-        if not file.is_file():
-            raise UserInputError(f"--file {file}: no such file")
-        try:
-            items += [
-                ln.strip() for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()
-            ]
-        except UnicodeDecodeError as e:
-            raise UserInputError(f"--file {file} is not UTF-8 text ({e})") from None
+        items += [ln.strip() for ln in read_text_file(file, "--file").splitlines() if ln.strip()]
+        if not items:
+            raise UserInputError(f"--file {file}: no non-empty lines to classify")
     if not items:
         raise UserInputError("give sentences as arguments or --file FILE")
+    check_texts(items)
     model, _ = load_model(checkpoint)
-    preds = [run_explain(model, t) for t in items] if explain else run_predict(model, items)
+    if explain:
+        preds = [run_explain(model, t, max_words=max_words) for t in items]
+    else:
+        preds = run_predict(model, items)
+    for i, p in enumerate(preds):
+        if p.known == 0:
+            where = "the sentence" if len(preds) == 1 else f"sentence {i + 1}"
+            typer.echo(
+                f"warning: none of the {p.n_words} word(s) of {where} is in the model's vocabulary; "
+                f"P(positive) is the model's guess for unknown text",
+                err=True,
+            )
     if json_out:
         for p in preds:
-            typer.echo(json.dumps(dataclasses.asdict(p)))
+            typer.echo(json.dumps(dataclasses.asdict(p), ensure_ascii=False))
         return
-    from rich.console import Console
     from rich.text import Text
 
-    console = Console(highlight=False)
+    from ..._console import stdout_console
+
+    console = stdout_console()
     for p in preds:
         colour = "green" if p.label == "positive" else "red"
         console.print(
             Text.assemble(
-                (f"{p.label:8s}", f"bold {colour}"), f" P(positive)={p.p_positive:.3f}  ", p.text
+                (f"{p.label:8s}", f"bold {colour}"),
+                f" P(positive)={p.p_positive:.3f}  known {p.known}/{p.n_words}  ",
+                p.text,
             )
         )
-        if explain and p.words and p.contributions is not None and p.known is not None:
+        if explain and p.words and p.contributions is not None:
+            unknown = set(p.unknown_words)
             line = Text("  ")
-            for w, c, k in zip(p.words, p.contributions, p.known):
+            for w, c in zip(p.words, p.contributions):
                 style = "green" if c > 0.5 else "red" if c < -0.5 else "dim"
-                line.append(f"{w}{'' if k else '?'}", style=style)
+                line.append(f"{w}{'?' if w in unknown else ''}", style=style)
                 line.append(f"({c:+.2f}) ", style="dim")
             console.print(line)
     if explain:

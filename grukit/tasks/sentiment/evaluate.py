@@ -39,6 +39,60 @@ def accuracy(model: SentimentGRU, texts: Sequence[str], labels: Sequence[int]) -
     return {"accuracy": float((pred == y).float().mean()), "n": len(labels)}
 
 
+def scores(model: SentimentGRU, texts: Sequence[str], labels: Sequence[int]) -> dict:
+    """Accuracy, F1 of the positive class, macro F1 and the confusion matrix (rows = true label, columns
+    = predicted; index 0 = negative, 1 = positive) of the model on (texts, labels)."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    probs = predict_proba(model, texts)
+    pred_t = (probs > 0.5).long()
+    y_t = torch.tensor(list(labels), dtype=torch.long)
+    pred, y = pred_t.tolist(), y_t.tolist()
+    return {
+        "accuracy": float((pred_t == y_t).float().mean()),  # as :func:`accuracy` computes it
+        "f1_positive": float(f1_score(y, pred, pos_label=1, zero_division=0)),
+        "f1_macro": float(f1_score(y, pred, average="macro", labels=[0, 1], zero_division=0)),
+        "confusion": confusion_matrix(y, pred, labels=[0, 1]).tolist(),
+        "n": len(y),
+    }
+
+
+_LABEL_WORDS = {"0": 0, "1": 1, "negative": 0, "positive": 1, "neg": 0, "pos": 1}
+
+
+def read_labelled_tsv(path: str | Path) -> tuple[list[str], list[int]]:
+    """(texts, labels) of a ``text<TAB>label`` file: label 0/1 or negative/positive (any case); text is
+    everything before the last tab. Blank lines are skipped; a first line whose label field reads
+    ``label`` is a header. Anything else is refused with the file and line number.
+
+    Raises:
+        UserInputError: missing file, a folder, not UTF-8, a line without a tab, a bad label, empty text,
+            or no labelled lines at all.
+    """
+    from ..._io import read_text_file
+    from ...errors import UserInputError
+
+    raw = read_text_file(path, "--file")
+    texts, labels = [], []
+    for no, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        text, tab, label = line.rpartition("\t")
+        if no == 1 and tab and label.strip().lower() == "label":
+            continue
+        value = _LABEL_WORDS.get(label.strip().lower())
+        if not tab or value is None or not text.strip():
+            raise UserInputError(
+                f"--file {path}:{no}: expected 'TEXT<TAB>LABEL' with LABEL 0/1 or negative/positive "
+                f"and non-empty text, got {line[:80]!r}"
+            )
+        texts.append(text.strip())
+        labels.append(value)
+    if not texts:
+        raise UserInputError(f"--file {path}: no labelled lines (expected 'TEXT<TAB>LABEL' lines)")
+    return texts, labels
+
+
 def baselines(
     train_texts: Sequence[str],
     train_labels: Sequence[int],

@@ -247,28 +247,28 @@ def perplexity(
     ] = None,
 ) -> None:
     """Nats and bits per character and perplexity of a model on a split or a text file."""
+    from ..._io import check_output_file, read_text_file
+    from ..._progress import bar
     from ...errors import UserInputError
     from ...train.run import write_json
     from .data import load_text, split_text
     from .evaluate import load_model, score_text
 
-    model, path = load_model(checkpoint)
+    if json_out is not None:
+        check_output_file(json_out, "--json", parents=True)
     if text_file is not None:
-        if not text_file.is_file():
-            raise UserInputError(f"--text-file {text_file}: no such file")
-        try:
-            text, source = text_file.read_text(encoding="utf-8"), str(text_file)
-        except UnicodeDecodeError as e:
-            raise UserInputError(f"--text-file {text_file} is not UTF-8 text ({e})") from None
+        text, source = read_text_file(text_file, "--text-file"), str(text_file)
     else:
         text, source = split_text(load_text(data_dir), split), f"tinyshakespeare {split}"
+    model, path = load_model(checkpoint)
     if max_chars:
         text = text[:max_chars]
     if len(text) < streams + 1:
         raise UserInputError(
             f"need at least {streams + 1} characters to score with --streams {streams}, got {len(text)}"
         )
-    res = score_text(model, text, streams=streams)
+    with bar((len(text) // streams - 1) * streams, "scoring characters") as advance:
+        res = score_text(model, text, streams=streams, progress=advance)
     typer.echo(
         f"{source}: {res['nats_per_char']:.4f} nats/char, {res['bits_per_char']:.4f} bits/char, "
         f"perplexity {res['perplexity']:.3f} over {res['chars']} characters (model {path})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -14,13 +15,21 @@ from .model import CharLM
 
 
 @torch.inference_mode()
-def score_ids(model: CharLM, ids: Tensor, streams: int = 1, chunk: int = 1024) -> dict:
+def score_ids(
+    model: CharLM,
+    ids: Tensor,
+    streams: int = 1,
+    chunk: int = 1024,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Score ids (N,) with ``model`` in eval mode.
 
     The ids are cut into ``streams`` contiguous pieces (the last ``N mod streams`` ids dropped) read in
     parallel, each from a zero state with the state carried across chunks of ``chunk`` characters; every id
     of a piece except its first is predicted from everything before it in that piece. ``streams=1`` scores
     ids[1:] given the whole prefix (the exact number; more streams are faster and differ slightly).
+    Each chunk is one call of the GRU on the whole (S, chunk) block (the fused sequence path), not a loop
+    over characters. ``progress(n)``, if given, is called after each chunk with the characters it scored.
 
     Returns ``{"nats_per_char", "bits_per_char", "perplexity", "chars"}``.
     """
@@ -44,6 +53,8 @@ def score_ids(model: CharLM, ids: Tensor, streams: int = 1, chunk: int = 1024) -
                 )
             )
             count += y.numel()
+            if progress is not None:
+                progress(y.numel())
     finally:
         model.train(was_training)
     nats = total / count
@@ -55,9 +66,17 @@ def score_ids(model: CharLM, ids: Tensor, streams: int = 1, chunk: int = 1024) -
     }
 
 
-def score_text(model: CharLM, text: str, streams: int = 1, chunk: int = 1024) -> dict:
+def score_text(
+    model: CharLM,
+    text: str,
+    streams: int = 1,
+    chunk: int = 1024,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """:func:`score_ids` of ``text`` encoded with the model's vocabulary (unknown characters are refused)."""
-    return score_ids(model, model.vocab.encode(text), streams=streams, chunk=chunk)
+    return score_ids(
+        model, model.vocab.encode(text), streams=streams, chunk=chunk, progress=progress
+    )
 
 
 def unigram_nats(train_ids: Tensor, eval_ids: Tensor, vocab_size: int) -> float:

@@ -178,12 +178,21 @@ def evaluate(
 
     if split not in ("test", "valid"):
         raise UserInputError(f"--split must be 'test' or 'valid', got {split!r}")
+    if output is not None:  # before the long decode: a bad path is refused now
+        from ..._io import check_output_file
+
+        check_output_file(output, "--output", parents=True)
     bundle = load_bundle(checkpoint)
     pairs = D.load_splits(data_dir)[split]
     if limit:
         pairs = pairs[:limit]
+    from ..._progress import bar
+
     t0 = time.perf_counter()
-    res = run_eval(bundle, pairs, beam_size=beam, length_penalty=length_penalty)
+    with bar(len({en for en, _ in pairs}), f"translating the {split} split") as advance:
+        res = run_eval(
+            bundle, pairs, beam_size=beam, length_penalty=length_penalty, progress=advance
+        )
     res |= {
         "split": split,
         "limit": limit or None,
@@ -242,18 +251,17 @@ def predict(
         raise UserInputError("--show-attention works with a single sentence, not with --file")
     if show_attention is not None and show_attention.suffix.lower() != ".png":
         raise UserInputError(f"--show-attention expects a .png path, got {show_attention}")
+    if show_attention is not None:  # before translating: a bad path prints no translation
+        from ..._io import check_output_file
+
+        check_output_file(show_attention, "--show-attention")
     if file is not None:
         if str(file) == "-":
             lines = sys.stdin.read().splitlines()
         else:
-            if not file.is_file():
-                raise UserInputError(f"--file {file}: no such file")
-            try:
-                lines = file.read_text(encoding="utf-8").splitlines()
-            except UnicodeDecodeError as e:
-                raise UserInputError(
-                    f"--file {file}: not UTF-8 text ({e.reason} at byte {e.start})"
-                ) from None
+            from ..._io import read_text_file
+
+            lines = read_text_file(file, "--file").splitlines()
         keep = [i for i, ln in enumerate(lines) if ln.strip()]
         if not keep:
             raise UserInputError(f"--file {file}: no non-empty lines to translate")

@@ -11,7 +11,7 @@ Decoding is deterministic, so each distinct English sentence is translated once 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import data as D
 from .predict import Bundle, translate_ids
@@ -45,13 +45,18 @@ def evaluate(
     beam_size: int = 5,
     length_penalty: float = 1.0,
     batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Translate the English side of ``pairs`` and score it (see the module docstring)."""
+    """Translate the English side of ``pairs`` and score it (see the module docstring).
+
+    ``progress(n)`` is called as distinct English sentences get translated (``n`` at a time)."""
     t0 = time.perf_counter()
     groups = D.group_references(pairs)  # [(english, [french, ...])]
     sources = [en for en, _ in groups]
     ids = bundle.src_tok.encode_batch(sources)
-    tokens, _ = translate_ids(bundle.model, ids, beam_size, length_penalty, batch_size)
+    tokens, _ = translate_ids(
+        bundle.model, ids, beam_size, length_penalty, batch_size, progress=progress
+    )
     hyp_of = {en: bundle.tgt_tok.decode(t) for en, t in zip(sources, tokens)}
     hyps = [hyp_of[en] for en, _ in pairs]
     refs = [fr for _, fr in pairs]

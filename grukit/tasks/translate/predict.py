@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +65,11 @@ def translate_ids(
     length_penalty: float = 1.0,
     batch_size: int = 64,
     return_attention: bool = False,
+    progress: Callable[[int], None] | None = None,
 ):
-    """Translate tokenized sentences in length-sorted batches → (token lists, attention list or None)."""
+    """Translate tokenized sentences in length-sorted batches → (token lists, attention list or None).
+
+    ``progress(n)``, if given, is called after each batch with the number of sentences it held."""
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     tokens: list[list[int] | None] = [None] * len(ids)
     attns: list[Tensor | None] | None = [None] * len(ids) if return_attention else None
@@ -88,6 +91,8 @@ def translate_ids(
             tokens[i] = out.tokens[j]
             if attns is not None and out.attention is not None:
                 attns[i] = out.attention[j]
+        if progress is not None:
+            progress(len(idx))
     return tokens, attns
 
 
@@ -115,13 +120,14 @@ def plot_attention(
     translation_ids: Sequence[int],
     path: str | os.PathLike,
 ) -> Path:
-    """Save the attention matrix (rows: output subwords + <eos>, columns: source subwords) as a PNG heatmap."""
+    """Save the attention matrix (rows: output subwords + <eos>, columns: source subwords) as a PNG heatmap,
+    atomically (a bad path is refused naming ``path``, never a temporary file)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from ...train.plots import save_figure
+    from ..._io import atomic_path
 
     def show(tok: D.SubwordTokenizer, i: int) -> str:
         return tok.decode([i]) or "·"
@@ -135,4 +141,10 @@ def plot_attention(
     ax.set_yticks(range(len(tgt_labels[: a.shape[0]])), tgt_labels[: a.shape[0]])
     ax.set_xlabel("English (source subwords)")
     ax.set_ylabel("French (output subwords)")
-    return save_figure(fig, path)
+    path = Path(path)
+    try:
+        with atomic_path(path, "--show-attention") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
+    return path

@@ -31,6 +31,8 @@ def test_shipped_model_reproduces_recorded_test_nll(dataset):
     if dataset == "jsb":  # small: the whole test split, the number in the README table
         res = evaluate_nll(model, test, batch_size=32)
         assert abs(res["nll_per_step"] - rec["test_nll_per_step"]) < 1e-4
+        # the claim, from the number computed here against the published GRU (Chung et al. 2014)
+        assert rec["beats_paper_gru"] == (res["nll_per_step"] <= PAPER[dataset]["gru"])
     else:  # the full splits were re-evaluated from the shipped file by benchmarks/music_results.py; CI checks
         # the shortest test sequences against the number recorded then (keeps the suite within its CPU budget)
         check = rec["quick_check"]
@@ -39,7 +41,9 @@ def test_shipped_model_reproduces_recorded_test_nll(dataset):
             res["frames"] == check["frames"]
             and abs(res["nll_per_step"] - check["nll_per_step"]) < 1e-4
         )
-    assert rec["beats_paper_gru"] == (rec["test_nll_per_step"] <= PAPER[dataset]["gru"])
+    # (for the other data sets the full test split is not re-scored here, so their beats_paper_gru claim is
+    # checked by benchmarks/music_results.py when it records the full numbers, not by comparing the file
+    # with itself)
 
 
 def _cli(*args, cwd):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import grukit
+from grukit.errors import UserInputError
 from grukit.tasks.sentiment.data import PAD, UNK
 from grukit.tasks.sentiment.evaluate import predict_proba
 from grukit.tasks.sentiment.model import SentimentGRU
@@ -78,7 +79,8 @@ def test_explanation_is_the_occlusion_difference():
     e = explain(m, text)
     words = text.split()
     assert e.words == words and len(e.contributions) == len(words)
-    assert e.known == [w in VOCAB for w in words]
+    assert e.known == sum(w in VOCAB for w in words) and e.n_words == len(words)
+    assert e.unknown_words == [w for w in words if w not in VOCAB]
     assert e.p_positive == pytest.approx(float(predict_proba(m, [text])[0]), abs=1e-6)
 
     def log_odds(
@@ -97,4 +99,5 @@ def test_explanation_is_the_occlusion_difference():
         assert e.contributions[i] == pytest.approx(base - log_odds(edited), abs=1e-5), words[i]
     assert e.contributions[words.index("unknownword")] == pytest.approx(0.0, abs=1e-6)
     assert any(abs(c) > 1e-3 for c in e.contributions)
-    assert explain(m, "   ").words == []
+    with pytest.raises(UserInputError, match="empty"):
+        explain(m, "   ")
