@@ -390,8 +390,8 @@ def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.Da
     per_series, frames = {}, []
     for i, s in enumerate(panel.series):
         rows = np.nonzero(sidx_a == i)[0]
-        o = orig_a[rows]
-        actual = np.stack([s.y[k : k + H] for k in o])  # (n, H)
+        oi = orig_a[rows]
+        actual = np.stack([s.y[k : k + H] for k in oi])  # (n, H)
         scale = E.mase_scale(s.y[: first[s.id]], m)
         ps = {
             "model": E.point_metrics(actual.ravel(), q[rows].reshape(-1, 3), scale),
@@ -401,12 +401,12 @@ def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.Da
             },
         }
         per_series[s.id] = ps
-        tidx = (o[:, None] + np.arange(H)[None, :]).ravel()
+        tidx = (oi[:, None] + np.arange(H)[None, :]).ravel()
         frame = {
             "series": s.id,
-            "origin": np.repeat(np.asarray(s.times[o - 1]), H),
+            "origin": np.repeat(np.asarray(s.times[oi - 1]), H),
             "time": np.asarray(s.times[tidx]),
-            "step": np.tile(np.arange(1, H + 1), len(o)),
+            "step": np.tile(np.arange(1, H + 1), len(oi)),
             "actual": actual.ravel(),
             "gru_q10": q[rows, :, 0].ravel(),
             "gru_q50": q[rows, :, 1].ravel(),
