@@ -14,7 +14,7 @@ from ...train.options import Devices, Epochs, NumNodes, OutputDir, Resume, Seed,
 NAME = "forecast"
 
 app = typer.Typer(
-    help="Forecast time series with a GRU: fit, backtest against naive/seasonal-naive/ETS/ARIMA, forecast.",
+    help="Forecast time series with a GRU: fit one model over all series, backtest it against statsforecast baselines, forecast.",
     invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,6 +33,44 @@ def _print_warnings():
 
 def _split(text: str | None) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
+
+_FLAG_FIELDS = {  # CLI parameter → ForecastOptions field (for --resume: which options were given)
+    "time_col": "time_col",
+    "target": "target",
+    "covariates": "covariates",
+    "id_col": "id_col",
+    "freq": "freq",
+    "season_length": "season_length",
+    "date_format": "date_format",
+    "horizon": "horizon",
+    "context": "context",
+    "backtest": "backtest",
+    "log": "log",
+    "calendar": "calendar",
+    "scaling": "scaling",
+    "seasonal": "seasonal",
+    "strict": "strict",
+    "hidden": "hidden",
+    "layers": "layers",
+    "dropout": "dropout",
+    "lr": "lr",
+    "patience": "patience",
+    "seed": "seed",
+    "batch_size": "batch_size",
+    "epoch_windows": "epoch_windows",
+    "baselines": "baselines",
+}
+
+
+def _given(ctx: typer.Context) -> set[str]:
+    """The ForecastOptions fields the user set on the command line (``dataset`` always counts: the data)."""
+    out = {"dataset"}
+    for param, field in _FLAG_FIELDS.items():
+        source = ctx.get_parameter_source(param)
+        if getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT"):
+            out.add(field)
+    return out
 
 
 @app.callback(invoke_without_command=True)
@@ -58,7 +96,8 @@ def forecast(
         str | None,
         typer.Option(
             "--time-col",
-            help="Time column (default: 'date' if present, else the first column).",
+            help="Time column: dates, or integer steps (no calendar; season length 1 unless given). "
+            "Default: 'date' if present, else the first column.",
             show_default=False,
         ),
     ] = None,
@@ -81,7 +120,11 @@ def forecast(
     ] = None,
     id_col: Annotated[
         str | None,
-        typer.Option("--id-col", help="Series id column (several series).", show_default=False),
+        typer.Option(
+            "--id-col",
+            help="Series id column: one global model over all series.",
+            show_default=False,
+        ),
     ] = None,
     freq: Annotated[
         str | None,
@@ -96,7 +139,15 @@ def forecast(
         typer.Option(
             "--season-length",
             min=1,
-            help="Season m for seasonal-naive/ETS/MASE (default from the frequency).",
+            help="Season m for seasonal inputs, baselines and MASE (default from the frequency; 1 for steps).",
+            show_default=False,
+        ),
+    ] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option(
+            "--date-format",
+            help="strftime format of the time column, e.g. '%y-%m' for shampoo.csv's '1-01'.",
             show_default=False,
         ),
     ] = None,
@@ -111,17 +162,29 @@ def forecast(
     ] = None,
     context: Annotated[
         int | None,
-        typer.Option("--context", min=2, help="Context window length.", show_default=False),
+        typer.Option(
+            "--context",
+            min=2,
+            help="Context window length (shorter series are left-padded and masked).",
+            show_default=False,
+        ),
     ] = None,
     backtest: Annotated[
         int | None,
-        typer.Option("--backtest", min=1, help="Backtest origins per series.", show_default=False),
+        typer.Option(
+            "--backtest",
+            min=1,
+            help="Backtest origins per series, ending at each series' own end (1: the competition "
+            "protocol, the last --horizon points). Default with --csv: 5, fewer if the longest series "
+            "would keep under half its points for training.",
+            show_default=False,
+        ),
     ] = None,
     log: Annotated[
         bool | None,
         typer.Option(
             "--log/--no-log",
-            help="Model the log of the target (default: on for stocks).",
+            help="Model the log of the target (default: on when every value is positive).",
             show_default=False,
         ),
     ] = None,
@@ -134,9 +197,59 @@ def forecast(
             show_default=False,
         ),
     ] = None,
+    scaling: Annotated[
+        str | None,
+        typer.Option(
+            "--scaling",
+            help="window: each window relative to its context's level (default); series: per-series "
+            "mean/std (the weather preset).",
+            show_default=False,
+        ),
+    ] = None,
+    seasonal: Annotated[
+        str | None,
+        typer.Option(
+            "--seasonal",
+            help="snaive: lag-m inputs and a learned correction to seasonal naive (default); lag: lag-m "
+            "inputs only; none.",
+            show_default=False,
+        ),
+    ] = None,
+    baselines: Annotated[
+        str,
+        typer.Option(
+            "--baselines",
+            help="statsforecast baselines: comma-separated naive, snaive, ets, theta, arima (slow), or none.",
+        ),
+    ] = "naive,snaive,ets,theta",
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Refuse series too short to train on instead of skipping them."
+        ),
+    ] = False,
     hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = 64,
     layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 1,
+    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout.")] = 0.1,
     epochs: Epochs = 40,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="Windows per batch (default 64; 256 with over 16,384 training windows).",
+            show_default=False,
+        ),
+    ] = None,
+    epoch_windows: Annotated[
+        int | None,
+        typer.Option(
+            "--epoch-windows",
+            min=1,
+            help="Windows drawn per epoch (default: all training windows, at most 16,384).",
+            show_default=False,
+        ),
+    ] = None,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Learning rate (AdamW).")] = 3e-3,
     patience: Annotated[
         int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")
@@ -159,24 +272,32 @@ def forecast(
         return
     import time
 
-    import torch
-    from rich.console import Console
-
+    # light imports first: every check of the data and the options runs before Lightning/statsforecast
     from . import data as D
-    from .train import fit
+    from .config import build_options
 
     _print_warnings()
     t0 = time.perf_counter()
-    torch.set_num_threads(threads)
+    if resume is not None:  # a resumed run's columns come from its config.json unless given
+        stored = _stored_config(resume)
+        time_col = time_col or stored.get("time_col")
+        target = target or stored.get("target")
     if csv is not None:
         df = D.read_csv(csv)
         name = csv.stem
+        if time_col is not None and time_col not in df.columns:
+            raise UserInputError(
+                f"--time-col {time_col!r} is not a column of {csv}; it has columns {list(df.columns)}"
+            )
         tc = time_col or ("date" if "date" in df.columns else str(df.columns[0]))
         tg = target
         if tg is None:
             others = [c for c in df.columns if c not in (tc, id_col)]
             if len(others) != 1:
-                raise UserInputError(f"--target is needed: the CSV has columns {list(df.columns)}")
+                raise UserInputError(
+                    f"--target is needed: {csv} has {len(others)} columns besides the time column "
+                    f"{tc!r}: {others}"
+                )
             tg = str(others[0])
         args: dict[str, Any] = dict(
             target=tg,
@@ -185,8 +306,10 @@ def forecast(
             id_col=id_col,
             horizon=horizon or 7,
             backtest=backtest or 5,
-            log=bool(log),
+            log=log,
             calendar=True if calendar is None else calendar,
+            scaling=scaling or "window",
+            seasonal=seasonal or "snaive",
         )
     else:
         if dataset not in D.BUILTIN:
@@ -203,30 +326,83 @@ def forecast(
             backtest=backtest or b["backtest"],
             log=b["log"] if log is None else log,
             calendar=b.get("calendar", True) if calendar is None else calendar,
+            scaling=scaling or b.get("scaling", "window"),
+            seasonal=seasonal or b.get("seasonal", "snaive"),
         )
         if horizon is None and context is None:
             args["context"] = b["context"]
         if backtest is None and horizon is None and b.get("stride"):
             args["stride"] = b["stride"]
     args.setdefault("context", context)
-    res = fit(
-        df,
+    opts = build_options(
         freq=freq,
         season_length=season_length,
+        date_format=date_format,
         dataset=name,
-        output_dir=output_dir,
-        resume=resume,
-        progress=sys.stderr.isatty(),
+        strict=strict,
         hidden=hidden,
         layers=layers,
+        dropout=dropout,
         epochs=epochs,
+        batch_size=batch_size,
+        epoch_windows=epoch_windows,
         lr=lr,
         patience=patience,
         seed=seed,
+        baselines=baselines,
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
         **args,
+    )
+    given = _given(ctx)
+    if resume is not None:
+        from ...train import resumed_config
+        from .config import RESUME_KEEP
+
+        opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=given)
+    # the whole table is checked here (columns, numbers, inf, dates, grid, gaps) before the heavy imports
+    spec = D.make_spec(
+        df,
+        opts.time_col,
+        opts.target,
+        opts.covariates,
+        opts.id_col,
+        opts.freq,
+        opts.season_length,
+        opts.log,
+        calendar=opts.calendar,
+        date_format=opts.date_format,
+        scaling=opts.scaling,
+        seasonal=opts.seasonal,
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fit() shows them once
+        series = D.to_series(df, spec)
+    if csv is not None and backtest is None and resume is None:
+        # default: 5 origins, fewer when the longest series would keep under half its points to train on
+        import dataclasses
+
+        longest = max(len(s) for s in series)
+        S = opts.stride or opts.horizon
+        n = min(5, max(1, (longest // 2 - opts.horizon) // S + 1))
+        opts = dataclasses.replace(opts, backtest=n)
+
+    import torch
+    from rich.console import Console
+
+    from .train import fit
+
+    torch.set_num_threads(threads)
+    res = fit(
+        df,
+        output_dir=output_dir,
+        resume=resume,
+        progress=sys.stderr.isatty(),
+        given=given,
+        **_as_kwargs(opts),
     )
     if res is None:  # a DDP rank other than 0
         return
@@ -236,6 +412,24 @@ def forecast(
         f"run folder: [bold]{res.run.path}[/]  (model.safetensors, metrics.json, backtest.csv, "
         f"forecast.csv, forecast.png, log.csv)  in {time.perf_counter() - t0:.0f}s"
     )
+
+
+def _stored_config(resume: Path) -> dict:
+    import json
+
+    from ...train import resolve_resume
+
+    path = resolve_resume(resume)[0] / "config.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+
+
+def _as_kwargs(opts) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(opts)
 
 
 @app.command()
@@ -259,13 +453,14 @@ def predict(
 
     from ...train import RunDir
     from . import data as D
-    from .train import load_forecaster, plot_forecast
-    from .train import predict as run_predict
 
     _print_warnings()
+    df = D.read_csv(csv)  # checked before the model (and Lightning) is loaded
+    from .train import _future, load_forecaster, plot_forecast
+
     model, spec = load_forecaster(checkpoint)
-    df = D.read_csv(csv)
-    fc = run_predict(checkpoint, df)
+    series = D.to_series(df, spec)
+    fc = _future(model, series, spec, model.config.context, model.config.horizon)
     run = RunDir.create("forecast-predict", output_dir=output_dir)
     with run.guard():
         tmp = run.file(".tmp-forecast.csv")
@@ -273,13 +468,7 @@ def predict(
         tmp.replace(run.file("forecast.csv"))
         import pandas as pd
 
-        plot_forecast(
-            D.to_series(df, spec),
-            pd.DataFrame(columns=["series"]),
-            fc,
-            spec,
-            run.file("forecast.png"),
-        )
+        plot_forecast(series, pd.DataFrame(columns=["series"]), fc, spec, run.file("forecast.png"))
     table = Table(title=f"forecast of {spec.target} ({model.config.horizon} steps, 80% band)")
     for c in ("series", "time", "q10", "q50", "q90"):
         table.add_column(c, justify="right" if c.startswith("q") else "left")

@@ -1,9 +1,12 @@
 """Forecasting data: built-in datasets, CSV checks, regular time grid, gap filling, scaling, windows.
 
 A table (one row per timestamp, optionally per series id) becomes a list of :class:`Series` on a regular time
-grid. Past-only covariates (numeric, or categorical → one-hot) and calendar features (sin/cos of the period
-positions known for any future time) form the model inputs. Scaling is per series: z = (f(y) − mean) / std with
-f = log when ``log=True``, statistics from the part of the series before the first backtest origin.
+grid (dates, or plain integer steps: ``freq == "step"``). Past-only covariates (numeric, or categorical →
+one-hot) and calendar features (sin/cos of the period positions known for any future time) form the model
+inputs. :class:`Panel` cuts windows (context C, horizon H) from many series at once: a context that starts
+before a series does is left-padded and masked, and each window is scaled on its own (``scaling="window"``:
+relative to the level of the context's last season, on the log scale where the data is positive) or, as
+before, by per-series statistics (``scaling="series"``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
         backtest=20,
         log=False,
         calendar=True,
+        scaling="series",  # chosen by validation loss: see docs/forecast.md "Measured"
+        seasonal="none",
     ),
     "stocks": dict(
         file="stocks.csv",
@@ -45,14 +50,26 @@ BUILTIN: dict[str, dict[str, Any]] = {
         stride=3,
         log=True,
         calendar=False,
+        scaling="series",
+        seasonal="none",
     ),  # prices have no month-of-year season; see docs/forecast.md "Measured"
 }
 
 MAX_GAP_SHARE = 0.02
+#: ``DataSpec.freq`` of a table whose time column holds plain integer steps (no calendar)
+STEP = "step"
 
 
 class GapFilledWarning(UserWarning):
     """Some missing timestamps were filled by time interpolation."""
+
+
+class TrailingGapWarning(GapFilledWarning):
+    """The last target cells of some series were empty and were forward-filled."""
+
+
+class UnseenCategoryWarning(UserWarning):
+    """A categorical covariate holds values the model did not see in training."""
 
 
 def load_builtin(name: str) -> pd.DataFrame:
@@ -106,6 +123,8 @@ def infer_freq(times: pd.DatetimeIndex) -> str:
 
 
 def _offset(freq: str):
+    if freq == STEP:
+        return None
     try:
         return pd.tseries.frequencies.to_offset(freq)
     except ValueError:
@@ -115,7 +134,9 @@ def _offset(freq: str):
 
 
 def _kind(freq: str) -> str:
-    """'subdaily', 'daily', 'bday', 'weekly', 'monthly', 'quarterly', 'yearly' or 'other'."""
+    """'subdaily', 'daily', 'bday', 'weekly', 'monthly', 'quarterly', 'yearly', 'step' or 'other'."""
+    if freq == STEP:
+        return "step"
     off = _offset(freq)
     name = type(off).__name__
     if name in ("Hour", "Minute", "Second", "Milli", "Micro", "Nano"):
@@ -136,7 +157,10 @@ def _kind(freq: str) -> str:
 
 
 def default_season_length(freq: str) -> int:
-    """m for seasonal-naive/ETS/MASE: daily 7, business-daily 5, weekly 52, monthly 12, quarterly 4, hourly 24."""
+    """m for seasonal-naive/ETS/MASE: daily 7, business-daily 5, weekly 52, monthly 12, quarterly 4, hourly 24,
+    plain integer steps 1."""
+    if freq == STEP:
+        return 1
     off = _offset(freq)
     k = _kind(freq)
     if k == "subdaily":
@@ -151,8 +175,16 @@ def default_season_length(freq: str) -> int:
     }.get(k, 1)
 
 
-def calendar_names(freq: str) -> list[str]:
+def calendar_names(freq: str, season_length: int = 1) -> list[str]:
+    """Names of the calendar features of ``freq``; for plain steps with a season m > 1, the position in the
+    season (``season<m>_sin``/``_cos``)."""
     k = _kind(freq)
+    if k == "step":
+        return (
+            [f"season{season_length}_sin", f"season{season_length}_cos"]
+            if season_length > 1
+            else []
+        )
     return {
         "subdaily": ["hour_sin", "hour_cos", "dow_sin", "dow_cos"],
         "daily": ["dow_sin", "dow_cos", "doy_sin", "doy_cos"],
@@ -171,7 +203,10 @@ def calendar_features(
     cols = []
     for name in calendar_names(freq) if names is None else names:
         what, fn = name.rsplit("_", 1)
-        if what == "hour":
+        if what.startswith("season"):
+            period = int(what[len("season") :])
+            frac = (np.asarray(times, dtype=np.int64) % period) / period
+        elif what == "hour":
             frac = (times.hour + times.minute / 60) / 24
         elif what == "dow":
             frac = times.dayofweek / 7
@@ -186,7 +221,10 @@ def calendar_features(
     return np.stack(cols, axis=1).astype(np.float32)
 
 
-def future_times(last: pd.Timestamp, horizon: int, freq: str) -> pd.DatetimeIndex:
+def future_times(last, horizon: int, freq: str) -> pd.Index:
+    """The ``horizon`` time stamps after ``last`` (integer steps when ``freq == "step"``)."""
+    if freq == STEP:
+        return pd.Index(np.arange(int(last) + 1, int(last) + 1 + horizon, dtype=np.int64))
     return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
 
 
@@ -206,6 +244,12 @@ class DataSpec:
     calendar: list[str] = dataclasses.field(default_factory=list)
     #: per series id: {"y_mean", "y_std", "x_mean": [...], "x_std": [...]}
     scalers: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: "window" (each window relative to its context's level) or "series" (per-series mean/std)
+    scaling: str = "series"
+    #: "none", "lag" (the lag-m values of the forecast steps as inputs) or "snaive" (lag inputs, and the
+    #: median is a learned correction to seasonal naive)
+    seasonal: str = "none"
+    date_format: str | None = None
 
     @property
     def covariates(self) -> list[str]:
@@ -217,6 +261,10 @@ class DataSpec:
             len(v) for v in self.categorical_covariates.values()
         )
 
+    @property
+    def seasonal_inputs(self) -> bool:
+        return self.seasonal in ("lag", "snaive") and self.season_length > 1
+
     @classmethod
     def from_dict(cls, d: dict) -> DataSpec:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
@@ -227,13 +275,17 @@ class Series:
     """One series on a regular grid: raw target ``y`` (T,), past covariates ``x`` (T, Fx) unscaled."""
 
     id: str
-    times: pd.DatetimeIndex
+    times: pd.Index
     y: np.ndarray
     x: np.ndarray
     filled: int = 0
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def head(self, n: int) -> Series:
+        """The first ``n`` steps (the part a model may train on)."""
+        return Series(self.id, self.times[:n], self.y[:n], self.x[:n], self.filled)
 
 
 def _check_columns(df: pd.DataFrame, cols: list[str], what: str) -> None:
@@ -244,6 +296,32 @@ def _check_columns(df: pd.DataFrame, cols: list[str], what: str) -> None:
             )
 
 
+def check_target(df: pd.DataFrame, target: str) -> pd.Series:
+    """The target as floats; a non-numeric cell or ±inf is refused naming the first such row."""
+    col = df[target]
+    y = pd.to_numeric(col, errors="coerce")
+    bad = y.isna() & col.notna()
+    if bad.any():
+        i = bad.to_numpy().nonzero()[0][0]
+        raise UserInputError(
+            f"--target {target!r} must be numeric; found non-numeric value {col.iloc[i]!r} "
+            f"in data row {i + 1} ({int(bad.sum())} such rows)"
+        )
+    inf = np.isinf(y.to_numpy(np.float64, na_value=np.nan))
+    if inf.any():
+        i = inf.nonzero()[0][0]
+        raise UserInputError(
+            f"--target {target!r} holds an infinite value ({str(col.iloc[i])!r} in data row {i + 1}; "
+            f"{int(inf.sum())} such rows); remove or replace it"
+        )
+    return y.astype(np.float64)
+
+
+def is_step_column(col: pd.Series) -> bool:
+    """True when a time column holds plain integer steps (1, 2, 3 ...) rather than dates."""
+    return pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
 def make_spec(
     df: pd.DataFrame,
     time_col: str,
@@ -252,10 +330,17 @@ def make_spec(
     id_col: str | None = None,
     freq: str | None = None,
     season_length: int | None = None,
-    log: bool = False,
+    log: bool | None = False,
     calendar: bool = True,
+    date_format: str | None = None,
+    scaling: str = "series",
+    seasonal: str = "none",
 ) -> DataSpec:
-    """Check the columns of ``df`` and work out frequency, season length and covariate encodings."""
+    """Check the columns of ``df`` and work out frequency, season length and covariate encodings.
+
+    An integer time column means plain steps (``freq="step"``, season length 1 unless given). ``log=None``
+    means: the log scale when every target value is positive.
+    """
     covariates = list(covariates or [])
     _check_columns(df, [time_col], "--time-col")
     _check_columns(df, [target], "--target")
@@ -265,26 +350,38 @@ def make_spec(
     for c in covariates:
         if c in (time_col, target, id_col):
             raise UserInputError(f"--covariates: {c!r} is the time, target or id column")
-    y = pd.to_numeric(df[target], errors="coerce")
-    bad = y.isna() & df[target].notna()
-    if bad.any():
-        example = df[target][bad].iloc[0]
-        raise UserInputError(
-            f"--target {target!r} must be numeric; found non-numeric value {example!r} "
-            f"({int(bad.sum())} such rows)"
-        )
-    if log and (y.dropna() <= 0).any():
+    if target == time_col:
+        raise UserInputError(f"--target {target!r} is also the --time-col")
+    if scaling not in ("window", "series"):
+        raise UserInputError(f"--scaling expects 'window' or 'series', got {scaling!r}")
+    if seasonal not in ("none", "lag", "snaive"):
+        raise UserInputError(f"--seasonal expects 'none', 'lag' or 'snaive', got {seasonal!r}")
+    y = check_target(df, target)
+    positive = bool((y.dropna() > 0).all())
+    if log is None:
+        log = positive
+    if log and not positive:
         raise UserInputError(
             f"a log scale needs a positive target, but {target!r} has values ≤ 0; use --no-log"
         )
-    times = _parse_times(df[time_col], time_col)
-    if freq is None:
-        keys = df[id_col] if id_col is not None else pd.Series(0, index=df.index)
-        first = keys.iloc[0]
-        t = pd.DatetimeIndex(np.sort(times[(keys == first).to_numpy()].unique()))
-        freq = infer_freq(t)
+    steps = is_step_column(df[time_col]) and date_format is None
+    if steps:
+        if freq not in (None, STEP):
+            raise UserInputError(
+                f"--time-col {time_col!r} holds integer steps, which have no calendar; drop --freq "
+                f"{freq!r} (or give dates and --date-format)"
+            )
+        freq = STEP
     else:
-        _offset(freq)
+        times = _parse_times(df[time_col], time_col, date_format)
+        if freq is None:
+            keys = df[id_col] if id_col is not None else pd.Series(0, index=df.index)
+            # infer from the longest series (a 2-point series cannot show its frequency)
+            longest = keys.value_counts().index[0]
+            t = pd.DatetimeIndex(np.sort(times[(keys == longest).to_numpy()].unique()))
+            freq = infer_freq(t)
+        else:
+            _offset(freq)
     m = default_season_length(freq) if season_length is None else int(season_length)
     if m < 1:
         raise UserInputError(f"--season-length must be at least 1, got {m}")
@@ -310,26 +407,55 @@ def make_spec(
         numeric_covariates=numeric,
         categorical_covariates=categorical,
         log=bool(log),
-        calendar=calendar_names(freq) if calendar else [],
+        calendar=calendar_names(freq, m) if calendar else [],
+        scaling=scaling,
+        seasonal=seasonal,
+        date_format=date_format,
     )
 
 
-def _parse_times(col: pd.Series, name: str) -> pd.DatetimeIndex:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t = pd.to_datetime(col)
-    except (ValueError, TypeError) as e:
+def _parse_times(col: pd.Series, name: str, date_format: str | None = None) -> pd.DatetimeIndex:
+    """Dates of a time column; the first cell that does not parse is named (value and data row)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if date_format is None:
+            try:
+                t = pd.to_datetime(col)
+            except (ValueError, TypeError, OverflowError):
+                t = None
+            if t is None or t.isna().any():  # find the bad cell: parse each cell on its own
+                t = pd.to_datetime(col, errors="coerce", format="mixed")
+        else:
+            cells = col.astype(str)
+            t = pd.to_datetime(cells, errors="coerce", format=date_format)
+            if t.isna().any():  # strftime fields want two digits: read '1-01' as '01-01'
+                padded = cells.str.replace(r"(?<!\d)(\d)(?!\d)", r"0\1", regex=True)
+                t = t.fillna(pd.to_datetime(padded, errors="coerce", format=date_format))
+    bad = t.isna().to_numpy()
+    if bad.any():
+        i = bad.nonzero()[0][0]
+        how = f"with --date-format {date_format!r}" if date_format else "as a date/time"
         raise UserInputError(
-            f"--time-col {name!r}: could not parse {col.iloc[0]!r} as a date/time ({e})"
-        ) from None
-    if t.isna().any():
-        raise UserInputError(
-            f"--time-col {name!r}: {int(t.isna().sum())} empty or unparseable timestamps"
+            f"--time-col {name!r}: could not parse {col.iloc[i]!r} (data row {i + 1}) {how}"
+            + (f"; {int(bad.sum())} such cells" if bad.sum() > 1 else "")
+            + ("" if date_format else "; pass --date-format (e.g. '%y-%m')")
         )
     if getattr(t.dt, "tz", None) is not None:
         t = t.dt.tz_localize(None)
     return pd.DatetimeIndex(t)
+
+
+def spec_times(df: pd.DataFrame, spec: DataSpec) -> pd.Index:
+    """The time column as dates, or as int64 steps when ``spec.freq == "step"``."""
+    col = df[spec.time_col]
+    if spec.freq == STEP:
+        if not is_step_column(col):
+            raise UserInputError(
+                f"--time-col {spec.time_col!r}: the model was trained on integer steps, got "
+                f"{col.iloc[0]!r}"
+            )
+        return pd.Index(col.to_numpy(np.int64))
+    return _parse_times(col, spec.time_col, spec.date_format)
 
 
 def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
@@ -343,40 +469,55 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
         [spec.time_col, spec.target, *spec.covariates] + ([spec.id_col] if spec.id_col else []),
         "the model's",
     )
-    times = _parse_times(df[spec.time_col], spec.time_col)
+    times = spec_times(df, spec)
+    steps = spec.freq == STEP
     work = pd.DataFrame({"_t": times.to_numpy()}, index=df.index)
-    work["_y"] = pd.to_numeric(df[spec.target], errors="coerce")
-    bad = work["_y"].isna() & df[spec.target].notna()
-    if bad.any():
-        raise UserInputError(
-            f"--target {spec.target!r} must be numeric; found {df[spec.target][bad].iloc[0]!r}"
-        )
+    work["_y"] = check_target(df, spec.target)
     for c in spec.numeric_covariates:
         work[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     for c, cats in spec.categorical_covariates.items():
         vals = df[c].astype("string")
+        unseen = sorted(set(vals.dropna().unique()) - set(cats))
+        if unseen:
+            warnings.warn(
+                f"--covariates {c!r}: {len(unseen)} value(s) not seen in training "
+                f"({', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}); they are "
+                f"encoded as no known category",
+                UnseenCategoryWarning,
+                stacklevel=2,
+            )
         for cat in cats:
             work[f"{c}={cat}"] = (vals == cat).astype(float).where(vals.notna())
     xcols = [c for c in work.columns if c not in ("_t", "_y")]
     ids = df[spec.id_col].astype(str) if spec.id_col else pd.Series("series", index=df.index)
     out = []
-    for sid in pd.unique(ids):
-        part = work[(ids == sid).to_numpy()].sort_values("_t")
+    trailing: dict[str, int] = {}
+    method = "index" if steps else "time"
+    for sid, part in work.groupby(ids.to_numpy(), sort=False):
+        part = part.sort_values("_t")
         dup = part["_t"].duplicated()
         if dup.any():
             raise UserInputError(
                 f"series {sid!r}: timestamp {part['_t'][dup].iloc[0]} appears more than once"
                 + ("" if spec.id_col else "; pass --id-col if the file holds several series")
             )
-        grid = pd.date_range(part["_t"].iloc[0], part["_t"].iloc[-1], freq=spec.freq)
+        first, last = part["_t"].iloc[0], part["_t"].iloc[-1]
+        if steps:
+            grid = pd.Index(np.arange(int(first), int(last) + 1, dtype=np.int64))
+        else:
+            grid = pd.date_range(first, last, freq=spec.freq)
         if len(grid) == 0 or not part["_t"].isin(grid).all():
             off_grid = part["_t"][~part["_t"].isin(grid)]
             raise UserInputError(
                 f"series {sid!r}: timestamp {off_grid.iloc[0] if len(off_grid) else '?'} is not on "
-                f"the {spec.freq!r} grid starting {part['_t'].iloc[0]}; pass the right --freq"
+                f"the {spec.freq!r} grid starting {first}; pass the right --freq"
             )
         part = part.set_index("_t").reindex(grid)
-        missing = int(part["_y"].isna().sum())
+        isna = part["_y"].isna().to_numpy()
+        n_tail = 0 if isna.all() else int(np.argmin(isna[::-1]))
+        if n_tail and n_tail < len(isna):
+            trailing[str(sid)] = n_tail  # empty last cells: forward-filled, reported once below
+        missing = int(isna.sum()) - n_tail
         if missing:
             share = missing / len(grid)
             if share > MAX_GAP_SHARE:
@@ -390,9 +531,10 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
                 GapFilledWarning,
                 stacklevel=2,
             )
-        part["_y"] = part["_y"].interpolate(method="time", limit_direction="both")
+        if missing or n_tail:
+            part["_y"] = part["_y"].interpolate(method=method, limit_direction="both")
         if xcols:
-            part[xcols] = part[xcols].interpolate(method="time", limit_direction="both").fillna(0.0)
+            part[xcols] = part[xcols].interpolate(method=method, limit_direction="both").fillna(0.0)
         if spec.log and (part["_y"] <= 0).any():
             raise UserInputError(
                 f"series {sid!r}: a log scale needs a positive target; use --no-log"
@@ -400,38 +542,29 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
         out.append(
             Series(
                 id=str(sid),
-                times=pd.DatetimeIndex(grid),
+                times=grid,
                 y=part["_y"].to_numpy(np.float64),
                 x=part[xcols].to_numpy(np.float64) if xcols else np.zeros((len(grid), 0)),
-                filled=missing,
+                filled=missing + n_tail,
             )
+        )
+    if trailing:
+        ex = ", ".join(f"{k!r}: {v}" for k, v in list(trailing.items())[:5])
+        warnings.warn(
+            f"the last {spec.target!r} value(s) are empty in {len(trailing)} series ({ex}"
+            f"{' ...' if len(trailing) > 5 else ''} step(s)); they were forward-filled with the last "
+            f"observed value",
+            TrailingGapWarning,
+            stacklevel=2,
         )
     return out
 
 
 # ----------------------------------------------------------------------------------------- scaling
-def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> None:
-    """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``."""
+def _stats(s: Series, spec: DataSpec, k: int) -> dict[str, Any]:
     n_num = len(spec.numeric_covariates)
-    for s in series:
-        k = until[s.id]
-        fy = transform(s.y[:k], spec)
-        xs = s.x[:k, :n_num]
-        spec.scalers[s.id] = {
-            "y_mean": float(fy.mean()),
-            "y_std": float(max(fy.std(), 1e-8)),
-            "x_mean": xs.mean(0).tolist() if n_num else [],
-            "x_std": np.maximum(xs.std(0), 1e-8).tolist() if n_num else [],
-        }
-
-
-def scaler_for(spec: DataSpec, s: Series) -> dict[str, Any]:
-    """The stored statistics of series ``s``; a series unseen in training is scaled by its own history."""
-    if s.id in spec.scalers:
-        return spec.scalers[s.id]
-    n_num = len(spec.numeric_covariates)
-    fy = transform(s.y, spec)
-    xs = s.x[:, :n_num]
+    fy = transform(s.y[:k], spec)
+    xs = s.x[:k, :n_num]
     return {
         "y_mean": float(fy.mean()),
         "y_std": float(max(fy.std(), 1e-8)),
@@ -440,25 +573,171 @@ def scaler_for(spec: DataSpec, s: Series) -> dict[str, Any]:
     }
 
 
+def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> None:
+    """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``."""
+    for s in series:
+        spec.scalers[s.id] = _stats(s, spec, until[s.id])
+
+
+def scaler_for(spec: DataSpec, s: Series) -> dict[str, Any]:
+    """The stored statistics of series ``s``; a series unseen in training is scaled by its own history."""
+    if s.id in spec.scalers:
+        return spec.scalers[s.id]
+    return _stats(s, spec, len(s))
+
+
 def transform(y: np.ndarray, spec: DataSpec) -> np.ndarray:
     return np.log(y) if spec.log else np.asarray(y, dtype=np.float64)
 
 
 def inverse(fy: np.ndarray, spec: DataSpec) -> np.ndarray:
-    return np.exp(fy) if spec.log else fy
+    return np.exp(np.minimum(fy, 700.0)) if spec.log else fy
 
 
-def scaled_inputs(s: Series, spec: DataSpec) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """z (T,) and past features (T, 1 + Fx + Fcal): [z, scaled numeric covs, one-hot, calendar]."""
-    sc = scaler_for(spec, s)
-    z = (transform(s.y, spec) - sc["y_mean"]) / sc["y_std"]
-    n_num = len(spec.numeric_covariates)
-    x = s.x.copy()
-    if n_num:
-        x[:, :n_num] = (x[:, :n_num] - np.asarray(sc["x_mean"])) / np.asarray(sc["x_std"])
-    cal = calendar_features(s.times, spec.freq, spec.calendar)
-    feats = np.concatenate([z[:, None], x, cal], axis=1).astype(np.float32)
-    return z.astype(np.float32), feats, sc
+def past_feature_names(spec: DataSpec) -> list[str]:
+    """Columns of ``past``: scaled target, observed flag, covariates, calendar."""
+    cov = list(spec.numeric_covariates) + [
+        f"{c}={v}" for c, cats in spec.categorical_covariates.items() for v in cats
+    ]
+    return ["z", "observed", *cov, *spec.calendar]
+
+
+def future_feature_names(spec: DataSpec) -> list[str]:
+    """Columns of ``future``: calendar, then (seasonal inputs) the lag-m z value and its availability."""
+    return [*spec.calendar, *(["lag_z", "lag_observed"] if spec.seasonal_inputs else [])]
+
+
+class Panel:
+    """Windows from many series at once (vectorised gathers from one flat, padded array).
+
+    Each series is stored as ``context`` padding steps, its ``T`` steps and ``horizon`` future steps (calendar
+    only). A window at origin ``o`` (1 ≤ o ≤ T) has context steps o−C .. o−1 (those before the series starts
+    are zeros with ``observed = 0``) and targets o .. o+H−1 (those past the end are masked).
+
+    Args:
+        series: the series (already cut to the part that may be used).
+        spec: the data spec (scaling, log, seasonal inputs, covariate scalers in ``spec.scalers``).
+        context: C.
+        horizon: H.
+
+    Example:
+        >>> import numpy as np, pandas as pd
+        >>> spec = DataSpec("t", "y", STEP, 1, scaling="window", log=True)
+        >>> s = Series("a", pd.Index(np.arange(5)), np.array([1.0, 2, 4, 8, 16]), np.zeros((5, 0)))
+        >>> w = Panel([s], spec, context=4, horizon=2).windows([0], [2])
+        >>> w["past"].shape, w["target"].shape, w["observed"].tolist()
+        ((1, 4, 2), (1, 2), [[0.0, 0.0, 1.0, 1.0]])
+    """
+
+    def __init__(self, series: list[Series], spec: DataSpec, context: int, horizon: int) -> None:
+        self.series, self.spec, self.C, self.H = series, spec, int(context), int(horizon)
+        C, H = self.C, self.H
+        n_num = len(spec.numeric_covariates)
+        fys, obs, feats, starts, lengths = [], [], [], [], []
+        off = 0
+        for s in series:
+            T = len(s)
+            sc = scaler_for(spec, s)
+            fy = transform(s.y, spec)
+            if spec.scaling == "series":
+                fy = (fy - sc["y_mean"]) / sc["y_std"]
+            x = s.x.copy()
+            if n_num:
+                x[:, :n_num] = (x[:, :n_num] - np.asarray(sc["x_mean"])) / np.asarray(sc["x_std"])
+            times = s.times.append(future_times(s.times[-1], H, spec.freq))
+            cal = calendar_features(times, spec.freq, spec.calendar)
+            f = np.zeros((C + T + H, x.shape[1] + cal.shape[1]), dtype=np.float32)
+            f[C : C + T, : x.shape[1]] = x
+            f[C:, x.shape[1] :] = cal
+            fys.append(np.concatenate([np.zeros(C), fy, np.zeros(H)]))
+            obs.append(np.concatenate([np.zeros(C), np.ones(T), np.zeros(H)]))
+            feats.append(f)
+            starts.append(off + C)
+            lengths.append(T)
+            off += C + T + H
+        self.fy = np.concatenate(fys) if fys else np.zeros(0)
+        self.obs = np.concatenate(obs) if obs else np.zeros(0)
+        self.feats = (
+            np.concatenate(feats)
+            if feats
+            else np.zeros((0, spec.n_past_covariates + len(spec.calendar)), dtype=np.float32)
+        )
+        self.start = np.asarray(starts, dtype=np.int64)
+        self.length = np.asarray(lengths, dtype=np.int64)
+        self.n_cal = len(spec.calendar)
+
+    @property
+    def past_features(self) -> int:
+        return 2 + self.feats.shape[1]
+
+    @property
+    def future_features(self) -> int:
+        return self.n_cal + (2 if self.spec.seasonal_inputs else 0)
+
+    def origins(self, i: int, first: int = 1, full_target: bool = False) -> np.ndarray:
+        """Every valid origin of series ``i`` from ``first`` (targets fully observed if ``full_target``)."""
+        last = self.length[i] - (self.H if full_target else 1)
+        return np.arange(max(first, 1), last + 1, dtype=np.int64)
+
+    def windows(self, sidx, origins) -> dict[str, np.ndarray]:
+        """past (N, C, 2+Fx+Fk), future (N, H, Fk [+2]), target (N, H), tmask (N, H), observed (N, C),
+        level (N,), scale (N,): the model sees z = (f(y) − level) / scale."""
+        sidx = np.asarray(sidx, dtype=np.int64)
+        o = np.asarray(origins, dtype=np.int64)
+        if len(o) and ((o < 1).any() or (o > self.length[sidx]).any()):
+            raise ValueError("origins must lie in [1, len(series)]")
+        C, H, spec = self.C, self.H, self.spec
+        base = self.start[sidx] + o  # flat index of the first forecast step
+        ip = base[:, None] + np.arange(-C, 0)[None, :]
+        it = base[:, None] + np.arange(H)[None, :]
+        ctx, cm = self.fy[ip], self.obs[ip]
+        tm = self.obs[it]
+        if spec.scaling == "window":
+            L = max(1, min(spec.season_length, C))
+            w = cm[:, -L:]
+            level = (ctx[:, -L:] * w).sum(1) / np.maximum(w.sum(1), 1.0)
+            if spec.log:
+                scale = np.ones(len(o))
+            else:
+                n = np.maximum(cm.sum(1), 1.0)
+                mean = (ctx * cm).sum(1) / n
+                sd = np.sqrt((((ctx - mean[:, None]) * cm) ** 2).sum(1) / n)
+                scale = np.maximum(sd, 0.01 * np.abs(ctx * cm).sum(1) / n + 1e-8)
+        else:
+            level, scale = np.zeros(len(o)), np.ones(len(o))
+        z = (ctx - level[:, None]) / scale[:, None] * cm
+        zt = (self.fy[it] - level[:, None]) / scale[:, None] * tm
+        past = np.concatenate([z[..., None], cm[..., None], self.feats[ip]], axis=-1).astype(
+            np.float32
+        )
+        fut = [self.feats[it][..., self.feats.shape[1] - self.n_cal :]]
+        if spec.seasonal_inputs:
+            m = spec.season_length
+            k = np.arange(H)
+            j = C + k - m * (k // m + 1)  # context position of each step's lag-m value
+            jj = np.clip(j, 0, C - 1)
+            avail = (j >= 0)[None, :] & (cm[:, jj] > 0)
+            fut += [(z[:, jj] * avail)[..., None], avail[..., None].astype(np.float64)]
+        future = np.concatenate(fut, axis=-1).astype(np.float32)
+        return {
+            "past": past,
+            "future": future,
+            "target": zt.astype(np.float32),
+            "tmask": tm.astype(np.float32),
+            "observed": cm.astype(np.float32),
+            "level": level,
+            "scale": scale,
+        }
+
+    def to_raw(self, zq: np.ndarray, level: np.ndarray, scale: np.ndarray, sidx) -> np.ndarray:
+        """Model output (N, H, Q) on the z scale → the data scale."""
+        fy = zq * scale[:, None, None] + level[:, None, None]
+        if self.spec.scaling == "series":
+            sc = [scaler_for(self.spec, self.series[i]) for i in np.asarray(sidx)]
+            mu = np.array([s["y_mean"] for s in sc])[:, None, None]
+            sd = np.array([s["y_std"] for s in sc])[:, None, None]
+            fy = fy * sd + mu
+        return inverse(fy, self.spec)
 
 
 def windows(
@@ -469,30 +748,11 @@ def windows(
     horizon: int,
     with_target: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Model inputs at each origin o (forecast steps o .. o+H-1 from steps o-C .. o-1).
-
-    Returns past (N, C, 1+Fx+Fcal), future (N, H, Fcal) calendar features, target z (N, H) when
-    ``with_target``. An origin may be len(s) (forecast past the end): its calendar comes from future_times.
-    """
-    z, feats, _ = scaled_inputs(s, spec)
-    T = len(s)
-    fut_times = future_times(s.times[-1], horizon, spec.freq)
-    cal_all = np.concatenate(
-        [
-            calendar_features(s.times, spec.freq, spec.calendar),
-            calendar_features(fut_times, spec.freq, spec.calendar),
-        ]
-    )
-    origins = np.asarray(origins, dtype=np.int64)
-    if len(origins) and (origins.min() < context or origins.max() > T):
-        raise ValueError(
-            f"origins must lie in [{context}, {T}], got {origins.min()}..{origins.max()}"
-        )
-    idx_p = origins[:, None] + np.arange(-context, 0)[None, :]
-    idx_f = origins[:, None] + np.arange(horizon)[None, :]
-    out = {"past": feats[idx_p], "future": cal_all[idx_f]}
-    if with_target:
-        if len(origins) and origins.max() + horizon > T:
-            raise ValueError("target windows run past the end of the series")
-        out["target"] = z[idx_f]
-    return out
+    """:class:`Panel` windows of one series at ``origins`` (an origin may be len(s): forecast past the end)."""
+    w = Panel([s], spec, context, horizon).windows(np.zeros(len(origins), np.int64), origins)
+    if with_target and len(origins) and max(origins) + horizon > len(s):
+        raise ValueError("target windows run past the end of the series")
+    if not with_target:
+        w.pop("target")
+        w.pop("tmask")
+    return w

@@ -1,13 +1,16 @@
 """GRU forecaster: a grukit.GRU encoder over the context window, direct multi-horizon quantile output.
 
-Inputs (scaled per series, see data.py):
-    past    (B, C, 1 + Fx + Fk)  target z, past-only covariates, calendar features of the context steps
-    future  (B, H, Fk)           calendar features of the forecast steps (known in advance)
+Inputs (scaled per window or per series, see data.Panel):
+    past    (B, C, 2 + Fx + Fk)  target z, observed flag (0 = left padding), past-only covariates, calendar
+                                 features of the context steps
+    future  (B, H, Fk [+ 2])     calendar features of the forecast steps (known in advance); with seasonal
+                                 inputs also the lag-m z value of each step and its availability flag
 Output:
-    (B, H, 3) quantiles 0.1, 0.5, 0.9 of z at steps 1..H. The median is the last observed z plus a learned
-    change; the outer quantiles sit a softplus distance below/above it, so they never cross. With
+    (B, H, 3) quantiles 0.1, 0.5, 0.9 of z at steps 1..H. The median is a base plus a learned change: the
+    last observed z, or (``seasonal_base=True``) the seasonal-naive z where the lag-m value is available;
+    the outer quantiles sit a softplus distance below/above it, so they never cross. With
     ``relative=True`` the encoder sees z minus its last value (level-free, for random-walk-like series).
-Loss: pinball (quantile) loss averaged over quantiles and steps.
+Loss: pinball (quantile) loss averaged over quantiles and the observed target steps.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import grukit
-from grukit.train import TaskModule
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -36,6 +38,7 @@ class ForecasterConfig:
     num_layers: int = 1
     dropout: float = 0.1
     relative: bool = False
+    seasonal_base: bool = False
 
 
 class GRUForecaster(nn.Module):
@@ -51,6 +54,7 @@ class GRUForecaster(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.1,
         relative: bool = False,
+        seasonal_base: bool = False,
     ) -> None:
         super().__init__()
         for name, v, lo in (
@@ -63,6 +67,8 @@ class GRUForecaster(nn.Module):
         ):
             if not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name} must be an int ≥ {lo}, got {v!r}")
+        if seasonal_base and future_features < 2:
+            raise ValueError("seasonal_base needs the lag inputs as the last 2 future features")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self._config = ForecasterConfig(
@@ -74,6 +80,7 @@ class GRUForecaster(nn.Module):
             num_layers,
             float(dropout),
             bool(relative),
+            bool(seasonal_base),
         )
         self.encoder = grukit.GRU(
             past_features,
@@ -122,26 +129,26 @@ class GRUForecaster(nn.Module):
         h = self.drop(h_n[-1])  # (B, Hd)
         raw = self.head(torch.cat([h, future.flatten(1)], dim=1))  # (B, H*3)
         raw = raw.view(-1, c.horizon, 3)  # (B, H, 3)
-        median = last + raw[..., 1]  # (B, H): last z + change
+        base = last  # (B, 1)
+        if c.seasonal_base:  # seasonal naive where the lag-m value exists, else the last value
+            base = torch.where(future[..., -1] > 0, future[..., -2], last)  # (B, H)
+        median = base + raw[..., 1]  # (B, H): base + change
         lower = median - F.softplus(raw[..., 0])
         upper = median + F.softplus(raw[..., 2])
         return torch.stack([lower, median, upper], dim=-1)  # (B, H, 3)
 
 
-def pinball_loss(pred: Tensor, target: Tensor, quantiles: tuple[float, ...] = QUANTILES) -> Tensor:
-    """Mean quantile loss; pred (B, H, Q), target (B, H)."""
+def pinball_loss(
+    pred: Tensor,
+    target: Tensor,
+    quantiles: tuple[float, ...] = QUANTILES,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Mean quantile loss; pred (B, H, Q), target (B, H), mask (B, H) of 1 = observed (default all)."""
     q = torch.tensor(quantiles, dtype=pred.dtype, device=pred.device)  # (Q,)
     diff = target.unsqueeze(-1) - pred  # (B, H, Q)
-    return torch.maximum(q * diff, (q - 1) * diff).mean()
-
-
-class ForecastModule(TaskModule):
-    """Trains a :class:`GRUForecaster` on (past, future, target) batches with the pinball loss."""
-
-    def step(self, batch, stage):
-        past, future, target = batch
-        pred = self.model(past, future)
-        loss = pinball_loss(pred, target)
-        if stage == "train":
-            return loss
-        return {"loss": loss, "mae": (pred[..., 1] - target).abs().mean()}
+    loss = torch.maximum(q * diff, (q - 1) * diff)  # (B, H, Q)
+    if mask is None:
+        return loss.mean()
+    m = mask.unsqueeze(-1).to(loss.dtype)
+    return (loss * m).sum() / (m.sum() * len(quantiles)).clamp_min(1.0)

@@ -2,12 +2,21 @@
 
 fit(df, target=..., time_col=...)  →  ForecastResult   (the CLI's ``grukit forecast`` calls this)
 predict(checkpoint, df)            →  DataFrame of future quantiles
+
+One global model is trained on windows sampled from every series (:class:`~.data.Panel`). Each series'
+backtest origins are its last ``backtest`` origins, ``stride`` apart, ending at its own end (``backtest=1``:
+the competition protocol, the last ``horizon`` points forecast from the point before them). The model trains
+on what comes before each series' first origin; validation (early stopping, the saved model) uses the last
+windows of a held-out share of the series, so every other series is trained on up to its first origin.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,51 +25,22 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ... import serialization
 from ...errors import UserInputError
-from ...train import RunDir, resolve_checkpoint, seed_everything
+from ...train import RunDir, TaskModule, load_task_model, resumed_config, seed_everything
 from ...train import fit as fit_run
 from . import data as D
 from . import evaluate as E
-from .model import ForecastModule, GRUForecaster
+from .config import RESUME_KEEP, SkippedSeriesWarning, build_options
+from .model import GRUForecaster, pinball_loss
 
 TASK = "forecast"
-
-
-@dataclasses.dataclass
-class ForecastOptions:
-    """Every option of a forecasting run (written to config.json)."""
-
-    dataset: str = "csv"
-    time_col: str = "date"
-    target: str = "value"
-    covariates: list[str] = dataclasses.field(default_factory=list)
-    id_col: str | None = None
-    freq: str | None = None
-    season_length: int | None = None
-    horizon: int = 7
-    context: int | None = None
-    backtest: int = 5
-    stride: int | None = None
-    log: bool = False
-    calendar: bool = True
-    relative: bool = False
-    hidden: int = 64
-    layers: int = 1
-    dropout: float = 0.1
-    epochs: int = 40
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    patience: int | None = 8
-    seed: int = 0
-    baselines: list[str] = dataclasses.field(default_factory=lambda: list(E.BASELINES))
-    baseline_history: int = 500
-    devices: str = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    accelerator: str = "cpu"
-    limit_train_batches: int | float | None = None
+#: series with fewer points than this before their first backtest origin cannot be trained on
+MIN_FIT_POINTS = 2
+#: with more series than this, validation holds out the last windows of a random VAL_SHARE of them
+MAX_ALL_VAL_SERIES = 20
+VAL_SHARE = 0.2
+#: with more training windows than this, the defaults are batches of 256 and this many windows per epoch
+BIG_WINDOWS = 16384
 
 
 @dataclasses.dataclass
@@ -78,49 +58,38 @@ class ForecastResult:
     def table(self):
         """The rich metrics table (model and baselines, best per metric marked)."""
         rows = {"gru": self.metrics["model"], **self.metrics.get("baselines", {})}
+        m = self.metrics
         return E.render_table(
             rows,
-            title=f"{self.metrics['dataset']}: backtest over "
-            f"{self.metrics['backtest_origins']} origins × horizon "
-            f"{self.metrics['horizon']}",
+            title=f"{m['dataset']}: backtest over {m['backtest_origins']} origin(s) × horizon "
+            f"{m['horizon']}, {m['n_series_scored']} series"
+            + (f" ({m['n_series_skipped']} skipped)" if m["n_series_skipped"] else ""),
         )
+
+
+class ForecastModule(TaskModule):
+    """Trains a :class:`GRUForecaster` on (past, future, target, tmask) batches with the pinball loss."""
+
+    def step(self, batch, stage):
+        past, future, target, *rest = batch
+        mask = rest[0] if rest else None
+        pred = self.model(past, future)
+        loss = pinball_loss(pred, target, mask=mask)
+        if stage == "train":
+            return loss
+        err = (pred[..., 1] - target).abs()
+        mae = err.mean() if mask is None else (err * mask).sum() / mask.sum().clamp_min(1.0)
+        return {"loss": loss, "mae": mae}
 
 
 # --------------------------------------------------------------------------------------- layout
-@dataclasses.dataclass
-class _Layout:
-    origins: list[int]  # backtest origins (index of the first forecast step)
-    val: list[int]
-    train: list[int]
+def backtest_origins(T: int, H: int, n: int, S: int) -> list[int]:
+    """The ``n`` backtest origins of a series of length T: the last at T − H, ``S`` apart.
 
-
-def _layout(T: int, sid: str, C: int, H: int, n: int, S: int) -> _Layout:
-    o_min = T - H - (n - 1) * S
-    avail = o_min - H - C + 1
-    n_val = max(H, avail // 10)
-    val_first = o_min - H - n_val + 1
-    n_train = val_first - H - C + 1
-    if n_train < 1:
-        need = C + 4 * H + (n - 1) * S - 1
-        raise UserInputError(
-            f"series {sid!r} has {T} points, too short for context {C} + horizon {H} + validation + {n} backtest "
-            f"origins {S} apart: at least {need} needed (lower --context, --horizon or --backtest)"
-        )
-    return _Layout(
-        origins=[o_min + i * S for i in range(n)],
-        val=list(range(val_first, o_min - H + 1)),
-        train=list(range(C, val_first - H + 1)),
-    )
-
-
-def _stack(series, spec, layouts, which: str, C: int, H: int) -> TensorDataset:
-    parts = [D.windows(s, spec, getattr(layouts[s.id], which), C, H) for s in series]
-    return TensorDataset(
-        *(
-            torch.from_numpy(np.concatenate([p[k] for p in parts]))
-            for k in ("past", "future", "target")
-        )
-    )
+    >>> backtest_origins(100, 7, 3, 7)
+    [79, 86, 93]
+    """
+    return [T - H - (n - 1 - i) * S for i in range(n)]
 
 
 def _default_context(spec: D.DataSpec, H: int) -> int:
@@ -128,16 +97,92 @@ def _default_context(spec: D.DataSpec, H: int) -> int:
     return int(min(max(4 * H, 2 * m, 24), 96))
 
 
+class WindowSampler:
+    """(series, origin) pairs of a :class:`~.data.Panel`, gathered into model batches by ``collate``.
+
+    A DataLoader over ``TensorDataset(arange(len(pairs)))`` with ``collate_fn=sampler.collate`` draws windows
+    uniformly over every valid origin of every series (each series in proportion to its length).
+    """
+
+    def __init__(self, panel: D.Panel, sidx: np.ndarray, origins: np.ndarray) -> None:
+        self.panel = panel
+        self.sidx = np.asarray(sidx, dtype=np.int64)
+        self.origins = np.asarray(origins, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.sidx)
+
+    def dataset(self) -> TensorDataset:
+        return TensorDataset(torch.arange(len(self)))
+
+    def collate(self, items) -> tuple[torch.Tensor, ...]:
+        idx = torch.stack([it[0] for it in items]).numpy()
+        w = self.panel.windows(self.sidx[idx], self.origins[idx])
+        return tuple(torch.from_numpy(w[k]) for k in ("past", "future", "target", "tmask"))
+
+
+def split_windows(
+    fit_series: list[D.Series], spec: D.DataSpec, C: int, H: int, seed: int
+) -> tuple[WindowSampler, WindowSampler, dict[str, Any]]:
+    """Training and validation windows from the parts of the series before their first origin.
+
+    Validation holds out the last ``max(1, n // 10)`` full-target windows (n = the series' full-target
+    origins) of every series when there are at most 20, else of a random 20% of them (at least 20). A
+    held-out series trains only on targets before its first validation origin; every other series trains on
+    all of its windows, up to the most recent.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(fit_series)
+    val_first = {}
+    for i, s in enumerate(fit_series):
+        n_full = len(s) - H
+        k = max(1, n_full // 10)
+        first = len(s) - H - k + 1
+        if n_full >= 1 and first >= MIN_FIT_POINTS:
+            val_first[i] = first
+    elig = sorted(val_first)
+    if len(elig) > MAX_ALL_VAL_SERIES:
+        size = max(MAX_ALL_VAL_SERIES, round(VAL_SHARE * n))
+        elig = sorted(rng.choice(elig, size=min(size, len(elig)), replace=False).tolist())
+    val_set = set(elig)
+    heads = [s.head(val_first[i]) if i in val_set else s for i, s in enumerate(fit_series)]
+    train_panel = D.Panel(heads, spec, C, H)
+    ts, to = [], []
+    for i in range(n):
+        o = train_panel.origins(i)
+        ts.append(np.full(len(o), i))
+        to.append(o)
+    train = WindowSampler(train_panel, np.concatenate(ts), np.concatenate(to))
+    if val_set:
+        val_series = [fit_series[i] for i in elig]
+        val_panel = D.Panel(val_series, spec, C, H)
+        vs, vo = [], []
+        for j, i in enumerate(elig):
+            o = np.arange(val_first[i], len(fit_series[i]) - H + 1)
+            vs.append(np.full(len(o), j))
+            vo.append(o)
+        val = WindowSampler(val_panel, np.concatenate(vs), np.concatenate(vo))
+        info = {"val_series": len(elig), "val_windows": len(val), "val_from": "held-out windows"}
+    else:  # every series is too short to hold windows out: validate on the training windows
+        val = train
+        info = {"val_series": 0, "val_windows": len(val), "val_from": "training windows"}
+    info["train_windows"] = len(train)
+    return train, val, info
+
+
 @torch.no_grad()
-def _predict_z(model: GRUForecaster, w: dict[str, np.ndarray]) -> np.ndarray:
+def _predict(model: GRUForecaster, panel: D.Panel, sidx, origins, chunk: int = 4096) -> np.ndarray:
+    """Quantiles (N, H, 3) on the data scale at the given (series, origin) pairs."""
     model.eval()
-    return (
-        model(torch.from_numpy(w["past"]), torch.from_numpy(w["future"])).double().numpy()
-    )  # (N, H, 3)
-
-
-def _to_raw(zq: np.ndarray, sc: dict, spec: D.DataSpec) -> np.ndarray:
-    return D.inverse(zq * sc["y_std"] + sc["y_mean"], spec)
+    sidx = np.asarray(sidx, dtype=np.int64)
+    origins = np.asarray(origins, dtype=np.int64)
+    out = []
+    for a in range(0, len(sidx), chunk):
+        s, o = sidx[a : a + chunk], origins[a : a + chunk]
+        w = panel.windows(s, o)
+        zq = model(torch.from_numpy(w["past"]), torch.from_numpy(w["future"])).double().numpy()
+        out.append(panel.to_raw(zq, w["level"], w["scale"], s))
+    return np.concatenate(out) if out else np.zeros((0, panel.H, 3))
 
 
 # --------------------------------------------------------------------------------------- fit
@@ -146,102 +191,103 @@ def fit(
     target: str,
     time_col: str,
     *,
-    covariates: list[str] | None = None,
-    id_col: str | None = None,
-    freq: str | None = None,
-    season_length: int | None = None,
-    horizon: int = 7,
-    context: int | None = None,
-    backtest: int = 5,
-    stride: int | None = None,
-    log: bool = False,
-    dataset: str = "csv",
     output_dir: str | Path | None = None,
     resume: str | Path | None = None,
     progress: bool = False,
+    given: set[str] | None = None,
     **options: Any,
 ) -> ForecastResult:
-    """Train a GRU forecaster on ``df`` and backtest it against naive, seasonal-naive, ETS and ARIMA.
+    """Train one GRU forecaster on all series of ``df`` and backtest it against the statsforecast baselines.
 
-    ``df`` has a time column, a numeric target and optionally an id column (several series) and past-only
-    covariates (numeric or categorical). The last ``backtest`` origins (``stride`` apart, default ``horizon``)
-    of each series are held out; the model trains on what comes before (its last part for validation and
-    early stopping). Writes the run folder (model.safetensors, config.json, metrics.json, log.csv,
-    backtest.csv, forecast.csv, forecast.png) and returns a :class:`ForecastResult`. Other keyword
-    ``options`` are :class:`ForecastOptions` fields (hidden, layers, epochs, lr, seed, devices, ...).
+    ``df`` has a time column (dates, or integer steps), a numeric target and optionally an id column
+    (several series) and past-only covariates (numeric or categorical). The last ``backtest`` origins
+    (``stride`` apart, default ``horizon``) of each series are held out, ending at the series' own end; the
+    model trains on what comes before. A series with fewer than 2 points before its first origin is skipped
+    (one SkippedSeriesWarning names them; ``strict=True`` makes it an error). Writes the run folder
+    (model.safetensors, config.json, metrics.json, log.csv, backtest.csv, forecast.csv, forecast.png) and
+    returns a :class:`ForecastResult`. Keyword ``options`` are :class:`ForecastOptions` fields (covariates,
+    id_col, horizon, context, backtest, scaling, seasonal, hidden, epochs, baselines, seed, ...).
+
+    ``resume`` continues the run in that folder with its own options (``config.json``); an option given now
+    (``given``: the names, default those that differ from the defaults) that conflicts is refused.
     """
     t_start = time.perf_counter()
-    known = {f.name for f in dataclasses.fields(ForecastOptions)}
-    bad = sorted(set(options) - known)
-    if bad:
-        raise TypeError(f"unknown forecast options {bad}; expected some of {sorted(known)}")
-    for name, v in (("--horizon", horizon), ("--backtest", backtest)):
-        if not isinstance(v, int) or v < 1:
-            raise UserInputError(f"{name} must be a positive integer, got {v!r}")
+    opts = build_options(target, time_col, **options)
+    if resume is not None:
+        opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=given)
     spec = D.make_spec(
         df,
-        time_col,
-        target,
-        covariates,
-        id_col,
-        freq,
-        season_length,
-        log,
-        calendar=options.get("calendar", True),
+        opts.time_col,
+        opts.target,
+        opts.covariates,
+        opts.id_col,
+        opts.freq,
+        opts.season_length,
+        opts.log,
+        calendar=opts.calendar,
+        date_format=opts.date_format,
+        scaling=opts.scaling,
+        seasonal=opts.seasonal,
     )
-    C = _default_context(spec, horizon) if context is None else int(context)
-    if C < 2:
-        raise UserInputError(f"--context must be at least 2, got {C}")
-    S = horizon if stride is None else int(stride)
-    if S < 1:
-        raise UserInputError(f"stride must be at least 1, got {S}")
-    opts = ForecastOptions(
-        dataset=dataset,
-        time_col=time_col,
-        target=target,
-        covariates=list(covariates or []),
-        id_col=id_col,
-        freq=spec.freq,
-        season_length=spec.season_length,
-        horizon=horizon,
-        context=C,
-        backtest=backtest,
-        stride=S,
-        log=log,
-        **options,
+    H, n_bt = opts.horizon, opts.backtest
+    C = _default_context(spec, H) if opts.context is None else int(opts.context)
+    S = H if opts.stride is None else int(opts.stride)
+    opts = dataclasses.replace(
+        opts, freq=spec.freq, season_length=spec.season_length, context=C, stride=S, log=spec.log
     )
     series = D.to_series(df, spec)
-    layouts = {s.id: _layout(len(s), s.id, C, horizon, backtest, S) for s in series}
-    D.fit_scalers(series, spec, {s.id: layouts[s.id].origins[0] for s in series})
-    train_ds = _stack(series, spec, layouts, "train", C, horizon)
-    val_ds = _stack(series, spec, layouts, "val", C, horizon)
+    first = {s.id: backtest_origins(len(s), H, n_bt, S)[0] for s in series}
+    skipped = [s.id for s in series if first[s.id] < MIN_FIT_POINTS]
+    if skipped:
+        need = MIN_FIT_POINTS + H + (n_bt - 1) * S
+        msg = (
+            f"{len(skipped)} of {len(series)} series have fewer than {need} points (horizon "
+            f"{H} + {n_bt} backtest origin(s) + {MIN_FIT_POINTS} to train on): "
+            + ", ".join(map(repr, skipped[:20]))
+            + (f" and {len(skipped) - 20} more" if len(skipped) > 20 else "")
+        )
+        if opts.strict or len(skipped) == len(series):
+            raise UserInputError(
+                msg
+                + ("" if opts.strict else "; nothing left to train on")
+                + " (lower --horizon or --backtest)"
+            )
+        warnings.warn(msg + "; they are skipped", SkippedSeriesWarning, stacklevel=2)
+    scored = [s for s in series if s.id not in set(skipped)]
+    D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
+    fit_series = [s.head(first[s.id]) for s in scored]
+    train_w, val_w, split_info = split_windows(fit_series, spec, C, H, opts.seed)
 
     if resume is None:
-        run = RunDir.create(TASK, output_dir=output_dir, mkdir=False)
-        run.mkdir()
+        run = RunDir.create(TASK, output_dir=output_dir)
     else:
         from ...train import resolve_resume
 
-        run = (
-            RunDir(resolve_resume(resume)[0], task=TASK)
-            if output_dir is None
-            else RunDir.create(TASK, output_dir)
-        )
+        run = RunDir(resolve_resume(resume)[0], task=TASK)
     with run.guard():
         seed_everything(opts.seed)
         model = GRUForecaster(
-            train_ds.tensors[0].shape[-1],
-            train_ds.tensors[1].shape[-1],
+            train_w.panel.past_features,
+            train_w.panel.future_features,
             C,
-            horizon,
+            H,
             hidden_size=opts.hidden,
             num_layers=opts.layers,
             dropout=opts.dropout,
             relative=opts.relative,
+            seasonal_base=spec.seasonal == "snaive" and spec.seasonal_inputs,
         )
         module = ForecastModule(model, lr=opts.lr, weight_decay=opts.weight_decay)
-        train_dl = DataLoader(train_ds, batch_size=opts.batch_size, shuffle=True)
-        val_dl = DataLoader(val_ds, batch_size=512)
+        big = len(train_w) > BIG_WINDOWS
+        bs = opts.batch_size or (256 if big else 64)
+        epoch_windows = opts.epoch_windows or (BIG_WINDOWS if big else None)
+        train_dl = DataLoader(
+            train_w.dataset(), batch_size=bs, shuffle=True, collate_fn=train_w.collate
+        )
+        val_dl = DataLoader(val_w.dataset(), batch_size=1024, collate_fn=val_w.collate)
+        limit = opts.limit_train_batches
+        if limit is None and epoch_windows and epoch_windows < len(train_w):
+            limit = max(1, math.ceil(epoch_windows / bs))
         res = fit_run(
             module,
             train_dl,
@@ -257,7 +303,7 @@ def fit(
             resume=resume,
             patience=opts.patience,
             gradient_clip=1.0,
-            limit_train_batches=opts.limit_train_batches,
+            limit_train_batches=limit,
             progress=progress,
             save_extra={"spec": dataclasses.asdict(spec)},
             config=dataclasses.asdict(opts),
@@ -265,55 +311,53 @@ def fit(
         if not res.trainer.is_global_zero:
             return None  # type: ignore[return-value]  # other DDP ranks only train
         best = res.best_model()
-        bt, per_series = _backtest(best, series, spec, layouts, C, horizon, opts)
-        fc = _future(best, series, spec, C, horizon)
+        full = D.Panel(scored, spec, C, H)
+        bt, per_series = _backtest(best, full, first, opts)
+        fc = _future(best, series, spec, C, H)
         model_m = E.average([p["model"] for p in per_series.values()])
         base_m = {
-            b: E.average([p["baselines"][b] for p in per_series.values()])
-            if all(p["baselines"].get(b) for p in per_series.values())
-            else None
-            for b in opts.baselines
+            b: E.average([p["baselines"][b] for p in per_series.values()]) for b in opts.baselines
         }
+        best_val = [r.get("val_loss") for r in res.history if r.get("val_loss") is not None]
         extra: dict[str, Any] = dict(
-            horizon=horizon,
+            horizon=H,
             context=C,
             season_length=spec.season_length,
             freq=spec.freq,
-            backtest_origins=backtest,
+            backtest_origins=n_bt,
             stride=S,
-            target=target,
-            log_scale=log,
+            target=opts.target,
+            log_scale=spec.log,
+            scaling=spec.scaling,
+            seasonal=spec.seasonal,
             series=len(series),
+            n_series_scored=len(scored),
+            n_series_skipped=len(skipped),
+            skipped_series=skipped,
             epochs_run=res.epochs_run,
             best_epoch=res.best_epoch,
+            best_val_loss=min(best_val) if best_val else None,
             train_time_s=round(res.wall_time_s, 3),
+            batch_size=bs,
+            epoch_windows=min(epoch_windows or len(train_w), len(train_w)),
+            **split_info,
         )
-        if len(series) > 1:
+        if len(scored) > 1:
             extra["per_series"] = per_series
         run.write_metrics(
             task=TASK,
-            dataset=dataset,
+            dataset=opts.dataset,
             split="backtest",
             model=model_m,
-            baselines={k: v for k, v in base_m.items() if v is not None}
-            | {k: {m: None for m in E.METRICS} for k, v in base_m.items() if v is None},
+            baselines=base_m,
             seed=opts.seed,
             wall_time_s=time.perf_counter() - t_start,
             **extra,
         )
-        import json
-
         metrics = json.loads(run.file("metrics.json").read_text())
         _write_csv(bt, run.file("backtest.csv"))
         _write_csv(fc, run.file("forecast.csv"))
-        plot_forecast(
-            series,
-            bt,
-            fc,
-            spec,
-            run.file("forecast.png"),
-            first_origins={s.id: layouts[s.id].origins[0] for s in series},
-        )
+        plot_forecast(scored, bt, fc, spec, run.file("forecast.png"), first_origins=first)
     return ForecastResult(
         run=run,
         metrics=metrics,
@@ -331,81 +375,84 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
-def _backtest(model, series, spec, layouts, C, H, opts) -> tuple[pd.DataFrame, dict]:
-    rows, per_series = [], {}
-    m = spec.season_length
-    for s in series:
-        lay = layouts[s.id]
-        sc = D.scaler_for(spec, s)
-        w = D.windows(s, spec, lay.origins, C, H)
-        q = _to_raw(_predict_z(model, w), sc, spec)  # (n, H, 3)
-        fy = D.transform(s.y, spec)
-        hists = [fy[:o][-opts.baseline_history :] for o in lay.origins]
-        bases = E.run_baselines(hists, H, m, names=opts.baselines)
-        actual = np.stack([s.y[o : o + H] for o in lay.origins])  # (n, H)
-        scale = E.mase_scale(s.y[: lay.origins[0]], m)
-        ps: dict[str, Any] = {
-            "model": E.point_metrics(actual.ravel(), q.reshape(-1, 3), scale),
-            "baselines": {},
+def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.DataFrame, dict]:
+    """Every series' backtest origins: GRU quantiles, baselines from the same histories, metrics."""
+    H, m = panel.H, panel.spec.season_length
+    sidx, origins = [], []
+    for i, s in enumerate(panel.series):
+        o = backtest_origins(len(s), H, opts.backtest, opts.stride)
+        sidx += [i] * len(o)
+        origins += o
+    sidx_a, orig_a = np.asarray(sidx), np.asarray(origins)
+    q = _predict(model, panel, sidx_a, orig_a)  # (N, H, 3)
+    hists = [panel.series[i].y[:o][-opts.baseline_history :] for i, o in zip(sidx, origins)]
+    bases = E.statsforecast_baselines(hists, H, m, opts.baselines)
+    per_series, frames = {}, []
+    for i, s in enumerate(panel.series):
+        rows = np.nonzero(sidx_a == i)[0]
+        oi = orig_a[rows]
+        actual = np.stack([s.y[k : k + H] for k in oi])  # (n, H)
+        scale = E.mase_scale(s.y[: first[s.id]], m)
+        ps = {
+            "model": E.point_metrics(actual.ravel(), q[rows].reshape(-1, 3), scale),
+            "baselines": {
+                b: E.point_metrics(actual.ravel(), arr[rows].reshape(-1, 3), scale)
+                for b, arr in bases.items()
+            },
         }
-        braw = {}
-        for b, fcs in bases.items():
-            if fcs is None:
-                ps["baselines"][b] = None
-                continue
-            braw[b] = D.inverse(np.stack(fcs), spec)  # (n, H, 3)
-            ps["baselines"][b] = E.point_metrics(actual.ravel(), braw[b].reshape(-1, 3), scale)
         per_series[s.id] = ps
-        for i, o in enumerate(lay.origins):
-            for k in range(H):
-                row = {
-                    "series": s.id,
-                    "origin": s.times[o - 1],
-                    "time": s.times[o + k],
-                    "step": k + 1,
-                    "actual": s.y[o + k],
-                    "gru_q10": q[i, k, 0],
-                    "gru_q50": q[i, k, 1],
-                    "gru_q90": q[i, k, 2],
-                }
-                for b, arr in braw.items():
-                    row[b] = arr[i, k, 1]
-                rows.append(row)
-    return pd.DataFrame(rows), per_series
+        tidx = (oi[:, None] + np.arange(H)[None, :]).ravel()
+        frame = {
+            "series": s.id,
+            "origin": np.repeat(np.asarray(s.times[oi - 1]), H),
+            "time": np.asarray(s.times[tidx]),
+            "step": np.tile(np.arange(1, H + 1), len(oi)),
+            "actual": actual.ravel(),
+            "gru_q10": q[rows, :, 0].ravel(),
+            "gru_q50": q[rows, :, 1].ravel(),
+            "gru_q90": q[rows, :, 2].ravel(),
+        }
+        for b, arr in bases.items():
+            frame[b] = arr[rows, :, 1].ravel()
+        frames.append(pd.DataFrame(frame))
+    return pd.concat(frames, ignore_index=True), per_series
 
 
 def _future(model, series, spec, C, H) -> pd.DataFrame:
-    rows = []
-    for s in series:
-        if len(s) < C:
-            raise UserInputError(
-                f"series {s.id!r} has {len(s)} points; the model needs the last {C} (its context)"
-            )
-        sc = D.scaler_for(spec, s)
-        w = D.windows(s, spec, [len(s)], C, H, with_target=False)
-        q = _to_raw(_predict_z(model, w), sc, spec)[0]  # (H, 3)
-        for k, t in enumerate(D.future_times(s.times[-1], H, spec.freq)):
-            rows.append(
+    """The next H steps after the end of each series (a context longer than a series is left-padded)."""
+    panel = D.Panel(series, spec, C, H)
+    lengths = np.array([len(s) for s in series])
+    q = _predict(model, panel, np.arange(len(series)), lengths)
+    frames = []
+    for i, s in enumerate(series):
+        frames.append(
+            pd.DataFrame(
                 {
                     "series": s.id,
-                    "time": t,
-                    "step": k + 1,
-                    "q10": q[k, 0],
-                    "q50": q[k, 1],
-                    "q90": q[k, 2],
+                    "time": np.asarray(D.future_times(s.times[-1], H, spec.freq)),
+                    "step": np.arange(1, H + 1),
+                    "q10": q[i, :, 0],
+                    "q50": q[i, :, 1],
+                    "q90": q[i, :, 2],
                 }
             )
-    return pd.DataFrame(rows)
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 # --------------------------------------------------------------------------------------- predict
 def load_forecaster(checkpoint: str | Path) -> tuple[GRUForecaster, D.DataSpec]:
-    """The model and its data spec from a run folder or model file."""
-    path = resolve_checkpoint(checkpoint)
-    model, header = serialization.load(path, return_header=True)
-    if not isinstance(model, GRUForecaster) or "spec" not in (header.get("extra") or {}):
+    """The model and its data spec from a run folder or model file (no shipped forecast model)."""
+    if checkpoint is None:
         raise UserInputError(
-            f"--checkpoint {checkpoint}: not a forecast model (it holds a {type(model).__name__})"
+            "forecast predict needs --checkpoint RUN_FOLDER (there is no shipped model)"
+        )
+    model, _, header = load_task_model(
+        checkpoint, Path("-"), GRUForecaster, TASK, return_header=True
+    )
+    if "spec" not in (header.get("extra") or {}):
+        raise UserInputError(
+            f"--checkpoint {checkpoint}: the model file holds no forecast data spec"
         )
     return model, D.DataSpec.from_dict(header["extra"]["spec"])
 
@@ -483,6 +530,8 @@ def run_builtin(name: str = "weather", **overrides: Any) -> ForecastResult:
         log=b["log"],
         dataset=name,
         calendar=b.get("calendar", True),
+        scaling=b.get("scaling", "window"),
+        seasonal=b.get("seasonal", "snaive"),
     )
     args.update(overrides)
     return fit(df, **args)

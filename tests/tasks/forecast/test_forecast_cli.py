@@ -11,7 +11,7 @@ import pytest
 from grukit.cli import main
 from grukit.tasks.forecast import data as D
 
-METRIC_KEYS = {"mae", "rmse", "mase", "coverage_80"}
+METRIC_KEYS = {"mae", "rmse", "mase", "smape", "coverage_80"}
 
 
 def _cli(monkeypatch, *args):
@@ -90,7 +90,8 @@ def test_cli_smoke_files_metrics_and_falling_loss(tiny_run, tiny_weather):
     } <= set(m)
     assert m["task"] == "forecast" and m["dataset"] == "tiny-weather"
     assert set(m["model"]) == METRIC_KEYS
-    assert set(m["baselines"]) == {"naive", "seasonal_naive", "ets", "arima"}
+    assert set(m["baselines"]) == {"naive", "snaive", "ets", "theta"}
+    assert (m["n_series_scored"], m["n_series_skipped"]) == (1, 0)
     for b in m["baselines"].values():
         assert set(b) == METRIC_KEYS
     rows = list(csv.DictReader(open(tiny_run / "log.csv")))
@@ -104,7 +105,7 @@ def test_cli_smoke_files_metrics_and_falling_loss(tiny_run, tiny_weather):
     np.testing.assert_allclose(bt["naive"], src.loc[bt["origin"], "temp_max"].to_numpy(), rtol=1e-6)
     # seasonal naive (m=7, h ≤ 7): the value one week before each target time
     week_before = src.loc[bt["time"] - pd.Timedelta(days=7), "temp_max"].to_numpy()
-    np.testing.assert_allclose(bt["seasonal_naive"], week_before, rtol=1e-6)
+    np.testing.assert_allclose(bt["snaive"], week_before, rtol=1e-6)
     # metrics.json's naive MAE recomputed from backtest.csv
     assert m["baselines"]["naive"]["mae"] == pytest.approx(
         np.mean(np.abs(bt["actual"] - bt["naive"])), rel=1e-5
@@ -144,28 +145,56 @@ def _write(path, df):
     return path
 
 
+def _days(n=200):
+    days = pd.date_range("2020-01-01", periods=n, freq="D")
+    return pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "y": np.sin(np.arange(n) / 5.0) + 2})
+
+
 @pytest.mark.parametrize(
     "case,message",
     [
-        ("non_numeric", "must be numeric"),
+        ("non_numeric", "must be numeric; found non-numeric value 'oops' in data row 8"),
+        ("inf", "infinite value ('inf' in data row 12"),
+        ("bad_date", "could not parse 'not-a-date' (data row 31)"),
         ("unknown_column", "'nope' not found"),
+        ("time_col_missing", "--time-col 'when' is not a column"),
         ("big_gaps", "at most 2%"),
-        ("too_short", "too short"),
+        ("too_short", "nothing left to train on"),
+        ("strict", "fewer than 9 points"),
+        ("baselines", "--baselines expects"),
+        ("scaling", "--scaling expects"),
     ],
 )
-def test_cli_bad_csv_exits_2_without_output(case, message, tmp_path, monkeypatch, capsys):
-    days = pd.date_range("2020-01-01", periods=200, freq="D")
-    df = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "y": np.sin(np.arange(200) / 5.0) + 2})
+def test_cli_bad_input_exits_2_with_one_line_and_no_files(
+    case, message, tmp_path, monkeypatch, capsys
+):
+    df = _days()
+    extra = []
     target = "y"
     if case == "non_numeric":
         df["y"] = df["y"].astype(object)
         df.loc[7, "y"] = "oops"
+    elif case == "inf":
+        df["y"] = df["y"].astype(object)
+        df.loc[11, "y"] = "inf"
+    elif case == "bad_date":
+        df.loc[30, "date"] = "not-a-date"
     elif case == "unknown_column":
         target = "nope"
+    elif case == "time_col_missing":
+        extra = ["--time-col", "when"]
     elif case == "big_gaps":
         df = df.drop(index=range(50, 60))
     elif case == "too_short":
         df = df.iloc[:40]
+        extra = ["--backtest", 6]
+    elif case == "strict":  # two series, one of 8 points: skipped by default, refused with --strict
+        df = pd.concat([df.assign(id="a"), df.iloc[:8].assign(id="b")])
+        extra = ["--id-col", "id", "--backtest", 1, "--strict"]
+    elif case == "baselines":
+        extra = ["--baselines", "naive,prophet"]
+    elif case == "scaling":
+        extra = ["--scaling", "minmax"]
     src = _write(tmp_path / "bad.csv", df)
     out = tmp_path / "out"
     code = _cli(
@@ -179,8 +208,62 @@ def test_cli_bad_csv_exits_2_without_output(case, message, tmp_path, monkeypatch
         1,
         "--output-dir",
         out,
+        *extra,
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
     assert not out.exists()
+
+
+def test_cli_resume_refuses_conflicting_data_options(tiny_run, tmp_path, monkeypatch, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()}
+    other = _write(tmp_path / "other.csv", _days())
+    cases = [
+        (["--csv", other, "--target", "y"], "--dataset 'tiny-weather', got 'other'"),
+        (["--dataset", "weather"], "--dataset 'tiny-weather', got 'weather'"),
+    ]
+    for args, message in cases:
+        code = _cli(monkeypatch, "forecast", *args, "--resume", tiny_run, "--epochs", 4)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and message in err[0], err
+    src = pd.read_csv(tiny_run / "backtest.csv")  # the run folder is untouched
+    assert len(src) == 14
+    assert {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()} == before
+
+
+def test_cli_resume_conflicting_model_option_refused(tiny_run, tiny_weather, monkeypatch, capsys):
+    code = _cli(
+        monkeypatch,
+        "forecast",
+        "--csv",
+        tiny_weather,
+        "--horizon",
+        5,
+        "--resume",
+        tiny_run,
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--horizon 7, got 5" in err[0], err
+
+
+def test_cli_predict_reports_trailing_gap_once(
+    tiny_run, tiny_weather, tmp_path, monkeypatch, capsys
+):
+    df = pd.read_csv(tiny_weather)
+    df.loc[len(df) - 2 :, "temp_max"] = np.nan
+    src = _write(tmp_path / "new.csv", df)
+    code = _cli(
+        monkeypatch,
+        "forecast",
+        "predict",
+        "--checkpoint",
+        tiny_run,
+        "--csv",
+        src,
+        "--output-dir",
+        tmp_path / "pred",
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code in (0, None)
+    assert len(err) == 1 and "forward-filled" in err[0] and "'series': 2" in err[0], err

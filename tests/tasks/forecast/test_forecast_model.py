@@ -49,3 +49,24 @@ def test_bad_shapes_are_named():
         m(torch.randn(2, 10, 6), torch.randn(2, 4, 2))
     with pytest.raises(ValueError, match="future must be"):
         m(torch.randn(2, 12, 6), torch.randn(2, 3, 2))
+
+
+def test_masked_pinball_ignores_padded_targets():
+    pred = torch.tensor([[[0.0, 1.0, 2.0], [0.0, 0.0, 0.0]]])  # two steps
+    target = torch.tensor([[1.5, 100.0]])  # the second step is past the series' end
+    mask = torch.tensor([[1.0, 0.0]])
+    assert pinball_loss(pred, target, mask=mask).item() == pytest.approx((0.15 + 0.25 + 0.05) / 3)
+
+
+def test_seasonal_base_median_is_seasonal_naive_plus_a_correction():
+    torch.manual_seed(0)
+    m = GRUForecaster(6, 4, 12, 4, hidden_size=8, seasonal_base=True).eval()
+    past, fut = _inputs(Ff=4)
+    fut[..., -1] = torch.tensor([1.0, 1.0, 0.0, 1.0])  # step 3 has no lag-m value: base = last z
+    for p in m.head[-1].parameters():  # zero correction: the median is exactly the base
+        torch.nn.init.zeros_(p)
+    out = m(past, fut)
+    base = torch.where(fut[..., -1] > 0, fut[..., -2], past[:, -1:, 0])
+    torch.testing.assert_close(out[..., 1], base, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="seasonal_base needs"):
+        GRUForecaster(6, 1, 12, 4, seasonal_base=True)
