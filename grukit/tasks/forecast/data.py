@@ -250,6 +250,10 @@ class DataSpec:
     #: median is a learned correction to seasonal naive)
     seasonal: str = "none"
     date_format: str | None = None
+    #: whether ``past`` holds the observed flag (0 = left padding). False only for the single-series
+    #: recipe (per-series scaling, every window inside its series; see train.legacy_split), whose
+    #: model never sees padding and so, like the recipe before the global model, has no flag input
+    observed_input: bool = True
 
     @property
     def covariates(self) -> list[str]:
@@ -595,11 +599,12 @@ def inverse(fy: np.ndarray, spec: DataSpec) -> np.ndarray:
 
 
 def past_feature_names(spec: DataSpec) -> list[str]:
-    """Columns of ``past``: scaled target, observed flag, covariates, calendar."""
+    """Columns of ``past``: scaled target, observed flag (unless ``spec.observed_input`` is False),
+    covariates, calendar."""
     cov = list(spec.numeric_covariates) + [
         f"{c}={v}" for c, cats in spec.categorical_covariates.items() for v in cats
     ]
-    return ["z", "observed", *cov, *spec.calendar]
+    return ["z", *(["observed"] if spec.observed_input else []), *cov, *spec.calendar]
 
 
 def future_feature_names(spec: DataSpec) -> list[str]:
@@ -668,7 +673,7 @@ class Panel:
 
     @property
     def past_features(self) -> int:
-        return 2 + self.feats.shape[1]
+        return (2 if self.spec.observed_input else 1) + self.feats.shape[1]
 
     @property
     def future_features(self) -> int:
@@ -680,8 +685,9 @@ class Panel:
         return np.arange(max(first, 1), last + 1, dtype=np.int64)
 
     def windows(self, sidx, origins) -> dict[str, np.ndarray]:
-        """past (N, C, 2+Fx+Fk), future (N, H, Fk [+2]), target (N, H), tmask (N, H), observed (N, C),
-        level (N,), scale (N,): the model sees z = (f(y) − level) / scale."""
+        """past (N, C, 2+Fx+Fk; 1+Fx+Fk without the observed flag), future (N, H, Fk [+2]),
+        target (N, H), tmask (N, H), observed (N, C), level (N,), scale (N,): the model sees
+        z = (f(y) − level) / scale."""
         sidx = np.asarray(sidx, dtype=np.int64)
         o = np.asarray(origins, dtype=np.int64)
         if len(o) and ((o < 1).any() or (o > self.length[sidx]).any()):
@@ -707,9 +713,8 @@ class Panel:
             level, scale = np.zeros(len(o)), np.ones(len(o))
         z = (ctx - level[:, None]) / scale[:, None] * cm
         zt = (self.fy[it] - level[:, None]) / scale[:, None] * tm
-        past = np.concatenate([z[..., None], cm[..., None], self.feats[ip]], axis=-1).astype(
-            np.float32
-        )
+        flag = [cm[..., None]] if spec.observed_input else []
+        past = np.concatenate([z[..., None], *flag, self.feats[ip]], axis=-1).astype(np.float32)
         fut = [self.feats[it][..., self.feats.shape[1] - self.n_cal :]]
         if spec.seasonal_inputs:
             m = spec.season_length

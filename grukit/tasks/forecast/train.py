@@ -104,10 +104,14 @@ class WindowSampler:
     uniformly over every valid origin of every series (each series in proportion to its length).
     """
 
-    def __init__(self, panel: D.Panel, sidx: np.ndarray, origins: np.ndarray) -> None:
+    def __init__(
+        self, panel: D.Panel, sidx: np.ndarray, origins: np.ndarray, with_mask: bool = True
+    ) -> None:
         self.panel = panel
         self.sidx = np.asarray(sidx, dtype=np.int64)
         self.origins = np.asarray(origins, dtype=np.int64)
+        #: False: batches are (past, future, target), every target observed (the single-series recipe)
+        self.with_mask = with_mask
 
     def __len__(self) -> int:
         return len(self.sidx)
@@ -118,7 +122,59 @@ class WindowSampler:
     def collate(self, items) -> tuple[torch.Tensor, ...]:
         idx = torch.stack([it[0] for it in items]).numpy()
         w = self.panel.windows(self.sidx[idx], self.origins[idx])
-        return tuple(torch.from_numpy(w[k]) for k in ("past", "future", "target", "tmask"))
+        keys = (
+            ("past", "future", "target", "tmask")
+            if self.with_mask
+            else ("past", "future", "target")
+        )
+        return tuple(torch.from_numpy(w[k]) for k in keys)
+
+
+def legacy_layout(T: int, C: int, H: int) -> tuple[range, range] | None:
+    """Training and validation origins of one series cut to its first backtest origin (length T), as
+    the single-series recipe has them; None when the series is too short for it.
+
+    Every window lies inside the series (full context, full target). Validation: the last
+    ``max(H, n // 10)`` origins (n = the full-context, full-target origins); training: the origins whose
+    targets end before the first validation target.
+
+    >>> legacy_layout(100, 10, 5)
+    (range(10, 84), range(88, 96))
+    """
+    n_val = max(H, (T - H - C + 1) // 10)
+    val_first = T - H - n_val + 1
+    if val_first - H - C + 1 < 1:
+        return None
+    return range(C, val_first - H + 1), range(val_first, T - H + 1)
+
+
+def legacy_split(
+    fit_series: list[D.Series], spec: D.DataSpec, C: int, H: int
+) -> tuple[WindowSampler, WindowSampler, dict[str, Any]] | None:
+    """The recipe of the per-series scaled presets (weather, stocks), before the global model: the last
+    windows of every series validate, the windows before them train, no window is padded or masked (so
+    the model has no observed-flag input: ``spec.observed_input`` is set False). None (use
+    :func:`split_windows`) unless ``spec.scaling == "series"``, there are at most 20 series and each is
+    long enough (:func:`legacy_layout`)."""
+    if spec.scaling != "series" or not fit_series or len(fit_series) > MAX_ALL_VAL_SERIES:
+        return None
+    lays = [legacy_layout(len(s), C, H) for s in fit_series]
+    if any(lay is None for lay in lays):
+        return None
+    spec.observed_input = False
+    panel = D.Panel(fit_series, spec, C, H)
+    parts = {}
+    for k in (0, 1):  # 0: training, 1: validation
+        sidx = np.concatenate([np.full(len(lay[k]), i) for i, lay in enumerate(lays) if lay])
+        orig = np.concatenate([np.asarray(lay[k]) for lay in lays if lay])
+        parts[k] = WindowSampler(panel, sidx, orig, with_mask=False)
+    info = {
+        "val_series": len(fit_series),
+        "val_windows": len(parts[1]),
+        "val_from": "last windows of every series",
+        "train_windows": len(parts[0]),
+    }
+    return parts[0], parts[1], info
 
 
 def split_windows(
@@ -256,7 +312,8 @@ def fit(
     scored = [s for s in series if s.id not in set(skipped)]
     D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
     fit_series = [s.head(first[s.id]) for s in scored]
-    train_w, val_w, split_info = split_windows(fit_series, spec, C, H, opts.seed)
+    split = legacy_split(fit_series, spec, C, H)
+    train_w, val_w, split_info = split or split_windows(fit_series, spec, C, H, opts.seed)
 
     if resume is None:
         run = RunDir.create(TASK, output_dir=output_dir)
@@ -419,7 +476,14 @@ def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.Da
 
 
 def _future(model, series, spec, C, H) -> pd.DataFrame:
-    """The next H steps after the end of each series (a context longer than a series is left-padded)."""
+    """The next H steps after the end of each series (a context longer than a series is left-padded,
+    except for a model without the observed-flag input, which needs the last C points)."""
+    short = [s for s in series if len(s) < C]
+    if short and not spec.observed_input:
+        raise UserInputError(
+            f"series {short[0].id!r} has {len(short[0])} points; this model (trained with "
+            f"--scaling series on long series only) needs the last {C} (its context)"
+        )
     panel = D.Panel(series, spec, C, H)
     lengths = np.array([len(s) for s in series])
     q = _predict(model, panel, np.arange(len(series)), lengths)

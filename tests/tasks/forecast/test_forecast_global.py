@@ -156,3 +156,46 @@ def test_m3_protocol_against_hand_computed_seasonal_naive(tmp_path):
     assert m["baselines"]["snaive"]["mase"] == pytest.approx(np.mean(mases), rel=1e-9)
     # the GRU's forecast is of the same 8 test steps, from each series' own end
     assert len(res.backtest) == 24 and np.isfinite(res.backtest["gru_q50"]).all()
+
+
+def test_series_scaling_uses_the_single_series_recipe_with_no_padding_and_no_observed_flag():
+    # two series of 60 and 45 points, C=8, H=3; hand-computed from the recipe before the global model:
+    # n = T − H − C + 1 full windows; the last max(H, n // 10) validate; training targets end before them
+    series = [_series("a", 60, 5.0), _series("b", 45, 50.0)]
+    spec = _spec(scaling="series")
+    D.fit_scalers(series, spec, {s.id: len(s) for s in series})
+    train, val, info = T.legacy_split(series, spec, C=8, H=3)
+    assert spec.observed_input is False and train.panel.past_features == 1
+    # a: n = 50 → 5 validate (origins 53..57), train 8..50; b: n = 35 → 3 (origins 40..42), train 8..37
+    assert sorted(zip(val.sidx.tolist(), val.origins.tolist())) == [
+        *[(0, o) for o in range(53, 58)],
+        *[(1, o) for o in range(40, 43)],
+    ]
+    assert sorted(zip(train.sidx.tolist(), train.origins.tolist())) == [
+        *[(0, o) for o in range(8, 51)],
+        *[(1, o) for o in range(8, 38)],
+    ]
+    assert info["val_windows"] == 8 and info["train_windows"] == 73
+    past, future, target = train.collate([train.dataset()[i] for i in range(len(train))])
+    for k, (i, o) in enumerate(zip(train.sidx, train.origins)):
+        s, sc = series[i], spec.scalers[series[i].id]
+        z = (np.log(s.y) - sc["y_mean"]) / sc["y_std"]
+        np.testing.assert_allclose(past[k, :, 0].numpy(), z[o - 8 : o], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(target[k].numpy(), z[o : o + 3], rtol=1e-5, atol=1e-6)
+        assert o + 3 <= {0: 53, 1: 40}[int(i)]  # no training target reaches the validation part
+
+
+def test_the_single_series_recipe_is_not_used_for_window_scaling_short_or_many_series():
+    assert T.legacy_split([_series("a", 60)], _spec(), C=8, H=3) is None  # window scaling
+    short = [_series("a", 60), _series("b", 15)]
+    assert T.legacy_split(short, _spec(scaling="series"), C=8, H=3) is None
+    many = [_series(f"s{i}", 60) for i in range(21)]
+    assert T.legacy_split(many, _spec(scaling="series"), C=8, H=3) is None
+
+
+def test_a_model_without_the_observed_flag_refuses_a_series_shorter_than_its_context():
+    spec = _spec(scaling="series", observed_input=False)
+    s = _series("a", 5)
+    D.fit_scalers([s], spec, {"a": 5})
+    with pytest.raises(UserInputError, match="'a' has 5 points; .* needs the last 8"):
+        T._future(None, [s], spec, 8, 3)
