@@ -32,6 +32,11 @@ import torch
 import grukit
 from grukit.kernels import fused
 
+try:  # the Streamer lives next to the layers (grukit.nn); older trees had it in grukit.kernels.fused
+    from grukit.nn import Streamer
+except ImportError:  # pragma: no cover - lets this script time an older checkout too
+    Streamer = fused.Streamer
+
 SHAPES = [  # (layers, batch, seq_len, input, hidden)
     (1, 1, 1000, 64, 256),
     (1, 32, 100, 128, 256),
@@ -219,7 +224,7 @@ def bench_stream(B, H, threads, repeats, steps):
 
         return f
 
-    streamer = fused.Streamer(cell, batch_size=B)
+    streamer = Streamer(cell, batch_size=B)
     xc = [xs[t].contiguous() for t in range(steps)]
 
     def run_streamer():

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from .errors import ShapeError
+
 BACKENDS = ("auto", "fused", "torch")
 
 
-def positive_int(name: str, value) -> int:
+def positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
@@ -18,7 +21,7 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
-def probability(name: str, value) -> float:
+def probability(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__}")
     if not 0.0 <= float(value) < 1.0:
@@ -26,13 +29,13 @@ def probability(name: str, value) -> float:
     return float(value)
 
 
-def backend(value) -> str:
+def backend(value: Any) -> str:
     if value not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {value!r}")
-    return value
+    return str(value)
 
 
-def tensor(name: str, value) -> Tensor:
+def tensor(name: str, value: Any) -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     return value
@@ -48,15 +51,17 @@ def same_dtype(owner: str, name: str, value: Tensor, param: Tensor) -> None:
         raise TypeError(f"{owner} expected a floating-point {name}, got {value.dtype}")
 
 
-def cell_inputs(owner: str, x, h, input_size: int, hidden_size: int, param: Tensor):
+def cell_inputs(
+    owner: str, x: Any, h: Any, input_size: int, hidden_size: int, param: Tensor
+) -> tuple[Tensor, Tensor, bool]:
     """Validate a cell's (x, h); return batched x (B, I), h (B, H) and whether the input was unbatched."""
     x = tensor("input", x)
     if x.dim() not in (1, 2):
-        raise ValueError(
+        raise ShapeError(
             f"{owner} expected input of 1 dimension (I,) or 2 dimensions (B, I), got {x.dim()} dimensions"
         )
     if x.shape[-1] != input_size:
-        raise ValueError(
+        raise ShapeError(
             f"{owner} expected input of size {input_size} in its last dimension, got {x.shape[-1]}"
         )
     same_dtype(owner, "input", x, param)
@@ -70,14 +75,14 @@ def cell_inputs(owner: str, x, h, input_size: int, hidden_size: int, param: Tens
         h = tensor("hx", h)
         want = (hidden_size,) if unbatched else (B, hidden_size)
         if tuple(h.shape) != want:
-            raise ValueError(f"{owner} expected hx of shape {want}, got {tuple(h.shape)}")
+            raise ShapeError(f"{owner} expected hx of shape {want}, got {tuple(h.shape)}")
         same_dtype(owner, "hx", h, param)
         if unbatched:
             h = h.unsqueeze(0)
     return x, h, unbatched
 
 
-def lengths(value, batch: int, steps: int) -> Tensor:
+def lengths(value: Any, batch: int, steps: int) -> Tensor:
     """Validate per-sequence lengths: 1-D integer, one per sequence, each in 1..T. Returns int64 on CPU."""
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
@@ -96,11 +101,11 @@ def lengths(value, batch: int, steps: int) -> Tensor:
         raise ValueError(
             f"lengths must have one entry per sequence: expected {batch}, got {value.numel()}"
         )
-    value = value.to("cpu", torch.int64)
+    out: Tensor = value.to("cpu", torch.int64)
     if batch:
-        lo, hi = int(value.min()), int(value.max())
+        lo, hi = int(out.min()), int(out.max())
         if lo < 1:
             raise ValueError(f"lengths must be at least 1, got {lo}")
         if hi > steps:
             raise ValueError(f"lengths must be at most the sequence length T={steps}, got {hi}")
-    return value
+    return out

@@ -7,3 +7,11 @@ class UserInputError(ValueError):
 
 class DataNotFoundError(UserInputError, FileNotFoundError):
     """A dataset folder could not be found where grukit looked."""
+
+
+class ShapeError(ValueError, RuntimeError):
+    """An input or state of the wrong shape given to a layer's forward.
+
+    Both a ValueError (grukit's convention for bad values) and a RuntimeError (what ``torch.nn.GRU``
+    raises for the same mistakes), so code written against either keeps working.
+    """

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("grukit.kernels")
 
@@ -137,7 +138,7 @@ def load() -> ctypes.CDLL:
     return lib
 
 
-def _torch_blas_lib():
+def _torch_blas_lib() -> Any:
     import torch
 
     libdir = Path(torch.__file__).resolve().parent / "lib"

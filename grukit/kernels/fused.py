@@ -14,8 +14,10 @@ exact. Compilation, tracing, export, tensor subclasses (fake/functional tensors)
 forward-mode AD all make :func:`unsupported_reason` return a reason, and ``backend="auto"`` then runs the
 composite path, which those tools understand.
 
-``calls`` counts the fused calls (tests use it to prove the fused path ran). :class:`Streamer` is the
-low-overhead streaming path (one native call per step for all layers, preallocated state).
+``calls`` counts the fused calls (tests use it to prove the fused path ran). :func:`stream_function` gives
+``grukit.nn.Streamer`` its native step (one call per step for all layers). Every native call checks that each
+buffer it reads has the dtype it was written in (:func:`_check_native`): a mismatch raises TypeError instead
+of reading, say, bfloat16 bits as float32.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -50,7 +53,7 @@ def use_mkl_pack(enabled: bool = True) -> bool:
 use_mkl_pack(os.environ.get("GRUKIT_MKL_PACK", "").strip() not in ("", "0"))
 
 #: fused calls so far: "sequence" (forward), "sequence_backward", "cell", "stream" (Streamer steps)
-calls: Counter = Counter()
+calls: Counter[str] = Counter()
 #: batches up to this size use the hand-written matrix-vector kernel; larger ones the BLAS GEMM per step
 matvec_max_batch: int = 4
 
@@ -60,6 +63,7 @@ _PLAIN = (Tensor, torch.nn.Parameter)
 _functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
 _dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
 _is_tracing = torch._C._is_tracing
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
 try:  # what torch.onnx.is_in_onnx_export() reads, without its two imports per call
     from torch.onnx._internal.exporter import _flags as _onnx_flags
     from torch.onnx._internal.torchscript_exporter._globals import GLOBALS as _onnx_globals
@@ -74,7 +78,27 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _fns(dtype):
+def _check_native(where: str, dtype: torch.dtype, **tensors: Tensor | None) -> None:
+    """Refuse a native call whose buffers are not all ``dtype`` (float32/float64), CPU and strided."""
+    if dtype not in _FLOATS:
+        raise TypeError(f"{where}: the fused kernel runs float32 or float64, got {dtype}")
+    for name, t in tensors.items():
+        if t is not None and (t.dtype != dtype or not t.is_cpu or t.layout != _STRIDED):
+            raise TypeError(
+                f"{where}: expected {name} as a CPU strided {dtype} buffer, got {t.dtype} on "
+                f"{t.device} ({t.layout}); this happens when an autocast region changes a dtype "
+                "between the kernel's own steps"
+            )
+
+
+def stream_function(dtype: torch.dtype) -> tuple[object, object]:
+    """(native multi-layer step, BLAS gemm pointer) for ``dtype``: the step behind ``grukit.nn.Streamer``."""
+    _check_native("stream_function", dtype)
+    fn = _lib.grukit_stream_f32 if dtype == torch.float32 else _lib.grukit_stream_f64
+    return fn, _fns(dtype)[3]
+
+
+def _fns(dtype: torch.dtype) -> tuple[Any, Any, Any, Any]:
     if dtype == torch.float32:
         return _lib.grukit_fwd_f32, _lib.grukit_bwd_f32, _lib.grukit_cell_f32, _SGEMM
     return _lib.grukit_fwd_f64, _lib.grukit_bwd_f64, _lib.grukit_cell_f64, _DGEMM
@@ -83,7 +107,7 @@ def _fns(dtype):
 _tls = threading.local()
 
 
-def _scratch(n: int, dtype) -> Tensor:
+def _scratch(n: int, dtype: torch.dtype) -> Tensor:
     """A work buffer of at least n elements, reused across calls of this thread (native calls release the GIL,
     so threads must not share one)."""
     buf = getattr(_tls, "scratch", None)
@@ -94,7 +118,7 @@ def _scratch(n: int, dtype) -> Tensor:
     return buf
 
 
-def _needs_grad(*ts) -> bool:
+def _needs_grad(*ts: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
 
 
@@ -104,12 +128,12 @@ def unsupported_reason(
     x: Tensor,
     w_ih: Tensor,
     w_hh: Tensor,
-    b_ih=None,
-    b_hh=None,
-    h0=None,
-    h=None,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+    h0: Tensor | None = None,
+    h: Tensor | None = None,
     reset_after: bool = True,
-    lengths=None,
+    lengths: Any = None,
     reverse: bool = False,
     return_gates: bool = False,
 ) -> str | None:
@@ -118,7 +142,7 @@ def unsupported_reason(
         return (
             "torch.compile/torch.export is tracing the model (the composite path is traced instead)"
         )
-    if torch.jit.is_scripting() or _is_tracing():
+    if torch.jit.is_scripting() or _is_tracing():  # type: ignore[attr-defined, unused-ignore]
         return "TorchScript is tracing/scripting the model"
     if _in_onnx_export():
         return "an ONNX export is running"
@@ -160,7 +184,17 @@ def unsupported_reason(
     return _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates)
 
 
-def _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates) -> str | None:
+def _shape_reason(
+    op: str,
+    x: Tensor,
+    state: Tensor | None,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    lengths: Any,
+    return_gates: bool,
+) -> str | None:
     """The shape/argument part of :func:`unsupported_reason`, after the per-tensor checks passed."""
     if op == "sequence":
         if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
@@ -175,7 +209,9 @@ def _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates) -
 
 
 # --------------------------------------------------------------------------------------------- forward
-def _input_projection(x: Tensor, w_ih: Tensor, b_ih, b_hh, reset_after: bool) -> Tensor:
+def _input_projection(
+    x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, reset_after: bool
+) -> Tensor:
     """gi (T·B, 3H) = x W_ihᵀ + b_ih + the parts of b_hh that add outside the reset gate, as one GEMM."""
     T, B, I = x.shape
     H = w_ih.shape[0] // 3
@@ -187,7 +223,18 @@ def _input_projection(x: Tensor, w_ih: Tensor, b_ih, b_hh, reset_after: bool) ->
     return torch.mm(x2, w_ih.t()) if bias is None else torch.addmm(bias, x2, w_ih.t())
 
 
-def _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save):
+def _forward(
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    reset_after: bool,
+    lengths: Tensor | None,
+    reverse: bool,
+    save: bool,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Run the native forward loop → (out (T, B, H), h_n (B, H), hprev (T, B, H) | None, gates (T, B, 4H) | None).
 
     ``gates`` rows hold r, z, n and (W_hn h + b_hn) for reset_after, or r, z, n and r ⊙ h otherwise.
@@ -203,6 +250,10 @@ def _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save)
     hn = x.new_empty(B, H)
     hprev = x.new_empty(T, B, H) if save else None
     gates = x.new_empty(T, B, 4 * H) if save else None
+    if (
+        gi.dtype != x.dtype or w_hh.dtype != x.dtype or h0.dtype != x.dtype
+    ):  # e.g. addmm under autocast
+        _check_native("gru_sequence forward", x.dtype, gi=gi, bhn=bhn, w_hh=w_hh, h0=h0)
     fwd, _, _, gemm = _fns(x.dtype)
     mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
     rc = fwd(
@@ -229,7 +280,19 @@ def _forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save)
     return out, hn, hprev, gates
 
 
-def _backward(x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, gout, ghn, needs):
+def _backward(
+    x: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    lengths: Tensor | None,
+    reset_after: bool,
+    reverse: bool,
+    hprev: Tensor,
+    gates: Tensor,
+    gout: Tensor | None,
+    ghn: Tensor | None,
+    needs: tuple[bool, ...],
+) -> tuple[Tensor | None, ...]:
     """Native backward loop, then the weight/input gradients as GEMMs over all steps at once."""
     T, B, I = x.shape
     H = w_hh.shape[1]
@@ -240,6 +303,17 @@ def _backward(x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, gout, 
     dgi = x.new_empty(T, B, 3 * H)
     dgh = x.new_empty(T, B, 3 * H) if reset_after else None
     dh0 = x.new_empty(B, H)
+    dt = x.dtype
+    if (
+        (gout is not None and gout.dtype != dt)
+        or (ghn is not None and ghn.dtype != dt)
+        or hprev.dtype != dt
+        or gates.dtype != dt
+        or w_hh.dtype != dt
+    ):
+        _check_native(
+            "gru_sequence backward", dt, w_hh=w_hh, grad_out=gout, grad_hn=ghn, hprev=hprev
+        )
     _, bwd, _, gemm = _fns(x.dtype)
     mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
     rc = bwd(
@@ -271,7 +345,7 @@ def _backward(x, w_ih, w_hh, lengths, reset_after, reverse, hprev, gates, gout, 
     db_ih = dgi2.sum(0) if n_bih else None
     dw_hh = db_hh = None
     if reset_after:
-        dgh2 = dgh.view(T * B, 3 * H)
+        dgh2 = dgh.view(T * B, 3 * H)  # type: ignore[union-attr]
         if n_whh:
             dw_hh = torch.mm(dgh2.t(), hp2)
         if n_bhh:
@@ -291,7 +365,18 @@ class _FusedSequence(torch.autograd.Function):
     """out, h_n = GRU recurrence over x (T, B, I) from h0 (B, H), with the fused forward and backward."""
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse):
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        h0: Tensor,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b_ih: Tensor | None,
+        b_hh: Tensor | None,
+        lengths: Tensor | None,
+        reset_after: bool,
+        reverse: bool,
+    ) -> tuple[Tensor, Tensor]:
         out, hn, hprev, gates = _forward(
             x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save=True
         )
@@ -301,7 +386,7 @@ class _FusedSequence(torch.autograd.Function):
         return out, hn
 
     @staticmethod
-    def backward(ctx, gout, ghn):
+    def backward(ctx: Any, gout: Tensor | None, ghn: Tensor | None) -> tuple[Tensor | None, ...]:
         x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates = ctx.saved_tensors
         needs = ctx.needs_input_grad[:6]
         none3 = (None, None, None)
@@ -314,15 +399,43 @@ class _FusedSequence(torch.autograd.Function):
                 + none3
             )
         calls["sequence_backward"] += 1
+        if _any_autocast():  # a backward run inside an autocast region: keep its GEMMs in x's dtype
+            with torch.autocast("cpu", enabled=False):
+                grads = _backward(
+                    x,
+                    w_ih,
+                    w_hh,
+                    lengths,
+                    ctx.reset_after,
+                    ctx.reverse,
+                    hprev,
+                    gates,
+                    gout,
+                    ghn,
+                    needs,
+                )
+            return grads + none3
         grads = _backward(
             x, w_ih, w_hh, lengths, ctx.reset_after, ctx.reverse, hprev, gates, gout, ghn, needs
         )
         return grads + none3
 
 
-def _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, needs):
+def _composite_grads(
+    ctx: Any,
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    lengths: Tensor | None,
+    gout: Tensor | None,
+    ghn: Tensor | None,
+    needs: tuple[bool, ...],
+) -> tuple[Tensor | None, ...]:
     inputs = (x, h0, w_ih, w_hh, b_ih, b_hh)
-    with torch.enable_grad():
+    with torch.enable_grad(), torch.autocast("cpu", enabled=False):
         out, hn, _ = composite.sequence(
             x,
             h0,
@@ -340,10 +453,14 @@ def _composite_grads(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, gout, ghn, nee
             outs.append(o)
             gos.append(g)
     wanted = [i for i, (t, n) in enumerate(zip(inputs, needs)) if n and t is not None]
-    res = [None] * 6
+    res: list[Tensor | None] = [None] * 6
     if wanted:
         got = torch.autograd.grad(
-            outs, [inputs[i] for i in wanted], gos, create_graph=True, allow_unused=True
+            outs,
+            [inputs[i] for i in wanted],  # type: ignore[arg-type]
+            gos,
+            create_graph=True,
+            allow_unused=True,
         )
         for i, g in zip(wanted, got):
             res[i] = g if g is not None else torch.zeros_like(inputs[i])
@@ -362,11 +479,11 @@ def sequence(
     lengths: Tensor | None = None,
     reverse: bool = False,
     return_gates: bool = False,
-):
+) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor] | None]:
     """One direction over x (T, B, I) from h0 (B, H) → (out (T, B, H), h_n (B, H), gates (z, r, n) or None)."""
     calls["sequence"] += 1
     if _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh):
-        out, hn = _FusedSequence.apply(
+        out, hn = _FusedSequence.apply(  # type: ignore[no-untyped-call]
             x, h0, w_ih, w_hh, b_ih, b_hh, lengths, bool(reset_after), bool(reverse)
         )
         return out, hn, None
@@ -386,6 +503,7 @@ def sequence(
     if not return_gates:
         return out, hn, None
     H = w_hh.shape[1]
+    assert gates is not None
     return (
         out,
         hn,
@@ -409,9 +527,10 @@ def cell(
     """One step: x (B, I), h (B, H) → h' (B, H). Without autograd, one native call (matvec at batch 1, else BLAS)."""
     calls["cell"] += 1
     if _needs_grad(x, h, w_ih, w_hh, b_ih, b_hh):
-        return _FusedSequence.apply(
+        h_new: Tensor = _FusedSequence.apply(  # type: ignore[no-untyped-call]
             x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, None, bool(reset_after), False
         )[1]
+        return h_new
     B, I = x.shape
     H = w_hh.shape[1]
     x, h, w_ih, w_hh = x.contiguous(), h.contiguous(), w_ih.contiguous(), w_hh.contiguous()
@@ -419,6 +538,7 @@ def cell(
     b_hh = None if b_hh is None else b_hh.contiguous()
     out = torch.empty((B, H), dtype=x.dtype)
     scratch = _scratch(7 * B * H, x.dtype)
+    # x, h, the weights and biases were checked (CPU, strided, one float dtype) by unsupported_reason
     _, _, fn, gemm = _fns(x.dtype)
     fn(
         B,
@@ -436,90 +556,3 @@ def cell(
         gemm,
     )
     return out
-
-
-class Streamer:
-    """Low-overhead streaming inference for a unidirectional :class:`grukit.GRU` (or :class:`grukit.GRUCell`).
-
-    ``s = Streamer(gru, batch_size=1)``; ``y = s.step(x_t)`` with x_t (B, I) contiguous, same dtype as the
-    model → y (B, H), the top layer's new state. Each step is one native call for all layers: no autograd,
-    no allocation, no per-step argument checks (they happen here, once). The state lives in ``s.h``
-    (L, B, H) and is updated in place; ``y`` is a view of it, overwritten by the next step (clone it to
-    keep it). ``s.reset(h)`` sets the state (None: zeros). The model's weights are read at every step, so
-    in-place weight updates are seen; replacing a parameter object needs a new Streamer. Dropout is not
-    applied (inference).
-    """
-
-    def __init__(self, model, batch_size: int = 1) -> None:
-        from ..nn.cell import GRUCell
-        from ..nn.gru import GRU
-
-        if isinstance(model, GRU):
-            if model.bidirectional:
-                raise ValueError(
-                    "Streamer needs a unidirectional GRU (the reverse direction needs the future)"
-                )
-            layers = [model.layer_weights(k) for k in range(model.num_layers)]
-        elif isinstance(model, GRUCell):
-            layers = [(model.weight_ih, model.weight_hh, model.bias_ih, model.bias_hh)]
-        else:
-            raise TypeError(
-                f"Streamer expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}"
-            )
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        w = layers[0][0]
-        reason = unsupported_reason(
-            "cell",
-            x=w.new_empty(1, w.shape[1]),
-            h=None,
-            w_ih=w,
-            w_hh=layers[0][1],
-            b_ih=layers[0][2],
-            b_hh=layers[0][3],
-        )
-        if reason is not None:
-            raise ValueError(f"Streamer cannot use the fused kernel: {reason}")
-        self.num_layers, self.batch_size = len(layers), int(batch_size)
-        self.input_size, self.hidden_size = w.shape[1], layers[0][1].shape[1]
-        self.dtype, self.reset_after = w.dtype, bool(model.reset_after)
-        self._params = [None if t is None else t.detach().contiguous() for lw in layers for t in lw]
-        ptrs = [None if t is None else t.data_ptr() for t in self._params]
-        self._ptrs = (__import__("ctypes").c_void_p * len(ptrs))(*ptrs)
-        self.h = torch.zeros(self.num_layers, self.batch_size, self.hidden_size, dtype=self.dtype)
-        self._scratch = torch.empty(7 * self.batch_size * self.hidden_size, dtype=self.dtype)
-        self._fn = _lib.grukit_stream_f32 if self.dtype == torch.float32 else _lib.grukit_stream_f64
-        self._gemm = _fns(self.dtype)[3]
-        self._args = (self.num_layers, self.batch_size, self.input_size, self.hidden_size)
-        self._hp, self._sp = self.h.data_ptr(), self._scratch.data_ptr()
-        self._want = (self.batch_size, self.input_size)
-
-    def reset(self, h: Tensor | None = None) -> None:
-        """Set the state to ``h`` (L, B, H) (None: zeros)."""
-        if h is None:
-            self.h.zero_()
-        else:
-            if tuple(h.shape) != tuple(self.h.shape):
-                raise ValueError(
-                    f"Streamer.reset expected h of shape {tuple(self.h.shape)}, got {tuple(h.shape)}"
-                )
-            self.h.copy_(h)
-
-    def step(self, x_t: Tensor) -> Tensor:
-        """One step for x_t (B, I) → the top layer's new state (B, H) (a view of ``self.h``)."""
-        if (
-            x_t.shape != self._want
-            or x_t.dtype != self.dtype
-            or not x_t.is_contiguous()
-            or x_t.device.type != "cpu"
-        ):
-            raise ValueError(
-                f"Streamer.step expected a contiguous CPU {self.dtype} x_t of shape {self._want}, "
-                f"got {x_t.dtype} {tuple(x_t.shape)} on {x_t.device}"
-            )
-        calls["stream"] += 1
-        L, B, I, H = self._args
-        self._fn(
-            L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp, self._gemm
-        )
-        return self.h[-1]

@@ -1,8 +1,9 @@
-"""GRU modules: the cell (the equations) and the layer."""
+"""GRU modules: the cell, the layer (plain and variants), MinGRU, and the Streamer next to them."""
 
 from .cell import GRUCell, GRUCellConfig, gru_cell, gru_step
 from .gru import GRU, GRUConfig, GRUGates
 from .mingru import MinGRU, MinGRUConfig, MinGRUGates
+from .streaming import Streamer
 
 __all__ = [
     "GRU",
@@ -13,6 +14,7 @@ __all__ = [
     "MinGRU",
     "MinGRUConfig",
     "MinGRUGates",
+    "Streamer",
     "gru_cell",
     "gru_step",
 ]

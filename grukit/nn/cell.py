@@ -1,76 +1,24 @@
-"""The GRU equations: one step, both reset placements.
+"""GRUCell: one GRU step as a module, ``cell(x, h=None) -> h'``.
 
-For input x (B, I) and previous state h (B, H), with torch's parameter layout (rows stacked r, z, n)::
-
-    z  = σ(W_iz x + b_iz + W_hz h + b_hz)        update gate: the share of the OLD state kept
-    r  = σ(W_ir x + b_ir + W_hr h + b_hr)        reset gate
-    n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))     reset_after=True  (torch, cuDNN, Keras default)
-    n  = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)     reset_after=False (Cho et al. 2014)
-    h' = z ⊙ h + (1 − z) ⊙ n
-
-Many texts (and the minGRU paper) write h' = (1 − z) ⊙ h + z ⊙ n: the same model with z renamed 1 − z.
-This file is the readable definition; `grukit.kernels` holds the fast paths that must agree with it.
+The equations are in the floor, :mod:`grukit.functional.gru` (``gru_step``, ``gru_cell``, re-exported here);
+``grukit.kernels.dispatch`` runs them (the fused kernel where it can).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import _checks
+from ..functional.gru import GateValues, gru_cell, gru_step
+from ..kernels import dispatch
+from . import _driver
 
-
-class GateValues(NamedTuple):
-    """The gate activations of one step, each (B, H)."""
-
-    z: Tensor
-    r: Tensor
-    n: Tensor
-
-
-def gru_step(
-    gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, reset_after: bool
-) -> tuple[Tensor, GateValues]:
-    """One GRU step from the input projection ``gi = x W_ihᵀ + b_ih`` (B, 3H) and state ``h`` (B, H).
-
-    Returns ``(h', GateValues(z, r, n))``. Splitting off the input projection lets a layer compute it for
-    all time steps with one matrix product.
-    """
-    H = h.shape[-1]
-    gi_r, gi_z, gi_n = gi.split(H, dim=-1)  # each (B, H)
-    if reset_after:
-        gh = F.linear(h, w_hh, b_hh)  # (B, 3H)
-        gh_r, gh_z, gh_n = gh.split(H, dim=-1)
-        r = torch.sigmoid(gi_r + gh_r)
-        z = torch.sigmoid(gi_z + gh_z)
-        n = torch.tanh(gi_n + r * gh_n)
-    else:
-        b_rz, b_n = (None, None) if b_hh is None else (b_hh[: 2 * H], b_hh[2 * H :])
-        gh_rz = F.linear(h, w_hh[: 2 * H], b_rz)  # (B, 2H)
-        gh_r, gh_z = gh_rz.split(H, dim=-1)
-        r = torch.sigmoid(gi_r + gh_r)
-        z = torch.sigmoid(gi_z + gh_z)
-        n = torch.tanh(gi_n + F.linear(r * h, w_hh[2 * H :], b_n))
-    h_new = n + z * (h - n)  # = z ⊙ h + (1 − z) ⊙ n
-    return h_new, GateValues(z, r, n)
-
-
-def gru_cell(
-    x: Tensor,
-    h: Tensor,
-    w_ih: Tensor,
-    w_hh: Tensor,
-    b_ih: Tensor | None,
-    b_hh: Tensor | None,
-    reset_after: bool = True,
-) -> Tensor:
-    """One GRU step: x (B, I), h (B, H) → h' (B, H)."""
-    return gru_step(F.linear(x, w_ih, b_ih), h, w_hh, b_hh, reset_after)[0]
+__all__ = ["GRUCell", "GRUCellConfig", "GateValues", "gru_cell", "gru_step"]
 
 
 @dataclasses.dataclass
@@ -104,8 +52,8 @@ class GRUCell(nn.Module):
         hidden_size: int,
         bias: bool = True,
         reset_after: bool = True,
-        device=None,
-        dtype=None,
+        device: Any = None,
+        dtype: Any = None,
         backend: str = "auto",
     ) -> None:
         super().__init__()
@@ -133,7 +81,7 @@ class GRUCell(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, config: GRUCellConfig | dict, device=None) -> GRUCell:
+    def from_config(cls, config: GRUCellConfig | dict[str, Any], device: Any = None) -> GRUCell:
         cfg = dataclasses.asdict(config) if isinstance(config, GRUCellConfig) else dict(config)
         dtype = getattr(torch, cfg.pop("dtype", "float32"))
         return cls(**cfg, device=device, dtype=dtype)
@@ -145,8 +93,6 @@ class GRUCell(nn.Module):
             nn.init.uniform_(p, -bound, bound)
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
-        from ..kernels import dispatch
-
         # Direct dict reads (nn.Module.__getattr__ costs ~0.5 µs per name); getattr when a name is not a plain
         # registered parameter (parametrizations, weight_norm hooks, bias=False).
         params = self._parameters
@@ -165,11 +111,22 @@ class GRUCell(nn.Module):
             and x.shape[1] == self.input_size
             and h.shape == (x.shape[0], self.hidden_size)
             and w.is_floating_point()
+            and not _driver._any_autocast()
         ):
             unbatched = (
                 False  # the common batched call: all of _checks.cell_inputs' checks hold, skip it
             )
         else:
+            ac = _driver.autocast_device(x) if isinstance(x, Tensor) else None
+            if (
+                ac is not None
+            ):  # autocast: the step runs in the parameters' dtype, as torch.nn.GRUCell
+                with torch.autocast(ac, enabled=False):
+                    if x.is_floating_point():
+                        x = x.to(w.dtype)
+                    if isinstance(h, Tensor) and h.is_floating_point():
+                        h = h.to(w.dtype)
+                    return self.forward(x, h)
             x, h, unbatched = _checks.cell_inputs(
                 "GRUCell", x, h, self.input_size, self.hidden_size, w
             )
@@ -184,7 +141,7 @@ class GRUCell(nn.Module):
             b_hh=b_hh,
             reset_after=self.reset_after,
         )
-        return h_new.squeeze(0) if unbatched else h_new
+        return h_new.squeeze(0) if unbatched else h_new  # type: ignore[no-any-return]
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -1,21 +1,23 @@
-"""The GRU layer: layers, directions, batch_first, lengths, packed input, h0, streaming and gate output.
+"""The GRU layer: its parameters, config, variants and routing; the shared driver (`_driver.py`) does the rest.
 
-The per-step math lives in `cell.py`; every sequence computation goes through `grukit.kernels.dispatch`.
+The math lives in the floor, `grukit.functional`; every plain sequence computation goes through
+`grukit.kernels.dispatch` (the fused kernel eagerly, the registered op ``grukit::gru_sequence`` in graphs),
+except the CUDA route (`grukit.kernels.vf`: torch's own cuDNN GRU for reset_after=True without variants).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .. import _checks
-from . import variants
+from ..functional import gru as fgru
+from ..kernels import dispatch, onnx_export, vf
+from . import _driver
 
 
 class GRUGates(NamedTuple):
@@ -46,7 +48,7 @@ class GRUConfig:
     dropconnect: float = 0.0
 
 
-def _dtype_name(dtype) -> str:
+def _dtype_name(dtype: Any) -> str:
     return str(dtype if dtype is not None else torch.get_default_dtype()).replace("torch.", "")
 
 
@@ -87,8 +89,8 @@ class GRU(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         reset_after: bool = True,
-        device=None,
-        dtype=None,
+        device: Any = None,
+        dtype: Any = None,
         backend: str = "auto",
         layer_norm: bool = False,
         recurrent_dropout: float = 0.0,
@@ -118,14 +120,15 @@ class GRU(nn.Module):
             layer_in = input_size if layer == 0 else D * H
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-                names = [f"weight_ih{sfx}", f"weight_hh{sfx}", None, None]
-                setattr(self, names[0], nn.Parameter(torch.empty(3 * H, layer_in, **kw)))
-                setattr(self, names[1], nn.Parameter(torch.empty(3 * H, H, **kw)))
+                w_ih, w_hh = f"weight_ih{sfx}", f"weight_hh{sfx}"
+                setattr(self, w_ih, nn.Parameter(torch.empty(3 * H, layer_in, **kw)))
+                setattr(self, w_hh, nn.Parameter(torch.empty(3 * H, H, **kw)))
+                b_ih = b_hh = None
                 if bias:
-                    names[2], names[3] = f"bias_ih{sfx}", f"bias_hh{sfx}"
-                    setattr(self, names[2], nn.Parameter(torch.empty(3 * H, **kw)))
-                    setattr(self, names[3], nn.Parameter(torch.empty(3 * H, **kw)))
-                self._param_names.append(tuple(names))
+                    b_ih, b_hh = f"bias_ih{sfx}", f"bias_hh{sfx}"
+                    setattr(self, b_ih, nn.Parameter(torch.empty(3 * H, **kw)))
+                    setattr(self, b_hh, nn.Parameter(torch.empty(3 * H, **kw)))
+                self._param_names.append((w_ih, w_hh, b_ih, b_hh))
                 if layer_norm:  # names outside weight_*/bias_* so torch interop refuses them
                     ln = (f"ln_gain_ih{sfx}", f"ln_gain_hh{sfx}")
                     setattr(self, ln[0], nn.Parameter(torch.empty(3 * H, **kw)))
@@ -155,17 +158,61 @@ class GRU(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, config: GRUConfig | dict, device=None) -> GRU:
+    def from_config(cls, config: GRUConfig | dict[str, Any], device: Any = None) -> GRU:
         cfg = dataclasses.asdict(config) if isinstance(config, GRUConfig) else dict(config)
         dtype = getattr(torch, cfg.pop("dtype", "float32"))
         return cls(**cfg, device=device, dtype=dtype)
 
     @classmethod
     def from_torch(cls, module: nn.GRU, backend: str = "auto") -> GRU:
-        """A grukit.GRU with the same configuration and weights as a ``torch.nn.GRU``."""
-        from ..interop.torch import from_torch
+        """A grukit.GRU with the same configuration and weights as a ``torch.nn.GRU`` (same as ``grukit.from_torch``).
 
-        return from_torch(module, backend=backend)
+        Example:
+            >>> import torch, grukit
+            >>> ref = torch.nn.GRU(3, 4)
+            >>> grukit.GRU.from_torch(ref).hidden_size
+            4
+        """
+        if not isinstance(module, nn.GRU):
+            raise TypeError(f"GRU.from_torch expected a torch.nn.GRU, got {type(module).__name__}")
+        if getattr(module, "proj_size", 0):
+            raise ValueError("torch.nn.GRU has no proj_size; got a module with proj_size set")
+        p = next(module.parameters())
+        out = cls(
+            module.input_size,
+            module.hidden_size,
+            module.num_layers,
+            module.bias,
+            module.batch_first,
+            float(module.dropout),
+            module.bidirectional,
+            reset_after=True,
+            device=p.device,
+            dtype=p.dtype,
+            backend=backend,
+        )
+        with torch.no_grad():
+            out.load_state_dict(module.state_dict())
+        return out.train(module.training)
+
+    # ------------------------------------------------------------------------ torch.nn.GRU's attributes
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        """Parameter names in torch.nn.GRU's order: per layer, per direction, w_ih, w_hh[, b_ih, b_hh]."""
+        return [n for names in self._param_names for n in names if n is not None]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        """The parameters in ``_flat_weights_names`` order (torch.nn.GRU's)."""
+        return [getattr(self, n) for n in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """Per layer and direction, [w_ih, w_hh, b_ih, b_hh] (without biases: [w_ih, w_hh]), as torch's."""
+        return [[getattr(self, n) for n in names if n is not None] for names in self._param_names]
+
+    def flatten_parameters(self) -> None:
+        """A no-op kept for torch.nn.GRU compatibility (grukit never needs a flat weight buffer)."""
 
     def reset_parameters(self) -> None:
         """Uniform(−1/√H, 1/√H) for every weight and bias, as torch does; layer-norm gains start at 1."""
@@ -204,23 +251,23 @@ class GRU(nn.Module):
         """Whether this call's per-step math differs from the plain GRU (then the composite variant loop runs)."""
         return self.layer_norm or self.zoneout > 0 or (self.training and self.recurrent_dropout > 0)
 
-    def _draw_masks(self, T: int, B: int, like: Tensor) -> variants.VariantMasks:
+    def _draw_masks(self, T: int, B: int, like: Tensor) -> fgru.VariantMasks:
         """The random masks of one layer and direction for one call (training only; None where inactive)."""
         if not self.training:
-            return variants.VariantMasks()
+            return fgru.VariantMasks()
         H = self.hidden_size
-        return variants.VariantMasks(
-            recurrent=variants.dropout_mask((B, H), self.recurrent_dropout, like)
+        return fgru.VariantMasks(
+            recurrent=fgru.dropout_mask((B, H), self.recurrent_dropout, like)
             if self.recurrent_dropout
             else None,
-            zoneout=variants.zoneout_mask((T, B, H), self.zoneout, like) if self.zoneout else None,
-            dropconnect=variants.dropout_mask((3 * H, H), self.dropconnect, like)
+            zoneout=fgru.zoneout_mask((T, B, H), self.zoneout, like) if self.zoneout else None,
+            dropconnect=fgru.dropout_mask((3 * H, H), self.dropconnect, like)
             if self.dropconnect
             else None,
         )
 
-    def _variant_kwargs(self, layer: int, d: int, masks: variants.VariantMasks) -> dict:
-        """Keyword arguments of ``variants.sequence`` for one layer and direction."""
+    def _variant_kwargs(self, layer: int, d: int, masks: fgru.VariantMasks) -> dict[str, Any]:
+        """The variant keyword arguments of ``grukit.functional.sequence`` for one layer and direction."""
         ln_ih, ln_hh = self.layer_norm_gains(layer, d)
         zone = masks.zoneout if self.training else (self.zoneout or None)
         return {"ln_ih": ln_ih, "ln_hh": ln_hh, "recurrent_mask": masks.recurrent, "zoneout": zone}
@@ -253,102 +300,87 @@ class GRU(nn.Module):
         return s
 
     # ---------------------------------------------------------------------------------------- forward
-    def forward(self, input, hx: Tensor | None = None, lengths=None, return_gates: bool = False):
-        packed = isinstance(input, PackedSequence)
-        if packed:
-            if lengths is not None:
-                raise ValueError(
-                    "GRU got both a PackedSequence and lengths; a PackedSequence carries its own lengths"
+    def forward(
+        self, input: Any, hx: Tensor | None = None, lengths: Any = None, return_gates: bool = False
+    ) -> Any:
+        p = _driver.prepare(self, "GRU", input, hx, lengths, self._param0())
+        with _driver.no_autocast(p.autocast):
+            if not return_gates and self._onnx_route():
+                out, h_n = self._onnx_layers(p)
+                gate_layers: list[list[Any]] = []
+            elif not return_gates and self._vf_route(p.x):
+                out, h_n = vf.gru_stack(
+                    p.x,
+                    p.h0,
+                    self._flat_weights,
+                    self.bias,
+                    self.num_layers,
+                    self.dropout,
+                    self.training,
+                    self.bidirectional,
+                    p.lengths,
                 )
-            template = input
-            x, lengths = pad_packed_sequence(
-                input, batch_first=False
-            )  # (T, B, I) in the original order
-            batch_first, unbatched = False, False
-            if x.shape[-1] != self.input_size:
-                raise ValueError(
-                    f"GRU expected input of size {self.input_size} in its last dimension, got {x.shape[-1]}"
-                )
-            _checks.same_dtype("GRU", "input", x, self.weight_ih_l0)
-        else:
-            x, unbatched = self._check_input(input)
-            batch_first = self.batch_first and not unbatched
-            if unbatched:
-                x = x.unsqueeze(1)
-            elif batch_first:
-                x = x.transpose(0, 1)
-        T, B = x.shape[0], x.shape[1]
-        if lengths is not None:
-            lengths = _checks.lengths(lengths, B, T)
-        h0 = self._check_hx(hx, B, unbatched, x)
-
-        out, h_n, gates = self._run(x, h0, lengths, return_gates)
-
-        if packed:
-            # Re-pack in the input's own sorted order so sorted/unsorted indices match the input's.
-            order = template.sorted_indices
-            out_sorted = out if order is None else out.index_select(1, order)
-            lens_sorted = lengths if order is None else lengths.index_select(0, order.cpu())
-            data = pack_padded_sequence(out_sorted, lens_sorted, enforce_sorted=True)
-            output = PackedSequence(
-                data.data, data.batch_sizes, template.sorted_indices, template.unsorted_indices
-            )
-        elif unbatched:
-            output, h_n = out.squeeze(1), h_n.squeeze(1)
-        else:
-            output = out.transpose(0, 1) if batch_first else out
+                gate_layers = []
+            else:
+                self._check_variant_backend()
+                out, h_n, gate_layers = _driver.run_layers(self, p, self._direction, return_gates)
+        output, h_n = _driver.finish(p, out, h_n)
         if return_gates:
-            return output, h_n, gates
+            return output, h_n, GRUGates(*_driver.stack_gates(gate_layers, 3))
         return output, h_n
 
-    def _check_input(self, input) -> tuple[Tensor, bool]:
-        x = _checks.tensor("input", input)
-        if x.dim() not in (2, 3):
-            raise ValueError(
-                f"GRU expected input of 3 dimensions ({'B, T' if self.batch_first else 'T, B'}, I) "
-                f"or 2 dimensions (T, I) unbatched, got {x.dim()} dimensions"
-            )
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"GRU expected input of size {self.input_size} in its last dimension, got {x.shape[-1]}"
-            )
-        _checks.same_dtype("GRU", "input", x, self.weight_ih_l0)
-        return x, x.dim() == 2
+    def _param0(self) -> Tensor:
+        """weight_ih_l0, the parameter whose dtype the inputs must have."""
+        w = self._parameters.get("weight_ih_l0")
+        return w if w is not None else cast(Tensor, self.weight_ih_l0)
 
-    def _check_hx(self, hx, B: int, unbatched: bool, x: Tensor) -> Tensor:
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
-        if hx is None:
-            return x.new_zeros(LD, B, H)
-        hx = _checks.tensor("hx", hx)
-        want = (LD, H) if unbatched else (LD, B, H)
-        if tuple(hx.shape) != want:
-            raise ValueError(
-                f"GRU expected hx of shape {want} (num_layers·D, {'' if unbatched else 'B, '}H), "
-                f"got {tuple(hx.shape)}"
-            )
-        _checks.same_dtype("GRU", "hx", hx, self.weight_ih_l0)
-        return hx.unsqueeze(1) if unbatched else hx
+    def _onnx_route(self) -> bool:
+        """Whether the dynamo ONNX exporter is running and this GRU is a standard ONNX GRU."""
+        return (
+            onnx_export.in_dynamo_export()
+            and self.backend != "torch"
+            and not self.layer_norm
+            and not self.zoneout
+        )
 
-    def _run(self, x: Tensor, h0: Tensor, lengths: Tensor | None, return_gates: bool):
-        """All layers and directions over time-major x (T, B, I) → (out (T, B, D·H), h_n, gates)."""
-        from ..kernels import dispatch
-
-        D = self.num_directions
-        variant_loop = self._uses_variant_loop()
-        self._check_variant_backend()
-        layer_in = x
-        h_n: list[Tensor] = []
-        gate_layers: list[list[tuple[Tensor, Tensor, Tensor]]] = []
+    def _onnx_layers(self, p: _driver.Prepared) -> tuple[Tensor, Tensor]:
+        """One ONNX GRU node per layer (export is inference: no dropout, no regularizer masks)."""
+        D, layer_in, h_n = self.num_directions, p.x, []
         for layer in range(self.num_layers):
-            outs, layer_gates = [], []
-            for d in range(D):
-                w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer, d)
-                masks = self._draw_masks(x.shape[0], x.shape[1], x)
-                if masks.dropconnect is not None:
-                    w_hh = w_hh * masks.dropconnect  # one DropConnect mask for the whole call
-                kw = dict(
-                    x=layer_in,
-                    h0=h0[layer * D + d],
+            weights = [self.layer_weights(layer, d) for d in range(D)]
+            h0 = p.h0[layer * D : (layer + 1) * D]
+            layer_in, h = onnx_export.gru_layer(layer_in, h0, weights, self.reset_after, p.lengths)
+            h_n.append(h)
+        return layer_in, torch.cat(h_n)
+
+    def _vf_route(self, x: Tensor) -> bool:
+        """Whether this call runs torch's own GRU kernel (CUDA; CPU too when ``vf.force_on_cpu``)."""
+        return (
+            (x.is_cuda or vf.force_on_cpu)
+            and self.reset_after
+            and self.backend == "auto"
+            and not self._uses_variant_loop()
+            and not (self.training and self.dropconnect)
+        )
+
+    def _direction(
+        self,
+        layer: int,
+        d: int,
+        x: Tensor,
+        h0: Tensor,
+        lengths: Tensor | None,
+        return_gates: bool,
+    ) -> tuple[Tensor, Tensor, Any]:
+        """One layer and direction over time-major x (T, B, in) → (out (T, B, H), h_n (B, H), gates)."""
+        w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer, d)
+        if not self.training or not (self.dropconnect or self.recurrent_dropout or self.zoneout):
+            if not (self.layer_norm or self.zoneout):
+                return dispatch(  # type: ignore[no-any-return]
+                    "sequence",
+                    self.backend,
+                    x=x,
+                    h0=h0,
                     w_ih=w_ih,
                     w_hh=w_hh,
                     b_ih=b_ih,
@@ -358,27 +390,26 @@ class GRU(nn.Module):
                     reverse=d == 1,
                     return_gates=return_gates,
                 )
-                if variant_loop:
-                    out, h, g = variants.sequence(**kw, **self._variant_kwargs(layer, d, masks))
-                else:
-                    out, h, g = dispatch("sequence", self.backend, **kw)
-                outs.append(out)
-                h_n.append(h)
-                layer_gates.append(g)
-            layer_out = outs[0] if D == 1 else torch.cat(outs, dim=-1)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_out = F.dropout(layer_out, self.dropout, training=True)
-            layer_in = layer_out
-            gate_layers.append(layer_gates)
-        gates = None
-        if return_gates:
-            gates = GRUGates(
-                *(
-                    torch.stack([torch.stack([g[k] for g in lg]) for lg in gate_layers])
-                    for k in range(3)
-                )
-            )
-        return layer_in, torch.stack(h_n), gates
+            masks = fgru.VariantMasks()
+        else:
+            masks = self._draw_masks(x.shape[0], x.shape[1], x)
+        if masks.dropconnect is not None:
+            w_hh = w_hh * masks.dropconnect  # one DropConnect mask for the whole call
+        kw: dict[str, Any] = dict(
+            x=x,
+            h0=h0,
+            w_ih=w_ih,
+            w_hh=w_hh,
+            b_ih=b_ih,
+            b_hh=b_hh,
+            reset_after=self.reset_after,
+            lengths=lengths,
+            reverse=d == 1,
+            return_gates=return_gates,
+        )
+        if self._uses_variant_loop():
+            return fgru.sequence(**kw, **self._variant_kwargs(layer, d, masks))
+        return dispatch("sequence", self.backend, **kw)  # type: ignore[no-any-return]
 
     # -------------------------------------------------------------------------------------- streaming
     def step(self, x_t: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -386,82 +417,65 @@ class GRU(nn.Module):
 
         Feeding a sequence step by step (or in chunks via ``gru(chunk, h)``) gives the same outputs as one
         call. Unidirectional only: the reverse direction needs the future.
-        """
-        from ..kernels import dispatch
 
-        if self.bidirectional:
-            raise ValueError(
-                "GRU.step needs a unidirectional GRU: the reverse direction of a bidirectional "
-                "GRU depends on future inputs; run the whole sequence with gru(input) instead"
-            )
-        x_t = _checks.tensor("x_t", x_t)
-        if x_t.dim() not in (1, 2):
-            raise ValueError(
-                f"GRU.step expected x_t of shape (B, {self.input_size}) or ({self.input_size},), "
-                f"got {x_t.dim()} dimensions"
-            )
-        if x_t.shape[-1] != self.input_size:
-            raise ValueError(
-                f"GRU expected input of size {self.input_size} in its last dimension, got {x_t.shape[-1]}"
-            )
-        _checks.same_dtype("GRU", "x_t", x_t, self.weight_ih_l0)
-        unbatched = x_t.dim() == 1
-        x = x_t.unsqueeze(0) if unbatched else x_t
-        h0 = self._check_hx(h, x.shape[0], unbatched, x)
-        variant_loop = self._uses_variant_loop()
+        Example:
+            >>> import torch, grukit
+            >>> gru = grukit.GRU(3, 4, num_layers=2)
+            >>> y, h = gru.step(torch.randn(1, 3))
+            >>> tuple(y.shape), tuple(h.shape)
+            ((1, 4), (2, 1, 4))
+        """
+        x, h0, unbatched, ac = _driver.prepare_step(self, "GRU", x_t, h, self._param0())
         self._check_variant_backend()
-        new_h = []
-        if not variant_loop and not (self.training and (self.dropout or self.dropconnect)):
-            # Plain inference-style step (no masks, no dropout): skip the per-layer mask bookkeeping.
-            for layer in range(self.num_layers):
-                w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
-                x = dispatch(
+        if ac is None:
+            y, h_new = _driver.step_layers(self, x, h0, self._step_layer)
+        else:
+            with _driver.no_autocast(ac):
+                y, h_new = _driver.step_layers(self, x, h0, self._step_layer)
+        return _driver.finish_step(y, h_new, unbatched, ac)
+
+    def _step_layer(self, layer: int, x: Tensor, h: Tensor) -> Tensor:
+        w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
+        if not self.training or not (self.dropconnect or self.recurrent_dropout or self.zoneout):
+            if not (self.layer_norm or self.zoneout):
+                return dispatch(  # type: ignore[no-any-return]
                     "cell",
                     self.backend,
                     x=x,
-                    h=h0[layer],
+                    h=h,
                     w_ih=w_ih,
                     w_hh=w_hh,
                     b_ih=b_ih,
                     b_hh=b_hh,
                     reset_after=self.reset_after,
                 )
-                new_h.append(x)
-        for layer in range(0 if not new_h else self.num_layers, self.num_layers):
-            w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
+            masks = fgru.VariantMasks()
+        else:
             masks = self._draw_masks(1, x.shape[0], x)
-            if masks.dropconnect is not None:
-                w_hh = w_hh * masks.dropconnect
-            if variant_loop:
-                vkw = self._variant_kwargs(layer, 0, masks)
-                zone = vkw.pop("zoneout")
-                x = variants.cell(
-                    x,
-                    h0[layer],
-                    w_ih,
-                    w_hh,
-                    b_ih,
-                    b_hh,
-                    self.reset_after,
-                    zoneout=zone[0] if isinstance(zone, Tensor) else zone,
-                    **vkw,
-                )
-            else:
-                x = dispatch(
-                    "cell",
-                    self.backend,
-                    x=x,
-                    h=h0[layer],
-                    w_ih=w_ih,
-                    w_hh=w_hh,
-                    b_ih=b_ih,
-                    b_hh=b_hh,
-                    reset_after=self.reset_after,
-                )
-            new_h.append(x)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, training=True)
-        h_new = torch.stack(new_h)
-        if unbatched:
-            return new_h[-1].squeeze(0), h_new.squeeze(1)
-        return new_h[-1], h_new
+        if masks.dropconnect is not None:
+            w_hh = w_hh * masks.dropconnect
+        if self._uses_variant_loop():
+            vkw = self._variant_kwargs(layer, 0, masks)
+            zone = vkw.pop("zoneout")
+            return fgru.cell(
+                x,
+                h,
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+                self.reset_after,
+                zoneout=zone[0] if isinstance(zone, Tensor) else zone,
+                **vkw,
+            )
+        return dispatch(  # type: ignore[no-any-return]
+            "cell",
+            self.backend,
+            x=x,
+            h=h,
+            w_ih=w_ih,
+            w_hh=w_hh,
+            b_ih=b_ih,
+            b_hh=b_hh,
+            reset_after=self.reset_after,
+        )

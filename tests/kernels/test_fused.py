@@ -11,6 +11,7 @@ from torch.autograd import gradcheck, gradgradcheck
 import grukit
 from grukit import reference
 from grukit.kernels import composite, dispatch
+from grukit.nn import Streamer
 
 fused = pytest.importorskip(
     "grukit.kernels.fused", reason="the native fused kernel could not be built here"
@@ -408,7 +409,7 @@ def test_streamer_matches_reference(reset_after, dtype):
     gru = randomize(grukit.GRU(3, 20, num_layers=2, reset_after=reset_after, dtype=dtype))
     x = torch.randn(5, 2, 3, dtype=dtype)
     h0 = torch.randn(2, 2, 20, dtype=dtype)
-    s = fused.Streamer(gru, batch_size=2)
+    s = Streamer(gru, batch_size=2)
     s.reset(h0)
     ys = [s.step(x[t].contiguous()).clone() for t in range(5)]
     ro, rh, _ = reference.gru(x.numpy(), np_params(gru), 2, False, reset_after, h0.numpy())
@@ -416,7 +417,7 @@ def test_streamer_matches_reference(reset_after, dtype):
         absdiff(torch.stack(ys), ro) <= TOL[dtype]["out"] and absdiff(s.h, rh) <= TOL[dtype]["out"]
     )
     cell = randomize(grukit.GRUCell(3, 4, reset_after=reset_after, dtype=dtype))
-    sc = fused.Streamer(cell)
+    sc = Streamer(cell)
     xt = torch.randn(1, 3, dtype=dtype)
     with torch.no_grad():
         assert absdiff(sc.step(xt), grukit.GRUCell.forward(cell, xt)) <= TOL[dtype]["same"]
@@ -424,10 +425,10 @@ def test_streamer_matches_reference(reset_after, dtype):
 
 def test_streamer_refuses_bad_use():
     with pytest.raises(ValueError, match="unidirectional"):
-        fused.Streamer(grukit.GRU(3, 4, bidirectional=True))
+        Streamer(grukit.GRU(3, 4, bidirectional=True))
     with pytest.raises(ValueError, match="bfloat16"):
-        fused.Streamer(grukit.GRU(3, 4, dtype=torch.bfloat16))
-    s = fused.Streamer(grukit.GRU(3, 4), batch_size=2)
+        Streamer(grukit.GRU(3, 4, dtype=torch.bfloat16))
+    s = Streamer(grukit.GRU(3, 4), batch_size=2)
     with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
         s.step(torch.randn(1, 3))
     with pytest.raises(ValueError, match="reset expected h of shape"):

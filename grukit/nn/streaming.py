@@ -1,0 +1,107 @@
+"""Streamer: low-overhead streaming inference for a unidirectional GRU or GRUCell (the fused kernel's step)."""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..kernels import fused_unsupported_reason
+from .cell import GRUCell
+from .gru import GRU
+
+
+class Streamer:
+    """Low-overhead streaming inference for a unidirectional :class:`grukit.GRU` (or :class:`grukit.GRUCell`).
+
+    ``s = Streamer(gru, batch_size=1)``; ``y = s.step(x_t)`` with x_t (B, I) contiguous, same dtype as the
+    model → y (B, H), the top layer's new state. Each step is one native call for all layers: no autograd,
+    no allocation, no per-step argument checks (they happen here, once). The state lives in ``s.h``
+    (L, B, H) and is updated in place; ``y`` is a view of it, overwritten by the next step (clone it to
+    keep it). ``s.reset(h)`` sets the state (None: zeros). The model's weights are read at every step, so
+    in-place weight updates are seen; replacing a parameter object needs a new Streamer. Dropout is not
+    applied (inference).
+
+    Example:
+        >>> import torch, grukit
+        >>> from grukit.nn import Streamer
+        >>> s = Streamer(grukit.GRU(3, 4, num_layers=2))
+        >>> tuple(s.step(torch.randn(1, 3)).shape)
+        (1, 4)
+    """
+
+    def __init__(self, model: GRU | GRUCell, batch_size: int = 1) -> None:
+        if isinstance(model, GRU):
+            if model.bidirectional:
+                raise ValueError(
+                    "Streamer needs a unidirectional GRU (the reverse direction needs the future)"
+                )
+            layers = [model.layer_weights(k) for k in range(model.num_layers)]
+        elif isinstance(model, GRUCell):
+            layers = [(model.weight_ih, model.weight_hh, model.bias_ih, model.bias_hh)]
+        else:
+            raise TypeError(
+                f"Streamer expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}"
+            )
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        w = layers[0][0]
+        reason = fused_unsupported_reason(
+            "cell",
+            x=w.new_empty(1, w.shape[1]),
+            h=None,
+            w_ih=w,
+            w_hh=layers[0][1],
+            b_ih=layers[0][2],
+            b_hh=layers[0][3],
+        )
+        if reason is not None:
+            raise ValueError(f"Streamer cannot use the fused kernel: {reason}")
+        from ..kernels import fused
+
+        self.num_layers, self.batch_size = len(layers), int(batch_size)
+        self.input_size, self.hidden_size = w.shape[1], layers[0][1].shape[1]
+        self.dtype, self.reset_after = w.dtype, bool(model.reset_after)
+        self._fused = fused
+        self._params = [None if t is None else t.detach().contiguous() for lw in layers for t in lw]
+        ptrs = [None if t is None else t.data_ptr() for t in self._params]
+        self._ptrs = (ctypes.c_void_p * len(ptrs))(*ptrs)
+        self.h = torch.zeros(self.num_layers, self.batch_size, self.hidden_size, dtype=self.dtype)
+        self._scratch = torch.empty(7 * self.batch_size * self.hidden_size, dtype=self.dtype)
+        self._fn: Any
+        self._fn, self._gemm = fused.stream_function(self.dtype)
+        self._args = (self.num_layers, self.batch_size, self.input_size, self.hidden_size)
+        self._hp, self._sp = self.h.data_ptr(), self._scratch.data_ptr()
+        self._want = (self.batch_size, self.input_size)
+
+    def reset(self, h: Tensor | None = None) -> None:
+        """Set the state to ``h`` (L, B, H) (None: zeros)."""
+        if h is None:
+            self.h.zero_()
+        else:
+            if tuple(h.shape) != tuple(self.h.shape):
+                raise ValueError(
+                    f"Streamer.reset expected h of shape {tuple(self.h.shape)}, got {tuple(h.shape)}"
+                )
+            self.h.copy_(h)
+
+    def step(self, x_t: Tensor) -> Tensor:
+        """One step for x_t (B, I) → the top layer's new state (B, H) (a view of ``self.h``)."""
+        if (
+            x_t.shape != self._want
+            or x_t.dtype != self.dtype
+            or not x_t.is_contiguous()
+            or x_t.device.type != "cpu"
+        ):
+            raise ValueError(
+                f"Streamer.step expected a contiguous CPU {self.dtype} x_t of shape {self._want}, "
+                f"got {x_t.dtype} {tuple(x_t.shape)} on {x_t.device}"
+            )
+        self._fused.calls["stream"] += 1
+        L, B, I, H = self._args
+        self._fn(
+            L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp, self._gemm
+        )
+        return self.h[-1]
