@@ -13,6 +13,8 @@
 
     # predict --sequence on 100 strings of 4 random test files joined by noisy pauses, at three noise levels
     python benchmarks/digits_results.py sequences --noise 2e-4 1e-3 3e-3
+    # the same on strings of validation files (for tuning; prints only)
+    python benchmarks/digits_results.py sequences --split val
 
 Each section is merged into the JSON file, so the two commands can run at different times.
 """
@@ -39,6 +41,19 @@ def _machine() -> str:
         f"{platform.machine()} {platform.processor() or ''} Linux, torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch thread(s); a 2-core machine shared with other jobs (wall time "
         f"inflated, CPU time is the fair number)".replace("  ", " ")
+    )
+
+
+def _cpu() -> str:
+    """The CPU's model name as ``lscpu`` reports it (empty when lscpu is missing)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ""
+    return next(
+        (ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), ""
     )
 
 
@@ -265,8 +280,8 @@ def streamcheck(args) -> None:
 
 
 def _sequence_run(model, recs, noise: float, count: int, length: int, seed: int) -> dict:
-    """``predict_sequence`` on ``count`` strings of ``length`` random test files joined by 0.2-0.5 s pauses of
-    Gaussian noise of standard deviation ``noise``."""
+    """``predict_sequence`` on ``count`` strings of ``length`` random files of ``recs`` joined by 0.2-0.5 s
+    pauses of Gaussian noise of standard deviation ``noise``."""
     from grukit.tasks.digits import data as D
     from grukit.tasks.digits.predict import predict_sequence
 
@@ -300,16 +315,18 @@ def _sequence_run(model, recs, noise: float, count: int, length: int, seed: int)
 
 
 def sequences(args) -> None:
-    """``predict --sequence`` on synthetic digit strings: ``--count`` strings of ``--length`` random official
-    test files joined by pauses of 0.2-0.5 s of Gaussian noise (std: each of ``--noise``), with the shipped
-    offline model. Writes the section ``sequence_noise_curve`` (the older ``sequences`` entry, measured with
-    the percentile noise floor at one noise level, is kept as it was)."""
+    """``predict --sequence`` on synthetic digit strings: ``--count`` strings of ``--length`` random files of
+    the official ``--split`` joined by pauses of 0.2-0.5 s of Gaussian noise (std: each of ``--noise``), with
+    the shipped offline model. With ``--split test`` (the default) writes the section
+    ``sequence_noise_curve`` (the older ``sequences`` entry, measured with the percentile noise floor at one
+    noise level, is kept as it was); with ``--split val`` or ``train`` (for tuning the segmentation without
+    looking at test) it only prints."""
     from grukit.tasks.digits.evaluate import split_records
-    from grukit.tasks.digits.predict import CROP_PADS_S, load_model
+    from grukit.tasks.digits.predict import load_model
 
     torch.set_num_threads(args.threads)
     model = load_model()
-    recs = split_records(args.data_dir, "test")
+    recs = split_records(args.data_dir, args.split)
     iso_right = sum(
         int(model.config.labels[int(classify_file_probs(model, r.path).argmax())] == str(r.digit))
         for r in recs
@@ -323,6 +340,9 @@ def sequences(args) -> None:
             f"noise std {c['noise_std']:g}: {c['strings_exactly_right']}/{args.count} strings right, "
             f"segment count right {c['segment_count_right']}/{args.count}"
         )
+    if args.split != "test":
+        print(f"(--split {args.split}: not recorded)")
+        return
     _merge(
         "sequence_noise_curve",
         {
@@ -330,7 +350,11 @@ def sequences(args) -> None:
             "official test files joined by 0.2-0.5 s pauses of Gaussian noise, one run per noise level "
             "(the same strings at each level). Segmentation: noise floor = the 1 dB histogram peak of the "
             "quieter half of the frame levels; speech = 6 dB above it, grown over frames 3 dB above it; "
-            f"each part classified with crops widened by {list(CROP_PADS_S)} s, probabilities averaged",
+            "then each part grown (at most 0.5 s, never past the middle of the pause) over frames that are "
+            "not white noise (spectral flatness, median of 5 frames, below 0.45; skipped when the pauses "
+            "themselves are coloured); each part classified as "
+            "cut, no padding. Thresholds chosen on strings drawn from the val split (--split val), not test",
+            "split": args.split,
             "command": " ".join(["python", *sys.argv]),
             "seed": args.seed,
             "strings": args.count,
@@ -340,6 +364,7 @@ def sequences(args) -> None:
             "probability about isolated_test_accuracy ** 4",
             "target": "at least 90% of strings exactly right at each noise level",
             "curve": curve,
+            "cpu": _cpu(),
             "machine": _machine(),
         },
     )
@@ -398,6 +423,12 @@ def main() -> None:
     e.add_argument("--noise", type=float, nargs="+", default=[2e-4, 1e-3, 3e-3])
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test"],
+        help="Official split the strings are drawn from; only test is recorded.",
+    )
     args = p.parse_args()
     {"loso": loso, "official": official, "streamcheck": streamcheck, "sequences": sequences}[
         args.cmd

@@ -29,7 +29,7 @@ _M = TypeVar("_M")
 
 
 #: Files whose presence marks a folder as a grukit run folder (``--overwrite`` empties only those).
-RUN_FILES = (MODEL_FILE, "config.json", LAST_CKPT, "log.csv", "metrics.json")
+RUN_FILES = (MODEL_FILE, "config.json", LAST_CKPT, "log.csv", "metrics.json", "forecast.csv")
 
 
 def _is_launching_rank() -> bool:

@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from ...errors import UserInputError
-from ...train.options import Devices, Epochs, NumNodes, OutputDir, Resume, Seed, Strategy
+from ...train.options import (
+    Devices,
+    Epochs,
+    NumNodes,
+    OutputDir,
+    Overwrite,
+    Resume,
+    Seed,
+    Strategy,
+)
 
 NAME = "forecast"
 
@@ -256,6 +265,7 @@ def forecast(
     ] = 8,
     seed: Seed = 0,
     output_dir: OutputDir = None,
+    overwrite: Overwrite = False,
     devices: Devices = "1",
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
@@ -272,12 +282,15 @@ def forecast(
         return
     import time
 
+    from ...train.run import check_output_dir
+
     # light imports first: every check of the data and the options runs before Lightning/statsforecast
     from . import data as D
     from .config import build_options
 
     _print_warnings()
     t0 = time.perf_counter()
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)
     if resume is not None:  # a resumed run's columns come from its config.json unless given
         stored = _stored_config(resume)
         time_col = time_col or stored.get("time_col")
@@ -391,8 +404,8 @@ def forecast(
         opts = dataclasses.replace(opts, backtest=n)
 
     import torch
-    from rich.console import Console
 
+    from ..._console import stdout_console
     from .train import fit
 
     torch.set_num_threads(threads)
@@ -400,13 +413,14 @@ def forecast(
         df,
         output_dir=output_dir,
         resume=resume,
+        overwrite=overwrite,
         progress=sys.stderr.isatty(),
         given=given,
         **_as_kwargs(opts),
     )
     if res is None:  # a DDP rank other than 0
         return
-    console = Console()
+    console = stdout_console()
     console.print(res.table())
     console.print(
         f"run folder: [bold]{res.run.path}[/]  (model.safetensors, metrics.json, backtest.csv, "
@@ -446,22 +460,25 @@ def predict(
         ),
     ],
     output_dir: OutputDir = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Forecast the next horizon after the end of NEW.csv with a trained run's model."""
-    from rich.console import Console
     from rich.table import Table
 
+    from ..._console import stdout_console
     from ...train import RunDir
+    from ...train.run import check_output_dir
     from . import data as D
 
     _print_warnings()
+    check_output_dir(output_dir, overwrite=overwrite)
     df = D.read_csv(csv)  # checked before the model (and Lightning) is loaded
     from .train import _future, load_forecaster, plot_forecast
 
     model, spec = load_forecaster(checkpoint)
     series = D.to_series(df, spec)
     fc = _future(model, series, spec, model.config.context, model.config.horizon)
-    run = RunDir.create("forecast-predict", output_dir=output_dir)
+    run = RunDir.create("forecast-predict", output_dir=output_dir, overwrite=overwrite)
     with run.guard():
         tmp = run.file(".tmp-forecast.csv")
         fc.to_csv(tmp, index=False, float_format="%.6g")
@@ -480,5 +497,6 @@ def predict(
             f"{r['q50']:.4g}",
             f"{r['q90']:.4g}",
         )
-    Console().print(table)
-    Console().print(f"written: [bold]{run.file('forecast.csv')}[/], {run.file('forecast.png')}")
+    console = stdout_console()
+    console.print(table)
+    console.print(f"written: [bold]{run.file('forecast.csv')}[/], {run.file('forecast.png')}")

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ...errors import UserInputError
 from ...train import RunDir, TaskModule, load_task_model, resumed_config, seed_everything
 from ...train import fit as fit_run
+from ...train.run import open_run
 from . import data as D
 from . import evaluate as E
 from .config import RESUME_KEEP, SkippedSeriesWarning, build_options
@@ -249,6 +250,7 @@ def fit(
     *,
     output_dir: str | Path | None = None,
     resume: str | Path | None = None,
+    overwrite: bool = False,
     progress: bool = False,
     given: set[str] | None = None,
     **options: Any,
@@ -264,7 +266,8 @@ def fit(
     returns a :class:`ForecastResult`. Keyword ``options`` are :class:`ForecastOptions` fields (covariates,
     id_col, horizon, context, backtest, scaling, seasonal, hidden, epochs, baselines, seed, ...).
 
-    ``resume`` continues the run in that folder with its own options (``config.json``); an option given now
+    An ``output_dir`` that already holds files is refused unless ``overwrite`` (the toolkit's
+    :func:`grukit.train.open_run` rules). ``resume`` continues the run in that folder with its own options (``config.json``); an option given now
     (``given``: the names, default those that differ from the defaults) that conflicts is refused.
     """
     t_start = time.perf_counter()
@@ -315,12 +318,7 @@ def fit(
     split = legacy_split(fit_series, spec, C, H)
     train_w, val_w, split_info = split or split_windows(fit_series, spec, C, H, opts.seed)
 
-    if resume is None:
-        run = RunDir.create(TASK, output_dir=output_dir)
-    else:
-        from ...train import resolve_resume
-
-        run = RunDir(resolve_resume(resume)[0], task=TASK)
+    run, _ = open_run(TASK, output_dir=output_dir, resume=resume, overwrite=overwrite)
     with run.guard():
         seed_everything(opts.seed)
         model = GRUForecaster(

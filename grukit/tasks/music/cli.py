@@ -117,8 +117,7 @@ def train(
     With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total,
     an option that differs from the stored run is refused.
     """
-    from rich.console import Console
-
+    from ..._console import stdout_console
     from .evaluate import results_table
     from .train import CLI_FIELDS, recipe
     from .train import train as run_train
@@ -155,7 +154,7 @@ def train(
         overwrite=overwrite,
         given=given_options(ctx, CLI_FIELDS),
     )
-    console = Console()
+    console = stdout_console()
     console.print(results_table(rec["dataset"], "test", rec["model"]["nll_per_step"]))
     console.print(
         f"valid NLL/step {rec['model']['valid_nll_per_step']:.3f}; best epoch {rec['best_epoch']}; "

@@ -79,6 +79,55 @@ def test_split_on_pauses_finds_loud_and_quiet_parts_where_they_were_placed():
         assert s0 - 240 - 256 <= s <= s0 and e0 <= e <= e0 + 240 + 256
 
 
+def _tones_in_white_noise(noise: float, pieces: list[tuple[float, float, float]], seed: int = 0):
+    """White Gaussian noise of std ``noise`` with sines added: ``(seconds, amplitude, Hz)`` per piece,
+    amplitude 0 for a pause; → (samples, [(start, end) of each piece])."""
+    import numpy as np
+
+    sr, rng = 8000, np.random.default_rng(seed)
+    out, spans, pos = [], [], 0
+    for seconds, amp, hz in pieces:
+        n = int(seconds * sr)
+        t = np.arange(n) / sr
+        out.append(noise * rng.standard_normal(n) if amp == 0 else amp * np.sin(2 * np.pi * hz * t))
+        spans.append((pos, pos + n))
+        pos += n
+    return np.concatenate(out).astype(np.float32), spans
+
+
+def test_split_on_pauses_splits_two_tones_at_a_white_noise_pause_of_std_3e_3():
+    from grukit.tasks.digits.predict import split_on_pauses
+
+    y, spans = _tones_in_white_noise(
+        3e-3, [(0.3, 0, 0), (0.3, 0.1, 440), (0.25, 0, 0), (0.3, 0.05, 700), (0.3, 0, 0)]
+    )
+    parts = split_on_pauses(y, 8000)
+    assert len(parts) == 2, parts
+    for (s, e), (s0, e0) in zip(parts, [spans[1], spans[3]]):
+        # the tone and at most one 32 ms frame of the noise on either side
+        assert s0 - 256 <= s <= s0 and e0 <= e <= e0 + 256, (parts, spans)
+
+
+def test_split_on_pauses_keeps_a_quiet_coloured_ending_as_loud_as_the_pause_noise():
+    """A loud tone ending in a faint 300 Hz tail with the same RMS (3e-3) as the white noise of the pauses:
+    level cannot separate the tail from the pauses, spectral flatness can, so the part ends with the
+    tail, not with the loud tone."""
+    import numpy as np
+
+    from grukit.tasks.digits.predict import split_on_pauses
+
+    tail_amp = 3e-3 * np.sqrt(2)  # a sine's RMS is amplitude / sqrt(2)
+    y, spans = _tones_in_white_noise(
+        3e-3,
+        [(0.3, 0, 0), (0.25, 0.1, 440), (0.15, tail_amp, 300), (0.3, 0, 0)],
+    )
+    parts = split_on_pauses(y, 8000)
+    assert len(parts) == 1, parts
+    (s, e), tail_end = parts[0], spans[2][1]
+    assert spans[1][0] - 256 <= s <= spans[1][0], (parts, spans)
+    assert tail_end - 64 <= e <= tail_end + 256, (parts, spans)
+
+
 def test_resume_gives_the_same_weights(tmp_path):
     """One epoch, then --resume to two, ends where an uninterrupted two-epoch run ends (augmentation and
     shuffling on)."""
@@ -120,3 +169,22 @@ def test_resume_gives_the_same_weights(tmp_path):
     assert (
         part["head.weight"] - a["head.weight"]
     ).abs().max() > 1e-4  # the second epoch did change weights
+
+
+def test_split_on_pauses_keeps_two_tones_apart_when_the_pauses_are_coloured_hum():
+    """Pauses of 100 Hz hum (coloured, like a microphone's own background) give the flatness test nothing
+    to go on; the two parts must still be found by level, not grown over the hum into one."""
+    import numpy as np
+
+    from grukit.tasks.digits.predict import split_on_pauses
+
+    sr = 8000
+    t = np.arange(int(1.45 * sr)) / sr
+    y = 2e-3 * np.sin(2 * np.pi * 100 * t)  # hum everywhere
+    placed = [(int(0.3 * sr), int(0.6 * sr)), (int(0.85 * sr), int(1.15 * sr))]
+    for s, e in placed:
+        y[s:e] += 0.1 * np.sin(2 * np.pi * 440 * t[s:e])
+    parts = split_on_pauses(y.astype(np.float32), sr)
+    assert len(parts) == 2, parts
+    for (s, e), (s0, e0) in zip(parts, placed):
+        assert s0 - 256 <= s <= s0 and e0 <= e <= e0 + 256, parts

@@ -267,3 +267,36 @@ def test_cli_predict_reports_trailing_gap_once(
     err = capsys.readouterr().err.strip().splitlines()
     assert code in (0, None)
     assert len(err) == 1 and "forward-filled" in err[0] and "'series': 2" in err[0], err
+
+
+def test_cli_existing_output_dir_needs_overwrite(
+    tiny_run, tiny_weather, tmp_path, monkeypatch, capsys
+):
+    """A second run into a folder that holds files is refused before any work; --overwrite replaces it."""
+    before = {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()}
+    args = ["--csv", tiny_weather, "--time-col", "date", "--target", "temp_max", "--epochs", 1]
+    code = _cli(monkeypatch, "forecast", *args, "--output-dir", tiny_run)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--overwrite" in err[0], err
+    assert {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()} == before
+    # predict: the same rule for its own output folder
+    out = tmp_path / "pred"
+    pred = ["forecast", "predict", "--checkpoint", tiny_run, "--csv", tiny_weather]
+    assert _cli(monkeypatch, *pred, "--output-dir", out) in (0, None)  # a predict folder
+    (out / "forecast.csv").write_text("old\n")
+    capsys.readouterr()
+    code = _cli(monkeypatch, *pred, "--output-dir", out)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--overwrite" in err[0], err
+    assert (out / "forecast.csv").read_text() == "old\n"
+    assert _cli(monkeypatch, *pred, "--output-dir", out, "--overwrite") in (0, None)
+    assert (out / "forecast.csv").read_text().startswith(("time", "id", "series"))
+
+
+def test_cli_table_is_not_wrapped_when_piped(tiny_run, tiny_weather, tmp_path, monkeypatch, capsys):
+    """stdout is a pipe here (pytest captures it): the printed paths stay on one line."""
+    out = tmp_path / ("a-long-folder-name-" * 4) / "pred"
+    pred = ["forecast", "predict", "--checkpoint", tiny_run, "--csv", tiny_weather]
+    assert _cli(monkeypatch, *pred, "--output-dir", out) in (0, None)
+    lines = capsys.readouterr().out.splitlines()
+    assert any(str(out / "forecast.csv") in line for line in lines), lines

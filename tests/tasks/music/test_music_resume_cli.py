@@ -69,3 +69,22 @@ def test_existing_output_dir_needs_overwrite(run1, monkeypatch, capsys):
     code, err = _main([*args, "--overwrite", "--seed", "1"], monkeypatch, capsys)
     assert code == 0, err
     assert json.loads((run1 / "config.json").read_text())["seed"] == 1
+
+
+def test_piped_train_output_keeps_a_long_run_folder_on_one_line(tmp_path, monkeypatch, capsys):
+    # stdout is captured (not a terminal): rich must not wrap the summary line at 80 columns
+    out = tmp_path / ("a-rather-long-folder-name-" * 4) / "run"
+    args = ["music", "train", "--output-dir", out, "--epochs", "1", "--no-progress", *TINY]
+    from grukit.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["grukit", *map(str, args)])
+    capsys.readouterr()
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    line = next(ln for ln in printed.out.splitlines() if ln.startswith("valid NLL/step"))
+    assert line.endswith(f"run folder: {out}") and len(line) > 80, printed.out
