@@ -41,29 +41,22 @@ def from_torch(module: nn.Module, backend: str = "auto") -> GRU | GRUCell:
         >>> torch.allclose(out, ref(x)[0], atol=1e-6)
         True
     """
-    p = next(module.parameters())
-    kw: dict[str, Any] = {"device": p.device, "dtype": p.dtype, "backend": backend}
-    out: GRU | GRUCell
     if isinstance(module, nn.GRU):
-        if getattr(module, "proj_size", 0):
-            raise ValueError("torch.nn.GRU has no proj_size; got a module with proj_size set")
-        out = GRU(
-            module.input_size,
-            module.hidden_size,
-            module.num_layers,
-            module.bias,
-            module.batch_first,
-            float(module.dropout),
-            module.bidirectional,
-            reset_after=True,
-            **kw,
-        )
-    elif isinstance(module, nn.GRUCell):
-        out = GRUCell(module.input_size, module.hidden_size, module.bias, reset_after=True, **kw)
-    else:
+        return GRU.from_torch(module, backend=backend)  # the layer owns the nn.GRU mapping
+    if not isinstance(module, nn.GRUCell):
         raise TypeError(
             f"from_torch expected a torch.nn.GRU or torch.nn.GRUCell, got {type(module).__name__}"
         )
+    p = next(module.parameters())
+    out = GRUCell(
+        module.input_size,
+        module.hidden_size,
+        module.bias,
+        reset_after=True,
+        device=p.device,
+        dtype=p.dtype,
+        backend=backend,
+    )
     with torch.no_grad():
         out.load_state_dict(module.state_dict())
     return out.train(module.training)
