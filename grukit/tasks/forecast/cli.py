@@ -69,6 +69,9 @@ _FLAG_FIELDS = {  # CLI parameter → ForecastOptions field (for --resume: which
     "batch_size": "batch_size",
     "epoch_windows": "epoch_windows",
     "baselines": "baselines",
+    "quantiles": "quantiles",
+    "ensemble": "ensemble",
+    "conformal": "conformal",
 }
 
 
@@ -263,6 +266,32 @@ def forecast(
     patience: Annotated[
         int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")
     ] = 8,
+    quantiles: Annotated[
+        str | None,
+        typer.Option(
+            "--quantiles",
+            help="Quantile levels to forecast: increasing, with 0.5 and symmetric pairs (q, 1-q), each "
+            "pair an interval (default 0.1,0.5,0.9: the 80% band).",
+            show_default=False,
+        ),
+    ] = None,
+    ensemble: Annotated[
+        int,
+        typer.Option(
+            "--ensemble",
+            min=1,
+            help="Train this many models (seeds seed, seed+1, ...) and forecast the median of their "
+            "quantiles.",
+        ),
+    ] = 1,
+    conformal: Annotated[
+        bool | None,
+        typer.Option(
+            "--conformal/--no-conformal",
+            help="Calibrate the intervals on the validation windows (split conformal, per horizon step).",
+            show_default=False,
+        ),
+    ] = None,
     seed: Seed = 0,
     output_dir: OutputDir = None,
     overwrite: Overwrite = False,
@@ -363,6 +392,9 @@ def forecast(
         patience=patience,
         seed=seed,
         baselines=baselines,
+        ensemble=ensemble,
+        **({} if quantiles is None else {"quantiles": quantiles}),
+        **({} if conformal is None else {"conformal": conformal}),
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
@@ -423,7 +455,9 @@ def forecast(
     console = stdout_console()
     console.print(res.table())
     console.print(
-        f"run folder: [bold]{res.run.path}[/]  (model.safetensors, metrics.json, backtest.csv, "
+        f"run folder: [bold]{res.run.path}[/]  (model.safetensors"
+        + (f" and {len(res.model.members) - 1} more members" if len(res.model.members) > 1 else "")
+        + ", ensemble.json, metrics.json, backtest.csv, "
         f"forecast.csv, forecast.png, log.csv)  in {time.perf_counter() - t0:.0f}s"
     )
 
@@ -486,16 +520,21 @@ def predict(
         import pandas as pd
 
         plot_forecast(series, pd.DataFrame(columns=["series"]), fc, spec, run.file("forecast.png"))
-    table = Table(title=f"forecast of {spec.target} ({model.config.horizon} steps, 80% band)")
-    for c in ("series", "time", "q10", "q50", "q90"):
-        table.add_column(c, justify="right" if c.startswith("q") else "left")
+    qcols = [c for c in fc.columns if c not in ("series", "time", "step")]
+    k = len(model.members)
+    table = Table(
+        title=f"forecast of {spec.target} ({model.config.horizon} steps"
+        + (f", median of {k} models" if k > 1 else "")
+        + (", calibrated" if model.offsets is not None else "")
+        + ")"
+    )
+    for c in ("series", "time", *qcols):
+        table.add_column(c, justify="right" if c in qcols else "left")
     for _, r in fc.iterrows():
         table.add_row(
             str(r["series"]),
             str(r["time"].date() if hasattr(r["time"], "date") else r["time"]),
-            f"{r['q10']:.4g}",
-            f"{r['q50']:.4g}",
-            f"{r['q90']:.4g}",
+            *(f"{r[c]:.4g}" for c in qcols),
         )
     console = stdout_console()
     console.print(table)

@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 from ...errors import UserInputError
+from . import calibrate as Q
 from . import evaluate as E
 
 #: options that define the data and the model; a resumed run keeps them (see resumed_config)
@@ -58,6 +59,10 @@ class ForecastOptions:
     strategy: str = "auto"
     accelerator: str = "cpu"
     limit_train_batches: int | float | None = None
+    #: quantile levels (calibrate.parse_quantiles), members of the ensemble, conformal calibration
+    quantiles: list[float] = dataclasses.field(default_factory=lambda: list(Q.DEFAULT_QUANTILES))
+    ensemble: int = 1
+    conformal: bool = False
 
 
 def build_options(
@@ -90,6 +95,12 @@ def build_options(
         raise UserInputError(f"stride must be at least 1, got {stride}")
     if "baselines" in options:
         options["baselines"] = E.parse_baselines(options["baselines"])
+    if "quantiles" in options:
+        options["quantiles"] = list(Q.parse_quantiles(options["quantiles"]))
+    if "ensemble" in options:
+        k = options["ensemble"]
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise UserInputError(f"--ensemble must be a positive integer, got {k!r}")
     return ForecastOptions(
         dataset=dataset,
         time_col=time_col,

@@ -1,16 +1,18 @@
 """Backtest metrics and the baselines forecasters know, computed with statsforecast.
 
-Every forecaster gives quantiles (0.1, 0.5, 0.9) for steps 1..H from a history ``y`` on the data scale.
+Every forecaster gives quantiles (default 0.1, 0.5, 0.9; any symmetric set, see calibrate.py) for steps 1..H from a history ``y`` on the data scale.
 Metrics (per series, averaged over its backtest origins and horizon steps; then a plain mean over series):
 
     mae   = mean |y − ŷ|            rmse = sqrt(mean (y − ŷ)²)
     mase  = mae / scale, scale = mean_t |y_t − y_{t−m}| over the part before the first origin
             (Hyndman & Koehler 2006; m = 1 when that part is not longer than m)
     smape = mean 200·|y − ŷ| / (|y| + |ŷ|)   (0 where both are 0; the M3 recalculation's definition)
-    coverage_80 = share of actuals inside [q0.1, q0.9]
+    coverage_80 = share of actuals inside [q0.1, q0.9]; in general coverage_<100(1 − 2q)> for each
+                  interval [q, 1 − q] of the quantile levels (calibrate.coverage_key)
 
 Baselines (``--baselines``): ``naive``, ``snaive`` (seasonal naive), ``ets`` (AutoETS), ``theta`` (AutoTheta),
-``arima`` (AutoARIMA, slow), all from ``statsforecast`` with their own 80% prediction intervals.
+``arima`` (AutoARIMA, slow), all from ``statsforecast`` with their own prediction intervals (80% for the
+default levels).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import warnings
 import numpy as np
 
 from ...errors import UserInputError
+from . import calibrate as Q
 
 #: default ``--baselines`` and every known name (``arima`` is opt-in: ~10x the CPU of the others together)
 BASELINES = ("naive", "snaive", "ets", "theta")
@@ -79,10 +82,15 @@ def _sf_models(names: list[str], m: int):
 
 
 def statsforecast_baselines(
-    histories: list[np.ndarray], h: int, m: int, names: list[str] | tuple[str, ...] = BASELINES
+    histories: list[np.ndarray],
+    h: int,
+    m: int,
+    names: list[str] | tuple[str, ...] = BASELINES,
+    quantiles: tuple[float, ...] = Q.DEFAULT_QUANTILES,
 ) -> dict[str, np.ndarray]:
-    """Forecasts of each baseline for each history: ``{name: (N, h, 3)}`` (q0.1 = lower 80% bound, median =
-    the point forecast, q0.9 = upper bound), from one ``StatsForecast(..., freq=1, n_jobs=1).forecast`` call.
+    """Forecasts of each baseline for each history: ``{name: (N, h, Q)}`` (the point forecast as the median,
+    the bounds of its prediction interval of level 100(1 − 2q) as quantiles q and 1 − q; default q0.1 = lower
+    80% bound, q0.9 = upper), from one ``StatsForecast(..., freq=1, n_jobs=1).forecast`` call.
 
     Histories are plain steps (the calendar does not matter to these models). Where a model fails on a
     series, statsforecast's fallback (seasonal naive) is used for it, as statsforecast documents.
@@ -94,7 +102,7 @@ def statsforecast_baselines(
     """
     names = list(names)
     if not names or not histories:
-        return {n: np.zeros((len(histories), h, 3)) for n in names}
+        return {n: np.zeros((len(histories), h, len(quantiles))) for n in names}
     import pandas as pd
     from statsforecast import StatsForecast
     from statsforecast.models import SeasonalNaive
@@ -111,7 +119,9 @@ def statsforecast_baselines(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fc = sf.forecast(df=df, h=h, level=[80])
+        ivs = Q.intervals(quantiles)
+        levels = [_level(cov) for _, _, cov in ivs]
+        fc = sf.forecast(df=df, h=h, level=sorted(set(levels)))
     fc = fc.sort_values(["unique_id", "ds"])
     if len(fc) != len(histories) * h:
         raise RuntimeError(
@@ -120,17 +130,25 @@ def statsforecast_baselines(
     out = {}
     for n in names:
         col = SF_NAMES[n]
-        arr = np.stack(
-            [fc[f"{col}-lo-80"].to_numpy(), fc[col].to_numpy(), fc[f"{col}-hi-80"].to_numpy()],
-            axis=-1,
-        ).reshape(len(histories), h, 3)
+        point = fc[col].to_numpy()
+        cols: list[np.ndarray] = [point] * len(quantiles)
+        for (lo, hi, _), lv in zip(ivs, levels):
+            cols[lo] = fc[f"{col}-lo-{lv}"].to_numpy()
+            cols[hi] = fc[f"{col}-hi-{lv}"].to_numpy()
+        arr = np.stack(cols, axis=-1).reshape(len(histories), h, len(quantiles))
         # a point forecast without an interval (statsforecast gives NaN bounds on degenerate series)
-        lo_nan = ~np.isfinite(arr[..., 0])
-        arr[..., 0][lo_nan] = arr[..., 1][lo_nan]
-        hi_nan = ~np.isfinite(arr[..., 2])
-        arr[..., 2][hi_nan] = arr[..., 1][hi_nan]
+        mid = Q.median_index(quantiles)
+        for k in range(len(quantiles)):
+            bad = ~np.isfinite(arr[..., k])
+            arr[..., k][bad] = arr[..., mid][bad]
         out[n] = arr.astype(np.float64)
     return out
+
+
+def _level(coverage: float) -> int | float:
+    """statsforecast's ``level`` of an interval (80 for 0.8; an int when whole, so the column is "lo-80")."""
+    v = round(100 * coverage, 4)
+    return int(v) if v == int(v) else v
 
 
 def mase_scale(y_train: np.ndarray, m: int) -> float:
@@ -160,41 +178,67 @@ def smape(actual: np.ndarray, point: np.ndarray) -> float:
     return float(np.mean(terms))
 
 
-def point_metrics(actual: np.ndarray, quantiles: np.ndarray, scale: float) -> dict[str, float]:
-    """actual (N,), quantiles (N, 3) → mae, rmse, mase, smape, coverage_80."""
+def point_metrics(
+    actual: np.ndarray,
+    quantiles: np.ndarray,
+    scale: float,
+    levels: tuple[float, ...] = Q.DEFAULT_QUANTILES,
+) -> dict[str, float]:
+    """actual (N,), quantiles (N, Q) at ``levels`` → mae, rmse, mase, smape (of the median) and
+    ``coverage_<level>`` of every interval (coverage_80 for the default levels)."""
     a = np.asarray(actual, dtype=np.float64)
     q = np.asarray(quantiles, dtype=np.float64)
-    err = a - q[:, 1]
+    point = q[:, Q.median_index(levels)]
+    err = a - point
     mae = float(np.mean(np.abs(err)))
     return {
         "mae": mae,
         "rmse": float(np.sqrt(np.mean(err**2))),
         "mase": mae / scale if scale and math.isfinite(scale) else float("nan"),
-        "smape": smape(a, q[:, 1]),
-        "coverage_80": float(np.mean((a >= q[:, 0]) & (a <= q[:, 2]))),
+        "smape": smape(a, point),
+        **Q.coverages(a, q, levels),
     }
+
+
+def metric_names(rows) -> list[str]:
+    """The metric keys of some metric dicts, in first-seen order (the point metrics first)."""
+    names = list(METRICS[:4])
+    for r in rows:
+        for k in r or {}:
+            if k not in names:
+                names.append(k)
+    return names
+
+
+def _coverage_target(key: str) -> float | None:
+    if not key.startswith("coverage_"):
+        return None
+    try:
+        return float(key.removeprefix("coverage_")) / 100
+    except ValueError:
+        return None
 
 
 def average(per_series: list[dict[str, float]]) -> dict[str, float]:
     """Mean of each metric over series (NaN entries skipped)."""
     out = {}
-    for k in METRICS:
+    for k in metric_names(per_series):
         vals = [d[k] for d in per_series if d.get(k) is not None and math.isfinite(d[k])]
         out[k] = float(np.mean(vals)) if vals else float("nan")
     return out
 
 
 def best_per_metric(rows: dict[str, dict[str, float]]) -> dict[str, str]:
-    """Name of the best row per metric: lowest mae/rmse/mase/smape, coverage_80 closest to 0.8."""
+    """Name of the best row per metric: lowest mae/rmse/mase/smape, coverage_<p> closest to p/100."""
     best = {}
-    for k in METRICS:
+    for k in metric_names(rows.values()):
         cands = [
             (n, r[k]) for n, r in rows.items() if r and r.get(k) is not None and math.isfinite(r[k])
         ]
         if not cands:
             continue
-        key = (lambda v: abs(v[1] - 0.8)) if k == "coverage_80" else (lambda v: v[1])
-        best[k] = min(cands, key=key)[0]
+        target = _coverage_target(k)
+        best[k] = min(cands, key=lambda v: v[1] if target is None else abs(v[1] - target))[0]
     return best
 
 
@@ -203,13 +247,14 @@ def render_table(rows: dict[str, dict[str, float]], title: str):
     from rich.table import Table
 
     best = best_per_metric(rows)
+    names = metric_names(rows.values())
     table = Table(title=title)
     table.add_column("forecaster", style="bold")
-    for k in METRICS:
+    for k in names:
         table.add_column(k, justify="right")
     for name, r in rows.items():
         cells = []
-        for k in METRICS:
+        for k in names:
             v = None if not r else r.get(k)
             if v is None or not math.isfinite(v):
                 cells.append("—")

@@ -6,9 +6,9 @@ Inputs (scaled per window or per series, see data.Panel):
     future  (B, H, Fk [+ 2])     calendar features of the forecast steps (known in advance); with seasonal
                                  inputs also the lag-m z value of each step and its availability flag
 Output:
-    (B, H, 3) quantiles 0.1, 0.5, 0.9 of z at steps 1..H. The median is a base plus a learned change: the
+    (B, H, Q) quantiles of z at steps 1..H (``quantiles``, default 0.1, 0.5, 0.9; 0.5 among them). The median is a base plus a learned change: the
     last observed z, or (``seasonal_base=True``) the seasonal-naive z where the lag-m value is available;
-    the outer quantiles sit a softplus distance below/above it, so they never cross. With
+    each outer quantile sits a softplus distance below/above the next inner one, so they never cross. With
     ``relative=True`` the encoder sees z minus its last value (level-free, for random-walk-like series).
 Loss: pinball (quantile) loss averaged over quantiles and the observed target steps.
 """
@@ -39,10 +39,12 @@ class ForecasterConfig:
     dropout: float = 0.1
     relative: bool = False
     seasonal_base: bool = False
+    quantiles: tuple[float, ...] = QUANTILES
 
 
 class GRUForecaster(nn.Module):
-    """``forecaster(past, future) -> (B, H, 3)`` quantiles (0.1, 0.5, 0.9) of the scaled target."""
+    """``forecaster(past, future) -> (B, H, Q)`` quantiles (``quantiles``, default 0.1, 0.5, 0.9) of the
+    scaled target."""
 
     def __init__(
         self,
@@ -55,8 +57,12 @@ class GRUForecaster(nn.Module):
         dropout: float = 0.1,
         relative: bool = False,
         seasonal_base: bool = False,
+        quantiles: tuple[float, ...] | list[float] = QUANTILES,
     ) -> None:
         super().__init__()
+        quantiles = tuple(float(q) for q in quantiles)
+        if 0.5 not in quantiles or list(quantiles) != sorted(set(quantiles)):
+            raise ValueError(f"quantiles must be increasing and hold 0.5, got {quantiles}")
         for name, v, lo in (
             ("past_features", past_features, 1),
             ("future_features", future_features, 0),
@@ -81,6 +87,7 @@ class GRUForecaster(nn.Module):
             float(dropout),
             bool(relative),
             bool(seasonal_base),
+            quantiles,
         )
         self.encoder = grukit.GRU(
             past_features,
@@ -93,7 +100,7 @@ class GRUForecaster(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(hidden_size + horizon * future_features, hidden_size),
             nn.GELU(),
-            nn.Linear(hidden_size, horizon * 3),
+            nn.Linear(hidden_size, horizon * len(quantiles)),
         )
 
     @property
@@ -127,15 +134,19 @@ class GRUForecaster(nn.Module):
             past = torch.cat([past[..., :1] - last.unsqueeze(-1), past[..., 1:]], dim=-1)
         _, h_n = self.encoder(past)  # h_n (L, B, Hd)
         h = self.drop(h_n[-1])  # (B, Hd)
-        raw = self.head(torch.cat([h, future.flatten(1)], dim=1))  # (B, H*3)
-        raw = raw.view(-1, c.horizon, 3)  # (B, H, 3)
+        raw = self.head(torch.cat([h, future.flatten(1)], dim=1))  # (B, H*Q)
+        raw = raw.view(-1, c.horizon, len(c.quantiles))  # (B, H, Q)
         base = last  # (B, 1)
         if c.seasonal_base:  # seasonal naive where the lag-m value exists, else the last value
             base = torch.where(future[..., -1] > 0, future[..., -2], last)  # (B, H)
-        median = base + raw[..., 1]  # (B, H): base + change
-        lower = median - F.softplus(raw[..., 0])
-        upper = median + F.softplus(raw[..., 2])
-        return torch.stack([lower, median, upper], dim=-1)  # (B, H, 3)
+        mid = c.quantiles.index(0.5)
+        median = base + raw[..., mid]  # (B, H): base + change
+        outs = [median]
+        for i in range(mid - 1, -1, -1):  # each lower quantile a softplus step below the next one up
+            outs.insert(0, outs[0] - F.softplus(raw[..., i]))
+        for i in range(mid + 1, len(c.quantiles)):
+            outs.append(outs[-1] + F.softplus(raw[..., i]))
+        return torch.stack(outs, dim=-1)  # (B, H, Q)
 
 
 def pinball_loss(

@@ -28,10 +28,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from ...errors import UserInputError
 from ...train import RunDir, TaskModule, load_task_model, resumed_config, seed_everything
 from ...train import fit as fit_run
-from ...train.run import open_run
+from ...train.run import open_run, resolve_checkpoint
+from . import calibrate as Q
 from . import data as D
 from . import evaluate as E
 from .config import RESUME_KEEP, SkippedSeriesWarning, build_options
+from .ensemble import Ensemble, member_dir, read_manifest, save_manifest
 from .model import GRUForecaster, pinball_loss
 
 TASK = "forecast"
@@ -52,9 +54,27 @@ class ForecastResult:
     metrics: dict[str, Any]
     backtest: pd.DataFrame
     forecast: pd.DataFrame
-    model: GRUForecaster
+    model: Ensemble
     spec: D.DataSpec
     history: list[dict]
+    #: the validation windows the calibration used (past, future, target, tmask on the z scale)
+    calibration_windows: dict[str, np.ndarray] | None = None
+    #: (panel, series index, origins) of the backtest rows
+    backtest_windows: tuple[D.Panel, np.ndarray, np.ndarray] | None = None
+
+    def backtest_quantiles(self, n_members: int | None = None, conformal: bool | None = None):
+        """Backtest quantiles (N origins, H, Q) on the data scale of a variant of this run's model: its
+        first ``n_members`` members (default all), calibrated on the run's validation windows or not
+        (default: as the run was). Rows follow ``backtest`` (series, then origin)."""
+        members = list(self.model.members)[: n_members or len(self.model.members)]
+        ens = Ensemble(members)
+        use = (self.model.offsets is not None) if conformal is None else conformal
+        if use:
+            if self.calibration_windows is None:
+                raise ValueError("this result holds no calibration windows")
+            ens = ens.with_offsets(conformal_offsets(ens, self.calibration_windows))
+        panel, sidx, origins = self.backtest_windows  # type: ignore[misc]
+        return _predict(ens, panel, sidx, origins)
 
     def table(self):
         """The rich metrics table (model and baselines, best per metric marked)."""
@@ -75,10 +95,11 @@ class ForecastModule(TaskModule):
         past, future, target, *rest = batch
         mask = rest[0] if rest else None
         pred = self.model(past, future)
-        loss = pinball_loss(pred, target, mask=mask)
+        qs = self.model.config.quantiles
+        loss = pinball_loss(pred, target, quantiles=qs, mask=mask)
         if stage == "train":
             return loss
-        err = (pred[..., 1] - target).abs()
+        err = (pred[..., Q.median_index(qs)] - target).abs()
         mae = err.mean() if mask is None else (err * mask).sum() / mask.sum().clamp_min(1.0)
         return {"loss": loss, "mae": mae}
 
@@ -227,9 +248,26 @@ def split_windows(
     return train, val, info
 
 
+def calibration_windows(val: WindowSampler) -> dict[str, np.ndarray]:
+    """The validation windows as arrays: past, future, target (z scale) and tmask (1 = observed)."""
+    w = val.panel.windows(val.sidx, val.origins)
+    return {k: w[k] for k in ("past", "future", "target", "tmask")}
+
+
 @torch.no_grad()
-def _predict(model: GRUForecaster, panel: D.Panel, sidx, origins, chunk: int = 4096) -> np.ndarray:
-    """Quantiles (N, H, 3) on the data scale at the given (series, origin) pairs."""
+def conformal_offsets(model: Ensemble, windows: dict[str, np.ndarray]) -> np.ndarray:
+    """Split-conformal corrections (H, L) of ``model``'s (uncalibrated) intervals on held-out windows."""
+    zq = model.with_offsets(None)(
+        torch.from_numpy(windows["past"]), torch.from_numpy(windows["future"])
+    ).numpy()
+    return Q.conformal_offsets(zq, windows["target"], model.quantiles, mask=windows["tmask"])
+
+
+@torch.no_grad()
+def _predict(
+    model: GRUForecaster | Ensemble, panel: D.Panel, sidx, origins, chunk: int = 4096
+) -> np.ndarray:
+    """Quantiles (N, H, Q) on the data scale at the given (series, origin) pairs."""
     model.eval()
     sidx = np.asarray(sidx, dtype=np.int64)
     origins = np.asarray(origins, dtype=np.int64)
@@ -239,7 +277,9 @@ def _predict(model: GRUForecaster, panel: D.Panel, sidx, origins, chunk: int = 4
         w = panel.windows(s, o)
         zq = model(torch.from_numpy(w["past"]), torch.from_numpy(w["future"])).double().numpy()
         out.append(panel.to_raw(zq, w["level"], w["scale"], s))
-    return np.concatenate(out) if out else np.zeros((0, panel.H, 3))
+    return (
+        np.concatenate(out) if out else np.zeros((0, panel.H, len(model.config.quantiles)))
+    )
 
 
 # --------------------------------------------------------------------------------------- fit
@@ -319,55 +359,81 @@ def fit(
     train_w, val_w, split_info = split or split_windows(fit_series, spec, C, H, opts.seed)
 
     run, _ = open_run(TASK, output_dir=output_dir, resume=resume, overwrite=overwrite)
+    quantiles = tuple(opts.quantiles)
     with run.guard():
-        seed_everything(opts.seed)
-        model = GRUForecaster(
-            train_w.panel.past_features,
-            train_w.panel.future_features,
-            C,
-            H,
-            hidden_size=opts.hidden,
-            num_layers=opts.layers,
-            dropout=opts.dropout,
-            relative=opts.relative,
-            seasonal_base=spec.seasonal == "snaive" and spec.seasonal_inputs,
-        )
-        module = ForecastModule(model, lr=opts.lr, weight_decay=opts.weight_decay)
         big = len(train_w) > BIG_WINDOWS
         bs = opts.batch_size or (256 if big else 64)
         epoch_windows = opts.epoch_windows or (BIG_WINDOWS if big else None)
-        train_dl = DataLoader(
-            train_w.dataset(), batch_size=bs, shuffle=True, collate_fn=train_w.collate
-        )
-        val_dl = DataLoader(val_w.dataset(), batch_size=1024, collate_fn=val_w.collate)
         limit = opts.limit_train_batches
         if limit is None and epoch_windows and epoch_windows < len(train_w):
             limit = max(1, math.ceil(epoch_windows / bs))
-        res = fit_run(
-            module,
-            train_dl,
-            val_dl,
-            task=TASK,
-            run=run,
-            epochs=opts.epochs,
-            seed=opts.seed,
-            devices=opts.devices,
-            num_nodes=opts.num_nodes,
-            strategy=opts.strategy,
-            accelerator=opts.accelerator,
-            resume=resume,
-            patience=opts.patience,
-            gradient_clip=1.0,
-            limit_train_batches=limit,
-            progress=progress,
-            save_extra={"spec": dataclasses.asdict(spec)},
-            config=dataclasses.asdict(opts),
+        members, fits = [], []
+        for k in range(opts.ensemble):  # member k: seed + k; member 0 is the run folder's own model
+            seed_k = opts.seed + k
+            run_k = run if k == 0 else RunDir(run.path / member_dir(k), task=TASK, created=True)
+            resume_k = resume if k == 0 else None
+            if k and resume is not None and run_k.last_ckpt.exists():
+                resume_k = run_k.path
+            seed_everything(seed_k)
+            model = GRUForecaster(
+                train_w.panel.past_features,
+                train_w.panel.future_features,
+                C,
+                H,
+                hidden_size=opts.hidden,
+                num_layers=opts.layers,
+                dropout=opts.dropout,
+                relative=opts.relative,
+                seasonal_base=spec.seasonal == "snaive" and spec.seasonal_inputs,
+                quantiles=quantiles,
+            )
+            module = ForecastModule(model, lr=opts.lr, weight_decay=opts.weight_decay)
+            train_dl = DataLoader(
+                train_w.dataset(), batch_size=bs, shuffle=True, collate_fn=train_w.collate
+            )
+            val_dl = DataLoader(val_w.dataset(), batch_size=1024, collate_fn=val_w.collate)
+            res = fit_run(
+                module,
+                train_dl,
+                val_dl,
+                task=TASK,
+                run=run_k.mkdir(),
+                epochs=opts.epochs,
+                seed=seed_k,
+                devices=opts.devices,
+                num_nodes=opts.num_nodes,
+                strategy=opts.strategy,
+                accelerator=opts.accelerator,
+                resume=resume_k,
+                patience=opts.patience,
+                gradient_clip=1.0,
+                limit_train_batches=limit,
+                progress=progress,
+                save_extra={"spec": dataclasses.asdict(spec)},
+                config=dataclasses.asdict(dataclasses.replace(opts, seed=seed_k)),
+            )
+            if not res.trainer.is_global_zero:
+                return None  # type: ignore[return-value]  # other DDP ranks only train
+            members.append(res.best_model())
+            fits.append(res)
+        res = fits[0]
+        best = Ensemble(members)
+        cal = calibration_windows(val_w)
+        offsets = conformal_offsets(best, cal) if opts.conformal else None
+        best = best.with_offsets(offsets)
+        save_manifest(
+            run.path,
+            len(members),
+            quantiles,
+            offsets,
+            info={
+                "seeds": [opts.seed + k for k in range(len(members))],
+                "calibration_windows": int(len(cal["target"])),
+                "calibration_from": split_info["val_from"],
+            },
         )
-        if not res.trainer.is_global_zero:
-            return None  # type: ignore[return-value]  # other DDP ranks only train
-        best = res.best_model()
         full = D.Panel(scored, spec, C, H)
-        bt, per_series = _backtest(best, full, first, opts)
+        bt, per_series, bt_windows = _backtest(best, full, first, opts)
         fc = _future(best, series, spec, C, H)
         model_m = E.average([p["model"] for p in per_series.values()])
         base_m = {
@@ -392,7 +458,14 @@ def fit(
             epochs_run=res.epochs_run,
             best_epoch=res.best_epoch,
             best_val_loss=min(best_val) if best_val else None,
-            train_time_s=round(res.wall_time_s, 3),
+            train_time_s=round(sum(f.wall_time_s for f in fits), 3),
+            quantiles=list(quantiles),
+            ensemble=len(members),
+            ensemble_seeds=[opts.seed + k for k in range(len(members))],
+            members_epochs_run=[f.epochs_run for f in fits],
+            conformal=offsets is not None,
+            conformal_offsets=None if offsets is None else offsets.round(6).tolist(),
+            calibration_windows=int(len(cal["target"])),
             batch_size=bs,
             epoch_windows=min(epoch_windows or len(train_w), len(train_w)),
             **split_info,
@@ -421,6 +494,8 @@ def fit(
         model=best,
         spec=spec,
         history=res.history,
+        calibration_windows=cal,
+        backtest_windows=bt_windows,
     )
 
 
@@ -430,8 +505,9 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
-def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.DataFrame, dict]:
-    """Every series' backtest origins: GRU quantiles, baselines from the same histories, metrics."""
+def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.DataFrame, dict, tuple]:
+    """Every series' backtest origins: GRU quantiles, baselines from the same histories, metrics; and the
+    (panel, series index, origins) of the rows."""
     H, m = panel.H, panel.spec.season_length
     sidx, origins = [], []
     for i, s in enumerate(panel.series):
@@ -439,9 +515,11 @@ def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.Da
         sidx += [i] * len(o)
         origins += o
     sidx_a, orig_a = np.asarray(sidx), np.asarray(origins)
-    q = _predict(model, panel, sidx_a, orig_a)  # (N, H, 3)
+    levels = tuple(model.config.quantiles)
+    nq, mid = len(levels), Q.median_index(levels)
+    q = _predict(model, panel, sidx_a, orig_a)  # (N, H, Q)
     hists = [panel.series[i].y[:o][-opts.baseline_history :] for i, o in zip(sidx, origins)]
-    bases = E.statsforecast_baselines(hists, H, m, opts.baselines)
+    bases = E.statsforecast_baselines(hists, H, m, opts.baselines, quantiles=levels)
     per_series, frames = {}, []
     for i, s in enumerate(panel.series):
         rows = np.nonzero(sidx_a == i)[0]
@@ -449,9 +527,9 @@ def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.Da
         actual = np.stack([s.y[k : k + H] for k in oi])  # (n, H)
         scale = E.mase_scale(s.y[: first[s.id]], m)
         ps = {
-            "model": E.point_metrics(actual.ravel(), q[rows].reshape(-1, 3), scale),
+            "model": E.point_metrics(actual.ravel(), q[rows].reshape(-1, nq), scale, levels),
             "baselines": {
-                b: E.point_metrics(actual.ravel(), arr[rows].reshape(-1, 3), scale)
+                b: E.point_metrics(actual.ravel(), arr[rows].reshape(-1, nq), scale, levels)
                 for b, arr in bases.items()
             },
         }
@@ -463,14 +541,12 @@ def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.Da
             "time": np.asarray(s.times[tidx]),
             "step": np.tile(np.arange(1, H + 1), len(oi)),
             "actual": actual.ravel(),
-            "gru_q10": q[rows, :, 0].ravel(),
-            "gru_q50": q[rows, :, 1].ravel(),
-            "gru_q90": q[rows, :, 2].ravel(),
+            **{f"gru_{Q.column_name(lv)}": q[rows, :, j].ravel() for j, lv in enumerate(levels)},
         }
         for b, arr in bases.items():
-            frame[b] = arr[rows, :, 1].ravel()
+            frame[b] = arr[rows, :, mid].ravel()
         frames.append(pd.DataFrame(frame))
-    return pd.concat(frames, ignore_index=True), per_series
+    return pd.concat(frames, ignore_index=True), per_series, (panel, sidx_a, orig_a)
 
 
 def _future(model, series, spec, C, H) -> pd.DataFrame:
@@ -485,6 +561,7 @@ def _future(model, series, spec, C, H) -> pd.DataFrame:
     panel = D.Panel(series, spec, C, H)
     lengths = np.array([len(s) for s in series])
     q = _predict(model, panel, np.arange(len(series)), lengths)
+    levels = model.config.quantiles
     frames = []
     for i, s in enumerate(series):
         frames.append(
@@ -493,9 +570,7 @@ def _future(model, series, spec, C, H) -> pd.DataFrame:
                     "series": s.id,
                     "time": np.asarray(D.future_times(s.times[-1], H, spec.freq)),
                     "step": np.arange(1, H + 1),
-                    "q10": q[i, :, 0],
-                    "q50": q[i, :, 1],
-                    "q90": q[i, :, 2],
+                    **{Q.column_name(lv): q[i, :, j] for j, lv in enumerate(levels)},
                 }
             )
         )
@@ -503,12 +578,7 @@ def _future(model, series, spec, C, H) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------- predict
-def load_forecaster(checkpoint: str | Path) -> tuple[GRUForecaster, D.DataSpec]:
-    """The model and its data spec from a run folder or model file (no shipped forecast model)."""
-    if checkpoint is None:
-        raise UserInputError(
-            "forecast predict needs --checkpoint RUN_FOLDER (there is no shipped model)"
-        )
+def _load_member(checkpoint: str | Path) -> tuple[GRUForecaster, dict]:
     model, _, header = load_task_model(
         checkpoint, Path("-"), GRUForecaster, TASK, return_header=True
     )
@@ -516,12 +586,47 @@ def load_forecaster(checkpoint: str | Path) -> tuple[GRUForecaster, D.DataSpec]:
         raise UserInputError(
             f"--checkpoint {checkpoint}: the model file holds no forecast data spec"
         )
-    return model, D.DataSpec.from_dict(header["extra"]["spec"])
+    return model, header["extra"]["spec"]
+
+
+def load_forecaster(checkpoint: str | Path) -> tuple[Ensemble, D.DataSpec]:
+    """The model and its data spec from a run folder or model file (no shipped forecast model).
+
+    A run folder (or its ``model.safetensors``) with an ``ensemble.json`` gives every member and the
+    calibration it lists, so the forecast is the training run's; any other model file is one uncalibrated
+    member."""
+    if checkpoint is None:
+        raise UserInputError(
+            "forecast predict needs --checkpoint RUN_FOLDER (there is no shipped model)"
+        )
+    path = resolve_checkpoint(checkpoint)
+    first, spec = _load_member(path)
+    manifest = read_manifest(path.parent) if path.name == "model.safetensors" else None
+    if manifest is None:
+        return Ensemble([first]), D.DataSpec.from_dict(spec)
+    members = [first]
+    for rel in manifest["members"][1:]:
+        f = path.parent / rel
+        if not f.is_file():
+            raise UserInputError(
+                f"--checkpoint {checkpoint}: ensemble member {rel} listed in ensemble.json is missing"
+            )
+        m, spec_k = _load_member(f)
+        if spec_k != spec:
+            raise UserInputError(f"--checkpoint {checkpoint}: member {rel} has another data spec")
+        members.append(m)
+    offsets = manifest.get("offsets")
+    try:
+        ens = Ensemble(members, None if offsets is None else np.asarray(offsets, dtype=np.float64))
+    except ValueError as e:
+        raise UserInputError(f"--checkpoint {checkpoint}: {e}") from None
+    return ens, D.DataSpec.from_dict(spec)
 
 
 def predict(checkpoint: str | Path, df: pd.DataFrame) -> pd.DataFrame:
     """Forecast the next ``horizon`` steps after the end of each series in ``df`` (same columns as in
-    training) with the model in ``checkpoint``. Returns series, time, step, q10, q50, q90."""
+    training) with the model in ``checkpoint`` (every member of an ensemble, calibrated as in training).
+    Returns series, time, step and one column per quantile level (q10, q50, q90 by default)."""
     model, spec = load_forecaster(checkpoint)
     series = D.to_series(df, spec)
     return _future(model, series, spec, model.config.context, model.config.horizon)
@@ -537,7 +642,7 @@ def plot_forecast(
     first_origins: dict[str, int] | None = None,
     max_series: int = 6,
 ) -> Path:
-    """History, backtest medians, future median and 80% band, one panel per series (at most ``max_series``)."""
+    """History, backtest medians, future median and its widest band, one panel per series (at most ``max_series``)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -562,9 +667,17 @@ def plot_forecast(
                     label="backtest (GRU)" if j == 0 else None,
                 )
         f = fc[fc["series"] == s.id]
-        ax.fill_between(
-            f["time"], f["q10"], f["q90"], color="tab:blue", alpha=0.25, label="80% band"
-        )
+        qcols = [c for c in fc.columns if c.startswith("q") and c != "q50"]
+        if qcols:  # the widest interval
+            width = float(qcols[-1][1:]) - float(qcols[0][1:])
+            ax.fill_between(
+                f["time"],
+                f[qcols[0]],
+                f[qcols[-1]],
+                color="tab:blue",
+                alpha=0.25,
+                label=f"{width:g}% band",
+            )
         ax.plot(f["time"], f["q50"], color="tab:blue", lw=1.5, label="forecast")
         if o0 < len(s):
             ax.axvline(s.times[o0], color="0.6", ls=":", lw=1)
