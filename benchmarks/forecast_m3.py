@@ -3,6 +3,15 @@
     python benchmarks/forecast_m3.py                       # all four sheets → benchmarks/results/forecast_m3.json
     python benchmarks/forecast_m3.py --sheets monthly --subset 200 --no-record   # the development loop
     python benchmarks/forecast_m3.py --baselines-only      # fill the baseline cache only
+    python benchmarks/forecast_m3.py --ensemble 5 --variants   # ensemble/conformal variants, added to the JSON
+
+With ``--variants`` one ``fit`` per sheet trains ``--ensemble K`` members (seeds seed .. seed+K−1; member 0 is
+the single model) and scores, from that one run, the first k members for every k ≤ K, each uncalibrated and
+calibrated (split conformal on the run's validation windows). They are written under ``"variants"`` of the
+JSON, beside the single model's record, which is left as it is. ``"validation"`` holds what the choices were
+made on: the pinball loss of each k-member median on the validation windows, and the 80% coverage of the
+calibrated intervals estimated by 2-fold cross-conformal on those windows (calibrate on half of the
+validation series, count on the other half, and the other way round) — never the test values.
 
 Protocol (the competition's, ``../shared/data/m3/SOURCE.md``): each series is fit on its ``train`` part and
 its NF ``test`` values are forecast in one go from the end of train. grukit runs exactly what the CLI runs
@@ -181,6 +190,45 @@ def run_grukit(sheet, df, h, m, seed, options, out_dir) -> tuple[np.ndarray, dic
     return fc, meta
 
 
+def validation_report(res, ks) -> dict:
+    """Pinball loss (z scale) of the k-member median on the validation windows, and the 2-fold
+    cross-conformal coverage of each interval (calibrated on half the validation series, counted on the
+    other half)."""
+    import torch
+
+    from grukit.tasks.forecast import calibrate as Q
+
+    w = res.calibration_windows
+    qs = res.model.quantiles
+    past, fut = torch.from_numpy(w["past"]), torch.from_numpy(w["future"])
+    z_all = res.model.members_z(past, fut)  # (K, N, H, Q)
+    y, mask = w["target"].astype(np.float64), w["tmask"] > 0
+    lv = np.asarray(qs)
+    out = {}
+    for k in ks:
+        z = z_all[0] if k == 1 else np.median(z_all[:k], axis=0)
+        d = y[..., None] - z
+        pin = np.maximum(lv * d, (lv - 1) * d).mean(-1)
+        folds = w["sidx"] % 2
+        cov = {}
+        for a in (0, 1):
+            cal, ev = folds == a, folds != a
+            off = Q.conformal_offsets(z[cal], y[cal], qs, mask=mask[cal])
+            zc = Q.apply_offsets(z[ev], off, qs)
+            for lo, hi, c in Q.intervals(qs):
+                inside = (y[ev] >= zc[..., lo]) & (y[ev] <= zc[..., hi])
+                raw = (y[ev] >= z[ev][..., lo]) & (y[ev] <= z[ev][..., hi])
+                key = Q.coverage_key(c)
+                cov.setdefault(key, []).append(inside[mask[ev]].mean())
+                cov.setdefault(key + "_uncalibrated", []).append(raw[mask[ev]].mean())
+        out[f"k{k}"] = {
+            "val_pinball": float(pin[mask].mean()),
+            "val_mae_z": float(np.abs(y - z[..., Q.median_index(qs)])[mask].mean()),
+            **{key: float(np.mean(v)) for key, v in cov.items()},
+        }
+    return out
+
+
 def _cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -204,7 +252,20 @@ def main() -> None:
     ap.add_argument("--no-record", action="store_true", help="print, do not write the results JSON")
     ap.add_argument("--options", default="{}", help="JSON dict of extra forecast.fit options")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--ensemble", type=int, default=1, help="members K (with --variants)")
+    ap.add_argument(
+        "--variants",
+        action="store_true",
+        help="score the 1..K-member ensembles, uncalibrated and conformal; add them to the JSON",
+    )
+    ap.add_argument(
+        "--label",
+        default=None,
+        help="with --variants: record under 'variants_<label>' (e.g. other --options) instead of 'variants'",
+    )
     args = ap.parse_args()
+    if args.variants:
+        return main_variants(args)
     names = ["naive", "snaive", "ets", "theta"] + (["arima"] if args.arima else [])
     options = json.loads(args.options)
     rec_sheets, all_rows = {}, {k: [] for k in ["gru", *names]}
@@ -298,6 +359,124 @@ def main() -> None:
     }
     Path(args.out).write_text(json.dumps(rec, indent=2) + "\n")
     print(f"wrote {args.out}")
+
+
+def main_variants(args) -> None:
+    """``--variants``: one K-member run per sheet, every k-member variant scored (see the module doc)."""
+    import torch
+
+    from grukit.tasks import forecast
+
+    torch.set_num_threads(1)
+    options = json.loads(args.options)
+    K = args.ensemble
+    ks = sorted({1, *range(2, K + 1)})
+    variants: dict[str, dict] = {}
+    per_sheet_rows: dict[str, list] = {}
+    validation, runs = {}, {}
+    cpu_total = 0.0
+    for sheet in args.sheets:
+        h, m = SHEETS[sheet]
+        df = load_sheet(sheet, args.subset)
+        ids, train, test = split(df)
+        out_dir = ROOT / "runs" / f"bench-m3-{sheet}-{args.subset or 'all'}-seed{args.seed}-ens{K}"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        t0, w0 = time.process_time(), time.perf_counter()
+        res = forecast.fit(
+            df,
+            target="value",
+            time_col="time",
+            id_col="series",
+            horizon=h,
+            backtest=1,
+            dataset=f"m3_{sheet}",
+            output_dir=out_dir,
+            seed=args.seed,
+            baselines=[],
+            ensemble=K,
+            **options,
+        )
+        cpu = time.process_time() - t0
+        cpu_total += cpu
+        met = res.metrics
+        runs[sheet] = {
+            "cpu_s": round(cpu, 1),
+            "wall_s": round(time.perf_counter() - w0, 1),
+            "cpu_s_per_member": round(cpu / K, 1),
+            "members_epochs_run": met.get("members_epochs_run"),
+            "calibration_windows": met.get("calibration_windows"),
+            "val_series": met.get("val_series"),
+            "context": met.get("context"),
+            "run_folder": str(res.run.path),
+        }
+        validation[sheet] = validation_report(res, ks)
+        order = {s: i for i, s in enumerate(ids)}
+        bt_ids = pd.unique(res.backtest["series"].astype(str))
+        for k in ks:
+            for conf in (False, True):
+                q = res.backtest_quantiles(k, conf)  # (scored series, h, Q), one origin each
+                fc = np.full((len(ids), h, q.shape[-1]), np.nan)
+                for j, sid in enumerate(bt_ids):
+                    fc[order[sid]] = q[j]
+                name = f"ensemble{k}" + ("+conformal" if conf else "")
+                sc = score(train, test, fc, m)
+                variants.setdefault(name, {"sheets": {}})["sheets"][sheet] = {
+                    x: sc[x] for x in ("smape", "mase", "coverage_80")
+                }
+                per_sheet_rows.setdefault(name, []).append(sc)
+        print(
+            f"{sheet}: {len(ids)} series, {cpu:.0f} CPU s for {K} members; "
+            + "  ".join(
+                f"{n}: {v['sheets'][sheet]['smape']:.2f}/{v['sheets'][sheet]['mase']:.3f}/"
+                f"{v['sheets'][sheet]['coverage_80']:.2f}"
+                for n, v in variants.items()
+            ),
+            flush=True,
+        )
+        print(f"  validation: {json.dumps(validation[sheet])}", flush=True)
+    for name, rows in per_sheet_rows.items():
+        cat = {x: np.concatenate([r[f"_{x}"] for r in rows]) for x in ("smape", "mase", "cov")}
+        variants[name]["overall"] = {
+            "smape": float(np.mean(cat["smape"])),
+            "mase": float(np.nanmean(cat["mase"])),
+            "coverage_80": float(np.mean(cat["cov"])),
+            "n_series": len(cat["smape"]),
+        }
+    if len(args.sheets) > 1:
+        print(
+            "all: "
+            + "  ".join(
+                f"{n}: {v['overall']['smape']:.2f}/{v['overall']['mase']:.3f}/"
+                f"{v['overall']['coverage_80']:.2f}"
+                for n, v in variants.items()
+            ),
+            flush=True,
+        )
+    if args.no_record:
+        return
+    path = Path(args.out)
+    rec = json.loads(path.read_text())
+    key = "variants" if not args.label else f"variants_{args.label}"
+    rec[key] = {
+        "command": " ".join(["python", *sys.argv]),
+        "about": "one fit per sheet with ensemble K (members: seeds seed..seed+K-1, everything else the "
+        "single model's options); ensemble<k> = the median of the first k members' quantiles, "
+        "+conformal = its intervals calibrated by split conformal on the run's validation windows; "
+        "ensemble1 is member 0 alone (the single model's recipe and seed)",
+        "ensemble": K,
+        "seed": args.seed,
+        "subset": args.subset,
+        "options": options,
+        "cpu": _cpu_model(),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),
+        "torch_threads": 1,
+        "grukit_cpu_s_total": round(cpu_total, 1),
+        "runs": runs,
+        "validation": validation,
+        "scores": variants,
+    }
+    path.write_text(json.dumps(rec, indent=2) + "\n")
+    print(f"wrote {path} ({key})")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ def parse_quantiles(value: str | Sequence[float] | None) -> tuple[float, ...]:
     if any(b <= a for a, b in zip(levels, levels[1:])):
         raise UserInputError(f"{what}: levels must be increasing, without repeats")
     if 0.5 not in levels:
-        raise UserInputError(f"{what}: the median 0.5 must be one of the levels (the point forecast)")
+        raise UserInputError(
+            f"{what}: the median 0.5 must be one of the levels (the point forecast)"
+        )
     lone = [q for q in levels if round(1.0 - q, 4) not in levels]
     if lone:
         raise UserInputError(
@@ -177,13 +179,13 @@ def apply_offsets(pred: np.ndarray, offsets: np.ndarray, quantiles: Sequence[flo
     return out
 
 
-def coverages(
-    actual: np.ndarray, pred: np.ndarray, quantiles: Sequence[float]
-) -> dict[str, float]:
+def coverages(actual: np.ndarray, pred: np.ndarray, quantiles: Sequence[float]) -> dict[str, float]:
     """``{coverage_<level>: share of actuals inside the interval}`` for every interval; actual (N,), pred
     (N, Q).
 
-    >>> coverages(np.array([0.0, 2.0]), np.array([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]), (0.1, 0.5, 0.9))
+    >>> coverages(
+    ...     np.array([0.0, 2.0]), np.array([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]), (0.1, 0.5, 0.9)
+    ... )
     {'coverage_80': 0.5}
     """
     a = np.asarray(actual, dtype=np.float64)

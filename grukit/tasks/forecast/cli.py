@@ -376,6 +376,10 @@ def forecast(
         if backtest is None and horizon is None and b.get("stride"):
             args["stride"] = b["stride"]
     args.setdefault("context", context)
+    if quantiles is not None:
+        args["quantiles"] = quantiles
+    if conformal is not None:
+        args["conformal"] = conformal
     opts = build_options(
         freq=freq,
         season_length=season_length,
@@ -393,8 +397,6 @@ def forecast(
         seed=seed,
         baselines=baselines,
         ensemble=ensemble,
-        **({} if quantiles is None else {"quantiles": quantiles}),
-        **({} if conformal is None else {"conformal": conformal}),
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,

@@ -86,12 +86,17 @@ class Ensemble(nn.Module):
         return self.members[0].config
 
     @property
+    def member_list(self) -> list[GRUForecaster]:
+        """The members, as a list."""
+        return [m for m in self.members if isinstance(m, GRUForecaster)]
+
+    @property
     def quantiles(self) -> tuple[float, ...]:
         return tuple(self.config.quantiles)
 
     def with_offsets(self, offsets: np.ndarray | None) -> Ensemble:
         """The same members with other calibration offsets (None: uncalibrated)."""
-        return Ensemble(list(self.members), offsets)
+        return Ensemble(self.member_list, offsets)
 
     @torch.no_grad()
     def members_z(self, past: Tensor, future: Tensor) -> np.ndarray:

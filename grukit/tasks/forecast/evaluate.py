@@ -120,8 +120,8 @@ def statsforecast_baselines(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ivs = Q.intervals(quantiles)
-        levels = [_level(cov) for _, _, cov in ivs]
-        fc = sf.forecast(df=df, h=h, level=sorted(set(levels)))
+        levels: list[int | float] = [_level(cov) for _, _, cov in ivs]
+        fc = sf.forecast(df=df, h=h, level=sorted(set(levels)))  # type: ignore[arg-type]
     fc = fc.sort_values(["unique_id", "ds"])
     if len(fc) != len(histories) * h:
         raise RuntimeError(

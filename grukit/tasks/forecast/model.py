@@ -142,7 +142,9 @@ class GRUForecaster(nn.Module):
         mid = c.quantiles.index(0.5)
         median = base + raw[..., mid]  # (B, H): base + change
         outs = [median]
-        for i in range(mid - 1, -1, -1):  # each lower quantile a softplus step below the next one up
+        for i in range(
+            mid - 1, -1, -1
+        ):  # each lower quantile a softplus step below the next one up
             outs.insert(0, outs[0] - F.softplus(raw[..., i]))
         for i in range(mid + 1, len(c.quantiles)):
             outs.append(outs[-1] + F.softplus(raw[..., i]))

@@ -66,7 +66,7 @@ class ForecastResult:
         """Backtest quantiles (N origins, H, Q) on the data scale of a variant of this run's model: its
         first ``n_members`` members (default all), calibrated on the run's validation windows or not
         (default: as the run was). Rows follow ``backtest`` (series, then origin)."""
-        members = list(self.model.members)[: n_members or len(self.model.members)]
+        members = self.model.member_list[: n_members or len(self.model.members)]
         ens = Ensemble(members)
         use = (self.model.offsets is not None) if conformal is None else conformal
         if use:
@@ -249,9 +249,10 @@ def split_windows(
 
 
 def calibration_windows(val: WindowSampler) -> dict[str, np.ndarray]:
-    """The validation windows as arrays: past, future, target (z scale) and tmask (1 = observed)."""
+    """The validation windows as arrays: past, future, target (z scale), tmask (1 = observed) and sidx (the
+    window's series in the validation panel)."""
     w = val.panel.windows(val.sidx, val.origins)
-    return {k: w[k] for k in ("past", "future", "target", "tmask")}
+    return {**{k: w[k] for k in ("past", "future", "target", "tmask")}, "sidx": val.sidx.copy()}
 
 
 @torch.no_grad()
@@ -277,9 +278,7 @@ def _predict(
         w = panel.windows(s, o)
         zq = model(torch.from_numpy(w["past"]), torch.from_numpy(w["future"])).double().numpy()
         out.append(panel.to_raw(zq, w["level"], w["scale"], s))
-    return (
-        np.concatenate(out) if out else np.zeros((0, panel.H, len(model.config.quantiles)))
-    )
+    return np.concatenate(out) if out else np.zeros((0, panel.H, len(model.config.quantiles)))
 
 
 # --------------------------------------------------------------------------------------- fit
@@ -505,7 +504,9 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
-def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.DataFrame, dict, tuple]:
+def _backtest(
+    model, panel: D.Panel, first: dict[str, int], opts
+) -> tuple[pd.DataFrame, dict, tuple]:
     """Every series' backtest origins: GRU quantiles, baselines from the same histories, metrics; and the
     (panel, series index, origins) of the rows."""
     H, m = panel.H, panel.spec.season_length
