@@ -288,7 +288,8 @@ def forecast(
         bool | None,
         typer.Option(
             "--conformal/--no-conformal",
-            help="Calibrate the intervals on the validation windows (split conformal, per horizon step).",
+            help="Calibrate the intervals on the validation windows (split conformal, per horizon "
+            "step; default: on).",
             show_default=False,
         ),
     ] = None,

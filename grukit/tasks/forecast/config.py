@@ -62,7 +62,7 @@ class ForecastOptions:
     #: quantile levels (calibrate.parse_quantiles), members of the ensemble, conformal calibration
     quantiles: list[float] = dataclasses.field(default_factory=lambda: list(Q.DEFAULT_QUANTILES))
     ensemble: int = 1
-    conformal: bool = False
+    conformal: bool = True
 
 
 def build_options(
