@@ -3,6 +3,7 @@
     python benchmarks/forecast_m3.py                       # all four sheets → benchmarks/results/forecast_m3.json
     python benchmarks/forecast_m3.py --sheets monthly --subset 200 --no-record   # the development loop
     python benchmarks/forecast_m3.py --baselines-only      # fill the baseline cache only
+    python benchmarks/forecast_m3.py --static-covariates category   # M3's category as a static covariate
     python benchmarks/forecast_m3.py --ensemble 5 --variants   # ensemble/conformal variants, added to the JSON
 
 With ``--variants`` one ``fit`` per sheet trains ``--ensemble K`` members (seeds seed .. seed+K−1; member 0 is
@@ -263,11 +264,18 @@ def main() -> None:
         default=None,
         help="with --variants: record under 'variants_<label>' (e.g. other --options) instead of 'variants'",
     )
+    ap.add_argument(
+        "--static-covariates",
+        default=None,
+        help="comma-separated static covariate columns for grukit (M3 has 'category')",
+    )
     args = ap.parse_args()
     if args.variants:
         return main_variants(args)
     names = ["naive", "snaive", "ets", "theta"] + (["arima"] if args.arima else [])
     options = json.loads(args.options)
+    if args.static_covariates:
+        options["static_covariates"] = [c for c in args.static_covariates.split(",") if c]
     rec_sheets, all_rows = {}, {k: [] for k in ["gru", *names]}
     grukit_cpu = 0.0
     for sheet in args.sheets:
@@ -340,7 +348,12 @@ def main() -> None:
         "benchmark": "M3 competition, competition protocol (fit on train, forecast the NF test values)",
         "command": " ".join(["python", *sys.argv]),
         "cli_equivalent": "grukit forecast --csv m3_<sheet>.csv --id-col series --time-col time "
-        "--target value --horizon NF --backtest 1 --baselines none",
+        "--target value --horizon NF --backtest 1 --baselines none"
+        + (
+            f" --static-covariates {','.join(options['static_covariates'])}"
+            if options.get("static_covariates")
+            else ""
+        ),
         "seed": args.seed,
         "subset": args.subset,
         "cpu": _cpu_model(),
@@ -369,6 +382,8 @@ def main_variants(args) -> None:
 
     torch.set_num_threads(1)
     options = json.loads(args.options)
+    if args.static_covariates:
+        options["static_covariates"] = [c for c in args.static_covariates.split(",") if c]
     K = args.ensemble
     ks = sorted({1, *range(2, K + 1)})
     variants: dict[str, dict] = {}
