@@ -394,7 +394,10 @@ def main_variants(args) -> None:
         h, m = SHEETS[sheet]
         df = load_sheet(sheet, args.subset)
         ids, train, test = split(df)
-        out_dir = ROOT / "runs" / f"bench-m3-{sheet}-{args.subset or 'all'}-seed{args.seed}-ens{K}"
+        out_dir = (
+            ROOT / "runs" / f"bench-m3-{sheet}-{args.subset or 'all'}-seed{args.seed}-ens{K}"
+            f"{'-' + args.label if args.label else ''}"
+        )
         shutil.rmtree(out_dir, ignore_errors=True)
         t0, w0 = time.process_time(), time.perf_counter()
         res = forecast.fit(

@@ -26,6 +26,8 @@ OUT = ROOT / "benchmarks" / "results" / "forecast.json"
 #: dataset → the arguments after `grukit forecast` ("$TS" = $GRUKIT_DATA/timeseries)
 COMMANDS = {
     "weather": [],
+    "weather-ensemble5": ["--ensemble", "5"],
+    "weather-no-conformal": ["--no-conformal"],
     "stocks": ["--dataset", "stocks"],
     "airline-passengers": ["--csv", "$TS/airline-passengers.csv"],
     "daily-total-female-births": ["--csv", "$TS/daily-total-female-births.csv"],
