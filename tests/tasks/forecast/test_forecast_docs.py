@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -57,3 +59,63 @@ def test_single_series_table_matches_forecast_json():
         assert f"{r['model']['mase']:.3f}" in line, line
         for b in ("naive", "snaive", "ets", "theta"):
             assert f"{r['baselines'][b]['mase']:.3f}" in line, (b, line)
+
+
+#: the variants table of docs/forecast.md: row label → (key of forecast_m3.json, variant name)
+VARIANT_ROWS = {
+    "one model, uncalibrated (`--ensemble 1 --no-conformal`)": ("variants", "ensemble1"),
+    "one model, calibrated (the default)": ("variants", "ensemble1+conformal"),
+    "ensemble of 5, uncalibrated (`--ensemble 5 --no-conformal`)": ("variants", "ensemble5"),
+    "ensemble of 5, calibrated (`--ensemble 5`)": ("variants", "ensemble5+conformal"),
+    "one model, calibrated, `--static-covariates category`": (
+        "variants_category",
+        "ensemble1+conformal",
+    ),
+    "ensemble of 5, uncalibrated, `--static-covariates category`": (
+        "variants_category",
+        "ensemble5",
+    ),
+    "ensemble of 5, calibrated, `--static-covariates category`": (
+        "variants_category",
+        "ensemble5+conformal",
+    ),
+}
+
+
+def test_m3_variants_table_matches_forecast_m3_json():
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_m3.json").read_text())
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")[1:]]
+        for line in _section().splitlines()
+        if line.startswith("| ")
+    }
+    checked = 0
+    for label, (key, name) in VARIANT_ROWS.items():
+        if key not in rec:  # the category run is optional; its rows must then be absent
+            assert label not in rows
+            continue
+        v = rec[key]
+        assert v["subset"] is None and v["seed"] == 0 and v["ensemble"] == 5
+        sc = v["scores"][name]
+        want = [sc["sheets"][s] for s in ("yearly", "quarterly", "monthly", "other")]
+        for cell, x in zip(rows[label], [*want, sc["overall"]], strict=True):
+            assert cell == f"{x['smape']:.2f} / {x['mase']:.3f} / {x['coverage_80']:.2f}", (
+                label,
+                cell,
+            )
+        checked += 1
+        assert f"{v['grukit_cpu_s_total']:.0f} CPU s" in _section(), key
+    assert checked >= 4
+    # the single model of the variants run is the recorded single model (member 0 = the part-1 recipe)
+    for s in ("yearly", "quarterly", "monthly", "other"):
+        one = rec["variants"]["scores"]["ensemble1"]["sheets"][s]
+        assert one["smape"] == pytest.approx(rec["sheets"][s]["scores"]["gru"]["smape"], rel=1e-9)
+
+
+def test_single_series_coverage_column_matches_forecast_json():
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast.json").read_text())
+    for r in (r for r in rec["runs"] if r["seed"] == 0):
+        line = next(
+            x for x in _section().splitlines() if x.startswith("| ") and f"`{r['command']}`" in x
+        )
+        assert line.rstrip(" |").endswith(f"{r['model']['coverage_80']:.2f}"), line
