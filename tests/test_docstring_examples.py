@@ -29,6 +29,8 @@ MODULES = [
     "grukit.train.options",
     "grukit.train.module",
     "grukit.train.loop",
+    "grukit.tasks.forecast.calibrate",
+    "grukit.tasks.forecast.ensemble",
 ]
 
 
