@@ -119,3 +119,12 @@ def test_single_series_coverage_column_matches_forecast_json():
             x for x in _section().splitlines() if x.startswith("| ") and f"`{r['command']}`" in x
         )
         assert line.rstrip(" |").endswith(f"{r['model']['coverage_80']:.2f}"), line
+
+
+def test_readme_ensemble_numbers_match_forecast_m3_json():
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_m3.json").read_text())
+    sc = rec["variants"]["scores"]["ensemble5+conformal"]
+    readme = (ROOT / "README.md").read_text()
+    assert f"**{sc['overall']['smape']:.2f}** / {sc['overall']['mase']:.3f}" in readme
+    covs = [sc["sheets"][s]["coverage_80"] for s in ("yearly", "quarterly", "monthly", "other")]
+    assert f"covering {min(covs):.2f}–{max(covs):.2f} per sheet" in readme
