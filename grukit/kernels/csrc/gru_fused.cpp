@@ -647,7 +647,7 @@ static void cell(int B, int I, int H, const T* x, const T* h, const T* w_ih, con
 
 extern "C" {
 
-int grukit_abi_version() { return 3; }
+int grukit_abi_version() { return 4; }
 
 // Hand over MKL's packed-GEMM entry points (any may be null: plain gemm is used then).
 void grukit_set_mkl_pack(void* size, void* pack, void* compute) {
