@@ -99,13 +99,13 @@ _grad_enabled = torch.is_grad_enabled
 def eager_ok() -> bool:
     """Whether nothing is capturing or transforming this call (then a raw native step is safe)."""
     return not (
-        _any_autocast()
+        _is_compiling()  # first: dynamo reads it as a constant and traces nothing after it
         or _is_tracing()
+        or _any_autocast()
         or _dispatch_depth()
         or _fwad._current_level >= 0
         or _functorch_level() is not None
         or _in_onnx_export()
-        or _is_compiling()
     )
 
 
@@ -253,7 +253,17 @@ class StepPlan:
 
     def cell(self, params: dict[str, Tensor | None], x: Tensor, h: Tensor | None) -> Tensor | None:
         """One GRUCell step x (B, I), h (B, H) or None → a fresh h' (B, H); None if this call is not eligible."""
-        # The checks of _inputs_ok, eager_ok and valid, inlined (each function call costs ~0.1 µs here).
+        # The checks of eager_ok, _inputs_ok and valid, inlined (each function call costs ~0.1 µs here).
+        if (
+            _is_compiling()  # first: dynamo reads it as a constant and traces nothing after it
+            or _is_tracing()
+            or _any_autocast()
+            or _dispatch_depth()
+            or _fwad._current_level >= 0
+            or _functorch_level() is not None
+            or _in_onnx_export()
+        ):
+            return None
         if type(x) is not Tensor or x.dtype is not _F32 or not x.is_cpu:
             return None
         xs = x.shape
@@ -272,17 +282,7 @@ class StepPlan:
             or h.layout is not _STRIDED
         ):
             return None
-        if (
-            _any_autocast()
-            or _is_tracing()
-            or _dispatch_depth()
-            or _fwad._current_level >= 0
-            or _functorch_level() is not None
-            or _in_onnx_export()
-            or _is_compiling()
-            or (_grad_enabled() and self._needs_grad(x, h))
-            or self._gen != _generation[0]
-        ):
+        if (_grad_enabled() and self._needs_grad(x, h)) or self._gen != _generation[0]:
             return None
         for n, t, v, ptr in self._key:
             if params.get(n) is not t or t._version != v or t.data_ptr() != ptr:
@@ -296,11 +296,11 @@ class StepPlan:
         self, params: dict[str, Tensor | None], x: Tensor, h: Tensor | None
     ) -> tuple[Tensor, Tensor] | None:
         """One GRU.step x (B, I), h (L, B, H) or None → fresh (y (B, H), h_new (L, B, H)); None if not eligible."""
-        if type(x) is not Tensor or x.dim() != 2:
+        if not eager_ok() or type(x) is not Tensor or x.dim() != 2:
             return None
         if not self._inputs_ok(x, h, (self.L, x.shape[0], self.H)):
             return None
-        if not eager_ok() or (_grad_enabled() and self._needs_grad(x, h)) or not self.valid(params):
+        if (_grad_enabled() and self._needs_grad(x, h)) or not self.valid(params):
             return None
         B = x.shape[0]
         if h is None:

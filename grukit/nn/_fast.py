@@ -36,7 +36,7 @@ def stream_module() -> Any:
 
 def _wanted(x: Any, h: Any, weights: Sequence[Tensor | None]) -> Any:
     """The stream module if this call could run natively (eager, no autograd), else None."""
-    if _suppress[0] or type(x) is not Tensor:
+    if torch.compiler.is_compiling() or _suppress[0] or type(x) is not Tensor:
         return None
     mod = stream_module()
     if mod is None or not mod.eager_ok():
@@ -61,6 +61,8 @@ def build_plan(
     reset_after: bool,
 ) -> Any:
     """A fresh StepPlan for ``owner`` (stored as ``owner._step_plan``) if this call could use one, else None."""
+    if torch.compiler.is_compiling():
+        return None
     params = owner._parameters
     plan = owner._step_plan
     if plan is not None and plan.valid(params):
@@ -71,7 +73,7 @@ def build_plan(
         return None
     for nm, lw in zip(names, layers):
         for n, t in zip(nm, lw):
-            if (n is None) != (t is None) or (n is not None and params.get(n) is not t):
+            if t is not None and (n is None or params.get(n) is not t):
                 return None  # parametrizations, hooks: not plain registered parameters
     if mod.plan_reason(layers, input_size, hidden_size) is not None:
         return None

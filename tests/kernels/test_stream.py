@@ -65,15 +65,16 @@ def test_step_matches_reference(path, shape, bias, path_guard):
     assert res is not None
     y, h_new = res
     want = _ref_step(layers, x, h, reset_after)
-    np.testing.assert_allclose(h_new.numpy(), want, atol=3e-5, rtol=0)
-    np.testing.assert_allclose(y.numpy(), want[-1], atol=3e-5, rtol=0)
+    tol = 1e-4 if path == "bf16-dpbf16" else 1e-5  # docs/conventions.md
+    np.testing.assert_allclose(h_new.numpy(), want, atol=tol, rtol=0)
+    np.testing.assert_allclose(y.numpy(), want[-1], atol=tol, rtol=0)
     if bf16:  # the tolerance is tight: a perturbation of one bf16 rounding step is visible
         up = [(w.float() * (1 + 2**-8), u.float(), b, c) for w, u, b, c in layers]
-        assert np.abs(_ref_step(up, x, h, reset_after) - want).max() > 1e-5
+        assert np.abs(_ref_step(up, x, h, reset_after) - want).max() > tol
     # in place (the Streamer's call): same numbers
     h2 = h.clone()
     assert plan.run_inplace(B, x, h2) == 0
-    np.testing.assert_allclose(h2.numpy(), want, atol=3e-5, rtol=0)
+    np.testing.assert_allclose(h2.numpy(), want, atol=tol, rtol=0)
 
 
 def test_set_path_refuses_unknown(path_guard):
