@@ -52,7 +52,8 @@ def use_mkl_pack(enabled: bool = True) -> bool:
 
 use_mkl_pack(os.environ.get("GRUKIT_MKL_PACK", "").strip() not in ("", "0"))
 
-#: fused calls so far: "sequence" (forward), "sequence_backward", "cell", "stream" (Streamer steps)
+#: fused calls so far: "sequence" (forward), "sequence_backward", "cell", "step" (GRU.step's streaming step),
+#: "stream" (Streamer steps)
 calls: Counter[str] = Counter()
 #: batches up to this size use the hand-written matrix-vector kernel; larger ones the BLAS GEMM per step
 matvec_max_batch: int = 4

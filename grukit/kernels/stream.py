@@ -34,6 +34,7 @@ from . import fused
 __all__ = ["PATHS", "StepPlan", "active_path", "eager_ok", "max_batch", "set_path"]
 
 _lib = fused._lib
+_calls = fused.calls  # counted like the other native calls: "cell" (GRUCell steps), "step" (GRU.step)
 #: kernel path names → the native codes
 PATHS = {
     "f32-avx512": 0,
@@ -290,6 +291,7 @@ class StepPlan:
         out = torch.empty_like(self._y_template(B))
         if self._fn(self._ref, B, x.data_ptr(), h.data_ptr(), out.data_ptr(), None):
             return None
+        _calls["cell"] += 1
         return out
 
     def stack(
@@ -311,6 +313,7 @@ class StepPlan:
         y = torch.empty_like(self._y_template(B))
         if self._fn(self._ref, B, x.data_ptr(), h.data_ptr(), h_new.data_ptr(), y.data_ptr()):
             return None
+        _calls["step"] += 1
         return y, h_new
 
     def _y_template(self, B: int) -> Tensor:

@@ -115,7 +115,9 @@ def upcast_call(module: nn.Module, method: str, *args: Any, **kwargs: Any) -> An
     try:
         for n, p in saved.items():
             params[n] = p.detach().float()  # type: ignore[assignment]
+        module._bf16_weights = False  # this call is a float32 one
         return getattr(module, method)(*args, **kwargs)
     finally:
         params.update(saved)
+        module._bf16_weights = True
         _suppress[0] -= 1

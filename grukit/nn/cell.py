@@ -89,6 +89,7 @@ class GRUCell(nn.Module):
     """
 
     _step_plan: Any = None  # the streaming step's cached plan (grukit.kernels.stream.StepPlan)
+    _bf16_weights = False  # set by grukit.quantize: bfloat16 W_ih/W_hh, float32 everything else
     _PARAM_NAMES = (("weight_ih", "weight_hh", "bias_ih", "bias_hh"),)
 
     def __init__(
@@ -121,8 +122,8 @@ class GRUCell(nn.Module):
     @property
     def config(self) -> GRUCellConfig:
         """This cell's :class:`GRUCellConfig` (its constructor arguments, the dtype as a name)."""
-        p = self.bias_ih if self.bias_ih is not None else self.weight_ih
-        dtype = str(p.dtype).replace("torch.", "")  # bfloat16 weights (grukit.quantize): the biases' dtype
+        # bfloat16 weights (grukit.quantize) compute in float32: the cell it describes is a float32 one
+        dtype = "float32" if self._bf16_weights else str(self.weight_ih.dtype).replace("torch.", "")
         return GRUCellConfig(
             self.input_size, self.hidden_size, self.bias, self.reset_after, self.backend, dtype
         )
@@ -180,7 +181,7 @@ class GRUCell(nn.Module):
         )
         if w is None or w_hh is None or (self.bias and (b_ih is None or b_hh is None)):
             w, w_hh, b_ih, b_hh = self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
-        if w.dtype == _fast.BF16 or w_hh.dtype == _fast.BF16:
+        if self._bf16_weights:
             return self._forward_bf16(x, h, (w, w_hh, b_ih, b_hh))
         if self.backend != "torch" and w.dtype == torch.float32:
             plan = _fast.build_plan(

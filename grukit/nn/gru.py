@@ -136,6 +136,7 @@ class GRU(nn.Module):
     """
 
     _step_plan: Any = None  # the streaming step's cached plan (grukit.kernels.stream.StepPlan)
+    _bf16_weights = False  # set by grukit.quantize: bfloat16 W_ih/W_hh, float32 everything else
 
     def __init__(
         self,
@@ -398,7 +399,7 @@ class GRU(nn.Module):
             >>> bool((out[5:, 1] == 0).all())  # past the second sequence's length
             True
         """
-        if self._param0().dtype == _fast.BF16:  # grukit.quantize: inference on upcast weights
+        if self._bf16_weights:  # grukit.quantize: inference on upcast weights
             _fast.refuse_training("GRU", self, (input, hx))
             return _fast.upcast_call(self, "forward", input, hx, lengths, return_gates)
         p = _driver.prepare(self, "GRU", input, hx, lengths, self._param0())
@@ -577,7 +578,7 @@ class GRU(nn.Module):
 
     def _step(self, x_t: Tensor, h: Tensor | None) -> tuple[Tensor, Tensor]:
         """The general streaming step (every check, a dispatch per layer); builds the step plan."""
-        bf16 = self._param0().dtype == _fast.BF16
+        bf16 = self._bf16_weights
         if bf16:
             _fast.refuse_training("GRU", self, (x_t, h))
         plan = self._plan(x_t, h)

@@ -82,4 +82,5 @@ def quantize(model: nn.Module, dtype: str = "bf16") -> nn.Module:
         setattr(m, n, q)
     for m in layers:
         m._step_plan = None
+        m._bf16_weights = target == torch.bfloat16
     return model

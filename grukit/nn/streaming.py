@@ -52,7 +52,7 @@ class Streamer:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         w = layers[0][0]
-        bf16 = w.dtype == torch.bfloat16
+        bf16 = bool(model._bf16_weights)  # grukit.quantize
         if bf16:
             mod = _fast.stream_module()
             reason = (

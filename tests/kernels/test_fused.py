@@ -128,7 +128,7 @@ def test_build_failure_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GRUKIT_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", "false")
-    with pytest.raises(_build.BuildError, match="compiling gru_fused.cpp failed"):
+    with pytest.raises(_build.BuildError, match="compiling gru_fused.cpp.* failed"):
         _build.build()
     assert not list(tmp_path.rglob("*.so"))  # no partial library left in the cache
 
