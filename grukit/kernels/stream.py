@@ -2,7 +2,8 @@
 
 A :class:`StepPlan` holds what one native step needs for a stack of layers (the weights' pointers, sizes,
 the kernel path) and the key it was built for: each weight's identity, ``_version`` and ``data_ptr``. A
-plan is reused while the key holds; an in-place change of a weight (``_version``), a replaced tensor
+plan is reused while the key holds (inference tensors have no ``_version``: only their identity and
+pointer are checked); an in-place change of a weight (``_version``), a replaced tensor
 (``.data = ...``: ``data_ptr``), a replaced parameter (identity), ``.to(dtype/device)`` all invalidate it,
 and the caller rebuilds it on its slow path. The weights are read in place (nothing is packed), so
 even a change the key cannot see (writing through ``p.data``) is read by the next step.
@@ -202,7 +203,9 @@ class StepPlan:
                     self._tensors.append(t)
                     if params is not None:
                         assert n is not None and params.get(n) is t
-                        key.append((n, t, t._version, t.data_ptr()))
+                        # inference tensors have no version counter: -1, their data pointer is checked
+                        v = -1 if t.is_inference() else t._version
+                        key.append((n, t, v, t.data_ptr()))
         self._key = tuple(key)
         self._ptrs = (ctypes.c_void_p * len(ptrs))(*ptrs)
         self._gen = _generation[0]
@@ -226,7 +229,7 @@ class StepPlan:
         if self._gen != _generation[0]:
             return False
         for n, t, v, ptr in self._key:
-            if params.get(n) is not t or t._version != v or t.data_ptr() != ptr:
+            if params.get(n) is not t or t.data_ptr() != ptr or (v >= 0 and t._version != v):
                 return False
         return True
 
@@ -286,7 +289,7 @@ class StepPlan:
         if (_grad_enabled() and self._needs_grad(x, h)) or self._gen != _generation[0]:
             return None
         for n, t, v, ptr in self._key:
-            if params.get(n) is not t or t._version != v or t.data_ptr() != ptr:
+            if params.get(n) is not t or t.data_ptr() != ptr or (v >= 0 and t._version != v):
                 return None
         out = torch.empty_like(self._y_template(B))
         if self._fn(self._ref, B, x.data_ptr(), h.data_ptr(), out.data_ptr(), None):
