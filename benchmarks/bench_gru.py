@@ -321,7 +321,9 @@ def print_tables(result):
         )
     bf = [r for r in result["streaming"] if "grukit_bf16" in r["us_per_step"]]
     if bf:
-        print(f"\n{'bf16 weights (B,H)':<18}{'thr':>4} | {'GRUCell µs':>11}{'bf16 µs':>9}{'x':>7}{'Streamer µs':>12}{'bf16 µs':>9}{'x':>7}  path")
+        print(
+            f"\n{'bf16 weights (B,H)':<18}{'thr':>4} | {'GRUCell µs':>11}{'bf16 µs':>9}{'x':>7}{'Streamer µs':>12}{'bf16 µs':>9}{'x':>7}  path"
+        )
         for r in bf:
             u = r["us_per_step"]
             print(

@@ -100,7 +100,7 @@ def bench(H: int, repeats: int, steps: int) -> dict:
         ]
         row["f32_path"] = stream.active_path(False)
         row["bf16_paths"] = [p for _, p in groups[1:]]
-        for name, path in groups:
+        for _name, path in groups:
             if path is None:
                 fns = variants(cell, gru, "")
             else:
@@ -131,12 +131,15 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "streaming_bf16.json"))
+    ap.add_argument(
+        "--out", default=str(Path(__file__).resolve().parent / "results" / "streaming_bf16.json")
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     result = {
         "name": "streaming_bf16",
-        "command": "python benchmarks/bench_streaming.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/bench_streaming.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpu": _cpu(), "load_average_at_start": list(os.getloadavg()), "threads": 1},
         "torch": torch.__version__,

@@ -35,7 +35,9 @@ from . import fused
 __all__ = ["PATHS", "StepPlan", "active_path", "eager_ok", "max_batch", "set_path"]
 
 _lib = fused._lib
-_calls = fused.calls  # counted like the other native calls: "cell" (GRUCell steps), "step" (GRU.step)
+_calls = (
+    fused.calls
+)  # counted like the other native calls: "cell" (GRUCell steps), "step" (GRU.step)
 #: kernel path names → the native codes
 PATHS = {
     "f32-avx512": 0,
@@ -64,7 +66,9 @@ def set_path(name: str) -> str:
     """
     kind, _, which = name.partition("-")
     if kind not in ("f32", "bf16") or not which:
-        raise ValueError(f"expected a path of {sorted(PATHS)} or 'f32-auto'/'bf16-auto', got {name!r}")
+        raise ValueError(
+            f"expected a path of {sorted(PATHS)} or 'f32-auto'/'bf16-auto', got {name!r}"
+        )
     bf16 = kind == "bf16"
     if which == "auto":
         code = int(_lib.grukit_step_best_path(int(bf16)))
@@ -166,19 +170,19 @@ class StepPlan:
     """
 
     __slots__ = (
-        "_key",
-        "_ptrs",
+        "H",
+        "I",
+        "L",
         "_desc",
-        "_ref",
         "_fn",
         "_gen",
+        "_key",
+        "_ptrs",
+        "_ref",
         "_tensors",
         "_ytmpl",
         "bf16",
         "max_b",
-        "L",
-        "I",
-        "H",
     )
 
     def __init__(
@@ -221,7 +225,9 @@ class StepPlan:
         self._fn = _lib.grukit_step
         self._ytmpl: dict[int, Tensor] = {}
 
-    def __reduce__(self) -> tuple[object, tuple[()]]:  # a copied or pickled module rebuilds its plan
+    def __reduce__(
+        self,
+    ) -> tuple[object, tuple[()]]:  # a copied or pickled module rebuilds its plan
         return (_no_plan, ())
 
     def valid(self, params: dict[str, Tensor | None]) -> bool:

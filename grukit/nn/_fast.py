@@ -64,7 +64,7 @@ def build_plan(
     if torch.compiler.is_compiling():
         return None
     params = owner._parameters
-    plan = owner._step_plan
+    plan: Any = getattr(owner, "_step_plan", None)
     if plan is not None and plan.valid(params):
         return plan
     flat = [t for lw in layers for t in lw]
@@ -115,9 +115,9 @@ def upcast_call(module: nn.Module, method: str, *args: Any, **kwargs: Any) -> An
     try:
         for n, p in saved.items():
             params[n] = p.detach().float()  # type: ignore[assignment]
-        module._bf16_weights = False  # this call is a float32 one
+        module.__dict__["_bf16_weights"] = False  # this call is a float32 one
         return getattr(module, method)(*args, **kwargs)
     finally:
         params.update(saved)
-        module._bf16_weights = True
+        module.__dict__["_bf16_weights"] = True
         _suppress[0] -= 1

@@ -185,8 +185,14 @@ class GRUCell(nn.Module):
             return self._forward_bf16(x, h, (w, w_hh, b_ih, b_hh))
         if self.backend != "torch" and w.dtype == torch.float32:
             plan = _fast.build_plan(
-                self, x, h, self._PARAM_NAMES, [(w, w_hh, b_ih, b_hh)], self.input_size,
-                self.hidden_size, self.reset_after,
+                self,
+                x,
+                h,
+                self._PARAM_NAMES,
+                [(w, w_hh, b_ih, b_hh)],
+                self.input_size,
+                self.hidden_size,
+                self.reset_after,
             )
             if plan is not None:
                 out = plan.cell(self._parameters, x, h)
@@ -235,13 +241,22 @@ class GRUCell(nn.Module):
         return h_new.squeeze(0) if unbatched else h_new  # type: ignore[no-any-return]
 
     def _forward_bf16(
-        self, x: Tensor, h: Tensor | None, weights: tuple[Tensor, Tensor, Tensor | None, Tensor | None]
+        self,
+        x: Tensor,
+        h: Tensor | None,
+        weights: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
     ) -> Tensor:
         """bfloat16 weights (inference): the streaming step where it runs, else the float32 path on upcast weights."""
         _fast.refuse_training("GRUCell", self, (x, h))
         if self.backend != "torch":
             plan = _fast.build_plan(
-                self, x, h, self._PARAM_NAMES, [weights], self.input_size, self.hidden_size,
+                self,
+                x,
+                h,
+                self._PARAM_NAMES,
+                [weights],
+                self.input_size,
+                self.hidden_size,
                 self.reset_after,
             )
             if plan is not None:

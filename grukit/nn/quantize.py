@@ -10,7 +10,12 @@ from .gru import GRU
 
 __all__ = ["quantize"]
 
-_NAMES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp32": torch.float32, "float32": torch.float32}
+_NAMES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+}
 
 
 def _weight_names(m: GRU | GRUCell) -> list[str]:
@@ -63,7 +68,9 @@ def quantize(model: nn.Module, dtype: str = "bf16") -> nn.Module:
     source = torch.float32 if target == torch.bfloat16 else torch.bfloat16
     layers = [m for m in model.modules() if isinstance(m, (GRU, GRUCell))]
     if not layers:
-        raise ValueError(f"quantize expected a model with grukit.GRU or grukit.GRUCell layers, got {type(model).__name__}")
+        raise ValueError(
+            f"quantize expected a model with grukit.GRU or grukit.GRUCell layers, got {type(model).__name__}"
+        )
     todo = []
     for m in layers:
         for n in _weight_names(m):

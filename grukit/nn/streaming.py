@@ -82,13 +82,21 @@ class Streamer:
         self._params = [None if t is None else t.detach().contiguous() for lw in layers for t in lw]
         self._plan: Any = None
         mod = _fast.stream_module()
-        if mod is not None and self.dtype == torch.float32 and (bf16 or batch_size <= mod.max_batch):
+        if (
+            mod is not None
+            and self.dtype == torch.float32
+            and (bf16 or batch_size <= mod.max_batch)
+        ):
             p4 = self._params
             plan_layers = [tuple(p4[4 * k : 4 * k + 4]) for k in range(self.num_layers)]
             if mod.plan_reason(plan_layers, self.input_size, self.hidden_size) is None:
                 self._plan = mod.StepPlan(
-                    None, [(None,) * 4] * self.num_layers, plan_layers, self.input_size,
-                    self.hidden_size, self.reset_after,
+                    None,
+                    [(None,) * 4] * self.num_layers,
+                    plan_layers,
+                    self.input_size,
+                    self.hidden_size,
+                    self.reset_after,
                 )
         ptrs = [None if t is None else t.data_ptr() for t in self._params]
         self._ptrs = (ctypes.c_void_p * len(ptrs))(*ptrs)

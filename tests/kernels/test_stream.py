@@ -14,7 +14,13 @@ stream = pytest.importorskip("grukit.kernels.stream")
 
 RUNNABLE = [p for p, code in stream.PATHS.items() if stream._lib.grukit_step_path_ok(code)]
 # (I, H, B, reset_after): tails in K (not a multiple of 16/32) and in the rows (3H not a multiple of 16)
-SHAPES = [(5, 4, 1, True), (37, 45, 3, False), (64, 64, 4, True), (33, 100, 2, False), (70, 33, 1, True)]
+SHAPES = [
+    (5, 4, 1, True),
+    (37, 45, 3, False),
+    (64, 64, 4, True),
+    (33, 100, 2, False),
+    (70, 33, 1, True),
+]
 
 
 @pytest.fixture
@@ -32,7 +38,11 @@ def _layers(L, I, H, bias, bf16, g):
         w_hh = torch.randn(3 * H, H, generator=g) / H**0.5
         if bf16:
             w_ih, w_hh = w_ih.bfloat16(), w_hh.bfloat16()
-        b = (torch.randn(3 * H, generator=g), torch.randn(3 * H, generator=g)) if bias else (None, None)
+        b = (
+            (torch.randn(3 * H, generator=g), torch.randn(3 * H, generator=g))
+            if bias
+            else (None, None)
+        )
         layers.append((w_ih, w_hh, *b))
     return layers
 
@@ -57,7 +67,9 @@ def test_step_matches_reference(path, shape, bias, path_guard):
     g = torch.Generator().manual_seed(I * 1000 + H)
     L = 2
     layers = _layers(L, I, H, bias, bf16, g)
-    names = [(f"a{k}", f"b{k}", f"c{k}" if bias else None, f"d{k}" if bias else None) for k in range(L)]
+    names = [
+        (f"a{k}", f"b{k}", f"c{k}" if bias else None, f"d{k}" if bias else None) for k in range(L)
+    ]
     x, h = torch.randn(B, I, generator=g), torch.randn(L, B, H, generator=g)
     plan = stream.StepPlan(None, names, layers, I, H, reset_after)
     assert stream._NAMES[plan._desc.path] == path

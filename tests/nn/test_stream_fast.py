@@ -18,7 +18,11 @@ from grukit.nn import Streamer
 from ._util import numpy_params, randomize, reference_of
 
 stream = pytest.importorskip("grukit.kernels.stream")
-BF16_PATHS = [p for p in ("bf16-dpbf16", "bf16-avx512", "bf16-generic") if stream._lib.grukit_step_path_ok(stream.PATHS[p])]
+BF16_PATHS = [
+    p
+    for p in ("bf16-dpbf16", "bf16-avx512", "bf16-generic")
+    if stream._lib.grukit_step_path_ok(stream.PATHS[p])
+]
 
 
 class Count:
@@ -40,8 +44,13 @@ def counted(module):
 def ref_cell(cell, x, h):
     p = numpy_params(cell)
     out, _ = reference.gru_cell(
-        x.double().numpy(), h.double().numpy(), p["weight_ih"], p["weight_hh"], p.get("bias_ih"),
-        p.get("bias_hh"), cell.reset_after,
+        x.double().numpy(),
+        h.double().numpy(),
+        p["weight_ih"],
+        p["weight_hh"],
+        p.get("bias_ih"),
+        p.get("bias_hh"),
+        cell.reset_after,
     )
     return out
 
@@ -73,7 +82,9 @@ def test_cell_fast_path_matches_reference_and_returns_fresh_tensors(reset_after,
     close(a, ref_cell(cell, x, h))
     close(b, ref_cell(cell, x * 2, h))
     close(z, ref_cell(cell, x, torch.zeros(3, 7)))
-    assert a.data_ptr() != b.data_ptr() and torch.equal(a, first)  # a later call did not overwrite a
+    assert a.data_ptr() != b.data_ptr() and torch.equal(
+        a, first
+    )  # a later call did not overwrite a
 
 
 def test_cell_plan_invalidated_by_every_weight_change():
@@ -115,7 +126,9 @@ def test_cell_autograd_autocast_and_transforms_take_the_general_path():
     cell.requires_grad_(False)
     assert cell(x2, h).grad_fn is not None and c.n == 1  # x requires grad
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
-        out = cell(x.bfloat16(), h)  # the general path casts to float32, turns autocast off, then steps
+        out = cell(
+            x.bfloat16(), h
+        )  # the general path casts to float32, turns autocast off, then steps
     assert c.n == 2 and out.dtype == torch.float32
     close(out, ref_cell(cell, x.bfloat16().float(), h))
     with torch.no_grad():
@@ -129,7 +142,10 @@ def test_cell_autograd_autocast_and_transforms_take_the_general_path():
     jac = torch.func.jacrev(lambda xx: cell(xx, h))(x)
     assert c.n == 2 and jac.shape == (2, 6, 2, 4)
     with torch.no_grad():
-        close(torch.vmap(lambda xx: cell(xx, h[:1]))(x.unsqueeze(1)).squeeze(1), ref_cell(cell, x, h[:1].expand(2, 6)))
+        close(
+            torch.vmap(lambda xx: cell(xx, h[:1]))(x.unsqueeze(1)).squeeze(1),
+            ref_cell(cell, x, h[:1].expand(2, 6)),
+        )
     assert c.n == 2
 
 
