@@ -33,7 +33,8 @@ def quantize(model: nn.Module, dtype: str = "bf16") -> nn.Module:
     heads) are left alone. Streaming steps (``GRUCell.forward``, ``GRU.step``, :class:`grukit.nn.Streamer`)
     at small batch read the bfloat16 weights directly (AVX-512-BF16 dot products where the CPU has them, a
     conversion path elsewhere), which halves the bytes each step reads; every other call (``GRU.forward``,
-    graphs, other devices) runs the float32 path on weights upcast for that call (exactly). The weights are
+    graphs, other devices) runs the float32 path on weights upcast for that call (exactly; the module holds
+    them during the call, so do not call one quantized module from several threads at once). The weights are
     for inference: a call that would need gradients raises RuntimeError. ``quantize(model, "float32")`` turns
     them back into trainable float32 parameters (the rounding stays).
 
