@@ -266,3 +266,30 @@ def test_categorical_future_covariate_is_one_hot_at_the_forecast_steps():
     np.testing.assert_array_equal(
         w["future"][0, :, 0], (np.arange(40, 47) % 10 != 0).astype(np.float32)
     )
+
+
+def test_cli_fit_without_the_plan_exits_2_before_training(tmp_path, monkeypatch, capsys):
+    df = promo_data(n_series=2, length=60)
+    src = tmp_path / "history.csv"
+    df[df["units"].notna()].to_csv(src, index=False)
+    out = tmp_path / "out"
+    code = _cli(
+        monkeypatch,
+        "forecast",
+        "--csv",
+        src,
+        "--id-col",
+        "store",
+        "--time-col",
+        "t",
+        "--target",
+        "units",
+        "--future-covariates",
+        "promo",
+        "--output-dir",
+        out,
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "series 's0' has no 'promo' value for 7 of the 7 forecast steps" in err[0]
+    assert not out.exists()
