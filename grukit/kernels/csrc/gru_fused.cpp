@@ -496,11 +496,147 @@ template <class T> static T* alloc(size_t n) {
     return p;
 }
 
-// mode: 1 = packed matrix-vector kernel, 2 = BLAS (gemm must be non-null)
+// ------------------------------------------------------------------ forward, mode 3: GEMM + gates in one pass
+// reset_after only, batches above the matrix-vector range. W_hh is packed once per call into panels of U = one
+// vector's worth of hidden units with their three gate rows side by side: P[p][k][g][u] = W_hh[g·H + p·U + u][k]
+// (zero beyond H). A tile of MR batch rows × one panel accumulates gh_r, gh_z, gh_n for those U units in 3·MR
+// registers over k, then applies the gates right there (no gh buffer, no second pass over memory) and writes
+// the new state into the other of two state buffers (other tiles still read the old one this step).
+template <class T> struct Fused3 {
+    enum { L = V<T>::L, U = V<T>::L, MRMAX = 8 };
+    int T_, B, H, np;
+    const T *gi, *bhn, *P;
+    const int64_t* lengths;
+    int reverse;
+    T *out, *hprev, *gates, *hA, *hB;
+    bool save;
+
+    template <int MR> void tile(int t, int p, int b0, const T* hc, T* hx) const {
+        vec<T> acc[MR][3];
+        for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = acc[r][2] = bcast<T>(0);
+        const T* w = P + (size_t)p * H * 3 * U;
+        const T* x = hc + (size_t)b0 * H;
+        for (int k = 0; k < H; ++k, w += 3 * U) {
+            vec<T> w0 = ld<T>(w), w1 = ld<T>(w + L), w2 = ld<T>(w + 2 * L);
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; ++r) {
+                vec<T> xk = bcast<T>(x[(size_t)r * H + k]);
+                acc[r][0] += w0 * xk, acc[r][1] += w1 * xk, acc[r][2] += w2 * xk;
+            }
+        }
+        const int j = p * U, n = H - j < U ? H - j : U;
+        for (int r = 0; r < MR; ++r) {
+            const int b = b0 + r;
+            const size_t row = (size_t)t * B + b;
+            const T* g = gi + row * 3 * H;
+            vec<T> hv = ldn<T>(hc + (size_t)b * H + j, n);
+            if (save) stn<T>(hprev + row * H + j, hv, n);
+            T* gs = save ? gates + row * 4 * H : nullptr;
+            if (lengths && t >= lengths[b]) {
+                stn<T>(out + row * H + j, bcast<T>(0), n);
+                stn<T>(hx + (size_t)b * H + j, hv, n);
+                if (save) {
+                    vec<T> zero = bcast<T>(0);
+                    stn<T>(gs + j, zero, n), stn<T>(gs + H + j, zero, n), stn<T>(gs + 2 * H + j, zero, n);
+                    stn<T>(gs + 3 * H + j, zero, n);
+                }
+                continue;
+            }
+            vec<T> rg = vsigmoid<T>(ldn<T>(g + j, n) + acc[r][0]);
+            vec<T> zg = vsigmoid<T>(ldn<T>(g + H + j, n) + acc[r][1]);
+            vec<T> hn = acc[r][2];
+            if (bhn) hn += ldn<T>(bhn + j, n);
+            vec<T> nn = vtanh<T>(ldn<T>(g + 2 * H + j, n) + rg * hn);
+            vec<T> hnew = nn + zg * (hv - nn);
+            stn<T>(out + row * H + j, hnew, n);
+            stn<T>(hx + (size_t)b * H + j, hnew, n);
+            if (save) stn<T>(gs + j, rg, n), stn<T>(gs + H + j, zg, n), stn<T>(gs + 2 * H + j, nn, n), stn<T>(gs + 3 * H + j, hn, n);
+        }
+    }
+    void step(int s, int tid, int nt) const {
+        const int t = reverse ? T_ - 1 - s : s;
+        const T* hc = (s & 1) ? hB : hA;
+        T* hx = (s & 1) ? hA : hB;
+        int lo, hi;
+        split(np, tid, nt, &lo, &hi);
+        for (int p = lo; p < hi; ++p) {
+            int b0 = 0;
+            for (; b0 + MRMAX <= B; b0 += MRMAX) tile<MRMAX>(t, p, b0, hc, hx);
+            switch (B - b0) {
+                case 7: tile<7>(t, p, b0, hc, hx); break;
+                case 6: tile<6>(t, p, b0, hc, hx); break;
+                case 5: tile<5>(t, p, b0, hc, hx); break;
+                case 4: tile<4>(t, p, b0, hc, hx); break;
+                case 3: tile<3>(t, p, b0, hc, hx); break;
+                case 2: tile<2>(t, p, b0, hc, hx); break;
+                case 1: tile<1>(t, p, b0, hc, hx); break;
+                default: break;
+            }
+        }
+    }
+};
+
+// P (np × H × 3U) from W_hh (3H × H row-major), zero padded past H
+template <class T> static T* pack3(const T* w_hh, int H, int* np_out) {
+    enum { U = V<T>::L };
+    int np = (H + U - 1) / U;
+    T* P = alloc<T>((size_t)np * H * 3 * U);
+    if (!P) return nullptr;
+    for (int p = 0; p < np; ++p)
+        for (int k = 0; k < H; ++k) {
+            T* d = P + ((size_t)p * H + k) * 3 * U;
+            for (int g = 0; g < 3; ++g)
+                for (int u = 0; u < U; ++u) {
+                    int i = p * U + u;
+                    d[g * U + u] = i < H ? w_hh[((size_t)g * H + i) * H + k] : (T)0;
+                }
+        }
+    *np_out = np;
+    return P;
+}
+
+template <class T>
+static int forward3(int T_, int B, int H, const T* gi, const T* bhn, const T* w_hh, const T* h0,
+                    const int64_t* lengths, int reverse, T* out, T* hn, T* hprev, T* gates, int nthreads) {
+    Fused3<T> s;
+    s.T_ = T_, s.B = B, s.H = H, s.gi = gi, s.bhn = bhn, s.lengths = lengths, s.reverse = reverse;
+    s.out = out, s.hprev = hprev, s.gates = gates, s.save = hprev != nullptr && gates != nullptr;
+    T* P = pack3<T>(w_hh, H, &s.np);
+    T* other = alloc<T>((size_t)B * H);
+    if (!P || !other) {
+        std::free(P), std::free(other);
+        return 1;
+    }
+    s.P = P, s.hA = hn, s.hB = other;
+    std::memcpy(hn, h0, sizeof(T) * (size_t)B * H);
+    int nt = nthreads;
+    if ((double)B * 3.0 * H * H < 98304.0 || s.np < 2) nt = 1;  // see run_loop: a barrier per step must pay
+    if (nt <= 1) {
+        for (int step = 0; step < T_; ++step) s.step(step, 0, 1);
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+            int tid = omp_get_thread_num(), n = omp_get_num_threads();
+            for (int step = 0; step < T_; ++step) {
+                s.step(step, tid, n);
+#pragma omp barrier
+            }
+        }
+    }
+    if (T_ & 1) std::memcpy(hn, other, sizeof(T) * (size_t)B * H);  // the last step wrote the second buffer
+    std::free(P);
+    std::free(other);
+    return 0;
+}
+
+// mode: 1 = packed matrix-vector kernel, 2 = BLAS (gemm must be non-null), 3 = the fused GEMM + gates
+// kernel above (reset_after only)
 template <class T>
 static int forward(int T_, int B, int H, const T* gi, const T* bhn, const T* w_hh, const T* h0,
                    const int64_t* lengths, int reverse, int reset_after, T* out, T* hn, T* hprev, T* gates,
                    int nthreads, int mode, typename Gemm<T>::fn gemm) {
+    if (mode == 3 && reset_after)
+        return forward3<T>(T_, B, H, gi, bhn, w_hh, h0, lengths, reverse, out, hn, hprev, gates, nthreads);
     Fwd<T> s;
     s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse;
     s.packed = mode == 1 || gemm == nullptr;
