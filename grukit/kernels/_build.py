@@ -24,7 +24,7 @@ log = logging.getLogger("grukit.kernels")
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "gru_fused.cpp"
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 
 class BuildError(RuntimeError):
@@ -124,7 +124,7 @@ def load() -> ctypes.CDLL:
         fwd.argtypes = [i, i, i, p, p, p, p, p, i, i, p, p, p, p, i, i, p]
         fwd.restype = i
         bwd = getattr(lib, f"grukit_bwd_{suf}")
-        bwd.argtypes = [i, i, i, p, p, i, i, p, p, p, p, p, p, p, i, i, p]
+        bwd.argtypes = [i, i, i, p, p, i, i, p, p, p, p, p, p, p, p, i, i, p]
         bwd.restype = i
         cell = getattr(lib, f"grukit_cell_{suf}")
         cell.argtypes = [i, i, i, p, p, p, p, p, p, i, p, p, p]

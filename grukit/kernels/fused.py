@@ -411,7 +411,15 @@ def _backward(
             "gru_sequence backward", dt, w_hh=w_hh, grad_out=gout, grad_hn=ghn, hprev=hprev
         )
     _, bwd, _, gemm = _fns(x.dtype)
-    mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
+    if B <= matvec_max_batch:
+        mode = 1
+    elif reset_after and gate_kernel:
+        mode = 3
+    else:
+        mode = 1 if gemm is None else 2
+    n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
+    # mode 3 sums the bias gradients inside its loop (in float64), saving two passes over T·B·3H values
+    db = torch.empty(4 * H, dtype=torch.float64) if mode == 3 and (n_bih or n_bhh) else None
     rc = bwd(
         T,
         B,
@@ -427,24 +435,29 @@ def _backward(
         dgi.data_ptr(),
         _ptr(dgh),
         dh0.data_ptr(),
+        _ptr(db),
         torch.get_num_threads(),
         mode,
         gemm,
     )
     if rc != 0:
         raise MemoryError("the fused GRU kernel could not allocate its work buffers")
-    n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
     dgi2 = dgi.view(T * B, 3 * H)
     hp2 = hprev.view(T * B, H)
     dx = torch.mm(dgi2, w_ih).view(T, B, I) if n_x else None
     dw_ih = torch.mm(dgi2.t(), x.reshape(T * B, I)) if n_wih else None
-    db_ih = dgi2.sum(0) if n_bih else None
     dw_hh = db_hh = None
+    if db is not None:  # rows: dar, daz, dan, dan ⊙ r
+        dbt = db.to(dt)
+        db_ih = dbt[: 3 * H] if n_bih else None
+        db_hh = torch.cat([dbt[: 2 * H], dbt[3 * H :]]) if n_bhh else None
+    else:
+        db_ih = dgi2.sum(0) if n_bih else None
     if reset_after:
         dgh2 = dgh.view(T * B, 3 * H)  # type: ignore[union-attr]
         if n_whh:
             dw_hh = torch.mm(dgh2.t(), hp2)
-        if n_bhh:
+        if n_bhh and db is None:
             db_hh = dgh2.sum(0)
     else:
         if n_whh:
