@@ -60,6 +60,8 @@ matvec_max_batch: int = 4
 #: on W_hh packed once per call (see ``csrc/gru_fused.cpp``, mode 3); False (``GRUKIT_GATE_KERNEL=0``): the
 #: BLAS GEMM per step plus a separate elementwise pass
 gate_kernel: bool = os.environ.get("GRUKIT_GATE_KERNEL", "1").strip() not in ("", "0")
+#: ... and the backward's from this hidden size up (below it MKL's per-step GEMM measured faster, AMD Zen 4)
+gate_backward_min_hidden: int = 128
 
 _FLOATS = (torch.float32, torch.float64)
 _STRIDED = torch.strided
@@ -413,7 +415,7 @@ def _backward(
     _, bwd, _, gemm = _fns(x.dtype)
     if B <= matvec_max_batch:
         mode = 1
-    elif reset_after and gate_kernel:
+    elif reset_after and gate_kernel and (H >= gate_backward_min_hidden or gemm is None):
         mode = 3
     else:
         mode = 1 if gemm is None else 2

@@ -56,6 +56,7 @@ def kernel_mode(request, monkeypatch):
     BLAS GEMM on MKL-packed weights (where torch's MKL has that API)."""
     monkeypatch.setattr(fused, "matvec_max_batch", 10**9 if request.param == "matvec" else 0)
     monkeypatch.setattr(fused, "gate_kernel", request.param == "gate")
+    monkeypatch.setattr(fused, "gate_backward_min_hidden", 0)
     if request.param == "blas-packed":
         if not fused.use_mkl_pack(True):
             pytest.skip("torch's BLAS has no MKL packed-GEMM API")

@@ -634,35 +634,21 @@ static int forward3(int T_, int B, int H, const T* gi, const T* bhn, const T* w_
 // NP panels of U hidden units is accumulated in registers, and its epilogue at once runs the elementwise pass of
 // step t−1 for those rows and units (dh = direct part + mv + dout; it needs only those units' saved gates), so
 // dh never goes through memory. Packed weight: Q[p][kk][u] = W_hh[kk][p·U + u] (zero beyond H).
-// a vector of V<T>::L doubles (the bias-gradient sums of Bwd3)
-template <class T> struct DAcc;
-template <> struct DAcc<float> {
-    typedef double v __attribute__((vector_size(128)));
-};
-template <> struct DAcc<double> {
-    typedef double v __attribute__((vector_size(64)));
-};
 template <class T> struct Bwd3 {
     enum { L = V<T>::L, U = V<T>::L, MRMAX = 8, NPMAX = 3 };
-    typedef typename DAcc<T>::v acc_t;
     int T_, B, H, np;
     const T *Q, *dout, *hprev, *gates;
     const int64_t* lengths;
     int reverse;
     T *dgi, *dgh, *dhc, *dh0;
     double* db;  // (4H): the bias gradients dar, daz, dan, dan ⊙ r summed over steps and rows, or null
-    // Each thread owns whole panels of units for the whole walk, so its sums need no synchronisation; they
-    // are kept in double (a float sum over T·B rows would lose digits).
-    inline void addb(int j, int n, vec<T> v) const {
-        acc_t a = __builtin_convertvector(v, acc_t);
-        if (__builtin_expect(n == U, 1)) {
-            acc_t d;
-            std::memcpy(&d, db + j, sizeof(d));
-            d += a;
-            std::memcpy(db + j, &d, sizeof(d));
-        } else {
-            for (int i = 0; i < n; ++i) db[j + i] += a[i];
-        }
+    T* dbs;      // (4H + U): this step's sums over the rows, in T; added into db (double) once per step
+    // Each thread owns whole panels of units for the whole walk, so its sums need no synchronisation.
+    inline void addb(int j, int n, vec<T> v) const { stn<T>(dbs + j, ldn<T>(dbs + j, n) + v, n); }
+    void flush(int p_lo, int p_hi) const {  // db += dbs, dbs = 0 for the units of panels p_lo..p_hi−1
+        const int j0 = p_lo * U, j1 = p_hi * U < H ? p_hi * U : H;
+        for (int s4 = 0; s4 < 4; ++s4)
+            for (int j = j0; j < j1; ++j) db[s4 * H + j] += dbs[s4 * H + j], dbs[s4 * H + j] = 0;
     }
 
     // the elementwise step at time t for row b, units j..j+n, with mvv the matrix part of dh
@@ -745,6 +731,7 @@ template <class T> struct Bwd3 {
         const int ng = (np + NPMAX - 1) / NPMAX;
         int lo, hi;
         split(ng, tid, nt, &lo, &hi);
+        if (db && w > 0) flush(lo * NPMAX, hi * NPMAX < np ? hi * NPMAX : np);  // the sums of step w−1
         if (w == 0) {
             const int t = t_of(T_ - 1);
             for (int gp = lo; gp < hi; ++gp)
@@ -774,11 +761,13 @@ static int backward3(int T_, int B, int H, const T* w_hh, const int64_t* lengths
     s.gates = gates, s.dgi = dgi, s.dgh = dgh, s.dh0 = dh0, s.db = db;
     s.np = (H + U - 1) / U;
     if (db) std::memset(db, 0, sizeof(double) * 4 * (size_t)H);
+    T* dbs = db ? alloc<T>((size_t)4 * H + U) : nullptr;  // alloc zeroes
+    s.dbs = dbs;
     const int K = 3 * H;
     T* Q = alloc<T>((size_t)s.np * K * U);
     T* dhc = alloc<T>((size_t)B * H);
-    if (!Q || !dhc) {
-        std::free(Q), std::free(dhc);
+    if (!Q || !dhc || (db && !dbs)) {
+        std::free(Q), std::free(dhc), std::free(dbs);
         return 1;
     }
     for (int p = 0; p < s.np; ++p)
@@ -806,6 +795,7 @@ static int backward3(int T_, int B, int H, const T* w_hh, const int64_t* lengths
     }
     std::free(Q);
     std::free(dhc);
+    std::free(dbs);
     return 0;
 }
 
