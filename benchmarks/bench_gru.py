@@ -269,7 +269,16 @@ def _cpu_name() -> str:
 
 
 #: the instruction-set flags that decide the kernel's paths and the BLAS's (AMX only on recent Xeons)
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 
 
 def _cpu_flags() -> list[str]:

@@ -167,7 +167,8 @@ def test_workspace_limit_and_fallback_give_the_same_answers(gate_paths, monkeypa
     x, h0 = torch.randn(6, 8, 6), torch.randn(1, 8, 128)
     monkeypatch.setattr(fused, "workspace_max_bytes", 0)  # every buffer fresh
     check_against_torch(gru, ref, x, h0)
-    monkeypatch.setattr(fused, "workspace_max_bytes", 40_000)  # some buffers fit, entries get evicted
+    # some buffers fit, entries get evicted
+    monkeypatch.setattr(fused, "workspace_max_bytes", 40_000)
     check_against_torch(gru, ref, x, h0)
     monkeypatch.setattr(fused, "_storage_use_count", None)  # a torch without the use-count API
     check_against_torch(gru, ref, x, h0)
