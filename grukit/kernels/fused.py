@@ -451,7 +451,7 @@ def _backward(
     dw_hh = db_hh = None
     if db is not None:  # rows: dar, daz, dan, dan ⊙ r
         dbt = db.to(dt)
-        db_ih = dbt[: 3 * H] if n_bih else None
+        db_ih = dbt[: 3 * H].clone() if n_bih else None  # its own storage, not a view of dbt
         db_hh = torch.cat([dbt[: 2 * H], dbt[3 * H :]]) if n_bhh else None
     else:
         db_ih = dgi2.sum(0) if n_bih else None

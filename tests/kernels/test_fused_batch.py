@@ -212,3 +212,35 @@ def test_python_threads_with_their_own_workspaces_agree_with_torch(gate_paths, t
     finally:
         torch.set_num_threads(old)
     assert not errors, errors
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_registered_ops_pass_opcheck_on_the_gate_kernels(gate_paths, monkeypatch, dtype):
+    """The registered op runs the same kernels: its outputs (incl. the in-loop bias sums) must satisfy opcheck."""
+    monkeypatch.setattr(fused, "gate_backward_min_hidden", 0)
+    g = torch.Generator().manual_seed(0)
+    T, B, I, H = 4, 6, 3, 20
+
+    def r(*s):
+        return (torch.randn(*s, generator=g, dtype=torch.float64) * 0.5).to(dtype).requires_grad_()
+
+    lengths = torch.tensor([4, 1, 3, 4, 2, 4])
+    args = (
+        r(T, B, I),
+        r(B, H),
+        r(3 * H, I),
+        r(3 * H, H),
+        r(3 * H),
+        r(3 * H),
+        lengths,
+        True,
+        True,
+        True,
+    )
+    torch.library.opcheck(torch.ops.grukit.gru_sequence.default, args)
+    with torch.no_grad():
+        out, hn, hprev, gates = torch.ops.grukit.gru_sequence(*args)
+    x, h0, w_ih, w_hh, b_ih, b_hh = (t.detach() for t in args[:6])
+    bargs = (torch.randn_like(out), torch.randn_like(hn), x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
+    bargs += (hprev, gates, True, True)
+    torch.library.opcheck(torch.ops.grukit.gru_sequence_backward.default, bargs)
