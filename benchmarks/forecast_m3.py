@@ -3,6 +3,7 @@
     python benchmarks/forecast_m3.py                       # all four sheets → benchmarks/results/forecast_m3.json
     python benchmarks/forecast_m3.py --sheets monthly --subset 200 --no-record   # the development loop
     python benchmarks/forecast_m3.py --baselines-only      # fill the baseline cache only
+    python benchmarks/forecast_m3.py --static-covariates category   # M3's category as a static covariate
 
 Protocol (the competition's, ``../shared/data/m3/SOURCE.md``): each series is fit on its ``train`` part and
 its NF ``test`` values are forecast in one go from the end of train. grukit runs exactly what the CLI runs
@@ -204,9 +205,16 @@ def main() -> None:
     ap.add_argument("--no-record", action="store_true", help="print, do not write the results JSON")
     ap.add_argument("--options", default="{}", help="JSON dict of extra forecast.fit options")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument(
+        "--static-covariates",
+        default=None,
+        help="comma-separated static covariate columns for grukit (M3 has 'category')",
+    )
     args = ap.parse_args()
     names = ["naive", "snaive", "ets", "theta"] + (["arima"] if args.arima else [])
     options = json.loads(args.options)
+    if args.static_covariates:
+        options["static_covariates"] = [c for c in args.static_covariates.split(",") if c]
     rec_sheets, all_rows = {}, {k: [] for k in ["gru", *names]}
     grukit_cpu = 0.0
     for sheet in args.sheets:
@@ -279,7 +287,12 @@ def main() -> None:
         "benchmark": "M3 competition, competition protocol (fit on train, forecast the NF test values)",
         "command": " ".join(["python", *sys.argv]),
         "cli_equivalent": "grukit forecast --csv m3_<sheet>.csv --id-col series --time-col time "
-        "--target value --horizon NF --backtest 1 --baselines none",
+        "--target value --horizon NF --backtest 1 --baselines none"
+        + (
+            f" --static-covariates {','.join(options['static_covariates'])}"
+            if options.get("static_covariates")
+            else ""
+        ),
         "seed": args.seed,
         "subset": args.subset,
         "cpu": _cpu_model(),

@@ -48,6 +48,8 @@ _FLAG_FIELDS = {  # CLI parameter → ForecastOptions field (for --resume: which
     "time_col": "time_col",
     "target": "target",
     "covariates": "covariates",
+    "future_covariates": "future_covariates",
+    "static_covariates": "static_covariates",
     "id_col": "id_col",
     "freq": "freq",
     "season_length": "season_length",
@@ -124,6 +126,25 @@ def forecast(
         typer.Option(
             "--covariates",
             help="Comma-separated past-only covariate columns (numeric or categorical).",
+            show_default=False,
+        ),
+    ] = None,
+    future_covariates: Annotated[
+        str | None,
+        typer.Option(
+            "--future-covariates",
+            help="Comma-separated columns known for the forecast steps too (promotions, holidays, "
+            "prices; numeric or categorical): rows after a series' last target value, target empty, "
+            "give their future values.",
+            show_default=False,
+        ),
+    ] = None,
+    static_covariates: Annotated[
+        str | None,
+        typer.Option(
+            "--static-covariates",
+            help="Comma-separated per-series constant columns (e.g. a category; numeric or "
+            "categorical).",
             show_default=False,
         ),
     ] = None,
@@ -366,6 +387,8 @@ def forecast(
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
+        future_covariates=_split(future_covariates),
+        static_covariates=_split(static_covariates),
         **args,
     )
     given = _given(ctx)
@@ -388,12 +411,15 @@ def forecast(
         date_format=opts.date_format,
         scaling=opts.scaling,
         seasonal=opts.seasonal,
+        future_covariates=opts.future_covariates,
+        static_covariates=opts.static_covariates,
     )
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fit() shows them once
         series = D.to_series(df, spec)
+    D.check_future_covariates(series, spec, opts.horizon)
     if csv is not None and backtest is None and resume is None:
         # default: 5 origins, fewer when the longest series would keep under half its points to train on
         import dataclasses
@@ -455,8 +481,9 @@ def predict(
         Path,
         typer.Option(
             "--csv",
-            help="New data with the training columns; the forecast starts "
-            "after its last time step.",
+            help="New data with the training columns; the forecast starts after its last time "
+            "step (with future covariates: after each series' last target value; the rows after it, "
+            "target empty, give their values for the horizon).",
         ),
     ],
     output_dir: OutputDir = None,

@@ -27,6 +27,8 @@ class ForecastOptions:
     time_col: str = "date"
     target: str = "value"
     covariates: list[str] = dataclasses.field(default_factory=list)
+    future_covariates: list[str] = dataclasses.field(default_factory=list)
+    static_covariates: list[str] = dataclasses.field(default_factory=list)
     id_col: str | None = None
     freq: str | None = None
     season_length: int | None = None
@@ -88,6 +90,11 @@ def build_options(
         raise UserInputError(f"--context must be at least 2, got {context}")
     if stride is not None and int(stride) < 1:
         raise UserInputError(f"stride must be at least 1, got {stride}")
+    for name in ("future_covariates", "static_covariates"):  # a list of columns, or "a,b"
+        if isinstance(options.get(name), str):
+            options[name] = [c.strip() for c in options[name].split(",") if c.strip()]
+        elif name in options:
+            options[name] = list(options[name] or [])
     if "baselines" in options:
         options["baselines"] = E.parse_baselines(options["baselines"])
     return ForecastOptions(

@@ -2,8 +2,10 @@
 
 A table (one row per timestamp, optionally per series id) becomes a list of :class:`Series` on a regular time
 grid (dates, or plain integer steps: ``freq == "step"``). Past-only covariates (numeric, or categorical →
-one-hot) and calendar features (sin/cos of the period positions known for any future time) form the model
-inputs. :class:`Panel` cuts windows (context C, horizon H) from many series at once: a context that starts
+one-hot), future-known covariates (the same encodings; their values for the forecast steps come from rows
+after a series' last target value), static covariates (one value per series: numeric standardised, or
+categorical → one-hot) and calendar features (sin/cos of the period positions known for any future time) form
+the model inputs. :class:`Panel` cuts windows (context C, horizon H) from many series at once: a context that starts
 before a series does is left-padded and masked, and each window is scaled on its own (``scaling="window"``:
 relative to the level of the context's last season, on the log scale where the data is positive) or, as
 before, by per-series statistics (``scaling="series"``).
@@ -254,10 +256,35 @@ class DataSpec:
     #: recipe (per-series scaling, every window inside its series; see train.legacy_split), whose
     #: model never sees padding and so, like the recipe before the global model, has no flag input
     observed_input: bool = True
+    #: future-known covariates (values needed for the forecast steps too), numeric and categorical
+    future_numeric: list[str] = dataclasses.field(default_factory=list)
+    future_categorical: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: static covariates (one value per series), numeric and categorical (the category vocabulary)
+    static_numeric: list[str] = dataclasses.field(default_factory=list)
+    static_categorical: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: standardisation of the numeric future and static covariates over the training data:
+    #: {"future_mean", "future_std", "static_mean", "static_std"} (see fit_covariate_scalers)
+    covariate_scalers: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     @property
     def covariates(self) -> list[str]:
         return [*self.numeric_covariates, *self.categorical_covariates]
+
+    @property
+    def future_covariates(self) -> list[str]:
+        return [*self.future_numeric, *self.future_categorical]
+
+    @property
+    def static_covariates(self) -> list[str]:
+        return [*self.static_numeric, *self.static_categorical]
+
+    @property
+    def n_future_covariates(self) -> int:
+        return len(self.future_numeric) + sum(len(v) for v in self.future_categorical.values())
+
+    @property
+    def n_static(self) -> int:
+        return len(self.static_numeric) + sum(len(v) for v in self.static_categorical.values())
 
     @property
     def n_past_covariates(self) -> int:
@@ -276,20 +303,36 @@ class DataSpec:
 
 @dataclasses.dataclass
 class Series:
-    """One series on a regular grid: raw target ``y`` (T,), past covariates ``x`` (T, Fx) unscaled."""
+    """One series on a regular grid: raw target ``y`` (T,), past covariates ``x`` (T, Fx) unscaled.
+
+    ``xf`` (T + F, Ff) holds the future-known covariates (one-hot for categorical ones, unscaled) of the T
+    steps and of the F steps after them that the data gives (NaN where a value is missing); ``static``
+    (S,) the series' static covariates (numeric unscaled, categorical one-hot).
+    """
 
     id: str
     times: pd.Index
     y: np.ndarray
     x: np.ndarray
     filled: int = 0
+    xf: np.ndarray | None = None
+    static: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.xf is None:
+            self.xf = np.zeros((len(self.y), 0))
+        if self.static is None:
+            self.static = np.zeros(0)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def head(self, n: int) -> Series:
-        """The first ``n`` steps (the part a model may train on)."""
-        return Series(self.id, self.times[:n], self.y[:n], self.x[:n], self.filled)
+        """The first ``n`` steps (the part a model may train on). The future-known covariates after them
+        are kept: they are known in advance (they never hold the target)."""
+        return Series(
+            self.id, self.times[:n], self.y[:n], self.x[:n], self.filled, self.xf, self.static
+        )
 
 
 def _check_columns(df: pd.DataFrame, cols: list[str], what: str) -> None:
@@ -339,21 +382,37 @@ def make_spec(
     date_format: str | None = None,
     scaling: str = "series",
     seasonal: str = "none",
+    future_covariates: list[str] | None = None,
+    static_covariates: list[str] | None = None,
 ) -> DataSpec:
     """Check the columns of ``df`` and work out frequency, season length and covariate encodings.
 
     An integer time column means plain steps (``freq="step"``, season length 1 unless given). ``log=None``
-    means: the log scale when every target value is positive.
+    means: the log scale when every target value is positive. ``future_covariates`` are known for the
+    forecast steps too; ``static_covariates`` hold one value per series (checked by :func:`to_series`).
     """
     covariates = list(covariates or [])
+    future_covariates = list(future_covariates or [])
+    static_covariates = list(static_covariates or [])
     _check_columns(df, [time_col], "--time-col")
     _check_columns(df, [target], "--target")
     if id_col is not None:
         _check_columns(df, [id_col], "--id-col")
-    _check_columns(df, covariates, "--covariates")
-    for c in covariates:
-        if c in (time_col, target, id_col):
-            raise UserInputError(f"--covariates: {c!r} is the time, target or id column")
+    seen: dict[str, str] = {}
+    for flag, cols in (
+        ("--covariates", covariates),
+        ("--future-covariates", future_covariates),
+        ("--static-covariates", static_covariates),
+    ):
+        _check_columns(df, cols, flag)
+        for c in cols:
+            if c in (time_col, target, id_col):
+                raise UserInputError(f"{flag}: {c!r} is the time, target or id column")
+            if c in seen:
+                raise UserInputError(
+                    f"{flag}: {c!r} is also given to {seen[c]}; a column is one kind of covariate"
+                )
+            seen[c] = flag
     if target == time_col:
         raise UserInputError(f"--target {target!r} is also the --time-col")
     if scaling not in ("window", "series"):
@@ -389,19 +448,9 @@ def make_spec(
     m = default_season_length(freq) if season_length is None else int(season_length)
     if m < 1:
         raise UserInputError(f"--season-length must be at least 1, got {m}")
-    numeric, categorical = [], {}
-    for c in covariates:
-        col = df[c]
-        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-            numeric.append(c)
-        else:
-            cats = sorted(str(v) for v in col.dropna().unique())
-            if len(cats) > 50:
-                raise UserInputError(
-                    f"--covariates {c!r} is non-numeric with {len(cats)} distinct values; "
-                    f"at most 50 categories are one-hot encoded"
-                )
-            categorical[c] = cats
+    numeric, categorical = _encodings(df, covariates, "--covariates")
+    future_numeric, future_categorical = _encodings(df, future_covariates, "--future-covariates")
+    static_numeric, static_categorical = _encodings(df, static_covariates, "--static-covariates")
     return DataSpec(
         time_col=time_col,
         target=target,
@@ -415,7 +464,35 @@ def make_spec(
         scaling=scaling,
         seasonal=seasonal,
         date_format=date_format,
+        future_numeric=future_numeric,
+        future_categorical=future_categorical,
+        static_numeric=static_numeric,
+        static_categorical=static_categorical,
     )
+
+
+#: at most this many categories per categorical covariate are one-hot encoded
+MAX_CATEGORIES = 50
+
+
+def _encodings(
+    df: pd.DataFrame, cols: list[str], flag: str
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The numeric columns of ``cols`` and, for the others, their sorted categories (one-hot)."""
+    numeric, categorical = [], {}
+    for c in cols:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            numeric.append(c)
+        else:
+            cats = sorted(str(v) for v in col.dropna().unique())
+            if len(cats) > MAX_CATEGORIES:
+                raise UserInputError(
+                    f"{flag} {c!r} is non-numeric with {len(cats)} distinct values; "
+                    f"at most {MAX_CATEGORIES} categories are one-hot encoded"
+                )
+            categorical[c] = cats
+    return numeric, categorical
 
 
 def _parse_times(col: pd.Series, name: str, date_format: str | None = None) -> pd.DatetimeIndex:
@@ -467,33 +544,36 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
 
     Gaps (missing timestamps or empty target cells) up to 2% of a series' grid are filled by time
     interpolation (GapFilledWarning says how many); more is an error. Duplicated timestamps are an error.
+
+    With future-known covariates, the rows after a series' last target value are its future rows: they give
+    the covariates of the steps to forecast (``Series.xf``; kept as they are, NaN where empty) and are not
+    part of the series. Static covariates must hold one value per series (empty cells take it); a series
+    with two values, or none, and a category training never saw are refused, naming the series.
     """
     _check_columns(
         df,
-        [spec.time_col, spec.target, *spec.covariates] + ([spec.id_col] if spec.id_col else []),
+        [spec.time_col, spec.target, *spec.covariates, *spec.future_covariates]
+        + [*spec.static_covariates]
+        + ([spec.id_col] if spec.id_col else []),
         "the model's",
     )
     times = spec_times(df, spec)
     steps = spec.freq == STEP
     work = pd.DataFrame({"_t": times.to_numpy()}, index=df.index)
     work["_y"] = check_target(df, spec.target)
-    for c in spec.numeric_covariates:
-        work[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
-    for c, cats in spec.categorical_covariates.items():
-        vals = df[c].astype("string")
-        unseen = sorted(set(vals.dropna().unique()) - set(cats))
-        if unseen:
-            warnings.warn(
-                f"--covariates {c!r}: {len(unseen)} value(s) not seen in training "
-                f"({', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}); they are "
-                f"encoded as no known category",
-                UnseenCategoryWarning,
-                stacklevel=2,
-            )
-        for cat in cats:
-            work[f"{c}={cat}"] = (vals == cat).astype(float).where(vals.notna())
+    _encode_into(work, df, spec.numeric_covariates, spec.categorical_covariates, "--covariates")
     xcols = [c for c in work.columns if c not in ("_t", "_y")]
+    _encode_into(
+        work,
+        df,
+        spec.future_numeric,
+        spec.future_categorical,
+        "--future-covariates",
+        prefix="future:",
+    )
+    fcols = [c for c in work.columns if c not in ("_t", "_y", *xcols)]
     ids = df[spec.id_col].astype(str) if spec.id_col else pd.Series("series", index=df.index)
+    statics = _static_vectors(df, spec, ids)
     out = []
     trailing: dict[str, int] = {}
     method = "index" if steps else "time"
@@ -517,6 +597,13 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
                 f"the {spec.freq!r} grid starting {first}; pass the right --freq"
             )
         part = part.set_index("_t").reindex(grid)
+        future_rows = part.iloc[:0]
+        if fcols:  # the rows after the last target value give the future covariates, not the series
+            isna = part["_y"].isna().to_numpy()
+            n_future = 0 if isna.all() else int(np.argmin(isna[::-1]))
+            if n_future:
+                future_rows = part.iloc[len(part) - n_future :]
+                part, grid = part.iloc[: len(part) - n_future], grid[: len(grid) - n_future]
         isna = part["_y"].isna().to_numpy()
         n_tail = 0 if isna.all() else int(np.argmin(isna[::-1]))
         if n_tail and n_tail < len(isna):
@@ -537,8 +624,9 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
             )
         if missing or n_tail:
             part["_y"] = part["_y"].interpolate(method=method, limit_direction="both")
-        if xcols:
-            part[xcols] = part[xcols].interpolate(method=method, limit_direction="both").fillna(0.0)
+        if xcols or fcols:
+            cols = [*xcols, *fcols]
+            part[cols] = part[cols].interpolate(method=method, limit_direction="both").fillna(0.0)
         if spec.log and (part["_y"] <= 0).any():
             raise UserInputError(
                 f"series {sid!r}: a log scale needs a positive target; use --no-log"
@@ -550,6 +638,10 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
                 y=part["_y"].to_numpy(np.float64),
                 x=part[xcols].to_numpy(np.float64) if xcols else np.zeros((len(grid), 0)),
                 filled=missing + n_tail,
+                xf=np.concatenate([part[fcols], future_rows[fcols]]).astype(np.float64)
+                if fcols
+                else None,
+                static=statics.get(str(sid)),
             )
         )
     if trailing:
@@ -562,6 +654,136 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
             stacklevel=2,
         )
     return out
+
+
+def _encode_into(
+    work: pd.DataFrame,
+    df: pd.DataFrame,
+    numeric: list[str],
+    categorical: dict[str, list[str]],
+    flag: str,
+    prefix: str = "",
+) -> None:
+    """Numeric columns as floats and categorical ones one-hot (NaN where empty) into ``work``; values
+    training never saw are warned about (UnseenCategoryWarning) and encoded as no known category."""
+    for c in numeric:
+        work[prefix + c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    for c, cats in categorical.items():
+        vals = df[c].astype("string")
+        unseen = sorted(set(vals.dropna().unique()) - set(cats))
+        if unseen:
+            warnings.warn(
+                f"{flag} {c!r}: {len(unseen)} value(s) not seen in training "
+                f"({', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}); they are "
+                f"encoded as no known category",
+                UnseenCategoryWarning,
+                stacklevel=3,
+            )
+        for cat in cats:
+            work[f"{prefix}{c}={cat}"] = (vals == cat).astype(float).where(vals.notna())
+
+
+def _static_vectors(df: pd.DataFrame, spec: DataSpec, ids: pd.Series) -> dict[str, np.ndarray]:
+    """Each series' static covariates, (S,): numeric values as they are, categories one-hot.
+
+    Every non-empty cell of a series must hold the same value, and at least one must; a category
+    training never saw is refused (a static input has no "unknown" value to fall back on).
+    """
+    if not spec.static_covariates:
+        return {}
+    key = ids.to_numpy()
+    parts: dict[str, list[np.ndarray]] = {}
+    for c in spec.static_covariates:
+        numeric = c in spec.static_numeric
+        col = df[c]
+        if numeric:
+            vals = pd.to_numeric(col, errors="coerce")
+            bad = vals.isna() & col.notna()
+            if bad.any():
+                i = bad.to_numpy().nonzero()[0][0]
+                raise UserInputError(
+                    f"--static-covariates {c!r} was numeric in training; found {col.iloc[i]!r} in "
+                    f"data row {i + 1}"
+                )
+        else:
+            vals = col.astype("string")
+        g = vals.groupby(key, sort=False)
+        n = g.nunique(dropna=True)
+        if (n > 1).any():
+            sid = str(n.index[(n > 1).to_numpy()][0])
+            seen = pd.unique(vals[key == sid].dropna())
+            raise UserInputError(
+                f"--static-covariates {c!r} must be constant within a series; series {sid!r} has "
+                f"{int(n[sid])} values ({', '.join(repr(str(v)) for v in seen[:5])})"
+                f"{f' and {int((n > 1).sum()) - 1} more series' if (n > 1).sum() > 1 else ''}"
+            )
+        if (n == 0).any():
+            sid = str(n.index[(n == 0).to_numpy()][0])
+            raise UserInputError(
+                f"--static-covariates {c!r}: series {sid!r} has no value (every cell is empty)"
+            )
+        first = g.first()
+        for sid, v in first.items():
+            if numeric:
+                enc = np.array([float(v)])
+            else:
+                cats = spec.static_categorical[c]
+                if str(v) not in cats:
+                    raise UserInputError(
+                        f"--static-covariates {c!r}: series {sid!r} has the category {str(v)!r}, "
+                        f"which training never saw; known: {', '.join(map(repr, cats))}"
+                    )
+                enc = (np.asarray(cats) == str(v)).astype(np.float64)
+            parts.setdefault(str(sid), []).append(enc)
+    return {sid: np.concatenate(v) for sid, v in parts.items()}
+
+
+def check_future_covariates(series: list[Series], spec: DataSpec, horizon: int) -> None:
+    """Refuse (UserInputError, one line) when a series lacks future-covariate values for any of the
+    ``horizon`` steps after its last target value; the message names the series, steps and columns."""
+    if not spec.future_covariates:
+        return
+    names = future_covariate_names(spec)
+    bad = []
+    for s in series:
+        assert s.xf is not None
+        fut = np.full((horizon, len(names)), np.nan)
+        have = s.xf[len(s) : len(s) + horizon]
+        fut[: len(have)] = have
+        miss = np.isnan(fut)
+        if miss.any():
+            bad.append((s, miss))
+    if not bad:
+        return
+    s, miss = bad[0]
+    steps = np.nonzero(miss.any(1))[0]
+    times = future_times(s.times[-1], horizon, spec.freq)
+    when = ", ".join(
+        str(t.date() if hasattr(t, "date") and spec.freq != STEP else t) for t in times[steps[:5]]
+    ) + (" ..." if len(steps) > 5 else "")
+    cols = sorted({n.split("=")[0] for n in np.asarray(names)[miss.any(0)]})
+    raise UserInputError(
+        f"--future-covariates: series {s.id!r} has no {', '.join(map(repr, cols))} value for "
+        f"{len(steps)} of the {horizon} forecast steps (step(s) "
+        f"{', '.join(str(int(k) + 1) for k in steps[:5])}{' ...' if len(steps) > 5 else ''}: {when})"
+        + (f", and {len(bad) - 1} more series lack some" if len(bad) > 1 else "")
+        + f"; add rows after the last {spec.target!r} value with the target empty and the future "
+        f"covariates filled"
+    )
+
+
+def future_covariate_names(spec: DataSpec) -> list[str]:
+    """Columns of ``Series.xf``: the numeric future covariates, then one per category."""
+    return list(spec.future_numeric) + [
+        f"{c}={v}" for c, cats in spec.future_categorical.items() for v in cats
+    ]
+
+
+def static_names(spec: DataSpec) -> list[str]:
+    """Columns of ``Series.static``: the numeric static covariates, then one per category."""
+    return list(spec.static_numeric) + [
+        f"{c}={v}" for c, cats in spec.static_categorical.items() for v in cats
+    ]
 
 
 # ----------------------------------------------------------------------------------------- scaling
@@ -583,6 +805,44 @@ def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> 
         spec.scalers[s.id] = _stats(s, spec, until[s.id])
 
 
+def fit_covariate_scalers(series: list[Series], spec: DataSpec) -> None:
+    """Mean/std of the numeric future covariates over every step of ``series`` (their known part), and of
+    the numeric static covariates over the series (one value each), into ``spec.covariate_scalers``.
+
+    One pair per column for all series (not per series, as for past covariates): a series whose history
+    never shows, say, a promotion still gets a sensible input when one is planned. A constant column
+    gets std 1.
+    """
+    n_f, n_s = len(spec.future_numeric), len(spec.static_numeric)
+    out: dict[str, list[float]] = {}
+    if n_f:
+        xs = np.concatenate([s.xf[: len(s), :n_f] for s in series if s.xf is not None])
+        sd = xs.std(0)
+        out["future_mean"] = xs.mean(0).tolist()
+        out["future_std"] = np.where(sd > 1e-8, sd, 1.0).tolist()
+    if n_s:
+        st = np.stack([s.static[:n_s] for s in series if s.static is not None])
+        sd = st.std(0)
+        out["static_mean"] = st.mean(0).tolist()
+        out["static_std"] = np.where(sd > 1e-8, sd, 1.0).tolist()
+    spec.covariate_scalers = out
+
+
+def _standardised(values: np.ndarray, n_num: int, spec: DataSpec, kind: str) -> np.ndarray:
+    """``values`` with its first ``n_num`` columns standardised by ``spec.covariate_scalers[kind_*]``."""
+    if not n_num:
+        return values
+    if f"{kind}_mean" not in spec.covariate_scalers:
+        raise ValueError(
+            f"no {kind} covariate scalers in the spec: call fit_covariate_scalers first"
+        )
+    v = np.array(values, dtype=np.float64)
+    mean = np.asarray(spec.covariate_scalers[f"{kind}_mean"])
+    std = np.asarray(spec.covariate_scalers[f"{kind}_std"])
+    v[..., :n_num] = (v[..., :n_num] - mean) / std
+    return v
+
+
 def scaler_for(spec: DataSpec, s: Series) -> dict[str, Any]:
     """The stored statistics of series ``s``; a series unseen in training is scaled by its own history."""
     if s.id in spec.scalers:
@@ -600,23 +860,36 @@ def inverse(fy: np.ndarray, spec: DataSpec) -> np.ndarray:
 
 def past_feature_names(spec: DataSpec) -> list[str]:
     """Columns of ``past``: scaled target, observed flag (unless ``spec.observed_input`` is False),
-    covariates, calendar."""
+    past covariates, static covariates, future-known covariates (their values at the context steps),
+    calendar."""
     cov = list(spec.numeric_covariates) + [
         f"{c}={v}" for c, cats in spec.categorical_covariates.items() for v in cats
     ]
-    return ["z", *(["observed"] if spec.observed_input else []), *cov, *spec.calendar]
+    return [
+        "z",
+        *(["observed"] if spec.observed_input else []),
+        *cov,
+        *(f"static:{n}" for n in static_names(spec)),
+        *(f"future:{n}" for n in future_covariate_names(spec)),
+        *spec.calendar,
+    ]
 
 
 def future_feature_names(spec: DataSpec) -> list[str]:
-    """Columns of ``future``: calendar, then (seasonal inputs) the lag-m z value and its availability."""
-    return [*spec.calendar, *(["lag_z", "lag_observed"] if spec.seasonal_inputs else [])]
+    """Columns of ``future``: future-known covariates, calendar, then (seasonal inputs) the lag-m z value
+    and its availability."""
+    return [
+        *(f"future:{n}" for n in future_covariate_names(spec)),
+        *spec.calendar,
+        *(["lag_z", "lag_observed"] if spec.seasonal_inputs else []),
+    ]
 
 
 class Panel:
     """Windows from many series at once (vectorised gathers from one flat, padded array).
 
     Each series is stored as ``context`` padding steps, its ``T`` steps and ``horizon`` future steps (calendar
-    only). A window at origin ``o`` (1 ≤ o ≤ T) has context steps o−C .. o−1 (those before the series starts
+    and future-known covariates only; static covariates on every step). A window at origin ``o`` (1 ≤ o ≤ T) has context steps o−C .. o−1 (those before the series starts
     are zeros with ``observed = 0``) and targets o .. o+H−1 (those past the end are masked).
 
     Args:
@@ -638,6 +911,7 @@ class Panel:
         self.series, self.spec, self.C, self.H = series, spec, int(context), int(horizon)
         C, H = self.C, self.H
         n_num = len(spec.numeric_covariates)
+        n_x, n_s, n_f = spec.n_past_covariates, spec.n_static, spec.n_future_covariates
         fys, obs, feats, starts, lengths = [], [], [], [], []
         off = 0
         for s in series:
@@ -651,9 +925,18 @@ class Panel:
                 x[:, :n_num] = (x[:, :n_num] - np.asarray(sc["x_mean"])) / np.asarray(sc["x_std"])
             times = s.times.append(future_times(s.times[-1], H, spec.freq))
             cal = calendar_features(times, spec.freq, spec.calendar)
-            f = np.zeros((C + T + H, x.shape[1] + cal.shape[1]), dtype=np.float32)
-            f[C : C + T, : x.shape[1]] = x
-            f[C:, x.shape[1] :] = cal
+            # columns: past covariates | static | future-known covariates | calendar
+            f = np.zeros((C + T + H, n_x + n_s + n_f + cal.shape[1]), dtype=np.float32)
+            f[C : C + T, :n_x] = x
+            assert s.static is not None and s.xf is not None  # set by Series.__post_init__
+            if n_s:  # a property of the series: on every step, the padding too
+                f[:, n_x : n_x + n_s] = _standardised(
+                    s.static, len(spec.static_numeric), spec, "static"
+                )
+            if n_f:  # the known values up to T + H (a step the data does not give stays 0)
+                xf = _standardised(s.xf[: T + H], len(spec.future_numeric), spec, "future")
+                f[C : C + len(xf), n_x + n_s : n_x + n_s + n_f] = np.nan_to_num(xf, nan=0.0)
+            f[C:, n_x + n_s + n_f :] = cal
             fys.append(np.concatenate([np.zeros(C), fy, np.zeros(H)]))
             obs.append(np.concatenate([np.zeros(C), np.ones(T), np.zeros(H)]))
             feats.append(f)
@@ -665,11 +948,13 @@ class Panel:
         self.feats = (
             np.concatenate(feats)
             if feats
-            else np.zeros((0, spec.n_past_covariates + len(spec.calendar)), dtype=np.float32)
+            else np.zeros((0, n_x + n_s + n_f + len(spec.calendar)), dtype=np.float32)
         )
         self.start = np.asarray(starts, dtype=np.int64)
         self.length = np.asarray(lengths, dtype=np.int64)
         self.n_cal = len(spec.calendar)
+        #: the last columns of ``feats`` that the forecast steps see: future covariates and calendar
+        self.n_known = n_f + self.n_cal
 
     @property
     def past_features(self) -> int:
@@ -677,7 +962,7 @@ class Panel:
 
     @property
     def future_features(self) -> int:
-        return self.n_cal + (2 if self.spec.seasonal_inputs else 0)
+        return self.n_known + (2 if self.spec.seasonal_inputs else 0)
 
     def origins(self, i: int, first: int = 1, full_target: bool = False) -> np.ndarray:
         """Every valid origin of series ``i`` from ``first`` (targets fully observed if ``full_target``)."""
@@ -685,7 +970,7 @@ class Panel:
         return np.arange(max(first, 1), last + 1, dtype=np.int64)
 
     def windows(self, sidx, origins) -> dict[str, np.ndarray]:
-        """past (N, C, 2+Fx+Fk; 1+Fx+Fk without the observed flag), future (N, H, Fk [+2]),
+        """past (N, C, 2+Fx+Fs+Ff+Fk; one less without the observed flag), future (N, H, Ff+Fk [+2]),
         target (N, H), tmask (N, H), observed (N, C), level (N,), scale (N,): the model sees
         z = (f(y) − level) / scale."""
         sidx = np.asarray(sidx, dtype=np.int64)
@@ -715,7 +1000,7 @@ class Panel:
         zt = (self.fy[it] - level[:, None]) / scale[:, None] * tm
         flag = [cm[..., None]] if spec.observed_input else []
         past = np.concatenate([z[..., None], *flag, self.feats[ip]], axis=-1).astype(np.float32)
-        fut = [self.feats[it][..., self.feats.shape[1] - self.n_cal :]]
+        fut = [self.feats[it][..., self.feats.shape[1] - self.n_known :]]
         if spec.seasonal_inputs:
             m = spec.season_length
             k = np.arange(H)

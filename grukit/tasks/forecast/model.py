@@ -1,10 +1,12 @@
 """GRU forecaster: a grukit.GRU encoder over the context window, direct multi-horizon quantile output.
 
 Inputs (scaled per window or per series, see data.Panel):
-    past    (B, C, 2 + Fx + Fk)  target z, observed flag (0 = left padding), past-only covariates, calendar
-                                 features of the context steps
-    future  (B, H, Fk [+ 2])     calendar features of the forecast steps (known in advance); with seasonal
-                                 inputs also the lag-m z value of each step and its availability flag
+    past    (B, C, 2 + Fx + Fs + Ff + Fk)  target z, observed flag (0 = left padding), past-only covariates,
+                                 static covariates (the same on every step), future-known covariates and
+                                 calendar features of the context steps
+    future  (B, H, Ff + Fk [+ 2])  future-known covariates and calendar features of the forecast steps
+                                 (known in advance); with seasonal inputs also the lag-m z value of each
+                                 step and its availability flag
 Output:
     (B, H, 3) quantiles 0.1, 0.5, 0.9 of z at steps 1..H. The median is a base plus a learned change: the
     last observed z, or (``seasonal_base=True``) the seasonal-naive z where the lag-m value is available;

@@ -258,7 +258,10 @@ def fit(
     """Train one GRU forecaster on all series of ``df`` and backtest it against the statsforecast baselines.
 
     ``df`` has a time column (dates, or integer steps), a numeric target and optionally an id column
-    (several series) and past-only covariates (numeric or categorical). The last ``backtest`` origins
+    (several series), past-only covariates (numeric or categorical), future-known covariates
+    (``future_covariates``: their values for the steps after a series' last target value come from rows
+    with the target empty; a series that lacks them is refused before training) and static covariates
+    (``static_covariates``: one value per series). The last ``backtest`` origins
     (``stride`` apart, default ``horizon``) of each series are held out, ending at the series' own end; the
     model trains on what comes before. A series with fewer than 2 points before its first origin is skipped
     (one SkippedSeriesWarning names them; ``strict=True`` makes it an error). Writes the run folder
@@ -287,6 +290,8 @@ def fit(
         date_format=opts.date_format,
         scaling=opts.scaling,
         seasonal=opts.seasonal,
+        future_covariates=opts.future_covariates,
+        static_covariates=opts.static_covariates,
     )
     H, n_bt = opts.horizon, opts.backtest
     C = _default_context(spec, H) if opts.context is None else int(opts.context)
@@ -295,6 +300,9 @@ def fit(
         opts, freq=spec.freq, season_length=spec.season_length, context=C, stride=S, log=spec.log
     )
     series = D.to_series(df, spec)
+    D.check_future_covariates(
+        series, spec, H
+    )  # the forecast after the data needs them: check first
     first = {s.id: backtest_origins(len(s), H, n_bt, S)[0] for s in series}
     skipped = [s.id for s in series if first[s.id] < MIN_FIT_POINTS]
     if skipped:
@@ -315,6 +323,7 @@ def fit(
     scored = [s for s in series if s.id not in set(skipped)]
     D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
     fit_series = [s.head(first[s.id]) for s in scored]
+    D.fit_covariate_scalers(fit_series, spec)
     split = legacy_split(fit_series, spec, C, H)
     train_w, val_w, split_info = split or split_windows(fit_series, spec, C, H, opts.seed)
 
@@ -475,7 +484,9 @@ def _backtest(model, panel: D.Panel, first: dict[str, int], opts) -> tuple[pd.Da
 
 def _future(model, series, spec, C, H) -> pd.DataFrame:
     """The next H steps after the end of each series (a context longer than a series is left-padded,
-    except for a model without the observed-flag input, which needs the last C points)."""
+    except for a model without the observed-flag input, which needs the last C points). Future-known
+    covariates must be given for all H steps (:func:`~.data.check_future_covariates`)."""
+    D.check_future_covariates(series, spec, H)
     short = [s for s in series if len(s) < C]
     if short and not spec.observed_input:
         raise UserInputError(
@@ -521,7 +532,8 @@ def load_forecaster(checkpoint: str | Path) -> tuple[GRUForecaster, D.DataSpec]:
 
 def predict(checkpoint: str | Path, df: pd.DataFrame) -> pd.DataFrame:
     """Forecast the next ``horizon`` steps after the end of each series in ``df`` (same columns as in
-    training) with the model in ``checkpoint``. Returns series, time, step, q10, q50, q90."""
+    training; with future-known covariates, rows after each series' last target value give their values
+    for those steps) with the model in ``checkpoint``. Returns series, time, step, q10, q50, q90."""
     model, spec = load_forecaster(checkpoint)
     series = D.to_series(df, spec)
     return _future(model, series, spec, model.config.context, model.config.horizon)
