@@ -294,6 +294,61 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
+#: the instruction-set flags that decide the kernel's paths and the BLAS's (AMX only on recent Xeons)
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+
+
+def _cpu_flags() -> list[str]:
+    """The flags of CPU_FLAGS that /proc/cpuinfo lists (empty where it cannot be read)."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in CPU_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def _lscpu_caches() -> dict:
+    """lscpu's L1d/L2/L3 lines (e.g. "2 MiB (2 instances)": total size and count), where lscpu runs."""
+    import subprocess
+
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        if key.strip() in ("L1d cache", "L2 cache", "L3 cache"):
+            out[key.strip().split()[0]] = val.strip()
+    return out
+
+
+def cpu_line(result) -> str:
+    """One sentence naming the CPU a results file came from (older files lack the flags and caches)."""
+    m = result["machine"]
+    flags = m.get("cpu_flags")
+    caches = m.get("caches") or {}
+    parts = [f"{m['logical_cpus']} logical CPUs"]
+    parts.append(
+        "flags " + ", ".join(flags) if flags else "instruction-set flags not recorded in this file"
+    )
+    if "L2" in caches:
+        parts.append(f"L2 {caches['L2']}")
+    return f"Results from: **{m['cpu']}** ({'; '.join(parts)}), {result['date_utc'][:10]}."
+
+
 def print_tables(result):
     print(
         f"\n{'shape (L,B,T,I,H)':<22}{'thr':>4} | {'fwd: nn.GRU':>11}{'grukit':>9}{'ORT':>8}{'x nn':>7}{'x ORT':>7}"
@@ -337,6 +392,8 @@ def markdown(result) -> str:
     """The docs/performance.md table: 1-thread process-CPU-time medians (steady on a loaded machine) and the wall-time
     ratios at every thread count, all from one run."""
     lines = [
+        cpu_line(result),
+        "",
         "| shape (L,B,T,I,H) | nn.GRU fwd | grukit fwd | ORT fwd | nn.GRU fwd+bwd | grukit fwd+bwd | floor fwd+bwd "
         "| fwd × nn.GRU | fwd × ORT | fwd+bwd × nn.GRU | fwd+bwd / floor |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -440,6 +497,8 @@ def main(argv=None):
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {
             "cpu": _cpu_name(),
+            "cpu_flags": _cpu_flags(),
+            "caches": _lscpu_caches(),
             "logical_cpus": os.cpu_count(),
             "platform": platform.platform(),
             "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -454,6 +513,8 @@ def main(argv=None):
         "fused": {
             "matvec_max_batch": fused.matvec_max_batch,
             "blas_gemm": fused._SGEMM is not None,
+            "gate_kernel": getattr(fused, "gate_kernel", False),
+            "gate_backward_min_hidden": getattr(fused, "gate_backward_min_hidden", None),
         },
         "shapes": [],
         "streaming": [],
