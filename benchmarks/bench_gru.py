@@ -7,7 +7,8 @@ machine load hits them alike: forward under ``torch.inference_mode`` (nn.GRU, gr
 operator when installed) and forward+backward of ``out.sum()`` (x requires grad, so dX is computed too);
 plus the "GEMM floor", the matrix products the fused design needs alone through torch's MKL (forward: the
 input projection + T recurrent GEMMs in a C loop; backward: T GEMMs for dh in a C loop + dW_hh, dW_ih and dX
-after the loop), and per-step streaming latency at batch 1 and 8 (nn.GRUCell vs grukit.GRUCell).
+after the loop), and per-step streaming latency at batch 1 and 8 (nn.GRUCell vs grukit.GRUCell and the
+Streamer; at batch ≤ 4 also with bf16 weights, ``grukit.quantize``, against the float32 grukit step).
 
 Reported numbers are medians of wall-clock times in ms (streaming: µs per step); ratios are computed within
 the same run. At 1 thread the median process CPU time is recorded too: on a shared, loaded machine it is much
@@ -45,7 +46,8 @@ SHAPES = [  # (layers, batch, seq_len, input, hidden)
     (1, 256, 50, 32, 64),
     (2, 32, 100, 128, 256),
 ]
-STREAM = [(1, 256), (1, 512), (8, 256), (8, 512)]  # (batch, hidden), input 64
+STREAM = [(1, 256), (1, 512), (1, 1024), (8, 256), (8, 512)]  # (batch, hidden), input 64
+BF16_MAX_BATCH = 4  # bf16-weight streaming rows (grukit.quantize) for batches up to this
 
 
 def _timeit(fns: dict, repeats: int, warmup: int = 1) -> dict:
@@ -224,19 +226,35 @@ def bench_stream(B, H, threads, repeats, steps):
 
         return f
 
-    streamer = Streamer(cell, batch_size=B)
     xc = [xs[t].contiguous() for t in range(steps)]
 
-    def run_streamer():
-        with torch.inference_mode():
-            streamer.reset()
-            for t in range(steps):
-                streamer.step(xc[t])
+    def run_streamer(s):
+        def f():
+            with torch.inference_mode():
+                s.reset()
+                for t in range(steps):
+                    s.step(xc[t])
 
+        return f
+
+    fns = {
+        "nn_grucell": run(ref),
+        "grukit": run(cell),
+        "grukit_streamer": run_streamer(Streamer(cell, batch_size=B)),
+    }
+    quantize = getattr(grukit, "quantize", None)  # absent in older trees
+    bf16_path = None
+    if quantize is not None and B <= BF16_MAX_BATCH:
+        import copy
+
+        from grukit.kernels import stream
+
+        qcell = quantize(copy.deepcopy(cell), "bf16")
+        fns["grukit_bf16"] = run(qcell)
+        fns["grukit_streamer_bf16"] = run_streamer(Streamer(qcell, batch_size=B))
+        bf16_path = stream.active_path(True)
     n0 = fused.calls["cell"]
-    t = _timeit(
-        {"nn_grucell": run(ref), "grukit": run(cell), "grukit_streamer": run_streamer}, repeats
-    )
+    t = _timeit(fns, repeats)
     assert fused.calls["cell"] > n0, "the fused cell did not run"
     us = {k: round(v[0] * 1e3 / steps, 2) for k, v in t.items()}
     row = {
@@ -248,6 +266,12 @@ def bench_stream(B, H, threads, repeats, steps):
         "speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit"], 2),
         "streamer_speedup_vs_nn_grucell": round(us["nn_grucell"] / us["grukit_streamer"], 2),
     }
+    if bf16_path is not None:  # bf16 weights against the float32 grukit step of the same run
+        row["bf16_path"] = bf16_path
+        row["bf16_speedup_vs_grukit"] = round(us["grukit"] / us["grukit_bf16"], 2)
+        row["bf16_streamer_speedup_vs_streamer"] = round(
+            us["grukit_streamer"] / us["grukit_streamer_bf16"], 2
+        )
     if threads == 1:
         cpu = {k: round(v[1] * 1e3 / steps, 2) for k, v in t.items()}
         row["cpu_us_per_step"] = cpu
@@ -255,6 +279,8 @@ def bench_stream(B, H, threads, repeats, steps):
         row["cpu_streamer_speedup_vs_nn_grucell"] = round(
             cpu["nn_grucell"] / cpu["grukit_streamer"], 2
         )
+        if bf16_path is not None:
+            row["cpu_bf16_speedup_vs_grukit"] = round(cpu["grukit"] / cpu["grukit_bf16"], 2)
     return row
 
 
@@ -266,6 +292,61 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+#: the instruction-set flags that decide the kernel's paths and the BLAS's (AMX only on recent Xeons)
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+
+
+def _cpu_flags() -> list[str]:
+    """The flags of CPU_FLAGS that /proc/cpuinfo lists (empty where it cannot be read)."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in CPU_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def _lscpu_caches() -> dict:
+    """lscpu's L1d/L2/L3 lines (e.g. "2 MiB (2 instances)": total size and count), where lscpu runs."""
+    import subprocess
+
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        if key.strip() in ("L1d cache", "L2 cache", "L3 cache"):
+            out[key.strip().split()[0]] = val.strip()
+    return out
+
+
+def cpu_line(result) -> str:
+    """One sentence naming the CPU a results file came from (older files lack the flags and caches)."""
+    m = result["machine"]
+    flags = m.get("cpu_flags")
+    caches = m.get("caches") or {}
+    parts = [f"{m['logical_cpus']} logical CPUs"]
+    parts.append(
+        "flags " + ", ".join(flags) if flags else "instruction-set flags not recorded in this file"
+    )
+    if "L2" in caches:
+        parts.append(f"L2 {caches['L2']}")
+    return f"Results from: **{m['cpu']}** ({'; '.join(parts)}), {result['date_utc'][:10]}."
 
 
 def print_tables(result):
@@ -293,12 +374,26 @@ def print_tables(result):
             f"{(r['batch'], r['hidden'])!s:<18}{r['threads']:>4} | {u['nn_grucell']:>14.1f}{u['grukit']:>11.1f}"
             f"{r['speedup_vs_nn_grucell']:>7.2f}{u['grukit_streamer']:>12.1f}{r['streamer_speedup_vs_nn_grucell']:>7.2f}"
         )
+    bf = [r for r in result["streaming"] if "grukit_bf16" in r["us_per_step"]]
+    if bf:
+        print(
+            f"\n{'bf16 weights (B,H)':<18}{'thr':>4} | {'GRUCell µs':>11}{'bf16 µs':>9}{'x':>7}{'Streamer µs':>12}{'bf16 µs':>9}{'x':>7}  path"
+        )
+        for r in bf:
+            u = r["us_per_step"]
+            print(
+                f"{(r['batch'], r['hidden'])!s:<18}{r['threads']:>4} | {u['grukit']:>11.1f}{u['grukit_bf16']:>9.1f}"
+                f"{r['bf16_speedup_vs_grukit']:>7.2f}{u['grukit_streamer']:>12.1f}{u['grukit_streamer_bf16']:>9.1f}"
+                f"{r['bf16_streamer_speedup_vs_streamer']:>7.2f}  {r['bf16_path']}"
+            )
 
 
 def markdown(result) -> str:
     """The docs/performance.md table: 1-thread process-CPU-time medians (steady on a loaded machine) and the wall-time
     ratios at every thread count, all from one run."""
     lines = [
+        cpu_line(result),
+        "",
         "| shape (L,B,T,I,H) | nn.GRU fwd | grukit fwd | ORT fwd | nn.GRU fwd+bwd | grukit fwd+bwd | floor fwd+bwd "
         "| fwd × nn.GRU | fwd × ORT | fwd+bwd × nn.GRU | fwd+bwd / floor |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -341,6 +436,22 @@ def markdown(result) -> str:
             f"{u['nn_grucell'] / u['grukit']:.2f} | {u['grukit_streamer']:.1f} | "
             f"{u['nn_grucell'] / u['grukit_streamer']:.2f} |"
         )
+    bf = [r for r in result["streaming"] if "grukit_bf16" in r["us_per_step"]]
+    if bf:  # bf16 weights (grukit.quantize) against the float32 grukit step of the same run
+        lines += [
+            "",
+            "| bf16 weights, step (B, H), I=64 | threads | GRUCell µs | bf16 µs | × | Streamer µs | bf16 µs | × | path |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in bf:
+            u = r.get("cpu_us_per_step", r["us_per_step"])
+            kind = "CPU" if "cpu_us_per_step" in r else "wall"
+            lines.append(
+                f"| ({r['batch']}, {r['hidden']}) | {r['threads']} ({kind}) | {u['grukit']:.1f} | "
+                f"{u['grukit_bf16']:.1f} | {u['grukit'] / u['grukit_bf16']:.2f} | {u['grukit_streamer']:.1f} | "
+                f"{u['grukit_streamer_bf16']:.1f} | {u['grukit_streamer'] / u['grukit_streamer_bf16']:.2f} | "
+                f"{r['bf16_path']} |"
+            )
     return "\n".join(lines)
 
 
@@ -386,6 +497,8 @@ def main(argv=None):
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {
             "cpu": _cpu_name(),
+            "cpu_flags": _cpu_flags(),
+            "caches": _lscpu_caches(),
             "logical_cpus": os.cpu_count(),
             "platform": platform.platform(),
             "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -400,6 +513,8 @@ def main(argv=None):
         "fused": {
             "matvec_max_batch": fused.matvec_max_batch,
             "blas_gemm": fused._SGEMM is not None,
+            "gate_kernel": getattr(fused, "gate_kernel", False),
+            "gate_backward_min_hidden": getattr(fused, "gate_backward_min_hidden", None),
         },
         "shapes": [],
         "streaming": [],

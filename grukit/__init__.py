@@ -5,7 +5,17 @@ Convention (every file follows it): z is the share of the OLD state kept, h' = z
 
 from ._version import __version__
 from .interop import GRUChain, export_onnx, from_keras, from_onnx, from_torch, to_keras, to_torch
-from .nn import GRU, GRUCell, GRUCellConfig, GRUConfig, GRUGates, MinGRU, MinGRUConfig, MinGRUGates
+from .nn import (
+    GRU,
+    GRUCell,
+    GRUCellConfig,
+    GRUConfig,
+    GRUGates,
+    MinGRU,
+    MinGRUConfig,
+    MinGRUGates,
+    quantize,
+)
 from .serialization import load, save
 
 __all__ = [
@@ -24,6 +34,7 @@ __all__ = [
     "from_onnx",
     "from_torch",
     "load",
+    "quantize",
     "save",
     "to_keras",
     "to_torch",

@@ -14,7 +14,8 @@ Ops:
                 (output (T, B, H), h_n (B, H), gates (z, r, n) each (T, B, H) or None)
     "cell"      one step → h' (B, H)
 
-Modules: ``fused`` (the native kernel, optional), ``ops`` (the torch.library registration), ``vf`` (the
+Modules: ``fused`` (the native kernel, optional), ``stream`` (its small-batch streaming step, float32 and
+bfloat16 weights, imported on first use by the layers), ``ops`` (the torch.library registration), ``vf`` (the
 CUDA route through ``torch._VF.gru``), ``composite`` (the floor's loop). This package imports only
 ``grukit.functional`` below it.
 """

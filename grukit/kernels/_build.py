@@ -1,8 +1,9 @@
 """Build the native fused kernel at first use and load it with ctypes.
 
-The C++ source (``csrc/gru_fused.cpp``) works on raw pointers, so building it needs only a C++ compiler with
-OpenMP — no torch headers, nothing at install time. The shared library is cached under
-``$GRUKIT_CACHE_DIR`` (default ``~/.cache/grukit``)``/kernels/<hash>/``, the hash covering the source, the
+The C++ sources (``csrc/gru_fused.cpp``: the sequence loops; ``csrc/gru_stream.cpp``: the small-batch
+streaming step, float32 and bfloat16 weights) work on raw pointers and build into one library, so building it
+needs only a C++ compiler with OpenMP — no torch headers, nothing at install time. The shared library is cached under
+``$GRUKIT_CACHE_DIR`` (default ``~/.cache/grukit``)``/kernels/<hash>/``, the hash covering the sources, the
 compiler, its flags and the CPU (the build uses ``-march=native``); later imports load it directly.
 Set ``GRUKIT_NO_FUSED=1`` to skip the native kernel entirely (the composite path then runs everything).
 """
@@ -22,9 +23,11 @@ from typing import Any
 
 log = logging.getLogger("grukit.kernels")
 
-SOURCE = Path(__file__).resolve().parent / "csrc" / "gru_fused.cpp"
+_CSRC = Path(__file__).resolve().parent / "csrc"
+#: the sources compiled into the one library: the sequence loops, the small-batch streaming step
+SOURCES = [_CSRC / "gru_fused.cpp", _CSRC / "gru_stream.cpp"]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 
 class BuildError(RuntimeError):
@@ -57,6 +60,10 @@ def _compiler() -> str:
     return cxx
 
 
+def _names() -> str:
+    return ", ".join(src.name for src in SOURCES)
+
+
 def library_path() -> tuple[Path, list[str]]:
     """Where the cached library for this source/compiler/CPU lives, and the command that builds it."""
     cxx = _compiler()
@@ -68,7 +75,7 @@ def library_path() -> tuple[Path, list[str]]:
         raise BuildError(f"cannot run the C++ compiler {cxx}: {e}") from e
     key = hashlib.sha256()
     for part in (
-        SOURCE.read_bytes(),
+        *(src.read_bytes() for src in SOURCES),
         version.encode(),
         " ".join(FLAGS).encode(),
         _cpu_signature().encode(),
@@ -77,7 +84,7 @@ def library_path() -> tuple[Path, list[str]]:
         key.update(part)
         key.update(b"\0")
     path = cache_dir() / "kernels" / key.hexdigest()[:16] / "libgrukit_fused.so"
-    return path, [cxx, *FLAGS, str(SOURCE), "-o"]
+    return path, [cxx, *FLAGS, *(str(src) for src in SOURCES), "-o"]
 
 
 def build(force: bool = False) -> Path:
@@ -95,10 +102,10 @@ def build(force: bool = False) -> Path:
     try:
         proc = subprocess.run([*cmd, tmp], capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
-            raise BuildError(f"compiling {SOURCE.name} failed: {proc.stderr.strip()[-2000:]}")
+            raise BuildError(f"compiling {_names()} failed: {proc.stderr.strip()[-2000:]}")
         os.replace(tmp, path)
     except (OSError, subprocess.SubprocessError) as e:
-        raise BuildError(f"compiling {SOURCE.name} failed: {e}") from e
+        raise BuildError(f"compiling {_names()} failed: {e}") from e
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -124,7 +131,7 @@ def load() -> ctypes.CDLL:
         fwd.argtypes = [i, i, i, p, p, p, p, p, i, i, p, p, p, p, i, i, p]
         fwd.restype = i
         bwd = getattr(lib, f"grukit_bwd_{suf}")
-        bwd.argtypes = [i, i, i, p, p, i, i, p, p, p, p, p, p, p, i, i, p]
+        bwd.argtypes = [i, i, i, p, p, i, i, p, p, p, p, p, p, p, p, i, i, p]
         bwd.restype = i
         cell = getattr(lib, f"grukit_cell_{suf}")
         cell.argtypes = [i, i, i, p, p, p, p, p, p, i, p, p, p]
@@ -135,6 +142,12 @@ def load() -> ctypes.CDLL:
         loop = getattr(lib, f"grukit_gemm_loop_{suf}")
         loop.argtypes = [i, i, i, i, i, p, i, p, ctypes.c_long, i, p, ctypes.c_long, i, p]
         loop.restype = None
+    lib.grukit_step.argtypes = [p, i, p, p, p, p]
+    lib.grukit_step.restype = i
+    lib.grukit_step_best_path.argtypes = [i]
+    lib.grukit_step_best_path.restype = i
+    lib.grukit_step_path_ok.argtypes = [i]
+    lib.grukit_step_path_ok.restype = i
     return lib
 
 

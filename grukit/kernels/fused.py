@@ -52,10 +52,17 @@ def use_mkl_pack(enabled: bool = True) -> bool:
 
 use_mkl_pack(os.environ.get("GRUKIT_MKL_PACK", "").strip() not in ("", "0"))
 
-#: fused calls so far: "sequence" (forward), "sequence_backward", "cell", "stream" (Streamer steps)
+#: fused calls so far: "sequence" (forward), "sequence_backward", "cell", "step" (GRU.step's streaming step),
+#: "stream" (Streamer steps)
 calls: Counter[str] = Counter()
 #: batches up to this size use the hand-written matrix-vector kernel; larger ones the BLAS GEMM per step
 matvec_max_batch: int = 4
+#: larger batches with reset_after=True run the forward's recurrent product and the gates in one native pass
+#: on W_hh packed once per call (see ``csrc/gru_fused.cpp``, mode 3); False (``GRUKIT_GATE_KERNEL=0``): the
+#: BLAS GEMM per step plus a separate elementwise pass
+gate_kernel: bool = os.environ.get("GRUKIT_GATE_KERNEL", "1").strip() not in ("", "0")
+#: ... and the backward's from this hidden size up (below it MKL's per-step GEMM measured faster, AMD Zen 4)
+gate_backward_min_hidden: int = 128
 
 _FLOATS = (torch.float32, torch.float64)
 _STRIDED = torch.strided
@@ -116,6 +123,73 @@ def _scratch(n: int, dtype: torch.dtype) -> Tensor:
             buf = torch.empty(n, dtype=dtype)
         _tls.scratch = buf
     return buf
+
+
+# ----------------------------------------------------------------------------------------- the workspace
+#: the most bytes each thread's workspace keeps (``GRUKIT_WORKSPACE_MB``, default 1024; 0 turns reuse off)
+workspace_max_bytes: int = int(float(os.environ.get("GRUKIT_WORKSPACE_MB", "1024")) * 2**20)
+# How many owners a storage has; the workspace's own base tensor is one. Private torch API: without it no
+# buffer is reused (every call allocates, as torch does).
+_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+
+class _Workspace(threading.local):
+    """Per-thread big buffers (gi, the saved hprev/gates, dgi/dgh) reused across calls.
+
+    A fresh multi-megabyte tensor costs a page fault per 4 KiB page on first touch (the allocator hands large
+    blocks back to the OS on free), which measured up to a third of a large-batch training step. A buffer is
+    handed out again only when nothing else holds its storage (its use count is back to what it was when the
+    workspace made it), so a buffer saved for a backward that has not run yet, or one someone kept, is never
+    overwritten. Entries are dropped oldest first beyond ``workspace_max_bytes`` (dropping one in use is
+    safe: its holder keeps the memory alive).
+    """
+
+    def __init__(self) -> None:
+        # (flat base, its storage's address, the storage's use count with nothing but the base), oldest first
+        self.bufs: list[tuple[Tensor, int, int]] = []
+
+
+_ws = _Workspace()
+
+
+def _buffer(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """An uninitialised tensor of ``shape`` from this thread's workspace (a fresh one when reuse is off)."""
+    n = 1
+    for d in shape:
+        n *= d
+    nbytes = n * (8 if dtype == torch.float64 else 4)
+    if _storage_use_count is None or nbytes > workspace_max_bytes or n == 0:
+        return torch.empty(shape, dtype=dtype)
+    bufs = _ws.bufs
+    best = -1
+    for i, (base, addr, idle) in enumerate(bufs):
+        if (
+            base.dtype == dtype
+            and base.numel() >= n
+            and (best < 0 or base.numel() < bufs[best][0].numel())
+            and _storage_use_count(addr) == idle
+        ):
+            best = i
+    if best >= 0:
+        entry = bufs.pop(best)
+        bufs.append(entry)  # most recently used last
+        base = entry[0]
+    else:
+        with torch.inference_mode(False), torch.no_grad():
+            base = torch.empty(n, dtype=dtype)
+        addr = base.untyped_storage()._cdata
+        bufs.append((base, addr, _storage_use_count(addr)))
+        total = sum(b.numel() * b.element_size() for b, _, _ in bufs)
+        while total > workspace_max_bytes and len(bufs) > 1:
+            old = bufs.pop(0)[0]
+            total -= old.numel() * old.element_size()
+    with torch.inference_mode(False):
+        return base[:n].view(shape)
+
+
+def clear_workspace() -> None:
+    """Drop this thread's reusable buffers (the memory goes back once nothing else holds it)."""
+    _ws.bufs.clear()
 
 
 def _needs_grad(*ts: Tensor | None) -> bool:
@@ -210,9 +284,15 @@ def _shape_reason(
 
 # --------------------------------------------------------------------------------------------- forward
 def _input_projection(
-    x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, reset_after: bool
+    x: Tensor,
+    w_ih: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    reset_after: bool,
+    pool: bool = False,
 ) -> Tensor:
-    """gi (T·B, 3H) = x W_ihᵀ + b_ih + the parts of b_hh that add outside the reset gate, as one GEMM."""
+    """gi (T·B, 3H) = x W_ihᵀ + b_ih + the parts of b_hh that add outside the reset gate, as one GEMM
+    (into a workspace buffer with ``pool``, outside autocast regions, which must keep their dtype rules)."""
     T, B, I = x.shape
     H = w_ih.shape[0] // 3
     bias = b_ih
@@ -220,6 +300,13 @@ def _input_projection(
         fold = b_hh if not reset_after else torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)])
         bias = fold if bias is None else bias + fold
     x2 = x.reshape(T * B, I)
+    if pool and not _any_autocast():
+        gi = _buffer((T * B, 3 * H), x.dtype)
+        return (
+            torch.mm(x2, w_ih.t(), out=gi)
+            if bias is None
+            else torch.addmm(bias, x2, w_ih.t(), out=gi)
+        )
     return torch.mm(x2, w_ih.t()) if bias is None else torch.addmm(bias, x2, w_ih.t())
 
 
@@ -234,28 +321,37 @@ def _forward(
     lengths: Tensor | None,
     reverse: bool,
     save: bool,
+    pool: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Run the native forward loop → (out (T, B, H), h_n (B, H), hprev (T, B, H) | None, gates (T, B, 4H) | None).
 
-    ``gates`` rows hold r, z, n and (W_hn h + b_hn) for reset_after, or r, z, n and r ⊙ h otherwise.
+    ``gates`` rows hold r, z, n and (W_hn h + b_hn) for reset_after, or r, z, n and r ⊙ h otherwise. With
+    ``pool``, gi and the saved hprev/gates come from this thread's workspace (eager calls; the registered
+    op's outputs must be plain tensors).
     """
     T, B, _ = x.shape
     H = w_hh.shape[1]
-    gi = _input_projection(x, w_ih, b_ih, b_hh, reset_after)
+    gi = _input_projection(x, w_ih, b_ih, b_hh, reset_after, pool)
     w_hh = w_hh.contiguous()
     h0 = h0.contiguous()
     bhn = b_hh[2 * H :].contiguous() if (reset_after and b_hh is not None) else None
     lens = None if lengths is None else lengths.to(torch.int64).contiguous()
     out = x.new_empty(T, B, H)
     hn = x.new_empty(B, H)
-    hprev = x.new_empty(T, B, H) if save else None
-    gates = x.new_empty(T, B, 4 * H) if save else None
+    new = _buffer if pool else (lambda shape, dt: torch.empty(shape, dtype=dt))
+    hprev = new((T, B, H), x.dtype) if save else None
+    gates = new((T, B, 4 * H), x.dtype) if save else None
     if (
         gi.dtype != x.dtype or w_hh.dtype != x.dtype or h0.dtype != x.dtype
     ):  # e.g. addmm under autocast
         _check_native("gru_sequence forward", x.dtype, gi=gi, bhn=bhn, w_hh=w_hh, h0=h0)
     fwd, _, _, gemm = _fns(x.dtype)
-    mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
+    if B <= matvec_max_batch:
+        mode = 1
+    elif reset_after and gate_kernel:
+        mode = 3
+    else:
+        mode = 1 if gemm is None else 2
     rc = fwd(
         T,
         B,
@@ -292,16 +388,19 @@ def _backward(
     gout: Tensor | None,
     ghn: Tensor | None,
     needs: tuple[bool, ...],
+    pool: bool = False,
 ) -> tuple[Tensor | None, ...]:
-    """Native backward loop, then the weight/input gradients as GEMMs over all steps at once."""
+    """Native backward loop, then the weight/input gradients as GEMMs over all steps at once (dgi and dgh
+    from this thread's workspace with ``pool``; no gradient returned aliases them)."""
     T, B, I = x.shape
     H = w_hh.shape[1]
     w_hh = w_hh.contiguous()
     lens = None if lengths is None else lengths.to(torch.int64).contiguous()
     gout = None if gout is None else gout.contiguous()
     ghn = None if ghn is None else ghn.contiguous()
-    dgi = x.new_empty(T, B, 3 * H)
-    dgh = x.new_empty(T, B, 3 * H) if reset_after else None
+    new = _buffer if pool else (lambda shape, dt: torch.empty(shape, dtype=dt))
+    dgi = new((T, B, 3 * H), x.dtype)
+    dgh = new((T, B, 3 * H), x.dtype) if reset_after else None
     dh0 = x.new_empty(B, H)
     dt = x.dtype
     if (
@@ -315,7 +414,15 @@ def _backward(
             "gru_sequence backward", dt, w_hh=w_hh, grad_out=gout, grad_hn=ghn, hprev=hprev
         )
     _, bwd, _, gemm = _fns(x.dtype)
-    mode = 1 if (B <= matvec_max_batch or gemm is None) else 2
+    if B <= matvec_max_batch:
+        mode = 1
+    elif reset_after and gate_kernel and (H >= gate_backward_min_hidden or gemm is None):
+        mode = 3
+    else:
+        mode = 1 if gemm is None else 2
+    n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
+    # mode 3 sums the bias gradients inside its loop (in float64), saving two passes over T·B·3H values
+    db = torch.empty(4 * H, dtype=torch.float64) if mode == 3 and (n_bih or n_bhh) else None
     rc = bwd(
         T,
         B,
@@ -331,24 +438,29 @@ def _backward(
         dgi.data_ptr(),
         _ptr(dgh),
         dh0.data_ptr(),
+        _ptr(db),
         torch.get_num_threads(),
         mode,
         gemm,
     )
     if rc != 0:
         raise MemoryError("the fused GRU kernel could not allocate its work buffers")
-    n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
     dgi2 = dgi.view(T * B, 3 * H)
     hp2 = hprev.view(T * B, H)
     dx = torch.mm(dgi2, w_ih).view(T, B, I) if n_x else None
     dw_ih = torch.mm(dgi2.t(), x.reshape(T * B, I)) if n_wih else None
-    db_ih = dgi2.sum(0) if n_bih else None
     dw_hh = db_hh = None
+    if db is not None:  # rows: dar, daz, dan, dan ⊙ r
+        dbt = db.to(dt)
+        db_ih = dbt[: 3 * H].clone() if n_bih else None  # its own storage, not a view of dbt
+        db_hh = torch.cat([dbt[: 2 * H], dbt[3 * H :]]) if n_bhh else None
+    else:
+        db_ih = dgi2.sum(0) if n_bih else None
     if reset_after:
         dgh2 = dgh.view(T * B, 3 * H)  # type: ignore[union-attr]
         if n_whh:
             dw_hh = torch.mm(dgh2.t(), hp2)
-        if n_bhh:
+        if n_bhh and db is None:
             db_hh = dgh2.sum(0)
     else:
         if n_whh:
@@ -378,7 +490,7 @@ class _FusedSequence(torch.autograd.Function):
         reverse: bool,
     ) -> tuple[Tensor, Tensor]:
         out, hn, hprev, gates = _forward(
-            x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save=True
+            x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save=True, pool=True
         )
         ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates)
         ctx.reset_after, ctx.reverse = reset_after, reverse
@@ -413,10 +525,22 @@ class _FusedSequence(torch.autograd.Function):
                     gout,
                     ghn,
                     needs,
+                    pool=True,
                 )
             return grads + none3
         grads = _backward(
-            x, w_ih, w_hh, lengths, ctx.reset_after, ctx.reverse, hprev, gates, gout, ghn, needs
+            x,
+            w_ih,
+            w_hh,
+            lengths,
+            ctx.reset_after,
+            ctx.reverse,
+            hprev,
+            gates,
+            gout,
+            ghn,
+            needs,
+            pool=True,
         )
         return grads + none3
 
@@ -499,6 +623,7 @@ def sequence(
             lengths,
             bool(reverse),
             save=return_gates,
+            pool=True,
         )
     if not return_gates:
         return out, hn, None

@@ -3,6 +3,7 @@
 from .cell import GRUCell, GRUCellConfig, gru_cell, gru_step
 from .gru import GRU, GRUConfig, GRUGates
 from .mingru import MinGRU, MinGRUConfig, MinGRUGates
+from .quantize import quantize
 from .streaming import Streamer
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "Streamer",
     "gru_cell",
     "gru_step",
+    "quantize",
 ]

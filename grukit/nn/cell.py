@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from .. import _checks
 from ..functional.gru import GateValues, gru_cell, gru_step
 from ..kernels import dispatch
-from . import _driver
+from . import _driver, _fast
 
 __all__ = ["GRUCell", "GRUCellConfig", "GateValues", "gru_cell", "gru_step"]
 
@@ -88,6 +88,10 @@ class GRUCell(nn.Module):
         True
     """
 
+    _step_plan: Any = None  # the streaming step's cached plan (grukit.kernels.stream.StepPlan)
+    _bf16_weights = False  # set by grukit.quantize: bfloat16 W_ih/W_hh, float32 everything else
+    _PARAM_NAMES = (("weight_ih", "weight_hh", "bias_ih", "bias_hh"),)
+
     def __init__(
         self,
         input_size: int,
@@ -118,7 +122,8 @@ class GRUCell(nn.Module):
     @property
     def config(self) -> GRUCellConfig:
         """This cell's :class:`GRUCellConfig` (its constructor arguments, the dtype as a name)."""
-        dtype = str(self.weight_ih.dtype).replace("torch.", "")
+        # bfloat16 weights (grukit.quantize) compute in float32: the cell it describes is a float32 one
+        dtype = "float32" if self._bf16_weights else str(self.weight_ih.dtype).replace("torch.", "")
         return GRUCellConfig(
             self.input_size, self.hidden_size, self.bias, self.reset_after, self.backend, dtype
         )
@@ -159,6 +164,15 @@ class GRUCell(nn.Module):
             >>> tuple(cell(torch.randn(2, 3), torch.zeros(2, 4)).shape)
             (2, 4)
         """
+        plan = self._step_plan
+        if plan is not None:  # the streaming step: a few cheap checks and one native call
+            out = plan.cell(self._parameters, x, h)
+            if out is not None:
+                return out  # type: ignore[no-any-return]
+        return self._forward(x, h)
+
+    def _forward(self, x: Tensor, h: Tensor | None) -> Tensor:
+        """The general path (every check; the fused kernel or the composite loop); builds the step plan."""
         # Direct dict reads (nn.Module.__getattr__ costs ~0.5 µs per name); getattr when a name is not a plain
         # registered parameter (parametrizations, weight_norm hooks, bias=False).
         params = self._parameters
@@ -167,6 +181,23 @@ class GRUCell(nn.Module):
         )
         if w is None or w_hh is None or (self.bias and (b_ih is None or b_hh is None)):
             w, w_hh, b_ih, b_hh = self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        if self._bf16_weights:
+            return self._forward_bf16(x, h, (w, w_hh, b_ih, b_hh))
+        if self.backend != "torch" and w.dtype == torch.float32:
+            plan = _fast.build_plan(
+                self,
+                x,
+                h,
+                self._PARAM_NAMES,
+                [(w, w_hh, b_ih, b_hh)],
+                self.input_size,
+                self.hidden_size,
+                self.reset_after,
+            )
+            if plan is not None:
+                out = plan.cell(self._parameters, x, h)
+                if out is not None:
+                    return out  # type: ignore[no-any-return]
         if (
             h is not None
             and type(x) is Tensor
@@ -208,6 +239,31 @@ class GRUCell(nn.Module):
             reset_after=self.reset_after,
         )
         return h_new.squeeze(0) if unbatched else h_new  # type: ignore[no-any-return]
+
+    def _forward_bf16(
+        self,
+        x: Tensor,
+        h: Tensor | None,
+        weights: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
+    ) -> Tensor:
+        """bfloat16 weights (inference): the streaming step where it runs, else the float32 path on upcast weights."""
+        _fast.refuse_training("GRUCell", self, (x, h))
+        if self.backend != "torch":
+            plan = _fast.build_plan(
+                self,
+                x,
+                h,
+                self._PARAM_NAMES,
+                [weights],
+                self.input_size,
+                self.hidden_size,
+                self.reset_after,
+            )
+            if plan is not None:
+                out = plan.cell(self._parameters, x, h)
+                if out is not None:
+                    return out  # type: ignore[no-any-return]
+        return _fast.upcast_call(self, "forward", x, h)  # type: ignore[no-any-return]
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

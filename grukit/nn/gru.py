@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from .. import _checks
 from ..functional import gru as fgru
 from ..kernels import dispatch, onnx_export, vf
-from . import _driver
+from . import _driver, _fast
 
 
 class GRUGates(NamedTuple):
@@ -134,6 +134,9 @@ class GRU(nn.Module):
         >>> torch.allclose(out, ref(x)[0], atol=1e-6)
         True
     """
+
+    _step_plan: Any = None  # the streaming step's cached plan (grukit.kernels.stream.StepPlan)
+    _bf16_weights = False  # set by grukit.quantize: bfloat16 W_ih/W_hh, float32 everything else
 
     def __init__(
         self,
@@ -396,6 +399,9 @@ class GRU(nn.Module):
             >>> bool((out[5:, 1] == 0).all())  # past the second sequence's length
             True
         """
+        if self._bf16_weights:  # grukit.quantize: inference on upcast weights
+            _fast.refuse_training("GRU", self, (input, hx))
+            return _fast.upcast_call(self, "forward", input, hx, lengths, return_gates)
         p = _driver.prepare(self, "GRU", input, hx, lengths, self._param0())
         with _driver.no_autocast(p.autocast):
             if not return_gates and self._onnx_route():
@@ -539,6 +545,49 @@ class GRU(nn.Module):
             >>> torch.allclose(torch.stack(ys), out, atol=1e-6), torch.allclose(h, h_n, atol=1e-6)
             (True, True)
         """
+        plan = self._step_plan
+        if plan is not None and not (
+            self.training and (self.dropout or self.dropconnect or self.recurrent_dropout)
+        ):  # the streaming step: a few cheap checks and one native call for all layers
+            res = plan.stack(self._parameters, x_t, h)
+            if res is not None:
+                return res  # type: ignore[no-any-return]
+        return self._step(x_t, h)
+
+    def _plan(self, x_t: Any, h: Any) -> Any:
+        """The streaming step's plan if this call can use it (built or reused), else None."""
+        if (
+            self.backend == "torch"
+            or self.num_directions != 1
+            or self._uses_variant_loop()
+            or self.layer_norm
+            or (self.training and (self.dropout or self.dropconnect or self.recurrent_dropout))
+        ):
+            return None
+        layers = [self.layer_weights(k) for k in range(self.num_layers)]
+        return _fast.build_plan(
+            self,
+            x_t,
+            h,
+            self._param_names,
+            layers,
+            self.input_size,
+            self.hidden_size,
+            self.reset_after,
+        )
+
+    def _step(self, x_t: Tensor, h: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The general streaming step (every check, a dispatch per layer); builds the step plan."""
+        bf16 = self._bf16_weights
+        if bf16:
+            _fast.refuse_training("GRU", self, (x_t, h))
+        plan = self._plan(x_t, h)
+        if plan is not None:
+            res = plan.stack(self._parameters, x_t, h)
+            if res is not None:
+                return res  # type: ignore[no-any-return]
+        if bf16:
+            return _fast.upcast_call(self, "step", x_t, h)  # type: ignore[no-any-return]
         x, h0, unbatched, ac = _driver.prepare_step(self, "GRU", x_t, h, self._param0())
         self._check_variant_backend()
         if ac is None:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..kernels import fused_unsupported_reason
+from . import _fast
 from .cell import GRUCell
 from .gru import GRU
 
@@ -16,9 +17,12 @@ from .gru import GRU
 class Streamer:
     """Low-overhead streaming inference for a unidirectional :class:`grukit.GRU` (or :class:`grukit.GRUCell`).
 
-    ``s = Streamer(gru, batch_size=1)``; ``y = s.step(x_t)`` with x_t (B, I) contiguous, same dtype as the
-    model → y (B, H), the top layer's new state. Each step is one native call for all layers: no autograd,
-    no allocation, no per-step argument checks (they happen here, once). The state lives in ``s.h``
+    ``s = Streamer(gru, batch_size=1)``; ``y = s.step(x_t)`` with x_t (B, I) contiguous, the model's dtype
+    (float32 for a model with bfloat16 weights, see :func:`grukit.quantize`) → y (B, H), the top layer's
+    new state. Each step is one native call for all layers: no autograd, no allocation, no per-step argument
+    checks (they happen here, once). Float32 weights at B ≤ 4 and bfloat16 weights at any B run the
+    small-batch streaming step (``grukit.kernels.stream``), larger float32 batches the BLAS cell. The state
+    lives in ``s.h``
     (L, B, H) and is updated in place; ``y`` is a view of it, overwritten by the next step (clone it to
     keep it). ``s.reset(h)`` sets the state (None: zeros). The model's weights are read at every step, so
     in-place weight updates are seen; replacing a parameter object needs a new Streamer. Dropout is not
@@ -48,24 +52,52 @@ class Streamer:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         w = layers[0][0]
-        reason = fused_unsupported_reason(
-            "cell",
-            x=w.new_empty(1, w.shape[1]),
-            h=None,
-            w_ih=w,
-            w_hh=layers[0][1],
-            b_ih=layers[0][2],
-            b_hh=layers[0][3],
-        )
+        bf16 = bool(model._bf16_weights)  # grukit.quantize
+        if bf16:
+            mod = _fast.stream_module()
+            reason = (
+                f"the native kernel is unavailable ({_fast._stream_error})"
+                if mod is None
+                else mod.plan_reason(layers, w.shape[1], layers[0][1].shape[1])
+            )
+        else:
+            reason = fused_unsupported_reason(
+                "cell",
+                x=w.new_empty(1, w.shape[1]),
+                h=None,
+                w_ih=w,
+                w_hh=layers[0][1],
+                b_ih=layers[0][2],
+                b_hh=layers[0][3],
+            )
         if reason is not None:
             raise ValueError(f"Streamer cannot use the fused kernel: {reason}")
         from ..kernels import fused
 
         self.num_layers, self.batch_size = len(layers), int(batch_size)
         self.input_size, self.hidden_size = w.shape[1], layers[0][1].shape[1]
-        self.dtype, self.reset_after = w.dtype, bool(model.reset_after)
+        self.dtype = torch.float32 if bf16 else w.dtype
+        self.reset_after = bool(model.reset_after)
         self._fused = fused
         self._params = [None if t is None else t.detach().contiguous() for lw in layers for t in lw]
+        self._plan: Any = None
+        mod = _fast.stream_module()
+        if (
+            mod is not None
+            and self.dtype == torch.float32
+            and (bf16 or batch_size <= mod.max_batch)
+        ):
+            p4 = self._params
+            plan_layers = [tuple(p4[4 * k : 4 * k + 4]) for k in range(self.num_layers)]
+            if mod.plan_reason(plan_layers, self.input_size, self.hidden_size) is None:
+                self._plan = mod.StepPlan(
+                    None,
+                    [(None,) * 4] * self.num_layers,
+                    plan_layers,
+                    self.input_size,
+                    self.hidden_size,
+                    self.reset_after,
+                )
         ptrs = [None if t is None else t.data_ptr() for t in self._params]
         self._ptrs = (ctypes.c_void_p * len(ptrs))(*ptrs)
         self.h = torch.zeros(self.num_layers, self.batch_size, self.hidden_size, dtype=self.dtype)
@@ -75,6 +107,15 @@ class Streamer:
         self._args = (self.num_layers, self.batch_size, self.input_size, self.hidden_size)
         self._hp, self._sp = self.h.data_ptr(), self._scratch.data_ptr()
         self._want = (self.batch_size, self.input_size)
+
+    @property
+    def path(self) -> str:
+        """The native path each step runs: a ``grukit.kernels.stream`` path name, or ``"blas-cell"``."""
+        if self._plan is None:
+            return "blas-cell"
+        from ..kernels import stream
+
+        return stream._NAMES[self._plan._desc.path]
 
     def reset(self, h: Tensor | None = None) -> None:
         """Set the state to ``h`` (L, B, H) (None: zeros)."""
@@ -101,6 +142,10 @@ class Streamer:
             )
         self._fused.calls["stream"] += 1
         L, B, I, H = self._args
+        if self._plan is not None:
+            if self._plan.run_inplace(B, x_t, self.h):
+                raise ValueError(f"Streamer: this CPU cannot run the {self.path} kernel path")
+            return self.h[-1]
         self._fn(
             L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp, self._gemm
         )

@@ -49,11 +49,14 @@ def np_params(module):
     return {k: v.detach().double().numpy() for k, v in module.state_dict().items()}
 
 
-@pytest.fixture(params=["matvec", "blas", "blas-packed"])
+@pytest.fixture(params=["matvec", "gate", "blas", "blas-packed"])
 def kernel_mode(request, monkeypatch):
-    """Run each test through every per-step product kernel: the hand-written matvec, the BLAS GEMM, and the
+    """Run each test through every per-step product kernel: the hand-written matvec, the forward's fused
+    GEMM + gates kernel (reset_after=True; reset_after=False runs the BLAS GEMM there), the BLAS GEMM, and the
     BLAS GEMM on MKL-packed weights (where torch's MKL has that API)."""
     monkeypatch.setattr(fused, "matvec_max_batch", 10**9 if request.param == "matvec" else 0)
+    monkeypatch.setattr(fused, "gate_kernel", request.param == "gate")
+    monkeypatch.setattr(fused, "gate_backward_min_hidden", 0)
     if request.param == "blas-packed":
         if not fused.use_mkl_pack(True):
             pytest.skip("torch's BLAS has no MKL packed-GEMM API")
@@ -128,7 +131,7 @@ def test_build_failure_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GRUKIT_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", "false")
-    with pytest.raises(_build.BuildError, match="compiling gru_fused.cpp failed"):
+    with pytest.raises(_build.BuildError, match="compiling gru_fused.cpp.* failed"):
         _build.build()
     assert not list(tmp_path.rglob("*.so"))  # no partial library left in the cache
 

@@ -496,11 +496,317 @@ template <class T> static T* alloc(size_t n) {
     return p;
 }
 
-// mode: 1 = packed matrix-vector kernel, 2 = BLAS (gemm must be non-null)
+// ------------------------------------------------------------------ forward, mode 3: GEMM + gates in one pass
+// reset_after only, batches above the matrix-vector range. W_hh is packed once per call into panels of U = one
+// vector's worth of hidden units with their three gate rows side by side: P[p][k][g][u] = W_hh[g·H + p·U + u][k]
+// (zero beyond H). A tile of MR batch rows × one panel accumulates gh_r, gh_z, gh_n for those U units in 3·MR
+// registers over k, then applies the gates right there (no gh buffer, no second pass over memory) and writes
+// the new state into the other of two state buffers (other tiles still read the old one this step).
+template <class T> struct Fused3 {
+    enum { L = V<T>::L, U = V<T>::L, MRMAX = 8 };
+    int T_, B, H, np;
+    const T *gi, *bhn, *P;
+    const int64_t* lengths;
+    int reverse;
+    T *out, *hprev, *gates, *hA, *hB;
+    bool save;
+
+    template <int MR> void tile(int t, int p, int b0, const T* hc, T* hx) const {
+        vec<T> acc[MR][3];
+        for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = acc[r][2] = bcast<T>(0);
+        const T* w = P + (size_t)p * H * 3 * U;
+        const T* x = hc + (size_t)b0 * H;
+        for (int k = 0; k < H; ++k, w += 3 * U) {
+            vec<T> w0 = ld<T>(w), w1 = ld<T>(w + L), w2 = ld<T>(w + 2 * L);
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; ++r) {
+                vec<T> xk = bcast<T>(x[(size_t)r * H + k]);
+                acc[r][0] += w0 * xk, acc[r][1] += w1 * xk, acc[r][2] += w2 * xk;
+            }
+        }
+        const int j = p * U, n = H - j < U ? H - j : U;
+        for (int r = 0; r < MR; ++r) {
+            const int b = b0 + r;
+            const size_t row = (size_t)t * B + b;
+            const T* g = gi + row * 3 * H;
+            vec<T> hv = ldn<T>(hc + (size_t)b * H + j, n);
+            if (save) stn<T>(hprev + row * H + j, hv, n);
+            T* gs = save ? gates + row * 4 * H : nullptr;
+            if (lengths && t >= lengths[b]) {
+                stn<T>(out + row * H + j, bcast<T>(0), n);
+                stn<T>(hx + (size_t)b * H + j, hv, n);
+                if (save) {
+                    vec<T> zero = bcast<T>(0);
+                    stn<T>(gs + j, zero, n), stn<T>(gs + H + j, zero, n), stn<T>(gs + 2 * H + j, zero, n);
+                    stn<T>(gs + 3 * H + j, zero, n);
+                }
+                continue;
+            }
+            vec<T> rg = vsigmoid<T>(ldn<T>(g + j, n) + acc[r][0]);
+            vec<T> zg = vsigmoid<T>(ldn<T>(g + H + j, n) + acc[r][1]);
+            vec<T> hn = acc[r][2];
+            if (bhn) hn += ldn<T>(bhn + j, n);
+            vec<T> nn = vtanh<T>(ldn<T>(g + 2 * H + j, n) + rg * hn);
+            vec<T> hnew = nn + zg * (hv - nn);
+            stn<T>(out + row * H + j, hnew, n);
+            stn<T>(hx + (size_t)b * H + j, hnew, n);
+            if (save) stn<T>(gs + j, rg, n), stn<T>(gs + H + j, zg, n), stn<T>(gs + 2 * H + j, nn, n), stn<T>(gs + 3 * H + j, hn, n);
+        }
+    }
+    void step(int s, int tid, int nt) const {
+        const int t = reverse ? T_ - 1 - s : s;
+        const T* hc = (s & 1) ? hB : hA;
+        T* hx = (s & 1) ? hA : hB;
+        int lo, hi;
+        split(np, tid, nt, &lo, &hi);
+        for (int p = lo; p < hi; ++p) {
+            int b0 = 0;
+            for (; b0 + MRMAX <= B; b0 += MRMAX) tile<MRMAX>(t, p, b0, hc, hx);
+            switch (B - b0) {
+                case 7: tile<7>(t, p, b0, hc, hx); break;
+                case 6: tile<6>(t, p, b0, hc, hx); break;
+                case 5: tile<5>(t, p, b0, hc, hx); break;
+                case 4: tile<4>(t, p, b0, hc, hx); break;
+                case 3: tile<3>(t, p, b0, hc, hx); break;
+                case 2: tile<2>(t, p, b0, hc, hx); break;
+                case 1: tile<1>(t, p, b0, hc, hx); break;
+                default: break;
+            }
+        }
+    }
+};
+
+// P (np × H × 3U) from W_hh (3H × H row-major), zero padded past H
+template <class T> static T* pack3(const T* w_hh, int H, int* np_out) {
+    enum { U = V<T>::L };
+    int np = (H + U - 1) / U;
+    T* P = alloc<T>((size_t)np * H * 3 * U);
+    if (!P) return nullptr;
+    for (int p = 0; p < np; ++p)
+        for (int k = 0; k < H; ++k) {
+            T* d = P + ((size_t)p * H + k) * 3 * U;
+            for (int g = 0; g < 3; ++g)
+                for (int u = 0; u < U; ++u) {
+                    int i = p * U + u;
+                    d[g * U + u] = i < H ? w_hh[((size_t)g * H + i) * H + k] : (T)0;
+                }
+        }
+    *np_out = np;
+    return P;
+}
+
+template <class T>
+static int forward3(int T_, int B, int H, const T* gi, const T* bhn, const T* w_hh, const T* h0,
+                    const int64_t* lengths, int reverse, T* out, T* hn, T* hprev, T* gates, int nthreads) {
+    Fused3<T> s;
+    s.T_ = T_, s.B = B, s.H = H, s.gi = gi, s.bhn = bhn, s.lengths = lengths, s.reverse = reverse;
+    s.out = out, s.hprev = hprev, s.gates = gates, s.save = hprev != nullptr && gates != nullptr;
+    T* P = pack3<T>(w_hh, H, &s.np);
+    T* other = alloc<T>((size_t)B * H);
+    if (!P || !other) {
+        std::free(P), std::free(other);
+        return 1;
+    }
+    s.P = P, s.hA = hn, s.hB = other;
+    std::memcpy(hn, h0, sizeof(T) * (size_t)B * H);
+    int nt = nthreads;
+    if ((double)B * 3.0 * H * H < 98304.0 || s.np < 2) nt = 1;  // see run_loop: a barrier per step must pay
+    if (nt <= 1) {
+        for (int step = 0; step < T_; ++step) s.step(step, 0, 1);
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+            int tid = omp_get_thread_num(), n = omp_get_num_threads();
+            for (int step = 0; step < T_; ++step) {
+                s.step(step, tid, n);
+#pragma omp barrier
+            }
+        }
+    }
+    if (T_ & 1) std::memcpy(hn, other, sizeof(T) * (size_t)B * H);  // the last step wrote the second buffer
+    std::free(P);
+    std::free(other);
+    return 0;
+}
+
+// ----------------------------------------------------------------- backward, mode 3: GEMM + gates in one pass
+// reset_after only. Walking back, the product mv = dgh_t · W_hh (B × 3H · 3H × H) for a tile of MR batch rows ×
+// NP panels of U hidden units is accumulated in registers, and its epilogue at once runs the elementwise pass of
+// step t−1 for those rows and units (dh = direct part + mv + dout; it needs only those units' saved gates), so
+// dh never goes through memory. Packed weight: Q[p][kk][u] = W_hh[kk][p·U + u] (zero beyond H).
+template <class T> struct Bwd3 {
+    enum { L = V<T>::L, U = V<T>::L, MRMAX = 8, NPMAX = 3 };
+    int T_, B, H, np;
+    const T *Q, *dout, *hprev, *gates;
+    const int64_t* lengths;
+    int reverse;
+    T *dgi, *dgh, *dhc, *dh0;
+    double* db;  // (4H): the bias gradients dar, daz, dan, dan ⊙ r summed over steps and rows, or null
+    T* dbs;      // (4H + U): this step's sums over the rows, in T; added into db (double) once per step
+    // Each thread owns whole panels of units for the whole walk, so its sums need no synchronisation.
+    inline void addb(int j, int n, vec<T> v) const { stn<T>(dbs + j, ldn<T>(dbs + j, n) + v, n); }
+    void flush(int p_lo, int p_hi) const {  // db += dbs, dbs = 0 for the units of panels p_lo..p_hi−1
+        const int j0 = p_lo * U, j1 = p_hi * U < H ? p_hi * U : H;
+        for (int s4 = 0; s4 < 4; ++s4)
+            for (int j = j0; j < j1; ++j) db[s4 * H + j] += dbs[s4 * H + j], dbs[s4 * H + j] = 0;
+    }
+
+    // the elementwise step at time t for row b, units j..j+n, with mvv the matrix part of dh
+    inline void ew(int t, int b, int j, int n, vec<T> mvv) const {
+        const int H = this->H;
+        const size_t row = (size_t)t * B + b;
+        T* dc = dhc + (size_t)b * H + j;
+        vec<T> dh = ldn<T>(dc, n) + mvv;
+        T* a = dgi + row * 3 * H;
+        T* c = dgh + row * 3 * H;
+        if (lengths && t >= lengths[b]) {
+            vec<T> zero = bcast<T>(0);
+            stn<T>(a + j, zero, n), stn<T>(a + H + j, zero, n), stn<T>(a + 2 * H + j, zero, n);
+            stn<T>(c + j, zero, n), stn<T>(c + H + j, zero, n), stn<T>(c + 2 * H + j, zero, n);
+            stn<T>(dc, dh, n);
+            return;
+        }
+        if (dout) dh += ldn<T>(dout + row * H + j, n);
+        const T* g = gates + row * 4 * H;
+        vec<T> r = ldn<T>(g + j, n), z = ldn<T>(g + H + j, n), nn = ldn<T>(g + 2 * H + j, n);
+        vec<T> hn = ldn<T>(g + 3 * H + j, n), hp = ldn<T>(hprev + row * H + j, n);
+        vec<T> dz = dh * (hp - nn);
+        vec<T> dan = dh * ((T)1 - z) * ((T)1 - nn * nn);
+        vec<T> dar = dan * hn * r * ((T)1 - r);
+        vec<T> daz = dz * z * ((T)1 - z);
+        stn<T>(a + j, dar, n), stn<T>(a + H + j, daz, n), stn<T>(a + 2 * H + j, dan, n);
+        stn<T>(c + j, dar, n), stn<T>(c + H + j, daz, n), stn<T>(c + 2 * H + j, dan * r, n);
+        stn<T>(dc, dh * z, n);
+        if (db) addb(j, n, dar), addb(H + j, n, daz), addb(2 * H + j, n, dan), addb(3 * H + j, n, dan * r);
+    }
+    // tile: rows b0..b0+MR, panels p0..p0+NP; dgh of time tsrc is the left factor; the epilogue runs the
+    // elementwise step at time tdst (tdst < 0: the last product, dh0 = direct part + mv)
+    template <int MR, int NP> void tile(int tsrc, int tdst, int p0, int b0) const {
+        const int H = this->H, K = 3 * H;
+        vec<T> acc[MR][NP];
+        for (int r = 0; r < MR; ++r)
+            for (int c = 0; c < NP; ++c) acc[r][c] = bcast<T>(0);
+        const T* x = dgh + ((size_t)tsrc * B + b0) * K;
+        const size_t ps = (size_t)K * U;
+        const T* q = Q + (size_t)p0 * ps;
+        for (int k = 0; k < K; ++k, q += U) {
+            vec<T> w[NP];
+            for (int c = 0; c < NP; ++c) w[c] = ld<T>(q + c * ps);
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; ++r) {
+                vec<T> xk = bcast<T>(x[(size_t)r * K + k]);
+                for (int c = 0; c < NP; ++c) acc[r][c] += w[c] * xk;
+            }
+        }
+        for (int c = 0; c < NP; ++c) {
+            const int j = (p0 + c) * U, n = H - j < U ? H - j : U;
+            for (int r = 0; r < MR; ++r) {
+                if (tdst >= 0) {
+                    ew(tdst, b0 + r, j, n, acc[r][c]);
+                } else {
+                    T* d = dh0 + (size_t)(b0 + r) * H + j;
+                    stn<T>(d, ldn<T>(dhc + (size_t)(b0 + r) * H + j, n) + acc[r][c], n);
+                }
+            }
+        }
+    }
+    template <int NP> void rows(int tsrc, int tdst, int p0) const {
+        int b0 = 0;
+        for (; b0 + MRMAX <= B; b0 += MRMAX) tile<MRMAX, NP>(tsrc, tdst, p0, b0);
+        switch (B - b0) {
+            case 7: tile<7, NP>(tsrc, tdst, p0, b0); break;
+            case 6: tile<6, NP>(tsrc, tdst, p0, b0); break;
+            case 5: tile<5, NP>(tsrc, tdst, p0, b0); break;
+            case 4: tile<4, NP>(tsrc, tdst, p0, b0); break;
+            case 3: tile<3, NP>(tsrc, tdst, p0, b0); break;
+            case 2: tile<2, NP>(tsrc, tdst, p0, b0); break;
+            case 1: tile<1, NP>(tsrc, tdst, p0, b0); break;
+            default: break;
+        }
+    }
+    int t_of(int s) const { return reverse ? T_ - 1 - s : s; }
+    // walk index w = 0..T_: w = 0 is the plain elementwise step at the last time; w ≥ 1 the product of the
+    // time handled at w−1 fused with the elementwise step of the next time back (or dh0 at w = T_)
+    void walk(int w, int tid, int nt) const {
+        const int ng = (np + NPMAX - 1) / NPMAX;
+        int lo, hi;
+        split(ng, tid, nt, &lo, &hi);
+        if (db && w > 0) flush(lo * NPMAX, hi * NPMAX < np ? hi * NPMAX : np);  // the sums of step w−1
+        if (w == 0) {
+            const int t = t_of(T_ - 1);
+            for (int gp = lo; gp < hi; ++gp)
+                for (int p = gp * NPMAX; p < np && p < (gp + 1) * NPMAX; ++p) {
+                    const int j = p * U, n = H - j < U ? H - j : U;
+                    for (int b = 0; b < B; ++b) ew(t, b, j, n, bcast<T>(0));
+                }
+            return;
+        }
+        const int tsrc = t_of(T_ - w), tdst = w < T_ ? t_of(T_ - 1 - w) : -1;
+        for (int gp = lo; gp < hi; ++gp) {
+            const int p0 = gp * NPMAX, left = np - p0;
+            if (left >= 3) rows<3>(tsrc, tdst, p0);
+            else if (left == 2) rows<2>(tsrc, tdst, p0);
+            else rows<1>(tsrc, tdst, p0);
+        }
+    }
+};
+
+template <class T>
+static int backward3(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse, const T* dout,
+                     const T* dhn, const T* hprev, const T* gates, T* dgi, T* dgh, T* dh0, double* db,
+                     int nthreads) {
+    enum { U = V<T>::L };
+    Bwd3<T> s;
+    s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse, s.dout = dout, s.hprev = hprev;
+    s.gates = gates, s.dgi = dgi, s.dgh = dgh, s.dh0 = dh0, s.db = db;
+    s.np = (H + U - 1) / U;
+    if (db) std::memset(db, 0, sizeof(double) * 4 * (size_t)H);
+    T* dbs = db ? alloc<T>((size_t)4 * H + U) : nullptr;  // alloc zeroes
+    s.dbs = dbs;
+    const int K = 3 * H;
+    T* Q = alloc<T>((size_t)s.np * K * U);
+    T* dhc = alloc<T>((size_t)B * H);
+    if (!Q || !dhc || (db && !dbs)) {
+        std::free(Q), std::free(dhc), std::free(dbs);
+        return 1;
+    }
+    for (int p = 0; p < s.np; ++p)
+        for (int k = 0; k < K; ++k)
+            for (int u = 0; u < U; ++u) {
+                int i = p * U + u;
+                Q[((size_t)p * K + k) * U + u] = i < H ? w_hh[(size_t)k * H + i] : (T)0;
+            }
+    if (dhn) std::memcpy(dhc, dhn, sizeof(T) * (size_t)B * H);
+    s.Q = Q, s.dhc = dhc;
+    int nt = nthreads;
+    const int ng = (s.np + Bwd3<T>::NPMAX - 1) / Bwd3<T>::NPMAX;
+    if ((double)B * 3.0 * H * H < 98304.0 || ng < 2) nt = 1;
+    if (nt <= 1) {
+        for (int w = 0; w <= T_; ++w) s.walk(w, 0, 1);
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+            int tid = omp_get_thread_num(), n = omp_get_num_threads();
+            for (int w = 0; w <= T_; ++w) {
+                s.walk(w, tid, n);
+#pragma omp barrier
+            }
+        }
+    }
+    std::free(Q);
+    std::free(dhc);
+    std::free(dbs);
+    return 0;
+}
+
+// mode: 1 = packed matrix-vector kernel, 2 = BLAS (gemm must be non-null), 3 = the fused GEMM + gates
+// kernel above (reset_after only)
 template <class T>
 static int forward(int T_, int B, int H, const T* gi, const T* bhn, const T* w_hh, const T* h0,
                    const int64_t* lengths, int reverse, int reset_after, T* out, T* hn, T* hprev, T* gates,
                    int nthreads, int mode, typename Gemm<T>::fn gemm) {
+    if (mode == 3 && reset_after)
+        return forward3<T>(T_, B, H, gi, bhn, w_hh, h0, lengths, reverse, out, hn, hprev, gates, nthreads);
     Fwd<T> s;
     s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse;
     s.packed = mode == 1 || gemm == nullptr;
@@ -526,10 +832,14 @@ static int forward(int T_, int B, int H, const T* gi, const T* bhn, const T* w_h
     return ok ? 0 : 1;
 }
 
+// db (4H doubles, may be null): mode 3 fills it with the bias gradients (see Bwd3); other modes leave it alone
 template <class T>
 static int backward(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse, int reset_after,
                     const T* dout, const T* dhn, const T* hprev, const T* gates, T* dgi, T* dgh, T* dh0,
-                    int nthreads, int mode, typename Gemm<T>::fn gemm) {
+                    double* db, int nthreads, int mode, typename Gemm<T>::fn gemm) {
+    if (mode == 3 && reset_after)
+        return backward3<T>(T_, B, H, w_hh, lengths, reverse, dout, dhn, hprev, gates, dgi, dgh, dh0, db,
+                            nthreads);
     Bwd<T> s;
     s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse;
     s.packed = mode == 1 || gemm == nullptr;
@@ -647,7 +957,7 @@ static void cell(int B, int I, int H, const T* x, const T* h, const T* w_ih, con
 
 extern "C" {
 
-int grukit_abi_version() { return 3; }
+int grukit_abi_version() { return 4; }
 
 // Hand over MKL's packed-GEMM entry points (any may be null: plain gemm is used then).
 void grukit_set_mkl_pack(void* size, void* pack, void* compute) {
@@ -663,9 +973,9 @@ void grukit_set_mkl_pack(void* size, void* pack, void* compute) {
     }                                                                                                         \
     int grukit_bwd_##SUF(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse,             \
                          int reset_after, const T* dout, const T* dhn, const T* hprev, const T* gates, T* dgi, \
-                         T* dgh, T* dh0, int nthreads, int mode, void* gemm) {                               \
+                         T* dgh, T* dh0, double* db, int nthreads, int mode, void* gemm) {                   \
         return backward<T>(T_, B, H, w_hh, lengths, reverse, reset_after, dout, dhn, hprev, gates, dgi, dgh,  \
-                           dh0, nthreads, mode, (Gemm<T>::fn)gemm);                                           \
+                           dh0, db, nthreads, mode, (Gemm<T>::fn)gemm);                                       \
     }                                                                                                         \
     void grukit_cell_##SUF(int B, int I, int H, const T* x, const T* h, const T* w_ih, const T* w_hh,         \
                            const T* b_ih, const T* b_hh, int reset_after, T* out, T* scratch, void* gemm) {  \

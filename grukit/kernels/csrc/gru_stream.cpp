@@ -1,0 +1,390 @@
+// Streaming GRU steps (no autograd) for float32 weights and for bfloat16 weights with float32 state.
+//
+// Built into the same library as gru_fused.cpp (grukit/kernels/_build.py compiles the list of sources).
+// One entry point runs one step of an L-layer unidirectional GRU at small batch:
+//
+//   grukit_step(desc, B, x, h_in, h_out, y)
+//
+// where desc points to a StepDesc (sizes, the kernel path and 4 weight pointers per layer), x (B, I),
+// h_in / h_out (L, B, H) (they may alias: the Streamer updates its state in place) and y (B, H) or null,
+// a second copy of the top layer's new state. Weights are read in torch's layout (W_ih (3H, K) and W_hh
+// (3H, H) row-major, gates stacked r, z, n), nothing is packed: a changed weight is seen at the next call.
+//
+// Matrix-vector products work on 16 rows at a time: one accumulator vector per row over the row's
+// contiguous weights, then a transposing reduction turns the 16 accumulators into 16 outputs. Paths,
+// chosen at run time (the library is built with -march=native, but each path carries its own target):
+//   kF32Avx512   float32 weights, AVX-512F.
+//   kF32Generic  float32 weights, portable vector code (whatever the compiler targets: AVX2, ...).
+//   kBf16Dp      bfloat16 weights, AVX-512-BF16 _mm512_dpbf16_ps. The dot product's input (x or h, float32)
+//                is split into two bfloat16 numbers hi + lo (hi = bf16(v), lo = bf16(v − hi)); the products
+//                bf16 × bf16 are exact in float32, so the result is the float32 input times the bf16 weight
+//                up to the rounding of lo: a relative error of about 2^-16 on the input, well below the
+//                2^-8 of the weight rounding itself.
+//   kBf16Avx512  bfloat16 weights converted to float32 by shifts (AVX-512F/BW), float32 FMAs.
+//   kBf16Generic bfloat16 weights converted by shifts in portable vector code.
+// State and accumulation are float32 on every path; biases are float32.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <immintrin.h>
+#include <vector>
+
+namespace {
+
+enum Path { kF32Avx512 = 0, kF32Generic = 1, kBf16Dp = 2, kBf16Avx512 = 3, kBf16Generic = 4 };
+
+struct StepDesc {
+    int32_t L, I, H, path, reset_after;
+    void* const* params;  // 4 per layer: w_ih, w_hh (float or uint16 bf16 bits), b_ih, b_hh (float or null)
+};
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef uint16_t v8h __attribute__((vector_size(16)));
+
+static inline v16 bc(float a) { return a - (v16){}; }
+static inline v16 ldv(const float* p) {
+    v16 r;
+    std::memcpy(&r, p, sizeof(r));
+    return r;
+}
+static inline void stv(float* p, v16 a) { std::memcpy(p, &a, sizeof(a)); }
+
+// exp by Cody–Waite reduction and a degree-7 Taylor polynomial (|r| ≤ ln2/2), the argument clamped so that
+// 2^k stays normal; σ and tanh saturate correctly at the clamp, NaN propagates.
+static inline v16 vexp(v16 x) {
+    const v16 hi = bc(88.0f), lo = bc(-87.0f);
+    x = x > hi ? hi : x;
+    x = x < lo ? lo : x;
+    const v16 magic = bc(12582912.0f);  // 1.5·2^23
+    v16 kf = (x * 1.44269504088896341f + magic) - magic;
+    v16 r = x - kf * 0.693359375f - kf * -2.12194440e-4f;
+    v16 p = bc(1.0f / 5040);
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    v16i ki = __builtin_convertvector(kf, v16i);
+    v16i bits = (ki + 127) << 23;
+    v16 scale;
+    std::memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+static inline v16 vsig(v16 x) { return 1.0f / (1.0f + vexp(-x)); }
+static inline v16 vtanh(v16 x) { return 1.0f - 2.0f / (1.0f + vexp(x + x)); }
+
+// --------------------------------------------------------------------------------- AVX-512 helpers
+#define T512 __attribute__((target("avx512f,avx512bw,avx512dq")))
+#define T512BF __attribute__((target("avx512f,avx512bw,avx512dq,avx512bf16")))
+
+// 16 accumulators → one vector whose lane r is the sum of a[r]'s lanes.
+T512 static inline __m512 reduce16(const __m512* a) {
+    __m512 s1[8], s2[4], s3[2];
+    for (int i = 0; i < 8; ++i)
+        s1[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; ++i) {
+        __m512d p = _mm512_castps_pd(s1[2 * i]), q = _mm512_castps_pd(s1[2 * i + 1]);
+        s2[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(p, q)), _mm512_castpd_ps(_mm512_unpackhi_pd(p, q)));
+    }
+    // s2[i]: 128-bit lane q holds the partial sums of rows 4i..4i+3 over quarter q of the vector
+    for (int i = 0; i < 2; ++i)
+        s3[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s2[2 * i], s2[2 * i + 1], 0x88),
+                              _mm512_shuffle_f32x4(s2[2 * i], s2[2 * i + 1], 0xDD));
+    // s3[i]: lanes [rows 8i..8i+3 (quarters 0+1), rows 8i..8i+3 (2+3), rows 8i+4.. (0+1), rows 8i+4.. (2+3)]
+    // → [rows 0-3, rows 4-7, rows 8-11, rows 12-15], each the sum of its two halves
+    return _mm512_add_ps(_mm512_shuffle_f32x4(s3[0], s3[1], 0x88), _mm512_shuffle_f32x4(s3[0], s3[1], 0xDD));
+}
+
+// y (nout) = W (nout × K, row stride ldw, float32) · x (K) + bias
+T512 static void mv_f32_avx512(int nout, int K, const float* W, long ldw, const float* x, const float* bias, float* y) {
+    const int kfull = K & ~15;
+    const __mmask16 kmask = (__mmask16)((1u << (K & 15)) - 1);
+    for (int i0 = 0; i0 < nout; i0 += 16) {
+        int nr = nout - i0 < 16 ? nout - i0 : 16;
+        const float* rows[16];
+        for (int r = 0; r < 16; ++r) rows[r] = W + (long)(i0 + (r < nr ? r : nr - 1)) * ldw;
+        __m512 acc[16];
+        for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+        int k = 0;
+        for (; k < kfull; k += 16) {
+            __m512 xv = _mm512_loadu_ps(x + k);
+            for (int r = 0; r < 16; ++r) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[r] + k), xv, acc[r]);
+        }
+        if (kmask) {
+            __m512 xv = _mm512_maskz_loadu_ps(kmask, x + k);
+            for (int r = 0; r < 16; ++r) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(kmask, rows[r] + k), xv, acc[r]);
+        }
+        __m512 s = reduce16(acc);
+        __mmask16 om = (__mmask16)(nr == 16 ? 0xFFFF : (1u << nr) - 1);
+        if (bias) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(om, bias + i0));
+        _mm512_mask_storeu_ps(y + i0, om, s);
+    }
+}
+
+// bf16 weights (uint16 bits), input given as hi/lo bf16 pairs: xs = [hi (Kp), lo (Kp)], Kp = K rounded up to 32
+T512BF static void mv_bf16_dp(int nout, int K, const uint16_t* W, long ldw, const uint16_t* xs, int Kp,
+                              const float* bias, float* y) {
+    const int kfull = K & ~31;
+    const __mmask32 kmask = (__mmask32)((K & 31) ? ((1u << (K & 31)) - 1) : 0);
+    for (int i0 = 0; i0 < nout; i0 += 16) {
+        int nr = nout - i0 < 16 ? nout - i0 : 16;
+        const uint16_t* rows[16];
+        for (int r = 0; r < 16; ++r) rows[r] = W + (long)(i0 + (r < nr ? r : nr - 1)) * ldw;
+        __m512 acc[16];
+        for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+        int k = 0;
+        for (; k < kfull; k += 32) {
+            __m512bh xh = (__m512bh)_mm512_loadu_si512(xs + k), xl = (__m512bh)_mm512_loadu_si512(xs + Kp + k);
+            for (int r = 0; r < 16; ++r) {
+                __m512bh w = (__m512bh)_mm512_loadu_si512(rows[r] + k);
+                acc[r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r], w, xh), w, xl);
+            }
+        }
+        if (kmask) {  // xs is zero padded up to Kp, the weights are masked
+            __m512bh xh = (__m512bh)_mm512_loadu_si512(xs + k), xl = (__m512bh)_mm512_loadu_si512(xs + Kp + k);
+            for (int r = 0; r < 16; ++r) {
+                __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(kmask, rows[r] + k);
+                acc[r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r], w, xh), w, xl);
+            }
+        }
+        __m512 s = reduce16(acc);
+        __mmask16 om = (__mmask16)(nr == 16 ? 0xFFFF : (1u << nr) - 1);
+        if (bias) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(om, bias + i0));
+        _mm512_mask_storeu_ps(y + i0, om, s);
+    }
+}
+
+// bf16 weights converted by shifts; input deinterleaved: xs = [even (Kh), odd (Kh)], Kh = K/2 rounded up to 16
+T512 static void mv_bf16_cvt512(int nout, int K, const uint16_t* W, long ldw, const float* xs, int Kh,
+                                const float* bias, float* y) {
+    const int kfull = K & ~31;
+    const __mmask32 kmask = (__mmask32)((K & 31) ? ((1u << (K & 31)) - 1) : 0);
+    const __m512i himask = _mm512_set1_epi32((int)0xFFFF0000u);
+    for (int i0 = 0; i0 < nout; i0 += 16) {
+        int nr = nout - i0 < 16 ? nout - i0 : 16;
+        const uint16_t* rows[16];
+        for (int r = 0; r < 16; ++r) rows[r] = W + (long)(i0 + (r < nr ? r : nr - 1)) * ldw;
+        __m512 acc[16];
+        for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+        for (int k = 0; k < K; k += 32) {  // xs is zero padded up to Kh, the weights are masked
+            __m512 xe = _mm512_loadu_ps(xs + k / 2), xo = _mm512_loadu_ps(xs + Kh + k / 2);
+            const bool tail = k >= kfull;
+            for (int r = 0; r < 16; ++r) {
+                __m512i w = tail ? _mm512_maskz_loadu_epi16(kmask, rows[r] + k) : _mm512_loadu_si512(rows[r] + k);
+                __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+                __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(w, himask));
+                acc[r] = _mm512_fmadd_ps(wo, xo, _mm512_fmadd_ps(we, xe, acc[r]));
+            }
+        }
+        __m512 s = reduce16(acc);
+        __mmask16 om = (__mmask16)(nr == 16 ? 0xFFFF : (1u << nr) - 1);
+        if (bias) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(om, bias + i0));
+        _mm512_mask_storeu_ps(y + i0, om, s);
+    }
+}
+
+// ------------------------------------------------------------------------------ portable fallbacks
+static inline float bf2f(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof(f));
+    return f;
+}
+static inline v8 ld8f(const float* p) {
+    v8 r;
+    std::memcpy(&r, p, sizeof(r));
+    return r;
+}
+static inline v8 ld8bf(const uint16_t* p) {  // 8 bf16 → 8 float32 by a shift
+    v8h h;
+    std::memcpy(&h, p, sizeof(h));
+    v8u u = __builtin_convertvector(h, v8u) << 16;
+    v8 r;
+    std::memcpy(&r, &u, sizeof(r));
+    return r;
+}
+static inline float hsum8(v8 a) {
+    float s = 0;
+    for (int l = 0; l < 8; ++l) s += a[l];
+    return s;
+}
+
+// 4 rows at a time, 8-lane vectors (one AVX2 register), scalar tail; WT is float or uint16_t (bf16 bits).
+template <class WT> static inline v8 ld8w(const WT* p);
+template <> inline v8 ld8w<float>(const float* p) { return ld8f(p); }
+template <> inline v8 ld8w<uint16_t>(const uint16_t* p) { return ld8bf(p); }
+static inline float wval(const float* p) { return *p; }
+static inline float wval(const uint16_t* p) { return bf2f(*p); }
+
+template <class WT>
+static void mv_generic(int nout, int K, const WT* W, long ldw, const float* x, const float* bias, float* y) {
+    int i = 0;
+    for (; i < nout; i += 4) {
+        int nr = nout - i < 4 ? nout - i : 4;
+        const WT* w[4];
+        for (int r = 0; r < 4; ++r) w[r] = W + (long)(i + (r < nr ? r : nr - 1)) * ldw;
+        v8 a[4] = {};
+        int k = 0;
+        for (; k + 8 <= K; k += 8) {
+            v8 xv = ld8f(x + k);
+            for (int r = 0; r < 4; ++r) a[r] += ld8w<WT>(w[r] + k) * xv;
+        }
+        float s[4];
+        for (int r = 0; r < 4; ++r) {
+            s[r] = hsum8(a[r]);
+            for (int kk = k; kk < K; ++kk) s[r] += wval(w[r] + kk) * x[kk];
+        }
+        for (int r = 0; r < nr; ++r) y[i + r] = s[r] + (bias ? bias[i + r] : 0.0f);
+    }
+}
+
+static bool has_avx512() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"); }
+static bool has_bf16() { return has_avx512() && __builtin_cpu_supports("avx512bf16"); }
+
+// ------------------------------------------------------------------------------------------ one step
+struct Work {
+    std::vector<float> gi, gh, rh, xf;
+    std::vector<uint16_t> xb;
+};
+static thread_local Work g_work;
+
+static inline uint16_t f2bf_rne(float f) {  // round to nearest even (NaN kept quiet)
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof(u));
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+// y (nout) = W (nout × K) · v (K) + bias on the chosen path; v is float32.
+static void matvec(int path, int nout, int K, const void* W, const float* v, const float* bias, float* y) {
+    Work& w = g_work;
+    switch (path) {
+        case kF32Avx512:
+            mv_f32_avx512(nout, K, (const float*)W, K, v, bias, y);
+            return;
+        case kF32Generic:
+            mv_generic<float>(nout, K, (const float*)W, K, v, bias, y);
+            return;
+        case kBf16Dp: {
+            int Kp = (K + 31) & ~31;
+            if ((int)w.xb.size() < 2 * Kp) w.xb.resize(2 * Kp);
+            uint16_t* xs = w.xb.data();
+            for (int k = 0; k < K; ++k) {
+                uint16_t hi = f2bf_rne(v[k]);
+                xs[k] = hi;
+                xs[Kp + k] = f2bf_rne(v[k] - bf2f(hi));
+            }
+            for (int k = K; k < Kp; ++k) xs[k] = xs[Kp + k] = 0;
+            mv_bf16_dp(nout, K, (const uint16_t*)W, K, xs, Kp, bias, y);
+            return;
+        }
+        case kBf16Avx512: {
+            int Kh = (((K + 1) / 2) + 15) & ~15;
+            if ((int)w.xf.size() < 2 * Kh) w.xf.resize(2 * Kh);
+            float* xs = w.xf.data();
+            std::memset(xs, 0, sizeof(float) * 2 * Kh);
+            for (int k = 0; k < K; ++k) xs[(k & 1) * Kh + k / 2] = v[k];
+            mv_bf16_cvt512(nout, K, (const uint16_t*)W, K, xs, Kh, bias, y);
+            return;
+        }
+        default:
+            mv_generic<uint16_t>(nout, K, (const uint16_t*)W, K, v, bias, y);
+            return;
+    }
+}
+
+static inline v16 ldn(const float* p, int n) {
+    if (n == 16) return ldv(p);
+    v16 r = bc(0.0f);
+    for (int i = 0; i < n; ++i) r[i] = p[i];
+    return r;
+}
+static inline void stn(float* p, v16 a, int n) {
+    if (n == 16) return stv(p, a);
+    for (int i = 0; i < n; ++i) p[i] = a[i];
+}
+
+// One layer, one batch row: x (K), h (H) → out (H) (out may alias h).
+static void layer_row(int path, int K, int H, bool reset_after, const float* x, const float* h, void* const* p,
+                      float* out) {
+    Work& w = g_work;
+    if ((int)w.gi.size() < 3 * H) w.gi.resize(3 * H), w.gh.resize(3 * H), w.rh.resize(H);
+    float *gi = w.gi.data(), *gh = w.gh.data(), *rh = w.rh.data();
+    const float *b_ih = (const float*)p[2], *b_hh = (const float*)p[3];
+    const size_t esz = path <= kF32Generic ? sizeof(float) : sizeof(uint16_t);
+    matvec(path, 3 * H, K, p[0], x, b_ih, gi);
+    if (reset_after) {
+        matvec(path, 3 * H, H, p[1], h, b_hh, gh);
+    } else {
+        matvec(path, 2 * H, H, p[1], h, b_hh, gh);
+        for (int j = 0; j < H; j += 16) {
+            int n = H - j < 16 ? H - j : 16;
+            v16 r = vsig(ldn(gi + j, n) + ldn(gh + j, n));
+            stn(rh + j, r * ldn(h + j, n), n);
+        }
+        matvec(path, H, H, (const char*)p[1] + esz * 2 * (size_t)H * H, rh, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H);
+    }
+    for (int j = 0; j < H; j += 16) {
+        int n = H - j < 16 ? H - j : 16;
+        v16 r = vsig(ldn(gi + j, n) + ldn(gh + j, n));
+        v16 z = vsig(ldn(gi + H + j, n) + ldn(gh + H + j, n));
+        v16 a = reset_after ? ldn(gi + 2 * H + j, n) + r * ldn(gh + 2 * H + j, n)
+                            : ldn(gi + 2 * H + j, n) + ldn(gh + 2 * H + j, n);
+        v16 nn = vtanh(a);
+        v16 hv = ldn(h + j, n);
+        stn(out + j, nn + z * (hv - nn), n);
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+// The best path for a weight type (0: float32, 1: bfloat16) on this CPU.
+int grukit_step_best_path(int bf16) {
+    if (bf16) return has_bf16() ? kBf16Dp : (has_avx512() ? kBf16Avx512 : kBf16Generic);
+    return has_avx512() ? kF32Avx512 : kF32Generic;
+}
+
+// Whether this CPU can run a path.
+int grukit_step_path_ok(int path) {
+    switch (path) {
+        case kF32Avx512:
+        case kBf16Avx512:
+            return has_avx512();
+        case kBf16Dp:
+            return has_bf16();
+        case kF32Generic:
+        case kBf16Generic:
+            return 1;
+        default:
+            return 0;
+    }
+}
+
+// One step of desc->L layers for B rows: x (B, I), h_in (L, B, H) → h_out (L, B, H) (may alias h_in) and y (B, H) the top
+// layer's new state (null: not written). Returns 0, or 1 for a path this CPU cannot run.
+int grukit_step(const StepDesc* d, int B, const float* x, const float* h_in, float* h_out, float* y) {
+    if (!grukit_step_path_ok(d->path)) return 1;
+    const int L = d->L, I = d->I, H = d->H;
+    for (int b = 0; b < B; ++b) {
+        const float* in = x + (size_t)b * I;
+        int K = I;
+        for (int l = 0; l < L; ++l) {
+            const float* hl = h_in + ((size_t)l * B + b) * H;
+            float* ol = h_out + ((size_t)l * B + b) * H;
+            layer_row(d->path, K, H, d->reset_after != 0, in, hl, d->params + 4 * l, ol);
+            in = ol, K = H;
+        }
+        if (y) std::memcpy(y + (size_t)b * H, in, sizeof(float) * H);
+    }
+    return 0;
+}
+
+}  // extern "C"

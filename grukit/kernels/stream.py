@@ -1,0 +1,345 @@
+"""The small-batch streaming step (``csrc/gru_stream.cpp``): float32 or bfloat16 weights, float32 state.
+
+A :class:`StepPlan` holds what one native step needs for a stack of layers (the weights' pointers, sizes,
+the kernel path) and the key it was built for: each weight's identity, ``_version`` and ``data_ptr``. A
+plan is reused while the key holds (inference tensors have no ``_version``: only their identity and
+pointer are checked); an in-place change of a weight (``_version``), a replaced tensor
+(``.data = ...``: ``data_ptr``), a replaced parameter (identity), ``.to(dtype/device)`` all invalidate it,
+and the caller rebuilds it on its slow path. The weights are read in place (nothing is packed), so
+even a change the key cannot see (writing through ``p.data``) is read by the next step.
+
+Per call, :meth:`StepPlan.run` checks only cheap things (:func:`eager_ok`: no graph capture, no tracing,
+no export, no dispatch mode, no torch.func transform, no forward-mode AD, no autocast; no autograd needed;
+x and h plain contiguous CPU float32 tensors of the right shapes, B ≤ :data:`max_batch` for float32
+weights) and returns None when one fails, so the caller runs its general path. Each call returns freshly
+allocated tensors.
+
+Paths (:func:`set_path` forces one, e.g. to test a fallback; ``GRUKIT_STEP_PATHS="bf16-avx512"`` at
+import): ``"f32-avx512"``, ``"f32-generic"``, ``"bf16-dpbf16"`` (AVX-512-BF16 dot products; the float32
+input is split into two bf16 numbers, so only the weights are rounded), ``"bf16-avx512"`` (bf16 → float32
+by shifts, float32 FMAs), ``"bf16-generic"``. The default is the fastest this CPU runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torch.autograd import forward_ad as _fwad
+
+from . import fused
+
+__all__ = ["PATHS", "StepPlan", "active_path", "eager_ok", "max_batch", "set_path"]
+
+_lib = fused._lib
+_calls = (
+    fused.calls
+)  # counted like the other native calls: "cell" (GRUCell steps), "step" (GRU.step)
+#: kernel path names → the native codes
+PATHS = {
+    "f32-avx512": 0,
+    "f32-generic": 1,
+    "bf16-dpbf16": 2,
+    "bf16-avx512": 3,
+    "bf16-generic": 4,
+}
+_NAMES = {v: k for k, v in PATHS.items()}
+#: float32 weights: batches up to this size run the streaming step (larger ones the BLAS cell)
+max_batch: int = 4
+
+_F32, _BF16, _STRIDED = torch.float32, torch.bfloat16, torch.strided
+_active = {
+    False: int(_lib.grukit_step_best_path(0)),
+    True: int(_lib.grukit_step_best_path(1)),
+}
+_generation = [0]  # bumped by set_path: plans built before are rebuilt
+
+
+def set_path(name: str) -> str:
+    """Force a kernel path (``"auto"``-prefixed names reset: ``"f32-auto"``, ``"bf16-auto"``); returns it.
+
+    Raises:
+        ValueError: an unknown name, or a path this CPU cannot run.
+    """
+    kind, _, which = name.partition("-")
+    if kind not in ("f32", "bf16") or not which:
+        raise ValueError(
+            f"expected a path of {sorted(PATHS)} or 'f32-auto'/'bf16-auto', got {name!r}"
+        )
+    bf16 = kind == "bf16"
+    if which == "auto":
+        code = int(_lib.grukit_step_best_path(int(bf16)))
+    else:
+        if name not in PATHS:
+            raise ValueError(
+                f"expected a path of {sorted(PATHS)} or 'f32-auto'/'bf16-auto', got {name!r}"
+            )
+        code = PATHS[name]
+        if not _lib.grukit_step_path_ok(code):
+            raise ValueError(f"this CPU cannot run the {name} path")
+    _active[bf16] = code
+    _generation[0] += 1
+    return _NAMES[code]
+
+
+def active_path(bf16: bool) -> str:
+    """The path that float32 (``bf16=False``) or bfloat16 weights run now."""
+    return _NAMES[_active[bool(bf16)]]
+
+
+for _name in os.environ.get("GRUKIT_STEP_PATHS", "").replace(",", " ").split():
+    set_path(_name)
+
+_is_compiling = torch.compiler.is_compiling
+_is_tracing = torch._C._is_tracing
+_dispatch_depth = fused._dispatch_depth
+_functorch_level = fused._functorch_level
+_any_autocast = fused._any_autocast
+_in_onnx_export = fused._in_onnx_export
+_grad_enabled = torch.is_grad_enabled
+
+
+def eager_ok() -> bool:
+    """Whether nothing is capturing or transforming this call (then a raw native step is safe)."""
+    return not (
+        _is_compiling()  # first: dynamo reads it as a constant and traces nothing after it
+        or _is_tracing()
+        or _any_autocast()
+        or _dispatch_depth()
+        or _fwad._current_level >= 0
+        or _functorch_level() is not None
+        or _in_onnx_export()
+    )
+
+
+class _Desc(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_int32),
+        ("I", ctypes.c_int32),
+        ("H", ctypes.c_int32),
+        ("path", ctypes.c_int32),
+        ("reset_after", ctypes.c_int32),
+        ("params", ctypes.c_void_p),
+    ]
+
+
+def _no_plan() -> None:
+    return None
+
+
+Layer = tuple[Tensor, Tensor, "Tensor | None", "Tensor | None"]
+
+
+def plan_reason(layers: Sequence[Layer], input_size: int, hidden_size: int) -> str | None:
+    """Why these layers' weights cannot run the streaming step, or None."""
+    bf16 = layers[0][0].dtype == _BF16
+    wdt = _BF16 if bf16 else _F32
+    H = hidden_size
+    for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
+        K = input_size if k == 0 else H
+        for t, shape, dt in ((w_ih, (3 * H, K), wdt), (w_hh, (3 * H, H), wdt)):
+            if type(t) not in fused._PLAIN or t.dtype != dt or not t.is_cpu:
+                return f"layer {k}: weights must be CPU {wdt} tensors, got {t.dtype} on {t.device}"
+            if tuple(t.shape) != shape or not t.is_contiguous():
+                return f"layer {k}: a weight of shape {tuple(t.shape)}, expected contiguous {shape}"
+        for b in (b_ih, b_hh):
+            if b is not None and (
+                type(b) not in fused._PLAIN
+                or b.dtype != _F32
+                or not b.is_cpu
+                or tuple(b.shape) != (3 * H,)
+                or not b.is_contiguous()
+            ):
+                return f"layer {k}: biases must be contiguous CPU float32 (3H,) tensors"
+    return None
+
+
+class StepPlan:
+    """One native step for a stack of layers, valid while its weights' key holds (see the module doc).
+
+    Args:
+        params: the owner's ``_parameters`` dict (its entries are compared by identity at every call), or
+            None for a plan without a key (the Streamer's: it reads the tensors it was given).
+        names: per layer, the four parameter names (w_ih, w_hh, b_ih, b_hh; None for an absent bias).
+        layers: per layer, the four tensors those names hold now.
+        input_size, hidden_size: I and H.
+        reset_after: where the reset gate acts.
+    """
+
+    __slots__ = (
+        "H",
+        "I",
+        "L",
+        "_desc",
+        "_fn",
+        "_gen",
+        "_key",
+        "_ptrs",
+        "_ref",
+        "_tensors",
+        "_ytmpl",
+        "bf16",
+        "max_b",
+    )
+
+    def __init__(
+        self,
+        params: dict[str, Tensor | None] | None,
+        names: Sequence[tuple[str | None, ...]],
+        layers: Sequence[Layer],
+        input_size: int,
+        hidden_size: int,
+        reset_after: bool,
+    ) -> None:
+        self.bf16 = layers[0][0].dtype == _BF16
+        self.L, self.I, self.H = len(layers), int(input_size), int(hidden_size)
+        self.max_b = 1 << 30 if self.bf16 else max_batch
+        key = []
+        ptrs: list[int | None] = []
+        self._tensors = []
+        for nm, lw in zip(names, layers):
+            for n, t in zip(nm, lw):
+                ptrs.append(None if t is None else t.data_ptr())
+                if t is not None:
+                    self._tensors.append(t)
+                    if params is not None:
+                        assert n is not None and params.get(n) is t
+                        # inference tensors have no version counter: -1, their data pointer is checked
+                        v = -1 if t.is_inference() else t._version
+                        key.append((n, t, v, t.data_ptr()))
+        self._key = tuple(key)
+        self._ptrs = (ctypes.c_void_p * len(ptrs))(*ptrs)
+        self._gen = _generation[0]
+        self._desc = _Desc(
+            self.L,
+            self.I,
+            self.H,
+            _active[self.bf16],
+            int(bool(reset_after)),
+            ctypes.cast(self._ptrs, ctypes.c_void_p),
+        )
+        self._ref = ctypes.byref(self._desc)
+        self._fn = _lib.grukit_step
+        self._ytmpl: dict[int, Tensor] = {}
+
+    def __reduce__(
+        self,
+    ) -> tuple[object, tuple[()]]:  # a copied or pickled module rebuilds its plan
+        return (_no_plan, ())
+
+    def valid(self, params: dict[str, Tensor | None]) -> bool:
+        """Whether every weight is still the same tensor, unchanged (version, data pointer), same path."""
+        if self._gen != _generation[0]:
+            return False
+        for n, t, v, ptr in self._key:
+            if params.get(n) is not t or t.data_ptr() != ptr or (v >= 0 and t._version != v):
+                return False
+        return True
+
+    def _needs_grad(self, x: Tensor, h: Tensor | None) -> bool:
+        if x.requires_grad or (h is not None and h.requires_grad):
+            return True
+        return any(t.requires_grad for t in self._tensors)
+
+    def _inputs_ok(self, x: Tensor, h: Tensor | None, hshape: tuple[int, ...]) -> bool:
+        if type(x) is not Tensor or x.dtype is not _F32 or not x.is_cpu:
+            return False
+        xs = x.shape
+        if len(xs) != 2 or xs[1] != self.I or not 0 < xs[0] <= self.max_b or not x.is_contiguous():
+            return False
+        if h is None:
+            return True
+        return (
+            type(h) is Tensor
+            and h.dtype is _F32
+            and h.is_cpu
+            and h.shape == hshape
+            and h.is_contiguous()
+            and x.layout is h.layout is torch.strided
+        )
+
+    def cell(self, params: dict[str, Tensor | None], x: Tensor, h: Tensor | None) -> Tensor | None:
+        """One GRUCell step x (B, I), h (B, H) or None → a fresh h' (B, H); None if this call is not eligible."""
+        # The checks of eager_ok, _inputs_ok and valid, inlined (each function call costs ~0.1 µs here).
+        if (
+            _is_compiling()  # first: dynamo reads it as a constant and traces nothing after it
+            or _is_tracing()
+            or _any_autocast()
+            or _dispatch_depth()
+            or _fwad._current_level >= 0
+            or _functorch_level() is not None
+            or _in_onnx_export()
+        ):
+            return None
+        if type(x) is not Tensor or x.dtype is not _F32 or not x.is_cpu:
+            return None
+        xs = x.shape
+        if len(xs) != 2 or xs[1] != self.I or not 0 < xs[0] <= self.max_b or not x.is_contiguous():
+            return None
+        B = xs[0]
+        if h is None:
+            h = self._zeros(B)
+        elif (
+            type(h) is not Tensor
+            or h.dtype is not _F32
+            or not h.is_cpu
+            or h.shape != (B, self.H)
+            or not h.is_contiguous()
+            or x.layout is not _STRIDED
+            or h.layout is not _STRIDED
+        ):
+            return None
+        if (_grad_enabled() and self._needs_grad(x, h)) or self._gen != _generation[0]:
+            return None
+        for n, t, v, ptr in self._key:
+            if params.get(n) is not t or t.data_ptr() != ptr or (v >= 0 and t._version != v):
+                return None
+        out = torch.empty_like(self._y_template(B))
+        if self._fn(self._ref, B, x.data_ptr(), h.data_ptr(), out.data_ptr(), None):
+            return None
+        _calls["cell"] += 1
+        return out
+
+    def stack(
+        self, params: dict[str, Tensor | None], x: Tensor, h: Tensor | None
+    ) -> tuple[Tensor, Tensor] | None:
+        """One GRU.step x (B, I), h (L, B, H) or None → fresh (y (B, H), h_new (L, B, H)); None if not eligible."""
+        if not eager_ok() or type(x) is not Tensor or x.dim() != 2:
+            return None
+        if not self._inputs_ok(x, h, (self.L, x.shape[0], self.H)):
+            return None
+        if (_grad_enabled() and self._needs_grad(x, h)) or not self.valid(params):
+            return None
+        B = x.shape[0]
+        if h is None:
+            h = self._zeros(B)
+            h_new = torch.empty((self.L, B, self.H))
+        else:
+            h_new = torch.empty_like(h)
+        y = torch.empty_like(self._y_template(B))
+        if self._fn(self._ref, B, x.data_ptr(), h.data_ptr(), h_new.data_ptr(), y.data_ptr()):
+            return None
+        _calls["step"] += 1
+        return y, h_new
+
+    def _y_template(self, B: int) -> Tensor:
+        t = self._ytmpl.get(B)
+        if t is None:
+            with torch.inference_mode(False):
+                t = self._ytmpl[B] = torch.empty((B, self.H))
+        return t
+
+    def _zeros(self, B: int) -> Tensor:
+        """Zeros (L, B, H) for h=None, only ever read by the kernel (never returned)."""
+        t = self._ytmpl.get(-B)
+        if t is None:
+            with torch.inference_mode(False):
+                t = self._ytmpl[-B] = torch.zeros((self.L, B, self.H))
+        return t
+
+    def run_inplace(self, B: int, x: Tensor, h: Tensor) -> int:
+        """Streamer's step: h (L, B, H) updated in place, no checks (the Streamer made them); 0 on success."""
+        return int(self._fn(self._ref, B, x.data_ptr(), h.data_ptr(), h.data_ptr(), None))
