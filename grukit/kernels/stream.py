@@ -10,9 +10,11 @@ even a change the key cannot see (writing through ``p.data``) is read by the nex
 
 Per call, :meth:`StepPlan.run` checks only cheap things (:func:`eager_ok`: no graph capture, no tracing,
 no export, no dispatch mode, no torch.func transform, no forward-mode AD, no autocast; no autograd needed;
-x and h plain contiguous CPU float32 tensors of the right shapes, B ≤ :data:`max_batch` for float32
-weights) and returns None when one fails, so the caller runs its general path. Each call returns freshly
-allocated tensors.
+x and h plain contiguous CPU float32 tensors of the right shapes; for a stack, B ≤ :data:`max_batch`
+with float32 weights) and returns None when one fails, so the caller runs its general path. A
+``GRUCell`` plan with float32 weights runs a batch above :data:`max_batch` through the fused kernel's BLAS
+cell step instead (the general path's native call, without its per-call checks). Each call returns
+freshly allocated tensors.
 
 Paths (:func:`set_path` forces one, e.g. to test a fallback; ``GRUKIT_STEP_PATHS="bf16-avx512"`` at
 import): ``"f32-avx512"``, ``"f32-generic"``, ``"bf16-dpbf16"`` (AVX-512-BF16 dot products; the float32
@@ -35,6 +37,7 @@ from . import fused
 __all__ = ["PATHS", "StepPlan", "active_path", "eager_ok", "max_batch", "set_path"]
 
 _lib = fused._lib
+_cell_f32 = _lib.grukit_cell_f32
 _calls = (
     fused.calls
 )  # counted like the other native calls: "cell" (GRUCell steps), "step" (GRU.step)
@@ -277,7 +280,7 @@ class StepPlan:
         if type(x) is not Tensor or x.dtype is not _F32 or not x.is_cpu:
             return None
         xs = x.shape
-        if len(xs) != 2 or xs[1] != self.I or not 0 < xs[0] <= self.max_b or not x.is_contiguous():
+        if len(xs) != 2 or xs[1] != self.I or not 0 < xs[0] or not x.is_contiguous():
             return None
         B = xs[0]
         if h is None:
@@ -298,7 +301,27 @@ class StepPlan:
             if params.get(n) is not t or t.data_ptr() != ptr or (v >= 0 and t._version != v):
                 return None
         out = torch.empty_like(self._y_template(B))
-        if self._fn(self._ref, B, x.data_ptr(), h.data_ptr(), out.data_ptr(), None):
+        if (
+            B > self.max_b
+        ):  # float32 weights, a larger batch: the BLAS cell step (fused.cell's native call)
+            p = self._ptrs
+            H = self.H
+            _cell_f32(
+                B,
+                self.I,
+                H,
+                x.data_ptr(),
+                h.data_ptr(),
+                p[0],
+                p[1],
+                p[2],
+                p[3],
+                self._desc.reset_after,
+                out.data_ptr(),
+                fused._scratch(7 * B * H, _F32).data_ptr(),
+                fused._SGEMM,
+            )
+        elif self._fn(self._ref, B, x.data_ptr(), h.data_ptr(), out.data_ptr(), None):
             return None
         _calls["cell"] += 1
         return out

@@ -87,6 +87,38 @@ def test_cell_fast_path_matches_reference_and_returns_fresh_tensors(reset_after,
     )  # a later call did not overwrite a
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("batch", [5, 16])
+def test_cell_plan_runs_larger_batches_through_the_blas_cell(batch, reset_after, monkeypatch):
+    """Above stream.max_batch a float32 plan calls the BLAS cell step directly (no general path)."""
+    from grukit.kernels import fused
+
+    native = Count(stream._cell_f32)
+    monkeypatch.setattr(stream, "_cell_f32", native)
+
+    cell = randomize(grukit.GRUCell(5, 7, reset_after=reset_after))
+    x, h = torch.randn(batch, 5), torch.randn(batch, 7)
+    with torch.no_grad():
+        cell(x[:2], h[:2])  # builds the plan
+        plan = cell._step_plan
+        n_cell = fused.calls["cell"]
+        a = cell(x, h)
+        z = cell(x, None)
+        ref_a, ref_z = ref_cell(cell, x, h), ref_cell(cell, x, torch.zeros(batch, 7))
+        cell.weight_hh.mul_(
+            0.5
+        )  # in place: the plan is rebuilt, the next call sees the new weights
+        b = cell(x, h)
+    assert (
+        native.n == 3
+    )  # the plan's own call, each time: the general path calls fused.cell instead
+    assert fused.calls["cell"] - n_cell == 3 and plan is not cell._step_plan
+    assert cell._step_plan is not None and a.data_ptr() != z.data_ptr()
+    close(a, ref_a)
+    close(z, ref_z)
+    close(b, ref_cell(cell, x, h))
+
+
 def test_cell_plan_invalidated_by_every_weight_change():
     cell = randomize(grukit.GRUCell(4, 6))
     x, h = torch.randn(2, 4), torch.randn(2, 6)
