@@ -28,6 +28,7 @@ COMMANDS = {
     "weather": [],
     "weather-ensemble5": ["--ensemble", "5"],
     "weather-no-conformal": ["--no-conformal"],
+    "weather-quantiles90": ["--quantiles", "0.05,0.1,0.5,0.9,0.95"],
     "stocks": ["--dataset", "stocks"],
     "airline-passengers": ["--csv", "$TS/airline-passengers.csv"],
     "daily-total-female-births": ["--csv", "$TS/daily-total-female-births.csv"],

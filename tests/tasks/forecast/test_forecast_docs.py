@@ -128,3 +128,48 @@ def test_readme_ensemble_numbers_match_forecast_m3_json():
     assert f"**{sc['overall']['smape']:.2f}** / {sc['overall']['mase']:.3f}" in readme
     covs = [sc["sheets"][s]["coverage_80"] for s in ("yearly", "quarterly", "monthly", "other")]
     assert f"covering {min(covs):.2f}–{max(covs):.2f} per sheet" in readme
+
+
+def test_readme_options_table_matches_the_results():
+    """The README's table of forecast options and their measured effects, against the recorded runs."""
+    readme = (ROOT / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| `--")
+    }
+    results = ROOT / "benchmarks" / "results"
+    m3 = json.loads((results / "forecast_m3.json").read_text())
+    one = m3["variants"]["scores"]["ensemble1"]
+    one_cal = m3["variants"]["scores"]["ensemble1+conformal"]
+    ens = m3["variants"]["scores"]["ensemble5+conformal"]
+    cat = m3["variants_category"]["scores"]
+    row = rows["`--ensemble 5`"]
+    for x in (one, ens):
+        assert f"{x['overall']['smape']:.2f}" in row and f"{x['overall']['mase']:.3f}" in row, row
+    assert (
+        f"{m3['variants']['grukit_cpu_s_total']:.0f} against {m3['grukit_cpu_s_total']:.0f}" in row
+    )
+    sheets = ("yearly", "quarterly", "monthly", "other")
+    row = rows["`--conformal` (the default; `--no-conformal` turns it off)"]
+    before = [one["sheets"][s]["coverage_80"] for s in sheets]
+    after = [one_cal["sheets"][s]["coverage_80"] for s in sheets]
+    assert f"{min(before):.2f}–{max(before):.2f} → {min(after):.2f}–{max(after):.2f}" in row, row
+    assert f"yearly {before[0]:.2f} → {after[0]:.2f}" in row, row
+    fc = {
+        (r["dataset"], r["seed"]): r
+        for r in json.loads((results / "forecast.json").read_text())["runs"]
+    }
+    q = fc[("weather-quantiles90", 0)]["model"]
+    row = rows["`--quantiles 0.05,0.1,0.5,0.9,0.95`"]
+    assert f"covering {q['coverage_90']:.2f}" in row, row
+    assert f"{fc[('weather', 0)]['model']['mase']:.3f} → {q['mase']:.3f}" in row, row
+    promo = json.loads((results / "forecast_covariates.json").read_text())["promo"]
+    s = promo["summary"]
+    row = rows["`--future-covariates promo`"]
+    assert f"MAE {s['none']['mae_mean']:.3f} → {s['future']['mae_mean']:.3f}" in row, row
+    assert f"({promo['mae_ratio_future_vs_none']:.2f}×)" in row, row
+    assert f"`--covariates`: {s['past']['mae_mean']:.3f}" in row, row
+    row = rows["`--static-covariates category`"]
+    c5, c1 = cat["ensemble5+conformal"]["overall"], cat["ensemble1"]["overall"]
+    assert f"sMAPE {ens['overall']['smape']:.2f} → {c5['smape']:.2f}" in row, row
+    assert f"MASE {ens['overall']['mase']:.3f} → {c5['mase']:.3f}" in row, row
+    assert f"{one['overall']['smape']:.2f} → {c1['smape']:.2f}" in row, row
