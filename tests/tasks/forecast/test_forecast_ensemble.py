@@ -4,6 +4,7 @@
 import json
 import shutil
 import sys
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -310,3 +311,56 @@ def test_conformal_run_moves_the_intervals_not_the_median(tmp_path):
         check_exact=False,
         rtol=1e-6,
     )
+
+
+def test_ensemble_resume_continues_every_member_from_its_own_folder(tmp_path, monkeypatch):
+    """--resume on an ensemble run: each member continues from its own last.ckpt (member 0 from the run
+    folder, member k from member-<k>/), a member that had not started trains from scratch, and the
+    resumed forecast is the median of the resumed members."""
+    df = D.load_builtin("weather").iloc[:300]
+    kw = dict(
+        target="temp_max",
+        time_col="date",
+        horizon=5,
+        context=14,
+        backtest=2,
+        hidden=8,
+        baselines="none",
+        patience=None,
+        ensemble=3,
+        conformal=False,
+    )
+    out = tmp_path / "run"
+    T.fit(df, output_dir=out, epochs=2, **kw)
+    shutil.rmtree(out / "member-2")  # as if the run had been killed before member 2 started
+    before = {k: json.loads(_member_log(out, k)) for k in (0, 1)}
+    seen = []
+    fit_run = T.fit_run
+
+    def spy(*a, **k):
+        seen.append((k["run"].path, k["resume"]))
+        return fit_run(*a, **k)
+
+    monkeypatch.setattr(T, "fit_run", spy)
+    res = T.fit(df, resume=out, epochs=3, **{k: v for k, v in kw.items() if k != "ensemble"})
+    # what each member resumed from: the run itself, member-1's own folder, nothing for member 2
+    got = [(Path(p), None if r is None else Path(r)) for p, r in seen]
+    assert got == [(out, out), (out / "member-1", out / "member-1"), (out / "member-2", None)]
+    for k in (0, 1):  # continued: one more epoch on top of the two already run
+        after = json.loads(_member_log(out, k))
+        assert after["epochs"] == before[k]["epochs"] + 1 == 3, (k, before[k], after)
+    assert json.loads(_member_log(out, 2))["epochs"] == 3  # trained from scratch, to 3 epochs
+    cols = ["q10", "q50", "q90"]
+    each = [T.predict(out / f"member-{k}", df)[cols].to_numpy() for k in (1, 2)]
+    shutil.copy(out / "model.safetensors", tmp_path / "member0.safetensors")
+    each.insert(0, T.predict(tmp_path / "member0.safetensors", df)[cols].to_numpy())
+    np.testing.assert_allclose(
+        res.forecast[cols].to_numpy(), np.median(np.stack(each), axis=0), rtol=2e-5
+    )
+
+
+def _member_log(run, k):
+    """{"epochs": how many training epochs member k's log.csv records} as JSON text."""
+    folder = run if k == 0 else run / f"member-{k}"
+    log = pd.read_csv(folder / "log.csv")
+    return json.dumps({"epochs": int(log["epoch"].nunique())})
