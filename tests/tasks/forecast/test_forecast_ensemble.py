@@ -20,6 +20,17 @@ from grukit.tasks.forecast import train as T
 from grukit.tasks.forecast.ensemble import Ensemble
 from grukit.tasks.forecast.model import GRUForecaster
 
+#: a small, fast forecasting run on the first 300 weather days
+TINY = dict(
+    target="temp_max",
+    time_col="date",
+    horizon=5,
+    context=14,
+    backtest=2,
+    hidden=8,
+    baselines="none",
+)
+
 LEVELS5 = (0.05, 0.1, 0.5, 0.9, 0.95)
 
 
@@ -235,11 +246,7 @@ def test_ensemble_run_holds_every_member_and_forecasts_their_median(ens_run, tmp
     df = pd.read_csv(data)
     cols = ["q5", "q10", "q50", "q90", "q95"]
     # each member alone (its own model file, no manifest there) → numpy median over members
-    each = [T.predict(out / f"member-{k}", df)[cols].to_numpy() for k in (1, 2)]
-    shutil.copy(
-        out / "model.safetensors", tmp_path / "member0.safetensors"
-    )  # member 0 without the run
-    each.insert(0, T.predict(tmp_path / "member0.safetensors", df)[cols].to_numpy())
+    each = _each_member(out, df, cols, 3, tmp_path)
     fc = pd.read_csv(out / "forecast.csv")
     np.testing.assert_allclose(fc[cols].to_numpy(), np.median(np.stack(each), axis=0), rtol=2e-5)
     assert not np.allclose(each[0], each[1])  # the members differ (different seeds)
@@ -276,16 +283,7 @@ def test_ensemble_metrics_report_every_interval_coverage(ens_run):
 
 def test_conformal_run_moves_the_intervals_not_the_median(tmp_path):
     df = D.load_builtin("weather").iloc[:300]
-    kw = dict(
-        target="temp_max",
-        time_col="date",
-        horizon=5,
-        context=14,
-        backtest=2,
-        epochs=2,
-        hidden=8,
-        baselines="none",
-    )
+    kw = dict(TINY, epochs=2)
     plain = T.fit(df, output_dir=tmp_path / "a", conformal=False, **kw)
     cal = T.fit(df, output_dir=tmp_path / "b", conformal=True, **kw)
     np.testing.assert_allclose(cal.forecast["q50"], plain.forecast["q50"], rtol=1e-6)
@@ -318,18 +316,7 @@ def test_ensemble_resume_continues_every_member_from_its_own_folder(tmp_path, mo
     folder, member k from member-<k>/), a member that had not started trains from scratch, and the
     resumed forecast is the median of the resumed members."""
     df = D.load_builtin("weather").iloc[:300]
-    kw = dict(
-        target="temp_max",
-        time_col="date",
-        horizon=5,
-        context=14,
-        backtest=2,
-        hidden=8,
-        baselines="none",
-        patience=None,
-        ensemble=3,
-        conformal=False,
-    )
+    kw = dict(TINY, patience=None, ensemble=3, conformal=False)
     out = tmp_path / "run"
     T.fit(df, output_dir=out, epochs=2, **kw)
     shutil.rmtree(out / "member-2")  # as if the run had been killed before member 2 started
@@ -351,9 +338,7 @@ def test_ensemble_resume_continues_every_member_from_its_own_folder(tmp_path, mo
         assert after["epochs"] == before[k]["epochs"] + 1 == 3, (k, before[k], after)
     assert json.loads(_member_log(out, 2))["epochs"] == 3  # trained from scratch, to 3 epochs
     cols = ["q10", "q50", "q90"]
-    each = [T.predict(out / f"member-{k}", df)[cols].to_numpy() for k in (1, 2)]
-    shutil.copy(out / "model.safetensors", tmp_path / "member0.safetensors")
-    each.insert(0, T.predict(tmp_path / "member0.safetensors", df)[cols].to_numpy())
+    each = _each_member(out, df, cols, 3, tmp_path)
     np.testing.assert_allclose(
         res.forecast[cols].to_numpy(), np.median(np.stack(each), axis=0), rtol=2e-5
     )
@@ -364,3 +349,11 @@ def _member_log(run, k):
     folder = run if k == 0 else run / f"member-{k}"
     log = pd.read_csv(folder / "log.csv")
     return json.dumps({"epochs": int(log["epoch"].nunique())})
+
+
+def _each_member(run, df, cols, k, tmp_path):
+    """Each of the run's k members' forecast alone (member 0 copied out of the run, so that predict does
+    not read the run's manifest and combine the members)."""
+    shutil.copy(run / "model.safetensors", tmp_path / "member0.safetensors")
+    each = [T.predict(tmp_path / "member0.safetensors", df)[cols].to_numpy()]
+    return each + [T.predict(run / f"member-{j}", df)[cols].to_numpy() for j in range(1, k)]
