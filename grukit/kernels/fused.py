@@ -22,6 +22,7 @@ of reading, say, bfloat16 bits as float32.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import Counter
@@ -37,6 +38,7 @@ if os.environ.get("GRUKIT_NO_FUSED", "").strip() not in ("", "0"):
     raise ImportError("the fused kernel is disabled by GRUKIT_NO_FUSED")
 
 _lib = _build.load()
+_NO_CONTEXT = contextlib.nullcontext()  # reusable: nullcontext holds no state
 _SGEMM, _DGEMM = _build.blas_gemm()
 _MKL_PACK = _build.mkl_pack()
 
@@ -511,37 +513,22 @@ class _FusedSequence(torch.autograd.Function):
                 + none3
             )
         calls["sequence_backward"] += 1
-        if _any_autocast():  # a backward run inside an autocast region: keep its GEMMs in x's dtype
-            with torch.autocast("cpu", enabled=False):
-                grads = _backward(
-                    x,
-                    w_ih,
-                    w_hh,
-                    lengths,
-                    ctx.reset_after,
-                    ctx.reverse,
-                    hprev,
-                    gates,
-                    gout,
-                    ghn,
-                    needs,
-                    pool=True,
-                )
-            return grads + none3
-        grads = _backward(
-            x,
-            w_ih,
-            w_hh,
-            lengths,
-            ctx.reset_after,
-            ctx.reverse,
-            hprev,
-            gates,
-            gout,
-            ghn,
-            needs,
-            pool=True,
-        )
+        # a backward run inside an autocast region keeps its GEMMs in x's dtype
+        with torch.autocast("cpu", enabled=False) if _any_autocast() else _NO_CONTEXT:
+            grads = _backward(
+                x,
+                w_ih,
+                w_hh,
+                lengths,
+                ctx.reset_after,
+                ctx.reverse,
+                hprev,
+                gates,
+                gout,
+                ghn,
+                needs,
+                pool=True,
+            )
         return grads + none3
 
 

@@ -433,22 +433,7 @@ def forecast(
 
         opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=given)
     # the whole table is checked here (columns, numbers, inf, dates, grid, gaps) before the heavy imports
-    spec = D.make_spec(
-        df,
-        opts.time_col,
-        opts.target,
-        opts.covariates,
-        opts.id_col,
-        opts.freq,
-        opts.season_length,
-        opts.log,
-        calendar=opts.calendar,
-        date_format=opts.date_format,
-        scaling=opts.scaling,
-        seasonal=opts.seasonal,
-        future_covariates=opts.future_covariates,
-        static_covariates=opts.static_covariates,
-    )
+    spec = D.spec_from_options(df, opts)
     import warnings
 
     with warnings.catch_warnings():

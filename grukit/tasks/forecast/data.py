@@ -369,6 +369,27 @@ def is_step_column(col: pd.Series) -> bool:
     return pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
+def spec_from_options(df: pd.DataFrame, opts: Any) -> DataSpec:
+    """:func:`make_spec` with the data options of a run (a :class:`~.config.ForecastOptions`): the one place
+    the CLI's early check and :func:`~.train.fit` build the spec from."""
+    return make_spec(
+        df,
+        opts.time_col,
+        opts.target,
+        opts.covariates,
+        opts.id_col,
+        opts.freq,
+        opts.season_length,
+        opts.log,
+        calendar=opts.calendar,
+        date_format=opts.date_format,
+        scaling=opts.scaling,
+        seasonal=opts.seasonal,
+        future_covariates=opts.future_covariates,
+        static_covariates=opts.static_covariates,
+    )
+
+
 def make_spec(
     df: pd.DataFrame,
     time_col: str,

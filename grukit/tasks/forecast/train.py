@@ -316,22 +316,7 @@ def fit(
     opts = build_options(target, time_col, **options)
     if resume is not None:
         opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=given)
-    spec = D.make_spec(
-        df,
-        opts.time_col,
-        opts.target,
-        opts.covariates,
-        opts.id_col,
-        opts.freq,
-        opts.season_length,
-        opts.log,
-        calendar=opts.calendar,
-        date_format=opts.date_format,
-        scaling=opts.scaling,
-        seasonal=opts.seasonal,
-        future_covariates=opts.future_covariates,
-        static_covariates=opts.static_covariates,
-    )
+    spec = D.spec_from_options(df, opts)
     H, n_bt = opts.horizon, opts.backtest
     C = _default_context(spec, H) if opts.context is None else int(opts.context)
     S = H if opts.stride is None else int(opts.stride)
