@@ -473,27 +473,6 @@ class GRU(nn.Module):
     ) -> tuple[Tensor, Tensor, Any]:
         """One layer and direction over time-major x (T, B, in) → (out (T, B, H), h_n (B, H), gates)."""
         w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer, d)
-        if not self.training or not (self.dropconnect or self.recurrent_dropout or self.zoneout):
-            if not (self.layer_norm or self.zoneout):
-                return dispatch(  # type: ignore[no-any-return]
-                    "sequence",
-                    self.backend,
-                    x=x,
-                    h0=h0,
-                    w_ih=w_ih,
-                    w_hh=w_hh,
-                    b_ih=b_ih,
-                    b_hh=b_hh,
-                    reset_after=self.reset_after,
-                    lengths=lengths,
-                    reverse=d == 1,
-                    return_gates=return_gates,
-                )
-            masks = fgru.VariantMasks()
-        else:
-            masks = self._draw_masks(x.shape[0], x.shape[1], x)
-        if masks.dropconnect is not None:
-            w_hh = w_hh * masks.dropconnect  # one DropConnect mask for the whole call
         kw: dict[str, Any] = dict(
             x=x,
             h0=h0,
@@ -506,6 +485,14 @@ class GRU(nn.Module):
             reverse=d == 1,
             return_gates=return_gates,
         )
+        if not self.training or not (self.dropconnect or self.recurrent_dropout or self.zoneout):
+            if not (self.layer_norm or self.zoneout):
+                return dispatch("sequence", self.backend, **kw)  # type: ignore[no-any-return]
+            masks = fgru.VariantMasks()
+        else:
+            masks = self._draw_masks(x.shape[0], x.shape[1], x)
+        if masks.dropconnect is not None:
+            kw["w_hh"] = w_hh * masks.dropconnect  # one DropConnect mask for the whole call
         if self._uses_variant_loop():
             return fgru.sequence(**kw, **self._variant_kwargs(layer, d, masks))
         return dispatch("sequence", self.backend, **kw)  # type: ignore[no-any-return]

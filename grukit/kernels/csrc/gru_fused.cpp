@@ -264,6 +264,38 @@ template <class S> static void run_loop(S& s, int T, int nph, bool packed, int n
         }
 }
 
+// The reset_after gate backward for units j..j+n of one (step, batch row): dh (its carried and matrix parts) plus
+// dout gives the pre-activation gradients dar, daz, dan (written to dgi's row) and dar, daz, dan ⊙ r (dgh's
+// row), and dh ⊙ z is carried to the step before in dc. A masked-out step (valid false) writes zeros and carries
+// dh unchanged. Shared by the elementwise pass (modes 1, 2) and the fused gate backward (mode 3); when `d` is
+// given it receives the four rows' values for the bias sums. Returns valid.
+template <class T>
+static inline bool gate_backward_after(bool valid, vec<T> dh, const T* dout, const T* gates, const T* hprev, T* dgi,
+                                       T* dgh, T* dc, size_t row, int H, int j, int n, vec<T>* d = nullptr) {
+    T* a = dgi + row * 3 * H;
+    T* c = dgh + row * 3 * H;
+    if (!valid) {
+        vec<T> zero = bcast<T>(0);
+        stn<T>(a + j, zero, n), stn<T>(a + H + j, zero, n), stn<T>(a + 2 * H + j, zero, n);
+        stn<T>(c + j, zero, n), stn<T>(c + H + j, zero, n), stn<T>(c + 2 * H + j, zero, n);
+        stn<T>(dc, dh, n);
+        return false;
+    }
+    if (dout) dh += ldn<T>(dout + row * H + j, n);
+    const T* g = gates + row * 4 * H;
+    vec<T> r = ldn<T>(g + j, n), z = ldn<T>(g + H + j, n), nn = ldn<T>(g + 2 * H + j, n);
+    vec<T> hn = ldn<T>(g + 3 * H + j, n), hp = ldn<T>(hprev + row * H + j, n);
+    vec<T> dz = dh * (hp - nn);
+    vec<T> dan = dh * ((T)1 - z) * ((T)1 - nn * nn);
+    vec<T> dar = dan * hn * r * ((T)1 - r);
+    vec<T> daz = dz * z * ((T)1 - z);
+    stn<T>(a + j, dar, n), stn<T>(a + H + j, daz, n), stn<T>(a + 2 * H + j, dan, n);
+    stn<T>(c + j, dar, n), stn<T>(c + H + j, daz, n), stn<T>(c + 2 * H + j, dan * r, n);
+    stn<T>(dc, dh * z, n);
+    if (d) d[0] = dar, d[1] = daz, d[2] = dan, d[3] = dan * r;
+    return true;
+}
+
 template <class T> struct Common {
     enum { L = V<T>::L };
     int T_, B, H;
@@ -423,26 +455,7 @@ template <class T> struct Bwd : Common<T> {
             size_t row = (size_t)t * this->B + b;
             T* dc = dhc + (size_t)b * H + j;
             vec<T> dh = ldn<T>(dc, n) + ldn<T>(mv + (size_t)b * H + j, n);
-            T* a = dgi + row * 3 * H;
-            T* c = dgh + row * 3 * H;
-            if (!this->valid(t, b)) {
-                vec<T> zero = bcast<T>(0);
-                stn<T>(a + j, zero, n), stn<T>(a + H + j, zero, n), stn<T>(a + 2 * H + j, zero, n);
-                stn<T>(c + j, zero, n), stn<T>(c + H + j, zero, n), stn<T>(c + 2 * H + j, zero, n);
-                stn<T>(dc, dh, n);
-                continue;
-            }
-            if (dout) dh += ldn<T>(dout + row * H + j, n);
-            const T* g = gates + row * 4 * H;
-            vec<T> r = ldn<T>(g + j, n), z = ldn<T>(g + H + j, n), nn = ldn<T>(g + 2 * H + j, n);
-            vec<T> hn = ldn<T>(g + 3 * H + j, n), hp = ldn<T>(hprev + row * H + j, n);
-            vec<T> dz = dh * (hp - nn);
-            vec<T> dan = dh * ((T)1 - z) * ((T)1 - nn * nn);
-            vec<T> dar = dan * hn * r * ((T)1 - r);
-            vec<T> daz = dz * z * ((T)1 - z);
-            stn<T>(a + j, dar, n), stn<T>(a + H + j, daz, n), stn<T>(a + 2 * H + j, dan, n);
-            stn<T>(c + j, dar, n), stn<T>(c + H + j, daz, n), stn<T>(c + 2 * H + j, dan * r, n);
-            stn<T>(dc, dh * z, n);
+            gate_backward_after<T>(this->valid(t, b), dh, dout, gates, hprev, dgi, dgh, dc, row, H, j, n);
         }
     }
     void ew_n(int t, int tid, int nt) {  // reset_after=False, first pass: everything but the reset gate
@@ -657,27 +670,11 @@ template <class T> struct Bwd3 {
         const size_t row = (size_t)t * B + b;
         T* dc = dhc + (size_t)b * H + j;
         vec<T> dh = ldn<T>(dc, n) + mvv;
-        T* a = dgi + row * 3 * H;
-        T* c = dgh + row * 3 * H;
-        if (lengths && t >= lengths[b]) {
-            vec<T> zero = bcast<T>(0);
-            stn<T>(a + j, zero, n), stn<T>(a + H + j, zero, n), stn<T>(a + 2 * H + j, zero, n);
-            stn<T>(c + j, zero, n), stn<T>(c + H + j, zero, n), stn<T>(c + 2 * H + j, zero, n);
-            stn<T>(dc, dh, n);
+        vec<T> d[4];
+        if (!gate_backward_after<T>(!(lengths && t >= lengths[b]), dh, dout, gates, hprev, dgi, dgh, dc, row, H, j,
+                                    n, d))
             return;
-        }
-        if (dout) dh += ldn<T>(dout + row * H + j, n);
-        const T* g = gates + row * 4 * H;
-        vec<T> r = ldn<T>(g + j, n), z = ldn<T>(g + H + j, n), nn = ldn<T>(g + 2 * H + j, n);
-        vec<T> hn = ldn<T>(g + 3 * H + j, n), hp = ldn<T>(hprev + row * H + j, n);
-        vec<T> dz = dh * (hp - nn);
-        vec<T> dan = dh * ((T)1 - z) * ((T)1 - nn * nn);
-        vec<T> dar = dan * hn * r * ((T)1 - r);
-        vec<T> daz = dz * z * ((T)1 - z);
-        stn<T>(a + j, dar, n), stn<T>(a + H + j, daz, n), stn<T>(a + 2 * H + j, dan, n);
-        stn<T>(c + j, dar, n), stn<T>(c + H + j, daz, n), stn<T>(c + 2 * H + j, dan * r, n);
-        stn<T>(dc, dh * z, n);
-        if (db) addb(j, n, dar), addb(H + j, n, daz), addb(2 * H + j, n, dan), addb(3 * H + j, n, dan * r);
+        if (db) addb(j, n, d[0]), addb(H + j, n, d[1]), addb(2 * H + j, n, d[2]), addb(3 * H + j, n, d[3]);
     }
     // tile: rows b0..b0+MR, panels p0..p0+NP; dgh of time tsrc is the left factor; the epilogue runs the
     // elementwise step at time tdst (tdst < 0: the last product, dh0 = direct part + mv)
