@@ -194,6 +194,19 @@ def clear_workspace() -> None:
     _ws.bufs.clear()
 
 
+def _rows(g: Tensor | None) -> tuple[Tensor | None, int, int]:
+    """An output gradient (T, B, H) as the kernel reads it: (a tensor whose rows of H values are contiguous,
+    its step stride, its row stride). A gradient broadcast along steps or rows (``out.sum().backward()``
+    gives one with every stride 0) is not copied out to T·B·H values: only its distinct rows are made."""
+    if g is None:
+        return None, 0, 0
+    if g.stride(2) != 1 and g.shape[2] > 1:
+        keep = tuple(slice(None) if st else slice(0, 1) for st in g.stride()[:2])
+        c = g[keep].contiguous()
+        return c, (c.stride(0) if g.stride(0) else 0), (c.stride(1) if g.stride(1) else 0)
+    return g, g.stride(0), g.stride(1)
+
+
 def _needs_grad(*ts: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
 
@@ -398,7 +411,7 @@ def _backward(
     H = w_hh.shape[1]
     w_hh = w_hh.contiguous()
     lens = None if lengths is None else lengths.to(torch.int64).contiguous()
-    gout = None if gout is None else gout.contiguous()
+    gout, sdt, sdb = _rows(gout)
     ghn = None if ghn is None else ghn.contiguous()
     new = _buffer if pool else (lambda shape, dt: torch.empty(shape, dtype=dt))
     dgi = new((T, B, 3 * H), x.dtype)
@@ -423,8 +436,9 @@ def _backward(
     else:
         mode = 1 if gemm is None else 2
     n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
-    # mode 3 sums the bias gradients inside its loop (in float64), saving two passes over T·B·3H values
-    db = torch.empty(4 * H, dtype=torch.float64) if mode == 3 and (n_bih or n_bhh) else None
+    # the loop sums the bias gradients as it writes dgi/dgh (per step in x's dtype, across steps in float64),
+    # saving two passes over T·B·3H values
+    db = torch.empty(4 * H, dtype=torch.float64) if (n_bih or n_bhh) else None
     rc = bwd(
         T,
         B,
@@ -434,6 +448,8 @@ def _backward(
         int(reverse),
         int(reset_after),
         _ptr(gout),
+        sdt,
+        sdb,
         _ptr(ghn),
         hprev.data_ptr(),
         gates.data_ptr(),
@@ -451,27 +467,22 @@ def _backward(
     hp2 = hprev.view(T * B, H)
     dx = torch.mm(dgi2, w_ih).view(T, B, I) if n_x else None
     dw_ih = torch.mm(dgi2.t(), x.reshape(T * B, I)) if n_wih else None
-    dw_hh = db_hh = None
-    if db is not None:  # rows: dar, daz, dan, dan ⊙ r
+    dw_hh = db_ih = db_hh = None
+    if (
+        db is not None
+    ):  # rows: dar, daz, dan (the sums of dgi), dan ⊙ r (reset_after: dgh's third block)
         dbt = db.to(dt)
         db_ih = dbt[: 3 * H].clone() if n_bih else None  # its own storage, not a view of dbt
-        db_hh = torch.cat([dbt[: 2 * H], dbt[3 * H :]]) if n_bhh else None
-    else:
-        db_ih = dgi2.sum(0) if n_bih else None
-    if reset_after:
-        dgh2 = dgh.view(T * B, 3 * H)  # type: ignore[union-attr]
-        if n_whh:
-            dw_hh = torch.mm(dgh2.t(), hp2)
-        if n_bhh and db is None:
-            db_hh = dgh2.sum(0)
-    else:
-        if n_whh:
-            rh2 = gates.view(T * B, 4 * H)[:, 3 * H :]
-            dw_hh = torch.cat(
-                [torch.mm(dgi2[:, : 2 * H].t(), hp2), torch.mm(dgi2[:, 2 * H :].t(), rh2)]
-            )
         if n_bhh:
-            db_hh = db_ih if db_ih is not None else dgi2.sum(0)
+            db_hh = torch.cat([dbt[: 2 * H], dbt[3 * H :]]) if reset_after else dbt[: 3 * H].clone()
+    if reset_after:
+        if n_whh:
+            dw_hh = torch.mm(dgh.view(T * B, 3 * H).t(), hp2)  # type: ignore[union-attr]
+    elif n_whh:
+        rh2 = gates.view(T * B, 4 * H)[:, 3 * H :]
+        dw_hh = torch.cat(
+            [torch.mm(dgi2[:, : 2 * H].t(), hp2), torch.mm(dgi2[:, 2 * H :].t(), rh2)]
+        )
     return dx, (dh0 if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh
 
 
