@@ -131,7 +131,7 @@ def load() -> ctypes.CDLL:
         fwd.argtypes = [i, i, i, p, p, p, p, p, i, i, p, p, p, p, i, i, p]
         fwd.restype = i
         bwd = getattr(lib, f"grukit_bwd_{suf}")
-        bwd.argtypes = [i, i, i, p, p, i, i, p, lg, lg, p, p, p, p, p, p, p, i, i, p]
+        bwd.argtypes = [i, i, i, p, p, i, i, p, lg, lg, p, p, p, p, p, p, p, p, p, i, i, p]
         bwd.restype = i
         cell = getattr(lib, f"grukit_cell_{suf}")
         cell.argtypes = [i, i, i, p, p, p, p, p, p, i, p, p, p]

@@ -154,6 +154,7 @@ def test_direction_matches_reference_and_composite(kernel_mode, dtype, reset_aft
     tol = TOL[dtype]
     for reverse, use_lengths, bias in (
         (False, False, True),
+        (True, False, True),  # no lengths: backward reads the states from out and h0, walking back
         (True, True, True),
         (False, True, False),
     ):
@@ -361,6 +362,34 @@ def test_two_threads_agree_with_one_in_backward(kernel_mode, reset_after):
     for name, a, b, c in zip(kw, *grads, ref):
         assert rel(a, b) <= 1e-12, name
         assert rel(a, c) <= TOL[torch.float64]["grad"], name
+
+
+def test_saved_values_without_lengths_are_the_gates_and_the_output():
+    """Without lengths, backward reads the state before each step from the output and h0, so the forward
+    keeps one (T, B, H) tensor (the output) besides the gates; with lengths it keeps hprev as well. Changing
+    the output in place before backward is then refused by autograd, never a wrong gradient."""
+    T, B, I, H = 5, 6, 3, 8
+    gru = randomize(grukit.GRU(I, H))
+    x = torch.randn(T, B, I, requires_grad=True)
+
+    def saved_shapes(**kw):
+        shapes = []
+
+        def pack(t):
+            shapes.append(tuple(t.shape))
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            gru(x, **kw)
+        return shapes
+
+    assert saved_shapes().count((T, B, H)) == 1
+    assert saved_shapes(lengths=[5, 4, 3, 2, 1, 1]).count((T, B, H)) == 2
+    assert saved_shapes().count((T, B, 4 * H)) == 1
+    out, _ = gru(x)
+    out.add_(1.0)
+    with pytest.raises(RuntimeError, match="inplace"):
+        out.sum().backward()
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
