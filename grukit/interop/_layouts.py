@@ -112,7 +112,8 @@ def _numpy(t: Any) -> Arr:
         t.is_floating_point() and t.element_size() == 2
     ):  # bf16/fp16: NumPy has no bf16; fp32 holds both
         t = t.float()
-    return t.numpy().copy()
+    out: Arr = t.numpy().copy()
+    return out
 
 
 def layer_arrays(model: Any, layer: int, direction: int) -> tuple[Arr, Arr, Arr | None, Arr | None]:
