@@ -27,7 +27,7 @@ _CSRC = Path(__file__).resolve().parent / "csrc"
 #: the sources compiled into the one library: the sequence loops, the small-batch streaming step
 SOURCES = [_CSRC / "gru_fused.cpp", _CSRC / "gru_stream.cpp"]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 
 class BuildError(RuntimeError):
@@ -123,7 +123,7 @@ def load() -> ctypes.CDLL:
         raise BuildError(f"cannot load {path}: {e}") from e
     if lib.grukit_abi_version() != ABI_VERSION:
         raise BuildError(f"{path} has ABI {lib.grukit_abi_version()}, expected {ABI_VERSION}")
-    i, p = ctypes.c_int, ctypes.c_void_p
+    i, p, lg = ctypes.c_int, ctypes.c_void_p, ctypes.c_long
     lib.grukit_set_mkl_pack.argtypes = [p, p, p]
     lib.grukit_set_mkl_pack.restype = None
     for suf in ("f32", "f64"):
@@ -131,7 +131,7 @@ def load() -> ctypes.CDLL:
         fwd.argtypes = [i, i, i, p, p, p, p, p, i, i, p, p, p, p, i, i, p]
         fwd.restype = i
         bwd = getattr(lib, f"grukit_bwd_{suf}")
-        bwd.argtypes = [i, i, i, p, p, i, i, p, p, p, p, p, p, p, p, i, i, p]
+        bwd.argtypes = [i, i, i, p, p, i, i, p, lg, lg, p, p, p, p, p, p, p, p, p, i, i, p]
         bwd.restype = i
         cell = getattr(lib, f"grukit_cell_{suf}")
         cell.argtypes = [i, i, i, p, p, p, p, p, p, i, p, p, p]

@@ -194,6 +194,34 @@ def clear_workspace() -> None:
     _ws.bufs.clear()
 
 
+def _rows(g: Tensor | None) -> tuple[Tensor | None, int, int]:
+    """An output gradient (T, B, H) as the kernel reads it: (a tensor whose rows of H values are contiguous,
+    its step stride, its row stride). A gradient broadcast along steps or rows (``out.sum().backward()``
+    gives one with every stride 0) is not copied out to T·B·H values: only its distinct rows are made."""
+    if g is None:
+        return None, 0, 0
+    if g.stride(2) != 1 and g.shape[2] > 1:
+        keep = tuple(slice(None) if st else slice(0, 1) for st in g.stride()[:2])
+        c = g[keep].contiguous()
+        return c, (c.stride(0) if g.stride(0) else 0), (c.stride(1) if g.stride(1) else 0)
+    return g, g.stride(0), g.stride(1)
+
+
+def _prev_product(
+    left: Tensor, hprev: Tensor | None, out: Tensor | None, h0: Tensor | None, B: int, reverse: bool
+) -> Tensor:
+    """leftᵀ · (the state before each step) over all T·B rows, left (T·B, K) → (K, H): one GEMM on the saved
+    hprev, or, without it, one on ``out`` shifted by a step plus the first step's rows against ``h0``."""
+    if hprev is not None:
+        return torch.mm(left.t(), hprev.reshape(left.shape[0], -1))
+    assert out is not None and h0 is not None
+    n = left.shape[0]
+    prev = out.reshape(n, -1)
+    if reverse:  # step t's state before is out[t + 1]; the last step starts from h0
+        return torch.mm(left[: n - B].t(), prev[B:]).addmm_(left[n - B :].t(), h0)
+    return torch.mm(left[B:].t(), prev[: n - B]).addmm_(left[:B].t(), h0)
+
+
 def _needs_grad(*ts: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
 
@@ -324,12 +352,15 @@ def _forward(
     reverse: bool,
     save: bool,
     pool: bool = False,
+    save_hprev: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Run the native forward loop → (out (T, B, H), h_n (B, H), hprev (T, B, H) | None, gates (T, B, 4H) | None).
 
     ``gates`` rows hold r, z, n and (W_hn h + b_hn) for reset_after, or r, z, n and r ⊙ h otherwise. With
     ``pool``, gi and the saved hprev/gates come from this thread's workspace (eager calls; the registered
-    op's outputs must be plain tensors).
+    op's outputs must be plain tensors). ``save_hprev=False`` (only without lengths, where each step's
+    output is its new state) saves the gates alone: backward then reads the state before each step from
+    ``out`` and ``h0`` (a fifth fewer values kept per step).
     """
     T, B, _ = x.shape
     H = w_hh.shape[1]
@@ -341,7 +372,11 @@ def _forward(
     out = x.new_empty(T, B, H)
     hn = x.new_empty(B, H)
     new = _buffer if pool else (lambda shape, dt: torch.empty(shape, dtype=dt))
-    hprev = new((T, B, H), x.dtype) if save else None
+    if not save_hprev and lengths is not None:
+        raise ValueError(
+            "save_hprev=False needs lengths=None: a masked step's output is not its state"
+        )
+    hprev = new((T, B, H), x.dtype) if save and save_hprev else None
     gates = new((T, B, 4 * H), x.dtype) if save else None
     if (
         gi.dtype != x.dtype or w_hh.dtype != x.dtype or h0.dtype != x.dtype
@@ -385,20 +420,29 @@ def _backward(
     lengths: Tensor | None,
     reset_after: bool,
     reverse: bool,
-    hprev: Tensor,
+    hprev: Tensor | None,
     gates: Tensor,
     gout: Tensor | None,
     ghn: Tensor | None,
     needs: tuple[bool, ...],
     pool: bool = False,
+    out: Tensor | None = None,
+    h0: Tensor | None = None,
 ) -> tuple[Tensor | None, ...]:
     """Native backward loop, then the weight/input gradients as GEMMs over all steps at once (dgi and dgh
-    from this thread's workspace with ``pool``; no gradient returned aliases them)."""
+    from this thread's workspace with ``pool``; no gradient returned aliases them). Without ``hprev`` (a
+    forward run with ``save_hprev=False``) the states before each step are read from ``out`` and ``h0``."""
     T, B, I = x.shape
     H = w_hh.shape[1]
     w_hh = w_hh.contiguous()
+    if hprev is None:
+        if out is None or h0 is None or lengths is not None:
+            raise ValueError(
+                "backward without hprev needs the forward's out and h0, and no lengths"
+            )
+        out, h0 = out.contiguous(), h0.contiguous()
     lens = None if lengths is None else lengths.to(torch.int64).contiguous()
-    gout = None if gout is None else gout.contiguous()
+    gout, sdt, sdb = _rows(gout)
     ghn = None if ghn is None else ghn.contiguous()
     new = _buffer if pool else (lambda shape, dt: torch.empty(shape, dtype=dt))
     dgi = new((T, B, 3 * H), x.dtype)
@@ -408,12 +452,21 @@ def _backward(
     if (
         (gout is not None and gout.dtype != dt)
         or (ghn is not None and ghn.dtype != dt)
-        or hprev.dtype != dt
+        or (hprev is not None and hprev.dtype != dt)
+        or (out is not None and out.dtype != dt)
+        or (h0 is not None and h0.dtype != dt)
         or gates.dtype != dt
         or w_hh.dtype != dt
     ):
         _check_native(
-            "gru_sequence backward", dt, w_hh=w_hh, grad_out=gout, grad_hn=ghn, hprev=hprev
+            "gru_sequence backward",
+            dt,
+            w_hh=w_hh,
+            grad_out=gout,
+            grad_hn=ghn,
+            hprev=hprev,
+            out=out,
+            h0=h0,
         )
     _, bwd, _, gemm = _fns(x.dtype)
     if B <= matvec_max_batch:
@@ -423,8 +476,9 @@ def _backward(
     else:
         mode = 1 if gemm is None else 2
     n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
-    # mode 3 sums the bias gradients inside its loop (in float64), saving two passes over T·B·3H values
-    db = torch.empty(4 * H, dtype=torch.float64) if mode == 3 and (n_bih or n_bhh) else None
+    # the loop sums the bias gradients as it writes dgi/dgh (per step in x's dtype, across steps in float64),
+    # saving two passes over T·B·3H values
+    db = torch.empty(4 * H, dtype=torch.float64) if (n_bih or n_bhh) else None
     rc = bwd(
         T,
         B,
@@ -434,8 +488,12 @@ def _backward(
         int(reverse),
         int(reset_after),
         _ptr(gout),
+        sdt,
+        sdb,
         _ptr(ghn),
-        hprev.data_ptr(),
+        _ptr(hprev),
+        None if hprev is not None else _ptr(out),
+        None if hprev is not None else _ptr(h0),
         gates.data_ptr(),
         dgi.data_ptr(),
         _ptr(dgh),
@@ -448,30 +506,27 @@ def _backward(
     if rc != 0:
         raise MemoryError("the fused GRU kernel could not allocate its work buffers")
     dgi2 = dgi.view(T * B, 3 * H)
-    hp2 = hprev.view(T * B, H)
     dx = torch.mm(dgi2, w_ih).view(T, B, I) if n_x else None
     dw_ih = torch.mm(dgi2.t(), x.reshape(T * B, I)) if n_wih else None
-    dw_hh = db_hh = None
-    if db is not None:  # rows: dar, daz, dan, dan ⊙ r
+    dw_hh = db_ih = db_hh = None
+    if (
+        db is not None
+    ):  # rows: dar, daz, dan (the sums of dgi), dan ⊙ r (reset_after: dgh's third block)
         dbt = db.to(dt)
         db_ih = dbt[: 3 * H].clone() if n_bih else None  # its own storage, not a view of dbt
-        db_hh = torch.cat([dbt[: 2 * H], dbt[3 * H :]]) if n_bhh else None
-    else:
-        db_ih = dgi2.sum(0) if n_bih else None
-    if reset_after:
-        dgh2 = dgh.view(T * B, 3 * H)  # type: ignore[union-attr]
-        if n_whh:
-            dw_hh = torch.mm(dgh2.t(), hp2)
-        if n_bhh and db is None:
-            db_hh = dgh2.sum(0)
-    else:
-        if n_whh:
-            rh2 = gates.view(T * B, 4 * H)[:, 3 * H :]
-            dw_hh = torch.cat(
-                [torch.mm(dgi2[:, : 2 * H].t(), hp2), torch.mm(dgi2[:, 2 * H :].t(), rh2)]
-            )
         if n_bhh:
-            db_hh = db_ih if db_ih is not None else dgi2.sum(0)
+            db_hh = torch.cat([dbt[: 2 * H], dbt[3 * H :]]) if reset_after else dbt[: 3 * H].clone()
+    if reset_after:
+        if n_whh:
+            dw_hh = _prev_product(dgh.view(T * B, 3 * H), hprev, out, h0, B, reverse)  # type: ignore[union-attr]
+    elif n_whh:
+        rh2 = gates.view(T * B, 4 * H)[:, 3 * H :]
+        dw_hh = torch.cat(
+            [
+                _prev_product(dgi2[:, : 2 * H], hprev, out, h0, B, reverse),
+                torch.mm(dgi2[:, 2 * H :].t(), rh2),
+            ]
+        )
     return dx, (dh0 if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -491,17 +546,29 @@ class _FusedSequence(torch.autograd.Function):
         reset_after: bool,
         reverse: bool,
     ) -> tuple[Tensor, Tensor]:
+        # without lengths each step's output is its new state: backward reads the states from out and h0
         out, hn, hprev, gates = _forward(
-            x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, lengths, reverse, save=True, pool=True
+            x,
+            h0,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            reset_after,
+            lengths,
+            reverse,
+            save=True,
+            pool=True,
+            save_hprev=lengths is not None,
         )
-        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates, out)
         ctx.reset_after, ctx.reverse = reset_after, reverse
         ctx.set_materialize_grads(False)
         return out, hn
 
     @staticmethod
     def backward(ctx: Any, gout: Tensor | None, ghn: Tensor | None) -> tuple[Tensor | None, ...]:
-        x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates = ctx.saved_tensors
+        x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates, out = ctx.saved_tensors
         needs = ctx.needs_input_grad[:6]
         none3 = (None, None, None)
         if gout is None and ghn is None:
@@ -528,6 +595,8 @@ class _FusedSequence(torch.autograd.Function):
                 ghn,
                 needs,
                 pool=True,
+                out=out,
+                h0=h0,
             )
         return grads + none3
 

@@ -154,6 +154,7 @@ def test_direction_matches_reference_and_composite(kernel_mode, dtype, reset_aft
     tol = TOL[dtype]
     for reverse, use_lengths, bias in (
         (False, False, True),
+        (True, False, True),  # no lengths: backward reads the states from out and h0, walking back
         (True, True, True),
         (False, True, False),
     ):
@@ -337,6 +338,98 @@ def test_two_threads_agree_with_one(kernel_mode):
     finally:
         torch.set_num_threads(old)
     assert absdiff(a[0], b[0]) <= 1e-12 and absdiff(a[1], b[1]) <= 1e-12
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_two_threads_agree_with_one_in_backward(kernel_mode, reset_after):
+    """The backward's bias sums are kept per thread: with work enough for two threads in the elementwise pass
+    (B·H ≥ 32768 on the BLAS path; B·3H² on the packed one), every gradient equals the one-thread run and
+    the float64 composite."""
+    kw = _direction_args(3, 180, 4, 200, torch.float64, seed=3)
+    lengths = torch.randint(1, 4, (180,))
+    inputs = list(kw.values())
+    old = torch.get_num_threads()
+    grads = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out, hn, _ = fused.sequence(**kw, reset_after=reset_after, lengths=lengths)
+            grads.append(torch.autograd.grad((out, hn), inputs, (torch.ones_like(out), hn)))
+    finally:
+        torch.set_num_threads(old)
+    cout, chn, _ = composite.sequence(**kw, reset_after=reset_after, lengths=lengths)
+    ref = torch.autograd.grad((cout, chn), inputs, (torch.ones_like(cout), chn))
+    for name, a, b, c in zip(kw, *grads, ref):
+        assert rel(a, b) <= 1e-12, name
+        assert rel(a, c) <= TOL[torch.float64]["grad"], name
+
+
+def test_saved_values_without_lengths_are_the_gates_and_the_output():
+    """Without lengths, backward reads the state before each step from the output and h0, so the forward
+    keeps one (T, B, H) tensor (the output) besides the gates; with lengths it keeps hprev as well. Changing
+    the output in place before backward is then refused by autograd, never a wrong gradient."""
+    T, B, I, H = 5, 6, 3, 8
+    gru = randomize(grukit.GRU(I, H))
+    x = torch.randn(T, B, I, requires_grad=True)
+
+    def saved_shapes(**kw):
+        shapes = []
+
+        def pack(t):
+            shapes.append(tuple(t.shape))
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            gru(x, **kw)
+        return shapes
+
+    assert saved_shapes().count((T, B, H)) == 1
+    assert saved_shapes(lengths=[5, 4, 3, 2, 1, 1]).count((T, B, H)) == 2
+    assert saved_shapes().count((T, B, 4 * H)) == 1
+    out, _ = gru(x)
+    out.add_(1.0)
+    with pytest.raises(RuntimeError, match="inplace"):
+        out.sum().backward()
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_broadcast_and_strided_output_gradients(kernel_mode, reset_after):
+    """The kernel reads the output gradient through its strides: one broadcast along steps and rows
+    (``out.sum()``), along steps only, and a non-contiguous slice all give torch.nn.GRU's float64 gradients,
+    without first copying a broadcast gradient out to T·B·H values."""
+    T, B, I, H = 6, 5, 3, 20
+    gru = randomize(grukit.GRU(I, H, reset_after=reset_after, dtype=torch.float64), seed=4)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    ref = None
+    if reset_after:
+        ref = torch.nn.GRU(I, H, dtype=torch.float64)
+        ref.load_state_dict(gru.state_dict())
+    else:
+        ref = grukit.GRU(I, H, reset_after=False, dtype=torch.float64, backend="torch")
+        ref.load_state_dict(gru.state_dict())
+    w = torch.randn(B, H, dtype=torch.float64)
+    wide = torch.randn(T, B, 2 * H, dtype=torch.float64)
+    losses = {
+        "sum": lambda o: o.sum(),
+        "per-row weights": lambda o: (o * w).sum(),  # gradient w expanded over steps
+        "slice": lambda o: (o * wide[..., :H]).sum(),  # gradient a view with row stride 2H
+        "transposed": lambda o: (
+            o * wide[..., :H].transpose(0, 1).contiguous().transpose(0, 1)
+        ).sum(),
+    }
+    for name, loss in losses.items():
+        params = [x, *gru.parameters()]
+        got = torch.autograd.grad(loss(gru(x)[0]), params)
+        want = torch.autograd.grad(loss(ref(x)[0]), [x, *ref.parameters()])
+        for a, b in zip(got, want):
+            assert rel(a, b) <= TOL[torch.float64]["grad"], name
+    g = torch.ones(1, dtype=torch.float64).expand(T, B, H)
+    rows, sdt, sdb = fused._rows(g)
+    assert rows.numel() == H and (sdt, sdb) == (0, 0)
+    rows, sdt, sdb = fused._rows(w.expand(T, B, H))  # rows already contiguous: read in place
+    assert rows.data_ptr() == w.data_ptr() and (sdt, sdb) == (0, H)
+    rows, sdt, sdb = fused._rows(w[:, :1].expand(T, B, H))  # one value per row: only B·H are made
+    assert rows.shape == (1, B, H) and (sdt, sdb) == (0, H)
 
 
 # ----------------------------------------------------------------------------------------- cell and step

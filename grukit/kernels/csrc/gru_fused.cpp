@@ -265,12 +265,12 @@ template <class S> static void run_loop(S& s, int T, int nph, bool packed, int n
 }
 
 // The reset_after gate backward for units j..j+n of one (step, batch row): dh (its carried and matrix parts) plus
-// dout gives the pre-activation gradients dar, daz, dan (written to dgi's row) and dar, daz, dan ⊙ r (dgh's
+// that row of dout (drow, or null) and of the previous state (hp_row) gives the pre-activation gradients dar, daz, dan (written to dgi's row) and dar, daz, dan ⊙ r (dgh's
 // row), and dh ⊙ z is carried to the step before in dc. A masked-out step (valid false) writes zeros and carries
 // dh unchanged. Shared by the elementwise pass (modes 1, 2) and the fused gate backward (mode 3); when `d` is
 // given it receives the four rows' values for the bias sums. Returns valid.
 template <class T>
-static inline bool gate_backward_after(bool valid, vec<T> dh, const T* dout, const T* gates, const T* hprev, T* dgi,
+static inline bool gate_backward_after(bool valid, vec<T> dh, const T* drow, const T* gates, const T* hp_row, T* dgi,
                                        T* dgh, T* dc, size_t row, int H, int j, int n, vec<T>* d = nullptr) {
     T* a = dgi + row * 3 * H;
     T* c = dgh + row * 3 * H;
@@ -281,10 +281,10 @@ static inline bool gate_backward_after(bool valid, vec<T> dh, const T* dout, con
         stn<T>(dc, dh, n);
         return false;
     }
-    if (dout) dh += ldn<T>(dout + row * H + j, n);
+    if (drow) dh += ldn<T>(drow + j, n);
     const T* g = gates + row * 4 * H;
     vec<T> r = ldn<T>(g + j, n), z = ldn<T>(g + H + j, n), nn = ldn<T>(g + 2 * H + j, n);
-    vec<T> hn = ldn<T>(g + 3 * H + j, n), hp = ldn<T>(hprev + row * H + j, n);
+    vec<T> hn = ldn<T>(g + 3 * H + j, n), hp = ldn<T>(hp_row + j, n);
     vec<T> dz = dh * (hp - nn);
     vec<T> dan = dh * ((T)1 - z) * ((T)1 - nn * nn);
     vec<T> dar = dan * hn * r * ((T)1 - r);
@@ -296,9 +296,25 @@ static inline bool gate_backward_after(bool valid, vec<T> dh, const T* dout, con
     return true;
 }
 
+// Where backward finds the state before each step: the saved hprev (T, B, H), or, when the forward saved none
+// (no lengths: every step's output is its new state), the output of the step before in the walk's direction,
+// and h0 for the first step.
+template <class T> struct Prev {
+    const T *hprev, *out, *h0;
+    int T_, B, H, reverse;
+    const T* row(int t, int b) const {
+        if (hprev) return hprev + ((size_t)t * B + b) * H;
+        if (t == (reverse ? T_ - 1 : 0)) return h0 + (size_t)b * H;
+        return out + ((size_t)(reverse ? t + 1 : t - 1) * B + b) * H;
+    }
+};
+
 template <class T> struct Common {
     enum { L = V<T>::L };
     int T_, B, H;
+    const T* dout;     // the output gradient (backward only), rows of H contiguous values, or null
+    long sdt, sdb;     // its strides in elements over steps and batch rows (0: broadcast, e.g. from out.sum())
+    const T* drow(int t, int b) const { return dout ? dout + (size_t)t * sdt + (size_t)b * sdb : nullptr; }
     const int64_t* lengths;
     int reverse;
     bool packed;
@@ -353,7 +369,7 @@ template <class T> struct Fwd : Common<T> {
             T* o = out + ((size_t)t * this->B + b) * H + j;
             T* gs = gslot(t, b);
             vec<T> hv = ldn<T>(hb, n);
-            if (save) stn<T>(hprev + ((size_t)t * this->B + b) * H + j, hv, n);
+            if (hprev) stn<T>(hprev + ((size_t)t * this->B + b) * H + j, hv, n);
             if (!this->valid(t, b)) {
                 stn<T>(o, bcast<T>(0), n);
                 if (save) {
@@ -384,7 +400,7 @@ template <class T> struct Fwd : Common<T> {
             const T* q = gh + (size_t)b * 3 * H;
             T* gs = gslot(t, b);
             vec<T> hv = ldn<T>(h + (size_t)b * H + j, n);
-            if (save) stn<T>(hprev + ((size_t)t * this->B + b) * H + j, hv, n);
+            if (hprev) stn<T>(hprev + ((size_t)t * this->B + b) * H + j, hv, n);
             if (!this->valid(t, b)) {  // r = 0 makes r ⊙ h = 0; the second pass keeps the state
                 vec<T> zero = bcast<T>(0);
                 stn<T>(gs + j, zero, n), stn<T>(gs + H + j, zero, n), stn<T>(gs + 3 * H + j, zero, n);
@@ -425,9 +441,23 @@ template <class T> struct Fwd : Common<T> {
 // ----------------------------------------------------------------------------------------------- backward
 template <class T> struct Bwd : Common<T> {
     using Common<T>::L;
-    const T *dout, *hprev, *gates;
+    Prev<T> prev;
+    const T* gates;
     T *dgi, *dgh, *dhc, *mv, *drh;  // dhc: direct part of dh; mv: matrix part (B, H); drh (B, H)
     bool reset_after;
+    // Bias gradients (db non-null): each thread sums its rows' dgi (and dgh) values of a step into its own dbs
+    // slot in T, then adds them into its dbt slot (double) at the end of the step; backward() adds the slots.
+    double *db, *dbt;  // db (4H): dar, daz, dan, and dan ⊙ r (reset_after) summed; dbt: nthreads × 4H
+    T* dbs;            // nthreads × (4H + L)
+    int nslots;
+    inline void addb(T* acc, int o, int n, vec<T> v) const { stn<T>(acc + o, ldn<T>(acc + o, n) + v, n); }
+    T* sums(int tid) const { return db ? dbs + (size_t)tid * (4 * this->H + L) : nullptr; }
+    void flush(int tid) const {
+        if (!db) return;
+        T* a = sums(tid);
+        double* d = dbt + (size_t)tid * 4 * this->H;
+        for (int i = 0; i < 4 * this->H; ++i) d[i] += a[i], a[i] = 0;
+    }
     Lin<T> wt_all, wt_rz, wt_n;
 
     bool is_matrix(int k) const { return (k & 1) == 1; }
@@ -450,18 +480,26 @@ template <class T> struct Bwd : Common<T> {
         const int H = this->H, nc = this->nchunks();
         int lo, hi;
         split(this->B * nc, tid, nt, &lo, &hi);
+        T* acc = sums(tid);
         for (int w = lo; w < hi; ++w) {
             int b = w / nc, j = (w % nc) * L, n = H - j < L ? H - j : L;
             size_t row = (size_t)t * this->B + b;
             T* dc = dhc + (size_t)b * H + j;
             vec<T> dh = ldn<T>(dc, n) + ldn<T>(mv + (size_t)b * H + j, n);
-            gate_backward_after<T>(this->valid(t, b), dh, dout, gates, hprev, dgi, dgh, dc, row, H, j, n);
+            vec<T> d[4];
+            if (gate_backward_after<T>(this->valid(t, b), dh, this->drow(t, b), gates, prev.row(t, b), dgi, dgh, dc, row, H, j,
+                                       n, d) &&
+                acc)
+                addb(acc, j, n, d[0]), addb(acc, H + j, n, d[1]), addb(acc, 2 * H + j, n, d[2]),
+                    addb(acc, 3 * H + j, n, d[3]);
         }
+        flush(tid);
     }
     void ew_n(int t, int tid, int nt) {  // reset_after=False, first pass: everything but the reset gate
         const int H = this->H, nc = this->nchunks();
         int lo, hi;
         split(this->B * nc, tid, nt, &lo, &hi);
+        T* acc = sums(tid);
         for (int w = lo; w < hi; ++w) {
             int b = w / nc, j = (w % nc) * L, n = H - j < L ? H - j : L;
             size_t row = (size_t)t * this->B + b;
@@ -474,31 +512,37 @@ template <class T> struct Bwd : Common<T> {
                 stn<T>(dc, dh, n);
                 continue;
             }
-            if (dout) dh += ldn<T>(dout + row * H + j, n);
+            if (const T* dr = this->drow(t, b)) dh += ldn<T>(dr + j, n);
             const T* g = gates + row * 4 * H;
             vec<T> z = ldn<T>(g + H + j, n), nn = ldn<T>(g + 2 * H + j, n);
-            vec<T> hp = ldn<T>(hprev + row * H + j, n);
+            vec<T> hp = ldn<T>(prev.row(t, b) + j, n);
             vec<T> dz = dh * (hp - nn);
             vec<T> dan = dh * ((T)1 - z) * ((T)1 - nn * nn);
-            stn<T>(a + H + j, dz * z * ((T)1 - z), n), stn<T>(a + 2 * H + j, dan, n);
+            vec<T> daz = dz * z * ((T)1 - z);
+            stn<T>(a + H + j, daz, n), stn<T>(a + 2 * H + j, dan, n);
             stn<T>(dc, dh * z, n);
+            if (acc) addb(acc, H + j, n, daz), addb(acc, 2 * H + j, n, dan);
         }
     }
     void ew_rz(int t, int tid, int nt) {  // reset_after=False, second pass: the reset gate, d(r ⊙ h)
         const int H = this->H, nc = this->nchunks();
         int lo, hi;
         split(this->B * nc, tid, nt, &lo, &hi);
+        T* acc = sums(tid);
         for (int w = lo; w < hi; ++w) {
             int b = w / nc, j = (w % nc) * L, n = H - j < L ? H - j : L;
             if (!this->valid(t, b)) continue;
             size_t row = (size_t)t * this->B + b;
             T* dc = dhc + (size_t)b * H + j;
             const T* g = gates + row * 4 * H;
-            vec<T> r = ldn<T>(g + j, n), hp = ldn<T>(hprev + row * H + j, n);
+            vec<T> r = ldn<T>(g + j, n), hp = ldn<T>(prev.row(t, b) + j, n);
             vec<T> d = ldn<T>(drh + (size_t)b * H + j, n);
             stn<T>(dc, ldn<T>(dc, n) + d * r, n);
-            stn<T>(dgi + row * 3 * H + j, d * hp * r * ((T)1 - r), n);
+            vec<T> dar = d * hp * r * ((T)1 - r);
+            stn<T>(dgi + row * 3 * H + j, dar, n);
+            if (acc) addb(acc, j, n, dar);
         }
+        flush(tid);
     }
 };
 
@@ -543,7 +587,7 @@ template <class T> struct Fused3 {
             const size_t row = (size_t)t * B + b;
             const T* g = gi + row * 3 * H;
             vec<T> hv = ldn<T>(hc + (size_t)b * H + j, n);
-            if (save) stn<T>(hprev + row * H + j, hv, n);
+            if (hprev) stn<T>(hprev + row * H + j, hv, n);
             T* gs = save ? gates + row * 4 * H : nullptr;
             if (lengths && t >= lengths[b]) {
                 stn<T>(out + row * H + j, bcast<T>(0), n);
@@ -613,7 +657,7 @@ static int forward3(int T_, int B, int H, const T* gi, const T* bhn, const T* w_
                     const int64_t* lengths, int reverse, T* out, T* hn, T* hprev, T* gates, int nthreads) {
     Fused3<T> s;
     s.T_ = T_, s.B = B, s.H = H, s.gi = gi, s.bhn = bhn, s.lengths = lengths, s.reverse = reverse;
-    s.out = out, s.hprev = hprev, s.gates = gates, s.save = hprev != nullptr && gates != nullptr;
+    s.out = out, s.hprev = hprev, s.gates = gates, s.save = gates != nullptr;
     T* P = pack3<T>(w_hh, H, &s.np);
     T* other = alloc<T>((size_t)B * H);
     if (!P || !other) {
@@ -650,7 +694,9 @@ static int forward3(int T_, int B, int H, const T* gi, const T* bhn, const T* w_
 template <class T> struct Bwd3 {
     enum { L = V<T>::L, U = V<T>::L, MRMAX = 8, NPMAX = 3 };
     int T_, B, H, np;
-    const T *Q, *dout, *hprev, *gates;
+    const T *Q, *dout, *gates;
+    Prev<T> prev;
+    long sdt, sdb;  // dout's strides over steps and batch rows (elements)
     const int64_t* lengths;
     int reverse;
     T *dgi, *dgh, *dhc, *dh0;
@@ -671,7 +717,8 @@ template <class T> struct Bwd3 {
         T* dc = dhc + (size_t)b * H + j;
         vec<T> dh = ldn<T>(dc, n) + mvv;
         vec<T> d[4];
-        if (!gate_backward_after<T>(!(lengths && t >= lengths[b]), dh, dout, gates, hprev, dgi, dgh, dc, row, H, j,
+        const T* dr = dout ? dout + (size_t)t * sdt + (size_t)b * sdb : nullptr;
+        if (!gate_backward_after<T>(!(lengths && t >= lengths[b]), dh, dr, gates, prev.row(t, b), dgi, dgh, dc, row, H, j,
                                     n, d))
             return;
         if (db) addb(j, n, d[0]), addb(H + j, n, d[1]), addb(2 * H + j, n, d[2]), addb(3 * H + j, n, d[3]);
@@ -750,11 +797,12 @@ template <class T> struct Bwd3 {
 
 template <class T>
 static int backward3(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse, const T* dout,
-                     const T* dhn, const T* hprev, const T* gates, T* dgi, T* dgh, T* dh0, double* db,
+                     long sdt, long sdb, const T* dhn, Prev<T> prev, const T* gates, T* dgi, T* dgh, T* dh0, double* db,
                      int nthreads) {
     enum { U = V<T>::L };
     Bwd3<T> s;
-    s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse, s.dout = dout, s.hprev = hprev;
+    s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse, s.dout = dout, s.prev = prev;
+    s.sdt = sdt, s.sdb = sdb;
     s.gates = gates, s.dgi = dgi, s.dgh = dgh, s.dh0 = dh0, s.db = db;
     s.np = (H + U - 1) / U;
     if (db) std::memset(db, 0, sizeof(double) * 4 * (size_t)H);
@@ -810,7 +858,7 @@ static int forward(int T_, int B, int H, const T* gi, const T* bhn, const T* w_h
     s.gemm = gemm;
     s.gi = gi, s.bhn = bhn, s.out = out, s.h = hn, s.hprev = hprev, s.gates = gates;
     s.reset_after = reset_after != 0;
-    s.save = hprev != nullptr && gates != nullptr;
+    s.save = gates != nullptr;
     std::memcpy(hn, h0, sizeof(T) * (size_t)B * H);
     s.w_all.init(w_hh, H, 1, 3 * H, H, false);
     s.w_rz.init(w_hh, H, 1, 2 * H, H, false);
@@ -829,19 +877,23 @@ static int forward(int T_, int B, int H, const T* gi, const T* bhn, const T* w_h
     return ok ? 0 : 1;
 }
 
-// db (4H doubles, may be null): mode 3 fills it with the bias gradients (see Bwd3); other modes leave it alone
+// dout: rows of H contiguous values, row (t, b) at dout + t·sdt + b·sdb (strides may be 0). db (4H doubles, may
+// be null) receives the bias gradients: the sums over steps and rows of dar, daz, dan and (reset_after) dan ⊙ r.
 template <class T>
 static int backward(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse, int reset_after,
-                    const T* dout, const T* dhn, const T* hprev, const T* gates, T* dgi, T* dgh, T* dh0,
-                    double* db, int nthreads, int mode, typename Gemm<T>::fn gemm) {
+                    const T* dout, long sdt, long sdb, const T* dhn, const T* hprev, const T* out, const T* h0,
+                    const T* gates, T* dgi, T* dgh, T* dh0, double* db, int nthreads, int mode,
+                    typename Gemm<T>::fn gemm) {
+    const Prev<T> prev{hprev, out, h0, T_, B, H, reverse};
     if (mode == 3 && reset_after)
-        return backward3<T>(T_, B, H, w_hh, lengths, reverse, dout, dhn, hprev, gates, dgi, dgh, dh0, db,
+        return backward3<T>(T_, B, H, w_hh, lengths, reverse, dout, sdt, sdb, dhn, prev, gates, dgi, dgh, dh0, db,
                             nthreads);
     Bwd<T> s;
     s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse;
     s.packed = mode == 1 || gemm == nullptr;
     s.gemm = gemm;
-    s.dout = dout, s.hprev = hprev, s.gates = gates, s.dgi = dgi, s.dgh = dgh;
+    s.dout = dout, s.sdt = sdt, s.sdb = sdb, s.prev = prev, s.gates = gates, s.dgi = dgi, s.dgh = dgh;
+    s.db = db, s.nslots = nthreads > 1 ? nthreads : 1;
     s.reset_after = reset_after != 0;
     // dh (B × H) = dgh (B × 3H) · W_hh: M = W_hhᵀ, M(i, k) = w_hh[k·H + i]
     s.wt_all.init(w_hh, 1, H, H, 3 * H, true);
@@ -850,7 +902,9 @@ static int backward(int T_, int B, int H, const T* w_hh, const int64_t* lengths,
     s.dhc = alloc<T>((size_t)B * H);
     s.mv = alloc<T>((size_t)B * H);
     s.drh = alloc<T>((size_t)B * H);
-    bool ok = s.dhc && s.mv && s.drh;
+    s.dbs = db ? alloc<T>((size_t)s.nslots * (4 * H + V<T>::L)) : nullptr;  // alloc zeroes
+    s.dbt = db ? alloc<double>((size_t)s.nslots * 4 * H) : nullptr;
+    bool ok = s.dhc && s.mv && s.drh && (!db || (s.dbs && s.dbt));
     if (ok && dhn) std::memcpy(s.dhc, dhn, sizeof(T) * (size_t)B * H);
     if (ok && s.packed) ok = s.reset_after ? s.wt_all.pack() : (s.wt_rz.pack() && s.wt_n.pack());
     if (ok && !s.packed) {
@@ -860,10 +914,17 @@ static int backward(int T_, int B, int H, const T* w_hh, const int64_t* lengths,
     if (ok) {
         run_loop(s, T_, s.reset_after ? 2 : 4, s.packed, nthreads);
         for (size_t i = 0; i < (size_t)B * H; ++i) dh0[i] = s.dhc[i] + s.mv[i];
+        if (db) {
+            for (int i = 0; i < 4 * H; ++i) db[i] = 0;
+            for (int k = 0; k < s.nslots; ++k)
+                for (int i = 0; i < 4 * H; ++i) db[i] += s.dbt[(size_t)k * 4 * H + i];
+        }
     }
     std::free(s.dhc);
     std::free(s.mv);
     std::free(s.drh);
+    std::free(s.dbs);
+    std::free(s.dbt);
     return ok ? 0 : 1;
 }
 
@@ -954,7 +1015,7 @@ static void cell(int B, int I, int H, const T* x, const T* h, const T* w_ih, con
 
 extern "C" {
 
-int grukit_abi_version() { return 4; }
+int grukit_abi_version() { return 5; }
 
 // Hand over MKL's packed-GEMM entry points (any may be null: plain gemm is used then).
 void grukit_set_mkl_pack(void* size, void* pack, void* compute) {
@@ -969,10 +1030,11 @@ void grukit_set_mkl_pack(void* size, void* pack, void* compute) {
                           nthreads, mode, (Gemm<T>::fn)gemm);                                                 \
     }                                                                                                         \
     int grukit_bwd_##SUF(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse,             \
-                         int reset_after, const T* dout, const T* dhn, const T* hprev, const T* gates, T* dgi, \
-                         T* dgh, T* dh0, double* db, int nthreads, int mode, void* gemm) {                   \
-        return backward<T>(T_, B, H, w_hh, lengths, reverse, reset_after, dout, dhn, hprev, gates, dgi, dgh,  \
-                           dh0, db, nthreads, mode, (Gemm<T>::fn)gemm);                                       \
+                         int reset_after, const T* dout, long sdt, long sdb, const T* dhn, const T* hprev,     \
+                         const T* out, const T* h0, const T* gates, T* dgi, T* dgh, T* dh0, double* db,        \
+                         int nthreads, int mode, void* gemm) {                                                \
+        return backward<T>(T_, B, H, w_hh, lengths, reverse, reset_after, dout, sdt, sdb, dhn, hprev, out, h0,    \
+                           gates, dgi, dgh, dh0, db, nthreads, mode, (Gemm<T>::fn)gemm);                       \
     }                                                                                                         \
     void grukit_cell_##SUF(int B, int I, int H, const T* x, const T* h, const T* w_ih, const T* w_hh,         \
                            const T* b_ih, const T* b_hh, int reset_after, T* out, T* scratch, void* gemm) {  \
