@@ -106,11 +106,22 @@ def _params(model: Any, layer: int, direction: int) -> list[Any]:
     return [getattr(model, n, None) for n in _names(layer, direction)]
 
 
+def _numpy(t: Any) -> Arr:
+    t = t.detach().cpu()
+    if (
+        t.is_floating_point() and t.element_size() == 2
+    ):  # bf16/fp16: NumPy has no bf16; fp32 holds both
+        t = t.float()
+    return t.numpy().copy()
+
+
 def layer_arrays(model: Any, layer: int, direction: int) -> tuple[Arr, Arr, Arr | None, Arr | None]:
-    """One layer/direction of a grukit.GRU as float NumPy arrays (W_ih, W_hh, b_ih, b_hh) in grukit's layout."""
+    """One layer/direction of a grukit.GRU as float NumPy arrays (W_ih, W_hh, b_ih, b_hh) in grukit's layout.
+
+    Weights stored in bfloat16 or float16 (``grukit.quantize``) come out as float32 holding the rounded
+    values, which is what such a model computes with (its state and accumulation are float32)."""
     w_ih, w_hh, b_ih, b_hh = (
-        None if t is None else t.detach().cpu().numpy().copy()
-        for t in _params(model, layer, direction)
+        None if t is None else _numpy(t) for t in _params(model, layer, direction)
     )
     assert w_ih is not None and w_hh is not None
     return w_ih, w_hh, b_ih, b_hh

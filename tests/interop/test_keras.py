@@ -43,6 +43,17 @@ def test_to_keras_matches_grukit_forward(reset_after, num_layers, bidirectional)
     assert maxdiff(keras_forward(last, x.numpy()), want) <= TOL
 
 
+def test_to_keras_of_a_bf16_quantized_model():
+    """The Keras layer gets the bf16-rounded weights as float32: Keras computes what the quantized model does."""
+    model = randomize(grukit.GRU(3, 5, 2)).eval()
+    x = torch.randn(3, 6, 3)
+    y32 = gru_out(model, x)[0]
+    q = grukit.quantize(model, "bf16")
+    y_ref = gru_out(q, x)[0]
+    assert maxdiff(y_ref, y32) > 10 * TOL
+    assert maxdiff(keras_forward(grukit.to_keras(q), x.numpy()), y_ref) <= TOL
+
+
 def test_without_bias_both_placements():
     for reset_after in (True, False):
         kmodel = keras_stack(3, 4, 1, False, reset_after, use_bias=False)

@@ -71,6 +71,25 @@ def test_export_without_optional_inputs_and_bias(tmp_path):
         assert maxdiff(back(x)[0], y_ref) <= TOL
 
 
+def test_export_of_a_bf16_quantized_model_computes_what_it_computes(tmp_path):
+    """grukit.quantize keeps W_ih/W_hh in bfloat16; the file holds those rounded values as float32, so
+    onnxruntime gives the quantized model's outputs (not the float32 original's)."""
+    model = randomize(grukit.GRU(6, 12, 2, bidirectional=True)).eval()
+    x = torch.randn(7, 3, 6)
+    with torch.no_grad():
+        y32, _ = model(x)
+    q = grukit.quantize(model, "bf16")
+    assert q.weight_hh_l0.dtype == torch.bfloat16
+    with torch.no_grad():
+        y_ref, h_ref = q(x)
+    assert (
+        maxdiff(y_ref, y32) > 10 * TOL
+    )  # the rounding is visible: the check below can tell the two apart
+    path = grukit.export_onnx(q, tmp_path / "q.onnx")
+    y, h = ort_run(path, {"input": x.numpy()})
+    assert maxdiff(y, y_ref) <= TOL and maxdiff(h, h_ref) <= TOL
+
+
 @pytest.mark.parametrize(
     "dynamo,fold",
     [(False, True), (False, False), (True, True)],
