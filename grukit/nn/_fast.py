@@ -1,7 +1,8 @@
 """The layers' streaming fast path and their bfloat16-weight handling (see ``grukit.kernels.stream``).
 
 ``GRUCell.forward`` and ``GRU.step`` first try the module's cached :class:`~grukit.kernels.stream.StepPlan`
-(a few cheap checks, one native call); when it declines, their general path runs and, if the call could
+(a few cheap checks, one native call; ``GRUCell.__call__`` tries it before ``nn.Module.__call__`` when that
+would only call ``forward``: no hooks, no ``module.compile()``, ``forward`` not overridden); when it declines, their general path runs and, if the call could
 have run natively, builds a fresh plan here for the next call. Weights in bfloat16 (``grukit.quantize``)
 are for inference: the streaming step reads them directly, every other call upcasts them (exactly) to
 float32 for that call only, and a call that would train them is refused.

@@ -23,8 +23,8 @@ class Streamer:
     checks (they happen here, once). Float32 weights at B ≤ 4 and bfloat16 weights at any B run the
     small-batch streaming step (``grukit.kernels.stream``), larger float32 batches the BLAS cell. The state
     lives in ``s.h``
-    (L, B, H) and is updated in place; ``y`` is a view of it, overwritten by the next step (clone it to
-    keep it). ``s.reset(h)`` sets the state (None: zeros). The model's weights are read at every step, so
+    (L, B, H) and is updated in place; ``y`` is a view of it (the same view object at every step),
+    overwritten by the next step (clone it to keep it). ``s.reset(h)`` sets the state (None: zeros). The model's weights are read at every step, so
     in-place weight updates are seen; replacing a parameter object needs a new Streamer. Dropout is not
     applied (inference).
 
@@ -107,6 +107,10 @@ class Streamer:
         self._args = (self.num_layers, self.batch_size, self.input_size, self.hidden_size)
         self._hp, self._sp = self.h.data_ptr(), self._scratch.data_ptr()
         self._want = (self.batch_size, self.input_size)
+        self._y = self.h[-1]  # what step returns (indexing per step costs ~1 µs at batch 1)
+        self._calls = fused.calls
+        if self._plan is not None:  # the plan's native call, bound once
+            self._pfn, self._pref = self._plan._fn, self._plan._ref
 
     @property
     def path(self) -> str:
@@ -133,20 +137,21 @@ class Streamer:
         if (
             x_t.shape != self._want
             or x_t.dtype != self.dtype
+            or not x_t.is_cpu
             or not x_t.is_contiguous()
-            or x_t.device.type != "cpu"
         ):
             raise ValueError(
                 f"Streamer.step expected a contiguous CPU {self.dtype} x_t of shape {self._want}, "
                 f"got {x_t.dtype} {tuple(x_t.shape)} on {x_t.device}"
             )
-        self._fused.calls["stream"] += 1
-        L, B, I, H = self._args
+        self._calls["stream"] += 1
         if self._plan is not None:
-            if self._plan.run_inplace(B, x_t, self.h):
+            hp = self._hp
+            if self._pfn(self._pref, self.batch_size, x_t.data_ptr(), hp, hp, None):
                 raise ValueError(f"Streamer: this CPU cannot run the {self.path} kernel path")
-            return self.h[-1]
+            return self._y
+        L, B, I, H = self._args
         self._fn(
             L, B, I, H, x_t.data_ptr(), self._hp, self._ptrs, self.reset_after, self._sp, self._gemm
         )
-        return self.h[-1]
+        return self._y

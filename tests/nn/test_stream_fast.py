@@ -224,6 +224,59 @@ def _step_all(gru, x, h=None):
     return torch.stack(ys), h
 
 
+def test_cell_call_with_hooks_or_another_forward_runs_them():
+    """GRUCell.__call__ takes the plan only when nn.Module.__call__ would just call GRUCell.forward."""
+    cell = randomize(grukit.GRUCell(4, 6))
+    x, h = torch.randn(2, 4), torch.randn(2, 6)
+    want = ref_cell(cell, x, h)
+    with torch.no_grad():
+        cell(x, h)
+        native = counted(cell)
+        close(cell(x, h), want)
+        close(cell(x), ref_cell(cell, x, torch.zeros(2, 6)))
+        assert native.n == 2  # no hooks: the plan ran straight from the call
+        seen = []
+        handles = [
+            cell.register_forward_pre_hook(lambda m, a: seen.append("pre")),
+            cell.register_forward_hook(lambda m, a, out: seen.append("post") or out * 2),
+        ]
+        close(cell(x, h), 2 * want)
+        assert seen == ["pre", "post"]
+        for hd in handles:
+            hd.remove()
+        g = torch.nn.modules.module.register_module_forward_hook(lambda m, a, out: out + 1)
+        try:
+            close(cell(x, h), want + 1)
+        finally:
+            g.remove()
+        cell.forward = lambda x, h=None: torch.zeros(3)  # an instance's own forward
+        assert cell(x, h).shape == (3,)
+        del cell.forward
+        close(cell(x, h=h), want)  # keywords: nn.Module.__call__, then the plan from forward
+
+    class Doubled(grukit.GRUCell):
+        def forward(self, x, h=None):
+            return 2 * super().forward(x, h)
+
+    sub = Doubled(4, 6)
+    sub.load_state_dict(cell.state_dict())
+    with torch.no_grad():
+        sub(x, h)
+        assert sub._step_plan is not None
+        close(sub(x, h), 2 * want)
+
+
+def test_streamer_step_returns_the_top_state_view():
+    gru = randomize(grukit.GRU(3, 5, num_layers=2)).eval()
+    s = Streamer(gru)
+    y = s.step(torch.randn(1, 3))
+    assert y.data_ptr() == s.h[-1].data_ptr() and torch.equal(y, s.h[-1])
+    s.step(torch.randn(1, 3))
+    assert torch.equal(y, s.h[-1])  # overwritten in place by the next step
+    s.reset()
+    assert not y.any()
+
+
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_gru_step_fast_path_matches_reference(reset_after):
     gru = randomize(grukit.GRU(5, 8, num_layers=3, reset_after=reset_after)).eval()

@@ -10,8 +10,8 @@
 // a second copy of the top layer's new state. Weights are read in torch's layout (W_ih (3H, K) and W_hh
 // (3H, H) row-major, gates stacked r, z, n), nothing is packed: a changed weight is seen at the next call.
 //
-// Matrix-vector products work on 16 rows at a time: one accumulator vector per row over the row's
-// contiguous weights, then a transposing reduction turns the 16 accumulators into 16 outputs. Paths,
+// Matrix-vector products work on 16 rows at a time: accumulator vectors per row over the row's contiguous
+// weights, then a transposing reduction turns the 16 rows' vectors into 16 outputs. Paths,
 // chosen at run time (the library is built with -march=native, but each path carries its own target):
 //   kF32Avx512   float32 weights, AVX-512F.
 //   kF32Generic  float32 weights, portable vector code (whatever the compiler targets: AVX2, ...).
@@ -100,59 +100,90 @@ T512 static inline __m512 reduce16(const __m512* a) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(s3[0], s3[1], 0x88), _mm512_shuffle_f32x4(s3[0], s3[1], 0xDD));
 }
 
-// y (nout) = W (nout × K, row stride ldw, float32) · x (K) + bias
+// y (nout) = W (nout × K, row stride ldw, float32) · x (K) + bias.
+// Each 16-row block is read as two groups of 8 rows, two accumulators per row (k and k + 16): 8 concurrent
+// streams through the weights read faster from L2/L3 here than 16 (Zen 4, H = 512: ~40 µs against ~45 µs for
+// W_hh), and the two chains per row hide the FMA latency.
 T512 static void mv_f32_avx512(int nout, int K, const float* W, long ldw, const float* x, const float* bias, float* y) {
-    const int kfull = K & ~15;
+    const int k32 = K & ~31, k16 = K & ~15;
     const __mmask16 kmask = (__mmask16)((1u << (K & 15)) - 1);
     for (int i0 = 0; i0 < nout; i0 += 16) {
-        int nr = nout - i0 < 16 ? nout - i0 : 16;
-        const float* rows[16];
-        for (int r = 0; r < 16; ++r) rows[r] = W + (long)(i0 + (r < nr ? r : nr - 1)) * ldw;
-        __m512 acc[16];
-        for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
-        int k = 0;
-        for (; k < kfull; k += 16) {
-            __m512 xv = _mm512_loadu_ps(x + k);
-            for (int r = 0; r < 16; ++r) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[r] + k), xv, acc[r]);
+        const int nr = nout - i0 < 16 ? nout - i0 : 16;
+        __m512 sums[16];
+        for (int g0 = 0; g0 < 16; g0 += 8) {
+            if (g0 >= nr) {  // a short last block: the second group has no rows
+                for (int g = 0; g < 8; ++g) sums[g0 + g] = _mm512_setzero_ps();
+                continue;
+            }
+            const float* rows[8];
+            for (int g = 0; g < 8; ++g) rows[g] = W + (long)(i0 + (g0 + g < nr ? g0 + g : nr - 1)) * ldw;
+            __m512 a[8], b[8];
+            for (int g = 0; g < 8; ++g) a[g] = b[g] = _mm512_setzero_ps();
+            int k = 0;
+            for (; k < k32; k += 32) {
+                const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+                for (int g = 0; g < 8; ++g) {
+                    a[g] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[g] + k), x0, a[g]);
+                    b[g] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[g] + k + 16), x1, b[g]);
+                }
+            }
+            if (k < k16) {
+                const __m512 x0 = _mm512_loadu_ps(x + k);
+                for (int g = 0; g < 8; ++g) a[g] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[g] + k), x0, a[g]);
+                k += 16;
+            }
+            if (kmask) {
+                const __m512 x0 = _mm512_maskz_loadu_ps(kmask, x + k);
+                for (int g = 0; g < 8; ++g) b[g] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(kmask, rows[g] + k), x0, b[g]);
+            }
+            for (int g = 0; g < 8; ++g) sums[g0 + g] = _mm512_add_ps(a[g], b[g]);
         }
-        if (kmask) {
-            __m512 xv = _mm512_maskz_loadu_ps(kmask, x + k);
-            for (int r = 0; r < 16; ++r) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(kmask, rows[r] + k), xv, acc[r]);
-        }
-        __m512 s = reduce16(acc);
+        __m512 s = reduce16(sums);
         __mmask16 om = (__mmask16)(nr == 16 ? 0xFFFF : (1u << nr) - 1);
         if (bias) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(om, bias + i0));
         _mm512_mask_storeu_ps(y + i0, om, s);
     }
 }
 
-// bf16 weights (uint16 bits), input given as hi/lo bf16 pairs: xs = [hi (Kp), lo (Kp)], Kp = K rounded up to 32
+// bf16 weights (uint16 bits), input given as hi/lo bf16 pairs: xs = [hi (Kp), lo (Kp)], Kp = K rounded up to 32.
+// Groups of 8 rows as in mv_f32_avx512; the hi and lo products go to separate accumulators (two independent
+// dpbf16 chains per row instead of one chain of two).
 T512BF static void mv_bf16_dp(int nout, int K, const uint16_t* W, long ldw, const uint16_t* xs, int Kp,
                               const float* bias, float* y) {
     const int kfull = K & ~31;
     const __mmask32 kmask = (__mmask32)((K & 31) ? ((1u << (K & 31)) - 1) : 0);
     for (int i0 = 0; i0 < nout; i0 += 16) {
-        int nr = nout - i0 < 16 ? nout - i0 : 16;
-        const uint16_t* rows[16];
-        for (int r = 0; r < 16; ++r) rows[r] = W + (long)(i0 + (r < nr ? r : nr - 1)) * ldw;
-        __m512 acc[16];
-        for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
-        int k = 0;
-        for (; k < kfull; k += 32) {
-            __m512bh xh = (__m512bh)_mm512_loadu_si512(xs + k), xl = (__m512bh)_mm512_loadu_si512(xs + Kp + k);
-            for (int r = 0; r < 16; ++r) {
-                __m512bh w = (__m512bh)_mm512_loadu_si512(rows[r] + k);
-                acc[r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r], w, xh), w, xl);
+        const int nr = nout - i0 < 16 ? nout - i0 : 16;
+        __m512 sums[16];
+        for (int g0 = 0; g0 < 16; g0 += 8) {
+            if (g0 >= nr) {
+                for (int g = 0; g < 8; ++g) sums[g0 + g] = _mm512_setzero_ps();
+                continue;
             }
-        }
-        if (kmask) {  // xs is zero padded up to Kp, the weights are masked
-            __m512bh xh = (__m512bh)_mm512_loadu_si512(xs + k), xl = (__m512bh)_mm512_loadu_si512(xs + Kp + k);
-            for (int r = 0; r < 16; ++r) {
-                __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(kmask, rows[r] + k);
-                acc[r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r], w, xh), w, xl);
+            const uint16_t* rows[8];
+            for (int g = 0; g < 8; ++g) rows[g] = W + (long)(i0 + (g0 + g < nr ? g0 + g : nr - 1)) * ldw;
+            __m512 a[8], b[8];
+            for (int g = 0; g < 8; ++g) a[g] = b[g] = _mm512_setzero_ps();
+            int k = 0;
+            for (; k < kfull; k += 32) {
+                const __m512bh xh = (__m512bh)_mm512_loadu_si512(xs + k), xl = (__m512bh)_mm512_loadu_si512(xs + Kp + k);
+                for (int g = 0; g < 8; ++g) {
+                    const __m512bh w = (__m512bh)_mm512_loadu_si512(rows[g] + k);
+                    a[g] = _mm512_dpbf16_ps(a[g], w, xh);
+                    b[g] = _mm512_dpbf16_ps(b[g], w, xl);
+                }
             }
+            if (kmask) {  // xs is zero padded up to Kp, the weights are masked
+                const __m512bh xh = (__m512bh)_mm512_loadu_si512(xs + k), xl = (__m512bh)_mm512_loadu_si512(xs + Kp + k);
+                for (int g = 0; g < 8; ++g) {
+                    const __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(kmask, rows[g] + k);
+                    a[g] = _mm512_dpbf16_ps(a[g], w, xh);
+                    b[g] = _mm512_dpbf16_ps(b[g], w, xl);
+                }
+            }
+            for (int g = 0; g < 8; ++g) sums[g0 + g] = _mm512_add_ps(a[g], b[g]);
         }
-        __m512 s = reduce16(acc);
+        __m512 s = reduce16(sums);
         __mmask16 om = (__mmask16)(nr == 16 ? 0xFFFF : (1u << nr) - 1);
         if (bias) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(om, bias + i0));
         _mm512_mask_storeu_ps(y + i0, om, s);
