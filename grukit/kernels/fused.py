@@ -561,7 +561,10 @@ class _FusedSequence(torch.autograd.Function):
             pool=True,
             save_hprev=lengths is not None,
         )
-        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates, out)
+        # out only when backward reads the states from it (with lengths hprev is kept instead)
+        ctx.save_for_backward(
+            x, h0, w_ih, w_hh, b_ih, b_hh, lengths, hprev, gates, out if hprev is None else None
+        )
         ctx.reset_after, ctx.reverse = reset_after, reverse
         ctx.set_materialize_grads(False)
         return out, hn

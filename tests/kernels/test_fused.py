@@ -366,8 +366,9 @@ def test_two_threads_agree_with_one_in_backward(kernel_mode, reset_after):
 
 def test_saved_values_without_lengths_are_the_gates_and_the_output():
     """Without lengths, backward reads the state before each step from the output and h0, so the forward
-    keeps one (T, B, H) tensor (the output) besides the gates; with lengths it keeps hprev as well. Changing
-    the output in place before backward is then refused by autograd, never a wrong gradient."""
+    keeps one (T, B, H) tensor (the output) besides the gates; with lengths it keeps hprev instead. Changing
+    the output in place before backward is then refused by autograd (never a wrong gradient); with
+    lengths it is allowed and the gradient is still torch.nn.GRU's."""
     T, B, I, H = 5, 6, 3, 8
     gru = randomize(grukit.GRU(I, H))
     x = torch.randn(T, B, I, requires_grad=True)
@@ -384,12 +385,23 @@ def test_saved_values_without_lengths_are_the_gates_and_the_output():
         return shapes
 
     assert saved_shapes().count((T, B, H)) == 1
-    assert saved_shapes(lengths=[5, 4, 3, 2, 1, 1]).count((T, B, H)) == 2
+    lengths = [5, 4, 3, 2, 1, 1]
+    assert saved_shapes(lengths=lengths).count((T, B, H)) == 1
     assert saved_shapes().count((T, B, 4 * H)) == 1
     out, _ = gru(x)
     out.add_(1.0)
     with pytest.raises(RuntimeError, match="inplace"):
         out.sum().backward()
+    ref = torch.nn.GRU(I, H)
+    ref.load_state_dict(gru.state_dict())
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths)
+    rout = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], total_length=T)[0]
+    w = torch.randn(T, B, H)
+    (want,) = torch.autograd.grad((rout * w).sum(), x)
+    out, _ = gru(x, lengths=lengths)
+    out.mul_(w)  # in place: allowed, nothing saved reads out
+    (got,) = torch.autograd.grad(out.sum(), x)
+    assert rel(got, want) <= TOL[torch.float32]["grad"]
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
