@@ -26,6 +26,8 @@ log = logging.getLogger("grukit.kernels")
 _CSRC = Path(__file__).resolve().parent / "csrc"
 #: the sources compiled into the one library: the sequence loops, the small-batch streaming step
 SOURCES = [_CSRC / "gru_fused.cpp", _CSRC / "gru_stream.cpp"]
+#: headers the sources include (hashed with them: a change rebuilds the library)
+HEADERS = [_CSRC / "gru_simd.h"]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
 ABI_VERSION = 5
 
@@ -75,7 +77,7 @@ def library_path() -> tuple[Path, list[str]]:
         raise BuildError(f"cannot run the C++ compiler {cxx}: {e}") from e
     key = hashlib.sha256()
     for part in (
-        *(src.read_bytes() for src in SOURCES),
+        *(src.read_bytes() for src in (*SOURCES, *HEADERS)),
         version.encode(),
         " ".join(FLAGS).encode(),
         _cpu_signature().encode(),

@@ -136,6 +136,19 @@ def test_build_failure_is_a_clear_error(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("*.so"))  # no partial library left in the cache
 
 
+def test_the_shared_header_is_part_of_the_cache_key(tmp_path, monkeypatch):
+    """The sources include gru_simd.h: a changed header must give a new cached library, not the old one."""
+    from grukit.kernels import _build
+
+    monkeypatch.setenv("GRUKIT_CACHE_DIR", str(tmp_path))
+    before, cmd = _build.library_path()
+    header = tmp_path / "gru_simd.h"
+    header.write_bytes(_build.HEADERS[0].read_bytes() + b"// changed\n")
+    monkeypatch.setattr(_build, "HEADERS", [header])
+    after, _ = _build.library_path()
+    assert before != after and all(src.exists() for src in _build.SOURCES)
+
+
 # ------------------------------------------------------------------------------------- one direction, grid
 GRID = [
     # T, B, I, H

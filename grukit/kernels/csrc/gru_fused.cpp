@@ -20,6 +20,8 @@
 #include <cstring>
 #include <omp.h>
 
+#include "gru_simd.h"
+
 namespace {
 
 typedef float vf __attribute__((vector_size(64)));
@@ -59,29 +61,7 @@ template <class T> static inline void stn(T* p, vec<T> a, int n) {
     for (int i = 0; i < n; ++i) p[i] = a[i];
 }
 
-// exp with Cody–Waite reduction and a Taylor polynomial on |r| ≤ ln2/2; NaN propagates, the argument is
-// clamped so 2^k stays a normal number (σ and tanh saturate correctly at the clamp).
-static inline vf vexp(vf x) {
-    const vf hi = bcast<float>(88.0f), lo = bcast<float>(-87.0f);
-    x = x > hi ? hi : x;
-    x = x < lo ? lo : x;
-    const vf magic = bcast<float>(12582912.0f);  // 1.5·2^23: adding it rounds to an integer
-    vf kf = (x * 1.44269504088896341f + magic) - magic;
-    vf r = x - kf * 0.693359375f - kf * -2.12194440e-4f;
-    vf p = bcast<float>(1.0f / 5040);
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    vfi ki = __builtin_convertvector(kf, vfi);
-    vfi bits = (ki + 127) << 23;
-    vf scale;
-    std::memcpy(&scale, &bits, sizeof(scale));
-    return p * scale;
-}
+static inline vf vexp(vf x) { return grukit_simd::exp16(x); }  // gru_simd.h
 static inline vd vexp(vd x) {
     const vd hi = bcast<double>(708.0), lo = bcast<double>(-708.0);
     x = x > hi ? hi : x;

@@ -29,6 +29,8 @@
 #include <immintrin.h>
 #include <vector>
 
+#include "gru_simd.h"
+
 namespace {
 
 enum Path { kF32Avx512 = 0, kF32Generic = 1, kBf16Dp = 2, kBf16Avx512 = 3, kBf16Generic = 4 };
@@ -52,29 +54,7 @@ static inline v16 ldv(const float* p) {
 }
 static inline void stv(float* p, v16 a) { std::memcpy(p, &a, sizeof(a)); }
 
-// exp by Cody–Waite reduction and a degree-7 Taylor polynomial (|r| ≤ ln2/2), the argument clamped so that
-// 2^k stays normal; σ and tanh saturate correctly at the clamp, NaN propagates.
-static inline v16 vexp(v16 x) {
-    const v16 hi = bc(88.0f), lo = bc(-87.0f);
-    x = x > hi ? hi : x;
-    x = x < lo ? lo : x;
-    const v16 magic = bc(12582912.0f);  // 1.5·2^23
-    v16 kf = (x * 1.44269504088896341f + magic) - magic;
-    v16 r = x - kf * 0.693359375f - kf * -2.12194440e-4f;
-    v16 p = bc(1.0f / 5040);
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    v16i ki = __builtin_convertvector(kf, v16i);
-    v16i bits = (ki + 127) << 23;
-    v16 scale;
-    std::memcpy(&scale, &bits, sizeof(scale));
-    return p * scale;
-}
+static inline v16 vexp(v16 x) { return grukit_simd::exp16(x); }  // gru_simd.h, shared with gru_fused.cpp
 static inline v16 vsig(v16 x) { return 1.0f / (1.0f + vexp(-x)); }
 static inline v16 vtanh(v16 x) { return 1.0f - 2.0f / (1.0f + vexp(x + x)); }
 
