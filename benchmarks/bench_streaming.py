@@ -17,7 +17,6 @@ import copy
 import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -29,17 +28,10 @@ import grukit
 from grukit.kernels import stream
 from grukit.nn import Streamer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gru import _cpu_flags, _cpu_name
+
 HIDDEN = [256, 512, 1024]
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _time(fns: dict, repeats: int, steps: int) -> dict:
@@ -141,7 +133,12 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python benchmarks/bench_streaming.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpu": _cpu(), "load_average_at_start": list(os.getloadavg()), "threads": 1},
+        "machine": {
+            "cpu": _cpu_name(),
+            "cpu_flags": _cpu_flags(),
+            "load_average_at_start": list(os.getloadavg()),
+            "threads": 1,
+        },
         "torch": torch.__version__,
         "units": "µs per step, median process CPU time",
         "rows": [],

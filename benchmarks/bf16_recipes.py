@@ -14,12 +14,14 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gru import _cpu_flags, _cpu_name
 
 COMMANDS = {  # the evaluate commands of docs/<task>.md
     "digits": ["digits", "evaluate", "--split", "test"],
@@ -103,16 +105,6 @@ def text_step(chars: int = 5000) -> dict:
     return row
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default=None, help=f"comma-separated subset of {sorted(COMMANDS)}")
@@ -130,7 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python benchmarks/bf16_recipes.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpu": _cpu(), "load_average_at_start": list(os.getloadavg())},
+        "machine": {
+            "cpu": _cpu_name(),
+            "cpu_flags": _cpu_flags(),
+            "load_average_at_start": list(os.getloadavg()),
+        },
         "runs": {},
     }
     out = Path(args.out)

@@ -213,20 +213,9 @@ class GRUCell(nn.Module):
         if self._bf16_weights:
             return self._forward_bf16(x, h, (w, w_hh, b_ih, b_hh))
         if self.backend != "torch" and w.dtype == torch.float32:
-            plan = _fast.build_plan(
-                self,
-                x,
-                h,
-                self._PARAM_NAMES,
-                [(w, w_hh, b_ih, b_hh)],
-                self.input_size,
-                self.hidden_size,
-                self.reset_after,
-            )
-            if plan is not None:
-                out = plan.cell(self._parameters, x, h)
-                if out is not None:
-                    return out  # type: ignore[no-any-return]
+            out = self._plan_step(x, h, (w, w_hh, b_ih, b_hh))
+            if out is not None:
+                return out
         if (
             h is not None
             and type(x) is Tensor
@@ -269,6 +258,26 @@ class GRUCell(nn.Module):
         )
         return h_new.squeeze(0) if unbatched else h_new  # type: ignore[no-any-return]
 
+    def _plan_step(
+        self,
+        x: Tensor,
+        h: Tensor | None,
+        weights: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
+    ) -> Tensor | None:
+        """Build (or rebuild) the step plan for these weights and run it; None when this call is not one it
+        takes (the caller then runs its general path)."""
+        plan = _fast.build_plan(
+            self,
+            x,
+            h,
+            self._PARAM_NAMES,
+            [weights],
+            self.input_size,
+            self.hidden_size,
+            self.reset_after,
+        )
+        return None if plan is None else plan.cell(self._parameters, x, h)
+
     def _forward_bf16(
         self,
         x: Tensor,
@@ -278,20 +287,9 @@ class GRUCell(nn.Module):
         """bfloat16 weights (inference): the streaming step where it runs, else the float32 path on upcast weights."""
         _fast.refuse_training("GRUCell", self, (x, h))
         if self.backend != "torch":
-            plan = _fast.build_plan(
-                self,
-                x,
-                h,
-                self._PARAM_NAMES,
-                [weights],
-                self.input_size,
-                self.hidden_size,
-                self.reset_after,
-            )
-            if plan is not None:
-                out = plan.cell(self._parameters, x, h)
-                if out is not None:
-                    return out  # type: ignore[no-any-return]
+            out = self._plan_step(x, h, weights)
+            if out is not None:
+                return out
         return _fast.upcast_call(self, "forward", x, h)  # type: ignore[no-any-return]
 
     def extra_repr(self) -> str:
