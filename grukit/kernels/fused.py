@@ -509,9 +509,8 @@ def _backward(
     dx = torch.mm(dgi2, w_ih).view(T, B, I) if n_x else None
     dw_ih = torch.mm(dgi2.t(), x.reshape(T * B, I)) if n_wih else None
     dw_hh = db_ih = db_hh = None
-    if (
-        db is not None
-    ):  # rows: dar, daz, dan (the sums of dgi), dan ⊙ r (reset_after: dgh's third block)
+    if db is not None:
+        # db's rows: dar, daz, dan (the sums of dgi), dan ⊙ r (reset_after: dgh's third block)
         dbt = db.to(dt)
         db_ih = dbt[: 3 * H].clone() if n_bih else None  # its own storage, not a view of dbt
         if n_bhh:

@@ -245,10 +245,11 @@ template <class S> static void run_loop(S& s, int T, int nph, bool packed, int n
 }
 
 // The reset_after gate backward for units j..j+n of one (step, batch row): dh (its carried and matrix parts) plus
-// that row of dout (drow, or null) and of the previous state (hp_row) gives the pre-activation gradients dar, daz, dan (written to dgi's row) and dar, daz, dan ⊙ r (dgh's
-// row), and dh ⊙ z is carried to the step before in dc. A masked-out step (valid false) writes zeros and carries
-// dh unchanged. Shared by the elementwise pass (modes 1, 2) and the fused gate backward (mode 3); when `d` is
-// given it receives the four rows' values for the bias sums. Returns valid.
+// that row of dout (drow, or null) and of the previous state (hp_row) gives the pre-activation gradients dar,
+// daz, dan (written to dgi's row) and dar, daz, dan ⊙ r (dgh's row), and dh ⊙ z is carried to the step before
+// in dc. A masked-out step (valid false) writes zeros and carries dh unchanged. Shared by the elementwise pass
+// (modes 1, 2) and the fused gate backward (mode 3); when `d` is given it receives the four rows' values for the
+// bias sums. Returns valid.
 template <class T>
 static inline bool gate_backward_after(bool valid, vec<T> dh, const T* drow, const T* gates, const T* hp_row, T* dgi,
                                        T* dgh, T* dc, size_t row, int H, int j, int n, vec<T>* d = nullptr) {
@@ -289,12 +290,18 @@ template <class T> struct Prev {
     }
 };
 
+// The output gradient as the backward loops read it: row (t, b) of H contiguous values at p + t·st + b·sb (the
+// strides may be 0: a gradient broadcast along steps or rows, e.g. from out.sum()); p null: no output gradient.
+template <class T> struct Dout {
+    const T* p;
+    long st, sb;
+    const T* row(int t, int b) const { return p ? p + (size_t)t * st + (size_t)b * sb : nullptr; }
+};
+
 template <class T> struct Common {
     enum { L = V<T>::L };
     int T_, B, H;
-    const T* dout;     // the output gradient (backward only), rows of H contiguous values, or null
-    long sdt, sdb;     // its strides in elements over steps and batch rows (0: broadcast, e.g. from out.sum())
-    const T* drow(int t, int b) const { return dout ? dout + (size_t)t * sdt + (size_t)b * sdb : nullptr; }
+    Dout<T> dout;  // backward only
     const int64_t* lengths;
     int reverse;
     bool packed;
@@ -467,8 +474,8 @@ template <class T> struct Bwd : Common<T> {
             T* dc = dhc + (size_t)b * H + j;
             vec<T> dh = ldn<T>(dc, n) + ldn<T>(mv + (size_t)b * H + j, n);
             vec<T> d[4];
-            if (gate_backward_after<T>(this->valid(t, b), dh, this->drow(t, b), gates, prev.row(t, b), dgi, dgh, dc, row, H, j,
-                                       n, d) &&
+            if (gate_backward_after<T>(this->valid(t, b), dh, this->dout.row(t, b), gates, prev.row(t, b), dgi, dgh,
+                                       dc, row, H, j, n, d) &&
                 acc)
                 addb(acc, j, n, d[0]), addb(acc, H + j, n, d[1]), addb(acc, 2 * H + j, n, d[2]),
                     addb(acc, 3 * H + j, n, d[3]);
@@ -492,7 +499,7 @@ template <class T> struct Bwd : Common<T> {
                 stn<T>(dc, dh, n);
                 continue;
             }
-            if (const T* dr = this->drow(t, b)) dh += ldn<T>(dr + j, n);
+            if (const T* dr = this->dout.row(t, b)) dh += ldn<T>(dr + j, n);
             const T* g = gates + row * 4 * H;
             vec<T> z = ldn<T>(g + H + j, n), nn = ldn<T>(g + 2 * H + j, n);
             vec<T> hp = ldn<T>(prev.row(t, b) + j, n);
@@ -674,9 +681,9 @@ static int forward3(int T_, int B, int H, const T* gi, const T* bhn, const T* w_
 template <class T> struct Bwd3 {
     enum { L = V<T>::L, U = V<T>::L, MRMAX = 8, NPMAX = 3 };
     int T_, B, H, np;
-    const T *Q, *dout, *gates;
+    const T *Q, *gates;
+    Dout<T> dout;
     Prev<T> prev;
-    long sdt, sdb;  // dout's strides over steps and batch rows (elements)
     const int64_t* lengths;
     int reverse;
     T *dgi, *dgh, *dhc, *dh0;
@@ -697,9 +704,8 @@ template <class T> struct Bwd3 {
         T* dc = dhc + (size_t)b * H + j;
         vec<T> dh = ldn<T>(dc, n) + mvv;
         vec<T> d[4];
-        const T* dr = dout ? dout + (size_t)t * sdt + (size_t)b * sdb : nullptr;
-        if (!gate_backward_after<T>(!(lengths && t >= lengths[b]), dh, dr, gates, prev.row(t, b), dgi, dgh, dc, row, H, j,
-                                    n, d))
+        if (!gate_backward_after<T>(!(lengths && t >= lengths[b]), dh, dout.row(t, b), gates, prev.row(t, b), dgi,
+                                    dgh, dc, row, H, j, n, d))
             return;
         if (db) addb(j, n, d[0]), addb(H + j, n, d[1]), addb(2 * H + j, n, d[2]), addb(3 * H + j, n, d[3]);
     }
@@ -776,13 +782,12 @@ template <class T> struct Bwd3 {
 };
 
 template <class T>
-static int backward3(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse, const T* dout,
-                     long sdt, long sdb, const T* dhn, Prev<T> prev, const T* gates, T* dgi, T* dgh, T* dh0, double* db,
+static int backward3(int T_, int B, int H, const T* w_hh, const int64_t* lengths, int reverse, Dout<T> dout,
+                     const T* dhn, Prev<T> prev, const T* gates, T* dgi, T* dgh, T* dh0, double* db,
                      int nthreads) {
     enum { U = V<T>::L };
     Bwd3<T> s;
     s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse, s.dout = dout, s.prev = prev;
-    s.sdt = sdt, s.sdb = sdb;
     s.gates = gates, s.dgi = dgi, s.dgh = dgh, s.dh0 = dh0, s.db = db;
     s.np = (H + U - 1) / U;
     if (db) std::memset(db, 0, sizeof(double) * 4 * (size_t)H);
@@ -865,14 +870,15 @@ static int backward(int T_, int B, int H, const T* w_hh, const int64_t* lengths,
                     const T* gates, T* dgi, T* dgh, T* dh0, double* db, int nthreads, int mode,
                     typename Gemm<T>::fn gemm) {
     const Prev<T> prev{hprev, out, h0, T_, B, H, reverse};
+    const Dout<T> drows{dout, sdt, sdb};
     if (mode == 3 && reset_after)
-        return backward3<T>(T_, B, H, w_hh, lengths, reverse, dout, sdt, sdb, dhn, prev, gates, dgi, dgh, dh0, db,
+        return backward3<T>(T_, B, H, w_hh, lengths, reverse, drows, dhn, prev, gates, dgi, dgh, dh0, db,
                             nthreads);
     Bwd<T> s;
     s.T_ = T_, s.B = B, s.H = H, s.lengths = lengths, s.reverse = reverse;
     s.packed = mode == 1 || gemm == nullptr;
     s.gemm = gemm;
-    s.dout = dout, s.sdt = sdt, s.sdb = sdb, s.prev = prev, s.gates = gates, s.dgi = dgi, s.dgh = dgh;
+    s.dout = drows, s.prev = prev, s.gates = gates, s.dgi = dgi, s.dgh = dgh;
     s.db = db, s.nslots = nthreads > 1 ? nthreads : 1;
     s.reset_after = reset_after != 0;
     // dh (B × H) = dgh (B × 3H) · W_hh: M = W_hhᵀ, M(i, k) = w_hh[k·H + i]
