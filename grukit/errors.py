@@ -15,3 +15,11 @@ class ShapeError(ValueError, RuntimeError):
     Both a ValueError (grukit's convention for bad values) and a RuntimeError (what ``torch.nn.GRU``
     raises for the same mistakes), so code written against either keeps working.
     """
+
+
+class NativeKernelWarning(RuntimeWarning):
+    """The native CPU kernel could not be loaded; grukit runs on torch's own GRU or the composite path.
+
+    Issued at most once per process, with the reason and how to fix it (``grukit.kernels.status()`` shows
+    the same). Setting ``GRUKIT_NO_FUSED=1`` turns the kernel off on purpose and silences it.
+    """

@@ -1,46 +1,77 @@
-"""Kernels behind one seam: :func:`dispatch` picks the implementation for every GRU computation.
+"""Kernels behind one seam: :mod:`grukit.kernels.route` decides how every GRU computation runs.
 
-Backends:
+Backends a layer can ask for:
     "torch"  the composite path: the floor's time loop, plain differentiable torch ops (any device, any
              dtype, double backward).
     "fused"  the fused CPU kernel (directly in eager mode, through the registered op when a graph is
-             being built); raises ValueError when neither can run the call.
-    "auto"   the fused kernel when it supports the call, the registered op ``grukit::gru_sequence`` while
-             a graph is built (compile, export, trace, ONNX), under autocast or on another device, else
-             the composite path, quietly.
+             being built); raises ValueError saying why when neither can run the call.
+    "auto"   whatever :func:`grukit.kernels.route.choose` picks: the fused kernel when it supports the call,
+             the registered op ``grukit::gru_sequence`` while a graph is built (compile, export, trace,
+             ONNX), under autocast or on another device, torch's own GRU on CUDA and on CPU when the native
+             kernel cannot load, else the composite path.
 
-Ops:
+Ops of :func:`dispatch`:
     "sequence"  one direction of one layer over a whole sequence →
                 (output (T, B, H), h_n (B, H), gates (z, r, n) each (T, B, H) or None)
     "cell"      one step → h' (B, H)
 
-Modules: ``fused`` (the native kernel, optional), ``stream`` (its small-batch streaming step, float32 and
-bfloat16 weights, imported on first use by the layers), ``ops`` (the torch.library registration), ``vf`` (the
-CUDA route through ``torch._VF.gru``), ``composite`` (the floor's loop). This package imports only
-``grukit.functional`` below it.
+Modules: ``route`` (the decision), ``fused`` (the native kernel, optional: built into the wheel, or built
+at first use when the wheel has none), ``stream`` (its small-batch streaming step, float32 and bfloat16
+weights), ``ops`` (the torch.library registration), ``vf`` (torch's ``torch._VF.gru``), ``onnx_export``.
+:func:`status` says whether the native kernel loaded, from where, why not, and which CPU paths it runs;
+``python -m grukit.kernels`` prints it. This package imports only ``grukit.functional`` (and
+``grukit.errors``) below it.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any
 
-import torch
-from torch.autograd import forward_ad as _fwad
-
-from . import composite, onnx_export, ops, vf
+from ..errors import NativeKernelWarning
+from ..functional import gru as _composite
+from . import onnx_export, ops, route, vf
 
 _fused: Any = None
 _fused_import_error: str | None = None
-_is_tracing = torch._C._is_tracing
-_dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
-_functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
-_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
+_warned = False
 
-__all__ = ["composite", "dispatch", "fused_unsupported_reason", "onnx_export", "ops", "vf"]
+__all__ = [
+    "dispatch",
+    "fused_unsupported_reason",
+    "native_reason",
+    "onnx_export",
+    "ops",
+    "route",
+    "status",
+    "vf",
+]
+
+
+def _disabled() -> bool:
+    return os.environ.get("GRUKIT_NO_FUSED", "").strip() not in ("", "0")
+
+
+def _warn_once(reason: str) -> None:
+    """Warn (once per process) that the native kernel is unavailable; silent for ``GRUKIT_NO_FUSED=1``."""
+    global _warned
+    if _warned or _disabled():
+        return
+    _warned = True
+    warnings.warn(
+        f"grukit: {reason}. GRU layers (reset_after=True, outside autocast) run on torch's own ATen GRU "
+        "instead, everything else on the slower composite path. To fix it: install a grukit wheel built "
+        "for this platform, or make a C++ compiler available (g++/clang++, or $CXX) so grukit builds the "
+        "kernel at first use; `python -m grukit.kernels` shows the details. GRUKIT_NO_FUSED=1 turns the "
+        "kernel off without this warning.",
+        NativeKernelWarning,
+        stacklevel=3,
+    )
 
 
 def _load_fused() -> Any:
-    """Import the fused backend once; remember why it is unavailable if it cannot be imported."""
+    """Import the fused backend once; remember why it is unavailable (and warn once) if it cannot be imported."""
     global _fused, _fused_import_error
     if _fused is None and _fused_import_error is None:
         try:
@@ -48,8 +79,17 @@ def _load_fused() -> Any:
 
             _fused = mod
         except Exception as e:  # a missing native build must never break the library
-            _fused_import_error = f"the fused kernel is unavailable ({type(e).__name__}: {e})"
+            _fused_import_error = f"the native kernel is unavailable ({type(e).__name__}: {e})"
+            _warn_once(_fused_import_error)
     return _fused
+
+
+def native_reason() -> str | None:
+    """None when the native kernel is loaded (loading it on first use), else why it is not."""
+    if _fused is not None:
+        return None
+    _load_fused()
+    return _fused_import_error
 
 
 def fused_unsupported_reason(op: str, **kw: Any) -> str | None:
@@ -61,44 +101,89 @@ def fused_unsupported_reason(op: str, **kw: Any) -> str | None:
     return reason
 
 
-def _op_runs(kw: dict[str, Any]) -> bool:
-    """Whether the registered op should run this "sequence" call (the eager fused kernel cannot)."""
-    if kw.get("return_gates") or _fwad._current_level >= 0 or _functorch_level() is not None:
-        return False  # gates are the composite loop's; the op has no jvp and no vmap rule
-    x = kw["x"]
-    return bool(
-        torch.compiler.is_compiling()
-        or _is_tracing()
-        or torch.onnx.is_in_onnx_export()
-        or _dispatch_depth()
-        or type(x) is not torch.Tensor
-        or (_any_autocast() and torch.is_autocast_enabled(x.device.type))
-        or x.device.type != "cpu"
-    )
+def status() -> dict[str, Any]:
+    """Whether the native kernel runs here, and how.
+
+    Returns:
+        A dict: ``native`` (bool), ``reason`` (why not, or None), ``source`` ("wheel": built into the
+        installed package; "jit": built at first use into the cache; None), ``library`` (its path or
+        None), ``isa`` (the instruction-set level the loaded library was compiled for, e.g. "x86-64-v4",
+        or "generic"), ``cpu`` (the best level this CPU runs), ``stream_paths`` (the streaming step's path
+        for float32 and bfloat16 weights), ``openmp`` (whether the library uses OpenMP threads).
+
+    Example:
+        >>> import grukit.kernels
+        >>> s = grukit.kernels.status()
+        >>> sorted(s)[:4]
+        ['cpu', 'isa', 'library', 'native']
+        >>> s["native"] == (s["reason"] is None)
+        True
+    """
+    from . import _build
+
+    mod = _load_fused()
+    info: dict[str, Any] = {
+        "native": mod is not None,
+        "reason": _fused_import_error,
+        "source": None,
+        "library": None,
+        "isa": None,
+        "cpu": _build.cpu_level(),
+        "stream_paths": None,
+        "openmp": None,
+    }
+    if mod is not None:
+        from . import stream
+
+        lib = mod._lib
+        info.update(
+            source=_build.loaded["source"],
+            library=_build.loaded["path"],
+            isa=_build.loaded["isa"],
+            stream_paths={
+                "float32": stream.active_path(False),
+                "bfloat16": stream.active_path(True),
+            },
+            openmp=bool(lib.grukit_has_openmp()),
+        )
+    return info
 
 
 def dispatch(op: str, backend: str = "auto", **kw: Any) -> Any:
     """Run ``op`` ("sequence" or "cell") with the chosen backend; the keyword arguments are the op's inputs.
 
     "sequence": x (T, B, I), h0 (B, H), w_ih, w_hh, b_ih, b_hh, reset_after, lengths (int64 CPU (B,) or
-    None), reverse, return_gates. "cell": x (B, I), h (B, H), w_ih, w_hh, b_ih, b_hh, reset_after.
+    None), reverse, return_gates. "cell": x (B, I), h (B, H), w_ih, w_hh, b_ih, b_hh, reset_after. The
+    route is :func:`grukit.kernels.route.choose`'s (a single direction has no "aten" or "onnx" route).
     """
     if op not in ("sequence", "cell"):
         raise ValueError(f"op must be 'sequence' or 'cell', got {op!r}")
-    if backend == "torch":
-        return getattr(composite, op)(**kw)
-    if backend not in ("auto", "fused"):
+    if backend not in ("auto", "fused", "torch"):
         raise ValueError(f"backend must be one of ('auto', 'fused', 'torch'), got {backend!r}")
-    if torch.compiler.is_compiling():  # torch.compile / torch.export: the op, or the loop for gates
-        if op == "sequence" and not kw.get("return_gates"):
-            return ops.sequence(**kw)
-        return getattr(composite, op)(**kw)
-    mod = _fused if _fused is not None else _load_fused()
-    reason = _fused_import_error if mod is None else mod.unsupported_reason(op, **kw)
-    if reason is None:
-        return (mod.cell if op == "cell" else mod.sequence)(**kw)
-    if op == "sequence" and _op_runs(kw):
+    seq = op == "sequence"
+    spec = route.Spec(
+        kind="gru" if seq else "cell",
+        backend=backend,
+        reset_after=bool(kw.get("reset_after", True)),
+        onnx_ok=False,
+        masked_weights=True,  # one direction: never the whole-stack ATen route
+    )
+    names = ("h0" if seq else "h", "w_ih", "w_hh", "b_ih", "b_hh")
+    d = route.choose(
+        spec,
+        kw["x"],
+        weights=[(n, kw.get(n)) for n in names],
+        return_gates=bool(kw.get("return_gates")),
+        autocast=route.autocast_of(kw["x"]),
+    )
+    return run(op, d.route, **kw)
+
+
+def run(op: str, how: str, **kw: Any) -> Any:
+    """Run ``op`` on one of the per-direction routes ("native", "op", "composite")."""
+    if how == "native":
+        mod = _fused if _fused is not None else _load_fused()
+        return (mod.sequence if op == "sequence" else mod.cell)(**kw)
+    if how == "op" and op == "sequence":
         return ops.sequence(**kw)
-    if backend == "fused":
-        raise ValueError(f"backend='fused' cannot run this call: {reason}")
-    return getattr(composite, op)(**kw)
+    return (_composite.sequence if op == "sequence" else _composite.cell)(**kw)

@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd import forward_ad as _fwad
 
-from . import _build, composite
+from ..functional import gru as composite
+from . import _build, route
 
 if os.environ.get("GRUKIT_NO_FUSED", "").strip() not in ("", "0"):
     raise ImportError("the fused kernel is disabled by GRUKIT_NO_FUSED")
@@ -54,6 +54,27 @@ def use_mkl_pack(enabled: bool = True) -> bool:
 
 use_mkl_pack(os.environ.get("GRUKIT_MKL_PACK", "").strip() not in ("", "0"))
 
+
+def use_library(level: str) -> str:
+    """Switch this process to the library built for ``level`` ("x86-64-v2/v3/v4", "generic"; the wheel's, or
+    built into the cache), e.g. to test every ISA path; returns the level it had. Not thread-safe: for tests.
+
+    Raises:
+        BuildError: the CPU does not run ``level``, or no library for it can be found or built.
+    """
+    global _lib
+    before = str(_build.loaded["isa"])
+    lib = _build.load(level)
+    _lib = lib
+    lib.grukit_set_mkl_pack(None, None, None)
+    import sys
+
+    stream = sys.modules.get(__package__ + ".stream")
+    if stream is not None:
+        stream._use_library(lib)
+    return before
+
+
 #: fused calls so far: "sequence" (forward), "sequence_backward", "cell", "step" (GRU.step's streaming step),
 #: "stream" (Streamer steps)
 calls: Counter[str] = Counter()
@@ -68,19 +89,11 @@ gate_backward_min_hidden: int = 128
 
 _FLOATS = (torch.float32, torch.float64)
 _STRIDED = torch.strided
-_PLAIN = (Tensor, torch.nn.Parameter)
-_functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
-_dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
-_is_tracing = torch._C._is_tracing
-_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
-try:  # what torch.onnx.is_in_onnx_export() reads, without its two imports per call
-    from torch.onnx._internal.exporter import _flags as _onnx_flags
-    from torch.onnx._internal.torchscript_exporter._globals import GLOBALS as _onnx_globals
-
-    def _in_onnx_export() -> bool:
-        return bool(_onnx_globals.in_onnx_export or _onnx_flags._is_onnx_exporting)
-except Exception:  # another torch layout: the public (slower) function
-    _in_onnx_export = torch.onnx.is_in_onnx_export
+_functorch_level = route._functorch_level
+_dispatch_depth = route._dispatch_depth
+_is_tracing = route._is_tracing
+_any_autocast = route._any_autocast
+_in_onnx_export = route.in_onnx_export
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -241,50 +254,24 @@ def unsupported_reason(
     reverse: bool = False,
     return_gates: bool = False,
 ) -> str | None:
-    """None if the fused kernel can run this call, else a short reason (then "auto" uses the composite path)."""
+    """None if the fused kernel can run this call, else a short reason (then "auto" uses the composite path).
+
+    The context and tensor checks are :mod:`grukit.kernels.route`'s; this adds the op's shape checks.
+    """
     if torch.compiler.is_compiling():
         return (
             "torch.compile/torch.export is tracing the model (the composite path is traced instead)"
         )
-    if torch.jit.is_scripting() or _is_tracing():  # type: ignore[attr-defined, unused-ignore]
-        return "TorchScript is tracing/scripting the model"
-    if _in_onnx_export():
-        return "an ONNX export is running"
-    if _dispatch_depth():
-        return "a TorchDispatchMode is active"
-    if _fwad._current_level >= 0:
-        return "forward-mode AD is active (the fused kernel has no jvp)"
-    if _functorch_level() is not None:
-        return "a torch.func transform (vmap/grad/...) is active"
-    dtype = x.dtype
-    if dtype not in _FLOATS:
-        return f"dtype {dtype} (the fused kernel supports float32 and float64)"
+    reason = route.graph_reason() or route.transform_reason()
+    if reason is not None:
+        return reason
     state = h0 if op == "sequence" else h
-    for t in (x, state, w_ih, w_hh, b_ih, b_hh):  # fast pass; the loop below names the culprit
-        if t is not None and not (
-            type(t) in _PLAIN and t.is_cpu and t.dtype == dtype and t.layout == _STRIDED
-        ):
-            break
-    else:
-        return _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates)
-    for name, t in (
-        ("x", x),
-        ("h", state),
-        ("w_ih", w_ih),
-        ("w_hh", w_hh),
-        ("b_ih", b_ih),
-        ("b_hh", b_hh),
-    ):
-        if t is None:
-            continue
-        if type(t) not in _PLAIN:
-            return f"{name} is a {type(t).__name__}, not a plain tensor"
-        if not t.is_cpu:
-            return f"{name} is on {t.device}; the fused kernel runs on CPU"
-        if t.dtype != dtype:
-            return f"{name} has dtype {t.dtype}, x has {dtype}"
-        if t.layout != torch.strided:
-            return f"{name} is not a strided tensor ({t.layout})"
+    reason = route.tensor_reason(
+        x.dtype,
+        (("x", x), ("h", state), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)),
+    )
+    if reason is not None:
+        return reason
     return _shape_reason(op, x, state, w_ih, w_hh, b_ih, b_hh, lengths, return_gates)
 
 
@@ -379,7 +366,7 @@ def _forward(
     hprev = new((T, B, H), x.dtype) if save and save_hprev else None
     gates = new((T, B, 4 * H), x.dtype) if save else None
     if (
-        gi.dtype != x.dtype or w_hh.dtype != x.dtype or h0.dtype != x.dtype
+        gi.dtype != x.dtype or w_hh.dtype != x.dtype or h0.dtype != x.dtype or not w_hh.is_cpu
     ):  # e.g. addmm under autocast
         _check_native("gru_sequence forward", x.dtype, gi=gi, bhn=bhn, w_hh=w_hh, h0=h0)
     fwd, _, _, gemm = _fns(x.dtype)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.autograd import forward_ad as _fwad
 
-from . import fused
+from . import fused, route
 
 __all__ = ["PATHS", "StepPlan", "active_path", "eager_ok", "max_batch", "set_path"]
 
@@ -59,6 +59,16 @@ _active = {
     True: int(_lib.grukit_step_best_path(1)),
 }
 _generation = [0]  # bumped by set_path: plans built before are rebuilt
+
+
+def _use_library(lib: ctypes.CDLL) -> None:
+    """Rebind to another build of the kernel library (``grukit.kernels.fused.use_library``)."""
+    global _lib, _cell_f32
+    _lib, _cell_f32 = lib, lib.grukit_cell_f32
+    _active.update(
+        {False: int(lib.grukit_step_best_path(0)), True: int(lib.grukit_step_best_path(1))}
+    )
+    _generation[0] += 1
 
 
 def set_path(name: str) -> str:
@@ -145,13 +155,13 @@ def plan_reason(layers: Sequence[Layer], input_size: int, hidden_size: int) -> s
     for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
         K = input_size if k == 0 else H
         for t, shape, dt in ((w_ih, (3 * H, K), wdt), (w_hh, (3 * H, H), wdt)):
-            if type(t) not in fused._PLAIN or t.dtype != dt or not t.is_cpu:
+            if type(t) not in route._PLAIN or t.dtype != dt or not t.is_cpu:
                 return f"layer {k}: weights must be CPU {wdt} tensors, got {t.dtype} on {t.device}"
             if tuple(t.shape) != shape or not t.is_contiguous():
                 return f"layer {k}: a weight of shape {tuple(t.shape)}, expected contiguous {shape}"
         for b in (b_ih, b_hh):
             if b is not None and (
-                type(b) not in fused._PLAIN
+                type(b) not in route._PLAIN
                 or b.dtype != _F32
                 or not b.is_cpu
                 or tuple(b.shape) != (3 * H,)

@@ -1,22 +1,22 @@
 """GRUCell: one GRU step as a module, ``cell(x, h=None) -> h'``.
 
 The equations are in the floor, :mod:`grukit.functional.gru` (``gru_step``, ``gru_cell``, re-exported here);
-``grukit.kernels.dispatch`` runs them (the fused kernel where it can).
+``grukit.kernels.route.choose`` decides how they run (the fused kernel where it can).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules import module as _nn_module
 
-from .. import _checks
+from .. import _checks, kernels
 from ..functional.gru import GateValues, gru_cell, gru_step
-from ..kernels import dispatch
+from ..kernels import route
 from . import _driver, _fast
 
 __all__ = ["GRUCell", "GRUCellConfig", "GateValues", "gru_cell", "gru_step"]
@@ -170,6 +170,10 @@ class GRUCell(nn.Module):
                 return out
         return super().__call__(*args, **kwargs)
 
+    def _apply(self, fn: Any, recurse: bool = True) -> GRUCell:
+        route.bump(self)  # .to(), .double(), ...: the parameters' cached checks are stale
+        return cast("GRUCell", super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
+
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         """One GRU step.
 
@@ -245,9 +249,15 @@ class GRUCell(nn.Module):
             x, h, unbatched = _checks.cell_inputs(
                 "GRUCell", x, h, self.input_size, self.hidden_size, w
             )
-        h_new = dispatch(
+        how = route.choose(
+            route.Spec("cell", self.backend, self.reset_after),
+            x,
+            module=self,
+            weights=(("h", h),),
+        ).route
+        h_new = kernels.run(
             "cell",
-            self.backend,
+            how,
             x=x,
             h=h,
             w_ih=w,

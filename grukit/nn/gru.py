@@ -1,22 +1,23 @@
 """The GRU layer: its parameters, config, variants and routing; the shared driver (`_driver.py`) does the rest.
 
-The math lives in the floor, `grukit.functional`; every plain sequence computation goes through
-`grukit.kernels.dispatch` (the fused kernel eagerly, the registered op ``grukit::gru_sequence`` in graphs),
-except the CUDA route (`grukit.kernels.vf`: torch's own cuDNN GRU for reset_after=True without variants).
+The math lives in the floor, `grukit.functional`; `grukit.kernels.route.choose` decides once per call how it
+runs (the fused kernel eagerly, the registered op ``grukit::gru_sequence`` in graphs, torch's own GRU through
+`grukit.kernels.vf` on CUDA or when the native kernel is missing, ONNX GRU nodes, the composite loops).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
 
-from .. import _checks
+from .. import _checks, kernels
 from ..functional import gru as fgru
-from ..kernels import dispatch, onnx_export, vf
+from ..kernels import onnx_export, route, vf
 from . import _driver, _fast
 
 
@@ -312,6 +313,22 @@ class GRU(nn.Module):
         """Whether this call's per-step math differs from the plain GRU (then the composite variant loop runs)."""
         return self.layer_norm or self.zoneout > 0 or (self.training and self.recurrent_dropout > 0)
 
+    def _spec(self, kind: str = "gru") -> route.Spec:
+        """This layer's configuration as :func:`grukit.kernels.route.choose` reads it, for this call."""
+        return route.Spec(
+            kind,
+            self.backend,
+            self.reset_after,
+            self._uses_variant_loop(),
+            not (self.layer_norm or self.zoneout),
+            self.training and self.dropconnect > 0,
+        )
+
+    def _apply(self, fn: Any, recurse: bool = True) -> GRU:
+        route.bump(self)  # .to(), .double(), ...: the parameters' cached checks are stale
+        self._step_plan = None
+        return cast("GRU", super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
+
     def _draw_masks(self, T: int, B: int, like: Tensor) -> fgru.VariantMasks:
         """The random masks of one layer and direction for one call (training only; None where inactive)."""
         if not self.training:
@@ -332,14 +349,6 @@ class GRU(nn.Module):
         ln_ih, ln_hh = self.layer_norm_gains(layer, d)
         zone = masks.zoneout if self.training else (self.zoneout or None)
         return {"ln_ih": ln_ih, "ln_hh": ln_hh, "recurrent_mask": masks.recurrent, "zoneout": zone}
-
-    def _check_variant_backend(self) -> None:
-        if self.backend == "fused" and self._uses_variant_loop():
-            raise ValueError(
-                "backend='fused' cannot run this call: layer_norm, zoneout and (in training) "
-                "recurrent_dropout change the per-step math and run the composite loop; "
-                "use backend='auto' or 'torch'"
-            )
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -403,11 +412,19 @@ class GRU(nn.Module):
             _fast.refuse_training("GRU", self, (input, hx))
             return _fast.upcast_call(self, "forward", input, hx, lengths, return_gates)
         p = _driver.prepare(self, "GRU", input, hx, lengths, self._param0())
+        how = route.choose(
+            self._spec(),
+            p.x,
+            module=self,
+            weights=(("h0", p.h0),),
+            return_gates=return_gates,
+            autocast=p.autocast,
+        ).route
         with _driver.no_autocast(p.autocast):
-            if not return_gates and self._onnx_route():
+            if how == "onnx":
                 out, h_n = self._onnx_layers(p)
                 gate_layers: list[list[Any]] = []
-            elif not return_gates and self._vf_route(p.x):
+            elif how == "aten":
                 out, h_n = vf.gru_stack(
                     p.x,
                     p.h0,
@@ -421,8 +438,8 @@ class GRU(nn.Module):
                 )
                 gate_layers = []
             else:
-                self._check_variant_backend()
-                out, h_n, gate_layers = _driver.run_layers(self, p, self._direction, return_gates)
+                direction = functools.partial(self._direction, how)
+                out, h_n, gate_layers = _driver.run_layers(self, p, direction, return_gates)
         output, h_n = _driver.finish(p, out, h_n)
         if return_gates:
             return output, h_n, GRUGates(*_driver.stack_gates(gate_layers, 3))
@@ -432,15 +449,6 @@ class GRU(nn.Module):
         """weight_ih_l0, the parameter whose dtype the inputs must have."""
         w = self._parameters.get("weight_ih_l0")
         return w if w is not None else cast(Tensor, self.weight_ih_l0)
-
-    def _onnx_route(self) -> bool:
-        """Whether the dynamo ONNX exporter is running and this GRU is a standard ONNX GRU."""
-        return (
-            onnx_export.in_dynamo_export()
-            and self.backend != "torch"
-            and not self.layer_norm
-            and not self.zoneout
-        )
 
     def _onnx_layers(self, p: _driver.Prepared) -> tuple[Tensor, Tensor]:
         """One ONNX GRU node per layer (export is inference: no dropout, no regularizer masks)."""
@@ -452,18 +460,9 @@ class GRU(nn.Module):
             h_n.append(h)
         return layer_in, torch.cat(h_n)
 
-    def _vf_route(self, x: Tensor) -> bool:
-        """Whether this call runs torch's own GRU kernel (CUDA; CPU too when ``vf.force_on_cpu``)."""
-        return (
-            (x.is_cuda or vf.force_on_cpu)
-            and self.reset_after
-            and self.backend == "auto"
-            and not self._uses_variant_loop()
-            and not (self.training and self.dropconnect)
-        )
-
     def _direction(
         self,
+        how: str,
         layer: int,
         d: int,
         x: Tensor,
@@ -471,7 +470,7 @@ class GRU(nn.Module):
         lengths: Tensor | None,
         return_gates: bool,
     ) -> tuple[Tensor, Tensor, Any]:
-        """One layer and direction over time-major x (T, B, in) → (out (T, B, H), h_n (B, H), gates)."""
+        """One layer and direction over time-major x (T, B, in) on route ``how`` → (out, h_n, gates)."""
         w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer, d)
         kw: dict[str, Any] = dict(
             x=x,
@@ -485,17 +484,13 @@ class GRU(nn.Module):
             reverse=d == 1,
             return_gates=return_gates,
         )
-        if not self.training or not (self.dropconnect or self.recurrent_dropout or self.zoneout):
-            if not (self.layer_norm or self.zoneout):
-                return dispatch("sequence", self.backend, **kw)  # type: ignore[no-any-return]
-            masks = fgru.VariantMasks()
-        else:
+        if how == "variant" or (self.training and self.dropconnect):
             masks = self._draw_masks(x.shape[0], x.shape[1], x)
-        if masks.dropconnect is not None:
-            kw["w_hh"] = w_hh * masks.dropconnect  # one DropConnect mask for the whole call
-        if self._uses_variant_loop():
-            return fgru.sequence(**kw, **self._variant_kwargs(layer, d, masks))
-        return dispatch("sequence", self.backend, **kw)  # type: ignore[no-any-return]
+            if masks.dropconnect is not None:
+                kw["w_hh"] = w_hh * masks.dropconnect  # one DropConnect mask for the whole call
+            if how == "variant":
+                return fgru.sequence(**kw, **self._variant_kwargs(layer, d, masks))
+        return kernels.run("sequence", how, **kw)  # type: ignore[no-any-return]
 
     # -------------------------------------------------------------------------------------- streaming
     def step(self, x_t: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -576,35 +571,28 @@ class GRU(nn.Module):
         if bf16:
             return _fast.upcast_call(self, "step", x_t, h)  # type: ignore[no-any-return]
         x, h0, unbatched, ac = _driver.prepare_step(self, "GRU", x_t, h, self._param0())
-        self._check_variant_backend()
+        how = route.choose(
+            self._spec("cell"), x, module=self, weights=(("h", h0),), autocast=ac
+        ).route
+        step = functools.partial(self._step_layer, how)
         if ac is None:
-            y, h_new = _driver.step_layers(self, x, h0, self._step_layer)
+            y, h_new = _driver.step_layers(self, x, h0, step)
         else:
             with _driver.no_autocast(ac):
-                y, h_new = _driver.step_layers(self, x, h0, self._step_layer)
+                y, h_new = _driver.step_layers(self, x, h0, step)
         return _driver.finish_step(y, h_new, unbatched, ac)
 
-    def _step_layer(self, layer: int, x: Tensor, h: Tensor) -> Tensor:
+    def _step_layer(self, how: str, layer: int, x: Tensor, h: Tensor) -> Tensor:
+        """One layer's step on route ``how`` ("native", "composite" or "variant")."""
         w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
-        if not self.training or not (self.dropconnect or self.recurrent_dropout or self.zoneout):
-            if not (self.layer_norm or self.zoneout):
-                return dispatch(  # type: ignore[no-any-return]
-                    "cell",
-                    self.backend,
-                    x=x,
-                    h=h,
-                    w_ih=w_ih,
-                    w_hh=w_hh,
-                    b_ih=b_ih,
-                    b_hh=b_hh,
-                    reset_after=self.reset_after,
-                )
-            masks = fgru.VariantMasks()
-        else:
-            masks = self._draw_masks(1, x.shape[0], x)
+        masks = (
+            self._draw_masks(1, x.shape[0], x)
+            if how == "variant" or (self.training and self.dropconnect)
+            else fgru.VariantMasks()
+        )
         if masks.dropconnect is not None:
             w_hh = w_hh * masks.dropconnect
-        if self._uses_variant_loop():
+        if how == "variant":
             vkw = self._variant_kwargs(layer, 0, masks)
             zone = vkw.pop("zoneout")
             return fgru.cell(
@@ -618,9 +606,9 @@ class GRU(nn.Module):
                 zoneout=zone[0] if isinstance(zone, Tensor) else zone,
                 **vkw,
             )
-        return dispatch(  # type: ignore[no-any-return]
+        return kernels.run(  # type: ignore[no-any-return]
             "cell",
-            self.backend,
+            how,
             x=x,
             h=h,
             w_ih=w_ih,

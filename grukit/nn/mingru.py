@@ -24,6 +24,7 @@ from ..functional.mingru import (
     log_scan,
     scan,
 )
+from ..kernels import route
 from . import _driver
 
 _MODES = MODES
@@ -265,6 +266,7 @@ class MinGRU(nn.Module):
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         p = _driver.prepare(self, "MinGRU", input, hx, lengths, cast(Tensor, self.weight_ih_l0))
+        route.choose(route.Spec("mingru"), p.x)  # always "scan": minGRU has no native kernel
 
         def one(
             layer: int, d: int, x: Tensor, h0: Tensor, lens: Tensor | None, gates: bool

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..kernels import fused_unsupported_reason
+from ..kernels import route
 from . import _fast
 from .cell import GRUCell
 from .gru import GRU
@@ -61,15 +61,16 @@ class Streamer:
                 else mod.plan_reason(layers, w.shape[1], layers[0][1].shape[1])
             )
         else:
-            reason = fused_unsupported_reason(
-                "cell",
-                x=w.new_empty(1, w.shape[1]),
-                h=None,
-                w_ih=w,
-                w_hh=layers[0][1],
-                b_ih=layers[0][2],
-                b_hh=layers[0][3],
+            names = ("w_ih", "w_hh", "b_ih", "b_hh")
+            d = route.choose(
+                route.Spec("cell", "auto", bool(model.reset_after)),
+                w.new_empty(1, w.shape[1]),
+                weights=[
+                    (f"{n}_l{k}", t) for k, lw in enumerate(layers) for n, t in zip(names, lw)
+                ],
+                needs_grad=False,
             )
+            reason = None if d.route == "native" else d.reason
         if reason is not None:
             raise ValueError(f"Streamer cannot use the fused kernel: {reason}")
         from ..kernels import fused

@@ -10,7 +10,8 @@ from torch.autograd import gradcheck, gradgradcheck
 
 import grukit
 from grukit import reference
-from grukit.kernels import composite, dispatch
+from grukit.functional import gru as composite
+from grukit.kernels import dispatch
 from grukit.nn import Streamer
 
 fused = pytest.importorskip(

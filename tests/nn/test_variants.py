@@ -213,13 +213,13 @@ def test_dropconnect_goes_through_dispatch(monkeypatch):
     import grukit.nn.gru as layer  # the layer module holds the kernel seam it calls
 
     calls = []
-    real = layer.dispatch
+    real = layer.kernels.run
 
-    def recording(op, backend="auto", **kw):
+    def recording(op, how, **kw):
         calls.append((op, kw))
-        return real(op, backend, **kw)
+        return real(op, how, **kw)
 
-    monkeypatch.setattr(layer, "dispatch", recording)
+    monkeypatch.setattr(layer.kernels, "run", recording)
     gru = randomize(grukit.GRU(3, 4, dropconnect=0.5)).train()
     drawn = _capture(gru)
     gru(torch.randn(5, 2, 3))

@@ -1,7 +1,8 @@
 // Fused GRU recurrence on CPU: forward and backward loops for float32 and float64.
 //
-// Built at first use by grukit/kernels/_build.py (g++ -O3 -march=native -fopenmp -shared) and loaded with
-// ctypes: every entry point takes raw pointers, so no torch headers are needed to build it.
+// Built into the wheel by CMakeLists.txt (one library per x86-64 ISA level, chosen at load time) or at first
+// use by grukit/kernels/_build.py, and loaded with ctypes: every entry point takes raw pointers, so no torch
+// or Python headers are needed to build it. OpenMP is optional (without it the loops run single-threaded).
 //
 // Convention (torch layout, gates stacked r, z, n; W_hh is (3H, H) row-major):
 //   r = σ(gi_r + W_hr h [+ b_hr]),  z = σ(gi_z + W_hz h [+ b_hz])
@@ -18,7 +19,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#ifdef _OPENMP
 #include <omp.h>
+#else  // built without OpenMP (e.g. Apple clang): every parallel region runs on the calling thread
+static inline int omp_get_thread_num() { return 0; }
+static inline int omp_get_num_threads() { return 1; }
+#endif
 
 #include "gru_simd.h"
 
@@ -1001,7 +1007,37 @@ static void cell(int B, int I, int H, const T* x, const T* h, const T* w_ih, con
 
 extern "C" {
 
-int grukit_abi_version() { return 5; }
+int grukit_abi_version() { return 6; }
+
+// Whether the library runs its loops on OpenMP threads.
+int grukit_has_openmp() {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+// The instruction-set level this library was compiled for (GRUKIT_ISA from the build, e.g. "x86-64-v3").
+#ifndef GRUKIT_ISA
+#define GRUKIT_ISA "unknown"
+#endif
+const char* grukit_isa() { return GRUKIT_ISA; }
+
+// The best x86-64 level this CPU runs: 4, 3, 2, 1 (baseline x86-64), 0 on other architectures.
+int grukit_cpu_level() {
+#if defined(__x86_64__) && (defined(__GNUC__) && (__GNUC__ >= 12 || defined(__clang__)))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return 4;
+    if (__builtin_cpu_supports("x86-64-v3")) return 3;
+    if (__builtin_cpu_supports("x86-64-v2")) return 2;
+    return 1;
+#elif defined(__x86_64__)
+    return 1;
+#else
+    return 0;
+#endif
+}
 
 // Hand over MKL's packed-GEMM entry points (any may be null: plain gemm is used then).
 void grukit_set_mkl_pack(void* size, void* pack, void* compute) {

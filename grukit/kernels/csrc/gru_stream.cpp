@@ -12,7 +12,8 @@
 //
 // Matrix-vector products work on 16 rows at a time: accumulator vectors per row over the row's contiguous
 // weights, then a transposing reduction turns the 16 rows' vectors into 16 outputs. Paths,
-// chosen at run time (the library is built with -march=native, but each path carries its own target):
+// chosen at run time (whatever ISA level the library is built for, each AVX-512 path carries its own target;
+// on non-x86 builds only the portable paths exist):
 //   kF32Avx512   float32 weights, AVX-512F.
 //   kF32Generic  float32 weights, portable vector code (whatever the compiler targets: AVX2, ...).
 //   kBf16Dp      bfloat16 weights, AVX-512-BF16 _mm512_dpbf16_ps. The dot product's input (x or h, float32)
@@ -26,8 +27,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <immintrin.h>
 #include <vector>
+#if defined(__x86_64__) || defined(_M_X64)
+#define GRUKIT_X86 1
+#include <immintrin.h>
+#else
+#define GRUKIT_X86 0  // aarch64 and others: the portable paths only
+#endif
 
 #include "gru_simd.h"
 
@@ -58,6 +64,7 @@ static inline v16 vexp(v16 x) { return grukit_simd::exp16(x); }  // gru_simd.h, 
 static inline v16 vsig(v16 x) { return 1.0f / (1.0f + vexp(-x)); }
 static inline v16 vtanh(v16 x) { return 1.0f - 2.0f / (1.0f + vexp(x + x)); }
 
+#if GRUKIT_X86
 // --------------------------------------------------------------------------------- AVX-512 helpers
 #define T512 __attribute__((target("avx512f,avx512bw,avx512dq")))
 #define T512BF __attribute__((target("avx512f,avx512bw,avx512dq,avx512bf16")))
@@ -199,6 +206,8 @@ T512 static void mv_bf16_cvt512(int nout, int K, const uint16_t* W, long ldw, co
     }
 }
 
+#endif  // GRUKIT_X86
+
 // ------------------------------------------------------------------------------ portable fallbacks
 static inline float bf2f(uint16_t b) {
     uint32_t u = (uint32_t)b << 16;
@@ -254,8 +263,13 @@ static void mv_generic(int nout, int K, const WT* W, long ldw, const float* x, c
     }
 }
 
+#if GRUKIT_X86
 static bool has_avx512() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"); }
 static bool has_bf16() { return has_avx512() && __builtin_cpu_supports("avx512bf16"); }
+#else
+static bool has_avx512() { return false; }
+static bool has_bf16() { return false; }
+#endif
 
 // ------------------------------------------------------------------------------------------ one step
 struct Work {
@@ -276,12 +290,15 @@ static inline uint16_t f2bf_rne(float f) {  // round to nearest even (NaN kept q
 static void matvec(int path, int nout, int K, const void* W, const float* v, const float* bias, float* y) {
     Work& w = g_work;
     switch (path) {
+#if GRUKIT_X86
         case kF32Avx512:
             mv_f32_avx512(nout, K, (const float*)W, K, v, bias, y);
             return;
+#endif
         case kF32Generic:
             mv_generic<float>(nout, K, (const float*)W, K, v, bias, y);
             return;
+#if GRUKIT_X86
         case kBf16Dp: {
             int Kp = (K + 31) & ~31;
             if ((int)w.xb.size() < 2 * Kp) w.xb.resize(2 * Kp);
@@ -304,6 +321,7 @@ static void matvec(int path, int nout, int K, const void* W, const float* v, con
             mv_bf16_cvt512(nout, K, (const uint16_t*)W, K, xs, Kh, bias, y);
             return;
         }
+#endif
         default:
             mv_generic<uint16_t>(nout, K, (const uint16_t*)W, K, v, bias, y);
             return;

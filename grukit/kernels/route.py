@@ -1,0 +1,288 @@
+"""The one place that decides how a recurrent call runs: :func:`choose` → :class:`Decision` (route, reason).
+
+Every layer asks it (``GRU.forward``/``GRU.step``, ``GRUCell``, ``MinGRU``, ``grukit.nn.Streamer``) with its
+configuration (a :class:`Spec`), the input and the context it reads itself: grad mode, autocast, graph
+capture (torch.compile/torch.export, TorchScript tracing, ONNX export, dispatch modes), forward-mode AD and
+torch.func transforms, device, dtype and whether the native kernel loaded. ``backend="fused"`` raises
+``ValueError`` with the decision's reason whenever the route is not a native one.
+
+Routes:
+    "native"     the fused CPU kernel, eagerly (``grukit.kernels.fused``).
+    "op"         the registered op ``grukit::gru_sequence`` (graphs, autocast, other devices): its
+                 CPU implementation uses the fused kernel when it can, the composite loop otherwise.
+    "aten"       torch's own GRU (``torch._VF.gru``: cuDNN on CUDA, ATen's native GRU on CPU) for a whole
+                 reset_after=True stack: on CUDA, and on CPU when the native kernel cannot load (outside
+                 autocast) so that grukit is never slower than the ``torch.nn.GRU`` it replaces.
+    "onnx"       one ONNX GRU node per layer (the dynamo ONNX exporter).
+    "export"     reserved for a torch.export-only route (not chosen yet).
+    "composite"  the floor's time loop in plain torch ops (any device or dtype, differentiable to any order).
+    "variant"    the composite loop with the per-step variants (layer_norm, zoneout, recurrent dropout).
+    "scan"       MinGRU's own parallel scans (plain torch ops).
+
+The module-dependent part of a decision (the weights' eligibility) is cached per module, keyed on the
+parameters' identities and a generation bumped by ``Module._apply`` (``.to``, ``.double()``, ...), so an
+eager call checks only the context and its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.autograd import forward_ad as _fwad
+
+from . import onnx_export, vf
+
+ROUTES = ("native", "op", "aten", "onnx", "export", "composite", "variant", "scan")
+
+_FLOATS = (torch.float32, torch.float64)
+_STRIDED = torch.strided
+_PLAIN = (Tensor, torch.nn.Parameter)
+_functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
+_dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
+_is_tracing = torch._C._is_tracing
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
+try:  # what torch.onnx.is_in_onnx_export() reads, without its two imports per call
+    from torch.onnx._internal.exporter import _flags as _onnx_flags
+    from torch.onnx._internal.torchscript_exporter._globals import GLOBALS as _onnx_globals
+
+    def in_onnx_export() -> bool:
+        """Whether an ONNX export (either exporter) is running."""
+        return bool(_onnx_globals.in_onnx_export or _onnx_flags._is_onnx_exporting)
+except Exception:  # another torch layout: the public (slower) function
+    in_onnx_export = torch.onnx.is_in_onnx_export
+
+
+class Decision(NamedTuple):
+    """A route (one of :data:`ROUTES`) and the reason it was chosen (why not native, or "")."""
+
+    route: str
+    reason: str
+
+
+class Spec(NamedTuple):
+    """What a decision needs from a layer's configuration (built by the layer for one call).
+
+    Attributes:
+        kind: "gru" (a GRU stack), "cell" (one step: GRUCell, GRU.step, Streamer) or "mingru".
+        backend: "auto", "fused" or "torch".
+        reset_after: where the reset gate applies (torch.nn.GRU's and ATen's is True).
+        variant: the per-step math differs from the plain GRU (layer_norm, zoneout, training recurrent
+            dropout): only the composite variant loop runs it.
+        onnx_ok: the dynamo ONNX exporter can emit ONNX GRU nodes for it (no layer_norm, no zoneout).
+        masked_weights: W_hh is masked per call (training DropConnect): torch's ATen GRU cannot take it.
+    """
+
+    kind: str = "gru"
+    backend: str = "auto"
+    reset_after: bool = True
+    variant: bool = False
+    onnx_ok: bool = True
+    masked_weights: bool = False
+
+
+def native_reason() -> str | None:
+    """None when the native kernel is loaded, else why not (loads it on first use; see ``grukit.kernels``)."""
+    from . import native_reason as reason
+
+    return reason()
+
+
+def graph_reason() -> str | None:
+    """Why this call is being captured rather than run eagerly (compile, export, tracing, dispatch mode), or None."""
+    if torch.compiler.is_compiling():
+        return "torch.compile/torch.export is tracing the model"
+    if torch.jit.is_scripting() or _is_tracing():  # type: ignore[attr-defined, unused-ignore]
+        return "TorchScript is tracing/scripting the model"
+    if in_onnx_export():
+        return "an ONNX export is running"
+    if _dispatch_depth():
+        return "a TorchDispatchMode is active"
+    return None
+
+
+def transform_reason() -> str | None:
+    """Why a transform the op has no rule for is active (forward-mode AD, torch.func), or None."""
+    if _fwad._current_level >= 0:
+        return "forward-mode AD is active (the fused kernel has no jvp)"
+    if _functorch_level() is not None:
+        return "a torch.func transform (vmap/grad/...) is active"
+    return None
+
+
+def tensor_reason(dtype: torch.dtype, tensors: Sequence[tuple[str, Tensor | None]]) -> str | None:
+    """Why the fused kernel cannot read these tensors (all plain strided CPU tensors of ``dtype``), or None."""
+    if dtype not in _FLOATS:
+        return f"dtype {dtype} (the fused kernel supports float32 and float64)"
+    for name, t in tensors:
+        if t is None:
+            continue
+        if type(t) not in _PLAIN:
+            return f"{name} is a {type(t).__name__}, not a plain tensor"
+        if not t.is_cpu:
+            return f"{name} is on {t.device}; the fused kernel runs on CPU"
+        if t.dtype != dtype:
+            return f"{name} has dtype {t.dtype}, x has {dtype}"
+        if t.layout != _STRIDED:
+            return f"{name} is not a strided tensor ({t.layout})"
+    return None
+
+
+def autocast_of(x: Tensor) -> str | None:
+    """The device type of ``x`` if an autocast region is active for it, else None (cheap when none is)."""
+    if not _any_autocast():
+        return None
+    dev = x.device.type
+    return dev if torch.is_autocast_enabled(dev) else None
+
+
+def _weights_key(module: Any) -> tuple[Any, ...]:
+    return (getattr(module, "_route_generation", 0), *map(id, module._parameters.values()))
+
+
+def weights_reason(module: Any, dtype: torch.dtype) -> str | None:
+    """:func:`tensor_reason` for a module's own parameters, cached per module (see the module docstring)."""
+    key = (dtype, *_weights_key(module))
+    cache = module.__dict__.get("_route_weights")
+    if cache is not None and cache[0] == key:
+        return cache[1]  # type: ignore[no-any-return]
+    reason = tensor_reason(dtype, list(module._parameters.items()))
+    module.__dict__["_route_weights"] = (key, reason)
+    return reason
+
+
+def bump(module: Any) -> None:
+    """Invalidate ``module``'s cached decision parts (its parameters may have changed dtype or device)."""
+    module.__dict__["_route_generation"] = module.__dict__.get("_route_generation", 0) + 1
+
+
+def _aten_ok(spec: Spec, return_gates: bool) -> bool:
+    """Whether torch's own GRU computes this call (a whole plain reset_after=True stack, no gates)."""
+    return (
+        spec.kind == "gru"
+        and spec.reset_after
+        and spec.backend == "auto"
+        and not spec.variant
+        and not spec.masked_weights
+        and not return_gates
+    )
+
+
+def choose(
+    spec: Spec,
+    x: Tensor,
+    *,
+    module: Any = None,
+    weights: Sequence[tuple[str, Tensor | None]] = (),
+    return_gates: bool = False,
+    needs_grad: bool | None = None,
+    autocast: str | None = None,
+) -> Decision:
+    """Decide how one call runs.
+
+    Args:
+        spec: the layer's configuration for this call.
+        x: the input as the recurrence sees it ((T, B, I) for "gru", (B, I) for "cell").
+        module: the layer whose parameters are the weights (their check is cached on it), or None.
+        weights: (name, tensor) pairs to check instead when there is no module (or in addition to it).
+        return_gates: the call returns the gate activations.
+        needs_grad: whether autograd records the call (None: worked out from grad mode and requires_grad).
+        autocast: the device type whose autocast region the call was made in (the layer turns it off inside).
+
+    Returns:
+        A :class:`Decision`; its reason says why the call is not native ("" when it is).
+
+    Raises:
+        ValueError: ``spec.backend == "fused"`` and the route is not native (the reason is in the message).
+
+    Example:
+        >>> import torch
+        >>> from grukit.kernels import route
+        >>> route.choose(route.Spec(backend="torch"), torch.zeros(3, 1, 2))
+        Decision(route='composite', reason="backend='torch'")
+    """
+    d = _choose(spec, x, module, weights, return_gates, needs_grad, autocast)
+    if spec.backend == "fused" and d.route not in ("native", "op"):
+        raise ValueError(f"backend='fused' cannot run this call: {d.reason}")
+    return d
+
+
+def _choose(
+    spec: Spec,
+    x: Tensor,
+    module: Any,
+    weights: Sequence[tuple[str, Tensor | None]],
+    return_gates: bool,
+    needs_grad: bool | None,
+    autocast: str | None,
+) -> Decision:
+    if spec.kind == "mingru":
+        return Decision("scan", "minGRU runs its own scans in torch ops (no native kernel)")
+    if spec.backend == "torch":
+        return Decision("variant" if spec.variant else "composite", "backend='torch'")
+    if (
+        spec.kind == "gru"
+        and spec.onnx_ok
+        and not return_gates
+        and torch.compiler.is_compiling()  # the dynamo exporter traces with torch.export
+        and onnx_export.in_dynamo_export()
+    ):
+        return Decision("onnx", "the dynamo ONNX exporter is running (ONNX GRU nodes)")
+    # (an "export" route for torch.export alone goes here)
+    if spec.variant:
+        return Decision(
+            "variant",
+            "layer_norm, zoneout and (in training) recurrent_dropout change the per-step math and "
+            "run the composite loop; use backend='auto' or 'torch'",
+        )
+    graph = graph_reason() or (None if type(x) is Tensor else f"x is a {type(x).__name__}")
+    if graph is not None:
+        if spec.kind == "gru" and not return_gates and transform_reason() is None:
+            return Decision("op", graph)
+        if return_gates:
+            return Decision("composite", f"{graph}; the gates are the composite loop's")
+        return Decision("composite", graph)
+    why = transform_reason()
+    if why is not None:
+        return Decision("composite", why)
+    dev = x.device.type
+    if dev != "cpu":
+        if dev == "cuda" and _aten_ok(spec, return_gates):
+            return Decision("aten", f"x is on {x.device}: torch's own GRU (cuDNN)")
+        if spec.kind == "gru" and not return_gates:
+            return Decision("op", f"x is on {x.device}; the fused kernel runs on CPU")
+        return Decision("composite", f"x is on {x.device}; the fused kernel runs on CPU")
+    if vf.force_on_cpu and _aten_ok(spec, return_gates):
+        return Decision("aten", "grukit.kernels.vf.force_on_cpu is set")
+    if autocast is not None and spec.kind == "gru" and not return_gates:
+        return Decision("op", f"an autocast region ({autocast}) is active")
+    missing = native_reason()
+    if missing is not None:
+        if _aten_ok(spec, return_gates) and autocast is None and x.dtype in _FLOATS:
+            return Decision("aten", f"{missing}: torch's own ATen GRU runs instead")
+        return Decision("composite", missing)
+    if 0 in x.shape[:-1]:
+        return Decision("composite", f"x of shape {tuple(x.shape)} is empty")
+    reason = tensor_reason(x.dtype, (("x", x), *weights))
+    if reason is None and module is not None:
+        reason = weights_reason(module, x.dtype)
+    if reason is not None:
+        return Decision("composite", reason)
+    if return_gates:
+        grad = needs_grad if needs_grad is not None else _needs_grad(x, module, weights)
+        if grad:
+            return Decision(
+                "composite",
+                "return_gates with autograd (the gates must be differentiable: composite path)",
+            )
+    return Decision("native", "")
+
+
+def _needs_grad(x: Tensor, module: Any, weights: Sequence[tuple[str, Tensor | None]]) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    if x.requires_grad or any(t is not None and t.requires_grad for _, t in weights):
+        return True
+    return module is not None and any(p.requires_grad for p in module._parameters.values())
