@@ -49,6 +49,18 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    """``grukit.kernels.composite`` (the retired re-export of the floor's loop) still resolves, with a warning."""
+    if name == "composite":
+        warnings.warn(
+            "grukit.kernels.composite is deprecated; use grukit.functional.gru (sequence, cell)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _composite
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _disabled() -> bool:
     return os.environ.get("GRUKIT_NO_FUSED", "").strip() not in ("", "0")
 

@@ -142,6 +142,7 @@ def test_the_shared_header_is_part_of_the_cache_key(tmp_path, monkeypatch):
     from grukit.kernels import _build
 
     monkeypatch.setenv("GRUKIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", "true")  # the key needs `$CXX --version` only: no compiler required
     before, cmd = _build.library_path()
     header = tmp_path / "gru_simd.h"
     header.write_bytes(_build.HEADERS[0].read_bytes() + b"// changed\n")
