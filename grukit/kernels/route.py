@@ -83,11 +83,17 @@ class Spec(NamedTuple):
     masked_weights: bool = False
 
 
+_kernels: Any = None
+
+
 def native_reason() -> str | None:
     """None when the native kernel is loaded, else why not (loads it on first use; see ``grukit.kernels``)."""
-    from . import native_reason as reason
-
-    return reason()
+    global _kernels
+    if _kernels is None:
+        import grukit.kernels as _kernels
+    if _kernels._fused is not None:
+        return None
+    return _kernels.native_reason()  # type: ignore[no-any-return]
 
 
 def graph_reason() -> str | None:
