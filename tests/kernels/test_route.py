@@ -211,3 +211,23 @@ def test_status_and_main():
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["native"] is True
+
+
+def test_cpu_level_detection_and_forcing(monkeypatch):
+    from grukit.kernels import _build
+
+    monkeypatch.delenv("GRUKIT_CPU_LEVEL", raising=False)
+    level = _build.cpu_level()
+    assert level in (*_build.X86_LEVELS, "generic")
+    if NATIVE and _build._is_x86_64():  # /proc/cpuinfo's answer agrees with the compiler's __builtin_cpu_supports
+        code = FUSED._lib.grukit_cpu_level()
+        assert level == {4: "x86-64-v4", 3: "x86-64-v3", 2: "x86-64-v2"}.get(code, "generic")
+    monkeypatch.setattr(_build, "_detected_level", lambda: "x86-64-v2")
+    monkeypatch.setenv("GRUKIT_CPU_LEVEL", "x86-64-v4")
+    assert _build.cpu_level() == "x86-64-v4"
+    with pytest.raises(_build.BuildError, match="does not run x86-64-v4"):
+        _build.find_or_build()
+    monkeypatch.setenv("GRUKIT_CPU_LEVEL", "pentium")
+    with pytest.raises(_build.BuildError, match="GRUKIT_CPU_LEVEL must be one of"):
+        _build.find_or_build()
+    assert _build._levels_to_try("x86-64-v3") == ["x86-64-v3", "x86-64-v2"]
