@@ -144,18 +144,15 @@ def autocast_of(x: Tensor) -> str | None:
     return dev if torch.is_autocast_enabled(dev) else None
 
 
-def _weights_key(module: Any) -> tuple[Any, ...]:
-    return (getattr(module, "_route_generation", 0), *map(id, module._parameters.values()))
-
-
 def weights_reason(module: Any, dtype: torch.dtype) -> str | None:
     """:func:`tensor_reason` for a module's own parameters, cached per module (see the module docstring)."""
-    key = (dtype, *_weights_key(module))
-    cache = module.__dict__.get("_route_weights")
+    d = module.__dict__  # direct reads: nn.Module.__getattr__ is slow for a missing name
+    key = (dtype, d.get("_route_generation", 0), *map(id, d["_parameters"].values()))
+    cache = d.get("_route_weights")
     if cache is not None and cache[0] == key:
         return cache[1]  # type: ignore[no-any-return]
     reason = tensor_reason(dtype, list(module._parameters.items()))
-    module.__dict__["_route_weights"] = (key, reason)
+    d["_route_weights"] = (key, reason)
     return reason
 
 
