@@ -219,7 +219,9 @@ def test_cpu_level_detection_and_forcing(monkeypatch):
     monkeypatch.delenv("GRUKIT_CPU_LEVEL", raising=False)
     level = _build.cpu_level()
     assert level in (*_build.X86_LEVELS, "generic")
-    if NATIVE and _build._is_x86_64():  # /proc/cpuinfo's answer agrees with the compiler's __builtin_cpu_supports
+    if (
+        NATIVE and _build._is_x86_64()
+    ):  # /proc/cpuinfo's answer agrees with the compiler's __builtin_cpu_supports
         code = FUSED._lib.grukit_cpu_level()
         assert level == {4: "x86-64-v4", 3: "x86-64-v3", 2: "x86-64-v2"}.get(code, "generic")
     monkeypatch.setattr(_build, "_detected_level", lambda: "x86-64-v2")
