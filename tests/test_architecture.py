@@ -98,7 +98,7 @@ FLOORS: tuple[Floor, ...] = (
         "train",
         ("grukit.train",),
         "the training toolkit: `fit` (Lightning), `TaskModule`, run folders and resume, seeding, the "
-        "shared CLI options",
+        "shared CLI options and the recipe contract (`grukit.train.recipe`)",
     ),
     Floor(
         "tasks",
