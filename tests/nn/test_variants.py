@@ -9,7 +9,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import grukit
 from grukit import reference
-from grukit.nn import variants
+from grukit.functional import gru as variants
 
 from ._util import numpy_params, randomize, rel_err
 
