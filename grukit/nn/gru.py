@@ -114,7 +114,7 @@ class GRU(nn.Module):
             in eval.
         dropconnect: dropout on W_hh, one mask per forward call (training).
 
-    The four variants (see ``grukit.nn.variants``) are off by default; off, they leave the state_dict and
+    The four variants (see ``grukit.functional.gru``) are off by default; off, they leave the state_dict and
     the fused path exactly as for the plain GRU. In training each call (``forward`` or ``step``) draws its
     own masks. NaN in the input propagates to the outputs that depend on it; it never raises.
 
