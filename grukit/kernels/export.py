@@ -42,8 +42,8 @@ _SCHEMA = (
     "-> (Tensor, Tensor)"
 )
 # A module-level reference: the registration lives as long as this library object.
-_LIB = torch.library.Library("grukit", "FRAGMENT")
-_LIB.define(_SCHEMA)
+_LIB = torch.library.Library("grukit", "FRAGMENT")  # type: ignore[no-untyped-call]
+_LIB.define(_SCHEMA)  # type: ignore[no-untyped-call]
 
 
 def _scan_op() -> Any:
@@ -112,7 +112,7 @@ def _gru_sequence_export(
     return out.to(dtype), h_n.to(dtype)
 
 
-_LIB.impl("gru_sequence_export", _gru_sequence_export, "CompositeImplicitAutograd")
+_LIB.impl("gru_sequence_export", _gru_sequence_export, "CompositeImplicitAutograd")  # type: ignore[no-untyped-call]
 
 
 def in_torch_export() -> bool:
