@@ -11,7 +11,9 @@ Under ``torch.export`` the layer calls :func:`sequence` here instead of the fuse
   ``torch.export.load`` run it in a process where grukit is not installed, at any sequence length.
 
 Eager calls, ``torch.compile``, ``torch.jit.trace`` and the ONNX exporters never reach this module: they
-keep the fused op. The loop serves both reset placements, ``lengths``, the reverse direction, and the
+keep the fused op. Called eagerly on plain tensors (an exported, not decomposed, program run in a process
+that has grukit), the op's kernel runs the fused kernel (or, for the variants, the composite loop) instead
+of the scan, so such a program is as fast as before; traced, it is the scan. The loop serves both reset placements, ``lengths``, the reverse direction, and the
 deterministic variants (per-gate-group layer norm; zoneout in eval, i.e. its expectation p). Random
 regularizers in training (recurrent dropout, zoneout, DropConnect masks) are not covered: the layer keeps
 its composite loop for them, which fixes T.
@@ -44,6 +46,8 @@ _SCHEMA = (
 # A module-level reference: the registration lives as long as this library object.
 _LIB = torch.library.Library("grukit", "FRAGMENT")  # type: ignore[no-untyped-call]
 _LIB.define(_SCHEMA)  # type: ignore[no-untyped-call]
+_dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
+_PLAIN = (Tensor, torch.nn.Parameter)  # eager tensors (fake and functional tensors are subclasses)
 
 
 def _scan_op() -> Any:
@@ -58,7 +62,7 @@ def _scan_op() -> Any:
     return scan_op
 
 
-def _gru_sequence_export(
+def _scan_sequence(
     x: Tensor,
     h0: Tensor,
     w_ih: Tensor,
@@ -72,7 +76,7 @@ def _gru_sequence_export(
     reset_after: bool,
     reverse: bool,
 ) -> tuple[Tensor, Tensor]:
-    """The op's body: the input projection for all steps, then one ``scan`` over time."""
+    """The decomposition: the input projection for all steps, then one ``scan`` over time (core ATen)."""
     dtype = x.dtype
     if dtype in (torch.bfloat16, torch.float16):  # as the composite loop: compute in float32
         x, h0, w_ih, w_hh = x.float(), h0.float(), w_ih.float(), w_hh.float()
@@ -112,6 +116,73 @@ def _gru_sequence_export(
     return out.to(dtype), h_n.to(dtype)
 
 
+def _traced(*ts: Tensor | None) -> bool:
+    """Whether the op is being traced (export, run_decompositions, compile, fake or functional tensors)."""
+    return bool(
+        torch.compiler.is_compiling()
+        or _dispatch_depth()
+        or any(t is not None and type(t) not in _PLAIN for t in ts)
+    )
+
+
+def _gru_sequence_export(
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    lengths: Tensor | None,
+    ln_ih: Tensor | None,
+    ln_hh: Tensor | None,
+    zoneout: float,
+    reset_after: bool,
+    reverse: bool,
+) -> tuple[Tensor, Tensor]:
+    """The op's only kernel (CompositeImplicitAutograd).
+
+    Traced (which is how ``run_decompositions`` and every compiler read it), it is the scan loop. Run
+    eagerly on plain tensors (an exported program called in a process that has grukit), it computes the
+    same thing the fast way: the fused kernel (``dispatch``), or the composite loop for the variants.
+    """
+    tensors = (x, h0, w_ih, w_hh, b_ih, b_hh, lengths, ln_ih, ln_hh)
+    if _traced(*tensors):
+        return _scan_sequence(*tensors, zoneout, reset_after, reverse)
+    lens = None if lengths is None else lengths.to("cpu", torch.int64)
+    if ln_ih is None and ln_hh is None and not zoneout:
+        from . import dispatch  # the package imports this module
+
+        out, h_n, _ = dispatch(
+            "sequence",
+            x=x,
+            h0=h0,
+            w_ih=w_ih,
+            w_hh=w_hh,
+            b_ih=b_ih,
+            b_hh=b_hh,
+            reset_after=reset_after,
+            lengths=lens,
+            reverse=reverse,
+            return_gates=False,
+        )
+    else:
+        out, h_n, _ = fgru.sequence(
+            x,
+            h0,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            reset_after,
+            lens,
+            reverse,
+            ln_ih=ln_ih,
+            ln_hh=ln_hh,
+            zoneout=zoneout or None,
+        )
+    return out, h_n
+
+
 _LIB.impl("gru_sequence_export", _gru_sequence_export, "CompositeImplicitAutograd")  # type: ignore[no-untyped-call]
 
 
@@ -137,7 +208,8 @@ def sequence(
     """One direction through ``grukit::gru_sequence_export`` → (out (T, B, H), h_n (B, H), None).
 
     ``ln_ih``/``ln_hh`` (3H,) are the layer-norm gains (or None); ``zoneout`` is the eval-mode zoneout
-    probability p (0 for none). Outside an export it runs the same loop eagerly.
+    probability p (0 for none). Called eagerly it runs the fused kernel (the composite loop for the
+    variants); traced, the scan loop.
 
     Example:
         >>> import torch

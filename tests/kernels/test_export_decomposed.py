@@ -61,8 +61,10 @@ def _decomposed(model, args, T_dim: int):
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("lengths", [None, [6, 3, 1]], ids=["full", "lengths"])
 @pytest.mark.parametrize("variant", ["plain", "no-bias", "layer_norm", "zoneout", "ln+zoneout"])
-def test_export_op_matches_the_float64_reference(reset_after, reverse, lengths, variant):
-    """One direction of the op (run eagerly: the scan operator's loop) against the float64 reference."""
+@pytest.mark.parametrize("path", ["scan", "op"])
+def test_export_op_matches_the_float64_reference(reset_after, reverse, lengths, variant, path):
+    """One direction against the float64 reference: the decomposition (the scan operator, run eagerly by
+    torch's loop) and the op called eagerly (the fused kernel, or the composite loop for the variants)."""
     g = torch.Generator().manual_seed(3)
     T, B, I, H = 6, 3, 2, 4
 
@@ -76,9 +78,12 @@ def test_export_op_matches_the_float64_reference(reset_after, reverse, lengths, 
     p = 0.3 if "zoneout" in variant else 0.0
     lens = None if lengths is None else torch.tensor(lengths)
     f = [t if t is None else t.float() for t in (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh)]
-    out, h_n, _ = export_op.sequence(
-        *f[:6], reset_after, lens, reverse, ln_ih=f[6], ln_hh=f[7], zoneout=p
-    )
+    if path == "scan":
+        out, h_n = export_op._scan_sequence(*f[:6], lens, f[6], f[7], p, reset_after, reverse)
+    else:
+        out, h_n, _ = export_op.sequence(
+            *f[:6], reset_after, lens, reverse, ln_ih=f[6], ln_hh=f[7], zoneout=p
+        )
     npy = [None if t is None else t.numpy() for t in (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh)]
     r_out, r_h, _ = ref_variants.variant_gru_direction(
         *npy[:6],
