@@ -143,14 +143,12 @@ def test_variants_in_eval_export_with_dynamic_T(reset_after):
     )
     gru = randomize(gru).eval()
     x = torch.randn(9, 2, 3)
-    _, dec = _decomposed(gru, (x, None, torch.tensor([9, 4])), 0)
+    ep, dec = _decomposed(gru, (x, None, torch.tensor([9, 4])), 0)
     prog = dec.module()
     params = numpy_params(gru)
     for T in (3, 21):
         x = torch.randn(T, 2, 3)
         lengths = [T, max(1, T // 2)]
-        with torch.no_grad():
-            out, h_n = prog(x, None, torch.tensor(lengths))
         r_out, r_h, _ = ref_variants.variant_gru(
             x.double().numpy(),
             params,
@@ -161,8 +159,11 @@ def test_variants_in_eval_export_with_dynamic_T(reset_after):
             layer_norm=True,
             zoneout_p=0.25,
         )
-        assert np.abs(out.double().numpy() - r_out).max() <= REF_TOL
-        assert np.abs(h_n.double().numpy() - r_h).max() <= REF_TOL
+        for m in (prog, ep.module()):  # decomposed (scan), and not (the op's eager kernel)
+            with torch.no_grad():
+                out, h_n = m(x, None, torch.tensor(lengths))
+            assert np.abs(out.double().numpy() - r_out).max() <= REF_TOL
+            assert np.abs(h_n.double().numpy() - r_h).max() <= REF_TOL
     with pytest.raises(RuntimeError, match="Runtime assertion failed"), torch.no_grad():
         prog(torch.randn(5, 2, 3), None, torch.tensor([6, 2]))  # a length past T is refused
 
@@ -182,6 +183,15 @@ def test_strict_export_and_training_mode_use_the_export_op():
     r_out, r_h, _ = reference.gru(x.numpy(), numpy_params(gru), 2, batch_first=True)
     assert np.abs(out.double().numpy() - r_out).max() <= REF_TOL
     assert np.abs(h_n.double().numpy() - r_h).max() <= REF_TOL
+    # the program before decomposition, called here: the op's eager kernel is the fused one
+    fused = pytest.importorskip(
+        "grukit.kernels.fused", reason="the native fused kernel is unavailable"
+    )
+    before = fused.calls["sequence"]
+    with torch.no_grad():
+        out2, h_n2 = ep.module()(x)
+    assert fused.calls["sequence"] == before + 2
+    assert (out2 - out).abs().max() <= FUSED_TOL and (h_n2 - h_n).abs().max() <= FUSED_TOL
     train = randomize(grukit.GRU(3, 4, num_layers=2, dropout=0.5)).train()
     ep = _export(train, (torch.randn(8, 2, 3),), 0)
     assert sum(t == EXPORT_OP + ".default" for t in _targets(ep.graph_module)) == 2
