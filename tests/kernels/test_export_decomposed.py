@@ -197,6 +197,23 @@ def test_strict_export_and_training_mode_use_the_export_op():
     assert sum(t == EXPORT_OP + ".default" for t in _targets(ep.graph_module)) == 2
 
 
+@pytest.mark.slow
+def test_float64_with_dynamic_batch_and_time_and_an_initial_state():
+    """float64, T and B both dynamic, hx an input: the decomposed program equals the float64 reference
+    within 1e-10."""
+    gru = randomize(grukit.GRU(3, 4, 2, bidirectional=True, dtype=torch.float64)).eval()
+    T, B = torch.export.Dim("T", min=2, max=4096), torch.export.Dim("B", min=1, max=64)
+    x, h0 = torch.randn(7, 3, 3, dtype=torch.float64), torch.randn(4, 3, 4, dtype=torch.float64)
+    ep = torch.export.export(gru, (x, h0), dynamic_shapes=({0: T, 1: B}, {1: B}))
+    dec = ep.run_decompositions()
+    assert not any("grukit" in t for t in _targets(dec.graph_module))
+    x, h0 = torch.randn(11, 5, 3, dtype=torch.float64), torch.randn(4, 5, 4, dtype=torch.float64)
+    with torch.no_grad():
+        out, h_n = dec.module()(x, h0)
+    r_out, r_h, _ = reference.gru(x.numpy(), numpy_params(gru), 2, True, h0=h0.numpy())
+    assert np.abs(out.numpy() - r_out).max() <= 1e-10 and np.abs(h_n.numpy() - r_h).max() <= 1e-10
+
+
 # ---------------------------------------------------------------- the acceptance: without grukit
 class Tagger(torch.nn.Module):
     """Linear → grukit.GRU (2 layers) → Linear, batch-first, optional per-sequence lengths."""
