@@ -16,9 +16,9 @@ Ops:
 
 Modules: ``fused`` (the native kernel, optional), ``stream`` (its small-batch streaming step, float32 and
 bfloat16 weights, imported on first use by the layers), ``ops`` (the torch.library registration), ``vf`` (the
-CUDA route through ``torch._VF.gru``), ``composite`` (the floor's loop), ``export`` (the scan-loop op
-``grukit::gru_sequence_export`` that the layer emits under ``torch.export``; its decomposition is core ATen). This package imports only
-``grukit.functional`` below it.
+CUDA route through ``torch._VF.gru``), ``composite`` (the floor's loop), ``export`` (the op
+``grukit::gru_sequence_export`` the layer emits under ``torch.export``; its decomposition is a scan loop
+in core ATen). This package imports only ``grukit.functional`` below it.
 """
 
 from __future__ import annotations

@@ -13,10 +13,12 @@ Under ``torch.export`` the layer calls :func:`sequence` here instead of the fuse
 Eager calls, ``torch.compile``, ``torch.jit.trace`` and the ONNX exporters never reach this module: they
 keep the fused op. Called eagerly on plain tensors (an exported, not decomposed, program run in a process
 that has grukit), the op's kernel runs the fused kernel (or, for the variants, the composite loop) instead
-of the scan, so such a program is as fast as before; traced, it is the scan. The loop serves both reset placements, ``lengths``, the reverse direction, and the
-deterministic variants (per-gate-group layer norm; zoneout in eval, i.e. its expectation p). Random
-regularizers in training (recurrent dropout, zoneout, DropConnect masks) are not covered: the layer keeps
-its composite loop for them, which fixes T.
+of the scan, so such a program is as fast as before; traced, it is the scan.
+
+The loop serves both reset placements, ``lengths``, the reverse direction, and the deterministic variants
+(per-gate-group layer norm; zoneout in eval, i.e. its expectation p). Random regularizers in training
+(recurrent dropout, zoneout, DropConnect masks) are not covered: the layer keeps its composite loop for
+them, which fixes T.
 
 Schema (one direction of one layer)::
 
@@ -183,7 +185,9 @@ def _gru_sequence_export(
     return out, h_n
 
 
-_LIB.impl("gru_sequence_export", _gru_sequence_export, "CompositeImplicitAutograd")  # type: ignore[no-untyped-call]
+_LIB.impl(  # type: ignore[no-untyped-call]
+    "gru_sequence_export", _gru_sequence_export, "CompositeImplicitAutograd"
+)
 
 
 def in_torch_export() -> bool:
