@@ -17,7 +17,9 @@ Ops of :func:`dispatch`:
 
 Modules: ``route`` (the decision), ``fused`` (the native kernel, optional: built into the wheel, or built
 at first use when the wheel has none), ``stream`` (its small-batch streaming step, float32 and bfloat16
-weights), ``ops`` (the torch.library registration), ``vf`` (torch's ``torch._VF.gru``), ``onnx_export``.
+weights), ``ops`` (the torch.library registration), ``vf`` (torch's ``torch._VF.gru``), ``onnx_export``,
+``export`` (the op ``grukit::gru_sequence_export`` the layer emits under ``torch.export``; its decomposition
+is a scan loop in core ATen).
 :func:`status` says whether the native kernel loaded, from where, why not, and which CPU paths it runs;
 ``python -m grukit.kernels`` prints it. This package imports only ``grukit.functional`` (and
 ``grukit.errors``) below it.
@@ -31,7 +33,7 @@ from typing import Any
 
 from ..errors import NativeKernelWarning
 from ..functional import gru as _composite
-from . import onnx_export, ops, route, vf
+from . import export, onnx_export, ops, route, vf
 
 _fused: Any = None
 _fused_import_error: str | None = None
@@ -39,6 +41,7 @@ _warned = False
 
 __all__ = [
     "dispatch",
+    "export",
     "fused_unsupported_reason",
     "native_reason",
     "onnx_export",

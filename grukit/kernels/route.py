@@ -14,7 +14,8 @@ Routes:
                  reset_after=True stack: on CUDA, and on CPU when the native kernel cannot load (outside
                  autocast) so that grukit is never slower than the ``torch.nn.GRU`` it replaces.
     "onnx"       one ONNX GRU node per layer (the dynamo ONNX exporter).
-    "export"     reserved for a torch.export-only route (not chosen yet).
+    "export"     ``torch.export`` (not the ONNX exporter): the op ``grukit::gru_sequence_export``, whose
+                 decomposition is a scan loop in core ATen (eval-mode variants included).
     "composite"  the floor's time loop in plain torch ops (any device or dtype, differentiable to any order).
     "variant"    the composite loop with the per-step variants (layer_norm, zoneout, recurrent dropout).
     "scan"       MinGRU's own parallel scans (plain torch ops).
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.autograd import forward_ad as _fwad
 
-from . import onnx_export, vf
+from . import export, onnx_export, vf
 
 ROUTES = ("native", "op", "aten", "onnx", "export", "composite", "variant", "scan")
 
@@ -73,6 +74,8 @@ class Spec(NamedTuple):
             dropout): only the composite variant loop runs it.
         onnx_ok: the dynamo ONNX exporter can emit ONNX GRU nodes for it (no layer_norm, no zoneout).
         masked_weights: W_hh is masked per call (training DropConnect): torch's ATen GRU cannot take it.
+        masks: random regularizer masks are drawn in this call (training with DropConnect, recurrent
+            dropout or zoneout): the export op has no randomness, so torch.export keeps the loops.
     """
 
     kind: str = "gru"
@@ -81,6 +84,7 @@ class Spec(NamedTuple):
     variant: bool = False
     onnx_ok: bool = True
     masked_weights: bool = False
+    masks: bool = False
 
 
 _kernels: Any = None
@@ -207,7 +211,9 @@ def choose(
         Decision(route='composite', reason="backend='torch'")
     """
     d = _choose(spec, x, module, weights, return_gates, needs_grad, autocast)
-    if spec.backend == "fused" and d.route not in ("native", "op"):
+    if spec.backend == "fused" and not (
+        d.route in ("native", "op") or (d.route == "export" and not spec.variant)
+    ):
         raise ValueError(f"backend='fused' cannot run this call: {d.reason}")
     return d
 
@@ -223,6 +229,8 @@ def _choose(
 ) -> Decision:
     if spec.kind == "mingru":
         return Decision("scan", "minGRU runs its own scans in torch ops (no native kernel)")
+    if spec.kind == "gru" and not return_gates and not spec.masks and export.in_torch_export():
+        return Decision("export", "torch.export is tracing the model (the scan-loop export op)")
     if spec.backend == "torch":
         return Decision("variant" if spec.variant else "composite", "backend='torch'")
     if (
@@ -233,7 +241,6 @@ def _choose(
         and onnx_export.in_dynamo_export()
     ):
         return Decision("onnx", "the dynamo ONNX exporter is running (ONNX GRU nodes)")
-    # (an "export" route for torch.export alone goes here)
     if spec.variant:
         return Decision(
             "variant",

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from .. import _checks, kernels
 from ..functional import gru as fgru
+from ..kernels import export as export_op
 from ..kernels import onnx_export, route, vf
 from . import _driver, _fast
 
@@ -115,7 +116,7 @@ class GRU(nn.Module):
             in eval.
         dropconnect: dropout on W_hh, one mask per forward call (training).
 
-    The four variants (see ``grukit.nn.variants``) are off by default; off, they leave the state_dict and
+    The four variants (see ``grukit.functional.gru``) are off by default; off, they leave the state_dict and
     the fused path exactly as for the plain GRU. In training each call (``forward`` or ``step``) draws its
     own masks. NaN in the input propagates to the outputs that depend on it; it never raises.
 
@@ -322,6 +323,7 @@ class GRU(nn.Module):
             self._uses_variant_loop(),
             not (self.layer_norm or self.zoneout),
             self.training and self.dropconnect > 0,
+            self.training and (self.dropconnect or self.recurrent_dropout or self.zoneout) > 0,
         )
 
     def _apply(self, fn: Any, recurse: bool = True) -> GRU:
@@ -424,6 +426,11 @@ class GRU(nn.Module):
             if how == "onnx":
                 out, h_n = self._onnx_layers(p)
                 gate_layers: list[list[Any]] = []
+            # torch.export (issue 29): the scan-loop op grukit::gru_sequence_export, which a plain
+            # run_decompositions() removes; eager, compile, trace and ONNX keep the other routes.
+            elif how == "export":
+                out, h_n, _ = _driver.run_layers(self, p, self._export_direction, False)
+                gate_layers = []
             elif how == "aten":
                 out, h_n = vf.gru_stack(
                     p.x,
@@ -459,6 +466,17 @@ class GRU(nn.Module):
             layer_in, h = onnx_export.gru_layer(layer_in, h0, weights, self.reset_after, p.lengths)
             h_n.append(h)
         return layer_in, torch.cat(h_n)
+
+    def _export_direction(
+        self, layer: int, d: int, x: Tensor, h0: Tensor, lengths: Tensor | None, _gates: bool
+    ) -> tuple[Tensor, Tensor, Any]:
+        """One layer and direction through ``grukit::gru_sequence_export`` (eval-mode variants included)."""
+        w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer, d)
+        ln_ih, ln_hh = self.layer_norm_gains(layer, d)
+        zone = 0.0 if self.training else self.zoneout
+        return export_op.sequence(
+            x, h0, w_ih, w_hh, b_ih, b_hh, self.reset_after, lengths, d == 1, ln_ih, ln_hh, zone
+        )
 
     def _direction(
         self,
