@@ -91,6 +91,18 @@ def test_route_table_contexts(monkeypatch):
     monkeypatch.setattr(route.onnx_export, "in_dynamo_export", lambda: True)
     assert route.choose(gru, x).route == "onnx"
     assert route.choose(Spec(onnx_ok=False), x).route == "op"
+    monkeypatch.setattr(route.onnx_export, "in_dynamo_export", lambda: False)
+    monkeypatch.setattr(route.export, "in_torch_export", lambda: True)  # torch.export (not ONNX)
+    assert route.choose(gru, x).route == "export"
+    assert (
+        route.choose(Spec(variant=True), x).route == "export"
+    )  # eval-mode variants: the export op
+    assert route.choose(Spec(backend="torch"), x).route == "export"
+    assert route.choose(Spec(backend="fused"), x).route == "export"
+    assert route.choose(Spec(masks=True), x).route == "op"  # random masks: the loops are traced
+    assert route.choose(gru, x, return_gates=True).route == "composite"
+    with pytest.raises(ValueError, match="backend='fused' cannot run this call: torch.export"):
+        route.choose(Spec(backend="fused", variant=True), x)
 
 
 def test_route_without_the_native_kernel(monkeypatch):
