@@ -95,14 +95,16 @@ def forecast(
         typer.Option(
             "--dataset",
             help="Built-in data: weather (Seattle temp_max, 7 days "
-            "ahead) or stocks (monthly prices, 6 months ahead). Ignored with --csv.",
+            "ahead) or stocks (monthly prices, 6 months ahead). Ignored with --data.",
         ),
     ] = "weather",
     csv: Annotated[
         Path | None,
         typer.Option(
+            "--data",
             "--csv",
-            help="Your own CSV (one row per time step, optionally per series).",
+            help="Your own table, .csv or .parquet (one row per time step, optionally per series); "
+            "--csv is the same option.",
             show_default=False,
         ),
     ] = None,
@@ -347,7 +349,7 @@ def forecast(
         time_col = time_col or stored.get("time_col")
         target = target or stored.get("target")
     if csv is not None:
-        df = D.read_csv(csv)
+        df = D.read_table(csv, id_col=id_col)
         name = csv.stem
         if time_col is not None and time_col not in df.columns:
             raise UserInputError(
@@ -432,19 +434,18 @@ def forecast(
         from .config import RESUME_KEEP
 
         opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=given)
-    # the whole table is checked here (columns, numbers, inf, dates, grid, gaps) before the heavy imports
-    spec = D.spec_from_options(df, opts)
-    import warnings
+    # the whole table is checked here, once (columns, numbers, inf, dates, grid, gaps), before the
+    # heavy imports; the estimator trains on these series as they are
+    from .estimator import GRUForecaster
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fit() shows them once
-        series = D.to_series(df, spec)
-    D.check_future_covariates(series, spec, opts.horizon)
+    spec = D.spec_from_options(df, opts)
+    prep = GRUForecaster.prepared(df, spec)
+    D.check_future_covariates(prep.series, spec, opts.horizon)
     if csv is not None and backtest is None and resume is None:
         # default: 5 origins, fewer when the longest series would keep under half its points to train on
         import dataclasses
 
-        longest = max(len(s) for s in series)
+        longest = max(len(s) for s in prep.series)
         S = opts.stride or opts.horizon
         n = min(5, max(1, (longest // 2 - opts.horizon) // S + 1))
         opts = dataclasses.replace(opts, backtest=n)
@@ -452,17 +453,17 @@ def forecast(
     import torch
 
     from ..._console import stdout_console
-    from .train import fit
+    from .report import run_forecast
 
     torch.set_num_threads(threads)
-    res = fit(
+    res = run_forecast(
         df,
+        opts,
+        prepared=prep,
         output_dir=output_dir,
         resume=resume,
         overwrite=overwrite,
         progress=sys.stderr.isatty(),
-        given=given,
-        **_as_kwargs(opts),
     )
     if res is None:  # a DDP rank other than 0
         return
@@ -488,12 +489,6 @@ def _stored_config(resume: Path) -> dict:
         return {}
 
 
-def _as_kwargs(opts) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(opts)
-
-
 @app.command()
 def predict(
     checkpoint: Annotated[
@@ -502,6 +497,7 @@ def predict(
     csv: Annotated[
         Path,
         typer.Option(
+            "--data",
             "--csv",
             help="New data with the training columns; the forecast starts after its last time "
             "step (with future covariates: after each series' last target value; the rows after it, "
@@ -521,12 +517,20 @@ def predict(
 
     _print_warnings()
     check_output_dir(output_dir, overwrite=overwrite)
-    df = D.read_csv(csv)  # checked before the model (and Lightning) is loaded
-    from .train import _future, load_forecaster, plot_forecast
+    from ...serialization import read_header
+    from ...train.run import resolve_checkpoint
 
-    model, spec = load_forecaster(checkpoint)
-    series = D.to_series(df, spec)
-    fc = _future(model, series, spec, model.config.context, model.config.horizon)
+    # the table is read (ids as written) and checked before the model (and Lightning) is loaded
+    header = read_header(resolve_checkpoint(checkpoint))
+    df = D.read_table(csv, id_col=((header.get("extra") or {}).get("spec") or {}).get("id_col"))
+    from .estimator import GRUForecaster
+    from .report import forecast_table, plot_forecast
+
+    est = GRUForecaster.load(checkpoint)
+    model, spec = est.model_, est.spec_
+    assert spec is not None
+    prep = est.prepared(df, spec)
+    fc = forecast_table(est.predict_prepared(prep), spec, est.alias, model.quantiles)
     run = RunDir.create("forecast-predict", output_dir=output_dir, overwrite=overwrite)
     with run.guard():
         tmp = run.file(".tmp-forecast.csv")
@@ -534,7 +538,9 @@ def predict(
         tmp.replace(run.file("forecast.csv"))
         import pandas as pd
 
-        plot_forecast(series, pd.DataFrame(columns=["series"]), fc, spec, run.file("forecast.png"))
+        plot_forecast(
+            prep.series, pd.DataFrame(columns=["series"]), fc, spec, run.file("forecast.png")
+        )
     qcols = [c for c in fc.columns if c not in ("series", "time", "step")]
     k = len(model.members)
     table = Table(

@@ -242,13 +242,14 @@ def best_per_metric(rows: dict[str, dict[str, float]]) -> dict[str, str]:
     return best
 
 
-def render_table(rows: dict[str, dict[str, float]], title: str):
-    """A rich Table of metrics per forecaster, the best per metric in bold green with a ★."""
+def render_table(rows: dict[str, dict[str, float]], title: str, notes: list[str] | None = None):
+    """A rich Table of metrics per forecaster, the best per metric in bold green with a ★; ``notes``
+    (e.g. how many actuals were missing) are its caption."""
     from rich.table import Table
 
     best = best_per_metric(rows)
     names = metric_names(rows.values())
-    table = Table(title=title)
+    table = Table(title=title, caption="\n".join(notes) if notes else None)
     table.add_column("forecaster", style="bold")
     for k in names:
         table.add_column(k, justify="right")

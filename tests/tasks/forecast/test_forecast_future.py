@@ -14,7 +14,7 @@ import pytest
 from grukit.cli import main
 from grukit.errors import UserInputError
 from grukit.tasks.forecast import data as D
-from grukit.tasks.forecast import train as T
+from grukit.tasks.forecast import report as R
 
 H, EFFECT, LENGTH = 7, 5.0, 300
 
@@ -119,7 +119,7 @@ def test_backtest_uses_no_target_after_its_origin(promo_runs):
     origin = LENGTH - H  # first forecast step of the last origin
     cut = df[df["t"] < origin + H].copy()
     cut.loc[cut["t"] >= origin, "units"] = np.nan
-    fc = T.predict(known, cut)
+    fc = R.predict_table(known, cut)
     bt = pd.read_csv(known / "backtest.csv")
     last = bt[bt["origin"] == origin - 1].sort_values(["series", "step"])
     assert len(last) == 4 * H
@@ -129,29 +129,29 @@ def test_backtest_uses_no_target_after_its_origin(promo_runs):
     )
     # and predict on the full file (plan rows for the 7 steps after the data) is the run's forecast
     ref = pd.read_csv(known / "forecast.csv")
-    np.testing.assert_allclose(T.predict(known, df)[["q50"]], ref[["q50"]], rtol=1e-5)
+    np.testing.assert_allclose(R.predict_table(known, df)[["q50"]], ref[["q50"]], rtol=1e-5)
 
 
 def test_the_promotion_plan_of_the_forecast_steps_moves_the_forecast(promo_runs):
     df, _, known, _ = promo_runs
-    base = T.predict(known, df)
+    base = R.predict_table(known, df)
     s0 = (df["store"] == "s0") & (df["t"] >= LENGTH)  # s0's plan rows: steps 1..7
     for step in (2, 6):
         row = s0 & (df["t"] == LENGTH + step - 1)
         plan = df.copy()
         plan.loc[row, "promo"] = 1 - plan.loc[row, "promo"]
         delta = -1.0 if df.loc[row, "promo"].iloc[0] == 1 else 1.0  # +1: added, −1: removed
-        got = T.predict(known, plan)
+        got = R.predict_table(known, plan)
         diff = got["q50"].to_numpy() - base["q50"].to_numpy()
         k = np.nonzero((got["series"] == "s0").to_numpy() & (got["step"] == step).to_numpy())[0][0]
         assert diff[k] * delta > EFFECT / 2, (step, diff[k])  # the learned effect, about +5
         assert np.all(diff[(got["series"] != "s0").to_numpy()] == 0)  # other stores untouched
     # plan rows beyond the horizon, and values older than the context, change nothing
     later = pd.concat([df, df[s0].assign(t=df.loc[s0, "t"] + H, promo=1)], ignore_index=True)
-    pd.testing.assert_frame_equal(T.predict(known, later), base)
+    pd.testing.assert_frame_equal(R.predict_table(known, later), base)
     old = df.copy()
     old.loc[(old["store"] == "s0") & (old["t"] < LENGTH - 28), "promo"] = 1
-    pd.testing.assert_frame_equal(T.predict(known, old), base)
+    pd.testing.assert_frame_equal(R.predict_table(known, old), base)
 
 
 def test_window_inputs_take_the_covariate_at_the_right_steps_and_no_future_target():
@@ -240,7 +240,7 @@ def test_an_empty_plan_cell_is_a_missing_step_and_fit_refuses_before_writing(tmp
         UserInputError,
         match=r"series 's1' has no 'promo' value for 1 of the 7 .*\(step\(s\) 3: 62\)",
     ):
-        T.fit(
+        R.backtest_run(
             df,
             "units",
             "t",

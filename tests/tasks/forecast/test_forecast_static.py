@@ -12,6 +12,7 @@ from safetensors import safe_open
 from grukit.cli import main
 from grukit.errors import UserInputError
 from grukit.tasks.forecast import data as D
+from grukit.tasks.forecast import report as R
 from grukit.tasks.forecast import train as T
 
 CATS = ["north", "south", "west"]
@@ -110,12 +111,12 @@ def test_static_covariates_round_trip_through_the_model_file(static_run, tmp_pat
     model, loaded = T.load_forecaster(run)
     assert loaded.static_categorical == {"region": CATS}
     assert model.config.past_features == 2 + len(CATS) + 1  # z, observed, one-hot region, size
-    fc = T.predict(run, df)
+    fc = R.predict_table(run, df)
     ref = pd.read_csv(run / "forecast.csv")
     assert list(fc["series"]) == list(ref["series"])
     np.testing.assert_allclose(fc[["q10", "q50", "q90"]], ref[["q10", "q50", "q90"]], rtol=1e-5)
     # a second load forecasts bit for bit the same
-    pd.testing.assert_frame_equal(fc, T.predict(run / "model.safetensors", df))
+    pd.testing.assert_frame_equal(fc, R.predict_table(run / "model.safetensors", df))
 
     out = tmp_path / "pred"
     code = _cli(
@@ -129,8 +130,10 @@ def test_static_covariates_round_trip_through_the_model_file(static_run, tmp_pat
 def test_static_values_reach_the_model(static_run):
     src, run = static_run
     df = pd.read_csv(src)
-    base = T.predict(run, df)
-    other = T.predict(run, df.assign(region=np.where(df["id"] == "s0", "south", df["region"])))
+    base = R.predict_table(run, df)
+    other = R.predict_table(
+        run, df.assign(region=np.where(df["id"] == "s0", "south", df["region"]))
+    )
     moved = base["series"] == "s0"
     assert not np.allclose(base.loc[moved, "q50"], other.loc[moved, "q50"])
     np.testing.assert_array_equal(base.loc[~moved, "q50"], other.loc[~moved, "q50"])
