@@ -19,8 +19,12 @@ from ...train.options import (
     Seed,
     Strategy,
 )
+from .config import ForecastOptions
 
 NAME = "forecast"
+#: every option's default lives in ForecastOptions (config.py, light); the built-in datasets' presets in
+#: data.BUILTIN
+_O = ForecastOptions()
 
 app = typer.Typer(
     help="Forecast time series with a GRU: fit one model over all series, backtest it against statsforecast baselines, forecast.",
@@ -256,17 +260,19 @@ def forecast(
             "--baselines",
             help="statsforecast baselines: comma-separated naive, snaive, ets, theta, arima (slow), or none.",
         ),
-    ] = "naive,snaive,ets,theta",
+    ] = ",".join(_O.baselines),
     strict: Annotated[
         bool,
         typer.Option(
             "--strict", help="Refuse series too short to train on instead of skipping them."
         ),
     ] = False,
-    hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = 64,
-    layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 1,
-    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout.")] = 0.1,
-    epochs: Epochs = 40,
+    hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = _O.hidden,
+    layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = _O.layers,
+    dropout: Annotated[
+        float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout.")
+    ] = _O.dropout,
+    epochs: Epochs = _O.epochs,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -285,10 +291,10 @@ def forecast(
             show_default=False,
         ),
     ] = None,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Learning rate (AdamW).")] = 3e-3,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Learning rate (AdamW).")] = _O.lr,
     patience: Annotated[
         int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")
-    ] = 8,
+    ] = _O.patience,
     quantiles: Annotated[
         str | None,
         typer.Option(
@@ -306,7 +312,7 @@ def forecast(
             help="Train this many models (seeds seed, seed+1, ...) and forecast the median of their "
             "quantiles.",
         ),
-    ] = 1,
+    ] = _O.ensemble,
     conformal: Annotated[
         bool | None,
         typer.Option(
@@ -316,9 +322,16 @@ def forecast(
             show_default=False,
         ),
     ] = None,
-    seed: Seed = 0,
+    seed: Seed = _O.seed,
     output_dir: OutputDir = None,
     overwrite: Overwrite = False,
+    accelerator: Annotated[
+        str,
+        typer.Option(
+            "--accelerator",
+            help="Lightning accelerator: cpu (default), gpu, cuda, mps or auto.",
+        ),
+    ] = _O.accelerator,
     devices: Devices = "1",
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
@@ -350,84 +363,74 @@ def forecast(
         target = target or stored.get("target")
     if csv is not None:
         df = D.read_table(csv, id_col=id_col)
-        name = csv.stem
+        name, preset = csv.stem, {}
         if time_col is not None and time_col not in df.columns:
             raise UserInputError(
                 f"--time-col {time_col!r} is not a column of {csv}; it has columns {list(df.columns)}"
             )
-        tc = time_col or ("date" if "date" in df.columns else str(df.columns[0]))
-        tg = target
-        if tg is None:
-            others = [c for c in df.columns if c not in (tc, id_col)]
+        time_col = time_col or ("date" if "date" in df.columns else str(df.columns[0]))
+        if target is None:
+            others = [c for c in df.columns if c not in (time_col, id_col)]
             if len(others) != 1:
                 raise UserInputError(
                     f"--target is needed: {csv} has {len(others)} columns besides the time column "
-                    f"{tc!r}: {others}"
+                    f"{time_col!r}: {others}"
                 )
-            tg = str(others[0])
-        args: dict[str, Any] = dict(
-            target=tg,
-            time_col=tc,
-            covariates=_split(covariates),
-            id_col=id_col,
-            horizon=horizon or 7,
-            backtest=backtest or 5,
-            log=log,
-            calendar=True if calendar is None else calendar,
-            scaling=scaling or "window",
-            seasonal=seasonal or "snaive",
-        )
+            target = str(others[0])
     else:
         if dataset not in D.BUILTIN:
             raise UserInputError(f"--dataset expects one of {sorted(D.BUILTIN)}, got {dataset!r}")
-        b = D.BUILTIN[dataset]
-        df = D.load_builtin(dataset)
-        name = dataset
-        args = dict(
-            target=target or b["target"],
-            time_col=time_col or b["time_col"],
-            covariates=_split(covariates) if covariates is not None else list(b["covariates"]),
-            id_col=id_col if id_col is not None else b["id_col"],
-            horizon=horizon or b["horizon"],
-            backtest=backtest or b["backtest"],
-            log=b["log"] if log is None else log,
-            calendar=b.get("calendar", True) if calendar is None else calendar,
-            scaling=scaling or b.get("scaling", "window"),
-            seasonal=seasonal or b.get("seasonal", "snaive"),
-        )
-        if horizon is None and context is None:
-            args["context"] = b["context"]
-        if backtest is None and horizon is None and b.get("stride"):
-            args["stride"] = b["stride"]
-    args.setdefault("context", context)
-    if quantiles is not None:
-        args["quantiles"] = quantiles
-    if conformal is not None:
-        args["conformal"] = conformal
-    opts = build_options(
+        from .report import builtin_options
+
+        df, name = D.load_builtin(dataset), dataset
+        preset = builtin_options(dataset)
+        if horizon is not None or context is not None:
+            preset.pop("context")  # the preset's context goes with its horizon
+        if backtest is not None or horizon is not None:
+            preset.pop("stride")
+    # one place: ForecastOptions' defaults < the dataset's preset < what the command line gave
+    cli_values: dict[str, Any] = dict(
+        target=target,
+        time_col=time_col,
+        covariates=None if covariates is None else _split(covariates),
+        id_col=id_col,
+        horizon=horizon,
+        context=context,
+        backtest=backtest,
+        log=log,
+        calendar=calendar,
+        scaling=scaling,
+        seasonal=seasonal,
+        quantiles=quantiles,
+        conformal=conformal,
         freq=freq,
         season_length=season_length,
         date_format=date_format,
-        dataset=name,
-        strict=strict,
-        hidden=hidden,
-        layers=layers,
-        dropout=dropout,
-        epochs=epochs,
         batch_size=batch_size,
         epoch_windows=epoch_windows,
-        lr=lr,
-        patience=patience,
-        seed=seed,
-        baselines=baselines,
-        ensemble=ensemble,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        future_covariates=_split(future_covariates),
-        static_covariates=_split(static_covariates),
-        **args,
+        future_covariates=_split(future_covariates) or None,
+        static_covariates=_split(static_covariates) or None,
     )
+    args: dict[str, Any] = {
+        **preset,
+        **{k: v for k, v in cli_values.items() if v is not None},
+        "dataset": name,
+        "strict": strict,
+        "hidden": hidden,
+        "layers": layers,
+        "dropout": dropout,
+        "epochs": epochs,
+        "lr": lr,
+        "patience": patience,
+        "seed": seed,
+        "baselines": baselines,
+        "ensemble": ensemble,
+        "devices": devices,
+        "num_nodes": num_nodes,
+        "strategy": strategy,
+        "accelerator": accelerator,
+    }
+    opts = build_options(args.pop("target"), args.pop("time_col"), **args)
     given = _given(ctx)
     if resume is not None:
         from ...train import resumed_config
@@ -440,15 +443,15 @@ def forecast(
 
     spec = D.spec_from_options(df, opts)
     prep = GRUForecaster.prepared(df, spec)
-    D.check_future_covariates(prep.series, spec, opts.horizon)
     if csv is not None and backtest is None and resume is None:
         # default: 5 origins, fewer when the longest series would keep under half its points to train on
         import dataclasses
 
         longest = max(len(s) for s in prep.series)
         S = opts.stride or opts.horizon
-        n = min(5, max(1, (longest // 2 - opts.horizon) // S + 1))
+        n = min(opts.backtest, max(1, (longest // 2 - opts.horizon) // S + 1))
         opts = dataclasses.replace(opts, backtest=n)
+    GRUForecaster.from_options(opts).check(prep, opts)  # sizes, memory, future covariates, lengths
 
     import torch
 

@@ -57,13 +57,12 @@ BUILTIN: dict[str, dict[str, Any]] = {
     ),  # prices have no month-of-year season; see docs/forecast.md "Measured"
 }
 
-MAX_GAP_SHARE = 0.02
 #: ``DataSpec.freq`` of a table whose time column holds plain integer steps (no calendar)
 STEP = "step"
 
 
 class GapFilledWarning(UserWarning):
-    """Some missing timestamps were filled by time interpolation."""
+    """Some series have missing target values (masked for the model, interpolated for the baselines)."""
 
 
 class TrailingGapWarning(GapFilledWarning):
@@ -577,17 +576,66 @@ def _encodings(
     return numeric, categorical
 
 
-def _parse_times(col: pd.Series, name: str, date_format: str | None = None) -> pd.DatetimeIndex:
-    """Dates of a time column; the first cell that does not parse is named (value and data row)."""
+class UTCConvertedWarning(UserWarning):
+    """Timestamps with UTC offsets were converted to UTC (and the offsets dropped)."""
+
+
+#: d/m/y or m/d/y dates (any of / . - between the fields), optionally followed by a time
+_DMY = r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T].*)?$"
+
+
+def _day_first(col: pd.Series, name: str) -> bool | None:
+    """Whether text dates such as ``01/02/2024`` are day first (True), month first (False), or neither kind
+    (None). Refused when the cells fit both readings (no first or second field above 12)."""
+    if col.dtype.kind in "iufMm" or col.dtype == bool:
+        return None
+    cells = col.dropna().astype(str)
+    parts = cells.str.extract(_DMY)
+    if len(cells) == 0 or parts[0].isna().any():
+        return None
+    a, b = parts[0].astype(int), parts[2].astype(int)
+    if (a > 12).any() and (b > 12).any():
+        return None  # neither reading works: left to the parser, which names a bad cell
+    if (a > 12).any():
+        return True
+    if (b > 12).any():
+        return False
+    sep, year = parts[1].iloc[0], "%Y" if len(parts[3].iloc[0]) == 4 else "%y"
+    ex = cells.iloc[0].strip()
+    raise UserInputError(
+        f"--time-col {name!r}: dates such as {ex!r} read both day first and month first (no field is "
+        f"above 12); pass --date-format '%d{sep}%m{sep}{year}' (day first) or "
+        f"'%m{sep}%d{sep}{year}' (month first)"
+    )
+
+
+def _parse_times(
+    col: pd.Series, name: str, date_format: str | None = None, note: bool = False
+) -> pd.DatetimeIndex:
+    """Dates of a time column; the first cell that does not parse is named (value and data row).
+
+    Text dates written d/m/y or m/d/y are read the way every cell allows (refused, naming
+    --date-format, when both do). Timestamps with UTC offsets (a file spanning a daylight-saving change
+    has two) are converted to UTC; ``note`` says so once (UTCConvertedWarning).
+    """
+    day_first = _day_first(col, name) if date_format is None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if date_format is None:
+            kw: dict[str, Any] = {"dayfirst": bool(day_first)}
             try:
-                t = pd.to_datetime(col)
+                t = pd.to_datetime(col, **kw)
             except (ValueError, TypeError, OverflowError):
                 t = None
-            if t is None or t.isna().any():  # find the bad cell: parse each cell on its own
-                t = pd.to_datetime(col, errors="coerce", format="mixed")
+            if t is not None and t.dtype == object:  # mixed UTC offsets: one instant each, in UTC
+                t = None
+            if t is None or t.isna().any():
+                try:
+                    t = pd.to_datetime(col, utc=True, format="mixed", errors="coerce", **kw)
+                    if not _has_offsets(col):
+                        t = t.dt.tz_localize(None)
+                except (ValueError, TypeError, OverflowError):
+                    t = pd.to_datetime(col, errors="coerce", format="mixed", **kw)
         else:
             cells = col.astype(str)
             t = pd.to_datetime(cells, errors="coerce", format=date_format)
@@ -604,8 +652,23 @@ def _parse_times(col: pd.Series, name: str, date_format: str | None = None) -> p
             + ("" if date_format else "; pass --date-format (e.g. '%y-%m')")
         )
     if getattr(t.dt, "tz", None) is not None:
-        t = t.dt.tz_localize(None)
+        if note:
+            warnings.warn(
+                f"--time-col {name!r}: the timestamps carry UTC offsets (e.g. {str(col.iloc[0])!r}); "
+                f"they were converted to UTC",
+                UTCConvertedWarning,
+                stacklevel=3,
+            )
+        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
     return pd.DatetimeIndex(t)
+
+
+def _has_offsets(col: pd.Series) -> bool:
+    """Whether text timestamps carry a UTC offset or zone (``+01:00``, ``Z``)."""
+    if col.dtype.kind == "M":
+        return getattr(col.dt, "tz", None) is not None
+    cells = col.dropna().astype(str)
+    return bool(cells.str.contains(r"(?:[+-]\d{2}:?\d{2}|Z)\s*$", regex=True).any())
 
 
 def spec_times(df: pd.DataFrame, spec: DataSpec) -> pd.Index:
@@ -618,14 +681,17 @@ def spec_times(df: pd.DataFrame, spec: DataSpec) -> pd.Index:
                 f"{col.iloc[0]!r}"
             )
         return pd.Index(col.to_numpy(np.int64))
-    return _parse_times(col, spec.time_col, spec.date_format)
+    return _parse_times(col, spec.time_col, spec.date_format, note=True)
 
 
 def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
     """Split ``df`` by id, put each series on a regular ``spec.freq`` grid and fill short gaps.
 
-    Gaps (missing timestamps or empty target cells) up to 2% of a series' grid are filled by time
-    interpolation (GapFilledWarning says how many); more is an error. Duplicated timestamps are an error.
+    Gaps (missing timestamps or empty target cells) are kept as such: ``Series.observed`` is False there
+    (the model masks them, the metrics skip them) and ``y`` holds a copy interpolated in time (what the
+    statistical baselines see); one GapFilledWarning says how many. Empty last cells are forward-filled
+    (TrailingGapWarning) and also marked unobserved. A series without any value and duplicated timestamps
+    are errors.
 
     With future-known covariates, the rows after a series' last target value are its future rows: they give
     the covariates of the steps to forecast (``Series.xf``; kept as they are, NaN where empty) and are not
@@ -658,6 +724,7 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
     statics = _static_vectors(df, spec, ids)
     out = []
     trailing: dict[str, int] = {}
+    gaps: dict[str, tuple[int, int]] = {}
     method = "index" if steps else "time"
     for sid, part in work.groupby(ids.to_numpy(), sort=False):
         part = part.sort_values("_t")
@@ -691,19 +758,12 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
         if n_tail and n_tail < len(isna):
             trailing[str(sid)] = n_tail  # empty last cells: forward-filled, reported once below
         missing = int(isna.sum()) - n_tail
-        if missing:
-            share = missing / len(grid)
-            if share > MAX_GAP_SHARE:
-                raise UserInputError(
-                    f"series {sid!r}: {missing} of {len(grid)} timestamps ({share:.1%}) have no {spec.target!r} "
-                    f"value at frequency {spec.freq!r}; at most {MAX_GAP_SHARE:.0%} can be filled by interpolation"
-                )
-            warnings.warn(
-                f"series {sid!r}: filled {missing} missing {spec.target!r} value(s) of {len(grid)} by "
-                f"time interpolation",
-                GapFilledWarning,
-                stacklevel=2,
+        if isna.all():
+            raise UserInputError(
+                f"series {sid!r} has no {spec.target!r} value (every cell is empty)"
             )
+        if missing:
+            gaps[str(sid)] = (missing, len(grid))
         if missing or n_tail:
             part["_y"] = part["_y"].interpolate(method=method, limit_direction="both")
         if xcols or fcols:
@@ -720,11 +780,21 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
                 y=part["_y"].to_numpy(np.float64),
                 x=part[xcols].to_numpy(np.float64) if xcols else np.zeros((len(grid), 0)),
                 filled=missing + n_tail,
+                observed=~isna if isna.any() else None,
                 xf=np.concatenate([part[fcols], future_rows[fcols]]).astype(np.float64)
                 if fcols
                 else None,
                 static=statics.get(str(sid)),
             )
+        )
+    if gaps:
+        ex = ", ".join(f"{k!r}: {m} of {n}" for k, (m, n) in list(gaps.items())[:5])
+        warnings.warn(
+            f"{len(gaps)} series have missing {spec.target!r} values ({ex}"
+            f"{' ...' if len(gaps) > 5 else ''} steps): the model trains with them masked, the "
+            f"baselines see them interpolated in time, the metrics skip them",
+            GapFilledWarning,
+            stacklevel=2,
         )
     if trailing:
         ex = ", ".join(f"{k!r}: {v}" for k, v in list(trailing.items())[:5])
@@ -1020,7 +1090,12 @@ class Panel:
                 f[C : C + len(xf), n_x + n_s : n_x + n_s + n_f] = np.nan_to_num(xf, nan=0.0)
             f[C:, n_x + n_s + n_f :] = cal
             fys.append(np.concatenate([np.zeros(C), fy, np.zeros(H)]))
-            obs.append(np.concatenate([np.zeros(C), np.ones(T), np.zeros(H)]))
+            seen = (
+                np.ones(T)
+                if s.observed is None or not spec.observed_input
+                else s.observed.astype(np.float64)
+            )  # a gap is unobserved like padding (a model without the flag input sees the filled copy)
+            obs.append(np.concatenate([np.zeros(C), seen, np.zeros(H)]))
             feats.append(f)
             starts.append(off + C)
             lengths.append(T)

@@ -143,9 +143,12 @@ def read_manifest(run_path: str | Path) -> dict[str, Any] | None:
         return None
     try:
         rec = json.loads(path.read_text())
-        assert isinstance(rec, dict) and isinstance(rec.get("members"), list)
-        return rec
-    except (ValueError, AssertionError):
+    except (ValueError, UnicodeDecodeError):
+        rec = None
+    members = rec.get("members") if isinstance(rec, dict) else None
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members) or not members:
         raise UserInputError(
-            f"{path}: not a valid ensemble manifest (expected JSON with a 'members' list)"
-        ) from None
+            f"{path}: not a valid ensemble manifest (expected JSON with a non-empty 'members' list "
+            f"of model files)"
+        )
+    return rec

@@ -24,7 +24,7 @@ from ...errors import UserInputError
 from . import calibrate as Q
 from . import data as D
 from .config import ForecastOptions, SkippedSeriesWarning, build_options
-from .windows import MIN_FIT_POINTS, backtest_origins, default_context
+from .windows import MIN_FIT_POINTS, backtest_origins, check_sizes, default_context
 
 #: the defaults of every option (one home: :class:`~.config.ForecastOptions`)
 _O = ForecastOptions()
@@ -396,22 +396,45 @@ class GRUForecaster:
             id_col, time_col, target_col: the column names.
         """
         frame, opts, prep = self._prepare(df, static_df, id_col, time_col, target_col)
-        opts = self._resolved(opts, prep.spec)
-        D.check_future_covariates(prep.series, prep.spec, opts.horizon)
+        opts = self.check(prep, opts, backtest=False)
         series = self._usable(prep.series, {s.id: len(s) for s in prep.series}, opts)
         D.fit_scalers(series, prep.spec, {s.id: len(s) for s in series})
         self._train(series, prep, opts, frame)
         self.series_ = series
         return self
 
+    def check(
+        self, prep: _Prepared, opts: ForecastOptions, backtest: bool = True
+    ) -> ForecastOptions:
+        """The options resolved on the data (context, stride, frequency, season, log scale), checked:
+        sizes against the data and the memory, the future covariates of the forecast steps and, for a
+        backtest, that some series is long enough (``strict``: every series). Raises UserInputError;
+        no warning, nothing allocated: ``grukit forecast`` runs it before importing Lightning."""
+        opts = self._resolved(opts, prep.spec)
+        check_sizes(prep.series, prep.spec, opts)
+        D.check_future_covariates(prep.series, prep.spec, opts.horizon)
+        if backtest:
+            self._usable(prep.series, self._first(prep.series, opts), opts, warn=False)
+        return opts
+
+    @staticmethod
+    def _first(series: list[D.Series], opts: ForecastOptions) -> dict[str, int]:
+        return {
+            s.id: backtest_origins(len(s), opts.horizon, opts.backtest, opts.stride)[0]
+            for s in series
+        }
+
     def _usable(
-        self, series: list[D.Series], first: dict[str, int], opts: ForecastOptions
+        self,
+        series: list[D.Series],
+        first: dict[str, int],
+        opts: ForecastOptions,
+        warn: bool = True,
     ) -> list[D.Series]:
         """The series with at least MIN_FIT_POINTS points before their first origin; the others are
         skipped with one SkippedSeriesWarning (an error with ``strict`` or when none is left)."""
         H, n_bt, S = opts.horizon, opts.backtest, opts.stride or opts.horizon
         skipped = [s.id for s in series if first[s.id] < MIN_FIT_POINTS]
-        self.skipped_ = skipped
         if skipped:
             need = MIN_FIT_POINTS + H + (n_bt - 1) * S
             msg = (
@@ -426,7 +449,10 @@ class GRUForecaster:
                     + ("" if opts.strict else "; nothing left to train on")
                     + " (lower --horizon or --backtest)"
                 )
-            warnings.warn(msg + "; they are skipped", SkippedSeriesWarning, stacklevel=3)
+            if warn:
+                warnings.warn(msg + "; they are skipped", SkippedSeriesWarning, stacklevel=3)
+        if warn:
+            self.skipped_ = skipped
         gone = set(skipped)
         return [s for s in series if s.id not in gone]
 
@@ -507,10 +533,9 @@ class GRUForecaster:
         ``opts.backtest`` windows, ``opts.stride`` apart. With ``run`` the members train in that run
         folder (``resume`` continues it)."""
         spec = prep.spec
-        opts = self._resolved(opts, spec)
+        opts = self.check(prep, opts)
         H, S = opts.horizon, opts.stride
-        D.check_future_covariates(prep.series, spec, H)  # the forecast after the data needs them
-        first = {s.id: backtest_origins(len(s), H, opts.backtest, S)[0] for s in prep.series}
+        first = self._first(prep.series, opts)
         scored = self._usable(prep.series, first, opts)
         D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
         fit_series = [s.head(first[s.id]) for s in scored]

@@ -101,8 +101,8 @@ def statsforecast_baselines(
     [29.0, 29.0, 29.0]
     """
     names = list(names)
-    if not names or not histories:
-        return {n: np.zeros((len(histories), h, len(quantiles))) for n in names}
+    if not names or not histories:  # nothing forecast: NaN, never a score of 0
+        return {n: np.full((len(histories), h, len(quantiles)), np.nan) for n in names}
     import pandas as pd
     from statsforecast import StatsForecast
     from statsforecast.models import SeasonalNaive
@@ -188,6 +188,10 @@ def point_metrics(
     ``coverage_<level>`` of every interval (coverage_80 for the default levels)."""
     a = np.asarray(actual, dtype=np.float64)
     q = np.asarray(quantiles, dtype=np.float64)
+    if a.size == 0:  # nothing to score
+        nan = float("nan")
+        covs = {Q.coverage_key(cov): nan for _, _, cov in Q.intervals(levels)}
+        return {"mae": nan, "rmse": nan, "mase": nan, "smape": nan, **covs}
     point = q[:, Q.median_index(levels)]
     err = a - point
     mae = float(np.mean(np.abs(err)))
@@ -242,12 +246,19 @@ def best_per_metric(rows: dict[str, dict[str, float]]) -> dict[str, str]:
     return best
 
 
-def render_table(rows: dict[str, dict[str, float]], title: str, notes: list[str] | None = None):
+def render_table(
+    rows: dict[str, dict[str, float]],
+    title: str,
+    notes: list[str] | None = None,
+    partial: set[str] | None = None,
+):
     """A rich Table of metrics per forecaster, the best per metric in bold green with a ★; ``notes``
-    (e.g. how many actuals were missing) are its caption."""
+    (e.g. how many actuals were missing) are its caption; the ``partial`` forecasters (they covered
+    fewer steps than the others) are marked so and never starred."""
     from rich.table import Table
 
-    best = best_per_metric(rows)
+    partial = partial or set()
+    best = best_per_metric({n: r for n, r in rows.items() if n not in partial})
     names = metric_names(rows.values())
     table = Table(title=title, caption="\n".join(notes) if notes else None)
     table.add_column("forecaster", style="bold")
@@ -263,5 +274,5 @@ def render_table(rows: dict[str, dict[str, float]], title: str, notes: list[str]
                 cells.append(f"[bold green]{v:.4g} ★[/]")
             else:
                 cells.append(f"{v:.4g}")
-        table.add_row(name, *cells)
+        table.add_row(f"{name} (partial)" if name in partial else name, *cells)
     return table

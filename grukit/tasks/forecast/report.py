@@ -76,6 +76,7 @@ class ForecastResult:
             f"{m['horizon']}, {m['n_series_scored']} series"
             + (f" ({m['n_series_skipped']} skipped)" if m["n_series_skipped"] else ""),
             notes=m.get("table_notes"),
+            partial=set(m.get("partial_forecasters") or {}),
         )
 
 
@@ -212,42 +213,101 @@ def _backtest(
     est: GRUForecaster, cv: pd.DataFrame, series: list[D.Series], opts: ForecastOptions
 ) -> tuple[pd.DataFrame, dict, dict]:
     """The backtest table (run folder columns), per-series metrics of the model and the baselines (fed the
-    same histories), and notes for metrics.json."""
+    same histories, gaps interpolated), and notes for metrics.json.
+
+    Every metric is computed over the steps whose actual was observed and that every compared forecaster
+    covered (a finite forecast). A baseline that covered fewer of them is scored over its own steps and
+    reported as partial (``partial_forecasters``: name → steps covered of the scored steps); the table
+    never stars it."""
     panel, sidx, origins, first = est.cv_windows_
     scored = panel.series
     H, m = opts.horizon, panel.spec.season_length
     levels = tuple(est.model_.quantiles)
-    nq, mid = len(levels), Q.median_index(levels)
+    mid = Q.median_index(levels)
     q = _quantile_array(cv, est.alias, levels, len(sidx), H)  # (N, H, Q)
     hists = [scored[i].y[:o][-opts.baseline_history :] for i, o in zip(sidx, origins)]
     bases = E.statsforecast_baselines(hists, H, m, opts.baselines, quantiles=levels)
+    steps = origins[:, None] + np.arange(H)[None, :]  # (N, H)
+    actual = (
+        np.stack([scored[i].y[o : o + H] for i, o in zip(sidx, origins)])
+        if len(sidx)
+        else (np.zeros((0, H)))
+    )
+    seen = np.ones_like(actual, dtype=bool)
+    for r, i in enumerate(sidx):
+        if scored[i].observed is not None:
+            seen[r] = scored[i].observed[steps[r]]
+    covered = {
+        "gru": np.isfinite(q[..., mid]),
+        **{b: np.isfinite(a[..., mid]) for b, a in bases.items()},
+    }
+    base_mask = seen & covered["gru"]  # the steps to score
+    n_scored = int(base_mask.sum())
+    partial = {
+        b: int((c & base_mask).sum())
+        for b, c in covered.items()
+        if (c & base_mask).sum() < n_scored
+    }
+    common = base_mask.copy()
+    for b, c in covered.items():
+        if b not in partial:
+            common &= c
     per_series, frames = {}, []
     for i, s in enumerate(scored):
         rows = np.nonzero(sidx == i)[0]
         oi = origins[rows]
-        actual = np.stack([s.y[k : k + H] for k in oi])  # (n, H)
+        act = actual[rows]  # (n, H)
         scale = E.mase_scale(s.y[: first[s.id]], m)
-        ps = {
-            "model": E.point_metrics(actual.ravel(), q[rows].reshape(-1, nq), scale, levels),
+
+        per_series[s.id] = {
+            "model": _score(act, q[rows], common[rows], scale, levels),
             "baselines": {
-                b: E.point_metrics(actual.ravel(), arr[rows].reshape(-1, nq), scale, levels)
+                b: _score(
+                    act,
+                    arr[rows],
+                    (base_mask[rows] & covered[b][rows]) if b in partial else common[rows],
+                    scale,
+                    levels,
+                )
                 for b, arr in bases.items()
             },
         }
-        per_series[s.id] = ps
-        tidx = (oi[:, None] + np.arange(H)[None, :]).ravel()
+        tidx = steps[rows].ravel()
         frame = {
             "series": s.id,
             "origin": np.repeat(np.asarray(s.times[oi - 1]), H),
             "time": np.asarray(s.times[tidx]),
             "step": np.tile(np.arange(1, H + 1), len(oi)),
-            "actual": actual.ravel(),
+            "actual": np.where(seen[rows], act, np.nan).ravel(),
             **{f"gru_{Q.column_name(lv)}": q[rows, :, j].ravel() for j, lv in enumerate(levels)},
         }
         for b, arr in bases.items():
             frame[b] = arr[rows, :, mid].ravel()
         frames.append(pd.DataFrame(frame))
-    return pd.concat(frames, ignore_index=True), per_series, {}
+    missing = int((~seen).sum())
+    notes: dict[str, Any] = {
+        "steps_scored": int(common.sum()),
+        "actuals_missing": missing,
+        "partial_forecasters": {b: {"steps": k, "of": n_scored} for b, k in partial.items()},
+    }
+    lines = []
+    if missing:
+        lines.append(
+            f"{missing} of {actual.size} backtest actuals are missing; every metric skips them"
+        )
+    for b, k in partial.items():
+        lines.append(
+            f"{b} forecast only {k} of the {n_scored} scored steps: scored on those, not ranked"
+        )
+    notes["table_notes"] = lines
+    return pd.concat(frames, ignore_index=True), per_series, notes
+
+
+def _score(actual, quantiles, mask, scale, levels) -> dict[str, float]:
+    """Metrics of (n, H) actuals and (n, H, Q) quantiles over the steps of ``mask``."""
+    sel = mask.ravel()
+    nq = quantiles.shape[-1]
+    return E.point_metrics(actual.ravel()[sel], quantiles.reshape(-1, nq)[sel], scale, levels)
 
 
 def forecast_table(fc: pd.DataFrame, spec: D.DataSpec, alias: str, quantiles) -> pd.DataFrame:

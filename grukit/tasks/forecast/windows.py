@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from ...errors import UserInputError
 from . import data as D
 
 #: series with fewer points than this before their first backtest origin cannot be trained on
@@ -101,6 +102,8 @@ def last_windows_split(
     long enough (:func:`last_windows_layout`)."""
     if spec.scaling != "series" or not fit_series or len(fit_series) > MAX_ALL_VAL_SERIES:
         return None
+    if any(s.observed is not None and not s.observed.all() for s in fit_series):
+        return None  # gaps need the observed mask, which this split's model does not have
     lays = [last_windows_layout(len(s), C, H) for s in fit_series]
     if any(lay is None for lay in lays):
         return None
@@ -174,3 +177,59 @@ def calibration_windows(val: WindowSampler) -> dict[str, np.ndarray]:
     window's series in the validation panel)."""
     w = val.panel.windows(val.sidx, val.origins)
     return {**{k: w[k] for k in ("past", "future", "target", "tmask")}, "sidx": val.sidx.copy()}
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux: MemAvailable), or None where it cannot be told."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_estimate(series: list[D.Series], spec: D.DataSpec, opts: Any) -> int:
+    """Bytes a fit of ``opts`` on ``series`` needs at least: the window panels (training and validation
+    copies), the calibration windows, the network with its gradients and AdamW state, one batch's
+    activations."""
+    C, H, hid, layers = int(opts.context), int(opts.horizon), int(opts.hidden), int(opts.layers)
+    F = 2 + spec.n_past_covariates + spec.n_static + spec.n_future_covariates + len(spec.calendar)
+    steps = sum(C + len(s) + H for s in series)
+    panels = 2 * steps * (16 + 4 * F)
+    n_val = sum(max(1, (len(s) - H) // 10) for s in series)
+    calib = n_val * (C + H) * (F + 4) * 4
+    Ff = spec.n_future_covariates + len(spec.calendar) + 2
+    params = 3 * hid * (F + hid + 2) * layers + (hid + H * Ff) * hid + hid * H * len(opts.quantiles)
+    bs = int(opts.batch_size or 256)
+    activations = bs * C * (F + 4 * hid * layers) * 4 * 2
+    return int(panels + calib + params * 4 * 4 + activations)
+
+
+def check_sizes(series: list[D.Series], spec: D.DataSpec, opts: Any) -> None:
+    """Refuse (UserInputError, one line) a context longer than the longest series, a season longer than
+    the data, and a fit that would not fit in the memory available now — before anything is allocated."""
+    longest = max((len(s) for s in series), default=0)
+    C = int(opts.context)
+    if C > longest:
+        raise UserInputError(
+            f"--context {C} is longer than the longest series ({longest} points); give at most {longest}"
+        )
+    if spec.season_length > longest:
+        raise UserInputError(
+            f"--season-length {spec.season_length} is longer than the longest series ({longest} points)"
+        )
+    need, have = memory_estimate(series, spec, opts), available_memory()
+    if have is not None and need > 0.8 * have:
+        raise UserInputError(
+            f"this fit needs about {need / 2**30:.1f} GiB (context {C}, hidden {opts.hidden}, "
+            f"{len(series)} series) but {have / 2**30:.1f} GiB are available; lower --context, --hidden "
+            f"or --batch-size"
+        )

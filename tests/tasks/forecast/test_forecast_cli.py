@@ -158,7 +158,6 @@ def _days(n=200):
         ("bad_date", "could not parse 'not-a-date' (data row 31)"),
         ("unknown_column", "'nope' not found"),
         ("time_col_missing", "--time-col 'when' is not a column"),
-        ("big_gaps", "at most 2%"),
         ("too_short", "nothing left to train on"),
         ("strict", "fewer than 9 points"),
         ("baselines", "--baselines expects"),
@@ -183,8 +182,6 @@ def test_cli_bad_input_exits_2_with_one_line_and_no_files(
         target = "nope"
     elif case == "time_col_missing":
         extra = ["--time-col", "when"]
-    elif case == "big_gaps":
-        df = df.drop(index=range(50, 60))
     elif case == "too_short":
         df = df.iloc[:40]
         extra = ["--backtest", 6]
