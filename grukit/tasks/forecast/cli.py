@@ -293,7 +293,7 @@ def forecast(
     ] = None,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Learning rate (AdamW).")] = _O.lr,
     patience: Annotated[
-        int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")
+        int | None, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")
     ] = _O.patience,
     quantiles: Annotated[
         str | None,

@@ -128,9 +128,8 @@ class _Frame:
         if self.backend is None:
             return pdf
         import narwhals as nw
-        import pyarrow as pa
 
-        table = pa.Table.from_pandas(pdf, preserve_index=False)
+        table = nw.from_native(pdf.reset_index(drop=True), eager_only=True).to_arrow()
         return nw.from_arrow(table, backend=self.backend).to_native()
 
 
@@ -231,6 +230,8 @@ class GRUForecaster:
         self.date_format, self.ensemble, self.conformal = date_format, ensemble, conformal
         self.seed, self.alias, self.strict = seed, alias, strict
         self.trainer_kwargs = dict(trainer_kwargs or {})
+        #: options without an estimator argument (set by from_options: dataset, backtest, baselines ...)
+        self._extra: dict[str, Any] = {}
         # fitted state
         self.model_: Any = None
         self.spec_: D.DataSpec | None = None
@@ -297,7 +298,7 @@ class GRUForecaster:
 
     def _base_options(self, target: str, time_col: str, id_col: str | None) -> ForecastOptions:
         tk = self.trainer_kwargs
-        extra = dict(getattr(self, "_extra", {}))
+        extra = dict(self._extra)
         if self.ensemble is None or isinstance(self.ensemble, bool) or int(self.ensemble) < 1:
             raise UserInputError(f"ensemble must be a positive integer, got {self.ensemble!r}")
         return build_options(
@@ -420,7 +421,9 @@ class GRUForecaster:
     @staticmethod
     def _first(series: list[D.Series], opts: ForecastOptions) -> dict[str, int]:
         return {
-            s.id: backtest_origins(len(s), opts.horizon, opts.backtest, opts.stride)[0]
+            s.id: backtest_origins(
+                len(s), opts.horizon, opts.backtest, opts.stride or opts.horizon
+            )[0]
             for s in series
         }
 
@@ -534,7 +537,7 @@ class GRUForecaster:
         folder (``resume`` continues it)."""
         spec = prep.spec
         opts = self.check(prep, opts)
-        H, S = opts.horizon, opts.stride
+        H, S = opts.horizon, int(opts.stride or opts.horizon)
         first = self._first(prep.series, opts)
         scored = self._usable(prep.series, first, opts)
         D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
@@ -545,7 +548,7 @@ class GRUForecaster:
             return None
         from .train import predict_quantiles
 
-        panel = D.Panel(scored, spec, opts.context, H)
+        panel = D.Panel(scored, spec, int(opts.context or 0), H)
         sidx, origins = [], []
         for i, s in enumerate(scored):
             o = backtest_origins(len(s), H, opts.backtest, S)

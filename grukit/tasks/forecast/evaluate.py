@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import cast
 
 import numpy as np
 
@@ -121,8 +122,8 @@ def statsforecast_baselines(
         warnings.simplefilter("ignore")
         ivs = Q.intervals(quantiles)
         levels: list[int | float] = [_level(cov) for _, _, cov in ivs]
-        fc = sf.forecast(df=df, h=h, level=sorted(set(levels)))  # type: ignore[arg-type]
-    fc = fc.sort_values(["unique_id", "ds"])
+        out = sf.forecast(df=df, h=h, level=sorted(set(levels)))  # type: ignore[arg-type]
+    fc = cast(pd.DataFrame, out).sort_values(["unique_id", "ds"])
     if len(fc) != len(histories) * h:
         raise RuntimeError(
             f"statsforecast returned {len(fc)} rows for {len(histories)} series × {h} steps"
