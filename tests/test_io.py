@@ -142,6 +142,7 @@ def _cli(*args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_output_dir_under_a_file_is_one_clean_line(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     r = _cli(
@@ -162,6 +163,7 @@ def test_output_dir_under_a_file_is_one_clean_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
+@pytest.mark.slow
 def test_music_generate_bad_out_names_the_out_path(tmp_path):
     r = _cli("music", "generate", "--steps", "4", "--out", "/proc/song.mid", cwd=tmp_path)
     assert r.returncode == 2 and r.stdout == ""

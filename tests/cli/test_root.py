@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import grukit
 
 
@@ -15,6 +17,7 @@ def _run(*args):
     )
 
 
+@pytest.mark.slow
 def test_version_and_help():
     r = _run("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"grukit {grukit.__version__}"
@@ -22,6 +25,7 @@ def test_version_and_help():
     assert r.returncode == 0 and "Usage" in r.stdout
 
 
+@pytest.mark.slow
 def test_unknown_command_is_usage_error():
     r = _run("no-such-command")
     assert r.returncode == 2 and "Traceback" not in r.stderr

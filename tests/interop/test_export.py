@@ -33,6 +33,7 @@ def test_torch_export_with_dynamic_batch():
             assert maxdiff(a, b) <= TOL
 
 
+@pytest.mark.slow
 def test_torch_compile_fullgraph():
     model = randomize(Tagger(num_layers=1, bidirectional=False)).eval()
     compiled = torch.compile(model, fullgraph=True)
@@ -42,7 +43,13 @@ def test_torch_compile_fullgraph():
             assert maxdiff(a, b) <= TOL
 
 
-@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+@pytest.mark.parametrize(
+    "dynamo",
+    [
+        pytest.param(True, id="dynamo", marks=pytest.mark.slow),
+        pytest.param(False, id="torchscript"),
+    ],
+)
 def test_torch_onnx_export_of_a_model_containing_a_gru(tmp_path, dynamo):
     """The recurrence is unrolled over the example's T (fixed); batch stays dynamic."""
     model = randomize(Tagger()).eval()

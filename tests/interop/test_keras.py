@@ -158,6 +158,7 @@ def test_gru_layers_taken_from_a_list():
     assert maxdiff(gru_out(model, torch.from_numpy(x))[0], keras_forward(kmodel, x)) <= TOL
 
 
+@pytest.mark.slow
 def test_keras_backend_is_chosen_or_the_failure_is_explained():
     """Without KERAS_BACKEND grukit selects torch; a backend that cannot import gives a clear ImportError."""
     import importlib.util

@@ -23,7 +23,9 @@ def _fn(gru, lengths):
 
 @pytest.mark.parametrize("backend", ["auto", "torch"])
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("bidir,lengths", [(False, None), (True, [3, 1])])
+@pytest.mark.parametrize(
+    "bidir,lengths", [(False, None), pytest.param(True, [3, 1], marks=pytest.mark.slow)]
+)
 def test_gradcheck_and_gradgradcheck(backend, reset_after, bidir, lengths):
     gru = randomize(
         grukit.GRU(

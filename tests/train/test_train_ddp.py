@@ -5,10 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from train_toy import toy_module
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_cpu_identical_weights(tmp_path):
     script = Path(__file__).with_name("ddp_fit_script.py")
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", PL_DISABLE_FORK="1")

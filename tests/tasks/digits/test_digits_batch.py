@@ -3,11 +3,14 @@ a folder given as a file is called a folder."""
 
 import shutil
 
+import pytest
+
 from ._digits_util import fsdd_file, run_cli
 
 GOOD = ["5_lucas_1.wav", "3_george_7.wav"]
 
 
+@pytest.mark.slow
 def test_batch_with_a_bad_file_answers_the_good_ones(tmp_path, capsys, monkeypatch):
     a = shutil.copy(fsdd_file(GOOD[0]), tmp_path / "a.wav")
     c = shutil.copy(fsdd_file(GOOD[1]), tmp_path / "c.wav")

@@ -97,6 +97,7 @@ def _mae(run) -> float:
     return float(np.mean(np.abs(bt["actual"] - bt["gru_q50"])))
 
 
+@pytest.mark.slow
 def test_promotion_goal_future_covariates_halve_the_mae(promo_runs):
     df, _, known, blind = promo_runs
     bt = pd.read_csv(known / "backtest.csv")

@@ -6,6 +6,7 @@ import sys
 import mido
 import numpy as np
 import pretty_midi
+import pytest
 import torch
 
 import grukit
@@ -56,6 +57,7 @@ def test_sample_shapes_and_prime():
     assert np.array_equal(sample(m, 12, prime=prime, seed=3), out)  # seeded
 
 
+@pytest.mark.slow
 def test_generate_cli_writes_readable_midi_and_png(tmp_path):
     model = _tiny_model(tmp_path / "tiny.safetensors")
     out = tmp_path / "song.mid"
@@ -100,6 +102,7 @@ def test_generate_cli_writes_readable_midi_and_png(tmp_path):
     assert midi_to_roll(out2).shape[0] <= 24
 
 
+@pytest.mark.slow
 def test_generate_cli_errors_leave_no_files(tmp_path):
     model = _tiny_model(tmp_path / "tiny.safetensors")
     r = _cli("generate", "--checkpoint", str(model), "--out", str(tmp_path / "song.txt"))

@@ -56,6 +56,7 @@ def _cli(*args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_evaluate_and_generate_without_checkpoint(tmp_path):
     r = _cli("evaluate", "--dataset", "jsb", "--json", str(tmp_path / "e.json"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -172,6 +172,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
 """
 
 
+@pytest.mark.slow
 def test_explain_memory_stays_bounded_as_input_grows():
     """600 words: one batch of all 601 occlusions needed ~1.8 GB of activations; in chunks it stays small.
     (The 2,000- and 10,000-word measurements are in benchmarks/results/sentiment_explain.json.)"""
@@ -184,6 +185,7 @@ def test_explain_memory_stays_bounded_as_input_grows():
     assert grew_mb < 200, grew_mb
 
 
+@pytest.mark.slow
 def test_piped_output_keeps_long_sentences_whole():
     sentence = (
         " ".join(["a remarkably long , sprawling and yet oddly gripping sentence ,"] * 6) + " ."

@@ -36,6 +36,7 @@ def run(tmp_path_factory):
     return out, rec
 
 
+@pytest.mark.slow
 def test_smoke_training_learns_and_writes_the_run_folder(run):
     out, rec = run
     for name in ("model.safetensors", "last.ckpt", "config.json", "metrics.json", "log.csv"):

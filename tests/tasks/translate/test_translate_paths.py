@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -21,6 +23,7 @@ def _cli(*args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_bad_show_attention_path(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     for target, match in [
@@ -37,6 +40,7 @@ def test_bad_show_attention_path(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_show_attention_writes_png_with_open_mode(tmp_path):
     r = _cli("predict", "I am cold.", "--show-attention", "att.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

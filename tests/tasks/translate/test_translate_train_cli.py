@@ -115,6 +115,7 @@ def _cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_predict_file_and_errors_from_the_console(trained, tmp_path):
     pairs, run, _ = trained
     f = tmp_path / "in.txt"
