@@ -350,10 +350,6 @@ def forecast(
 
     from ...train.run import check_output_dir
 
-    # light imports first: every check of the data and the options runs before Lightning/statsforecast
-    from . import data as D
-    from .config import build_options
-
     _print_warnings()
     t0 = time.perf_counter()
     check_output_dir(output_dir, resume=resume, overwrite=overwrite)
@@ -361,35 +357,10 @@ def forecast(
         stored = _stored_config(resume)
         time_col = time_col or stored.get("time_col")
         target = target or stored.get("target")
-    if csv is not None:
-        df = D.read_table(csv, id_col=id_col)
-        name, preset = csv.stem, {}
-        if time_col is not None and time_col not in df.columns:
-            raise UserInputError(
-                f"--time-col {time_col!r} is not a column of {csv}; it has columns {list(df.columns)}"
-            )
-        time_col = time_col or ("date" if "date" in df.columns else str(df.columns[0]))
-        if target is None:
-            others = [c for c in df.columns if c not in (time_col, id_col)]
-            if len(others) != 1:
-                raise UserInputError(
-                    f"--target is needed: {csv} has {len(others)} columns besides the time column "
-                    f"{time_col!r}: {others}"
-                )
-            target = str(others[0])
-    else:
-        if dataset not in D.BUILTIN:
-            raise UserInputError(f"--dataset expects one of {sorted(D.BUILTIN)}, got {dataset!r}")
-        from .report import builtin_options
-
-        df, name = D.load_builtin(dataset), dataset
-        preset = builtin_options(dataset)
-        if horizon is not None or context is not None:
-            preset.pop("context")  # the preset's context goes with its horizon
-        if backtest is not None or horizon is not None:
-            preset.pop("stride")
-    # one place: ForecastOptions' defaults < the dataset's preset < what the command line gave
-    cli_values: dict[str, Any] = dict(
+    df, name, preset, time_col, target = _table(
+        dataset, csv, time_col, target, id_col, horizon, context, backtest
+    )
+    given_values: dict[str, Any] = dict(
         target=target,
         time_col=time_col,
         covariates=None if covariates is None else _split(covariates),
@@ -411,48 +382,14 @@ def forecast(
         future_covariates=_split(future_covariates) or None,
         static_covariates=_split(static_covariates) or None,
     )
-    args: dict[str, Any] = {
-        **preset,
-        **{k: v for k, v in cli_values.items() if v is not None},
-        "dataset": name,
-        "strict": strict,
-        "hidden": hidden,
-        "layers": layers,
-        "dropout": dropout,
-        "epochs": epochs,
-        "lr": lr,
-        "patience": patience,
-        "seed": seed,
-        "baselines": baselines,
-        "ensemble": ensemble,
-        "devices": devices,
-        "num_nodes": num_nodes,
-        "strategy": strategy,
-        "accelerator": accelerator,
-    }
-    opts = build_options(args.pop("target"), args.pop("time_col"), **args)
-    given = _given(ctx)
-    if resume is not None:
-        from ...train import resumed_config
-        from .config import RESUME_KEEP
-
-        opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=given)
-    # the whole table is checked here, once (columns, numbers, inf, dates, grid, gaps), before the
-    # heavy imports; the estimator trains on these series as they are
-    from .estimator import GRUForecaster
-
-    spec = D.spec_from_options(df, opts)
-    prep = GRUForecaster.prepared(df, spec)
-    if csv is not None and backtest is None and resume is None:
-        # default: 5 origins, fewer when the longest series would keep under half its points to train on
-        import dataclasses
-
-        longest = max(len(s) for s in prep.series)
-        S = opts.stride or opts.horizon
-        n = min(opts.backtest, max(1, (longest // 2 - opts.horizon) // S + 1))
-        opts = dataclasses.replace(opts, backtest=n)
-    GRUForecaster.from_options(opts).check(prep, opts)  # sizes, memory, future covariates, lengths
-
+    always = dict(
+        dataset=name, strict=strict, hidden=hidden, layers=layers, dropout=dropout, epochs=epochs,
+        lr=lr, patience=patience, seed=seed, baselines=baselines, ensemble=ensemble, devices=devices,
+        num_nodes=num_nodes, strategy=strategy, accelerator=accelerator,
+    )  # fmt: skip
+    opts, prep = _checked(
+        ctx, df, preset, given_values, always, resume, auto_backtest=csv is not None
+    )
     import torch
 
     from ..._console import stdout_console
@@ -478,6 +415,66 @@ def forecast(
         + ", ensemble.json, metrics.json, backtest.csv, "
         f"forecast.csv, forecast.png, log.csv)  in {time.perf_counter() - t0:.0f}s"
     )
+
+
+def _table(dataset, csv, time_col, target, id_col, horizon, context, backtest):
+    """The table (read once: a file's, or a built-in dataset's), its name, the dataset's preset options
+    and the time and target columns (defaults: 'date' or the first column; the only other column)."""
+    from . import data as D
+
+    if csv is not None:
+        df = D.read_table(csv, id_col=id_col)
+        if time_col is not None and time_col not in df.columns:
+            raise UserInputError(
+                f"--time-col {time_col!r} is not a column of {csv}; it has columns {list(df.columns)}"
+            )
+        time_col = time_col or ("date" if "date" in df.columns else str(df.columns[0]))
+        if target is None:
+            others = [c for c in df.columns if c not in (time_col, id_col)]
+            if len(others) != 1:
+                raise UserInputError(
+                    f"--target is needed: {csv} has {len(others)} columns besides the time column "
+                    f"{time_col!r}: {others}"
+                )
+            target = str(others[0])
+        return df, csv.stem, {}, time_col, target
+    if dataset not in D.BUILTIN:
+        raise UserInputError(f"--dataset expects one of {sorted(D.BUILTIN)}, got {dataset!r}")
+    from .report import builtin_options
+
+    preset = builtin_options(dataset)
+    if horizon is not None or context is not None:
+        preset.pop("context")  # the preset's context goes with its horizon
+    if backtest is not None or horizon is not None:
+        preset.pop("stride")
+    return D.load_builtin(dataset), dataset, preset, time_col, target
+
+
+def _checked(ctx, df, preset, given_values, always, resume, auto_backtest):
+    """The run's options — ForecastOptions' defaults < the dataset's preset < what the command line gave
+    (a resumed run: its config.json) — and the table checked once under them (columns, numbers, dates,
+    grid, sizes, memory, future covariates), all before Lightning is imported."""
+    import dataclasses
+
+    from . import data as D
+    from .config import RESUME_KEEP, build_options
+    from .estimator import GRUForecaster
+
+    args = {**preset, **{k: v for k, v in given_values.items() if v is not None}, **always}
+    opts = build_options(args.pop("target"), args.pop("time_col"), **args)
+    if resume is not None:
+        from ...train import resumed_config
+
+        opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=_given(ctx))
+    prep = GRUForecaster.prepared(df, D.spec_from_options(df, opts))
+    if auto_backtest and given_values["backtest"] is None and resume is None:
+        # default: 5 origins, fewer when the longest series would keep under half its points to train on
+        longest = max(len(s) for s in prep.series)
+        S = opts.stride or opts.horizon
+        n = min(opts.backtest, max(1, (longest // 2 - opts.horizon) // S + 1))
+        opts = dataclasses.replace(opts, backtest=n)
+    GRUForecaster.from_options(opts).check(prep, opts)
+    return opts, prep
 
 
 def _stored_config(resume: Path) -> dict:
