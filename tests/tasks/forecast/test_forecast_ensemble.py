@@ -3,7 +3,6 @@
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from statistics import NormalDist
 
@@ -11,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from support import run_cli_subprocess
 
-from grukit.cli import main
 from grukit.errors import UserInputError
 from grukit.tasks.forecast import calibrate as Q
 from grukit.tasks.forecast import data as D
@@ -33,13 +32,6 @@ TINY = dict(
 )
 
 LEVELS5 = (0.05, 0.1, 0.5, 0.9, 0.95)
-
-
-def _cli(monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["grukit", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    return e.value.code
 
 
 # ----------------------------------------------------------------------------------- --quantiles
@@ -74,18 +66,16 @@ def test_parse_quantiles_refuses_bad_sets(text, message):
         Q.parse_quantiles(text)
 
 
-def test_cli_bad_quantiles_exit_2_one_line_no_files(tmp_path, monkeypatch, capsys):
+def test_cli_bad_quantiles_exit_2_one_line_no_files(tmp_path, cli):
     days = pd.date_range("2020-01-01", periods=120, freq="D")
     src = tmp_path / "d.csv"
     pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "y": np.sin(np.arange(120) / 5) + 2}).to_csv(
         src, index=False
     )
     out = tmp_path / "out"
-    code = _cli(
-        monkeypatch, "forecast", "--csv", src, "--quantiles", "0.2,0.5,0.9", "--output-dir", out
-    )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "symmetric pairs" in err[0], err
+    res = cli("forecast", "--csv", src, "--quantiles", "0.2,0.5,0.9", "--output-dir", out)
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1 and "symmetric pairs" in err[0], err
     assert not out.exists()
 
 
@@ -200,38 +190,33 @@ def ens_run(tmp_path_factory):
     data = root / "w.csv"
     D.load_builtin("weather").iloc[:300].to_csv(data, index=False)
     out = root / "run"
-    mp = pytest.MonkeyPatch()
-    try:
-        code = _cli(
-            mp,
-            "forecast",
-            "--csv",
-            data,
-            "--target",
-            "temp_max",
-            "--horizon",
-            5,
-            "--context",
-            14,
-            "--backtest",
-            2,
-            "--epochs",
-            2,
-            "--hidden",
-            8,
-            "--baselines",
-            "naive",
-            "--ensemble",
-            3,
-            "--quantiles",
-            "0.05,0.1,0.5,0.9,0.95",
-            "--no-conformal",
-            "--output-dir",
-            out,
-        )
-    finally:
-        mp.undo()
-    assert code in (0, None)
+    res = run_cli_subprocess(
+        "forecast",
+        "--csv",
+        data,
+        "--target",
+        "temp_max",
+        "--horizon",
+        5,
+        "--context",
+        14,
+        "--backtest",
+        2,
+        "--epochs",
+        2,
+        "--hidden",
+        8,
+        "--baselines",
+        "naive",
+        "--ensemble",
+        3,
+        "--quantiles",
+        "0.05,0.1,0.5,0.9,0.95",
+        "--no-conformal",
+        "--output-dir",
+        out,
+    )
+    assert res.code == 0, res.err[-2000:]
     return out, data
 
 
@@ -253,12 +238,22 @@ def test_ensemble_run_holds_every_member_and_forecasts_their_median(ens_run, tmp
     assert not np.allclose(each[0], each[1])  # the members differ (different seeds)
 
 
-def test_ensemble_predict_equals_the_run_forecast(ens_run, tmp_path, monkeypatch):
+def test_ensemble_predict_equals_the_run_forecast(ens_run, tmp_path, cli):
     out, data = ens_run
     pred = tmp_path / "pred"
-    assert _cli(
-        monkeypatch, "forecast", "predict", "--checkpoint", out, "--csv", data, "--output-dir", pred
-    ) in (0, None)
+    assert (
+        cli(
+            "forecast",
+            "predict",
+            "--checkpoint",
+            out,
+            "--csv",
+            data,
+            "--output-dir",
+            pred,
+        ).code
+        == 0
+    )
     a, b = pd.read_csv(pred / "forecast.csv"), pd.read_csv(out / "forecast.csv")
     assert (
         list(a.columns)

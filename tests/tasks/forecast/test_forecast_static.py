@@ -2,27 +2,19 @@
 numbers, carried by the model file (vocabulary and statistics) so that `predict` gives the run's forecast."""
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from safetensors import safe_open
+from support import run_cli_subprocess
 
-from grukit.cli import main
 from grukit.errors import UserInputError
 from grukit.tasks.forecast import data as D
 from grukit.tasks.forecast import report as R
 from grukit.tasks.forecast import train as T
 
 CATS = ["north", "south", "west"]
-
-
-def _cli(monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["grukit", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    return e.value.code
 
 
 def _panel(n_series=6, length=60, seed=0) -> pd.DataFrame:
@@ -58,43 +50,38 @@ def static_run(tmp_path_factory):
     src = root / "panel.csv"
     _panel().to_csv(src, index=False)
     out = root / "run"
-    mp = pytest.MonkeyPatch()
-    try:
-        code = _cli(
-            mp,
-            "forecast",
-            "--csv",
-            src,
-            "--id-col",
-            "id",
-            "--time-col",
-            "t",
-            "--target",
-            "y",
-            "--static-covariates",
-            "region,size",
-            "--horizon",
-            4,
-            "--context",
-            12,
-            "--backtest",
-            1,
-            "--epochs",
-            2,
-            "--hidden",
-            8,
-            "--baselines",
-            "none",
-            "--output-dir",
-            out,
-        )
-    finally:
-        mp.undo()
-    assert code in (0, None)
+    res = run_cli_subprocess(
+        "forecast",
+        "--csv",
+        src,
+        "--id-col",
+        "id",
+        "--time-col",
+        "t",
+        "--target",
+        "y",
+        "--static-covariates",
+        "region,size",
+        "--horizon",
+        4,
+        "--context",
+        12,
+        "--backtest",
+        1,
+        "--epochs",
+        2,
+        "--hidden",
+        8,
+        "--baselines",
+        "none",
+        "--output-dir",
+        out,
+    )
+    assert res.code == 0, res.err[-2000:]
     return src, out
 
 
-def test_static_covariates_round_trip_through_the_model_file(static_run, tmp_path, monkeypatch):
+def test_static_covariates_round_trip_through_the_model_file(static_run, tmp_path, cli):
     src, run = static_run
     df = pd.read_csv(src)
     with safe_open(str(run / "model.safetensors"), "pt") as f:
@@ -119,10 +106,8 @@ def test_static_covariates_round_trip_through_the_model_file(static_run, tmp_pat
     pd.testing.assert_frame_equal(fc, R.predict_table(run / "model.safetensors", df))
 
     out = tmp_path / "pred"
-    code = _cli(
-        monkeypatch, "forecast", "predict", "--checkpoint", run, "--csv", src, "--output-dir", out
-    )
-    assert code in (0, None)
+    res = cli("forecast", "predict", "--checkpoint", run, "--csv", src, "--output-dir", out)
+    assert res.code == 0
     got = pd.read_csv(out / "forecast.csv")
     np.testing.assert_allclose(got[["q10", "q50", "q90"]], ref[["q10", "q50", "q90"]], rtol=1e-5)
 
@@ -180,31 +165,28 @@ def test_empty_static_cells_take_the_series_value_and_an_all_empty_series_is_ref
         D.to_series(gappy, _spec(gappy))
 
 
-def test_unseen_static_category_refused_at_predict(static_run, tmp_path, monkeypatch, capsys):
+def test_unseen_static_category_refused_at_predict(static_run, tmp_path, cli):
     src, run = static_run
     df = pd.read_csv(src)
     df.loc[df["id"] == "s5", "region"] = "east"
     bad = tmp_path / "bad.csv"
     df.to_csv(bad, index=False)
     out = tmp_path / "pred"
-    code = _cli(
-        monkeypatch, "forecast", "predict", "--checkpoint", run, "--csv", bad, "--output-dir", out
-    )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1, err
+    res = cli("forecast", "predict", "--checkpoint", run, "--csv", bad, "--output-dir", out)
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1, err
     assert "series 's5' has the category 'east', which training never saw" in err[0]
     assert "'north', 'south', 'west'" in err[0]
     assert not out.exists()
 
 
-def test_cli_refuses_a_changing_static_column_before_training(tmp_path, monkeypatch, capsys):
+def test_cli_refuses_a_changing_static_column_before_training(tmp_path, cli):
     df = _panel()
     df["region"] = np.where(df["t"] < 30, "north", "south")  # changes within every series
     src = tmp_path / "bad.csv"
     df.to_csv(src, index=False)
     out = tmp_path / "out"
-    code = _cli(
-        monkeypatch,
+    res = cli(
         "forecast",
         "--csv",
         src,
@@ -219,8 +201,8 @@ def test_cli_refuses_a_changing_static_column_before_training(tmp_path, monkeypa
         "--output-dir",
         out,
     )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "series 's0' has 2 values" in err[0], err
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1 and "series 's0' has 2 values" in err[0], err
     assert not out.exists()
 
 
