@@ -473,7 +473,7 @@ def _checked(ctx, df, preset, given_values, always, resume, auto_backtest):
         S = opts.stride or opts.horizon
         n = min(opts.backtest, max(1, (longest // 2 - opts.horizon) // S + 1))
         opts = dataclasses.replace(opts, backtest=n)
-    GRUForecaster.from_options(opts).check(prep, opts)
+    GRUForecaster.from_options(opts).check(prep, opts, future=True)
     return opts, prep
 
 

@@ -243,6 +243,7 @@ class GRUForecaster:
         #: after cross_validation: (panel, series index, origins, first origin per series id)
         self.cv_windows_: Any = None
         self._frame: _Frame | None = None
+        self._static: Any = None  # the static_df of the last fit, for predict
         # a check now, not after an hour of training
         self._base_options("y", "ds", None)
 
@@ -351,6 +352,7 @@ class GRUForecaster:
     ) -> tuple[_Frame, ForecastOptions, _Prepared]:
         frame = _Frame(df)
         pdf = _with_static(frame.pandas, static_df, id_col)
+        self._static = static_df
         if futr_df is not None:
             pdf = _with_future(pdf, _Frame(futr_df, "futr_df").pandas, target_col)
         opts = self._base_options(target_col, time_col, id_col)
@@ -405,15 +407,20 @@ class GRUForecaster:
         return self
 
     def check(
-        self, prep: _Prepared, opts: ForecastOptions, backtest: bool = True
+        self,
+        prep: _Prepared,
+        opts: ForecastOptions,
+        backtest: bool = True,
+        future: bool = False,
     ) -> ForecastOptions:
         """The options resolved on the data (context, stride, frequency, season, log scale), checked:
-        sizes against the data and the memory, the future covariates of the forecast steps and, for a
-        backtest, that some series is long enough (``strict``: every series). Raises UserInputError;
+        sizes against the data and the memory, with ``future`` the future covariates of the forecast steps
+        after the data, and, for a backtest, that some series is long enough (``strict``: every series). Raises UserInputError;
         no warning, nothing allocated: ``grukit forecast`` runs it before importing Lightning."""
         opts = self._resolved(opts, prep.spec)
         check_sizes(prep.series, prep.spec, opts)
-        D.check_future_covariates(prep.series, prep.spec, opts.horizon)
+        if future:
+            D.check_future_covariates(prep.series, prep.spec, opts.horizon)
         if backtest:
             self._usable(prep.series, self._first(prep.series, opts), opts, warn=False)
         return opts
@@ -634,7 +641,7 @@ class GRUForecaster:
             else:
                 frame = _Frame(df)
                 pdf = frame.pandas
-            pdf = _with_static(pdf, static_df, spec.id_col)
+            pdf = _with_static(pdf, self._static if static_df is None else static_df, spec.id_col)
             if futr_df is not None:
                 pdf = _with_future(pdf, _Frame(futr_df, "futr_df").pandas, spec.target)
             prep = self.prepared(pdf, spec)
@@ -658,7 +665,15 @@ class GRUForecaster:
 
         spec = self.spec_
         assert spec is not None
-        q = future_quantiles(self.model_, series, spec)[:, :h]  # (N, h, Q)
+        try:
+            q = future_quantiles(self.model_, series, spec)[:, :h]  # (N, h, Q)
+        except UserInputError as e:
+            if not spec.future_covariates or "--future-covariates" not in str(e):
+                raise
+            raise UserInputError(
+                f"{e}; with the estimator: predict(futr_df=...) with {spec.id_col or 'unique_id'!r}, "
+                f"{spec.time_col!r} and {spec.future_covariates} for each forecast step"
+            ) from None
         qs = self.model_.quantiles
         cols = output_columns(self.alias, qs)
         pick = _ordered(self.alias, qs, level)

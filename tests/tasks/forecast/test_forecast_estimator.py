@@ -202,3 +202,38 @@ def test_bad_arguments_are_refused_before_training():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "GRU" in repr(GRUForecaster(h=3))
+
+
+@pytest.mark.slow
+def test_futr_df_and_static_df_reach_the_model(tmp_path):
+    """Future-known covariates come from predict's futr_df, static ones from fit's static_df; a forecast
+    without the plan is refused naming futr_df; a Lightning logger passes through trainer_kwargs."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for i in range(3):
+        promo = (rng.random(80) < 0.3).astype(float)
+        y = 10 + i + 4 * promo + rng.normal(0, 0.2, 80)
+        parts.append(
+            pd.DataFrame({"unique_id": f"s{i}", "ds": np.arange(80), "y": y, "promo": promo})
+        )
+    df = pd.concat(parts, ignore_index=True)
+    static = pd.DataFrame({"unique_id": ["s0", "s1", "s2"], "region": ["a", "b", "a"]})
+    logger = CSVLogger(tmp_path, name="logs")
+    est = GRUForecaster(
+        h=4, epochs=3, hidden=8, futr_exog_list=["promo"], stat_exog_list=["region"],
+        trainer_kwargs={"logger": logger},
+    )  # fmt: skip
+    est.fit(df, static_df=static)
+    assert list((tmp_path / "logs").rglob("metrics.csv")), "the logger was not used"
+    region = est.model_.members[0].encoder.weight_ih_l0.shape[1]  # z, flag, promo, static one-hot
+    assert region == 2 + 1 + 2
+    plan = pd.DataFrame(
+        {"unique_id": np.repeat(["s0", "s1", "s2"], 4), "ds": np.tile(np.arange(80, 84), 3)}
+    )
+    on = est.predict(futr_df=plan.assign(promo=1.0))
+    off = est.predict(futr_df=plan.assign(promo=0.0))
+    assert not np.allclose(on["GRU"], off["GRU"])  # the plan reaches the model
+    with pytest.raises(UserInputError, match="predict\\(futr_df=...\\)"):
+        est.predict()
