@@ -156,17 +156,25 @@ class GRUForecaster:
         season_length: season m (seasonal inputs, scaling, MASE); default from the frequency.
         level: interval levels in percent (default the 80% interval); the network learns their quantiles.
         context: context window length (default from h and m: 4h or 2m, 24 to 96).
-        hidden, layers, dropout: the GRU encoder.
-        epochs, batch_size, epoch_windows, lr, weight_decay, patience: training (AdamW, early stopping on
-            held-out windows).
+        hidden: GRU hidden size.
+        layers: GRU layers.
+        dropout: dropout.
+        epochs: most training epochs (early stopping on held-out windows).
+        batch_size: windows per batch (default 64; 256 with over 16,384 training windows).
+        epoch_windows: windows drawn per epoch (default all, at most 16,384).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        patience: early-stopping patience in epochs (None: no early stopping).
         scaling: "window" (each window relative to its context's level) or "series" (per-series mean/std).
         seasonal: "snaive" (median = learned correction to seasonal naive), "lag" or "none".
         log: model the log of the target (None: when every value is positive).
         calendar: calendar features of the frequency as known-future inputs.
         relative: the encoder sees the target relative to its last value.
-        hist_exog_list, futr_exog_list, stat_exog_list: past-only, future-known and static covariate
-            columns (neuralforecast's names). Future values come from ``predict``'s ``futr_df``; static
-            ones from ``static_df`` or constant columns of ``df``.
+        hist_exog_list: past-only covariate columns (neuralforecast's name).
+        futr_exog_list: future-known covariate columns; their values for the forecast steps come from
+            ``predict``'s ``futr_df``.
+        stat_exog_list: static covariate columns (one value per series), from ``static_df`` or constant
+            columns of ``df``.
         date_format: strftime format of ``ds`` when it is text that pandas cannot read unaided.
         ensemble: members (seeds seed, seed + 1, ...); the forecast is the median of their quantiles.
         conformal: calibrate the intervals on the held-out windows (split conformal, per horizon step).
@@ -396,7 +404,9 @@ class GRUForecaster:
             df: long frame (pandas, polars, ...): ``id_col``, ``time_col``, ``target_col`` and the covariate
                 columns. ``id_col=None``: the whole frame is one series.
             static_df: one row per series: ``id_col`` and the static covariates (``stat_exog_list``).
-            id_col, time_col, target_col: the column names.
+            id_col: the series id column (None: one series).
+            time_col: the time column (dates, or integer steps).
+            target_col: the column to forecast.
         """
         frame, opts, prep = self._prepare(df, static_df, id_col, time_col, target_col)
         opts = self.check(prep, opts, backtest=False)
