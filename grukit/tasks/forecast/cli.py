@@ -81,6 +81,10 @@ _FLAG_FIELDS = {  # CLI parameter → ForecastOptions field (for --resume: which
 }
 
 
+def _from_command_line(ctx: typer.Context, param: str) -> bool:
+    return getattr(ctx.get_parameter_source(param), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def _given(ctx: typer.Context) -> set[str]:
     """The ForecastOptions fields the user set on the command line (``dataset`` always counts: the data)."""
     out = {"dataset"}
@@ -353,10 +357,15 @@ def forecast(
     _print_warnings()
     t0 = time.perf_counter()
     check_output_dir(output_dir, resume=resume, overwrite=overwrite)
-    if resume is not None:  # a resumed run's columns come from its config.json unless given
+    if (
+        resume is not None
+    ):  # a resumed run's data and columns come from its config.json unless given
         stored = _stored_config(resume)
         time_col = time_col or stored.get("time_col")
         target = target or stored.get("target")
+        if csv is None and stored.get("data_path") and not _from_command_line(ctx, "dataset"):
+            csv = Path(stored["data_path"])
+            id_col = id_col if id_col is not None else stored.get("id_col")
     df, name, preset, time_col, target = _table(
         dataset, csv, time_col, target, id_col, horizon, context, backtest
     )
@@ -383,7 +392,8 @@ def forecast(
         static_covariates=_split(static_covariates) or None,
     )
     always = dict(
-        dataset=name, strict=strict, hidden=hidden, layers=layers, dropout=dropout, epochs=epochs,
+        dataset=name,
+        data_path=None if csv is None else str(Path(csv).expanduser().resolve()), strict=strict, hidden=hidden, layers=layers, dropout=dropout, epochs=epochs,
         lr=lr, patience=patience, seed=seed, baselines=baselines, ensemble=ensemble, devices=devices,
         num_nodes=num_nodes, strategy=strategy, accelerator=accelerator,
     )  # fmt: skip

@@ -297,7 +297,7 @@ class GRUForecaster:
         )
         est._extra = {  # the options the estimator has no argument for, kept as given
             k: getattr(opts, k)
-            for k in ("dataset", "backtest", "stride", "baselines", "baseline_history")
+            for k in ("dataset", "data_path", "backtest", "stride", "baselines", "baseline_history")
         }
         if opts.limit_train_batches is not None:
             est._extra["limit_train_batches"] = opts.limit_train_batches

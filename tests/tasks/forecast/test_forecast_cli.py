@@ -215,6 +215,17 @@ def test_cli_resume_refuses_conflicting_data_options(tiny_run, tmp_path, cli):
     assert {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()} == before
 
 
+def test_cli_resume_of_a_file_run_needs_only_the_run_folder(tiny_run, tmp_path, cli):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert json.loads((run / "config.json").read_text())["data_path"].endswith("tiny-weather.csv")
+    res = cli("forecast", "--resume", run, "--epochs", 4)  # the data file comes from config.json
+    assert res.code == 0, res.err
+    assert json.loads((run / "metrics.json").read_text())["dataset"] == "tiny-weather"
+
+
 def test_cli_resume_conflicting_model_option_refused(tiny_run, tiny_weather, cli):
     res = cli(
         "forecast",
