@@ -154,6 +154,25 @@ def test_a_model_file_written_before_the_rename_still_loads_and_forecasts_the_sa
         np.testing.assert_allclose(fc[col], want[q], rtol=2e-5, atol=1e-5)
 
 
+def test_cli_predict_with_a_model_file_from_before_the_rename(tmp_path, cli):
+    src = tmp_path / "weather.csv"
+    D.load_builtin("weather").to_csv(src, index=False)
+    r = cli(
+        "forecast",
+        "predict",
+        "--checkpoint",
+        FIXTURE,
+        "--data",
+        src,
+        "--output-dir",
+        tmp_path / "p",
+    )
+    assert r.code == 0, r.err
+    got, want = pd.read_csv(tmp_path / "p" / "forecast.csv"), pd.read_csv(FIXTURE / "forecast.csv")
+    assert list(got.columns) == list(want.columns) and list(got["time"]) == list(want["time"])
+    np.testing.assert_allclose(got[["q10", "q50", "q90"]], want[["q10", "q50", "q90"]], rtol=2e-5)
+
+
 def test_the_old_fit_and_predict_warn_and_still_work():
     from grukit.tasks import forecast
 
