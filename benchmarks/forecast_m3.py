@@ -256,7 +256,9 @@ def main() -> None:
         help="score grukit alone (no baselines: for a quick regression check; implies --no-record)",
     )
     ap.add_argument("--no-record", action="store_true", help="print, do not write the results JSON")
-    ap.add_argument("--options", default="{}", help="JSON dict of extra options (ForecastOptions fields)")
+    ap.add_argument(
+        "--options", default="{}", help="JSON dict of extra options (ForecastOptions fields)"
+    )
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--ensemble", type=int, default=1, help="members K (with --variants)")
     ap.add_argument(

@@ -301,7 +301,7 @@ class GRUForecaster:
         }
         if opts.limit_train_batches is not None:
             est._extra["limit_train_batches"] = opts.limit_train_batches
-        if tuple(levels_to_quantiles(quantiles_to_levels(qs))) != qs:  # pragma: no cover
+        if tuple(levels_to_quantiles(quantiles_to_levels(qs))) != qs:
             raise UserInputError(f"quantiles {qs} are not symmetric intervals")
         return est
 

@@ -105,6 +105,8 @@ def run_forecast(
             raise ValueError("run_forecast needs df or prepared")
         prepared = GRUForecaster.prepared(df, D.spec_from_options(df, opts))
     spec = prepared.spec
+    # the run forecasts after the data: its future covariates are checked before any file is made
+    est.check(prepared, est._resolved(opts, spec), future=True)
     with contextlib.ExitStack() as stack:
         runs: list[Any] = []
 
