@@ -102,6 +102,15 @@ def lengths(value: Any, batch: int, steps: int) -> Tensor:
             f"lengths must have one entry per sequence: expected {batch}, got {value.numel()}"
         )
     out: Tensor = value.to("cpu", torch.int64)
+    if batch and torch.compiler.is_exporting():
+        # torch.export: the values are not known while tracing; the checks become runtime asserts of
+        # the exported program (a bad length raises there instead of giving a wrong answer)
+        lo_s, hi_s = out.min().item(), out.max().item()
+        torch._check(lo_s >= 1, lambda: "lengths must be at least 1")
+        torch._check(
+            hi_s <= steps, lambda: f"lengths must be at most the sequence length T={steps}"
+        )
+        return out
     if batch:
         lo, hi = int(out.min()), int(out.max())
         if lo < 1:

@@ -17,6 +17,7 @@ MODULES = [
     "grukit.nn.gru",
     "grukit.nn.cell",
     "grukit.nn.mingru",
+    "grukit.kernels.export",
     "grukit.interop.torch",
     "grukit.interop.keras",
     "grukit.interop.onnx",

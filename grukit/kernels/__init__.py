@@ -16,8 +16,9 @@ Ops:
 
 Modules: ``fused`` (the native kernel, optional), ``stream`` (its small-batch streaming step, float32 and
 bfloat16 weights, imported on first use by the layers), ``ops`` (the torch.library registration), ``vf`` (the
-CUDA route through ``torch._VF.gru``), ``composite`` (the floor's loop). This package imports only
-``grukit.functional`` below it.
+CUDA route through ``torch._VF.gru``), ``composite`` (the floor's loop), ``export`` (the op
+``grukit::gru_sequence_export`` the layer emits under ``torch.export``; its decomposition is a scan loop
+in core ATen). This package imports only ``grukit.functional`` below it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 from torch.autograd import forward_ad as _fwad
 
-from . import composite, onnx_export, ops, vf
+from . import composite, export, onnx_export, ops, vf
 
 _fused: Any = None
 _fused_import_error: str | None = None
@@ -36,7 +37,15 @@ _dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
 _functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
 _any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
 
-__all__ = ["composite", "dispatch", "fused_unsupported_reason", "onnx_export", "ops", "vf"]
+__all__ = [
+    "composite",
+    "dispatch",
+    "export",
+    "fused_unsupported_reason",
+    "onnx_export",
+    "ops",
+    "vf",
+]
 
 
 def _load_fused() -> Any:

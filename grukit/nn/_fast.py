@@ -83,10 +83,6 @@ def build_plan(
     return plan
 
 
-def has_bf16(module: nn.Module) -> bool:
-    return any(p.dtype == BF16 for p in module.parameters(recurse=False))
-
-
 def refuse_training(owner: str, module: nn.Module, inputs: Sequence[Any]) -> None:
     """Raise when a call with bfloat16 weights would need gradients (they are for inference only)."""
     if not torch.is_grad_enabled():

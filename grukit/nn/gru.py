@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from .. import _checks
 from ..functional import gru as fgru
 from ..kernels import dispatch, onnx_export, vf
+from ..kernels import export as export_op
 from . import _driver, _fast
 
 
@@ -114,7 +115,7 @@ class GRU(nn.Module):
             in eval.
         dropconnect: dropout on W_hh, one mask per forward call (training).
 
-    The four variants (see ``grukit.nn.variants``) are off by default; off, they leave the state_dict and
+    The four variants (see ``grukit.functional.gru``) are off by default; off, they leave the state_dict and
     the fused path exactly as for the plain GRU. In training each call (``forward`` or ``step``) draws its
     own masks. NaN in the input propagates to the outputs that depend on it; it never raises.
 
@@ -407,6 +408,12 @@ class GRU(nn.Module):
             if not return_gates and self._onnx_route():
                 out, h_n = self._onnx_layers(p)
                 gate_layers: list[list[Any]] = []
+            # torch.export (issue 29): the scan-loop op grukit::gru_sequence_export, which a plain
+            # run_decompositions() removes; eager, compile, trace and ONNX keep the routes below/above.
+            elif not return_gates and self._export_route():
+                self._check_variant_backend()
+                out, h_n, _ = _driver.run_layers(self, p, self._export_direction, False)
+                gate_layers = []
             elif not return_gates and self._vf_route(p.x):
                 out, h_n = vf.gru_stack(
                     p.x,
@@ -451,6 +458,23 @@ class GRU(nn.Module):
             layer_in, h = onnx_export.gru_layer(layer_in, h0, weights, self.reset_after, p.lengths)
             h_n.append(h)
         return layer_in, torch.cat(h_n)
+
+    def _export_route(self) -> bool:
+        """Whether torch.export is tracing a call the export op covers (no random regularizer masks)."""
+        return export_op.in_torch_export() and not (
+            self.training and (self.dropconnect or self.recurrent_dropout or self.zoneout)
+        )
+
+    def _export_direction(
+        self, layer: int, d: int, x: Tensor, h0: Tensor, lengths: Tensor | None, _gates: bool
+    ) -> tuple[Tensor, Tensor, Any]:
+        """One layer and direction through ``grukit::gru_sequence_export`` (eval-mode variants included)."""
+        w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer, d)
+        ln_ih, ln_hh = self.layer_norm_gains(layer, d)
+        zone = 0.0 if self.training else self.zoneout
+        return export_op.sequence(
+            x, h0, w_ih, w_hh, b_ih, b_hh, self.reset_after, lengths, d == 1, ln_ih, ln_hh, zone
+        )
 
     def _vf_route(self, x: Tensor) -> bool:
         """Whether this call runs torch's own GRU kernel (CUDA; CPU too when ``vf.force_on_cpu``)."""

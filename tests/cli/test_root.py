@@ -1,31 +1,20 @@
 """The grukit console script: --version, --help, and the error contract."""
 
-import subprocess
-import sys
-
 import pytest
 
 import grukit
 
 
-def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-c", "from grukit.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.slow
-def test_version_and_help():
-    r = _run("--version")
-    assert r.returncode == 0 and r.stdout.strip() == f"grukit {grukit.__version__}"
-    r = _run("--help")
-    assert r.returncode == 0 and "Usage" in r.stdout
+def test_version_and_help(cli, cli_subprocess):
+    r = cli_subprocess(
+        "--version", timeout=120
+    )  # once in a fresh interpreter: the real console path
+    assert r.code == 0 and r.out.strip() == f"grukit {grukit.__version__}"
+    r = cli("--help")
+    assert r.code == 0 and "Usage" in r.out
 
 
-@pytest.mark.slow
-def test_unknown_command_is_usage_error():
-    r = _run("no-such-command")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+def test_unknown_command_is_usage_error(cli):
+    r = cli("no-such-command")
+    assert r.code == 2 and "Traceback" not in r.err

@@ -4,7 +4,10 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+import functools
+
 import numpy as np
+import support
 import torch
 
 import grukit
@@ -12,15 +15,9 @@ import grukit
 TOL = 1e-5  # fp32 outputs (docs/conventions.md)
 
 
-def randomize(module: torch.nn.Module, seed: int = 0, scale: float = 0.6) -> torch.nn.Module:
-    """Every parameter, biases included, random and non-zero: a swapped gate or bias cannot hide."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(
-                (torch.rand(p.shape, generator=g, dtype=torch.float64) * 2 - 1).to(p.dtype) * scale
-            )
-    return module
+#: Every parameter, biases included, random and non-zero (uniform on (-0.6, 0.6)): a swapped gate or bias
+#: cannot hide. ``randomize(module, seed=0)``; the shared randomiser of tests/support.py.
+randomize = functools.partial(support.randomize, scale=0.6, dist="uniform")
 
 
 def keras_mod():

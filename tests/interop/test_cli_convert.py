@@ -1,26 +1,14 @@
 """`grukit convert SRC DST`: every format in and out, the printed self-check, and one-line errors (exit 2)."""
 
-import sys
-
 import numpy as np
-import pytest
 import torch
 
 import grukit
-from grukit.cli import main
 
 from ._util import TOL, keras_forward, keras_mod, keras_stack, maxdiff, ort_run, randomize
 
 
-def _convert(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["grukit", "convert", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
-
-
-def test_chain_through_every_format(tmp_path, monkeypatch, capsys):
+def test_chain_through_every_format(tmp_path, cli):
     src = randomize(torch.nn.GRU(3, 4, 2, bidirectional=True)).eval()
     torch.save(
         {"enc.gru." + k: v for k, v in src.state_dict().items()}
@@ -29,7 +17,7 @@ def test_chain_through_every_format(tmp_path, monkeypatch, capsys):
     )  # a GRU inside a bigger model's state_dict: the prefix is found
     chain = ["a.pt", "b.keras", "c.onnx", "d.safetensors", "e.pt"]
     for s, d in zip(chain, chain[1:]):
-        code, out, err = _convert(monkeypatch, capsys, tmp_path / s, tmp_path / d)
+        code, out, err = cli("convert", tmp_path / s, tmp_path / d)
         assert code == 0, err
         assert "num_layers=2" in out and "bidirectional=True" in out and "FAILED" not in out
         assert out.count(" ok ") >= 1
@@ -47,22 +35,22 @@ def test_chain_through_every_format(tmp_path, monkeypatch, capsys):
     assert maxdiff(ort_run(tmp_path / "c.onnx", {"input": x.numpy()})[0], want) <= TOL
 
 
-def test_keras_reset_before_to_onnx(tmp_path, monkeypatch, capsys):
+def test_keras_reset_before_to_onnx(tmp_path, cli):
     kmodel = keras_stack(3, 4, 1, False, reset_after=False, seed=5)
     kmodel.save(tmp_path / "k.keras")
-    code, out, err = _convert(monkeypatch, capsys, tmp_path / "k.keras", tmp_path / "k.onnx")
+    code, out, err = cli("convert", tmp_path / "k.keras", tmp_path / "k.onnx")
     assert code == 0, err
     assert "reset_after=False" in out
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     y = ort_run(tmp_path / "k.onnx", {"input": x})[0]  # batch-first, like the Keras source
     assert maxdiff(y, keras_forward(kmodel, x)) <= TOL
     # torch.nn.GRU has no reset-before form: refused, and no file is left behind
-    code, out, err = _convert(monkeypatch, capsys, tmp_path / "k.keras", tmp_path / "k.pt")
+    code, out, err = cli("convert", tmp_path / "k.keras", tmp_path / "k.pt")
     assert code == 2 and "reset_after=False" in err and "Traceback" not in err
     assert not (tmp_path / "k.pt").exists()
 
 
-def test_user_mistakes_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
+def test_user_mistakes_are_one_line_exit_2(tmp_path, cli):
     grukit.save(grukit.GRU(3, 4), tmp_path / "m.safetensors")
     torch.save(torch.nn.GRU(3, 4), tmp_path / "module.pt")  # a pickled module, not a state_dict
     (tmp_path / "taken.onnx").write_bytes(b"keep me")
@@ -73,22 +61,20 @@ def test_user_mistakes_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
         (("module.pt", "x.onnx"), "state_dict"),
     ]
     for (s, d), msg in cases:
-        code, out, err = _convert(monkeypatch, capsys, tmp_path / s, tmp_path / d)
+        code, out, err = cli("convert", tmp_path / s, tmp_path / d)
         assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
     assert (tmp_path / "taken.onnx").read_bytes() == b"keep me"
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.txt").exists()
-    code, out, err = _convert(
-        monkeypatch, capsys, tmp_path / "m.safetensors", tmp_path / "out.bin", "--to", "onnx"
+    code, out, err = cli(
+        "convert", tmp_path / "m.safetensors", tmp_path / "out.bin", "--to", "onnx"
     )
     assert code == 0 and (tmp_path / "out.bin").exists()
 
 
-def test_reset_before_state_dict_needs_the_flag(tmp_path, monkeypatch, capsys):
+def test_reset_before_state_dict_needs_the_flag(tmp_path, cli):
     model = randomize(grukit.GRU(3, 4, reset_after=False)).eval()
     torch.save(model.state_dict(), tmp_path / "rb.pt")
-    code, out, err = _convert(
-        monkeypatch, capsys, tmp_path / "rb.pt", tmp_path / "rb.onnx", "--reset-before"
-    )
+    code, out, err = cli("convert", tmp_path / "rb.pt", tmp_path / "rb.onnx", "--reset-before")
     assert code == 0, err
     assert "reset_after=False" in out
     x = torch.randn(5, 2, 3)
@@ -96,7 +82,7 @@ def test_reset_before_state_dict_needs_the_flag(tmp_path, monkeypatch, capsys):
         assert maxdiff(ort_run(tmp_path / "rb.onnx", {"input": x.numpy()})[0], model(x)[0]) <= TOL
 
 
-def test_keras_sources_without_sequences_or_reading_backwards(tmp_path, monkeypatch, capsys):
+def test_keras_sources_without_sequences_or_reading_backwards(tmp_path, cli):
     keras = keras_mod()
     grukit.to_keras(
         randomize(grukit.GRU(3, 4, 2, bidirectional=True)), return_sequences=False
@@ -107,38 +93,38 @@ def test_keras_sources_without_sequences_or_reading_backwards(tmp_path, monkeypa
     from ._util import randomize_keras
 
     randomize_keras(back).save(tmp_path / "back.keras")
-    code, out, err = _convert(monkeypatch, capsys, tmp_path / "last.keras", tmp_path / "last.onnx")
+    code, out, err = cli("convert", tmp_path / "last.keras", tmp_path / "last.onnx")
     assert code == 0, err
     assert "FAILED" not in out and out.count(" ok ") == 2, (
         out
     )  # SRC run in Keras, DST in onnxruntime
     # a go_backwards layer has no plain-GRU form: refused (it used to be written as a forward GRU that
     # needs reversed input, i.e. a file computing something else than its source)
-    code, out, err = _convert(monkeypatch, capsys, tmp_path / "back.keras", tmp_path / "back.onnx")
+    code, out, err = cli("convert", tmp_path / "back.keras", tmp_path / "back.onnx")
     assert code == 2 and "go_backwards" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "back.onnx").exists()
 
 
-def test_failed_self_check_removes_dst(tmp_path, monkeypatch, capsys):
+def test_failed_self_check_removes_dst(tmp_path, monkeypatch, cli):
     import grukit.cli.convert as conv
 
     grukit.save(randomize(grukit.GRU(3, 4)), tmp_path / "m.safetensors")
     monkeypatch.setattr(
         conv, "TOL", 0.0
     )  # Keras rounds differently from torch, so any tolerance of 0 fails
-    code, out, err = _convert(monkeypatch, capsys, tmp_path / "m.safetensors", tmp_path / "m.keras")
+    code, out, err = cli("convert", tmp_path / "m.safetensors", tmp_path / "m.keras")
     assert code == 1 and "self-check failed" in err and "FAILED" in out
     assert not (tmp_path / "m.keras").exists()
 
 
-def test_task_model_needs_gru_only_and_says_what_is_left_out(tmp_path, monkeypatch, capsys):
+def test_task_model_needs_gru_only_and_says_what_is_left_out(tmp_path, cli):
     from pathlib import Path
 
     src = Path(grukit.__file__).parent / "pretrained" / "music-jsb.safetensors"
-    code, out, err = _convert(monkeypatch, capsys, src, tmp_path / "m.onnx")
+    code, out, err = cli("convert", src, tmp_path / "m.onnx")
     assert code == 2 and "MusicGRU" in err and "--gru-only" in err, err
     assert not (tmp_path / "m.onnx").exists()
-    code, out, err = _convert(monkeypatch, capsys, src, tmp_path / "m.onnx", "--gru-only")
+    code, out, err = cli("convert", src, tmp_path / "m.onnx", "--gru-only")
     assert code == 0, err
     text = " ".join(out.split())
     assert "--gru-only: exporting MusicGRU.gru" in text and "left out:" in text and "head" in text
@@ -150,7 +136,7 @@ def test_task_model_needs_gru_only_and_says_what_is_left_out(tmp_path, monkeypat
     assert maxdiff(ort_run(tmp_path / "m.onnx", {"input": feed})[0], want) <= TOL
 
 
-def test_empty_sources_and_missing_folders_are_one_line_errors(tmp_path, monkeypatch, capsys):
+def test_empty_sources_and_missing_folders_are_one_line_errors(tmp_path, cli):
     (tmp_path / "zero.pt").write_bytes(b"")
     torch.save({}, tmp_path / "empty.pt")
     torch.save({"head.weight": torch.ones(2, 3)}, tmp_path / "nogru.pt")
@@ -164,13 +150,13 @@ def test_empty_sources_and_missing_folders_are_one_line_errors(tmp_path, monkeyp
         (("m.safetensors", "missing/a.onnx"), "does not exist"),
     ]
     for (s, d), msg in cases:
-        code, out, err = _convert(monkeypatch, capsys, tmp_path / s, tmp_path / d)
+        code, out, err = cli("convert", tmp_path / s, tmp_path / d)
         assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
         assert "Traceback" not in err
     assert not (tmp_path / "missing").exists() and not (tmp_path / "a.onnx").exists()
 
 
-def test_sources_without_a_plain_gru_form_are_refused(tmp_path, monkeypatch, capsys):
+def test_sources_without_a_plain_gru_form_are_refused(tmp_path, cli):
     keras = keras_mod()
     from ._util import randomize_keras
 
@@ -183,12 +169,10 @@ def test_sources_without_a_plain_gru_form_are_refused(tmp_path, monkeypatch, cap
         ]
     )
     randomize_keras(summed).save(tmp_path / "sum.keras")
-    code, out, err = _convert(monkeypatch, capsys, tmp_path / "sum.keras", tmp_path / "sum.onnx")
+    code, out, err = cli("convert", tmp_path / "sum.keras", tmp_path / "sum.onnx")
     assert code == 2 and "merge_mode='sum'" in err, err
     chain = grukit.from_keras(summed)
     grukit.save(chain, tmp_path / "chain.safetensors")
-    code, out, err = _convert(
-        monkeypatch, capsys, tmp_path / "chain.safetensors", tmp_path / "c.pt"
-    )
+    code, out, err = cli("convert", tmp_path / "chain.safetensors", tmp_path / "c.pt")
     assert code == 2 and "GRUChain" in err, err
     assert not (tmp_path / "sum.onnx").exists() and not (tmp_path / "c.pt").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support import numpy_params, randomize, rel_err
 from torch.autograd import gradcheck, gradgradcheck
 
 import grukit
@@ -23,11 +24,6 @@ TOL = {
 }
 
 
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max |a − b| / max |b|"""
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
-
-
 def absdiff(a, b) -> float:
     a, b = (t.detach() if isinstance(t, torch.Tensor) else t for t in (a, b))
     return float(
@@ -35,18 +31,6 @@ def absdiff(a, b) -> float:
         .abs()
         .max()
     )
-
-
-def randomize(module, scale=0.5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype) * scale)
-    return module
-
-
-def np_params(module):
-    return {k: v.detach().double().numpy() for k, v in module.state_dict().items()}
 
 
 @pytest.fixture(params=["matvec", "gate", "blas", "blas-packed"])
@@ -191,7 +175,7 @@ def test_direction_matches_reference_and_composite(kernel_mode, dtype, reset_aft
         g_c = torch.autograd.grad((cout, chn), inputs, (go, gh))
         assert fused.calls["sequence_backward"] == n + 1
         for name, a, b in zip([k for k, v in kw.items() if v is not None], g_f, g_c):
-            assert rel(a, b) <= tol["grad"], (name, rel(a, b))
+            assert rel_err(a, b) <= tol["grad"], (name, rel_err(a, b))
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
@@ -256,7 +240,7 @@ def test_layer_matches_torch_gru(kernel_mode, dtype, num_layers, bidirectional):
     g1 = torch.autograd.grad((out, hn), inputs, (go, gh))
     g2 = torch.autograd.grad((rout, rhn), [x, h0, *ref.parameters()], (go, gh))
     for a, b in zip(g1, g2):
-        assert rel(a, b) <= tol["grad"]
+        assert rel_err(a, b) <= tol["grad"]
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
@@ -268,7 +252,7 @@ def test_layer_with_lengths_matches_reference_and_packed_torch(kernel_mode, rese
     h0 = torch.randn(4, 4, 5, dtype=dtype)
     out, hn = gru(x, h0, lengths=lengths)
     ro, rh, _ = reference.gru(
-        x.numpy(), np_params(gru), 2, True, reset_after, h0.numpy(), np.array(lengths)
+        x.numpy(), numpy_params(gru), 2, True, reset_after, h0.numpy(), np.array(lengths)
     )
     assert absdiff(out, ro) <= 1e-10 and absdiff(hn, rh) <= 1e-10
     if reset_after:  # torch's packed GRU as a second oracle, gradients included
@@ -287,7 +271,7 @@ def test_layer_with_lengths_matches_reference_and_packed_torch(kernel_mode, rese
         g1 = torch.autograd.grad((out, hn), [xf, *gru.parameters()], (go, gh))
         g2 = torch.autograd.grad((pout, phn), [xg, *ref.parameters()], (go, gh))
         for a, b in zip(g1, g2):
-            assert rel(a, b) <= 1e-9
+            assert rel_err(a, b) <= 1e-9
 
 
 def test_non_contiguous_inputs(kernel_mode):
@@ -305,7 +289,7 @@ def test_non_contiguous_inputs(kernel_mode):
     go = torch.randn(5, 3, 8).permute(1, 2, 0)  # a non-contiguous upstream gradient
     (gx,) = torch.autograd.grad(out, x, go)
     (rgx,) = torch.autograd.grad(rout, xc, go)
-    assert rel(gx, rgx) <= 1e-4
+    assert rel_err(gx, rgx) <= 1e-4
 
 
 def test_return_gates_without_grad_match_reference():
@@ -315,7 +299,7 @@ def test_return_gates_without_grad_match_reference():
     with torch.no_grad():
         _, _, gates = gru(x, lengths=[5, 3], return_gates=True)
     assert fused.calls["sequence"] == n + 2
-    _, _, rg = reference.gru(x.numpy(), np_params(gru), 1, True, False, None, np.array([5, 3]))
+    _, _, rg = reference.gru(x.numpy(), numpy_params(gru), 1, True, False, None, np.array([5, 3]))
     for k, g in enumerate((gates.z, gates.r, gates.n)):
         assert absdiff(g, rg[:, :, k]) <= 1e-10
 
@@ -373,8 +357,8 @@ def test_two_threads_agree_with_one_in_backward(kernel_mode, reset_after):
     cout, chn, _ = composite.sequence(**kw, reset_after=reset_after, lengths=lengths)
     ref = torch.autograd.grad((cout, chn), inputs, (torch.ones_like(cout), chn))
     for name, a, b, c in zip(kw, *grads, ref):
-        assert rel(a, b) <= 1e-12, name
-        assert rel(a, c) <= TOL[torch.float64]["grad"], name
+        assert rel_err(a, b) <= 1e-12, name
+        assert rel_err(a, c) <= TOL[torch.float64]["grad"], name
 
 
 def test_saved_values_without_lengths_are_the_gates_and_the_output():
@@ -414,7 +398,7 @@ def test_saved_values_without_lengths_are_the_gates_and_the_output():
     out, _ = gru(x, lengths=lengths)
     out.mul_(w)  # in place: allowed, nothing saved reads out
     (got,) = torch.autograd.grad(out.sum(), x)
-    assert rel(got, want) <= TOL[torch.float32]["grad"]
+    assert rel_err(got, want) <= TOL[torch.float32]["grad"]
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
@@ -447,7 +431,7 @@ def test_broadcast_and_strided_output_gradients(kernel_mode, reset_after):
         got = torch.autograd.grad(loss(gru(x)[0]), params)
         want = torch.autograd.grad(loss(ref(x)[0]), [x, *ref.parameters()])
         for a, b in zip(got, want):
-            assert rel(a, b) <= TOL[torch.float64]["grad"], name
+            assert rel_err(a, b) <= TOL[torch.float64]["grad"], name
     g = torch.ones(1, dtype=torch.float64).expand(T, B, H)
     rows, sdt, sdb = fused._rows(g)
     assert rows.numel() == H and (sdt, sdb) == (0, 0)
@@ -486,7 +470,7 @@ def test_cell_matches_reference(dtype, reset_after, B):
     g1 = torch.autograd.grad(cell(xg, hg).sum(), [xg, hg, *cell.parameters()])
     g2 = torch.autograd.grad(tcell(xg, hg).sum(), [xg, hg, *tcell.parameters()])
     for a, b in zip(g1, g2):
-        assert rel(a, b) <= TOL[dtype]["grad"]
+        assert rel_err(a, b) <= TOL[dtype]["grad"]
 
 
 def test_streaming_steps_equal_the_whole_sequence():
@@ -533,7 +517,7 @@ def test_streamer_matches_reference(reset_after, dtype):
     s = Streamer(gru, batch_size=2)
     s.reset(h0)
     ys = [s.step(x[t].contiguous()).clone() for t in range(5)]
-    ro, rh, _ = reference.gru(x.numpy(), np_params(gru), 2, False, reset_after, h0.numpy())
+    ro, rh, _ = reference.gru(x.numpy(), numpy_params(gru), 2, False, reset_after, h0.numpy())
     assert (
         absdiff(torch.stack(ys), ro) <= TOL[dtype]["out"] and absdiff(s.h, rh) <= TOL[dtype]["out"]
     )

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 import torch
+from support import rel_err
 
 import grukit
 from grukit import reference
@@ -16,11 +17,6 @@ from grukit import reference
 fused = pytest.importorskip(
     "grukit.kernels.fused", reason="the native fused kernel could not be built here"
 )
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max |a − b| / max |b|"""
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
 def pair(I, H, dtype=torch.float32, seed=0, **kw):
@@ -44,10 +40,10 @@ def grads(model, x, h0):
 def check_against_torch(gru, ref, x, h0, tol_out=1e-5, tol_grad=1e-4):
     o1, h1, g1 = grads(gru, x, h0)
     o2, h2, g2 = grads(ref, x, h0)
-    assert rel(o1, o2) <= tol_out and rel(h1, h2) <= tol_out
+    assert rel_err(o1, o2) <= tol_out and rel_err(h1, h2) <= tol_out
     names = ["x", "h0"] + [n for n, _ in gru.named_parameters()]
     for name, a, b in zip(names, g1, g2):
-        assert rel(a, b) <= tol_grad, (name, rel(a, b))
+        assert rel_err(a, b) <= tol_grad, (name, rel_err(a, b))
 
 
 @pytest.fixture
@@ -84,7 +80,7 @@ def test_bias_gradients_over_many_rows_match_the_float64_reference(gate_paths):
     rout.sum().backward()
     for name in ("bias_ih_l0", "bias_hh_l0", "weight_hh_l0"):
         a, b = getattr(gru, name).grad, getattr(ref64, name).grad
-        assert rel(a.double(), b) <= 1e-4, (name, rel(a.double(), b))
+        assert rel_err(a.double(), b) <= 1e-4, (name, rel_err(a.double(), b))
 
 
 def test_inference_path_with_lengths_and_reverse_matches_the_reference(gate_paths):
@@ -123,7 +119,7 @@ def test_weights_changed_in_place_are_used_by_the_next_call(gate_paths):
             m.weight_hh_l0.mul_(-0.5)
             m.bias_hh_l0.add_(0.25)
         b, r = gru(x)[0], ref(x)[0]
-    assert rel(b, r) <= 1e-5 and rel(a, r) > 1e-2
+    assert rel_err(b, r) <= 1e-5 and rel_err(a, r) > 1e-2
 
 
 def test_workspace_never_overwrites_buffers_saved_for_a_pending_backward(gate_paths):
@@ -144,7 +140,7 @@ def test_workspace_never_overwrites_buffers_saved_for_a_pending_backward(gate_pa
         xr = x.clone().requires_grad_()
         ro, rh = ref(xr, h0)
         (rx,) = torch.autograd.grad(ro.sum() + rh.sum(), [xr])
-        assert rel(out.detach(), ro.detach()) <= 1e-5 and rel(gx, rx) <= 1e-4
+        assert rel_err(out.detach(), ro.detach()) <= 1e-5 and rel_err(gx, rx) <= 1e-4
 
 
 def test_workspace_reuses_buffers_and_stays_bounded(gate_paths):

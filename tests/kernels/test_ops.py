@@ -6,25 +6,12 @@ import io
 
 import pytest
 import torch
+from support import randomize, rel_err
 from torch._dynamo.utils import counters
 from torch.autograd import gradcheck, gradgradcheck
 
 import grukit
 from grukit.kernels import fused_unsupported_reason, vf
-
-
-def randomize(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random non-zero parameters, biases included."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype) * 0.5)
-    return module
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
-
 
 FUSED = fused_unsupported_reason(
     "cell", x=torch.zeros(1, 2), h=None, w_ih=torch.zeros(6, 2), w_hh=torch.zeros(6, 2)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import randomize
 
 import grukit
 from grukit.errors import ShapeError  # noqa: F401  (import check: the error module loads)
-
-from ._util import randomize
 
 FP32_TOL = 1e-5
 DTYPES = [torch.bfloat16, torch.float16]

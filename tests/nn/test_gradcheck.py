@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from support import randomize
 from torch.autograd import gradcheck, gradgradcheck
 
 import grukit
-
-from ._util import randomize
 
 
 def _fn(gru, lengths):

@@ -4,14 +4,13 @@ long sequences at the docs/conventions.md tolerances; gradcheck; streaming; leng
 import numpy as np
 import pytest
 import torch
+from support import numpy_params, randomize, rel_err
 from torch.autograd import gradcheck, gradgradcheck
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import grukit
 from grukit import reference
 from grukit.nn import mingru as mg
-
-from ._util import numpy_params, randomize, rel_err
 
 F64 = torch.float64
 

@@ -5,10 +5,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from support import randomize
 
 import grukit
 
-from ._util import randomize, reference_of
+from ._util import reference_of
 
 T, B, I, H = 5, 3, 4, 3
 GRID = list(

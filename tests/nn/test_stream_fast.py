@@ -10,12 +10,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from support import numpy_params, randomize
 
 import grukit
 from grukit import reference
 from grukit.nn import Streamer
 
-from ._util import numpy_params, randomize, reference_of
+from ._util import reference_of
 
 stream = pytest.importorskip("grukit.kernels.stream")
 BF16_PATHS = [

@@ -5,10 +5,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import randomize
 
 import grukit
 
-from ._util import randomize, reference_of
+from ._util import reference_of
 
 CHUNK_TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
 

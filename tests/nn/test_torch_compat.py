@@ -4,11 +4,10 @@ import itertools
 
 import pytest
 import torch
+from support import randomize, rel_err
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import grukit
-
-from ._util import randomize, rel_err
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 GTOL = {torch.float32: 1e-4, torch.float64: 1e-9}

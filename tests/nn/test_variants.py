@@ -4,14 +4,13 @@ their train/eval behaviour, gradcheck, streaming, save/load and routing through 
 import numpy as np
 import pytest
 import torch
+from support import numpy_params, randomize, rel_err
 from torch.autograd import gradcheck
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import grukit
 from grukit import reference
-from grukit.nn import variants
-
-from ._util import numpy_params, randomize, rel_err
+from grukit.functional import gru as variants
 
 F64 = torch.float64
 

@@ -7,27 +7,12 @@ from typing import Annotated
 
 import typer
 
-from grukit.train.options import (
-    Checkpoint,
-    DataDir,
-    Devices,
-    Epochs,
-    NumNodes,
-    OutputDir,
-    Overwrite,
-    Resume,
-    Seed,
-    Strategy,
-    Threads,
-    given_options,
-)
+from ...train.options import Checkpoint, DataDir
+from ...train.recipe import JsonOut, RunOptions, json_result, recipe_app, train_command
 
 NAME = "digits"
-app = typer.Typer(
-    help="Spoken digits (FSDD): train, evaluate, predict, and stream recognition in real time.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = recipe_app(
+    "Spoken digits (FSDD): train, evaluate, predict, and stream recognition in real time."
 )
 
 StreamFlag = Annotated[
@@ -39,18 +24,9 @@ StreamFlag = Annotated[
 ]
 
 
-@app.command()
+@train_command(app, epochs=30)
 def train(
-    ctx: typer.Context,
-    data_dir: DataDir = None,
-    output_dir: OutputDir = None,
-    epochs: Epochs = 30,
-    seed: Seed = 0,
-    devices: Devices = "auto",
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
-    resume: Resume = None,
-    overwrite: Overwrite = False,
+    run: RunOptions,
     unidirectional: Annotated[
         bool,
         typer.Option(
@@ -120,20 +96,15 @@ def train(
         int | None,
         typer.Option("--subset", min=2, help="Use only N recordings per split (smoke tests)."),
     ] = None,
-    threads: Threads = None,
 ) -> None:
     """Train a digit recognizer; writes a run folder (model.safetensors = best validation accuracy, metrics.json
-    with validation and test accuracy).
-
-    With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total,
-    an option that differs from the stored run is refused.
-    """
+    with validation and test accuracy)."""
     from .train import DigitsTrainConfig
     from .train import train as run_train
 
     cfg = DigitsTrainConfig(
-        epochs=epochs,
-        seed=seed,
+        epochs=run.epochs,
+        seed=run.seed,
         unidirectional=unidirectional,
         normalization=normalization,
         hidden_size=hidden_size,
@@ -152,18 +123,7 @@ def train(
         speaker=speaker,
         subset=subset,
     )
-    rec = run_train(
-        cfg,
-        data_dir=data_dir,
-        output_dir=output_dir,
-        resume=resume,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        threads=threads,
-        overwrite=overwrite,
-        given=given_options(ctx),
-    )
+    rec = run_train(cfg, given=run.given(), **run.fit_kwargs())
     typer.echo(f"run: {rec['run']}")
     typer.echo(
         f"val accuracy {rec['model']['val_accuracy']:.4f}, test accuracy {rec['model']['accuracy']:.4f} "
@@ -183,16 +143,13 @@ def evaluate(
             "--speaker", help="Evaluate on a leave-one-speaker-out fold (its test = this speaker)."
         ),
     ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
-    ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Accuracy (overall, per speaker, per digit) and the confusion matrix on the official split."""
-    from grukit.train import write_json
-
     from .evaluate import evaluate_records, split_records
     from .predict import load_model
 
+    write_result = json_result(json_out)
     model = load_model(checkpoint, stream=stream)
     recs = split_records(data_dir, split, speaker)
     res = evaluate_records(model, recs)
@@ -204,8 +161,7 @@ def evaluate(
     typer.echo("confusion (rows = true digit, columns = predicted):")
     for d, row in enumerate(res["confusion"]):
         typer.echo(f"  {d}: " + " ".join(f"{v:3d}" for v in row))
-    if json_out is not None:
-        write_json(json_out, res)
+    write_result(res)
 
 
 @app.command()

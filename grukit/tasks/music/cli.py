@@ -7,45 +7,31 @@ from typing import Annotated
 
 import typer
 
-from ...train.options import (
-    Checkpoint,
-    DataDir,
-    Devices,
-    Epochs,
-    NumNodes,
-    OutputDir,
-    Overwrite,
-    Resume,
-    Seed,
-    Strategy,
-    Threads,
-    given_options,
+from ...train.options import Checkpoint, DataDir, Seed
+from ...train.recipe import (
+    JsonOut,
+    Progress,
+    RunOptions,
+    check_choice,
+    json_result,
+    recipe_app,
+    run_summary,
+    train_command,
 )
 
 NAME = "music"
-app = typer.Typer(
-    help="Polyphonic music: piano-roll GRU models (JSB, Nottingham, MuseData, Piano-midi) and MIDI "
-    "generation.",
-    no_args_is_help=True,
-    add_completion=False,
+app = recipe_app(
+    "Polyphonic music: piano-roll GRU models (JSB, Nottingham, MuseData, Piano-midi) and MIDI "
+    "generation."
 )
 
 Dataset = Annotated[str, typer.Option("--dataset", help="jsb, nottingham, musedata or piano.")]
 
 
-@app.command()
+@train_command(app, epochs=100)
 def train(
-    ctx: typer.Context,
+    run: RunOptions,
     dataset: Dataset = "jsb",
-    data_dir: DataDir = None,
-    output_dir: OutputDir = None,
-    epochs: Epochs = 100,
-    seed: Seed = 0,
-    devices: Devices = "auto",
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
-    resume: Resume = None,
-    overwrite: Overwrite = False,
     hidden: Annotated[
         int | None,
         typer.Option("--hidden", min=1, help="GRU hidden size (default per dataset)."),
@@ -107,16 +93,9 @@ def train(
             help="Use only the first N training sequences (smoke runs).",
         ),
     ] = None,
-    threads: Threads = None,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
-    ] = True,
+    progress: Progress = True,
 ) -> None:
-    """Train a MusicGRU; prints the test NLL per step next to Chung et al. 2014.
-
-    With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total,
-    an option that differs from the stored run is refused.
-    """
+    """Train a MusicGRU; prints the test NLL per step next to Chung et al. 2014."""
     from ..._console import stdout_console
     from .evaluate import results_table
     from .train import CLI_FIELDS, recipe
@@ -133,33 +112,18 @@ def train(
         lr=lr,
         batch_size=batch_size,
         patience=patience,
-        epochs=epochs,
-        seed=seed,
+        epochs=run.epochs,
+        seed=run.seed,
         max_train_sequences=max_train_sequences,
         lr_patience=lr_patience,
         max_minutes=max_minutes,
     )
     if chunk is not None:
         cfg.chunk = chunk or None
-    rec = run_train(
-        cfg,
-        data_dir=data_dir,
-        output_dir=output_dir,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        resume=resume,
-        progress=progress,
-        threads=threads,
-        overwrite=overwrite,
-        given=given_options(ctx, CLI_FIELDS),
-    )
+    rec = run_train(cfg, progress=progress, given=run.given(CLI_FIELDS), **run.fit_kwargs())
     console = stdout_console()
     console.print(results_table(rec["dataset"], "test", rec["model"]["nll_per_step"]))
-    console.print(
-        f"valid NLL/step {rec['model']['valid_nll_per_step']:.3f}; best epoch {rec['best_epoch']}; "
-        f"run folder: {rec['run']}"
-    )
+    console.print(f"valid NLL/step {rec['model']['valid_nll_per_step']:.3f}; {run_summary(rec)}")
 
 
 @app.command()
@@ -175,24 +139,15 @@ def evaluate(
     ] = None,
     split: Annotated[str, typer.Option("--split", help="train, valid or test.")] = "test",
     data_dir: DataDir = None,
-    json_out: Annotated[
-        Path | None,
-        typer.Option("--json", help="Also write the result to this JSON file.", show_default=False),
-    ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """NLL per time step of a model on a split (default: test), next to the paper's GRU and LSTM."""
     from ..._console import stdout_console
-    from ...errors import UserInputError
-    from ...train.run import write_json
     from .data import SPLITS, check_dataset, load_dataset
     from .evaluate import evaluate_nll, load_music_model, results_table
 
-    if split not in SPLITS:
-        raise UserInputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if json_out is not None:
-        from ..._io import check_output_file
-
-        check_output_file(json_out, "--json", parents=True)
+    check_choice(split, SPLITS, "--split")
+    write_result = json_result(json_out)
     if checkpoint is None:
         ds = check_dataset(dataset or "jsb")
         model, header = load_music_model(None, ds)
@@ -206,8 +161,7 @@ def evaluate(
         f"{ds} {split}: NLL per time step ({res['frames']} predicted frames; model {header['path']})"
     )
     console.print(results_table(ds, split, res["nll_per_step"], title=""))
-    if json_out is not None:
-        write_json(json_out, {"dataset": ds, "split": split, "model_file": header["path"], **res})
+    write_result({"dataset": ds, "split": split, "model_file": header["path"], **res})
 
 
 @app.command()

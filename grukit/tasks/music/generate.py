@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..._io import atomic_path, atomic_paths, check_output_file
+from ..._io import atomic_paths, check_output_file
 from ...errors import UserInputError
 from .data import LOWEST_PITCH, N_PITCHES
 from .model import MusicGRU
@@ -125,21 +125,6 @@ def midi_to_roll(path: str | os.PathLike, fs: float = 4.0) -> np.ndarray:
             f"{LOWEST_PITCH + N_PITCHES - 1})"
         )
     return roll
-
-
-def plot_roll(
-    roll: np.ndarray,
-    path: str | os.PathLike,
-    fs: float = 4.0,
-    prime_frames: int = 0,
-    title: str | None = None,
-) -> Path:
-    """Save the piano roll as a PNG (time → x, MIDI pitch → y; a line marks where the prime ends),
-    atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        _plot_roll_to(roll, tmp, fs, prime_frames, title)
-    return path
 
 
 def _plot_roll_to(

@@ -7,42 +7,28 @@ from typing import Annotated, Any
 
 import typer
 
-from ...train.options import (
-    Checkpoint,
-    DataDir,
-    Devices,
-    Epochs,
-    NumNodes,
-    OutputDir,
-    Overwrite,
-    Resume,
-    Seed,
-    Strategy,
-    Threads,
-    given_options,
+from ...train.options import Checkpoint, DataDir
+from ...train.recipe import (
+    JsonOut,
+    Progress,
+    RunOptions,
+    json_result,
+    read_lines,
+    recipe_app,
+    run_summary,
+    train_command,
 )
 
 NAME = "sentiment"
-app = typer.Typer(
-    help="Sentence sentiment (SST-2): a bidirectional GRU classifier; train, evaluate, predict "
-    "with explanations.",
-    no_args_is_help=True,
-    add_completion=False,
+app = recipe_app(
+    "Sentence sentiment (SST-2): a bidirectional GRU classifier; train, evaluate, predict "
+    "with explanations."
 )
 
 
-@app.command()
+@train_command(app, epochs=8)
 def train(
-    ctx: typer.Context,
-    data_dir: DataDir = None,
-    output_dir: OutputDir = None,
-    epochs: Epochs = 8,
-    seed: Seed = 0,
-    devices: Devices = "auto",
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
-    resume: Resume = None,
-    overwrite: Overwrite = False,
+    run: RunOptions,
     hidden: Annotated[
         int, typer.Option("--hidden", min=1, help="GRU hidden size per direction.")
     ] = 128,
@@ -78,22 +64,15 @@ def train(
             show_default=False,
         ),
     ] = None,
-    threads: Threads = None,
     baselines: Annotated[
         bool,
         typer.Option(
             "--baselines/--no-baselines", help="Also score the majority-class and TF-IDF baselines."
         ),
     ] = True,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
-    ] = True,
+    progress: Progress = True,
 ) -> None:
-    """Train a bidirectional GRU on SST-2 train (phrases), select on dev, report test accuracy.
-
-    With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total,
-    an option that differs from the stored run is refused.
-    """
+    """Train a bidirectional GRU on SST-2 train (phrases), select on dev, report test accuracy."""
     from .train import CLI_FIELDS, SentimentTrainConfig
     from .train import train as run_train
 
@@ -107,24 +86,13 @@ def train(
         lr=lr,
         weight_decay=weight_decay,
         batch_size=batch_size,
-        epochs=epochs,
+        epochs=run.epochs,
         patience=patience,
-        seed=seed,
+        seed=run.seed,
         max_train=max_train,
     )
     rec = run_train(
-        cfg,
-        data_dir=data_dir,
-        output_dir=output_dir,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        resume=resume,
-        progress=progress,
-        threads=threads,
-        baselines=baselines,
-        overwrite=overwrite,
-        given=given_options(ctx, CLI_FIELDS),
+        cfg, progress=progress, baselines=baselines, given=run.given(CLI_FIELDS), **run.fit_kwargs()
     )
     m = rec["model"]
     line = f"test accuracy {m['accuracy']:.4f} (dev {m['dev_accuracy']:.4f})"
@@ -132,7 +100,7 @@ def train(
         line += "; baselines: " + ", ".join(
             f"{k} {v['accuracy']:.4f}" for k, v in rec["baselines"].items()
         )
-    typer.echo(f"{line}; best epoch {rec['best_epoch']}; run folder: {rec['run']}")
+    typer.echo(f"{line}; {run_summary(rec)}")
 
 
 @app.command()
@@ -155,20 +123,14 @@ def evaluate(
             "--baselines/--no-baselines", help="Also score the baselines (trained on train)."
         ),
     ] = False,
-    json_out: Annotated[
-        Path | None,
-        typer.Option("--json", help="Also write the result to this JSON file.", show_default=False),
-    ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Accuracy, F1 and the confusion matrix of a model on an SST-2 split or a labelled TSV file."""
-    from ..._io import check_output_file
-    from ...train.run import write_json
     from .data import load_split
     from .evaluate import baselines as run_baselines
     from .evaluate import load_model, read_labelled_tsv, scores
 
-    if json_out is not None:
-        check_output_file(json_out, "--json", parents=True)
+    write_result = json_result(json_out)
     if file is not None:
         texts, labels = read_labelled_tsv(file)
         source, dataset = str(file), None
@@ -194,8 +156,7 @@ def evaluate(
         out["baselines"] = base
         for k, v in base.items():
             typer.echo(f"  baseline {k}: accuracy {v['accuracy']:.4f}")
-    if json_out is not None:
-        write_json(json_out, out)
+    write_result(out)
 
 
 @app.command()
@@ -235,7 +196,6 @@ def predict(
     import dataclasses
     import json
 
-    from ..._io import read_text_file
     from ...errors import UserInputError
     from .evaluate import load_model
     from .predict import check_texts
@@ -244,9 +204,7 @@ def predict(
 
     items = list(texts or [])
     if file is not None:
-        items += [ln.strip() for ln in read_text_file(file, "--file").splitlines() if ln.strip()]
-        if not items:
-            raise UserInputError(f"--file {file}: no non-empty lines to classify")
+        items += [ln.strip() for ln in read_lines(file, "--file", "classify") if ln.strip()]
     if not items:
         raise UserInputError("give sentences as arguments or --file FILE")
     check_texts(items)

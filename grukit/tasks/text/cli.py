@@ -8,41 +8,24 @@ from typing import Annotated
 
 import typer
 
-from ...train.options import (
-    Checkpoint,
-    DataDir,
-    Devices,
-    Epochs,
-    NumNodes,
-    OutputDir,
-    Overwrite,
-    Resume,
-    Seed,
-    Strategy,
-    Threads,
-    given_options,
+from ...train.options import Checkpoint, DataDir, Seed
+from ...train.recipe import (
+    JsonOut,
+    Progress,
+    RunOptions,
+    json_result,
+    recipe_app,
+    run_summary,
+    train_command,
 )
 
 NAME = "text"
-app = typer.Typer(
-    help="Character-level language model on tiny-shakespeare: train, generate, perplexity.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+app = recipe_app("Character-level language model on tiny-shakespeare: train, generate, perplexity.")
 
 
-@app.command()
+@train_command(app, epochs=40)
 def train(
-    ctx: typer.Context,
-    data_dir: DataDir = None,
-    output_dir: OutputDir = None,
-    epochs: Epochs = 40,
-    seed: Seed = 0,
-    devices: Devices = "auto",
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
-    resume: Resume = None,
-    overwrite: Overwrite = False,
+    run: RunOptions,
     hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = 512,
     layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 2,
     embed_dim: Annotated[
@@ -119,16 +102,9 @@ def train(
             show_default=False,
         ),
     ] = None,
-    threads: Threads = None,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
-    ] = True,
+    progress: Progress = True,
 ) -> None:
-    """Train a character GRU language model (truncated BPTT, state carried across batches).
-
-    With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total,
-    an option that differs from the stored run is refused.
-    """
+    """Train a character GRU language model (truncated BPTT, state carried across batches)."""
     from .train import CLI_FIELDS, TextTrainConfig
     from .train import train as run_train
 
@@ -142,33 +118,21 @@ def train(
         batch_size=batch_size,
         seq_len=seq_len,
         clip=clip,
-        epochs=epochs,
+        epochs=run.epochs,
         epoch_parts=epoch_parts,
         patience=patience,
-        seed=seed,
+        seed=run.seed,
         eval_streams=eval_streams,
         max_train_chars=max_train_chars,
         max_valid_chars=max_valid_chars,
         init_from=str(init_from) if init_from else None,
     )
-    rec = run_train(
-        cfg,
-        data_dir=data_dir,
-        output_dir=output_dir,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        resume=resume,
-        progress=progress,
-        threads=threads,
-        overwrite=overwrite,
-        given=given_options(ctx, CLI_FIELDS),
-    )
+    rec = run_train(cfg, progress=progress, given=run.given(CLI_FIELDS), **run.fit_kwargs())
     m = rec["model"]
     typer.echo(
         f"valid: {m['nats_per_char']:.4f} nats/char, {m['bits_per_char']:.4f} bits/char, perplexity "
         f"{m['perplexity']:.3f} (unigram baseline {rec['baselines']['unigram']['nats_per_char']:.3f} nats/char); "
-        f"best epoch {rec['best_epoch']}; run folder: {rec['run']}"
+        f"{run_summary(rec)}"
     )
 
 
@@ -241,21 +205,16 @@ def perplexity(
             "--max-chars", min=2, help="Score only the first N characters.", show_default=False
         ),
     ] = None,
-    json_out: Annotated[
-        Path | None,
-        typer.Option("--json", help="Also write the result to this JSON file.", show_default=False),
-    ] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Nats and bits per character and perplexity of a model on a split or a text file."""
-    from ..._io import check_output_file, read_text_file
+    from ..._io import read_text_file
     from ..._progress import bar
     from ...errors import UserInputError
-    from ...train.run import write_json
     from .data import load_text, split_text
     from .evaluate import load_model, score_text
 
-    if json_out is not None:
-        check_output_file(json_out, "--json", parents=True)
+    write_result = json_result(json_out)
     if text_file is not None:
         text, source = read_text_file(text_file, "--text-file"), str(text_file)
     else:
@@ -273,5 +232,4 @@ def perplexity(
         f"{source}: {res['nats_per_char']:.4f} nats/char, {res['bits_per_char']:.4f} bits/char, "
         f"perplexity {res['perplexity']:.3f} over {res['chars']} characters (model {path})"
     )
-    if json_out is not None:
-        write_json(json_out, {"source": source, "model_file": path, "streams": streams, **res})
+    write_result({"source": source, "model_file": path, "streams": streams, **res})

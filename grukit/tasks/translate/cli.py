@@ -9,26 +9,19 @@ from typing import Annotated
 import typer
 
 from ...errors import UserInputError
-from ...train.options import (
-    Checkpoint,
-    DataDir,
-    Devices,
-    Epochs,
-    NumNodes,
-    OutputDir,
-    Overwrite,
-    Resume,
-    Seed,
-    Strategy,
-    Threads,
-    given_options,
+from ...train.options import Checkpoint, DataDir
+from ...train.recipe import (
+    RunOptions,
+    check_choice,
+    json_result,
+    read_lines,
+    recipe_app,
+    train_command,
 )
 
 NAME = "translate"
-app = typer.Typer(
-    help="English→French translation: bidirectional GRU encoder, attention decoder, beam search.",
-    no_args_is_help=True,
-    add_completion=False,
+app = recipe_app(
+    "English→French translation: bidirectional GRU encoder, attention decoder, beam search."
 )
 
 Beam = Annotated[int, typer.Option("--beam", min=1, help="Beam size (1 = greedy decoding).")]
@@ -40,18 +33,9 @@ LengthPenalty = Annotated[
 ]
 
 
-@app.command()
+@train_command(app, epochs=30)
 def train(
-    ctx: typer.Context,
-    data_dir: DataDir = None,
-    output_dir: OutputDir = None,
-    epochs: Epochs = 30,
-    seed: Seed = 0,
-    devices: Devices = "auto",
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
-    resume: Resume = None,
-    overwrite: Overwrite = False,
+    run: RunOptions,
     batch_size: Annotated[int, typer.Option(min=1, help="Sentence pairs per batch.")] = 128,
     lr: Annotated[
         float, typer.Option(min=0.0, help="AdamW learning rate (halved when val loss stalls).")
@@ -77,7 +61,6 @@ def train(
     bf16: Annotated[
         bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast for the output layer.")
     ] = True,
-    threads: Threads = None,
     lr_patience: Annotated[
         int,
         typer.Option(
@@ -99,17 +82,14 @@ def train(
         int, typer.Option(min=0, help="Score the best model on test with this beam (0 = skip).")
     ] = 5,
 ) -> None:
-    """Train a translation model into a run folder (continue one with --resume RUN_DIR).
-
-    With --resume RUN the run continues with the options and tokenizers in RUN: --epochs is the new total,
-    an option that differs from the stored run is refused.
-    """
+    """Train a translation model into a run folder (continue one with --resume RUN_DIR; a resumed run
+    keeps its tokenizers)."""
     from .train import TrainConfig
     from .train import train as run_train
 
     cfg = TrainConfig(
-        epochs=epochs,
-        seed=seed,
+        epochs=run.epochs,
+        seed=run.seed,
         batch_size=batch_size,
         lr=lr,
         label_smoothing=label_smoothing,
@@ -127,22 +107,15 @@ def train(
         lr_patience=None if lr_patience < 0 else lr_patience,
         init_from=str(init_from) if init_from is not None else None,
     )
-    given = given_options(ctx, {"vocab": "src_vocab"})
+    given = run.given({"vocab": "src_vocab"})
     if "src_vocab" in given:  # --vocab sets both sizes
         given.add("tgt_vocab")
     result = run_train(
         cfg,
-        data_dir=data_dir,
-        output_dir=output_dir,
-        resume=resume,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
         progress=sys.stderr.isatty(),
         evaluate_beam=eval_beam or None,
-        threads=threads,
-        overwrite=overwrite,
         given=given,
+        **run.fit_kwargs(),
     )
     typer.echo(
         f"run folder: {result.run.path}  best val_loss {result.best_score:.4f} (epoch {result.best_epoch})"
@@ -171,17 +144,13 @@ def evaluate(
     import json
     import time
 
-    from ...train import write_json
     from . import data as D
     from .evaluate import evaluate as run_eval
     from .predict import load_bundle
 
-    if split not in ("test", "valid"):
-        raise UserInputError(f"--split must be 'test' or 'valid', got {split!r}")
-    if output is not None:  # before the long decode: a bad path is refused now
-        from ..._io import check_output_file
-
-        check_output_file(output, "--output", parents=True)
+    check_choice(split, ("test", "valid"), "--split")
+    # before the long decode: a bad path is refused now
+    write_result = json_result(output, "--output")
     bundle = load_bundle(checkpoint)
     pairs = D.load_splits(data_dir)[split]
     if limit:
@@ -199,8 +168,7 @@ def evaluate(
         "checkpoint": str(bundle.path),
         "wall_time_s": round(time.perf_counter() - t0, 1),
     }
-    if output is not None:
-        write_json(output, res)
+    write_result(res)
     m = res["model"]
     typer.echo(
         f"{split}: {res['subsets']['pairs']} pairs, beam {beam}, length penalty {length_penalty}"
@@ -256,15 +224,8 @@ def predict(
 
         check_output_file(show_attention, "--show-attention")
     if file is not None:
-        if str(file) == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            from ..._io import read_text_file
-
-            lines = read_text_file(file, "--file").splitlines()
+        lines = read_lines(file, "--file", "translate", stdin=True)
         keep = [i for i, ln in enumerate(lines) if ln.strip()]
-        if not keep:
-            raise UserInputError(f"--file {file}: no non-empty lines to translate")
         bundle = load_bundle(checkpoint)
         out = translate(
             bundle, [lines[i] for i in keep], beam_size=beam, length_penalty=length_penalty

@@ -5,20 +5,20 @@ import shutil
 
 import pytest
 
-from ._digits_util import fsdd_file, run_cli
+from ._digits_util import fsdd_file
 
 GOOD = ["5_lucas_1.wav", "3_george_7.wav"]
 
 
 @pytest.mark.slow
-def test_batch_with_a_bad_file_answers_the_good_ones(tmp_path, capsys, monkeypatch):
+def test_batch_with_a_bad_file_answers_the_good_ones(tmp_path, cli):
     a = shutil.copy(fsdd_file(GOOD[0]), tmp_path / "a.wav")
     c = shutil.copy(fsdd_file(GOOD[1]), tmp_path / "c.wav")
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF0000WAVEnot really")
     folder = tmp_path / "recordings"
     folder.mkdir()
-    code, out, err = run_cli(capsys, monkeypatch, "digits", "predict", a, bad, c, folder)
+    code, out, err = cli("digits", "predict", a, bad, c, folder)
     assert code == 2 and "Traceback" not in err
     lines = out.strip().splitlines()
     assert [ln.split("\t")[0] for ln in lines] == [str(a), str(c)]
@@ -29,13 +29,13 @@ def test_batch_with_a_bad_file_answers_the_good_ones(tmp_path, capsys, monkeypat
     assert str(folder) in errs[1] and "is a folder, not an audio file" in errs[1]
     assert errs[2] == "error: 2 of 4 files could not be read"
     # the good files' answers equal those of running them alone
-    code, alone, _ = run_cli(capsys, monkeypatch, "digits", "predict", c)
+    code, alone, _ = cli("digits", "predict", c)
     assert code == 0 and alone.strip() == lines[1]
 
 
-def test_folder_given_as_file_says_folder(tmp_path, capsys, monkeypatch):
+def test_folder_given_as_file_says_folder(tmp_path, cli):
     for args in (["predict", tmp_path], ["stream", tmp_path, "--no-sleep"]):
-        code, out, err = run_cli(capsys, monkeypatch, "digits", *args)
+        code, out, err = cli("digits", *args)
         assert code == 2 and out == "" and "is a folder, not an audio file" in err, (args, err)
         assert len(err.strip().splitlines()) == 1
 

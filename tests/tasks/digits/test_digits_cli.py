@@ -10,7 +10,7 @@ import torch
 import grukit
 from grukit.tasks.digits.model import DigitRecognizer
 
-from ._digits_util import fsdd_dir, fsdd_file, run_cli, write_wav
+from ._digits_util import fsdd_dir, fsdd_file, write_wav
 
 FILE = "5_lucas_1.wav"
 
@@ -79,15 +79,11 @@ def test_train_writes_run_folder_and_loss_falls(uni_run):
     assert isinstance(model, DigitRecognizer) and model.streamable and model.config.n_mels == 20
 
 
-def test_stream_final_equals_offline_prediction(uni_run, capsys, monkeypatch):
-    code, out, err = run_cli(
-        capsys, monkeypatch, "digits", "predict", fsdd_file(FILE), "--checkpoint", uni_run
-    )
+def test_stream_final_equals_offline_prediction(uni_run, cli):
+    code, out, err = cli("digits", "predict", fsdd_file(FILE), "--checkpoint", uni_run)
     assert code == 0, err
     _, label, prob = out.strip().split("\t")
-    code, out, err = run_cli(
-        capsys,
-        monkeypatch,
+    code, out, err = cli(
         "digits",
         "stream",
         fsdd_file(FILE),
@@ -104,10 +100,8 @@ def test_stream_final_equals_offline_prediction(uni_run, capsys, monkeypatch):
     assert final[1] == label and abs(float(final[2].removeprefix("p=")) - float(prob)) < 2e-3
 
 
-def test_evaluate_prints_accuracy_and_writes_json(uni_run, capsys, monkeypatch, tmp_path):
-    code, out, err = run_cli(
-        capsys,
-        monkeypatch,
+def test_evaluate_prints_accuracy_and_writes_json(uni_run, tmp_path, cli):
+    code, out, err = cli(
         "digits",
         "evaluate",
         "--checkpoint",
@@ -146,9 +140,7 @@ def bi_model(tmp_path_factory):
         ("missing", "not found"),
     ],
 )
-def test_bad_audio_exits_2_with_one_line(
-    verb, kind, match, bi_model, uni_run, tmp_path, capsys, monkeypatch
-):
+def test_bad_audio_exits_2_with_one_line(verb, kind, match, bi_model, uni_run, tmp_path, cli):
     path = tmp_path / f"{kind}.wav"
     if kind == "garbage":
         path.write_bytes(b"RIFF0000WAVEnot really")
@@ -160,18 +152,14 @@ def test_bad_audio_exits_2_with_one_line(
         write_wav(path, 0.5 * np.sin(np.arange(120)))
     ckpt = bi_model if verb == "predict" else uni_run
     extra = ["--no-sleep"] if verb == "stream" else []
-    code, out, err = run_cli(
-        capsys, monkeypatch, "digits", verb, path, "--checkpoint", ckpt, *extra
-    )
+    code, out, err = cli("digits", verb, path, "--checkpoint", ckpt, *extra)
     assert code == 2
     assert out == "" and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error:") and match in err
 
 
-def test_stream_refuses_a_bidirectional_model(bi_model, capsys, monkeypatch):
-    code, out, err = run_cli(
-        capsys,
-        monkeypatch,
+def test_stream_refuses_a_bidirectional_model(bi_model, cli):
+    code, out, err = cli(
         "digits",
         "stream",
         fsdd_file(FILE),
@@ -186,9 +174,7 @@ def _files(folder):
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-def test_resume_refuses_conflicting_options_and_restores_the_saved_ones(
-    uni_run, tmp_path, capsys, monkeypatch
-):
+def test_resume_refuses_conflicting_options_and_restores_the_saved_ones(uni_run, tmp_path, cli):
     import shutil
 
     run = tmp_path / "run"
@@ -202,13 +188,11 @@ def test_resume_refuses_conflicting_options_and_restores_the_saved_ones(
             "--n-mels 20, got 40",
         ),  # the default value, typed out, still conflicts
     ):
-        code, _, err = run_cli(capsys, monkeypatch, "digits", "train", "--resume", run, *extra)
+        code, _, err = cli("digits", "train", "--resume", run, *extra)
         assert code == 2 and msg in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1
         assert _files(run) == before
-    code, _, err = run_cli(
-        capsys, monkeypatch, "digits", "train", "--resume", run, "--epochs", "4", "--threads", "1"
-    )
+    code, _, err = cli("digits", "train", "--resume", run, "--epochs", "4", "--threads", "1")
     assert code == 0, err
     cfg = json.loads((run / "config.json").read_text())
     assert (cfg["unidirectional"], cfg["hidden_size"], cfg["n_mels"], cfg["subset"]) == (
@@ -220,8 +204,8 @@ def test_resume_refuses_conflicting_options_and_restores_the_saved_ones(
     assert cfg["epochs"] == 4 and len((run / "log.csv").read_text().splitlines()) == 5
 
 
-def test_existing_output_dir_needs_overwrite(uni_run, capsys, monkeypatch):
+def test_existing_output_dir_needs_overwrite(uni_run, cli):
     before = _files(uni_run)
-    code, _, err = run_cli(capsys, monkeypatch, "digits", "train", "--output-dir", uni_run)
+    code, _, err = cli("digits", "train", "--output-dir", uni_run)
     assert code == 2 and "already holds files" in err and "--overwrite" in err, err
     assert len(err.strip().splitlines()) == 1 and _files(uni_run) == before

@@ -9,7 +9,7 @@ from grukit.tasks.digits import data as D
 from grukit.tasks.digits.evaluate import evaluate_records, split_records
 from grukit.tasks.digits.predict import OFFLINE_MODEL, STREAM_MODEL, load_model
 
-from ._digits_util import fsdd_dir, fsdd_file, run_cli, write_wav
+from ._digits_util import fsdd_dir, fsdd_file, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_shipped_model_accuracy_on_official_test_split(stream, floor, test_recor
     assert res["accuracy"] >= floor, res["per_speaker"]
 
 
-def test_predict_sequence_reads_a_digit_string(tmp_path, capsys, monkeypatch):
+def test_predict_sequence_reads_a_digit_string(tmp_path, cli):
     names = [
         "3_theo_2.wav",
         "8_yweweler_0.wav",
@@ -49,18 +49,18 @@ def test_predict_sequence_reads_a_digit_string(tmp_path, capsys, monkeypatch):
     for n in names:
         parts += [D.load_audio(fsdd_file(n), spec), gap()]
     path = write_wav(tmp_path / "seq.wav", np.concatenate(parts))
-    code, out, err = run_cli(capsys, monkeypatch, "digits", "predict", path, "--sequence")
+    code, out, err = cli("digits", "predict", path, "--sequence")
     assert code == 0, err
     fields = out.strip().split("\t")
     assert fields[1] == "".join(n[0] for n in names), out
 
 
-def test_stream_command_with_shipped_model(capsys, monkeypatch):
+def test_stream_command_with_shipped_model(cli):
     f = fsdd_file("6_theo_3.wav")
-    code, out, err = run_cli(capsys, monkeypatch, "digits", "predict", f, "--stream")
+    code, out, err = cli("digits", "predict", f, "--stream")
     assert code == 0, err
     label = out.split("\t")[1]
-    code, out, err = run_cli(capsys, monkeypatch, "digits", "stream", f, "--no-sleep")
+    code, out, err = cli("digits", "stream", f, "--no-sleep")
     assert code == 0, err
     final = out.strip().splitlines()[-1].split()
     assert final[0] == "final" and final[1] == label == "6"

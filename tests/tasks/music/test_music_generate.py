@@ -1,8 +1,5 @@
 """MIDI generation: files pretty_midi and mido read back, notes in the 88-key range, CLI errors."""
 
-import subprocess
-import sys
-
 import mido
 import numpy as np
 import pretty_midi
@@ -12,16 +9,6 @@ import torch
 import grukit
 from grukit.tasks.music.generate import midi_to_roll, roll_to_midi, sample
 from grukit.tasks.music.model import MusicGRU
-
-
-def _cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-c", "from grukit.cli import main; main()", "music", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
 
 
 def _tiny_model(path):
@@ -58,10 +45,11 @@ def test_sample_shapes_and_prime():
 
 
 @pytest.mark.slow
-def test_generate_cli_writes_readable_midi_and_png(tmp_path):
+def test_generate_cli_writes_readable_midi_and_png(tmp_path, cli_subprocess):
     model = _tiny_model(tmp_path / "tiny.safetensors")
     out = tmp_path / "song.mid"
-    r = _cli(
+    r = cli_subprocess(
+        "music",
         "generate",
         "--checkpoint",
         str(model),
@@ -72,7 +60,7 @@ def test_generate_cli_writes_readable_midi_and_png(tmp_path):
         "--temperature",
         "0.9",
     )
-    assert r.returncode == 0, r.stderr
+    assert r.code == 0, r.err
     assert out.is_file() and (tmp_path / "song.png").is_file()
     notes = pretty_midi.PrettyMIDI(str(out)).instruments[0].notes
     assert len(notes) > 0 and all(21 <= n.pitch <= 108 for n in notes)
@@ -85,7 +73,8 @@ def test_generate_cli_writes_readable_midi_and_png(tmp_path):
     assert len(on) == len(notes) and all(21 <= msg.note <= 108 for msg in on)
     # primed continuation
     out2 = tmp_path / "cont.mid"
-    r = _cli(
+    r = cli_subprocess(
+        "music",
         "generate",
         "--checkpoint",
         str(model),
@@ -98,18 +87,21 @@ def test_generate_cli_writes_readable_midi_and_png(tmp_path):
         "--prime-frames",
         "8",
     )
-    assert r.returncode == 0, r.stderr
+    assert r.code == 0, r.err
     assert midi_to_roll(out2).shape[0] <= 24
 
 
 @pytest.mark.slow
-def test_generate_cli_errors_leave_no_files(tmp_path):
+def test_generate_cli_errors_leave_no_files(tmp_path, cli_subprocess):
     model = _tiny_model(tmp_path / "tiny.safetensors")
-    r = _cli("generate", "--checkpoint", str(model), "--out", str(tmp_path / "song.txt"))
-    assert r.returncode == 2 and "--out" in r.stderr and "Traceback" not in r.stderr
+    r = cli_subprocess(
+        "music", "generate", "--checkpoint", str(model), "--out", str(tmp_path / "song.txt")
+    )
+    assert r.code == 2 and "--out" in r.err and "Traceback" not in r.err
     bad = tmp_path / "bad.mid"
     bad.write_text("not midi")
-    r = _cli(
+    r = cli_subprocess(
+        "music",
         "generate",
         "--checkpoint",
         str(model),
@@ -118,13 +110,14 @@ def test_generate_cli_errors_leave_no_files(tmp_path):
         "--prime",
         str(bad),
     )
-    assert r.returncode == 2 and "MIDI" in r.stderr
-    r = _cli(
+    assert r.code == 2 and "MIDI" in r.err
+    r = cli_subprocess(
+        "music",
         "generate",
         "--checkpoint",
         str(tmp_path / "missing.safetensors"),
         "--out",
         str(tmp_path / "y.mid"),
     )
-    assert r.returncode == 2
+    assert r.code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mid", "tiny.safetensors"]

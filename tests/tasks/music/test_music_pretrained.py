@@ -1,8 +1,6 @@
 """The shipped models load, evaluate to the numbers recorded in benchmarks/results/music.json, and generate."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pretty_midi
@@ -46,24 +44,16 @@ def test_shipped_model_reproduces_recorded_test_nll(dataset):
     # with itself)
 
 
-def _cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-c", "from grukit.cli import main; main()", "music", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
-
-
 @pytest.mark.slow
-def test_evaluate_and_generate_without_checkpoint(tmp_path):
-    r = _cli("evaluate", "--dataset", "jsb", "--json", str(tmp_path / "e.json"), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+def test_evaluate_and_generate_without_checkpoint(tmp_path, cli_subprocess):
+    r = cli_subprocess(
+        "music", "evaluate", "--dataset", "jsb", "--json", str(tmp_path / "e.json"), cwd=tmp_path
+    )
+    assert r.code == 0, r.err
     out = json.loads((tmp_path / "e.json").read_text())
     assert abs(out["nll_per_step"] - RESULTS["shipped"]["jsb"]["test_nll_per_step"]) < 1e-4
-    assert f"{out['nll_per_step']:.3f}" in r.stdout and "8.54" in r.stdout and "8.67" in r.stdout
-    r = _cli("generate", "--steps", "32", "--out", "song.mid", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert f"{out['nll_per_step']:.3f}" in r.out and "8.54" in r.out and "8.67" in r.out
+    r = cli_subprocess("music", "generate", "--steps", "32", "--out", "song.mid", cwd=tmp_path)
+    assert r.code == 0, r.err
     notes = pretty_midi.PrettyMIDI(str(tmp_path / "song.mid")).instruments[0].notes
     assert notes and all(21 <= n.pitch <= 108 for n in notes) and (tmp_path / "song.png").is_file()

@@ -16,19 +16,6 @@ from grukit.tasks.sentiment.evaluate import load_model
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def run_cli(capsys, monkeypatch, *args) -> tuple[int, str, str]:
-    from grukit.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["grukit", *map(os.fspath, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.fixture(scope="module")
 def model():
     return load_model()[0]
@@ -43,16 +30,14 @@ def model():
         (["predict", "--explain", ""], "the sentence is empty"),
     ],
 )
-def test_empty_text_refused(capsys, monkeypatch, args, match):
-    code, out, err = run_cli(capsys, monkeypatch, "sentiment", *args)
+def test_empty_text_refused(args, match, cli):
+    code, out, err = cli("sentiment", *args)
     assert code == 2 and out == "" and "Traceback" not in err
     assert err.startswith("error:") and match in err and len(err.strip().splitlines()) == 1
 
 
-def test_known_count_always_and_warning_when_nothing_is_known(capsys, monkeypatch, model):
-    code, out, err = run_cli(
-        capsys, monkeypatch, "sentiment", "predict", "--json", "a gorgeous film", "😀 电影 👍"
-    )
+def test_known_count_always_and_warning_when_nothing_is_known(model, cli):
+    code, out, err = cli("sentiment", "predict", "--json", "a gorgeous film", "😀 电影 👍")
     assert code == 0, err
     first, second = (json.loads(ln) for ln in out.strip().splitlines())
     vocab = set(model.encoder.vocab)
@@ -66,19 +51,19 @@ def test_known_count_always_and_warning_when_nothing_is_known(capsys, monkeypatc
     assert "sentence 1" not in err  # the known one is not warned about
 
 
-def test_table_shows_known_count(capsys, monkeypatch):
-    code, out, err = run_cli(capsys, monkeypatch, "sentiment", "predict", "a zzqxj film")
+def test_table_shows_known_count(cli):
+    code, out, err = cli("sentiment", "predict", "a zzqxj film")
     assert code == 0 and "known 2/3" in out and err == ""
 
 
 @pytest.mark.parametrize("option", ["--file"])
-def test_folder_given_as_file_says_folder(capsys, monkeypatch, tmp_path, option):
+def test_folder_given_as_file_says_folder(tmp_path, option, cli):
     for verb in ("predict", "evaluate"):
-        code, out, err = run_cli(capsys, monkeypatch, "sentiment", verb, option, tmp_path)
+        code, out, err = cli("sentiment", verb, option, tmp_path)
         assert code == 2 and out == "" and "is a folder, not a file" in err, (verb, err)
 
 
-def test_evaluate_file_scores_match_predict(capsys, monkeypatch, tmp_path):
+def test_evaluate_file_scores_match_predict(tmp_path, cli):
     rows = [
         ("a gorgeous , witty , seductive movie .", "1"),
         ("i did n't like it at all", "negative"),
@@ -88,15 +73,11 @@ def test_evaluate_file_scores_match_predict(capsys, monkeypatch, tmp_path):
     ]
     tsv = tmp_path / "labelled.tsv"
     tsv.write_text("text\tlabel\n" + "\n".join(f"{t}\t{y}" for t, y in rows) + "\n\n")
-    code, out, err = run_cli(
-        capsys, monkeypatch, "sentiment", "evaluate", "--file", tsv, "--json", tmp_path / "r.json"
-    )
+    code, out, err = cli("sentiment", "evaluate", "--file", tsv, "--json", tmp_path / "r.json")
     assert code == 0, err
     res = json.loads((tmp_path / "r.json").read_text())
     # the oracle: predict's own labels, counted by hand
-    code, pout, _ = run_cli(
-        capsys, monkeypatch, "sentiment", "predict", "--json", *[t for t, _ in rows]
-    )
+    code, pout, _ = cli("sentiment", "predict", "--json", *[t for t, _ in rows])
     pred = [int(json.loads(ln)["label"] == "positive") for ln in pout.strip().splitlines()]
     truth = [1, 0, 1, 0, 1]
     conf = [[0, 0], [0, 0]]
@@ -119,14 +100,10 @@ def test_evaluate_file_scores_match_predict(capsys, monkeypatch, tmp_path):
         ("\n\n", "no labelled lines"),
     ],
 )
-def test_evaluate_file_bad_lines_refused_and_nothing_written(
-    capsys, monkeypatch, tmp_path, content, match
-):
+def test_evaluate_file_bad_lines_refused_and_nothing_written(tmp_path, content, match, cli):
     tsv = tmp_path / "bad.tsv"
     tsv.write_text(content)
-    code, out, err = run_cli(
-        capsys, monkeypatch, "sentiment", "evaluate", "--file", tsv, "--json", tmp_path / "r.json"
-    )
+    code, out, err = cli("sentiment", "evaluate", "--file", tsv, "--json", tmp_path / "r.json")
     assert code == 2 and out == "" and match in err and str(tsv) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tsv"]
 
@@ -150,11 +127,9 @@ def test_explain_in_chunks_equals_one_batch(model, monkeypatch):
     assert got.p_positive == pytest.approx(float(torch.sigmoid(lo[0])), abs=1e-6)
 
 
-def test_explain_refuses_overlong_input(capsys, monkeypatch):
+def test_explain_refuses_overlong_input(cli):
     text = " ".join(["good"] * 30)
-    code, out, err = run_cli(
-        capsys, monkeypatch, "sentiment", "predict", "--explain", "--explain-max-words", "20", text
-    )
+    code, out, err = cli("sentiment", "predict", "--explain", "--explain-max-words", "20", text)
     assert code == 2 and out == "" and "at most 20 words" in err and "got 30" in err
 
 

@@ -4,10 +4,8 @@ on its training slice; the CLI predicts, explains and refuses bad input with exi
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 import grukit
-from grukit.cli import app
 from grukit.tasks.sentiment.model import SentimentGRU
 from grukit.tasks.sentiment.train import SentimentTrainConfig, train
 
@@ -66,42 +64,25 @@ def test_smoke_training_learns_and_writes_the_run_folder(run):
     assert accuracy(model, tr[:3000], y[:3000])["accuracy"] > 0.75
 
 
-def test_cli_predict_explain_and_evaluate(run, tmp_path):
+def test_cli_predict_explain_and_evaluate(run, tmp_path, cli):
     out, rec = run
-    r = CliRunner()
-    p = r.invoke(
-        app, ["sentiment", "predict", "--checkpoint", str(out), "--json", "a good film", "bad"]
-    )
-    assert p.exit_code == 0, p.output
-    lines = [json.loads(x) for x in p.stdout.splitlines()]
+    p = cli("sentiment", "predict", "--checkpoint", str(out), "--json", "a good film", "bad")
+    assert p.code == 0, p.err
+    lines = [json.loads(x) for x in p.out.splitlines()]
     assert [x["text"] for x in lines] == ["a good film", "bad"]
     assert all(x["label"] == ("positive" if x["p_positive"] > 0.5 else "negative") for x in lines)
-    e = r.invoke(
-        app,
-        [
-            "sentiment",
-            "predict",
-            "--checkpoint",
-            str(out),
-            "--explain",
-            "--json",
-            "not a good film",
-        ],
+    e = cli(
+        "sentiment", "predict", "--checkpoint", str(out), "--explain", "--json", "not a good film"
     )
-    ex = json.loads(e.stdout)
+    ex = json.loads(e.out)
     assert ex["words"] == ["not", "a", "good", "film"] and len(ex["contributions"]) == 4
     f = tmp_path / "s.txt"
     f.write_text("one fine movie\n\nterrible\n")
-    t = r.invoke(
-        app, ["sentiment", "predict", "--checkpoint", str(out), "--file", str(f), "--explain"]
-    )
-    assert t.exit_code == 0 and "one fine movie" in t.stdout and "terrible" in t.stdout
+    t = cli("sentiment", "predict", "--checkpoint", str(out), "--file", str(f), "--explain")
+    assert t.code == 0 and "one fine movie" in t.out and "terrible" in t.out
     js = tmp_path / "ev.json"
-    v = r.invoke(
-        app,
-        ["sentiment", "evaluate", "--checkpoint", str(out), "--split", "test", "--json", str(js)],
-    )
-    assert v.exit_code == 0, v.output
+    v = cli("sentiment", "evaluate", "--checkpoint", str(out), "--split", "test", "--json", str(js))
+    assert v.code == 0, v.err
     assert json.loads(js.read_text())["accuracy"] == pytest.approx(
         rec["model"]["accuracy"], abs=1e-9
     )
@@ -116,33 +97,20 @@ def test_cli_predict_explain_and_evaluate(run, tmp_path):
         (["sentiment", "evaluate", "--checkpoint", "/nonexistent"], "no such file or run folder"),
     ],
 )
-def test_cli_user_errors_exit_2(run, args, msg, monkeypatch, capsys):
+def test_cli_user_errors_exit_2(run, args, msg, cli):
     out, _ = run
     if "--checkpoint" not in args:
         args = args[:2] + ["--checkpoint", str(out)] + args[2:]
-    code, err = _main(args, monkeypatch, capsys)
+    code, _, err = cli(*args)
     assert code == 2 and msg in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1
-
-
-def _main(args, monkeypatch, capsys):
-    """Run the console entry point ``grukit.cli.main`` in-process: (exit code, stderr)."""
-    from grukit.cli import main
-
-    monkeypatch.setattr("sys.argv", ["grukit", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        main()
-    return e.value.code, capsys.readouterr().err
 
 
 def _files(folder):
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-def test_cli_resume_refuses_conflicting_options_and_restores_the_saved_ones(
-    run, tmp_path, monkeypatch, capsys
-):
+def test_cli_resume_refuses_conflicting_options_and_restores_the_saved_ones(run, tmp_path, cli):
     import shutil
 
     out, _ = run
@@ -164,20 +132,20 @@ def test_cli_resume_refuses_conflicting_options_and_restores_the_saved_ones(
             "--no-progress",
             *extra,
         ]
-        code, err = _main(args, monkeypatch, capsys)
+        code, _, err = cli(*args)
         assert code == 2 and msg in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1
         assert _files(copy) == before
     args = ["sentiment", "train", "--resume", str(copy), "--epochs", "4", "--no-progress"]
-    code, err = _main([*args, "--threads", "1", "--no-baselines"], monkeypatch, capsys)
+    code, _, err = cli(*args, "--threads", "1", "--no-baselines")
     assert code == 0, err
     cfg = json.loads((copy / "config.json").read_text())
     assert {k: cfg[k] for k in SMALL} == SMALL and cfg["epochs"] == 4
 
 
-def test_cli_existing_output_dir_needs_overwrite(run, monkeypatch, capsys):
+def test_cli_existing_output_dir_needs_overwrite(run, cli):
     out, _ = run
     before = _files(out)
-    code, err = _main(["sentiment", "train", "--output-dir", str(out)], monkeypatch, capsys)
+    code, _, err = cli("sentiment", "train", "--output-dir", str(out))
     assert code == 2 and "already holds files" in err and "--overwrite" in err, err
     assert len(err.strip().splitlines()) == 1 and _files(out) == before

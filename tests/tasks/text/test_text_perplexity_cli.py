@@ -2,8 +2,6 @@
 paths are refused up front, and the docs page quotes the recorded speed."""
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,19 +9,6 @@ import pytest
 from grukit.tasks.text.evaluate import load_model, score_text
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def run_cli(capsys, monkeypatch, *args):
-    from grukit.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["grukit", *map(os.fspath, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("streams", [1, 3])
@@ -40,15 +25,13 @@ def test_progress_counts_every_scored_character(streams):
     assert sum(seen) == res["chars"] and len(seen) > 1
 
 
-def test_bad_paths_refused(tmp_path, capsys, monkeypatch):
-    code, out, err = run_cli(capsys, monkeypatch, "text", "perplexity", "--text-file", tmp_path)
+def test_bad_paths_refused(tmp_path, cli):
+    code, out, err = cli("text", "perplexity", "--text-file", tmp_path)
     assert code == 2 and out == "" and "is a folder, not a file" in err
     f = tmp_path / "t.txt"
     f.write_text("ROMEO: hello there\n")
     (tmp_path / "notes.txt").write_text("x")
-    code, out, err = run_cli(
-        capsys,
-        monkeypatch,
+    code, out, err = cli(
         "text",
         "perplexity",
         "--text-file",
@@ -58,7 +41,7 @@ def test_bad_paths_refused(tmp_path, capsys, monkeypatch):
     )
     assert code == 2 and out == "" and "notes.txt is a file, not a folder" in err
     f.write_bytes(b"\xff\xfe bad")
-    code, out, err = run_cli(capsys, monkeypatch, "text", "perplexity", "--text-file", f)
+    code, out, err = cli("text", "perplexity", "--text-file", f)
     assert code == 2 and "not UTF-8" in err
 
 

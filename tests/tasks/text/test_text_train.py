@@ -6,10 +6,8 @@ import math
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import grukit
-from grukit.cli import app
 from grukit.tasks.text.model import CharLM
 from grukit.tasks.text.train import TextTrainConfig, train
 
@@ -114,58 +112,37 @@ def test_epoch_parts_cut_a_pass_into_epochs(tmp_path):
     assert steps == [round(windows / 2), windows] and rec["passes"] == 1.0
 
 
-def test_cli_generate_perplexity_and_errors(run2, tmp_path):
+def test_cli_generate_perplexity_and_errors(run2, tmp_path, cli):
     out, rec = run2
-    r = CliRunner()
-    a = r.invoke(
-        app,
-        [
-            "text",
-            "generate",
-            "--checkpoint",
-            str(out),
-            "--prompt",
-            "KING:",
-            "--length",
-            "80",
-            "--seed",
-            "5",
-        ],
+    gen = (
+        "text",
+        "generate",
+        "--checkpoint",
+        out,
+        "--prompt",
+        "KING:",
+        "--length",
+        "80",
+        "--seed",
+        "5",
     )
-    b = r.invoke(
-        app,
-        [
-            "text",
-            "generate",
-            "--checkpoint",
-            str(out),
-            "--prompt",
-            "KING:",
-            "--length",
-            "80",
-            "--seed",
-            "5",
-        ],
-    )
-    assert a.exit_code == 0 and a.stdout == b.stdout
-    assert a.stdout.startswith("KING:") and len(a.stdout) == len("KING:") + 80 + 1
+    a, b = cli(*gen), cli(*gen)  # the same seed gives the same text
+    assert a.code == 0 and a.out == b.out
+    assert a.out.startswith("KING:") and len(a.out) == len("KING:") + 80 + 1
     js = tmp_path / "ppl.json"
-    p = r.invoke(
-        app,
-        [
-            "text",
-            "perplexity",
-            "--checkpoint",
-            str(out),
-            "--max-chars",
-            "4000",
-            "--streams",
-            "2",
-            "--json",
-            str(js),
-        ],
+    p = cli(
+        "text",
+        "perplexity",
+        "--checkpoint",
+        str(out),
+        "--max-chars",
+        "4000",
+        "--streams",
+        "2",
+        "--json",
+        str(js),
     )
-    assert p.exit_code == 0, p.output
+    assert p.code == 0, p.err
     assert json.loads(js.read_text())["nats_per_char"] == pytest.approx(
         rec["model"]["nats_per_char"], rel=1e-6
     )
@@ -179,33 +156,20 @@ def test_cli_generate_perplexity_and_errors(run2, tmp_path):
         (["text", "perplexity", "--text-file", "/nonexistent.txt"], "no such file"),
     ],
 )
-def test_cli_user_errors_exit_2(run2, args, msg, monkeypatch, capsys):
+def test_cli_user_errors_exit_2(run2, args, msg, cli):
     out, _ = run2
     if "--checkpoint" not in args:
         args = args[:2] + ["--checkpoint", str(out)] + args[2:]
-    code, err = _main(args, monkeypatch, capsys)
+    code, _, err = cli(*args)
     assert code == 2 and msg in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-
-
-def _main(args, monkeypatch, capsys):
-    """Run the console entry point ``grukit.cli.main`` in-process: (exit code, stderr)."""
-    from grukit.cli import main
-
-    monkeypatch.setattr("sys.argv", ["grukit", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        main()
-    return e.value.code, capsys.readouterr().err
 
 
 def _files(folder):
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-def test_cli_resume_refuses_conflicting_options_and_restores_the_saved_ones(
-    run2, tmp_path, monkeypatch, capsys
-):
+def test_cli_resume_refuses_conflicting_options_and_restores_the_saved_ones(run2, tmp_path, cli):
     import shutil
 
     out, _ = run2
@@ -217,7 +181,7 @@ def test_cli_resume_refuses_conflicting_options_and_restores_the_saved_ones(
         (["--hidden", "64"], "--hidden 48, got 64"),  # named as the command line spells it
     ):
         args = ["text", "train", "--resume", str(run), "--epochs", "3", "--no-progress", *extra]
-        code, err = _main(args, monkeypatch, capsys)
+        code, _, err = cli(*args)
         assert code == 2 and msg in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1
         assert _files(run) == before
@@ -233,25 +197,25 @@ def test_cli_resume_refuses_conflicting_options_and_restores_the_saved_ones(
         "--threads",
         "1",
     ]
-    code, err = _main(args, monkeypatch, capsys)
+    code, _, err = cli(*args)
     assert code == 0, err
     cfg = json.loads((run / "config.json").read_text())
     assert {k: cfg[k] for k in SMALL} == SMALL and cfg["epochs"] == 3
     assert len((run / "log.csv").read_text().splitlines()) == 4
 
 
-def test_cli_existing_output_dir_needs_overwrite(run2, monkeypatch, capsys):
+def test_cli_existing_output_dir_needs_overwrite(run2, cli):
     out, _ = run2
     before = _files(out)
-    code, err = _main(["text", "train", "--output-dir", str(out)], monkeypatch, capsys)
+    code, _, err = cli("text", "train", "--output-dir", str(out))
     assert code == 2 and "already holds files" in err and "--overwrite" in err, err
     assert len(err.strip().splitlines()) == 1 and _files(out) == before
 
 
-def test_cli_output_dir_below_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+def test_cli_output_dir_below_a_file_is_one_line(tmp_path, cli):
     f = tmp_path / "file.txt"
     f.write_text("x")
-    code, err = _main(["text", "train", "--output-dir", str(f / "run")], monkeypatch, capsys)
+    code, _, err = cli("text", "train", "--output-dir", str(f / "run"))
     assert code == 2 and f"{f} is a file, not a folder" in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]

@@ -3,15 +3,11 @@
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from support import one_line_error
 
-from grukit.cli import app
-from grukit.errors import UserInputError
 from grukit.tasks.translate import data as D
 from grukit.tasks.translate.predict import load_bundle, translate
 from grukit.tasks.translate.train import TrainConfig, train
@@ -106,56 +102,37 @@ def test_resume_gives_the_same_weights(trained, tmp_path):
         assert (a[k] - b[k]).abs().max() <= 1e-6 * a[k].abs().max().clamp(min=1e-12), k
 
 
-def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-c", "from grukit.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.slow
-def test_predict_file_and_errors_from_the_console(trained, tmp_path):
+def test_predict_file_and_errors_from_the_console(trained, tmp_path, cli_subprocess):
     pairs, run, _ = trained
     f = tmp_path / "in.txt"
     f.write_text(f"{pairs[0][0]}\n\n{pairs[1][0]}\n")
-    r = _cli("translate", "predict", "--file", str(f), "--checkpoint", str(run), "--beam", "1")
-    assert r.returncode == 0, r.stderr
+    r = cli_subprocess(
+        "translate", "predict", "--file", str(f), "--checkpoint", str(run), "--beam", "1"
+    )
+    assert r.code == 0, r.err
     want = translate(load_bundle(run), [pairs[0][0], pairs[1][0]], beam_size=1)
-    assert r.stdout.split("\n")[:3] == [want[0], "", want[1]]
-    r = _cli("translate", "predict", "   ", "--checkpoint", str(run))
-    assert r.returncode == 2 and "empty" in r.stderr and "Traceback" not in r.stderr
+    assert r.out.split("\n")[:3] == [want[0], "", want[1]]
+    r = cli_subprocess("translate", "predict", "   ", "--checkpoint", str(run))
+    one_line_error(r, "empty")
 
 
-def test_predict_errors_and_attention(trained, tmp_path):
+def test_predict_errors_and_attention(trained, tmp_path, cli):
     pairs, run, _ = trained
-    runner = CliRunner()
     long = " ".join(["word"] * 300)
-    r = runner.invoke(app, ["translate", "predict", long, "--checkpoint", str(run)])
-    assert isinstance(r.exception, UserInputError) and "too long" in str(r.exception)
+    one_line_error(cli("translate", "predict", long, "--checkpoint", run), "too long")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
-    r = runner.invoke(app, ["translate", "predict", "--file", str(empty), "--checkpoint", str(run)])
-    assert isinstance(r.exception, UserInputError) and "no non-empty lines" in str(r.exception)
-    r = runner.invoke(app, ["translate", "predict", "--checkpoint", str(run)])
-    assert isinstance(r.exception, UserInputError)
-    r = runner.invoke(app, ["translate", "predict", "Hi.", "--checkpoint", str(tmp_path / "nope")])
-    assert isinstance(r.exception, UserInputError) and "--checkpoint" in str(r.exception)
+    r = cli("translate", "predict", "--file", empty, "--checkpoint", run)
+    one_line_error(r, "no non-empty lines")
+    one_line_error(cli("translate", "predict", "--checkpoint", run), "--file")
+    r = cli("translate", "predict", "Hi.", "--checkpoint", tmp_path / "nope")
+    one_line_error(r, "--checkpoint")
     png = tmp_path / "attn.png"
-    r = runner.invoke(
-        app,
-        [
-            "translate",
-            "predict",
-            pairs[2][0],
-            "--checkpoint",
-            str(run),
-            "--show-attention",
-            str(png),
-        ],
+    r = cli(
+        "translate", "predict", pairs[2][0], "--checkpoint", str(run), "--show-attention", str(png)
     )
-    assert r.exit_code == 0, r.output
+    assert r.code == 0, r.err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     _, attn = translate(load_bundle(run), [pairs[2][0]], return_attention=True)
     n_src = len(load_bundle(run).src_tok.encode(pairs[2][0]))
@@ -164,27 +141,24 @@ def test_predict_errors_and_attention(trained, tmp_path):
     )
 
 
-def test_evaluate_matches_sacrebleu_on_predictions(trained, tmp_path):
+def test_evaluate_matches_sacrebleu_on_predictions(trained, tmp_path, cli):
     import sacrebleu
 
     pairs, run, _ = trained
     out = tmp_path / "scores.json"
-    r = CliRunner().invoke(
-        app,
-        [
-            "translate",
-            "evaluate",
-            "--checkpoint",
-            str(run),
-            "--limit",
-            "30",
-            "--beam",
-            "2",
-            "--output",
-            str(out),
-        ],
+    r = cli(
+        "translate",
+        "evaluate",
+        "--checkpoint",
+        str(run),
+        "--limit",
+        "30",
+        "--beam",
+        "2",
+        "--output",
+        str(out),
     )
-    assert r.exit_code == 0, r.output
+    assert r.code == 0, r.err
     res = json.loads(out.read_text())
     test = D.load_splits()["test"][:30]
     hyps = translate(load_bundle(run), [en for en, _ in test], beam_size=2)
@@ -238,25 +212,11 @@ def test_init_from_starts_with_the_model_weights(trained, tmp_path):
     )
 
 
-def _main(args, monkeypatch, capsys):
-    """The console entry point in-process: (exit code, stderr)."""
-    from grukit.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["grukit", *map(str, args)])
-    capsys.readouterr()
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    return code, capsys.readouterr().err
-
-
 def _files(folder):
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-def test_cli_resume_refuses_a_conflicting_data_option(trained, monkeypatch, capsys):
+def test_cli_resume_refuses_a_conflicting_data_option(trained, cli):
     _, run, _ = trained
     before = _files(run)
     for extra, msg in (
@@ -264,7 +224,7 @@ def test_cli_resume_refuses_a_conflicting_data_option(trained, monkeypatch, caps
         (["--max-len", "20"], "--max-len 32, got 20"),
         (["--vocab", "500"], "--vocab 300, got 500"),  # one flag, two fields
     ):
-        code, err = _main(["translate", "train", "--resume", run, *extra], monkeypatch, capsys)
+        code, _, err = cli("translate", "train", "--resume", run, *extra)
         assert code == 2 and msg in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1
         assert _files(run) == before
@@ -286,9 +246,9 @@ def test_resume_restores_the_saved_options(trained, tmp_path):
     assert {k: cfg[k] for k in CFG} == CFG and cfg["epochs"] == 19
 
 
-def test_cli_existing_output_dir_needs_overwrite(trained, monkeypatch, capsys):
+def test_cli_existing_output_dir_needs_overwrite(trained, cli):
     _, run, _ = trained
     before = _files(run)
-    code, err = _main(["translate", "train", "--output-dir", run], monkeypatch, capsys)
+    code, _, err = cli("translate", "train", "--output-dir", run)
     assert code == 2 and "already holds files" in err and "--overwrite" in err, err
     assert len(err.strip().splitlines()) == 1 and _files(run) == before
