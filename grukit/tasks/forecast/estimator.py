@@ -519,24 +519,36 @@ class GRUForecaster:
         """Backtest: train once on what comes before each series' first cutoff, forecast ``n_windows``
         windows of ``h`` steps, ``step_size`` apart (default h), the last ending at the series' end.
 
+        With ``refit=True`` each window trains its own model on what comes before its cutoff
+        (``n_windows`` trainings; the estimator keeps the last).
+
         Returns ``unique_id, ds, cutoff, y, GRU, GRU-lo-80, GRU-hi-80`` (the names of ``id_col``,
         ``time_col``, ``target_col``, ``alias``), one row per series, window and step, in the kind of frame
         ``df`` is. A series with fewer than 2 points before its first cutoff is left out
         (SkippedSeriesWarning). Afterwards the estimator is fitted (on those parts): :meth:`predict`
         forecasts after the end of ``df``.
         """
-        if refit:
-            raise UserInputError(
-                "cross_validation(refit=True) is not supported: the model is trained once, on what "
-                "comes before each series' first cutoff (refit=False)"
-            )
         for name, v in (("n_windows", n_windows), ("step_size", step_size)):
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise UserInputError(f"{name} must be a positive integer, got {v!r}")
         frame, opts, prep = self._prepare(df, static_df, id_col, time_col, target_col)
         opts = dataclasses.replace(opts, backtest=n_windows, stride=step_size)
-        out = self.cross_validation_prepared(prep, opts, frame=frame, level=level)
-        return out
+        if not refit:
+            return self.cross_validation_prepared(prep, opts, frame=frame, level=level)
+        # refit: window k trains on what comes before its own cutoff (each series cut to end with it)
+        S = step_size or opts.horizon
+        parts = []
+        for k in range(n_windows):
+            back = (n_windows - 1 - k) * S
+            cut = [s.head(len(s) - back) for s in prep.series if len(s) > back]
+            window = _Prepared(prep.spec, cut, prep.ids)
+            one = dataclasses.replace(opts, backtest=1, stride=S)
+            parts.append(self.cross_validation_prepared(window, one, level=level))
+        out = pd.concat(parts, ignore_index=True)
+        order = {sid: i for i, sid in enumerate(dict.fromkeys(out[self._id_name()]))}
+        key = out[self._id_name()].map(order)
+        out = out.assign(_k=key).sort_values(["_k", "cutoff"], kind="stable").drop(columns="_k")
+        return frame.out(out.reset_index(drop=True))
 
     def cross_validation_prepared(
         self,

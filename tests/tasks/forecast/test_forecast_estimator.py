@@ -214,8 +214,6 @@ def test_bad_arguments_are_refused_before_training():
         GRUForecaster(h=0)
     with pytest.raises(UserInputError, match="not fitted"):
         GRUForecaster(h=3).predict()
-    with pytest.raises(UserInputError, match=r"refit=True\) is not supported"):
-        GRUForecaster(h=3).cross_validation(panel(), refit=True)
     with pytest.raises(UserInputError, match="pandas or polars DataFrame"):
         GRUForecaster(h=3).fit({"unique_id": [1]})
     with warnings.catch_warnings():
@@ -256,3 +254,17 @@ def test_futr_df_and_static_df_reach_the_model(tmp_path):
     assert not np.allclose(on["GRU"], off["GRU"])  # the plan reaches the model
     with pytest.raises(UserInputError, match="predict\\(futr_df=...\\)"):
         est.predict()
+
+
+@pytest.mark.slow
+def test_refit_trains_each_window_on_what_comes_before_its_cutoff():
+    """refit=True: window k is exactly a one-window cross_validation of the data cut to end with it."""
+    df = panel(n_series=2, length=50)
+    cv = GRUForecaster(h=H, **SMALL).cross_validation(df, n_windows=2, refit=True)
+    assert list(cv.columns) == ["unique_id", "ds", "cutoff", "y", "GRU", "GRU-lo-80", "GRU-hi-80"]
+    assert cv["cutoff"].tolist() == [41] * H + [45] * H + [41] * H + [45] * H
+    last = GRUForecaster(h=H, **SMALL).cross_validation(df, n_windows=1)
+    first = GRUForecaster(h=H, **SMALL).cross_validation(df[df["ds"] < 50 - H], n_windows=1)
+    for cut, ref in ((45, last), (41, first)):
+        got = cv[cv["cutoff"] == cut].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, ref.reset_index(drop=True))
