@@ -91,8 +91,16 @@ from __future__ import annotations
 from typing import Any
 
 from .run import (
+    RunAlreadyComplete,
+    RunBusy,
     RunDir,
+    RunInterrupted,
+    TrainingDiverged,
+    check_inputs,
+    check_model_fits,
     check_output_dir,
+    check_run_complete,
+    input_fingerprints,
     load_task_model,
     metrics_record,
     open_run,
@@ -104,13 +112,22 @@ from .run import (
 from .seed import epoch_seed, seed_everything, set_threads
 
 __all__ = [
+    "AtomicCheckpointIO",
     "FitResult",
     "Plateau",
+    "RunAlreadyComplete",
+    "RunBusy",
     "RunDir",
+    "RunInterrupted",
     "TaskModule",
+    "TrainingDiverged",
+    "check_inputs",
+    "check_model_fits",
     "check_output_dir",
+    "check_run_complete",
     "epoch_seed",
     "fit",
+    "input_fingerprints",
     "load_task_model",
     "metrics_record",
     "open_run",
@@ -129,6 +146,7 @@ _LAZY = {
     "Plateau": ".module",
     "fit": ".loop",
     "FitResult": ".loop",
+    "AtomicCheckpointIO": ".loop",
     "plot_history": ".plots",
     "save_figure": ".plots",
 }

@@ -66,7 +66,7 @@ def test_overwrite_replaces_a_run_folder(tmp_path):
     assert "old.png" not in names  # nothing of the old run is mixed into the new one
     assert {"model.safetensors", "config.json", "log.csv", "last.ckpt"} <= names
     assert (out / "last.ckpt").read_bytes() != b"stale"
-    assert json.loads((out / "config.json").read_text()) == {"lr": 0.02}
+    assert json.loads((out / "config.json").read_text()) == {"lr": 0.02, "status": "complete"}
 
 
 def test_overwrite_never_empties_a_folder_that_is_not_a_run(tmp_path):
@@ -83,6 +83,7 @@ def test_resume_may_write_into_its_own_folder(tmp_path):
     assert not check_output_dir(out, resume=out / "last.ckpt")
     run, ckpt = open_run("demo", output_dir=out, resume=out)
     assert run.path == out and ckpt == out / "last.ckpt" and not run.created
+    run.release()  # open_run claimed the folder; fit claims it again
     res = fit(toy_module(), *toy_loaders(), output_dir=out, resume=out, epochs=2, progress=False)
     assert res.epochs_run == 2
     # but resuming into another folder that already holds files is refused like any other
