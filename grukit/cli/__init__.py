@@ -96,8 +96,9 @@ def main() -> None:
     run prints "already complete" on stdout and exits 0. Commands print through
     ``grukit._console.stdout_console``: plain, unwrapped lines when stdout is not a terminal."""
     from .._io import DiskFullError, is_disk_full
-    from ..train.run import RunAlreadyComplete, RunInterrupted
+    from ..train.run import ALLOW_INCOMPLETE, RunAlreadyComplete, RunInterrupted
 
+    ALLOW_INCOMPLETE.set(False)  # --allow-incomplete sets it for this command only
     debug = bool(os.environ.get("GRUKIT_DEBUG"))
     try:
         # not standalone: typer would print "Aborted!" (exit 1) for an EOFError from a reader, and turn

@@ -107,6 +107,7 @@ from .run import (
     resolve_checkpoint,
     resolve_resume,
     resumed_config,
+    stored_input,
     write_json,
 )
 from .seed import epoch_seed, seed_everything, set_threads
@@ -138,6 +139,7 @@ __all__ = [
     "save_figure",
     "seed_everything",
     "set_threads",
+    "stored_input",
     "write_json",
 ]
 

@@ -554,6 +554,22 @@ def input_fingerprints(inputs: Mapping[str, str | os.PathLike | None]) -> dict[s
     return {k: fingerprint(v) for k, v in inputs.items() if v is not None}
 
 
+def stored_input(
+    resume: str | os.PathLike | None, name: str, given: str | os.PathLike | None
+) -> Path | None:
+    """The path of input ``name`` (``"--data-dir"``, ``"--csv"``) a run should read: ``given`` when the
+    user gave it, else, when resuming, the path recorded in the run's ``config.json`` ``"inputs"`` (so
+    ``--resume RUN`` alone reads what the run read); else None (the recipe's default search).
+    """
+    if given is not None or resume is None:
+        return None if given is None else Path(given)
+    folder = resolve_resume(resume)[0]
+    rec = ((_read_config(folder) or {}).get("inputs") or {}).get(name)
+    if isinstance(rec, dict) and isinstance(rec.get("path"), str):
+        return Path(rec["path"])
+    return None
+
+
 def check_inputs(
     folder: str | os.PathLike, current: Mapping[str, dict], resume: Any = None
 ) -> None:
@@ -635,8 +651,8 @@ def check_model_fits(
         The number of parameter elements.
 
     Raises:
-        UserInputError: ``--hidden 200000: the model needs about 7.7 TB of memory to train (more than
-            the 12.0 GB available); choose a smaller model``.
+        UserInputError: ``--hidden 200000: the model needs more memory to train than the 12.0 GB
+            available (about 16 bytes per parameter); choose a smaller model``.
 
     Example:
         >>> import grukit
@@ -644,7 +660,7 @@ def check_model_fits(
         336
         >>> check_model_fits(lambda: grukit.GRU(4, 10**6), "--hidden 1000000", available=10**9)
         Traceback (most recent call last):
-        grukit.errors.UserInputError: --hidden 1000000: the model needs more than 1.0 GB of memory to train ...
+        grukit.errors.UserInputError: --hidden 1000000: the model needs more memory to train than the 1.0 GB ...
     """
     import torch
 
@@ -657,9 +673,8 @@ def check_model_fits(
             model = build()
     except _TooBig:
         raise UserInputError(
-            f"{options}: the model needs more than {_human_bytes(avail)} of memory to train "
-            f"(about {bytes_per_param} bytes per parameter; {_human_bytes(avail)} available); choose "
-            f"a smaller model"
+            f"{options}: the model needs more memory to train than the {_human_bytes(avail)} "
+            f"available (about {bytes_per_param} bytes per parameter); choose a smaller model"
         ) from None
     n = sum(p.numel() for p in model.parameters())
     if n > limit:  # parameters made without registration (not a Module's attribute)

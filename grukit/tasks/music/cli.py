@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ...train.options import (
+    AllowIncomplete,
     Checkpoint,
     DataDir,
     Devices,
@@ -165,6 +166,7 @@ def train(
 @app.command()
 def evaluate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -213,6 +215,7 @@ def evaluate(
 @app.command()
 def generate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     dataset: Annotated[
         str, typer.Option("--dataset", help="Shipped model to use when no --checkpoint is given.")
     ] = "jsb",

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ...train.options import (
+    AllowIncomplete,
     Checkpoint,
     DataDir,
     Devices,
@@ -138,6 +139,7 @@ def train(
 @app.command()
 def evaluate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     split: Annotated[str, typer.Option("--split", help="dev or test (or train).")] = "test",
     file: Annotated[
         Path | None,
@@ -204,6 +206,7 @@ def predict(
         list[str] | None, typer.Argument(help="Sentences to classify.", show_default=False)
     ] = None,
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     file: Annotated[
         Path | None,
         typer.Option(
@@ -244,7 +247,9 @@ def predict(
 
     items = list(texts or [])
     if file is not None:
-        items += [ln.strip() for ln in read_text_file(file, "--file").splitlines() if ln.strip()]
+        from ..._io import split_lines
+
+        items += [ln.strip() for ln in split_lines(read_text_file(file, "--file")) if ln.strip()]
         if not items:
             raise UserInputError(f"--file {file}: no non-empty lines to classify")
     if not items:

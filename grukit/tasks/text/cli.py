@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ...train.options import (
+    AllowIncomplete,
     Checkpoint,
     DataDir,
     Devices,
@@ -175,6 +176,7 @@ def train(
 @app.command()
 def generate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     prompt: Annotated[
         str, typer.Option("--prompt", help="Text to start from (characters the model knows).")
     ] = "ROMEO:\n",
@@ -217,6 +219,7 @@ def generate(
 @app.command()
 def perplexity(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     split: Annotated[
         str, typer.Option("--split", help="train or valid (first 90% / last 10% of input.txt).")
     ] = "valid",

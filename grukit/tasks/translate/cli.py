@@ -10,6 +10,7 @@ import typer
 
 from ...errors import UserInputError
 from ...train.options import (
+    AllowIncomplete,
     Checkpoint,
     DataDir,
     Devices,
@@ -155,6 +156,7 @@ def train(
 @app.command()
 def evaluate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     data_dir: DataDir = None,
     beam: Beam = 5,
     length_penalty: LengthPenalty = 1.0,
@@ -229,6 +231,7 @@ def predict(
         ),
     ] = None,
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     beam: Beam = 5,
     length_penalty: LengthPenalty = 1.0,
     show_attention: Annotated[
@@ -257,11 +260,15 @@ def predict(
         check_output_file(show_attention, "--show-attention")
     if file is not None:
         if str(file) == "-":
-            lines = sys.stdin.read().splitlines()
+            from ..._io import split_lines
+
+            lines = split_lines(sys.stdin.read())
         else:
             from ..._io import read_text_file
 
-            lines = read_text_file(file, "--file").splitlines()
+            from ..._io import split_lines
+
+            lines = split_lines(read_text_file(file, "--file"))
         keep = [i for i, ln in enumerate(lines) if ln.strip()]
         if not keep:
             raise UserInputError(f"--file {file}: no non-empty lines to translate")

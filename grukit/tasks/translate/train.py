@@ -154,6 +154,8 @@ def train(
         seed_everything,
         set_threads,
     )
+    from ...datasets import find_data_dir
+    from ...train.run import check_model_fits, stored_input
 
     check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     resume_dir = None
@@ -161,7 +163,10 @@ def train(
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
         resume_dir = resolve_resume(resume)[0]
     nthreads = set_threads(threads)
+    inputs = None
     if splits is None:
+        data_dir = find_data_dir(D.DATASET, stored_input(resume, "--data-dir", data_dir))
+        inputs = {"--data-dir": data_dir}
         splits = D.load_splits(data_dir)
     train_pairs, valid_pairs = splits["train"], splits["valid"]
     if cfg.limit_train_pairs:
@@ -194,19 +199,22 @@ def train(
         batch_sampler=D.BucketBatchSampler(valid_ds.lengths(), 256, shuffle=False),
         collate_fn=D.collate,
     )
+    build = lambda: Translator(  # noqa: E731
+        src_tok.vocab_size,
+        tgt_tok.vocab_size,
+        cfg.emb_dim,
+        cfg.enc_hidden,
+        cfg.dec_hidden,
+        cfg.dropout,
+    )
+    if init is None:
+        check_model_fits(build, f"--enc-hidden {cfg.enc_hidden} --dec-hidden {cfg.dec_hidden}")
     seed_everything(cfg.seed)
     if init is not None:
         model = Translator.from_config(dataclasses.replace(init.model.config, dropout=cfg.dropout))
         model.load_state_dict(init.model.state_dict())
     else:
-        model = Translator(
-            src_tok.vocab_size,
-            tgt_tok.vocab_size,
-            cfg.emb_dim,
-            cfg.enc_hidden,
-            cfg.dec_hidden,
-            cfg.dropout,
-        )
+        model = build()
     module = TranslateModule(
         model,
         lr=cfg.lr,
@@ -247,6 +255,8 @@ def train(
         progress=progress,
         save_extra=extra,
         config=record,
+        inputs=inputs,
+        finish=False,
         json_files={TOKENIZER_FILE: extra},
         callbacks=[SamplerSeed(cfg.seed)],
     )
@@ -270,4 +280,5 @@ def train(
             subsets=metrics["subsets"],
             decoding=metrics["decoding"],
         )
+    run.complete()  # last: the run folder is whole
     return result
