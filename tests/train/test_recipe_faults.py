@@ -104,7 +104,9 @@ def test_resume_after_ctrl_c_is_bit_identical_and_a_finished_run_is_left_alone(
     r = cli(task, "train", "--resume", stopped, *_quiet(task))
     assert r.code == 0, r.err[-2000:]
     assert _config(stopped)["status"] == "complete" and _config(stopped)["epochs"] == 2
-    assert (stopped / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
+    assert (stopped / "model.safetensors").read_bytes() == (
+        whole / "model.safetensors"
+    ).read_bytes()
     assert _log_numbers(stopped) == _log_numbers(whole)
     metrics = [d / "metrics.json" for d in (whole, stopped)]
     assert metrics[0].exists() == metrics[1].exists()  # translate with --eval-beam 0 writes none

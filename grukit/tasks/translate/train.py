@@ -11,6 +11,7 @@ optimizer, so not bit-identical to an uninterrupted run).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -162,6 +163,9 @@ def train(
     if resume is not None:
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
         resume_dir = resolve_resume(resume)[0]
+        if given is not None and "eval_beam" not in given:  # stored options win unless given
+            stored = json.loads((resume_dir / "config.json").read_text())
+            evaluate_beam = stored.get("evaluate_beam", evaluate_beam)
     nthreads = set_threads(threads)
     inputs = None
     if splits is None:
@@ -227,6 +231,7 @@ def train(
         cfg.steps_per_epoch if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl) else None
     )
     record = dataclasses.asdict(cfg) | {
+        "evaluate_beam": evaluate_beam,
         "threads": nthreads,
         "train_pairs": len(train_ds),
         "valid_pairs": len(valid_ds),
