@@ -264,9 +264,7 @@ def predict(
 
             lines = split_lines(sys.stdin.read())
         else:
-            from ..._io import read_text_file
-
-            from ..._io import split_lines
+            from ..._io import read_text_file, split_lines
 
             lines = split_lines(read_text_file(file, "--file"))
         keep = [i for i, ln in enumerate(lines) if ln.strip()]

@@ -147,6 +147,7 @@ def train(
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused;
     ``--init-from`` only matters when a run starts). An ``output_dir`` that already holds files is refused
     unless ``overwrite``."""
+    from ...datasets import find_data_dir
     from ...train import (
         check_output_dir,
         fit,
@@ -155,7 +156,6 @@ def train(
         seed_everything,
         set_threads,
     )
-    from ...datasets import find_data_dir
     from ...train.run import check_model_fits, stored_input
 
     check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
