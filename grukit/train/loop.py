@@ -43,6 +43,29 @@ from .run import (
 )
 from .seed import epoch_seed, seed_everything
 
+#: Key of the weights' checksum inside a ``last.ckpt`` written by :class:`AtomicCheckpointIO`.
+CKPT_CHECKSUM = "grukit_state_sha256"
+
+
+def _checkpoint_checksum(checkpoint: dict[str, Any]) -> str:
+    """:func:`grukit.serialization.tensor_checksum` over every tensor in a checkpoint (nested dicts and
+    lists are walked; each tensor is named by its path), the checksum key itself left out."""
+    found: dict[str, torch.Tensor] = {}
+
+    def walk(obj: Any, path: str) -> None:
+        if torch.is_tensor(obj):
+            found[path] = obj
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                if k != CKPT_CHECKSUM:
+                    walk(v, f"{path}/{k}")
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(v, f"{path}/{i}")
+
+    walk(checkpoint, "")
+    return serialization.tensor_checksum(found)
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint I/O, made safe for run folders.
@@ -52,7 +75,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
       the new checkpoint, never a truncated one, and nothing is staged in the system's temp folder; a full
       disk raises :class:`grukit._io.DiskFullError` naming the final path.
     - load: an empty, truncated, pickled or otherwise unreadable checkpoint is refused with one line
-      (:class:`UserInputError`) instead of a loader's traceback.
+      (:class:`UserInputError`) instead of a loader's traceback; so is one whose model weights do not
+      match the checksum written with them (``"grukit_state_sha256"``: every tensor of the checkpoint,
+      weights and optimizer state, see :func:`grukit.serialization.tensor_checksum`) or hold NaN/infinity.
 
     Pass it to Lightning as ``Trainer(plugins=[AtomicCheckpointIO()])`` (:func:`fit` does).
     """
@@ -63,6 +88,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
         final = Path(path)
+        checkpoint = {**checkpoint, CKPT_CHECKSUM: _checkpoint_checksum(checkpoint)}
         buf = io.BytesIO()
         torch.save(checkpoint, buf)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -94,8 +120,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise UserInputError(
                 f"--resume: {p} is not a readable grukit checkpoint ({type(e).__name__}: {first})"
             ) from None
-        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
             raise UserInputError(f"--resume: {p} is not a Lightning checkpoint (no state_dict)")
+        state = ckpt["state_dict"]
+        stored = ckpt.pop(CKPT_CHECKSUM, None)
+        if stored is not None and _checkpoint_checksum(ckpt) != stored:
+            raise UserInputError(
+                f"--resume: {p} is damaged (its tensors do not match the checksum written with "
+                f"them); start a new run"
+            )
+        for name, t in state.items():
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise UserInputError(
+                    f"--resume: {p} holds non-finite weights ({name}); it is damaged or the run "
+                    f"diverged: start a new run"
+                )
         return ckpt
 
 
@@ -520,8 +559,10 @@ def fit(
             f"{type(module).__name__} has no attribute {model_attr!r}"
         )
     fingerprints = input_fingerprints(inputs or {})
-    if resume is not None and fingerprints:
-        check_inputs(resolve_resume(resume)[0], fingerprints, resume)
+    if resume is not None:  # refused before anything in the folder is touched
+        if fingerprints:
+            check_inputs(resolve_resume(resume)[0], fingerprints, resume)
+        AtomicCheckpointIO().load_checkpoint(resolve_resume(resume)[1], weights_only=True)
     if run is None:
         run, ckpt = open_run(task, output_dir=output_dir, resume=resume, overwrite=overwrite)
     else:
