@@ -105,9 +105,9 @@ from .run import (
     metrics_record,
     open_run,
     resolve_checkpoint,
+    resolve_input,
     resolve_resume,
     resumed_config,
-    stored_input,
     write_json,
 )
 from .seed import epoch_seed, seed_everything, set_threads
@@ -134,12 +134,12 @@ __all__ = [
     "open_run",
     "plot_history",
     "resolve_checkpoint",
+    "resolve_input",
     "resolve_resume",
     "resumed_config",
     "save_figure",
     "seed_everything",
     "set_threads",
-    "stored_input",
     "write_json",
 ]
 

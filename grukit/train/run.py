@@ -554,20 +554,35 @@ def input_fingerprints(inputs: Mapping[str, str | os.PathLike | None]) -> dict[s
     return {k: fingerprint(v) for k, v in inputs.items() if v is not None}
 
 
-def stored_input(
-    resume: str | os.PathLike | None, name: str, given: str | os.PathLike | None
-) -> Path | None:
-    """The path of input ``name`` (``"--data-dir"``, ``"--csv"``) a run should read: ``given`` when the
-    user gave it, else, when resuming, the path recorded in the run's ``config.json`` ``"inputs"`` (so
-    ``--resume RUN`` alone reads what the run read); else None (the recipe's default search).
+def resolve_input(
+    resume: str | os.PathLike | None,
+    name: str,
+    given: str | os.PathLike | None,
+    find: Any = None,
+) -> Any:
+    """The input ``name`` (``"--data-dir"``, ``"--csv"``) a run reads, checked against a resumed run's record.
+
+    The path is ``given`` when the user gave it, else, when resuming, the path recorded in the run's
+    ``config.json`` ``"inputs"`` (so ``--resume RUN`` alone reads what the run read), else None; ``find``
+    (e.g. ``lambda p: find_data_dir("sst2", p)``) then turns it into the real path (its default search
+    when None). When resuming, the result's fingerprint is compared with the record first, so changed
+    data is refused before it is read (:func:`check_inputs`).
+
+    Returns:
+        ``find(path)``, or the path itself without ``find``.
     """
-    if given is not None or resume is None:
-        return None if given is None else Path(given)
-    folder = resolve_resume(resume)[0]
-    rec = ((_read_config(folder) or {}).get("inputs") or {}).get(name)
-    if isinstance(rec, dict) and isinstance(rec.get("path"), str):
-        return Path(rec["path"])
-    return None
+    path: Path | None = Path(given) if given is not None else None
+    record: dict = {}
+    if resume is not None:
+        folder = resolve_resume(resume)[0]
+        record = (_read_config(folder) or {}).get("inputs") or {}
+        rec = record.get(name)
+        if path is None and isinstance(rec, dict) and isinstance(rec.get("path"), str):
+            path = Path(rec["path"])
+    found = find(path) if find is not None else path
+    if resume is not None and found is not None and name in record:
+        check_inputs(resolve_resume(resume)[0], input_fingerprints({name: found}), resume)
+    return found
 
 
 def check_inputs(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,37 @@ def test_a_diverging_run_stops_naming_the_epoch(task, cli, tmp_path):
     else:  # kept for --resume and inspection, but never marked complete or given results
         assert _config(out)["status"] == "diverged"
         assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_resume_reads_the_recorded_data_and_refuses_changed_data(cli, tmp_path, monkeypatch):
+    """Item 1: the run records its data folder (path + sha256) in config.json; ``--resume RUN`` alone reads
+    that folder (not ``$GRUKIT_DATA``) and ends bit-identical to the uninterrupted run; data changed at the
+    same path since the start is refused, and the run folder is left as it was."""
+    import shutil
+
+    data = tmp_path / "music-data"
+    shutil.copytree(Path(os.environ["GRUKIT_DATA"]) / "polyphonic_music", data)
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    args = _train("music", "--epochs", "2", "--data-dir", data)
+    assert cli(*args, "--output-dir", whole).code == 0
+    with monkeypatch.context() as m:
+        _stop_at_epoch(m, 1)
+        assert cli(*args, "--output-dir", stopped).code == 130
+    recorded = _config(stopped)["inputs"]["--data-dir"]
+    assert recorded["path"] == str(data.resolve()) and len(recorded["sha256"]) == 64
+    again = shutil.copytree(stopped, tmp_path / "stopped-again")
+
+    monkeypatch.setenv("GRUKIT_DATA", str(tmp_path / "nowhere"))  # only the recorded path can serve
+    r = cli("music", "train", "--resume", stopped, "--no-progress")
+    assert r.code == 0, r.err[-2000:]
+    assert (stopped / "model.safetensors").read_bytes() == (
+        whole / "model.safetensors"
+    ).read_bytes()
+
+    jsb = data / "JSB_Chorales.mat"
+    jsb.write_bytes(jsb.read_bytes()[:-1] + bytes([jsb.read_bytes()[-1] ^ 1]))  # one bit changed
+    before = _snapshot(again)
+    r = cli("music", "train", "--resume", again, "--no-progress")
+    one_line_error(r, f"--data-dir {data.resolve()} has changed since the run started")
+    assert _snapshot(again) == before

@@ -344,7 +344,7 @@ def train(
 
     from ...errors import UserInputError
     from ...train import check_output_dir, resumed_config, set_threads
-    from ...train.run import stored_input
+    from ...train.run import resolve_input
     from .evaluate import predict_logits, summarize
     from .model import NORMALIZATIONS, POOLINGS
 
@@ -358,7 +358,7 @@ def train(
             f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {cfg.normalization!r}"
         )
     nthreads = set_threads(threads)
-    root = find_data_dir(D.DATASET, stored_input(resume, "--data-dir", data_dir))
+    root = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(D.DATASET, p))
     recs = D.list_recordings(root)
     parts = D.speaker_split(recs, cfg.speaker) if cfg.speaker else D.official_split(recs)
     parts = {k: _subset(v, cfg.subset) for k, v in parts.items()}

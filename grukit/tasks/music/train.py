@@ -189,7 +189,7 @@ def train(
     """
     from ...datasets import find_data_dir
     from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
-    from ...train.run import check_model_fits, stored_input
+    from ...train.run import check_model_fits, resolve_input
     from .data import DATA_NAME
     from .evaluate import evaluate_nll, paper_baselines
 
@@ -202,7 +202,7 @@ def train(
                 given.add("dataset")
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
     nthreads = set_threads(threads)
-    data_dir = find_data_dir(DATA_NAME, stored_input(resume, "--data-dir", data_dir))
+    data_dir = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(DATA_NAME, p))
     data = load_dataset(cfg.dataset, data_dir)
     train_seqs = (
         data["train"][: cfg.max_train_sequences] if cfg.max_train_sequences else data["train"]

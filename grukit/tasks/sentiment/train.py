@@ -91,7 +91,7 @@ def train(
     ``output_dir`` that already holds files is refused unless ``overwrite``."""
     from ...datasets import find_data_dir
     from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
-    from ...train.run import check_model_fits, stored_input
+    from ...train.run import check_model_fits, resolve_input
     from .data import NAME
     from .evaluate import accuracy, make_loader
     from .evaluate import baselines as run_baselines
@@ -100,7 +100,7 @@ def train(
     if resume is not None:
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
     nthreads = set_threads(threads)
-    data_dir = find_data_dir(NAME, stored_input(resume, "--data-dir", data_dir))
+    data_dir = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(NAME, p))
     tr_texts, tr_labels = load_split("train", data_dir)
     dev_texts, dev_labels = load_split("dev", data_dir)
     test_texts, test_labels = load_split("test", data_dir)

@@ -178,7 +178,7 @@ def train(
     """
     from ...datasets import find_data_dir
     from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
-    from ...train.run import check_model_fits, stored_input
+    from ...train.run import check_model_fits, resolve_input
     from .data import NAME
     from .evaluate import score_ids, unigram_nats
 
@@ -188,7 +188,7 @@ def train(
     if cfg.epoch_parts < 1:
         raise UserInputError(f"--epoch-parts must be at least 1, got {cfg.epoch_parts}")
     nthreads = set_threads(threads)
-    data_dir = find_data_dir(NAME, stored_input(resume, "--data-dir", data_dir))
+    data_dir = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(NAME, p))
     vocab, train_ids, valid_ids = prepare(cfg, data_dir)
     build = lambda: CharLM(  # noqa: E731
         vocab.chars, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.backend

@@ -156,7 +156,7 @@ def train(
         seed_everything,
         set_threads,
     )
-    from ...train.run import check_model_fits, stored_input
+    from ...train.run import check_model_fits, resolve_input
 
     check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     resume_dir = None
@@ -169,7 +169,9 @@ def train(
     nthreads = set_threads(threads)
     inputs = None
     if splits is None:
-        data_dir = find_data_dir(D.DATASET, stored_input(resume, "--data-dir", data_dir))
+        data_dir = resolve_input(
+            resume, "--data-dir", data_dir, lambda p: find_data_dir(D.DATASET, p)
+        )
         inputs = {"--data-dir": data_dir}
         splits = D.load_splits(data_dir)
     train_pairs, valid_pairs = splits["train"], splits["valid"]
