@@ -371,6 +371,30 @@ class FitResult:
         return serialization.load(self.best_path, map_location=map_location)
 
 
+def _write_run_files(
+    run: RunDir,
+    ckpt: Path | None,
+    config: Any,
+    fingerprints: dict,
+    inputs: Any,
+    json_files: dict[str, Any] | None,
+) -> None:
+    """The files a run writes before training: the best model so far (resuming into another folder),
+    ``config.json`` (status ``"running"``) and ``json_files``. Called once every option was accepted, so
+    a refused option leaves a resumed folder as it was."""
+    if ckpt is not None and Path(ckpt).parent.resolve() != run.path.resolve():
+        src = Path(ckpt).parent / MODEL_FILE  # keep the best model found before the interruption
+        if src.is_file() and not run.model_path.exists():
+            with atomic_path(run.model_path) as tmp:
+                shutil.copyfile(src, tmp)
+    if config is None and ckpt is not None and run.status is not None:
+        run.set_status("running")  # a resumed run keeps the options it stored
+    else:
+        run.write_config(config, inputs=fingerprints if inputs is not None else None)
+    for name, obj in (json_files or {}).items():
+        run.write_json(name, obj)
+
+
 class _InterruptWatch(Callback):
     """Notes a KeyboardInterrupt that Lightning caught (it then calls ``sys.exit(1)`` itself)."""
 
@@ -569,20 +593,6 @@ def fit(
         ckpt = resolve_resume(resume)[1] if resume is not None else None
         run.mkdir().claim()
     with run.guard():  # no partial output; a folder holding last.ckpt is kept for --resume
-        if ckpt is not None and Path(ckpt).parent.resolve() != run.path.resolve():
-            src = (
-                Path(ckpt).parent / MODEL_FILE
-            )  # keep the best model found before the interruption
-            if src.is_file() and not run.model_path.exists():
-                with atomic_path(run.model_path) as tmp:
-                    shutil.copyfile(src, tmp)
-        if config is None and ckpt is not None and run.status is not None:
-            run.set_status("running")  # a resumed run keeps the options it stored
-        else:
-            run.write_config(config, inputs=fingerprints if inputs is not None else None)
-        for name, obj in (json_files or {}).items():
-            run.write_json(name, obj)
-
         recorder = RunRecorder(
             run,
             monitor=monitor,
@@ -654,6 +664,7 @@ def fit(
             try:
                 seed_everything(seed)
                 trainer = _make_trainer(kwargs, devices=devices, strategy=strategy)
+                _write_run_files(run, ckpt, config, fingerprints, inputs, json_files)
                 trainer.fit(
                     module,
                     train_dataloaders=train,

@@ -255,6 +255,9 @@ class RunDir:
         self.task = task
         self.created = created
         self._lock: int | None = None
+        self._running = (
+            False  # this object marked the run "running": a failure then records a status
+        )
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -398,6 +401,7 @@ class RunDir:
         if detail:
             cfg["status_detail"] = detail
         write_json(self.path / CONFIG_FILE, cfg)
+        self._running = status == "running"
 
     def complete(self) -> None:
         """Mark the run finished: call it after every artifact (metrics, forecasts, plots) is written. Until
@@ -432,7 +436,9 @@ class RunDir:
         data["status"] = "running"
         if inputs is not None:
             data["inputs"] = dict(inputs)
-        return self.write_json(CONFIG_FILE, data)
+        path = self.write_json(CONFIG_FILE, data)
+        self._running = True
+        return path
 
     def write_metrics(self, **record: Any) -> Path:
         """``metrics.json`` from :func:`metrics_record`'s arguments."""
@@ -453,8 +459,9 @@ class RunDir:
         """Remove the folder if the block raises and this run created it (no partial output), unless it
         can be resumed: once ``last.ckpt`` exists, or on a KeyboardInterrupt (unless
         ``keep_on_interrupt=False``), the folder is kept so that ``--resume`` can continue it. A kept folder
-        is marked ``"interrupted"`` (Ctrl-C), ``"diverged"`` (a non-finite loss) or ``"failed"`` unless a
-        status was recorded already. The claim is released either way when the block raises."""
+        is marked ``"interrupted"`` (Ctrl-C), ``"diverged"`` (a non-finite loss) or ``"failed"`` when this
+        run had marked it ``"running"`` (a refusal before that leaves a resumed folder as it was). The claim
+        is released either way when the block raises."""
         try:
             yield self
         except BaseException as e:
@@ -463,7 +470,7 @@ class RunDir:
             resumable = self.last_ckpt.exists()
             if self.created and self.path.is_dir() and not (interrupted or resumable):
                 shutil.rmtree(self.path, ignore_errors=True)
-            elif self.path.is_dir() and _is_launching_rank() and self.status in (None, "running"):
+            elif self._running and self.path.is_dir() and _is_launching_rank():
                 status = (
                     "interrupted"
                     if ctrl_c

@@ -37,7 +37,12 @@ def _status(run: Path) -> str:
 
 
 def _snapshot(run: Path) -> dict:
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()}
+    """Every file's bytes and mtime; the lock file (rewritten by whoever claims the folder) left out."""
+    return {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in run.iterdir()
+        if p.name != ".grukit.lock"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -309,3 +314,14 @@ def test_a_full_disk_is_one_line_naming_the_final_file_and_leaves_no_partial_fil
     assert "ckpt-ok" in r.stdout  # the last.ckpt of epoch 0 is whole: the run can be resumed
     cfg = json.loads(r.stdout[r.stdout.index("{") : r.stdout.rindex("}") + 1])
     assert cfg["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_a_refused_option_leaves_a_resumed_run_as_it_was(finished, cli, tmp_path):
+    run = _copy(finished, tmp_path / "run")
+    before = _snapshot(run)
+    r = cli(
+        "music", "train", "--resume", run, "--epochs", "2", "--strategy", "bogus", "--no-progress"
+    )
+    one_line_error(r, "--strategy bogus")
+    assert _snapshot(run) == before and _status(run) == "complete"
