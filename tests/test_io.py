@@ -4,12 +4,11 @@ bad paths are refused naming the path the user gave, never a temporary file."""
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from support import one_line_error
 
 import grukit
 from grukit._io import (
@@ -130,45 +129,24 @@ def test_every_writer_gives_the_open_mode(tmp_path, umask022):
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1}
 
 
-def _cli(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-c", "from grukit.cli import main; main()", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
-def test_output_dir_under_a_file_is_one_clean_line(tmp_path):
+def test_output_dir_under_a_file_is_one_clean_line(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "file.txt").write_text("x")
-    r = _cli(
-        "music",
-        "train",
-        "--dataset",
-        "jsb",
-        "--epochs",
-        "1",
-        "--output-dir",
-        "file.txt/run",
-        cwd=tmp_path,
-    )
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    (line,) = r.stderr.strip().splitlines()
-    assert line.startswith("error:") and "file.txt/run" in line
-    assert "file.txt is a file, not a folder" in line
+    r = cli("music", "train", "--dataset", "jsb", "--epochs", "1", "--output-dir", "file.txt/run")
+    line = one_line_error(r, "file.txt/run", "file.txt is a file, not a folder")
+    assert line.startswith("error:")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
-def test_music_generate_bad_out_names_the_out_path(tmp_path):
-    r = _cli("music", "generate", "--steps", "4", "--out", "/proc/song.mid", cwd=tmp_path)
-    assert r.returncode == 2 and r.stdout == ""
-    assert "--out /proc/song.mid" in r.stderr and ".tmp" not in r.stderr, r.stderr
+def test_music_generate_bad_out_names_the_out_path(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("music", "generate", "--steps", "4", "--out", "/proc/song.mid")
+    assert r.out == ""
+    line = one_line_error(r, "--out /proc/song.mid")
+    assert ".tmp" not in line
     (tmp_path / "notes.txt").write_text("x")
-    r = _cli("music", "generate", "--steps", "4", "--out", "notes.txt/song.mid", cwd=tmp_path)
-    assert r.returncode == 2 and "notes.txt is a file, not a folder" in r.stderr, r.stderr
+    r = cli("music", "generate", "--steps", "4", "--out", "notes.txt/song.mid")
+    one_line_error(r, "notes.txt is a file, not a folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
