@@ -208,8 +208,13 @@ def test_ctrl_c_exits_130_and_says_how_to_continue(tmp_path):
 
 # ---------------------------------------------------------------- item 3: one folder, one run
 def _claim_and_write(out: str, seed: int, barrier, results) -> None:
+    """What a recipe does: check --output-dir first, read its data, then open the run and write files."""
+    from grukit.train import check_output_dir
+
     barrier.wait()
     try:
+        check_output_dir(out)
+        time.sleep(0.02)  # loading data, building the model
         run = RunDir.create("race", output_dir=out)
     except UserInputError as e:
         results.put(("refused", str(e)))
@@ -223,7 +228,8 @@ def _claim_and_write(out: str, seed: int, barrier, results) -> None:
 
 def test_two_runs_on_one_folder_never_mix(tmp_path):
     """30 pairs of processes start together on one --output-dir: exactly one of each pair runs, and the
-    folder holds that run's files only. (The old check-then-create lets both in nearly every time.)"""
+    folder holds that run's files only. (Without the claim — the old check-then-create — both get in on
+    most rounds: checked by replacing RunDir.claim with a no-op.)"""
     ctx = multiprocessing.get_context("fork")
     for i in range(30):
         out = tmp_path / f"run{i}"
