@@ -226,6 +226,7 @@ def _claim_and_write(out: str, seed: int, barrier, results) -> None:
     results.put(("ran", seed))
 
 
+@pytest.mark.slow
 def test_two_runs_on_one_folder_never_mix(tmp_path):
     """30 pairs of processes start together on one --output-dir: exactly one of each pair runs, and the
     folder holds that run's files only. (Without the claim — the old check-then-create — both get in on
