@@ -151,12 +151,12 @@ def score(train, test, fc, m) -> dict:
 def run_grukit(sheet, df, h, m, seed, options, out_dir) -> tuple[np.ndarray, dict]:
     import torch
 
-    from grukit.tasks import forecast
+    from grukit.tasks.forecast import report
 
     torch.set_num_threads(1)
     t0 = time.process_time()
     w0 = time.perf_counter()
-    res = forecast.fit(
+    res = report.backtest_run(
         df,
         target="value",
         time_col="time",
@@ -250,8 +250,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--arima", action="store_true", help="also AutoARIMA (~1,600 CPU s on monthly)")
     ap.add_argument("--baselines-only", action="store_true")
+    ap.add_argument(
+        "--grukit-only",
+        action="store_true",
+        help="score grukit alone (no baselines: for a quick regression check; implies --no-record)",
+    )
     ap.add_argument("--no-record", action="store_true", help="print, do not write the results JSON")
-    ap.add_argument("--options", default="{}", help="JSON dict of extra forecast.fit options")
+    ap.add_argument(
+        "--options", default="{}", help="JSON dict of extra options (ForecastOptions fields)"
+    )
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--ensemble", type=int, default=1, help="members K (with --variants)")
     ap.add_argument(
@@ -273,6 +280,8 @@ def main() -> None:
     if args.variants:
         return main_variants(args)
     names = ["naive", "snaive", "ets", "theta"] + (["arima"] if args.arima else [])
+    if args.grukit_only:
+        names, args.no_record = [], True
     options = json.loads(args.options)
     if args.static_covariates:
         options["static_covariates"] = [c for c in args.static_covariates.split(",") if c]
@@ -378,7 +387,7 @@ def main_variants(args) -> None:
     """``--variants``: one K-member run per sheet, every k-member variant scored (see the module doc)."""
     import torch
 
-    from grukit.tasks import forecast
+    from grukit.tasks.forecast import report
 
     torch.set_num_threads(1)
     options = json.loads(args.options)
@@ -400,7 +409,7 @@ def main_variants(args) -> None:
         )
         shutil.rmtree(out_dir, ignore_errors=True)
         t0, w0 = time.process_time(), time.perf_counter()
-        res = forecast.fit(
+        res = report.backtest_run(
             df,
             target="value",
             time_col="time",

@@ -21,6 +21,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
 import tempfile
 import threading
@@ -30,6 +32,89 @@ from pathlib import Path
 from .errors import UserInputError
 
 _UMASK_LOCK = threading.Lock()
+
+#: errno values that mean "the disk (or the user's quota) is full".
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(UserInputError):
+    """The disk filled up while grukit wrote ``path``: ``no space left on device while writing <path>``.
+
+    A user-facing condition (the CLI prints the one line and exits 2); ``path`` is always the final file
+    the user would look for, never a temporary one.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        super().__init__(f"no space left on device while writing {self.path}")
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """True when ``e`` is an OSError saying that the disk (or quota) is full."""
+    return isinstance(e, OSError) and e.errno in _FULL
+
+
+def split_lines(text: str) -> list[str]:
+    r"""Split ``text`` into lines at ``\n`` (a ``\r\n`` pair counts as one break) and nowhere else.
+
+    ``str.splitlines`` also breaks at U+0085, U+2028, form feeds and other characters that are valid
+    *inside* a line of a ``TEXT<TAB>LABEL`` file; every line-based reader in grukit uses this function
+    instead. A final line break does not make an extra empty line.
+
+    Examples:
+        >>> split_lines("a\u0085b\tpos\r\nc\n")
+        ['a\x85b\tpos', 'c']
+        >>> split_lines("")
+        []
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def fingerprint(path: str | os.PathLike) -> dict:
+    """A content fingerprint of an input file or folder, for a run's ``config.json``.
+
+    Returns ``{"path": <absolute path>, "sha256": <hex>, "bytes": <total size>}``. For a file, ``sha256``
+    is what ``sha256sum`` prints; for a folder, it covers every file below it (relative names and contents, in sorted order; hidden files skipped), so
+    the same data copied elsewhere has the same ``sha256``.
+
+    Raises:
+        UserInputError: the path does not exist.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "a.csv"
+        >>> _ = f.write_text("x\\n1\\n")
+        >>> fp = fingerprint(f)
+        >>> fp["bytes"], fp["sha256"][:12]
+        (4, 'daff832f8020')
+    """
+    p = Path(path).expanduser().resolve()
+    if not p.exists():
+        raise UserInputError(f"{path}: no such file or folder")
+    h = hashlib.sha256()
+    total = 0
+    files = (
+        [p]
+        if p.is_file()
+        else sorted(
+            f
+            for f in p.rglob("*")
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+        )
+    )
+    for f in files:
+        if f != p:
+            h.update(f.relative_to(p).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+                total += len(block)
+        if f != p:
+            h.update(b"\0")
+    return {"path": str(p), "sha256": h.hexdigest(), "bytes": total}
 
 
 def current_umask() -> int:
@@ -147,7 +232,8 @@ def atomic_path(path: str | os.PathLike, option: str | None = None) -> Iterator[
     """Yield a temporary path beside ``path``; when the block succeeds, give it the default mode and rename
     it to ``path``; when it fails, remove it (nothing is left behind either way).
 
-    The parent folder must exist. Failures to create the file name ``path`` itself, not the temporary file.
+    The parent folder must exist. Failures to create the file name ``path`` itself, not the temporary file;
+    a full disk (while creating, writing or renaming) raises :class:`DiskFullError` naming ``path``.
     """
     with atomic_paths([path], option=option) as (tmp,):
         yield tmp
@@ -170,14 +256,27 @@ def atomic_paths(
                     prefix=f".tmp-{final.name}-", suffix=final.suffix, dir=final.parent
                 )
             except OSError as e:
+                if is_disk_full(e):
+                    raise DiskFullError(final) from None
                 label = f"{option} {final}" if option else str(final)
                 raise UserInputError(f"cannot write {label}: {e.strerror}") from None
             os.close(fd)
             tmps.append(Path(tmp_name))
-        yield tuple(tmps)
-        for tmp_path, final in zip(tmps, finals):
-            os.chmod(tmp_path, mode)
-            os.replace(tmp_path, final)
+        current = finals[0] if finals else None
+        try:
+            yield tuple(tmps)
+            for tmp_path, final in zip(tmps, finals):
+                current = final
+                with open(
+                    tmp_path, "rb+"
+                ) as fh:  # the data is on disk before the name points at it
+                    os.fsync(fh.fileno())
+                os.chmod(tmp_path, mode)
+                os.replace(tmp_path, final)
+        except OSError as e:
+            if is_disk_full(e) and current is not None:
+                raise DiskFullError(current) from None
+            raise
     finally:
         for tmp_path in tmps:
             tmp_path.unlink(missing_ok=True)
@@ -198,6 +297,7 @@ def write_bytes(path: str | os.PathLike, data: bytes, option: str | None = None)
 
 
 __all__ = [
+    "DiskFullError",
     "atomic_path",
     "atomic_paths",
     "blocking_file",
@@ -206,7 +306,10 @@ __all__ = [
     "check_output_file",
     "current_umask",
     "default_mode",
+    "fingerprint",
+    "is_disk_full",
     "read_text_file",
+    "split_lines",
     "write_bytes",
     "write_text",
 ]

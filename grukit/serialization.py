@@ -1,6 +1,11 @@
 """Model files: one ``.safetensors`` file holding the tensors plus, in its metadata, a JSON ``"grukit"``
 entry with the model's class, its config (every constructor argument), the task name and the grukit version.
 
+The header also holds ``"tensors_sha256"``, a checksum of every stored tensor (names, dtypes, shapes and
+bytes; :func:`tensor_checksum`); ``load`` verifies it when present, so a flipped bit is refused rather than
+changing a model's outputs silently (files without one, such as those written by older grukit versions,
+still load). ``load`` also refuses parameters that hold NaN or infinity.
+
 ``load`` rebuilds the model from the file alone and never unpickles anything. Any grukit model class that
 has a ``config`` dataclass property and a ``from_config(config)`` classmethod can be saved. The format is the
 model file of docs/conventions.md.
@@ -24,6 +29,25 @@ from torch import nn
 from ._io import atomic_path
 from ._version import __version__
 from .errors import UserInputError
+
+
+def tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the tensors of a model file, in name order: each name, dtype, shape and raw bytes.
+
+    Examples:
+        >>> import torch
+        >>> a = tensor_checksum({"w": torch.zeros(2)})
+        >>> a == tensor_checksum({"w": torch.zeros(2)}), a == tensor_checksum({"w": torch.ones(2)})
+        (True, False)
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}\0{t.dtype!s}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _class_path(model: nn.Module) -> str:
@@ -97,6 +121,7 @@ def save(
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
         tensors[k] = v.contiguous().clone()
+    header["tensors_sha256"] = tensor_checksum(tensors)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -111,8 +136,9 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         path: a model file written by :func:`save`.
 
     Returns:
-        The header: ``{"class", "config", "task", "grukit_version", "stored_dtype"}`` and, when the model
-        was saved with ``extra``, ``"extra"``.
+        The header: ``{"class", "config", "task", "grukit_version", "stored_dtype", "tensors_sha256"}``
+        and, when the model was saved with ``extra``, ``"extra"`` (files of older versions lack
+        ``"tensors_sha256"``).
 
     Raises:
         UserInputError: the file is missing, is not a safetensors file, or has no (or corrupt) grukit
@@ -325,7 +351,8 @@ def load(
 
     Raises:
         UserInputError: the file is missing or unreadable, has no or corrupt grukit metadata, names a class
-            that is not a grukit model, or holds tensors that do not match its config (names, shapes, or
+            that is not a grukit model, fails its stored tensor checksum, holds NaN or infinite
+            parameters, or holds tensors that do not match its config (names, shapes, or
             floating vs integer dtypes); the message names what did not match. The config is checked
             against the tensor names, shapes and dtypes in the safetensors header *before* any module is
             built for real (the check builds it on the meta device, under a budget of the file's own
@@ -358,6 +385,21 @@ def load(
     # The names, shapes and float-vs-integer kinds were checked against the header above (the same config
     # builds the same state_dict); what is left is the cast to the model's own dtypes.
     tensors = load_file(str(path), device="cpu")
+    stored_sum = header.get("tensors_sha256")
+    if stored_sum is not None and tensor_checksum(tensors) != stored_sum:
+        raise UserInputError(
+            f"{path}: the tensors do not match the checksum stored in the file (it was changed or "
+            f"damaged after it was written); re-train or re-download the model"
+        )
+    params = {name for name, _ in model.named_parameters()}
+    for k in sorted(params & set(tensors)):
+        t = tensors[k]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            what = "NaN" if bool(torch.isnan(t).any()) else "infinite values"
+            raise UserInputError(
+                f"{path}: parameter {k!r} holds {what}; the model cannot give usable outputs "
+                f"(was it saved from a diverged training run?)"
+            )
     for k, ref in model.state_dict().items():
         tensors[k] = tensors[k].to(ref.dtype)
     model.load_state_dict(tensors)

@@ -115,7 +115,7 @@ FLOORS: tuple[Floor, ...] = (
 )
 
 # Entries whose module is still to come from another open issue (the map is ready for them).
-PLANNED = {"grukit.forecast": "issue 26 (the public forecasting estimator)"}
+PLANNED: dict[str, str] = {}
 
 RECIPES_PACKAGE = "grukit.tasks"
 

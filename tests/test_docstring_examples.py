@@ -32,6 +32,9 @@ MODULES = [
     "grukit.train.loop",
     "grukit.tasks.forecast.calibrate",
     "grukit.tasks.forecast.ensemble",
+    "grukit.tasks.forecast.estimator",
+    "grukit.tasks.forecast.windows",
+    "grukit.forecast",
 ]
 
 

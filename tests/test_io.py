@@ -4,12 +4,11 @@ bad paths are refused naming the path the user gave, never a temporary file."""
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from support import one_line_error
 
 import grukit
 from grukit._io import (
@@ -130,45 +129,76 @@ def test_every_writer_gives_the_open_mode(tmp_path, umask022):
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1}
 
 
-def _cli(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-c", "from grukit.cli import main; main()", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
-@pytest.mark.slow
-def test_output_dir_under_a_file_is_one_clean_line(tmp_path):
+def test_output_dir_under_a_file_is_one_clean_line(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "file.txt").write_text("x")
-    r = _cli(
-        "music",
-        "train",
-        "--dataset",
-        "jsb",
-        "--epochs",
-        "1",
-        "--output-dir",
-        "file.txt/run",
-        cwd=tmp_path,
-    )
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    (line,) = r.stderr.strip().splitlines()
-    assert line.startswith("error:") and "file.txt/run" in line
-    assert "file.txt is a file, not a folder" in line
+    r = cli("music", "train", "--dataset", "jsb", "--epochs", "1", "--output-dir", "file.txt/run")
+    line = one_line_error(r, "file.txt/run", "file.txt is a file, not a folder")
+    assert line.startswith("error:")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
-@pytest.mark.slow
-def test_music_generate_bad_out_names_the_out_path(tmp_path):
-    r = _cli("music", "generate", "--steps", "4", "--out", "/proc/song.mid", cwd=tmp_path)
-    assert r.returncode == 2 and r.stdout == ""
-    assert "--out /proc/song.mid" in r.stderr and ".tmp" not in r.stderr, r.stderr
+def test_music_generate_bad_out_names_the_out_path(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("music", "generate", "--steps", "4", "--out", "/proc/song.mid")
+    assert r.out == ""
+    line = one_line_error(r, "--out /proc/song.mid")
+    assert ".tmp" not in line
     (tmp_path / "notes.txt").write_text("x")
-    r = _cli("music", "generate", "--steps", "4", "--out", "notes.txt/song.mid", cwd=tmp_path)
-    assert r.returncode == 2 and "notes.txt is a file, not a folder" in r.stderr, r.stderr
+    r = cli("music", "generate", "--steps", "4", "--out", "notes.txt/song.mid")
+    one_line_error(r, "notes.txt is a file, not a folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+# ---------------------------------------------------------------- issue 27: lines, fingerprints, full disks
+def test_split_lines_breaks_at_newline_only():
+    from grukit._io import split_lines
+
+    text = "a\u0085b\tpos\r\nc\u2028d\x0ce\tneg\n\nlast"
+    assert split_lines(text) == ["a\u0085b\tpos", "c\u2028d\x0ce\tneg", "", "last"]
+    assert text.splitlines() != split_lines(text)  # what the readers used before
+    assert split_lines("x\n") == ["x"] and split_lines("") == []
+
+
+def test_sentiment_evaluate_reads_a_sentence_holding_nel(tmp_path, cli):
+    f = tmp_path / "s.tsv"
+    f.write_text("a fine\u0085 film\t1\nawful , dull\u2028 and long\t0\n", encoding="utf-8")
+    r = cli("sentiment", "evaluate", "--file", f)
+    assert r.code == 0, r.err[-2000:]
+    assert "over 2 sentences" in r.out, (
+        r.out
+    )  # str.splitlines would have made 4 lines, 2 of them unlabelled
+
+
+def test_fingerprint_is_sha256sum_and_covers_a_folder(tmp_path):
+    import hashlib
+
+    from grukit._io import fingerprint
+
+    f = tmp_path / "d" / "a.csv"
+    f.parent.mkdir()
+    f.write_bytes(b"t,y\n1,2\n")
+    assert fingerprint(f)["sha256"] == hashlib.sha256(b"t,y\n1,2\n").hexdigest()
+    before = fingerprint(f.parent)
+    (f.parent / ".cache").write_text("ignored")  # hidden files are not data
+    assert fingerprint(f.parent) == before
+    f.write_bytes(b"t,y\n1,200\n")
+    assert fingerprint(f.parent)["sha256"] != before["sha256"]
+
+
+def test_disk_full_names_the_final_path(tmp_path, monkeypatch):
+    import errno
+
+    from grukit._io import DiskFullError, write_text
+
+    real_replace = os.replace
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(src))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(DiskFullError) as e:
+        write_text(tmp_path / "out.json", "{}")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert str(e.value) == f"no space left on device while writing {tmp_path / 'out.json'}"
+    assert os.listdir(tmp_path) == []  # the temporary file is gone too

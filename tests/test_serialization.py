@@ -126,3 +126,54 @@ def test_save_gives_the_mode_open_would(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+# ---------------------------------------------------------------- the tensor checksum (issue 27, item 9)
+def _flip_one_bit_in_tensor_data(path: Path) -> None:
+    """Flip the lowest bit of the last byte (tensor data; the JSON header is at the front)."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_bit_is_refused_and_the_checksum_is_independent(tmp_path):
+    from safetensors.torch import load_file
+
+    gru = grukit.GRU(3, 5, num_layers=2)
+    path = grukit.save(gru, tmp_path / "m.safetensors")
+    header = grukit.serialization.read_header(path)
+    # the stored checksum, recomputed here with hashlib over the file's own tensors (not the save path)
+    import hashlib
+
+    h = hashlib.sha256()
+    tensors = load_file(str(path))
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    assert header["tensors_sha256"] == h.hexdigest()
+    _flip_one_bit_in_tensor_data(path)
+    with pytest.raises(UserInputError, match="do not match the checksum"):
+        grukit.load(path)
+
+
+def test_files_without_a_checksum_still_load(tmp_path):
+    gru = grukit.GRU(3, 5)
+    path = _craft(
+        tmp_path / "old.safetensors", gru
+    )  # the header of grukit versions before the checksum
+    assert "tensors_sha256" not in grukit.serialization.read_header(path)
+    same = grukit.load(path)
+    for k, v in gru.state_dict().items():
+        assert torch.equal(same.state_dict()[k], v)
+    for shipped in sorted((ROOT / "grukit" / "pretrained").glob("*.safetensors")):
+        grukit.load(shipped)  # shipped models, with or without a checksum
+
+
+def test_non_finite_parameters_are_refused(tmp_path):
+    gru = grukit.GRU(3, 5)
+    with torch.no_grad():
+        gru.weight_hh_l0[1, 2] = float("inf")
+    path = grukit.save(gru, tmp_path / "inf.safetensors")
+    with pytest.raises(UserInputError, match="'weight_hh_l0' holds infinite values"):
+        grukit.load(path)

@@ -91,13 +91,34 @@ def main() -> None:
 
     A path the user gave that cannot be used (a file where a folder should be, as in ``--output-dir
     notes.txt/run``, a folder where a file should be, no permission) is a user mistake too: one line
-    naming it, exit 2. Commands print through ``grukit._console.stdout_console``: plain, unwrapped lines
-    when stdout is not a terminal."""
+    naming it, exit 2; so is a full disk (``no space left on device while writing <file>``). Ctrl-C prints
+    ``interrupted`` (during training: how to continue the run) and exits 130. ``--resume`` of a complete
+    run prints "already complete" on stdout and exits 0. Commands print through
+    ``grukit._console.stdout_console``: plain, unwrapped lines when stdout is not a terminal."""
+    from .._io import DiskFullError, is_disk_full
+    from ..train.run import ALLOW_INCOMPLETE, RunAlreadyComplete, RunInterrupted
+
+    ALLOW_INCOMPLETE.set(False)  # --allow-incomplete sets it for this command only
     debug = bool(os.environ.get("GRUKIT_DEBUG"))
     try:
-        app(standalone_mode=True)
+        # not standalone: typer would print "Aborted!" (exit 1) for an EOFError from a reader, and turn
+        # Ctrl-C into a silent exit 130
+        rv = app(standalone_mode=False)
     except SystemExit:
         raise
+    except typer.Abort as e:
+        if debug:
+            raise
+        cause = e.__cause__ or e.__context__
+        what = type(cause).__name__ if cause is not None else "Abort"
+        typer.echo(f"error: unexpected end of an input file ({what})", err=True)
+        sys.exit(2)
+    except RunAlreadyComplete as e:
+        typer.echo(str(e))
+        sys.exit(0)
+    except (RunInterrupted, KeyboardInterrupt) as e:
+        typer.echo(str(e) or "interrupted", err=True)
+        sys.exit(130)
     except (UserInputError, FileNotFoundError) as e:
         if debug:
             raise
@@ -108,13 +129,26 @@ def main() -> None:
             raise
         typer.echo(f"error: {_path_message(e)}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except Exception as e:
+    except MemoryError as e:
         if debug:
             raise
+        typer.echo(f"error: out of memory{': ' + str(e) if str(e) else ''}", err=True)
+        sys.exit(2)
+    except Exception as e:
+        show = getattr(e, "show", None)
+        if callable(show) and isinstance(getattr(e, "exit_code", None), int):
+            show()  # a usage error: typer's own message (exit 2)
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
+        if debug:
+            raise
+        if is_disk_full(e):
+            name = getattr(e, "filename", None)
+            typer.echo(f"error: {DiskFullError(name or '(a file)')}", err=True)
+            sys.exit(2)
         typer.echo(
             f"error: {type(e).__name__}: {e} (set GRUKIT_DEBUG=1 for the traceback)", err=True
         )
         sys.exit(1)
+    if rv == 130:  # Ctrl-C outside a training run
+        typer.echo("interrupted", err=True)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -4,8 +4,6 @@ and grukit model files (.safetensors), then prove the conversion by running both
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -211,18 +209,13 @@ def _read(
 
 # ------------------------------------------------------------------------------------------------ write
 def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        from .._io import default_mode
+    from .._io import atomic_path
 
-        os.chmod(tmp, default_mode())  # mkstemp makes 0600; give the mode open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(
+        path
+    ) as tmp:  # beside the final file, renamed into place; a full disk names it
+        write(tmp)
 
 
 def _write(fmt: str, model: Any, path: Path) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -198,19 +197,14 @@ def export_onnx(
     )
     if check:
         onnx.checker.check_model(proto, full_check=True)
+    from .._io import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        from .._io import default_mode
-
-        os.chmod(tmp, default_mode())  # mkstemp makes 0600; give the mode open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(
+        path
+    ) as tmp:  # beside the final file, renamed into place; a full disk names it
+        onnx.save(proto, str(tmp))
     return path
 
 

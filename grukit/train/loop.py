@@ -13,23 +13,129 @@ import logging
 import math
 import os
 import shutil
+import signal
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, RandomSampler
 
 from .. import serialization
+from .._io import DiskFullError, atomic_path, is_disk_full
 from ..errors import UserInputError
 from .options import parse_devices
 from .plots import plot_history
-from .run import MODEL_FILE, RunDir, open_run, resolve_resume
+from .run import (
+    MODEL_FILE,
+    RunDir,
+    RunInterrupted,
+    TrainingDiverged,
+    check_inputs,
+    input_fingerprints,
+    open_run,
+    resolve_resume,
+)
 from .seed import epoch_seed, seed_everything
+
+#: Key of the weights' checksum inside a ``last.ckpt`` written by :class:`AtomicCheckpointIO`.
+CKPT_CHECKSUM = "grukit_state_sha256"
+
+
+def _checkpoint_checksum(checkpoint: dict[str, Any]) -> str:
+    """:func:`grukit.serialization.tensor_checksum` over every tensor in a checkpoint (nested dicts and
+    lists are walked; each tensor is named by its path), the checksum key itself left out."""
+    found: dict[str, torch.Tensor] = {}
+
+    def walk(obj: Any, path: str) -> None:
+        if torch.is_tensor(obj):
+            found[path] = obj
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                if k != CKPT_CHECKSUM:
+                    walk(v, f"{path}/{k}")
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(v, f"{path}/{i}")
+
+    walk(checkpoint, "")
+    return serialization.tensor_checksum(found)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint I/O, made safe for run folders.
+
+    - save: the checkpoint is serialized in memory, written to a temporary file *beside* its final path and
+      renamed over it (:func:`grukit._io.atomic_path`), so ``last.ckpt`` is always either the previous or
+      the new checkpoint, never a truncated one, and nothing is staged in the system's temp folder; a full
+      disk raises :class:`grukit._io.DiskFullError` naming the final path.
+    - load: an empty, truncated, pickled or otherwise unreadable checkpoint is refused with one line
+      (:class:`UserInputError`) instead of a loader's traceback; so is one whose model weights do not
+      match the checksum written with them (``"grukit_state_sha256"``: every tensor of the checkpoint,
+      weights and optimizer state, see :func:`grukit.serialization.tensor_checksum`) or hold NaN/infinity.
+
+    Pass it to Lightning as ``Trainer(plugins=[AtomicCheckpointIO()])`` (:func:`fit` does).
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+        final = Path(path)
+        checkpoint = {**checkpoint, CKPT_CHECKSUM: _checkpoint_checksum(checkpoint)}
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(final) as tmp:
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(buf.getbuffer())
+            except OSError as e:
+                if is_disk_full(e):
+                    raise DiskFullError(final) from None
+                raise
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        p = Path(path)
+        if not p.is_file():
+            raise UserInputError(f"--resume: {p}: no such checkpoint")
+        if p.stat().st_size == 0:
+            raise UserInputError(f"--resume: {p} is empty (the run was killed while writing it?)")
+        try:
+            ckpt = torch.load(
+                p,
+                map_location=map_location if map_location is not None else "cpu",
+                weights_only=True if weights_only is None else weights_only,
+            )
+        except Exception as e:
+            first = (str(e).strip().split("\n") or [""])[0][:160] or type(e).__name__
+            raise UserInputError(
+                f"--resume: {p} is not a readable grukit checkpoint ({type(e).__name__}: {first})"
+            ) from None
+        if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+            raise UserInputError(f"--resume: {p} is not a Lightning checkpoint (no state_dict)")
+        state = ckpt["state_dict"]
+        stored = ckpt.pop(CKPT_CHECKSUM, None)
+        if stored is not None and _checkpoint_checksum(ckpt) != stored:
+            raise UserInputError(
+                f"--resume: {p} is damaged (its tensors do not match the checksum written with "
+                f"them); start a new run"
+            )
+        for name, t in state.items():
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise UserInputError(
+                    f"--resume: {p} holds non-finite weights ({name}); it is damaged or the run "
+                    f"diverged: start a new run"
+                )
+        return ckpt
 
 
 class EpochSeed(Callback):
@@ -115,11 +221,39 @@ class RunRecorder(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._loss_sum, self._loss_n = 0.0, 0
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path is None:
+            return
+        for (
+            name,
+            p,
+        ) in pl_module.named_parameters():  # a damaged checkpoint can load into NaN weights
+            if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+                raise TrainingDiverged(
+                    f"--resume {trainer.ckpt_path}: the checkpoint holds non-finite weights ({name}); "
+                    f"it is damaged: start a new run"
+                )
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor):
-            self._loss_sum += float(loss.detach())
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                self._diverged(trainer, "training loss", value)
+            self._loss_sum += value
             self._loss_n += 1
+
+    def _diverged(self, trainer: L.Trainer, what: str, value: float) -> None:
+        kept = (
+            f"the model of epoch {self.best_epoch} is kept"
+            if self.best_epoch is not None
+            else "no model was kept"
+        )
+        raise TrainingDiverged(
+            f"training diverged: the {what} is {value} at epoch {trainer.current_epoch} (step "
+            f"{trainer.global_step}); stopped ({kept}; the run is marked incomplete); try a lower "
+            f"learning rate"
+        )
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -131,7 +265,9 @@ class RunRecorder(Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.plot and trainer.is_global_zero:
-            plot_history(self.history, self.run.file("loss.png"), title=self.task)
+            plot_history(
+                self.history, self.run.file("loss.png"), title=self.task, best_epoch=self.best_epoch
+            )
 
     # ------------------------------------------------------------------ helpers
     def _record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -154,6 +290,10 @@ class RunRecorder(Callback):
             )
         if score is None and not any(k.startswith("val_") for k in row):
             score = row["train_loss"]  # no validation data: best = lowest training loss
+        for k, v in row.items():
+            if k.endswith("loss") and v is not None and not math.isfinite(v):
+                self.history.pop()
+                self._diverged(trainer, k.replace("_", " ").replace("val ", "validation "), v)
         improved = (
             score is not None
             and math.isfinite(score)
@@ -188,9 +328,8 @@ def write_log_csv(history: Sequence[dict], path: str | os.PathLike) -> Path:
     for r in history:
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
     path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
     return path
 
 
@@ -230,6 +369,56 @@ class FitResult:
     def best_model(self, map_location: str | torch.device = "cpu") -> torch.nn.Module:
         """The best-on-validation model, rebuilt from ``model.safetensors`` by :func:`grukit.load`."""
         return serialization.load(self.best_path, map_location=map_location)
+
+
+def _write_run_files(
+    run: RunDir,
+    ckpt: Path | None,
+    config: Any,
+    fingerprints: dict,
+    inputs: Any,
+    json_files: dict[str, Any] | None,
+) -> None:
+    """The files a run writes before training: the best model so far (resuming into another folder),
+    ``config.json`` (status ``"running"``) and ``json_files``. Called once every option was accepted, so
+    a refused option leaves a resumed folder as it was."""
+    if ckpt is not None and Path(ckpt).parent.resolve() != run.path.resolve():
+        src = Path(ckpt).parent / MODEL_FILE  # keep the best model found before the interruption
+        if src.is_file() and not run.model_path.exists():
+            with atomic_path(run.model_path) as tmp:
+                shutil.copyfile(src, tmp)
+    if config is None and ckpt is not None and run.status is not None:
+        run.set_status("running")  # a resumed run keeps the options it stored
+    else:
+        run.write_config(config, inputs=fingerprints if inputs is not None else None)
+    for name, obj in (json_files or {}).items():
+        run.write_json(name, obj)
+
+
+class _InterruptWatch(Callback):
+    """Notes a KeyboardInterrupt that Lightning caught (it then calls ``sys.exit(1)`` itself)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.seen = True
+
+
+def _make_trainer(kwargs: dict[str, Any], *, devices: Any, strategy: Any) -> L.Trainer:
+    """``L.Trainer(**kwargs)``, with Lightning's refusals of the user's options as one line."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(**kwargs)
+    except (MisconfigurationException, ValueError, RuntimeError, TypeError) as e:
+        first = (str(e).strip().split("\n") or [""])[0][:200]
+        raise UserInputError(
+            f"cannot train with --devices {devices} --strategy {strategy}: {first}"
+        ) from None
 
 
 _NOISE = (
@@ -294,6 +483,9 @@ def fit(
     save_extra: dict | None = None,
     save_dtype: torch.dtype | None = None,
     config: Any = None,
+    inputs: Mapping[str, str | os.PathLike | None] | None = None,
+    resume_command: str | None = None,
+    finish: bool = True,
     json_files: dict[str, Any] | None = None,
     plot: bool = True,
     callbacks: Iterable[Callback] = (),
@@ -303,10 +495,20 @@ def fit(
 
     Data: ``train``/``val`` dataloaders, or a ``datamodule``. The run folder is ``run`` if given, else
     ``output_dir``, else the folder of ``resume``, else ``runs/<task>-<YYYYmmdd-HHMMSS>/``. It receives
-    ``config.json`` (``config``, if given), ``log.csv``, ``loss.png``, ``last.ckpt`` (every epoch, for
-    ``resume``) and ``model.safetensors`` = ``getattr(module, model_attr)`` at its best ``monitor`` value
-    (``mode`` "min"/"max"; ``val_loss`` is logged by :class:`TaskModule`). ``metrics.json`` is the task's to
-    write (see :meth:`RunDir.write_metrics`).
+    ``config.json`` (``config``, if given, the ``inputs``' fingerprints and ``"status": "running"``),
+    ``log.csv``, ``loss.png``, ``last.ckpt`` (every epoch, for ``resume``) and ``model.safetensors`` =
+    ``getattr(module, model_attr)`` at its best ``monitor`` value (``mode`` "min"/"max"; ``val_loss`` is
+    logged by :class:`TaskModule`). ``metrics.json`` is the task's to write (see
+    :meth:`RunDir.write_metrics`); with ``finish=False`` the task then calls ``result.run.complete()`` last
+    of all.
+
+    Faults (docs/toolkit.md): the folder is claimed for the run (a second run on it is refused); every file
+    is written beside its final path and renamed into place (``last.ckpt`` through
+    :class:`AtomicCheckpointIO`); a full disk raises :class:`grukit._io.DiskFullError`; a non-finite loss
+    raises :class:`TrainingDiverged` naming the epoch; Ctrl-C raises :class:`RunInterrupted` whose message
+    says how to continue (``resume_command``, default ``grukit <task> train``, + ``--resume RUN``); options
+    Lightning refuses (``devices=0``, an unknown ``strategy``) raise :class:`UserInputError`. A folder left
+    behind is marked ``interrupted``/``diverged``/``failed`` in ``config.json``.
 
     ``resume``: a run folder or ``.ckpt``; the run continues to ``epochs`` and ends with the same weights as an
     uninterrupted run (seeded RNGs per epoch, deterministic algorithms). ``devices``, ``num_nodes``,
@@ -327,12 +529,22 @@ def fit(
         monitor: the logged metric that picks the saved model; ``mode`` "min" or "max".
         patience: epochs without improvement before stopping early; None: no early stopping.
         config: the run's options, written to ``config.json``.
+        inputs: ``{option: path}`` of the files or folders the run reads (``{"--csv": "sales.csv"}``):
+            their fingerprints go to ``config.json``; on ``resume`` a changed input is refused.
+        resume_command: the command that continues this run, for the Ctrl-C message (default
+            ``grukit <task> train``).
+        finish: mark the run complete (and release the folder) when training ends. A recipe that writes
+            more files afterwards (metrics, forecasts) passes False and calls ``result.run.complete()``
+            after its last file.
 
     Returns:
         A :class:`FitResult`.
 
     Raises:
-        UserInputError: ``epochs`` or ``patience`` below 1, or a ``resume`` that names no checkpoint.
+        UserInputError: ``epochs`` or ``patience`` below 1, a ``resume`` that names no readable
+            checkpoint, changed ``inputs``, options Lightning refuses, a full disk (``DiskFullError``), a
+            non-finite loss (``TrainingDiverged``), or the folder in use by another run (``RunBusy``).
+        RunInterrupted: Ctrl-C (a KeyboardInterrupt).
         TypeError: ``module`` has no attribute ``model_attr``.
 
     Examples:
@@ -356,8 +568,8 @@ def fit(
         ...     progress=False,
         ...     plot=False,
         ... )
-        >>> result.epochs_run, sorted(p.name for p in result.run.path.iterdir())
-        (2, ['last.ckpt', 'log.csv', 'model.safetensors'])
+        >>> result.epochs_run, result.run.files(), result.run.status
+        (2, ['config.json', 'last.ckpt', 'log.csv', 'model.safetensors'], 'complete')
         >>> type(result.best_model()).__name__
         'GRU'
     """
@@ -370,23 +582,17 @@ def fit(
             f"fit expected module.{model_attr} to be the grukit model to save; "
             f"{type(module).__name__} has no attribute {model_attr!r}"
         )
+    fingerprints = input_fingerprints(inputs or {})
+    if resume is not None:  # refused before anything in the folder is touched
+        if fingerprints:
+            check_inputs(resolve_resume(resume)[0], fingerprints, resume)
+        AtomicCheckpointIO().load_checkpoint(resolve_resume(resume)[1], weights_only=True)
     if run is None:
         run, ckpt = open_run(task, output_dir=output_dir, resume=resume, overwrite=overwrite)
     else:
         ckpt = resolve_resume(resume)[1] if resume is not None else None
-        run.mkdir()
+        run.mkdir().claim()
     with run.guard():  # no partial output; a folder holding last.ckpt is kept for --resume
-        if ckpt is not None and Path(ckpt).parent.resolve() != run.path.resolve():
-            src = (
-                Path(ckpt).parent / MODEL_FILE
-            )  # keep the best model found before the interruption
-            if src.is_file() and not run.model_path.exists():
-                shutil.copy2(src, run.model_path)
-        if config is not None:
-            run.write_config(config)
-        for name, obj in (json_files or {}).items():
-            run.write_json(name, obj)
-
         recorder = RunRecorder(
             run,
             monitor=monitor,
@@ -420,6 +626,8 @@ def fit(
                 enable_version_counter=False,
             )
         )
+        interrupt = _InterruptWatch()
+        cbs.append(interrupt)
         cbs.extend(callbacks)
 
         kwargs: dict[str, Any] = dict(
@@ -439,6 +647,7 @@ def fit(
             num_sanity_val_steps=0,
             default_root_dir=str(run.path),
             log_every_n_steps=1,
+            plugins=[AtomicCheckpointIO()],
         )
         if limit_train_batches is not None:
             kwargs["limit_train_batches"] = limit_train_batches
@@ -449,11 +658,13 @@ def fit(
         kwargs.update(trainer_kwargs or {})
 
         was_deterministic = torch.are_deterministic_algorithms_enabled()
+        sigint = signal.getsignal(signal.SIGINT)
         t0 = time.perf_counter()
         with _quiet(quiet):
             try:
                 seed_everything(seed)
-                trainer = L.Trainer(**kwargs)
+                trainer = _make_trainer(kwargs, devices=devices, strategy=strategy)
+                _write_run_files(run, ckpt, config, fingerprints, inputs, json_files)
                 trainer.fit(
                     module,
                     train_dataloaders=train,
@@ -462,12 +673,36 @@ def fit(
                     ckpt_path=str(ckpt) if ckpt is not None else None,
                     weights_only=True,
                 )
+            except SystemExit as e:
+                if (
+                    not interrupt.seen
+                ):  # Lightning turns Ctrl-C into sys.exit(1); anything else passes
+                    raise
+                how = resume_command or f"grukit {task} train"
+                raise RunInterrupted(
+                    f"interrupted; continue with `{how} --resume {run.path}`"
+                ) from e
+            except KeyboardInterrupt as e:
+                how = resume_command or f"grukit {task} train"
+                raise RunInterrupted(
+                    f"interrupted; continue with `{how} --resume {run.path}`"
+                ) from e
+            except OSError as e:
+                if is_disk_full(e):
+                    raise DiskFullError(Path(e.filename) if e.filename else run.path) from None
+                raise
             finally:
                 torch.use_deterministic_algorithms(was_deterministic)
+                with contextlib.suppress(
+                    ValueError, TypeError
+                ):  # Lightning ignores SIGINT on Ctrl-C
+                    signal.signal(signal.SIGINT, sigint)
         wall = time.perf_counter() - t0
         stopped = any(
             isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in cbs
         )  # the callback objects given to the Trainer
+        if finish and trainer.is_global_zero:
+            run.complete()
         return FitResult(
             run=run,
             history=list(recorder.history),

@@ -132,6 +132,24 @@ Checkpoint = Annotated[
 ]
 
 
+def _set_allow_incomplete(value: bool) -> bool:
+    from .run import ALLOW_INCOMPLETE
+
+    ALLOW_INCOMPLETE.set(bool(value))
+    return value
+
+
+AllowIncomplete = Annotated[
+    bool,
+    typer.Option(
+        "--allow-incomplete",
+        help="Use the model of a run that did not finish (interrupted, killed, diverged); refused "
+        "otherwise.",
+        callback=_set_allow_incomplete,
+    ),
+]
+
+
 def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:
     """Turn the ``--devices`` text into what ``lightning.Trainer(devices=...)`` accepts.
 
@@ -155,16 +173,23 @@ def parse_devices(devices: str | int | list[int]) -> str | int | list[int]:
     s = str(devices).strip()
     if s == "auto":
         return s
+    from ..errors import UserInputError
+
     try:
         if "," in s:
-            return [int(p) for p in s.split(",") if p.strip()]
-        return int(s)
+            out: int | list[int] = [int(p) for p in s.split(",") if p.strip()]
+        else:
+            out = int(s)
     except ValueError:
-        from ..errors import UserInputError
-
         raise UserInputError(
             f"--devices expects a count, 'auto' or a comma list of indices, got {devices!r}"
         ) from None
+    if out == 0 or (isinstance(out, int) and out < -1) or out == []:
+        raise UserInputError(
+            f"--devices expects a count of at least 1 (or -1 for all, 'auto', or a list like '0,1'), "
+            f"got {devices!r}"
+        )
+    return out
 
 
 def given_options(ctx: typer.Context, rename: dict[str, str] | None = None) -> set[str]:

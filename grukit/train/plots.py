@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._io import default_mode
+from .._io import atomic_path
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
@@ -35,30 +34,29 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        os.chmod(tmp, default_mode())  # mkstemp makes 0600; give the mode open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     finally:
         plt.close(fig)
     return path
 
 
 def plot_history(
-    history: Sequence[dict], path: str | os.PathLike, title: str | None = None
+    history: Sequence[dict],
+    path: str | os.PathLike,
+    title: str | None = None,
+    best_epoch: int | None = None,
 ) -> Path | None:
-    """Plot every ``*loss`` column of ``history`` against the epoch, as a PNG.
+    """Plot every ``*loss`` column of ``history`` against the epoch, as a PNG; ``best_epoch`` (0-based, the
+    epoch whose model the run kept) is marked with a dashed line and named in the legend.
 
     Args:
         history: one dict per epoch, as in ``log.csv`` (an ``"epoch"`` key, 0-based, and ``*loss`` keys;
             missing or None values are skipped).
         path: the PNG file to write.
         title: the plot's title.
+        best_epoch: the kept model's epoch (0-based, as in ``log.csv``), or None.
 
     Returns:
         The path, or None when there is nothing to plot.
@@ -90,6 +88,8 @@ def plot_history(
         pts = [(r["epoch"] + 1, r[k]) for r in history if r.get(k) is not None]
         if pts:
             ax.plot(*zip(*pts), marker="o", ms=3, label=k)
+    if best_epoch is not None:
+        ax.axvline(best_epoch + 1, color="0.4", ls="--", lw=1, label=f"kept: epoch {best_epoch}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     if title:

@@ -71,8 +71,9 @@ JsonOut = Annotated[
 
 #: What a resumed train command does, appended to every train command's help.
 RESUME_HELP = (
-    "With --resume RUN the run continues with the options in RUN/config.json: --epochs is the new total, "
-    "an option that differs from the stored run is refused."
+    "With --resume RUN the run continues with the options in RUN/config.json (stored options win unless "
+    "given; --resume RUN alone continues the run as started): a given --epochs is the new total, another "
+    "given option that differs from the stored run is refused; a complete run is left as it is."
 )
 
 
@@ -260,18 +261,19 @@ def read_lines(
     path: os.PathLike[str] | str, option: str = "--file", what: str = "read", stdin: bool = False
 ) -> list[str]:
     """The lines of a UTF-8 input file (with ``stdin``, ``-`` reads standard input), refusing a file without
-    one non-empty line. Empty lines are kept, so line i of an answer can stand for line i of the input.
+    one non-empty line. Lines end at ``\n`` (or ``\r\n``) only: U+0085, U+2028 and the other characters
+    ``str.splitlines`` breaks at stay inside a line (``grukit._io.split_lines``). Empty lines are kept, so line i of an answer can stand for line i of the input.
 
     Raises:
         UserInputError: missing, a folder, not UTF-8, or no non-empty line (``"{option} {path}: no non-empty
             lines to {what}"``).
     """
-    if stdin and str(path) == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
-        from .._io import read_text_file
+    from .._io import read_text_file, split_lines
 
-        lines = read_text_file(path, option).splitlines()
+    if stdin and str(path) == "-":
+        lines = split_lines(sys.stdin.read())
+    else:
+        lines = split_lines(read_text_file(path, option))
     if not any(line.strip() for line in lines):
         from ..errors import UserInputError
 

@@ -71,7 +71,8 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 def set_threads(threads: int | None) -> int:
     """``--threads``: use ``threads`` torch CPU threads when given (None keeps torch's choice); returns the
-    number in use, for the run's config and metrics.
+    number in use, for the run's config and metrics. More than 4 threads per CPU is refused (one line):
+    each thread reserves memory, and 100000 of them exhaust it.
 
     Example:
         >>> set_threads(None) >= 1
@@ -80,9 +81,17 @@ def set_threads(threads: int | None) -> int:
     import torch
 
     if threads is not None:
-        if int(threads) < 1:
-            from ..errors import UserInputError
+        import os
 
+        from ..errors import UserInputError
+
+        if int(threads) < 1:
             raise UserInputError(f"--threads must be at least 1, got {threads}")
+        cpus = os.cpu_count() or 1
+        if int(threads) > 4 * cpus:
+            raise UserInputError(
+                f"--threads {threads}: this machine has {cpus} CPUs; expected at most {4 * cpus} "
+                f"threads (4 per CPU)"
+            )
         torch.set_num_threads(int(threads))
     return torch.get_num_threads()

@@ -60,3 +60,24 @@ def test_missing_config_and_missing_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(UserInputError, match="JSON object"):
         resumed_config(tmp_path, Cfg())
+
+
+# ---------------------------------------------------------------- issue 27, item 2: stored options win
+def test_stored_epochs_win_unless_given(tmp_path):
+    run = _run(tmp_path, {"hidden": 32, "epochs": 60, "status": "running"})
+    # --resume RUN alone: the CLI's default (here 1) must not replace the stored budget of 60
+    assert resumed_config(run, Cfg(), given=set()).epochs == 60
+    assert resumed_config(run, Cfg(epochs=1), given={"epochs"}).epochs == 1  # given: the new total
+
+
+def test_a_complete_run_is_already_complete_unless_more_epochs_are_given(tmp_path):
+    from grukit.train import RunAlreadyComplete
+
+    run = _run(tmp_path, {"hidden": 32, "epochs": 5, "status": "complete"})
+    for cfg, given in ((Cfg(), set()), (Cfg(epochs=5), {"epochs"}), (Cfg(epochs=3), {"epochs"})):
+        with pytest.raises(RunAlreadyComplete, match=r"already complete \(epochs 5\)"):
+            resumed_config(run, cfg, given=given)
+    assert resumed_config(run, Cfg(epochs=8), given={"epochs"}).epochs == 8
+    # an interrupted run (any status but complete) resumes whatever --epochs says
+    run = _run(tmp_path, {"hidden": 32, "epochs": 5, "status": "interrupted"})
+    assert resumed_config(run, Cfg(), given=set()).epochs == 5

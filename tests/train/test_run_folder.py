@@ -66,7 +66,7 @@ def test_overwrite_replaces_a_run_folder(tmp_path):
     assert "old.png" not in names  # nothing of the old run is mixed into the new one
     assert {"model.safetensors", "config.json", "log.csv", "last.ckpt"} <= names
     assert (out / "last.ckpt").read_bytes() != b"stale"
-    assert json.loads((out / "config.json").read_text()) == {"lr": 0.02}
+    assert json.loads((out / "config.json").read_text()) == {"lr": 0.02, "status": "complete"}
 
 
 def test_overwrite_never_empties_a_folder_that_is_not_a_run(tmp_path):
@@ -83,6 +83,7 @@ def test_resume_may_write_into_its_own_folder(tmp_path):
     assert not check_output_dir(out, resume=out / "last.ckpt")
     run, ckpt = open_run("demo", output_dir=out, resume=out)
     assert run.path == out and ckpt == out / "last.ckpt" and not run.created
+    run.release()  # open_run claimed the folder; fit claims it again
     res = fit(toy_module(), *toy_loaders(), output_dir=out, resume=out, epochs=2, progress=False)
     assert res.epochs_run == 2
     # but resuming into another folder that already holds files is refused like any other
@@ -110,3 +111,26 @@ def test_a_failed_run_leaves_no_folder(tmp_path):
     with pytest.raises(KeyError, match="monitor"):
         fit(toy_module(), *toy_loaders(), output_dir=out, monitor="val_nope", progress=False)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- issue 27, item 11
+def test_the_summary_names_every_file_and_loss_png_marks_the_kept_epoch(tmp_path, monkeypatch):
+    import grukit.train.plots as plots
+
+    figures = []
+    real = plots.save_figure
+
+    def keep(fig, path, dpi=110):
+        figures.append(fig)
+        lines = [(line.get_label(), list(line.get_xdata())) for line in fig.axes[0].get_lines()]
+        figures.append(lines)
+        return real(fig, path, dpi)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    res = fit(toy_module(), *toy_loaders(), output_dir=tmp_path / "run", epochs=3, progress=False)
+    lines = dict(figures[1])
+    best = res.best_epoch
+    assert lines[f"kept: epoch {best}"] == [best + 1, best + 1]  # x is 1-based on the plot
+    res.run.write_metrics(task="toy", dataset="d", split="test", model={"mse": 0.1})
+    names = ["config.json", "last.ckpt", "log.csv", "loss.png", "metrics.json", "model.safetensors"]
+    assert res.run.summary() == f"run folder {res.run.path}: {', '.join(names)}"

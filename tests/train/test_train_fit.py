@@ -33,7 +33,11 @@ def test_fit_writes_run_folder_and_best_model(tmp_path):
     run = tmp_path / "run"
     for name in ("model.safetensors", "config.json", "log.csv", "last.ckpt", "loss.png"):
         assert (run / name).is_file(), name
-    assert json.loads((run / "config.json").read_text()) == {"lr": 0.02, "path": str(tmp_path)}
+    assert json.loads((run / "config.json").read_text()) == {
+        "lr": 0.02,
+        "path": str(tmp_path),
+        "status": "complete",
+    }
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(5))
     train_losses = [float(r["train_loss"]) for r in rows]

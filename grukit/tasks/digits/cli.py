@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ...train.options import Checkpoint, DataDir
+from ...train.options import AllowIncomplete, Checkpoint, DataDir
 from ...train.recipe import JsonOut, RunOptions, json_result, recipe_app, train_command
 
 NAME = "digits"
@@ -134,6 +134,7 @@ def train(
 @app.command()
 def evaluate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     stream: StreamFlag = False,
     data_dir: DataDir = None,
     split: Annotated[str, typer.Option("--split", help="train, val, test or all.")] = "test",
@@ -170,6 +171,7 @@ def predict(
         list[Path], typer.Argument(help="Audio files (any rate; mixed down to mono).")
     ],
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     stream: StreamFlag = False,
     sequence: Annotated[
         bool,
@@ -232,6 +234,7 @@ def predict(
 def stream_cmd(
     file: Annotated[Path, typer.Argument(help="Audio file played in as if it were arriving live.")],
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     chunk_ms: Annotated[
         float, typer.Option("--chunk-ms", help="Audio per chunk (milliseconds).")
     ] = 100.0,

@@ -246,11 +246,18 @@ def train_model(
     run_config: dict | None = None,
     limit_train_batches=None,
     plot: bool = True,
+    inputs: dict | None = None,
+    finish: bool = True,
 ):
-    """Build the model from ``cfg`` (seeded), train with :func:`grukit.train.fit` (best ``val_acc``), return
-    the FitResult."""
+    """Build the model from ``cfg`` (seeded; refused first if it cannot fit in memory), train with
+    :func:`grukit.train.fit` (best ``val_acc``; ``inputs`` and ``finish`` are fit's), return the FitResult."""
     from grukit.train import fit, seed_everything
+    from grukit.train.run import check_model_fits
 
+    check_model_fits(
+        lambda: DigitRecognizer.from_config(cfg),
+        f"--hidden-size {cfg.hidden_size} --num-layers {cfg.num_layers}",
+    )
     seed_everything(seed)
     model = DigitRecognizer.from_config(cfg)
     module = DigitsModule(
@@ -291,6 +298,8 @@ def train_model(
         accelerator="cpu",
         progress=progress,
         config=run_config,
+        inputs=inputs,
+        finish=finish,
         limit_train_batches=limit_train_batches,
         plot=plot,
     )
@@ -335,6 +344,7 @@ def train(
 
     from ...errors import UserInputError
     from ...train import check_output_dir, resumed_config, set_threads
+    from ...train.run import resolve_input
     from .evaluate import predict_logits, summarize
     from .model import NORMALIZATIONS, POOLINGS
 
@@ -348,7 +358,7 @@ def train(
             f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {cfg.normalization!r}"
         )
     nthreads = set_threads(threads)
-    root = find_data_dir(D.DATASET, data_dir)
+    root = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(D.DATASET, p))
     recs = D.list_recordings(root)
     parts = D.speaker_split(recs, cfg.speaker) if cfg.speaker else D.official_split(recs)
     parts = {k: _subset(v, cfg.subset) for k, v in parts.items()}
@@ -395,6 +405,8 @@ def train(
         strategy=strategy,
         progress=progress,
         run_config=run_config,
+        inputs={"--data-dir": root},
+        finish=False,
     )
     model = result.best_model()
     scores = {}
@@ -420,4 +432,5 @@ def train(
         confusion=scores["test"]["confusion"],
     )
     result.run.write_metrics(**record)
+    result.run.complete()  # last: the run folder is whole
     return {**record, "n_test": scores["test"]["n"], "run": str(result.run.path)}

@@ -1,21 +1,21 @@
-"""Forecasting recipe (the main job): data → model → train → evaluate → cli.
+"""Forecasting recipe (the main job): data → windows → model → train → estimator → report → cli.
 
-Python API (mirrors ``grukit forecast``)::
+The public face is :mod:`grukit.forecast` (``GRUForecaster``, the estimator in the shape statsforecast and
+neuralforecast share); this package is the recipe's home: ``grukit forecast`` (:mod:`.cli`) runs
+:func:`.report.run_forecast`, which backtests the estimator against the statsforecast baselines and writes a
+run folder::
 
-    from grukit.tasks import forecast
+    from grukit.forecast import GRUForecaster
 
-    df = forecast.load_builtin("weather")  # or pandas.read_csv(...)
-    res = forecast.fit(
-        df,
-        target="temp_max",
-        time_col="date",
-        horizon=7,
-        covariates=["precipitation", "temp_min", "wind", "weather"],
-    )
-    print(res.metrics["model"]["mase"], res.run.path)  # runs/forecast-YYYYmmdd-HHMMSS/
-    future = forecast.predict(res.run.path, df)  # series, time, step, q10, q50, q90
+    model = GRUForecaster(h=7, freq="D")
+    cv = model.cross_validation(
+        df, n_windows=5
+    )  # unique_id, ds, cutoff, y, GRU, GRU-lo-80, GRU-hi-80
+    future = model.predict()  # unique_id, ds, GRU, GRU-lo-80, GRU-hi-80
 
-Heavy imports (pandas, Lightning) happen on first attribute access, so the CLI stays light.
+``fit`` and ``predict`` of this package (run folder in, run folder out) are deprecated (DeprecationWarning)
+and kept for one release. Heavy imports (pandas, Lightning) happen on first attribute access, so the CLI
+stays light.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "BUILTIN",
+    "ForecastNet",
     "ForecastOptions",
     "ForecastResult",
     "ForecasterConfig",
@@ -32,19 +33,22 @@ __all__ = [
     "load_builtin",
     "predict",
     "run_builtin",
+    "run_forecast",
 ]
 
 _LAZY = {
-    "fit": ".train",
-    "predict": ".train",
-    "ForecastResult": ".train",
+    "fit": ".report",
+    "predict": ".report",
+    "ForecastResult": ".report",
+    "run_forecast": ".report",
+    "run_builtin": ".report",
     "ForecastOptions": ".config",
     "SkippedSeriesWarning": ".config",
-    "run_builtin": ".train",
     "load_builtin": ".data",
     "BUILTIN": ".data",
-    "GRUForecaster": ".model",
+    "ForecastNet": ".model",
     "ForecasterConfig": ".model",
+    "GRUForecaster": ".estimator",
 }
 
 

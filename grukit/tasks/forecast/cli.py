@@ -19,8 +19,12 @@ from ...train.options import (
     Seed,
     Strategy,
 )
+from .config import ForecastOptions
 
 NAME = "forecast"
+#: every option's default lives in ForecastOptions (config.py, light); the built-in datasets' presets in
+#: data.BUILTIN
+_O = ForecastOptions()
 
 app = typer.Typer(
     help="Forecast time series with a GRU: fit one model over all series, backtest it against statsforecast baselines, forecast.",
@@ -77,6 +81,10 @@ _FLAG_FIELDS = {  # CLI parameter → ForecastOptions field (for --resume: which
 }
 
 
+def _from_command_line(ctx: typer.Context, param: str) -> bool:
+    return getattr(ctx.get_parameter_source(param), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def _given(ctx: typer.Context) -> set[str]:
     """The ForecastOptions fields the user set on the command line (``dataset`` always counts: the data)."""
     out = {"dataset"}
@@ -95,14 +103,16 @@ def forecast(
         typer.Option(
             "--dataset",
             help="Built-in data: weather (Seattle temp_max, 7 days "
-            "ahead) or stocks (monthly prices, 6 months ahead). Ignored with --csv.",
+            "ahead) or stocks (monthly prices, 6 months ahead). Ignored with --data.",
         ),
     ] = "weather",
     csv: Annotated[
         Path | None,
         typer.Option(
+            "--data",
             "--csv",
-            help="Your own CSV (one row per time step, optionally per series).",
+            help="Your own table, .csv or .parquet (one row per time step, optionally per series); "
+            "--csv is the same option.",
             show_default=False,
         ),
     ] = None,
@@ -254,17 +264,19 @@ def forecast(
             "--baselines",
             help="statsforecast baselines: comma-separated naive, snaive, ets, theta, arima (slow), or none.",
         ),
-    ] = "naive,snaive,ets,theta",
+    ] = ",".join(_O.baselines),
     strict: Annotated[
         bool,
         typer.Option(
             "--strict", help="Refuse series too short to train on instead of skipping them."
         ),
     ] = False,
-    hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = 64,
-    layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = 1,
-    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout.")] = 0.1,
-    epochs: Epochs = 40,
+    hidden: Annotated[int, typer.Option("--hidden", min=1, help="GRU hidden size.")] = _O.hidden,
+    layers: Annotated[int, typer.Option("--layers", min=1, help="GRU layers.")] = _O.layers,
+    dropout: Annotated[
+        float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout.")
+    ] = _O.dropout,
+    epochs: Epochs = _O.epochs,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -283,10 +295,10 @@ def forecast(
             show_default=False,
         ),
     ] = None,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Learning rate (AdamW).")] = 3e-3,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Learning rate (AdamW).")] = _O.lr,
     patience: Annotated[
-        int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")
-    ] = 8,
+        int | None, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")
+    ] = _O.patience,
     quantiles: Annotated[
         str | None,
         typer.Option(
@@ -304,7 +316,7 @@ def forecast(
             help="Train this many models (seeds seed, seed+1, ...) and forecast the median of their "
             "quantiles.",
         ),
-    ] = 1,
+    ] = _O.ensemble,
     conformal: Annotated[
         bool | None,
         typer.Option(
@@ -314,9 +326,16 @@ def forecast(
             show_default=False,
         ),
     ] = None,
-    seed: Seed = 0,
+    seed: Seed = _O.seed,
     output_dir: OutputDir = None,
     overwrite: Overwrite = False,
+    accelerator: Annotated[
+        str,
+        typer.Option(
+            "--accelerator",
+            help="Lightning accelerator: cpu (default), gpu, cuda, mps or auto.",
+        ),
+    ] = _O.accelerator,
     devices: Devices = "1",
     num_nodes: NumNodes = 1,
     strategy: Strategy = "auto",
@@ -335,134 +354,66 @@ def forecast(
 
     from ...train.run import check_output_dir
 
-    # light imports first: every check of the data and the options runs before Lightning/statsforecast
-    from . import data as D
-    from .config import build_options
-
     _print_warnings()
     t0 = time.perf_counter()
     check_output_dir(output_dir, resume=resume, overwrite=overwrite)
-    if resume is not None:  # a resumed run's columns come from its config.json unless given
+    if (
+        resume is not None
+    ):  # a resumed run's data and columns come from its config.json unless given
         stored = _stored_config(resume)
         time_col = time_col or stored.get("time_col")
         target = target or stored.get("target")
-    if csv is not None:
-        df = D.read_csv(csv)
-        name = csv.stem
-        if time_col is not None and time_col not in df.columns:
-            raise UserInputError(
-                f"--time-col {time_col!r} is not a column of {csv}; it has columns {list(df.columns)}"
-            )
-        tc = time_col or ("date" if "date" in df.columns else str(df.columns[0]))
-        tg = target
-        if tg is None:
-            others = [c for c in df.columns if c not in (tc, id_col)]
-            if len(others) != 1:
-                raise UserInputError(
-                    f"--target is needed: {csv} has {len(others)} columns besides the time column "
-                    f"{tc!r}: {others}"
-                )
-            tg = str(others[0])
-        args: dict[str, Any] = dict(
-            target=tg,
-            time_col=tc,
-            covariates=_split(covariates),
-            id_col=id_col,
-            horizon=horizon or 7,
-            backtest=backtest or 5,
-            log=log,
-            calendar=True if calendar is None else calendar,
-            scaling=scaling or "window",
-            seasonal=seasonal or "snaive",
-        )
-    else:
-        if dataset not in D.BUILTIN:
-            raise UserInputError(f"--dataset expects one of {sorted(D.BUILTIN)}, got {dataset!r}")
-        b = D.BUILTIN[dataset]
-        df = D.load_builtin(dataset)
-        name = dataset
-        args = dict(
-            target=target or b["target"],
-            time_col=time_col or b["time_col"],
-            covariates=_split(covariates) if covariates is not None else list(b["covariates"]),
-            id_col=id_col if id_col is not None else b["id_col"],
-            horizon=horizon or b["horizon"],
-            backtest=backtest or b["backtest"],
-            log=b["log"] if log is None else log,
-            calendar=b.get("calendar", True) if calendar is None else calendar,
-            scaling=scaling or b.get("scaling", "window"),
-            seasonal=seasonal or b.get("seasonal", "snaive"),
-        )
-        if horizon is None and context is None:
-            args["context"] = b["context"]
-        if backtest is None and horizon is None and b.get("stride"):
-            args["stride"] = b["stride"]
-    args.setdefault("context", context)
-    if quantiles is not None:
-        args["quantiles"] = quantiles
-    if conformal is not None:
-        args["conformal"] = conformal
-    opts = build_options(
+        if csv is None and stored.get("data_path") and not _from_command_line(ctx, "dataset"):
+            csv = Path(stored["data_path"])
+            id_col = id_col if id_col is not None else stored.get("id_col")
+    df, name, preset, time_col, target = _table(
+        dataset, csv, time_col, target, id_col, horizon, context, backtest
+    )
+    given_values: dict[str, Any] = dict(
+        target=target,
+        time_col=time_col,
+        covariates=None if covariates is None else _split(covariates),
+        id_col=id_col,
+        horizon=horizon,
+        context=context,
+        backtest=backtest,
+        log=log,
+        calendar=calendar,
+        scaling=scaling,
+        seasonal=seasonal,
+        quantiles=quantiles,
+        conformal=conformal,
         freq=freq,
         season_length=season_length,
         date_format=date_format,
-        dataset=name,
-        strict=strict,
-        hidden=hidden,
-        layers=layers,
-        dropout=dropout,
-        epochs=epochs,
         batch_size=batch_size,
         epoch_windows=epoch_windows,
-        lr=lr,
-        patience=patience,
-        seed=seed,
-        baselines=baselines,
-        ensemble=ensemble,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        future_covariates=_split(future_covariates),
-        static_covariates=_split(static_covariates),
-        **args,
+        future_covariates=_split(future_covariates) or None,
+        static_covariates=_split(static_covariates) or None,
     )
-    given = _given(ctx)
-    if resume is not None:
-        from ...train import resumed_config
-        from .config import RESUME_KEEP
-
-        opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=given)
-    # the whole table is checked here (columns, numbers, inf, dates, grid, gaps) before the heavy imports
-    spec = D.spec_from_options(df, opts)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fit() shows them once
-        series = D.to_series(df, spec)
-    D.check_future_covariates(series, spec, opts.horizon)
-    if csv is not None and backtest is None and resume is None:
-        # default: 5 origins, fewer when the longest series would keep under half its points to train on
-        import dataclasses
-
-        longest = max(len(s) for s in series)
-        S = opts.stride or opts.horizon
-        n = min(5, max(1, (longest // 2 - opts.horizon) // S + 1))
-        opts = dataclasses.replace(opts, backtest=n)
-
+    always = dict(
+        dataset=name,
+        data_path=None if csv is None else str(Path(csv).expanduser().resolve()), strict=strict, hidden=hidden, layers=layers, dropout=dropout, epochs=epochs,
+        lr=lr, patience=patience, seed=seed, baselines=baselines, ensemble=ensemble, devices=devices,
+        num_nodes=num_nodes, strategy=strategy, accelerator=accelerator,
+    )  # fmt: skip
+    opts, prep = _checked(
+        ctx, df, preset, given_values, always, resume, auto_backtest=csv is not None
+    )
     import torch
 
     from ..._console import stdout_console
-    from .train import fit
+    from .report import run_forecast
 
     torch.set_num_threads(threads)
-    res = fit(
+    res = run_forecast(
         df,
+        opts,
+        prepared=prep,
         output_dir=output_dir,
         resume=resume,
         overwrite=overwrite,
         progress=sys.stderr.isatty(),
-        given=given,
-        **_as_kwargs(opts),
     )
     if res is None:  # a DDP rank other than 0
         return
@@ -474,6 +425,66 @@ def forecast(
         + ", ensemble.json, metrics.json, backtest.csv, "
         f"forecast.csv, forecast.png, log.csv)  in {time.perf_counter() - t0:.0f}s"
     )
+
+
+def _table(dataset, csv, time_col, target, id_col, horizon, context, backtest):
+    """The table (read once: a file's, or a built-in dataset's), its name, the dataset's preset options
+    and the time and target columns (defaults: 'date' or the first column; the only other column)."""
+    from . import data as D
+
+    if csv is not None:
+        df = D.read_table(csv, id_col=id_col)
+        if time_col is not None and time_col not in df.columns:
+            raise UserInputError(
+                f"--time-col {time_col!r} is not a column of {csv}; it has columns {list(df.columns)}"
+            )
+        time_col = time_col or ("date" if "date" in df.columns else str(df.columns[0]))
+        if target is None:
+            others = [c for c in df.columns if c not in (time_col, id_col)]
+            if len(others) != 1:
+                raise UserInputError(
+                    f"--target is needed: {csv} has {len(others)} columns besides the time column "
+                    f"{time_col!r}: {others}"
+                )
+            target = str(others[0])
+        return df, csv.stem, {}, time_col, target
+    if dataset not in D.BUILTIN:
+        raise UserInputError(f"--dataset expects one of {sorted(D.BUILTIN)}, got {dataset!r}")
+    from .report import builtin_options
+
+    preset = builtin_options(dataset)
+    if horizon is not None or context is not None:
+        preset.pop("context")  # the preset's context goes with its horizon
+    if backtest is not None or horizon is not None:
+        preset.pop("stride")
+    return D.load_builtin(dataset), dataset, preset, time_col, target
+
+
+def _checked(ctx, df, preset, given_values, always, resume, auto_backtest):
+    """The run's options — ForecastOptions' defaults < the dataset's preset < what the command line gave
+    (a resumed run: its config.json) — and the table checked once under them (columns, numbers, dates,
+    grid, sizes, memory, future covariates), all before Lightning is imported."""
+    import dataclasses
+
+    from . import data as D
+    from .config import RESUME_KEEP, build_options
+    from .estimator import GRUForecaster
+
+    args = {**preset, **{k: v for k, v in given_values.items() if v is not None}, **always}
+    opts = build_options(args.pop("target"), args.pop("time_col"), **args)
+    if resume is not None:
+        from ...train import resumed_config
+
+        opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=_given(ctx))
+    prep = GRUForecaster.prepared(df, D.spec_from_options(df, opts))
+    if auto_backtest and given_values["backtest"] is None and resume is None:
+        # default: 5 origins, fewer when the longest series would keep under half its points to train on
+        longest = max(len(s) for s in prep.series)
+        S = opts.stride or opts.horizon
+        n = min(opts.backtest, max(1, (longest // 2 - opts.horizon) // S + 1))
+        opts = dataclasses.replace(opts, backtest=n)
+    GRUForecaster.from_options(opts).check(prep, opts, future=True)
+    return opts, prep
 
 
 def _stored_config(resume: Path) -> dict:
@@ -488,12 +499,6 @@ def _stored_config(resume: Path) -> dict:
         return {}
 
 
-def _as_kwargs(opts) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(opts)
-
-
 @app.command()
 def predict(
     checkpoint: Annotated[
@@ -502,6 +507,7 @@ def predict(
     csv: Annotated[
         Path,
         typer.Option(
+            "--data",
             "--csv",
             help="New data with the training columns; the forecast starts after its last time "
             "step (with future covariates: after each series' last target value; the rows after it, "
@@ -521,12 +527,20 @@ def predict(
 
     _print_warnings()
     check_output_dir(output_dir, overwrite=overwrite)
-    df = D.read_csv(csv)  # checked before the model (and Lightning) is loaded
-    from .train import _future, load_forecaster, plot_forecast
+    from ...serialization import read_header
+    from ...train.run import resolve_checkpoint
 
-    model, spec = load_forecaster(checkpoint)
-    series = D.to_series(df, spec)
-    fc = _future(model, series, spec, model.config.context, model.config.horizon)
+    # the table is read (ids as written) and checked before the model (and Lightning) is loaded
+    header = read_header(resolve_checkpoint(checkpoint))
+    df = D.read_table(csv, id_col=((header.get("extra") or {}).get("spec") or {}).get("id_col"))
+    from .estimator import GRUForecaster
+    from .report import forecast_table, plot_forecast
+
+    est = GRUForecaster.load(checkpoint)
+    model, spec = est.model_, est.spec_
+    assert spec is not None
+    prep = est.prepared(df, spec)
+    fc = forecast_table(est.predict_prepared(prep), spec, est.alias, model.quantiles)
     run = RunDir.create("forecast-predict", output_dir=output_dir, overwrite=overwrite)
     with run.guard():
         tmp = run.file(".tmp-forecast.csv")
@@ -534,7 +548,9 @@ def predict(
         tmp.replace(run.file("forecast.csv"))
         import pandas as pd
 
-        plot_forecast(series, pd.DataFrame(columns=["series"]), fc, spec, run.file("forecast.png"))
+        plot_forecast(
+            prep.series, pd.DataFrame(columns=["series"]), fc, spec, run.file("forecast.png")
+        )
     qcols = [c for c in fc.columns if c not in ("series", "time", "step")]
     k = len(model.members)
     table = Table(

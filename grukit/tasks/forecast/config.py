@@ -25,6 +25,8 @@ class ForecastOptions:
     """Every option of a forecasting run (written to config.json)."""
 
     dataset: str = "csv"
+    #: the data file of a `grukit forecast --data FILE` run (absolute), so `--resume RUN` alone finds it
+    data_path: str | None = None
     time_col: str = "date"
     target: str = "value"
     covariates: list[str] = dataclasses.field(default_factory=list)

@@ -1,6 +1,6 @@
 """Ensembles of forecasters and their calibration: what ``--ensemble K`` and ``--conformal`` build.
 
-An :class:`Ensemble` holds K trained :class:`~.model.GRUForecaster` members (same data spec, context,
+An :class:`Ensemble` holds K trained :class:`~.model.ForecastNet` members (same data spec, context,
 horizon and quantile levels; different seeds) and, optionally, split-conformal corrections of its intervals
 (:mod:`.calibrate`). Its output, like a member's, is (B, H, Q) quantiles of the scaled target z: the median
 over members of each quantile at each step (``numpy.median``: the mean of the two middle values for even K),
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ...errors import UserInputError
 from . import calibrate as Q
-from .model import GRUForecaster
+from .model import ForecastNet
 
 MANIFEST = "ensemble.json"
 
@@ -40,13 +40,13 @@ class Ensemble(nn.Module):
     """``ensemble(past, future) -> (B, H, Q)``: the calibrated median of the members' quantiles.
 
     Args:
-        members: one or more :class:`GRUForecaster` with equal ``context``, ``horizon`` and ``quantiles``.
+        members: one or more :class:`ForecastNet` with equal ``context``, ``horizon`` and ``quantiles``.
         offsets: (H, L) conformal corrections of the L intervals (``calibrate.intervals`` order) on the z
             scale, or None (uncalibrated).
 
     Example:
         >>> import torch
-        >>> ms = [GRUForecaster(3, 0, 8, 2, hidden_size=4) for _ in range(3)]
+        >>> ms = [ForecastNet(3, 0, 8, 2, hidden_size=4) for _ in range(3)]
         >>> ens = Ensemble(ms).eval()
         >>> past, fut = torch.randn(5, 8, 3), torch.zeros(5, 2, 0)
         >>> out = ens(past, fut)
@@ -57,7 +57,7 @@ class Ensemble(nn.Module):
         True
     """
 
-    def __init__(self, members: Sequence[GRUForecaster], offsets: np.ndarray | None = None) -> None:
+    def __init__(self, members: Sequence[ForecastNet], offsets: np.ndarray | None = None) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -86,9 +86,9 @@ class Ensemble(nn.Module):
         return self.members[0].config
 
     @property
-    def member_list(self) -> list[GRUForecaster]:
+    def member_list(self) -> list[ForecastNet]:
         """The members, as a list."""
-        return [m for m in self.members if isinstance(m, GRUForecaster)]
+        return [m for m in self.members if isinstance(m, ForecastNet)]
 
     @property
     def quantiles(self) -> tuple[float, ...]:
@@ -143,9 +143,12 @@ def read_manifest(run_path: str | Path) -> dict[str, Any] | None:
         return None
     try:
         rec = json.loads(path.read_text())
-        assert isinstance(rec, dict) and isinstance(rec.get("members"), list)
-        return rec
-    except (ValueError, AssertionError):
+    except (ValueError, UnicodeDecodeError):
+        rec = None
+    members = rec.get("members") if isinstance(rec, dict) else None
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members) or not members:
         raise UserInputError(
-            f"{path}: not a valid ensemble manifest (expected JSON with a 'members' list)"
-        ) from None
+            f"{path}: not a valid ensemble manifest (expected JSON with a non-empty 'members' list "
+            f"of model files)"
+        )
+    return rec

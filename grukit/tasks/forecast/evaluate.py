@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import cast
 
 import numpy as np
 
@@ -101,8 +102,8 @@ def statsforecast_baselines(
     [29.0, 29.0, 29.0]
     """
     names = list(names)
-    if not names or not histories:
-        return {n: np.zeros((len(histories), h, len(quantiles))) for n in names}
+    if not names or not histories:  # nothing forecast: NaN, never a score of 0
+        return {n: np.full((len(histories), h, len(quantiles)), np.nan) for n in names}
     import pandas as pd
     from statsforecast import StatsForecast
     from statsforecast.models import SeasonalNaive
@@ -121,8 +122,8 @@ def statsforecast_baselines(
         warnings.simplefilter("ignore")
         ivs = Q.intervals(quantiles)
         levels: list[int | float] = [_level(cov) for _, _, cov in ivs]
-        fc = sf.forecast(df=df, h=h, level=sorted(set(levels)))  # type: ignore[arg-type]
-    fc = fc.sort_values(["unique_id", "ds"])
+        out = sf.forecast(df=df, h=h, level=sorted(set(levels)))  # type: ignore[arg-type]
+    fc = cast(pd.DataFrame, out).sort_values(["unique_id", "ds"])
     if len(fc) != len(histories) * h:
         raise RuntimeError(
             f"statsforecast returned {len(fc)} rows for {len(histories)} series × {h} steps"
@@ -188,6 +189,10 @@ def point_metrics(
     ``coverage_<level>`` of every interval (coverage_80 for the default levels)."""
     a = np.asarray(actual, dtype=np.float64)
     q = np.asarray(quantiles, dtype=np.float64)
+    if a.size == 0:  # nothing to score
+        nan = float("nan")
+        covs = {Q.coverage_key(cov): nan for _, _, cov in Q.intervals(levels)}
+        return {"mae": nan, "rmse": nan, "mase": nan, "smape": nan, **covs}
     point = q[:, Q.median_index(levels)]
     err = a - point
     mae = float(np.mean(np.abs(err)))
@@ -242,13 +247,21 @@ def best_per_metric(rows: dict[str, dict[str, float]]) -> dict[str, str]:
     return best
 
 
-def render_table(rows: dict[str, dict[str, float]], title: str):
-    """A rich Table of metrics per forecaster, the best per metric in bold green with a ★."""
+def render_table(
+    rows: dict[str, dict[str, float]],
+    title: str,
+    notes: list[str] | None = None,
+    partial: set[str] | None = None,
+):
+    """A rich Table of metrics per forecaster, the best per metric in bold green with a ★; ``notes``
+    (e.g. how many actuals were missing) are its caption; the ``partial`` forecasters (they covered
+    fewer steps than the others) are marked so and never starred."""
     from rich.table import Table
 
-    best = best_per_metric(rows)
+    partial = partial or set()
+    best = best_per_metric({n: r for n, r in rows.items() if n not in partial})
     names = metric_names(rows.values())
-    table = Table(title=title)
+    table = Table(title=title, caption="\n".join(notes) if notes else None)
     table.add_column("forecaster", style="bold")
     for k in names:
         table.add_column(k, justify="right")
@@ -262,5 +275,5 @@ def render_table(rows: dict[str, dict[str, float]], title: str):
                 cells.append(f"[bold green]{v:.4g} ★[/]")
             else:
                 cells.append(f"{v:.4g}")
-        table.add_row(name, *cells)
+        table.add_row(f"{name} (partial)" if name in partial else name, *cells)
     return table

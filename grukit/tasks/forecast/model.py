@@ -1,4 +1,4 @@
-"""GRU forecaster: a grukit.GRU encoder over the context window, direct multi-horizon quantile output.
+"""The forecasting network (:class:`ForecastNet`): a grukit.GRU encoder over the context window, direct multi-horizon quantile output.
 
 Inputs (scaled per window or per series, see data.Panel):
     past    (B, C, 2 + Fx + Fs + Ff + Fk)  target z, observed flag (0 = left padding), past-only covariates,
@@ -30,7 +30,7 @@ QUANTILES = (0.1, 0.5, 0.9)
 
 @dataclasses.dataclass
 class ForecasterConfig:
-    """Every constructor argument of :class:`GRUForecaster`."""
+    """Every constructor argument of :class:`ForecastNet`."""
 
     past_features: int
     future_features: int
@@ -44,9 +44,10 @@ class ForecasterConfig:
     quantiles: tuple[float, ...] = QUANTILES
 
 
-class GRUForecaster(nn.Module):
-    """``forecaster(past, future) -> (B, H, Q)`` quantiles (``quantiles``, default 0.1, 0.5, 0.9) of the
-    scaled target."""
+class ForecastNet(nn.Module):
+    """The network: ``net(past, future) -> (B, H, Q)`` quantiles (``quantiles``, default 0.1, 0.5, 0.9)
+    of the scaled target. (Called ``GRUForecaster`` before 0.2; that name is now the public estimator,
+    :class:`grukit.forecast.GRUForecaster`, which trains and runs this network.)"""
 
     def __init__(
         self,
@@ -110,7 +111,7 @@ class GRUForecaster(nn.Module):
         return self._config
 
     @classmethod
-    def from_config(cls, config: ForecasterConfig | dict) -> GRUForecaster:
+    def from_config(cls, config: ForecasterConfig | dict) -> ForecastNet:
         cfg = dataclasses.asdict(config) if isinstance(config, ForecasterConfig) else dict(config)
         return cls(**cfg)
 
@@ -151,6 +152,12 @@ class GRUForecaster(nn.Module):
         for i in range(mid + 1, len(c.quantiles)):
             outs.append(outs[-1] + F.softplus(raw[..., i]))
         return torch.stack(outs, dim=-1)  # (B, H, Q)
+
+
+#: the class path that model files written before the rename store
+#: (``grukit.tasks.forecast.model:GRUForecaster``): such files still load as a :class:`ForecastNet`.
+#: The public estimator of that name is :class:`grukit.forecast.GRUForecaster`.
+GRUForecaster = ForecastNet
 
 
 def pinball_loss(

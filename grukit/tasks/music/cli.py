@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ...train.options import Checkpoint, DataDir, Seed
+from ...train.options import AllowIncomplete, Checkpoint, DataDir, Seed
 from ...train.recipe import (
     JsonOut,
     Progress,
@@ -129,6 +129,7 @@ def train(
 @app.command()
 def evaluate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -167,6 +168,7 @@ def evaluate(
 @app.command()
 def generate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     dataset: Annotated[
         str, typer.Option("--dataset", help="Shipped model to use when no --checkpoint is given.")
     ] = "jsb",

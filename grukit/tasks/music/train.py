@@ -187,7 +187,10 @@ def train(
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
     """
+    from ...datasets import find_data_dir
     from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
+    from ...train.run import check_model_fits, resolve_input
+    from .data import DATA_NAME
     from .evaluate import evaluate_nll, paper_baselines
 
     check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
@@ -199,12 +202,12 @@ def train(
                 given.add("dataset")
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
     nthreads = set_threads(threads)
+    data_dir = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(DATA_NAME, p))
     data = load_dataset(cfg.dataset, data_dir)
     train_seqs = (
         data["train"][: cfg.max_train_sequences] if cfg.max_train_sequences else data["train"]
     )
-    seed_everything(cfg.seed)
-    model = MusicGRU(
+    build = lambda: MusicGRU(  # noqa: E731
         cfg.hidden_size,
         cfg.num_layers,
         cfg.dropout,
@@ -212,6 +215,9 @@ def train(
         cfg.zoneout,
         frame_ar=cfg.frame_ar,
     )
+    check_model_fits(build, f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}")
+    seed_everything(cfg.seed)
+    model = build()
     model.init_output_bias(torch.as_tensor(np.concatenate(train_seqs)))
     module = MusicModule(
         model,
@@ -242,6 +248,8 @@ def train(
         patience=cfg.patience,
         progress=progress,
         config={**dataclasses.asdict(cfg), "threads": nthreads},
+        inputs={"--data-dir": data_dir},
+        finish=False,
         save_extra={"dataset": cfg.dataset},
         trainer_kwargs={"max_time": timedelta(minutes=cfg.max_minutes)}
         if cfg.max_minutes
@@ -269,6 +277,7 @@ def train(
         config=dataclasses.asdict(cfg),
     )
     result.run.write_metrics(**record)
+    result.run.complete()  # last: the run folder is whole
     record["run"] = str(result.run.path)
     return record
 

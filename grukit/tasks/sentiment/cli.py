@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ...train.options import Checkpoint, DataDir
+from ...train.options import AllowIncomplete, Checkpoint, DataDir
 from ...train.recipe import (
     JsonOut,
     Progress,
@@ -106,6 +106,7 @@ def train(
 @app.command()
 def evaluate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     split: Annotated[str, typer.Option("--split", help="dev or test (or train).")] = "test",
     file: Annotated[
         Path | None,
@@ -165,6 +166,7 @@ def predict(
         list[str] | None, typer.Argument(help="Sentences to classify.", show_default=False)
     ] = None,
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     file: Annotated[
         Path | None,
         typer.Option(

@@ -69,12 +69,12 @@ def read_labelled_tsv(path: str | Path) -> tuple[list[str], list[int]]:
         UserInputError: missing file, a folder, not UTF-8, a line without a tab, a bad label, empty text,
             or no labelled lines at all.
     """
-    from ..._io import read_text_file
+    from ..._io import read_text_file, split_lines
     from ...errors import UserInputError
 
     raw = read_text_file(path, "--file")
     texts, labels = [], []
-    for no, line in enumerate(raw.splitlines(), start=1):
+    for no, line in enumerate(split_lines(raw), start=1):
         if not line.strip():
             continue
         text, tab, label = line.rpartition("\t")

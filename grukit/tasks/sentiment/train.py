@@ -89,7 +89,10 @@ def train(
     With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused). An
     ``output_dir`` that already holds files is refused unless ``overwrite``."""
+    from ...datasets import find_data_dir
     from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
+    from ...train.run import check_model_fits, resolve_input
+    from .data import NAME
     from .evaluate import accuracy, make_loader
     from .evaluate import baselines as run_baselines
 
@@ -97,6 +100,7 @@ def train(
     if resume is not None:
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
     nthreads = set_threads(threads)
+    data_dir = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(NAME, p))
     tr_texts, tr_labels = load_split("train", data_dir)
     dev_texts, dev_labels = load_split("dev", data_dir)
     test_texts, test_labels = load_split("test", data_dir)
@@ -104,8 +108,7 @@ def train(
         tr_texts, tr_labels = tr_texts[: cfg.max_train], tr_labels[: cfg.max_train]
     vocab = build_vocab(tr_texts, min_freq=cfg.min_freq)  # train only
     enc = Encoder(vocab)
-    seed_everything(cfg.seed)
-    model = SentimentGRU(
+    build = lambda: SentimentGRU(  # noqa: E731
         vocab,
         cfg.embed_dim,
         cfg.hidden_size,
@@ -114,6 +117,9 @@ def train(
         cfg.embed_dropout,
         cfg.backend,
     )
+    check_model_fits(build, f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}")
+    seed_everything(cfg.seed)
+    model = build()
     module = SentimentModule(
         model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_patience=cfg.lr_patience
     )
@@ -141,6 +147,8 @@ def train(
         patience=cfg.patience,
         progress=progress,
         config={**dataclasses.asdict(cfg), "threads": nthreads},
+        inputs={"--data-dir": data_dir},
+        finish=False,
         save_extra={"dataset": DATASET},
     )
     best = result.best_model()
@@ -167,6 +175,7 @@ def train(
         config=dataclasses.asdict(cfg),
     )
     result.run.write_metrics(**record)
+    result.run.complete()  # last: the run folder is whole
     record["run"] = str(result.run.path)
     return record
 

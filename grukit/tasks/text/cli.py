@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ...train.options import Checkpoint, DataDir, Seed
+from ...train.options import AllowIncomplete, Checkpoint, DataDir, Seed
 from ...train.recipe import (
     JsonOut,
     Progress,
@@ -139,6 +139,7 @@ def train(
 @app.command()
 def generate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     prompt: Annotated[
         str, typer.Option("--prompt", help="Text to start from (characters the model knows).")
     ] = "ROMEO:\n",
@@ -181,6 +182,7 @@ def generate(
 @app.command()
 def perplexity(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     split: Annotated[
         str, typer.Option("--split", help="train or valid (first 90% / last 10% of input.txt).")
     ] = "valid",

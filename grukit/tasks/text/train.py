@@ -176,7 +176,10 @@ def train(
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
     """
+    from ...datasets import find_data_dir
     from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
+    from ...train.run import check_model_fits, resolve_input
+    from .data import NAME
     from .evaluate import score_ids, unigram_nats
 
     check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
@@ -185,11 +188,14 @@ def train(
     if cfg.epoch_parts < 1:
         raise UserInputError(f"--epoch-parts must be at least 1, got {cfg.epoch_parts}")
     nthreads = set_threads(threads)
+    data_dir = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(NAME, p))
     vocab, train_ids, valid_ids = prepare(cfg, data_dir)
-    seed_everything(cfg.seed)
-    model = CharLM(
+    build = lambda: CharLM(  # noqa: E731
         vocab.chars, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.backend
     )
+    check_model_fits(build, f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}")
+    seed_everything(cfg.seed)
+    model = build()
     if cfg.init_from and resume is None:
         init_weights(model, cfg.init_from)
     module = TextModule(
@@ -218,6 +224,8 @@ def train(
         patience=cfg.patience,
         progress=progress,
         config={**dataclasses.asdict(cfg), "threads": nthreads},
+        inputs={"--data-dir": data_dir},
+        finish=False,
         save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
         trainer_kwargs={"reload_dataloaders_every_n_epochs": 1} if cfg.epoch_parts > 1 else None,
     )
@@ -246,6 +254,7 @@ def train(
         config=dataclasses.asdict(cfg),
     )
     result.run.write_metrics(**record)
+    result.run.complete()  # last: the run folder is whole
     record["run"] = str(result.run.path)
     return record
 

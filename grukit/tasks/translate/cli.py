@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ...errors import UserInputError
-from ...train.options import Checkpoint, DataDir
+from ...train.options import AllowIncomplete, Checkpoint, DataDir
 from ...train.recipe import (
     RunOptions,
     check_choice,
@@ -128,6 +128,7 @@ def train(
 @app.command()
 def evaluate(
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     data_dir: DataDir = None,
     beam: Beam = 5,
     length_penalty: LengthPenalty = 1.0,
@@ -197,6 +198,7 @@ def predict(
         ),
     ] = None,
     checkpoint: Checkpoint = None,
+    allow_incomplete: AllowIncomplete = False,
     beam: Beam = 5,
     length_penalty: LengthPenalty = 1.0,
     show_attention: Annotated[

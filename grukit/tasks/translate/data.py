@@ -63,7 +63,7 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     if not path.is_file():
         raise UserInputError(f"{path}: file not found (expected English<TAB>French lines)")
     pairs = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", newline="\n") as f:  # lines end at \n only (not \r, U+2028)
         for i, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
             if not line.strip():

@@ -11,6 +11,7 @@ optimizer, so not bit-identical to an uninterrupted run).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -146,6 +147,7 @@ def train(
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused;
     ``--init-from`` only matters when a run starts). An ``output_dir`` that already holds files is refused
     unless ``overwrite``."""
+    from ...datasets import find_data_dir
     from ...train import (
         check_output_dir,
         fit,
@@ -154,14 +156,23 @@ def train(
         seed_everything,
         set_threads,
     )
+    from ...train.run import check_model_fits, resolve_input
 
     check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
     resume_dir = None
     if resume is not None:
         cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
         resume_dir = resolve_resume(resume)[0]
+        if given is not None and "eval_beam" not in given:  # stored options win unless given
+            stored = json.loads((resume_dir / "config.json").read_text())
+            evaluate_beam = stored.get("evaluate_beam", evaluate_beam)
     nthreads = set_threads(threads)
+    inputs = None
     if splits is None:
+        data_dir = resolve_input(
+            resume, "--data-dir", data_dir, lambda p: find_data_dir(D.DATASET, p)
+        )
+        inputs = {"--data-dir": data_dir}
         splits = D.load_splits(data_dir)
     train_pairs, valid_pairs = splits["train"], splits["valid"]
     if cfg.limit_train_pairs:
@@ -194,19 +205,22 @@ def train(
         batch_sampler=D.BucketBatchSampler(valid_ds.lengths(), 256, shuffle=False),
         collate_fn=D.collate,
     )
+    build = lambda: Translator(  # noqa: E731
+        src_tok.vocab_size,
+        tgt_tok.vocab_size,
+        cfg.emb_dim,
+        cfg.enc_hidden,
+        cfg.dec_hidden,
+        cfg.dropout,
+    )
+    if init is None:
+        check_model_fits(build, f"--enc-hidden {cfg.enc_hidden} --dec-hidden {cfg.dec_hidden}")
     seed_everything(cfg.seed)
     if init is not None:
         model = Translator.from_config(dataclasses.replace(init.model.config, dropout=cfg.dropout))
         model.load_state_dict(init.model.state_dict())
     else:
-        model = Translator(
-            src_tok.vocab_size,
-            tgt_tok.vocab_size,
-            cfg.emb_dim,
-            cfg.enc_hidden,
-            cfg.dec_hidden,
-            cfg.dropout,
-        )
+        model = build()
     module = TranslateModule(
         model,
         lr=cfg.lr,
@@ -219,6 +233,7 @@ def train(
         cfg.steps_per_epoch if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl) else None
     )
     record = dataclasses.asdict(cfg) | {
+        "evaluate_beam": evaluate_beam,
         "threads": nthreads,
         "train_pairs": len(train_ds),
         "valid_pairs": len(valid_ds),
@@ -247,6 +262,8 @@ def train(
         progress=progress,
         save_extra=extra,
         config=record,
+        inputs=inputs,
+        finish=False,
         json_files={TOKENIZER_FILE: extra},
         callbacks=[SamplerSeed(cfg.seed)],
     )
@@ -270,4 +287,5 @@ def train(
             subsets=metrics["subsets"],
             decoding=metrics["decoding"],
         )
+    run.complete()  # last: the run folder is whole
     return result

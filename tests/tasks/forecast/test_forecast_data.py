@@ -42,7 +42,7 @@ def test_daily_min_temperatures_two_gaps_filled_by_time_interpolation():
     df = _shared("daily-min-temperatures.csv")
     spec = D.make_spec(df, "Date", "Temp")
     assert spec.freq == "D" and spec.season_length == 7
-    with pytest.warns(D.GapFilledWarning, match="filled 2 missing"):
+    with pytest.warns(D.GapFilledWarning, match="2 of 3652 steps"):
         (s,) = D.to_series(df, spec)
     assert len(s) == 3652 and s.filled == 2  # 10 years of days, the file has 3650 rows
     # the filled days (31 Dec 1984 and 1988) lie midway between their neighbours (time interpolation)
@@ -99,10 +99,16 @@ def test_bad_inputs_name_the_problem():
         D.make_spec(inf, "date", "y")
     with pytest.raises(UserInputError, match="infinite"):
         D.make_spec(df.assign(y=np.where(np.arange(100) == 3, -np.inf, df["y"])), "date", "y")
-    gappy = df.drop(index=range(10, 20))  # 10 of 100 days missing: 10% > 2%
+    gappy = df.drop(index=range(10, 20))  # 10 of 100 days missing: kept as gaps, masked
     spec = D.make_spec(gappy, "date", "y", freq="D")
-    with pytest.raises(UserInputError, match=r"10 of 100 timestamps \(10.0%\)"):
-        D.to_series(gappy, spec)
+    with pytest.warns(D.GapFilledWarning, match=r"'series': 10 of 100 steps"):
+        (s,) = D.to_series(gappy, spec)
+    assert len(s) == 100 and s.observed is not None
+    assert np.flatnonzero(~s.observed).tolist() == list(range(10, 20))
+    # the interpolated copy (for the baselines) is the straight line between the neighbours
+    np.testing.assert_allclose(
+        s.y[10:20], np.interp(np.arange(10, 20), [9, 20], [df["y"][9], df["y"][20]])
+    )
     dup = pd.concat([df, df.iloc[[3]]])
     with pytest.raises(UserInputError, match="appears more than once"):
         D.to_series(dup, D.make_spec(dup, "date", "y", freq="D"))

@@ -3,7 +3,6 @@
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from statistics import NormalDist
 
@@ -11,14 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from support import run_cli_subprocess
 
-from grukit.cli import main
 from grukit.errors import UserInputError
 from grukit.tasks.forecast import calibrate as Q
 from grukit.tasks.forecast import data as D
+from grukit.tasks.forecast import report as R
 from grukit.tasks.forecast import train as T
 from grukit.tasks.forecast.ensemble import Ensemble
-from grukit.tasks.forecast.model import GRUForecaster
+from grukit.tasks.forecast.model import ForecastNet
 
 #: a small, fast forecasting run on the first 300 weather days
 TINY = dict(
@@ -32,13 +32,6 @@ TINY = dict(
 )
 
 LEVELS5 = (0.05, 0.1, 0.5, 0.9, 0.95)
-
-
-def _cli(monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["grukit", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    return e.value.code
 
 
 # ----------------------------------------------------------------------------------- --quantiles
@@ -73,18 +66,16 @@ def test_parse_quantiles_refuses_bad_sets(text, message):
         Q.parse_quantiles(text)
 
 
-def test_cli_bad_quantiles_exit_2_one_line_no_files(tmp_path, monkeypatch, capsys):
+def test_cli_bad_quantiles_exit_2_one_line_no_files(tmp_path, cli):
     days = pd.date_range("2020-01-01", periods=120, freq="D")
     src = tmp_path / "d.csv"
     pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "y": np.sin(np.arange(120) / 5) + 2}).to_csv(
         src, index=False
     )
     out = tmp_path / "out"
-    code = _cli(
-        monkeypatch, "forecast", "--csv", src, "--quantiles", "0.2,0.5,0.9", "--output-dir", out
-    )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "symmetric pairs" in err[0], err
+    res = cli("forecast", "--csv", src, "--quantiles", "0.2,0.5,0.9", "--output-dir", out)
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1 and "symmetric pairs" in err[0], err
     assert not out.exists()
 
 
@@ -175,21 +166,21 @@ def test_apply_offsets_never_crosses_and_keeps_the_median():
 def test_ensemble_is_the_numpy_median_of_its_members():
     torch.manual_seed(0)
     for k in (2, 3, 4):
-        ms = [GRUForecaster(3, 2, 8, 4, hidden_size=6, quantiles=LEVELS5).eval() for _ in range(k)]
+        ms = [ForecastNet(3, 2, 8, 4, hidden_size=6, quantiles=LEVELS5).eval() for _ in range(k)]
         past, fut = torch.randn(7, 8, 3), torch.randn(7, 4, 2)
         with torch.no_grad():
             ref = np.median(np.stack([m(past, fut).double().numpy() for m in ms]), axis=0)
         np.testing.assert_allclose(Ensemble(ms)(past, fut).numpy(), ref, rtol=1e-12)
     with pytest.raises(ValueError, match="members differ"):
-        Ensemble([GRUForecaster(3, 2, 8, 4), GRUForecaster(3, 2, 8, 5)])
+        Ensemble([ForecastNet(3, 2, 8, 4), ForecastNet(3, 2, 8, 5)])
 
 
 def test_model_quantile_outputs_are_ordered_and_default_layout_unchanged():
     torch.manual_seed(0)
-    m = GRUForecaster(3, 2, 8, 4, hidden_size=6, quantiles=LEVELS5)
+    m = ForecastNet(3, 2, 8, 4, hidden_size=6, quantiles=LEVELS5)
     out = m(torch.randn(9, 8, 3), torch.randn(9, 4, 2))
     assert out.shape == (9, 4, 5) and bool((out.diff(dim=-1) > 0).all())
-    assert GRUForecaster(3, 2, 8, 4).head[-1].out_features == 4 * 3
+    assert ForecastNet(3, 2, 8, 4).head[-1].out_features == 4 * 3
 
 
 @pytest.fixture(scope="module")
@@ -199,38 +190,33 @@ def ens_run(tmp_path_factory):
     data = root / "w.csv"
     D.load_builtin("weather").iloc[:300].to_csv(data, index=False)
     out = root / "run"
-    mp = pytest.MonkeyPatch()
-    try:
-        code = _cli(
-            mp,
-            "forecast",
-            "--csv",
-            data,
-            "--target",
-            "temp_max",
-            "--horizon",
-            5,
-            "--context",
-            14,
-            "--backtest",
-            2,
-            "--epochs",
-            2,
-            "--hidden",
-            8,
-            "--baselines",
-            "naive",
-            "--ensemble",
-            3,
-            "--quantiles",
-            "0.05,0.1,0.5,0.9,0.95",
-            "--no-conformal",
-            "--output-dir",
-            out,
-        )
-    finally:
-        mp.undo()
-    assert code in (0, None)
+    res = run_cli_subprocess(
+        "forecast",
+        "--csv",
+        data,
+        "--target",
+        "temp_max",
+        "--horizon",
+        5,
+        "--context",
+        14,
+        "--backtest",
+        2,
+        "--epochs",
+        2,
+        "--hidden",
+        8,
+        "--baselines",
+        "naive",
+        "--ensemble",
+        3,
+        "--quantiles",
+        "0.05,0.1,0.5,0.9,0.95",
+        "--no-conformal",
+        "--output-dir",
+        out,
+    )
+    assert res.code == 0, res.err[-2000:]
     return out, data
 
 
@@ -252,12 +238,22 @@ def test_ensemble_run_holds_every_member_and_forecasts_their_median(ens_run, tmp
     assert not np.allclose(each[0], each[1])  # the members differ (different seeds)
 
 
-def test_ensemble_predict_equals_the_run_forecast(ens_run, tmp_path, monkeypatch):
+def test_ensemble_predict_equals_the_run_forecast(ens_run, tmp_path, cli):
     out, data = ens_run
     pred = tmp_path / "pred"
-    assert _cli(
-        monkeypatch, "forecast", "predict", "--checkpoint", out, "--csv", data, "--output-dir", pred
-    ) in (0, None)
+    assert (
+        cli(
+            "forecast",
+            "predict",
+            "--checkpoint",
+            out,
+            "--csv",
+            data,
+            "--output-dir",
+            pred,
+        ).code
+        == 0
+    )
     a, b = pd.read_csv(pred / "forecast.csv"), pd.read_csv(out / "forecast.csv")
     assert (
         list(a.columns)
@@ -284,8 +280,8 @@ def test_ensemble_metrics_report_every_interval_coverage(ens_run):
 def test_conformal_run_moves_the_intervals_not_the_median(tmp_path):
     df = D.load_builtin("weather").iloc[:300]
     kw = dict(TINY, epochs=2)
-    plain = T.fit(df, output_dir=tmp_path / "a", conformal=False, **kw)
-    cal = T.fit(df, output_dir=tmp_path / "b", conformal=True, **kw)
+    plain = R.backtest_run(df, output_dir=tmp_path / "a", conformal=False, **kw)
+    cal = R.backtest_run(df, output_dir=tmp_path / "b", conformal=True, **kw)
     np.testing.assert_allclose(cal.forecast["q50"], plain.forecast["q50"], rtol=1e-6)
     assert not np.allclose(cal.forecast["q90"], plain.forecast["q90"])
     off = np.asarray(json.loads((tmp_path / "b" / "ensemble.json").read_text())["offsets"])
@@ -304,7 +300,7 @@ def test_conformal_run_moves_the_intervals_not_the_median(tmp_path):
         assert off[h, 0] == pytest.approx(s[int(np.ceil((n + 1) * 0.8)) - 1], rel=1e-6, abs=1e-9)
     assert (tmp_path / "b" / "forecast.csv").is_file()
     pd.testing.assert_frame_equal(
-        T.predict(tmp_path / "b", df).reset_index(drop=True),
+        R.predict_table(tmp_path / "b", df).reset_index(drop=True),
         cal.forecast.reset_index(drop=True),
         check_exact=False,
         rtol=1e-6,
@@ -318,7 +314,7 @@ def test_ensemble_resume_continues_every_member_from_its_own_folder(tmp_path, mo
     df = D.load_builtin("weather").iloc[:300]
     kw = dict(TINY, patience=None, ensemble=3, conformal=False)
     out = tmp_path / "run"
-    T.fit(df, output_dir=out, epochs=2, **kw)
+    R.backtest_run(df, output_dir=out, epochs=2, **kw)
     shutil.rmtree(out / "member-2")  # as if the run had been killed before member 2 started
     before = {k: json.loads(_member_log(out, k)) for k in (0, 1)}
     seen = []
@@ -329,7 +325,9 @@ def test_ensemble_resume_continues_every_member_from_its_own_folder(tmp_path, mo
         return fit_run(*a, **k)
 
     monkeypatch.setattr(T, "fit_run", spy)
-    res = T.fit(df, resume=out, epochs=3, **{k: v for k, v in kw.items() if k != "ensemble"})
+    res = R.backtest_run(
+        df, resume=out, epochs=3, **{k: v for k, v in kw.items() if k != "ensemble"}
+    )
     # what each member resumed from: the run itself, member-1's own folder, nothing for member 2
     got = [(Path(p), None if r is None else Path(r)) for p, r in seen]
     assert got == [(out, out), (out / "member-1", out / "member-1"), (out / "member-2", None)]
@@ -355,5 +353,5 @@ def _each_member(run, df, cols, k, tmp_path):
     """Each of the run's k members' forecast alone (member 0 copied out of the run, so that predict does
     not read the run's manifest and combine the members)."""
     shutil.copy(run / "model.safetensors", tmp_path / "member0.safetensors")
-    each = [T.predict(tmp_path / "member0.safetensors", df)[cols].to_numpy()]
-    return each + [T.predict(run / f"member-{j}", df)[cols].to_numpy() for j in range(1, k)]
+    each = [R.predict_table(tmp_path / "member0.safetensors", df)[cols].to_numpy()]
+    return each + [R.predict_table(run / f"member-{j}", df)[cols].to_numpy() for j in range(1, k)]

@@ -5,25 +5,16 @@ The promotion test is the issue's goal: demand = season + 5 on promotion days (a
 noise. A model that knows the promotion calendar of the forecast steps must halve the MAE of one that
 does not."""
 
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
+from support import run_cli_subprocess
 
-from grukit.cli import main
 from grukit.errors import UserInputError
 from grukit.tasks.forecast import data as D
-from grukit.tasks.forecast import train as T
+from grukit.tasks.forecast import report as R
 
 H, EFFECT, LENGTH = 7, 5.0, 300
-
-
-def _cli(monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["grukit", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    return e.value.code
 
 
 def promo_data(n_series=4, length=LENGTH, future=H, seed=0) -> pd.DataFrame:
@@ -40,9 +31,8 @@ def promo_data(n_series=4, length=LENGTH, future=H, seed=0) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _fit_cli(mp, src, out, *extra):
-    code = _cli(
-        mp,
+def _fit_cli(src, out, *extra):
+    res = run_cli_subprocess(
         "forecast",
         "--csv",
         src,
@@ -72,7 +62,7 @@ def _fit_cli(mp, src, out, *extra):
         out,
         *extra,
     )
-    assert code in (0, None)
+    assert res.code == 0, res.err[-2000:]
     return out
 
 
@@ -83,12 +73,8 @@ def promo_runs(tmp_path_factory):
     with_plan, history = root / "with_plan.csv", root / "history.csv"
     df.to_csv(with_plan, index=False)
     df[df["units"].notna()].to_csv(history, index=False)
-    mp = pytest.MonkeyPatch()
-    try:
-        known = _fit_cli(mp, with_plan, root / "known", "--future-covariates", "promo")
-        blind = _fit_cli(mp, history, root / "blind")
-    finally:
-        mp.undo()
+    known = _fit_cli(with_plan, root / "known", "--future-covariates", "promo")
+    blind = _fit_cli(history, root / "blind")
     return df, with_plan, known, blind
 
 
@@ -120,7 +106,7 @@ def test_backtest_uses_no_target_after_its_origin(promo_runs):
     origin = LENGTH - H  # first forecast step of the last origin
     cut = df[df["t"] < origin + H].copy()
     cut.loc[cut["t"] >= origin, "units"] = np.nan
-    fc = T.predict(known, cut)
+    fc = R.predict_table(known, cut)
     bt = pd.read_csv(known / "backtest.csv")
     last = bt[bt["origin"] == origin - 1].sort_values(["series", "step"])
     assert len(last) == 4 * H
@@ -130,29 +116,29 @@ def test_backtest_uses_no_target_after_its_origin(promo_runs):
     )
     # and predict on the full file (plan rows for the 7 steps after the data) is the run's forecast
     ref = pd.read_csv(known / "forecast.csv")
-    np.testing.assert_allclose(T.predict(known, df)[["q50"]], ref[["q50"]], rtol=1e-5)
+    np.testing.assert_allclose(R.predict_table(known, df)[["q50"]], ref[["q50"]], rtol=1e-5)
 
 
 def test_the_promotion_plan_of_the_forecast_steps_moves_the_forecast(promo_runs):
     df, _, known, _ = promo_runs
-    base = T.predict(known, df)
+    base = R.predict_table(known, df)
     s0 = (df["store"] == "s0") & (df["t"] >= LENGTH)  # s0's plan rows: steps 1..7
     for step in (2, 6):
         row = s0 & (df["t"] == LENGTH + step - 1)
         plan = df.copy()
         plan.loc[row, "promo"] = 1 - plan.loc[row, "promo"]
         delta = -1.0 if df.loc[row, "promo"].iloc[0] == 1 else 1.0  # +1: added, −1: removed
-        got = T.predict(known, plan)
+        got = R.predict_table(known, plan)
         diff = got["q50"].to_numpy() - base["q50"].to_numpy()
         k = np.nonzero((got["series"] == "s0").to_numpy() & (got["step"] == step).to_numpy())[0][0]
         assert diff[k] * delta > EFFECT / 2, (step, diff[k])  # the learned effect, about +5
         assert np.all(diff[(got["series"] != "s0").to_numpy()] == 0)  # other stores untouched
     # plan rows beyond the horizon, and values older than the context, change nothing
     later = pd.concat([df, df[s0].assign(t=df.loc[s0, "t"] + H, promo=1)], ignore_index=True)
-    pd.testing.assert_frame_equal(T.predict(known, later), base)
+    pd.testing.assert_frame_equal(R.predict_table(known, later), base)
     old = df.copy()
     old.loc[(old["store"] == "s0") & (old["t"] < LENGTH - 28), "promo"] = 1
-    pd.testing.assert_frame_equal(T.predict(known, old), base)
+    pd.testing.assert_frame_equal(R.predict_table(known, old), base)
 
 
 def test_window_inputs_take_the_covariate_at_the_right_steps_and_no_future_target():
@@ -217,18 +203,16 @@ def test_window_inputs_take_the_covariate_at_the_right_steps_and_no_future_targe
     ],
 )
 def test_predict_refuses_a_file_without_the_plan_naming_the_steps(
-    promo_runs, plan_rows, message, tmp_path, monkeypatch, capsys
+    promo_runs, plan_rows, message, tmp_path, cli
 ):
     df, _, known, _ = promo_runs
     short = df[df["t"] < LENGTH + plan_rows]
     src = tmp_path / "new.csv"
     short.to_csv(src, index=False)
     out = tmp_path / "pred"
-    code = _cli(
-        monkeypatch, "forecast", "predict", "--checkpoint", known, "--csv", src, "--output-dir", out
-    )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error:"), err
+    res = cli("forecast", "predict", "--checkpoint", known, "--csv", src, "--output-dir", out)
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1 and err[0].startswith("error:"), err
     assert "series 's0' " + message in err[0], err[0]
     assert "and 3 more series lack some" in err[0]
     assert not out.exists()
@@ -241,7 +225,7 @@ def test_an_empty_plan_cell_is_a_missing_step_and_fit_refuses_before_writing(tmp
         UserInputError,
         match=r"series 's1' has no 'promo' value for 1 of the 7 .*\(step\(s\) 3: 62\)",
     ):
-        T.fit(
+        R.backtest_run(
             df,
             "units",
             "t",
@@ -269,13 +253,12 @@ def test_categorical_future_covariate_is_one_hot_at_the_forecast_steps():
     )
 
 
-def test_cli_fit_without_the_plan_exits_2_before_training(tmp_path, monkeypatch, capsys):
+def test_cli_fit_without_the_plan_exits_2_before_training(tmp_path, cli):
     df = promo_data(n_series=2, length=60)
     src = tmp_path / "history.csv"
     df[df["units"].notna()].to_csv(src, index=False)
     out = tmp_path / "out"
-    code = _cli(
-        monkeypatch,
+    res = cli(
         "forecast",
         "--csv",
         src,
@@ -290,7 +273,7 @@ def test_cli_fit_without_the_plan_exits_2_before_training(tmp_path, monkeypatch,
         "--output-dir",
         out,
     )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1, err
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1, err
     assert "series 's0' has no 'promo' value for 7 of the 7 forecast steps" in err[0]
     assert not out.exists()

@@ -10,7 +10,10 @@ import pytest
 
 from grukit.errors import UserInputError
 from grukit.tasks.forecast import data as D
+from grukit.tasks.forecast import report as R
 from grukit.tasks.forecast import train as T
+from grukit.tasks.forecast import windows as W
+from grukit.tasks.forecast.config import SkippedSeriesWarning
 
 M3 = Path(os.environ.get("GRUKIT_DATA", "")) / "m3"
 
@@ -29,7 +32,7 @@ def _series(sid, n, start=1.0):
 def test_sampler_covers_every_origin_of_every_series_and_gathers_the_right_values():
     series = [_series("a", 30, 1.0), _series("b", 9, 100.0), _series("c", 4, 1000.0)]
     spec = _spec()
-    train, val, info = T.split_windows(series, spec, C=6, H=3, seed=0)
+    train, val, info = W.split_windows(series, spec, C=6, H=3, seed=0)
     # ≤ 20 series: each one long enough holds out its last max(1, (T − H) // 10) full-target windows
     # a: T=30 → 27 full origins, 2 held out (25, 26, 27 → first 26); b: 6 → 1 (origin 6); c: 1 → too short
     assert info["val_series"] == 2 and info["val_windows"] == 3
@@ -62,7 +65,7 @@ def test_sampler_covers_every_origin_of_every_series_and_gathers_the_right_value
 
 def test_many_series_hold_out_a_share_and_the_rest_train_to_their_end():
     series = [_series(f"s{i}", 40) for i in range(50)]
-    train, val, info = T.split_windows(series, _spec(), C=8, H=4, seed=0)
+    train, val, info = W.split_windows(series, _spec(), C=8, H=4, seed=0)
     assert info["val_series"] == 20  # max(20, 20% of 50)
     held = set(val.panel.series[j].id for j in np.unique(val.sidx))
     assert len(held) == 20
@@ -100,9 +103,9 @@ def test_short_series_are_skipped_with_one_warning_or_refused_when_strict(tmp_pa
         hidden=8,
         baselines=["naive"],
     )
-    with pytest.warns(T.SkippedSeriesWarning, match=r"1 of 5 series .*'s2'") as rec:
-        res = T.fit(df, "value", "time", output_dir=tmp_path / "run", **kw)
-    assert len([w for w in rec if w.category is T.SkippedSeriesWarning]) == 1
+    with pytest.warns(SkippedSeriesWarning, match=r"1 of 5 series .*'s2'") as rec:
+        res = R.backtest_run(df, "value", "time", output_dir=tmp_path / "run", **kw)
+    assert len([w for w in rec if w.category is SkippedSeriesWarning]) == 1
     m = res.metrics
     assert (m["n_series_scored"], m["n_series_skipped"], m["skipped_series"]) == (4, 1, ["s2"])
     assert sorted(m["per_series"]) == ["s0", "s1", "s3", "s4"]
@@ -110,7 +113,7 @@ def test_short_series_are_skipped_with_one_warning_or_refused_when_strict(tmp_pa
     assert set(res.backtest["series"]) == {"s0", "s1", "s3", "s4"}
     assert {"smape", "mase", "coverage_80"} <= set(m["model"])
     with pytest.raises(UserInputError, match=r"1 of 5 series .*'s2'.*lower --horizon"):
-        T.fit(df, "value", "time", output_dir=tmp_path / "strict", strict=True, **kw)
+        R.backtest_run(df, "value", "time", output_dir=tmp_path / "strict", strict=True, **kw)
     assert not (tmp_path / "strict").exists()
 
 
@@ -119,7 +122,7 @@ def test_m3_protocol_against_hand_computed_seasonal_naive(tmp_path):
     df = pd.read_csv(M3 / "m3_quarterly.csv")
     ids = [str(i) for i in pd.unique(df["series"])[[0, 300, 700]]]
     df = df[df["series"].isin(ids)]
-    res = T.fit(
+    res = R.backtest_run(
         df,
         "value",
         "time",
@@ -164,7 +167,7 @@ def test_series_scaling_uses_the_single_series_recipe_with_no_padding_and_no_obs
     series = [_series("a", 60, 5.0), _series("b", 45, 50.0)]
     spec = _spec(scaling="series")
     D.fit_scalers(series, spec, {s.id: len(s) for s in series})
-    train, val, info = T.legacy_split(series, spec, C=8, H=3)
+    train, val, info = W.last_windows_split(series, spec, C=8, H=3)
     assert spec.observed_input is False and train.panel.past_features == 1
     # a: n = 50 → 5 validate (origins 53..57), train 8..50; b: n = 35 → 3 (origins 40..42), train 8..37
     assert sorted(zip(val.sidx.tolist(), val.origins.tolist())) == [
@@ -186,11 +189,11 @@ def test_series_scaling_uses_the_single_series_recipe_with_no_padding_and_no_obs
 
 
 def test_the_single_series_recipe_is_not_used_for_window_scaling_short_or_many_series():
-    assert T.legacy_split([_series("a", 60)], _spec(), C=8, H=3) is None  # window scaling
+    assert W.last_windows_split([_series("a", 60)], _spec(), C=8, H=3) is None  # window scaling
     short = [_series("a", 60), _series("b", 15)]
-    assert T.legacy_split(short, _spec(scaling="series"), C=8, H=3) is None
+    assert W.last_windows_split(short, _spec(scaling="series"), C=8, H=3) is None
     many = [_series(f"s{i}", 60) for i in range(21)]
-    assert T.legacy_split(many, _spec(scaling="series"), C=8, H=3) is None
+    assert W.last_windows_split(many, _spec(scaling="series"), C=8, H=3) is None
 
 
 def test_a_model_without_the_observed_flag_refuses_a_series_shorter_than_its_context():
@@ -198,4 +201,7 @@ def test_a_model_without_the_observed_flag_refuses_a_series_shorter_than_its_con
     s = _series("a", 5)
     D.fit_scalers([s], spec, {"a": 5})
     with pytest.raises(UserInputError, match="'a' has 5 points; .* needs the last 8"):
-        T._future(None, [s], spec, 8, 3)
+        from grukit.tasks.forecast.ensemble import Ensemble
+        from grukit.tasks.forecast.model import ForecastNet
+
+        T.future_quantiles(Ensemble([ForecastNet(2, 0, 8, 3)]), [s], spec)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import grukit
-from grukit.tasks.forecast.model import GRUForecaster, pinball_loss
+from grukit.tasks.forecast.model import ForecastNet, pinball_loss
 
 
 def _inputs(B=5, C=12, H=4, Fp=6, Ff=2):
@@ -13,9 +13,7 @@ def _inputs(B=5, C=12, H=4, Fp=6, Ff=2):
 
 @pytest.mark.parametrize("relative", [False, True])
 def test_save_load_round_trip_and_ordered_quantiles(tmp_path, relative):
-    m = GRUForecaster(
-        6, 2, 12, 4, hidden_size=8, num_layers=2, dropout=0.1, relative=relative
-    ).eval()
+    m = ForecastNet(6, 2, 12, 4, hidden_size=8, num_layers=2, dropout=0.1, relative=relative).eval()
     past, fut = _inputs()
     out = m(past, fut)
     assert out.shape == (5, 4, 3)
@@ -27,12 +25,12 @@ def test_save_load_round_trip_and_ordered_quantiles(tmp_path, relative):
 
 
 def test_relative_model_shifts_with_the_level():
-    m = GRUForecaster(6, 2, 12, 4, hidden_size=8, relative=True).eval()
+    m = ForecastNet(6, 2, 12, 4, hidden_size=8, relative=True).eval()
     past, fut = _inputs()
     shifted = past.clone()
     shifted[..., 0] += 3.0
     torch.testing.assert_close(m(shifted, fut), m(past, fut) + 3.0, rtol=1e-5, atol=1e-5)
-    absolute = GRUForecaster(6, 2, 12, 4, hidden_size=8, relative=False).eval()
+    absolute = ForecastNet(6, 2, 12, 4, hidden_size=8, relative=False).eval()
     assert not torch.allclose(absolute(shifted, fut), absolute(past, fut) + 3.0, atol=1e-3)
 
 
@@ -44,7 +42,7 @@ def test_pinball_loss_by_hand():
 
 
 def test_bad_shapes_are_named():
-    m = GRUForecaster(6, 2, 12, 4, hidden_size=8)
+    m = ForecastNet(6, 2, 12, 4, hidden_size=8)
     with pytest.raises(ValueError, match=r"past must be \(B, 12, 6\)"):
         m(torch.randn(2, 10, 6), torch.randn(2, 4, 2))
     with pytest.raises(ValueError, match="future must be"):
@@ -60,7 +58,7 @@ def test_masked_pinball_ignores_padded_targets():
 
 def test_seasonal_base_median_is_seasonal_naive_plus_a_correction():
     torch.manual_seed(0)
-    m = GRUForecaster(6, 4, 12, 4, hidden_size=8, seasonal_base=True).eval()
+    m = ForecastNet(6, 4, 12, 4, hidden_size=8, seasonal_base=True).eval()
     past, fut = _inputs(Ff=4)
     fut[..., -1] = torch.tensor([1.0, 1.0, 0.0, 1.0])  # step 3 has no lag-m value: base = last z
     for p in m.head[-1].parameters():  # zero correction: the median is exactly the base
@@ -69,4 +67,4 @@ def test_seasonal_base_median_is_seasonal_naive_plus_a_correction():
     base = torch.where(fut[..., -1] > 0, fut[..., -2], past[:, -1:, 0])
     torch.testing.assert_close(out[..., 1], base, rtol=0, atol=0)
     with pytest.raises(ValueError, match="seasonal_base needs"):
-        GRUForecaster(6, 1, 12, 4, seasonal_base=True)
+        ForecastNet(6, 1, 12, 4, seasonal_base=True)

@@ -2,26 +2,19 @@
 numbers, carried by the model file (vocabulary and statistics) so that `predict` gives the run's forecast."""
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from safetensors import safe_open
+from support import run_cli_subprocess
 
-from grukit.cli import main
 from grukit.errors import UserInputError
 from grukit.tasks.forecast import data as D
+from grukit.tasks.forecast import report as R
 from grukit.tasks.forecast import train as T
 
 CATS = ["north", "south", "west"]
-
-
-def _cli(monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["grukit", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    return e.value.code
 
 
 def _panel(n_series=6, length=60, seed=0) -> pd.DataFrame:
@@ -57,43 +50,38 @@ def static_run(tmp_path_factory):
     src = root / "panel.csv"
     _panel().to_csv(src, index=False)
     out = root / "run"
-    mp = pytest.MonkeyPatch()
-    try:
-        code = _cli(
-            mp,
-            "forecast",
-            "--csv",
-            src,
-            "--id-col",
-            "id",
-            "--time-col",
-            "t",
-            "--target",
-            "y",
-            "--static-covariates",
-            "region,size",
-            "--horizon",
-            4,
-            "--context",
-            12,
-            "--backtest",
-            1,
-            "--epochs",
-            2,
-            "--hidden",
-            8,
-            "--baselines",
-            "none",
-            "--output-dir",
-            out,
-        )
-    finally:
-        mp.undo()
-    assert code in (0, None)
+    res = run_cli_subprocess(
+        "forecast",
+        "--csv",
+        src,
+        "--id-col",
+        "id",
+        "--time-col",
+        "t",
+        "--target",
+        "y",
+        "--static-covariates",
+        "region,size",
+        "--horizon",
+        4,
+        "--context",
+        12,
+        "--backtest",
+        1,
+        "--epochs",
+        2,
+        "--hidden",
+        8,
+        "--baselines",
+        "none",
+        "--output-dir",
+        out,
+    )
+    assert res.code == 0, res.err[-2000:]
     return src, out
 
 
-def test_static_covariates_round_trip_through_the_model_file(static_run, tmp_path, monkeypatch):
+def test_static_covariates_round_trip_through_the_model_file(static_run, tmp_path, cli):
     src, run = static_run
     df = pd.read_csv(src)
     with safe_open(str(run / "model.safetensors"), "pt") as f:
@@ -110,18 +98,16 @@ def test_static_covariates_round_trip_through_the_model_file(static_run, tmp_pat
     model, loaded = T.load_forecaster(run)
     assert loaded.static_categorical == {"region": CATS}
     assert model.config.past_features == 2 + len(CATS) + 1  # z, observed, one-hot region, size
-    fc = T.predict(run, df)
+    fc = R.predict_table(run, df)
     ref = pd.read_csv(run / "forecast.csv")
     assert list(fc["series"]) == list(ref["series"])
     np.testing.assert_allclose(fc[["q10", "q50", "q90"]], ref[["q10", "q50", "q90"]], rtol=1e-5)
     # a second load forecasts bit for bit the same
-    pd.testing.assert_frame_equal(fc, T.predict(run / "model.safetensors", df))
+    pd.testing.assert_frame_equal(fc, R.predict_table(run / "model.safetensors", df))
 
     out = tmp_path / "pred"
-    code = _cli(
-        monkeypatch, "forecast", "predict", "--checkpoint", run, "--csv", src, "--output-dir", out
-    )
-    assert code in (0, None)
+    res = cli("forecast", "predict", "--checkpoint", run, "--csv", src, "--output-dir", out)
+    assert res.code == 0
     got = pd.read_csv(out / "forecast.csv")
     np.testing.assert_allclose(got[["q10", "q50", "q90"]], ref[["q10", "q50", "q90"]], rtol=1e-5)
 
@@ -129,8 +115,10 @@ def test_static_covariates_round_trip_through_the_model_file(static_run, tmp_pat
 def test_static_values_reach_the_model(static_run):
     src, run = static_run
     df = pd.read_csv(src)
-    base = T.predict(run, df)
-    other = T.predict(run, df.assign(region=np.where(df["id"] == "s0", "south", df["region"])))
+    base = R.predict_table(run, df)
+    other = R.predict_table(
+        run, df.assign(region=np.where(df["id"] == "s0", "south", df["region"]))
+    )
     moved = base["series"] == "s0"
     assert not np.allclose(base.loc[moved, "q50"], other.loc[moved, "q50"])
     np.testing.assert_array_equal(base.loc[~moved, "q50"], other.loc[~moved, "q50"])
@@ -177,31 +165,28 @@ def test_empty_static_cells_take_the_series_value_and_an_all_empty_series_is_ref
         D.to_series(gappy, _spec(gappy))
 
 
-def test_unseen_static_category_refused_at_predict(static_run, tmp_path, monkeypatch, capsys):
+def test_unseen_static_category_refused_at_predict(static_run, tmp_path, cli):
     src, run = static_run
     df = pd.read_csv(src)
     df.loc[df["id"] == "s5", "region"] = "east"
     bad = tmp_path / "bad.csv"
     df.to_csv(bad, index=False)
     out = tmp_path / "pred"
-    code = _cli(
-        monkeypatch, "forecast", "predict", "--checkpoint", run, "--csv", bad, "--output-dir", out
-    )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1, err
+    res = cli("forecast", "predict", "--checkpoint", run, "--csv", bad, "--output-dir", out)
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1, err
     assert "series 's5' has the category 'east', which training never saw" in err[0]
     assert "'north', 'south', 'west'" in err[0]
     assert not out.exists()
 
 
-def test_cli_refuses_a_changing_static_column_before_training(tmp_path, monkeypatch, capsys):
+def test_cli_refuses_a_changing_static_column_before_training(tmp_path, cli):
     df = _panel()
     df["region"] = np.where(df["t"] < 30, "north", "south")  # changes within every series
     src = tmp_path / "bad.csv"
     df.to_csv(src, index=False)
     out = tmp_path / "out"
-    code = _cli(
-        monkeypatch,
+    res = cli(
         "forecast",
         "--csv",
         src,
@@ -216,8 +201,8 @@ def test_cli_refuses_a_changing_static_column_before_training(tmp_path, monkeypa
         "--output-dir",
         out,
     )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "series 's0' has 2 values" in err[0], err
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1 and "series 's0' has 2 values" in err[0], err
     assert not out.exists()
 
 

@@ -1,0 +1,822 @@
+"""The forecasting estimator, :class:`GRUForecaster`, in the shape the forecasting ecosystem shares.
+
+Long data in (``unique_id, ds, y`` plus covariate columns), forecasts out as ``unique_id, ds, GRU,
+GRU-lo-80, GRU-hi-80`` (Nixtla's statsforecast/neuralforecast column convention), so ``utilsforecast``'s
+``evaluate`` and hierarchicalforecast take its output without glue. pandas, polars or any frame narwhals
+knows goes in; the same kind comes out. Nothing is written to disk unless asked (:meth:`GRUForecaster.save`);
+the run folder, baselines, tables and plots of ``grukit forecast`` are built from this estimator's output by
+:mod:`.report`. Public face: ``from grukit.forecast import GRUForecaster``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...errors import UserInputError
+from . import calibrate as Q
+from . import data as D
+from .config import ForecastOptions, SkippedSeriesWarning, build_options
+from .windows import MIN_FIT_POINTS, backtest_origins, check_sizes, default_context
+
+#: the defaults of every option (one home: :class:`~.config.ForecastOptions`)
+_O = ForecastOptions()
+#: the file :meth:`GRUForecaster.save` writes beside the model files (its constructor arguments)
+ESTIMATOR_FILE = "estimator.json"
+#: trainer_kwargs that are ForecastOptions fields (recorded in a run's config.json)
+_TRAINER_FIELDS = ("accelerator", "devices", "num_nodes", "strategy")
+
+
+def levels_to_quantiles(level: Sequence[float]) -> tuple[float, ...]:
+    """Interval levels in percent → the quantile levels the network is trained on (0.5 always among them).
+
+    >>> levels_to_quantiles((80,))
+    (0.1, 0.5, 0.9)
+    >>> levels_to_quantiles([95, 80])
+    (0.025, 0.1, 0.5, 0.9, 0.975)
+    """
+    qs = {0.5}
+    for lv in level:
+        try:
+            v = float(lv)
+        except (TypeError, ValueError):
+            raise UserInputError(f"level expects numbers in (0, 100), got {lv!r}") from None
+        if not 0.0 < v < 100.0:
+            raise UserInputError(f"level expects numbers in (0, 100), got {lv!r}")
+        lo = round((100.0 - v) / 200.0, 4)
+        qs |= {lo, round(1.0 - lo, 4)}
+    return Q.parse_quantiles(sorted(qs))
+
+
+def quantiles_to_levels(quantiles: Sequence[float]) -> list[int | float]:
+    """The interval levels (percent, widest first) of a set of quantile levels.
+
+    >>> quantiles_to_levels((0.025, 0.1, 0.5, 0.9, 0.975))
+    [95, 80]
+    """
+    return [_pct(cov) for _, _, cov in Q.intervals(quantiles)]
+
+
+def _pct(coverage: float) -> int | float:
+    v = round(100 * coverage, 4)
+    return int(v) if v == int(v) else v
+
+
+def output_columns(alias: str, quantiles: Sequence[float]) -> list[str]:
+    """The forecast column of each quantile level, in quantile order: ``<alias>-lo-<L>`` for the lower
+    bound of the L% interval, ``<alias>`` for the median, ``<alias>-hi-<L>`` for the upper bound.
+
+    >>> output_columns("GRU", (0.1, 0.5, 0.9))
+    ['GRU-lo-80', 'GRU', 'GRU-hi-80']
+    """
+    cols = [alias] * len(quantiles)
+    for lo, hi, cov in Q.intervals(quantiles):
+        cols[lo], cols[hi] = f"{alias}-lo-{_pct(cov)}", f"{alias}-hi-{_pct(cov)}"
+    return cols
+
+
+def _ordered(alias: str, quantiles: Sequence[float], level: Sequence[float] | None) -> list[int]:
+    """Positions (into the quantiles) of the columns to show, Nixtla's order: the median, then the lower
+    bounds (widest first), then the upper bounds (narrowest first); only the intervals of ``level``."""
+    ivs = Q.intervals(quantiles)  # outermost first
+    if level is not None:
+        have = {float(_pct(cov)): (lo, hi) for lo, hi, cov in ivs}
+        want = [float(v) for v in level]
+        missing = [v for v in want if v not in have]
+        if missing:
+            raise UserInputError(
+                f"level {[_fmt(v) for v in missing]} was not trained; this model has the levels "
+                f"{[_fmt(v) for v in have]} (pass level=... to GRUForecaster(...) before fit)"
+            )
+        ivs = [iv for iv in ivs if float(_pct(iv[2])) in want]
+    mid = Q.median_index(quantiles)
+    return [mid, *(lo for lo, _, _ in ivs), *(hi for _, hi, _ in reversed(ivs))]
+
+
+def _fmt(v: float) -> int | float:
+    return int(v) if float(v).is_integer() else v
+
+
+# --------------------------------------------------------------------------------------- frames
+class _Frame:
+    """A user frame as pandas, and how to give results back in the kind it came in (narwhals)."""
+
+    def __init__(self, df: Any, what: str = "df") -> None:
+        if isinstance(df, pd.DataFrame):
+            self.pandas, self.backend = df, None
+            return
+        try:
+            import narwhals as nw
+
+            frame = nw.from_native(df, eager_only=True)
+        except (TypeError, ImportError):
+            raise UserInputError(
+                f"{what} must be a pandas or polars DataFrame (or another frame narwhals reads), "
+                f"got {type(df).__name__}"
+            ) from None
+        self.backend = frame.implementation
+        self.pandas = frame.to_pandas()
+
+    def out(self, pdf: pd.DataFrame) -> Any:
+        if self.backend is None:
+            return pdf
+        import narwhals as nw
+
+        table = nw.from_native(pdf.reset_index(drop=True), eager_only=True).to_arrow()
+        return nw.from_arrow(table, backend=self.backend).to_native()
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """The checked data of a call: the spec, the series and the id of each series as given."""
+
+    spec: D.DataSpec
+    series: list[D.Series]
+    ids: dict[str, Any]
+
+
+class GRUForecaster:
+    """One global GRU forecaster over many series, with calibrated intervals (the estimator).
+
+    Speaks the shape statsforecast and neuralforecast share: long data with one row per series and time
+    step (``unique_id``, ``ds``, ``y`` by default; other names through ``fit``'s ``id_col``, ``time_col``,
+    ``target_col``), forecasts as ``unique_id, ds, <alias>, <alias>-lo-<L>, <alias>-hi-<L>``.
+
+    Args:
+        h: forecast horizon (steps).
+        freq: pandas frequency alias (``"D"``, ``"MS"``, ...); inferred from the data when None; integer
+            ``ds`` values are plain steps.
+        season_length: season m (seasonal inputs, scaling, MASE); default from the frequency.
+        level: interval levels in percent (default the 80% interval); the network learns their quantiles.
+        context: context window length (default from h and m: 4h or 2m, 24 to 96).
+        hidden: GRU hidden size.
+        layers: GRU layers.
+        dropout: dropout.
+        epochs: most training epochs (early stopping on held-out windows).
+        batch_size: windows per batch (default 64; 256 with over 16,384 training windows).
+        epoch_windows: windows drawn per epoch (default all, at most 16,384).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        patience: early-stopping patience in epochs (None: no early stopping).
+        scaling: "window" (each window relative to its context's level) or "series" (per-series mean/std).
+        seasonal: "snaive" (median = learned correction to seasonal naive), "lag" or "none".
+        log: model the log of the target (None: when every value is positive).
+        calendar: calendar features of the frequency as known-future inputs.
+        relative: the encoder sees the target relative to its last value.
+        hist_exog_list: past-only covariate columns (neuralforecast's name).
+        futr_exog_list: future-known covariate columns; their values for the forecast steps come from
+            ``predict``'s ``futr_df``.
+        stat_exog_list: static covariate columns (one value per series), from ``static_df`` or constant
+            columns of ``df``.
+        date_format: strftime format of ``ds`` when it is text that pandas cannot read unaided.
+        ensemble: members (seeds seed, seed + 1, ...); the forecast is the median of their quantiles.
+        conformal: calibrate the intervals on the held-out windows (split conformal, per horizon step).
+        seed: seed of member 0.
+        alias: the forecast column's name.
+        strict: refuse series too short to train on instead of skipping them (SkippedSeriesWarning).
+        trainer_kwargs: passed to ``lightning.Trainer`` (``logger``, ``accelerator``, ``devices``, ...).
+
+    Example:
+        >>> import numpy as np, pandas as pd
+        >>> t = np.arange(60)
+        >>> df = pd.DataFrame({"unique_id": "a", "ds": t, "y": 10 + np.sin(t / 3)})
+        >>> model = GRUForecaster(h=3, epochs=1, hidden=4).fit(df)
+        >>> fc = model.predict()
+        >>> list(fc.columns), len(fc)
+        (['unique_id', 'ds', 'GRU', 'GRU-lo-80', 'GRU-hi-80'], 3)
+    """
+
+    def __init__(
+        self,
+        h: int,
+        freq: str | None = None,
+        season_length: int | None = None,
+        level: Sequence[float] = (80,),
+        *,
+        context: int | None = None,
+        hidden: int = _O.hidden,
+        layers: int = _O.layers,
+        dropout: float = _O.dropout,
+        epochs: int = _O.epochs,
+        batch_size: int | None = None,
+        epoch_windows: int | None = None,
+        lr: float = _O.lr,
+        weight_decay: float = _O.weight_decay,
+        patience: int | None = _O.patience,
+        scaling: str = _O.scaling,
+        seasonal: str = _O.seasonal,
+        log: bool | None = None,
+        calendar: bool = _O.calendar,
+        relative: bool = _O.relative,
+        hist_exog_list: Sequence[str] = (),
+        futr_exog_list: Sequence[str] = (),
+        stat_exog_list: Sequence[str] = (),
+        date_format: str | None = None,
+        ensemble: int = _O.ensemble,
+        conformal: bool = _O.conformal,
+        seed: int = _O.seed,
+        alias: str = "GRU",
+        strict: bool = _O.strict,
+        trainer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.h, self.freq, self.season_length, self.level = h, freq, season_length, tuple(level)
+        self.context, self.hidden, self.layers, self.dropout = context, hidden, layers, dropout
+        self.epochs, self.batch_size, self.epoch_windows = epochs, batch_size, epoch_windows
+        self.lr, self.weight_decay, self.patience = lr, weight_decay, patience
+        self.scaling, self.seasonal, self.log, self.calendar = scaling, seasonal, log, calendar
+        self.relative = relative
+        self.hist_exog_list = list(hist_exog_list)
+        self.futr_exog_list = list(futr_exog_list)
+        self.stat_exog_list = list(stat_exog_list)
+        self.date_format, self.ensemble, self.conformal = date_format, ensemble, conformal
+        self.seed, self.alias, self.strict = seed, alias, strict
+        self.trainer_kwargs = dict(trainer_kwargs or {})
+        #: options without an estimator argument (set by from_options: dataset, backtest, baselines ...)
+        self._extra: dict[str, Any] = {}
+        # fitted state
+        self.model_: Any = None
+        self.spec_: D.DataSpec | None = None
+        self.options_: ForecastOptions | None = None
+        self.series_: list[D.Series] | None = None
+        self.ids_: dict[str, Any] = {}
+        #: how training went: history, epochs_run, best_epoch, ... (see :func:`~.train.train_model`)
+        self.training_: Any = None
+        #: after cross_validation: (panel, series index, origins, first origin per series id)
+        self.cv_windows_: Any = None
+        self._frame: _Frame | None = None
+        self._static: Any = None  # the static_df of the last fit, for predict
+        # a check now, not after an hour of training
+        self._base_options("y", "ds", None)
+
+    # ----------------------------------------------------------------------------- options
+    @classmethod
+    def from_options(
+        cls, opts: ForecastOptions, trainer_kwargs: dict[str, Any] | None = None
+    ) -> GRUForecaster:
+        """The estimator of a :class:`~.config.ForecastOptions` (what ``grukit forecast`` builds)."""
+        qs = tuple(opts.quantiles)
+        est = cls(
+            h=opts.horizon,
+            freq=opts.freq,
+            season_length=opts.season_length,
+            level=quantiles_to_levels(qs),
+            context=opts.context,
+            hidden=opts.hidden,
+            layers=opts.layers,
+            dropout=opts.dropout,
+            epochs=opts.epochs,
+            batch_size=opts.batch_size,
+            epoch_windows=opts.epoch_windows,
+            lr=opts.lr,
+            weight_decay=opts.weight_decay,
+            patience=opts.patience,
+            scaling=opts.scaling,
+            seasonal=opts.seasonal,
+            log=opts.log,
+            calendar=opts.calendar,
+            relative=opts.relative,
+            hist_exog_list=opts.covariates,
+            futr_exog_list=opts.future_covariates,
+            stat_exog_list=opts.static_covariates,
+            date_format=opts.date_format,
+            ensemble=opts.ensemble,
+            conformal=opts.conformal,
+            seed=opts.seed,
+            strict=opts.strict,
+            trainer_kwargs={
+                **{k: getattr(opts, k) for k in _TRAINER_FIELDS},
+                **(trainer_kwargs or {}),
+            },
+        )
+        est._extra = {  # the options the estimator has no argument for, kept as given
+            k: getattr(opts, k)
+            for k in ("dataset", "data_path", "backtest", "stride", "baselines", "baseline_history")
+        }
+        if opts.limit_train_batches is not None:
+            est._extra["limit_train_batches"] = opts.limit_train_batches
+        if tuple(levels_to_quantiles(quantiles_to_levels(qs))) != qs:
+            raise UserInputError(f"quantiles {qs} are not symmetric intervals")
+        return est
+
+    def _base_options(self, target: str, time_col: str, id_col: str | None) -> ForecastOptions:
+        tk = self.trainer_kwargs
+        extra = dict(self._extra)
+        if self.ensemble is None or isinstance(self.ensemble, bool) or int(self.ensemble) < 1:
+            raise UserInputError(f"ensemble must be a positive integer, got {self.ensemble!r}")
+        return build_options(
+            target,
+            time_col,
+            covariates=list(self.hist_exog_list),
+            id_col=id_col,
+            freq=self.freq,
+            season_length=self.season_length,
+            horizon=self.h,
+            context=self.context,
+            log=self.log,
+            future_covariates=list(self.futr_exog_list),
+            static_covariates=list(self.stat_exog_list),
+            date_format=self.date_format,
+            calendar=self.calendar,
+            scaling=self.scaling,
+            seasonal=self.seasonal,
+            relative=self.relative,
+            strict=self.strict,
+            hidden=self.hidden,
+            layers=self.layers,
+            dropout=self.dropout,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            epoch_windows=self.epoch_windows,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            seed=self.seed,
+            quantiles=list(levels_to_quantiles(self.level)),
+            ensemble=self.ensemble,
+            conformal=self.conformal,
+            **{k: tk[k] for k in _TRAINER_FIELDS if k in tk},
+            **extra,
+        )
+
+    def _trainer_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.trainer_kwargs.items() if k not in _TRAINER_FIELDS}
+
+    # ----------------------------------------------------------------------------- data
+    def _prepare(
+        self,
+        df: Any,
+        static_df: Any,
+        id_col: str | None,
+        time_col: str,
+        target_col: str,
+        futr_df: Any = None,
+    ) -> tuple[_Frame, ForecastOptions, _Prepared]:
+        frame = _Frame(df)
+        pdf = _with_static(frame.pandas, static_df, id_col)
+        self._static = static_df
+        if futr_df is not None:
+            pdf = _with_future(pdf, _Frame(futr_df, "futr_df").pandas, target_col)
+        opts = self._base_options(target_col, time_col, id_col)
+        spec = D.spec_from_options(pdf, opts)
+        return frame, opts, self.prepared(pdf, spec)
+
+    @staticmethod
+    def prepared(pdf: pd.DataFrame, spec: D.DataSpec) -> _Prepared:
+        """The series of a pandas table under ``spec`` (checked: one pass over the table)."""
+        series = D.to_series(pdf, spec)
+        ids: dict[str, Any] = {}
+        if spec.id_col is not None:
+            col = pdf[spec.id_col]
+            ids = dict(zip(col.astype(str), col))
+        return _Prepared(spec, series, ids)
+
+    def _resolved(self, opts: ForecastOptions, spec: D.DataSpec) -> ForecastOptions:
+        H = opts.horizon
+        C = default_context(spec, H) if opts.context is None else int(opts.context)
+        return dataclasses.replace(
+            opts,
+            freq=spec.freq,
+            season_length=spec.season_length,
+            context=C,
+            stride=H if opts.stride is None else int(opts.stride),
+            log=spec.log,
+        )
+
+    # ----------------------------------------------------------------------------- fit
+    def fit(
+        self,
+        df: Any,
+        static_df: Any = None,
+        id_col: str | None = "unique_id",
+        time_col: str = "ds",
+        target_col: str = "y",
+    ) -> GRUForecaster:
+        """Train on every step of every series of ``df``; returns self.
+
+        Args:
+            df: long frame (pandas, polars, ...): ``id_col``, ``time_col``, ``target_col`` and the covariate
+                columns. ``id_col=None``: the whole frame is one series.
+            static_df: one row per series: ``id_col`` and the static covariates (``stat_exog_list``).
+            id_col: the series id column (None: one series).
+            time_col: the time column (dates, or integer steps).
+            target_col: the column to forecast.
+        """
+        frame, opts, prep = self._prepare(df, static_df, id_col, time_col, target_col)
+        opts = self.check(prep, opts, backtest=False)
+        series = self._usable(prep.series, {s.id: len(s) for s in prep.series}, opts)
+        D.fit_scalers(series, prep.spec, {s.id: len(s) for s in series})
+        self._train(series, prep, opts, frame)
+        self.series_ = series
+        return self
+
+    def check(
+        self,
+        prep: _Prepared,
+        opts: ForecastOptions,
+        backtest: bool = True,
+        future: bool = False,
+    ) -> ForecastOptions:
+        """The options resolved on the data (context, stride, frequency, season, log scale), checked:
+        sizes against the data and the memory, with ``future`` the future covariates of the forecast steps
+        after the data, and, for a backtest, that some series is long enough (``strict``: every series). Raises UserInputError;
+        no warning, nothing allocated: ``grukit forecast`` runs it before importing Lightning."""
+        opts = self._resolved(opts, prep.spec)
+        check_sizes(prep.series, prep.spec, opts)
+        if future:
+            D.check_future_covariates(prep.series, prep.spec, opts.horizon)
+        if backtest:
+            self._usable(prep.series, self._first(prep.series, opts), opts, warn=False)
+        return opts
+
+    @staticmethod
+    def _first(series: list[D.Series], opts: ForecastOptions) -> dict[str, int]:
+        return {
+            s.id: backtest_origins(
+                len(s), opts.horizon, opts.backtest, opts.stride or opts.horizon
+            )[0]
+            for s in series
+        }
+
+    def _usable(
+        self,
+        series: list[D.Series],
+        first: dict[str, int],
+        opts: ForecastOptions,
+        warn: bool = True,
+    ) -> list[D.Series]:
+        """The series with at least MIN_FIT_POINTS points before their first origin; the others are
+        skipped with one SkippedSeriesWarning (an error with ``strict`` or when none is left)."""
+        H, n_bt, S = opts.horizon, opts.backtest, opts.stride or opts.horizon
+        skipped = [s.id for s in series if first[s.id] < MIN_FIT_POINTS]
+        if skipped:
+            need = MIN_FIT_POINTS + H + (n_bt - 1) * S
+            msg = (
+                f"{len(skipped)} of {len(series)} series have fewer than {need} points (horizon "
+                f"{H} + {n_bt} backtest origin(s) + {MIN_FIT_POINTS} to train on): "
+                + ", ".join(map(repr, skipped[:20]))
+                + (f" and {len(skipped) - 20} more" if len(skipped) > 20 else "")
+            )
+            if opts.strict or len(skipped) == len(series):
+                raise UserInputError(
+                    msg
+                    + ("" if opts.strict else "; nothing left to train on")
+                    + " (lower --horizon or --backtest)"
+                )
+            if warn:
+                warnings.warn(msg + "; they are skipped", SkippedSeriesWarning, stacklevel=3)
+        if warn:
+            self.skipped_ = skipped
+        gone = set(skipped)
+        return [s for s in series if s.id not in gone]
+
+    def _train(
+        self,
+        fit_series: list[D.Series],
+        prep: _Prepared,
+        opts: ForecastOptions,
+        frame: _Frame | None,
+        run: Any = None,
+        resume: Any = None,
+        progress: bool = False,
+    ) -> None:
+        from .train import train_model
+
+        D.fit_covariate_scalers(fit_series, prep.spec)
+        if callable(run):  # made only now, once every check of the data passed
+            run = run()
+        trained = train_model(
+            fit_series,
+            prep.spec,
+            opts,
+            run=run,
+            resume=resume,
+            progress=progress,
+            trainer_kwargs=self._trainer_kwargs() or None,
+        )
+        self.model_, self.spec_, self.options_ = trained.model, prep.spec, opts
+        self.training_, self.ids_, self._frame = trained, prep.ids, frame
+
+    # ----------------------------------------------------------------------------- cross-validation
+    def cross_validation(
+        self,
+        df: Any,
+        n_windows: int = 1,
+        step_size: int | None = None,
+        level: Sequence[float] | None = None,
+        refit: bool = False,
+        static_df: Any = None,
+        id_col: str | None = "unique_id",
+        time_col: str = "ds",
+        target_col: str = "y",
+    ) -> Any:
+        """Backtest: train once on what comes before each series' first cutoff, forecast ``n_windows``
+        windows of ``h`` steps, ``step_size`` apart (default h), the last ending at the series' end.
+
+        With ``refit=True`` each window trains its own model on what comes before its cutoff
+        (``n_windows`` trainings; the estimator keeps the last).
+
+        Returns ``unique_id, ds, cutoff, y, GRU, GRU-lo-80, GRU-hi-80`` (the names of ``id_col``,
+        ``time_col``, ``target_col``, ``alias``), one row per series, window and step, in the kind of frame
+        ``df`` is. A series with fewer than 2 points before its first cutoff is left out
+        (SkippedSeriesWarning). Afterwards the estimator is fitted (on those parts): :meth:`predict`
+        forecasts after the end of ``df``.
+        """
+        for name, v in (("n_windows", n_windows), ("step_size", step_size)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise UserInputError(f"{name} must be a positive integer, got {v!r}")
+        frame, opts, prep = self._prepare(df, static_df, id_col, time_col, target_col)
+        opts = dataclasses.replace(opts, backtest=n_windows, stride=step_size)
+        if not refit:
+            return self.cross_validation_prepared(prep, opts, frame=frame, level=level)
+        # refit: window k trains on what comes before its own cutoff (each series cut to end with it)
+        S = step_size or opts.horizon
+        parts = []
+        for k in range(n_windows):
+            back = (n_windows - 1 - k) * S
+            cut = [s.head(len(s) - back) for s in prep.series if len(s) > back]
+            window = _Prepared(prep.spec, cut, prep.ids)
+            one = dataclasses.replace(opts, backtest=1, stride=S)
+            parts.append(self.cross_validation_prepared(window, one, level=level))
+        out = pd.concat(parts, ignore_index=True)
+        order = {sid: i for i, sid in enumerate(dict.fromkeys(out[self._id_name()]))}
+        key = out[self._id_name()].map(order)
+        out = out.assign(_k=key).sort_values(["_k", "cutoff"], kind="stable").drop(columns="_k")
+        return frame.out(out.reset_index(drop=True))
+
+    def cross_validation_prepared(
+        self,
+        prep: _Prepared,
+        opts: ForecastOptions,
+        *,
+        frame: _Frame | None = None,
+        level: Sequence[float] | None = None,
+        run: Any = None,
+        resume: Any = None,
+        progress: bool = False,
+    ) -> Any:
+        """:meth:`cross_validation` on already checked data (``grukit forecast`` reads its table once);
+        ``opts.backtest`` windows, ``opts.stride`` apart. With ``run`` the members train in that run
+        folder (``resume`` continues it)."""
+        spec = prep.spec
+        opts = self.check(prep, opts)
+        H, S = opts.horizon, int(opts.stride or opts.horizon)
+        first = self._first(prep.series, opts)
+        scored = self._usable(prep.series, first, opts)
+        D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
+        fit_series = [s.head(first[s.id]) for s in scored]
+        self._train(fit_series, prep, opts, frame, run=run, resume=resume, progress=progress)
+        self.series_ = prep.series  # predict() forecasts every series, the skipped ones too
+        if not self.training_.rank_zero:
+            return None
+        from .train import predict_quantiles
+
+        panel = D.Panel(scored, spec, int(opts.context or 0), H)
+        sidx, origins = [], []
+        for i, s in enumerate(scored):
+            o = backtest_origins(len(s), H, opts.backtest, S)
+            sidx += [i] * len(o)
+            origins += o
+        sidx_a, orig_a = np.asarray(sidx, dtype=np.int64), np.asarray(origins, dtype=np.int64)
+        q = predict_quantiles(self.model_, panel, sidx_a, orig_a)  # (N, H, Q)
+        self.cv_windows_ = (panel, sidx_a, orig_a, first)
+        self.cv_quantiles_ = q
+        return self._cv_frame(q, scored, sidx_a, orig_a, level, frame)
+
+    def _cv_frame(self, q, series, sidx, origins, level, frame) -> Any:
+        spec = self.spec_
+        assert spec is not None
+        H = q.shape[1]
+        qs = self.model_.quantiles
+        cols = output_columns(self.alias, qs)
+        pick = _ordered(self.alias, qs, level)
+        ids, ds, cut, ys = [], [], [], []
+        for i, o in zip(sidx, origins):
+            s = series[i]
+            ids.append(np.repeat(self._id(s.id), H))
+            ds.append(np.asarray(s.times[o : o + H]))
+            cut.append(np.repeat(np.asarray(s.times[o - 1 : o]), H))
+            ys.append(s.y[o : o + H] if s.observed is None else _masked(s, o, H))
+        out = pd.DataFrame(
+            {
+                self._id_name(): np.concatenate(ids) if ids else [],
+                spec.time_col: np.concatenate(ds) if ds else [],
+                "cutoff": np.concatenate(cut) if cut else [],
+                spec.target: np.concatenate(ys) if ys else [],
+            }
+        )
+        flat = q.reshape(-1, q.shape[-1])
+        for j in pick:
+            out[cols[j]] = flat[:, j]
+        return (frame or _Frame(out)).out(out)
+
+    # ----------------------------------------------------------------------------- predict
+    def predict(
+        self,
+        h: int | None = None,
+        df: Any = None,
+        futr_df: Any = None,
+        level: Sequence[float] | None = None,
+        static_df: Any = None,
+    ) -> Any:
+        """Forecast the ``h`` steps (default and at most the trained horizon) after the end of each series.
+
+        Args:
+            h: steps to forecast (≤ the trained ``h``).
+            df: the history to forecast from (the columns of ``fit``); default the data of the last
+                ``fit``/``cross_validation``.
+            futr_df: the future-known covariates (``futr_exog_list``) of the forecast steps: ``id``, ``ds``
+                and those columns, one row per series and step.
+            level: the intervals to return (a subset of the trained ``level``; default all).
+            static_df: static covariates of the series of ``df``.
+
+        Returns:
+            ``unique_id, ds, GRU, GRU-lo-<L>, GRU-hi-<L>`` (the fitted column names and ``alias``), one row
+            per series and step, in the kind of frame ``df`` (or the fitted data) is.
+        """
+        if self.model_ is None or self.spec_ is None:
+            raise UserInputError(
+                "this GRUForecaster is not fitted: call fit(df) or load(path) first"
+            )
+        spec, H = self.spec_, self.model_.config.horizon
+        if h is None:
+            h = H
+        if not isinstance(h, int) or isinstance(h, bool) or not 1 <= h <= H:
+            raise UserInputError(
+                f"h must be an integer from 1 to the trained horizon {H}, got {h!r}"
+            )
+        frame = self._frame
+        if df is None and futr_df is None and self.series_ is not None:
+            series, ids = self.series_, self.ids_
+        else:
+            if df is None:
+                if self._frame is None:
+                    raise UserInputError("predict needs df: this model was loaded, not fitted")
+                frame = self._frame
+                pdf = frame.pandas
+            else:
+                frame = _Frame(df)
+                pdf = frame.pandas
+            pdf = _with_static(pdf, self._static if static_df is None else static_df, spec.id_col)
+            if futr_df is not None:
+                pdf = _with_future(pdf, _Frame(futr_df, "futr_df").pandas, spec.target)
+            prep = self.prepared(pdf, spec)
+            series, ids = prep.series, prep.ids
+        return self._forecast_frame(series, ids, h, level, frame)
+
+    def predict_prepared(
+        self, prep: _Prepared, h: int | None = None, level: Sequence[float] | None = None
+    ) -> Any:
+        """:meth:`predict` from already checked data (:meth:`prepared`), as a pandas frame."""
+        if self.model_ is None:
+            raise UserInputError(
+                "this GRUForecaster is not fitted: call fit(df) or load(path) first"
+            )
+        return self._forecast_frame(
+            prep.series, prep.ids, h or self.model_.config.horizon, level, None
+        )
+
+    def _forecast_frame(self, series, ids, h, level, frame) -> Any:
+        from .train import future_quantiles
+
+        spec = self.spec_
+        assert spec is not None
+        try:
+            q = future_quantiles(self.model_, series, spec)[:, :h]  # (N, h, Q)
+        except UserInputError as e:
+            if not spec.future_covariates or "--future-covariates" not in str(e):
+                raise
+            raise UserInputError(
+                f"{e}; with the estimator: predict(futr_df=...) with {spec.id_col or 'unique_id'!r}, "
+                f"{spec.time_col!r} and {spec.future_covariates} for each forecast step"
+            ) from None
+        qs = self.model_.quantiles
+        cols = output_columns(self.alias, qs)
+        pick = _ordered(self.alias, qs, level)
+        out = pd.DataFrame(
+            {
+                self._id_name(): np.concatenate(
+                    [np.repeat(ids.get(s.id, s.id) if ids else s.id, h) for s in series]
+                ),
+                spec.time_col: np.concatenate(
+                    [np.asarray(D.future_times(s.times[-1], h, spec.freq)) for s in series]
+                ),
+            }
+        )
+        flat = q.reshape(-1, q.shape[-1])
+        for j in pick:
+            out[cols[j]] = flat[:, j]
+        return (frame or _Frame(out)).out(out)
+
+    def _id_name(self) -> str:
+        assert self.spec_ is not None
+        return self.spec_.id_col or "unique_id"
+
+    def _id(self, sid: str) -> Any:
+        return self.ids_.get(sid, sid) if self.ids_ else sid
+
+    # ----------------------------------------------------------------------------- files
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the fitted model to the folder ``path``: ``model.safetensors`` (+ ``member-<k>/`` for an
+        ensemble), ``ensemble.json`` and ``estimator.json`` (the constructor arguments). No pickle.
+
+        A folder that already holds files is refused unless ``overwrite``. Returns the folder."""
+        import shutil
+        import tempfile
+
+        from .train import save_model
+
+        if self.model_ is None or self.spec_ is None:
+            raise UserInputError("this GRUForecaster is not fitted: nothing to save")
+        folder = Path(path).expanduser()
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
+            raise UserInputError(f"{folder} exists and is not an empty folder; pass overwrite=True")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+        try:
+            save_model(self.model_, self.spec_, tmp)
+            (tmp / ESTIMATOR_FILE).write_text(json.dumps(self._params(), indent=2) + "\n")
+            if folder.exists():
+                shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+            tmp.replace(folder)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    def _params(self) -> dict[str, Any]:
+        names = [
+            "h", "freq", "season_length", "level", "context", "hidden", "layers", "dropout",
+            "epochs", "batch_size", "epoch_windows", "lr", "weight_decay", "patience", "scaling",
+            "seasonal", "log", "calendar", "relative", "hist_exog_list", "futr_exog_list",
+            "stat_exog_list", "date_format", "ensemble", "conformal", "seed", "alias", "strict",
+        ]  # fmt: skip
+        out = {n: getattr(self, n) for n in names}
+        out["level"] = list(out["level"])
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> GRUForecaster:
+        """A fitted estimator from a folder written by :meth:`save`, a ``grukit forecast`` run folder or a
+        model file (also ones written before 0.2). ``predict`` then needs ``df``."""
+        from .train import load_forecaster
+
+        model, spec = load_forecaster(path)
+        folder = Path(path).expanduser()
+        folder = folder if folder.is_dir() else folder.parent
+        params: dict[str, Any] = {}
+        f = folder / ESTIMATOR_FILE
+        if f.is_file():
+            try:
+                params = json.loads(f.read_text())
+            except ValueError:
+                raise UserInputError(f"{f}: not valid JSON") from None
+        c = model.config
+        params.update(h=c.horizon, level=quantiles_to_levels(c.quantiles), context=c.context)
+        params.setdefault("freq", spec.freq)
+        params.setdefault("season_length", spec.season_length)
+        est = cls(**params)
+        est.model_, est.spec_ = model, spec
+        return est
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.model_ is not None else "not fitted"
+        return f"GRUForecaster(h={self.h}, level={list(self.level)}, alias={self.alias!r}; {state})"
+
+
+def _masked(s: D.Series, o: int, H: int) -> np.ndarray:
+    y = np.array(s.y[o : o + H], dtype=np.float64)
+    obs = s.observed[o : o + H]  # type: ignore[index]
+    y[~obs] = np.nan
+    return y
+
+
+def _with_static(pdf: pd.DataFrame, static_df: Any, id_col: str | None) -> pd.DataFrame:
+    """``pdf`` with the columns of ``static_df`` (one row per series) joined on ``id_col``."""
+    if static_df is None:
+        return pdf
+    st = _Frame(static_df, "static_df").pandas
+    if id_col is None or id_col not in st.columns:
+        raise UserInputError(f"static_df needs the id column {id_col!r}; it has {list(st.columns)}")
+    if st[id_col].duplicated().any():
+        raise UserInputError("static_df must hold one row per series; some id appears twice")
+    clash = [c for c in st.columns if c != id_col and c in pdf.columns]
+    if clash:
+        raise UserInputError(f"static_df columns {clash} are also columns of df")
+    key = pdf[id_col].astype(str)
+    st = st.assign(**{id_col: st[id_col].astype(str)}).set_index(id_col)
+    return pdf.assign(**{c: key.map(st[c]) for c in st.columns})
+
+
+def _with_future(pdf: pd.DataFrame, fut: pd.DataFrame, target: str) -> pd.DataFrame:
+    """``pdf`` with the rows of ``futr_df`` after it (their target empty): the future-known covariates
+    of the forecast steps, as a table gives them."""
+    if target in fut.columns:
+        raise UserInputError(f"futr_df must not hold the target {target!r}")
+    return pd.concat([pdf, fut.assign(**{target: np.nan})], ignore_index=True)

@@ -1,0 +1,277 @@
+"""Scaling and windows: per-series statistics, the model's input feature names and :class:`Panel`, which cuts
+(context, horizon) windows from many series at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .calendar import calendar_features, future_times
+from .spec import DataSpec, Series, future_covariate_names, static_names
+
+
+def _stats(s: Series, spec: DataSpec, k: int) -> dict[str, Any]:
+    n_num = len(spec.numeric_covariates)
+    fy = transform(s.y[:k], spec)
+    xs = s.x[:k, :n_num]
+    return {
+        "y_mean": float(fy.mean()),
+        "y_std": float(max(fy.std(), 1e-8)),
+        "x_mean": xs.mean(0).tolist() if n_num else [],
+        "x_std": np.maximum(xs.std(0), 1e-8).tolist() if n_num else [],
+    }
+
+
+def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> None:
+    """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``."""
+    for s in series:
+        spec.scalers[s.id] = _stats(s, spec, until[s.id])
+
+
+def fit_covariate_scalers(series: list[Series], spec: DataSpec) -> None:
+    """Mean/std of the numeric future covariates over every step of ``series`` (their known part), and of
+    the numeric static covariates over the series (one value each), into ``spec.covariate_scalers``.
+
+    One pair per column for all series (not per series, as for past covariates): a series whose history
+    never shows, say, a promotion still gets a sensible input when one is planned. A constant column
+    gets std 1.
+    """
+    n_f, n_s = len(spec.future_numeric), len(spec.static_numeric)
+    out: dict[str, list[float]] = {}
+    if n_f:
+        xs = np.concatenate([s.xf[: len(s), :n_f] for s in series if s.xf is not None])
+        sd = xs.std(0)
+        out["future_mean"] = xs.mean(0).tolist()
+        out["future_std"] = np.where(sd > 1e-8, sd, 1.0).tolist()
+    if n_s:
+        st = np.stack([s.static[:n_s] for s in series if s.static is not None])
+        sd = st.std(0)
+        out["static_mean"] = st.mean(0).tolist()
+        out["static_std"] = np.where(sd > 1e-8, sd, 1.0).tolist()
+    spec.covariate_scalers = out
+
+
+def _standardised(values: np.ndarray, n_num: int, spec: DataSpec, kind: str) -> np.ndarray:
+    """``values`` with its first ``n_num`` columns standardised by ``spec.covariate_scalers[kind_*]``."""
+    if not n_num:
+        return values
+    if f"{kind}_mean" not in spec.covariate_scalers:
+        raise ValueError(
+            f"no {kind} covariate scalers in the spec: call fit_covariate_scalers first"
+        )
+    v = np.array(values, dtype=np.float64)
+    mean = np.asarray(spec.covariate_scalers[f"{kind}_mean"])
+    std = np.asarray(spec.covariate_scalers[f"{kind}_std"])
+    v[..., :n_num] = (v[..., :n_num] - mean) / std
+    return v
+
+
+def scaler_for(spec: DataSpec, s: Series) -> dict[str, Any]:
+    """The stored statistics of series ``s``; a series unseen in training is scaled by its own history."""
+    if s.id in spec.scalers:
+        return spec.scalers[s.id]
+    return _stats(s, spec, len(s))
+
+
+def transform(y: np.ndarray, spec: DataSpec) -> np.ndarray:
+    return np.log(y) if spec.log else np.asarray(y, dtype=np.float64)
+
+
+def inverse(fy: np.ndarray, spec: DataSpec) -> np.ndarray:
+    return np.exp(np.minimum(fy, 700.0)) if spec.log else fy
+
+
+def past_feature_names(spec: DataSpec) -> list[str]:
+    """Columns of ``past``: scaled target, observed flag (unless ``spec.observed_input`` is False),
+    past covariates, static covariates, future-known covariates (their values at the context steps),
+    calendar."""
+    cov = list(spec.numeric_covariates) + [
+        f"{c}={v}" for c, cats in spec.categorical_covariates.items() for v in cats
+    ]
+    return [
+        "z",
+        *(["observed"] if spec.observed_input else []),
+        *cov,
+        *(f"static:{n}" for n in static_names(spec)),
+        *(f"future:{n}" for n in future_covariate_names(spec)),
+        *spec.calendar,
+    ]
+
+
+def future_feature_names(spec: DataSpec) -> list[str]:
+    """Columns of ``future``: future-known covariates, calendar, then (seasonal inputs) the lag-m z value
+    and its availability."""
+    return [
+        *(f"future:{n}" for n in future_covariate_names(spec)),
+        *spec.calendar,
+        *(["lag_z", "lag_observed"] if spec.seasonal_inputs else []),
+    ]
+
+
+class Panel:
+    """Windows from many series at once (vectorised gathers from one flat, padded array).
+
+    Each series is stored as ``context`` padding steps, its ``T`` steps and ``horizon`` future steps (calendar
+    and future-known covariates only; static covariates on every step). A window at origin ``o`` (1 ≤ o ≤ T) has context steps o−C .. o−1 (those before the series starts
+    are zeros with ``observed = 0``) and targets o .. o+H−1 (those past the end are masked).
+
+    Args:
+        series: the series (already cut to the part that may be used).
+        spec: the data spec (scaling, log, seasonal inputs, covariate scalers in ``spec.scalers``).
+        context: C.
+        horizon: H.
+
+    Example:
+        >>> import numpy as np, pandas as pd
+        >>> spec = DataSpec("t", "y", STEP, 1, scaling="window", log=True)
+        >>> s = Series("a", pd.Index(np.arange(5)), np.array([1.0, 2, 4, 8, 16]), np.zeros((5, 0)))
+        >>> w = Panel([s], spec, context=4, horizon=2).windows([0], [2])
+        >>> w["past"].shape, w["target"].shape, w["observed"].tolist()
+        ((1, 4, 2), (1, 2), [[0.0, 0.0, 1.0, 1.0]])
+    """
+
+    def __init__(self, series: list[Series], spec: DataSpec, context: int, horizon: int) -> None:
+        self.series, self.spec, self.C, self.H = series, spec, int(context), int(horizon)
+        C, H = self.C, self.H
+        n_num = len(spec.numeric_covariates)
+        n_x, n_s, n_f = spec.n_past_covariates, spec.n_static, spec.n_future_covariates
+        fys, obs, feats, starts, lengths = [], [], [], [], []
+        off = 0
+        for s in series:
+            T = len(s)
+            sc = scaler_for(spec, s)
+            fy = transform(s.y, spec)
+            if spec.scaling == "series":
+                fy = (fy - sc["y_mean"]) / sc["y_std"]
+            x = s.x.copy()
+            if n_num:
+                x[:, :n_num] = (x[:, :n_num] - np.asarray(sc["x_mean"])) / np.asarray(sc["x_std"])
+            times = s.times.append(future_times(s.times[-1], H, spec.freq))
+            cal = calendar_features(times, spec.freq, spec.calendar)
+            # columns: past covariates | static | future-known covariates | calendar
+            f = np.zeros((C + T + H, n_x + n_s + n_f + cal.shape[1]), dtype=np.float32)
+            f[C : C + T, :n_x] = x
+            assert s.static is not None and s.xf is not None  # set by Series.__post_init__
+            if n_s:  # a property of the series: on every step, the padding too
+                f[:, n_x : n_x + n_s] = _standardised(
+                    s.static, len(spec.static_numeric), spec, "static"
+                )
+            if n_f:  # the known values up to T + H (a step the data does not give stays 0)
+                xf = _standardised(s.xf[: T + H], len(spec.future_numeric), spec, "future")
+                f[C : C + len(xf), n_x + n_s : n_x + n_s + n_f] = np.nan_to_num(xf, nan=0.0)
+            f[C:, n_x + n_s + n_f :] = cal
+            fys.append(np.concatenate([np.zeros(C), fy, np.zeros(H)]))
+            seen = (
+                np.ones(T)
+                if s.observed is None or not spec.observed_input
+                else s.observed.astype(np.float64)
+            )  # a gap is unobserved like padding (a model without the flag input sees the filled copy)
+            obs.append(np.concatenate([np.zeros(C), seen, np.zeros(H)]))
+            feats.append(f)
+            starts.append(off + C)
+            lengths.append(T)
+            off += C + T + H
+        self.fy = np.concatenate(fys) if fys else np.zeros(0)
+        self.obs = np.concatenate(obs) if obs else np.zeros(0)
+        self.feats = (
+            np.concatenate(feats)
+            if feats
+            else np.zeros((0, n_x + n_s + n_f + len(spec.calendar)), dtype=np.float32)
+        )
+        self.start = np.asarray(starts, dtype=np.int64)
+        self.length = np.asarray(lengths, dtype=np.int64)
+        self.n_cal = len(spec.calendar)
+        #: the last columns of ``feats`` that the forecast steps see: future covariates and calendar
+        self.n_known = n_f + self.n_cal
+
+    @property
+    def past_features(self) -> int:
+        return (2 if self.spec.observed_input else 1) + self.feats.shape[1]
+
+    @property
+    def future_features(self) -> int:
+        return self.n_known + (2 if self.spec.seasonal_inputs else 0)
+
+    def origins(self, i: int, first: int = 1, full_target: bool = False) -> np.ndarray:
+        """Every valid origin of series ``i`` from ``first`` (targets fully observed if ``full_target``)."""
+        last = self.length[i] - (self.H if full_target else 1)
+        return np.arange(max(first, 1), last + 1, dtype=np.int64)
+
+    def windows(self, sidx, origins) -> dict[str, np.ndarray]:
+        """past (N, C, 2+Fx+Fs+Ff+Fk; one less without the observed flag), future (N, H, Ff+Fk [+2]),
+        target (N, H), tmask (N, H), observed (N, C), level (N,), scale (N,): the model sees
+        z = (f(y) − level) / scale."""
+        sidx = np.asarray(sidx, dtype=np.int64)
+        o = np.asarray(origins, dtype=np.int64)
+        if len(o) and ((o < 1).any() or (o > self.length[sidx]).any()):
+            raise ValueError("origins must lie in [1, len(series)]")
+        C, H, spec = self.C, self.H, self.spec
+        base = self.start[sidx] + o  # flat index of the first forecast step
+        ip = base[:, None] + np.arange(-C, 0)[None, :]
+        it = base[:, None] + np.arange(H)[None, :]
+        ctx, cm = self.fy[ip], self.obs[ip]
+        tm = self.obs[it]
+        if spec.scaling == "window":
+            L = max(1, min(spec.season_length, C))
+            w = cm[:, -L:]
+            level = (ctx[:, -L:] * w).sum(1) / np.maximum(w.sum(1), 1.0)
+            if spec.log:
+                scale = np.ones(len(o))
+            else:
+                n = np.maximum(cm.sum(1), 1.0)
+                mean = (ctx * cm).sum(1) / n
+                sd = np.sqrt((((ctx - mean[:, None]) * cm) ** 2).sum(1) / n)
+                scale = np.maximum(sd, 0.01 * np.abs(ctx * cm).sum(1) / n + 1e-8)
+        else:
+            level, scale = np.zeros(len(o)), np.ones(len(o))
+        z = (ctx - level[:, None]) / scale[:, None] * cm
+        zt = (self.fy[it] - level[:, None]) / scale[:, None] * tm
+        flag = [cm[..., None]] if spec.observed_input else []
+        past = np.concatenate([z[..., None], *flag, self.feats[ip]], axis=-1).astype(np.float32)
+        fut = [self.feats[it][..., self.feats.shape[1] - self.n_known :]]
+        if spec.seasonal_inputs:
+            m = spec.season_length
+            k = np.arange(H)
+            j = C + k - m * (k // m + 1)  # context position of each step's lag-m value
+            jj = np.clip(j, 0, C - 1)
+            avail = (j >= 0)[None, :] & (cm[:, jj] > 0)
+            fut += [(z[:, jj] * avail)[..., None], avail[..., None].astype(np.float64)]
+        future = np.concatenate(fut, axis=-1).astype(np.float32)
+        return {
+            "past": past,
+            "future": future,
+            "target": zt.astype(np.float32),
+            "tmask": tm.astype(np.float32),
+            "observed": cm.astype(np.float32),
+            "level": level,
+            "scale": scale,
+        }
+
+    def to_raw(self, zq: np.ndarray, level: np.ndarray, scale: np.ndarray, sidx) -> np.ndarray:
+        """Model output (N, H, Q) on the z scale → the data scale."""
+        fy = zq * scale[:, None, None] + level[:, None, None]
+        if self.spec.scaling == "series":
+            sc = [scaler_for(self.spec, self.series[i]) for i in np.asarray(sidx)]
+            mu = np.array([s["y_mean"] for s in sc])[:, None, None]
+            sd = np.array([s["y_std"] for s in sc])[:, None, None]
+            fy = fy * sd + mu
+        return inverse(fy, self.spec)
+
+
+def windows(
+    s: Series,
+    spec: DataSpec,
+    origins: list[int] | np.ndarray,
+    context: int,
+    horizon: int,
+    with_target: bool = True,
+) -> dict[str, np.ndarray]:
+    """:class:`Panel` windows of one series at ``origins`` (an origin may be len(s): forecast past the end)."""
+    w = Panel([s], spec, context, horizon).windows(np.zeros(len(origins), np.int64), origins)
+    if with_target and len(origins) and max(origins) + horizon > len(s):
+        raise ValueError("target windows run past the end of the series")
+    if not with_target:
+        w.pop("target")
+        w.pop("tmask")
+    return w

@@ -1,0 +1,476 @@
+"""The run of ``grukit forecast``: the estimator's backtest and forecast, the statsforecast baselines on the
+same histories, the metrics, the run folder and its plot — built from :class:`~.estimator.GRUForecaster`'s
+output and the data.
+
+:func:`run_forecast` is what the CLI (and the benchmarks, which run what the CLI runs) call. The run folder
+holds model.safetensors (+ ``member-<k>/``), ensemble.json, config.json, metrics.json, log.csv,
+backtest.csv (``series, origin, time, step, actual, gru_q10, gru_q50, gru_q90, <baseline>...``),
+forecast.csv (``series, time, step, q10, q50, q90``) and forecast.png. The deprecated
+``grukit.tasks.forecast.fit``/``predict`` live here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import calibrate as Q
+from . import data as D
+from . import evaluate as E
+from .config import RESUME_KEEP, ForecastOptions, build_options
+from .ensemble import Ensemble
+from .estimator import GRUForecaster, output_columns
+
+TASK = "forecast"
+
+
+@dataclasses.dataclass
+class ForecastResult:
+    """What :func:`run_forecast` returns: the run folder, metrics, per-origin backtest and the future
+    forecast (the run folder's CSV columns), the fitted estimator."""
+
+    run: Any
+    metrics: dict[str, Any]
+    backtest: pd.DataFrame
+    forecast: pd.DataFrame
+    model: Ensemble
+    spec: D.DataSpec
+    history: list[dict]
+    #: the validation windows the calibration used (past, future, target, tmask on the z scale)
+    calibration_windows: dict[str, np.ndarray] | None = None
+    #: (panel, series index, origins) of the backtest rows
+    backtest_windows: tuple[D.Panel, np.ndarray, np.ndarray] | None = None
+    estimator: GRUForecaster | None = None
+
+    def backtest_quantiles(self, n_members: int | None = None, conformal: bool | None = None):
+        """Backtest quantiles (N origins, H, Q) on the data scale of a variant of this run's model: its
+        first ``n_members`` members (default all), calibrated on the run's validation windows or not
+        (default: as the run was). Rows follow ``backtest`` (series, then origin)."""
+        from .train import conformal_offsets, predict_quantiles
+
+        members = self.model.member_list[: n_members or len(self.model.members)]
+        ens = Ensemble(members)
+        use = (self.model.offsets is not None) if conformal is None else conformal
+        if use:
+            if self.calibration_windows is None:
+                raise ValueError("this result holds no calibration windows")
+            ens = ens.with_offsets(conformal_offsets(ens, self.calibration_windows))
+        panel, sidx, origins = self.backtest_windows  # type: ignore[misc]
+        return predict_quantiles(ens, panel, sidx, origins)
+
+    def table(self):
+        """The rich metrics table (model and baselines, best per metric marked)."""
+        rows = {"gru": self.metrics["model"], **self.metrics.get("baselines", {})}
+        m = self.metrics
+        return E.render_table(
+            rows,
+            title=f"{m['dataset']}: backtest over {m['backtest_origins']} origin(s) × horizon "
+            f"{m['horizon']}, {m['n_series_scored']} series"
+            + (f" ({m['n_series_skipped']} skipped)" if m["n_series_skipped"] else ""),
+            notes=m.get("table_notes"),
+            partial=set(m.get("partial_forecasters") or {}),
+        )
+
+
+def run_forecast(
+    df: pd.DataFrame | None,
+    opts: ForecastOptions,
+    *,
+    prepared: Any = None,
+    output_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    trainer_kwargs: dict[str, Any] | None = None,
+) -> ForecastResult:
+    """Backtest the estimator of ``opts`` (``cross_validation`` with ``opts.backtest`` windows
+    ``opts.stride`` apart) against the baselines, forecast after the data, write the run folder.
+
+    ``prepared`` (from :meth:`GRUForecaster.prepared`) is the checked table; without it ``df`` is checked
+    here. The run folder is made only once every check passed (a bad table leaves no files)."""
+    from ...train.run import open_run
+
+    t_start = time.perf_counter()
+    est = GRUForecaster.from_options(opts, trainer_kwargs)
+    if prepared is None:
+        if df is None:
+            raise ValueError("run_forecast needs df or prepared")
+        prepared = GRUForecaster.prepared(df, D.spec_from_options(df, opts))
+    spec = prepared.spec
+    # the run forecasts after the data: its future covariates are checked before any file is made
+    est.check(prepared, est._resolved(opts, spec), future=True)
+    with contextlib.ExitStack() as stack:
+        runs: list[Any] = []
+
+        def make_run():
+            run, _ = open_run(TASK, output_dir=output_dir, resume=resume, overwrite=overwrite)
+            stack.enter_context(run.guard())
+            runs.append(run)
+            return run
+
+        cv = est.cross_validation_prepared(
+            prepared, opts, run=make_run, resume=resume, progress=progress
+        )
+        if cv is None:  # a DDP rank other than 0
+            return None  # type: ignore[return-value]
+        run = runs[0]
+        opts = est.options_  # type: ignore[assignment]
+        assert opts is not None
+        tr = est.training_
+        bt, per_series, notes = _backtest(est, cv, prepared.series, opts)
+        fc = forecast_table(est.predict(), spec, est.alias, est.model_.quantiles)
+        model_m = E.average([p["model"] for p in per_series.values()])
+        base_m = {
+            b: E.average([p["baselines"][b] for p in per_series.values()]) for b in opts.baselines
+        }
+        fits = tr.fits
+        res0 = fits[0]
+        best_val = [r.get("val_loss") for r in res0.history if r.get("val_loss") is not None]
+        offsets = est.model_.offsets
+        scored = [s for s in prepared.series if s.id not in set(est.skipped_)]
+        extra: dict[str, Any] = dict(
+            horizon=opts.horizon,
+            context=opts.context,
+            season_length=spec.season_length,
+            freq=spec.freq,
+            backtest_origins=opts.backtest,
+            stride=opts.stride,
+            target=opts.target,
+            log_scale=spec.log,
+            scaling=spec.scaling,
+            seasonal=spec.seasonal,
+            series=len(prepared.series),
+            n_series_scored=len(scored),
+            n_series_skipped=len(est.skipped_),
+            skipped_series=est.skipped_,
+            epochs_run=res0.epochs_run,
+            best_epoch=res0.best_epoch,
+            best_val_loss=min(best_val) if best_val else None,
+            train_time_s=round(sum(f.wall_time_s for f in fits), 3),
+            quantiles=list(est.model_.quantiles),
+            ensemble=len(est.model_.members),
+            ensemble_seeds=[opts.seed + k for k in range(len(est.model_.members))],
+            members_epochs_run=[f.epochs_run for f in fits],
+            conformal=offsets is not None,
+            conformal_offsets=None if offsets is None else offsets.round(6).tolist(),
+            calibration_windows=int(len(tr.calibration["target"])),
+            batch_size=tr.batch_size,
+            epoch_windows=tr.epoch_windows,
+            **tr.split_info,
+            **notes,
+        )
+        if len(scored) > 1:
+            extra["per_series"] = per_series
+        run.write_metrics(
+            task=TASK,
+            dataset=opts.dataset,
+            split="backtest",
+            model=model_m,
+            baselines=base_m,
+            seed=opts.seed,
+            wall_time_s=time.perf_counter() - t_start,
+            **extra,
+        )
+        metrics = json.loads(run.file("metrics.json").read_text())
+        _write_csv(bt, run.file("backtest.csv"))
+        _write_csv(fc, run.file("forecast.csv"))
+        first = est.cv_windows_[3]
+        plot_forecast(scored, bt, fc, spec, run.file("forecast.png"), first_origins=first)
+    panel, sidx, origins, _ = est.cv_windows_
+    return ForecastResult(
+        run=run,
+        metrics=metrics,
+        backtest=bt,
+        forecast=fc,
+        model=est.model_,
+        spec=spec,
+        history=res0.history,
+        calibration_windows=tr.calibration,
+        backtest_windows=(panel, sidx, origins),
+        estimator=est,
+    )
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    df.to_csv(tmp, index=False, float_format="%.6g")
+    tmp.replace(path)
+
+
+def _quantile_array(frame: pd.DataFrame, alias: str, quantiles, n: int, H: int) -> np.ndarray:
+    """The (n, H, Q) quantiles of an estimator output frame (rows: series/window, then step)."""
+    cols = output_columns(alias, quantiles)
+    return frame[cols].to_numpy(np.float64).reshape(n, H, len(quantiles))
+
+
+def _backtest(
+    est: GRUForecaster, cv: pd.DataFrame, series: list[D.Series], opts: ForecastOptions
+) -> tuple[pd.DataFrame, dict, dict]:
+    """The backtest table (run folder columns), per-series metrics of the model and the baselines (fed the
+    same histories, gaps interpolated), and notes for metrics.json.
+
+    Every metric is computed over the steps whose actual was observed and that every compared forecaster
+    covered (a finite forecast). A baseline that covered fewer of them is scored over its own steps and
+    reported as partial (``partial_forecasters``: name → steps covered of the scored steps); the table
+    never stars it."""
+    panel, sidx, origins, first = est.cv_windows_
+    scored = panel.series
+    H, m = opts.horizon, panel.spec.season_length
+    levels = tuple(est.model_.quantiles)
+    mid = Q.median_index(levels)
+    q = _quantile_array(cv, est.alias, levels, len(sidx), H)  # (N, H, Q)
+    hists = [scored[i].y[:o][-opts.baseline_history :] for i, o in zip(sidx, origins)]
+    bases = E.statsforecast_baselines(hists, H, m, opts.baselines, quantiles=levels)
+    steps = origins[:, None] + np.arange(H)[None, :]  # (N, H)
+    actual = (
+        np.stack([scored[i].y[o : o + H] for i, o in zip(sidx, origins)])
+        if len(sidx)
+        else (np.zeros((0, H)))
+    )
+    seen = np.ones_like(actual, dtype=bool)
+    for r, i in enumerate(sidx):
+        if scored[i].observed is not None:
+            seen[r] = scored[i].observed[steps[r]]
+    covered = {
+        "gru": np.isfinite(q[..., mid]),
+        **{b: np.isfinite(a[..., mid]) for b, a in bases.items()},
+    }
+    base_mask = seen & covered["gru"]  # the steps to score
+    n_scored = int(base_mask.sum())
+    partial = {
+        b: int((c & base_mask).sum())
+        for b, c in covered.items()
+        if (c & base_mask).sum() < n_scored
+    }
+    common = base_mask.copy()
+    for b, c in covered.items():
+        if b not in partial:
+            common &= c
+    per_series, frames = {}, []
+    for i, s in enumerate(scored):
+        rows = np.nonzero(sidx == i)[0]
+        oi = origins[rows]
+        act = actual[rows]  # (n, H)
+        scale = E.mase_scale(s.y[: first[s.id]], m)
+
+        per_series[s.id] = {
+            "model": _score(act, q[rows], common[rows], scale, levels),
+            "baselines": {
+                b: _score(
+                    act,
+                    arr[rows],
+                    (base_mask[rows] & covered[b][rows]) if b in partial else common[rows],
+                    scale,
+                    levels,
+                )
+                for b, arr in bases.items()
+            },
+        }
+        tidx = steps[rows].ravel()
+        frame = {
+            "series": s.id,
+            "origin": np.repeat(np.asarray(s.times[oi - 1]), H),
+            "time": np.asarray(s.times[tidx]),
+            "step": np.tile(np.arange(1, H + 1), len(oi)),
+            "actual": np.where(seen[rows], act, np.nan).ravel(),
+            **{f"gru_{Q.column_name(lv)}": q[rows, :, j].ravel() for j, lv in enumerate(levels)},
+        }
+        for b, arr in bases.items():
+            frame[b] = arr[rows, :, mid].ravel()
+        frames.append(pd.DataFrame(frame))
+    missing = int((~seen).sum())
+    notes: dict[str, Any] = {
+        "steps_scored": int(common.sum()),
+        "actuals_missing": missing,
+        "partial_forecasters": {b: {"steps": k, "of": n_scored} for b, k in partial.items()},
+    }
+    lines = []
+    if missing:
+        lines.append(
+            f"{missing} of {actual.size} backtest actuals are missing; every metric skips them"
+        )
+    for b, k in partial.items():
+        lines.append(
+            f"{b} forecast only {k} of the {n_scored} scored steps: scored on those, not ranked"
+        )
+    notes["table_notes"] = lines
+    return pd.concat(frames, ignore_index=True), per_series, notes
+
+
+def _score(actual, quantiles, mask, scale, levels) -> dict[str, float]:
+    """Metrics of (n, H) actuals and (n, H, Q) quantiles over the steps of ``mask``."""
+    sel = mask.ravel()
+    nq = quantiles.shape[-1]
+    return E.point_metrics(actual.ravel()[sel], quantiles.reshape(-1, nq)[sel], scale, levels)
+
+
+def forecast_table(fc: pd.DataFrame, spec: D.DataSpec, alias: str, quantiles) -> pd.DataFrame:
+    """The estimator's forecast (``unique_id, ds, GRU, GRU-lo-80, GRU-hi-80``) in the run folder's
+    forecast.csv columns: ``series, time, step, q10, q50, q90`` (one per quantile level)."""
+    idc = spec.id_col or "unique_id"
+    ids = fc[idc].astype(str).to_numpy()
+    step = fc.groupby(ids, sort=False).cumcount().to_numpy() + 1
+    out = pd.DataFrame({"series": ids, "time": fc[spec.time_col].to_numpy(), "step": step})
+    for col, q in zip(output_columns(alias, quantiles), quantiles):
+        out[Q.column_name(q)] = fc[col].to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------------------- plot
+def plot_forecast(
+    series,
+    bt: pd.DataFrame,
+    fc: pd.DataFrame,
+    spec: D.DataSpec,
+    path: Path,
+    first_origins: dict[str, int] | None = None,
+    max_series: int = 6,
+) -> Path:
+    """History, backtest medians, future median and its widest band, one panel per series (at most ``max_series``)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ...train import save_figure
+
+    shown = series[:max_series]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.8 * len(shown)), squeeze=False)
+    for ax, s in zip(axes[:, 0], shown):
+        o0 = (first_origins or {}).get(s.id, len(s))
+        start = max(0, o0 - 3 * max(spec.season_length, 30))
+        ax.plot(s.times[start:], s.y[start:], color="0.3", lw=1, label="history")
+        if len(bt):
+            b = bt[bt["series"] == s.id]
+            for j, (_, g) in enumerate(b.groupby("origin")):
+                ax.plot(
+                    g["time"],
+                    g["gru_q50"],
+                    color="tab:orange",
+                    lw=1.2,
+                    label="backtest (GRU)" if j == 0 else None,
+                )
+        f = fc[fc["series"] == s.id]
+        qcols = [c for c in fc.columns if c.startswith("q") and c != "q50"]
+        if qcols:  # the widest interval
+            width = float(qcols[-1][1:]) - float(qcols[0][1:])
+            ax.fill_between(
+                f["time"],
+                f[qcols[0]],
+                f[qcols[-1]],
+                color="tab:blue",
+                alpha=0.25,
+                label=f"{width:g}% band",
+            )
+        ax.plot(f["time"], f["q50"], color="tab:blue", lw=1.5, label="forecast")
+        if o0 < len(s):
+            ax.axvline(s.times[o0], color="0.6", ls=":", lw=1)
+        ax.set_title(f"{s.id}: {spec.target}" if s.id != "series" else spec.target, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------- deprecated
+def builtin_options(name: str, **overrides: Any) -> dict[str, Any]:
+    """The options of a built-in dataset's preset (``D.BUILTIN``), ``overrides`` replacing any."""
+    b = D.BUILTIN[name]
+    args: dict[str, Any] = dict(
+        target=b["target"],
+        time_col=b["time_col"],
+        covariates=list(b["covariates"]),
+        id_col=b["id_col"],
+        horizon=b["horizon"],
+        context=b["context"],
+        backtest=b["backtest"],
+        stride=b.get("stride"),
+        log=b["log"],
+        dataset=name,
+        calendar=b.get("calendar", True),
+        scaling=b.get("scaling", "window"),
+        seasonal=b.get("seasonal", "snaive"),
+    )
+    args.update(overrides)
+    return args
+
+
+def backtest_run(
+    df: pd.DataFrame,
+    target: str,
+    time_col: str,
+    *,
+    output_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    given: set[str] | None = None,
+    **options: Any,
+) -> ForecastResult:
+    """:func:`run_forecast` from keyword options (:class:`~.config.ForecastOptions` fields: covariates,
+    id_col, horizon, context, backtest, scaling, seasonal, hidden, epochs, baselines, seed, ...).
+
+    ``resume`` continues the run in that folder with its own options (``config.json``); an option given
+    now (``given``: the names, default those that differ from the defaults) that conflicts is refused."""
+    opts = build_options(target, time_col, **options)
+    if resume is not None:
+        from ...train import resumed_config
+
+        opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=given)
+    return run_forecast(
+        df, opts, output_dir=output_dir, resume=resume, overwrite=overwrite, progress=progress
+    )
+
+
+def predict_table(checkpoint: str | Path, df: pd.DataFrame) -> pd.DataFrame:
+    """The forecast of a run folder's model after ``df``, in forecast.csv's columns (series, time,
+    step, q10, q50, q90)."""
+    est = GRUForecaster.load(checkpoint)
+    assert est.spec_ is not None
+    prep = est.prepared(df, est.spec_)
+    return forecast_table(est.predict_prepared(prep), est.spec_, est.alias, est.model_.quantiles)
+
+
+def fit(df: pd.DataFrame, target: str, time_col: str, **kwargs: Any) -> ForecastResult:
+    """Deprecated: use :class:`grukit.forecast.GRUForecaster` (``cross_validation`` + ``predict``), or
+    ``grukit forecast`` for a run folder with baselines. Trains, backtests and writes a run folder as
+    before (:func:`backtest_run`)."""
+    warnings.warn(
+        "grukit.tasks.forecast.fit is deprecated and will be removed in the next release: use "
+        "grukit.forecast.GRUForecaster(h=...).cross_validation(df, ...) / .predict(), or the "
+        "`grukit forecast` command for a run folder with baselines",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return backtest_run(df, target, time_col, **kwargs)
+
+
+def predict(checkpoint: str | Path, df: pd.DataFrame) -> pd.DataFrame:
+    """Deprecated: use ``grukit.forecast.GRUForecaster.load(checkpoint).predict(df=df)``. Returns the old
+    columns: series, time, step and one column per quantile level (q10, q50, q90 by default)."""
+    warnings.warn(
+        "grukit.tasks.forecast.predict is deprecated and will be removed in the next release: use "
+        "grukit.forecast.GRUForecaster.load(checkpoint).predict(df=df)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return predict_table(checkpoint, df)
+
+
+def run_builtin(name: str = "weather", **overrides: Any) -> ForecastResult:
+    """``grukit forecast --dataset NAME`` from Python: the built-in dataset ("weather": Seattle temp_max 7
+    days ahead; "stocks": monthly prices 6 months ahead on a log scale) with its preset; ``overrides``
+    replace any option (:class:`~.config.ForecastOptions` fields, plus ``output_dir``/``overwrite``)."""
+    df = D.load_builtin(name)
+    args = builtin_options(name, **overrides)
+    run_args = {k: args.pop(k) for k in ("output_dir", "overwrite", "progress") if k in args}
+    opts = build_options(args.pop("target"), args.pop("time_col"), **args)
+    return run_forecast(df, opts, **run_args)

@@ -1,0 +1,596 @@
+"""How a table becomes series: :class:`DataSpec` (stored in the model file), :class:`Series`, the column
+checks, covariate encodings and :func:`to_series` (regular grid, gaps, future and static covariates)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...errors import UserInputError
+from .calendar import (
+    STEP,
+    _offset,
+    _parse_times,
+    calendar_names,
+    default_season_length,
+    future_times,
+    infer_freq,
+)
+
+
+class GapFilledWarning(UserWarning):
+    """Some series have missing target values (masked for the model, interpolated for the baselines)."""
+
+
+class TrailingGapWarning(GapFilledWarning):
+    """The last target cells of some series were empty and were forward-filled."""
+
+
+class UnseenCategoryWarning(UserWarning):
+    """A categorical covariate holds values the model did not see in training."""
+
+
+@dataclasses.dataclass
+class DataSpec:
+    """How a table becomes model inputs; stored in the model file so ``predict`` needs nothing else."""
+
+    time_col: str
+    target: str
+    freq: str
+    season_length: int
+    id_col: str | None = None
+    numeric_covariates: list[str] = dataclasses.field(default_factory=list)
+    categorical_covariates: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    log: bool = False
+    calendar: list[str] = dataclasses.field(default_factory=list)
+    #: per series id: {"y_mean", "y_std", "x_mean": [...], "x_std": [...]}
+    scalers: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: "window" (each window relative to its context's level) or "series" (per-series mean/std)
+    scaling: str = "series"
+    #: "none", "lag" (the lag-m values of the forecast steps as inputs) or "snaive" (lag inputs, and the
+    #: median is a learned correction to seasonal naive)
+    seasonal: str = "none"
+    date_format: str | None = None
+    #: whether ``past`` holds the observed flag (0 = left padding). False only for the single-series
+    #: recipe (per-series scaling, every window inside its series; see train.legacy_split), whose
+    #: model never sees padding and so, like the recipe before the global model, has no flag input
+    observed_input: bool = True
+    #: future-known covariates (values needed for the forecast steps too), numeric and categorical
+    future_numeric: list[str] = dataclasses.field(default_factory=list)
+    future_categorical: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: static covariates (one value per series), numeric and categorical (the category vocabulary)
+    static_numeric: list[str] = dataclasses.field(default_factory=list)
+    static_categorical: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: standardisation of the numeric future and static covariates over the training data:
+    #: {"future_mean", "future_std", "static_mean", "static_std"} (see fit_covariate_scalers)
+    covariate_scalers: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def covariates(self) -> list[str]:
+        return [*self.numeric_covariates, *self.categorical_covariates]
+
+    @property
+    def future_covariates(self) -> list[str]:
+        return [*self.future_numeric, *self.future_categorical]
+
+    @property
+    def static_covariates(self) -> list[str]:
+        return [*self.static_numeric, *self.static_categorical]
+
+    @property
+    def n_future_covariates(self) -> int:
+        return len(self.future_numeric) + sum(len(v) for v in self.future_categorical.values())
+
+    @property
+    def n_static(self) -> int:
+        return len(self.static_numeric) + sum(len(v) for v in self.static_categorical.values())
+
+    @property
+    def n_past_covariates(self) -> int:
+        return len(self.numeric_covariates) + sum(
+            len(v) for v in self.categorical_covariates.values()
+        )
+
+    @property
+    def seasonal_inputs(self) -> bool:
+        return self.seasonal in ("lag", "snaive") and self.season_length > 1
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DataSpec:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+@dataclasses.dataclass
+class Series:
+    """One series on a regular grid: raw target ``y`` (T,), past covariates ``x`` (T, Fx) unscaled.
+
+    ``xf`` (T + F, Ff) holds the future-known covariates (one-hot for categorical ones, unscaled) of the T
+    steps and of the F steps after them that the data gives (NaN where a value is missing); ``static``
+    (S,) the series' static covariates (numeric unscaled, categorical one-hot).
+    """
+
+    id: str
+    times: pd.Index
+    y: np.ndarray
+    x: np.ndarray
+    filled: int = 0
+    xf: np.ndarray | None = None
+    static: np.ndarray | None = None
+    #: (T,) bool, False where the target was missing and ``y`` holds an interpolated value; None: every
+    #: step observed
+    observed: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.xf is None:
+            self.xf = np.zeros((len(self.y), 0))
+        if self.static is None:
+            self.static = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def head(self, n: int) -> Series:
+        """The first ``n`` steps (the part a model may train on). The future-known covariates after them
+        are kept: they are known in advance (they never hold the target)."""
+        return Series(
+            self.id,
+            self.times[:n],
+            self.y[:n],
+            self.x[:n],
+            self.filled,
+            self.xf,
+            self.static,
+            None if self.observed is None else self.observed[:n],
+        )
+
+
+def _check_columns(df: pd.DataFrame, cols: list[str], what: str) -> None:
+    for c in cols:
+        if c not in df.columns:
+            raise UserInputError(
+                f"{what} column {c!r} not found; the CSV has columns {list(df.columns)}"
+            )
+
+
+def check_target(df: pd.DataFrame, target: str) -> pd.Series:
+    """The target as floats; a non-numeric cell or ±inf is refused naming the first such row."""
+    col = df[target]
+    y = pd.to_numeric(col, errors="coerce")
+    bad = y.isna() & col.notna()
+    if bad.any():
+        i = bad.to_numpy().nonzero()[0][0]
+        raise UserInputError(
+            f"--target {target!r} must be numeric; found non-numeric value {col.iloc[i]!r} "
+            f"in data row {i + 1} ({int(bad.sum())} such rows)"
+        )
+    inf = np.isinf(y.to_numpy(np.float64, na_value=np.nan))
+    if inf.any():
+        i = inf.nonzero()[0][0]
+        raise UserInputError(
+            f"--target {target!r} holds an infinite value ({str(col.iloc[i])!r} in data row {i + 1}; "
+            f"{int(inf.sum())} such rows); remove or replace it"
+        )
+    return y.astype(np.float64)
+
+
+def is_step_column(col: pd.Series) -> bool:
+    """True when a time column holds plain integer steps (1, 2, 3 ...) rather than dates."""
+    return pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
+def spec_from_options(df: pd.DataFrame, opts: Any) -> DataSpec:
+    """:func:`make_spec` with the data options of a run (a :class:`~.config.ForecastOptions`): the one place
+    the CLI's early check and :func:`~.train.fit` build the spec from."""
+    return make_spec(
+        df,
+        opts.time_col,
+        opts.target,
+        opts.covariates,
+        opts.id_col,
+        opts.freq,
+        opts.season_length,
+        opts.log,
+        calendar=opts.calendar,
+        date_format=opts.date_format,
+        scaling=opts.scaling,
+        seasonal=opts.seasonal,
+        future_covariates=opts.future_covariates,
+        static_covariates=opts.static_covariates,
+    )
+
+
+def make_spec(
+    df: pd.DataFrame,
+    time_col: str,
+    target: str,
+    covariates: list[str] | None = None,
+    id_col: str | None = None,
+    freq: str | None = None,
+    season_length: int | None = None,
+    log: bool | None = False,
+    calendar: bool = True,
+    date_format: str | None = None,
+    scaling: str = "series",
+    seasonal: str = "none",
+    future_covariates: list[str] | None = None,
+    static_covariates: list[str] | None = None,
+) -> DataSpec:
+    """Check the columns of ``df`` and work out frequency, season length and covariate encodings.
+
+    An integer time column means plain steps (``freq="step"``, season length 1 unless given). ``log=None``
+    means: the log scale when every target value is positive. ``future_covariates`` are known for the
+    forecast steps too; ``static_covariates`` hold one value per series (checked by :func:`to_series`).
+    """
+    covariates = list(covariates or [])
+    future_covariates = list(future_covariates or [])
+    static_covariates = list(static_covariates or [])
+    _check_columns(df, [time_col], "--time-col")
+    _check_columns(df, [target], "--target")
+    if id_col is not None:
+        _check_columns(df, [id_col], "--id-col")
+    seen: dict[str, str] = {}
+    for flag, cols in (
+        ("--covariates", covariates),
+        ("--future-covariates", future_covariates),
+        ("--static-covariates", static_covariates),
+    ):
+        _check_columns(df, cols, flag)
+        for c in cols:
+            if c in (time_col, target, id_col):
+                raise UserInputError(f"{flag}: {c!r} is the time, target or id column")
+            if c in seen:
+                raise UserInputError(
+                    f"{flag}: {c!r} is also given to {seen[c]}; a column is one kind of covariate"
+                )
+            seen[c] = flag
+    if target == time_col:
+        raise UserInputError(f"--target {target!r} is also the --time-col")
+    if scaling not in ("window", "series"):
+        raise UserInputError(f"--scaling expects 'window' or 'series', got {scaling!r}")
+    if seasonal not in ("none", "lag", "snaive"):
+        raise UserInputError(f"--seasonal expects 'none', 'lag' or 'snaive', got {seasonal!r}")
+    y = check_target(df, target)
+    positive = bool((y.dropna() > 0).all())
+    if log is None:
+        log = positive
+    if log and not positive:
+        raise UserInputError(
+            f"a log scale needs a positive target, but {target!r} has values ≤ 0; use --no-log"
+        )
+    steps = is_step_column(df[time_col]) and date_format is None
+    if steps:
+        if freq not in (None, STEP):
+            raise UserInputError(
+                f"--time-col {time_col!r} holds integer steps, which have no calendar; drop --freq "
+                f"{freq!r} (or give dates and --date-format)"
+            )
+        freq = STEP
+    else:
+        times = _parse_times(df[time_col], time_col, date_format)
+        if freq is None:
+            keys = df[id_col] if id_col is not None else pd.Series(0, index=df.index)
+            # infer from the longest series (a 2-point series cannot show its frequency)
+            longest = keys.value_counts().index[0]
+            t = pd.DatetimeIndex(np.sort(times[(keys == longest).to_numpy()].unique()))
+            freq = infer_freq(t)
+        else:
+            _offset(freq)
+    m = default_season_length(freq) if season_length is None else int(season_length)
+    if m < 1:
+        raise UserInputError(f"--season-length must be at least 1, got {m}")
+    numeric, categorical = _encodings(df, covariates, "--covariates")
+    future_numeric, future_categorical = _encodings(df, future_covariates, "--future-covariates")
+    static_numeric, static_categorical = _encodings(df, static_covariates, "--static-covariates")
+    return DataSpec(
+        time_col=time_col,
+        target=target,
+        freq=freq,
+        season_length=m,
+        id_col=id_col,
+        numeric_covariates=numeric,
+        categorical_covariates=categorical,
+        log=bool(log),
+        calendar=calendar_names(freq, m) if calendar else [],
+        scaling=scaling,
+        seasonal=seasonal,
+        date_format=date_format,
+        future_numeric=future_numeric,
+        future_categorical=future_categorical,
+        static_numeric=static_numeric,
+        static_categorical=static_categorical,
+    )
+
+
+#: at most this many categories per categorical covariate are one-hot encoded
+MAX_CATEGORIES = 50
+
+
+def _encodings(
+    df: pd.DataFrame, cols: list[str], flag: str
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The numeric columns of ``cols`` and, for the others, their sorted categories (one-hot)."""
+    numeric, categorical = [], {}
+    for c in cols:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            numeric.append(c)
+        else:
+            cats = sorted(str(v) for v in col.dropna().unique())
+            if len(cats) > MAX_CATEGORIES:
+                raise UserInputError(
+                    f"{flag} {c!r} is non-numeric with {len(cats)} distinct values; "
+                    f"at most {MAX_CATEGORIES} categories are one-hot encoded"
+                )
+            categorical[c] = cats
+    return numeric, categorical
+
+
+def spec_times(df: pd.DataFrame, spec: DataSpec) -> pd.Index:
+    """The time column as dates, or as int64 steps when ``spec.freq == "step"``."""
+    col = df[spec.time_col]
+    if spec.freq == STEP:
+        if not is_step_column(col):
+            raise UserInputError(
+                f"--time-col {spec.time_col!r}: the model was trained on integer steps, got "
+                f"{col.iloc[0]!r}"
+            )
+        return pd.Index(col.to_numpy(np.int64))
+    return _parse_times(col, spec.time_col, spec.date_format, note=True)
+
+
+def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
+    """Split ``df`` by id, put each series on a regular ``spec.freq`` grid and fill short gaps.
+
+    Gaps (missing timestamps or empty target cells) are kept as such: ``Series.observed`` is False there
+    (the model masks them, the metrics skip them) and ``y`` holds a copy interpolated in time (what the
+    statistical baselines see); one GapFilledWarning says how many. Empty last cells are forward-filled
+    (TrailingGapWarning) and also marked unobserved. A series without any value and duplicated timestamps
+    are errors.
+
+    With future-known covariates, the rows after a series' last target value are its future rows: they give
+    the covariates of the steps to forecast (``Series.xf``; kept as they are, NaN where empty) and are not
+    part of the series. Static covariates must hold one value per series (empty cells take it); a series
+    with two values, or none, and a category training never saw are refused, naming the series.
+    """
+    _check_columns(
+        df,
+        [spec.time_col, spec.target, *spec.covariates, *spec.future_covariates]
+        + [*spec.static_covariates]
+        + ([spec.id_col] if spec.id_col else []),
+        "the model's",
+    )
+    times = spec_times(df, spec)
+    steps = spec.freq == STEP
+    work = pd.DataFrame({"_t": times.to_numpy()}, index=df.index)
+    work["_y"] = check_target(df, spec.target)
+    _encode_into(work, df, spec.numeric_covariates, spec.categorical_covariates, "--covariates")
+    xcols = [c for c in work.columns if c not in ("_t", "_y")]
+    _encode_into(
+        work,
+        df,
+        spec.future_numeric,
+        spec.future_categorical,
+        "--future-covariates",
+        prefix="future:",
+    )
+    fcols = [c for c in work.columns if c not in ("_t", "_y", *xcols)]
+    ids = df[spec.id_col].astype(str) if spec.id_col else pd.Series("series", index=df.index)
+    statics = _static_vectors(df, spec, ids)
+    out = []
+    trailing: dict[str, int] = {}
+    gaps: dict[str, tuple[int, int]] = {}
+    method = "index" if steps else "time"
+    for sid, part in work.groupby(ids.to_numpy(), sort=False):
+        part = part.sort_values("_t")
+        dup = part["_t"].duplicated()
+        if dup.any():
+            raise UserInputError(
+                f"series {sid!r}: timestamp {part['_t'][dup].iloc[0]} appears more than once"
+                + ("" if spec.id_col else "; pass --id-col if the file holds several series")
+            )
+        first, last = part["_t"].iloc[0], part["_t"].iloc[-1]
+        if steps:
+            grid = pd.Index(np.arange(int(first), int(last) + 1, dtype=np.int64))
+        else:
+            grid = pd.date_range(first, last, freq=spec.freq)
+        if len(grid) == 0 or not part["_t"].isin(grid).all():
+            off_grid = part["_t"][~part["_t"].isin(grid)]
+            raise UserInputError(
+                f"series {sid!r}: timestamp {off_grid.iloc[0] if len(off_grid) else '?'} is not on "
+                f"the {spec.freq!r} grid starting {first}; pass the right --freq"
+            )
+        part = part.set_index("_t").reindex(grid)
+        future_rows = part.iloc[:0]
+        if fcols:  # the rows after the last target value give the future covariates, not the series
+            isna = part["_y"].isna().to_numpy()
+            n_future = 0 if isna.all() else int(np.argmin(isna[::-1]))
+            if n_future:
+                future_rows = part.iloc[len(part) - n_future :]
+                part, grid = part.iloc[: len(part) - n_future], grid[: len(grid) - n_future]
+        isna = part["_y"].isna().to_numpy()
+        n_tail = 0 if isna.all() else int(np.argmin(isna[::-1]))
+        if n_tail and n_tail < len(isna):
+            trailing[str(sid)] = n_tail  # empty last cells: forward-filled, reported once below
+        missing = int(isna.sum()) - n_tail
+        if isna.all():
+            raise UserInputError(
+                f"series {sid!r} has no {spec.target!r} value (every cell is empty)"
+            )
+        if missing:
+            gaps[str(sid)] = (missing, len(grid))
+        if missing or n_tail:
+            part["_y"] = part["_y"].interpolate(method=method, limit_direction="both")
+        if xcols or fcols:
+            cols = [*xcols, *fcols]
+            part[cols] = part[cols].interpolate(method=method, limit_direction="both").fillna(0.0)
+        if spec.log and (part["_y"] <= 0).any():
+            raise UserInputError(
+                f"series {sid!r}: a log scale needs a positive target; use --no-log"
+            )
+        out.append(
+            Series(
+                id=str(sid),
+                times=grid,
+                y=part["_y"].to_numpy(np.float64),
+                x=part[xcols].to_numpy(np.float64) if xcols else np.zeros((len(grid), 0)),
+                filled=missing + n_tail,
+                observed=~isna if isna.any() else None,
+                xf=np.concatenate([part[fcols], future_rows[fcols]]).astype(np.float64)
+                if fcols
+                else None,
+                static=statics.get(str(sid)),
+            )
+        )
+    if gaps:
+        ex = ", ".join(f"{k!r}: {m} of {n}" for k, (m, n) in list(gaps.items())[:5])
+        warnings.warn(
+            f"{len(gaps)} series have missing {spec.target!r} values ({ex}"
+            f"{' ...' if len(gaps) > 5 else ''} steps): the model trains with them masked, the "
+            f"baselines see them interpolated in time, the metrics skip them",
+            GapFilledWarning,
+            stacklevel=2,
+        )
+    if trailing:
+        ex = ", ".join(f"{k!r}: {v}" for k, v in list(trailing.items())[:5])
+        warnings.warn(
+            f"the last {spec.target!r} value(s) are empty in {len(trailing)} series ({ex}"
+            f"{' ...' if len(trailing) > 5 else ''} step(s)); they were forward-filled with the last "
+            f"observed value",
+            TrailingGapWarning,
+            stacklevel=2,
+        )
+    return out
+
+
+def _encode_into(
+    work: pd.DataFrame,
+    df: pd.DataFrame,
+    numeric: list[str],
+    categorical: dict[str, list[str]],
+    flag: str,
+    prefix: str = "",
+) -> None:
+    """Numeric columns as floats and categorical ones one-hot (NaN where empty) into ``work``; values
+    training never saw are warned about (UnseenCategoryWarning) and encoded as no known category."""
+    for c in numeric:
+        work[prefix + c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    for c, cats in categorical.items():
+        vals = df[c].astype("string")
+        unseen = sorted(set(vals.dropna().unique()) - set(cats))
+        if unseen:
+            warnings.warn(
+                f"{flag} {c!r}: {len(unseen)} value(s) not seen in training "
+                f"({', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}); they are "
+                f"encoded as no known category",
+                UnseenCategoryWarning,
+                stacklevel=3,
+            )
+        for cat in cats:
+            work[f"{prefix}{c}={cat}"] = (vals == cat).astype(float).where(vals.notna())
+
+
+def _static_vectors(df: pd.DataFrame, spec: DataSpec, ids: pd.Series) -> dict[str, np.ndarray]:
+    """Each series' static covariates, (S,): numeric values as they are, categories one-hot.
+
+    Every non-empty cell of a series must hold the same value, and at least one must; a category
+    training never saw is refused (a static input has no "unknown" value to fall back on).
+    """
+    if not spec.static_covariates:
+        return {}
+    key = ids.to_numpy()
+    parts: dict[str, list[np.ndarray]] = {}
+    for c in spec.static_covariates:
+        numeric = c in spec.static_numeric
+        col = df[c]
+        if numeric:
+            vals = pd.to_numeric(col, errors="coerce")
+            bad = vals.isna() & col.notna()
+            if bad.any():
+                i = bad.to_numpy().nonzero()[0][0]
+                raise UserInputError(
+                    f"--static-covariates {c!r} was numeric in training; found {col.iloc[i]!r} in "
+                    f"data row {i + 1}"
+                )
+        else:
+            vals = col.astype("string")
+        g = vals.groupby(key, sort=False)
+        n = g.nunique(dropna=True)
+        if (n > 1).any():
+            sid = str(n.index[(n > 1).to_numpy()][0])
+            seen = pd.unique(vals[key == sid].dropna())
+            raise UserInputError(
+                f"--static-covariates {c!r} must be constant within a series; series {sid!r} has "
+                f"{int(n[sid])} values ({', '.join(repr(str(v)) for v in seen[:5])})"
+                f"{f' and {int((n > 1).sum()) - 1} more series' if (n > 1).sum() > 1 else ''}"
+            )
+        if (n == 0).any():
+            sid = str(n.index[(n == 0).to_numpy()][0])
+            raise UserInputError(
+                f"--static-covariates {c!r}: series {sid!r} has no value (every cell is empty)"
+            )
+        first = g.first()
+        for sid, v in first.items():
+            if numeric:
+                enc = np.array([float(v)])
+            else:
+                cats = spec.static_categorical[c]
+                if str(v) not in cats:
+                    raise UserInputError(
+                        f"--static-covariates {c!r}: series {sid!r} has the category {str(v)!r}, "
+                        f"which training never saw; known: {', '.join(map(repr, cats))}"
+                    )
+                enc = (np.asarray(cats) == str(v)).astype(np.float64)
+            parts.setdefault(str(sid), []).append(enc)
+    return {sid: np.concatenate(v) for sid, v in parts.items()}
+
+
+def check_future_covariates(series: list[Series], spec: DataSpec, horizon: int) -> None:
+    """Refuse (UserInputError, one line) when a series lacks future-covariate values for any of the
+    ``horizon`` steps after its last target value; the message names the series, steps and columns."""
+    if not spec.future_covariates:
+        return
+    names = future_covariate_names(spec)
+    bad = []
+    for s in series:
+        assert s.xf is not None
+        fut = np.full((horizon, len(names)), np.nan)
+        have = s.xf[len(s) : len(s) + horizon]
+        fut[: len(have)] = have
+        miss = np.isnan(fut)
+        if miss.any():
+            bad.append((s, miss))
+    if not bad:
+        return
+    s, miss = bad[0]
+    steps = np.nonzero(miss.any(1))[0]
+    times = future_times(s.times[-1], horizon, spec.freq)
+    when = ", ".join(
+        str(t.date() if hasattr(t, "date") and spec.freq != STEP else t) for t in times[steps[:5]]
+    ) + (" ..." if len(steps) > 5 else "")
+    cols = sorted({n.split("=")[0] for n in np.asarray(names)[miss.any(0)]})
+    raise UserInputError(
+        f"--future-covariates: series {s.id!r} has no {', '.join(map(repr, cols))} value for "
+        f"{len(steps)} of the {horizon} forecast steps (step(s) "
+        f"{', '.join(str(int(k) + 1) for k in steps[:5])}{' ...' if len(steps) > 5 else ''}: {when})"
+        + (f", and {len(bad) - 1} more series lack some" if len(bad) > 1 else "")
+        + f"; add rows after the last {spec.target!r} value with the target empty and the future "
+        f"covariates filled"
+    )
+
+
+def future_covariate_names(spec: DataSpec) -> list[str]:
+    """Columns of ``Series.xf``: the numeric future covariates, then one per category."""
+    return list(spec.future_numeric) + [
+        f"{c}={v}" for c, cats in spec.future_categorical.items() for v in cats
+    ]
+
+
+def static_names(spec: DataSpec) -> list[str]:
+    """Columns of ``Series.static``: the numeric static covariates, then one per category."""
+    return list(spec.static_numeric) + [
+        f"{c}={v}" for c, cats in spec.static_categorical.items() for v in cats
+    ]

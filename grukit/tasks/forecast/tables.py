@@ -1,0 +1,119 @@
+"""Reading the forecasting tables: the built-in datasets and a user's .csv or .parquet file."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ...errors import UserInputError
+
+#: Built-in datasets: file in grukit/data, columns and defaults.
+BUILTIN: dict[str, dict[str, Any]] = {
+    "weather": dict(
+        file="seattle-weather.csv",
+        time_col="date",
+        target="temp_max",
+        id_col=None,
+        covariates=["precipitation", "temp_min", "wind", "weather"],
+        horizon=7,
+        context=56,
+        backtest=20,
+        log=False,
+        calendar=True,
+        scaling="series",  # chosen by validation loss: see docs/forecast.md "Measured"
+        seasonal="none",
+    ),
+    "stocks": dict(
+        file="stocks.csv",
+        time_col="date",
+        target="price",
+        id_col="symbol",
+        covariates=[],
+        horizon=6,
+        context=24,
+        backtest=6,
+        stride=3,
+        log=True,
+        calendar=False,
+        scaling="series",
+        seasonal="none",
+    ),  # prices have no month-of-year season; see docs/forecast.md "Measured"
+}
+
+
+def load_builtin(name: str) -> pd.DataFrame:
+    """The built-in dataset ``name`` ("weather" or "stocks") as shipped in grukit/data."""
+    if name not in BUILTIN:
+        raise UserInputError(f"--dataset expects one of {sorted(BUILTIN)}, got {name!r}")
+    with resources.files("grukit").joinpath("data").joinpath(BUILTIN[name]["file"]).open("rb") as f:
+        return pd.read_csv(f)
+
+
+def read_table(path: str | Path, id_col: str | None = None, flag: str = "--data") -> pd.DataFrame:
+    """Read a user table (``.parquet``/``.pq``, otherwise CSV) with a one-line message when it cannot be.
+
+    The id column (``id_col``) of a CSV is read as text exactly as written (``00501`` stays ``00501``,
+    ``NA`` is a series named ``NA``); every other column keeps pandas' reading (an empty target cell is
+    missing). A folder, a device such as /dev/null, an empty file or a file of NUL bytes is refused by
+    what it is.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserInputError(f"{flag} {path}: no such file")
+    if p.is_dir():
+        raise UserInputError(f"{flag} {path}: is a folder, not a data file (.csv or .parquet)")
+    if not p.is_file():
+        raise UserInputError(
+            f"{flag} {path}: is not a regular file (a device or pipe), not a data file"
+        )
+    if p.stat().st_size == 0:
+        raise UserInputError(f"{flag} {path}: the file is empty")
+    with open(p, "rb") as f:
+        head = f.read(4096)
+    parquet = p.suffix.lower() in (".parquet", ".pq") or head[:4] == b"PAR1"
+    if not parquet and head.strip(b"\x00") == b"":
+        raise UserInputError(f"{flag} {path}: the file holds only NUL bytes, not a CSV table")
+    try:
+        if parquet:
+            df = pd.read_parquet(p)
+            if id_col is not None and id_col in df.columns:
+                df[id_col] = df[id_col].astype("string").astype(object)
+        else:
+            df = _read_csv(p, id_col)
+    except UserInputError:
+        raise
+    except Exception as e:
+        what = "Parquet" if parquet else "CSV"
+        msg = " ".join(str(e).split())[:200]
+        raise UserInputError(
+            f"{flag} {path}: could not read it as {what} ({type(e).__name__}: {msg})"
+        ) from None
+    if df.empty:
+        raise UserInputError(f"{flag} {path}: the file has no data rows")
+    return df
+
+
+def _read_csv(p: Path, id_col: str | None) -> pd.DataFrame:
+    if id_col is None:
+        return pd.read_csv(p)
+    cols = list(pd.read_csv(p, nrows=0).columns)
+    if id_col not in cols:
+        return pd.read_csv(p)  # the column check names it later
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    na = sorted(STR_NA_VALUES)
+    # NA parsing off for the id column only: the other columns keep pandas' defaults
+    return pd.read_csv(
+        p,
+        dtype={id_col: str},
+        keep_default_na=False,
+        na_values={c: na for c in cols if c != id_col},
+    )
+
+
+def read_csv(path: str | Path, id_col: str | None = None) -> pd.DataFrame:
+    """:func:`read_table` of a CSV (kept for ``--csv``)."""
+    return read_table(path, id_col=id_col, flag="--csv")

@@ -1,0 +1,235 @@
+"""Windows, backtest origins and training/validation splits of the forecasting recipe (one home for them).
+
+A window of series s at origin o (1 ≤ o ≤ len(s)) has context steps o − C .. o − 1 and targets o .. o + H − 1
+(:class:`~.data.Panel` cuts them). The backtest (``cross_validation``) of a series uses its last ``n``
+origins, ``S`` apart, the last at ``len(s) − H`` (:func:`backtest_origins`); the model trains on what comes
+before the first one. Training and validation windows come from that part: :func:`last_windows_split`
+(per-series scaled presets on few long series: the last windows of every series validate, no window is
+padded) or :func:`split_windows` (the global model: held-out windows of some series).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from ...errors import UserInputError
+from . import data as D
+
+#: series with fewer points than this before their first backtest origin cannot be trained on
+MIN_FIT_POINTS = 2
+#: with more series than this, validation holds out the last windows of a random VAL_SHARE of them
+MAX_ALL_VAL_SERIES = 20
+VAL_SHARE = 0.2
+
+
+def backtest_origins(T: int, H: int, n: int, S: int) -> list[int]:
+    """The ``n`` backtest origins of a series of length T: the last at T − H, ``S`` apart.
+
+    >>> backtest_origins(100, 7, 3, 7)
+    [79, 86, 93]
+    """
+    return [T - H - (n - 1 - i) * S for i in range(n)]
+
+
+def default_context(spec: D.DataSpec, H: int) -> int:
+    """The context when none is given: 4 horizons or 2 seasons, at least 24 and at most 96 steps."""
+    m = spec.season_length
+    return int(min(max(4 * H, 2 * m, 24), 96))
+
+
+class WindowSampler:
+    """(series, origin) pairs of a :class:`~.data.Panel`, gathered into model batches by ``collate``.
+
+    A DataLoader over ``TensorDataset(arange(len(pairs)))`` with ``collate_fn=sampler.collate`` draws windows
+    uniformly over every valid origin of every series (each series in proportion to its length).
+    """
+
+    def __init__(
+        self, panel: D.Panel, sidx: np.ndarray, origins: np.ndarray, with_mask: bool = True
+    ) -> None:
+        self.panel = panel
+        self.sidx = np.asarray(sidx, dtype=np.int64)
+        self.origins = np.asarray(origins, dtype=np.int64)
+        #: False: batches are (past, future, target), every target observed (the single-series recipe)
+        self.with_mask = with_mask
+
+    def __len__(self) -> int:
+        return len(self.sidx)
+
+    def dataset(self) -> TensorDataset:
+        return TensorDataset(torch.arange(len(self)))
+
+    def collate(self, items) -> tuple[torch.Tensor, ...]:
+        idx = torch.stack([it[0] for it in items]).numpy()
+        w = self.panel.windows(self.sidx[idx], self.origins[idx])
+        keys = (
+            ("past", "future", "target", "tmask")
+            if self.with_mask
+            else ("past", "future", "target")
+        )
+        return tuple(torch.from_numpy(w[k]) for k in keys)
+
+
+def last_windows_layout(T: int, C: int, H: int) -> tuple[range, range] | None:
+    """Training and validation origins of one series cut to its first backtest origin (length T), as
+    the single-series recipe has them; None when the series is too short for it.
+
+    Every window lies inside the series (full context, full target). Validation: the last
+    ``max(H, n // 10)`` origins (n = the full-context, full-target origins); training: the origins whose
+    targets end before the first validation target.
+
+    >>> last_windows_layout(100, 10, 5)
+    (range(10, 84), range(88, 96))
+    """
+    n_val = max(H, (T - H - C + 1) // 10)
+    val_first = T - H - n_val + 1
+    if val_first - H - C + 1 < 1:
+        return None
+    return range(C, val_first - H + 1), range(val_first, T - H + 1)
+
+
+def last_windows_split(
+    fit_series: list[D.Series], spec: D.DataSpec, C: int, H: int
+) -> tuple[WindowSampler, WindowSampler, dict[str, Any]] | None:
+    """The split of the per-series scaled presets (weather, stocks; the default path of both): the last
+    windows of every series validate, the windows before them train, no window is padded or masked (so
+    the model has no observed-flag input: ``spec.observed_input`` is set False). None (use
+    :func:`split_windows`) unless ``spec.scaling == "series"``, there are at most 20 series and each is
+    long enough (:func:`last_windows_layout`)."""
+    if spec.scaling != "series" or not fit_series or len(fit_series) > MAX_ALL_VAL_SERIES:
+        return None
+    if any(s.observed is not None and not s.observed.all() for s in fit_series):
+        return None  # gaps need the observed mask, which this split's model does not have
+    lays = [last_windows_layout(len(s), C, H) for s in fit_series]
+    if any(lay is None for lay in lays):
+        return None
+    spec.observed_input = False
+    panel = D.Panel(fit_series, spec, C, H)
+    parts = {}
+    for k in (0, 1):  # 0: training, 1: validation
+        sidx = np.concatenate([np.full(len(lay[k]), i) for i, lay in enumerate(lays) if lay])
+        orig = np.concatenate([np.asarray(lay[k]) for lay in lays if lay])
+        parts[k] = WindowSampler(panel, sidx, orig, with_mask=False)
+    info = {
+        "val_series": len(fit_series),
+        "val_windows": len(parts[1]),
+        "val_from": "last windows of every series",
+        "train_windows": len(parts[0]),
+    }
+    return parts[0], parts[1], info
+
+
+def split_windows(
+    fit_series: list[D.Series], spec: D.DataSpec, C: int, H: int, seed: int
+) -> tuple[WindowSampler, WindowSampler, dict[str, Any]]:
+    """Training and validation windows from the parts of the series before their first origin.
+
+    Validation holds out the last ``max(1, n // 10)`` full-target windows (n = the series' full-target
+    origins) of every series when there are at most 20, else of a random 20% of them (at least 20). A
+    held-out series trains only on targets before its first validation origin; every other series trains on
+    all of its windows, up to the most recent.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(fit_series)
+    val_first = {}
+    for i, s in enumerate(fit_series):
+        n_full = len(s) - H
+        k = max(1, n_full // 10)
+        first = len(s) - H - k + 1
+        if n_full >= 1 and first >= MIN_FIT_POINTS:
+            val_first[i] = first
+    elig = sorted(val_first)
+    if len(elig) > MAX_ALL_VAL_SERIES:
+        size = max(MAX_ALL_VAL_SERIES, round(VAL_SHARE * n))
+        elig = sorted(rng.choice(elig, size=min(size, len(elig)), replace=False).tolist())
+    val_set = set(elig)
+    heads = [s.head(val_first[i]) if i in val_set else s for i, s in enumerate(fit_series)]
+    train_panel = D.Panel(heads, spec, C, H)
+    ts, to = [], []
+    for i in range(n):
+        o = train_panel.origins(i)
+        ts.append(np.full(len(o), i))
+        to.append(o)
+    train = WindowSampler(train_panel, np.concatenate(ts), np.concatenate(to))
+    if val_set:
+        val_series = [fit_series[i] for i in elig]
+        val_panel = D.Panel(val_series, spec, C, H)
+        vs, vo = [], []
+        for j, i in enumerate(elig):
+            o = np.arange(val_first[i], len(fit_series[i]) - H + 1)
+            vs.append(np.full(len(o), j))
+            vo.append(o)
+        val = WindowSampler(val_panel, np.concatenate(vs), np.concatenate(vo))
+        info = {"val_series": len(elig), "val_windows": len(val), "val_from": "held-out windows"}
+    else:  # every series is too short to hold windows out: validate on the training windows
+        val = train
+        info = {"val_series": 0, "val_windows": len(val), "val_from": "training windows"}
+    info["train_windows"] = len(train)
+    return train, val, info
+
+
+def calibration_windows(val: WindowSampler) -> dict[str, np.ndarray]:
+    """The validation windows as arrays: past, future, target (z scale), tmask (1 = observed) and sidx (the
+    window's series in the validation panel)."""
+    w = val.panel.windows(val.sidx, val.origins)
+    return {**{k: w[k] for k in ("past", "future", "target", "tmask")}, "sidx": val.sidx.copy()}
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux: MemAvailable), or None where it cannot be told."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_estimate(series: list[D.Series], spec: D.DataSpec, opts: Any) -> int:
+    """Bytes a fit of ``opts`` on ``series`` needs at least: the window panels (training and validation
+    copies), the calibration windows, the network with its gradients and AdamW state, one batch's
+    activations."""
+    C, H, hid, layers = int(opts.context), int(opts.horizon), int(opts.hidden), int(opts.layers)
+    F = 2 + spec.n_past_covariates + spec.n_static + spec.n_future_covariates + len(spec.calendar)
+    steps = sum(C + len(s) + H for s in series)
+    panels = 2 * steps * (16 + 4 * F)
+    n_val = sum(max(1, (len(s) - H) // 10) for s in series)
+    calib = n_val * (C + H) * (F + 4) * 4
+    Ff = spec.n_future_covariates + len(spec.calendar) + 2
+    params = 3 * hid * (F + hid + 2) * layers + (hid + H * Ff) * hid + hid * H * len(opts.quantiles)
+    bs = int(opts.batch_size or 256)
+    activations = bs * C * (F + 4 * hid * layers) * 4 * 2
+    return int(panels + calib + params * 4 * 4 + activations)
+
+
+def check_sizes(series: list[D.Series], spec: D.DataSpec, opts: Any) -> None:
+    """Refuse (UserInputError, one line) a context longer than the longest series, a season longer than
+    the data, and a fit that would not fit in the memory available now — before anything is allocated."""
+    longest = max((len(s) for s in series), default=0)
+    C = int(opts.context)
+    if C > longest:
+        raise UserInputError(
+            f"--context {C} is longer than the longest series ({longest} points); give at most {longest}"
+        )
+    if spec.season_length > longest:
+        raise UserInputError(
+            f"--season-length {spec.season_length} is longer than the longest series ({longest} points)"
+        )
+    need, have = memory_estimate(series, spec, opts), available_memory()
+    if have is not None and need > 0.8 * have:
+        raise UserInputError(
+            f"this fit needs about {need / 2**30:.1f} GiB (context {C}, hidden {opts.hidden}, "
+            f"{len(series)} series) but {have / 2**30:.1f} GiB are available; lower --context, --hidden "
+            f"or --batch-size"
+        )
