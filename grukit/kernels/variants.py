@@ -41,9 +41,40 @@ def _fns(dtype: torch.dtype) -> tuple[Any, Any, Any]:
             fwd.argtypes = [i, i, i, p, p, p, p, p, d, p, p, i, d, p, i, i, p, p, p, p, p, p, p]
             fwd.restype = i
             bwd = getattr(lib, f"grukit_var_bwd_{suf}")
-            bwd.argtypes = [i, i, i, p, p, p, p, i, d, p, i, i, p, lg, lg, p, p, p, p, p, p, p, p, p, p]
+            bwd.argtypes = [
+                i,
+                i,
+                i,
+                p,
+                p,
+                p,
+                p,
+                i,
+                d,
+                p,
+                i,
+                i,
+                p,
+                lg,
+                lg,
+                p,
+                p,
+                p,
+                p,
+                p,
+                p,
+                p,
+                p,
+                p,
+                p,
+            ]
             bwd.restype = i
-        fns = (lib.grukit_var_fwd_f32, lib.grukit_var_bwd_f32, lib.grukit_var_fwd_f64, lib.grukit_var_bwd_f64)
+        fns = (
+            lib.grukit_var_fwd_f32,
+            lib.grukit_var_bwd_f32,
+            lib.grukit_var_fwd_f64,
+            lib.grukit_var_bwd_f64,
+        )
         _declared.clear()
         _declared[id(lib)] = fns
     sgemm, dgemm = fused._SGEMM, fused._DGEMM
@@ -90,7 +121,15 @@ def _forward(
     lens = None if lengths is None else lengths.to(torch.int64).contiguous()
     dt = gi.dtype
     fused._check_native(
-        "variant forward", dt, gi=gi, h0=h0, w_hh=w_hh, b_hh=b_hh, ln_hh=ln_hh, rmask=rmask, zmask=zmask
+        "variant forward",
+        dt,
+        gi=gi,
+        h0=h0,
+        w_hh=w_hh,
+        b_hh=b_hh,
+        ln_hh=ln_hh,
+        rmask=rmask,
+        zmask=zmask,
     )
     out = gi.new_empty(T, B, H)
     hn = gi.new_empty(B, H)
@@ -153,7 +192,9 @@ class _VariantRecurrence(torch.autograd.Function):
             gi, h0, w_hh, b_hh, ln_hh, rmask, zoneout, lengths, reset_after, reverse, eps, True
         )
         zmask = zoneout if isinstance(zoneout, Tensor) else None
-        ctx.save_for_backward(gi, h0, w_hh, b_hh, ln_hh, rmask, zmask, lengths, hprev, gates, xhat, rstd)
+        ctx.save_for_backward(
+            gi, h0, w_hh, b_hh, ln_hh, rmask, zmask, lengths, hprev, gates, xhat, rstd
+        )
         ctx.zconst = None if isinstance(zoneout, Tensor) else zoneout
         ctx.reset_after, ctx.reverse, ctx.eps = reset_after, reverse, eps
         ctx.set_materialize_grads(False)
@@ -161,14 +202,19 @@ class _VariantRecurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gout: Tensor | None, ghn: Tensor | None) -> tuple[Tensor | None, ...]:
-        gi, h0, w_hh, b_hh, ln_hh, rmask, zmask, lengths, hprev, gates, xhat, rstd = ctx.saved_tensors
+        gi, h0, w_hh, b_hh, ln_hh, rmask, zmask, lengths, hprev, gates, xhat, rstd = (
+            ctx.saved_tensors
+        )
         needs = ctx.needs_input_grad[:5]
         rest = (None,) * 6
         if gout is None and ghn is None:
             return (None,) * 5 + rest
         zoneout = zmask if zmask is not None else ctx.zconst
         if torch.is_grad_enabled():  # create_graph=True: differentiate the composite recomputation
-            return _composite_grads(ctx, gi, h0, w_hh, b_hh, ln_hh, rmask, zoneout, lengths, gout, ghn) + rest
+            return (
+                _composite_grads(ctx, gi, h0, w_hh, b_hh, ln_hh, rmask, zoneout, lengths, gout, ghn)
+                + rest
+            )
         calls["sequence_backward"] += 1
         T, B, H3 = gi.shape
         H = H3 // 3
@@ -226,7 +272,10 @@ class _VariantRecurrence(torch.autograd.Function):
                 else:
                     rhd = gates[..., :H] * hd
                     dw_hh = torch.cat(
-                        [torch.mm(g2[:, : 2 * H].t(), hd2), torch.mm(g2[:, 2 * H :].t(), rhd.reshape(T * B, H))]
+                        [
+                            torch.mm(g2[:, : 2 * H].t(), hd2),
+                            torch.mm(g2[:, 2 * H :].t(), rhd.reshape(T * B, H)),
+                        ]
                     )
             df = dgf if dgf is not None else dgraw
             if needs[3] and b_hh is not None:
@@ -282,7 +331,11 @@ def _composite_grads(
     res: list[Tensor | None] = [None] * 5
     if wanted:
         got = torch.autograd.grad(
-            outs, [inputs[i] for i in wanted], gos, create_graph=True, allow_unused=True  # type: ignore[misc]
+            outs,
+            [inputs[i] for i in wanted],
+            gos,
+            create_graph=True,
+            allow_unused=True,  # type: ignore[misc]
         )
         for i, g in zip(wanted, got):
             res[i] = g if g is not None else torch.zeros_like(inputs[i])  # type: ignore[arg-type]
@@ -315,7 +368,12 @@ def sequence(
     Example:
         >>> import torch
         >>> from grukit.functional import gru as fgru
-        >>> x, h0, w_ih, w_hh = torch.randn(5, 2, 3), torch.zeros(2, 4), torch.randn(12, 3), torch.randn(12, 4)
+        >>> x, h0, w_ih, w_hh = (
+        ...     torch.randn(5, 2, 3),
+        ...     torch.zeros(2, 4),
+        ...     torch.randn(12, 3),
+        ...     torch.randn(12, 4),
+        ... )
         >>> gain = torch.ones(12)
         >>> out, h_n, _ = sequence(x, h0, w_ih, w_hh, None, None, ln_ih=gain, ln_hh=gain)
         >>> ref, _, _ = fgru.sequence(x, h0, w_ih, w_hh, None, None, ln_ih=gain, ln_hh=gain)
