@@ -332,13 +332,13 @@ def _composite_grads(
     if wanted:
         got = torch.autograd.grad(
             outs,
-            [inputs[i] for i in wanted],
+            [inputs[i] for i in wanted],  # type: ignore[arg-type]
             gos,
             create_graph=True,
-            allow_unused=True,  # type: ignore[misc]
+            allow_unused=True,
         )
         for i, g in zip(wanted, got):
-            res[i] = g if g is not None else torch.zeros_like(inputs[i])  # type: ignore[arg-type]
+            res[i] = g if g is not None else torch.zeros_like(inputs[i])
     return tuple(res)
 
 
@@ -419,5 +419,5 @@ def sequence(
         out, hn = _VariantRecurrence.apply(*args)  # type: ignore[no-untyped-call]
         return out, hn, None
     with torch.no_grad():
-        out, hn, *_ = _forward(*args, save=False)  # type: ignore[misc]
+        out, hn, *_ = _forward(*args, save=False)
     return out, hn, None
