@@ -38,36 +38,10 @@ def _fns(dtype: torch.dtype) -> tuple[Any, Any, Any]:
         i, p, d, lg = ctypes.c_int, ctypes.c_void_p, ctypes.c_double, ctypes.c_long
         for suf in ("f32", "f64"):
             fwd = getattr(lib, f"grukit_var_fwd_{suf}")
-            fwd.argtypes = [i, i, i, p, p, p, p, p, d, p, p, i, d, p, i, i, p, p, p, p, p, p, p]
+            fwd.argtypes = [i, i, i, p, p, p, p, p, p, p, d, p, p, i, d, p, i, i] + [p] * 9
             fwd.restype = i
             bwd = getattr(lib, f"grukit_var_bwd_{suf}")
-            bwd.argtypes = [
-                i,
-                i,
-                i,
-                p,
-                p,
-                p,
-                p,
-                i,
-                d,
-                p,
-                i,
-                i,
-                p,
-                lg,
-                lg,
-                p,
-                p,
-                p,
-                p,
-                p,
-                p,
-                p,
-                p,
-                p,
-                p,
-            ]
+            bwd.argtypes = [i, i, i, p, p, p, p, p, i, d, p, i, i, p, lg, lg] + [p] * 15
             bwd.restype = i
         fns = (
             lib.grukit_var_fwd_f32,
@@ -102,6 +76,8 @@ def _zoneout_args(zoneout: Tensor | float | None) -> tuple[Tensor | None, int, f
 
 def _forward(
     gi: Tensor,
+    ln_ih: Tensor | None,
+    b_ih: Tensor | None,
     h0: Tensor,
     w_hh: Tensor,
     b_hh: Tensor | None,
@@ -114,7 +90,11 @@ def _forward(
     eps: float,
     save: bool,
 ) -> tuple[Tensor, ...]:
-    """Native forward → (out, h_n, hprev, gates, xhat, rstd); the last four are empty tensors unless saved."""
+    """Native forward → (out, h_n, hprev, gates, xhat, rstd, xhat_ih, rstd_ih), the last six empty unless saved.
+
+    With ``ln_ih``, gi is the raw x W_ihᵀ and the loop applies γ_ih ⊙ LN_g(·) + b_ih itself; else gi is the
+    finished input projection (b_ih None).
+    """
     T, B, H3 = gi.shape
     H = H3 // 3
     zmask, zmode, zp = _zoneout_args(zoneout)
@@ -124,6 +104,8 @@ def _forward(
         "variant forward",
         dt,
         gi=gi,
+        ln_ih=ln_ih,
+        b_ih=b_ih,
         h0=h0,
         w_hh=w_hh,
         b_hh=b_hh,
@@ -134,17 +116,22 @@ def _forward(
     out = gi.new_empty(T, B, H)
     hn = gi.new_empty(B, H)
     empty = gi.new_empty(0)
-    hprev = gi.new_empty(T, B, H) if save else empty
-    gates = gi.new_empty(T, B, 4 * H) if save else empty
-    ln = save and ln_hh is not None
-    xhat = gi.new_empty(T, B, H3) if ln else empty
-    rstd = gi.new_empty(T, B, 3) if ln else empty
+
+    def buf(on: bool, *shape: int) -> Tensor:
+        return gi.new_empty(*shape) if on else empty
+
+    hprev, gates = buf(save, T, B, H), buf(save, T, B, 4 * H)
+    ln, lni = save and ln_hh is not None, save and ln_ih is not None
+    xhat, rstd = buf(ln, T, B, H3), buf(ln, T, B, 3)
+    xhat_ih, rstd_ih = buf(lni, T, B, H3), buf(lni, T, B, 3)
     fwd, _, gemm = _fns(dt)
     rc = fwd(
         T,
         B,
         H,
         gi.data_ptr(),
+        _ptr(ln_ih),
+        _ptr(b_ih),
         h0.data_ptr(),
         w_hh.data_ptr(),
         _ptr(b_hh),
@@ -163,20 +150,28 @@ def _forward(
         gates.data_ptr() if save else None,
         xhat.data_ptr() if ln else None,
         rstd.data_ptr() if ln else None,
+        xhat_ih.data_ptr() if lni else None,
+        rstd_ih.data_ptr() if lni else None,
         gemm,
     )
     if rc != 0:
         raise MemoryError("the native variant kernel could not allocate its work buffers")
-    return out, hn, hprev, gates, xhat, rstd
+    return out, hn, hprev, gates, xhat, rstd, xhat_ih, rstd_ih
+
+
+_N_IN = 7  # the differentiable inputs of _VariantRecurrence: gi, ln_ih, b_ih, h0, w_hh, b_hh, ln_hh
 
 
 class _VariantRecurrence(torch.autograd.Function):
-    """out, h_n = the variant recurrence from gi (T, B, 3H) and h0 (B, H), with the native forward and backward."""
+    """out, h_n = the variant recurrence from gi (T, B, 3H) and h0 (B, H), with the native forward and backward
+    (with ``ln_ih``, gi is the raw x W_ihᵀ and the input layer norm and b_ih are applied inside)."""
 
     @staticmethod
     def forward(
         ctx: Any,
         gi: Tensor,
+        ln_ih: Tensor | None,
+        b_ih: Tensor | None,
         h0: Tensor,
         w_hh: Tensor,
         b_hh: Tensor | None,
@@ -188,13 +183,11 @@ class _VariantRecurrence(torch.autograd.Function):
         reverse: bool,
         eps: float,
     ) -> tuple[Tensor, Tensor]:
-        out, hn, hprev, gates, xhat, rstd = _forward(
-            gi, h0, w_hh, b_hh, ln_hh, rmask, zoneout, lengths, reset_after, reverse, eps, True
+        out, hn, *saved = _forward(
+            gi, ln_ih, b_ih, h0, w_hh, b_hh, ln_hh, rmask, zoneout, lengths, reset_after, reverse, eps, True
         )
         zmask = zoneout if isinstance(zoneout, Tensor) else None
-        ctx.save_for_backward(
-            gi, h0, w_hh, b_hh, ln_hh, rmask, zmask, lengths, hprev, gates, xhat, rstd
-        )
+        ctx.save_for_backward(gi, ln_ih, b_ih, h0, w_hh, b_hh, ln_hh, rmask, zmask, lengths, *saved)
         ctx.zconst = None if isinstance(zoneout, Tensor) else zoneout
         ctx.reset_after, ctx.reverse, ctx.eps = reset_after, reverse, eps
         ctx.set_materialize_grads(False)
@@ -202,19 +195,16 @@ class _VariantRecurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gout: Tensor | None, ghn: Tensor | None) -> tuple[Tensor | None, ...]:
-        gi, h0, w_hh, b_hh, ln_hh, rmask, zmask, lengths, hprev, gates, xhat, rstd = (
-            ctx.saved_tensors
-        )
-        needs = ctx.needs_input_grad[:5]
+        (gi, ln_ih, b_ih, h0, w_hh, b_hh, ln_hh, rmask, zmask, lengths) = ctx.saved_tensors[:10]
+        hprev, gates, xhat, rstd, xhat_ih, rstd_ih = ctx.saved_tensors[10:]
+        needs = ctx.needs_input_grad[:_N_IN]
         rest = (None,) * 6
         if gout is None and ghn is None:
-            return (None,) * 5 + rest
+            return (None,) * _N_IN + rest
         zoneout = zmask if zmask is not None else ctx.zconst
         if torch.is_grad_enabled():  # create_graph=True: differentiate the composite recomputation
-            return (
-                _composite_grads(ctx, gi, h0, w_hh, b_hh, ln_hh, rmask, zoneout, lengths, gout, ghn)
-                + rest
-            )
+            inputs = (gi, ln_ih, b_ih, h0, w_hh, b_hh, ln_hh)
+            return _composite_grads(ctx, inputs, rmask, zoneout, lengths, gout, ghn) + rest
         calls["sequence_backward"] += 1
         T, B, H3 = gi.shape
         H = H3 // 3
@@ -228,9 +218,14 @@ class _VariantRecurrence(torch.autograd.Function):
         ghn = None if ghn is None else ghn.to(dt).contiguous()
         dgi = gi.new_empty(T, B, H3)
         dgraw = gi.new_empty(T, B, H3)
-        want_f = ln_hh is not None and (needs[3] or needs[4])
-        dgf = gi.new_empty(T, B, H3) if want_f else None
         dh0 = gi.new_empty(B, H)
+
+        def acc(on: bool) -> Tensor | None:
+            return torch.zeros(H3, dtype=torch.float64) if on else None
+
+        dln_ih, db_ih = acc(needs[1] and ln_ih is not None), acc(needs[2] and b_ih is not None)
+        db_hh, dln_hh = acc(needs[5] and b_hh is not None), acc(needs[6] and ln_hh is not None)
+        lni, ln = ln_ih is not None, ln_hh is not None
         _, bwd, gemm = _fns(dt)
         with torch.autocast("cpu", enabled=False):
             rc = bwd(
@@ -239,6 +234,7 @@ class _VariantRecurrence(torch.autograd.Function):
                 H,
                 w_hh.data_ptr(),
                 _ptr(ln_hh),
+                _ptr(ln_ih),
                 _ptr(rmask),
                 _ptr(zm),
                 zmode,
@@ -252,18 +248,23 @@ class _VariantRecurrence(torch.autograd.Function):
                 _ptr(ghn),
                 hprev.data_ptr(),
                 gates.data_ptr(),
-                _ptr(xhat if ln_hh is not None else None),
-                _ptr(rstd if ln_hh is not None else None),
+                _ptr(xhat if ln else None),
+                _ptr(rstd if ln else None),
+                _ptr(xhat_ih if lni else None),
+                _ptr(rstd_ih if lni else None),
                 dgi.data_ptr(),
                 dgraw.data_ptr(),
-                _ptr(dgf),
                 dh0.data_ptr(),
+                _ptr(dln_hh),
+                _ptr(db_hh),
+                _ptr(dln_ih),
+                _ptr(db_ih),
                 gemm,
             )
             if rc != 0:
                 raise MemoryError("the native variant kernel could not allocate its work buffers")
-            dw_hh = db_hh = dln = None
-            if needs[2]:
+            dw_hh = None
+            if needs[4]:
                 hd = hprev if rmask is None else hprev * rmask
                 g2 = dgraw.view(T * B, H3)
                 hd2 = hd.reshape(T * B, H)
@@ -277,21 +278,24 @@ class _VariantRecurrence(torch.autograd.Function):
                             torch.mm(g2[:, 2 * H :].t(), rhd.reshape(T * B, H)),
                         ]
                     )
-            df = dgf if dgf is not None else dgraw
-            if needs[3] and b_hh is not None:
-                db_hh = df.sum((0, 1))
-            if needs[4] and ln_hh is not None:
-                dln = (df * xhat).sum((0, 1))
-        return (dgi if needs[0] else None, dh0 if needs[1] else None, dw_hh, db_hh, dln) + rest
+
+        def back(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(dt)
+
+        return (
+            dgi if needs[0] else None,
+            back(dln_ih),
+            back(db_ih),
+            dh0 if needs[3] else None,
+            dw_hh,
+            back(db_hh),
+            back(dln_hh),
+        ) + rest
 
 
 def _composite_grads(
     ctx: Any,
-    gi: Tensor,
-    h0: Tensor,
-    w_hh: Tensor,
-    b_hh: Tensor | None,
-    ln_hh: Tensor | None,
+    inputs: tuple[Tensor | None, ...],
     rmask: Tensor | None,
     zoneout: Tensor | float | None,
     lengths: Tensor | None,
@@ -300,10 +304,11 @@ def _composite_grads(
 ) -> tuple[Tensor | None, ...]:
     """The gradients by differentiating the composite loop run from gi (with create_graph, for double backward).
 
-    ``fgru.sequence`` takes x and W_ih: an identity W_ih (3H, 3H) and no input bias or norm make its input
-    projection gi itself (each product has one nonzero term, so it is exact).
+    ``fgru.sequence`` takes x and W_ih: an identity W_ih (3H, 3H) makes its input product gi itself (each
+    product has one nonzero term, so it is exact); ln_ih and b_ih then apply as in the layer.
     """
-    inputs = (gi, h0, w_hh, b_hh, ln_hh)
+    gi, ln_ih, b_ih, h0, w_hh, b_hh, ln_hh = inputs
+    assert gi is not None and h0 is not None and w_hh is not None
     eye = torch.eye(gi.shape[-1], dtype=gi.dtype, device=gi.device)
     with torch.enable_grad(), torch.autocast("cpu", enabled=False):
         out, hn, _ = fgru.sequence(
@@ -311,11 +316,12 @@ def _composite_grads(
             h0,
             eye,
             w_hh,
-            None,
+            b_ih,
             b_hh,
             reset_after=ctx.reset_after,
             lengths=lengths,
             reverse=ctx.reverse,
+            ln_ih=ln_ih,
             ln_hh=ln_hh,
             recurrent_mask=rmask,
             zoneout=zoneout,
@@ -326,9 +332,9 @@ def _composite_grads(
         if g is not None:
             outs.append(o)
             gos.append(g)
-    needs = ctx.needs_input_grad[:5]
+    needs = ctx.needs_input_grad[:_N_IN]
     wanted = [i for i, (t, n) in enumerate(zip(inputs, needs)) if n and t is not None]
-    res: list[Tensor | None] = [None] * 5
+    res: list[Tensor | None] = [None] * _N_IN
     if wanted:
         got = torch.autograd.grad(
             outs,
@@ -338,7 +344,7 @@ def _composite_grads(
             allow_unused=True,
         )
         for i, g in zip(wanted, got):
-            res[i] = g if g is not None else torch.zeros_like(inputs[i])
+            res[i] = g if g is not None else torch.zeros_like(inputs[i])  # type: ignore[arg-type]
     return tuple(res)
 
 
@@ -399,9 +405,14 @@ def sequence(
             eps,
         )
     calls["sequence"] += 1
-    gi = fgru.input_projection(x, w_ih, b_ih, ln_ih, eps).contiguous()
+    if ln_ih is None:  # the finished input projection, as the composite loop computes it
+        gi, bi = fgru.input_projection(x, w_ih, b_ih, None, eps), None
+    else:  # the raw products; the loop applies γ_ih ⊙ LN_g(·) + b_ih per step
+        gi, bi = torch.nn.functional.linear(x, w_ih), _c(b_ih)
     args = (
-        gi,
+        gi.contiguous(),
+        _c(ln_ih),
+        bi,
         h0.contiguous(),
         w_hh.contiguous(),
         _c(b_hh),
@@ -414,7 +425,7 @@ def sequence(
         float(eps),
     )
     if torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (gi, h0, w_hh, b_hh, ln_hh)
+        t is not None and t.requires_grad for t in (gi, ln_ih, bi, h0, w_hh, b_hh, ln_hh)
     ):
         out, hn = _VariantRecurrence.apply(*args)  # type: ignore[no-untyped-call]
         return out, hn, None

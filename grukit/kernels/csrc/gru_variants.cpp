@@ -88,44 +88,67 @@ template <class T> static void tanh_arr(T* x, int n) {
     for (int i = 0; i < n; ++i) x[i] = (T)1 - (T)2 / ((T)1 + x[i]);
 }
 
-// One gate group of H values a (in place) → gain ⊙ LN(a) + bias (gain null: a + bias). Saves LN(a) and 1/σ.
+// Σ a[i] and Σ a[i]·b[i] (b null: Σ a[i]²... not used) with 8 partial sums, so the compiler vectorizes them.
+template <class T> static inline T sum8(const T* a, int n) {
+    T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) s[k] += a[i + k];
+    T r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; ++i) r += a[i];
+    return r;
+}
+template <class T> static inline T sqdev8(const T* a, int n, T mu) {
+    T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) {
+            T d = a[i + k] - mu;
+            s[k] += d * d;
+        }
+    T r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; ++i) r += (a[i] - mu) * (a[i] - mu);
+    return r;
+}
+
+// One gate group of H values: out = gain ⊙ LN(a) + bias (gain null: a + bias); out may be a. Saves LN(a), 1/σ.
 template <class T>
-static void norm_group(T* a, int H, const T* gain, const T* bias, double eps, T* xhat, T* rstd) {
+static void norm_group(const T* a, T* out, int H, const T* gain, const T* bias, double eps, T* xhat, T* rstd) {
     if (!gain) {
-        if (bias)
-            for (int i = 0; i < H; ++i) a[i] += bias[i];
+        for (int i = 0; i < H; ++i) out[i] = a[i] + (bias ? bias[i] : (T)0);
         return;
     }
-    double s = 0, s2 = 0;
-    for (int i = 0; i < H; ++i) s += a[i];
-    const double mean = s / H;
-    for (int i = 0; i < H; ++i) {
-        double d = a[i] - mean;
-        s2 += d * d;
-    }
-    const T rs = (T)(1.0 / std::sqrt(s2 / H + eps)), mu = (T)mean;
+    const T mu = sum8(a, H) / (T)H;
+    const T rs = (T)1 / std::sqrt(sqdev8(a, H, mu) / (T)H + (T)eps);
     for (int i = 0; i < H; ++i) {
         T xh = (a[i] - mu) * rs;
         if (xhat) xhat[i] = xh;
-        a[i] = gain[i] * xh + (bias ? bias[i] : (T)0);
+        out[i] = gain[i] * xh + (bias ? bias[i] : (T)0);
     }
     if (rstd) *rstd = rs;
 }
 
-// The gradient through gain ⊙ LN(a) for one group: from df (∂/∂ output) to da; gain null: da = df.
-template <class T> static void norm_group_backward(const T* df, int H, const T* gain, const T* xhat, T rstd, T* da) {
-    if (!gain) {
-        if (da != df) std::memcpy(da, df, sizeof(T) * H);
-        return;
-    }
-    double m1 = 0, m2 = 0;
-    for (int i = 0; i < H; ++i) {
-        double g = (double)df[i] * gain[i];
-        m1 += g;
-        m2 += g * xhat[i];
-    }
-    const T a1 = (T)(m1 / H), a2 = (T)(m2 / H);
-    for (int i = 0; i < H; ++i) da[i] = rstd * (df[i] * gain[i] - a1 - xhat[i] * a2);
+// The gradient through gain ⊙ LN(a) + bias for one group, in place: df (∂/∂ output) becomes ∂/∂a; the bias and
+// gain gradients are added to dbias, dgain (either may be null). gain null: only the bias part.
+template <class T>
+static void norm_group_backward(T* df, int H, const T* gain, const T* xhat, T rstd, double* dgain, double* dbias) {
+    if (dbias)
+        for (int i = 0; i < H; ++i) dbias[i] += df[i];
+    if (!gain) return;
+    if (dgain)
+        for (int i = 0; i < H; ++i) dgain[i] += df[i] * xhat[i];
+    T s1[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s2[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= H; i += 8)
+        for (int k = 0; k < 8; ++k) {
+            T g = df[i + k] * gain[i + k];
+            s1[k] += g, s2[k] += g * xhat[i + k];
+        }
+    T m1 = ((s1[0] + s1[1]) + (s1[2] + s1[3])) + ((s1[4] + s1[5]) + (s1[6] + s1[7]));
+    T m2 = ((s2[0] + s2[1]) + (s2[2] + s2[3])) + ((s2[4] + s2[5]) + (s2[6] + s2[7]));
+    for (; i < H; ++i) m1 += df[i] * gain[i], m2 += df[i] * gain[i] * xhat[i];
+    const T a1 = m1 / (T)H, a2 = m2 / (T)H;
+    for (int j = 0; j < H; ++j) df[j] = rstd * (df[j] * gain[j] - a1 - xhat[j] * a2);
 }
 
 template <class T> static T* alloc(size_t n) {
@@ -143,12 +166,15 @@ struct Args {
     bool valid(int t, int b) const { return lengths == nullptr || t < lengths[b]; }
 };
 
+// Layer norm of the input products (ln_ih non-null): gi holds the raw products x W_ihᵀ (T, B, 3H) and each step
+// normalizes its rows into a step buffer: γ_ih ⊙ LN_g(·) + b_ih. Otherwise gi already is x W_ihᵀ + b_ih.
 // saved (all may be null when nothing is kept for backward): hprev (T, B, H); gates (T, B, 4H) = r, z, n and the
-// recurrent n term gh_n; xhat (T, B, 3H) = LN(raw recurrent products); rstd (T, B, 3).
+// recurrent n term gh_n; xhat (T, B, 3H) = LN(raw recurrent products) and rstd (T, B, 3); the same of the input
+// products in xhat_ih, rstd_ih.
 template <class T>
-static int forward(const Args& a, const T* gi, const T* h0, const T* w_hh, const T* b_hh, const T* ln_hh,
-                   const T* rmask, const T* zmask, T* out, T* hn, T* hprev, T* gates, T* xhat, T* rstd,
-                   typename Gemm<T>::fn gemm) {
+static int forward(const Args& a, const T* gi, const T* ln_ih, const T* b_ih, const T* h0, const T* w_hh,
+                   const T* b_hh, const T* ln_hh, const T* rmask, const T* zmask, T* out, T* hn, T* hprev, T* gates,
+                   T* xhat, T* rstd, T* xhat_ih, T* rstd_ih, typename Gemm<T>::fn gemm) {
     const int B = a.B, H = a.H, H3 = 3 * H;
     T* h = hn;
     std::memcpy(h, h0, sizeof(T) * (size_t)B * H);
@@ -156,8 +182,9 @@ static int forward(const Args& a, const T* gi, const T* h0, const T* w_hh, const
     T* gh = alloc<T>((size_t)B * H3);
     T* rh = alloc<T>((size_t)B * H);
     T* pre = alloc<T>((size_t)H3);
-    if (!hd || !gh || !rh || !pre) {
-        std::free(hd), std::free(gh), std::free(rh), std::free(pre);
+    T* gis = ln_ih ? alloc<T>((size_t)B * H3) : nullptr;
+    if (!hd || !gh || !rh || !pre || (ln_ih && !gis)) {
+        std::free(hd), std::free(gh), std::free(rh), std::free(pre), std::free(gis);
         return 1;
     }
     const T* bias_n = b_hh ? b_hh + 2 * H : nullptr;
@@ -165,6 +192,16 @@ static int forward(const Args& a, const T* gi, const T* h0, const T* w_hh, const
     for (int s = 0; s < a.T_; ++s) {
         const int t = a.t_of(s);
         const size_t tb = (size_t)t * B;
+        const T* gstep = gi + tb * H3;  // this step's input products, row b at gstep + b·3H
+        if (ln_ih) {
+            for (int b = 0; b < B; ++b)
+                for (int k = 0; k < 3; ++k)
+                    norm_group<T>(gstep + (size_t)b * H3 + k * H, gis + (size_t)b * H3 + k * H, H, ln_ih + k * H,
+                                  b_ih ? b_ih + k * H : nullptr, a.eps,
+                                  xhat_ih ? xhat_ih + (tb + b) * H3 + k * H : nullptr,
+                                  rstd_ih ? rstd_ih + (tb + b) * 3 + k : nullptr);
+            gstep = gis;
+        }
         if (hprev) std::memcpy(hprev + tb * H, h, sizeof(T) * (size_t)B * H);
         const T* hin = h;
         if (rmask) {
@@ -176,21 +213,24 @@ static int forward(const Args& a, const T* gi, const T* h0, const T* w_hh, const
         for (int b = 0; b < B; ++b) {
             T* g = gh + (size_t)b * H3;
             for (int k = 0; k < ngroups; ++k)
-                norm_group<T>(g + k * H, H, ln_hh ? ln_hh + k * H : nullptr, b_hh ? b_hh + k * H : nullptr, a.eps,
-                              xhat ? xhat + (tb + b) * H3 + k * H : nullptr, rstd ? rstd + (tb + b) * 3 + k : nullptr);
+                norm_group<T>(g + k * H, g + k * H, H, ln_hh ? ln_hh + k * H : nullptr, b_hh ? b_hh + k * H : nullptr,
+                              a.eps, xhat ? xhat + (tb + b) * H3 + k * H : nullptr,
+                              rstd ? rstd + (tb + b) * 3 + k : nullptr);
         }
         if (!a.reset_after) {  // gh_n = LN(W_n (r ⊙ hd)): r first
             for (int b = 0; b < B; ++b) {
-                const T* gir = gi + (tb + b) * H3;
+                const T* gir = gstep + (size_t)b * H3;
                 const T* g = gh + (size_t)b * H3;
                 for (int j = 0; j < H; ++j) pre[j] = gir[j] + g[j];
                 sigmoid_arr(pre, H);
                 for (int j = 0; j < H; ++j) rh[(size_t)b * H + j] = pre[j] * hin[(size_t)b * H + j];
             }
             mm<T>(gemm, true, B, H, H, rh, H, w_hh + (size_t)2 * H * H, H, (T)0, gh + 2 * H, H3);
-            for (int b = 0; b < B; ++b)
-                norm_group<T>(gh + (size_t)b * H3 + 2 * H, H, gain_n, bias_n, a.eps,
-                              xhat ? xhat + (tb + b) * H3 + 2 * H : nullptr, rstd ? rstd + (tb + b) * 3 + 2 : nullptr);
+            for (int b = 0; b < B; ++b) {
+                T* g = gh + (size_t)b * H3 + 2 * H;
+                norm_group<T>(g, g, H, gain_n, bias_n, a.eps, xhat ? xhat + (tb + b) * H3 + 2 * H : nullptr,
+                              rstd ? rstd + (tb + b) * 3 + 2 : nullptr);
+            }
         }
         for (int b = 0; b < B; ++b) {
             const size_t row = tb + b;
@@ -202,7 +242,7 @@ static int forward(const Args& a, const T* gi, const T* h0, const T* w_hh, const
                 if (gs) std::memset(gs, 0, sizeof(T) * 4 * H);
                 continue;
             }
-            const T* gir = gi + row * H3;
+            const T* gir = gstep + (size_t)b * H3;
             const T* g = gh + (size_t)b * H3;
             for (int j = 0; j < 2 * H; ++j) pre[j] = gir[j] + g[j];
             sigmoid_arr(pre, 2 * H);  // r, z
@@ -227,28 +267,34 @@ static int forward(const Args& a, const T* gi, const T* h0, const T* w_hh, const
             }
         }
     }
-    std::free(hd), std::free(gh), std::free(rh), std::free(pre);
+    std::free(hd), std::free(gh), std::free(rh), std::free(pre), std::free(gis);
     return 0;
 }
 
-// dout rows at dout + t·sdt + b·sdb (strides may be 0; dout may be null); dhn may be null. Writes dgi (T, B, 3H),
-// dgraw (T, B, 3H: the gradient of the raw recurrent products hd W_hhᵀ, or of W_n (r ⊙ hd) in the n block),
-// dgf (T, B, 3H, may be null: the gradient of the post-LN values, = dgraw without LN) and dh0 (B, H).
+// dout rows at dout + t·sdt + b·sdb (strides may be 0; dout may be null); dhn may be null. Writes dgi (T, B, 3H:
+// the gradient of gi as the caller passed it, i.e. of the raw x W_ihᵀ with ln_ih), dgraw (T, B, 3H: the gradient
+// of the raw recurrent products hd W_hhᵀ, or of W_n (r ⊙ hd) in the n block) and dh0 (B, H); adds the gradients
+// of the gains and biases to dgain_hh, dbias_hh, dgain_ih, dbias_ih (3H doubles each; any may be null).
 template <class T>
-static int backward(const Args& a, const T* w_hh, const T* ln_hh, const T* rmask, const T* zmask, const T* dout,
-                    long sdt, long sdb, const T* dhn, const T* hprev, const T* gates, const T* xhat, const T* rstd,
-                    T* dgi, T* dgraw, T* dgf, T* dh0, typename Gemm<T>::fn gemm) {
+static int backward(const Args& a, const T* w_hh, const T* ln_hh, const T* ln_ih, const T* rmask, const T* zmask,
+                    const T* dout, long sdt, long sdb, const T* dhn, const T* hprev, const T* gates, const T* xhat,
+                    const T* rstd, const T* xhat_ih, const T* rstd_ih, T* dgi, T* dgraw, T* dh0, double* dgain_hh,
+                    double* dbias_hh, double* dgain_ih, double* dbias_ih, typename Gemm<T>::fn gemm) {
     const int B = a.B, H = a.H, H3 = 3 * H;
     T* dh = alloc<T>((size_t)B * H);   // carried gradient of the state after the step
     T* dhd = alloc<T>((size_t)B * H);  // gradient of the dropped state hd
     T* drh = alloc<T>((size_t)B * H);  // reset_after=False: gradient of r ⊙ hd
-    T* dgf_row = alloc<T>((size_t)H3);
-    if (!dh || !dhd || !drh || !dgf_row) {
-        std::free(dh), std::free(dhd), std::free(drh), std::free(dgf_row);
+    if (!dh || !dhd || !drh) {
+        std::free(dh), std::free(dhd), std::free(drh);
         return 1;
     }
     if (dhn) std::memcpy(dh, dhn, sizeof(T) * (size_t)B * H);
     const T zp = (T)a.zp;
+    auto hh_group = [&](T* df, size_t row, int k) {  // one group of the recurrent products, in place
+        norm_group_backward<T>(df, H, ln_hh ? ln_hh + k * H : nullptr, xhat ? xhat + row * H3 + k * H : nullptr,
+                               rstd ? rstd[row * 3 + k] : (T)0, dgain_hh ? dgain_hh + k * H : nullptr,
+                               dbias_hh ? dbias_hh + k * H : nullptr);
+    };
     for (int s = a.T_ - 1; s >= 0; --s) {
         const int t = a.t_of(s);
         const size_t tb = (size_t)t * B;
@@ -258,11 +304,9 @@ static int backward(const Args& a, const T* w_hh, const T* ln_hh, const T* rmask
             const size_t row = tb + b;
             T* ai = dgi + row * H3;
             T* ar = dgraw + row * H3;
-            T* af = dgf ? dgf + row * H3 : dgf_row;
             T* dhb = dh + (size_t)b * H;
             if (!a.valid(t, b)) {  // the state passes through unchanged, the output is a constant zero
                 std::memset(ai, 0, sizeof(T) * H3), std::memset(ar, 0, sizeof(T) * H3);
-                if (dgf) std::memset(af, 0, sizeof(T) * H3);
                 continue;
             }
             const T* drow = dout ? dout + (size_t)t * sdt + (size_t)b * sdb : nullptr;
@@ -281,27 +325,21 @@ static int backward(const Args& a, const T* w_hh, const T* ln_hh, const T* rmask
                 const T dz = dnew * (hp[j] - n);
                 const T dan = dnew * ((T)1 - z) * ((T)1 - n * n);
                 const T daz = dz * z * ((T)1 - z);
-                ai[H + j] = daz, af[H + j] = daz;
+                ai[H + j] = daz, ar[H + j] = daz;
                 ai[2 * H + j] = dan;
                 if (a.reset_after) {
                     const T dar = dan * ghn * r * ((T)1 - r);
-                    ai[j] = dar, af[j] = dar;
-                    af[2 * H + j] = dan * r;
+                    ai[j] = dar, ar[j] = dar;
+                    ar[2 * H + j] = dan * r;
                 } else {
-                    af[2 * H + j] = dan;
+                    ar[2 * H + j] = dan;
                 }
                 dhb[j] = dkeep + dnew * z;
             }
-            if (a.reset_after) {
-                for (int k = 0; k < 3; ++k)
-                    norm_group_backward<T>(af + k * H, H, ln_hh ? ln_hh + k * H : nullptr,
-                                           xhat ? xhat + row * H3 + k * H : nullptr, rstd ? rstd[row * 3 + k] : (T)0,
-                                           ar + k * H);
-            } else {
-                norm_group_backward<T>(af + 2 * H, H, ln_hh ? ln_hh + 2 * H : nullptr,
-                                       xhat ? xhat + row * H3 + 2 * H : nullptr, rstd ? rstd[row * 3 + 2] : (T)0,
-                                       ar + 2 * H);
-            }
+            if (a.reset_after)
+                for (int k = 0; k < 3; ++k) hh_group(ar + k * H, row, k);
+            else
+                hh_group(ar + 2 * H, row, 2);
         }
         if (a.reset_after) {
             mm<T>(gemm, false, B, H, H3, dgraw + tb * H3, H3, w_hh, H, (T)0, dhd, H);
@@ -315,25 +353,21 @@ static int backward(const Args& a, const T* w_hh, const T* ln_hh, const T* rmask
                 }
                 T* ai = dgi + row * H3;
                 T* ar = dgraw + row * H3;
-                T* af = dgf ? dgf + row * H3 : dgf_row;
-                if (!dgf) std::memcpy(af + H, ai + H, sizeof(T) * H);  // daz, lost when dgf_row is reused
                 const T* g = gates + row * 4 * H;
                 const T* hp = hprev + row * H;
                 const T* m = rmask ? rmask + (size_t)b * H : nullptr;
                 for (int j = 0; j < H; ++j) {
                     const T r = g[j], hdj = m ? hp[j] * m[j] : hp[j], d = drh[(size_t)b * H + j];
                     const T dar = d * hdj * r * ((T)1 - r);
-                    ai[j] = dar, af[j] = dar;
+                    ai[j] = dar, ar[j] = dar;
                     dhd[(size_t)b * H + j] = d * r;
                 }
-                for (int k = 0; k < 2; ++k)
-                    norm_group_backward<T>(af + k * H, H, ln_hh ? ln_hh + k * H : nullptr,
-                                           xhat ? xhat + row * H3 + k * H : nullptr, rstd ? rstd[row * 3 + k] : (T)0,
-                                           ar + k * H);
+                for (int k = 0; k < 2; ++k) hh_group(ar + k * H, row, k);
             }
             mm<T>(gemm, false, B, H, 2 * H, dgraw + tb * H3, H3, w_hh, H, (T)1, dhd, H);
         }
         for (int b = 0; b < B; ++b) {
+            const size_t row = tb + b;
             if (!a.valid(t, b)) continue;
             T* dhb = dh + (size_t)b * H;
             const T* hdb = dhd + (size_t)b * H;
@@ -342,10 +376,18 @@ static int backward(const Args& a, const T* w_hh, const T* ln_hh, const T* rmask
                 for (int j = 0; j < H; ++j) dhb[j] += hdb[j] * m[j];
             else
                 for (int j = 0; j < H; ++j) dhb[j] += hdb[j];
+            T* ai = dgi + row * H3;
+            if (ln_ih)  // through the input products' layer norm: dgi becomes the gradient of x W_ihᵀ
+                for (int k = 0; k < 3; ++k)
+                    norm_group_backward<T>(ai + k * H, H, ln_ih + k * H, xhat_ih + row * H3 + k * H,
+                                           rstd_ih[row * 3 + k], dgain_ih ? dgain_ih + k * H : nullptr,
+                                           dbias_ih ? dbias_ih + k * H : nullptr);
+            else if (dbias_ih)
+                for (int j = 0; j < H3; ++j) dbias_ih[j] += ai[j];
         }
     }
     std::memcpy(dh0, dh, sizeof(T) * (size_t)B * H);
-    std::free(dh), std::free(dhd), std::free(drh), std::free(dgf_row);
+    std::free(dh), std::free(dhd), std::free(drh);
     return 0;
 }
 
@@ -354,22 +396,25 @@ static int backward(const Args& a, const T* w_hh, const T* ln_hh, const T* rmask
 extern "C" {
 
 #define GRUKIT_VARIANTS(SUF, T)                                                                                 \
-    int grukit_var_fwd_##SUF(int T_, int B, int H, const T* gi, const T* h0, const T* w_hh, const T* b_hh,       \
-                             const T* ln_hh, double eps, const T* rmask, const T* zmask, int zmode, double zp,   \
-                             const int64_t* lengths, int reverse, int reset_after, T* out, T* hn, T* hprev,      \
-                             T* gates, T* xhat, T* rstd, void* gemm) {                                           \
-        Args a{T_, B, H, reverse, reset_after, zmode, zp, eps, lengths};                                       \
-        return forward<T>(a, gi, h0, w_hh, b_hh, ln_hh, rmask, zmask, out, hn, hprev, gates, xhat, rstd,         \
-                          (Gemm<T>::fn)gemm);                                                                    \
-    }                                                                                                            \
-    int grukit_var_bwd_##SUF(int T_, int B, int H, const T* w_hh, const T* ln_hh, const T* rmask,               \
+    int grukit_var_fwd_##SUF(int T_, int B, int H, const T* gi, const T* ln_ih, const T* b_ih, const T* h0,     \
+                             const T* w_hh, const T* b_hh, const T* ln_hh, double eps, const T* rmask,          \
                              const T* zmask, int zmode, double zp, const int64_t* lengths, int reverse,          \
-                             int reset_after, const T* dout, long sdt, long sdb, const T* dhn, const T* hprev,   \
-                             const T* gates, const T* xhat, const T* rstd, T* dgi, T* dgraw, T* dgf, T* dh0,     \
-                             void* gemm) {                                                                       \
+                             int reset_after, T* out, T* hn, T* hprev, T* gates, T* xhat, T* rstd, T* xhat_ih,   \
+                             T* rstd_ih, void* gemm) {                                                           \
+        Args a{T_, B, H, reverse, reset_after, zmode, zp, eps, lengths};                                       \
+        return forward<T>(a, gi, ln_ih, b_ih, h0, w_hh, b_hh, ln_hh, rmask, zmask, out, hn, hprev, gates, xhat,  \
+                          rstd, xhat_ih, rstd_ih, (Gemm<T>::fn)gemm);                                            \
+    }                                                                                                            \
+    int grukit_var_bwd_##SUF(int T_, int B, int H, const T* w_hh, const T* ln_hh, const T* ln_ih,               \
+                             const T* rmask, const T* zmask, int zmode, double zp, const int64_t* lengths,       \
+                             int reverse, int reset_after, const T* dout, long sdt, long sdb, const T* dhn,      \
+                             const T* hprev, const T* gates, const T* xhat, const T* rstd, const T* xhat_ih,     \
+                             const T* rstd_ih, T* dgi, T* dgraw, T* dh0, double* dgain_hh, double* dbias_hh,     \
+                             double* dgain_ih, double* dbias_ih, void* gemm) {                                   \
         Args a{T_, B, H, reverse, reset_after, zmode, zp, 0.0, lengths};                                        \
-        return backward<T>(a, w_hh, ln_hh, rmask, zmask, dout, sdt, sdb, dhn, hprev, gates, xhat, rstd, dgi,     \
-                           dgraw, dgf, dh0, (Gemm<T>::fn)gemm);                                                  \
+        return backward<T>(a, w_hh, ln_hh, ln_ih, rmask, zmask, dout, sdt, sdb, dhn, hprev, gates, xhat, rstd,   \
+                           xhat_ih, rstd_ih, dgi, dgraw, dh0, dgain_hh, dbias_hh, dgain_ih, dbias_ih,            \
+                           (Gemm<T>::fn)gemm);                                                                   \
     }
 
 GRUKIT_VARIANTS(f32, float)
