@@ -1,6 +1,6 @@
 """Training speed of the GRU variants (layer norm, recurrent dropout, zoneout) against the plain fused GRU.
 
-    python benchmarks/bench_variants.py [--quick] [--batches 32,4] [--repeats 15] [--threads 1]
+    python benchmarks/bench_variants.py [--quick] [--batches 32,16,4] [--repeats 15] [--threads 1]
         [--out benchmarks/results/variants_speed.json]
 
 For each batch it times one training step — forward and backward of ``out.sum()`` with x requiring grad, the
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -94,9 +95,34 @@ def timeit(fns: dict[str, Any], repeats: int, warmup: int = 1) -> dict[str, dict
     }
 
 
+def markdown(record: dict[str, Any]) -> str:
+    """The docs' table (docs/variants.md) from a result record: CPU-time ratios to the plain GRU (wall in brackets)."""
+
+    def cell(r: dict[str, float]) -> str:
+        return f"{r['ratio_cpu']:.2f}× ({r['ratio_wall']:.2f}×)"
+
+    head = (
+        "| batch | plain GRU, ms CPU | nn.GRU | layer_norm | recurrent_dropout | zoneout | all three |"
+        " composite loop: layer_norm / recurrent_dropout / zoneout |\n|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for row in record["rows"]:
+        r = row["results"]
+        comp = " / ".join(
+            f"{r[k + '/composite']['ratio_cpu']:.2f}×" for k in VARIANTS if k != "all_three"
+        )
+        lines.append(
+            f"| {row['batch']} | {r['plain']['cpu_ms']:.1f} | {cell(r['nn.GRU'])} | {cell(r['layer_norm'])} | "
+            f"{cell(r['recurrent_dropout'])} | {cell(r['zoneout'])} | {cell(r['all_three'])} | {comp} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--batches", default="32,4", help="comma-separated batch sizes (default 32,4)")
+    ap.add_argument(
+        "--batches", default="32,16,4", help="comma-separated batch sizes (default 32,16,4)"
+    )
     ap.add_argument("--repeats", type=int, default=15, help="timed rounds per batch (default 15)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--quick", action="store_true", help="3 rounds, for a smoke run")
@@ -109,30 +135,36 @@ def main(argv: list[str] | None = None) -> int:
     if not batches or min(batches) < 1 or args.repeats < 1 or args.threads < 1:
         ap.error("--batches, --repeats and --threads must be positive")
     torch.set_num_threads(args.threads)
+    load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     repeats = 3 if args.quick else args.repeats
     status = grukit.kernels.status()
     rows = []
     for batch in batches:
         res = timeit(contenders(batch), repeats)
         base = res["plain"]
-        for name, r in res.items():
+        for r in res.values():
             r["ratio_wall"] = r["wall_ms"] / base["wall_ms"]
             r["ratio_cpu"] = r["cpu_ms"] / base["cpu_ms"]
         rows.append({"batch": batch, "results": res})
-        print(f"batch {batch} (T, I, H) = ({T}, {I}, {H}), {args.threads} thread(s), {repeats} rounds")
+        print(
+            f"batch {batch} (T, I, H) = ({T}, {I}, {H}), {args.threads} thread(s), {repeats} rounds"
+        )
         for name, r in res.items():
             print(
                 f"  {name:30s} {r['wall_ms']:8.1f} ms wall {r['cpu_ms']:8.1f} ms cpu"
                 f"   ×{r['ratio_wall']:.2f} wall ×{r['ratio_cpu']:.2f} cpu (vs plain)"
             )
     record = {
-        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": "python "
+        + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "what": "one training step (forward + backward of out.sum(), x requires grad), layers in train mode",
         "shape": {"T": T, "I": I, "H": H},
         "threads": args.threads,
         "repeats": repeats,
         "cpu": cpu_info(),
+        "load_average_at_start": load_at_start,
+        "note": "a shared machine (2 cores, several jobs): wall time is noisy, CPU time steadier",
         "torch": torch.__version__,
         "kernel": {k: status.get(k) for k in ("native", "isa", "source")},
         "rows": rows,

@@ -184,7 +184,20 @@ class _VariantRecurrence(torch.autograd.Function):
         eps: float,
     ) -> tuple[Tensor, Tensor]:
         out, hn, *saved = _forward(
-            gi, ln_ih, b_ih, h0, w_hh, b_hh, ln_hh, rmask, zoneout, lengths, reset_after, reverse, eps, True
+            gi,
+            ln_ih,
+            b_ih,
+            h0,
+            w_hh,
+            b_hh,
+            ln_hh,
+            rmask,
+            zoneout,
+            lengths,
+            reset_after,
+            reverse,
+            eps,
+            True,
         )
         zmask = zoneout if isinstance(zoneout, Tensor) else None
         ctx.save_for_backward(gi, ln_ih, b_ih, h0, w_hh, b_hh, ln_hh, rmask, zmask, lengths, *saved)

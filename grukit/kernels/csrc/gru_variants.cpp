@@ -1,8 +1,8 @@
-// Native kernels for the GRU variants (grukit/functional/gru.py defines the math): layer norm of the recurrent
-// products per gate group, recurrent (variational) dropout and zoneout; forward and backward, float32/float64.
-//
-// The caller (grukit/kernels/variants.py) computes gi = γ_ih ⊙ LN_g(x W_ihᵀ) + b_ih (or x W_ihᵀ + b_ih) for all
-// steps with torch ops, draws the masks, and DropConnect-masks W_hh. Per step this loop does:
+// Native kernels for the GRU variants (grukit/functional/gru.py defines the math): layer norm per gate group,
+// recurrent (variational) dropout and zoneout; forward and backward, float32/float64. Loaded with ctypes by
+// grukit/kernels/variants.py, which computes the input products for all steps with one GEMM (x W_ihᵀ, plus
+// b_ih without layer norm), draws the masks and DropConnect-masks W_hh. Per step this loop does:
+//   gi = γ_ih ⊙ LN_g(x W_ihᵀ) + b_ih             (with layer norm: the step's rows, normalized here)
 //   hd = h ⊙ m                                   (recurrent dropout mask m (B, H), or hd = h)
 //   reset_after:  gh = γ_hh ⊙ LN_g(hd W_hhᵀ) + b_hh                (three gate groups; without LN: + b_hh)
 //                 r = σ(gi_r + gh_r), z = σ(gi_z + gh_z), n = tanh(gi_n + r ⊙ gh_n)
@@ -12,8 +12,9 @@
 //   zoneout:      h_t = d_t ? h : h'  (mask d_t (T, B, H) of {0, 1}), or h' + p (h − h') (eval: the expectation)
 //   lengths:      steps at t ≥ length keep h and output zeros.
 // Matrix products go to the BLAS gemm the caller hands over (torch's), or to a plain loop when it has none.
-// Backward walks the steps in reverse; it writes the gradients of gi, of the raw recurrent products (for dW_hh,
-// one GEMM over all steps in Python) and of the post-LN values (for the gains and b_hh).
+// Backward walks the steps in reverse; it writes the gradients of the input products and of the raw recurrent
+// products (dX, dW_ih and dW_hh are then GEMMs over all steps in Python) and sums the gains' and biases'
+// gradients as it goes.
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
