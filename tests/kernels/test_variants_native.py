@@ -247,3 +247,44 @@ def test_fused_backend_runs_the_variants_natively():
     before = variants.calls["sequence"]
     gru(torch.randn(5, 2, 3))
     assert variants.calls["sequence"] == before + 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", ["x86-64-v4", "x86-64-v3", "x86-64-v2", "generic"])
+def test_every_isa_level_runs_the_variants(level, request):
+    """Each ISA build's variant loop (the one CMake and the JIT compile per level) against the reference."""
+    from .test_isa import _built, _runs
+
+    if not _runs(level):
+        pytest.skip(f"this CPU does not run {level}")
+    if not _built(level):
+        pytest.skip(f"no {level} library was built into this install")
+    from grukit.kernels import fused, stream
+
+    before = fused.use_library(level)
+    try:
+        for reset_after in (True, False):
+            gru = randomize(
+                grukit.GRU(
+                    4,
+                    19,
+                    bidirectional=True,
+                    reset_after=reset_after,
+                    layer_norm=True,
+                    zoneout=0.3,
+                    recurrent_dropout=0.3,
+                )
+            ).train()
+            drawn = _capture(gru)
+            x, h0 = torch.randn(7, 5, 4), torch.randn(2, 5, 19)
+            n = _variants().calls["sequence"]
+            with torch.no_grad():
+                out, h_n = gru(x, h0, lengths=[7, 3, 5, 1, 6])
+            assert _variants().calls["sequence"] == n + 2
+            r_out, r_h, _ = _reference(gru, x, h0, [7, 3, 5, 1, 6], drawn)
+            assert np.abs(out.double().numpy() - r_out).max() <= REF[torch.float32]
+            assert np.abs(h_n.double().numpy() - r_h).max() <= REF[torch.float32]
+    finally:
+        fused.use_library(before)
+        stream.set_path("f32-auto")
+        stream.set_path("bf16-auto")
