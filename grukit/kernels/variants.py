@@ -357,7 +357,7 @@ def _composite_grads(
             allow_unused=True,
         )
         for i, g in zip(wanted, got):
-            res[i] = g if g is not None else torch.zeros_like(inputs[i])  # type: ignore[arg-type]
+            res[i] = g if g is not None else torch.zeros_like(inputs[i])
     return tuple(res)
 
 
