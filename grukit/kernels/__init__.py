@@ -195,7 +195,14 @@ def dispatch(op: str, backend: str = "auto", **kw: Any) -> Any:
 
 
 def run(op: str, how: str, **kw: Any) -> Any:
-    """Run ``op`` on one of the per-direction routes ("native", "op", "composite")."""
+    """Run ``op`` on one of the per-direction routes ("native", "op", "composite"); op "variant" is the
+    variant loop ("native": ``grukit.kernels.variants``, else ``grukit.functional.gru.sequence``)."""
+    if op == "variant":
+        if how == "native":
+            from . import variants
+
+            return variants.sequence(**kw)
+        return _composite.sequence(**kw)
     if how == "native":
         mod = _fused if _fused is not None else _load_fused()
         return (mod.sequence if op == "sequence" else mod.cell)(**kw)

@@ -39,15 +39,30 @@ log = logging.getLogger("grukit.kernels")
 
 _HERE = Path(__file__).resolve().parent
 _CSRC = _HERE / "csrc"
-#: the sources compiled into the one library: the sequence loops, the small-batch streaming step
-SOURCES = [_CSRC / "gru_fused.cpp", _CSRC / "gru_stream.cpp"]
+#: the sources compiled into the one library: the sequence loops, the small-batch streaming step, the
+#: variants' loops (layer norm, recurrent dropout, zoneout)
+SOURCES = [_CSRC / "gru_fused.cpp", _CSRC / "gru_stream.cpp", _CSRC / "gru_variants.cpp"]
 #: headers the sources include (hashed with them: a change rebuilds the library)
-HEADERS = [_CSRC / "gru_simd.h"]
+HEADERS = [_CSRC / "gru_simd.h", _CSRC / "gru_abi.h"]
 #: x86-64 levels, best first (the wheel has one library per level)
 X86_LEVELS = ("x86-64-v4", "x86-64-v3", "x86-64-v2")
 #: flags common to every level (the level adds ``-march=<level>``; "generic" adds nothing)
 BASE_FLAGS = ["-O3", "-shared", "-fPIC", "-std=c++17", "-Wno-psabi"]
-ABI_VERSION = 6
+
+
+def _abi_version() -> int:
+    """The ABI version the sources declare (``csrc/gru_abi.h``, the one place it is set)."""
+    import re
+
+    text = (_CSRC / "gru_abi.h").read_text()
+    m = re.search(r"^#define GRUKIT_ABI_VERSION (\d+)$", text, re.M)
+    if m is None:
+        raise RuntimeError(f"{_CSRC / 'gru_abi.h'} does not define GRUKIT_ABI_VERSION")
+    return int(m.group(1))
+
+
+#: the ABI the ctypes signatures expect; a library reporting another is rebuilt or refused
+ABI_VERSION = _abi_version()
 
 #: what :func:`load` loaded: source ("wheel" / "jit"), path, isa
 loaded: dict[str, Any] = {"source": None, "path": None, "isa": None}

@@ -17,7 +17,9 @@ Routes:
     "export"     ``torch.export`` (not the ONNX exporter): the op ``grukit::gru_sequence_export``, whose
                  decomposition is a scan loop in core ATen (eval-mode variants included).
     "composite"  the floor's time loop in plain torch ops (any device or dtype, differentiable to any order).
-    "variant"    the composite loop with the per-step variants (layer_norm, zoneout, recurrent dropout).
+    "variant"    the composite loop with the per-step variants (layer_norm, zoneout, recurrent dropout);
+                 eager float32/float64 CPU GRU calls without gates run them natively instead ("native",
+                 ``grukit.kernels.variants``).
     "scan"       MinGRU's own parallel scans (plain torch ops).
 
 The module-dependent part of a decision (the weights' eligibility) is cached per module, keyed on the
@@ -71,7 +73,7 @@ class Spec(NamedTuple):
         backend: "auto", "fused" or "torch".
         reset_after: where the reset gate applies (torch.nn.GRU's and ATen's is True).
         variant: the per-step math differs from the plain GRU (layer_norm, zoneout, training recurrent
-            dropout): only the composite variant loop runs it.
+            dropout): the native variant loop or the composite variant loop runs it.
         onnx_ok: the dynamo ONNX exporter can emit ONNX GRU nodes for it (no layer_norm, no zoneout).
         masked_weights: W_hh is masked per call (training DropConnect): torch's ATen GRU cannot take it.
         masks: random regularizer masks are drawn in this call (training with DropConnect, recurrent
@@ -242,11 +244,7 @@ def _choose(
     ):
         return Decision("onnx", "the dynamo ONNX exporter is running (ONNX GRU nodes)")
     if spec.variant:
-        return Decision(
-            "variant",
-            "layer_norm, zoneout and (in training) recurrent_dropout change the per-step math and "
-            "run the composite loop; use backend='auto' or 'torch'",
-        )
+        return _variant(spec, x, module, weights, return_gates, autocast)
     graph = graph_reason() or (None if type(x) is Tensor else f"x is a {type(x).__name__}")
     if graph is not None:
         if spec.kind == "gru" and not return_gates and transform_reason() is None:
@@ -288,6 +286,45 @@ def _choose(
                 "return_gates with autograd (the gates must be differentiable: composite path)",
             )
     return Decision("native", "")
+
+
+def _variant(
+    spec: Spec,
+    x: Tensor,
+    module: Any,
+    weights: Sequence[tuple[str, Tensor | None]],
+    return_gates: bool,
+    autocast: str | None,
+) -> Decision:
+    """The variants (layer_norm, zoneout, training recurrent_dropout): "native" (``grukit.kernels.variants``,
+    the native variant loop) for an eager float32/float64 CPU GRU call without gates, else "variant" (the
+    composite variant loop) with the reason."""
+    why: str | None
+    if spec.kind != "gru":
+        why = (
+            "one step (GRUCell, GRU.step, Streamer) with a variant runs the composite variant loop"
+        )
+    elif return_gates:
+        why = "return_gates with a variant: the gates are the composite variant loop's"
+    else:
+        why = (
+            graph_reason()
+            or (None if type(x) is Tensor else f"x is a {type(x).__name__}")
+            or transform_reason()
+        )
+        if why is None and x.device.type != "cpu":
+            why = f"x is on {x.device}; the native variant kernel runs on CPU"
+        if why is None and autocast is not None:
+            why = f"an autocast region ({autocast}) is active"
+        if why is None:
+            why = native_reason()
+        if why is None and 0 in x.shape[:-1]:
+            why = f"x of shape {tuple(x.shape)} is empty"
+        if why is None:
+            why = tensor_reason(x.dtype, (("x", x), *weights))
+        if why is None and module is not None:
+            why = weights_reason(module, x.dtype)
+    return Decision("native", "") if why is None else Decision("variant", why)
 
 
 def _needs_grad(x: Tensor, module: Any, weights: Sequence[tuple[str, Tensor | None]]) -> bool:

@@ -502,12 +502,14 @@ class GRU(nn.Module):
             reverse=d == 1,
             return_gates=return_gates,
         )
-        if how == "variant" or (self.training and self.dropconnect):
+        variant = how == "variant" or (how == "native" and self._uses_variant_loop())
+        if variant or (self.training and self.dropconnect):
             masks = self._draw_masks(x.shape[0], x.shape[1], x)
             if masks.dropconnect is not None:
                 kw["w_hh"] = w_hh * masks.dropconnect  # one DropConnect mask for the whole call
-            if how == "variant":
-                return fgru.sequence(**kw, **self._variant_kwargs(layer, d, masks))
+            if variant:  # the native variant loop or the composite one, with the same masks
+                vkw = self._variant_kwargs(layer, d, masks)
+                return kernels.run("variant", how, **kw, **vkw)  # type: ignore[no-any-return]
         return kernels.run("sequence", how, **kw)  # type: ignore[no-any-return]
 
     # -------------------------------------------------------------------------------------- streaming

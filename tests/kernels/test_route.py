@@ -43,7 +43,14 @@ def _x(*shape, dtype=torch.float32, grad=False):
         (Spec(reset_after=False), _x(4, 2, 3), {}, "native"),
         (Spec(backend="torch"), _x(4, 2, 3), {}, "composite"),
         (Spec(backend="torch", variant=True), _x(4, 2, 3), {}, "variant"),
-        (Spec(variant=True), _x(4, 2, 3), {}, "variant"),
+        (Spec(variant=True), _x(4, 2, 3), {}, "native"),  # the native variant loop
+        (Spec(variant=True, reset_after=False), _x(4, 2, 3, dtype=torch.float64), {}, "native"),
+        (Spec(variant=True, kind="cell"), _x(2, 3), {}, "variant"),
+        (Spec(variant=True), _x(4, 2, 3), {"return_gates": True}, "variant"),
+        (Spec(variant=True), _x(4, 2, 3, dtype=torch.bfloat16), {}, "variant"),
+        (Spec(variant=True), _x(4, 2, 3), {"autocast": "cpu"}, "variant"),
+        (Spec(variant=True), _x(4, 0, 3), {}, "variant"),
+        (Spec(variant=True), _x(4, 2, 3).to("meta"), {}, "variant"),
         (Spec(kind="mingru"), _x(4, 2, 3), {}, "scan"),
         (Spec(), _x(4, 2, 3, dtype=torch.bfloat16), {}, "composite"),
         (Spec(), _x(4, 0, 3), {}, "composite"),
@@ -91,6 +98,7 @@ def test_route_table_contexts(monkeypatch):
     monkeypatch.setattr(route.onnx_export, "in_dynamo_export", lambda: True)
     assert route.choose(gru, x).route == "onnx"
     assert route.choose(Spec(onnx_ok=False), x).route == "op"
+    assert route.choose(Spec(variant=True, onnx_ok=False), x).route == "variant"  # compiling
     monkeypatch.setattr(route.onnx_export, "in_dynamo_export", lambda: False)
     monkeypatch.setattr(route.export, "in_torch_export", lambda: True)  # torch.export (not ONNX)
     assert route.choose(gru, x).route == "export"
@@ -121,13 +129,17 @@ def test_route_without_the_native_kernel(monkeypatch):
         xx = x[0] if spec.kind == "cell" else x
         assert route.choose(spec, xx, **kw).route == "composite", spec
     assert route.choose(Spec(), x, autocast="cpu").route == "op"  # inside autocast: not ATen
+    d = route.choose(Spec(variant=True), x)
+    assert d.route == "variant" and "unavailable (test)" in d.reason
     with pytest.raises(ValueError, match="backend='fused' cannot run this call: the native kernel"):
         route.choose(Spec(backend="fused"), x)
 
 
 def test_fused_backend_raises_with_the_reason():
-    with pytest.raises(ValueError, match="backend='fused' cannot run this call: layer_norm"):
-        route.choose(Spec(backend="fused", variant=True), _x(4, 2, 3))
+    with pytest.raises(
+        ValueError, match="backend='fused' cannot run this call: one step .* variant"
+    ):
+        route.choose(Spec(backend="fused", variant=True, kind="cell"), _x(2, 3))
     with pytest.raises(ValueError, match="backend='fused' cannot run this call: .*minGRU"):
         route.choose(Spec(kind="mingru", backend="fused"), _x(4, 2, 3))
 

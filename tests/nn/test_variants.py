@@ -208,7 +208,8 @@ def test_training_draws_new_masks_each_call():
 
 def test_dropconnect_goes_through_dispatch(monkeypatch):
     """DropConnect only changes W_hh, so the call still goes through the kernel seam with the masked weight;
-    layer norm runs the variant loop, and forcing backend='fused' on it raises."""
+    layer norm goes through the variant seam, and forcing backend='fused' on a call only the composite variant
+    loop runs (return_gates) raises."""
     import grukit.nn.gru as layer  # the layer module holds the kernel seam it calls
 
     calls = []
@@ -229,9 +230,9 @@ def test_dropconnect_goes_through_dispatch(monkeypatch):
     assert calls[0][0] == "sequence" and calls[0][1]["w_hh"] is gru.weight_hh_l0
     calls.clear()
     grukit.GRU(3, 4, layer_norm=True)(torch.randn(5, 2, 3))
-    assert calls == []
-    with pytest.raises(ValueError, match="fused"):
-        grukit.GRU(3, 4, zoneout=0.1, backend="fused")(torch.randn(5, 2, 3))
+    assert [(c[0], c[1]["ln_hh"] is not None) for c in calls] == [("variant", True)]
+    with pytest.raises(ValueError, match="fused.*gates are the composite"):
+        grukit.GRU(3, 4, zoneout=0.1, backend="fused")(torch.randn(5, 2, 3), return_gates=True)
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

@@ -26,6 +26,7 @@ static inline int omp_get_thread_num() { return 0; }
 static inline int omp_get_num_threads() { return 1; }
 #endif
 
+#include "gru_abi.h"
 #include "gru_simd.h"
 
 namespace {
@@ -1007,7 +1008,7 @@ static void cell(int B, int I, int H, const T* x, const T* h, const T* w_ih, con
 
 extern "C" {
 
-int grukit_abi_version() { return 6; }
+int grukit_abi_version() { return GRUKIT_ABI_VERSION; }
 
 // Whether the library runs its loops on OpenMP threads.
 int grukit_has_openmp() {
