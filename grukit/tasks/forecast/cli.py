@@ -92,7 +92,7 @@ def _given(ctx: typer.Context) -> set[str]:
     given (``--epochs`` included)."""
     from ...train.options import given_options
 
-    return {"dataset", *given_options(ctx, rename=_FLAG_FIELDS)}
+    return {"dataset", *given_options(ctx, rename={**_FLAG_FIELDS, "csv": "data_path"})}
 
 
 @app.callback(invoke_without_command=True)
@@ -367,12 +367,19 @@ def forecast(
             if stored.get("data_path"):
                 csv = Path(stored["data_path"])
                 id_col = id_col if id_col is not None else stored.get("id_col")
-            elif isinstance(stored.get("dataset"), str):  # a built-in dataset's run
-                dataset = stored["dataset"]
+            else:  # a built-in dataset's run
+                from .data import BUILTIN
+
+                dataset = stored.get("dataset") if stored.get("dataset") in BUILTIN else dataset
         from ...train.run import resolve_input
 
-        # refuses data changed since the run started (its fingerprint in config.json), before reading it
-        csv = resolve_input(resume, "--csv", csv)
+        recorded = ((stored.get("inputs") or {}).get("--csv") or {}).get("path")
+        if csv is not None and (
+            recorded is None or Path(csv).expanduser().resolve() == Path(recorded)
+        ):
+            # refuses data changed since the run started (its fingerprint in config.json) before
+            # reading it; another file is refused by resumed_config (--dataset, --data differ)
+            csv = resolve_input(resume, "--csv", csv)
     df, name, preset, time_col, target = _table(
         dataset, csv, time_col, target, id_col, horizon, context, backtest
     )
@@ -485,7 +492,9 @@ def _checked(ctx, df, preset, given_values, always, resume, auto_backtest):
     if resume is not None:
         from ...train import resumed_config
 
-        opts = resumed_config(resume, opts, keep=("epochs",), given=_given(ctx))
+        opts = resumed_config(
+            resume, opts, keep=("epochs",), given=_given(ctx), flags={"data_path": "--data"}
+        )
     prep = GRUForecaster.prepared(df, D.spec_from_options(df, opts))
     if auto_backtest and given_values["backtest"] is None and resume is None:
         # default: 5 origins, fewer when the longest series would keep under half its points to train on

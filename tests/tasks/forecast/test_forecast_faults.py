@@ -75,7 +75,9 @@ def test_resume_after_ctrl_c_is_bit_identical_and_changed_data_is_refused(
 
     # item 4: an incomplete run's model is refused by predict unless --allow-incomplete
     pred = ["forecast", "predict", "--checkpoint", stopped, "--csv", tiny_csv]
-    one_line_error(cli(*pred, "--output-dir", tmp_path / "p1"), "incomplete run", "--allow-incomplete")
+    one_line_error(
+        cli(*pred, "--output-dir", tmp_path / "p1"), "incomplete run", "--allow-incomplete"
+    )
     assert not (tmp_path / "p1").exists()
     r = cli(*pred, "--output-dir", tmp_path / "p2", "--allow-incomplete")
     assert r.code == 0, r.err[-2000:]
@@ -111,7 +113,9 @@ def test_resume_after_ctrl_c_is_bit_identical_and_changed_data_is_refused(
 @pytest.mark.slow
 def test_a_diverging_run_stops_naming_the_epoch(cli, tmp_path, tiny_csv):
     out = tmp_path / "run"
-    r = cli("forecast", "--csv", tiny_csv, *TINY, "--epochs", "3", "--lr", "1e37", "--output-dir", out)
+    r = cli(
+        "forecast", "--csv", tiny_csv, *TINY, "--epochs", "3", "--lr", "1e37", "--output-dir", out
+    )
     line = one_line_error(r, "training diverged", " at epoch ")
     epoch = int(line.split(" at epoch ")[1].split()[0])
     if epoch == 0:  # nothing to resume: the folder this run made is gone
