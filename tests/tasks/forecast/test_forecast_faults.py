@@ -18,7 +18,7 @@ from grukit.train.loop import EpochSeed
 
 TINY = [
     *("--time-col", "date", "--target", "temp_max", "--horizon", "7", "--context", "14"),
-    *("--backtest", "1", "--hidden", "4", "--baselines", "none", "--threads", "1"),
+    *("--backtest", "1", "--baselines", "none", "--threads", "1"),
 ]
 
 
@@ -54,7 +54,7 @@ def test_resume_after_ctrl_c_is_bit_identical_and_changed_data_is_refused(
     cli, tmp_path, tiny_csv, monkeypatch
 ):
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    args = ["forecast", "--csv", tiny_csv, *TINY, "--epochs", "2"]
+    args = ["forecast", "--csv", tiny_csv, *TINY, "--hidden", "4", "--epochs", "2"]
     r = cli(*args, "--output-dir", whole)
     assert r.code == 0, r.err[-2000:]
     assert _config(whole)["status"] == "complete"
@@ -114,7 +114,18 @@ def test_resume_after_ctrl_c_is_bit_identical_and_changed_data_is_refused(
 def test_a_diverging_run_stops_naming_the_epoch(cli, tmp_path, tiny_csv):
     out = tmp_path / "run"
     r = cli(
-        "forecast", "--csv", tiny_csv, *TINY, "--epochs", "3", "--lr", "1e37", "--output-dir", out
+        "forecast",
+        "--csv",
+        tiny_csv,
+        *TINY,
+        "--hidden",
+        "4",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e37",
+        "--output-dir",
+        out,
     )
     line = one_line_error(r, "training diverged", " at epoch ")
     epoch = int(line.split(" at epoch ")[1].split()[0])
@@ -132,3 +143,19 @@ def test_non_finite_forecasts_are_refused():
     check_finite([[1.0, 2.0]], "forecast")
     with pytest.raises(UserInputError, match=r"forecast holds 2 non-finite value\(s\)"):
         check_finite([[float("nan"), float("inf"), 1.0]], "forecast")
+
+
+def test_a_model_too_large_for_the_memory_is_refused_before_it_is_built(
+    cli, tmp_path, tiny_csv, monkeypatch
+):
+    """Item 7: ``check_model_fits`` runs before the network is built (here the memory the toolkit sees is
+    lowered to 64 KB, below what the --hidden 64 network needs to train; the data-size check passes)."""
+    import grukit.train.run as R
+
+    monkeypatch.setattr(R, "available_memory", lambda: 64_000)
+    out = tmp_path / "run"
+    r = cli(
+        "forecast", "--csv", tiny_csv, *TINY, "--hidden", "64", "--epochs", "1", "--output-dir", out
+    )
+    one_line_error(r, "--hidden 64 --layers", "needs more memory to train")
+    assert not out.exists()
