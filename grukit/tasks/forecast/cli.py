@@ -370,7 +370,7 @@ def forecast(
             else:  # a built-in dataset's run
                 from .data import BUILTIN
 
-                dataset = stored.get("dataset") if stored.get("dataset") in BUILTIN else dataset
+                dataset = str(stored["dataset"]) if stored.get("dataset") in BUILTIN else dataset
         from ...train.run import resolve_input
 
         recorded = ((stored.get("inputs") or {}).get("--csv") or {}).get("path")
