@@ -99,7 +99,7 @@ def run_forecast(
     here. The run folder is made only once every check passed (a bad table leaves no files). ``inputs``
     (``{"--csv": path}``) are fingerprinted in config.json (a resumed run refuses changed data). The run
     is marked complete last, after every file; non-finite forecasts are refused, never written."""
-    from ...train.run import open_run
+    from ...train.run import RunInterrupted, open_run
 
     t_start = time.perf_counter()
     est = GRUForecaster.from_options(opts, trainer_kwargs)
@@ -120,9 +120,22 @@ def run_forecast(
             return run
 
         fit_options = dict(inputs=inputs or {}, finish=False, resume_command="grukit forecast")
-        cv = est.cross_validation_prepared(
-            prepared, opts, run=make_run, resume=resume, progress=progress, fit_options=fit_options
-        )
+        try:
+            cv = est.cross_validation_prepared(
+                prepared,
+                opts,
+                run=make_run,
+                resume=resume,
+                progress=progress,
+                fit_options=fit_options,
+            )
+        except RunInterrupted:
+            if not runs:
+                raise
+            # also when an ensemble member (in member-<k>/) was stopped: --resume continues the run
+            raise RunInterrupted(
+                f"interrupted; continue with `grukit forecast --resume {runs[0].path}`"
+            ) from None
         if cv is None:  # a DDP rank other than 0
             return None  # type: ignore[return-value]
         run = runs[0]

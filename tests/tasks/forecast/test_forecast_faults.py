@@ -159,3 +159,38 @@ def test_a_model_too_large_for_the_memory_is_refused_before_it_is_built(
     )
     one_line_error(r, "--hidden 64 --layers", "needs more memory to train")
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_an_ensemble_member_says_how_to_resume_the_run(
+    cli, tmp_path, tiny_csv, monkeypatch
+):
+    out = tmp_path / "run"
+    original = EpochSeed.on_train_epoch_start
+
+    def start(self, trainer, module):  # Ctrl-C as member 1 starts its second epoch
+        if trainer.current_epoch == 1 and "member-1" in str(trainer.default_root_dir):
+            raise KeyboardInterrupt
+        original(self, trainer, module)
+
+    args = [
+        "forecast",
+        "--csv",
+        tiny_csv,
+        *TINY,
+        "--hidden",
+        "4",
+        "--epochs",
+        "2",
+        "--ensemble",
+        "2",
+    ]
+    with monkeypatch.context() as m:
+        m.setattr(EpochSeed, "on_train_epoch_start", start)
+        r = cli(*args, "--output-dir", out)
+    assert r.code == 130, r.err[-2000:]
+    assert r.err_lines[-1] == f"interrupted; continue with `grukit forecast --resume {out}`"
+    assert _config(out)["status"] == "interrupted" and not (out / "metrics.json").exists()
+    r = cli("forecast", "--resume", out)
+    assert r.code == 0, r.err[-2000:]
+    assert _config(out)["status"] == "complete" and (out / "forecast.csv").is_file()
