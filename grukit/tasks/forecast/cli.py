@@ -10,6 +10,7 @@ import typer
 
 from ...errors import UserInputError
 from ...train.options import (
+    AllowIncomplete,
     Devices,
     Epochs,
     NumNodes,
@@ -86,13 +87,12 @@ def _from_command_line(ctx: typer.Context, param: str) -> bool:
 
 
 def _given(ctx: typer.Context) -> set[str]:
-    """The ForecastOptions fields the user set on the command line (``dataset`` always counts: the data)."""
-    out = {"dataset"}
-    for param, field in _FLAG_FIELDS.items():
-        source = ctx.get_parameter_source(param)
-        if getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT"):
-            out.add(field)
-    return out
+    """The ForecastOptions fields the user set on the command line (``dataset`` always counts: the data;
+    a resumed run without --data/--dataset takes its own). With ``--resume``, stored options win unless
+    given (``--epochs`` included)."""
+    from ...train.options import given_options
+
+    return {"dataset", *given_options(ctx, rename={**_FLAG_FIELDS, "csv": "data_path"})}
 
 
 @app.callback(invoke_without_command=True)
@@ -363,9 +363,23 @@ def forecast(
         stored = _stored_config(resume)
         time_col = time_col or stored.get("time_col")
         target = target or stored.get("target")
-        if csv is None and stored.get("data_path") and not _from_command_line(ctx, "dataset"):
-            csv = Path(stored["data_path"])
-            id_col = id_col if id_col is not None else stored.get("id_col")
+        if csv is None and not _from_command_line(ctx, "dataset"):
+            if stored.get("data_path"):
+                csv = Path(stored["data_path"])
+                id_col = id_col if id_col is not None else stored.get("id_col")
+            else:  # a built-in dataset's run
+                from .data import BUILTIN
+
+                dataset = str(stored["dataset"]) if stored.get("dataset") in BUILTIN else dataset
+        from ...train.run import resolve_input
+
+        recorded = ((stored.get("inputs") or {}).get("--csv") or {}).get("path")
+        if csv is not None and (
+            recorded is None or Path(csv).expanduser().resolve() == Path(recorded)
+        ):
+            # refuses data changed since the run started (its fingerprint in config.json) before
+            # reading it; another file is refused by resumed_config (--dataset, --data differ)
+            csv = resolve_input(resume, "--csv", csv)
     df, name, preset, time_col, target = _table(
         dataset, csv, time_col, target, id_col, horizon, context, backtest
     )
@@ -414,16 +428,19 @@ def forecast(
         resume=resume,
         overwrite=overwrite,
         progress=sys.stderr.isatty(),
+        inputs={"--csv": csv},
     )
     if res is None:  # a DDP rank other than 0
         return
     console = stdout_console()
     console.print(res.table())
+    members = len(res.model.members) - 1
     console.print(
-        f"run folder: [bold]{res.run.path}[/]  (model.safetensors"
-        + (f" and {len(res.model.members) - 1} more members" if len(res.model.members) > 1 else "")
-        + ", ensemble.json, metrics.json, backtest.csv, "
-        f"forecast.csv, forecast.png, log.csv)  in {time.perf_counter() - t0:.0f}s"
+        res.run.summary()
+        + (f" (and {members} member folder(s))" if members else "")
+        + f"  in {time.perf_counter() - t0:.0f}s",
+        markup=False,
+        highlight=False,
     )
 
 
@@ -467,7 +484,7 @@ def _checked(ctx, df, preset, given_values, always, resume, auto_backtest):
     import dataclasses
 
     from . import data as D
-    from .config import RESUME_KEEP, build_options
+    from .config import build_options
     from .estimator import GRUForecaster
 
     args = {**preset, **{k: v for k, v in given_values.items() if v is not None}, **always}
@@ -475,7 +492,9 @@ def _checked(ctx, df, preset, given_values, always, resume, auto_backtest):
     if resume is not None:
         from ...train import resumed_config
 
-        opts = resumed_config(resume, opts, keep=RESUME_KEEP, given=_given(ctx))
+        opts = resumed_config(
+            resume, opts, keep=("epochs",), given=_given(ctx), flags={"data_path": "--data"}
+        )
     prep = GRUForecaster.prepared(df, D.spec_from_options(df, opts))
     if auto_backtest and given_values["backtest"] is None and resume is None:
         # default: 5 origins, fewer when the longest series would keep under half its points to train on
@@ -516,6 +535,7 @@ def predict(
     ],
     output_dir: OutputDir = None,
     overwrite: Overwrite = False,
+    allow_incomplete: AllowIncomplete = False,
 ) -> None:
     """Forecast the next horizon after the end of NEW.csv with a trained run's model."""
     from rich.table import Table
@@ -528,24 +548,25 @@ def predict(
     _print_warnings()
     check_output_dir(output_dir, overwrite=overwrite)
     from ...serialization import read_header
-    from ...train.run import resolve_checkpoint
+    from ...train.run import check_run_complete, resolve_checkpoint
 
+    model_file = resolve_checkpoint(checkpoint)
+    check_run_complete(model_file, allow_incomplete)  # an interrupted/killed/diverged run: refused
     # the table is read (ids as written) and checked before the model (and Lightning) is loaded
-    header = read_header(resolve_checkpoint(checkpoint))
+    header = read_header(model_file)
     df = D.read_table(csv, id_col=((header.get("extra") or {}).get("spec") or {}).get("id_col"))
     from .estimator import GRUForecaster
-    from .report import forecast_table, plot_forecast
+    from .report import _write_csv, check_finite, forecast_table, plot_forecast
 
     est = GRUForecaster.load(checkpoint)
     model, spec = est.model_, est.spec_
     assert spec is not None
     prep = est.prepared(df, spec)
     fc = forecast_table(est.predict_prepared(prep), spec, est.alias, model.quantiles)
+    check_finite(fc.drop(columns=["series", "time", "step"]).to_numpy(), "forecast")
     run = RunDir.create("forecast-predict", output_dir=output_dir, overwrite=overwrite)
     with run.guard():
-        tmp = run.file(".tmp-forecast.csv")
-        fc.to_csv(tmp, index=False, float_format="%.6g")
-        tmp.replace(run.file("forecast.csv"))
+        _write_csv(fc, run.file("forecast.csv"))
         import pandas as pd
 
         plot_forecast(

@@ -130,10 +130,9 @@ def save_manifest(
         "offsets": None if offsets is None else np.asarray(offsets).tolist(),
         **(info or {}),
     }
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(rec, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    from ..._io import write_text
+
+    return write_text(path, json.dumps(rec, indent=2) + "\n")
 
 
 def read_manifest(run_path: str | Path) -> dict[str, Any] | None:

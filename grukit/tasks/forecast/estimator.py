@@ -485,6 +485,7 @@ class GRUForecaster:
         run: Any = None,
         resume: Any = None,
         progress: bool = False,
+        fit_options: dict[str, Any] | None = None,
     ) -> None:
         from .train import train_model
 
@@ -499,6 +500,7 @@ class GRUForecaster:
             resume=resume,
             progress=progress,
             trainer_kwargs=self._trainer_kwargs() or None,
+            fit_options=fit_options,
         )
         self.model_, self.spec_, self.options_ = trained.model, prep.spec, opts
         self.training_, self.ids_, self._frame = trained, prep.ids, frame
@@ -560,10 +562,12 @@ class GRUForecaster:
         run: Any = None,
         resume: Any = None,
         progress: bool = False,
+        fit_options: dict[str, Any] | None = None,
     ) -> Any:
         """:meth:`cross_validation` on already checked data (``grukit forecast`` reads its table once);
         ``opts.backtest`` windows, ``opts.stride`` apart. With ``run`` the members train in that run
-        folder (``resume`` continues it)."""
+        folder (``resume`` continues it; ``fit_options`` go to the first member's
+        :func:`grukit.train.fit`)."""
         spec = prep.spec
         opts = self.check(prep, opts)
         H, S = opts.horizon, int(opts.stride or opts.horizon)
@@ -571,7 +575,16 @@ class GRUForecaster:
         scored = self._usable(prep.series, first, opts)
         D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
         fit_series = [s.head(first[s.id]) for s in scored]
-        self._train(fit_series, prep, opts, frame, run=run, resume=resume, progress=progress)
+        self._train(
+            fit_series,
+            prep,
+            opts,
+            frame,
+            run=run,
+            resume=resume,
+            progress=progress,
+            fit_options=fit_options,
+        )
         self.series_ = prep.series  # predict() forecasts every series, the skipped ones too
         if not self.training_.rank_zero:
             return None

@@ -90,13 +90,16 @@ def run_forecast(
     overwrite: bool = False,
     progress: bool = False,
     trainer_kwargs: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
 ) -> ForecastResult:
     """Backtest the estimator of ``opts`` (``cross_validation`` with ``opts.backtest`` windows
     ``opts.stride`` apart) against the baselines, forecast after the data, write the run folder.
 
     ``prepared`` (from :meth:`GRUForecaster.prepared`) is the checked table; without it ``df`` is checked
-    here. The run folder is made only once every check passed (a bad table leaves no files)."""
-    from ...train.run import open_run
+    here. The run folder is made only once every check passed (a bad table leaves no files). ``inputs``
+    (``{"--csv": path}``) are fingerprinted in config.json (a resumed run refuses changed data). The run
+    is marked complete last, after every file; non-finite forecasts are refused, never written."""
+    from ...train.run import RunInterrupted, open_run
 
     t_start = time.perf_counter()
     est = GRUForecaster.from_options(opts, trainer_kwargs)
@@ -116,9 +119,23 @@ def run_forecast(
             runs.append(run)
             return run
 
-        cv = est.cross_validation_prepared(
-            prepared, opts, run=make_run, resume=resume, progress=progress
-        )
+        fit_options = dict(inputs=inputs or {}, finish=False, resume_command="grukit forecast")
+        try:
+            cv = est.cross_validation_prepared(
+                prepared,
+                opts,
+                run=make_run,
+                resume=resume,
+                progress=progress,
+                fit_options=fit_options,
+            )
+        except RunInterrupted:
+            if not runs:
+                raise
+            # also when an ensemble member (in member-<k>/) was stopped: --resume continues the run
+            raise RunInterrupted(
+                f"interrupted; continue with `grukit forecast --resume {runs[0].path}`"
+            ) from None
         if cv is None:  # a DDP rank other than 0
             return None  # type: ignore[return-value]
         run = runs[0]
@@ -127,6 +144,8 @@ def run_forecast(
         tr = est.training_
         bt, per_series, notes = _backtest(est, cv, prepared.series, opts)
         fc = forecast_table(est.predict(), spec, est.alias, est.model_.quantiles)
+        check_finite(est.cv_quantiles_, "backtest")
+        check_finite(fc.drop(columns=["series", "time", "step"]).to_numpy(), "forecast")
         model_m = E.average([p["model"] for p in per_series.values()])
         base_m = {
             b: E.average([p["baselines"][b] for p in per_series.values()]) for b in opts.baselines
@@ -184,6 +203,7 @@ def run_forecast(
         _write_csv(fc, run.file("forecast.csv"))
         first = est.cv_windows_[3]
         plot_forecast(scored, bt, fc, spec, run.file("forecast.png"), first_origins=first)
+        run.complete()  # last: the run folder is whole
     panel, sidx, origins, _ = est.cv_windows_
     return ForecastResult(
         run=run,
@@ -200,9 +220,24 @@ def run_forecast(
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    tmp.replace(path)
+    from ..._io import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def check_finite(values: Any, what: str) -> None:
+    """Refuse (one line, exit 2) to write non-finite model outputs as results: a NaN or an infinity in a
+    forecast means the model diverged (too large a --lr) or its weights are damaged."""
+    arr = np.asarray(values, dtype=np.float64)
+    bad = int((~np.isfinite(arr)).sum())
+    if bad:
+        from ...errors import UserInputError
+
+        raise UserInputError(
+            f"the model's {what} holds {bad} non-finite value(s) (NaN or inf); nothing written as a "
+            f"result (the training diverged or the model is damaged: lower --lr or retrain)"
+        )
 
 
 def _quantile_array(frame: pd.DataFrame, alias: str, quantiles, n: int, H: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from ...errors import UserInputError
 from ...train import RunDir, TaskModule, load_task_model, seed_everything
 from ...train import fit as fit_run
-from ...train.run import resolve_checkpoint
+from ...train.run import check_model_fits, resolve_checkpoint
 from . import calibrate as Q
 from . import data as D
 from .ensemble import Ensemble, member_dir, read_manifest, save_manifest
@@ -80,13 +80,15 @@ def train_model(
     resume: str | Path | None = None,
     progress: bool = False,
     trainer_kwargs: dict[str, Any] | None = None,
+    fit_options: dict[str, Any] | None = None,
 ) -> Trained:
     """Train ``opts.ensemble`` members on windows of ``fit_series`` (the part of each series a model may
     see; the scalers in ``spec`` already fitted) and calibrate them (``opts.conformal``).
 
     ``opts`` is a :class:`~.config.ForecastOptions` with ``context`` resolved. With ``run`` the members
     train in that run folder (member k ≥ 1 in ``member-<k>/``; ``ensemble.json`` is written there, and
-    ``resume`` continues it); without, in a temporary folder that is removed afterwards.
+    ``resume`` continues it); without, in a temporary folder that is removed afterwards. ``fit_options``
+    (``inputs``, ``finish``, ``resume_command``) go to member 0's :func:`grukit.train.fit`.
     """
     if run is None:
         with tempfile.TemporaryDirectory(prefix="grukit-forecast-") as tmp:
@@ -100,10 +102,22 @@ def train_model(
                 trainer_kwargs,
                 plot=False,
             )
-    return _train(fit_series, spec, opts, run, resume, progress, trainer_kwargs, plot=True)
+    return _train(
+        fit_series,
+        spec,
+        opts,
+        run,
+        resume,
+        progress,
+        trainer_kwargs,
+        plot=True,
+        fit_options=fit_options,
+    )
 
 
-def _train(fit_series, spec, opts, run, resume, progress, trainer_kwargs, plot) -> Trained:
+def _train(
+    fit_series, spec, opts, run, resume, progress, trainer_kwargs, plot, fit_options=None
+) -> Trained:
     C, H = int(opts.context), int(opts.horizon)
     split = last_windows_split(fit_series, spec, C, H)
     train_w, val_w, split_info = split or split_windows(fit_series, spec, C, H, opts.seed)
@@ -121,19 +135,25 @@ def _train(fit_series, spec, opts, run, resume, progress, trainer_kwargs, plot) 
         resume_k = resume if k == 0 else None
         if k and resume is not None and run_k.last_ckpt.exists():
             resume_k = run_k.path
+
+        def build():
+            return ForecastNet(
+                train_w.panel.past_features,
+                train_w.panel.future_features,
+                C,
+                H,
+                hidden_size=opts.hidden,
+                num_layers=opts.layers,
+                dropout=opts.dropout,
+                relative=opts.relative,
+                seasonal_base=spec.seasonal == "snaive" and spec.seasonal_inputs,
+                quantiles=quantiles,
+            )
+
+        if k == 0:  # refused before any of it is allocated
+            check_model_fits(build, f"--hidden {opts.hidden} --layers {opts.layers}")
         seed_everything(seed_k)
-        model = ForecastNet(
-            train_w.panel.past_features,
-            train_w.panel.future_features,
-            C,
-            H,
-            hidden_size=opts.hidden,
-            num_layers=opts.layers,
-            dropout=opts.dropout,
-            relative=opts.relative,
-            seasonal_base=spec.seasonal == "snaive" and spec.seasonal_inputs,
-            quantiles=quantiles,
-        )
+        model = build()
         module = ForecastModule(model, lr=opts.lr, weight_decay=opts.weight_decay)
         train_dl = DataLoader(
             train_w.dataset(), batch_size=bs, shuffle=True, collate_fn=train_w.collate
@@ -160,6 +180,7 @@ def _train(fit_series, spec, opts, run, resume, progress, trainer_kwargs, plot) 
             config=dataclasses.asdict(dataclasses.replace(opts, seed=seed_k)),
             plot=plot,
             trainer_kwargs=trainer_kwargs,
+            **((fit_options or {}) if k == 0 else {}),
         )
         if not res.trainer.is_global_zero:  # other DDP ranks only train
             return Trained(Ensemble([model]), [res], {}, split_info, bs, 0, rank_zero=False)
