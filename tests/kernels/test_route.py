@@ -21,6 +21,8 @@ from grukit.kernels.route import Spec
 
 NATIVE = kernels.native_reason() is None
 FUSED = sys.modules.get("grukit.kernels.fused")  # the loaded kernel module (None without one)
+# issue 32: CPU autocast to bfloat16 takes the "bf16" route where the CPU has AVX-512-BF16
+BF16 = NATIVE and __import__("grukit.kernels.bf16", fromlist=["available"]).available()
 needs_native = pytest.mark.skipif(not NATIVE, reason=f"no native kernel: {kernels.native_reason()}")
 
 
@@ -49,7 +51,7 @@ def _x(*shape, dtype=torch.float32, grad=False):
         (Spec(), _x(4, 0, 3), {}, "composite"),
         (Spec(), _x(4, 2, 3), {"return_gates": True}, "native"),  # no autograd: the kernel's gates
         (Spec(), _x(4, 2, 3, grad=True), {"return_gates": True}, "composite"),
-        (Spec(), _x(4, 2, 3), {"autocast": "cpu"}, "op"),
+        (Spec(), _x(4, 2, 3), {"autocast": "cpu"}, "bf16" if BF16 else "op"),
         (Spec(), _x(4, 2, 3), {"autocast": "cpu", "return_gates": True}, "native"),  # fp32 inside
         (Spec(), _x(4, 2, 3, dtype=torch.float32).to("meta"), {}, "op"),
         (Spec(kind="cell"), _x(2, 3).to("meta"), {}, "composite"),
@@ -219,7 +221,9 @@ def test_cpu_level_detection_and_forcing(monkeypatch):
     monkeypatch.delenv("GRUKIT_CPU_LEVEL", raising=False)
     level = _build.cpu_level()
     assert level in (*_build.X86_LEVELS, "generic")
-    if NATIVE and _build._is_x86_64():  # /proc/cpuinfo's answer agrees with the compiler's __builtin_cpu_supports
+    if (
+        NATIVE and _build._is_x86_64()
+    ):  # /proc/cpuinfo's answer agrees with the compiler's __builtin_cpu_supports
         code = FUSED._lib.grukit_cpu_level()
         assert level == {4: "x86-64-v4", 3: "x86-64-v3", 2: "x86-64-v2"}.get(code, "generic")
     monkeypatch.setattr(_build, "_detected_level", lambda: "x86-64-v2")
