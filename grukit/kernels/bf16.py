@@ -46,6 +46,8 @@ def _lib() -> Any:
         lib.grukit_bf16_rows_f32.restype = None
         lib.grukit_bf16_gemm.argtypes = [i, i, i, p, lg, p, p, lg, p, i, i, i]
         lib.grukit_bf16_gemm.restype = i
+        lib.grukit_fwd3_bf16.argtypes = [i, i, i, p, p, p, p, p, i, p, p, p, p, i]
+        lib.grukit_fwd3_bf16.restype = i
         _declared.add(id(lib))
     return lib
 
@@ -185,6 +187,56 @@ def _states_before(
     return [rest, h0] if reverse else [h0, rest]
 
 
+#: the per-step recurrent product W_hh h in bfloat16 too (forward, reset_after, batch > matvec_max_batch);
+#: False: float32 there (``GRUKIT_BF16_RECURRENT=0``)
+recurrent: bool = os.environ.get("GRUKIT_BF16_RECURRENT", "1").strip() not in ("", "0")
+
+
+def _forward_bf16(
+    x: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    lengths: Tensor | None,
+    reverse: bool,
+    gi: Tensor,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """The forward loop with the recurrent products in bfloat16 (``grukit_fwd3_bf16``), saving for backward
+    what ``fused._forward`` saves (hprev only with lengths)."""
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    w_hh, h0 = w_hh.contiguous(), h0.contiguous()
+    bhn = b_hh[2 * H :].contiguous() if b_hh is not None else None
+    lens = None if lengths is None else lengths.to(torch.int64).contiguous()
+    out = x.new_empty(T, B, H)
+    hn = x.new_empty(B, H)
+    hprev = fused._buffer((T, B, H), x.dtype) if lengths is not None else None
+    gates = fused._buffer((T, B, 4 * H), x.dtype)
+    rc = _lib().grukit_fwd3_bf16(
+        T,
+        B,
+        H,
+        gi.data_ptr(),
+        None if bhn is None else bhn.data_ptr(),
+        w_hh.data_ptr(),
+        h0.data_ptr(),
+        None if lens is None else lens.data_ptr(),
+        int(reverse),
+        out.data_ptr(),
+        hn.data_ptr(),
+        None if hprev is None else hprev.data_ptr(),
+        gates.data_ptr(),
+        torch.get_num_threads(),
+    )
+    if rc != 0:
+        raise (
+            MemoryError("the bf16 GRU forward could not allocate its buffers")
+            if rc == 1
+            else (RuntimeError("the bf16 GRU forward needs AVX-512-BF16"))
+        )
+    return out, hn, hprev, gates
+
+
 class _Bf16Sequence(torch.autograd.Function):
     """The fused GRU direction with its input projection and gradient GEMMs in bfloat16 (float32 results)."""
 
@@ -204,22 +256,24 @@ class _Bf16Sequence(torch.autograd.Function):
         T, B, I = x.shape
         H = w_hh.shape[1]
         gi = mm(x.reshape(T * B, I), w_ih, bias=_bias(b_ih, b_hh, H, reset_after))
-        save = torch.is_grad_enabled() or any(ctx.needs_input_grad)
-        out, hn, hprev, gates = fused._forward(
-            x,
-            h0,
-            w_ih,
-            w_hh,
-            b_ih,
-            b_hh,
-            reset_after,
-            lengths,
-            reverse,
-            save=save,
-            pool=True,
-            save_hprev=lengths is not None or not reset_after,
-            gi=gi,
-        )
+        if recurrent and reset_after and B > fused.matvec_max_batch and fused.gate_kernel:
+            out, hn, hprev, gates = _forward_bf16(x, h0, w_hh, b_hh, lengths, reverse, gi)
+        else:
+            out, hn, hprev, gates = fused._forward(
+                x,
+                h0,
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+                reset_after,
+                lengths,
+                reverse,
+                save=True,
+                pool=True,
+                save_hprev=lengths is not None or not reset_after,
+                gi=gi,
+            )
         ctx.save_for_backward(
             x, h0, w_ih, w_hh, lengths, hprev, gates, out if hprev is None else None
         )

@@ -12,7 +12,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include <cstdlib>
+
 #include "gru_abi.h"
+#include "gru_simd.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -144,6 +147,174 @@ bool has_dp() {
 bool has_dp() { return false; }
 #endif
 
+// ------------------------------------------------------------------------------------------------------------
+// The recurrent forward in bfloat16 (reset_after, batches above the matrix-vector range): the fp32 kernel's
+// mode 3 (csrc/gru_fused.cpp, Fused3) with W_hh packed as bf16 pairs, P[p][kk][g][u][2] = W_hh[g·H + p·16 + u]
+// [2kk + {0,1}], and the state's bf16 copy (written by the epilogue that writes the fp32 state) as the left
+// factor. The products accumulate in fp32; the state, the gates and everything saved stay fp32.
+#if GRUKIT_BF_X86
+typedef grukit_simd::f32x16 vf;
+inline vf vbc(float a) { return a - (vf){}; }
+inline vf vld(const float* p, int n) {
+    vf r = vbc(0.f);
+    if (n == PU) std::memcpy(&r, p, sizeof(r));
+    else for (int i = 0; i < n; ++i) r[i] = p[i];
+    return r;
+}
+inline void vst(float* p, vf a, int n) {
+    if (n == PU) std::memcpy(p, &a, sizeof(a));
+    else for (int i = 0; i < n; ++i) p[i] = a[i];
+}
+inline vf vsig(vf x) { return 1.f / (1.f + grukit_simd::exp16(-x)); }
+inline vf vtanh_(vf x) { return 1.f - 2.f / (1.f + grukit_simd::exp16(x + x)); }
+TBF inline void vst_bf(uint16_t* p, vf a, int n) {
+    __m256i b = (__m256i)_mm512_cvtneps_pbh((__m512)a);
+    uint16_t tmp[PU];
+    std::memcpy(tmp, &b, sizeof(tmp));
+    std::memcpy(p, tmp, sizeof(uint16_t) * n);
+}
+
+struct Fwd3bf {
+    enum { MRMAX = 8 };
+    int T_, B, H, Hp, np;
+    const float *gi, *bhn;
+    const uint16_t* P;
+    const int64_t* lengths;
+    int reverse;
+    float *out, *hprev, *gates, *hA, *hB;
+    uint16_t *bA, *bB;  // bf16 copies of hA, hB (B × Hp)
+    bool save;
+
+    template <int MR> TBF void tile(int t, int p, int b0, const float* hc, float* hx, const uint16_t* bc, uint16_t* bx) const {
+        __m512 acc[MR][3];
+        for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
+        const uint16_t* w = P + (size_t)p * Hp * 3 * PU;
+        const uint16_t* x = bc + (size_t)b0 * Hp;
+        for (int kk = 0; kk < Hp / 2; ++kk, w += 6 * PU) {
+            __m512bh w0 = (__m512bh)_mm512_loadu_si512((const void*)w);
+            __m512bh w1 = (__m512bh)_mm512_loadu_si512((const void*)(w + 2 * PU));
+            __m512bh w2 = (__m512bh)_mm512_loadu_si512((const void*)(w + 4 * PU));
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; ++r) {
+                int32_t a2;
+                std::memcpy(&a2, x + (size_t)r * Hp + 2 * kk, 4);
+                __m512bh a = (__m512bh)_mm512_set1_epi32(a2);
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], w0, a);
+                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], w1, a);
+                acc[r][2] = _mm512_dpbf16_ps(acc[r][2], w2, a);
+            }
+        }
+        const int j = p * PU, n = H - j < PU ? H - j : PU;
+        for (int r = 0; r < MR; ++r) {
+            const int b = b0 + r;
+            const size_t row = (size_t)t * B + b;
+            const float* g = gi + row * 3 * H;
+            vf hv = vld(hc + (size_t)b * H + j, n);
+            if (hprev) vst(hprev + row * H + j, hv, n);
+            float* gs = save ? gates + row * 4 * H : nullptr;
+            if (lengths && t >= lengths[b]) {
+                vst(out + row * H + j, vbc(0.f), n);
+                vst(hx + (size_t)b * H + j, hv, n);
+                vst_bf(bx + (size_t)b * Hp + j, hv, n);
+                if (save) for (int q = 0; q < 4; ++q) vst(gs + q * H + j, vbc(0.f), n);
+                continue;
+            }
+            vf rg = vsig(vld(g + j, n) + (vf)acc[r][0]);
+            vf zg = vsig(vld(g + H + j, n) + (vf)acc[r][1]);
+            vf hn = (vf)acc[r][2];
+            if (bhn) hn += vld(bhn + j, n);
+            vf nn = vtanh_(vld(g + 2 * H + j, n) + rg * hn);
+            vf hnew = nn + zg * (hv - nn);
+            vst(out + row * H + j, hnew, n);
+            vst(hx + (size_t)b * H + j, hnew, n);
+            vst_bf(bx + (size_t)b * Hp + j, hnew, n);
+            if (save) vst(gs + j, rg, n), vst(gs + H + j, zg, n), vst(gs + 2 * H + j, nn, n), vst(gs + 3 * H + j, hn, n);
+        }
+    }
+    TBF void step(int s, int tid, int nt) const {
+        const int t = reverse ? T_ - 1 - s : s;
+        const float* hc = (s & 1) ? hB : hA;
+        float* hx = (s & 1) ? hA : hB;
+        const uint16_t* bc = (s & 1) ? bB : bA;
+        uint16_t* bx = (s & 1) ? bA : bB;
+        int lo, hi;
+        split(np, tid, nt, &lo, &hi);
+        for (int p = lo; p < hi; ++p) {
+            int b0 = 0;
+            for (; b0 + MRMAX <= B; b0 += MRMAX) tile<MRMAX>(t, p, b0, hc, hx, bc, bx);
+            switch (B - b0) {
+#define GRUKIT_BF_FCASE(R) case R: tile<R>(t, p, b0, hc, hx, bc, bx); break;
+                GRUKIT_BF_FCASE(7) GRUKIT_BF_FCASE(6) GRUKIT_BF_FCASE(5) GRUKIT_BF_FCASE(4) GRUKIT_BF_FCASE(3)
+                GRUKIT_BF_FCASE(2) GRUKIT_BF_FCASE(1)
+#undef GRUKIT_BF_FCASE
+                default: break;
+            }
+        }
+    }
+};
+
+uint16_t* alloc16(size_t n) {
+    void* p = nullptr;
+    if (posix_memalign(&p, 64, n * 2 + 64) != 0) return nullptr;
+    std::memset(p, 0, n * 2 + 64);
+    return (uint16_t*)p;
+}
+float* allocf(size_t n) {
+    void* p = nullptr;
+    if (posix_memalign(&p, 64, n * 4 + 64) != 0) return nullptr;
+    std::memset(p, 0, n * 4 + 64);
+    return (float*)p;
+}
+
+TBF int forward3_bf16(int T_, int B, int H, const float* gi, const float* bhn, const float* w_hh, const float* h0,
+                      const int64_t* lengths, int reverse, float* out, float* hn, float* hprev, float* gates,
+                      int nthreads) {
+    Fwd3bf s;
+    s.T_ = T_, s.B = B, s.H = H, s.Hp = (H + 1) & ~1, s.np = (H + PU - 1) / PU;
+    s.gi = gi, s.bhn = bhn, s.lengths = lengths, s.reverse = reverse;
+    s.out = out, s.hprev = hprev, s.gates = gates, s.save = gates != nullptr;
+    const int Hp = s.Hp;
+    uint16_t* P = alloc16((size_t)s.np * Hp * 3 * PU);
+    float* other = allocf((size_t)B * H);
+    uint16_t* bA = alloc16((size_t)B * Hp);
+    uint16_t* bB = alloc16((size_t)B * Hp);
+    if (!P || !other || !bA || !bB) {
+        std::free(P), std::free(other), std::free(bA), std::free(bB);
+        return 1;
+    }
+    for (int p = 0; p < s.np; ++p)
+        for (int k = 0; k < Hp; ++k) {
+            uint16_t* d = P + ((size_t)p * Hp + (k & ~1)) * 3 * PU + (k & 1);
+            for (int g = 0; g < 3; ++g)
+                for (int u = 0; u < PU; ++u) {
+                    const int i = p * PU + u;
+                    d[(g * PU + u) * 2] = (i < H && k < H) ? f2bf(w_hh[((size_t)g * H + i) * H + k]) : (uint16_t)0;
+                }
+        }
+    for (int b = 0; b < B; ++b)
+        for (int k = 0; k < H; ++k) bA[(size_t)b * Hp + k] = f2bf(h0[(size_t)b * H + k]);
+    s.P = P, s.hA = hn, s.hB = other, s.bA = bA, s.bB = bB;
+    std::memcpy(hn, h0, sizeof(float) * (size_t)B * H);
+    int nt = nthreads < 1 ? 1 : nthreads;
+    if ((double)B * 3.0 * H * H < 98304.0 || s.np < 2) nt = 1;
+    if (nt <= 1) {
+        for (int step = 0; step < T_; ++step) s.step(step, 0, 1);
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+            int tid = omp_get_thread_num(), n = omp_get_num_threads();
+            for (int step = 0; step < T_; ++step) {
+                s.step(step, tid, n);
+#pragma omp barrier
+            }
+        }
+    }
+    if (T_ & 1) std::memcpy(hn, other, sizeof(float) * (size_t)B * H);
+    std::free(P), std::free(other), std::free(bA), std::free(bB);
+    return 0;
+}
+#endif
+
 void gemm_generic(int M, int N, int K, const uint16_t* A, long lda, const uint16_t* P, float* C, long ldc,
                   const float* bias, int accumulate, int nthreads) {
     const int Kp = (K + 1) & ~1;
@@ -187,6 +358,36 @@ void pack_any(int N, int K, const S* B, long sn, long sk, uint16_t* P, int nthre
         }
     }
 }
+
+#if GRUKIT_BF_X86
+// Vector forms of the two float32 → bf16 conversions (AVX-512-BF16 vcvtne2ps2bf16: nearest even; it treats
+// subnormal inputs as zero, a difference far below a bf16 unit at the values a GRU multiplies).
+// pack, B with unit n stride: rows k, k+1 of 16 units → one 32-value panel line [u][2]
+TBF void pack_f32_unit_n(int N, int K, const float* B, long sk, uint16_t* P, int p_lo, int p_hi) {
+    const int Kp = (K + 1) & ~1;
+    alignas(64) static const uint16_t idx_[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                                   8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_load_si512((const void*)idx_);
+    for (int p = p_lo; p < p_hi; ++p) {
+        const int n0 = p * PU, nn = N - n0 < PU ? N - n0 : PU;
+        const __mmask16 m = nn >= PU ? (__mmask16)0xFFFF : (__mmask16)((1u << nn) - 1);
+        uint16_t* d = P + (size_t)p * Kp * PU;
+        for (int k = 0; k < Kp; k += 2, d += 2 * PU) {
+            __m512 a = _mm512_maskz_loadu_ps(m, B + (size_t)k * sk + n0);
+            __m512 b = k + 1 < K ? _mm512_maskz_loadu_ps(m, B + (size_t)(k + 1) * sk + n0) : _mm512_setzero_ps();
+            __m512i v = (__m512i)_mm512_cvtne2ps_pbh(b, a);  // [a0..a15, b0..b15]
+            _mm512_storeu_si512((void*)d, _mm512_permutexvar_epi16(idx, v));
+        }
+    }
+}
+// rows, unit k stride: 32 values per instruction
+TBF void rows_f32_unit_k(int K, const float* s, uint16_t* d) {
+    int k = 0;
+    for (; k + 32 <= K; k += 32)
+        _mm512_storeu_si512((void*)(d + k), (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + k + 16), _mm512_loadu_ps(s + k)));
+    for (; k < K; ++k) d[k] = f2bf(s[k]);
+}
+#endif
 }  // namespace
 
 extern "C" {
@@ -203,6 +404,20 @@ void grukit_bf16_pack(int N, int K, const uint16_t* B, long sn, long sk, uint16_
     pack_any(N, K, B, sn, sk, P, nthreads, [](uint16_t v) { return v; });
 }
 void grukit_bf16_pack_f32(int N, int K, const float* B, long sn, long sk, uint16_t* P, int nthreads) {
+#if GRUKIT_BF_X86
+    if (sn == 1 && has_dp()) {
+        const int np = (N + PU - 1) / PU;
+        int nt = nthreads < 1 ? 1 : nthreads;
+        if ((double)N * K < 1e6) nt = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int lo, hi;
+            split(np, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            pack_f32_unit_n(N, K, B, sk, P, lo, hi);
+        }
+        return;
+    }
+#endif
     pack_any(N, K, B, sn, sk, P, nthreads, f2bf);
 }
 
@@ -212,6 +427,13 @@ void grukit_bf16_rows_f32(int M, int K, const float* src, long sm, long sk, uint
     enum { KB = 32 };
     int nt = nthreads < 1 ? 1 : nthreads;
     if ((double)M * K < 1e6) nt = 1;
+#if GRUKIT_BF_X86
+    if (sk == 1 && has_dp()) {
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+        for (int m = 0; m < M; ++m) rows_f32_unit_k(K, src + (size_t)m * sm, dst + (size_t)m * lda);
+        return;
+    }
+#endif
     const int nkb = (K + KB - 1) / KB;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (int b = 0; b < nkb; ++b) {
@@ -251,6 +473,19 @@ int grukit_bf16_gemm(int M, int N, int K, const uint16_t* A, long lda, const uin
 #endif
     gemm_generic(M, N, K, A, lda, P, C, ldc, bias, accumulate, nthreads);
     return 0;
+}
+
+// The reset_after forward loop with bf16 recurrent products (see Fwd3bf): the arguments of grukit_fwd_f32 in
+// mode 3, less the BLAS ones. Returns 0, 1 (out of memory) or 2 (no AVX-512-BF16 on this CPU).
+int grukit_fwd3_bf16(int T_, int B, int H, const float* gi, const float* bhn, const float* w_hh, const float* h0,
+                     const int64_t* lengths, int reverse, float* out, float* hn, float* hprev, float* gates,
+                     int nthreads) {
+#if GRUKIT_BF_X86
+    if (!has_dp()) return 2;
+    return forward3_bf16(T_, B, H, gi, bhn, w_hh, h0, lengths, reverse, out, hn, hprev, gates, nthreads);
+#else
+    return 2;
+#endif
 }
 
 }  // extern "C"
