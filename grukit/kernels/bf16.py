@@ -48,6 +48,8 @@ def _lib() -> Any:
         lib.grukit_bf16_gemm.restype = i
         lib.grukit_fwd3_bf16.argtypes = [i, i, i, p, p, p, p, p, i, p, p, p, p, i]
         lib.grukit_fwd3_bf16.restype = i
+        lib.grukit_bwd3_bf16.argtypes = [i, i, i, p, p, i, p, lg, lg, p, p, p, p, p, p, p, p, p, i]
+        lib.grukit_bwd3_bf16.restype = i
         _declared.add(id(lib))
     return lib
 
@@ -200,7 +202,7 @@ def _forward_bf16(
     lengths: Tensor | None,
     reverse: bool,
     gi: Tensor,
-) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """The forward loop with the recurrent products in bfloat16 (``grukit_fwd3_bf16``), saving for backward
     what ``fused._forward`` saves (hprev only with lengths)."""
     T, B, _ = x.shape
@@ -235,6 +237,74 @@ def _forward_bf16(
             else (RuntimeError("the bf16 GRU forward needs AVX-512-BF16"))
         )
     return out, hn, hprev, gates
+
+
+def _backward_bf16(
+    x: Tensor,
+    w_hh: Tensor,
+    lengths: Tensor | None,
+    reverse: bool,
+    hprev: Tensor | None,
+    gates: Tensor,
+    gout: Tensor | None,
+    ghn: Tensor | None,
+    out: Tensor | None,
+    h0: Tensor,
+    bias_grads: bool,
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
+    """The reset_after backward loop with the recurrent products in bfloat16 (``grukit_bwd3_bf16``)
+    → (dh0, db_ih, db_hh, dgi, dgh) as ``fused._backward`` computes them."""
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    w_hh = w_hh.contiguous()
+    lens = None if lengths is None else lengths.to(torch.int64).contiguous()
+    gout, sdt, sdb = fused._rows(gout)
+    ghn = None if ghn is None else ghn.contiguous()
+    if hprev is None:
+        assert out is not None
+        out = out.contiguous()
+    h0 = h0.contiguous()
+    dgi = fused._buffer((T, B, 3 * H), x.dtype)
+    dgh = fused._buffer((T, B, 3 * H), x.dtype)
+    dh0 = x.new_empty(B, H)
+    db = torch.empty(4 * H, dtype=torch.float64) if bias_grads else None
+
+    def ptr(t: Tensor | None) -> int | None:
+        return None if t is None else t.data_ptr()
+
+    rc = _lib().grukit_bwd3_bf16(
+        T,
+        B,
+        H,
+        w_hh.data_ptr(),
+        ptr(lens),
+        int(reverse),
+        ptr(gout),
+        sdt,
+        sdb,
+        ptr(ghn),
+        ptr(hprev),
+        None if hprev is not None else ptr(out),
+        h0.data_ptr(),
+        gates.data_ptr(),
+        dgi.data_ptr(),
+        dgh.data_ptr(),
+        dh0.data_ptr(),
+        ptr(db),
+        torch.get_num_threads(),
+    )
+    if rc != 0:
+        raise (
+            MemoryError("the bf16 GRU backward could not allocate its buffers")
+            if rc == 1
+            else (RuntimeError("the bf16 GRU backward needs AVX-512-BF16"))
+        )
+    db_ih = db_hh = None
+    if db is not None:
+        dbt = db.to(x.dtype)
+        db_ih = dbt[: 3 * H].clone()
+        db_hh = torch.cat([dbt[: 2 * H], dbt[3 * H :]])
+    return dh0, db_ih, db_hh, dgi, dgh
 
 
 class _Bf16Sequence(torch.autograd.Function):
@@ -297,23 +367,28 @@ class _Bf16Sequence(torch.autograd.Function):
         H = w_hh.shape[1]
         reset_after = ctx.reset_after
         with torch.autocast("cpu", enabled=False):
-            _, dh0, _, _, db_ih, db_hh, dgi, dgh = fused._backward(
-                x,
-                w_ih,
-                w_hh,
-                lengths,
-                reset_after,
-                ctx.reverse,
-                hprev,
-                gates,
-                gout,
-                ghn,
-                (False, n_h0, False, False, n_bih, n_bhh),
-                pool=True,
-                out=out,
-                h0=h0,
-                return_dg=True,
-            )
+            if recurrent and reset_after and B > fused.matvec_max_batch and fused.gate_kernel:
+                dh0, db_ih, db_hh, dgi, dgh = _backward_bf16(
+                    x, w_hh, lengths, ctx.reverse, hprev, gates, gout, ghn, out, h0, n_bih or n_bhh
+                )
+            else:
+                _, dh0, _, _, db_ih, db_hh, dgi, dgh = fused._backward(
+                    x,
+                    w_ih,
+                    w_hh,
+                    lengths,
+                    reset_after,
+                    ctx.reverse,
+                    hprev,
+                    gates,
+                    gout,
+                    ghn,
+                    (False, n_h0, False, False, n_bih, n_bhh),
+                    pool=True,
+                    out=out,
+                    h0=h0,
+                    return_dg=True,
+                )
             assert dgi is not None
             dgi2 = dgi.view(T * B, 3 * H)
             x2 = x.reshape(T * B, I)
@@ -331,7 +406,14 @@ class _Bf16Sequence(torch.autograd.Function):
                     dw_hh = torch.cat(
                         [mm(hp, dgi2[:, : 2 * H].t()).t(), mm(rh2.t(), dgi2[:, 2 * H :].t()).t()]
                     )
-        return (dx, dh0, dw_ih, dw_hh, db_ih, db_hh) + none3
+        return (
+            dx,
+            dh0 if n_h0 else None,
+            dw_ih,
+            dw_hh,
+            db_ih if n_bih else None,
+            db_hh if n_bhh else None,
+        ) + none3
 
 
 def sequence(

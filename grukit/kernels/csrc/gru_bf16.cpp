@@ -313,6 +313,178 @@ TBF int forward3_bf16(int T_, int B, int H, const float* gi, const float* bhn, c
     std::free(P), std::free(other), std::free(bA), std::free(bB);
     return 0;
 }
+// The recurrent backward in bfloat16 (reset_after): the fp32 kernel's mode 3 (Bwd3 in csrc/gru_fused.cpp) with
+// the product mv = dgh_t · W_hh taken on bf16 operands: W_hh packed as pairs along its 3H rows,
+// Q[p][kk][u][2] = W_hh[2kk + {0,1}][p·16 + u], and a bf16 copy of each step's dgh rows (written by the epilogue
+// that writes the fp32 dgh, double-buffered by walk parity). Everything else — dh, the gate derivatives, dgi,
+// dgh, the bias sums — is fp32 as in the fp32 kernel.
+struct Bwd3bf {
+    enum { MRMAX = 8, NPMAX = 3 };
+    int T_, B, H, K, Kp, np;
+    const uint16_t* Q;
+    const float* gates;
+    const float* dout;
+    long sdt, sdb;
+    const float *hprev, *outp, *h0;
+    const int64_t* lengths;
+    int reverse;
+    float *dgi, *dgh, *dhc, *dh0;
+    uint16_t* gb[2];  // bf16 dgh rows of the step walked last / now (B × Kp)
+    double* db;
+    float* dbs;
+    const float* prow(int t, int b) const {
+        if (hprev) return hprev + ((size_t)t * B + b) * H;
+        if (t == (reverse ? T_ - 1 : 0)) return h0 + (size_t)b * H;
+        return outp + ((size_t)(reverse ? t + 1 : t - 1) * B + b) * H;
+    }
+    void addb(int j, int n, vf v) const { vst(dbs + j, vld(dbs + j, n) + v, n); }
+    void flush(int p_lo, int p_hi) const {
+        const int j0 = p_lo * PU, j1 = p_hi * PU < H ? p_hi * PU : H;
+        for (int s4 = 0; s4 < 4; ++s4)
+            for (int j = j0; j < j1; ++j) db[s4 * H + j] += dbs[s4 * H + j], dbs[s4 * H + j] = 0;
+    }
+    TBF void ew(int t, int b, int j, int n, vf mvv, uint16_t* gbx) const {
+        const size_t row = (size_t)t * B + b;
+        float* dc = dhc + (size_t)b * H + j;
+        vf dh = vld(dc, n) + mvv;
+        float* a = dgi + row * 3 * H;
+        float* c = dgh + row * 3 * H;
+        uint16_t* cb = gbx + (size_t)b * Kp;
+        if (lengths && t >= lengths[b]) {
+            const vf zero = vbc(0.f);
+            for (int q = 0; q < 3; ++q) vst(a + q * H + j, zero, n), vst(c + q * H + j, zero, n), vst_bf(cb + q * H + j, zero, n);
+            vst(dc, dh, n);
+            return;
+        }
+        if (dout) dh += vld(dout + (size_t)t * sdt + (size_t)b * sdb + j, n);
+        const float* g = gates + row * 4 * H;
+        vf r = vld(g + j, n), z = vld(g + H + j, n), nn = vld(g + 2 * H + j, n);
+        vf hn = vld(g + 3 * H + j, n), hp = vld(prow(t, b) + j, n);
+        vf dz = dh * (hp - nn);
+        vf dan = dh * (1.f - z) * (1.f - nn * nn);
+        vf dar = dan * hn * r * (1.f - r);
+        vf daz = dz * z * (1.f - z);
+        vf danr = dan * r;
+        vst(a + j, dar, n), vst(a + H + j, daz, n), vst(a + 2 * H + j, dan, n);
+        vst(c + j, dar, n), vst(c + H + j, daz, n), vst(c + 2 * H + j, danr, n);
+        vst_bf(cb + j, dar, n), vst_bf(cb + H + j, daz, n), vst_bf(cb + 2 * H + j, danr, n);
+        vst(dc, dh * z, n);
+        if (db) addb(j, n, dar), addb(H + j, n, daz), addb(2 * H + j, n, dan), addb(3 * H + j, n, danr);
+    }
+    template <int MR, int NP> TBF void tile(int tdst, int p0, int b0, const uint16_t* gbc, uint16_t* gbx) const {
+        __m512 acc[MR][NP];
+        for (int r = 0; r < MR; ++r)
+            for (int c = 0; c < NP; ++c) acc[r][c] = _mm512_setzero_ps();
+        const uint16_t* x = gbc + (size_t)b0 * Kp;
+        const size_t ps = (size_t)Kp * PU;
+        const uint16_t* q = Q + (size_t)p0 * ps;
+        for (int kk = 0; kk < Kp / 2; ++kk, q += 2 * PU) {
+            __m512bh w[NP];
+            for (int c = 0; c < NP; ++c) w[c] = (__m512bh)_mm512_loadu_si512((const void*)(q + c * ps));
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; ++r) {
+                int32_t a2;
+                std::memcpy(&a2, x + (size_t)r * Kp + 2 * kk, 4);
+                __m512bh a = (__m512bh)_mm512_set1_epi32(a2);
+                for (int c = 0; c < NP; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], w[c], a);
+            }
+        }
+        for (int c = 0; c < NP; ++c) {
+            const int j = (p0 + c) * PU, n = H - j < PU ? H - j : PU;
+            for (int r = 0; r < MR; ++r) {
+                if (tdst >= 0) {
+                    ew(tdst, b0 + r, j, n, (vf)acc[r][c], gbx);
+                } else {
+                    float* d = dh0 + (size_t)(b0 + r) * H + j;
+                    vst(d, vld(dhc + (size_t)(b0 + r) * H + j, n) + (vf)acc[r][c], n);
+                }
+            }
+        }
+    }
+    template <int NP> TBF void rows(int tdst, int p0, const uint16_t* gbc, uint16_t* gbx) const {
+        int b0 = 0;
+        for (; b0 + MRMAX <= B; b0 += MRMAX) tile<MRMAX, NP>(tdst, p0, b0, gbc, gbx);
+        switch (B - b0) {
+#define GRUKIT_BF_BCASE(R) case R: tile<R, NP>(tdst, p0, b0, gbc, gbx); break;
+            GRUKIT_BF_BCASE(7) GRUKIT_BF_BCASE(6) GRUKIT_BF_BCASE(5) GRUKIT_BF_BCASE(4) GRUKIT_BF_BCASE(3)
+            GRUKIT_BF_BCASE(2) GRUKIT_BF_BCASE(1)
+#undef GRUKIT_BF_BCASE
+            default: break;
+        }
+    }
+    int t_of(int s) const { return reverse ? T_ - 1 - s : s; }
+    TBF void walk(int w, int tid, int nt) const {
+        const int ng = (np + NPMAX - 1) / NPMAX;
+        int lo, hi;
+        split(ng, tid, nt, &lo, &hi);
+        if (db && w > 0) flush(lo * NPMAX, hi * NPMAX < np ? hi * NPMAX : np);
+        uint16_t* gbx = gb[w & 1];
+        const uint16_t* gbc = gb[(w + 1) & 1];
+        if (w == 0) {
+            const int t = t_of(T_ - 1);
+            for (int gp = lo; gp < hi; ++gp)
+                for (int p = gp * NPMAX; p < np && p < (gp + 1) * NPMAX; ++p) {
+                    const int j = p * PU, n = H - j < PU ? H - j : PU;
+                    for (int b = 0; b < B; ++b) ew(t, b, j, n, vbc(0.f), gbx);
+                }
+            return;
+        }
+        const int tdst = w < T_ ? t_of(T_ - 1 - w) : -1;
+        for (int gp = lo; gp < hi; ++gp) {
+            const int p0 = gp * NPMAX, left = np - p0;
+            if (left >= 3) rows<3>(tdst, p0, gbc, gbx);
+            else if (left == 2) rows<2>(tdst, p0, gbc, gbx);
+            else rows<1>(tdst, p0, gbc, gbx);
+        }
+    }
+};
+
+TBF int backward3_bf16(int T_, int B, int H, const float* w_hh, const int64_t* lengths, int reverse,
+                       const float* dout, long sdt, long sdb, const float* dhn, const float* hprev, const float* outp,
+                       const float* h0, const float* gates, float* dgi, float* dgh, float* dh0, double* db,
+                       int nthreads) {
+    Bwd3bf s;
+    s.T_ = T_, s.B = B, s.H = H, s.K = 3 * H, s.Kp = (3 * H + 1) & ~1, s.np = (H + PU - 1) / PU;
+    s.lengths = lengths, s.reverse = reverse, s.dout = dout, s.sdt = sdt, s.sdb = sdb;
+    s.hprev = hprev, s.outp = outp, s.h0 = h0, s.gates = gates, s.dgi = dgi, s.dgh = dgh, s.dh0 = dh0, s.db = db;
+    const int Kp = s.Kp;
+    if (db) std::memset(db, 0, sizeof(double) * 4 * (size_t)H);
+    float* dbs = db ? allocf((size_t)4 * H + PU) : nullptr;
+    uint16_t* Q = alloc16((size_t)s.np * Kp * PU);
+    float* dhc = allocf((size_t)B * H);
+    uint16_t* g0 = alloc16((size_t)B * Kp);
+    uint16_t* g1 = alloc16((size_t)B * Kp);
+    if (!Q || !dhc || !g0 || !g1 || (db && !dbs)) {
+        std::free(Q), std::free(dhc), std::free(dbs), std::free(g0), std::free(g1);
+        return 1;
+    }
+    for (int p = 0; p < s.np; ++p)
+        for (int k = 0; k < Kp; ++k)
+            for (int u = 0; u < PU; ++u) {
+                const int i = p * PU + u;
+                Q[((size_t)p * Kp + (k & ~1)) * PU + 2 * u + (k & 1)] =
+                    (i < H && k < s.K) ? f2bf(w_hh[(size_t)k * H + i]) : (uint16_t)0;
+            }
+    if (dhn) std::memcpy(dhc, dhn, sizeof(float) * (size_t)B * H);
+    s.Q = Q, s.dhc = dhc, s.dbs = dbs, s.gb[0] = g0, s.gb[1] = g1;
+    int nt = nthreads < 1 ? 1 : nthreads;
+    const int ng = (s.np + Bwd3bf::NPMAX - 1) / Bwd3bf::NPMAX;
+    if ((double)B * 3.0 * H * H < 98304.0 || ng < 2) nt = 1;
+    if (nt <= 1) {
+        for (int w = 0; w <= T_; ++w) s.walk(w, 0, 1);
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+            int tid = omp_get_thread_num(), n = omp_get_num_threads();
+            for (int w = 0; w <= T_; ++w) {
+                s.walk(w, tid, n);
+#pragma omp barrier
+            }
+        }
+    }
+    std::free(Q), std::free(dhc), std::free(dbs), std::free(g0), std::free(g1);
+    return 0;
+}
 #endif
 
 void gemm_generic(int M, int N, int K, const uint16_t* A, long lda, const uint16_t* P, float* C, long ldc,
@@ -483,6 +655,20 @@ int grukit_fwd3_bf16(int T_, int B, int H, const float* gi, const float* bhn, co
 #if GRUKIT_BF_X86
     if (!has_dp()) return 2;
     return forward3_bf16(T_, B, H, gi, bhn, w_hh, h0, lengths, reverse, out, hn, hprev, gates, nthreads);
+#else
+    return 2;
+#endif
+}
+
+// The reset_after backward loop with bf16 recurrent products (see Bwd3bf): grukit_bwd_f32's arguments in mode 3
+// for reset_after, less reset_after and the BLAS ones. Returns 0, 1 (out of memory) or 2 (no AVX-512-BF16).
+int grukit_bwd3_bf16(int T_, int B, int H, const float* w_hh, const int64_t* lengths, int reverse, const float* dout,
+                     long sdt, long sdb, const float* dhn, const float* hprev, const float* out, const float* h0,
+                     const float* gates, float* dgi, float* dgh, float* dh0, double* db, int nthreads) {
+#if GRUKIT_BF_X86
+    if (!has_dp()) return 2;
+    return backward3_bf16(T_, B, H, w_hh, lengths, reverse, dout, sdt, sdb, dhn, hprev, out, h0, gates, dgi, dgh,
+                          dh0, db, nthreads);
 #else
     return 2;
 #endif
