@@ -251,7 +251,7 @@ def _backward_bf16(
     out: Tensor | None,
     h0: Tensor,
     bias_grads: bool,
-) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
+) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
     """The reset_after backward loop with the recurrent products in bfloat16 (``grukit_bwd3_bf16``)
     → (dh0, db_ih, db_hh, dgi, dgh) as ``fused._backward`` computes them."""
     T, B, _ = x.shape
@@ -366,6 +366,8 @@ class _Bf16Sequence(torch.autograd.Function):
         T, B, I = x.shape
         H = w_hh.shape[1]
         reset_after = ctx.reset_after
+        dh0: Tensor | None
+        dgh: Tensor | None
         with torch.autocast("cpu", enabled=False):
             if recurrent and reset_after and B > fused.matvec_max_batch and fused.gate_kernel:
                 dh0, db_ih, db_hh, dgi, dgh = _backward_bf16(
