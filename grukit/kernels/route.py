@@ -9,8 +9,8 @@ torch.func transforms, device, dtype and whether the native kernel loaded. ``bac
 Routes:
     "native"     the fused CPU kernel, eagerly (``grukit.kernels.fused``).
     "bf16"       the fused CPU kernel with its input projection and gradient GEMMs in bfloat16 (float32
-                 accumulation and outputs; ``grukit.kernels.bf16``): a GRU under CPU autocast to bfloat16
-                 on a CPU with AVX-512-BF16.
+                 accumulation and outputs; ``grukit.kernels.bf16``): a reset_after=True GRU under CPU
+                 autocast to bfloat16 on a CPU with AVX-512-BF16 (reset_after=False stays float32).
     "op"         the registered op ``grukit::gru_sequence`` (graphs, autocast, other devices): its
                  CPU implementation uses the fused kernel when it can, the composite loop otherwise.
     "aten"       torch's own GRU (``torch._VF.gru``: cuDNN on CUDA, ATen's native GRU on CPU) for a whole
@@ -267,7 +267,7 @@ def _choose(
         return Decision("aten", "grukit.kernels.vf.force_on_cpu is set")
     if autocast is not None and spec.kind == "gru" and not return_gates:
         # --- issue 32: bf16 GEMMs under CPU autocast to bfloat16 (grukit.kernels.bf16)
-        if autocast == "cpu" and bf16_reason(x, module, weights) is None:
+        if autocast == "cpu" and spec.reset_after and bf16_reason(x, module, weights) is None:
             return Decision("bf16", "CPU autocast to bfloat16: bf16 GEMMs, float32 recurrence")
         # ---
         return Decision("op", f"an autocast region ({autocast}) is active")

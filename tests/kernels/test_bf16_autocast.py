@@ -98,24 +98,45 @@ def test_autocast_error_within_twice_nn_gru(bidirectional: bool, num_layers: int
 
 
 def test_lengths_and_reset_before_match_float64_within_bf16_error() -> None:
-    """The hprev (lengths) and reset_after=False branches of backward, against float64 composite."""
+    """The hprev (lengths) branch through the layer, and the reset_after=False branches of bf16.sequence (the
+    route sends only reset_after=True layers there), against float64."""
+    from grukit.functional import gru as fgru
+
     I, H, T, B = 10, 16, 12, 5
     lengths = torch.tensor([12, 7, 3, 12, 1])
-    for reset_after in (True, False):
-        m = randomize(grukit.GRU(I, H, reset_after=reset_after, bidirectional=True), seed=5)
-        m64 = grukit.GRU(I, H, reset_after=reset_after, bidirectional=True, backend="torch")
-        m64.load_state_dict(m.state_dict())
-        m64.double()
-        x = torch.randn(T, B, I)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out, _ = m(x, lengths=lengths)
-        out.sum().backward()
-        out64, _ = m64(x.double(), lengths=lengths)
-        out64.sum().backward()
-        assert (out.double() - out64).abs().max().item() < 2e-2
-        for p, q in zip(m.parameters(), m64.parameters(), strict=True):
-            assert p.grad is not None and q.grad is not None
-            assert ((p.grad.double() - q.grad).abs().max() / q.grad.abs().max()).item() < 2e-2
+    m = randomize(grukit.GRU(I, H, bidirectional=True), seed=5)
+    m64 = grukit.GRU(I, H, bidirectional=True, backend="torch")
+    m64.load_state_dict(m.state_dict())
+    m64.double()
+    x = torch.randn(T, B, I)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = m(x, lengths=lengths)
+    out.sum().backward()
+    out64, _ = m64(x.double(), lengths=lengths)
+    out64.sum().backward()
+    assert (out.double() - out64).abs().max().item() < 2e-2
+    for p, q in zip(m.parameters(), m64.parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None
+        assert ((p.grad.double() - q.grad).abs().max() / q.grad.abs().max()).item() < 2e-2
+    g = torch.Generator().manual_seed(7)
+    ws = [torch.randn(3 * H, n, generator=g) * 0.4 for n in (I, H)] + [
+        torch.randn(3 * H, generator=g) * 0.4 for _ in range(2)
+    ]
+    h0 = torch.randn(B, H, generator=g) * 0.5
+    for lens in (None, lengths):
+        for reverse in (False, True):
+            w32 = [w.clone().requires_grad_(True) for w in ws]
+            w64 = [w.double().requires_grad_(True) for w in ws]
+            o, hn, _ = bf16.sequence(x, h0, *w32, reset_after=False, lengths=lens, reverse=reverse)
+            o64, hn64, _ = fgru.sequence(
+                x.double(), h0.double(), *w64, False, lengths=lens, reverse=reverse
+            )
+            (o.square().sum() + hn.sum()).backward()
+            (o64.square().sum() + hn64.sum()).backward()
+            assert (o.double() - o64).abs().max().item() < 2e-2
+            for p, q in zip(w32, w64, strict=True):
+                assert p.grad is not None and q.grad is not None
+                assert ((p.grad.double() - q.grad).abs().max() / q.grad.abs().max()).item() < 2e-2
 
 
 def test_route_table_for_autocast() -> None:
