@@ -10,6 +10,10 @@ input projection + T recurrent GEMMs in a C loop; backward: T GEMMs for dh in a 
 after the loop), and per-step streaming latency at batch 1 and 8 (nn.GRUCell vs grukit.GRUCell and the
 Streamer; at batch ≤ 4 also with bf16 weights, ``grukit.quantize``, against the float32 grukit step).
 
+Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` it times training (fwd+bwd) of nn.GRU and grukit (whose
+"bf16" route runs the GEMMs in bfloat16 on AVX-512-BF16 CPUs) against both in float32 (``AUTOCAST_SHAPES``).
+``--out`` keeps one record per CPU family (``cpu_family``): a run replaces its family's record only.
+
 Reported numbers are medians of wall-clock times in ms (streaming: µs per step); ratios are computed within
 the same run. At 1 thread the median process CPU time is recorded too: on a shared, loaded machine it is much
 steadier than wall time. This is a benchmark, not a test: nothing here asserts speed.
@@ -48,6 +52,8 @@ SHAPES = [  # (layers, batch, seq_len, input, hidden)
 ]
 STREAM = [(1, 256), (1, 512), (1, 1024), (8, 256), (8, 512)]  # (batch, hidden), input 64
 BF16_MAX_BATCH = 4  # bf16-weight streaming rows (grukit.quantize) for batches up to this
+#: training under torch.autocast("cpu", dtype=torch.bfloat16) (issue 32): (layers, batch, seq_len, input, hidden)
+AUTOCAST_SHAPES = [(1, 64, 200, 256, 512), (1, 32, 100, 128, 256)]
 
 
 def _timeit(fns: dict, repeats: int, warmup: int = 1) -> dict:
@@ -284,6 +290,67 @@ def bench_stream(B, H, threads, repeats, steps):
     return row
 
 
+def bench_autocast(layers, B, T, I, H, threads, repeats):
+    """fwd+bwd of ``out.float().sum()`` (x requires grad) under CPU autocast to bfloat16, nn.GRU against grukit
+    (route "bf16": bf16 GEMMs, fp32 recurrence state), plus both in float32; max |out − fp32 out| of each."""
+    torch.manual_seed(0)
+    ref = torch.nn.GRU(I, H, layers)
+    gk = grukit.GRU(I, H, layers)
+    gk.load_state_dict(ref.state_dict())
+    x = torch.randn(T, B, I, requires_grad=True)
+
+    def train(m, ac):
+        def f():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ac):
+                out, _ = m(x)
+            out.float().sum().backward()
+            x.grad = None
+            m.zero_grad(set_to_none=True)
+
+        return f
+
+    fns = {
+        "nn_gru_autocast": train(ref, True),
+        "grukit_autocast": train(gk, True),
+        "nn_gru_fp32": train(ref, False),
+        "grukit_fp32": train(gk, False),
+    }
+    n0 = fused.calls["bf16_sequence"]
+    t = _timeit(fns, repeats)
+    with torch.no_grad():
+        want = ref(x)[0]
+        errs = {}
+        for name, m in (("nn_gru", ref), ("grukit", gk)):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                errs[name] = float((m(x)[0].float() - want).abs().max())
+    ms = {k: round(v[0], 2) for k, v in t.items()}
+    row = {
+        "shape": {"layers": layers, "batch": B, "seq_len": T, "input": I, "hidden": H},
+        "threads": threads,
+        "route": "bf16" if fused.calls["bf16_sequence"] > n0 else "float32 kernel (op)",
+        "forward_backward_ms": ms,
+        "max_abs_err_vs_fp32": errs,
+        "ratios": {
+            "autocast_speedup_vs_nn_gru_autocast": round(
+                ms["nn_gru_autocast"] / ms["grukit_autocast"], 2
+            ),
+            "autocast_speedup_vs_grukit_fp32": round(ms["grukit_fp32"] / ms["grukit_autocast"], 2),
+        },
+    }
+    if threads == 1:
+        cpu = {k: round(v[1], 2) for k, v in t.items()}
+        row["forward_backward_cpu_ms"] = cpu
+        row["ratios_cpu_time"] = {
+            "autocast_speedup_vs_nn_gru_autocast": round(
+                cpu["nn_gru_autocast"] / cpu["grukit_autocast"], 2
+            ),
+            "autocast_speedup_vs_grukit_fp32": round(
+                cpu["grukit_fp32"] / cpu["grukit_autocast"], 2
+            ),
+        }
+    return row
+
+
 def _cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
@@ -333,6 +400,34 @@ def _lscpu_caches() -> dict:
         if key.strip() in ("L1d cache", "L2 cache", "L3 cache"):
             out[key.strip().split()[0]] = val.strip()
     return out
+
+
+def cpu_family(machine) -> str:
+    """The key a run is filed under in cpu.json (one record per CPU family): vendor and the ISA class that
+    decides the kernel's and the BLAS's paths, e.g. "AMD, AVX-512-BF16" or "Intel, AMX"."""
+    name = machine.get("cpu", "")
+    vendor = (
+        "Intel" if "Intel" in name else ("AMD" if "AMD" in name else (name.split() or ["?"])[0])
+    )
+    flags = set(machine.get("cpu_flags") or [])
+    if "amx_tile" in flags:
+        isa = "AMX"
+    elif "avx512_bf16" in flags:
+        isa = "AVX-512-BF16"
+    elif "avx512f" in flags:
+        isa = "AVX-512"
+    elif "avx2" in flags:
+        isa = "AVX2"
+    else:
+        isa = "baseline"
+    return f"{vendor}, {isa}"
+
+
+def records(data) -> dict:
+    """cpu.json's records by CPU family (an older single-record file is one family)."""
+    if "families" in data:
+        return data["families"]
+    return {cpu_family(data["machine"]): data}
 
 
 def cpu_line(result) -> str:
@@ -386,10 +481,29 @@ def print_tables(result):
                 f"{r['bf16_speedup_vs_grukit']:>7.2f}{u['grukit_streamer']:>12.1f}{u['grukit_streamer_bf16']:>9.1f}"
                 f"{r['bf16_streamer_speedup_vs_streamer']:>7.2f}  {r['bf16_path']}"
             )
+    for r in result.get("autocast_bf16") or []:
+        s, ms = r["shape"], r["forward_backward_ms"]
+        print(
+            f"autocast bf16 {(s['layers'], s['batch'], s['seq_len'], s['input'], s['hidden'])} thr={r['threads']}: "
+            f"nn.GRU {ms['nn_gru_autocast']:.1f} ms, grukit {ms['grukit_autocast']:.1f} ms "
+            f"(x{r['ratios']['autocast_speedup_vs_nn_gru_autocast']:.2f}), grukit fp32 {ms['grukit_fp32']:.1f} ms, "
+            f"route {r['route']}, max err {r['max_abs_err_vs_fp32']}"
+        )
 
 
 def markdown(result) -> str:
-    """The docs/performance.md table: 1-thread process-CPU-time medians (steady on a loaded machine) and the wall-time
+    """The docs/performance.md tables of a cpu.json (every CPU family's record, each under its heading) or of one
+    run's record."""
+    if "families" in result:
+        return "\n\n".join(
+            f"#### {family}\n\n{_markdown_record(rec)}"
+            for family, rec in result["families"].items()
+        )
+    return _markdown_record(result)
+
+
+def _markdown_record(result) -> str:
+    """One run's tables: 1-thread process-CPU-time medians (steady on a loaded machine) and the wall-time
     ratios at every thread count, all from one run."""
     lines = [
         cpu_line(result),
@@ -452,6 +566,24 @@ def markdown(result) -> str:
                 f"{u['grukit_streamer_bf16']:.1f} | {u['grukit_streamer'] / u['grukit_streamer_bf16']:.2f} | "
                 f"{r['bf16_path']} |"
             )
+    ac = result.get("autocast_bf16") or []
+    if ac:  # training under torch.autocast("cpu", dtype=torch.bfloat16), fwd+bwd
+        lines += [
+            "",
+            "| autocast bf16 training (L,B,T,I,H) | threads | nn.GRU autocast ms | grukit autocast ms | × nn.GRU "
+            "autocast | grukit fp32 ms | × grukit fp32 | nn.GRU fp32 ms | route |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in ac:
+            s = r["shape"]
+            u = r.get("forward_backward_cpu_ms", r["forward_backward_ms"])
+            kind = "CPU" if "forward_backward_cpu_ms" in r else "wall"
+            lines.append(
+                f"| ({s['layers']},{s['batch']},{s['seq_len']},{s['input']},{s['hidden']}) | {r['threads']} ({kind}) | "
+                f"{u['nn_gru_autocast']:.1f} | {u['grukit_autocast']:.1f} | "
+                f"{u['nn_gru_autocast'] / u['grukit_autocast']:.2f} | {u['grukit_fp32']:.1f} | "
+                f"{u['grukit_fp32'] / u['grukit_autocast']:.2f} | {u['nn_gru_fp32']:.1f} | {r['route']} |"
+            )
     return "\n".join(lines)
 
 
@@ -471,7 +603,11 @@ def main(argv=None):
         default=None,
         help="timed rounds per measurement (default 5; quick: 2)",
     )
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cpu.json"))
+    ap.add_argument(
+        "--out",
+        default=str(Path(__file__).resolve().parent / "results" / "cpu.json"),
+        help="results file (one record per CPU family; this run replaces its family's)",
+    )
     ap.add_argument(
         "--note",
         default="shared 2-core VM, loaded by other jobs during the run: compare ratios "
@@ -518,9 +654,18 @@ def main(argv=None):
         },
         "shapes": [],
         "streaming": [],
+        "autocast_bf16": [],
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # one record per CPU family: this run replaces its family's record and keeps the others
+    family = cpu_family(result["machine"])
+    others = {}
+    if out.exists():
+        try:
+            others = {k: v for k, v in records(json.loads(out.read_text())).items() if k != family}
+        except (ValueError, KeyError):
+            others = {}
 
     def save(
         complete: bool,
@@ -530,8 +675,9 @@ def main(argv=None):
             list(os.getloadavg()) if hasattr(os, "getloadavg") else None
         )
         result["wall_time_s"] = round(time.perf_counter() - t_start, 1)
+        data = {"name": "cpu", "families": {**others, family: result}}
         part = out.with_suffix(".json.tmp")
-        part.write_text(json.dumps(result, indent=1) + "\n")
+        part.write_text(json.dumps(data, indent=1) + "\n")
         os.replace(part, out)
 
     old = torch.get_num_threads()
@@ -546,6 +692,14 @@ def main(argv=None):
             for B, H in STREAM:
                 result["streaming"].append(
                     bench_stream(B, H, nt, repeats, steps=200 if args.quick else 1000)
+                )
+                save(False)
+            for layers, B, T, I, H in AUTOCAST_SHAPES:
+                row = bench_autocast(layers, B, T, I, H, nt, repeats)
+                result["autocast_bf16"].append(row)
+                print(
+                    f"  done autocast {(layers, B, T, I, H)} threads={nt}: {row['ratios']}",
+                    flush=True,
                 )
                 save(False)
     torch.set_num_threads(old)

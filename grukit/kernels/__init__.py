@@ -208,4 +208,8 @@ def run(op: str, how: str, **kw: Any) -> Any:
         return (mod.sequence if op == "sequence" else mod.cell)(**kw)
     if how == "op" and op == "sequence":
         return ops.sequence(**kw)
+    if how == "bf16" and op == "sequence":  # issue 32: CPU autocast to bfloat16
+        from . import bf16
+
+        return bf16.sequence(**kw)
     return (_composite.sequence if op == "sequence" else _composite.cell)(**kw)

@@ -40,8 +40,13 @@ log = logging.getLogger("grukit.kernels")
 _HERE = Path(__file__).resolve().parent
 _CSRC = _HERE / "csrc"
 #: the sources compiled into the one library: the sequence loops, the small-batch streaming step, the
-#: variants' loops (layer norm, recurrent dropout, zoneout)
-SOURCES = [_CSRC / "gru_fused.cpp", _CSRC / "gru_stream.cpp", _CSRC / "gru_variants.cpp"]
+#: variants' loops (layer norm, recurrent dropout, zoneout), the bf16 GEMM and loops for CPU autocast
+SOURCES = [
+    _CSRC / "gru_fused.cpp",
+    _CSRC / "gru_stream.cpp",
+    _CSRC / "gru_variants.cpp",
+    _CSRC / "gru_bf16.cpp",
+]
 #: headers the sources include (hashed with them: a change rebuilds the library)
 HEADERS = [_CSRC / "gru_simd.h", _CSRC / "gru_abi.h"]
 #: x86-64 levels, best first (the wheel has one library per level)

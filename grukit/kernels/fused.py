@@ -340,6 +340,7 @@ def _forward(
     save: bool,
     pool: bool = False,
     save_hprev: bool = True,
+    gi: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Run the native forward loop → (out (T, B, H), h_n (B, H), hprev (T, B, H) | None, gates (T, B, 4H) | None).
 
@@ -347,11 +348,13 @@ def _forward(
     ``pool``, gi and the saved hprev/gates come from this thread's workspace (eager calls; the registered
     op's outputs must be plain tensors). ``save_hprev=False`` (only without lengths, where each step's
     output is its new state) saves the gates alone: backward then reads the state before each step from
-    ``out`` and ``h0`` (a fifth fewer values kept per step).
+    ``out`` and ``h0`` (a fifth fewer values kept per step). ``gi``: the input projection computed by the
+    caller ((T·B, 3H), b_ih and the foldable b_hh added; ``grukit.kernels.bf16``), else computed here.
     """
     T, B, _ = x.shape
     H = w_hh.shape[1]
-    gi = _input_projection(x, w_ih, b_ih, b_hh, reset_after, pool)
+    if gi is None:
+        gi = _input_projection(x, w_ih, b_ih, b_hh, reset_after, pool)
     w_hh = w_hh.contiguous()
     h0 = h0.contiguous()
     bhn = b_hh[2 * H :].contiguous() if (reset_after and b_hh is not None) else None
@@ -415,10 +418,13 @@ def _backward(
     pool: bool = False,
     out: Tensor | None = None,
     h0: Tensor | None = None,
+    return_dg: bool = False,
 ) -> tuple[Tensor | None, ...]:
     """Native backward loop, then the weight/input gradients as GEMMs over all steps at once (dgi and dgh
     from this thread's workspace with ``pool``; no gradient returned aliases them). Without ``hprev`` (a
-    forward run with ``save_hprev=False``) the states before each step are read from ``out`` and ``h0``."""
+    forward run with ``save_hprev=False``) the states before each step are read from ``out`` and ``h0``.
+    ``return_dg`` appends dgi and dgh (the pre-activation gradients, (T, B, 3H)) to the result, for a caller
+    that computes the GEMMs itself (``grukit.kernels.bf16``)."""
     T, B, I = x.shape
     H = w_hh.shape[1]
     w_hh = w_hh.contiguous()
@@ -513,6 +519,8 @@ def _backward(
                 torch.mm(dgi2[:, 2 * H :].t(), rh2),
             ]
         )
+    if return_dg:
+        return dx, (dh0 if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh, dgi, dgh
     return dx, (dh0 if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh
 
 

@@ -8,6 +8,9 @@ torch.func transforms, device, dtype and whether the native kernel loaded. ``bac
 
 Routes:
     "native"     the fused CPU kernel, eagerly (``grukit.kernels.fused``).
+    "bf16"       the fused CPU kernel with its input projection and gradient GEMMs in bfloat16 (float32
+                 accumulation and outputs; ``grukit.kernels.bf16``): a reset_after=True GRU under CPU
+                 autocast to bfloat16 on a CPU with AVX-512-BF16 (reset_after=False stays float32).
     "op"         the registered op ``grukit::gru_sequence`` (graphs, autocast, other devices): its
                  CPU implementation uses the fused kernel when it can, the composite loop otherwise.
     "aten"       torch's own GRU (``torch._VF.gru``: cuDNN on CUDA, ATen's native GRU on CPU) for a whole
@@ -38,7 +41,7 @@ from torch.autograd import forward_ad as _fwad
 
 from . import export, onnx_export, vf
 
-ROUTES = ("native", "op", "aten", "onnx", "export", "composite", "variant", "scan")
+ROUTES = ("native", "bf16", "op", "aten", "onnx", "export", "composite", "variant", "scan")
 
 _FLOATS = (torch.float32, torch.float64)
 _STRIDED = torch.strided
@@ -265,6 +268,10 @@ def _choose(
     if vf.force_on_cpu and _aten_ok(spec, return_gates):
         return Decision("aten", "grukit.kernels.vf.force_on_cpu is set")
     if autocast is not None and spec.kind == "gru" and not return_gates:
+        # --- issue 32: bf16 GEMMs under CPU autocast to bfloat16 (grukit.kernels.bf16)
+        if autocast == "cpu" and spec.reset_after and bf16_reason(x, module, weights) is None:
+            return Decision("bf16", "CPU autocast to bfloat16: bf16 GEMMs, float32 recurrence")
+        # ---
         return Decision("op", f"an autocast region ({autocast}) is active")
     missing = native_reason()
     if missing is not None:
@@ -325,6 +332,28 @@ def _variant(
         if why is None and module is not None:
             why = weights_reason(module, x.dtype)
     return Decision("native", "") if why is None else Decision("variant", why)
+
+
+_bf16: Any = None
+
+
+def bf16_reason(x: Tensor, module: Any, weights: Sequence[tuple[str, Tensor | None]]) -> str | None:
+    """Why a GRU call under CPU autocast cannot take the "bf16" route, or None (issue 32)."""
+    global _bf16
+    if torch.get_autocast_dtype("cpu") != torch.bfloat16:
+        return "CPU autocast to a dtype other than bfloat16 (float16 runs the float32 kernel)"
+    if native_reason() is not None or 0 in x.shape[:-1]:
+        return "the native kernel is not loaded, or the input is empty"
+    if _bf16 is None:
+        from . import bf16 as _bf16
+    if not _bf16.enabled():
+        return "GRUKIT_BF16_AUTOCAST=0"
+    if not _bf16.available():
+        return "this CPU has no AVX-512-BF16"
+    reason = tensor_reason(torch.float32, (("x", x), *weights))
+    if reason is None and module is not None:
+        reason = weights_reason(module, torch.float32)
+    return reason
 
 
 def _needs_grad(x: Tensor, module: Any, weights: Sequence[tuple[str, Tensor | None]]) -> bool:

@@ -551,13 +551,21 @@ def test_performance_page_tables_come_from_the_recorded_results():
     spec = importlib.util.spec_from_file_location("bench_gru", root / "benchmarks" / "bench_gru.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    result = json.loads((root / "benchmarks" / "results" / "cpu.json").read_text())
-    assert (
-        "python benchmarks/bench_gru.py" in result["command"]
-        and "load" in result["machine"]["note"]  # the run says how loaded the machine was
-        and "load_average_at_start" in result["machine"]
-    )
+    data = json.loads((root / "benchmarks" / "results" / "cpu.json").read_text())
+    assert set(data) == {"name", "families"} and data["families"]  # one record per CPU family
+    for family, result in data["families"].items():
+        assert (
+            bench.cpu_family(result["machine"]) == family
+            and "python benchmarks/bench_gru.py" in result["command"]
+            and "load" in result["machine"]["note"]  # the run says how loaded the machine was
+            and "load_average_at_start" in result["machine"]
+        )
+        for row in result.get("autocast_bf16", []):  # the autocast rows' ratios match their times
+            ms = row["forward_backward_ms"]
+            assert row["ratios"]["autocast_speedup_vs_nn_gru_autocast"] == round(
+                ms["nn_gru_autocast"] / ms["grukit_autocast"], 2
+            )
     section = (
         root / "docs" / "performance.md"
     ).read_text()  # the Performance page (was a README section)
-    assert bench.markdown(result) in section
+    assert bench.markdown(data) in section
