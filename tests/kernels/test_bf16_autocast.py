@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import randomize
 
 import grukit
 from grukit.kernels import route
-from tests.support import randomize
 
 fused = pytest.importorskip("grukit.kernels.fused", reason="the native kernel is not available")
 from grukit.kernels import bf16  # noqa: E402
