@@ -169,6 +169,7 @@ def run_forecast(
         )
         if len(scored) > 1:
             extra["per_series"] = per_series
+        extra["selection"] = _selection_report(est)
         run.write_metrics(
             task=TASK,
             dataset=opts.dataset,
@@ -197,6 +198,26 @@ def run_forecast(
         backtest_windows=(panel, sidx, origins),
         estimator=est,
     )
+
+
+def _selection_report(est: GRUForecaster) -> dict[str, Any]:
+    """metrics.json's ``selection``: on or off, how many series each source serves, each series' source
+    and the validation MASE of every candidate (mean over the series selected on)."""
+    from .selection import CANDIDATES
+
+    sel = est.selection_
+    counts = {c: sum(1 for v in sel.values() if v == c) for c in CANDIDATES}
+    vals = list(est.selection_scores_.values())
+    mean_val = {
+        c: float(np.nanmean([v[c] for v in vals])) if vals else None for c in CANDIDATES if vals
+    }
+    return {
+        "on": bool(est.select),
+        "counts": {k: v for k, v in counts.items() if v},
+        "source": dict(sel),
+        "validation_mase": mean_val,
+        "series_selected_on_validation": len(vals),
+    }
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
