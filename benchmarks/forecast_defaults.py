@@ -128,7 +128,10 @@ def run_one(name: str, loader, opts: dict, seed: int, select: bool) -> dict:
         "backtest_origins": m["backtest_origins"],
         "n_series_scored": m["n_series_scored"],
         "test_mase": {"default": d, **bases},
-        "test_smape": {"default": m["model"].get("smape"), **{b: m["baselines"][b].get("smape") for b in base}},
+        "test_smape": {
+            "default": m["model"].get("smape"),
+            **{b: m["baselines"][b].get("smape") for b in base},
+        },
         "default_coverage_80": m["model"].get("coverage_80"),
         "best_trivial_mase": best_trivial,
         "best_statsforecast_mase": best_stat,

@@ -800,9 +800,7 @@ class GRUForecaster:
 
         if not self.selection_:
             return q
-        rows = [
-            j for j, i in enumerate(sidx) if self.selection_.get(series[i].id, "GRU") != "GRU"
-        ]
+        rows = [j for j, i in enumerate(sidx) if self.selection_.get(series[i].id, "GRU") != "GRU"]
         if not rows:
             return q
         chosen = [self.selection_[series[sidx[j]].id] for j in rows]

@@ -98,7 +98,7 @@ def choose(
     if not names:
         return ["GRU"] * len(own)
     table = np.stack([np.asarray(scores[c], dtype=np.float64) for c in names], axis=1)  # (N, K)
-    valid = np.isfinite(table).all(axis=1)
+    valid: np.ndarray = np.asarray(np.isfinite(table).all(axis=1), dtype=bool)
     own = np.asarray(own, dtype=bool) & valid
     if own.any():
         panel = names[int(np.argmin(table[own].mean(axis=0)))]
@@ -115,9 +115,7 @@ def choose(
     return out
 
 
-def blend(
-    gru: np.ndarray, chosen: Sequence[str], others: Mapping[str, np.ndarray]
-) -> np.ndarray:
+def blend(gru: np.ndarray, chosen: Sequence[str], others: Mapping[str, np.ndarray]) -> np.ndarray:
     """The (N, H, Q) quantiles of each row's chosen source: the GRU's (``gru``) or ``others[name]``."""
     out = np.array(gru, dtype=np.float64, copy=True)
     for i, c in enumerate(chosen):

@@ -82,7 +82,7 @@ def test_a_statistical_source_returns_statsforecasts_forecast():
     assert set(est.selection_scores_["id0"]) == set(SEL.CANDIDATES)
     est.selection_ = {"id0": "naive", "id1": "GRU"}
     fc = est.predict()
-    raw = est._forecast_frame(est.series_, est.ids_, H, None, None)  # noqa: SLF001
+    raw = est._forecast_frame(est.series_, est.ids_, H, None, None)
     est.selection_ = {}
     gru = est.predict()
     a = fc[fc["unique_id"] == "id0"]
