@@ -155,6 +155,32 @@ def _cpu_model() -> str:
     return "unknown"
 
 
+def print_markdown(rec: dict) -> None:
+    """The docs/forecast.md table of a record (tests/tasks/forecast/test_forecast_docs.py checks it)."""
+    print(
+        "| data | h / m / origins | default | naive | snaive | AutoETS | AutoTheta | AutoARIMA | "
+        "default / best statsforecast | ≤ better trivial | sources chosen (validation) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in rec["datasets"].items():
+        t = r["test_mase"]
+        cells = [
+            f"{t[k]:.3f}" if k in t else "" for k in ("naive", "snaive", "ets", "theta", "arima")
+        ]
+        d = f"{t['default']:.3f}"
+        best = min(v for k, v in t.items() if k != "default")
+        d = f"**{d}**" if t["default"] <= best else d
+        src = ", ".join(f"{k} {v}" for k, v in (r["selection_counts"] or {}).items())
+        print(
+            f"| {name} | {r['horizon']} / {r['season_length']} / {r['backtest_origins']} | {d} | "
+            + " | ".join(cells)
+            + f" | {r['ratio_to_best_statsforecast']:.3f} | {'yes' if r['beats_trivial'] else 'no'} | "
+            + f"{src} |"
+        )
+    s = rec["summary"]["datasets"]
+    print(f"\ngeometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", default=None)
@@ -162,7 +188,12 @@ def main() -> None:
     ap.add_argument("--no-select", action="store_true", help="the GRU alone (selection off)")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument(
+        "--markdown", action="store_true", help="print the docs table of --out and stop"
+    )
     args = ap.parse_args()
+    if args.markdown:
+        return print_markdown(json.loads(Path(args.out).read_text()))
     todo = datasets()
     names = args.only or list(todo)
     out = Path(args.out)

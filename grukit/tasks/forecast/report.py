@@ -27,7 +27,7 @@ from . import data as D
 from . import evaluate as E
 from .config import RESUME_KEEP, ForecastOptions, build_options
 from .ensemble import Ensemble
-from .estimator import GRUForecaster, output_columns
+from .estimator import SELECTION_FILE, GRUForecaster, output_columns
 
 TASK = "forecast"
 
@@ -183,6 +183,8 @@ def run_forecast(
         metrics = json.loads(run.file("metrics.json").read_text())
         _write_csv(bt, run.file("backtest.csv"))
         _write_csv(fc, run.file("forecast.csv"))
+        if est.selection_:  # predict from the run folder forecasts with the same sources
+            run.file(SELECTION_FILE).write_text(json.dumps(est.selection_, indent=2) + "\n")
         first = est.cv_windows_[3]
         plot_forecast(scored, bt, fc, spec, run.file("forecast.png"), first_origins=first)
     panel, sidx, origins, _ = est.cv_windows_

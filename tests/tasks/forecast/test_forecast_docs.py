@@ -173,3 +173,24 @@ def test_readme_options_table_matches_the_results():
     assert f"sMAPE {ens['overall']['smape']:.2f} → {c5['smape']:.2f}" in row, row
     assert f"MASE {ens['overall']['mase']:.3f} → {c5['mase']:.3f}" in row, row
     assert f"{one['overall']['smape']:.2f} → {c1['smape']:.2f}" in row, row
+
+
+def test_defaults_table_matches_forecast_defaults_json():
+    """docs/forecast.md's "never loses to a trivial forecast" table is benchmarks/results/forecast_defaults.json."""
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
+    section = _section()
+    done = rec["datasets"]
+    assert len(done) >= 9
+    for name, r in done.items():
+        line = next(x for x in section.splitlines() if x.startswith(f"| {name} |"))
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        t = r["test_mase"]
+        want = [
+            f"{t[k]:.3f}" if k in t else ""
+            for k in ("default", "naive", "snaive", "ets", "theta", "arima")
+        ]
+        assert [c.strip("*") for c in cells[2:8]] == want, (name, cells)
+        assert cells[8] == f"{r['ratio_to_best_statsforecast']:.3f}", (name, cells)
+        assert cells[9] == ("yes" if r["beats_trivial"] else "no"), (name, cells)
+    s = rec["summary"]["datasets"]
+    assert f"geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
