@@ -176,6 +176,11 @@ def run_grukit(sheet, df, h, m, seed, options, out_dir) -> tuple[np.ndarray, dic
     fc = np.full((n, h, 3), np.nan)
     for sid, g in bt.groupby("series"):
         fc[order[str(sid)]] = g[["gru_q10", "gru_q50", "gru_q90"]].to_numpy()
+    # the GRU alone (its own forecast before model selection) from the same run: rows follow backtest
+    alone = np.full((n, h, 3), np.nan)
+    raw = res.backtest_quantiles()
+    for row, sid in zip(raw, pd.unique(res.backtest["series"].astype(str))):
+        alone[order[sid]] = row
     meta = {
         "cpu_s": round(cpu, 1),
         "wall_s": round(time.perf_counter() - w0, 1),
@@ -187,6 +192,10 @@ def run_grukit(sheet, df, h, m, seed, options, out_dir) -> tuple[np.ndarray, dic
         "context": res.metrics.get("context"),
         "options": res.metrics.get("options"),
         "run_folder": str(res.run.path),
+        "selection": {
+            k: v for k, v in (res.metrics.get("selection") or {}).items() if k != "source"
+        },
+        "_gru_alone": alone,
     }
     return fc, meta
 
@@ -260,6 +269,11 @@ def main() -> None:
         "--options", default="{}", help="JSON dict of extra options (ForecastOptions fields)"
     )
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument(
+        "--record-key",
+        default=None,
+        help="write the record under this key of --out, keeping the file's other records",
+    )
     ap.add_argument("--ensemble", type=int, default=1, help="members K (with --variants)")
     ap.add_argument(
         "--variants",
@@ -285,7 +299,7 @@ def main() -> None:
     options = json.loads(args.options)
     if args.static_covariates:
         options["static_covariates"] = [c for c in args.static_covariates.split(",") if c]
-    rec_sheets, all_rows = {}, {k: [] for k in ["gru", *names]}
+    rec_sheets, all_rows = {}, {k: [] for k in ["gru", "gru_alone", *names]}
     grukit_cpu = 0.0
     for sheet in args.sheets:
         h, m = SHEETS[sheet]
@@ -300,7 +314,10 @@ def main() -> None:
             shutil.rmtree(out_dir, ignore_errors=True)  # this script's own run folder, rewritten
             fc, gmeta = run_grukit(sheet, df, h, m, args.seed, options, out_dir)
             grukit_cpu += gmeta["cpu_s"]
+            alone = gmeta.pop("_gru_alone")
             scores = {"gru": score(train, test, fc, m), **scores}
+            if gmeta["selection"].get("on"):
+                scores["gru_alone"] = score(train, test, alone, m)
         for k, s in scores.items():
             all_rows[k].append(s)
         rec_sheets[sheet] = {
@@ -379,6 +396,11 @@ def main() -> None:
         "overall": overall,
         "published": PUBLISHED,
     }
+    if args.record_key:  # beside the other records of the file, which are left as they are
+        out = Path(args.out)
+        whole = json.loads(out.read_text()) if out.is_file() else {}
+        whole[args.record_key] = rec
+        rec = whole
     Path(args.out).write_text(json.dumps(rec, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -79,6 +79,7 @@ _FLAG_FIELDS = {  # CLI parameter → ForecastOptions field (for --resume: which
     "quantiles": "quantiles",
     "ensemble": "ensemble",
     "conformal": "conformal",
+    "select": "select",
 }
 
 
@@ -326,6 +327,16 @@ def forecast(
             show_default=False,
         ),
     ] = None,
+    select: Annotated[
+        bool | None,
+        typer.Option(
+            "--select/--no-select",
+            help="Per series, forecast with whichever of the GRU, naive, seasonal naive, AutoETS, "
+            "AutoTheta or the GRU/ETS/Theta mean did best on the validation window before the scored "
+            "origin (default: on; the run report names each series' source).",
+            show_default=False,
+        ),
+    ] = None,
     seed: Seed = _O.seed,
     output_dir: OutputDir = None,
     overwrite: Overwrite = False,
@@ -397,6 +408,7 @@ def forecast(
         seasonal=seasonal,
         quantiles=quantiles,
         conformal=conformal,
+        select=select,
         freq=freq,
         season_length=season_length,
         date_format=date_format,

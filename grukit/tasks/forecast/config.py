@@ -67,6 +67,8 @@ class ForecastOptions:
     quantiles: list[float] = dataclasses.field(default_factory=lambda: list(Q.DEFAULT_QUANTILES))
     ensemble: int = 1
     conformal: bool = True
+    #: per-series selection of the default forecast on validation windows (:mod:`.selection`)
+    select: bool = True
 
 
 def build_options(

@@ -31,6 +31,8 @@ _O = ForecastOptions()
 #: the file :meth:`GRUForecaster.save` writes beside the model files (its constructor arguments)
 ESTIMATOR_FILE = "estimator.json"
 #: trainer_kwargs that are ForecastOptions fields (recorded in a run's config.json)
+#: the file :meth:`GRUForecaster.save` writes the source of each series' forecast to (``selection_``)
+SELECTION_FILE = "selection.json"
 _TRAINER_FIELDS = ("accelerator", "devices", "num_nodes", "strategy")
 
 
@@ -178,6 +180,10 @@ class GRUForecaster:
         date_format: strftime format of ``ds`` when it is text that pandas cannot read unaided.
         ensemble: members (seeds seed, seed + 1, ...); the forecast is the median of their quantiles.
         conformal: calibrate the intervals on the held-out windows (split conformal, per horizon step).
+        select: per series, return the forecast of the candidate (the GRU, naive, seasonal naive, AutoETS,
+            AutoTheta, or the mean of the GRU, AutoETS and AutoTheta) with the lowest MASE on the validation
+            window before the scored origin (:mod:`.selection`); its intervals come with it. The choice is
+            in ``selection_`` (series id → source). False: always the GRU's forecast.
         seed: seed of member 0.
         alias: the forecast column's name.
         strict: refuse series too short to train on instead of skipping them (SkippedSeriesWarning).
@@ -221,6 +227,7 @@ class GRUForecaster:
         date_format: str | None = None,
         ensemble: int = _O.ensemble,
         conformal: bool = _O.conformal,
+        select: bool = _O.select,
         seed: int = _O.seed,
         alias: str = "GRU",
         strict: bool = _O.strict,
@@ -237,6 +244,12 @@ class GRUForecaster:
         self.stat_exog_list = list(stat_exog_list)
         self.date_format, self.ensemble, self.conformal = date_format, ensemble, conformal
         self.seed, self.alias, self.strict = seed, alias, strict
+        self.select = select
+        #: the source of each series' forecast (series id → "GRU", "naive", "snaive", "ets", "theta",
+        #: "combo"), chosen on its validation window (:mod:`.selection`); empty before fit / with select off
+        self.selection_: dict[str, str] = {}
+        #: series id → candidate → validation MASE (the numbers the choice was made on)
+        self.selection_scores_: dict[str, dict[str, float]] = {}
         self.trainer_kwargs = dict(trainer_kwargs or {})
         #: options without an estimator argument (set by from_options: dataset, backtest, baselines ...)
         self._extra: dict[str, Any] = {}
@@ -288,6 +301,7 @@ class GRUForecaster:
             date_format=opts.date_format,
             ensemble=opts.ensemble,
             conformal=opts.conformal,
+            select=opts.select,
             seed=opts.seed,
             strict=opts.strict,
             trainer_kwargs={
@@ -341,6 +355,7 @@ class GRUForecaster:
             quantiles=list(levels_to_quantiles(self.level)),
             ensemble=self.ensemble,
             conformal=self.conformal,
+            select=self.select,
             **{k: tk[k] for k in _TRAINER_FIELDS if k in tk},
             **extra,
         )
@@ -414,6 +429,7 @@ class GRUForecaster:
         D.fit_scalers(series, prep.spec, {s.id: len(s) for s in series})
         self._train(series, prep, opts, frame)
         self.series_ = series
+        self._select(series, {s.id: len(s) for s in series}, opts)
         return self
 
     def check(
@@ -598,6 +614,8 @@ class GRUForecaster:
             origins += o
         sidx_a, orig_a = np.asarray(sidx, dtype=np.int64), np.asarray(origins, dtype=np.int64)
         q = predict_quantiles(self.model_, panel, sidx_a, orig_a)  # (N, H, Q)
+        self._select(scored, first, opts)
+        q = self._apply_selection(q, scored, sidx_a, orig_a)
         self.cv_windows_ = (panel, sidx_a, orig_a, first)
         self.cv_quantiles_ = q
         return self._cv_frame(q, scored, sidx_a, orig_a, level, frame)
@@ -701,7 +719,7 @@ class GRUForecaster:
         spec = self.spec_
         assert spec is not None
         try:
-            q = future_quantiles(self.model_, series, spec)[:, :h]  # (N, h, Q)
+            q = future_quantiles(self.model_, series, spec)  # (N, H, Q)
         except UserInputError as e:
             if not spec.future_covariates or "--future-covariates" not in str(e):
                 raise
@@ -709,6 +727,11 @@ class GRUForecaster:
                 f"{e}; with the estimator: predict(futr_df=...) with {spec.id_col or 'unique_id'!r}, "
                 f"{spec.time_col!r} and {spec.future_covariates} for each forecast step"
             ) from None
+        if self.selection_ and not spec.future_covariates:
+            n = np.arange(len(series))
+            ends = np.asarray([len(s) for s in series], dtype=np.int64)
+            q = self._apply_selection(q, series, n, ends)
+        q = q[:, :h]
         qs = self.model_.quantiles
         cols = output_columns(self.alias, qs)
         pick = _ordered(self.alias, qs, level)
@@ -726,6 +749,83 @@ class GRUForecaster:
         for j in pick:
             out[cols[j]] = flat[:, j]
         return (frame or _Frame(out)).out(out)
+
+    # ----------------------------------------------------------------------------- selection
+    def _stat_forecasts(self, hists: list[np.ndarray], H: int, names) -> dict[str, np.ndarray]:
+        from . import evaluate as E
+
+        assert self.spec_ is not None
+        m = int(self.spec_.season_length or 1)
+        return E.statsforecast_baselines(
+            hists, H, m, list(names), quantiles=tuple(self.model_.quantiles)
+        )
+
+    def _select(self, scored: list[D.Series], first: dict[str, int], opts: ForecastOptions) -> None:
+        """Choose each series' source on the ``h`` steps before its first scored origin (``first``):
+        :mod:`.selection`. Sets ``selection_`` and ``selection_scores_``."""
+        from . import selection as SEL
+        from .train import predict_quantiles
+
+        self.selection_, self.selection_scores_ = {}, {}
+        spec = self.spec_
+        if not self.select or spec is None or spec.future_covariates or not scored:
+            return
+        H = int(opts.horizon)
+        rows = []
+        for i, s in enumerate(scored):
+            v = first[s.id] - H
+            if v >= SEL.MIN_HISTORY and np.isfinite(np.asarray(s.y[: v + H], dtype=float)).all():
+                rows.append((i, v))
+        self.selection_ = {s.id: "GRU" for s in scored}
+        if not rows:
+            return
+        sidx = np.asarray([i for i, _ in rows], dtype=np.int64)
+        orig = np.asarray([v for _, v in rows], dtype=np.int64)
+        panel = D.Panel(scored, spec, int(opts.context or 0), H)
+        gru = predict_quantiles(self.model_, panel, sidx, orig)
+        hists = [np.asarray(scored[i].y[:v], dtype=np.float64) for i, v in rows]
+        fc = SEL.with_combo({"GRU": gru, **self._stat_forecasts(hists, H, SEL.STAT_CANDIDATES)})
+        mid = Q.median_index(self.model_.quantiles)
+        actual = np.stack(
+            [
+                scored[i].y[v : v + H] if scored[i].observed is None else _masked(scored[i], v, H)
+                for i, v in rows
+            ]
+        ).astype(np.float64)
+        m = int(spec.season_length or 1)
+        scale = np.asarray([SEL.naive_scale(h, m) for h in hists])
+        scores = SEL.validation_scores(actual, {k: f[:, :, mid] for k, f in fc.items()}, scale)
+        held = set(getattr(self.training_, "held_out", ()) or ())
+        own = np.asarray([scored[i].id in held for i, _ in rows])
+        chosen = SEL.choose(scores, own)
+        for j, ((i, _), c) in enumerate(zip(rows, chosen)):
+            sid = scored[i].id
+            self.selection_[sid] = c
+            self.selection_scores_[sid] = {k: float(scores[k][j]) for k in scores}
+
+    def _apply_selection(
+        self, q: np.ndarray, series: list[D.Series], sidx: np.ndarray, origins: np.ndarray
+    ) -> np.ndarray:
+        """``q`` (N, H, Q: the GRU's quantiles at ``origins`` of ``series[sidx]``) with each row of a
+        series whose source is not the GRU replaced by that source's forecast from the history before the
+        origin."""
+        from . import selection as SEL
+
+        if not self.selection_:
+            return q
+        rows = [j for j, i in enumerate(sidx) if self.selection_.get(series[i].id, "GRU") != "GRU"]
+        if not rows:
+            return q
+        chosen = [self.selection_[series[sidx[j]].id] for j in rows]
+        need = set()
+        for c in chosen:
+            need |= set(SEL.COMBO) - {"GRU"} if c == "combo" else {c}
+        H = q.shape[1]
+        hists = [np.asarray(series[sidx[j]].y[: origins[j]], dtype=np.float64) for j in rows]
+        fc = SEL.with_combo({"GRU": q[rows], **self._stat_forecasts(hists, H, sorted(need))})
+        out = np.array(q, dtype=np.float64, copy=True)
+        out[rows] = SEL.blend(q[rows], chosen, fc)
+        return out
 
     def _id_name(self) -> str:
         assert self.spec_ is not None
@@ -755,6 +855,8 @@ class GRUForecaster:
         try:
             save_model(self.model_, self.spec_, tmp)
             (tmp / ESTIMATOR_FILE).write_text(json.dumps(self._params(), indent=2) + "\n")
+            if self.selection_:
+                (tmp / SELECTION_FILE).write_text(json.dumps(self.selection_, indent=2) + "\n")
             if folder.exists():
                 shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
             tmp.replace(folder)
@@ -768,7 +870,7 @@ class GRUForecaster:
             "h", "freq", "season_length", "level", "context", "hidden", "layers", "dropout",
             "epochs", "batch_size", "epoch_windows", "lr", "weight_decay", "patience", "scaling",
             "seasonal", "log", "calendar", "relative", "hist_exog_list", "futr_exog_list",
-            "stat_exog_list", "date_format", "ensemble", "conformal", "seed", "alias", "strict",
+            "stat_exog_list", "date_format", "ensemble", "conformal", "select", "seed", "alias", "strict",
         ]  # fmt: skip
         out = {n: getattr(self, n) for n in names}
         out["level"] = list(out["level"])
@@ -796,6 +898,9 @@ class GRUForecaster:
         params.setdefault("season_length", spec.season_length)
         est = cls(**params)
         est.model_, est.spec_ = model, spec
+        sel = folder / SELECTION_FILE
+        if sel.is_file():
+            est.selection_ = {str(k): str(v) for k, v in json.loads(sel.read_text()).items()}
         return est
 
     def __repr__(self) -> str:

@@ -27,7 +27,7 @@ from . import data as D
 from . import evaluate as E
 from .config import RESUME_KEEP, ForecastOptions, build_options
 from .ensemble import Ensemble
-from .estimator import GRUForecaster, output_columns
+from .estimator import SELECTION_FILE, GRUForecaster, output_columns
 
 TASK = "forecast"
 
@@ -188,6 +188,7 @@ def run_forecast(
         )
         if len(scored) > 1:
             extra["per_series"] = per_series
+        extra["selection"] = _selection_report(est)
         run.write_metrics(
             task=TASK,
             dataset=opts.dataset,
@@ -201,6 +202,8 @@ def run_forecast(
         metrics = json.loads(run.file("metrics.json").read_text())
         _write_csv(bt, run.file("backtest.csv"))
         _write_csv(fc, run.file("forecast.csv"))
+        if est.selection_:  # predict from the run folder forecasts with the same sources
+            run.file(SELECTION_FILE).write_text(json.dumps(est.selection_, indent=2) + "\n")
         first = est.cv_windows_[3]
         plot_forecast(scored, bt, fc, spec, run.file("forecast.png"), first_origins=first)
         run.complete()  # last: the run folder is whole
@@ -217,6 +220,26 @@ def run_forecast(
         backtest_windows=(panel, sidx, origins),
         estimator=est,
     )
+
+
+def _selection_report(est: GRUForecaster) -> dict[str, Any]:
+    """metrics.json's ``selection``: on or off, how many series each source serves, each series' source
+    and the validation MASE of every candidate (mean over the series selected on)."""
+    from .selection import CANDIDATES
+
+    sel = est.selection_
+    counts = {c: sum(1 for v in sel.values() if v == c) for c in CANDIDATES}
+    vals = list(est.selection_scores_.values())
+    mean_val = {
+        c: float(np.nanmean([v[c] for v in vals])) if vals else None for c in CANDIDATES if vals
+    }
+    return {
+        "on": bool(est.select),
+        "counts": {k: v for k, v in counts.items() if v},
+        "source": dict(sel),
+        "validation_mase": mean_val,
+        "series_selected_on_validation": len(vals),
+    }
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:

@@ -67,6 +67,8 @@ class Trained:
     split_info: dict[str, Any]
     batch_size: int
     epoch_windows: int
+    #: ids of the series whose last windows were held out of training (validation), for selection
+    held_out: tuple[str, ...] = ()
     #: False on a DDP rank other than 0 (it only trains; ``model`` is then member 0 uncalibrated)
     rank_zero: bool = True
 
@@ -188,6 +190,11 @@ def _train(
         fits.append(res)
     best = Ensemble(members)
     cal = calibration_windows(val_w)
+    held = (
+        tuple(s.id for s in val_w.panel.series)
+        if split_info.get("val_from") != "training windows"
+        else ()
+    )
     offsets = conformal_offsets(best, cal) if opts.conformal else None
     best = best.with_offsets(offsets)
     save_manifest(
@@ -208,6 +215,7 @@ def _train(
         {**split_info, "train_windows": len(train_w)},
         bs,
         min(epoch_windows or len(train_w), len(train_w)),
+        held_out=held,
     )
 
 

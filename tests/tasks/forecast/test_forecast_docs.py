@@ -173,3 +173,51 @@ def test_readme_options_table_matches_the_results():
     assert f"sMAPE {ens['overall']['smape']:.2f} → {c5['smape']:.2f}" in row, row
     assert f"MASE {ens['overall']['mase']:.3f} → {c5['mase']:.3f}" in row, row
     assert f"{one['overall']['smape']:.2f} → {c1['smape']:.2f}" in row, row
+
+
+def test_defaults_table_matches_forecast_defaults_json():
+    """docs/forecast.md's "never loses to a trivial forecast" table is benchmarks/results/forecast_defaults.json."""
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
+    section = _section()
+    done = rec["datasets"]
+    assert len(done) >= 6
+    for name, r in done.items():
+        line = next(x for x in section.splitlines() if x.startswith(f"| {name} |"))
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        t = r["test_mase"]
+        want = [
+            f"{t[k]:.3f}" if k in t else ""
+            for k in ("default", "naive", "snaive", "ets", "theta", "arima")
+        ]
+        assert [c.strip("*") for c in cells[2:8]] == want, (name, cells)
+        assert cells[8] == f"{r['ratio_to_best_statsforecast']:.3f}", (name, cells)
+        assert cells[9] == ("yes" if r["beats_trivial"] else "no"), (name, cells)
+    s = rec["summary"]["datasets"]
+    assert f"geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
+
+
+def test_m3_selection_subset_table_matches_forecast_m3_json():
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_m3.json").read_text())
+    sub = rec["selection_subset150"]
+    assert sub["subset"] == 150 and sub["seed"] == 0
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")[1:]]
+        for line in _section().splitlines()
+        if line.startswith("| subset: ")
+    }
+    labels = {
+        "gru": "subset: grukit default (model selection)",
+        "gru_alone": "subset: grukit GRU alone (same run)",
+        "ets": "subset: AutoETS",
+        "theta": "subset: AutoTheta",
+    }
+    for key, label in labels.items():
+        want = [
+            sub["sheets"][s]["scores"][key] for s in ("yearly", "quarterly", "monthly", "other")
+        ]
+        for cell, v in zip(rows[label], [*want, sub["overall"][key]], strict=True):
+            assert cell == f"{v['smape']:.2f} / {v['mase']:.3f} / {v['coverage_80']:.2f}", (
+                label,
+                cell,
+            )
+    assert f"{sub['grukit_cpu_s_total']:.0f} CPU s" in _section()

@@ -213,6 +213,7 @@ def ens_run(tmp_path_factory):
         "--quantiles",
         "0.05,0.1,0.5,0.9,0.95",
         "--no-conformal",
+        "--no-select",  # the ensemble itself: its members' median
         "--output-dir",
         out,
     )
@@ -312,7 +313,7 @@ def test_ensemble_resume_continues_every_member_from_its_own_folder(tmp_path, mo
     folder, member k from member-<k>/), a member that had not started trains from scratch, and the
     resumed forecast is the median of the resumed members."""
     df = D.load_builtin("weather").iloc[:300]
-    kw = dict(TINY, patience=None, ensemble=3, conformal=False)
+    kw = dict(TINY, patience=None, ensemble=3, conformal=False, select=False)
     out = tmp_path / "run"
     R.backtest_run(df, output_dir=out, epochs=2, **kw)
     shutil.rmtree(out / "member-2")  # as if the run had been killed before member 2 started

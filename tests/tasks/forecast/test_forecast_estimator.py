@@ -133,8 +133,10 @@ def test_predict_after_save_and_load_equals_before(fitted_cv, tmp_path):
         "ensemble.json",
         "estimator.json",
         "model.safetensors",
+        "selection.json",  # the source of each series' forecast (model selection, on by default)
     ]
     loaded = GRUForecaster.load(folder)
+    assert loaded.selection_ == est.selection_
     pd.testing.assert_frame_equal(loaded.predict(df=df), before)
     with pytest.raises(UserInputError, match="not an empty folder"):
         est.save(folder)
