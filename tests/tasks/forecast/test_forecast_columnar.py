@@ -1,0 +1,60 @@
+"""The columnar data path gives what the one-series-at-a-time path gave (the oracle: the general functions,
+kept in the code for gaps and covariates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grukit.tasks.forecast import data as D
+from grukit.tasks.forecast import spec as S
+
+
+def _panel(kind: str, seed: int = 0, n: int = 7, shuffle: bool = True) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        T = int(rng.integers(3, 40))
+        first = int(rng.integers(0, 30))
+        if kind == "step":
+            t = np.arange(first, first + T)
+        else:
+            freq = {"daily": "D", "hourly": "h"}[kind]
+            t = pd.date_range(pd.Timestamp("2024-01-01") + pd.Timedelta(first, unit=freq.lower()), periods=T, freq=freq)
+        rows.append(pd.DataFrame({"id": f"s{i:02d}", "t": t, "y": rng.uniform(1, 9, T)}))
+    df = pd.concat(rows, ignore_index=True)
+    if shuffle:
+        df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return df
+
+
+@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_complete_panel_series_equal_the_general_path(kind, shuffle):
+    df = _panel(kind, shuffle=shuffle)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=None)
+    times = S.spec_times(df, spec)
+    fast = S._complete_series(df, spec, times)
+    assert fast is not None, "a complete panel without covariates takes the columnar path"
+    slow = S._to_series_general(df, spec, times)
+    assert [s.id for s in fast] == [s.id for s in slow]
+    for a, b in zip(fast, slow):
+        assert a.times.equals(b.times)
+        np.testing.assert_array_equal(a.y, b.y)
+        assert a.x.shape == b.x.shape and a.filled == b.filled == 0
+        assert a.observed is None and b.observed is None
+
+
+def test_gaps_duplicates_and_covariates_leave_the_columnar_path():
+    df = _panel("step", shuffle=False)
+    spec = D.make_spec(df, "t", "y", id_col="id")
+    gappy = df.drop(index=[3]).reset_index(drop=True)
+    assert S._complete_series(gappy, spec, S.spec_times(gappy, spec)) is None
+    dup = pd.concat([df, df.iloc[[5]]], ignore_index=True)
+    assert S._complete_series(dup, spec, S.spec_times(dup, spec)) is None
+    with pytest.raises(Exception, match="appears more than once"):
+        D.to_series(dup, spec)
+    cov = df.assign(x=1.0)
+    spec_x = D.make_spec(cov, "t", "y", ["x"], id_col="id")
+    assert S._complete_series(cov, spec_x, S.spec_times(cov, spec_x)) is None
