@@ -514,7 +514,7 @@ def _to_series_general(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> lis
             f"{' ...' if len(gaps) > 5 else ''} steps): the model trains with them masked, the "
             f"baselines see them interpolated in time, the metrics skip them",
             GapFilledWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     if trailing:
         ex = ", ".join(f"{k!r}: {v}" for k, v in list(trailing.items())[:5])
@@ -523,7 +523,7 @@ def _to_series_general(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> lis
             f"{' ...' if len(trailing) > 5 else ''} step(s)); they were forward-filled with the last "
             f"observed value",
             TrailingGapWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return out
 

@@ -58,3 +58,35 @@ def test_gaps_duplicates_and_covariates_leave_the_columnar_path():
     cov = df.assign(x=1.0)
     spec_x = D.make_spec(cov, "t", "y", ["x"], id_col="id")
     assert S._complete_series(cov, spec_x, S.spec_times(cov, spec_x)) is None
+
+
+@pytest.mark.parametrize(
+    "kind,scaling,log,season",
+    [
+        ("step", "series", True, 7),
+        ("step", "window", False, 1),
+        ("daily", "series", False, None),
+        ("hourly", "window", True, None),
+    ],
+)
+def test_columnar_panel_equals_the_per_series_panel(kind, scaling, log, season):
+    df = _panel(kind, seed=1)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=log, scaling=scaling, season_length=season)
+    series = D.to_series(df, spec)
+    series[2] = series[2].head(len(series[2]) - 1)
+    series[2].observed = np.arange(len(series[2])) % 4 != 1  # a gap or two
+    D.fit_scalers(series[:-1], spec, {s.id: max(2, len(s) - 3) for s in series[:-1]})
+    C, H = 9, 4
+    fast = D.Panel(series, spec, C, H)
+    slow = D.Panel(series, spec, C, H, columnar=False)
+    np.testing.assert_array_equal(fast.start, slow.start)
+    np.testing.assert_array_equal(fast.length, slow.length)
+    np.testing.assert_allclose(fast.fy, slow.fy, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(fast.obs, slow.obs)
+    np.testing.assert_allclose(fast.feats, slow.feats, rtol=1e-6, atol=1e-6)
+    assert fast.feats.shape[1] == len(spec.calendar)
+    sidx = np.repeat(np.arange(len(series)), 2)
+    orig = np.stack([np.ones(len(series), np.int64), fast.length]).T.ravel()
+    a, b = fast.windows(sidx, orig), slow.windows(sidx, orig)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6, err_msg=k)
