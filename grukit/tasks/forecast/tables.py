@@ -56,7 +56,8 @@ def read_table(path: str | Path, id_col: str | None = None, flag: str = "--data"
     """Read a user table (``.parquet``/``.pq``, otherwise CSV) with a one-line message when it cannot be.
 
     The id column (``id_col``) of a CSV is read as text exactly as written (``00501`` stays ``00501``,
-    ``NA`` is a series named ``NA``); every other column keeps pandas' reading (an empty target cell is
+    ``NA`` is a series named ``NA``), as a categorical (each distinct id stored once); every other column
+    keeps pandas' reading (an empty target cell is
     missing). A folder, a device such as /dev/null, an empty file or a file of NUL bytes is refused by
     what it is.
     """
@@ -78,9 +79,7 @@ def read_table(path: str | Path, id_col: str | None = None, flag: str = "--data"
         raise UserInputError(f"{flag} {path}: the file holds only NUL bytes, not a CSV table")
     try:
         if parquet:
-            df = pd.read_parquet(p)
-            if id_col is not None and id_col in df.columns:
-                df[id_col] = df[id_col].astype("string").astype(object)
+            df = _read_parquet(p, id_col)
         else:
             df = _read_csv(p, id_col)
     except UserInputError:
@@ -96,6 +95,26 @@ def read_table(path: str | Path, id_col: str | None = None, flag: str = "--data"
     return df
 
 
+def _read_parquet(p: Path, id_col: str | None) -> pd.DataFrame:
+    """A parquet file through pyarrow; a text id column arrives dictionary-encoded (a pandas categorical
+    of its distinct ids: a few bytes a row instead of one Python string each), any other id column as
+    its text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(p)
+    if id_col is None or id_col not in table.column_names:
+        return table.to_pandas()
+    col = table.column(id_col)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        i = table.column_names.index(id_col)
+        table = table.set_column(i, id_col, col.dictionary_encode())
+        return table.to_pandas()
+    df = table.to_pandas()
+    df[id_col] = df[id_col].astype("string").astype(object)
+    return df
+
+
 def _read_csv(p: Path, id_col: str | None) -> pd.DataFrame:
     if id_col is None:
         return pd.read_csv(p)
@@ -105,10 +124,11 @@ def _read_csv(p: Path, id_col: str | None) -> pd.DataFrame:
     from pandas._libs.parsers import STR_NA_VALUES
 
     na = sorted(STR_NA_VALUES)
-    # NA parsing off for the id column only: the other columns keep pandas' defaults
+    # NA parsing off for the id column only: the other columns keep pandas' defaults. The ids as a
+    # categorical of their text: a few bytes a row, not one Python string each
     return pd.read_csv(
         p,
-        dtype={id_col: str},
+        dtype={id_col: pd.CategoricalDtype()},
         keep_default_na=False,
         na_values={c: na for c in cols if c != id_col},
     )

@@ -90,3 +90,21 @@ def test_columnar_panel_equals_the_per_series_panel(kind, scaling, log, season):
     a, b = fast.windows(sidx, orig), slow.windows(sidx, orig)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6, err_msg=k)
+
+
+def test_ids_read_as_categoricals_give_the_same_series(tmp_path):
+    from grukit.tasks.forecast import tables
+
+    df = _panel("step", seed=3).assign(id=lambda d: d["id"].str.replace("s", "00"))
+    df.to_csv(tmp_path / "p.csv", index=False)
+    df.to_parquet(tmp_path / "p.parquet")
+    spec = D.make_spec(df, "t", "y", id_col="id")
+    want = S._to_series_general(df, spec, S.spec_times(df, spec))
+    for name in ("p.csv", "p.parquet"):
+        got_df = tables.read_table(tmp_path / name, id_col="id")
+        assert isinstance(got_df["id"].dtype, pd.CategoricalDtype)
+        got = D.to_series(got_df, spec)
+        assert [s.id for s in got] == [s.id for s in want]  # "0001" stays "0001"
+        for a, b in zip(got, want):
+            assert a.times.equals(b.times)
+            np.testing.assert_allclose(a.y, b.y, rtol=1e-15)
