@@ -69,17 +69,11 @@ def timed_child(code: list[str], env: dict[str, str]) -> dict[str, float]:
 
 
 def train_seconds(run_root: Path) -> float | None:
-    """wall_time_s of the fit(s) recorded in the run folder's metrics files."""
-    total, found = 0.0, False
-    for f in run_root.rglob("*.json"):
-        try:
-            d = json.loads(f.read_text())
-        except (ValueError, OSError):
-            continue
-        if isinstance(d, dict) and "wall_time_s" in d:
-            total += float(d["wall_time_s"])
-            found = True
-    return round(total, 2) if found else None
+    """``train_time_s`` (the fit) from the run folder's metrics.json."""
+    f = run_root / "metrics.json"
+    if not f.is_file():
+        return None
+    return round(float(json.loads(f.read_text())["train_time_s"]), 2)
 
 
 def cpu_name() -> str:
@@ -145,10 +139,18 @@ def main() -> None:
                 )
                 print(json.dumps(rows[-1]), flush=True)
     if len(rows) >= 2:
-        by = sorted((r for r in rows if r["rc"] == 0 and r["format"] == "csv"), key=lambda r: r["rows"])
+        by = sorted(
+            (r for r in rows if r["rc"] == 0 and r["format"] == "csv"), key=lambda r: r["rows"]
+        )
         if len(by) >= 2:
-            d = (by[-1]["peak_rss_gb"] - by[0]["peak_rss_gb"]) * 1e9 / (by[-1]["rows"] - by[0]["rows"])
-            print(f"growth: {d:.0f} bytes per row (csv, {by[0]['series']} → {by[-1]['series']} series)")
+            d = (
+                (by[-1]["peak_rss_gb"] - by[0]["peak_rss_gb"])
+                * 1e9
+                / (by[-1]["rows"] - by[0]["rows"])
+            )
+            print(
+                f"growth: {d:.0f} bytes per row (csv, {by[0]['series']} → {by[-1]['series']} series)"
+            )
     if not a.no_record:
         old = json.loads(OUT.read_text()) if OUT.exists() else {}
         runs = [r for r in old.get("runs", []) if (r["series"], r["format"]) not in

@@ -21,7 +21,11 @@ def _panel(kind: str, seed: int = 0, n: int = 7, shuffle: bool = True) -> pd.Dat
             t = np.arange(first, first + T)
         else:
             freq = {"daily": "D", "hourly": "h"}[kind]
-            t = pd.date_range(pd.Timestamp("2024-01-01") + pd.Timedelta(first, unit=freq.lower()), periods=T, freq=freq)
+            t = pd.date_range(
+                pd.Timestamp("2024-01-01") + pd.Timedelta(first, unit=freq.lower()),
+                periods=T,
+                freq=freq,
+            )
         rows.append(pd.DataFrame({"id": f"s{i:02d}", "t": t, "y": rng.uniform(1, 9, T)}))
     df = pd.concat(rows, ignore_index=True)
     if shuffle:
