@@ -112,3 +112,23 @@ def test_ids_read_as_categoricals_give_the_same_series(tmp_path):
         for a, b in zip(got, want):
             assert a.times.equals(b.times)
             np.testing.assert_allclose(a.y, b.y, rtol=1e-15)
+
+
+def test_sharded_panel_every_series_read_by_exactly_one_rank(tmp_path):
+    from grukit.tasks.forecast import tables
+
+    df = _panel("step", seed=4, n=40)
+    tables.write_sharded(df, tmp_path / "ds", "id", buckets=8)
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir())[0].startswith("bucket=")
+    for world in (1, 2, 3):
+        parts = [tables.read_shard(tmp_path / "ds", r, world) for r in range(world)]
+        ids = [set(p["id"].astype(str)) for p in parts]
+        assert sum(len(i) for i in ids) == len(set().union(*ids)) == df["id"].nunique()
+        both = pd.concat(parts).sort_values(["id", "t"]).reset_index(drop=True)
+        want = df.sort_values(["id", "t"]).reset_index(drop=True)
+        np.testing.assert_array_equal(both["y"], want["y"])
+        np.testing.assert_array_equal(both["t"], want["t"])
+    # the bucket is a fixed function of the id text (CRC-32), not of the process
+    import zlib
+
+    assert tables.bucket_of(["s01"], 8)[0] == zlib.crc32(b"s01") % 8
