@@ -289,8 +289,8 @@ def _backtest(
         }
         for b, arr in bases.items():
             frame[b] = arr[rows, :, mid].ravel()
-        for k, v in frame.items():  # one table at the end, not one per series
-            cols.setdefault(k, []).append(np.repeat(v, len(tidx)) if k == "series" else v)
+        for name, v in frame.items():  # one table at the end, not one per series
+            cols.setdefault(name, []).append(np.repeat(v, len(tidx)) if name == "series" else v)
     missing = int((~seen).sum())
     notes: dict[str, Any] = {
         "steps_scored": int(common.sum()),
@@ -307,7 +307,7 @@ def _backtest(
             f"{b} forecast only {k} of the {n_scored} scored steps: scored on those, not ranked"
         )
     notes["table_notes"] = lines
-    table = pd.DataFrame({k: np.concatenate(v) for k, v in cols.items()})
+    table = pd.DataFrame({name: np.concatenate(v) for name, v in cols.items()})
     return table, per_series, notes
 
 
