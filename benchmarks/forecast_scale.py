@@ -86,6 +86,29 @@ def cpu_name() -> str:
         return "unknown"
 
 
+def record(rows: list[dict]) -> None:
+    """Merge ``rows`` into the results file (a run of the same size and format is replaced)."""
+    old = json.loads(OUT.read_text()) if OUT.exists() else {}
+    keys = {(x["series"], x["format"]) for x in rows}
+    runs = [r for r in old.get("runs", []) if (r["series"], r["format"]) not in keys] + rows
+    OUT.write_text(
+        json.dumps(
+            {
+                "cpu": cpu_name(),
+                "command": "grukit forecast --data P --id-col id --time-col t --target y "
+                "--horizon 14 --backtest 1 --epochs 1 --baselines none",
+                "seed": 0,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "note": "2 CPUs shared with other work: wall times vary with the load; "
+                "peak RSS does not",
+                "runs": sorted(runs, key=lambda r: (r["format"], r["series"])),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000, 100000])
@@ -138,37 +161,8 @@ def main() -> None:
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
-    if len(rows) >= 2:
-        by = sorted(
-            (r for r in rows if r["rc"] == 0 and r["format"] == "csv"), key=lambda r: r["rows"]
-        )
-        if len(by) >= 2:
-            d = (
-                (by[-1]["peak_rss_gb"] - by[0]["peak_rss_gb"])
-                * 1e9
-                / (by[-1]["rows"] - by[0]["rows"])
-            )
-            print(
-                f"growth: {d:.0f} bytes per row (csv, {by[0]['series']} → {by[-1]['series']} series)"
-            )
-    if not a.no_record:
-        old = json.loads(OUT.read_text()) if OUT.exists() else {}
-        runs = [r for r in old.get("runs", []) if (r["series"], r["format"]) not in
-                {(x["series"], x["format"]) for x in rows}] + rows  # fmt: skip
-        OUT.write_text(
-            json.dumps(
-                {
-                    "cpu": cpu_name(),
-                    "command": "grukit forecast --data P --id-col id --time-col t --target y "
-                    "--horizon 14 --backtest 1 --epochs 1 --baselines none",
-                    "seed": 0,
-                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "runs": sorted(runs, key=lambda r: (r["format"], r["series"])),
-                },
-                indent=1,
-            )
-            + "\n"
-        )
+                if not a.no_record:
+                    record(rows)
 
 
 if __name__ == "__main__":
