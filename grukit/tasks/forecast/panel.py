@@ -25,9 +25,23 @@ def _stats(s: Series, spec: DataSpec, k: int) -> dict[str, Any]:
 
 
 def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> None:
-    """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``."""
-    for s in series:
-        spec.scalers[s.id] = _stats(s, spec, until[s.id])
+    """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``.
+
+    Without numeric covariates the statistics of all series come from whole-array segment sums (equal
+    to the per-series ``mean``/``std`` up to the order of summation)."""
+    if spec.numeric_covariates or not series:
+        for s in series:
+            spec.scalers[s.id] = _stats(s, spec, until[s.id])
+        return
+    k = np.fromiter((until[s.id] for s in series), dtype=np.int64, count=len(series))
+    if (k < 1).any():
+        raise ValueError("every series needs at least one step to fit its scaler on")
+    fy = transform(np.concatenate([s.y[:n] for s, n in zip(series, k.tolist())]), spec)
+    at = np.cumsum(k) - k
+    mean = np.add.reduceat(fy, at) / k
+    sd = np.sqrt(np.add.reduceat((fy - np.repeat(mean, k)) ** 2, at) / k)
+    for s, m, d in zip(series, mean.tolist(), np.maximum(sd, 1e-8).tolist()):
+        spec.scalers[s.id] = {"y_mean": m, "y_std": d, "x_mean": [], "x_std": []}
 
 
 def fit_covariate_scalers(series: list[Series], spec: DataSpec) -> None:

@@ -132,3 +132,21 @@ def test_sharded_panel_every_series_read_by_exactly_one_rank(tmp_path):
     import zlib
 
     assert tables.bucket_of(["s01"], 8)[0] == zlib.crc32(b"s01") % 8
+
+
+@pytest.mark.parametrize("log", [True, False])
+def test_segment_scalers_equal_the_per_series_statistics(log):
+    from grukit.tasks.forecast import panel as P
+
+    df = _panel("step", seed=5, n=9)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=log)
+    series = D.to_series(df, spec)
+    until = {s.id: max(1, len(s) - 2) for s in series}
+    D.fit_scalers(series, spec, until)
+    for s in series:  # the oracle: NumPy's mean/std of the series alone
+        fy = np.log(s.y[: until[s.id]]) if log else s.y[: until[s.id]]
+        got = spec.scalers[s.id]
+        assert got["y_mean"] == pytest.approx(fy.mean(), rel=1e-12)
+        assert got["y_std"] == pytest.approx(max(fy.std(), 1e-8), rel=1e-10)
+        ref = P._stats(s, spec, until[s.id])
+        assert got.keys() == ref.keys() and got["x_mean"] == ref["x_mean"] == []
