@@ -150,3 +150,23 @@ def test_segment_scalers_equal_the_per_series_statistics(log):
         assert got["y_std"] == pytest.approx(max(fy.std(), 1e-8), rel=1e-10)
         ref = P._stats(s, spec, until[s.id])
         assert got.keys() == ref.keys() and got["x_mean"] == ref["x_mean"] == []
+
+
+def test_conformal_offsets_in_chunks_equal_one_batch():
+    import torch
+
+    from grukit.tasks.forecast.ensemble import Ensemble
+    from grukit.tasks.forecast.model import ForecastNet
+    from grukit.tasks.forecast.train import conformal_offsets
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = Ensemble([ForecastNet(3, 2, 8, 4, hidden_size=8).eval()])
+    w = {
+        "past": rng.normal(size=(50, 8, 3)).astype(np.float32),
+        "future": rng.normal(size=(50, 4, 2)).astype(np.float32),
+        "target": rng.normal(size=(50, 4)).astype(np.float32),
+        "tmask": np.ones((50, 4), np.float32),
+    }
+    one = conformal_offsets(model, w, chunk=1000)
+    np.testing.assert_allclose(conformal_offsets(model, w, chunk=7), one, rtol=1e-5, atol=1e-6)
