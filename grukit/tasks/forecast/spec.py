@@ -549,7 +549,7 @@ def _encode_into(
                 f"({', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}); they are "
                 f"encoded as no known category",
                 UnseenCategoryWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         for cat in cats:
             work[f"{prefix}{c}={cat}"] = (vals == cat).astype(float).where(vals.notna())
