@@ -173,3 +173,14 @@ def test_readme_options_table_matches_the_results():
     assert f"sMAPE {ens['overall']['smape']:.2f} → {c5['smape']:.2f}" in row, row
     assert f"MASE {ens['overall']['mase']:.3f} → {c5['mase']:.3f}" in row, row
     assert f"{one['overall']['smape']:.2f} → {c1['smape']:.2f}" in row, row
+
+
+def test_big_panel_memory_matches_forecast_scale_json():
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_scale.json").read_text())
+    runs = {(r["format"], r["series"]): r for r in rec["runs"] if r["rc"] == 0}
+    text = " ".join(_section().split())
+    for fmt in ("csv", "parquet"):
+        a, b = runs[(fmt, 10000)], runs[(fmt, 50000)]
+        growth = (b["peak_rss_gb"] - a["peak_rss_gb"]) * 1e9 / (b["rows"] - a["rows"])
+        assert f"{a['peak_rss_gb']:.2f} GB" in text and f"{b['peak_rss_gb']:.2f} GB" in text
+        assert f"{growth:.0f} bytes per row" in text, (fmt, growth)
