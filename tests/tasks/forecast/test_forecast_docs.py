@@ -184,3 +184,4 @@ def test_big_panel_memory_matches_forecast_scale_json():
         growth = (b["peak_rss_gb"] - a["peak_rss_gb"]) * 1e9 / (b["rows"] - a["rows"])
         assert f"{a['peak_rss_gb']:.2f} GB" in text and f"{b['peak_rss_gb']:.2f} GB" in text
         assert f"{growth:.0f} bytes per row" in text, (fmt, growth)
+        assert f"{runs[(fmt, 100000)]['peak_rss_gb']:.2f} GB" in text
