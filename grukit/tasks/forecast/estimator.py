@@ -388,7 +388,7 @@ class GRUForecaster:
         series = D.to_series(pdf, spec)
         ids: dict[str, Any] = {}
         if spec.id_col is not None:
-            col = pdf[spec.id_col]
+            col = pdf[spec.id_col].drop_duplicates(keep="last")  # one row per id, not per row
             ids = dict(zip(col.astype(str), col))
         return _Prepared(spec, series, ids)
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from .calendar import calendar_features, future_times
+from .calendar import STEP, calendar_features, future_times
 from .spec import DataSpec, Series, future_covariate_names, static_names
 
 
@@ -24,9 +25,23 @@ def _stats(s: Series, spec: DataSpec, k: int) -> dict[str, Any]:
 
 
 def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> None:
-    """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``."""
-    for s in series:
-        spec.scalers[s.id] = _stats(s, spec, until[s.id])
+    """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``.
+
+    Without numeric covariates the statistics of all series come from whole-array segment sums (equal
+    to the per-series ``mean``/``std`` up to the order of summation)."""
+    if spec.numeric_covariates or not series:
+        for s in series:
+            spec.scalers[s.id] = _stats(s, spec, until[s.id])
+        return
+    k = np.fromiter((until[s.id] for s in series), dtype=np.int64, count=len(series))
+    if (k < 1).any():
+        raise ValueError("every series needs at least one step to fit its scaler on")
+    fy = transform(np.concatenate([s.y[:n] for s, n in zip(series, k.tolist())]), spec)
+    at = np.cumsum(k) - k
+    mean = np.add.reduceat(fy, at) / k
+    sd = np.sqrt(np.add.reduceat((fy - np.repeat(mean, k)) ** 2, at) / k)
+    for s, m, d in zip(series, mean.tolist(), np.maximum(sd, 1e-8).tolist()):
+        spec.scalers[s.id] = {"y_mean": m, "y_std": d, "x_mean": [], "x_std": []}
 
 
 def fit_covariate_scalers(series: list[Series], spec: DataSpec) -> None:
@@ -121,6 +136,8 @@ class Panel:
         spec: the data spec (scaling, log, seasonal inputs, covariate scalers in ``spec.scalers``).
         context: C.
         horizon: H.
+        columnar: without covariates, build the flat arrays in whole-array operations (False: one
+            series at a time, the reference the columnar build is tested against).
 
     Example:
         >>> import numpy as np, pandas as pd
@@ -131,11 +148,25 @@ class Panel:
         ((1, 4, 2), (1, 2), [[0.0, 0.0, 1.0, 1.0]])
     """
 
-    def __init__(self, series: list[Series], spec: DataSpec, context: int, horizon: int) -> None:
+    def __init__(
+        self,
+        series: list[Series],
+        spec: DataSpec,
+        context: int,
+        horizon: int,
+        *,
+        columnar: bool = True,
+    ) -> None:
         self.series, self.spec, self.C, self.H = series, spec, int(context), int(horizon)
         C, H = self.C, self.H
         n_num = len(spec.numeric_covariates)
         n_x, n_s, n_f = spec.n_past_covariates, spec.n_static, spec.n_future_covariates
+        self.n_cal = len(spec.calendar)
+        #: the last columns of ``feats`` that the forecast steps see: future covariates and calendar
+        self.n_known = n_f + self.n_cal
+        if columnar and not (n_x or n_s or n_f) and series:
+            self._build_columnar()
+            return
         fys, obs, feats, starts, lengths = [], [], [], [], []
         off = 0
         for s in series:
@@ -181,9 +212,41 @@ class Panel:
         )
         self.start = np.asarray(starts, dtype=np.int64)
         self.length = np.asarray(lengths, dtype=np.int64)
-        self.n_cal = len(spec.calendar)
-        #: the last columns of ``feats`` that the forecast steps see: future covariates and calendar
-        self.n_known = n_f + self.n_cal
+
+    def _build_columnar(self) -> None:
+        """The flat arrays of a panel without covariates in whole-array operations (no per-series arrays
+        but the views the series already are): what the per-series loop of ``__init__`` builds, equal to
+        it value for value."""
+        series, spec, C, H = self.series, self.spec, self.C, self.H
+        T = np.fromiter((len(s) for s in series), dtype=np.int64, count=len(series))
+        size = C + T + H
+        off = np.concatenate([[0], np.cumsum(size)[:-1]])
+        self.start, self.length = off + C, T
+        M, n = int(size.sum()), len(series)
+        # flat index of every data step, series after series
+        rel = np.arange(int(T.sum()), dtype=np.int64) - np.repeat(np.cumsum(T) - T, T)
+        at = np.repeat(self.start, T) + rel
+        fy = transform(np.concatenate([s.y for s in series]), spec)
+        if spec.scaling == "series":
+            sc = [scaler_for(spec, s) for s in series]
+            mu = np.fromiter((d["y_mean"] for d in sc), dtype=np.float64, count=n)
+            sd = np.fromiter((d["y_std"] for d in sc), dtype=np.float64, count=n)
+            fy = (fy - np.repeat(mu, T)) / np.repeat(sd, T)
+        self.fy = np.zeros(M)
+        self.fy[at] = fy
+        self.obs = np.zeros(M)
+        if spec.observed_input and any(s.observed is not None for s in series):
+            self.obs[at] = np.concatenate(
+                [np.ones(len(s)) if s.observed is None else s.observed for s in series]
+            )
+        else:
+            self.obs[at] = 1.0
+        self.feats = np.zeros((M, self.n_cal), dtype=np.float32)
+        if self.n_cal:  # calendar of the data and forecast steps (the padding before stays 0)
+            times = _times_with_future(series, H, spec.freq)
+            k = np.arange(int((T + H).sum()), dtype=np.int64)
+            cal_at = np.repeat(self.start, T + H) + k - np.repeat(np.cumsum(T + H) - (T + H), T + H)
+            self.feats[cal_at] = calendar_features(times, spec.freq, spec.calendar)
 
     @property
     def past_features(self) -> int:
@@ -257,6 +320,30 @@ class Panel:
             sd = np.array([s["y_std"] for s in sc])[:, None, None]
             fy = fy * sd + mu
         return inverse(fy, self.spec)
+
+
+def _times_with_future(series: list[Series], H: int, freq: str) -> pd.Index:
+    """Every series' times followed by its H forecast times, concatenated."""
+    if freq == STEP:
+        parts = []
+        for s in series:
+            t = s.times.to_numpy(np.int64)
+            parts += [t, np.arange(t[-1] + 1, t[-1] + 1 + H, dtype=np.int64)]
+        return pd.Index(np.concatenate(parts))
+    try:
+        unit = int(pd.tseries.frequencies.to_offset(freq).nanos)  # a fixed duration
+    except ValueError:
+        unit = 0
+    parts = []
+    for s in series:
+        t = pd.DatetimeIndex(s.times).as_unit("ns").asi8
+        fut = (
+            t[-1] + unit * np.arange(1, H + 1, dtype=np.int64)
+            if unit
+            else pd.DatetimeIndex(future_times(s.times[-1], H, freq)).as_unit("ns").asi8
+        )
+        parts += [t, fut]
+    return pd.DatetimeIndex(np.concatenate(parts).view("M8[ns]"))
 
 
 def windows(

@@ -312,9 +312,13 @@ def _backtest(
     for b, c in covered.items():
         if b not in partial:
             common &= c
-    per_series, frames = {}, []
+    per_series: dict[str, Any] = {}
+    cols: dict[str, list[np.ndarray]] = {}
+    # the rows of each series (ascending), from one sort rather than a scan of every row per series
+    by_series = np.argsort(sidx, kind="stable")
+    bounds = np.searchsorted(sidx[by_series], np.arange(len(scored) + 1))
     for i, s in enumerate(scored):
-        rows = np.nonzero(sidx == i)[0]
+        rows = by_series[bounds[i] : bounds[i + 1]]
         oi = origins[rows]
         act = actual[rows]  # (n, H)
         scale = E.mase_scale(s.y[: first[s.id]], m)
@@ -343,7 +347,8 @@ def _backtest(
         }
         for b, arr in bases.items():
             frame[b] = arr[rows, :, mid].ravel()
-        frames.append(pd.DataFrame(frame))
+        for name, v in frame.items():  # one table at the end, not one per series
+            cols.setdefault(name, []).append(np.repeat(v, len(tidx)) if name == "series" else v)
     missing = int((~seen).sum())
     notes: dict[str, Any] = {
         "steps_scored": int(common.sum()),
@@ -360,7 +365,8 @@ def _backtest(
             f"{b} forecast only {k} of the {n_scored} scored steps: scored on those, not ranked"
         )
     notes["table_notes"] = lines
-    return pd.concat(frames, ignore_index=True), per_series, notes
+    table = pd.DataFrame({name: np.concatenate(v) for name, v in cols.items()})
+    return table, per_series, notes
 
 
 def _score(actual, quantiles, mask, scale, levels) -> dict[str, float]:

@@ -364,6 +364,68 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
         "the model's",
     )
     times = spec_times(df, spec)
+    fast = _complete_series(df, spec, times)
+    if fast is not None:
+        return fast
+    return _to_series_general(df, spec, times)
+
+
+def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[Series] | None:
+    """:func:`to_series` of the common big case, columnar: no covariates, every target cell present, every
+    series on a complete grid of a fixed-length step (integer steps or a fixed duration such as "D" or
+    "h"). One sort of the whole table, one contiguous target array; each :class:`Series` holds views into
+    it. None when the table is not such a case (:func:`_to_series_general` then handles gaps, covariates
+    and the errors of off-grid timestamps)."""
+    if spec.covariates or spec.future_covariates or spec.static_covariates:
+        return None
+    if spec.freq == STEP:
+        t, unit = times.to_numpy(np.int64), 1
+    else:
+        try:
+            off = pd.tseries.frequencies.to_offset(spec.freq)
+            unit = int(off.nanos)  # a fixed duration only (a month has none: ValueError)
+        except (ValueError, AttributeError):
+            return None
+        if not isinstance(times, pd.DatetimeIndex) or times.tz is not None or unit <= 0:
+            return None
+        t = times.as_unit("ns").asi8
+    y = check_target(df, spec.target).to_numpy(np.float64)
+    if np.isnan(y).any() or (spec.log and (y <= 0).any()):
+        return None
+    if spec.id_col:
+        codes, uniques = pd.factorize(df[spec.id_col], use_na_sentinel=False)
+        names = [str(u) for u in uniques]
+        if len(set(names)) != len(names):  # two raw ids with one text: the general path groups them
+            return None
+    else:
+        codes, names = np.zeros(len(df), dtype=np.int64), ["series"]
+    codes = np.asarray(codes, dtype=np.int64)
+    same = codes[1:] == codes[:-1]
+    if not ((codes[1:] >= codes[:-1]).all() and (t[1:][same] > t[:-1][same]).all()):
+        order = np.lexsort((t, codes))  # rows of one series together, in time order
+        codes, t, y = codes[order], t[order], y[order]
+        same = codes[1:] == codes[:-1]
+    d = np.diff(t)
+    dup = same & (d == 0)
+    if dup.any():
+        return None  # the general path names the series and timestamp
+    if (d[same] != unit).any():
+        return None  # gaps or off-grid timestamps
+    lengths = np.bincount(codes, minlength=len(names))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    steps = spec.freq == STEP
+    out = []
+    tv = t if steps else t.view("M8[ns]")
+    for k, (a, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        grid = pd.Index(tv[a : a + n], copy=False)
+        if not steps:
+            grid = pd.DatetimeIndex(grid, freq=spec.freq)
+        out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0))))
+    return out
+
+
+def _to_series_general(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[Series]:
+    """:func:`to_series` one series at a time (gaps, covariates, irregular frequencies)."""
     steps = spec.freq == STEP
     work = pd.DataFrame({"_t": times.to_numpy()}, index=df.index)
     work["_y"] = check_target(df, spec.target)
@@ -452,7 +514,7 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
             f"{' ...' if len(gaps) > 5 else ''} steps): the model trains with them masked, the "
             f"baselines see them interpolated in time, the metrics skip them",
             GapFilledWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     if trailing:
         ex = ", ".join(f"{k!r}: {v}" for k, v in list(trailing.items())[:5])
@@ -461,7 +523,7 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
             f"{' ...' if len(trailing) > 5 else ''} step(s)); they were forward-filled with the last "
             f"observed value",
             TrailingGapWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return out
 
@@ -487,7 +549,7 @@ def _encode_into(
                 f"({', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}); they are "
                 f"encoded as no known category",
                 UnseenCategoryWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         for cat in cats:
             work[f"{prefix}{c}={cat}"] = (vals == cat).astype(float).where(vals.notna())

@@ -56,7 +56,8 @@ def read_table(path: str | Path, id_col: str | None = None, flag: str = "--data"
     """Read a user table (``.parquet``/``.pq``, otherwise CSV) with a one-line message when it cannot be.
 
     The id column (``id_col``) of a CSV is read as text exactly as written (``00501`` stays ``00501``,
-    ``NA`` is a series named ``NA``); every other column keeps pandas' reading (an empty target cell is
+    ``NA`` is a series named ``NA``), as a categorical (each distinct id stored once); every other column
+    keeps pandas' reading (an empty target cell is
     missing). A folder, a device such as /dev/null, an empty file or a file of NUL bytes is refused by
     what it is.
     """
@@ -78,9 +79,7 @@ def read_table(path: str | Path, id_col: str | None = None, flag: str = "--data"
         raise UserInputError(f"{flag} {path}: the file holds only NUL bytes, not a CSV table")
     try:
         if parquet:
-            df = pd.read_parquet(p)
-            if id_col is not None and id_col in df.columns:
-                df[id_col] = df[id_col].astype("string").astype(object)
+            df = _read_parquet(p, id_col)
         else:
             df = _read_csv(p, id_col)
     except UserInputError:
@@ -96,6 +95,26 @@ def read_table(path: str | Path, id_col: str | None = None, flag: str = "--data"
     return df
 
 
+def _read_parquet(p: Path, id_col: str | None) -> pd.DataFrame:
+    """A parquet file through pyarrow; a text id column arrives dictionary-encoded (a pandas categorical
+    of its distinct ids: a few bytes a row instead of one Python string each), any other id column as
+    its text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(p)
+    if id_col is None or id_col not in table.column_names:
+        return table.to_pandas()
+    col = table.column(id_col)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        i = table.column_names.index(id_col)
+        table = table.set_column(i, id_col, col.dictionary_encode())
+        return table.to_pandas()
+    df = table.to_pandas()
+    df[id_col] = df[id_col].astype("string").astype(object)
+    return df
+
+
 def _read_csv(p: Path, id_col: str | None) -> pd.DataFrame:
     if id_col is None:
         return pd.read_csv(p)
@@ -105,10 +124,11 @@ def _read_csv(p: Path, id_col: str | None) -> pd.DataFrame:
     from pandas._libs.parsers import STR_NA_VALUES
 
     na = sorted(STR_NA_VALUES)
-    # NA parsing off for the id column only: the other columns keep pandas' defaults
+    # NA parsing off for the id column only: the other columns keep pandas' defaults. The ids as a
+    # categorical of their text: a few bytes a row, not one Python string each
     return pd.read_csv(
         p,
-        dtype={id_col: str},
+        dtype={id_col: pd.CategoricalDtype()},
         keep_default_na=False,
         na_values={c: na for c in cols if c != id_col},
     )
@@ -117,3 +137,70 @@ def _read_csv(p: Path, id_col: str | None) -> pd.DataFrame:
 def read_csv(path: str | Path, id_col: str | None = None) -> pd.DataFrame:
     """:func:`read_table` of a CSV (kept for ``--csv``)."""
     return read_table(path, id_col=id_col, flag="--csv")
+
+
+# --------------------------------------------------------------------------------------- sharded panels
+#: the partition column of a sharded panel: ``bucket_of(id)``
+BUCKET_COL = "bucket"
+
+
+def bucket_of(ids: Any, buckets: int) -> Any:
+    """The bucket (0 .. buckets − 1) of each series id: CRC-32 of the id's UTF-8 text, modulo ``buckets``.
+
+    Stable across processes, machines and Python versions (unlike ``hash``), so every writer and every
+    reader of a panel agree on where a series lives.
+
+    >>> bucket_of(["a", "b", "00501"], 16).tolist()
+    [3, 9, 8]
+    """
+    import zlib
+
+    import numpy as np
+
+    return np.fromiter(
+        (zlib.crc32(str(i).encode()) % buckets for i in ids), dtype=np.int32, count=len(ids)
+    )
+
+
+def write_sharded(df: pd.DataFrame, folder: str | Path, id_col: str, buckets: int = 64) -> Path:
+    """Write a panel as a partitioned parquet dataset ``folder/bucket=<b>/*.parquet`` (hive layout, the
+    bucket of each series from :func:`bucket_of`): the layout :func:`read_shard` reads one rank's share of.
+
+    Every row of a series lands in one bucket; ``folder`` must not exist yet (nothing is half-written
+    into an existing folder).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(folder)
+    if out.exists():
+        raise UserInputError(f"{out}: already exists; give a new folder for the sharded panel")
+    if id_col not in df.columns:
+        raise UserInputError(
+            f"--id-col {id_col!r} not found; the table has columns {list(df.columns)}"
+        )
+    codes, uniques = pd.factorize(df[id_col].astype(str))
+    b = bucket_of(list(uniques), buckets)[codes]
+    table = pa.Table.from_pandas(df.assign(**{BUCKET_COL: b}), preserve_index=False)
+    tmp = out.with_name(f".tmp-{out.name}")
+    pq.write_to_dataset(table, tmp, partition_cols=[BUCKET_COL])
+    tmp.rename(out)
+    return out
+
+
+def read_shard(folder: str | Path, rank: int, world_size: int) -> pd.DataFrame:
+    """The rows of the series of rank ``rank`` of ``world_size`` in a :func:`write_sharded` dataset:
+    buckets ``b`` with ``b % world_size == rank``. Only those partitions' files are read, so each rank
+    holds only its share; every series is read by exactly one rank."""
+    import pyarrow.dataset as ds
+
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
+    data = ds.dataset(Path(folder), format="parquet", partitioning="hive")
+    mine = [f for f in data.files if int(Path(f).parent.name.split("=", 1)[1]) % world_size == rank]
+    if not mine:
+        return data.schema.empty_table().to_pandas().drop(columns=[BUCKET_COL], errors="ignore")
+    part = ds.dataset(
+        mine, format="parquet", schema=data.schema.remove(data.schema.get_field_index(BUCKET_COL))
+    )
+    return part.to_table().to_pandas()

@@ -221,3 +221,15 @@ def test_m3_selection_subset_table_matches_forecast_m3_json():
                 cell,
             )
     assert f"{sub['grukit_cpu_s_total']:.0f} CPU s" in _section()
+
+
+def test_big_panel_memory_matches_forecast_scale_json():
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_scale.json").read_text())
+    runs = {(r["format"], r["series"]): r for r in rec["runs"] if r["rc"] == 0}
+    text = " ".join(_section().split())
+    for fmt in ("csv", "parquet"):
+        a, b = runs[(fmt, 10000)], runs[(fmt, 50000)]
+        growth = (b["peak_rss_gb"] - a["peak_rss_gb"]) * 1e9 / (b["rows"] - a["rows"])
+        assert f"{a['peak_rss_gb']:.2f} GB" in text and f"{b['peak_rss_gb']:.2f} GB" in text
+        assert f"{growth:.0f} bytes per row" in text, (fmt, growth)
+        assert f"{runs[(fmt, 100000)]['peak_rss_gb']:.2f} GB" in text

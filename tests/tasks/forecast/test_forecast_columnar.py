@@ -1,0 +1,172 @@
+"""The columnar data path gives what the one-series-at-a-time path gave (the oracle: the general functions,
+kept in the code for gaps and covariates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grukit.tasks.forecast import data as D
+from grukit.tasks.forecast import spec as S
+
+
+def _panel(kind: str, seed: int = 0, n: int = 7, shuffle: bool = True) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        T = int(rng.integers(3, 40))
+        first = int(rng.integers(0, 30))
+        if kind == "step":
+            t = np.arange(first, first + T)
+        else:
+            freq = {"daily": "D", "hourly": "h"}[kind]
+            t = pd.date_range(
+                pd.Timestamp("2024-01-01") + pd.Timedelta(first, unit=freq.lower()),
+                periods=T,
+                freq=freq,
+            )
+        rows.append(pd.DataFrame({"id": f"s{i:02d}", "t": t, "y": rng.uniform(1, 9, T)}))
+    df = pd.concat(rows, ignore_index=True)
+    if shuffle:
+        df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return df
+
+
+@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_complete_panel_series_equal_the_general_path(kind, shuffle):
+    df = _panel(kind, shuffle=shuffle)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=None)
+    times = S.spec_times(df, spec)
+    fast = S._complete_series(df, spec, times)
+    assert fast is not None, "a complete panel without covariates takes the columnar path"
+    slow = S._to_series_general(df, spec, times)
+    assert [s.id for s in fast] == [s.id for s in slow]
+    for a, b in zip(fast, slow):
+        assert a.times.equals(b.times)
+        np.testing.assert_array_equal(a.y, b.y)
+        assert a.x.shape == b.x.shape and a.filled == b.filled == 0
+        assert a.observed is None and b.observed is None
+
+
+def test_gaps_duplicates_and_covariates_leave_the_columnar_path():
+    df = _panel("step", shuffle=False)
+    spec = D.make_spec(df, "t", "y", id_col="id")
+    gappy = df.drop(index=[3]).reset_index(drop=True)
+    assert S._complete_series(gappy, spec, S.spec_times(gappy, spec)) is None
+    dup = pd.concat([df, df.iloc[[5]]], ignore_index=True)
+    assert S._complete_series(dup, spec, S.spec_times(dup, spec)) is None
+    with pytest.raises(Exception, match="appears more than once"):
+        D.to_series(dup, spec)
+    cov = df.assign(x=1.0)
+    spec_x = D.make_spec(cov, "t", "y", ["x"], id_col="id")
+    assert S._complete_series(cov, spec_x, S.spec_times(cov, spec_x)) is None
+
+
+@pytest.mark.parametrize(
+    "kind,scaling,log,season",
+    [
+        ("step", "series", True, 7),
+        ("step", "window", False, 1),
+        ("daily", "series", False, None),
+        ("hourly", "window", True, None),
+    ],
+)
+def test_columnar_panel_equals_the_per_series_panel(kind, scaling, log, season):
+    df = _panel(kind, seed=1)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=log, scaling=scaling, season_length=season)
+    series = D.to_series(df, spec)
+    series[2] = series[2].head(len(series[2]) - 1)
+    series[2].observed = np.arange(len(series[2])) % 4 != 1  # a gap or two
+    D.fit_scalers(series[:-1], spec, {s.id: max(2, len(s) - 3) for s in series[:-1]})
+    C, H = 9, 4
+    fast = D.Panel(series, spec, C, H)
+    slow = D.Panel(series, spec, C, H, columnar=False)
+    np.testing.assert_array_equal(fast.start, slow.start)
+    np.testing.assert_array_equal(fast.length, slow.length)
+    np.testing.assert_allclose(fast.fy, slow.fy, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(fast.obs, slow.obs)
+    np.testing.assert_allclose(fast.feats, slow.feats, rtol=1e-6, atol=1e-6)
+    assert fast.feats.shape[1] == len(spec.calendar)
+    sidx = np.repeat(np.arange(len(series)), 2)
+    orig = np.stack([np.ones(len(series), np.int64), fast.length]).T.ravel()
+    a, b = fast.windows(sidx, orig), slow.windows(sidx, orig)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6, err_msg=k)
+
+
+def test_ids_read_as_categoricals_give_the_same_series(tmp_path):
+    from grukit.tasks.forecast import tables
+
+    df = _panel("step", seed=3).assign(id=lambda d: d["id"].str.replace("s", "00"))
+    df.to_csv(tmp_path / "p.csv", index=False)
+    df.to_parquet(tmp_path / "p.parquet")
+    spec = D.make_spec(df, "t", "y", id_col="id")
+    want = S._to_series_general(df, spec, S.spec_times(df, spec))
+    for name in ("p.csv", "p.parquet"):
+        got_df = tables.read_table(tmp_path / name, id_col="id")
+        assert isinstance(got_df["id"].dtype, pd.CategoricalDtype)
+        got = D.to_series(got_df, spec)
+        assert [s.id for s in got] == [s.id for s in want]  # "0001" stays "0001"
+        for a, b in zip(got, want):
+            assert a.times.equals(b.times)
+            np.testing.assert_allclose(a.y, b.y, rtol=1e-15)
+
+
+def test_sharded_panel_every_series_read_by_exactly_one_rank(tmp_path):
+    from grukit.tasks.forecast import tables
+
+    df = _panel("step", seed=4, n=40)
+    tables.write_sharded(df, tmp_path / "ds", "id", buckets=8)
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir())[0].startswith("bucket=")
+    for world in (1, 2, 3):
+        parts = [tables.read_shard(tmp_path / "ds", r, world) for r in range(world)]
+        ids = [set(p["id"].astype(str)) for p in parts]
+        assert sum(len(i) for i in ids) == len(set().union(*ids)) == df["id"].nunique()
+        both = pd.concat(parts).sort_values(["id", "t"]).reset_index(drop=True)
+        want = df.sort_values(["id", "t"]).reset_index(drop=True)
+        np.testing.assert_array_equal(both["y"], want["y"])
+        np.testing.assert_array_equal(both["t"], want["t"])
+    # the bucket is a fixed function of the id text (CRC-32), not of the process
+    import zlib
+
+    assert tables.bucket_of(["s01"], 8)[0] == zlib.crc32(b"s01") % 8
+
+
+@pytest.mark.parametrize("log", [True, False])
+def test_segment_scalers_equal_the_per_series_statistics(log):
+    from grukit.tasks.forecast import panel as P
+
+    df = _panel("step", seed=5, n=9)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=log)
+    series = D.to_series(df, spec)
+    until = {s.id: max(1, len(s) - 2) for s in series}
+    D.fit_scalers(series, spec, until)
+    for s in series:  # the oracle: NumPy's mean/std of the series alone
+        fy = np.log(s.y[: until[s.id]]) if log else s.y[: until[s.id]]
+        got = spec.scalers[s.id]
+        assert got["y_mean"] == pytest.approx(fy.mean(), rel=1e-12)
+        assert got["y_std"] == pytest.approx(max(fy.std(), 1e-8), rel=1e-10)
+        ref = P._stats(s, spec, until[s.id])
+        assert got.keys() == ref.keys() and got["x_mean"] == ref["x_mean"] == []
+
+
+def test_conformal_offsets_in_chunks_equal_one_batch():
+    import torch
+
+    from grukit.tasks.forecast.ensemble import Ensemble
+    from grukit.tasks.forecast.model import ForecastNet
+    from grukit.tasks.forecast.train import conformal_offsets
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = Ensemble([ForecastNet(3, 2, 8, 4, hidden_size=8).eval()])
+    w = {
+        "past": rng.normal(size=(50, 8, 3)).astype(np.float32),
+        "future": rng.normal(size=(50, 4, 2)).astype(np.float32),
+        "target": rng.normal(size=(50, 4)).astype(np.float32),
+        "tmask": np.ones((50, 4), np.float32),
+    }
+    one = conformal_offsets(model, w, chunk=1000)
+    np.testing.assert_allclose(conformal_offsets(model, w, chunk=7), one, rtol=1e-5, atol=1e-6)
