@@ -624,13 +624,22 @@ def _composite_grads(
             lengths=lengths,
             reverse=ctx.reverse,
         )
-    outs, gos = [], []
-    for o, g in ((out, gout), (hn, ghn)):
-        if g is not None:
-            outs.append(o)
-            gos.append(g)
+    return grads_of_recomputation((out, hn), (gout, ghn), inputs, needs)
+
+
+def grads_of_recomputation(
+    results: tuple[Tensor, Tensor],
+    grads: tuple[Tensor | None, Tensor | None],
+    inputs: tuple[Tensor | None, ...],
+    needs: tuple[bool, ...],
+) -> tuple[Tensor | None, ...]:
+    """The gradients of a differentiable recomputation (out, h_n) with respect to ``inputs`` (those with
+    ``needs`` set and present), given the output gradients ``grads`` (None where not given): the double
+    backward of the native loops, which differentiate the composite loop's graph (``create_graph``)."""
+    outs = [o for o, g in zip(results, grads) if g is not None]
+    gos = [g for g in grads if g is not None]
     wanted = [i for i, (t, n) in enumerate(zip(inputs, needs)) if n and t is not None]
-    res: list[Tensor | None] = [None] * 6
+    res: list[Tensor | None] = [None] * len(inputs)
     if wanted:
         got = torch.autograd.grad(
             outs,

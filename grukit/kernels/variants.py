@@ -340,25 +340,9 @@ def _composite_grads(
             zoneout=zoneout,
             eps=ctx.eps,
         )
-    outs, gos = [], []
-    for o, g in ((out, gout), (hn, ghn)):
-        if g is not None:
-            outs.append(o)
-            gos.append(g)
-    needs = ctx.needs_input_grad[:_N_IN]
-    wanted = [i for i, (t, n) in enumerate(zip(inputs, needs)) if n and t is not None]
-    res: list[Tensor | None] = [None] * _N_IN
-    if wanted:
-        got = torch.autograd.grad(
-            outs,
-            [inputs[i] for i in wanted],  # type: ignore[arg-type]
-            gos,
-            create_graph=True,
-            allow_unused=True,
-        )
-        for i, g in zip(wanted, got):
-            res[i] = g if g is not None else torch.zeros_like(inputs[i])
-    return tuple(res)
+    return fused.grads_of_recomputation(
+        (out, hn), (gout, ghn), tuple(inputs), ctx.needs_input_grad[:_N_IN]
+    )
 
 
 def sequence(
