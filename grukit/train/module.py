@@ -10,6 +10,7 @@ set-up every recipe shares.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal
 
 import lightning as L
@@ -62,6 +63,9 @@ class TaskModule(L.LightningModule):
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
         ValueError: an unknown ``optimizer``.
+        UserInputError: a learning rate or weight decay the optimizer cannot apply to the model's weights
+            (negative, not finite, or so large that Adam's first step overflows their dtype; see
+            :func:`check_optimizer_scalars`).
 
     Examples:
         >>> import torch, grukit
@@ -92,6 +96,7 @@ class TaskModule(L.LightningModule):
             )
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        check_optimizer_scalars(model, float(lr), float(weight_decay), optimizer)
         self.model = model
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
@@ -169,6 +174,58 @@ class TaskModule(L.LightningModule):
         sched = self.lr_schedulers()
         if value is not None and isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
             sched.step(float(value))
+
+
+#: The first moment's decay of torch's Adam/AdamW defaults, which :class:`TaskModule` uses.
+_BETA1 = 0.9
+
+
+def check_optimizer_scalars(
+    model: nn.Module, lr: float, weight_decay: float = 0.0, optimizer: str = "adamw"
+) -> None:
+    """Refuse a learning rate or weight decay that Adam/AdamW cannot apply to ``model``'s weights, before any
+    training: one that is negative or not finite, or one whose first update does not fit the weights' dtype
+    (torch then stops with "value cannot be converted to type float without overflow").
+
+    Adam's first step moves each weight by ``lr / (1 - beta1)`` = 10·lr, and Adam (not AdamW) adds
+    ``weight_decay·w`` to the gradient: torch refuses either factor when it does not fit the weights' dtype.
+    A value that fits but is still absurd (``--lr 1e37``, or AdamW's decay ``lr·weight_decay`` > 1) trains
+    into a non-finite loss, which :func:`grukit.train.fit` reports as :class:`grukit.train.TrainingDiverged`.
+
+    Raises:
+        UserInputError: naming the value, the step it makes and the largest value allowed.
+
+    Example:
+        >>> import grukit
+        >>> from grukit.train.module import check_optimizer_scalars
+        >>> check_optimizer_scalars(grukit.GRU(2, 3), 1e-3)  # fine: returns None
+        >>> check_optimizer_scalars(grukit.GRU(2, 3), 1e38)
+        Traceback (most recent call last):
+        ...
+        grukit.errors.UserInputError: --lr 1e+38 is too large: Adam's first step lr / (1 - 0.9) = 1e+39 does not fit float32 weights (at most 3.403e+38); use --lr below 3.403e+37
+    """
+    from ..errors import UserInputError
+
+    for flag, value in (("--lr", lr), ("--weight-decay", weight_decay)):
+        if not (math.isfinite(value) and value >= 0):
+            raise UserInputError(f"{flag} must be a finite number >= 0, got {value:g}")
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if not dtypes:
+        return
+    dtype = min(dtypes, key=lambda d: torch.finfo(d).max)
+    largest = float(torch.finfo(dtype).max)
+    kind = str(dtype).removeprefix("torch.")
+    first_step = lr / (1 - _BETA1)
+    if first_step > largest:
+        raise UserInputError(
+            f"--lr {lr:g} is too large: Adam's first step lr / (1 - {_BETA1}) = {first_step:g} does not "
+            f"fit {kind} weights (at most {largest:.4g}); use --lr below {largest * (1 - _BETA1):.4g}"
+        )
+    if optimizer == "adam" and weight_decay > largest:  # Adam adds weight_decay·w to the gradient
+        raise UserInputError(
+            f"--weight-decay {weight_decay:g} is too large: Adam's L2 term does not fit {kind} weights "
+            f"(at most {largest:.4g})"
+        )
 
 
 def _batch_size(batch: Any) -> int | None:
