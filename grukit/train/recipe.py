@@ -77,11 +77,18 @@ RESUME_HELP = (
 )
 
 
-def recipe_app(help: str) -> typer.Typer:
+def recipe_app(help: str, *, main_command: bool = False) -> typer.Typer:
     """The typer app of one recipe (``grukit <task> ...``); ``grukit.cli`` registers it by the module's
-    ``NAME``. Errors are left to ``grukit.cli.main`` (one line, exit 2 for user mistakes)."""
+    ``NAME``. Errors are left to ``grukit.cli.main`` (one line, exit 2 for user mistakes).
+
+    Bare ``grukit <task>`` shows the help, unless ``main_command``: then it runs the recipe's main command
+    (``grukit forecast`` trains and forecasts; register it with ``train_command(app, name=None)``)."""
     return typer.Typer(
-        help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+        help=help,
+        no_args_is_help=not main_command,
+        invoke_without_command=main_command,
+        add_completion=False,
+        pretty_exceptions_enable=False,
     )
 
 
@@ -136,14 +143,14 @@ class RunOptions:
         }
 
 
-def _shared_parameters(epochs: int) -> list[inspect.Parameter]:
+def _shared_parameters(epochs: int, devices: str = "auto") -> list[inspect.Parameter]:
     kw = inspect.Parameter.KEYWORD_ONLY
     shared: list[tuple[str, Any, Any]] = [
         ("data_dir", DataDir, None),
         ("output_dir", OutputDir, None),
         ("epochs", Epochs, epochs),
         ("seed", Seed, 0),
-        ("devices", Devices, "auto"),
+        ("devices", Devices, devices),
         ("num_nodes", NumNodes, 1),
         ("strategy", Strategy, "auto"),
         ("resume", Resume, None),
@@ -159,7 +166,18 @@ SHARED_TRAIN_PARAMETERS: tuple[str, ...] = tuple(p.name for p in _shared_paramet
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def train_command(app: typer.Typer, *, epochs: int, name: str = "train") -> Callable[[F], F]:
+#: The shared options a recipe may leave out (:func:`train_command`'s ``without``) and declare its own way.
+OPTIONAL_TRAIN_PARAMETERS = ("data_dir", "threads")
+
+
+def train_command(
+    app: typer.Typer,
+    *,
+    epochs: int,
+    name: str | None = "train",
+    devices: str = "auto",
+    without: typing.Collection[str] = (),
+) -> Callable[[F], F]:
     """Register the decorated function as ``app``'s train command, with the shared options in front of its own.
 
     The function's first parameter is ``run: RunOptions`` (the shared options' values); the rest are the
@@ -168,14 +186,25 @@ def train_command(app: typer.Typer, *, epochs: int, name: str = "train") -> Call
     Args:
         app: the recipe's typer app.
         epochs: the recipe's default for ``--epochs``.
-        name: the command's name.
+        name: the command's name; ``None`` makes it the app's main command, run by ``grukit <task>`` with
+            no verb (the app made with ``recipe_app(..., main_command=True)``; the app's help is followed by
+            :data:`RESUME_HELP`).
+        devices: the recipe's default for ``--devices``.
+        without: shared options of :data:`OPTIONAL_TRAIN_PARAMETERS` the recipe does not take (their
+            :class:`RunOptions` fields are None); it may declare its own under the same name.
 
     Returns:
         A decorator that registers the command and returns the function unchanged.
 
     Raises:
-        TypeError: the function does not start with ``run`` or redeclares a shared option.
+        TypeError: the function does not start with ``run``, redeclares a shared option, or ``without``
+            names one that cannot be left out.
     """
+    left_out = set(without)
+    if not left_out <= set(OPTIONAL_TRAIN_PARAMETERS):
+        raise TypeError(
+            f"without: only {OPTIONAL_TRAIN_PARAMETERS} can be left out, got {sorted(left_out)}"
+        )
 
     def decorate(func: F) -> F:
         params = list(inspect.signature(func).parameters.values())
@@ -186,15 +215,20 @@ def train_command(app: typer.Typer, *, epochs: int, name: str = "train") -> Call
             p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])
             for p in params[1:]
         ]
-        clash = sorted({p.name for p in own} & {*SHARED_TRAIN_PARAMETERS, "ctx"})
+        shared_params = [p for p in _shared_parameters(epochs, devices) if p.name not in left_out]
+        clash = sorted({p.name for p in own} & {*(p.name for p in shared_params), "ctx"})
         if clash:
             raise TypeError(f"{func.__qualname__}: redeclares the shared option(s) {clash}")
         ctx = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-        signature = inspect.Signature([ctx, *_shared_parameters(epochs), *own])
+        signature = inspect.Signature([ctx, *shared_params, *own])
 
         def command(ctx: typer.Context, **values: Any) -> Any:
-            shared = {k: values.pop(k) for k in SHARED_TRAIN_PARAMETERS}
-            run = RunOptions(**shared, typed=frozenset(given_options(ctx)))
+            if ctx.invoked_subcommand is not None:  # a main command's app running one of its verbs
+                return None
+            shared = {p.name: values.pop(p.name) for p in shared_params}
+            run = RunOptions(
+                **dict.fromkeys(left_out), **shared, typed=frozenset(given_options(ctx))
+            )
             return func(run, **values)
 
         command.__signature__ = signature  # type: ignore[attr-defined]
@@ -203,7 +237,12 @@ def train_command(app: typer.Typer, *, epochs: int, name: str = "train") -> Call
         command.__module__ = func.__module__
         doc = inspect.cleandoc(func.__doc__ or "")
         command.__doc__ = f"{doc}\n\n{RESUME_HELP}" if doc else RESUME_HELP
-        app.command(name)(command)
+        if name is None:
+            app.callback(
+                invoke_without_command=True, help=f"{app.info.help or doc}\n\n{RESUME_HELP}"
+            )(command)
+        else:
+            app.command(name)(command)
         return func
 
     return decorate
@@ -287,6 +326,7 @@ def run_summary(rec: Mapping[str, Any]) -> str:
 
 
 __all__ = [
+    "OPTIONAL_TRAIN_PARAMETERS",
     "RESUME_HELP",
     "SHARED_TRAIN_PARAMETERS",
     "JsonOut",

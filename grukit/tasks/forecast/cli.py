@@ -9,17 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from ...errors import UserInputError
-from ...train.options import (
-    AllowIncomplete,
-    Devices,
-    Epochs,
-    NumNodes,
-    OutputDir,
-    Overwrite,
-    Resume,
-    Seed,
-    Strategy,
-)
+from ...train.options import AllowIncomplete, OutputDir, Overwrite
+from ...train.recipe import RunOptions, check_choice, recipe_app, train_command
 from .config import ForecastOptions
 
 NAME = "forecast"
@@ -27,11 +18,10 @@ NAME = "forecast"
 #: data.BUILTIN
 _O = ForecastOptions()
 
-app = typer.Typer(
-    help="Forecast time series with a GRU: fit one model over all series, backtest it against statsforecast baselines, forecast.",
-    invoke_without_command=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = recipe_app(
+    "Forecast time series with a GRU: fit one model over all series, backtest it against statsforecast "
+    "baselines, forecast.",
+    main_command=True,
 )
 
 
@@ -49,56 +39,16 @@ def _split(text: str | None) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()] if text else []
 
 
-_FLAG_FIELDS = {  # CLI parameter → ForecastOptions field (for --resume: which options were given)
-    "time_col": "time_col",
-    "target": "target",
-    "covariates": "covariates",
-    "future_covariates": "future_covariates",
-    "static_covariates": "static_covariates",
-    "id_col": "id_col",
-    "freq": "freq",
-    "season_length": "season_length",
-    "date_format": "date_format",
-    "horizon": "horizon",
-    "context": "context",
-    "backtest": "backtest",
-    "log": "log",
-    "calendar": "calendar",
-    "scaling": "scaling",
-    "seasonal": "seasonal",
-    "strict": "strict",
-    "hidden": "hidden",
-    "layers": "layers",
-    "dropout": "dropout",
-    "lr": "lr",
-    "patience": "patience",
-    "seed": "seed",
-    "batch_size": "batch_size",
-    "epoch_windows": "epoch_windows",
-    "baselines": "baselines",
-    "quantiles": "quantiles",
-    "ensemble": "ensemble",
-    "conformal": "conformal",
-    "select": "select",
-}
-
-
-def _from_command_line(ctx: typer.Context, param: str) -> bool:
-    return getattr(ctx.get_parameter_source(param), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
-
-
-def _given(ctx: typer.Context) -> set[str]:
+def _given(run: RunOptions) -> set[str]:
     """The ForecastOptions fields the user set on the command line (``dataset`` always counts: the data;
     a resumed run without --data/--dataset takes its own). With ``--resume``, stored options win unless
     given (``--epochs`` included)."""
-    from ...train.options import given_options
-
-    return {"dataset", *given_options(ctx, rename={**_FLAG_FIELDS, "csv": "data_path"})}
+    return {"dataset", *run.given({"csv": "data_path"})}
 
 
-@app.callback(invoke_without_command=True)
+@train_command(app, epochs=_O.epochs, name=None, devices="1", without=("data_dir", "threads"))
 def forecast(
-    ctx: typer.Context,
+    run: RunOptions,
     dataset: Annotated[
         str,
         typer.Option(
@@ -277,7 +227,6 @@ def forecast(
     dropout: Annotated[
         float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout.")
     ] = _O.dropout,
-    epochs: Epochs = _O.epochs,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -337,9 +286,6 @@ def forecast(
             show_default=False,
         ),
     ] = None,
-    seed: Seed = _O.seed,
-    output_dir: OutputDir = None,
-    overwrite: Overwrite = False,
     accelerator: Annotated[
         str,
         typer.Option(
@@ -347,10 +293,6 @@ def forecast(
             help="Lightning accelerator: cpu (default), gpu, cuda, mps or auto.",
         ),
     ] = _O.accelerator,
-    devices: Devices = "1",
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
-    resume: Resume = None,
     threads: Annotated[
         int,
         typer.Option(
@@ -359,22 +301,21 @@ def forecast(
     ] = 1,
 ) -> None:
     """Fit a GRU forecaster, backtest it against baselines, forecast the future; write a run folder."""
-    if ctx.invoked_subcommand is not None:
-        return
     import time
 
     from ...train.run import check_output_dir
 
     _print_warnings()
     t0 = time.perf_counter()
-    check_output_dir(output_dir, resume=resume, overwrite=overwrite)
+    resume = run.resume
+    check_output_dir(run.output_dir, resume=resume, overwrite=run.overwrite)
     if (
         resume is not None
     ):  # a resumed run's data and columns come from its config.json unless given
         stored = _stored_config(resume)
         time_col = time_col or stored.get("time_col")
         target = target or stored.get("target")
-        if csv is None and not _from_command_line(ctx, "dataset"):
+        if csv is None and "dataset" not in run.typed:
             if stored.get("data_path"):
                 csv = Path(stored["data_path"])
                 id_col = id_col if id_col is not None else stored.get("id_col")
@@ -419,12 +360,12 @@ def forecast(
     )
     always = dict(
         dataset=name,
-        data_path=None if csv is None else str(Path(csv).expanduser().resolve()), strict=strict, hidden=hidden, layers=layers, dropout=dropout, epochs=epochs,
-        lr=lr, patience=patience, seed=seed, baselines=baselines, ensemble=ensemble, devices=devices,
-        num_nodes=num_nodes, strategy=strategy, accelerator=accelerator,
+        data_path=None if csv is None else str(Path(csv).expanduser().resolve()), strict=strict, hidden=hidden, layers=layers, dropout=dropout, epochs=run.epochs,
+        lr=lr, patience=patience, seed=run.seed, baselines=baselines, ensemble=ensemble, devices=run.devices,
+        num_nodes=run.num_nodes, strategy=run.strategy, accelerator=accelerator,
     )  # fmt: skip
     opts, prep = _checked(
-        ctx, df, preset, given_values, always, resume, auto_backtest=csv is not None
+        _given(run), df, preset, given_values, always, resume, auto_backtest=csv is not None
     )
     import torch
 
@@ -436,9 +377,9 @@ def forecast(
         df,
         opts,
         prepared=prep,
-        output_dir=output_dir,
+        output_dir=run.output_dir,
         resume=resume,
-        overwrite=overwrite,
+        overwrite=run.overwrite,
         progress=sys.stderr.isatty(),
         inputs={"--csv": csv},
     )
@@ -477,8 +418,7 @@ def _table(dataset, csv, time_col, target, id_col, horizon, context, backtest):
                 )
             target = str(others[0])
         return df, csv.stem, {}, time_col, target
-    if dataset not in D.BUILTIN:
-        raise UserInputError(f"--dataset expects one of {sorted(D.BUILTIN)}, got {dataset!r}")
+    check_choice(dataset, sorted(D.BUILTIN), "--dataset")
     from .report import builtin_options
 
     preset = builtin_options(dataset)
@@ -489,7 +429,7 @@ def _table(dataset, csv, time_col, target, id_col, horizon, context, backtest):
     return D.load_builtin(dataset), dataset, preset, time_col, target
 
 
-def _checked(ctx, df, preset, given_values, always, resume, auto_backtest):
+def _checked(given, df, preset, given_values, always, resume, auto_backtest):
     """The run's options — ForecastOptions' defaults < the dataset's preset < what the command line gave
     (a resumed run: its config.json) — and the table checked once under them (columns, numbers, dates,
     grid, sizes, memory, future covariates), all before Lightning is imported."""
@@ -505,7 +445,7 @@ def _checked(ctx, df, preset, given_values, always, resume, auto_backtest):
         from ...train import resumed_config
 
         opts = resumed_config(
-            resume, opts, keep=("epochs",), given=_given(ctx), flags={"data_path": "--data"}
+            resume, opts, keep=("epochs",), given=given, flags={"data_path": "--data"}
         )
     prep = GRUForecaster.prepared(df, D.spec_from_options(df, opts))
     if auto_backtest and given_values["backtest"] is None and resume is None:

@@ -1,15 +1,17 @@
-"""Faults of ``grukit forecast`` (issue 27, items 1, 2, 4, 6, 11) through the real CLI in-process, on a
-tiny slice of the built-in weather data: a run stopped by Ctrl-C continues with ``--resume RUN`` alone
-and ends bit-identical to an uninterrupted run; changed data at the recorded path is refused; a complete
-run is left alone; ``predict`` refuses an incomplete run's model; a diverging run stops naming the epoch
-and writes no metrics or forecast."""
+"""Faults only ``grukit forecast`` has (issue 27, items 2, 7) through the real CLI in-process, on a tiny
+slice of the built-in weather data: non-finite forecasts are refused, a model too large for the memory is
+refused before it is built, Ctrl-C in an ensemble member says how to resume the run.
+
+The faults every recipe shares — Ctrl-C then ``--resume RUN`` bit-identical, a complete run left alone, a
+diverging run stopping at its epoch — and forecast's own resume cases (items 1, 4, 11: changed data
+refused, ``predict`` refusing an incomplete run's model, the summary naming every file) are forecast's row
+of the recipe contract, tests/train/test_recipe_contract.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from support import one_line_error
 
@@ -31,109 +33,6 @@ def tiny_csv(tmp_path) -> Path:
 
 def _config(run: Path) -> dict:
     return json.loads((run / "config.json").read_text())
-
-
-def _snapshot(run: Path) -> dict:
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir() if p.is_file()}
-
-
-def _stop_at_epoch(monkeypatch, epoch: int) -> None:
-    """Press Ctrl-C (raise KeyboardInterrupt) as epoch ``epoch`` starts, where Lightning catches it."""
-    original = EpochSeed.on_train_epoch_start
-
-    def start(self, trainer, module):
-        if trainer.current_epoch == epoch:
-            raise KeyboardInterrupt
-        original(self, trainer, module)
-
-    monkeypatch.setattr(EpochSeed, "on_train_epoch_start", start)
-
-
-@pytest.mark.slow
-def test_resume_after_ctrl_c_is_bit_identical_and_changed_data_is_refused(
-    cli, tmp_path, tiny_csv, monkeypatch
-):
-    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    args = ["forecast", "--csv", tiny_csv, *TINY, "--hidden", "4", "--epochs", "2"]
-    r = cli(*args, "--output-dir", whole)
-    assert r.code == 0, r.err[-2000:]
-    assert _config(whole)["status"] == "complete"
-    # item 11: the summary names every file of the folder
-    assert f"run folder {whole}: " in r.out.replace("\n", "")
-    for name in (p.name for p in whole.iterdir() if p.is_file() and p.name[0] != "."):
-        assert name in r.out.replace("\n", ""), name
-
-    with monkeypatch.context() as m:
-        _stop_at_epoch(m, 1)
-        r = cli(*args, "--output-dir", stopped)
-    assert r.code == 130, r.err[-2000:]
-    assert r.err_lines[-1] == f"interrupted; continue with `grukit forecast --resume {stopped}`"
-    cfg = _config(stopped)
-    assert cfg["status"] == "interrupted"
-    assert cfg["inputs"]["--csv"]["path"] == str(tiny_csv.resolve())
-    assert not (stopped / "metrics.json").exists() and not (stopped / "forecast.csv").exists()
-
-    # item 4: an incomplete run's model is refused by predict unless --allow-incomplete
-    pred = ["forecast", "predict", "--checkpoint", stopped, "--csv", tiny_csv]
-    one_line_error(
-        cli(*pred, "--output-dir", tmp_path / "p1"), "incomplete run", "--allow-incomplete"
-    )
-    assert not (tmp_path / "p1").exists()
-    r = cli(*pred, "--output-dir", tmp_path / "p2", "--allow-incomplete")
-    assert r.code == 0, r.err[-2000:]
-    assert (tmp_path / "p2" / "forecast.csv").is_file()
-
-    # item 1: data changed at the same path is refused, the folder left as it was
-    kept = tiny_csv.read_bytes()
-    df = pd.read_csv(tiny_csv)
-    df["temp_max"] *= 100
-    df.to_csv(tiny_csv, index=False)
-    before = _snapshot(stopped)
-    r = cli("forecast", "--resume", stopped)
-    one_line_error(r, f"--csv {tiny_csv.resolve()} has changed since the run started")
-    assert _snapshot(stopped) == before
-
-    # items 1-2: --resume RUN alone (stored --epochs 2, data from the recorded path) = the whole run
-    tiny_csv.write_bytes(kept)
-    r = cli("forecast", "--resume", stopped)
-    assert r.code == 0, r.err[-2000:]
-    assert _config(stopped)["status"] == "complete" and _config(stopped)["epochs"] == 2
-    for name in ("model.safetensors", "forecast.csv", "backtest.csv"):
-        assert (stopped / name).read_bytes() == (whole / name).read_bytes(), name
-    m = [json.loads((d / "metrics.json").read_text())["model"] for d in (whole, stopped)]
-    assert m[0] == m[1]
-
-    # item 2: a complete run is left alone
-    before = _snapshot(whole)
-    r = cli("forecast", "--resume", whole)
-    assert r.code == 0 and "already complete" in r.out, (r.out, r.err[-2000:])
-    assert _snapshot(whole) == before
-
-
-@pytest.mark.slow
-def test_a_diverging_run_stops_naming_the_epoch(cli, tmp_path, tiny_csv):
-    out = tmp_path / "run"
-    r = cli(
-        "forecast",
-        "--csv",
-        tiny_csv,
-        *TINY,
-        "--hidden",
-        "4",
-        "--epochs",
-        "3",
-        "--lr",
-        "1e37",
-        "--output-dir",
-        out,
-    )
-    line = one_line_error(r, "training diverged", " at epoch ")
-    epoch = int(line.split(" at epoch ")[1].split()[0])
-    if epoch == 0:  # nothing to resume: the folder this run made is gone
-        assert not out.exists()
-    else:
-        assert _config(out)["status"] == "diverged"
-        assert not (out / "metrics.json").exists() and not (out / "forecast.csv").exists()
 
 
 def test_non_finite_forecasts_are_refused():
