@@ -225,10 +225,9 @@ def train_command(
         def command(ctx: typer.Context, **values: Any) -> Any:
             if ctx.invoked_subcommand is not None:  # a main command's app running one of its verbs
                 return None
-            shared = {p.name: values.pop(p.name) for p in shared_params}
-            run = RunOptions(
-                **dict.fromkeys(left_out), **shared, typed=frozenset(given_options(ctx))
-            )
+            shared: dict[str, Any] = dict.fromkeys(left_out)  # left out: None
+            shared.update((p.name, values.pop(p.name)) for p in shared_params)
+            run = RunOptions(**shared, typed=frozenset(given_options(ctx)))
             return func(run, **values)
 
         command.__signature__ = signature  # type: ignore[attr-defined]

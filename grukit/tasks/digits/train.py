@@ -340,25 +340,32 @@ def train(
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused). An
     ``output_dir`` that already holds files is refused unless ``overwrite``.
     """
-    from grukit.datasets import find_data_dir
-
     from ...errors import UserInputError
-    from ...train import check_output_dir, resumed_config, set_threads
-    from ...train.run import resolve_input
+    from ...train.recipe_run import RecipeRun
     from .evaluate import predict_logits, summarize
     from .model import NORMALIZATIONS, POOLINGS
 
-    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
-    if resume is not None:
-        cfg = resumed_config(resume, cfg, given=given)
+    run = RecipeRun.start(
+        TASK,
+        cfg,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        threads=threads,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        progress=progress,
+        given=given,
+    )
+    cfg = run.cfg
     if cfg.pooling not in POOLINGS:
         raise UserInputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {cfg.pooling!r}")
     if cfg.normalization not in NORMALIZATIONS:
         raise UserInputError(
             f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {cfg.normalization!r}"
         )
-    nthreads = set_threads(threads)
-    root = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(D.DATASET, p))
+    root = run.data_dir_of(D.DATASET, data_dir)
     recs = D.list_recordings(root)
     parts = D.speaker_split(recs, cfg.speaker) if cfg.speaker else D.official_split(recs)
     parts = {k: _subset(v, cfg.subset) for k, v in parts.items()}
@@ -379,7 +386,7 @@ def train(
     run_config = {
         **dataclasses.asdict(cfg),
         "model": {k: v for k, v in model_cfg.__dict__.items() if not k.startswith("feature_")},
-        "threads": nthreads,
+        "threads": run.threads,
         "data_dir": str(root),
         "split": split,
     }
@@ -397,13 +404,7 @@ def train(
         stretch=cfg.stretch,
         shift=cfg.shift,
         patience=cfg.patience,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        progress=progress,
+        **run.fit_options(),
         run_config=run_config,
         inputs={"--data-dir": root},
         finish=False,
@@ -425,12 +426,10 @@ def train(
         wall_time_s=wall,
         cpu_time_s=round(cpu, 1),
         feature_time_s=round(t_feat, 1),
-        threads=nthreads,
+        threads=run.threads,
         best_epoch=result.best_epoch,
         epochs_run=result.epochs_run,
         per_speaker=scores["test"]["per_speaker"],
         confusion=scores["test"]["confusion"],
     )
-    result.run.write_metrics(**record)
-    result.run.complete()  # last: the run folder is whole
-    return {**record, "n_test": scores["test"]["n"], "run": str(result.run.path)}
+    return {**run.finish(result, record), "n_test": scores["test"]["n"]}

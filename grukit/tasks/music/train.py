@@ -187,37 +187,45 @@ def train(
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
     """
-    from ...datasets import find_data_dir
-    from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
-    from ...train.run import check_model_fits, resolve_input
+    from ...train.recipe_run import RecipeRun
     from .data import DATA_NAME
     from .evaluate import evaluate_nll, paper_baselines
 
-    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
-    if resume is not None:
-        if given is None:
-            base = dataclasses.asdict(recipe(cfg.dataset))
-            given = {k for k, v in dataclasses.asdict(cfg).items() if v != base[k]}
-            if cfg.dataset != MusicTrainConfig.dataset:
-                given.add("dataset")
-        cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
-    nthreads = set_threads(threads)
-    data_dir = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(DATA_NAME, p))
-    data = load_dataset(cfg.dataset, data_dir)
+    if resume is not None and given is None:
+        base = dataclasses.asdict(recipe(cfg.dataset))
+        given = {k for k, v in dataclasses.asdict(cfg).items() if v != base[k]}
+        if cfg.dataset != MusicTrainConfig.dataset:
+            given.add("dataset")
+    run = RecipeRun.start(
+        TASK,
+        cfg,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        threads=threads,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        progress=progress,
+        given=given,
+        flags=FLAGS,
+    )
+    cfg = run.cfg
+    data = load_dataset(cfg.dataset, run.data_dir_of(DATA_NAME, data_dir))
     train_seqs = (
         data["train"][: cfg.max_train_sequences] if cfg.max_train_sequences else data["train"]
     )
-    build = lambda: MusicGRU(  # noqa: E731
-        cfg.hidden_size,
-        cfg.num_layers,
-        cfg.dropout,
-        cfg.input_dropout,
-        cfg.zoneout,
-        frame_ar=cfg.frame_ar,
+    model = run.build(
+        lambda: MusicGRU(
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.dropout,
+            cfg.input_dropout,
+            cfg.zoneout,
+            frame_ar=cfg.frame_ar,
+        ),
+        f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}",
     )
-    check_model_fits(build, f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}")
-    seed_everything(cfg.seed)
-    model = build()
     model.init_output_bias(torch.as_tensor(np.concatenate(train_seqs)))
     module = MusicModule(
         model,
@@ -230,26 +238,13 @@ def train(
     train_dl = make_loader(train_seqs, cfg.batch_size, shuffle=True)
     val_dl = make_loader(data["valid"], eval_batch_size, shuffle=False)
     t0 = time.perf_counter()
-    result = fit(
+    result = run.fit(
         module,
         train_dl,
         val_dl,
-        task=TASK,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        epochs=cfg.epochs,
-        seed=cfg.seed,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
         gradient_clip=None,
         monitor="val_loss",
         patience=cfg.patience,
-        progress=progress,
-        config={**dataclasses.asdict(cfg), "threads": nthreads},
-        inputs={"--data-dir": data_dir},
-        finish=False,
         save_extra={"dataset": cfg.dataset},
         trainer_kwargs={"max_time": timedelta(minutes=cfg.max_minutes)}
         if cfg.max_minutes
@@ -273,13 +268,10 @@ def train(
         best_epoch=result.best_epoch,
         epochs_run=result.epochs_run,
         stopped_early=result.stopped_early,
-        threads=nthreads,
+        threads=run.threads,
         config=dataclasses.asdict(cfg),
     )
-    result.run.write_metrics(**record)
-    result.run.complete()  # last: the run folder is whole
-    record["run"] = str(result.run.path)
-    return record
+    return run.finish(result, record)
 
 
 __all__ = ["RECIPES", "MusicModule", "MusicTrainConfig", "collate", "recipe", "train"]

@@ -89,18 +89,27 @@ def train(
     With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused). An
     ``output_dir`` that already holds files is refused unless ``overwrite``."""
-    from ...datasets import find_data_dir
-    from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
-    from ...train.run import check_model_fits, resolve_input
+    from ...train.recipe_run import RecipeRun
     from .data import NAME
     from .evaluate import accuracy, make_loader
     from .evaluate import baselines as run_baselines
 
-    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
-    if resume is not None:
-        cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
-    nthreads = set_threads(threads)
-    data_dir = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(NAME, p))
+    run = RecipeRun.start(
+        TASK,
+        cfg,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        threads=threads,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        progress=progress,
+        given=given,
+        flags=FLAGS,
+    )
+    cfg = run.cfg
+    data_dir = run.data_dir_of(NAME, data_dir)
     tr_texts, tr_labels = load_split("train", data_dir)
     dev_texts, dev_labels = load_split("dev", data_dir)
     test_texts, test_labels = load_split("test", data_dir)
@@ -108,18 +117,18 @@ def train(
         tr_texts, tr_labels = tr_texts[: cfg.max_train], tr_labels[: cfg.max_train]
     vocab = build_vocab(tr_texts, min_freq=cfg.min_freq)  # train only
     enc = Encoder(vocab)
-    build = lambda: SentimentGRU(  # noqa: E731
-        vocab,
-        cfg.embed_dim,
-        cfg.hidden_size,
-        cfg.num_layers,
-        cfg.dropout,
-        cfg.embed_dropout,
-        cfg.backend,
+    model = run.build(
+        lambda: SentimentGRU(
+            vocab,
+            cfg.embed_dim,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.dropout,
+            cfg.embed_dropout,
+            cfg.backend,
+        ),
+        f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}",
     )
-    check_model_fits(build, f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}")
-    seed_everything(cfg.seed)
-    model = build()
     module = SentimentModule(
         model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_patience=cfg.lr_patience
     )
@@ -128,27 +137,14 @@ def train(
     )
     dev_dl = make_loader(SentimentDataset(dev_texts, dev_labels, enc), 256, shuffle=False)
     t0 = time.perf_counter()
-    result = fit(
+    result = run.fit(
         module,
         train_dl,
         dev_dl,
-        task=TASK,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        epochs=cfg.epochs,
-        seed=cfg.seed,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
         gradient_clip=cfg.clip,
         monitor="val_acc",
         mode="max",
         patience=cfg.patience,
-        progress=progress,
-        config={**dataclasses.asdict(cfg), "threads": nthreads},
-        inputs={"--data-dir": data_dir},
-        finish=False,
         save_extra={"dataset": DATASET},
     )
     best = result.best_model()
@@ -168,16 +164,13 @@ def train(
         best_epoch=result.best_epoch,
         epochs_run=result.epochs_run,
         stopped_early=result.stopped_early,
-        threads=nthreads,
+        threads=run.threads,
         vocab_size=len(vocab),
         train_phrases=len(tr_texts),
         parameters=sum(p.numel() for p in best.parameters()),
         config=dataclasses.asdict(cfg),
     )
-    result.run.write_metrics(**record)
-    result.run.complete()  # last: the run folder is whole
-    record["run"] = str(result.run.path)
-    return record
+    return run.finish(result, record)
 
 
 __all__ = ["SentimentModule", "SentimentTrainConfig", "train"]

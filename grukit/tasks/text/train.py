@@ -176,26 +176,34 @@ def train(
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
     """
-    from ...datasets import find_data_dir
-    from ...train import check_output_dir, fit, resumed_config, seed_everything, set_threads
-    from ...train.run import check_model_fits, resolve_input
+    from ...train.recipe_run import RecipeRun
     from .data import NAME
     from .evaluate import score_ids, unigram_nats
 
-    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
-    if resume is not None:
-        cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
+    run = RecipeRun.start(
+        TASK,
+        cfg,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        threads=threads,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        progress=progress,
+        given=given,
+        flags=FLAGS,
+    )
+    cfg = run.cfg
     if cfg.epoch_parts < 1:
         raise UserInputError(f"--epoch-parts must be at least 1, got {cfg.epoch_parts}")
-    nthreads = set_threads(threads)
-    data_dir = resolve_input(resume, "--data-dir", data_dir, lambda p: find_data_dir(NAME, p))
-    vocab, train_ids, valid_ids = prepare(cfg, data_dir)
-    build = lambda: CharLM(  # noqa: E731
-        vocab.chars, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.backend
+    vocab, train_ids, valid_ids = prepare(cfg, run.data_dir_of(NAME, data_dir))
+    model = run.build(
+        lambda: CharLM(
+            vocab.chars, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.dropout, cfg.backend
+        ),
+        f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}",
     )
-    check_model_fits(build, f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}")
-    seed_everything(cfg.seed)
-    model = build()
     if cfg.init_from and resume is None:
         init_weights(model, cfg.init_from)
     module = TextModule(
@@ -207,25 +215,12 @@ def train(
     )
     data = TextData(train_ids, valid_ids, cfg)
     t0 = time.perf_counter()
-    result = fit(
+    result = run.fit(
         module,
         datamodule=data,
-        task=TASK,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        epochs=cfg.epochs,
-        seed=cfg.seed,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
         gradient_clip=cfg.clip,
         monitor="val_loss",
         patience=cfg.patience,
-        progress=progress,
-        config={**dataclasses.asdict(cfg), "threads": nthreads},
-        inputs={"--data-dir": data_dir},
-        finish=False,
         save_extra={"dataset": DATASET, "split": "first 90% train / last 10% valid"},
         trainer_kwargs={"reload_dataloaders_every_n_epochs": 1} if cfg.epoch_parts > 1 else None,
     )
@@ -247,16 +242,13 @@ def train(
         best_epoch=result.best_epoch,
         epochs_run=result.epochs_run,
         passes=result.epochs_run / cfg.epoch_parts,
-        threads=nthreads,
+        threads=run.threads,
         train_chars=int(train_ids.numel()),
         valid_chars=int(valid_ids.numel()),
         parameters=sum(p.numel() for p in best.parameters()),
         config=dataclasses.asdict(cfg),
     )
-    result.run.write_metrics(**record)
-    result.run.complete()  # last: the run folder is whole
-    record["run"] = str(result.run.path)
-    return record
+    return run.finish(result, record)
 
 
 __all__ = ["TextData", "TextModule", "TextTrainConfig", "prepare", "train"]

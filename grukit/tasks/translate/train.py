@@ -147,33 +147,32 @@ def train(
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused;
     ``--init-from`` only matters when a run starts). An ``output_dir`` that already holds files is refused
     unless ``overwrite``."""
-    from ...datasets import find_data_dir
-    from ...train import (
-        check_output_dir,
-        fit,
-        resolve_resume,
-        resumed_config,
-        seed_everything,
-        set_threads,
-    )
-    from ...train.run import check_model_fits, resolve_input
+    from ...train import resolve_resume
+    from ...train.recipe_run import RecipeRun
 
-    check_output_dir(output_dir, resume=resume, overwrite=overwrite)  # before any work
+    run = RecipeRun.start(
+        TASK,
+        cfg,
+        output_dir=output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        threads=threads,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        progress=progress,
+        given=given,
+        flags=FLAGS,
+    )
+    cfg = run.cfg
     resume_dir = None
     if resume is not None:
-        cfg = resumed_config(resume, cfg, given=given, flags=FLAGS)
         resume_dir = resolve_resume(resume)[0]
         if given is not None and "eval_beam" not in given:  # stored options win unless given
             stored = json.loads((resume_dir / "config.json").read_text())
             evaluate_beam = stored.get("evaluate_beam", evaluate_beam)
-    nthreads = set_threads(threads)
-    inputs = None
     if splits is None:
-        data_dir = resolve_input(
-            resume, "--data-dir", data_dir, lambda p: find_data_dir(D.DATASET, p)
-        )
-        inputs = {"--data-dir": data_dir}
-        splits = D.load_splits(data_dir)
+        splits = D.load_splits(run.data_dir_of(D.DATASET, data_dir))
     train_pairs, valid_pairs = splits["train"], splits["valid"]
     if cfg.limit_train_pairs:
         train_pairs = train_pairs[: cfg.limit_train_pairs]
@@ -205,22 +204,26 @@ def train(
         batch_sampler=D.BucketBatchSampler(valid_ds.lengths(), 256, shuffle=False),
         collate_fn=D.collate,
     )
-    build = lambda: Translator(  # noqa: E731
-        src_tok.vocab_size,
-        tgt_tok.vocab_size,
-        cfg.emb_dim,
-        cfg.enc_hidden,
-        cfg.dec_hidden,
-        cfg.dropout,
-    )
-    if init is None:
-        check_model_fits(build, f"--enc-hidden {cfg.enc_hidden} --dec-hidden {cfg.dec_hidden}")
-    seed_everything(cfg.seed)
-    if init is not None:
-        model = Translator.from_config(dataclasses.replace(init.model.config, dropout=cfg.dropout))
+    if init is not None:  # the --init-from model's shape (its fit was checked when it trained)
+        model = run.build(
+            lambda: Translator.from_config(
+                dataclasses.replace(init.model.config, dropout=cfg.dropout)
+            ),
+            "--init-from",
+        )
         model.load_state_dict(init.model.state_dict())
     else:
-        model = build()
+        model = run.build(
+            lambda: Translator(
+                src_tok.vocab_size,
+                tgt_tok.vocab_size,
+                cfg.emb_dim,
+                cfg.enc_hidden,
+                cfg.dec_hidden,
+                cfg.dropout,
+            ),
+            f"--enc-hidden {cfg.enc_hidden} --dec-hidden {cfg.dec_hidden}",
+        )
     module = TranslateModule(
         model,
         lr=cfg.lr,
@@ -232,51 +235,38 @@ def train(
     steps = (
         cfg.steps_per_epoch if cfg.steps_per_epoch and cfg.steps_per_epoch < len(train_dl) else None
     )
-    record = dataclasses.asdict(cfg) | {
+    record = run.run_config() | {
         "evaluate_beam": evaluate_beam,
-        "threads": nthreads,
         "train_pairs": len(train_ds),
         "valid_pairs": len(valid_ds),
         "src_vocab_actual": src_tok.vocab_size,
         "tgt_vocab_actual": tgt_tok.vocab_size,
         "batches_per_full_pass": len(train_dl),
     }
-    result = fit(
+    result = run.fit(
         module,
         train_dl,
         valid_dl,
-        task=TASK,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        epochs=cfg.epochs,
-        seed=cfg.seed,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
         accelerator="cpu",
         gradient_clip=1.0,
         monitor="val_loss",
         mode="min",
         limit_train_batches=steps,
-        progress=progress,
         save_extra=extra,
         config=record,
-        inputs=inputs,
-        finish=False,
         json_files={TOKENIZER_FILE: extra},
         callbacks=[SamplerSeed(cfg.seed)],
     )
-    run = result.run
+    metrics_record = None
     if evaluate_beam:
         from .evaluate import evaluate
         from .predict import Bundle
 
         t0 = time.perf_counter()
-        bundle = Bundle(result.best_model(), src_tok, tgt_tok, run.model_path)
+        bundle = Bundle(result.best_model(), src_tok, tgt_tok, result.run.model_path)
         metrics = evaluate(bundle, splits["test"], beam_size=evaluate_beam)
         elapsed = result.history[-1].get("time_s") if result.history else result.wall_time_s
-        run.write_metrics(
+        metrics_record = dict(
             task=TASK,
             dataset=D.DATASET,
             split="test",
@@ -287,5 +277,5 @@ def train(
             subsets=metrics["subsets"],
             decoding=metrics["decoding"],
         )
-    run.complete()  # last: the run folder is whole
+    run.finish(result, metrics_record)
     return result
