@@ -98,7 +98,8 @@ FLOORS: tuple[Floor, ...] = (
         "train",
         ("grukit.train",),
         "the training toolkit: `fit` (Lightning), `TaskModule`, run folders and resume, seeding, the "
-        "shared CLI options and the recipe contract (`grukit.train.recipe`)",
+        "shared CLI options and the recipe contract (`grukit.train.recipe`; the train functions' shared "
+        "set-up, `grukit.train.recipe_run`)",
     ),
     Floor(
         "tasks",

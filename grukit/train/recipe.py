@@ -3,11 +3,13 @@
 A recipe's ``cli.py`` (``grukit/tasks/<task>/cli.py``) declares only what is its own: its options, how they
 become its config, how it prints its results. The rest comes from here:
 
-- :func:`recipe_app` — the recipe's typer app (help, no completion, help when called bare);
-- :func:`train_command` — registers a ``train`` command with the options every recipe's training shares
-  (``--data-dir --output-dir --epochs --seed --devices --num-nodes --strategy --resume --overwrite
-  --threads``, from :mod:`grukit.train.options`) and hands their values to the command as one
-  :class:`RunOptions`;
+- :func:`recipe_app` — the recipe's typer app (help, no completion, help when called bare — or, with
+  ``main_command=True``, the recipe's main command, as ``grukit forecast`` trains);
+- :func:`train_command` — registers a ``train`` command (or, with ``name=None``, the app's main command)
+  with the options every recipe's training shares (``--data-dir --output-dir --epochs --seed --devices
+  --num-nodes --strategy --resume --overwrite --threads``, from :mod:`grukit.train.options`; ``without``
+  leaves out ``--data-dir``/``--threads`` for a recipe that declares them its own way) and hands their
+  values to the command as one :class:`RunOptions`;
 - :data:`Progress`, :data:`JsonOut` — two more option declarations several commands share;
 - :func:`json_result` — an output file checked before the work and written after it;
 - :func:`check_choice`, :func:`read_lines` — the input checks of evaluate/predict commands, refusing with
@@ -33,7 +35,9 @@ A recipe's train command then reads::
         rec = run_train(cfg, progress=progress, given=run.given({"hidden": "hidden_size"}), **run.fit_kwargs())
         typer.echo(f"loss {rec['model']['loss']:.3f}; {run_summary(rec)}")
 
-Only typer is imported here (every ``grukit`` invocation imports every recipe's CLI).
+Only typer is imported here (every ``grukit`` invocation imports every recipe's CLI). The training side
+of the contract — the set-up every recipe's ``train(cfg, ...)`` shares — is
+:class:`grukit.train.recipe_run.RecipeRun`.
 """
 
 from __future__ import annotations

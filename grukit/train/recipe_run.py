@@ -20,12 +20,8 @@ takes the rest from a :class:`RecipeRun`:
 
 Example (the shape of ``grukit/tasks/sentiment/train.py``)::
 
-    def train(cfg, data_dir=None, output_dir=None, devices="auto", num_nodes=1, strategy="auto",
-              resume=None, progress=True, threads=None, overwrite=False, given=None):
-        run = RecipeRun.start("sentiment", cfg, output_dir=output_dir, resume=resume,
-                              overwrite=overwrite, threads=threads, devices=devices,
-                              num_nodes=num_nodes, strategy=strategy, progress=progress,
-                              given=given, flags=FLAGS)
+    def train(cfg, data_dir=None, *, given=None, **options: Unpack[TrainOptions]):
+        run = RecipeRun.start("sentiment", cfg, given=given, flags=FLAGS, **options)
         cfg = run.cfg  # a resumed run's own options
         texts, labels = load(run.data_dir_of("sst2", data_dir))
         model = run.build(lambda: SentimentGRU(...), f"--hidden {cfg.hidden_size}")
@@ -41,13 +37,31 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .loop import FitResult
 
 C = TypeVar("C")
 M = TypeVar("M")
+
+
+class TrainOptions(TypedDict, total=False):
+    """The keyword options every recipe's ``train(cfg, data_dir=None, *, ..., **options)`` takes and hands to
+    :meth:`RecipeRun.start` (from the CLI: :meth:`grukit.train.recipe.RunOptions.fit_kwargs`, which adds
+    ``data_dir``). Defaults: a fresh ``runs/<task>-<stamp>/`` folder, no resume, no overwrite, torch's own
+    thread count, Lightning's ``"auto"`` devices and strategy on one node, a progress bar."""
+
+    output_dir: str | os.PathLike | None
+    resume: str | os.PathLike | None
+    overwrite: bool
+    threads: int | None
+    devices: Any
+    num_nodes: int
+    strategy: Any
+    progress: bool
 
 
 @dataclasses.dataclass
@@ -80,27 +94,18 @@ class RecipeRun(Generic[C]):
         task: str,
         cfg: C,
         *,
-        output_dir: str | os.PathLike | None = None,
-        resume: str | os.PathLike | None = None,
-        overwrite: bool = False,
-        threads: int | None = None,
-        devices: Any = "auto",
-        num_nodes: int = 1,
-        strategy: Any = "auto",
-        progress: bool = True,
         given: Iterable[str] | None = None,
         flags: Mapping[str, str] | None = None,
+        **options: Unpack[TrainOptions],
     ) -> RecipeRun[C]:
         """Check the run folder, restore a resumed run's options, set the threads — before any work.
 
         Args:
             task: the recipe's name.
             cfg: the config the command line built (a dataclass with ``epochs`` and ``seed``).
-            output_dir, resume, overwrite, devices, num_nodes, strategy, progress: the shared options
-                (:class:`grukit.train.recipe.RunOptions`).
-            threads: ``--threads`` (None: torch's own choice).
             given, flags: for :func:`grukit.train.resumed_config` (the fields the user typed; how the
                 command line spells a field).
+            **options: the shared options (:class:`TrainOptions`).
 
         Raises:
             UserInputError: ``output_dir`` holds a run (without ``overwrite``), or a given option
@@ -110,21 +115,14 @@ class RecipeRun(Generic[C]):
         from .run import check_output_dir, resumed_config
         from .seed import set_threads
 
-        check_output_dir(output_dir, resume=resume, overwrite=overwrite)
-        if resume is not None:
-            cfg = resumed_config(resume, cfg, given=given, flags=flags)
-        return cls(
-            task,
-            cfg,
-            set_threads(threads),
-            output_dir=output_dir,
-            resume=resume,
-            overwrite=overwrite,
-            devices=devices,
-            num_nodes=num_nodes,
-            strategy=strategy,
-            progress=progress,
-        )
+        opts: dict[str, Any] = dict(options)
+        threads = opts.pop("threads", None)
+        run = cls(task, cfg, 0, **opts)
+        check_output_dir(run.output_dir, resume=run.resume, overwrite=run.overwrite)
+        if run.resume is not None:
+            run.cfg = resumed_config(run.resume, cfg, given=given, flags=flags)
+        run.threads = set_threads(threads)
+        return run
 
     def data_dir_of(self, name: str, data_dir: str | os.PathLike | None) -> Path:
         """The data folder of data set ``name`` (:func:`grukit.datasets.find_data_dir`; on ``--resume``
@@ -196,4 +194,4 @@ class RecipeRun(Generic[C]):
         return {**(record or {}), "run": str(result.run.path)}
 
 
-__all__ = ["RecipeRun"]
+__all__ = ["RecipeRun", "TrainOptions"]

@@ -1,6 +1,7 @@
 """Runs that survive faults (issue 27), through the real CLI: the tiniest music run stands in for every
-recipe (the per-recipe rows are checks of the recipe contract, test_recipe_contract.py). In-process where possible; subprocesses for
-Ctrl-C (SIGINT), kill -9 and the full disk (a small tmpfs in a private mount namespace)."""
+recipe (the per-recipe rows are checks of the recipe contract, test_recipe_contract.py). In-process where
+possible; subprocesses for Ctrl-C (SIGINT), kill -9 and the full disk (a small tmpfs in a private mount
+namespace)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,11 @@ from ...train import TaskModule
 from . import data as D
 from .data import BucketSampler, collate
 from .model import DigitRecognizer, DigitsConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ...train.recipe_run import TrainOptions
 
 TASK = "digits"
 
@@ -323,15 +329,9 @@ def _subset(recs: list, n: int | None) -> list:
 def train(
     cfg: DigitsTrainConfig,
     data_dir=None,
-    output_dir=None,
-    resume=None,
-    devices="auto",
-    num_nodes: int = 1,
-    strategy: str = "auto",
-    progress: bool = True,
-    threads: int | None = None,
-    overwrite: bool = False,
+    *,
     given: set[str] | None = None,
+    **options: Unpack[TrainOptions],
 ) -> dict:
     """Featurize the split, train (best ``val_acc``), score the best model on val and test, write the run
     folder's metrics.json. Returns the metrics record plus ``"run"`` (the folder).
@@ -345,19 +345,7 @@ def train(
     from .evaluate import predict_logits, summarize
     from .model import NORMALIZATIONS, POOLINGS
 
-    run = RecipeRun.start(
-        TASK,
-        cfg,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        threads=threads,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        progress=progress,
-        given=given,
-    )
+    run = RecipeRun.start(TASK, cfg, given=given, **options)
     cfg = run.cfg
     if cfg.pooling not in POOLINGS:
         raise UserInputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {cfg.pooling!r}")

@@ -13,7 +13,7 @@ import dataclasses
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,11 @@ from torch import Tensor
 from ...train import Plateau, TaskModule
 from .data import check_dataset, collate, load_dataset, make_loader
 from .model import MusicGRU, nll_sums, predicted_mask, sequence_nll
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ...train.recipe_run import TrainOptions
 
 TASK = "music"
 
@@ -167,16 +172,10 @@ class MusicModule(TaskModule):
 def train(
     cfg: MusicTrainConfig,
     data_dir: str | Path | None = None,
-    output_dir: str | Path | None = None,
-    devices: str = "auto",
-    num_nodes: int = 1,
-    strategy: str = "auto",
-    resume: str | Path | None = None,
-    progress: bool = True,
-    threads: int | None = None,
+    *,
     eval_batch_size: int = 16,
-    overwrite: bool = False,
     given: set[str] | None = None,
+    **options: Unpack[TrainOptions],
 ) -> dict[str, Any]:
     """Train, then evaluate the best-on-validation model on valid and test; write the run folder.
 
@@ -191,25 +190,12 @@ def train(
     from .data import DATA_NAME
     from .evaluate import evaluate_nll, paper_baselines
 
-    if resume is not None and given is None:
+    if options.get("resume") is not None and given is None:
         base = dataclasses.asdict(recipe(cfg.dataset))
         given = {k for k, v in dataclasses.asdict(cfg).items() if v != base[k]}
         if cfg.dataset != MusicTrainConfig.dataset:
             given.add("dataset")
-    run = RecipeRun.start(
-        TASK,
-        cfg,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        threads=threads,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        progress=progress,
-        given=given,
-        flags=FLAGS,
-    )
+    run = RecipeRun.start(TASK, cfg, given=given, flags=FLAGS, **options)
     cfg = run.cfg
     data = load_dataset(cfg.dataset, run.data_dir_of(DATA_NAME, data_dir))
     train_seqs = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,6 +17,11 @@ from torch import Tensor
 from ...train import Plateau, TaskModule
 from .data import Encoder, SentimentDataset, build_vocab, load_split
 from .model import SentimentGRU
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ...train.recipe_run import TrainOptions
 
 TASK = "sentiment"
 DATASET = "sst2"
@@ -73,16 +78,10 @@ class SentimentModule(TaskModule):
 def train(
     cfg: SentimentTrainConfig,
     data_dir: str | Path | None = None,
-    output_dir: str | Path | None = None,
-    devices: str = "auto",
-    num_nodes: int = 1,
-    strategy: str = "auto",
-    resume: str | Path | None = None,
-    progress: bool = True,
-    threads: int | None = None,
+    *,
     baselines: bool = True,
-    overwrite: bool = False,
     given: set[str] | None = None,
+    **options: Unpack[TrainOptions],
 ) -> dict[str, Any]:
     """Train, then score the best-on-dev model on dev and test; write the run folder's metrics.json.
 
@@ -94,20 +93,7 @@ def train(
     from .evaluate import accuracy, make_loader
     from .evaluate import baselines as run_baselines
 
-    run = RecipeRun.start(
-        TASK,
-        cfg,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        threads=threads,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        progress=progress,
-        given=given,
-        flags=FLAGS,
-    )
+    run = RecipeRun.start(TASK, cfg, given=given, flags=FLAGS, **options)
     cfg = run.cfg
     data_dir = run.data_dir_of(NAME, data_dir)
     tr_texts, tr_labels = load_split("train", data_dir)

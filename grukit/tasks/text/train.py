@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch.nn.functional as F
@@ -27,6 +27,11 @@ from ...errors import UserInputError
 from ...train import Plateau, TaskModule
 from .data import CharVocab, StreamBatches, load_text, split_text
 from .model import CharLM
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ...train.recipe_run import TrainOptions
 
 TASK = "text"
 DATASET = "tinyshakespeare"
@@ -157,15 +162,9 @@ def init_weights(model: CharLM, checkpoint: str | Path) -> None:
 def train(
     cfg: TextTrainConfig,
     data_dir: str | Path | None = None,
-    output_dir: str | Path | None = None,
-    devices: str = "auto",
-    num_nodes: int = 1,
-    strategy: str = "auto",
-    resume: str | Path | None = None,
-    progress: bool = True,
-    threads: int | None = None,
-    overwrite: bool = False,
+    *,
     given: set[str] | None = None,
+    **options: Unpack[TrainOptions],
 ) -> dict[str, Any]:
     """Train a CharLM, score the best-on-validation model on the whole valid split, write the run folder.
 
@@ -180,20 +179,7 @@ def train(
     from .data import NAME
     from .evaluate import score_ids, unigram_nats
 
-    run = RecipeRun.start(
-        TASK,
-        cfg,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        threads=threads,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        progress=progress,
-        given=given,
-        flags=FLAGS,
-    )
+    run = RecipeRun.start(TASK, cfg, given=given, flags=FLAGS, **options)
     cfg = run.cfg
     if cfg.epoch_parts < 1:
         raise UserInputError(f"--epoch-parts must be at least 1, got {cfg.epoch_parts}")
@@ -204,7 +190,7 @@ def train(
         ),
         f"--hidden {cfg.hidden_size} --layers {cfg.num_layers}",
     )
-    if cfg.init_from and resume is None:
+    if cfg.init_from and run.resume is None:
         init_weights(model, cfg.init_from)
     module = TextModule(
         model,

@@ -15,6 +15,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,11 @@ from ...errors import UserInputError
 from ...train import Plateau, TaskModule, epoch_seed
 from . import data as D
 from .model import Translator
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ...train.recipe_run import TrainOptions
 
 TASK = "translate"
 TOKENIZER_FILE = "tokenizers.json"
@@ -128,17 +134,11 @@ def prepare_tokenizers(train_pairs, cfg: TrainConfig, run_path: Path | None = No
 def train(
     cfg: TrainConfig,
     data_dir: str | os.PathLike | None = None,
-    output_dir: str | os.PathLike | None = None,
-    resume: str | os.PathLike | None = None,
-    devices: str = "auto",
-    num_nodes: int = 1,
-    strategy: str = "auto",
-    progress: bool = True,
+    *,
     evaluate_beam: int | None = 5,
     splits: dict[str, list[tuple[str, str]]] | None = None,
-    threads: int | None = None,
-    overwrite: bool = False,
     given: set[str] | None = None,
+    **options: Unpack[TrainOptions],
 ):
     """Train a :class:`Translator`; returns the toolkit's FitResult. With ``evaluate_beam``, score the best
     model on the test split afterwards (metrics.json). ``splits`` replaces the data set (tests, own data).
@@ -150,24 +150,11 @@ def train(
     from ...train import resolve_resume
     from ...train.recipe_run import RecipeRun
 
-    run = RecipeRun.start(
-        TASK,
-        cfg,
-        output_dir=output_dir,
-        resume=resume,
-        overwrite=overwrite,
-        threads=threads,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        progress=progress,
-        given=given,
-        flags=FLAGS,
-    )
+    run = RecipeRun.start(TASK, cfg, given=given, flags=FLAGS, **options)
     cfg = run.cfg
     resume_dir = None
-    if resume is not None:
-        resume_dir = resolve_resume(resume)[0]
+    if run.resume is not None:
+        resume_dir = resolve_resume(run.resume)[0]
         if given is not None and "eval_beam" not in given:  # stored options win unless given
             stored = json.loads((resume_dir / "config.json").read_text())
             evaluate_beam = stored.get("evaluate_beam", evaluate_beam)
@@ -180,7 +167,7 @@ def train(
         valid_pairs = valid_pairs[: cfg.limit_valid_pairs]
 
     init = None
-    if cfg.init_from and resume is None:
+    if cfg.init_from and run.resume is None:
         from .predict import load_bundle
 
         init = load_bundle(cfg.init_from)
