@@ -521,3 +521,44 @@ def test_a_main_command_runs_bare_and_leaves_its_verbs_alone():
     assert r.exit_code == 0 and seen == ["verb"], r.output
     r = CliRunner().invoke(app, ["--help"])
     assert "--resume RUN" in r.output and "--data-dir" not in r.output
+
+
+def test_recipe_run_start_restores_a_resumed_runs_config_and_refuses_a_used_folder(tmp_path):
+    """The training side of the contract (``grukit.train.recipe_run``): ``start`` refuses an output folder
+    that holds a run before any work, restores a resumed run's stored options (stored win unless given,
+    a given conflicting one is refused) and records the threads with the config."""
+    import dataclasses
+
+    import torch
+
+    from grukit.errors import UserInputError
+    from grukit.train.recipe_run import RecipeRun
+
+    @dataclasses.dataclass
+    class Cfg:
+        hidden: int = 4
+        epochs: int = 1
+        seed: int = 0
+
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "config.json").write_text(json.dumps({"hidden": 8, "epochs": 2, "seed": 0}))
+    (used / "last.ckpt").write_bytes(b"")
+    with pytest.raises(UserInputError, match="already holds files"):
+        RecipeRun.start("toy", Cfg(), output_dir=used)
+
+    run = RecipeRun.start("toy", Cfg(), resume=used, devices="1")  # threads: torch's own
+    threads = torch.get_num_threads()
+    assert run.cfg == Cfg(hidden=8, epochs=2) and run.threads == threads
+    assert run.run_config() == {"hidden": 8, "epochs": 2, "seed": 0, "threads": threads}
+    assert run.fit_options() == dict(
+        output_dir=None,
+        resume=used,
+        overwrite=False,
+        devices="1",
+        num_nodes=1,
+        strategy="auto",
+        progress=True,
+    )
+    with pytest.raises(UserInputError, match="--hidden 8, got 16"):
+        RecipeRun.start("toy", Cfg(hidden=16), resume=used, given={"hidden"})

@@ -185,6 +185,8 @@ def train(
     An ``output_dir`` that already holds files is refused unless ``overwrite``.
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
+
+    ``options`` are the shared training options (:class:`grukit.train.recipe_run.TrainOptions`).
     """
     from ...train.recipe_run import RecipeRun
     from .data import DATA_NAME

@@ -87,7 +87,8 @@ def train(
 
     With ``resume`` the run continues to ``cfg.epochs`` with the options stored in its config.json
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused). An
-    ``output_dir`` that already holds files is refused unless ``overwrite``."""
+    ``output_dir`` that already holds files is refused unless ``overwrite``.
+    ``options`` are the shared training options (:class:`grukit.train.recipe_run.TrainOptions`)."""
     from ...train.recipe_run import RecipeRun
     from .data import NAME
     from .evaluate import accuracy, make_loader

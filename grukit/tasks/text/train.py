@@ -174,6 +174,8 @@ def train(
     unless ``overwrite``.
 
     Returns the metrics record (also written to ``<run>/metrics.json``).
+
+    ``options`` are the shared training options (:class:`grukit.train.recipe_run.TrainOptions`).
     """
     from ...train.recipe_run import RecipeRun
     from .data import NAME

@@ -146,7 +146,8 @@ def train(
     With ``resume`` the run continues to ``cfg.epochs`` with the options and tokenizers stored in its folder
     (:func:`grukit.train.resumed_config`: an option in ``given`` that conflicts is refused;
     ``--init-from`` only matters when a run starts). An ``output_dir`` that already holds files is refused
-    unless ``overwrite``."""
+    unless ``overwrite``.
+    ``options`` are the shared training options (:class:`grukit.train.recipe_run.TrainOptions`)."""
     from ...train import resolve_resume
     from ...train.recipe_run import RecipeRun
 
