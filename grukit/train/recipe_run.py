@@ -103,8 +103,8 @@ class RecipeRun(Generic[C]):
         Args:
             task: the recipe's name.
             cfg: the config the command line built (a dataclass with ``epochs`` and ``seed``).
-            given, flags: for :func:`grukit.train.resumed_config` (the fields the user typed; how the
-                command line spells a field).
+            given: for :func:`grukit.train.resumed_config`: the fields the user typed.
+            flags: for :func:`grukit.train.resumed_config`: how the command line spells a field.
             **options: the shared options (:class:`TrainOptions`).
 
         Raises:
