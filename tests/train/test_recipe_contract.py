@@ -517,6 +517,10 @@ def test_a_main_command_runs_bare_and_leaves_its_verbs_alone():
     run, threads = seen.pop()
     assert (run.epochs, run.devices, run.data_dir, run.threads, threads) == (2, "1", None, None, 1)
     assert run.typed == {"epochs"}
+    r = CliRunner().invoke(app, [])  # bare: runs the main command with its defaults, not the help
+    assert r.exit_code == 0, r.output
+    run, threads = seen.pop()
+    assert (run.epochs, run.typed, threads) == (5, frozenset(), 1)
     r = CliRunner().invoke(app, ["verb"])
     assert r.exit_code == 0 and seen == ["verb"], r.output
     r = CliRunner().invoke(app, ["--help"])
