@@ -40,12 +40,14 @@ log = logging.getLogger("grukit.kernels")
 _HERE = Path(__file__).resolve().parent
 _CSRC = _HERE / "csrc"
 #: the sources compiled into the one library: the sequence loops, the small-batch streaming step, the
-#: variants' loops (layer norm, recurrent dropout, zoneout), the bf16 GEMM and loops for CPU autocast
+#: variants' loops (layer norm, recurrent dropout, zoneout), the bf16 GEMM and loops for CPU autocast, the
+#: int8-weight streaming step
 SOURCES = [
     _CSRC / "gru_fused.cpp",
     _CSRC / "gru_stream.cpp",
     _CSRC / "gru_variants.cpp",
     _CSRC / "gru_bf16.cpp",
+    _CSRC / "gru_int8.cpp",
 ]
 #: headers the sources include (hashed with them: a change rebuilds the library)
 HEADERS = [_CSRC / "gru_simd.h", _CSRC / "gru_abi.h"]
@@ -335,6 +337,14 @@ def open_library(path: Path) -> ctypes.CDLL:
     lib.grukit_step_best_path.restype = i
     lib.grukit_step_path_ok.argtypes = [i]
     lib.grukit_step_path_ok.restype = i
+    lib.grukit_step_i8.argtypes = [p, i, p, p, p, p]
+    lib.grukit_step_i8.restype = i
+    lib.grukit_step_i8_best_path.argtypes = []
+    lib.grukit_step_i8_best_path.restype = i
+    lib.grukit_step_i8_path_ok.argtypes = [i]
+    lib.grukit_step_i8_path_ok.restype = i
+    lib.grukit_step_i8_max_k.argtypes = []
+    lib.grukit_step_i8_max_k.restype = i
     return lib
 
 
