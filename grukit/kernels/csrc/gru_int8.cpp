@@ -225,6 +225,37 @@ TVNNI static void mv_i8_vnni(int nout, int K, const int8_t* W, const QVec& q, co
     }
 }
 
+// quantize_vec's rounding with AVX-512 (the same IEEE operations, so the same bytes; no int16 copy).
+TVNNI static void quantize_vec_512(const float* v, int K, QVec& q) {
+    const int Kp = pad128(K);
+    if ((int)q.mag.size() < Kp) q.mag.resize(Kp), q.neg.resize(Kp / 64), q.sq.resize(Kp);
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+    __m512 mx = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    for (int k = 0; k < K; k += 16) {
+        const __mmask16 m = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+        const __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(m, v + k), absmask);
+        nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+        mx = _mm512_max_ps(mx, a);  // a NaN lane: mx keeps... whatever, the scale is NaN below
+    }
+    const float amax = _mm512_reduce_max_ps(mx);
+    const float inv = (amax > 0.0f && amax <= 3.4028234663852886e38f) ? 255.0f / amax : 0.0f;
+    q.scale = nan ? NAN : amax / 255.0f;
+    const __m512 vinv = _mm512_set1_ps(inv), top = _mm512_set1_ps(255.0f);
+    uint8_t* mg = q.mag.data();
+    uint64_t* ng = q.neg.data();
+    std::memset(ng, 0, sizeof(uint64_t) * (Kp / 64));
+    for (int k = 0; k < Kp; k += 16) {
+        const __mmask16 m = k >= K ? (__mmask16)0 : K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+        const __m512 x = _mm512_maskz_loadu_ps(m, v + k);
+        __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_and_ps(x, absmask), vinv),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r = _mm512_min_ps(r, top);  // NaN → 255, as the scalar code
+        _mm_storeu_si128((__m128i*)(mg + k), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r)));
+        ng[k / 64] |= (uint64_t)(_mm512_movepi32_mask(_mm512_castps_si512(x)) & m) << (k & 63);
+    }
+}
+
 static bool has_vnni() {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
@@ -258,9 +289,15 @@ static void layer_row(int path, int K, int H, bool reset_after, const float* x, 
     const float *s_ih = (const float*)p[2], *s_hh = (const float*)p[3];
     const float *b_ih = (const float*)p[4], *b_hh = (const float*)p[5];
     const bool sq = path != kI8Vnni;
-    quantize_vec(x, K, sq, w.qx);
+    auto quant = [&](const float* v, int n, QVec& q) {
+#if GRUKIT_I8_X86
+        if (!sq) return quantize_vec_512(v, n, q);
+#endif
+        quantize_vec(v, n, sq, q);
+    };
+    quant(x, K, w.qx);
     matvec(path, 3 * H, K, w_ih, w.qx, s_ih, b_ih, gi);
-    quantize_vec(h, H, sq, w.qh);
+    quant(h, H, w.qh);
     if (reset_after) {
         matvec(path, 3 * H, H, w_hh, w.qh, s_hh, b_hh, gh);
     } else {
@@ -270,7 +307,7 @@ static void layer_row(int path, int K, int H, bool reset_after, const float* x, 
             const v16 r = vsig(ldn(gi + j, n) + ldn(gh + j, n));
             stn(rh + j, r * ldn(h + j, n), n);
         }
-        quantize_vec(rh, H, sq, w.qx);  // x's quantization is no longer needed
+        quant(rh, H, w.qx);  // x's quantization is no longer needed
         matvec(path, H, H, w_hh + 2 * (size_t)H * H, w.qx, s_hh + 2 * H, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H);
     }
     for (int j = 0; j < H; j += 16) {
