@@ -267,9 +267,10 @@ class StepPlan:
         self.bf16 = self.kind is True
         self.L, self.I, self.H = len(layers), int(input_size), int(hidden_size)
         self.max_b = max_batch if self.kind is False else 1 << 30
-        key, bkey = [], []
+        key: list[tuple[str, Tensor, int, int]] = []
+        bkey: list[tuple[str, Tensor, int, int]] = []
         ptrs: list[int | None] = []
-        self._tensors = []
+        self._tensors: list[Tensor] = []
         self._bufs = buffers if buffers is not None else {}
         for nm, lw in zip(names, layers):
             # the native order: w_ih, w_hh, b_ih, b_hh; int8: w_ih, w_hh, s_ih, s_hh, b_ih, b_hh

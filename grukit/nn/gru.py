@@ -138,7 +138,9 @@ class GRU(nn.Module):
     """
 
     _step_plan: Any = None  # the streaming step's cached plan (grukit.kernels.stream.StepPlan)
-    _qweights: str | None = None  # set by grukit.quantize: "bf16" or "int8" W_ih/W_hh, float32 everything else
+    _qweights: str | None = (
+        None  # set by grukit.quantize: "bf16" or "int8" W_ih/W_hh, float32 everything else
+    )
 
     def __init__(
         self,
@@ -338,7 +340,7 @@ class GRU(nn.Module):
     ) -> None:
         # int8 weights (grukit.quantize) across formats: dequantized into float modules, float ones quantized
         _fast.load_state_hook(self, state_dict, prefix, error_msgs)
-        super()._load_from_state_dict(  # type: ignore[no-untyped-call]
+        super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
 

@@ -115,7 +115,13 @@ def quantize(model: nn.Module, dtype: str = "bf16") -> nn.Module:
                     f"{type(m).__name__}.{n}: expected {want} weights to convert to {target}, got {p.dtype}"
                 )
             if target == torch.int8 and not bool(torch.isfinite(p.detach()).all()):
-                raise ValueError(f"{type(m).__name__}.{n}: int8 needs finite weights, got inf or NaN")
+                raise ValueError(
+                    f"{type(m).__name__}.{n}: int8 needs finite weights, got inf or NaN"
+                )
+            if p.dtype == torch.int8 and m._buffers.get(n + _fast.SCALE) is None:
+                raise ValueError(
+                    f"{type(m).__name__}.{n} is int8 without its scale {n}{_fast.SCALE}"
+                )
             todo.append((m, n, p))
     for m, n, p in todo:  # all checked first: a refusal leaves the model unchanged
         scale_name = n + _fast.SCALE
@@ -125,7 +131,9 @@ def quantize(model: nn.Module, dtype: str = "bf16") -> nn.Module:
             m.register_buffer(scale_name, scale)
             continue
         if p.dtype == torch.int8:
-            w = _fast.dequantize(p.detach(), m._buffers[scale_name])
+            s_old = m._buffers[scale_name]
+            assert s_old is not None  # checked above
+            w = _fast.dequantize(p.detach(), s_old)
             del m._buffers[scale_name]
         else:
             w = p.detach().to(target)

@@ -122,7 +122,6 @@ class Streamer:
         """The native path each step runs: a ``grukit.kernels.stream`` path name, or ``"blas-cell"``."""
         if self._plan is None:
             return "blas-cell"
-        from ..kernels import stream
 
         return str(self._plan.path)
 
