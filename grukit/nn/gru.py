@@ -214,7 +214,8 @@ class GRU(nn.Module):
             self.bidirectional,
             self.reset_after,
             self.backend,
-            _dtype_name(self.weight_ih_l0.dtype),
+            # quantized weights (grukit.quantize) compute in float32: the layer it describes is a float32 one
+            "float32" if self._qweights else _dtype_name(self.weight_ih_l0.dtype),
             layer_norm=self.layer_norm,
             recurrent_dropout=self.recurrent_dropout,
             zoneout=self.zoneout,

@@ -327,3 +327,25 @@ def test_plan_sees_replaced_scales_and_copies_rebuild(int8_path):
     assert grukit.kernels.status()["stream_paths"]["int8"] == "int8-generic"
     with pytest.raises(ValueError, match="expected a path of"):
         stream.set_path("int8-amx")
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "int8"])
+def test_grukit_save_and_load_of_a_quantized_model(fmt, tmp_path):
+    """grukit.save writes the quantized tensors (int8: with their scales) under a float32 config;
+    grukit.load gives a float32 model holding the rounded weights, which computes what the quantized model's
+    float32 paths compute."""
+    for model, x in (
+        (randomize(grukit.GRU(5, 12, num_layers=2)), torch.randn(4, 2, 5)),
+        (randomize(grukit.GRUCell(5, 12)), torch.randn(5)),  # unbatched: the float32 path
+    ):
+        q = grukit.quantize(model, fmt)
+        assert q.config.dtype == "float32"
+        path = grukit.save(q, tmp_path / f"{fmt}.safetensors")
+        back = grukit.load(path)
+        assert type(back) is type(q) and back._qweights is None
+        assert all(p.dtype == torch.float32 for p in back.parameters())
+        assert not list(back.buffers())
+        with torch.no_grad():
+            a, b = back(x), q(x)
+        a, b = (a[0], b[0]) if isinstance(a, tuple) else (a, b)
+        assert torch.equal(a, b)
