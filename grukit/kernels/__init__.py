@@ -16,8 +16,8 @@ Ops of :func:`dispatch`:
     "cell"      one step → h' (B, H)
 
 Modules: ``route`` (the decision), ``fused`` (the native kernel, optional: built into the wheel, or built
-at first use when the wheel has none), ``stream`` (its small-batch streaming step, float32 and bfloat16
-weights), ``ops`` (the torch.library registration), ``vf`` (torch's ``torch._VF.gru``), ``onnx_export``,
+at first use when the wheel has none), ``stream`` (its small-batch streaming step, float32, bfloat16 and
+int8 weights), ``ops`` (the torch.library registration), ``vf`` (torch's ``torch._VF.gru``), ``onnx_export``,
 ``export`` (the op ``grukit::gru_sequence_export`` the layer emits under ``torch.export``; its decomposition
 is a scan loop in core ATen).
 :func:`status` says whether the native kernel loaded, from where, why not, and which CPU paths it runs;

@@ -1,7 +1,8 @@
 """Find (or build) the native kernel library for this CPU and load it with ctypes.
 
 The C++ sources (``csrc/gru_fused.cpp``: the sequence loops; ``csrc/gru_stream.cpp``: the small-batch
-streaming step, float32 and bfloat16 weights) work on raw pointers and build into one library that needs no
+streaming step, float32 and bfloat16 weights; ``csrc/gru_int8.cpp``: the same step for int8 weights; the
+variants' loops and the bf16 GEMMs) work on raw pointers and build into one library that needs no
 torch or Python headers. It is compiled once per instruction-set level: on x86-64 ``x86-64-v2`` (SSE4.2),
 ``x86-64-v3`` (AVX2, FMA) and ``x86-64-v4`` (AVX-512); elsewhere (aarch64, ...) one ``generic`` build. At
 load time the best level this CPU runs is chosen (:func:`cpu_level`; ``GRUKIT_CPU_LEVEL`` forces a lower
