@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> None:
         a, b = row["float32"]["numbers"], row[dtype]["numbers"]
         if len(a) == len(b):
             # rounded to 10 decimals: the printed metrics have a few decimals, so 36.13 − 36.12 is 0.01
-            row["max_abs_difference"] = round(max((abs(x - y) for x, y in zip(a, b)), default=0.0), 10)
+            row["max_abs_difference"] = round(
+                max((abs(x - y) for x, y in zip(a, b)), default=0.0), 10
+            )
             row["within_1e-2"] = row["max_abs_difference"] <= 1e-2
         result["runs"][name] = row
         print(
