@@ -8,7 +8,8 @@ operator when installed) and forward+backward of ``out.sum()`` (x requires grad,
 plus the "GEMM floor", the matrix products the fused design needs alone through torch's MKL (forward: the
 input projection + T recurrent GEMMs in a C loop; backward: T GEMMs for dh in a C loop + dW_hh, dW_ih and dX
 after the loop), and per-step streaming latency at batch 1 and 8 (nn.GRUCell vs grukit.GRUCell and the
-Streamer; at batch ≤ 4 also with bf16 weights, ``grukit.quantize``, against the float32 grukit step).
+Streamer; at batch ≤ 4 also with bf16 and int8 weights, ``grukit.quantize``: bf16 against the float32
+grukit step, int8 against nn.GRUCell in float32 and the bf16 step).
 
 Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` it times training (fwd+bwd) of nn.GRU and grukit (whose
 "bf16" route runs the GEMMs in bfloat16 on AVX-512-BF16 CPUs) against both in float32 (``AUTOCAST_SHAPES``).
@@ -249,7 +250,7 @@ def bench_stream(B, H, threads, repeats, steps):
         "grukit_streamer": run_streamer(Streamer(cell, batch_size=B)),
     }
     quantize = getattr(grukit, "quantize", None)  # absent in older trees
-    bf16_path = None
+    bf16_path = int8_path = None
     if quantize is not None and B <= BF16_MAX_BATCH:
         import copy
 
@@ -259,6 +260,14 @@ def bench_stream(B, H, threads, repeats, steps):
         fns["grukit_bf16"] = run(qcell)
         fns["grukit_streamer_bf16"] = run_streamer(Streamer(qcell, batch_size=B))
         bf16_path = stream.active_path(True)
+        try:  # int8 weights (issue 32); older trees refuse "int8"
+            icell = quantize(copy.deepcopy(cell), "int8")
+        except ValueError:
+            icell = None
+        if icell is not None:
+            fns["grukit_int8"] = run(icell)
+            fns["grukit_streamer_int8"] = run_streamer(Streamer(icell, batch_size=B))
+            int8_path = stream.active_path("int8")
     n0 = fused.calls["cell"]
     t = _timeit(fns, repeats)
     assert fused.calls["cell"] > n0, "the fused cell did not run"
@@ -278,6 +287,18 @@ def bench_stream(B, H, threads, repeats, steps):
         row["bf16_streamer_speedup_vs_streamer"] = round(
             us["grukit_streamer"] / us["grukit_streamer_bf16"], 2
         )
+    if (
+        int8_path is not None
+    ):  # int8 weights against nn.GRUCell (float32) and the bf16 step of the same run
+        row["int8_path"] = int8_path
+        row["int8_speedup_vs_nn_grucell"] = round(us["nn_grucell"] / us["grukit_int8"], 2)
+        row["int8_speedup_vs_bf16"] = round(us["grukit_bf16"] / us["grukit_int8"], 2)
+        row["int8_streamer_speedup_vs_nn_grucell"] = round(
+            us["nn_grucell"] / us["grukit_streamer_int8"], 2
+        )
+        row["int8_streamer_speedup_vs_bf16_streamer"] = round(
+            us["grukit_streamer_bf16"] / us["grukit_streamer_int8"], 2
+        )
     if threads == 1:
         cpu = {k: round(v[1] * 1e3 / steps, 2) for k, v in t.items()}
         row["cpu_us_per_step"] = cpu
@@ -287,6 +308,9 @@ def bench_stream(B, H, threads, repeats, steps):
         )
         if bf16_path is not None:
             row["cpu_bf16_speedup_vs_grukit"] = round(cpu["grukit"] / cpu["grukit_bf16"], 2)
+        if int8_path is not None:
+            row["cpu_int8_speedup_vs_nn_grucell"] = round(cpu["nn_grucell"] / cpu["grukit_int8"], 2)
+            row["cpu_int8_speedup_vs_bf16"] = round(cpu["grukit_bf16"] / cpu["grukit_int8"], 2)
     return row
 
 
@@ -481,6 +505,21 @@ def print_tables(result):
                 f"{r['bf16_speedup_vs_grukit']:>7.2f}{u['grukit_streamer']:>12.1f}{u['grukit_streamer_bf16']:>9.1f}"
                 f"{r['bf16_streamer_speedup_vs_streamer']:>7.2f}  {r['bf16_path']}"
             )
+    i8 = [r for r in result["streaming"] if "grukit_int8" in r["us_per_step"]]
+    if i8:
+        print(
+            f"\n{'int8 weights (B,H)':<18}{'thr':>4} | {'nn.GRUCell':>11}{'bf16':>8}{'int8':>8}{'x nn':>7}{'x bf16':>7}"
+            f"{'S bf16':>8}{'S int8':>8}{'x nn':>7}{'x bf16':>7}  path"
+        )
+        for r in i8:
+            u = r["us_per_step"]
+            print(
+                f"{(r['batch'], r['hidden'])!s:<18}{r['threads']:>4} | {u['nn_grucell']:>11.1f}{u['grukit_bf16']:>8.1f}"
+                f"{u['grukit_int8']:>8.1f}{r['int8_speedup_vs_nn_grucell']:>7.2f}{r['int8_speedup_vs_bf16']:>7.2f}"
+                f"{u['grukit_streamer_bf16']:>8.1f}{u['grukit_streamer_int8']:>8.1f}"
+                f"{r['int8_streamer_speedup_vs_nn_grucell']:>7.2f}{r['int8_streamer_speedup_vs_bf16_streamer']:>7.2f}"
+                f"  {r['int8_path']}"
+            )
     for r in result.get("autocast_bf16") or []:
         s, ms = r["shape"], r["forward_backward_ms"]
         print(
@@ -565,6 +604,24 @@ def _markdown_record(result) -> str:
                 f"{u['grukit_bf16']:.1f} | {u['grukit'] / u['grukit_bf16']:.2f} | {u['grukit_streamer']:.1f} | "
                 f"{u['grukit_streamer_bf16']:.1f} | {u['grukit_streamer'] / u['grukit_streamer_bf16']:.2f} | "
                 f"{r['bf16_path']} |"
+            )
+    i8 = [r for r in result["streaming"] if "grukit_int8" in r["us_per_step"]]
+    if i8:  # int8 weights (grukit.quantize) against nn.GRUCell (float32) and the bf16 step of the same run
+        lines += [
+            "",
+            "| int8 weights, step (B, H), I=64 | threads | nn.GRUCell µs | bf16 GRUCell µs | int8 GRUCell µs | "
+            "× nn.GRUCell | × bf16 | bf16 Streamer µs | int8 Streamer µs | × nn.GRUCell | × bf16 | path |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in i8:
+            u = r.get("cpu_us_per_step", r["us_per_step"])
+            kind = "CPU" if "cpu_us_per_step" in r else "wall"
+            lines.append(
+                f"| ({r['batch']}, {r['hidden']}) | {r['threads']} ({kind}) | {u['nn_grucell']:.1f} | "
+                f"{u['grukit_bf16']:.1f} | {u['grukit_int8']:.1f} | {u['nn_grucell'] / u['grukit_int8']:.2f} | "
+                f"{u['grukit_bf16'] / u['grukit_int8']:.2f} | {u['grukit_streamer_bf16']:.1f} | "
+                f"{u['grukit_streamer_int8']:.1f} | {u['nn_grucell'] / u['grukit_streamer_int8']:.2f} | "
+                f"{u['grukit_streamer_bf16'] / u['grukit_streamer_int8']:.2f} | {r['int8_path']} |"
             )
     ac = result.get("autocast_bf16") or []
     if ac:  # training under torch.autocast("cpu", dtype=torch.bfloat16), fwd+bwd

@@ -40,6 +40,14 @@ def _rows(run: dict) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _record(data: dict, family: str | None) -> dict:
+    """One run's record: the file itself (one run), or one family's of a ``{"families": {...}}`` file."""
+    if "families" not in data:
+        return data
+    fams = data["families"]
+    return fams[family] if family is not None else next(iter(fams.values()))
+
+
 def compare(old: list[dict], new: list[dict]) -> list[dict]:
     """One entry per row present in every run: times, per-pair and mean ratios."""
     olds, news = [_rows(r) for r in old], [_rows(r) for r in new]
@@ -75,9 +83,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--new-label", default="this change")
     ap.add_argument("--command", default="", help="how the runs were made (recorded)")
     ap.add_argument("--out", help="write the comparison here (JSON)")
+    ap.add_argument(
+        "--family",
+        default=None,
+        help="the CPU family's record of a cpu.json-style file (default: its only or first one)",
+    )
+    ap.add_argument("--note", default="", help="a caveat recorded with the comparison")
     args = ap.parse_args(argv)
-    old = [json.loads(Path(p).read_text()) for p in args.old]
-    new = [json.loads(Path(p).read_text()) for p in args.new]
+    old = [_record(json.loads(Path(p).read_text()), args.family) for p in args.old]
+    new = [_record(json.loads(Path(p).read_text()), args.family) for p in args.new]
     rows = compare(old, new)
     worst = max(rows, key=lambda r: r["new_over_old_of_means"])
     for r in rows:
@@ -95,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             "old": {"label": args.old_label, "runs": [r.get("date_utc") for r in old]},
             "new": {"label": args.new_label, "runs": [r.get("date_utc") for r in new]},
             "machine": new[0].get("machine", {}),
+            "note": args.note,
             "units": "grukit's median process CPU time at 1 thread (ms per call; streaming µs per step)",
             "rows": rows,
             "worst_row": {

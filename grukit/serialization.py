@@ -116,8 +116,13 @@ def save(
     if extra:
         header["extra"] = extra
     tensors: dict[str, torch.Tensor] = {}
-    for k, v in model.state_dict().items():
+    state = model.state_dict()
+    for k, v in state.items():
         v = v.detach().to("cpu")
+        w = state.get(k[: -len("_scale")]) if k.endswith("_scale") else None
+        if w is not None and w.dtype == torch.int8:  # an int8 weight's scale stays float32
+            tensors[k] = v.float().contiguous().clone()
+            continue
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
         tensors[k] = v.contiguous().clone()
@@ -246,6 +251,16 @@ def _budget(max_params: int, max_numel: int) -> Iterator[None]:
         handle.remove()
 
 
+def _int8_scale_keys(specs: dict[str, tuple[str, tuple[int, ...]]]) -> set[str]:
+    """The ``<weight>_scale`` entries of int8 weights (``grukit.quantize(model, "int8")``): a file holds the
+    int8 weight and its per-row scale; :func:`load` gives a float32 model their product."""
+    return {
+        k + "_scale"
+        for k, (dtype, _) in specs.items()
+        if dtype in ("I8", "int8") and specs.get(k + "_scale", ("",))[0] in ("F32", "float32")
+    }
+
+
 def _check_against_header(
     path: str | os.PathLike[str],
     cls: type[nn.Module],
@@ -273,6 +288,12 @@ def _check_against_header(
             f"{path}: the stored config does not build a {cls.__name__} ({e})"
         ) from None
     expected = shadow.state_dict()
+    scales = _int8_scale_keys(specs)  # int8 weights and their scales stand for float weights
+    specs = {
+        k: (("F32" if k + "_scale" in scales else dt), shape)
+        for k, (dt, shape) in specs.items()
+        if k not in scales
+    }
     missing = sorted(set(expected) - set(specs))
     unexpected = sorted(set(specs) - set(expected))
     if missing or unexpected:
@@ -391,6 +412,11 @@ def load(
             f"{path}: the tensors do not match the checksum stored in the file (it was changed or "
             f"damaged after it was written); re-train or re-download the model"
         )
+    for s in _int8_scale_keys(
+        {k: (str(t.dtype).replace("torch.", ""), ()) for k, t in tensors.items()}
+    ):
+        w = s[: -len("_scale")]  # int8 weights (grukit.quantize): the float32 model gets q · scale
+        tensors[w] = tensors[w].float() * tensors.pop(s).float()[:, None]
     params = {name for name, _ in model.named_parameters()}
     for k in sorted(params & set(tensors)):
         t = tensors[k]

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
 Arr = npt.NDArray[Any]
 
@@ -102,8 +103,16 @@ def _names(layer: int, direction: int) -> tuple[str, str, str, str]:
 
 
 def _params(model: Any, layer: int, direction: int) -> list[Any]:
-    """The four parameters of one layer/direction by their state_dict names (None where there is no bias)."""
-    return [getattr(model, n, None) for n in _names(layer, direction)]
+    """The four parameters of one layer/direction by their state_dict names (None where there is no bias);
+    int8 weights (``grukit.quantize(model, "int8")``) come back dequantized, ``q · scale`` per row."""
+    out = []
+    for n in _names(layer, direction):
+        t = getattr(model, n, None)
+        scale = getattr(model, n + "_scale", None)
+        if t is not None and t.dtype == torch.int8 and scale is not None:
+            t = t.detach().float() * scale.detach().float()[:, None]
+        out.append(t)
+    return out
 
 
 def _numpy(t: Any) -> Arr:
@@ -120,7 +129,9 @@ def layer_arrays(model: Any, layer: int, direction: int) -> tuple[Arr, Arr, Arr 
     """One layer/direction of a grukit.GRU as float NumPy arrays (W_ih, W_hh, b_ih, b_hh) in grukit's layout.
 
     Weights stored in bfloat16 or float16 (``grukit.quantize``) come out as float32 holding the rounded
-    values, which is what such a model computes with (its state and accumulation are float32)."""
+    values, which is what such a model computes with (its state and accumulation are float32); int8 weights
+    come out dequantized (``q · scale``: what its float32 paths compute with; its streaming step also rounds
+    the inputs)."""
     w_ih, w_hh, b_ih, b_hh = (
         None if t is None else _numpy(t) for t in _params(model, layer, direction)
     )

@@ -16,8 +16,8 @@ Ops of :func:`dispatch`:
     "cell"      one step → h' (B, H)
 
 Modules: ``route`` (the decision), ``fused`` (the native kernel, optional: built into the wheel, or built
-at first use when the wheel has none), ``stream`` (its small-batch streaming step, float32 and bfloat16
-weights), ``ops`` (the torch.library registration), ``vf`` (torch's ``torch._VF.gru``), ``onnx_export``,
+at first use when the wheel has none), ``stream`` (its small-batch streaming step, float32, bfloat16 and
+int8 weights), ``ops`` (the torch.library registration), ``vf`` (torch's ``torch._VF.gru``), ``onnx_export``,
 ``export`` (the op ``grukit::gru_sequence_export`` the layer emits under ``torch.export``; its decomposition
 is a scan loop in core ATen).
 :func:`status` says whether the native kernel loaded, from where, why not, and which CPU paths it runs;
@@ -124,7 +124,7 @@ def status() -> dict[str, Any]:
         installed package; "jit": built at first use into the cache; None), ``library`` (its path or
         None), ``isa`` (the instruction-set level the loaded library was compiled for, e.g. "x86-64-v4",
         or "generic"), ``cpu`` (the best level this CPU runs), ``stream_paths`` (the streaming step's path
-        for float32 and bfloat16 weights), ``openmp`` (whether the library uses OpenMP threads).
+        for float32, bfloat16 and int8 weights), ``openmp`` (whether the library uses OpenMP threads).
 
     Example:
         >>> import grukit.kernels
@@ -158,6 +158,7 @@ def status() -> dict[str, Any]:
             stream_paths={
                 "float32": stream.active_path(False),
                 "bfloat16": stream.active_path(True),
+                "int8": stream.active_path("int8"),
             },
             openmp=bool(lib.grukit_has_openmp()),
         )

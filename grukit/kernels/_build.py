@@ -1,7 +1,8 @@
 """Find (or build) the native kernel library for this CPU and load it with ctypes.
 
 The C++ sources (``csrc/gru_fused.cpp``: the sequence loops; ``csrc/gru_stream.cpp``: the small-batch
-streaming step, float32 and bfloat16 weights) work on raw pointers and build into one library that needs no
+streaming step, float32 and bfloat16 weights; ``csrc/gru_int8.cpp``: the same step for int8 weights; the
+variants' loops and the bf16 GEMMs) work on raw pointers and build into one library that needs no
 torch or Python headers. It is compiled once per instruction-set level: on x86-64 ``x86-64-v2`` (SSE4.2),
 ``x86-64-v3`` (AVX2, FMA) and ``x86-64-v4`` (AVX-512); elsewhere (aarch64, ...) one ``generic`` build. At
 load time the best level this CPU runs is chosen (:func:`cpu_level`; ``GRUKIT_CPU_LEVEL`` forces a lower
@@ -40,12 +41,14 @@ log = logging.getLogger("grukit.kernels")
 _HERE = Path(__file__).resolve().parent
 _CSRC = _HERE / "csrc"
 #: the sources compiled into the one library: the sequence loops, the small-batch streaming step, the
-#: variants' loops (layer norm, recurrent dropout, zoneout), the bf16 GEMM and loops for CPU autocast
+#: variants' loops (layer norm, recurrent dropout, zoneout), the bf16 GEMM and loops for CPU autocast, the
+#: int8-weight streaming step
 SOURCES = [
     _CSRC / "gru_fused.cpp",
     _CSRC / "gru_stream.cpp",
     _CSRC / "gru_variants.cpp",
     _CSRC / "gru_bf16.cpp",
+    _CSRC / "gru_int8.cpp",
 ]
 #: headers the sources include (hashed with them: a change rebuilds the library)
 HEADERS = [_CSRC / "gru_simd.h", _CSRC / "gru_abi.h"]
@@ -335,6 +338,14 @@ def open_library(path: Path) -> ctypes.CDLL:
     lib.grukit_step_best_path.restype = i
     lib.grukit_step_path_ok.argtypes = [i]
     lib.grukit_step_path_ok.restype = i
+    lib.grukit_step_i8.argtypes = [p, i, p, p, p, p]
+    lib.grukit_step_i8.restype = i
+    lib.grukit_step_i8_best_path.argtypes = []
+    lib.grukit_step_i8_best_path.restype = i
+    lib.grukit_step_i8_path_ok.argtypes = [i]
+    lib.grukit_step_i8_path_ok.restype = i
+    lib.grukit_step_i8_max_k.argtypes = []
+    lib.grukit_step_i8_max_k.restype = i
     return lib
 
 

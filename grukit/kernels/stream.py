@@ -19,7 +19,10 @@ freshly allocated tensors.
 Paths (:func:`set_path` forces one, e.g. to test a fallback; ``GRUKIT_STEP_PATHS="bf16-avx512"`` at
 import): ``"f32-avx512"``, ``"f32-generic"``, ``"bf16-dpbf16"`` (AVX-512-BF16 dot products; the float32
 input is split into two bf16 numbers, so only the weights are rounded), ``"bf16-avx512"`` (bf16 → float32
-by shifts, float32 FMAs), ``"bf16-generic"``. The default is the fastest this CPU runs.
+by shifts, float32 FMAs), ``"bf16-generic"``; for int8 weights (``csrc/gru_int8.cpp``, per-row float32
+scales in the owner's buffers ``<weight name>_scale``; each input vector rounded to an 8-bit magnitude and
+its sign per step) ``"int8-vnni"`` (AVX-512-VNNI ``vpdpbusd``) and ``"int8-generic"``: both give the same
+bits. The default is the fastest this CPU runs.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from torch.autograd import forward_ad as _fwad
 
 from . import fused, route
 
-__all__ = ["PATHS", "StepPlan", "active_path", "eager_ok", "max_batch", "set_path"]
+__all__ = ["INT8_PATHS", "PATHS", "StepPlan", "active_path", "eager_ok", "max_batch", "set_path"]
 
 _lib = fused._lib
 _cell_f32 = _lib.grukit_cell_f32
@@ -50,13 +53,18 @@ PATHS = {
     "bf16-generic": 4,
 }
 _NAMES = {v: k for k, v in PATHS.items()}
+#: int8-weight path names → their native codes (csrc/gru_int8.cpp numbers its own paths)
+INT8_PATHS = {"int8-vnni": 0, "int8-generic": 1}
+_INT8_NAMES = {v: k for k, v in INT8_PATHS.items()}
+_INT8 = "int8"
 #: float32 weights: batches up to this size run the streaming step (larger ones the BLAS cell)
 max_batch: int = 4
 
-_F32, _BF16, _STRIDED = torch.float32, torch.bfloat16, torch.strided
-_active = {
+_F32, _BF16, _I8, _STRIDED = torch.float32, torch.bfloat16, torch.int8, torch.strided
+_active: dict[bool | str, int] = {
     False: int(_lib.grukit_step_best_path(0)),
     True: int(_lib.grukit_step_best_path(1)),
+    _INT8: int(_lib.grukit_step_i8_best_path()),
 }
 _generation = [0]  # bumped by set_path: plans built before are rebuilt
 
@@ -66,29 +74,49 @@ def _use_library(lib: ctypes.CDLL) -> None:
     global _lib, _cell_f32
     _lib, _cell_f32 = lib, lib.grukit_cell_f32
     _active.update(
-        {False: int(lib.grukit_step_best_path(0)), True: int(lib.grukit_step_best_path(1))}
+        {
+            False: int(lib.grukit_step_best_path(0)),
+            True: int(lib.grukit_step_best_path(1)),
+            _INT8: int(lib.grukit_step_i8_best_path()),
+        }
     )
     _generation[0] += 1
 
 
 def set_path(name: str) -> str:
-    """Force a kernel path (``"auto"``-prefixed names reset: ``"f32-auto"``, ``"bf16-auto"``); returns it.
+    """Force a kernel path (``"auto"``-suffixed names reset: ``"f32-auto"``, ``"bf16-auto"``,
+    ``"int8-auto"``); returns it.
 
     Raises:
         ValueError: an unknown name, or a path this CPU cannot run.
     """
     kind, _, which = name.partition("-")
-    if kind not in ("f32", "bf16") or not which:
+    known = sorted([*PATHS, *INT8_PATHS])
+    if kind not in ("f32", "bf16", _INT8) or not which:
         raise ValueError(
-            f"expected a path of {sorted(PATHS)} or 'f32-auto'/'bf16-auto', got {name!r}"
+            f"expected a path of {known} or 'f32-auto'/'bf16-auto'/'int8-auto', got {name!r}"
         )
+    if kind == _INT8:
+        if which == "auto":
+            code = int(_lib.grukit_step_i8_best_path())
+        elif name not in INT8_PATHS:
+            raise ValueError(
+                f"expected a path of {known} or 'f32-auto'/'bf16-auto'/'int8-auto', got {name!r}"
+            )
+        else:
+            code = INT8_PATHS[name]
+            if not _lib.grukit_step_i8_path_ok(code):
+                raise ValueError(f"this CPU cannot run the {name} path")
+        _active[_INT8] = code
+        _generation[0] += 1
+        return _INT8_NAMES[code]
     bf16 = kind == "bf16"
     if which == "auto":
         code = int(_lib.grukit_step_best_path(int(bf16)))
     else:
         if name not in PATHS:
             raise ValueError(
-                f"expected a path of {sorted(PATHS)} or 'f32-auto'/'bf16-auto', got {name!r}"
+                f"expected a path of {known} or 'f32-auto'/'bf16-auto'/'int8-auto', got {name!r}"
             )
         code = PATHS[name]
         if not _lib.grukit_step_path_ok(code):
@@ -98,9 +126,11 @@ def set_path(name: str) -> str:
     return _NAMES[code]
 
 
-def active_path(bf16: bool) -> str:
-    """The path that float32 (``bf16=False``) or bfloat16 weights run now."""
-    return _NAMES[_active[bool(bf16)]]
+def active_path(kind: bool | str) -> str:
+    """The path that float32 (``False``), bfloat16 (``True``) or int8 (``"int8"``) weights run now."""
+    if kind == _INT8:
+        return _INT8_NAMES[_active[_INT8]]
+    return _NAMES[_active[bool(kind)]]
 
 
 for _name in os.environ.get("GRUKIT_STEP_PATHS", "").replace(",", " ").split():
@@ -144,22 +174,37 @@ def _no_plan() -> None:
     return None
 
 
-Layer = tuple[Tensor, Tensor, "Tensor | None", "Tensor | None"]
+#: (w_ih, w_hh, b_ih, b_hh), and for int8 weights their per-row scales (s_ih, s_hh) after those
+Layer = tuple["Tensor | None", ...]
+
+
+def _kind(w: Tensor) -> bool | str:
+    return _INT8 if w.dtype == _I8 else w.dtype == _BF16
 
 
 def plan_reason(layers: Sequence[Layer], input_size: int, hidden_size: int) -> str | None:
     """Why these layers' weights cannot run the streaming step, or None."""
-    bf16 = layers[0][0].dtype == _BF16
-    wdt = _BF16 if bf16 else _F32
+    w0 = layers[0][0]
+    assert w0 is not None
+    kind = _kind(w0)
+    wdt = _I8 if kind == _INT8 else (_BF16 if kind else _F32)
     H = hidden_size
-    for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
+    for k, lw in enumerate(layers):
+        w_ih, w_hh, b_ih, b_hh = lw[:4]
         K = input_size if k == 0 else H
         for t, shape, dt in ((w_ih, (3 * H, K), wdt), (w_hh, (3 * H, H), wdt)):
-            if type(t) not in route._PLAIN or t.dtype != dt or not t.is_cpu:
-                return f"layer {k}: weights must be CPU {wdt} tensors, got {t.dtype} on {t.device}"
+            if t is None or type(t) not in route._PLAIN or t.dtype != dt or not t.is_cpu:
+                got = "None" if t is None else f"{t.dtype} on {t.device}"
+                return f"layer {k}: weights must be CPU {wdt} tensors, got {got}"
             if tuple(t.shape) != shape or not t.is_contiguous():
                 return f"layer {k}: a weight of shape {tuple(t.shape)}, expected contiguous {shape}"
-        for b in (b_ih, b_hh):
+        extra = lw[4:] if kind == _INT8 else ()
+        if kind == _INT8:
+            if len(extra) != 2 or any(s is None for s in extra):
+                return f"layer {k}: int8 weights need their per-row scales"
+            if max(input_size, H) > int(_lib.grukit_step_i8_max_k()):
+                return f"sizes above {int(_lib.grukit_step_i8_max_k())} (int32 sums)"
+        for b in (b_ih, b_hh, *extra):
             if b is not None and (
                 type(b) not in route._PLAIN
                 or b.dtype != _F32
@@ -167,7 +212,7 @@ def plan_reason(layers: Sequence[Layer], input_size: int, hidden_size: int) -> s
                 or tuple(b.shape) != (3 * H,)
                 or not b.is_contiguous()
             ):
-                return f"layer {k}: biases must be contiguous CPU float32 (3H,) tensors"
+                return f"layer {k}: biases and scales must be contiguous CPU float32 (3H,) tensors"
     return None
 
 
@@ -177,16 +222,20 @@ class StepPlan:
     Args:
         params: the owner's ``_parameters`` dict (its entries are compared by identity at every call), or
             None for a plan without a key (the Streamer's: it reads the tensors it was given).
-        names: per layer, the four parameter names (w_ih, w_hh, b_ih, b_hh; None for an absent bias).
-        layers: per layer, the four tensors those names hold now.
+        names: per layer, the four parameter names (w_ih, w_hh, b_ih, b_hh; None for an absent bias), and for
+            int8 weights the names of their two scale buffers after them.
+        layers: per layer, the tensors those names hold now.
         input_size, hidden_size: I and H.
         reset_after: where the reset gate acts.
+        buffers: the owner's ``_buffers`` dict (int8 weights: the scales are compared as the parameters are).
     """
 
     __slots__ = (
         "H",
         "I",
         "L",
+        "_bkey",
+        "_bufs",
         "_desc",
         "_fn",
         "_gen",
@@ -197,6 +246,7 @@ class StepPlan:
         "_ylast",
         "_ytmpl",
         "bf16",
+        "kind",
         "max_b",
     )
 
@@ -208,38 +258,56 @@ class StepPlan:
         input_size: int,
         hidden_size: int,
         reset_after: bool,
+        buffers: dict[str, Tensor | None] | None = None,
     ) -> None:
-        self.bf16 = layers[0][0].dtype == _BF16
+        w0 = layers[0][0]
+        assert w0 is not None
+        self.kind = _kind(w0)
+        int8 = self.kind == _INT8
+        self.bf16 = self.kind is True
         self.L, self.I, self.H = len(layers), int(input_size), int(hidden_size)
-        self.max_b = 1 << 30 if self.bf16 else max_batch
-        key = []
+        self.max_b = max_batch if self.kind is False else 1 << 30
+        key: list[tuple[str, Tensor, int, int]] = []
+        bkey: list[tuple[str, Tensor, int, int]] = []
         ptrs: list[int | None] = []
-        self._tensors = []
+        self._tensors: list[Tensor] = []
+        self._bufs = buffers if buffers is not None else {}
         for nm, lw in zip(names, layers):
-            for n, t in zip(nm, lw):
+            # the native order: w_ih, w_hh, b_ih, b_hh; int8: w_ih, w_hh, s_ih, s_hh, b_ih, b_hh
+            order = (0, 1, 4, 5, 2, 3) if int8 else (0, 1, 2, 3)
+            for i in order:
+                n, t = nm[i], lw[i]
                 ptrs.append(None if t is None else t.data_ptr())
                 if t is not None:
                     self._tensors.append(t)
                     if params is not None:
-                        assert n is not None and params.get(n) is t
+                        src = params if i < 4 else self._bufs
+                        assert n is not None and src.get(n) is t
                         # inference tensors have no version counter: -1, their data pointer is checked
                         v = -1 if t.is_inference() else t._version
-                        key.append((n, t, v, t.data_ptr()))
+                        (key if i < 4 else bkey).append((n, t, v, t.data_ptr()))
         self._key = tuple(key)
+        self._bkey = tuple(bkey)
         self._ptrs = (ctypes.c_void_p * len(ptrs))(*ptrs)
         self._gen = _generation[0]
         self._desc = _Desc(
             self.L,
             self.I,
             self.H,
-            _active[self.bf16],
+            _active[self.kind],
             int(bool(reset_after)),
             ctypes.cast(self._ptrs, ctypes.c_void_p),
         )
         self._ref = ctypes.byref(self._desc)
-        self._fn = _lib.grukit_step
+        self._fn = _lib.grukit_step_i8 if int8 else _lib.grukit_step
         self._ytmpl: dict[int, Tensor] = {}
         self._ylast = self._y_template(1)  # the output template of the last batch size
+
+    @property
+    def path(self) -> str:
+        """The kernel path this plan runs (a name of :data:`PATHS` or :data:`INT8_PATHS`)."""
+        code = self._desc.path
+        return _INT8_NAMES[code] if self.kind == _INT8 else _NAMES[code]
 
     def __reduce__(
         self,
@@ -252,6 +320,10 @@ class StepPlan:
             return False
         for n, t, v, ptr in self._key:
             if params.get(n) is not t or t.data_ptr() != ptr or (v >= 0 and t._version != v):
+                return False
+        bufs = self._bufs
+        for n, t, v, ptr in self._bkey:
+            if bufs.get(n) is not t or t.data_ptr() != ptr or (v >= 0 and t._version != v):
                 return False
         return True
 
@@ -321,6 +393,11 @@ class StepPlan:
         for n, t, v, ptr in self._key:
             if params.get(n) is not t or t.data_ptr() != ptr or (v >= 0 and t._version != v):
                 return None
+        if self._bkey:  # int8: the scale buffers
+            bufs = self._bufs
+            for n, t, v, ptr in self._bkey:
+                if bufs.get(n) is not t or t.data_ptr() != ptr or (v >= 0 and t._version != v):
+                    return None
         out = _empty_like(tmpl)
         if (
             B > self.max_b

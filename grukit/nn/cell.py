@@ -90,7 +90,9 @@ class GRUCell(nn.Module):
     """
 
     _step_plan: Any = None  # the streaming step's cached plan (grukit.kernels.stream.StepPlan)
-    _bf16_weights = False  # set by grukit.quantize: bfloat16 W_ih/W_hh, float32 everything else
+    _qweights: str | None = (
+        None  # set by grukit.quantize: "bf16" or "int8" W_ih/W_hh, float32 everything else
+    )
     _PARAM_NAMES = (("weight_ih", "weight_hh", "bias_ih", "bias_hh"),)
 
     def __init__(
@@ -123,8 +125,8 @@ class GRUCell(nn.Module):
     @property
     def config(self) -> GRUCellConfig:
         """This cell's :class:`GRUCellConfig` (its constructor arguments, the dtype as a name)."""
-        # bfloat16 weights (grukit.quantize) compute in float32: the cell it describes is a float32 one
-        dtype = "float32" if self._bf16_weights else str(self.weight_ih.dtype).replace("torch.", "")
+        # quantized weights (grukit.quantize) compute in float32: the cell it describes is a float32 one
+        dtype = "float32" if self._qweights else str(self.weight_ih.dtype).replace("torch.", "")
         return GRUCellConfig(
             self.input_size, self.hidden_size, self.bias, self.reset_after, self.backend, dtype
         )
@@ -170,6 +172,22 @@ class GRUCell(nn.Module):
                 return out
         return super().__call__(*args, **kwargs)
 
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # int8 weights (grukit.quantize) across formats: dequantized into float modules, float ones quantized
+        _fast.load_state_hook(self, state_dict, prefix, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
     def _apply(self, fn: Any, recurse: bool = True) -> GRUCell:
         route.bump(self)  # .to(), .double(), ...: the parameters' cached checks are stale
         return cast("GRUCell", super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
@@ -214,8 +232,8 @@ class GRUCell(nn.Module):
         )
         if w is None or w_hh is None or (self.bias and (b_ih is None or b_hh is None)):
             w, w_hh, b_ih, b_hh = self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
-        if self._bf16_weights:
-            return self._forward_bf16(x, h, (w, w_hh, b_ih, b_hh))
+        if self._qweights:
+            return self._forward_quantized(x, h, (w, w_hh, b_ih, b_hh))
         if self.backend != "torch" and w.dtype == torch.float32:
             out = self._plan_step(x, h, (w, w_hh, b_ih, b_hh))
             if out is not None:
@@ -276,25 +294,30 @@ class GRUCell(nn.Module):
     ) -> Tensor | None:
         """Build (or rebuild) the step plan for these weights and run it; None when this call is not one it
         takes (the caller then runs its general path)."""
+        names: Any = self._PARAM_NAMES
+        layers: Any = [weights]
+        if self._qweights == "int8":
+            names, layers = _fast.with_scales(self, names, layers)
         plan = _fast.build_plan(
             self,
             x,
             h,
-            self._PARAM_NAMES,
-            [weights],
+            names,
+            layers,
             self.input_size,
             self.hidden_size,
             self.reset_after,
         )
         return None if plan is None else plan.cell(self._parameters, x, h)
 
-    def _forward_bf16(
+    def _forward_quantized(
         self,
         x: Tensor,
         h: Tensor | None,
         weights: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
     ) -> Tensor:
-        """bfloat16 weights (inference): the streaming step where it runs, else the float32 path on upcast weights."""
+        """Quantized weights (inference): the streaming step where it runs, else the float32 path on float32
+        copies of the weights (bf16 upcast, int8 dequantized)."""
         _fast.refuse_training("GRUCell", self, (x, h))
         if self.backend != "torch":
             out = self._plan_step(x, h, weights)

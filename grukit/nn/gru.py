@@ -138,7 +138,9 @@ class GRU(nn.Module):
     """
 
     _step_plan: Any = None  # the streaming step's cached plan (grukit.kernels.stream.StepPlan)
-    _bf16_weights = False  # set by grukit.quantize: bfloat16 W_ih/W_hh, float32 everything else
+    _qweights: str | None = (
+        None  # set by grukit.quantize: "bf16" or "int8" W_ih/W_hh, float32 everything else
+    )
 
     def __init__(
         self,
@@ -212,7 +214,8 @@ class GRU(nn.Module):
             self.bidirectional,
             self.reset_after,
             self.backend,
-            _dtype_name(self.weight_ih_l0.dtype),
+            # quantized weights (grukit.quantize) compute in float32: the layer it describes is a float32 one
+            "float32" if self._qweights else _dtype_name(self.weight_ih_l0.dtype),
             layer_norm=self.layer_norm,
             recurrent_dropout=self.recurrent_dropout,
             zoneout=self.zoneout,
@@ -326,6 +329,22 @@ class GRU(nn.Module):
             self.training and (self.dropconnect or self.recurrent_dropout or self.zoneout) > 0,
         )
 
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # int8 weights (grukit.quantize) across formats: dequantized into float modules, float ones quantized
+        _fast.load_state_hook(self, state_dict, prefix, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
     def _apply(self, fn: Any, recurse: bool = True) -> GRU:
         route.bump(self)  # .to(), .double(), ...: the parameters' cached checks are stale
         self._step_plan = None
@@ -410,7 +429,7 @@ class GRU(nn.Module):
             >>> bool((out[5:, 1] == 0).all())  # past the second sequence's length
             True
         """
-        if self._bf16_weights:  # grukit.quantize: inference on upcast weights
+        if self._qweights:  # grukit.quantize: inference on float32 copies of the weights
             _fast.refuse_training("GRU", self, (input, hx))
             return _fast.upcast_call(self, "forward", input, hx, lengths, return_gates)
         p = _driver.prepare(self, "GRU", input, hx, lengths, self._param0())
@@ -566,12 +585,15 @@ class GRU(nn.Module):
             or (self.training and (self.dropout or self.dropconnect or self.recurrent_dropout))
         ):
             return None
-        layers = [self.layer_weights(k) for k in range(self.num_layers)]
+        layers: Any = [self.layer_weights(k) for k in range(self.num_layers)]
+        names: Any = self._param_names
+        if self._qweights == "int8":
+            names, layers = _fast.with_scales(self, names, layers)
         return _fast.build_plan(
             self,
             x_t,
             h,
-            self._param_names,
+            names,
             layers,
             self.input_size,
             self.hidden_size,
@@ -580,7 +602,7 @@ class GRU(nn.Module):
 
     def _step(self, x_t: Tensor, h: Tensor | None) -> tuple[Tensor, Tensor]:
         """The general streaming step (every check, a dispatch per layer); builds the step plan."""
-        bf16 = self._bf16_weights
+        bf16 = bool(self._qweights)  # bf16 or int8 weights
         if bf16:
             _fast.refuse_training("GRU", self, (x_t, h))
         plan = self._plan(x_t, h)

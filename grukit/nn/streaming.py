@@ -18,9 +18,9 @@ class Streamer:
     """Low-overhead streaming inference for a unidirectional :class:`grukit.GRU` (or :class:`grukit.GRUCell`).
 
     ``s = Streamer(gru, batch_size=1)``; ``y = s.step(x_t)`` with x_t (B, I) contiguous, the model's dtype
-    (float32 for a model with bfloat16 weights, see :func:`grukit.quantize`) → y (B, H), the top layer's
+    (float32 for a model with bfloat16 or int8 weights, see :func:`grukit.quantize`) → y (B, H), the top layer's
     new state. Each step is one native call for all layers: no autograd, no allocation, no per-step argument
-    checks (they happen here, once). Float32 weights at B ≤ 4 and bfloat16 weights at any B run the
+    checks (they happen here, once). Float32 weights at B ≤ 4 and bfloat16 or int8 weights at any B run the
     small-batch streaming step (``grukit.kernels.stream``), larger float32 batches the BLAS cell. The state
     lives in ``s.h``
     (L, B, H) and is updated in place; ``y`` is a view of it (the same view object at every step),
@@ -42,9 +42,11 @@ class Streamer:
                 raise ValueError(
                     "Streamer needs a unidirectional GRU (the reverse direction needs the future)"
                 )
-            layers = [model.layer_weights(k) for k in range(model.num_layers)]
+            layers: Any = [model.layer_weights(k) for k in range(model.num_layers)]
+            names: Any = model._param_names
         elif isinstance(model, GRUCell):
             layers = [(model.weight_ih, model.weight_hh, model.bias_ih, model.bias_hh)]
+            names = model._PARAM_NAMES
         else:
             raise TypeError(
                 f"Streamer expected a grukit.GRU or grukit.GRUCell, got {type(model).__name__}"
@@ -52,7 +54,9 @@ class Streamer:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         w = layers[0][0]
-        bf16 = bool(model._bf16_weights)  # grukit.quantize
+        bf16 = bool(model._qweights)  # grukit.quantize: bf16 or int8 weights
+        if model._qweights == "int8":  # the per-row scales travel with the weights
+            names, layers = _fast.with_scales(model, names, layers)
         if bf16:
             mod = _fast.stream_module()
             reason = (
@@ -61,12 +65,12 @@ class Streamer:
                 else mod.plan_reason(layers, w.shape[1], layers[0][1].shape[1])
             )
         else:
-            names = ("w_ih", "w_hh", "b_ih", "b_hh")
+            pnames = ("w_ih", "w_hh", "b_ih", "b_hh")
             d = route.choose(
                 route.Spec("cell", "auto", bool(model.reset_after)),
                 w.new_empty(1, w.shape[1]),
                 weights=[
-                    (f"{n}_l{k}", t) for k, lw in enumerate(layers) for n, t in zip(names, lw)
+                    (f"{n}_l{k}", t) for k, lw in enumerate(layers) for n, t in zip(pnames, lw)
                 ],
                 needs_grad=False,
             )
@@ -88,12 +92,12 @@ class Streamer:
             and self.dtype == torch.float32
             and (bf16 or batch_size <= mod.max_batch)
         ):
-            p4 = self._params
-            plan_layers = [tuple(p4[4 * k : 4 * k + 4]) for k in range(self.num_layers)]
+            p4, n = self._params, len(layers[0])  # 4 tensors per layer, 6 with int8 scales
+            plan_layers = [tuple(p4[n * k : n * k + n]) for k in range(self.num_layers)]
             if mod.plan_reason(plan_layers, self.input_size, self.hidden_size) is None:
                 self._plan = mod.StepPlan(
                     None,
-                    [(None,) * 4] * self.num_layers,
+                    [(None,) * n] * self.num_layers,
                     plan_layers,
                     self.input_size,
                     self.hidden_size,
@@ -118,9 +122,8 @@ class Streamer:
         """The native path each step runs: a ``grukit.kernels.stream`` path name, or ``"blas-cell"``."""
         if self._plan is None:
             return "blas-cell"
-        from ..kernels import stream
 
-        return stream._NAMES[self._plan._desc.path]
+        return str(self._plan.path)
 
     def reset(self, h: Tensor | None = None) -> None:
         """Set the state to ``h`` (L, B, H) (None: zeros)."""

@@ -71,15 +71,16 @@ def test_export_without_optional_inputs_and_bias(tmp_path):
         assert maxdiff(back(x)[0], y_ref) <= TOL
 
 
-def test_export_of_a_bf16_quantized_model_computes_what_it_computes(tmp_path):
-    """grukit.quantize keeps W_ih/W_hh in bfloat16; the file holds those rounded values as float32, so
-    onnxruntime gives the quantized model's outputs (not the float32 original's)."""
+@pytest.mark.parametrize("fmt", ["bf16", "int8"])
+def test_export_of_a_quantized_model_computes_what_it_computes(tmp_path, fmt):
+    """grukit.quantize keeps W_ih/W_hh in bfloat16 (or int8 with per-row scales); the file holds those rounded
+    values as float32, so onnxruntime gives the quantized model's outputs (not the float32 original's)."""
     model = randomize(grukit.GRU(6, 12, 2, bidirectional=True)).eval()
     x = torch.randn(7, 3, 6)
     with torch.no_grad():
         y32, _ = model(x)
-    q = grukit.quantize(model, "bf16")
-    assert q.weight_hh_l0.dtype == torch.bfloat16
+    q = grukit.quantize(model, fmt)
+    assert q.weight_hh_l0.dtype == (torch.bfloat16 if fmt == "bf16" else torch.int8)
     with torch.no_grad():
         y_ref, h_ref = q(x)
     assert (

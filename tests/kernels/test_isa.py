@@ -53,6 +53,7 @@ def at_level(request):
     fused.use_library(before)
     stream.set_path("f32-auto")
     stream.set_path("bf16-auto")
+    stream.set_path("int8-auto")
 
 
 def _check_gru(reset_after: bool, B: int, dtype: torch.dtype) -> None:
@@ -130,3 +131,16 @@ def test_every_isa_level_against_the_reference(at_level):
         tol = 1e-4 if name == "bf16-dpbf16" else 1e-5
         assert np.abs(h.double().numpy() - rh).max() <= tol, name
         assert stream.active_path(bf16) == name
+    # int8 weights: every int8 path this build offers gives the same bits (tests/nn/test_quantize_int8.py
+    # checks them against the float64 reference with the same rounding)
+    q = grukit.quantize(randomize(grukit.GRU(70, 21, num_layers=2)).eval(), "int8")
+    x = torch.randn(5, 2, 70)
+    outs = []
+    for name, code in stream.INT8_PATHS.items():
+        if not stream._lib.grukit_step_i8_path_ok(code):
+            continue
+        stream.set_path(name)
+        s = grukit.nn.Streamer(q, batch_size=2)
+        assert s.path == name
+        outs.append(torch.stack([s.step(x_t.contiguous()).clone() for x_t in x]))
+    assert outs and all(torch.equal(o, outs[0]) for o in outs)

@@ -231,7 +231,7 @@ def test_status_and_main():
     assert st["native"] is True and st["reason"] is None
     assert st["source"] in ("wheel", "jit") and st["library"]
     assert st["isa"] in ("x86-64-v2", "x86-64-v3", "x86-64-v4", "generic")
-    assert set(st["stream_paths"]) == {"float32", "bfloat16"}
+    assert set(st["stream_paths"]) == {"float32", "bfloat16", "int8"}
     proc = subprocess.run(
         [sys.executable, "-m", "grukit.kernels"], capture_output=True, text=True, timeout=300
     )

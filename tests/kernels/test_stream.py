@@ -93,7 +93,10 @@ def test_set_path_refuses_unknown(path_guard):
     with pytest.raises(ValueError, match="expected a path"):
         stream.set_path("f32-sse")
     with pytest.raises(ValueError, match="expected a path"):
-        stream.set_path("int8-auto")
+        stream.set_path("int4-auto")
+    with pytest.raises(ValueError, match="expected a path"):
+        stream.set_path("int8-amx")
+    assert stream.set_path("int8-auto") == stream.active_path("int8")
     assert stream.set_path("bf16-auto") == stream.active_path(True)
 
 

@@ -390,7 +390,7 @@ def test_bf16_training_is_refused_and_quantize_checks_its_input():
     with pytest.raises(RuntimeError, match="grukit.quantize\\(model, 'float32'\\)"):
         cell(torch.randn(2, 4), torch.randn(2, 6))
     with pytest.raises(ValueError, match="dtype must be one of"):
-        grukit.quantize(grukit.GRU(4, 6), "int8")
+        grukit.quantize(grukit.GRU(4, 6), "int4")
     with pytest.raises(ValueError, match="expected torch.float32 weights"):
         grukit.quantize(grukit.GRU(4, 6, dtype=torch.float64))
     with pytest.raises(ValueError, match="grukit.GRU or grukit.GRUCell"):

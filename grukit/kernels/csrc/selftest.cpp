@@ -6,7 +6,8 @@
 //   grukit_fwd_f32 / _f64, mode 1 (matrix-vector loop on packed weights) and mode 3 (the gate kernel,
 //   reset_after=True), with and without biases, both reset placements;
 //   grukit_cell_f32 (one step, own matrix-vector code);
-//   grukit_step on the f32-generic path (the streaming step), all steps of each case.
+//   grukit_step on the f32-generic path (the streaming step), all steps of each case;
+//   grukit_step_i8 on the int8-generic path (int8 weights, inputs rounded to 8 bits), the first step.
 // Exit status 0 when every comparison is within docs/conventions.md's tolerances (float32 1e-5, float64 1e-10).
 #include <cmath>
 #include <cstdint>
@@ -17,6 +18,7 @@
 struct Case {
     int T, B, I, H, reset_after;
     const double *x, *w_ih, *w_hh, *b_ih, *b_hh, *h0, *out, *hn;
+    const double *q_ih, *s_ih, *q_hh, *s_hh, *i8_h1;  // int8 weights, their scales, the int8 step's h1
 };
 #include GRUKIT_SELFTEST_CASES
 
@@ -30,6 +32,7 @@ int grukit_fwd_f64(int, int, int, const double*, const double*, const double*, c
 void grukit_cell_f32(int, int, int, const float*, const float*, const float*, const float*, const float*,
                      const float*, int, float*, float*, void*);
 int grukit_step(const void*, int, const float*, const float*, float*, float*);
+int grukit_step_i8(const void*, int, const float*, const float*, float*, float*);
 }
 
 struct StepDesc {
@@ -116,6 +119,18 @@ int main() {
             }
         }
         check("step f32-generic (all steps)", k, outs, c.out, 1e-5);
+        // int8 weights on the int8-generic path (code 1), the first step
+        std::vector<int8_t> qi((size_t)3 * H * I), qh((size_t)3 * H * H);
+        for (size_t i = 0; i < qi.size(); ++i) qi[i] = (int8_t)c.q_ih[i];
+        for (size_t i = 0; i < qh.size(); ++i) qh[i] = (int8_t)c.q_hh[i];
+        std::vector<float> si = cvt<float>(c.s_ih, 3 * H), sh = cvt<float>(c.s_hh, 3 * H), g((size_t)B * H);
+        void* p8[6] = {qi.data(), qh.data(), si.data(), sh.data(), bi.data(), bh.data()};
+        StepDesc d8{1, I, H, 1, c.reset_after, p8};
+        if (grukit_step_i8(&d8, B, x0.data(), h0.data(), g.data(), nullptr) != 0) {
+            std::printf("int8 step: path refused\n");
+            g_fail = 1;
+        }
+        check("step int8-generic (step 0)", k, g, c.i8_h1, 1e-5);
     }
     std::printf("%s\n", g_fail ? "SELF-TEST FAILED" : "self-test passed");
     return g_fail;
