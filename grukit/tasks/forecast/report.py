@@ -244,9 +244,10 @@ def _selection_report(est: GRUForecaster) -> dict[str, Any]:
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
     from ..._io import atomic_path
+    from .writing import write_csv
 
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
+        write_csv(df, tmp)  # what df.to_csv(tmp, index=False, float_format="%.6g") writes
 
 
 def check_finite(values: Any, what: str) -> None:
