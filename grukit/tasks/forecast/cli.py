@@ -432,8 +432,9 @@ def forecast(
     from .report import run_forecast
 
     torch.set_num_threads(threads)
+    del df  # the series hold what the run needs: the table's memory goes back before training
     res = run_forecast(
-        df,
+        None,
         opts,
         prepared=prep,
         output_dir=output_dir,

@@ -427,6 +427,7 @@ class GRUForecaster:
         opts = self.check(prep, opts, backtest=False)
         series = self._usable(prep.series, {s.id: len(s) for s in prep.series}, opts)
         D.fit_scalers(series, prep.spec, {s.id: len(s) for s in series})
+        self.cv_windows_ = None  # a backtest's panel before this fit is not this fit's
         self._train(series, prep, opts, frame)
         self.series_ = series
         self._select(series, {s.id: len(s) for s in series}, opts)
@@ -718,8 +719,15 @@ class GRUForecaster:
 
         spec = self.spec_
         assert spec is not None
+        cv = getattr(self, "cv_windows_", None)
+        same = (  # the backtest's panel holds exactly these series: forecast from it, not a copy
+            cv is not None
+            and len(cv[0].series) == len(series)
+            and all(a is b for a, b in zip(cv[0].series, series))
+            and cv[0].C == self.model_.config.context
+        )
         try:
-            q = future_quantiles(self.model_, series, spec)  # (N, H, Q)
+            q = future_quantiles(self.model_, series, spec, panel=cv[0] if same else None)
         except UserInputError as e:
             if not spec.future_covariates or "--future-covariates" not in str(e):
                 raise
