@@ -729,7 +729,9 @@ class GRUForecaster:
             and cv[0].C == self.model_.config.context
         )
         try:
-            q = future_quantiles(self.model_, series, spec, panel=cv[0] if same else None)
+            q = future_quantiles(
+                self.model_, series, spec, panel=cv[0] if same and cv is not None else None
+            )
         except UserInputError as e:
             if not spec.future_covariates or "--future-covariates" not in str(e):
                 raise
