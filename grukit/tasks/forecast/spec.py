@@ -254,7 +254,7 @@ def make_spec(
     if seasonal not in ("none", "lag", "snaive"):
         raise UserInputError(f"--seasonal expects 'none', 'lag' or 'snaive', got {seasonal!r}")
     y = check_target(df, target)
-    positive = bool((y.dropna() > 0).all())
+    positive = not bool((y.to_numpy() <= 0).any())  # every present value > 0 (NaN <= 0 is False)
     if log is None:
         log = positive
     if log and not positive:
