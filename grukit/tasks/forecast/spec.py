@@ -419,7 +419,7 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
     first = t[starts].tolist()
     for k, (a, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
         if steps:  # a complete grid of integer steps: its values without an array of them
-            grid = pd.RangeIndex(first[k], first[k] + n)
+            grid = pd.RangeIndex.from_range(range(first[k], first[k] + n))
         else:
             grid = pd.DatetimeIndex(pd.Index(tv[a : a + n], copy=False), freq=spec.freq)
         out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0))))
