@@ -241,3 +241,28 @@ def test_arrow_csv_reader_leaves_other_tables_to_pandas(tmp_path):
     df = tables.read_table(dup, id_col="id")
     with pytest.raises(Exception, match="'a': timestamp 2 appears more than once"):
         D.to_series(df, D.make_spec(df, "t", "y", id_col="id"))
+
+
+@pytest.mark.slow
+def test_run_files_equal_through_the_pyarrow_and_the_pandas_reader(tmp_path, cli, monkeypatch):
+    """The whole `grukit forecast` run: the same backtest.csv and forecast.csv whether the CSV is read
+    by pyarrow or (the previous path) by pandas, and from the same table as parquet."""
+    from grukit.tasks.forecast import tables
+
+    df = _panel("step", seed=8, n=12).assign(y=lambda d: d["y"].round(3))
+    df.to_csv(tmp_path / "p.csv", index=False)
+    df.to_parquet(tmp_path / "p.parquet")
+    assert tables._read_csv_arrow(tmp_path / "p.csv", "id") is not None  # the CSV takes pyarrow
+    args = ["--id-col", "id", "--time-col", "t", "--target", "y", "--horizon", "3",
+            "--backtest", "1", "--epochs", "1", "--baselines", "none", "--no-select"]  # fmt: skip
+    runs = {}
+    for name, data in (("arrow", "p.csv"), ("parquet", "p.parquet"), ("pandas", "p.csv")):
+        if name == "pandas":
+            monkeypatch.setattr(tables, "_read_csv_arrow", lambda p, id_col: None)
+        r = cli("forecast", "--data", tmp_path / data, *args, "--output-dir", tmp_path / name)
+        assert r.code == 0, r.err[-2000:]
+        runs[name] = tmp_path / name
+    for f in ("backtest.csv", "forecast.csv"):
+        want = (runs["pandas"] / f).read_bytes()
+        assert (runs["arrow"] / f).read_bytes() == want, f
+        assert (runs["parquet"] / f).read_bytes() == want, f
