@@ -8,7 +8,7 @@ written as CSV and parquet in a temporary folder. Each size runs, as a child pro
 ``/usr/bin/time -v``,
 
     grukit forecast --data P --id-col id --time-col t --target y --horizon 14 --backtest 1 --epochs 1
-        --baselines none
+        --baselines none --no-select
 
 and records its peak RSS, wall time, the training time (``wall_time_s`` of the run's fit, from the run
 folder's metrics) and, for comparison, the time ``pandas.read_csv`` (or ``pandas.read_parquet``) takes on the
@@ -96,7 +96,7 @@ def record(rows: list[dict]) -> None:
             {
                 "cpu": cpu_name(),
                 "command": "grukit forecast --data P --id-col id --time-col t --target y "
-                "--horizon 14 --backtest 1 --epochs 1 --baselines none",
+                "--horizon 14 --backtest 1 --epochs 1 --baselines none --no-select",
                 "seed": 0,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "note": "2 CPUs shared with other work: wall times vary with the load; "
@@ -136,7 +136,7 @@ def main() -> None:
                 cmd = [
                     sys.executable, "-c", "from grukit.cli import main; main()", "forecast", "--data", str(p),
                     "--id-col", "id", "--time-col", "t", "--target", "y", "--horizon", "14",
-                    "--backtest", "1", "--epochs", "1", "--baselines", "none",
+                    "--backtest", "1", "--epochs", "1", "--baselines", "none", "--no-select",
                     "--output-dir", str(run_root),
                 ]  # fmt: skip
                 r = timed_child(cmd, env)

@@ -34,6 +34,8 @@ MODULES = [
     "grukit.tasks.forecast.ensemble",
     "grukit.tasks.forecast.estimator",
     "grukit.tasks.forecast.windows",
+    "grukit.tasks.forecast.writing",
+    "grukit.tasks.forecast.tables",
     "grukit.forecast",
 ]
 

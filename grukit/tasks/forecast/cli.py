@@ -309,6 +309,12 @@ def forecast(
     t0 = time.perf_counter()
     resume = run.resume
     check_output_dir(run.output_dir, resume=resume, overwrite=run.overwrite)
+    if csv is not None and Path(csv).expanduser().is_dir():
+        from .sharded import is_sharded
+
+        if is_sharded(csv):  # a partitioned parquet panel: DDP, each rank reading only its shard
+            _sharded(**locals())
+            return
     if (
         resume is not None
     ):  # a resumed run's data and columns come from its config.json unless given
@@ -373,8 +379,9 @@ def forecast(
     from .report import run_forecast
 
     torch.set_num_threads(threads)
+    del df  # the series hold what the run needs: the table's memory goes back before training
     res = run_forecast(
-        df,
+        None,
         opts,
         prepared=prep,
         output_dir=run.output_dir,
@@ -395,6 +402,36 @@ def forecast(
         markup=False,
         highlight=False,
     )
+
+
+def _sharded(run: RunOptions, **opts: Any) -> None:
+    """``grukit forecast --data FOLDER`` of a sharded panel (:func:`~.sharded.run_from_cli`)."""
+    from ..._console import stdout_console
+    from .sharded import run_from_cli
+
+    shared = ("epochs", "seed", "devices", "num_nodes", "strategy", "output_dir", "overwrite")
+    opts = {**opts, **{k: getattr(run, k) for k in shared}, "resume": run.resume}
+
+    unsupported = {
+        "--covariates": opts["covariates"],
+        "--future-covariates": opts["future_covariates"],
+        "--static-covariates": opts["static_covariates"],
+        "--resume": opts["resume"],
+        "--ensemble": opts["ensemble"] > 1,
+    }
+    keys = ("id_col", "time_col", "target", "horizon", "context", "log", "scaling", "epochs")
+    more = ("batch_size", "epoch_windows", "hidden", "seed", "devices", "num_nodes", "strategy")
+    res = run_from_cli(
+        Path(opts["csv"]).expanduser(),
+        **{k: opts[k] for k in (*keys, *more, "accelerator", "output_dir", "overwrite", "threads")},
+        unsupported=unsupported,
+    )
+    if res is not None:
+        stdout_console().print(
+            f"sharded panel {opts['csv']}: trained over its shards; {res.run.summary()}",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _table(dataset, csv, time_col, target, id_col, horizon, context, backtest):

@@ -427,6 +427,7 @@ class GRUForecaster:
         opts = self.check(prep, opts, backtest=False)
         series = self._usable(prep.series, {s.id: len(s) for s in prep.series}, opts)
         D.fit_scalers(series, prep.spec, {s.id: len(s) for s in series})
+        self.cv_windows_ = None  # a backtest's panel before this fit is not this fit's
         self._train(series, prep, opts, frame)
         self.series_ = series
         self._select(series, {s.id: len(s) for s in series}, opts)
@@ -627,19 +628,21 @@ class GRUForecaster:
         qs = self.model_.quantiles
         cols = output_columns(self.alias, qs)
         pick = _ordered(self.alias, qs, level)
-        ids, ds, cut, ys = [], [], [], []
-        for i, o in zip(sidx, origins):
-            s = series[i]
-            ids.append(np.repeat(self._id(s.id), H))
-            ds.append(np.asarray(s.times[o : o + H]))
-            cut.append(np.repeat(np.asarray(s.times[o - 1 : o]), H))
-            ys.append(s.y[o : o + H] if s.observed is None else _masked(s, o, H))
+        n = len(sidx)
+        idv = np.array([self._id(s.id) for s in series])  # the ids as given, once per series
+        times = [np.asarray(s.times) for s in series]
+        stamps = [times[i][o - 1 : o + H] for i, o in zip(sidx.tolist(), origins.tolist())]
+        ys = [
+            series[i].y[o : o + H] if series[i].observed is None else _masked(series[i], o, H)
+            for i, o in zip(sidx.tolist(), origins.tolist())
+        ]
+        st = np.stack(stamps) if n else np.zeros((0, H + 1))
         out = pd.DataFrame(
             {
-                self._id_name(): np.concatenate(ids) if ids else [],
-                spec.time_col: np.concatenate(ds) if ds else [],
-                "cutoff": np.concatenate(cut) if cut else [],
-                spec.target: np.concatenate(ys) if ys else [],
+                self._id_name(): np.repeat(idv[sidx], H) if n else [],
+                spec.time_col: st[:, 1:].ravel() if n else [],
+                "cutoff": np.repeat(st[:, 0], H) if n else [],
+                spec.target: np.concatenate(ys) if n else [],
             }
         )
         flat = q.reshape(-1, q.shape[-1])
@@ -718,8 +721,17 @@ class GRUForecaster:
 
         spec = self.spec_
         assert spec is not None
+        cv = getattr(self, "cv_windows_", None)
+        same = (  # the backtest's panel holds exactly these series: forecast from it, not a copy
+            cv is not None
+            and len(cv[0].series) == len(series)
+            and all(a is b for a, b in zip(cv[0].series, series))
+            and cv[0].C == self.model_.config.context
+        )
         try:
-            q = future_quantiles(self.model_, series, spec)  # (N, H, Q)
+            q = future_quantiles(
+                self.model_, series, spec, panel=cv[0] if same and cv is not None else None
+            )
         except UserInputError as e:
             if not spec.future_covariates or "--future-covariates" not in str(e):
                 raise
@@ -735,14 +747,11 @@ class GRUForecaster:
         qs = self.model_.quantiles
         cols = output_columns(self.alias, qs)
         pick = _ordered(self.alias, qs, level)
+        idv = np.array([ids.get(s.id, s.id) if ids else s.id for s in series])
         out = pd.DataFrame(
             {
-                self._id_name(): np.concatenate(
-                    [np.repeat(ids.get(s.id, s.id) if ids else s.id, h) for s in series]
-                ),
-                spec.time_col: np.concatenate(
-                    [np.asarray(D.future_times(s.times[-1], h, spec.freq)) for s in series]
-                ),
+                self._id_name(): np.repeat(idv, h),
+                spec.time_col: _future_stamps(series, h, spec.freq),
             }
         )
         flat = q.reshape(-1, q.shape[-1])
@@ -906,6 +915,28 @@ class GRUForecaster:
     def __repr__(self) -> str:
         state = "fitted" if self.model_ is not None else "not fitted"
         return f"GRUForecaster(h={self.h}, level={list(self.level)}, alias={self.alias!r}; {state})"
+
+
+def _future_stamps(series: list[D.Series], h: int, freq: str) -> np.ndarray:
+    """The ``h`` time stamps after each series' end, series after series (N·h,): what
+    ``D.future_times(s.times[-1], h, freq)`` gives each, in whole-array arithmetic for integer steps
+    and fixed-duration frequencies ("D", "h", ...)."""
+    if not series:
+        return np.zeros(0, dtype=np.int64)
+    k = np.arange(1, h + 1, dtype=np.int64)
+    if freq == D.STEP:
+        last = np.array([np.asarray(s.times)[-1] for s in series], dtype=np.int64)
+        return (last[:, None] + k[None, :]).ravel()
+    try:
+        unit = int(pd.tseries.frequencies.to_offset(freq).nanos)  # a fixed duration only
+    except (ValueError, AttributeError):
+        unit = 0
+    if unit > 0 and all(
+        isinstance(s.times, pd.DatetimeIndex) and s.times.tz is None for s in series
+    ):
+        last = np.array([s.times.as_unit("ns").asi8[-1] for s in series], dtype=np.int64)
+        return (last[:, None] + unit * k[None, :]).ravel().view("M8[ns]")
+    return np.concatenate([np.asarray(D.future_times(s.times[-1], h, freq)) for s in series])
 
 
 def _masked(s: D.Series, o: int, H: int) -> np.ndarray:

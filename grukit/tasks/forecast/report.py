@@ -244,9 +244,10 @@ def _selection_report(est: GRUForecaster) -> dict[str, Any]:
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
     from ..._io import atomic_path
+    from .writing import write_csv
 
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
+        write_csv(df, tmp)  # what df.to_csv(tmp, index=False, float_format="%.6g") writes
 
 
 def check_finite(values: Any, what: str) -> None:
@@ -312,43 +313,47 @@ def _backtest(
     for b, c in covered.items():
         if b not in partial:
             common &= c
-    per_series: dict[str, Any] = {}
-    cols: dict[str, list[np.ndarray]] = {}
     # the rows of each series (ascending), from one sort rather than a scan of every row per series
     by_series = np.argsort(sidx, kind="stable")
-    bounds = np.searchsorted(sidx[by_series], np.arange(len(scored) + 1))
+    seg = sidx[by_series]
+    n_s = len(scored)
+    scales = _mase_scales(scored, first, m)
+    metrics = {
+        "model": _segment_metrics(actual, q, common, sidx, n_s, scales, levels),
+        **{
+            b: _segment_metrics(
+                actual,
+                arr,
+                (base_mask & covered[b]) if b in partial else common,
+                sidx,
+                n_s,
+                scales,
+                levels,
+            )
+            for b, arr in bases.items()
+        },
+    }
+    per_series: dict[str, Any] = {}
+    rows_of = {k: [dict(zip(v, t)) for t in zip(*v.values())] for k, v in _listed(metrics).items()}
     for i, s in enumerate(scored):
-        rows = by_series[bounds[i] : bounds[i + 1]]
-        oi = origins[rows]
-        act = actual[rows]  # (n, H)
-        scale = E.mase_scale(s.y[: first[s.id]], m)
-
         per_series[s.id] = {
-            "model": _score(act, q[rows], common[rows], scale, levels),
-            "baselines": {
-                b: _score(
-                    act,
-                    arr[rows],
-                    (base_mask[rows] & covered[b][rows]) if b in partial else common[rows],
-                    scale,
-                    levels,
-                )
-                for b, arr in bases.items()
-            },
+            "model": rows_of["model"][i],
+            "baselines": {b: rows_of[b][i] for b in bases},
         }
-        tidx = steps[rows].ravel()
-        frame = {
-            "series": s.id,
-            "origin": np.repeat(np.asarray(s.times[oi - 1]), H),
-            "time": np.asarray(s.times[tidx]),
-            "step": np.tile(np.arange(1, H + 1), len(oi)),
-            "actual": np.where(seen[rows], act, np.nan).ravel(),
-            **{f"gru_{Q.column_name(lv)}": q[rows, :, j].ravel() for j, lv in enumerate(levels)},
-        }
-        for b, arr in bases.items():
-            frame[b] = arr[rows, :, mid].ravel()
-        for name, v in frame.items():  # one table at the end, not one per series
-            cols.setdefault(name, []).append(np.repeat(v, len(tidx)) if name == "series" else v)
+    o_sorted = origins[by_series]
+    times = [np.asarray(scored[i].times) for i in range(n_s)]
+    stamps = [times[i][o - 1 : o + H] for i, o in zip(seg.tolist(), o_sorted.tolist())]
+    stamps_a = np.stack(stamps) if stamps else np.zeros((0, H + 1), dtype=np.int64)
+    ids = np.array([s.id for s in scored], dtype=object)
+    cols: dict[str, np.ndarray] = {
+        "series": np.repeat(ids[seg], H),
+        "origin": np.repeat(stamps_a[:, 0], H),
+        "time": stamps_a[:, 1:].ravel(),
+        "step": np.tile(np.arange(1, H + 1), len(seg)),
+        "actual": np.where(seen, actual, np.nan)[by_series].ravel(),
+        **{f"gru_{Q.column_name(lv)}": q[by_series, :, j].ravel() for j, lv in enumerate(levels)},
+        **{b: arr[by_series, :, mid].ravel() for b, arr in bases.items()},
+    }
     missing = int((~seen).sum())
     notes: dict[str, Any] = {
         "steps_scored": int(common.sum()),
@@ -365,15 +370,68 @@ def _backtest(
             f"{b} forecast only {k} of the {n_scored} scored steps: scored on those, not ranked"
         )
     notes["table_notes"] = lines
-    table = pd.DataFrame({name: np.concatenate(v) for name, v in cols.items()})
-    return table, per_series, notes
+    return pd.DataFrame(cols), per_series, notes
 
 
-def _score(actual, quantiles, mask, scale, levels) -> dict[str, float]:
-    """Metrics of (n, H) actuals and (n, H, Q) quantiles over the steps of ``mask``."""
-    sel = mask.ravel()
-    nq = quantiles.shape[-1]
-    return E.point_metrics(actual.ravel()[sel], quantiles.reshape(-1, nq)[sel], scale, levels)
+def _mase_scales(series: list[D.Series], first: dict[str, int], m: int) -> np.ndarray:
+    """:func:`~.evaluate.mase_scale` of every series' history before its first origin, (n,): segment sums
+    over the flat histories, a few thousand series at a time."""
+    out = np.full(len(series), np.nan)
+    step = 8192
+    for a in range(0, len(series), step):
+        part = series[a : a + step]
+        n = np.array([first[s.id] for s in part], dtype=np.int64)
+        lag = np.where(n > m, m, 1)
+        flat = np.concatenate([np.asarray(s.y[:k], dtype=np.float64) for s, k in zip(part, n)])
+        start = np.cumsum(n) - n
+        pos = np.arange(len(flat)) - np.repeat(start, n)
+        seg = np.repeat(np.arange(len(part)), n)
+        lag_r = np.repeat(lag, n)
+        ok = pos >= lag_r
+        d = np.abs(flat[ok] - flat[np.nonzero(ok)[0] - lag_r[ok]])
+        cnt = np.bincount(seg[ok], minlength=len(part))
+        tot = np.bincount(seg[ok], weights=d, minlength=len(part))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sc = tot / cnt
+        out[a : a + step] = np.where((cnt > 0) & (sc > 0), sc, np.nan)
+    return out
+
+
+def _segment_metrics(actual, quantiles, mask, seg, n_seg, scale, levels) -> dict[str, np.ndarray]:
+    """:func:`~.evaluate.point_metrics` of every series at once: actual (N, H), quantiles (N, H, Q), mask
+    (N, H; the steps to score), seg (N,; each row's series), scale (n_seg,) → each metric (n_seg,) (NaN
+    where a series has no step to score). Segment sums: equal to the per-series means up to the order of
+    summation."""
+    mid = Q.median_index(levels)
+    w = mask.astype(np.float64)
+    a = np.where(mask, actual, 0.0)
+    qq = np.where(mask[..., None], quantiles, 0.0)
+    point = qq[..., mid]
+    err = a - point
+    den = np.abs(a) + np.abs(point)
+    sm = np.where(den > 0, 200.0 * np.abs(err) / np.where(den > 0, den, 1.0), 0.0)
+    key = np.repeat(np.asarray(seg, dtype=np.int64), actual.shape[1])
+
+    def total(v):
+        return np.bincount(key, weights=(v * w).ravel(), minlength=n_seg)
+
+    n = total(np.ones_like(a))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mae = total(np.abs(err)) / n
+        out = {
+            "mae": mae,
+            "rmse": np.sqrt(total(err**2) / n),
+            "mase": np.where(np.isfinite(scale) & (scale != 0), mae / scale, np.nan),
+            "smape": total(sm) / n,
+        }
+        for lo, hi, cov in sorted(Q.intervals(levels), key=lambda t: t[2]):
+            inside = (a >= qq[..., lo]) & (a <= qq[..., hi])
+            out[Q.coverage_key(cov)] = total(inside.astype(np.float64)) / n
+    return {k: np.where(n > 0, v, np.nan) for k, v in out.items()}
+
+
+def _listed(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, list[float]]]:
+    return {k: {name: v.tolist() for name, v in d.items()} for k, d in metrics.items()}
 
 
 def forecast_table(fc: pd.DataFrame, spec: D.DataSpec, alias: str, quantiles) -> pd.DataFrame:

@@ -254,7 +254,7 @@ def make_spec(
     if seasonal not in ("none", "lag", "snaive"):
         raise UserInputError(f"--seasonal expects 'none', 'lag' or 'snaive', got {seasonal!r}")
     y = check_target(df, target)
-    positive = bool((y.dropna() > 0).all())
+    positive = not bool((y.to_numpy() <= 0).any())  # every present value > 0 (NaN <= 0 is False)
     if log is None:
         log = positive
     if log and not positive:
@@ -416,10 +416,12 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
     steps = spec.freq == STEP
     out = []
     tv = t if steps else t.view("M8[ns]")
+    first = t[starts].tolist()
     for k, (a, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
-        grid = pd.Index(tv[a : a + n], copy=False)
-        if not steps:
-            grid = pd.DatetimeIndex(grid, freq=spec.freq)
+        if steps:  # a complete grid of integer steps: its values without an array of them
+            grid = pd.RangeIndex.from_range(range(first[k], first[k] + n))
+        else:
+            grid = pd.DatetimeIndex(pd.Index(tv[a : a + n], copy=False), freq=spec.freq)
         out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0))))
     return out
 

@@ -255,10 +255,13 @@ def predict_quantiles(
     return np.concatenate(out) if out else np.zeros((0, panel.H, len(model.config.quantiles)))
 
 
-def future_quantiles(model: Ensemble, series: list[D.Series], spec: D.DataSpec) -> np.ndarray:
+def future_quantiles(
+    model: Ensemble, series: list[D.Series], spec: D.DataSpec, panel: D.Panel | None = None
+) -> np.ndarray:
     """Quantiles (N, H, Q) of the H steps after the end of each series (a context longer than a series is
     left-padded, except for a model without the observed-flag input, which needs the last C points).
-    Future-known covariates must be given for all H steps (:func:`~.data.check_future_covariates`)."""
+    Future-known covariates must be given for all H steps (:func:`~.data.check_future_covariates`).
+    ``panel``: the ``D.Panel(series, spec, C, H)`` already built (the backtest's), reused."""
     C, H = model.config.context, model.config.horizon
     D.check_future_covariates(series, spec, H)
     short = [s for s in series if len(s) < C]
@@ -267,7 +270,8 @@ def future_quantiles(model: Ensemble, series: list[D.Series], spec: D.DataSpec) 
             f"series {short[0].id!r} has {len(short[0])} points; this model (trained with "
             f"--scaling series on long series only) needs the last {C} (its context)"
         )
-    panel = D.Panel(series, spec, C, H)
+    if panel is None:
+        panel = D.Panel(series, spec, C, H)
     lengths = np.array([len(s) for s in series])
     return predict_quantiles(model, panel, np.arange(len(series)), lengths)
 

@@ -44,28 +44,62 @@ def default_context(spec: D.DataSpec, H: int) -> int:
 class WindowSampler:
     """(series, origin) pairs of a :class:`~.data.Panel`, gathered into model batches by ``collate``.
 
-    A DataLoader over ``TensorDataset(arange(len(pairs)))`` with ``collate_fn=sampler.collate`` draws windows
-    uniformly over every valid origin of every series (each series in proportion to its length).
+    A DataLoader over ``sampler.dataset()`` (positions 0 .. len − 1) with ``collate_fn=sampler.collate``
+    draws windows uniformly over every valid origin of every series (each series in proportion to its
+    length). :meth:`every_origin` holds the pairs as per-series counts (16 bytes a series, not 16 a
+    window); ``sidx``/``origins`` are then made when asked for.
     """
 
     def __init__(
         self, panel: D.Panel, sidx: np.ndarray, origins: np.ndarray, with_mask: bool = True
     ) -> None:
         self.panel = panel
-        self.sidx = np.asarray(sidx, dtype=np.int64)
-        self.origins = np.asarray(origins, dtype=np.int64)
+        self._sidx: np.ndarray | None = np.asarray(sidx, dtype=np.int64)
+        self._origins: np.ndarray | None = np.asarray(origins, dtype=np.int64)
+        #: with every_origin: the first flat position of each series' windows (n + 1,)
+        self._bounds: np.ndarray | None = None
         #: False: batches are (past, future, target), every target observed (the single-series recipe)
         self.with_mask = with_mask
 
+    @classmethod
+    def every_origin(cls, panel: D.Panel, with_mask: bool = True) -> WindowSampler:
+        """Every origin 1 .. len − 1 of every series of ``panel`` (what ``panel.origins(i)`` lists), series
+        after series: the pairs of ``WindowSampler(panel, sidx, origins)`` without storing them."""
+        out = cls(panel, np.zeros(0, np.int64), np.zeros(0, np.int64), with_mask)
+        counts = np.maximum(panel.length - 1, 0)
+        out._bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        out._sidx = out._origins = None
+        return out
+
+    def pairs(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (series, origin) of the windows at positions ``idx``."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self._bounds is None:
+            assert self._sidx is not None and self._origins is not None
+            return self._sidx[idx], self._origins[idx]
+        s = np.searchsorted(self._bounds, idx, side="right") - 1
+        return s, idx - self._bounds[s] + 1
+
+    @property
+    def sidx(self) -> np.ndarray:
+        return self._sidx if self._sidx is not None else self.pairs(np.arange(len(self)))[0]
+
+    @property
+    def origins(self) -> np.ndarray:
+        return self._origins if self._origins is not None else self.pairs(np.arange(len(self)))[1]
+
     def __len__(self) -> int:
-        return len(self.sidx)
+        if self._bounds is not None:
+            return int(self._bounds[-1])
+        assert self._sidx is not None
+        return len(self._sidx)
 
     def dataset(self) -> TensorDataset:
         return TensorDataset(torch.arange(len(self)))
 
     def collate(self, items) -> tuple[torch.Tensor, ...]:
         idx = torch.stack([it[0] for it in items]).numpy()
-        w = self.panel.windows(self.sidx[idx], self.origins[idx])
+        w = self.panel.windows(*self.pairs(idx))
         keys = (
             ("past", "future", "target", "tmask")
             if self.with_mask
@@ -148,13 +182,9 @@ def split_windows(
         elig = sorted(rng.choice(elig, size=min(size, len(elig)), replace=False).tolist())
     val_set = set(elig)
     heads = [s.head(val_first[i]) if i in val_set else s for i, s in enumerate(fit_series)]
-    train_panel = D.Panel(heads, spec, C, H)
-    ts, to = [], []
-    for i in range(n):
-        o = train_panel.origins(i)
-        ts.append(np.full(len(o), i))
-        to.append(o)
-    train = WindowSampler(train_panel, np.concatenate(ts), np.concatenate(to))
+    train = WindowSampler.every_origin(
+        D.Panel(heads, spec, C, H)
+    )  # train_panel.origins(i) of each i
     if val_set:
         val_series = [fit_series[i] for i in elig]
         val_panel = D.Panel(val_series, spec, C, H)
@@ -172,11 +202,25 @@ def split_windows(
     return train, val, info
 
 
-def calibration_windows(val: WindowSampler) -> dict[str, np.ndarray]:
+#: at most this many validation windows calibrate the intervals (a seeded sample of them beyond)
+MAX_CALIBRATION_WINDOWS = 65536
+
+
+def calibration_windows(
+    val: WindowSampler, limit: int = MAX_CALIBRATION_WINDOWS, seed: int = 0
+) -> dict[str, np.ndarray]:
     """The validation windows as arrays: past, future, target (z scale), tmask (1 = observed) and sidx (the
-    window's series in the validation panel)."""
-    w = val.panel.windows(val.sidx, val.origins)
-    return {**{k: w[k] for k in ("past", "future", "target", "tmask")}, "sidx": val.sidx.copy()}
+    window's series in the validation panel).
+
+    With more than ``limit`` windows (big panels: 100k series hold ~340k), a uniform sample of ``limit``
+    of them (seeded; in their order): the conformal quantiles of 65,536 windows are as good as of all,
+    and the windows and the network's pass over them no longer grow with the panel."""
+    sidx, origins = val.sidx, val.origins
+    if len(sidx) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(sidx), size=limit, replace=False))
+        sidx, origins = sidx[keep], origins[keep]
+    w = val.panel.windows(sidx, origins)
+    return {**{k: w[k] for k in ("past", "future", "target", "tmask")}, "sidx": sidx.copy()}
 
 
 def available_memory() -> int | None:

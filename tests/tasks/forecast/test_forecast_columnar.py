@@ -170,3 +170,99 @@ def test_conformal_offsets_in_chunks_equal_one_batch():
     }
     one = conformal_offsets(model, w, chunk=1000)
     np.testing.assert_allclose(conformal_offsets(model, w, chunk=7), one, rtol=1e-5, atol=1e-6)
+
+
+def _messy_csv(path, ids_as_numbers: bool = False) -> None:
+    """A panel CSV as users write them: rows unsorted, empty and "NA"/"nan" target cells, ids with
+    leading zeros and an id that reads "NA", numbers written with 17 digits."""
+    rng = np.random.default_rng(7)
+    names = ["00501", "NA", "7", "s", "b"] if not ids_as_numbers else ["1", "2", "30"]
+    lines = []
+    for k, sid in enumerate(names):
+        for t in range(12):
+            y = repr(float(rng.lognormal(1, 1)))
+            if (k + t) % 7 == 3:
+                y = ["", "NA", "nan"][t % 3]
+            lines.append(f"{sid},{t},{y},{t * 0.5!r}")
+    rng.shuffle(lines)
+    path.write_text("id,t,y,x\n" + "\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("numbers", [False, True])
+def test_arrow_csv_reader_gives_the_pandas_table(tmp_path, numbers):
+    from grukit.tasks.forecast import tables
+
+    p = tmp_path / "p.csv"
+    _messy_csv(p, ids_as_numbers=numbers)
+    got = tables._read_csv_arrow(p, "id")
+    assert got is not None, "a numeric table with a text id takes the pyarrow reader"
+    # the oracle: pandas' reader, floats correctly rounded (pyarrow's are; pandas' default may be 1 ulp off)
+    want = tables._read_csv_pandas(p, "id", float_precision="round_trip")
+    assert list(got.columns) == list(want.columns)
+    assert isinstance(got["id"].dtype, pd.CategoricalDtype)
+    assert (
+        got["id"].astype(str).tolist() == want["id"].astype(str).tolist()
+    )  # "00501", "NA" as text
+    for c in ("t", "y", "x"):
+        assert got[c].dtype == want[c].dtype, c
+        np.testing.assert_array_equal(got[c].to_numpy(), want[c].to_numpy())
+    # the same series and the same windows from either table
+    spec = D.make_spec(want, "t", "y", id_col="id")
+    a, b = D.to_series(got, spec), D.to_series(want, spec)
+    assert [s.id for s in a] == [s.id for s in b]
+    for s, r in zip(a, b):
+        assert s.times.equals(r.times)
+        np.testing.assert_array_equal(s.y, r.y)
+        np.testing.assert_array_equal(s.observed, r.observed)
+    D.fit_scalers(a, spec, {s.id: 8 for s in a})
+    sidx, orig = np.arange(len(a)), np.full(len(a), 9)
+    wa = D.Panel(a, spec, 6, 3).windows(sidx, orig)
+    wb = D.Panel(b, spec, 6, 3).windows(sidx, orig)
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
+
+
+def test_arrow_csv_reader_leaves_other_tables_to_pandas(tmp_path):
+    from grukit.tasks.forecast import tables
+
+    cases = {
+        "dates.csv": "id,date,y\na,2024-01-01,1\na,2024-01-02,2\n",  # a date column: pandas
+        "text.csv": "id,t,y,c\na,1,1,red\na,2,2,blue\n",  # a text covariate
+        "ragged.csv": "id,t,y\na,1,1\na,2\n",  # a short row
+        "dupes.csv": "id,t,t\na,1,1\n",  # duplicate column names
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert tables._read_csv_arrow(tmp_path / name, "id") is None, name
+        got = tables.read_table(tmp_path / name, id_col="id")
+        pd.testing.assert_frame_equal(got, tables._read_csv_pandas(tmp_path / name, "id"))
+    dup = tmp_path / "dup.csv"  # duplicate timestamps are still refused, naming the series
+    dup.write_text("id,t,y\na,1,1\na,2,2\na,2,3\n")
+    df = tables.read_table(dup, id_col="id")
+    with pytest.raises(Exception, match="'a': timestamp 2 appears more than once"):
+        D.to_series(df, D.make_spec(df, "t", "y", id_col="id"))
+
+
+@pytest.mark.slow
+def test_run_files_equal_through_the_pyarrow_and_the_pandas_reader(tmp_path, cli, monkeypatch):
+    """The whole `grukit forecast` run: the same backtest.csv and forecast.csv whether the CSV is read
+    by pyarrow or (the previous path) by pandas, and from the same table as parquet."""
+    from grukit.tasks.forecast import tables
+
+    df = _panel("step", seed=8, n=12).assign(y=lambda d: d["y"].round(3))
+    df.to_csv(tmp_path / "p.csv", index=False)
+    df.to_parquet(tmp_path / "p.parquet")
+    assert tables._read_csv_arrow(tmp_path / "p.csv", "id") is not None  # the CSV takes pyarrow
+    args = ["--id-col", "id", "--time-col", "t", "--target", "y", "--horizon", "3",
+            "--backtest", "1", "--epochs", "1", "--baselines", "none", "--no-select"]  # fmt: skip
+    runs = {}
+    for name, data in (("arrow", "p.csv"), ("parquet", "p.parquet"), ("pandas", "p.csv")):
+        if name == "pandas":
+            monkeypatch.setattr(tables, "_read_csv_arrow", lambda p, id_col: None)
+        r = cli("forecast", "--data", tmp_path / data, *args, "--output-dir", tmp_path / name)
+        assert r.code == 0, r.err[-2000:]
+        runs[name] = tmp_path / name
+    for f in ("backtest.csv", "forecast.csv"):
+        want = (runs["pandas"] / f).read_bytes()
+        assert (runs["arrow"] / f).read_bytes() == want, f
+        assert (runs["parquet"] / f).read_bytes() == want, f

@@ -233,3 +233,13 @@ def test_big_panel_memory_matches_forecast_scale_json():
         assert f"{a['peak_rss_gb']:.2f} GB" in text and f"{b['peak_rss_gb']:.2f} GB" in text
         assert f"{growth:.0f} bytes per row" in text, (fmt, growth)
         assert f"{runs[(fmt, 100000)]['peak_rss_gb']:.2f} GB" in text
+    # the time outside training against pandas' reading of the same file, at 100k series
+    csv, pq = runs[("csv", 100000)], runs[("parquet", 100000)]
+    assert (
+        f"{csv['rest_s']:.0f} s against {csv['pandas_read_csv_s']:.1f} s at 100k series from CSV "
+        f"({csv['rest_over_pandas_read']:.1f}×)"
+    ) in text
+    assert (
+        f"{pq['rest_s']:.0f} s against {pq['pandas_read_parquet_s']:.1f} s from parquet "
+        f"({pq['rest_over_pandas_read']:.0f}×" in text
+    )
