@@ -63,6 +63,53 @@ def test_validation_scores_and_choice_by_hand():
     assert SEL.choose(bad, np.array([True]), ("GRU", "naive")) == ["GRU"]
 
 
+def test_validation_origins_roll_back_from_the_scored_origin():
+    # h 6 before origin 30: 24, 18, 12, 6 (0 has fewer than MIN_HISTORY = 4 points before it)
+    assert SEL.validation_origins(30, 6, 5) == [24, 18, 12, 6]
+    assert SEL.validation_origins(30, 6, 2) == [24, 18]
+    assert SEL.validation_origins(9, 6, 5) == []
+
+
+def test_choice_on_several_windows_by_hand():
+    """The small-panel rule on 3 windows (the GRU held only the latest out of its training)."""
+    nan = np.nan
+    ok = np.array([[True, False, False], [True, False, False], [True, True, False]])
+    scores = {
+        # series 0: ets (mean 0.9) beats naive (1.0) by more than 5%; the GRU wins its one held-out
+        # window by far (0.5 vs ets 0.9);
+        # its 0.1s on the windows it trained on are never looked at
+        # series 1: ets is best over the 3 windows (mean 0.9) but naive (mean 0.94) is within 5%
+        # of it: naive; the GRU's 0.92 on the held-out window is not 5% below naive's 0.95 there
+        # series 2: two windows only; ets (mean 0.5) beats naive (1.0) by far; combo (0.45 on the
+        # two held-out windows) is only 10% below ets there, the GRU 0.3 is 40% below: the GRU
+        "GRU": np.array([[0.5, 0.1, 0.1], [0.92, 0.1, 0.1], [0.3, 0.3, nan]]),
+        "combo": np.array([[0.7, 0.1, 0.1], [0.93, 0.1, 0.1], [0.45, 0.45, nan]]),
+        "naive": np.array([[1.0, 1.0, 1.0], [0.95, 0.95, 0.92], [1.0, 1.0, nan]]),
+        "ets": np.array([[0.9, 0.9, 0.9], [1.0, 0.8, 0.9], [0.5, 0.5, nan]]),
+    }
+    assert SEL.choose_robust(scores, ok) == ["GRU", "naive", "GRU"]
+    # the GRU only 4% better than ets on series 2: ets (combo is not better either)
+    s2 = {**scores, "GRU": scores["GRU"].copy(), "combo": scores["combo"].copy()}
+    s2["GRU"][2] = [0.48, 0.48, nan]
+    s2["combo"][2] = [0.49, 0.49, nan]
+    assert SEL.choose_robust(s2, ok)[2] == "ets"
+    # combo and the GRU equally good: combo (the simpler)
+    s3 = {**scores, "combo": scores["GRU"].copy()}
+    assert SEL.choose_robust(s3, ok)[0] == "combo"
+    # series 1 held nothing out of the GRU: it takes the rule on the per-window means over the
+    # others (series 0 and 2): ets (means 0.7, 0.7, 0.9) over naive (1.0 each); the GRU on
+    # windows 0 and 1 (0.4, 0.3) vs ets (0.7, 0.7) → the GRU
+    ok2 = ok.copy()
+    ok2[1] = False
+    assert SEL.choose_robust(scores, ok2) == ["GRU", "GRU", "GRU"]
+    # no series held anything out: each its own simplest statistical candidate
+    assert SEL.choose_robust(scores, np.zeros_like(ok)) == ["ets", "naive", "ets"]
+    # no finite statistical score: the GRU
+    assert SEL.choose_robust(
+        {"GRU": np.ones((1, 2)), "naive": np.full((1, 2), nan)}, ok[:1, :2]
+    ) == ["GRU"]
+
+
 def test_combo_is_the_mean_of_gru_ets_theta():
     f = {k: np.full((1, 2, 3), v) for k, v in (("GRU", 1.0), ("ets", 2.0), ("theta", 6.0))}
     np.testing.assert_allclose(SEL.with_combo(f)["combo"], 3.0)
