@@ -11,9 +11,10 @@ looked at.
 series, on up to :data:`MAX_WINDOWS` rolling windows ``h`` apart that end at the scored origin
 (:func:`validation_origins`; as many as the series' length allows), by mean validation MASE, with a
 conservative rule (:func:`choose_robust`): the statistical candidates are compared on every window and the
-simplest one within :data:`TOLERANCE` of the best is kept (naive, then seasonal naive, AutoTheta, AutoETS);
-the GRU or ``combo`` replaces it only when it is better by more than :data:`TOLERANCE` on the windows the
-GRU held out of its training (its error on windows it trained on would flatter it). A series the GRU held
+simplest one the best does not clearly beat (:func:`beats`: on at least two windows, by more than
+:data:`TOLERANCE` and more than one standard error of the paired per-window difference) is kept (naive, then seasonal naive,
+AutoTheta, AutoETS); the GRU or ``combo`` replaces it only when it clearly beats it on the windows the GRU
+held out of its training (its error on windows it trained on would flatter it). A series the GRU held
 nothing out of takes the choice made on the mean over the series that did (the GRU when there is none).
 
 **Larger panels** choose once for the whole panel (:func:`choose`): the candidate with the lowest mean MASE
@@ -156,6 +157,31 @@ def blend(gru: np.ndarray, chosen: Sequence[str], others: Mapping[str, np.ndarra
     return out
 
 
+def beats(challenger: np.ndarray, incumbent: np.ndarray) -> bool:
+    """Whether ``challenger`` is clearly better than ``incumbent`` on their paired validation windows
+    (MASE per window, NaN: no such window): on the windows both have — at least two — the mean of
+    ``incumbent − challenger`` exceeds both :data:`TOLERANCE` × the incumbent's mean and the standard error
+    of that difference (the one-standard-error rule: an advantage the noise of a few windows explains does
+    not count; one window cannot tell it).
+
+    >>> beats(np.array([0.5, 0.6, 0.4]), np.array([1.0, 1.1, 0.9]))  # 0.5 better, SE 0
+    True
+    >>> beats(np.array([0.1, 1.9]), np.array([1.0, 1.0]))  # 0 better on average
+    False
+    >>> beats(np.array([0.2, 1.0]), np.array([1.0, 1.0]))  # 0.4 better, SE 0.4: not clearly
+    False
+    >>> beats(np.array([0.2]), np.array([1.0]))  # one window
+    False
+    """
+    c, b = np.asarray(challenger, dtype=np.float64), np.asarray(incumbent, dtype=np.float64)
+    ok = np.isfinite(c) & np.isfinite(b)
+    if ok.sum() < 2:
+        return False
+    d = b[ok] - c[ok]
+    se = float(d.std(ddof=1) / np.sqrt(d.size))
+    return bool(d.mean() > max(TOLERANCE * float(b[ok].mean()), se))
+
+
 def choose_robust(
     scores: Mapping[str, np.ndarray],
     gru_ok: np.ndarray,
@@ -167,27 +193,27 @@ def choose_robust(
     Args:
         scores: candidate → (N, K) validation MASE per series and window (NaN: no such window).
         gru_ok: (N, K) True where the window was held out of the GRU's training (the GRU and ``combo``
-            are scored there only).
+            are judged there only).
         candidates: the candidates allowed.
 
     Returns:
-        N sources. Per series: ``s`` = the first of :data:`SIMPLEST_FIRST` whose mean over the windows is
-        within :data:`TOLERANCE` of the lowest statistical mean; then the better of ``combo`` and the GRU
-        (``combo`` on a tie) on the ``gru_ok`` windows replaces ``s`` if its mean there is below
-        ``(1 - TOLERANCE)`` × ``s``'s mean on the same windows. A series with no ``gru_ok`` window takes
-        that rule applied to the per-window means over the series that have one; where no series has one,
-        its own ``s``. Without any finite statistical score: the GRU.
+        N sources. Per series: ``s`` = the first of :data:`SIMPLEST_FIRST` that the statistical candidate
+        with the lowest mean MASE does not :func:`beat <beats>` (on the windows every statistical
+        candidate has); then ``combo`` or the GRU (the one with the lower mean, ``combo`` on a tie)
+        replaces ``s`` if it beats ``s`` on the ``gru_ok`` windows. A series with no ``gru_ok`` window
+        takes that rule applied to the per-window means over the series that have one; where no series
+        has one, its own ``s``. Without a window every statistical candidate has: the GRU.
 
-    >>> s = {
-    ...     "GRU": np.array([[0.5, 0.2]]),
-    ...     "naive": np.array([[1.0, 1.0]]),
-    ...     "ets": np.array([[0.97, 0.99]]),
+    >>> e = {
+    ...     "GRU": np.array([[0.5, 0.4, 0.1, 0.1]]),
+    ...     "naive": np.array([[1.0, 1.1, 1.0, 1.0]]),
+    ...     "ets": np.array([[0.97, 1.0, 0.99, 1.0]]),
     ... }
-    >>> choose_robust(s, np.array([[True, False]]), ("GRU", "naive", "ets"))
+    >>> choose_robust(e, np.array([[True, True, False, False]]), ("GRU", "naive", "ets"))
     ['GRU']
     >>> choose_robust(
-    ...     {**s, "GRU": np.array([[0.96, 0.2]])},
-    ...     np.array([[True, False]]),
+    ...     {**e, "GRU": np.array([[0.1, 1.9, 0.1, 0.1]])},
+    ...     np.array([[True, True, False, False]]),
     ...     ("GRU", "naive", "ets"),
     ... )
     ['naive']
@@ -202,25 +228,24 @@ def choose_robust(
 
     def pick(tab: dict[str, np.ndarray]) -> str:
         """One series (or the panel's mean): candidate → (K,) scores."""
-        means = {}
-        for c in stats:
-            v = tab[c][np.isfinite(tab[c])]
-            if v.size:
-                means[c] = float(v.mean())
-        if not means:
+        if not stats:
             return "GRU"
-        best = min(means.values())
-        simple = next(c for c in stats if c in means and means[c] <= (1 + TOLERANCE) * best)
+        common = np.all([np.isfinite(tab[c]) for c in stats], axis=0)
+        if not common.any():
+            return "GRU"
+        means = {c: float(tab[c][common].mean()) for c in stats}
+        best = min(stats, key=lambda c: means[c])  # the first of equal means
+        simple = next(c for c in stats if c == best or not beats(tab[best][common], tab[c][common]))
         ref = tab[simple]
-        challengers = []
+        chall = []
         for g in grus:
-            ok = np.isfinite(tab[g]) & np.isfinite(ref)
-            if ok.any():
-                challengers.append((float(tab[g][ok].mean()), float(ref[ok].mean()), g))
-        if not challengers:
+            both = np.isfinite(tab[g]) & np.isfinite(ref)
+            if both.any():
+                chall.append((float(tab[g][both].mean()), g))
+        if not chall:
             return simple
-        v, r, g = min(challengers, key=lambda x: x[0] / x[1] if x[1] > 0 else np.inf)
-        return g if v < (1 - TOLERANCE) * r else simple
+        g = min(chall, key=lambda x: x[0])[1]  # min keeps the first of equal means: combo
+        return g if beats(tab[g], ref) else simple
 
     has = np.isfinite(table[grus[-1]]).any(axis=1) if grus else np.zeros(len(gru_ok), bool)
     out = [pick({c: t[i] for c, t in table.items()}) for i in range(len(gru_ok))]

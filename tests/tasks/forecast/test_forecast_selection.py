@@ -70,39 +70,54 @@ def test_validation_origins_roll_back_from_the_scored_origin():
     assert SEL.validation_origins(9, 6, 5) == []
 
 
+def test_beats_is_the_one_standard_error_rule_by_hand():
+    inc = np.array([1.0, 1.0, 1.0, 1.0])
+    # differences 0.3, 0.3, 0.3, 0.3: mean 0.3 > 5% of 1.0 and > SE 0
+    assert SEL.beats(np.array([0.7, 0.7, 0.7, 0.7]), inc)
+    # differences 0.6, 0, 0.6, 0: mean 0.3, SD sqrt(0.12) = 0.3464, SE 0.1732: beats
+    assert SEL.beats(np.array([0.4, 1.0, 0.4, 1.0]), inc)
+    # differences 1.2, 0, 0, 0: mean 0.3, SD 0.6, SE 0.3: not more than one SE
+    assert not SEL.beats(np.array([-0.2, 1.0, 1.0, 1.0]), inc)
+    # differences 0.04 each: below 5% of the incumbent's mean 1.0
+    assert not SEL.beats(inc - 0.04, inc)
+    # only the paired windows count (NaN left out), and one window cannot tell
+    assert SEL.beats(np.array([0.5, 0.5, np.nan]), np.array([1.0, 1.0, 0.0]))
+    assert not SEL.beats(np.array([0.5, np.nan]), np.array([1.0, 0.0]))
+    assert not SEL.beats(np.array([0.1]), np.array([1.0]))
+
+
 def test_choice_on_several_windows_by_hand():
-    """The small-panel rule on 3 windows (the GRU held only the latest out of its training)."""
+    """The small-panel rule on 4 validation windows; the GRU held the latest 2 out of its training."""
     nan = np.nan
-    ok = np.array([[True, False, False], [True, False, False], [True, True, False]])
+    ok = np.array([[True, True, False, False]] * 3)
     scores = {
-        # series 0: ets (mean 0.9) beats naive (1.0) by more than 5%; the GRU wins its one held-out
-        # window by far (0.5 vs ets 0.9);
-        # its 0.1s on the windows it trained on are never looked at
-        # series 1: ets is best over the 3 windows (mean 0.9) but naive (mean 0.94) is within 5%
-        # of it: naive; the GRU's 0.92 on the held-out window is not 5% below naive's 0.95 there
-        # series 2: two windows only; ets (mean 0.5) beats naive (1.0) by far; combo (0.45 on the
-        # two held-out windows) is only 10% below ets there, the GRU 0.3 is 40% below: the GRU
-        "GRU": np.array([[0.5, 0.1, 0.1], [0.92, 0.1, 0.1], [0.3, 0.3, nan]]),
-        "combo": np.array([[0.7, 0.1, 0.1], [0.93, 0.1, 0.1], [0.45, 0.45, nan]]),
-        "naive": np.array([[1.0, 1.0, 1.0], [0.95, 0.95, 0.92], [1.0, 1.0, nan]]),
-        "ets": np.array([[0.9, 0.9, 0.9], [1.0, 0.8, 0.9], [0.5, 0.5, nan]]),
+        # series 0: ets (mean 0.5) beats naive (1.0: differences 0.5 each, SE 0): ets; the GRU beats
+        # ets on its held-out windows (0.2 vs 0.5, SE 0); its 0.0s on trained-on windows are never
+        # looked at
+        # series 1: ets has the lower mean (0.75 vs naive 1.0) but the differences 1, 0, 0, 0 have
+        # SE 0.25 = their mean: not clearly better, naive stays; the GRU (0.1, 1.9) is no better than
+        # naive (1.0, 1.0) on average; combo (0.6, 0.6) beats it (0.4, SE 0)
+        # series 2: naive has no score on the last 2 windows: ets and naive are compared on the
+        # first 2 only (0.2 vs 1.0): ets; the GRU equals ets there: ets
+        "GRU": np.array([[0.2, 0.2, 0.0, 0.0], [0.1, 1.9, 0.0, 0.0], [0.2, 0.2, 0.0, 0.0]]),
+        "combo": np.array([[0.4, 0.4, 0.0, 0.0], [0.6, 0.6, 0.0, 0.0], [0.3, 0.3, 0.0, 0.0]]),
+        "naive": np.array([[1.0] * 4, [1.0] * 4, [1.0, 1.0, nan, nan]]),
+        "ets": np.array([[0.5] * 4, [0.0, 1.0, 1.0, 1.0], [0.2, 0.2, 5.0, 5.0]]),
     }
-    assert SEL.choose_robust(scores, ok) == ["GRU", "naive", "GRU"]
-    # the GRU only 4% better than ets on series 2: ets (combo is not better either)
-    s2 = {**scores, "GRU": scores["GRU"].copy(), "combo": scores["combo"].copy()}
-    s2["GRU"][2] = [0.48, 0.48, nan]
-    s2["combo"][2] = [0.49, 0.49, nan]
-    assert SEL.choose_robust(s2, ok)[2] == "ets"
+    assert SEL.choose_robust(scores, ok) == ["GRU", "combo", "ets"]
     # combo and the GRU equally good: combo (the simpler)
-    s3 = {**scores, "combo": scores["GRU"].copy()}
-    assert SEL.choose_robust(s3, ok)[0] == "combo"
-    # series 1 held nothing out of the GRU: it takes the rule on the per-window means over the
-    # others (series 0 and 2): ets (means 0.7, 0.7, 0.9) over naive (1.0 each); the GRU on
-    # windows 0 and 1 (0.4, 0.3) vs ets (0.7, 0.7) → the GRU
+    assert SEL.choose_robust({**scores, "combo": scores["GRU"]}, ok)[0] == "combo"
+    # one held-out window only: the GRU cannot be told apart from ets on series 0
+    one = ok.copy()
+    one[:, 1] = False
+    assert SEL.choose_robust(scores, one)[0] == "ets"
+    # series 1 held nothing out of the GRU: the rule on the per-window means over series 0 and 2:
+    # naive (1, 1, 1, 1) vs ets (0.35, 0.35, 2.75, 2.75): ets has the higher mean, naive is the best;
+    # the GRU (0.2, 0.2) beats naive (1, 1) on the held-out windows
     ok2 = ok.copy()
     ok2[1] = False
-    assert SEL.choose_robust(scores, ok2) == ["GRU", "GRU", "GRU"]
-    # no series held anything out: each its own simplest statistical candidate
+    assert SEL.choose_robust(scores, ok2) == ["GRU", "GRU", "ets"]
+    # no series held anything out: each its own statistical choice
     assert SEL.choose_robust(scores, np.zeros_like(ok)) == ["ets", "naive", "ets"]
     # no finite statistical score: the GRU
     assert SEL.choose_robust(
