@@ -805,9 +805,9 @@ class GRUForecaster:
         ri = np.asarray([at[i] for i, _, _ in rows])
         ki = np.asarray([k for _, _, k in rows])
         scores = {}
-        for c, v in flat.items():
+        for c, per_row in flat.items():
             t = np.full((len(order), K), np.nan)
-            t[ri, ki] = v
+            t[ri, ki] = per_row
             scores[c] = t
         held_from = dict(getattr(self.training_, "held_from", {}) or {})
         ok = np.zeros((len(order), K), dtype=bool)

@@ -247,7 +247,10 @@ def choose_robust(
         g = min(chall, key=lambda x: x[0])[1]  # min keeps the first of equal means: combo
         return g if beats(tab[g], ref) else simple
 
-    has = np.isfinite(table[grus[-1]]).any(axis=1) if grus else np.zeros(len(gru_ok), bool)
+    has: np.ndarray = np.asarray(
+        np.isfinite(table[grus[-1]]).any(axis=1) if grus else np.zeros(len(gru_ok), bool),
+        dtype=bool,
+    )
     out = [pick({c: t[i] for c, t in table.items()}) for i in range(len(gru_ok))]
     if has.any() and not has.all():  # series the GRU held nothing out of: the others' mean decides
         with warnings.catch_warnings():  # a window none of them has: NaN, left out
