@@ -74,10 +74,15 @@ def test_beats_is_the_one_standard_error_rule_by_hand():
     inc = np.array([1.0, 1.0, 1.0, 1.0])
     # differences 0.3, 0.3, 0.3, 0.3: mean 0.3 > 5% of 1.0 and > SE 0
     assert SEL.beats(np.array([0.7, 0.7, 0.7, 0.7]), inc)
-    # differences 0.6, 0, 0.6, 0: mean 0.3, SD sqrt(0.12) = 0.3464, SE 0.1732: beats
+    # differences 0.6, 0, 0.6, 0: mean 0.3, SD sqrt(0.12) = 0.3464, SE 0.1732, × t(3 df, 84.13%)
+    # 1.197 = 0.2073: beats
     assert SEL.beats(np.array([0.4, 1.0, 0.4, 1.0]), inc)
     # differences 1.2, 0, 0, 0: mean 0.3, SD 0.6, SE 0.3: not more than one SE
     assert not SEL.beats(np.array([-0.2, 1.0, 1.0, 1.0]), inc)
+    # two windows, t(1 df, 84.13%) = 1.837: differences 0.5, 0.3 (mean 0.4, SE 0.1 → 0.184) beat;
+    # 0.5, 0.1 (mean 0.3, SE 0.2 → 0.367) do not, though more than one plain SE
+    assert SEL.beats(np.array([0.5, 0.7]), np.array([1.0, 1.0]))
+    assert not SEL.beats(np.array([0.5, 0.9]), np.array([1.0, 1.0]))
     # differences 0.04 each: below 5% of the incumbent's mean 1.0
     assert not SEL.beats(inc - 0.04, inc)
     # only the paired windows count (NaN left out), and one window cannot tell
