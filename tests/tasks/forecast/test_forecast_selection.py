@@ -147,6 +147,10 @@ def test_a_statistical_source_returns_statsforecasts_forecast():
     assert set(est.selection_) == {"id0", "id1"}
     assert set(est.selection_.values()) <= set(SEL.CANDIDATES)
     assert set(est.selection_scores_["id0"]) == set(SEL.CANDIDATES)
+    # a panel of 2 series of 50 points, h 4: 5 validation windows each (origins 46, 42, ..., 30)
+    assert est.selection_windows_ == {"id0": 5, "id1": 5}
+    held = est.training_.held_from
+    assert set(held) == {"id0", "id1"} and all(0 < v <= 50 - H for v in held.values())
     est.selection_ = {"id0": "naive", "id1": "GRU"}
     fc = est.predict()
     raw = est._forecast_frame(est.series_, est.ids_, H, None, None)
