@@ -754,10 +754,14 @@ class GRUForecaster:
 
     # ----------------------------------------------------------------------------- selection
     def _stat_forecasts(self, hists: list[np.ndarray], H: int, names) -> dict[str, np.ndarray]:
+        """The statistical candidates' forecasts, each fitted on the last
+        :data:`~.selection.STAT_HISTORY` points of its history (as the baselines' default)."""
         from . import evaluate as E
+        from . import selection as SEL
 
         assert self.spec_ is not None
         m = int(self.spec_.season_length or 1)
+        hists = [h[-SEL.STAT_HISTORY :] for h in hists]
         return E.statsforecast_baselines(
             hists, H, m, list(names), quantiles=tuple(self.model_.quantiles)
         )

@@ -42,6 +42,9 @@ PER_SERIES_MAX = 20
 MAX_WINDOWS = 5
 #: a more complex candidate must beat a simpler one by more than this share of its MASE to be chosen
 TOLERANCE = 0.05
+#: the statistical candidates are fitted on the last this many points of a history (the default of the
+#: baselines' ``baseline_history``: AutoETS and AutoTheta on a long hourly series would take minutes)
+STAT_HISTORY = 500
 #: the statistical candidates from the simplest (kept on near-ties)
 SIMPLEST_FIRST = ("naive", "snaive", "theta", "ets")
 
