@@ -250,6 +250,8 @@ class GRUForecaster:
         self.selection_: dict[str, str] = {}
         #: series id → candidate → validation MASE (the numbers the choice was made on)
         self.selection_scores_: dict[str, dict[str, float]] = {}
+        #: series id → how many validation windows it was selected on
+        self.selection_windows_: dict[str, int] = {}
         self.trainer_kwargs = dict(trainer_kwargs or {})
         #: options without an estimator argument (set by from_options: dataset, backtest, baselines ...)
         self._extra: dict[str, Any] = {}
@@ -761,56 +763,84 @@ class GRUForecaster:
 
     # ----------------------------------------------------------------------------- selection
     def _stat_forecasts(self, hists: list[np.ndarray], H: int, names) -> dict[str, np.ndarray]:
+        """The statistical candidates' forecasts, each fitted on the last
+        :data:`~.selection.STAT_HISTORY` points of its history (as the baselines' default)."""
         from . import evaluate as E
+        from . import selection as SEL
 
         assert self.spec_ is not None
         m = int(self.spec_.season_length or 1)
+        hists = [h[-SEL.STAT_HISTORY :] for h in hists]
         return E.statsforecast_baselines(
             hists, H, m, list(names), quantiles=tuple(self.model_.quantiles)
         )
 
     def _select(self, scored: list[D.Series], first: dict[str, int], opts: ForecastOptions) -> None:
-        """Choose each series' source on the ``h`` steps before its first scored origin (``first``):
+        """Choose each series' source on validation windows before its first scored origin (``first``):
         :mod:`.selection`. Sets ``selection_`` and ``selection_scores_``."""
         from . import selection as SEL
         from .train import predict_quantiles
 
-        self.selection_, self.selection_scores_ = {}, {}
+        self.selection_, self.selection_scores_, self.selection_windows_ = {}, {}, {}
         spec = self.spec_
         if not self.select or spec is None or spec.future_covariates or not scored:
             return
         H = int(opts.horizon)
-        rows = []
+        small = len(scored) <= SEL.PER_SERIES_MAX
+        K = SEL.MAX_WINDOWS if small else 1
+        rows = []  # (series index, validation origin, window number: 0 = the latest)
         for i, s in enumerate(scored):
-            v = first[s.id] - H
-            if v >= SEL.MIN_HISTORY and np.isfinite(np.asarray(s.y[: v + H], dtype=float)).all():
-                rows.append((i, v))
+            for k, v in enumerate(SEL.validation_origins(first[s.id], H, K)):
+                if np.isfinite(np.asarray(s.y[: v + H], dtype=float)).all():
+                    rows.append((i, v, k))
         self.selection_ = {s.id: "GRU" for s in scored}
         if not rows:
             return
-        sidx = np.asarray([i for i, _ in rows], dtype=np.int64)
-        orig = np.asarray([v for _, v in rows], dtype=np.int64)
+        sidx = np.asarray([r[0] for r in rows], dtype=np.int64)
+        orig = np.asarray([r[1] for r in rows], dtype=np.int64)
         panel = D.Panel(scored, spec, int(opts.context or 0), H)
         gru = predict_quantiles(self.model_, panel, sidx, orig)
-        hists = [np.asarray(scored[i].y[:v], dtype=np.float64) for i, v in rows]
+        hists = [np.asarray(scored[i].y[:v], dtype=np.float64) for i, v, _ in rows]
         fc = SEL.with_combo({"GRU": gru, **self._stat_forecasts(hists, H, SEL.STAT_CANDIDATES)})
         mid = Q.median_index(self.model_.quantiles)
         actual = np.stack(
             [
                 scored[i].y[v : v + H] if scored[i].observed is None else _masked(scored[i], v, H)
-                for i, v in rows
+                for i, v, _ in rows
             ]
         ).astype(np.float64)
         m = int(spec.season_length or 1)
         scale = np.asarray([SEL.naive_scale(h, m) for h in hists])
-        scores = SEL.validation_scores(actual, {k: f[:, :, mid] for k, f in fc.items()}, scale)
-        held = set(getattr(self.training_, "held_out", ()) or ())
-        own = np.asarray([scored[i].id in held for i, _ in rows])
-        chosen = SEL.choose(scores, own)
-        for j, ((i, _), c) in enumerate(zip(rows, chosen)):
-            sid = scored[i].id
-            self.selection_[sid] = c
-            self.selection_scores_[sid] = {k: float(scores[k][j]) for k in scores}
+        flat = SEL.validation_scores(actual, {k: f[:, :, mid] for k, f in fc.items()}, scale)
+        # per selected series × window tables (NaN: no such window)
+        order = sorted({i for i, _, _ in rows})
+        at = {i: r for r, i in enumerate(order)}
+        ri = np.asarray([at[i] for i, _, _ in rows])
+        ki = np.asarray([k for _, _, k in rows])
+        scores = {}
+        for c, per_row in flat.items():
+            t = np.full((len(order), K), np.nan)
+            t[ri, ki] = per_row
+            scores[c] = t
+        held_from = dict(getattr(self.training_, "held_from", {}) or {})
+        ok = np.zeros((len(order), K), dtype=bool)
+        for i, v, k in rows:
+            ok[at[i], k] = v >= held_from.get(scored[i].id, np.iinfo(np.int64).max)
+        if small:
+            chosen = SEL.choose_robust(scores, ok)
+        else:
+            chosen = SEL.choose({c: t[:, 0] for c, t in scores.items()}, ok[:, 0])
+        # the GRU's and combo's means: over the windows the GRU held out, where it has any
+        gru_like = ("GRU", "combo")
+        with np.errstate(all="ignore"):
+            for r, (i, c) in enumerate(zip(order, chosen)):
+                sid = scored[i].id
+                self.selection_[sid] = c
+                self.selection_scores_[sid] = {
+                    k: float(np.nanmean(t[r][ok[r]] if k in gru_like and ok[r].any() else t[r]))
+                    for k, t in scores.items()
+                }
+        self.selection_windows_ = {scored[i].id: int((ki[ri == at[i]]).size) for i in order}
 
     def _apply_selection(
         self, q: np.ndarray, series: list[D.Series], sidx: np.ndarray, origins: np.ndarray

@@ -224,7 +224,8 @@ def run_forecast(
 
 def _selection_report(est: GRUForecaster) -> dict[str, Any]:
     """metrics.json's ``selection``: on or off, how many series each source serves, each series' source
-    and the validation MASE of every candidate (mean over the series selected on)."""
+    and the validation MASE of every candidate (mean over the series selected on), and how many
+    validation windows (series × window) the choice was made on."""
     from .selection import CANDIDATES
 
     sel = est.selection_
@@ -239,6 +240,7 @@ def _selection_report(est: GRUForecaster) -> dict[str, Any]:
         "source": dict(sel),
         "validation_mase": mean_val,
         "series_selected_on_validation": len(vals),
+        "validation_windows": int(sum(getattr(est, "selection_windows_", {}).values())),
     }
 
 

@@ -1,22 +1,30 @@
 """Model selection of the forecaster's default output: the GRU or a statistical model, chosen per series on
-a validation window before the scored (or forecast) origin.
+validation windows before the scored (or forecast) origin.
 
-Each series' validation window is the ``h`` steps just before its first scored origin (the end of the data
-for :meth:`~.estimator.GRUForecaster.predict`). Every candidate forecasts it from what comes before it: the
-GRU (the estimator's model, trained on data before the scored origin) and statsforecast's naive, seasonal
-naive, AutoETS and AutoTheta fitted on the history before the validation window; ``combo`` is the mean of
-the GRU's, AutoETS's and AutoTheta's quantiles. The score is MAE / the in-sample MAE of the lag-m naive
-forecast on that history (MASE).
+The candidates: the GRU (the estimator's model, trained on data before the scored origin) and
+statsforecast's naive, seasonal naive, AutoETS and AutoTheta, each fitted on the history before the window
+it forecasts; ``combo`` is the mean of the GRU's, AutoETS's and AutoTheta's quantiles. A window's score is
+MAE / the in-sample MAE of the lag-m naive forecast on the history before it (MASE). No test value is ever
+looked at.
 
-Where the GRU held the series' validation window out of its training (every series of a panel of at most
-20, a random 20% of larger ones: :func:`~.windows.split_windows`), the choice is the series' own; the other
-series of a larger panel take the candidate with the lowest mean validation MASE over the held-out series
-(one choice for the panel), because the GRU's error on windows it trained on would flatter it. Ties go to
-the earlier candidate of :data:`CANDIDATES` (the GRU first). No test value is ever looked at.
+**Small panels** (at most :data:`PER_SERIES_MAX` series: one short series is the common case) choose per
+series, on up to :data:`MAX_WINDOWS` rolling windows ``h`` apart that end at the scored origin
+(:func:`validation_origins`; as many as the series' length allows), by mean validation MASE, with a
+conservative rule (:func:`choose_robust`): the statistical candidates are compared on every window and the
+simplest one the best does not clearly beat (:func:`beats`: on at least two windows, by more than
+:data:`TOLERANCE` and more than one standard error of the paired per-window difference, in t units) is kept (naive, then seasonal naive,
+AutoTheta, AutoETS); the GRU or ``combo`` replaces it only when it clearly beats it on the windows the GRU
+held out of its training (its error on windows it trained on would flatter it). A series the GRU held
+nothing out of takes the choice made on the mean over the series that did (the GRU when there is none).
+
+**Larger panels** choose once for the whole panel (:func:`choose`): the candidate with the lowest mean MASE
+on the window just before the scored origin over the series whose window the GRU held out (a random 20%:
+:func:`~.windows.split_windows`); averaging over that many series is already steady.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -28,6 +36,17 @@ STAT_CANDIDATES = ("naive", "snaive", "ets", "theta")
 COMBO = ("GRU", "ets", "theta")
 #: the fewest history points before a validation window for a series to be selected on
 MIN_HISTORY = 4
+#: panels of at most this many series choose per series on several windows (:func:`choose_robust`)
+PER_SERIES_MAX = 20
+#: the most validation windows per series of a small panel (each is one more statistical fit per model)
+MAX_WINDOWS = 5
+#: a more complex candidate must beat a simpler one by more than this share of its MASE to be chosen
+TOLERANCE = 0.05
+#: the statistical candidates are fitted on the last this many points of a history (the default of the
+#: baselines' ``baseline_history``: AutoETS and AutoTheta on a long hourly series would take minutes)
+STAT_HISTORY = 500
+#: the statistical candidates from the simplest (kept on near-ties)
+SIMPLEST_FIRST = ("naive", "snaive", "theta", "ets")
 
 
 def naive_scale(y: np.ndarray, m: int) -> float:
@@ -45,6 +64,23 @@ def naive_scale(y: np.ndarray, m: int) -> float:
     d = d[np.isfinite(d)]
     s = float(d.mean()) if d.size else 0.0
     return s if s > 0 else 1.0
+
+
+def validation_origins(first: int, horizon: int, windows: int) -> list[int]:
+    """The origins of a series' validation windows, latest first: ``first - horizon * j`` for j = 1 ..
+    ``windows``, each with at least :data:`MIN_HISTORY` points before it (the last window ends at
+    ``first``, the first scored origin).
+
+    >>> validation_origins(30, 6, 5)
+    [24, 18, 12, 6]
+    """
+    out = []
+    for j in range(1, windows + 1):
+        v = first - horizon * j
+        if v < MIN_HISTORY:
+            break
+        out.append(v)
+    return out
 
 
 def with_combo(forecasts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -121,4 +157,111 @@ def blend(gru: np.ndarray, chosen: Sequence[str], others: Mapping[str, np.ndarra
     for i, c in enumerate(chosen):
         if c != "GRU":
             out[i] = others[c][i]
+    return out
+
+
+def beats(challenger: np.ndarray, incumbent: np.ndarray) -> bool:
+    """Whether ``challenger`` is clearly better than ``incumbent`` on their paired validation windows
+    (MASE per window, NaN: no such window): on the windows both have — at least two — the mean of
+    ``incumbent − challenger`` exceeds both :data:`TOLERANCE` × the incumbent's mean and one standard error
+    of that difference, in Student's t units for the few windows there are (t of n − 1 degrees of freedom
+    at the normal's one-SE level, 84.1%: 1.84 SE for 2 windows, 1.32 for 3, 1.14 for 5). An advantage the
+    noise of a few windows explains does not count; one window cannot tell it.
+
+    >>> beats(np.array([0.5, 0.6, 0.4]), np.array([1.0, 1.1, 0.9]))  # 0.5 better, SE 0
+    True
+    >>> beats(np.array([0.1, 1.9]), np.array([1.0, 1.0]))  # 0 better on average
+    False
+    >>> beats(np.array([0.2, 1.0]), np.array([1.0, 1.0]))  # 0.4 better, SE 0.4: not clearly
+    False
+    >>> beats(np.array([0.2]), np.array([1.0]))  # one window
+    False
+    """
+    from scipy import stats
+
+    c, b = np.asarray(challenger, dtype=np.float64), np.asarray(incumbent, dtype=np.float64)
+    ok = np.isfinite(c) & np.isfinite(b)
+    n = int(ok.sum())
+    if n < 2:
+        return False
+    d = b[ok] - c[ok]
+    se = float(d.std(ddof=1) / np.sqrt(n)) * float(stats.t.ppf(stats.norm.cdf(1.0), n - 1))
+    return bool(d.mean() > max(TOLERANCE * float(b[ok].mean()), se))
+
+
+def choose_robust(
+    scores: Mapping[str, np.ndarray],
+    gru_ok: np.ndarray,
+    candidates: Sequence[str] = CANDIDATES,
+) -> list[str]:
+    """The source of each series from its scores on several validation windows (the small-panel rule of
+    the module doc).
+
+    Args:
+        scores: candidate → (N, K) validation MASE per series and window (NaN: no such window).
+        gru_ok: (N, K) True where the window was held out of the GRU's training (the GRU and ``combo``
+            are judged there only).
+        candidates: the candidates allowed.
+
+    Returns:
+        N sources. Per series: ``s`` = the first of :data:`SIMPLEST_FIRST` that the statistical candidate
+        with the lowest mean MASE does not :func:`beat <beats>` (on the windows every statistical
+        candidate has); then ``combo`` or the GRU (the one with the lower mean, ``combo`` on a tie)
+        replaces ``s`` if it beats ``s`` on the ``gru_ok`` windows. A series with no ``gru_ok`` window
+        takes that rule applied to the per-window means over the series that have one; where no series
+        has one, its own ``s``. Without a window every statistical candidate has: the GRU.
+
+    >>> e = {
+    ...     "GRU": np.array([[0.5, 0.4, 0.1, 0.1]]),
+    ...     "naive": np.array([[1.0, 1.1, 1.0, 1.0]]),
+    ...     "ets": np.array([[0.97, 1.0, 0.99, 1.0]]),
+    ... }
+    >>> choose_robust(e, np.array([[True, True, False, False]]), ("GRU", "naive", "ets"))
+    ['GRU']
+    >>> choose_robust(
+    ...     {**e, "GRU": np.array([[0.1, 1.9, 0.1, 0.1]])},
+    ...     np.array([[True, True, False, False]]),
+    ...     ("GRU", "naive", "ets"),
+    ... )
+    ['naive']
+    """
+    names = [c for c in candidates if c in scores]
+    stats = [c for c in SIMPLEST_FIRST if c in names]
+    grus = [c for c in ("combo", "GRU") if c in names]
+    gru_ok = np.asarray(gru_ok, dtype=bool)
+    table = {c: np.asarray(scores[c], dtype=np.float64) for c in names}
+    for g in grus:  # the GRU's error on windows it trained on is not looked at
+        table[g] = np.where(gru_ok, table[g], np.nan)
+
+    def pick(tab: dict[str, np.ndarray]) -> str:
+        """One series (or the panel's mean): candidate → (K,) scores."""
+        if not stats:
+            return "GRU"
+        common = np.all([np.isfinite(tab[c]) for c in stats], axis=0)
+        if not common.any():
+            return "GRU"
+        means = {c: float(tab[c][common].mean()) for c in stats}
+        best = min(stats, key=lambda c: means[c])  # the first of equal means
+        simple = next(c for c in stats if c == best or not beats(tab[best][common], tab[c][common]))
+        ref = tab[simple]
+        chall = []
+        for g in grus:
+            both = np.isfinite(tab[g]) & np.isfinite(ref)
+            if both.any():
+                chall.append((float(tab[g][both].mean()), g))
+        if not chall:
+            return simple
+        g = min(chall, key=lambda x: x[0])[1]  # min keeps the first of equal means: combo
+        return g if beats(tab[g], ref) else simple
+
+    has: np.ndarray = np.asarray(
+        np.isfinite(table[grus[-1]]).any(axis=1) if grus else np.zeros(len(gru_ok), bool),
+        dtype=bool,
+    )
+    out = [pick({c: t[i] for c, t in table.items()}) for i in range(len(gru_ok))]
+    if has.any() and not has.all():  # series the GRU held nothing out of: the others' mean decides
+        with warnings.catch_warnings():  # a window none of them has: NaN, left out
+            warnings.simplefilter("ignore", RuntimeWarning)
+            shared = pick({c: np.nanmean(t[has], axis=0) for c, t in table.items()})
+        out = [o if h else shared for o, h in zip(out, has)]
     return out

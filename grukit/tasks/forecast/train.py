@@ -69,6 +69,9 @@ class Trained:
     epoch_windows: int
     #: ids of the series whose last windows were held out of training (validation), for selection
     held_out: tuple[str, ...] = ()
+    #: series id → the first validation origin held out of training (the model saw no target from there
+    #: on): the windows selection may score the GRU on
+    held_from: dict[str, int] = dataclasses.field(default_factory=dict)
     #: False on a DDP rank other than 0 (it only trains; ``model`` is then member 0 uncalibrated)
     rank_zero: bool = True
 
@@ -195,6 +198,11 @@ def _train(
         if split_info.get("val_from") != "training windows"
         else ()
     )
+    held_from: dict[str, int] = {}
+    if held:
+        start = np.full(len(held), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(start, val_w.sidx, val_w.origins)
+        held_from = {sid: int(o) for sid, o in zip(held, start)}
     offsets = conformal_offsets(best, cal) if opts.conformal else None
     best = best.with_offsets(offsets)
     save_manifest(
@@ -216,6 +224,7 @@ def _train(
         bs,
         min(epoch_windows or len(train_w), len(train_w)),
         held_out=held,
+        held_from=held_from,
     )
 
 

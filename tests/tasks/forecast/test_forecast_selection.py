@@ -63,6 +63,73 @@ def test_validation_scores_and_choice_by_hand():
     assert SEL.choose(bad, np.array([True]), ("GRU", "naive")) == ["GRU"]
 
 
+def test_validation_origins_roll_back_from_the_scored_origin():
+    # h 6 before origin 30: 24, 18, 12, 6 (0 has fewer than MIN_HISTORY = 4 points before it)
+    assert SEL.validation_origins(30, 6, 5) == [24, 18, 12, 6]
+    assert SEL.validation_origins(30, 6, 2) == [24, 18]
+    assert SEL.validation_origins(9, 6, 5) == []
+
+
+def test_beats_is_the_one_standard_error_rule_by_hand():
+    inc = np.array([1.0, 1.0, 1.0, 1.0])
+    # differences 0.3, 0.3, 0.3, 0.3: mean 0.3 > 5% of 1.0 and > SE 0
+    assert SEL.beats(np.array([0.7, 0.7, 0.7, 0.7]), inc)
+    # differences 0.6, 0, 0.6, 0: mean 0.3, SD sqrt(0.12) = 0.3464, SE 0.1732, × t(3 df, 84.13%)
+    # 1.197 = 0.2073: beats
+    assert SEL.beats(np.array([0.4, 1.0, 0.4, 1.0]), inc)
+    # differences 1.2, 0, 0, 0: mean 0.3, SD 0.6, SE 0.3: not more than one SE
+    assert not SEL.beats(np.array([-0.2, 1.0, 1.0, 1.0]), inc)
+    # two windows, t(1 df, 84.13%) = 1.837: differences 0.5, 0.3 (mean 0.4, SE 0.1 → 0.184) beat;
+    # 0.5, 0.1 (mean 0.3, SE 0.2 → 0.367) do not, though more than one plain SE
+    assert SEL.beats(np.array([0.5, 0.7]), np.array([1.0, 1.0]))
+    assert not SEL.beats(np.array([0.5, 0.9]), np.array([1.0, 1.0]))
+    # differences 0.04 each: below 5% of the incumbent's mean 1.0
+    assert not SEL.beats(inc - 0.04, inc)
+    # only the paired windows count (NaN left out), and one window cannot tell
+    assert SEL.beats(np.array([0.5, 0.5, np.nan]), np.array([1.0, 1.0, 0.0]))
+    assert not SEL.beats(np.array([0.5, np.nan]), np.array([1.0, 0.0]))
+    assert not SEL.beats(np.array([0.1]), np.array([1.0]))
+
+
+def test_choice_on_several_windows_by_hand():
+    """The small-panel rule on 4 validation windows; the GRU held the latest 2 out of its training."""
+    nan = np.nan
+    ok = np.array([[True, True, False, False]] * 3)
+    scores = {
+        # series 0: ets (mean 0.5) beats naive (1.0: differences 0.5 each, SE 0): ets; the GRU beats
+        # ets on its held-out windows (0.2 vs 0.5, SE 0); its 0.0s on trained-on windows are never
+        # looked at
+        # series 1: ets has the lower mean (0.75 vs naive 1.0) but the differences 1, 0, 0, 0 have
+        # SE 0.25 = their mean: not clearly better, naive stays; the GRU (0.1, 1.9) is no better than
+        # naive (1.0, 1.0) on average; combo (0.6, 0.6) beats it (0.4, SE 0)
+        # series 2: naive has no score on the last 2 windows: ets and naive are compared on the
+        # first 2 only (0.2 vs 1.0): ets; the GRU equals ets there: ets
+        "GRU": np.array([[0.2, 0.2, 0.0, 0.0], [0.1, 1.9, 0.0, 0.0], [0.2, 0.2, 0.0, 0.0]]),
+        "combo": np.array([[0.4, 0.4, 0.0, 0.0], [0.6, 0.6, 0.0, 0.0], [0.3, 0.3, 0.0, 0.0]]),
+        "naive": np.array([[1.0] * 4, [1.0] * 4, [1.0, 1.0, nan, nan]]),
+        "ets": np.array([[0.5] * 4, [0.0, 1.0, 1.0, 1.0], [0.2, 0.2, 5.0, 5.0]]),
+    }
+    assert SEL.choose_robust(scores, ok) == ["GRU", "combo", "ets"]
+    # combo and the GRU equally good: combo (the simpler)
+    assert SEL.choose_robust({**scores, "combo": scores["GRU"]}, ok)[0] == "combo"
+    # one held-out window only: the GRU cannot be told apart from ets on series 0
+    one = ok.copy()
+    one[:, 1] = False
+    assert SEL.choose_robust(scores, one)[0] == "ets"
+    # series 1 held nothing out of the GRU: the rule on the per-window means over series 0 and 2:
+    # naive (1, 1, 1, 1) vs ets (0.35, 0.35, 2.75, 2.75): ets has the higher mean, naive is the best;
+    # the GRU (0.2, 0.2) beats naive (1, 1) on the held-out windows
+    ok2 = ok.copy()
+    ok2[1] = False
+    assert SEL.choose_robust(scores, ok2) == ["GRU", "GRU", "ets"]
+    # no series held anything out: each its own statistical choice
+    assert SEL.choose_robust(scores, np.zeros_like(ok)) == ["ets", "naive", "ets"]
+    # no finite statistical score: the GRU
+    assert SEL.choose_robust(
+        {"GRU": np.ones((1, 2)), "naive": np.full((1, 2), nan)}, ok[:1, :2]
+    ) == ["GRU"]
+
+
 def test_combo_is_the_mean_of_gru_ets_theta():
     f = {k: np.full((1, 2, 3), v) for k, v in (("GRU", 1.0), ("ets", 2.0), ("theta", 6.0))}
     np.testing.assert_allclose(SEL.with_combo(f)["combo"], 3.0)
@@ -80,6 +147,10 @@ def test_a_statistical_source_returns_statsforecasts_forecast():
     assert set(est.selection_) == {"id0", "id1"}
     assert set(est.selection_.values()) <= set(SEL.CANDIDATES)
     assert set(est.selection_scores_["id0"]) == set(SEL.CANDIDATES)
+    # a panel of 2 series of 50 points, h 4: 5 validation windows each (origins 46, 42, ..., 30)
+    assert est.selection_windows_ == {"id0": 5, "id1": 5}
+    held = est.training_.held_from
+    assert set(held) == {"id0", "id1"} and all(0 < v <= 50 - H for v in held.values())
     est.selection_ = {"id0": "naive", "id1": "GRU"}
     fc = est.predict()
     raw = est._forecast_frame(est.series_, est.ids_, H, None, None)
