@@ -71,6 +71,13 @@ def _copy(run: Path, dest: Path) -> Path:
     return dest
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT as a terminal's Ctrl-C gives it. A test run started as a background
+    job of a non-interactive shell (or under nohup-style launchers) inherits SIGINT *ignored*, which exec
+    keeps, and the Ctrl-C test would then watch a run that never sees its SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _popen(*args: object, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", "from grukit.cli import main; main()", *map(str, args)],
@@ -78,6 +85,7 @@ def _popen(*args: object, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
