@@ -103,6 +103,14 @@ VARIANT_ROWS = {
         "variants_category",
         "ensemble5+conformal",
     ),
+    "one model, calibrated, re-measured (round 3, `variants_round3`)": (
+        "variants_round3",
+        "ensemble1+conformal",
+    ),
+    "ensemble of 5, calibrated, re-measured (round 3, `variants_round3`)": (
+        "variants_round3",
+        "ensemble5+conformal",
+    ),
 }
 
 
@@ -136,6 +144,11 @@ def test_m3_variants_table_matches_forecast_m3_json():
     for s in ("yearly", "quarterly", "monthly", "other"):
         one = rec["variants"]["scores"]["ensemble1"]["sheets"][s]
         assert one["smape"] == pytest.approx(before["sheets"][s]["gru"]["smape"], rel=1e-9)
+        # and the round-3 re-measure's member 0 is today's single model (seed 0, GRU alone)
+        now = rec["variants_round3"]["scores"]["ensemble1"]["sheets"][s]
+        today = rec["sheets"][s]["scores"]["gru_alone"]
+        assert now["smape"] == pytest.approx(today["smape"], rel=1e-9), s
+        assert now["mase"] == pytest.approx(today["mase"], rel=1e-9), s
 
 
 def test_single_series_coverage_column_matches_forecast_json():
