@@ -167,10 +167,25 @@ def upcast_call(module: nn.Module, method: str, *args: Any, **kwargs: Any) -> An
         _suppress[0] -= 1
 
 
+def load_state_pre_hook(
+    module: nn.Module,
+    state_dict: dict[str, Any],
+    prefix: str,
+    local_metadata: dict[str, Any],
+    strict: bool,
+    missing_keys: list[str],
+    unexpected_keys: list[str],
+    error_msgs: list[str],
+) -> None:
+    """The ``register_load_state_dict_pre_hook`` form of :func:`load_state_hook`."""
+    load_state_hook(module, state_dict, prefix, error_msgs)
+
+
 def load_state_hook(
     module: nn.Module, state_dict: dict[str, Any], prefix: str, error_msgs: list[str]
 ) -> None:
-    """``load_state_dict`` across weight formats (called by GRU/GRUCell ``_load_from_state_dict``).
+    """``load_state_dict`` across weight formats (through :func:`load_state_pre_hook`, which GRU and GRUCell
+    register).
 
     As loading bfloat16 weights into a float32 module gives it the rounded values (and float32 weights into a
     bfloat16 module rounds them): int8 weights with their scales loaded into a float32 (or bfloat16) module

@@ -106,6 +106,8 @@ class GRUCell(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
+        # int8 weights (grukit.quantize) across formats: dequantized into float modules, float ones quantized
+        self.register_load_state_dict_pre_hook(_fast.load_state_pre_hook)  # type: ignore[no-untyped-call]
         _checks.positive_int("input_size", input_size)
         _checks.positive_int("hidden_size", hidden_size)
         _checks.backend(backend)
@@ -171,22 +173,6 @@ class GRUCell(nn.Module):
             if out is not None:
                 return out
         return super().__call__(*args, **kwargs)
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # int8 weights (grukit.quantize) across formats: dequantized into float modules, float ones quantized
-        _fast.load_state_hook(self, state_dict, prefix, error_msgs)
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
 
     def _apply(self, fn: Any, recurse: bool = True) -> GRUCell:
         route.bump(self)  # .to(), .double(), ...: the parameters' cached checks are stale

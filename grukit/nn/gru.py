@@ -161,6 +161,8 @@ class GRU(nn.Module):
         dropconnect: float = 0.0,
     ) -> None:
         super().__init__()
+        # int8 weights (grukit.quantize) across formats: dequantized into float modules, float ones quantized
+        self.register_load_state_dict_pre_hook(_fast.load_state_pre_hook)  # type: ignore[no-untyped-call]
         self.input_size = _checks.positive_int("input_size", input_size)
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.num_layers = _checks.positive_int("num_layers", num_layers)
@@ -327,22 +329,6 @@ class GRU(nn.Module):
             not (self.layer_norm or self.zoneout),
             self.training and self.dropconnect > 0,
             self.training and (self.dropconnect or self.recurrent_dropout or self.zoneout) > 0,
-        )
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # int8 weights (grukit.quantize) across formats: dequantized into float modules, float ones quantized
-        _fast.load_state_hook(self, state_dict, prefix, error_msgs)
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
 
     def _apply(self, fn: Any, recurse: bool = True) -> GRU:

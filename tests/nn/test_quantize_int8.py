@@ -308,6 +308,22 @@ def test_state_dict_across_formats(tmp_path):
         grukit.quantize(grukit.GRU(5, 12, num_layers=2), "int8").load_state_dict(sd, strict=False)
 
 
+def test_cell_state_dict_across_formats():
+    """GRUCell registers the same cross-format load as GRU: int8 into float32 dequantizes, float32 into
+    int8 quantizes (each checked against the quantized cell's own int8 values and scales)."""
+    cell = randomize(grukit.GRUCell(6, 10))
+    q = grukit.quantize(copy.deepcopy(cell), "int8")
+    f32 = grukit.GRUCell(6, 10)
+    f32.load_state_dict(q.state_dict())
+    assert f32.weight_hh.dtype == torch.float32
+    assert torch.equal(f32.weight_hh, q.weight_hh.float() * q.weight_hh_scale[:, None])
+    q2 = grukit.quantize(grukit.GRUCell(6, 10), "int8")
+    q2.load_state_dict(cell.state_dict())
+    assert torch.equal(q2.weight_ih, q.weight_ih) and torch.equal(
+        q2.weight_ih_scale, q.weight_ih_scale
+    )
+
+
 def test_plan_sees_replaced_scales_and_copies_rebuild(int8_path):
     cell = grukit.quantize(randomize(grukit.GRUCell(8, 16)), "int8")
     x, h = torch.randn(1, 8), torch.randn(1, 16)
