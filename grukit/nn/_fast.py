@@ -43,6 +43,35 @@ def dequantize(q: Tensor, scale: Tensor) -> Tensor:
     return q.float() * scale.float()[:, None]
 
 
+def compute_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype an int8 module computes in: that of its floating-point parameters (the biases, which
+    ``.double()``, ``.half()``, ``.to(dtype)`` convert), float32 when it has none."""
+    for p in module._parameters.values():
+        if p is not None and p.dtype != I8 and p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def keep_quantized(module: nn.Module, fn: Any) -> Any:
+    """``fn`` of ``Module._apply`` for an int8 module (``GRU._apply``, ``GRUCell._apply``): the int8 weights
+    and their float32 scales keep their dtypes (a dtype conversion would change what the numbers mean:
+    ``.double()`` leaves int8 weights alone but would turn the scales float64, ``.type(torch.float64)``
+    would turn q into floats); they follow a device change. Everything else converts as usual, so the module
+    then computes in the new dtype (:func:`compute_dtype`) on weights dequantized to it. Other modules: ``fn``."""
+    if module.__dict__.get("_qweights") != "int8":
+        return fn
+    keep = {id(p) for p in module._parameters.values() if p is not None and p.dtype == I8}
+    keep |= {id(b) for n, b in module._buffers.items() if b is not None and n.endswith(SCALE)}
+
+    def apply(t: Any) -> Any:
+        out = fn(t)
+        if id(t) in keep and isinstance(out, Tensor) and out.dtype != t.dtype:
+            return t.to(device=out.device)
+        return out
+
+    return apply
+
+
 def stream_module() -> Any:
     """``grukit.kernels.stream``, or None when the native kernel is unavailable."""
     global _stream, _stream_error
@@ -142,13 +171,15 @@ def refuse_training(owner: str, module: nn.Module, inputs: Sequence[Any]) -> Non
 def upcast_call(module: nn.Module, method: str, *args: Any, **kwargs: Any) -> Any:
     """Run ``module.<method>`` with its quantized parameters as float32 for this call only.
 
-    bfloat16 weights are upcast (exactly), int8 ones dequantized (``q · scale`` per row). The parameters are
+    bfloat16 weights are upcast (exactly), int8 ones dequantized (``q · scale`` per row, in float32, then
+    in the module's :func:`compute_dtype` if ``.double()`` or ``.half()`` changed it). The parameters are
     swapped in the module's ``_parameters`` for the call (as ``torch.func.functional_call`` does) and
     restored after it, whatever happens.
     """
     params, bufs = module._parameters, module._buffers
     saved = {n: p for n, p in params.items() if p is not None and p.dtype in (BF16, I8)}
     fmt = module.__dict__.get("_qweights")
+    dt = compute_dtype(module)
     _suppress[0] += 1
     try:
         for n, p in saved.items():
@@ -156,7 +187,7 @@ def upcast_call(module: nn.Module, method: str, *args: Any, **kwargs: Any) -> An
                 scale = bufs.get(n + SCALE)
                 if scale is None:
                     raise RuntimeError(f"{type(module).__name__}.{n} is int8 without {n}{SCALE}")
-                params[n] = dequantize(p.detach(), scale)  # type: ignore[assignment]
+                params[n] = dequantize(p.detach(), scale).to(dt)  # type: ignore[assignment]
             else:
                 params[n] = p.detach().float()  # type: ignore[assignment]
         module.__dict__["_qweights"] = None  # this call is a float32 one

@@ -127,8 +127,11 @@ class GRUCell(nn.Module):
     @property
     def config(self) -> GRUCellConfig:
         """This cell's :class:`GRUCellConfig` (its constructor arguments, the dtype as a name)."""
-        # quantized weights (grukit.quantize) compute in float32: the cell it describes is a float32 one
-        dtype = "float32" if self._qweights else str(self.weight_ih.dtype).replace("torch.", "")
+        # quantized weights (grukit.quantize) compute in float32 (int8: in the biases' dtype after .double()
+        # or .half()): the cell it describes is a float one of that dtype
+        dt = _fast.compute_dtype(self) if self._qweights == "int8" else torch.float32
+        dt = dt if self._qweights else self.weight_ih.dtype
+        dtype = str(dt).replace("torch.", "")
         return GRUCellConfig(
             self.input_size, self.hidden_size, self.bias, self.reset_after, self.backend, dtype
         )
@@ -176,6 +179,7 @@ class GRUCell(nn.Module):
 
     def _apply(self, fn: Any, recurse: bool = True) -> GRUCell:
         route.bump(self)  # .to(), .double(), ...: the parameters' cached checks are stale
+        fn = _fast.keep_quantized(self, fn)  # int8 weights and scales keep their dtypes
         return cast("GRUCell", super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:

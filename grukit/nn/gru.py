@@ -216,8 +216,13 @@ class GRU(nn.Module):
             self.bidirectional,
             self.reset_after,
             self.backend,
-            # quantized weights (grukit.quantize) compute in float32: the layer it describes is a float32 one
-            "float32" if self._qweights else _dtype_name(self.weight_ih_l0.dtype),
+            # quantized weights (grukit.quantize) compute in float32 (int8: in the biases' dtype after
+            # .double() or .half()): the layer it describes is a float one of that dtype
+            _dtype_name(
+                (_fast.compute_dtype(self) if self._qweights == "int8" else torch.float32)
+                if self._qweights
+                else self.weight_ih_l0.dtype
+            ),
             layer_norm=self.layer_norm,
             recurrent_dropout=self.recurrent_dropout,
             zoneout=self.zoneout,
@@ -334,6 +339,7 @@ class GRU(nn.Module):
     def _apply(self, fn: Any, recurse: bool = True) -> GRU:
         route.bump(self)  # .to(), .double(), ...: the parameters' cached checks are stale
         self._step_plan = None
+        fn = _fast.keep_quantized(self, fn)  # int8 weights and scales keep their dtypes
         return cast("GRU", super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
 
     def _draw_masks(self, T: int, B: int, like: Tensor) -> fgru.VariantMasks:

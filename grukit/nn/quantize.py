@@ -52,6 +52,11 @@ def quantize(model: nn.Module, dtype: str = "bf16") -> nn.Module:
     for inference: a call that would need gradients raises RuntimeError. ``quantize(model, "float32")``
     turns them back into trainable float32 parameters (the rounding stays) and removes the scales.
 
+    ``.double()``, ``.half()``, ``.to(dtype)`` on an int8 model leave the int8 weights and their float32
+    scales as they are and convert the biases: the model then computes in that dtype on ``q · s`` (rounded
+    to it), as the dequantized float32 model converted the same way would; ``.float()`` brings back the
+    float32 model and its int8 streaming step. Undoing then gives weights of that dtype.
+
     ``state_dict()`` holds the quantized weights (and, for int8, the scales); loading it into a float32 model
     gives that model the rounded weights (int8: dequantized), and loading a float32 state dict into a
     quantized model rounds it (int8: fresh per-row scales), as a load into a bfloat16 module does.
@@ -133,7 +138,8 @@ def quantize(model: nn.Module, dtype: str = "bf16") -> nn.Module:
         if p.dtype == torch.int8:
             s_old = m._buffers[scale_name]
             assert s_old is not None  # checked above
-            w = _fast.dequantize(p.detach(), s_old)
+            # in the dtype the module computes in (the biases': float64 after .double())
+            w = _fast.dequantize(p.detach(), s_old).to(_fast.compute_dtype(m))
             del m._buffers[scale_name]
         else:
             w = p.detach().to(target)

@@ -365,3 +365,101 @@ def test_grukit_save_and_load_of_a_quantized_model(fmt, tmp_path):
             a, b = back(x), q(x)
         a, b = (a[0], b[0]) if isinstance(a, tuple) else (a, b)
         assert torch.equal(a, b)
+
+
+def _f32_deq(q, s):
+    """float32 q · s (what grukit.quantize(model, "float32") gives), as float64 NumPy values."""
+    qn, sn = q.detach().numpy().astype(np.float32), s.detach().numpy().astype(np.float32)
+    return (qn * sn[:, None]).astype(np.float64)
+
+
+@pytest.mark.parametrize("conv", ["double", "to", "type"])
+def test_int8_model_converted_to_float64_computes_in_float64(conv):
+    """.double() / .to(float64) / .type(float64) on an int8 model: the int8 weights and their float32 scales
+    keep their dtypes (before, .double() turned the scales float64 and the model refused float64 inputs
+    with a misleading error; .type() would have turned q into floats), the biases convert, and the model
+    computes in float64 on q · s: checked against grukit.reference in float64 (tol 1e-12)."""
+    from grukit import reference
+
+    to64 = {
+        "double": lambda m: m.double(),
+        "to": lambda m: m.to(torch.float64),
+        "type": lambda m: m.type(torch.float64),
+    }[conv]
+    gru = grukit.quantize(randomize(grukit.GRU(5, 12, num_layers=2)).eval(), "int8")
+    cell = grukit.quantize(randomize(grukit.GRUCell(5, 12)).eval(), "int8")
+    for m in (gru, cell):
+        assert to64(m) is m
+        for n, p in m.named_parameters():
+            assert p.dtype == (torch.int8 if n.startswith("weight") else torch.float64), n
+        assert all(b.dtype == torch.float32 for b in m.buffers())
+    assert gru.config.dtype == cell.config.dtype == "float64"
+    x, h0 = torch.randn(4, 3, 5, dtype=torch.float64), torch.randn(2, 3, 12, dtype=torch.float64)
+    params = {}
+    for k in range(2):
+        for w in ("weight_ih", "weight_hh"):
+            n = f"{w}_l{k}"
+            params[n] = _f32_deq(getattr(gru, n), getattr(gru, n + "_scale"))
+        for b in ("bias_ih", "bias_hh"):
+            params[f"{b}_l{k}"] = getattr(gru, f"{b}_l{k}").detach().numpy()
+    want, want_h, _ = reference.gru(x.numpy(), params, num_layers=2, h0=h0.numpy())
+    with torch.inference_mode():
+        out, h_n = gru(x, h0)
+        h1 = cell(x[0], h0[0])
+        y, h_step = gru.step(x[0], h0)
+    assert out.dtype == h1.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h_n.numpy(), want_h, rtol=0, atol=1e-12)
+    assert torch.equal(h_step[-1], y)
+    np.testing.assert_allclose(y.numpy(), want[0], rtol=0, atol=1e-12)
+    w_ih, w_hh = (
+        _f32_deq(getattr(cell, n), getattr(cell, n + "_scale")) for n in ("weight_ih", "weight_hh")
+    )
+    b_ih, b_hh = (getattr(cell, n).detach().numpy() for n in ("bias_ih", "bias_hh"))
+    want_c, _ = reference.gru_cell(x[0].numpy(), h0[0].numpy(), w_ih, w_hh, b_ih, b_hh)
+    np.testing.assert_allclose(h1.numpy(), want_c, rtol=0, atol=1e-12)
+    with pytest.raises(
+        TypeError, match="float64"
+    ):  # float32 inputs into the float64 model: a clear error
+        cell(x[0].float(), h0[0].float())
+
+
+def test_int8_model_half_and_back_to_float():
+    """.half() on an int8 model computes in float16 on q · s (as the dequantized float32 model converted with
+    .half() does: the same result, and within float16 rounding of the float64 reference); .float() after it
+    gives back a float32 model with the int8 streaming step (its biases rounded to float16 and back, as any
+    model's would be), bit for bit the same as the original int8 model with those biases."""
+    from grukit import reference
+
+    cell = grukit.quantize(randomize(grukit.GRUCell(6, 16)).eval(), "int8")
+    x, h = torch.randn(3, 6), torch.randn(3, 16)
+    orig = copy.deepcopy(cell)
+    deq_half = grukit.quantize(copy.deepcopy(cell), "float32").half()
+    cell.half()
+    assert cell.weight_hh.dtype == torch.int8 and cell.weight_hh_scale.dtype == torch.float32
+    assert cell.config.dtype == "float16"
+    with torch.inference_mode():
+        got = cell(x.half(), h.half())
+        want = deq_half(x.half(), h.half())
+    assert got.dtype == torch.float16 and torch.equal(got, want)
+    w_ih, w_hh = (
+        _f32_deq(getattr(cell, n), getattr(cell, n + "_scale")) for n in ("weight_ih", "weight_hh")
+    )
+    b_ih, b_hh = (getattr(cell, n).detach().double().numpy() for n in ("bias_ih", "bias_hh"))
+    ref, _ = reference.gru_cell(x.double().numpy(), h.double().numpy(), w_ih, w_hh, b_ih, b_hh)
+    np.testing.assert_allclose(got.double().numpy(), ref, rtol=0, atol=2e-2)
+    cell.float()
+    with torch.no_grad():
+        for b in (orig.bias_ih, orig.bias_hh):
+            b.copy_(b.half().float())
+    n0 = stream._calls["cell"]
+    with torch.inference_mode():
+        again = cell(x, h)
+        before = orig(x, h)
+    assert stream._calls["cell"] == n0 + 2  # the int8 streaming step runs again, in both
+    assert torch.equal(again, before)
+    # undoing the quantization of a float64 int8 model gives float64 weights (the model's dtype), not float32
+    undone = grukit.quantize(
+        grukit.quantize(randomize(grukit.GRUCell(4, 8)), "int8").double(), "float32"
+    )
+    assert {p.dtype for p in undone.parameters()} == {torch.float64}
