@@ -424,6 +424,16 @@ def test_int8_model_converted_to_float64_computes_in_float64(conv):
         cell(x[0].float(), h0[0].float())
 
 
+def test_float64_int8_model_saves_and_loads_as_float64(tmp_path):
+    gru = grukit.quantize(randomize(grukit.GRU(4, 8)), "int8").double()
+    grukit.save(gru, tmp_path / "m.safetensors")
+    back = grukit.load(tmp_path / "m.safetensors")
+    assert {p.dtype for p in back.parameters()} == {torch.float64}
+    x = torch.randn(3, 2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(back(x)[0], gru(x)[0])
+
+
 def test_int8_model_half_and_back_to_float():
     """.half() on an int8 model computes in float16 on q · s (as the dequantized float32 model converted with
     .half() does: the same result, and within float16 rounding of the float64 reference); .float() after it
