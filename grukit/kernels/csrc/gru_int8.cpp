@@ -47,28 +47,6 @@ struct StepDesc {
     void* const* params;  // 6 per layer: w_ih, w_hh (int8), s_ih, s_hh (float), b_ih, b_hh (float or null)
 };
 
-typedef float v16 __attribute__((vector_size(64)));
-
-static inline v16 bc(float a) { return a - (v16){}; }
-static inline v16 ldn(const float* p, int n) {
-    v16 r = bc(0.0f);
-    if (n == 16) {
-        std::memcpy(&r, p, sizeof(r));
-        return r;
-    }
-    for (int i = 0; i < n; ++i) r[i] = p[i];
-    return r;
-}
-static inline void stn(float* p, v16 a, int n) {
-    if (n == 16) {
-        std::memcpy(p, &a, sizeof(a));
-        return;
-    }
-    for (int i = 0; i < n; ++i) p[i] = a[i];
-}
-static inline v16 vsig(v16 x) { return 1.0f / (1.0f + grukit_simd::exp16(-x)); }
-static inline v16 vtanh(v16 x) { return 1.0f - 2.0f / (1.0f + grukit_simd::exp16(x + x)); }
-
 // One quantized input vector: magnitudes (u8, zero padded to Kp), the sign as bits (one uint64 per 64 values)
 // and as a signed int16 copy (the generic path), and its scale.
 struct QVec {
@@ -302,24 +280,11 @@ static void layer_row(int path, int K, int H, bool reset_after, const float* x, 
         matvec(path, 3 * H, H, w_hh, w.qh, s_hh, b_hh, gh);
     } else {
         matvec(path, 2 * H, H, w_hh, w.qh, s_hh, b_hh, gh);
-        for (int j = 0; j < H; j += 16) {
-            const int n = H - j < 16 ? H - j : 16;
-            const v16 r = vsig(ldn(gi + j, n) + ldn(gh + j, n));
-            stn(rh + j, r * ldn(h + j, n), n);
-        }
+        grukit_simd::step_reset_times_h(H, gi, gh, h, rh);
         quant(rh, H, w.qx);  // x's quantization is no longer needed
         matvec(path, H, H, w_hh + 2 * (size_t)H * H, w.qx, s_hh + 2 * H, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H);
     }
-    for (int j = 0; j < H; j += 16) {
-        const int n = H - j < 16 ? H - j : 16;
-        const v16 r = vsig(ldn(gi + j, n) + ldn(gh + j, n));
-        const v16 z = vsig(ldn(gi + H + j, n) + ldn(gh + H + j, n));
-        const v16 a = reset_after ? ldn(gi + 2 * H + j, n) + r * ldn(gh + 2 * H + j, n)
-                                  : ldn(gi + 2 * H + j, n) + ldn(gh + 2 * H + j, n);
-        const v16 nn = vtanh(a);
-        const v16 hv = ldn(h + j, n);
-        stn(out + j, nn + z * (hv - nn), n);
-    }
+    grukit_simd::step_gates(H, reset_after, gi, gh, h, out);  // gru_simd.h: gru_stream.cpp's gate math
 }
 
 }  // namespace
@@ -342,19 +307,13 @@ int grukit_step_i8_max_k() { return 66000; }
 // run, 2 for a size above grukit_step_i8_max_k.
 int grukit_step_i8(const StepDesc* d, int B, const float* x, const float* h_in, float* h_out, float* y) {
     if (!grukit_step_i8_path_ok(d->path)) return 1;
-    const int L = d->L, I = d->I, H = d->H;
-    if (I > grukit_step_i8_max_k() || H > grukit_step_i8_max_k()) return 2;
-    for (int b = 0; b < B; ++b) {
-        const float* in = x + (size_t)b * I;
-        int K = I;
-        for (int l = 0; l < L; ++l) {
-            const float* hl = h_in + ((size_t)l * B + b) * H;
-            float* ol = h_out + ((size_t)l * B + b) * H;
-            layer_row(d->path, K, H, d->reset_after != 0, in, hl, d->params + 6 * l, ol);
-            in = ol, K = H;
-        }
-        if (y) std::memcpy(y + (size_t)b * H, in, sizeof(float) * H);
-    }
+    const int path = d->path, H = d->H;
+    if (d->I > grukit_step_i8_max_k() || H > grukit_step_i8_max_k()) return 2;
+    const bool ra = d->reset_after != 0;
+    grukit_simd::step_layers(d->L, d->I, H, B, 6, d->params, x, h_in, h_out, y,
+                             [&](int K, const float* in, const float* hl, void* const* p, float* ol) {
+                                 layer_row(path, K, H, ra, in, hl, p, ol);
+                             });
     return 0;
 }
 

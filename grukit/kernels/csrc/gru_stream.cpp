@@ -46,23 +46,10 @@ struct StepDesc {
     void* const* params;  // 4 per layer: w_ih, w_hh (float or uint16 bf16 bits), b_ih, b_hh (float or null)
 };
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
 typedef float v8 __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef uint16_t v8h __attribute__((vector_size(16)));
 
-static inline v16 bc(float a) { return a - (v16){}; }
-static inline v16 ldv(const float* p) {
-    v16 r;
-    std::memcpy(&r, p, sizeof(r));
-    return r;
-}
-static inline void stv(float* p, v16 a) { std::memcpy(p, &a, sizeof(a)); }
-
-static inline v16 vexp(v16 x) { return grukit_simd::exp16(x); }  // gru_simd.h, shared with gru_fused.cpp
-static inline v16 vsig(v16 x) { return 1.0f / (1.0f + vexp(-x)); }
-static inline v16 vtanh(v16 x) { return 1.0f - 2.0f / (1.0f + vexp(x + x)); }
 
 #if GRUKIT_X86
 // --------------------------------------------------------------------------------- AVX-512 helpers
@@ -328,17 +315,6 @@ static void matvec(int path, int nout, int K, const void* W, const float* v, con
     }
 }
 
-static inline v16 ldn(const float* p, int n) {
-    if (n == 16) return ldv(p);
-    v16 r = bc(0.0f);
-    for (int i = 0; i < n; ++i) r[i] = p[i];
-    return r;
-}
-static inline void stn(float* p, v16 a, int n) {
-    if (n == 16) return stv(p, a);
-    for (int i = 0; i < n; ++i) p[i] = a[i];
-}
-
 // One layer, one batch row: x (K), h (H) → out (H) (out may alias h).
 static void layer_row(int path, int K, int H, bool reset_after, const float* x, const float* h, void* const* p,
                       float* out) {
@@ -352,23 +328,10 @@ static void layer_row(int path, int K, int H, bool reset_after, const float* x, 
         matvec(path, 3 * H, H, p[1], h, b_hh, gh);
     } else {
         matvec(path, 2 * H, H, p[1], h, b_hh, gh);
-        for (int j = 0; j < H; j += 16) {
-            int n = H - j < 16 ? H - j : 16;
-            v16 r = vsig(ldn(gi + j, n) + ldn(gh + j, n));
-            stn(rh + j, r * ldn(h + j, n), n);
-        }
+        grukit_simd::step_reset_times_h(H, gi, gh, h, rh);
         matvec(path, H, H, (const char*)p[1] + esz * 2 * (size_t)H * H, rh, b_hh ? b_hh + 2 * H : nullptr, gh + 2 * H);
     }
-    for (int j = 0; j < H; j += 16) {
-        int n = H - j < 16 ? H - j : 16;
-        v16 r = vsig(ldn(gi + j, n) + ldn(gh + j, n));
-        v16 z = vsig(ldn(gi + H + j, n) + ldn(gh + H + j, n));
-        v16 a = reset_after ? ldn(gi + 2 * H + j, n) + r * ldn(gh + 2 * H + j, n)
-                            : ldn(gi + 2 * H + j, n) + ldn(gh + 2 * H + j, n);
-        v16 nn = vtanh(a);
-        v16 hv = ldn(h + j, n);
-        stn(out + j, nn + z * (hv - nn), n);
-    }
+    grukit_simd::step_gates(H, reset_after, gi, gh, h, out);  // gru_simd.h, shared with gru_int8.cpp
 }
 
 }  // namespace
@@ -401,18 +364,12 @@ int grukit_step_path_ok(int path) {
 // layer's new state (null: not written). Returns 0, or 1 for a path this CPU cannot run.
 int grukit_step(const StepDesc* d, int B, const float* x, const float* h_in, float* h_out, float* y) {
     if (!grukit_step_path_ok(d->path)) return 1;
-    const int L = d->L, I = d->I, H = d->H;
-    for (int b = 0; b < B; ++b) {
-        const float* in = x + (size_t)b * I;
-        int K = I;
-        for (int l = 0; l < L; ++l) {
-            const float* hl = h_in + ((size_t)l * B + b) * H;
-            float* ol = h_out + ((size_t)l * B + b) * H;
-            layer_row(d->path, K, H, d->reset_after != 0, in, hl, d->params + 4 * l, ol);
-            in = ol, K = H;
-        }
-        if (y) std::memcpy(y + (size_t)b * H, in, sizeof(float) * H);
-    }
+    const int path = d->path, H = d->H;
+    const bool ra = d->reset_after != 0;
+    grukit_simd::step_layers(d->L, d->I, H, B, 4, d->params, x, h_in, h_out, y,
+                             [&](int K, const float* in, const float* hl, void* const* p, float* ol) {
+                                 layer_row(path, K, H, ra, in, hl, p, ol);
+                             });
     return 0;
 }
 
