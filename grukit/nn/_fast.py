@@ -72,6 +72,21 @@ def keep_quantized(module: nn.Module, fn: Any) -> Any:
     return apply
 
 
+def settle_format(module: nn.Module) -> None:
+    """After ``Module._apply``: a bf16-quantized module whose weights a dtype conversion turned into another
+    floating dtype (``.float()``, ``.double()``, ``.to(dtype)``) is an ordinary module of that dtype from then
+    on (its weights keep the bf16-rounded values), as a plain module's ``.half().float()`` would be: it
+    trains, and ``config`` reports the new dtype. A device move keeps the bf16 format."""
+    if module.__dict__.get("_qweights") != "bf16":
+        return
+    weights = [p for n, p in module._parameters.items() if p is not None and n.startswith("weight")]
+    if weights and all(p.dtype != torch.bfloat16 for p in weights):
+        for p in weights:
+            p.requires_grad_(True)
+        module.__dict__["_qweights"] = None
+        module.__dict__["_step_plan"] = None
+
+
 def stream_module() -> Any:
     """``grukit.kernels.stream``, or None when the native kernel is unavailable."""
     global _stream, _stream_error

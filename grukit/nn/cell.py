@@ -180,7 +180,9 @@ class GRUCell(nn.Module):
     def _apply(self, fn: Any, recurse: bool = True) -> GRUCell:
         route.bump(self)  # .to(), .double(), ...: the parameters' cached checks are stale
         fn = _fast.keep_quantized(self, fn)  # int8 weights and scales keep their dtypes
-        return cast("GRUCell", super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
+        out = cast("GRUCell", super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
+        _fast.settle_format(self)  # bf16 weights converted to another dtype: an ordinary module now
+        return out
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         """One GRU step.

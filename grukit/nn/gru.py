@@ -340,7 +340,9 @@ class GRU(nn.Module):
         route.bump(self)  # .to(), .double(), ...: the parameters' cached checks are stale
         self._step_plan = None
         fn = _fast.keep_quantized(self, fn)  # int8 weights and scales keep their dtypes
-        return cast("GRU", super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
+        out = cast("GRU", super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
+        _fast.settle_format(self)  # bf16 weights converted to another dtype: an ordinary module now
+        return out
 
     def _draw_masks(self, T: int, B: int, like: Tensor) -> fgru.VariantMasks:
         """The random masks of one layer and direction for one call (training only; None where inactive)."""

@@ -473,3 +473,39 @@ def test_int8_model_half_and_back_to_float():
         grukit.quantize(randomize(grukit.GRUCell(4, 8)), "int8").double(), "float32"
     )
     assert {p.dtype for p in undone.parameters()} == {torch.float64}
+
+
+def test_bf16_model_converted_to_float64_is_an_ordinary_float64_model():
+    """.double() on a bf16-quantized model gives an ordinary float64 model on the bf16-rounded weights, as
+    .bfloat16().double() gives any torch module: it trains (before, it kept the bf16 format, so an input that
+    required grad was refused), config says float64, and it matches grukit.reference in float64 on those
+    weights, gradients included (against torch.nn.GRU in float64). A device move keeps the bf16 format."""
+    from grukit import reference
+
+    gru = grukit.quantize(randomize(grukit.GRU(5, 12, num_layers=2)), "bf16")
+    assert gru.to("cpu")._qweights == "bf16"
+    rounded = {n: p.detach().double() for n, p in gru.named_parameters()}
+    gru.double()
+    assert gru._qweights is None and gru.config.dtype == "float64"
+    assert all(p.dtype == torch.float64 and p.requires_grad for p in gru.parameters())
+    x = torch.randn(4, 3, 5, dtype=torch.float64, requires_grad=True)
+    out, _ = gru(x)
+    want, _, _ = reference.gru(
+        x.detach().numpy(), {n: t.numpy() for n, t in rounded.items()}, num_layers=2
+    )
+    np.testing.assert_allclose(out.detach().numpy(), want, rtol=0, atol=1e-12)
+    oracle = torch.nn.GRU(5, 12, num_layers=2).double()
+    with torch.no_grad():
+        for n, t in rounded.items():
+            getattr(oracle, n).copy_(t)
+    x2 = x.detach().clone().requires_grad_(True)
+    oracle(x2)[0].square().sum().backward()
+    out.square().sum().backward()
+    assert x.grad is not None and x2.grad is not None
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        gru.weight_hh_l1.grad, oracle.weight_hh_l1.grad, rtol=1e-10, atol=1e-12
+    )
+    cell = grukit.quantize(randomize(grukit.GRUCell(5, 12)), "bf16").float()
+    assert cell._qweights is None and cell.config.dtype == "float32"
+    assert all(p.requires_grad for p in cell.parameters())
