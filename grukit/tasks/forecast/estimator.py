@@ -183,9 +183,11 @@ class GRUForecaster:
         ensemble: members (seeds seed, seed + 1, ...); the forecast is the median of their quantiles.
         conformal: calibrate the intervals on the held-out windows (split conformal, per horizon step).
         select: per series, return the forecast of the candidate (the GRU, naive, seasonal naive, AutoETS,
-            AutoTheta, or the mean of the GRU, AutoETS and AutoTheta) with the lowest MASE on the validation
-            window before the scored origin (:mod:`.selection`); its intervals come with it. The choice is
-            in ``selection_`` (series id → source). False: always the GRU's forecast.
+            AutoTheta, or the mean of the GRU, AutoETS and AutoTheta) chosen on validation windows before
+            the scored origin; in a panel of more than 20 series a weighted mean of the GRU, AutoETS and
+            AutoTheta with weights chosen for the panel (:mod:`.selection`). Its intervals come with it.
+            The choice is in ``selection_`` (series id → source) and ``selection_weights_``. False:
+            always the GRU's forecast.
         seed: seed of member 0.
         alias: the forecast column's name.
         strict: refuse series too short to train on instead of skipping them (SkippedSeriesWarning).
