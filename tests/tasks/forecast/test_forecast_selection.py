@@ -190,6 +190,22 @@ def test_last_backtest_origin_equals_predict_on_data_cut_there():
 
 
 @pytest.mark.slow
+def test_larger_panel_last_backtest_origin_equals_predict_on_data_cut_there():
+    """No leakage through the panel weights: the blend of the last backtest window is that of a fit on
+    the data cut at that window's origin."""
+    df = panel(n_series=SEL.PER_SERIES_MAX + 1, length=40)
+    cv_est = GRUForecaster(h=H, **SMALL)
+    cv = cv_est.cross_validation(df, n_windows=2, refit=True)
+    est = GRUForecaster(h=H, **SMALL).fit(df[df["ds"] < 40 - H])
+    fc = est.predict()
+    assert set(est.selection_.values()) == {SEL.BLEND}
+    assert cv_est.selection_weights_ == est.selection_weights_
+    got = cv[cv["cutoff"] == 40 - H - 1].reset_index(drop=True)
+    for col in ("GRU", "GRU-lo-80", "GRU-hi-80"):
+        np.testing.assert_allclose(got[col].to_numpy(), fc[col].to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.slow
 def test_select_false_is_the_gru_alone(tmp_path):
     df = panel()
     est = GRUForecaster(h=H, select=False, **SMALL).fit(df)
