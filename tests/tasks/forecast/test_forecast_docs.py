@@ -234,6 +234,29 @@ def test_defaults_table_matches_forecast_defaults_json():
     assert f"geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
 
 
+def test_fresh_held_out_table_matches_forecast_defaults_json():
+    """docs/forecast.md's fresh held-out check (statsmodels data sets) is forecast_defaults.json's
+    "fresh_held_out_check"."""
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
+    fresh = rec["fresh_held_out_check"]
+    section = _section()
+    assert len(fresh["datasets"]) >= 6
+    for name, r in fresh["datasets"].items():
+        assert name not in rec["datasets"]  # never one of the data sets the rule was made on
+        line = next(x for x in section.splitlines() if x.startswith(f"| {name} |"))
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        t = r["test_mase"]
+        want = [
+            f"{t[k]:.3f}" if k in t else ""
+            for k in ("default", "naive", "snaive", "ets", "theta", "arima")
+        ]
+        assert [c.strip("*") for c in cells[2:8]] == want, (name, cells)
+        assert cells[8] == f"{r['ratio_to_best_statsforecast']:.3f}", (name, cells)
+        assert cells[9] == ("yes" if r["beats_trivial"] else "no"), (name, cells)
+    s = fresh["summary"]
+    assert f"fresh geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
+
+
 def test_m3_selection_subset_table_matches_forecast_m3_json():
     rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_m3.json").read_text())
     sub = rec["selection_subset150"]
