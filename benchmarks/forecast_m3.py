@@ -320,6 +320,10 @@ def main() -> None:
                 scores["gru_alone"] = score(train, test, alone, m)
         for k, s in scores.items():
             all_rows[k].append(s)
+        if gmeta and gmeta["selection"].get("on"):
+            sel = gmeta["selection"]
+            val = "  ".join(f"{k} {v:.3f}" for k, v in (sel.get("validation_mase") or {}).items())
+            print(f"  validation MASE: {val}  weights {sel.get('weights') or {}}", flush=True)
         rec_sheets[sheet] = {
             "horizon": h,
             "season_length": m,

@@ -33,6 +33,8 @@ ESTIMATOR_FILE = "estimator.json"
 #: trainer_kwargs that are ForecastOptions fields (recorded in a run's config.json)
 #: the file :meth:`GRUForecaster.save` writes the source of each series' forecast to (``selection_``)
 SELECTION_FILE = "selection.json"
+#: the file :meth:`GRUForecaster.save` writes the weights of the ``blend`` source to (``selection_weights_``)
+SELECTION_WEIGHTS_FILE = "selection_weights.json"
 _TRAINER_FIELDS = ("accelerator", "devices", "num_nodes", "strategy")
 
 
@@ -181,9 +183,11 @@ class GRUForecaster:
         ensemble: members (seeds seed, seed + 1, ...); the forecast is the median of their quantiles.
         conformal: calibrate the intervals on the held-out windows (split conformal, per horizon step).
         select: per series, return the forecast of the candidate (the GRU, naive, seasonal naive, AutoETS,
-            AutoTheta, or the mean of the GRU, AutoETS and AutoTheta) with the lowest MASE on the validation
-            window before the scored origin (:mod:`.selection`); its intervals come with it. The choice is
-            in ``selection_`` (series id → source). False: always the GRU's forecast.
+            AutoTheta, or the mean of the GRU, AutoETS and AutoTheta) chosen on validation windows before
+            the scored origin; in a panel of more than 20 series a weighted mean of the GRU, AutoETS and
+            AutoTheta with weights chosen for the panel (:mod:`.selection`). Its intervals come with it.
+            The choice is in ``selection_`` (series id → source) and ``selection_weights_``. False:
+            always the GRU's forecast.
         seed: seed of member 0.
         alias: the forecast column's name.
         strict: refuse series too short to train on instead of skipping them (SkippedSeriesWarning).
@@ -246,8 +250,11 @@ class GRUForecaster:
         self.seed, self.alias, self.strict = seed, alias, strict
         self.select = select
         #: the source of each series' forecast (series id → "GRU", "naive", "snaive", "ets", "theta",
-        #: "combo"), chosen on its validation window (:mod:`.selection`); empty before fit / with select off
+        #: "combo", "blend"), chosen on its validation window (:mod:`.selection`); empty before fit / with
+        #: select off
         self.selection_: dict[str, str] = {}
+        #: the weights of the "blend" source (a panel of more than 20 series): member → weight; else empty
+        self.selection_weights_: dict[str, float] = {}
         #: series id → candidate → validation MASE (the numbers the choice was made on)
         self.selection_scores_: dict[str, dict[str, float]] = {}
         #: series id → how many validation windows it was selected on
@@ -782,6 +789,7 @@ class GRUForecaster:
         from .train import predict_quantiles
 
         self.selection_, self.selection_scores_, self.selection_windows_ = {}, {}, {}
+        self.selection_weights_ = {}
         spec = self.spec_
         if not self.select or spec is None or spec.future_covariates or not scored:
             return
@@ -828,10 +836,18 @@ class GRUForecaster:
             ok[at[i], k] = v >= held_from.get(scored[i].id, np.iinfo(np.int64).max)
         if small:
             chosen = SEL.choose_robust(scores, ok)
-        else:
-            chosen = SEL.choose({c: t[:, 0] for c, t in scores.items()}, ok[:, 0])
-        # the GRU's and combo's means: over the windows the GRU held out, where it has any
-        gru_like = ("GRU", "combo")
+        else:  # one panel-weighted blend for every series (the module doc)
+            own = ok[ri, ki]
+            w = SEL.blend_weights(actual, {c: fc[c][:, :, mid] for c in SEL.COMBO}, scale, own)
+            self.selection_weights_ = w
+            comb = SEL.weighted({c: fc[c][:, :, mid : mid + 1] for c in w}, w)[:, :, 0]
+            per_row = SEL.validation_scores(actual, {SEL.BLEND: comb}, scale)[SEL.BLEND]
+            t = np.full((len(order), K), np.nan)
+            t[ri, ki] = per_row
+            scores[SEL.BLEND] = t
+            chosen = [SEL.BLEND] * len(order)
+        # the GRU's, combo's and blend's means: over the windows the GRU held out, where it has any
+        gru_like = ("GRU", "combo", SEL.BLEND)
         with np.errstate(all="ignore"):
             for r, (i, c) in enumerate(zip(order, chosen)):
                 sid = scored[i].id
@@ -858,10 +874,17 @@ class GRUForecaster:
         chosen = [self.selection_[series[sidx[j]].id] for j in rows]
         need = set()
         for c in chosen:
-            need |= set(SEL.COMBO) - {"GRU"} if c == "combo" else {c}
+            need |= set(SEL.COMBO) - {"GRU"} if c in ("combo", SEL.BLEND) else {c}
         H = q.shape[1]
         hists = [np.asarray(series[sidx[j]].y[: origins[j]], dtype=np.float64) for j in rows]
         fc = SEL.with_combo({"GRU": q[rows], **self._stat_forecasts(hists, H, sorted(need))})
+        if SEL.BLEND in chosen:
+            if not self.selection_weights_:
+                raise UserInputError(
+                    "a series' source is 'blend' but the estimator has no blend weights "
+                    f"({SELECTION_WEIGHTS_FILE} missing from the folder it was loaded from?)"
+                )
+            fc[SEL.BLEND] = SEL.weighted(fc, self.selection_weights_)
         out = np.array(q, dtype=np.float64, copy=True)
         out[rows] = SEL.blend(q[rows], chosen, fc)
         return out
@@ -896,6 +919,9 @@ class GRUForecaster:
             (tmp / ESTIMATOR_FILE).write_text(json.dumps(self._params(), indent=2) + "\n")
             if self.selection_:
                 (tmp / SELECTION_FILE).write_text(json.dumps(self.selection_, indent=2) + "\n")
+            if self.selection_weights_:
+                text = json.dumps(self.selection_weights_, indent=2) + "\n"
+                (tmp / SELECTION_WEIGHTS_FILE).write_text(text)
             if folder.exists():
                 shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
             tmp.replace(folder)
@@ -940,6 +966,11 @@ class GRUForecaster:
         sel = folder / SELECTION_FILE
         if sel.is_file():
             est.selection_ = {str(k): str(v) for k, v in json.loads(sel.read_text()).items()}
+        wf = folder / SELECTION_WEIGHTS_FILE
+        if wf.is_file():
+            est.selection_weights_ = {
+                str(k): float(v) for k, v in json.loads(wf.read_text()).items()
+            }
         return est
 
     def __repr__(self) -> str:

@@ -27,7 +27,7 @@ from . import data as D
 from . import evaluate as E
 from .config import RESUME_KEEP, ForecastOptions, build_options
 from .ensemble import Ensemble
-from .estimator import SELECTION_FILE, GRUForecaster, output_columns
+from .estimator import SELECTION_FILE, SELECTION_WEIGHTS_FILE, GRUForecaster, output_columns
 
 TASK = "forecast"
 
@@ -204,6 +204,9 @@ def run_forecast(
         _write_csv(fc, run.file("forecast.csv"))
         if est.selection_:  # predict from the run folder forecasts with the same sources
             run.file(SELECTION_FILE).write_text(json.dumps(est.selection_, indent=2) + "\n")
+        if est.selection_weights_:
+            text = json.dumps(est.selection_weights_, indent=2) + "\n"
+            run.file(SELECTION_WEIGHTS_FILE).write_text(text)
         first = est.cv_windows_[3]
         plot_forecast(scored, bt, fc, spec, run.file("forecast.png"), first_origins=first)
         run.complete()  # last: the run folder is whole
@@ -226,14 +229,13 @@ def _selection_report(est: GRUForecaster) -> dict[str, Any]:
     """metrics.json's ``selection``: on or off, how many series each source serves, each series' source
     and the validation MASE of every candidate (mean over the series selected on), and how many
     validation windows (series × window) the choice was made on."""
-    from .selection import CANDIDATES
+    from .selection import BLEND, CANDIDATES
 
     sel = est.selection_
-    counts = {c: sum(1 for v in sel.values() if v == c) for c in CANDIDATES}
+    counts = {c: sum(1 for v in sel.values() if v == c) for c in (*CANDIDATES, BLEND)}
     vals = list(est.selection_scores_.values())
-    mean_val = {
-        c: float(np.nanmean([v[c] for v in vals])) if vals else None for c in CANDIDATES if vals
-    }
+    names = [c for c in (*CANDIDATES, BLEND) if vals and all(c in v for v in vals)]
+    mean_val = {c: float(np.nanmean([v[c] for v in vals])) for c in names}
     return {
         "on": bool(est.select),
         "counts": {k: v for k, v in counts.items() if v},
@@ -241,6 +243,7 @@ def _selection_report(est: GRUForecaster) -> dict[str, Any]:
         "validation_mase": mean_val,
         "series_selected_on_validation": len(vals),
         "validation_windows": int(sum(getattr(est, "selection_windows_", {}).values())),
+        "weights": dict(est.selection_weights_),
     }
 
 

@@ -17,9 +17,16 @@ AutoTheta, AutoETS); the GRU or ``combo`` replaces it only when it clearly beats
 held out of its training (its error on windows it trained on would flatter it). A series the GRU held
 nothing out of takes the choice made on the mean over the series that did (the GRU when there is none).
 
-**Larger panels** choose once for the whole panel (:func:`choose`): the candidate with the lowest mean MASE
-on the window just before the scored origin over the series whose window the GRU held out (a random 20%:
-:func:`~.windows.split_windows`); averaging over that many series is already steady.
+**Larger panels** (more than :data:`PER_SERIES_MAX` series) give every series one weighted mean
+(``blend``) of the GRU's, AutoETS's and AutoTheta's quantiles, weighted once for the whole panel
+(:func:`blend_weights`): the weights on the simplex grid of step :data:`WEIGHT_STEP` with the lowest mean
+MASE on the window just before the scored origin, over the series whose window the GRU held out (a random
+20%: :func:`~.windows.split_windows`), shrunk halfway (:data:`SHRINK`) toward equal weights. One window per
+series is too little evidence to choose per series, and the panel's validation flatters the GRU: its
+held-out windows share calendar time with the other series' windows it trained on (a global model learns
+what happened in those years), which the statistical models, fitted per series, cannot. The shrinkage is
+a prior fixed before any measurement (estimated combination weights rarely beat equal weights by much,
+and equal weights never bet everything on one flattered candidate), not fitted to any data set.
 """
 
 from __future__ import annotations
@@ -47,6 +54,12 @@ TOLERANCE = 0.05
 STAT_HISTORY = 500
 #: the statistical candidates from the simplest (kept on near-ties)
 SIMPLEST_FIRST = ("naive", "snaive", "theta", "ets")
+#: the source of a larger panel's series: the panel's weighted mean of :data:`COMBO` (:func:`blend_weights`)
+BLEND = "blend"
+#: the grid step of :func:`blend_weights` (weights 0, 0.1, ..., 1 summing to 1)
+WEIGHT_STEP = 0.1
+#: the share of the way from the validation-best weights to equal weights (:func:`blend_weights`)
+SHRINK = 0.5
 
 
 def naive_scale(y: np.ndarray, m: int) -> float:
@@ -149,6 +162,74 @@ def choose(
         else:
             out.append("GRU")
     return out
+
+
+def weight_grid(k: int, step: float = WEIGHT_STEP) -> np.ndarray:
+    """All weight vectors of ``k`` members on the grid of ``step`` that sum to 1, (G, k), in
+    lexicographic order of their integer numerators (so the first member's weight rises last).
+
+    >>> weight_grid(2, 0.5).tolist()
+    [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
+    """
+    n = round(1 / step)
+    rows = [c for c in np.ndindex(*(n + 1,) * k) if sum(c) == n]
+    return np.asarray(rows, dtype=np.float64) / n
+
+
+def blend_weights(
+    actual: np.ndarray,
+    medians: Mapping[str, np.ndarray],
+    scale: np.ndarray,
+    own: np.ndarray,
+    members: Sequence[str] = COMBO,
+    step: float = WEIGHT_STEP,
+    shrink: float = SHRINK,
+) -> dict[str, float]:
+    """A panel's weights of ``members``: the grid point (:func:`weight_grid`) whose weighted median has the
+    lowest mean validation MASE over the ``own`` series (those whose window the GRU held out) with a finite
+    forecast from every member, moved ``shrink`` of the way toward equal weights. Equal weights where no
+    series qualifies.
+
+    Args:
+        actual: (N, H) validation values (NaN: not observed).
+        medians: member → (N, H) point forecasts.
+        scale: (N,) MASE denominators.
+        own: (N,) True where the series' validation window was held out of the GRU's training.
+
+    Returns:
+        member → weight (they sum to 1).
+
+    >>> a = np.array([[1.0, 1.0]])
+    >>> m = {
+    ...     "GRU": np.array([[1.0, 1.0]]),
+    ...     "ets": np.array([[3.0, 3.0]]),
+    ...     "theta": np.array([[3.0, 3.0]]),
+    ... }
+    >>> blend_weights(a, m, np.ones(1), np.array([True]))  # best: all GRU; halfway to 1/3 each
+    {'GRU': 0.6667, 'ets': 0.1667, 'theta': 0.1667}
+    """
+    k = len(members)
+    equal = np.full(k, 1.0 / k)
+    f = np.stack([np.asarray(medians[c], dtype=np.float64) for c in members])  # (k, N, H)
+    ok = np.asarray(own, dtype=bool) & np.isfinite(f).all(axis=(0, 2))
+    ok &= np.isfinite(np.asarray(actual, dtype=np.float64)).any(axis=1)
+    if not ok.any():
+        best = equal
+    else:
+        grid = weight_grid(k, step)
+        comb = np.einsum("gk,knh->gnh", grid, f[:, ok])  # (G, n, H)
+        err = np.abs(np.asarray(actual, dtype=np.float64)[ok][None] - comb)
+        mase = np.nanmean(err, axis=2) / np.asarray(scale, dtype=np.float64)[ok][None]
+        best = grid[int(np.argmin(mase.mean(axis=1)))]  # argmin: the first of equal means
+    w = (1 - shrink) * best + shrink * equal
+    return {c: round(float(x), 4) for c, x in zip(members, w)}
+
+
+def weighted(forecasts: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """The weighted mean of ``forecasts`` (name → (N, H, Q) quantiles) by ``weights`` (name → weight)."""
+    tot = sum(weights.values())
+    parts = [np.asarray(forecasts[c], dtype=np.float64) * (w / tot) for c, w in weights.items()]
+    return np.sum(parts, axis=0)
 
 
 def blend(gru: np.ndarray, chosen: Sequence[str], others: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -169,6 +169,21 @@ def test_readme_ensemble_numbers_match_forecast_m3_json():
     assert f"covering {min(covs):.2f}–{max(covs):.2f} per sheet" in readme
 
 
+def test_readme_tour_row_matches_the_results():
+    """The README's forecasting row: the M3 one-model numbers (seed 0 and the mean over seeds 0–2) and
+    the goal-1 geometric mean are the recorded ones."""
+    m3 = json.loads((ROOT / "benchmarks" / "results" / "forecast_m3.json").read_text())
+    dflt = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
+    row = next(
+        x for x in (ROOT / "README.md").read_text().splitlines() if x.startswith("| forecasting |")
+    )
+    one, mean = m3["overall"]["gru"], m3["seeds"]["mean"]["gru"]
+    assert f"sMAPE **{one['smape']:.2f}** / MASE **{one['mase']:.3f}**" in row
+    assert f"mean over seeds 0–2 {mean['smape']:.2f} / {mean['mase']:.3f}" in row
+    g = dflt["summary"]["datasets"]["geomean_ratio_to_best_statsforecast"]
+    assert f"MASE **{g:.3f}** × the best statsforecast model's" in row
+
+
 def test_readme_options_table_matches_the_results():
     """The README's table of forecast options and their measured effects, against the recorded runs."""
     readme = (ROOT / "README.md").read_text()
@@ -232,6 +247,29 @@ def test_defaults_table_matches_forecast_defaults_json():
         assert cells[9] == ("yes" if r["beats_trivial"] else "no"), (name, cells)
     s = rec["summary"]["datasets"]
     assert f"geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
+
+
+def test_fresh_held_out_table_matches_forecast_defaults_json():
+    """docs/forecast.md's fresh held-out check (statsmodels data sets) is forecast_defaults.json's
+    "fresh_held_out_check"."""
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
+    fresh = rec["fresh_held_out_check"]
+    section = _section()
+    assert len(fresh["datasets"]) >= 6
+    for name, r in fresh["datasets"].items():
+        assert name not in rec["datasets"]  # never one of the data sets the rule was made on
+        line = next(x for x in section.splitlines() if x.startswith(f"| {name} |"))
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        t = r["test_mase"]
+        want = [
+            f"{t[k]:.3f}" if k in t else ""
+            for k in ("default", "naive", "snaive", "ets", "theta", "arima")
+        ]
+        assert [c.strip("*") for c in cells[2:8]] == want, (name, cells)
+        assert cells[8] == f"{r['ratio_to_best_statsforecast']:.3f}", (name, cells)
+        assert cells[9] == ("yes" if r["beats_trivial"] else "no"), (name, cells)
+    s = fresh["summary"]
+    assert f"fresh geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
 
 
 def test_m3_selection_subset_table_matches_forecast_m3_json():

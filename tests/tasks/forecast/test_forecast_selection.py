@@ -190,6 +190,22 @@ def test_last_backtest_origin_equals_predict_on_data_cut_there():
 
 
 @pytest.mark.slow
+def test_larger_panel_last_backtest_origin_equals_predict_on_data_cut_there():
+    """No leakage through the panel weights: the blend of the last backtest window is that of a fit on
+    the data cut at that window's origin."""
+    df = panel(n_series=SEL.PER_SERIES_MAX + 1, length=40)
+    cv_est = GRUForecaster(h=H, **SMALL)
+    cv = cv_est.cross_validation(df, n_windows=2, refit=True)
+    est = GRUForecaster(h=H, **SMALL).fit(df[df["ds"] < 40 - H])
+    fc = est.predict()
+    assert set(est.selection_.values()) == {SEL.BLEND}
+    assert cv_est.selection_weights_ == est.selection_weights_
+    got = cv[cv["cutoff"] == 40 - H - 1].reset_index(drop=True)
+    for col in ("GRU", "GRU-lo-80", "GRU-hi-80"):
+        np.testing.assert_allclose(got[col].to_numpy(), fc[col].to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.slow
 def test_select_false_is_the_gru_alone(tmp_path):
     df = panel()
     est = GRUForecaster(h=H, select=False, **SMALL).fit(df)
@@ -208,3 +224,82 @@ def test_select_false_is_the_gru_alone(tmp_path):
 def test_cli_no_select_flag(cli, tmp_path):
     res = cli("forecast", "--help")
     assert "--no-select" in res.out
+
+
+def test_blend_weights_by_hand():
+    """The larger-panel weights: the grid point with the lowest mean validation MASE over the series the
+    GRU held out, moved halfway to equal weights."""
+    assert SEL.weight_grid(3, 0.5).tolist() == [
+        [0.0, 0.0, 1.0],
+        [0.0, 0.5, 0.5],
+        [0.0, 1.0, 0.0],
+        [0.5, 0.0, 0.5],
+        [0.5, 0.5, 0.0],
+        [1.0, 0.0, 0.0],
+    ]
+    actual = np.array([[2.0, 2.0], [4.0, 4.0], [100.0, 100.0]])
+    med = {
+        "GRU": np.array([[0.0, 0.0], [2.0, 2.0], [100.0, 100.0]]),
+        "ets": np.array([[4.0, 4.0], [6.0, 6.0], [0.0, 0.0]]),
+        "theta": np.array([[10.0, 10.0], [10.0, 10.0], [0.0, 0.0]]),
+    }
+    scale = np.array([1.0, 2.0, 1.0])
+    own = np.array([True, True, False])  # series 2 (where the GRU is perfect) was trained on
+    # on series 0 and 1 half GRU + half ets is exact (errors 0); every other grid point of step 0.5
+    # errs (e.g. all GRU: 2/1 and 2/2, mean 1.5): best (0.5, 0.5, 0); halfway to 1/3 each:
+    # (0.5 + 1/3)/2, (0.5 + 1/3)/2, (0 + 1/3)/2
+    w = SEL.blend_weights(actual, med, scale, own, step=0.5)
+    assert w == pytest.approx({"GRU": 5 / 12, "ets": 5 / 12, "theta": 1 / 6}, abs=1e-4)
+    # no shrinkage: the validation-best weights themselves
+    assert SEL.blend_weights(actual, med, scale, own, step=0.5, shrink=0.0) == {
+        "GRU": 0.5,
+        "ets": 0.5,
+        "theta": 0.0,
+    }
+    # no series held out, or one with a NaN forecast: equal weights
+    assert SEL.blend_weights(actual, med, scale, np.zeros(3, bool)) == pytest.approx(
+        {"GRU": 1 / 3, "ets": 1 / 3, "theta": 1 / 3}, abs=1e-4
+    )
+    bad = {**med, "ets": np.where(own[:, None], np.nan, med["ets"])}
+    assert SEL.blend_weights(actual, bad, scale, own) == pytest.approx(
+        {"GRU": 1 / 3, "ets": 1 / 3, "theta": 1 / 3}, abs=1e-4
+    )
+    # the blend itself: the weighted mean of the quantiles
+    f = {k: np.full((1, 2, 3), v) for k, v in (("GRU", 1.0), ("ets", 2.0), ("theta", 6.0))}
+    np.testing.assert_allclose(SEL.weighted(f, {"GRU": 0.5, "ets": 0.25, "theta": 0.25}), 2.5)
+
+
+@pytest.mark.slow
+def test_a_larger_panel_blends_with_panel_weights(tmp_path):
+    """More than 20 series: every series' source is the blend, its forecast the weighted mean of the
+    GRU's, AutoETS's and AutoTheta's; the weights travel with a saved model."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS, AutoTheta
+
+    df = panel(n_series=SEL.PER_SERIES_MAX + 1, length=40)
+    est = GRUForecaster(h=H, **SMALL).fit(df)
+    assert set(est.selection_.values()) == {SEL.BLEND}
+    w = est.selection_weights_
+    assert set(w) == set(SEL.COMBO) and sum(w.values()) == pytest.approx(1.0, abs=1e-3)
+    assert min(w.values()) >= SEL.SHRINK / 3 - 1e-4  # shrunk toward equal weights
+    fc = est.predict()
+    sel = dict(est.selection_)
+    est.selection_ = {}
+    gru = est.predict()
+    est.selection_ = sel
+    sf = StatsForecast(
+        models=[AutoETS(season_length=M), AutoTheta(season_length=M)], freq=1
+    ).forecast(df=df.assign(ds=lambda d: d["ds"].astype(int)), h=H)
+    sf = sf.reset_index() if "unique_id" not in sf.columns else sf
+    key = ["unique_id", "ds"]
+    fc, gru = (x.sort_values(key).reset_index(drop=True) for x in (fc, gru))
+    sf = sf.assign(unique_id=sf["unique_id"].astype(str)).sort_values(key).reset_index(drop=True)
+    assert (sf["unique_id"].to_numpy() == fc["unique_id"].astype(str).to_numpy()).all()
+    want = w["GRU"] * gru["GRU"].to_numpy() + (
+        w["ets"] * sf["AutoETS"].to_numpy() + w["theta"] * sf["AutoTheta"].to_numpy()
+    )
+    # the weights are rounded to 4 decimals; the blend divides by their sum
+    np.testing.assert_allclose(fc["GRU"].to_numpy(), want / sum(w.values()), rtol=1e-5)
+    back = GRUForecaster.load(est.save(tmp_path / "m"))
+    assert back.selection_weights_ == w
+    pd.testing.assert_frame_equal(back.predict(df=df).sort_values(key).reset_index(drop=True), fc)
