@@ -134,3 +134,33 @@ def test_the_summary_names_every_file_and_loss_png_marks_the_kept_epoch(tmp_path
     res.run.write_metrics(task="toy", dataset="d", split="test", model={"mse": 0.1})
     names = ["config.json", "last.ckpt", "log.csv", "loss.png", "metrics.json", "model.safetensors"]
     assert res.run.summary() == f"run folder {res.run.path}: {', '.join(names)}"
+
+
+def test_write_json_writes_big_containers_one_compact_entry_per_line(tmp_path):
+    # the same JSON value as json.dumps(indent=2) (the oracle); files without a container of over
+    # ROWS_FROM entries are that text byte for byte
+    import math
+
+    from grukit.train.run import ROWS_FROM, write_json
+
+    small = {"a": 1, "b": [1.5, {"c": math.nan}], "d": {}, "e": [], "f": "x"}
+    got = write_json(tmp_path / "s.json", small).read_text()
+    assert got == json.dumps({**small, "b": [1.5, {"c": None}]}, indent=2) + "\n"
+    n = ROWS_FROM + 1
+    big = {
+        "task": "forecast",
+        "per_series": {f"s{i}": {"model": {"mae": i / 3, "mase": math.inf}} for i in range(n)},
+        "nested": [{"ids": list(range(n))}],
+    }
+    text = write_json(tmp_path / "b.json", big).read_text()
+    want = {
+        **big,
+        "per_series": {f"s{i}": {"model": {"mae": i / 3, "mase": None}} for i in range(n)},
+    }
+    assert json.loads(text) == want
+    lines = text.splitlines()
+    assert (
+        lines[2] == '  "per_series": {'
+        and lines[3] == '    "s0": {"model": {"mae": 0.0, "mase": null}},'
+    )
+    assert len(lines) < 2 * n + 20  # one line per entry, not one per value

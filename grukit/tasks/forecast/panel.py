@@ -28,7 +28,11 @@ def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> 
     """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``.
 
     Without numeric covariates the statistics of all series come from whole-array segment sums (equal
-    to the per-series ``mean``/``std`` up to the order of summation)."""
+    to the per-series ``mean``/``std`` up to the order of summation). With ``scaling="window"`` and no
+    numeric covariates nothing reads them (each window is scaled by its own context): none are stored,
+    and the model file's spec holds none (100k series held 100k unused entries)."""
+    if not scalers_used(spec):
+        return
     if spec.numeric_covariates or not series:
         for s in series:
             spec.scalers[s.id] = _stats(s, spec, until[s.id])
@@ -42,6 +46,12 @@ def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> 
     sd = np.sqrt(np.add.reduceat((fy - np.repeat(mean, k)) ** 2, at) / k)
     for s, m, d in zip(series, mean.tolist(), np.maximum(sd, 1e-8).tolist()):
         spec.scalers[s.id] = {"y_mean": m, "y_std": d, "x_mean": [], "x_std": []}
+
+
+def scalers_used(spec: DataSpec) -> bool:
+    """Whether windows read the per-series statistics of ``spec.scalers``: with ``scaling="series"`` (the
+    target) or numeric past covariates (their standardisation)."""
+    return spec.scaling == "series" or bool(spec.numeric_covariates)
 
 
 def fit_covariate_scalers(series: list[Series], spec: DataSpec) -> None:
@@ -171,7 +181,7 @@ class Panel:
         off = 0
         for s in series:
             T = len(s)
-            sc = scaler_for(spec, s)
+            sc = scaler_for(spec, s) if scalers_used(spec) else {}
             fy = transform(s.y, spec)
             if spec.scaling == "series":
                 fy = (fy - sc["y_mean"]) / sc["y_std"]
@@ -226,7 +236,18 @@ class Panel:
         # flat index of every data step, series after series
         rel = np.arange(int(T.sum()), dtype=np.int64) - np.repeat(np.cumsum(T) - T, T)
         at = np.repeat(self.start, T) + rel
-        fy = transform(np.concatenate([s.y for s in series]), spec)
+        store = series[0].store
+        owner = None if store is None else (store.y if store.y.base is None else store.y.base)
+        if (
+            spec.log
+            and owner is not None
+            and all(s.store is store and s.y.base is owner for s in series)
+        ):
+            # the log of every value once (ColumnStore), gathered: what log(concatenate(y)) gives
+            at_y = np.fromiter((s.at for s in series), dtype=np.int64, count=n)
+            fy = store.log()[np.repeat(at_y, T) + rel]  # type: ignore[union-attr]
+        else:
+            fy = transform(np.concatenate([s.y for s in series]), spec)
         if spec.scaling == "series":
             sc = [scaler_for(spec, s) for s in series]
             mu = np.fromiter((d["y_mean"] for d in sc), dtype=np.float64, count=n)

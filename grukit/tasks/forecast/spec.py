@@ -104,6 +104,22 @@ class DataSpec:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
 
+class ColumnStore:
+    """The target values of many series in one contiguous array (each :class:`Series`' ``y`` a view into
+    it, at ``Series.at``) and its log, computed once for every series and every panel cut from them (a
+    100k-series panel's log is ~0.5 s a pass). The values must not be changed in place once the log is
+    asked for."""
+
+    def __init__(self, y: np.ndarray) -> None:
+        self.y = y
+        self._log: np.ndarray | None = None
+
+    def log(self) -> np.ndarray:
+        if self._log is None:
+            self._log = np.log(self.y)
+        return self._log
+
+
 @dataclasses.dataclass
 class Series:
     """One series on a regular grid: raw target ``y`` (T,), past covariates ``x`` (T, Fx) unscaled.
@@ -123,6 +139,9 @@ class Series:
     #: (T,) bool, False where the target was missing and ``y`` holds an interpolated value; None: every
     #: step observed
     observed: np.ndarray | None = None
+    #: where ``y`` lives when it is a view into a :class:`ColumnStore` (``y`` = ``store.y[at : at + len]``)
+    store: ColumnStore | None = dataclasses.field(default=None, repr=False, compare=False)
+    at: int = dataclasses.field(default=0, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.xf is None:
@@ -145,6 +164,8 @@ class Series:
             self.xf,
             self.static,
             None if self.observed is None else self.observed[:n],
+            self.store,
+            self.at,
         )
 
 
@@ -417,12 +438,13 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
     out = []
     tv = t if steps else t.view("M8[ns]")
     first = t[starts].tolist()
+    store = ColumnStore(y)
     for k, (a, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
         if steps:  # a complete grid of integer steps: its values without an array of them
             grid = pd.RangeIndex.from_range(range(first[k], first[k] + n))
         else:
             grid = pd.DatetimeIndex(pd.Index(tv[a : a + n], copy=False), freq=spec.freq)
-        out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0))))
+        out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0)), store=store, at=a))
     return out
 
 
