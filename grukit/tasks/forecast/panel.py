@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .calendar import STEP, calendar_features, future_times
-from .spec import DataSpec, Series, future_covariate_names, static_names
+from .spec import DataSpec, Series, _shared_store, future_covariate_names, static_names
 
 
 def _stats(s: Series, spec: DataSpec, k: int) -> dict[str, Any]:
@@ -236,16 +236,11 @@ class Panel:
         # flat index of every data step, series after series
         rel = np.arange(int(T.sum()), dtype=np.int64) - np.repeat(np.cumsum(T) - T, T)
         at = np.repeat(self.start, T) + rel
-        store = series[0].store
-        owner = None if store is None else (store.y if store.y.base is None else store.y.base)
-        if (
-            spec.log
-            and owner is not None
-            and all(s.store is store and s.y.base is owner for s in series)
-        ):
+        store = _shared_store(series) if spec.log else None
+        if store is not None:
             # the log of every value once (ColumnStore), gathered: what log(concatenate(y)) gives
             at_y = np.fromiter((s.at for s in series), dtype=np.int64, count=n)
-            fy = store.log()[np.repeat(at_y, T) + rel]  # type: ignore[union-attr]
+            fy = store.log()[np.repeat(at_y, T) + rel]
         else:
             fy = transform(np.concatenate([s.y for s in series]), spec)
         if spec.scaling == "series":

@@ -288,14 +288,14 @@ def _backtest(
     levels = tuple(est.model_.quantiles)
     mid = Q.median_index(levels)
     q = _quantile_array(cv, est.alias, levels, len(sidx), H)  # (N, H, Q)
-    hists = [scored[i].y[:o][-opts.baseline_history :] for i, o in zip(sidx, origins)]
+    hists = (
+        [scored[i].y[:o][-opts.baseline_history :] for i, o in zip(sidx, origins)]
+        if opts.baselines
+        else []
+    )
     bases = E.statsforecast_baselines(hists, H, m, opts.baselines, quantiles=levels)
     steps = origins[:, None] + np.arange(H)[None, :]  # (N, H)
-    actual = (
-        np.stack([scored[i].y[o : o + H] for i, o in zip(sidx, origins)])
-        if len(sidx)
-        else (np.zeros((0, H)))
-    )
+    actual = D.window_values(scored, sidx, origins, H)
     seen = np.ones_like(actual, dtype=bool)
     for r, i in enumerate(sidx):
         if scored[i].observed is not None:
@@ -343,9 +343,7 @@ def _backtest(
             "baselines": {b: rows_of[b][i] for b in bases},
         }
     o_sorted = origins[by_series]
-    times = [np.asarray(scored[i].times) for i in range(n_s)]
-    stamps = [times[i][o - 1 : o + H] for i, o in zip(seg.tolist(), o_sorted.tolist())]
-    stamps_a = np.stack(stamps) if stamps else np.zeros((0, H + 1), dtype=np.int64)
+    stamps_a = D.window_times(scored, seg, o_sorted - 1, H + 1)
     ids = np.array([s.id for s in scored], dtype=object)
     cols: dict[str, np.ndarray] = {
         "series": np.repeat(ids[seg], H),
@@ -467,6 +465,9 @@ def plot_forecast(
     from ...train import save_figure
 
     shown = series[:max_series]
+    keep = [s.id for s in shown]  # one pass over the big tables, not one per panel
+    bt = bt[bt["series"].isin(keep)] if len(bt) else bt
+    fc = fc[fc["series"].isin(keep)]
     fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.8 * len(shown)), squeeze=False)
     for ax, s in zip(axes[:, 0], shown):
         o0 = (first_origins or {}).get(s.id, len(s))

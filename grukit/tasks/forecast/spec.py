@@ -169,6 +169,82 @@ class Series:
         )
 
 
+def _shared_store(series: list[Series]) -> ColumnStore | None:
+    """The one :class:`ColumnStore` every series' ``y`` is a view into, or None."""
+    store = series[0].store if series else None
+    if store is None:
+        return None
+    owner = store.y if store.y.base is None else store.y.base
+    if all(s.store is store and s.y.base is owner for s in series):
+        return store
+    return None
+
+
+def window_values(series: list[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
+    """``series[i].y[o : o + width]`` of every row (i, o) of ``sidx``, ``start``, as one (N, width) float64
+    array (each window inside its series): one gather from the shared column when there is one.
+
+    >>> s = [Series("a", pd.RangeIndex(4), np.arange(4.0), np.zeros((4, 0)))]
+    >>> window_values(s, [0, 0], [0, 2], 2).tolist()
+    [[0.0, 1.0], [2.0, 3.0]]
+    """
+    sidx = np.asarray(sidx, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    if not len(sidx):
+        return np.zeros((0, width))
+    store = _shared_store(series)
+    if store is not None:
+        at = np.fromiter((s.at for s in series), dtype=np.int64, count=len(series))
+        return store.y[(at[sidx] + start)[:, None] + np.arange(width)[None, :]].astype(np.float64)
+    return np.stack(
+        [series[i].y[o : o + width] for i, o in zip(sidx.tolist(), start.tolist())]
+    ).astype(np.float64)
+
+
+def _grid_starts(series: list[Series]) -> tuple[np.ndarray, int, bool] | None:
+    """(first time of each series as int64, step in its units, whether dates) when every series' times
+    are a regular grid whose k-th value is first + k·step: integer steps as a ``RangeIndex`` of step 1, or
+    a ``DatetimeIndex`` (no time zone) with a fixed-duration ``freq``; else None."""
+    if all(type(s.times) is pd.RangeIndex and s.times.step == 1 for s in series):
+        return np.fromiter((s.times.start for s in series), np.int64, len(series)), 1, False
+    unit = None
+    for s in series:
+        t = s.times
+        if not isinstance(t, pd.DatetimeIndex) or t.tz is not None or t.freq is None:
+            return None
+        try:
+            u = int(t.freq.nanos)  # a fixed duration only
+        except ValueError:
+            return None
+        if t.unit != "ns" or (unit is not None and u != unit):
+            return None
+        unit = u
+    if unit is None:
+        return None
+    return np.fromiter((s.times.asi8[0] for s in series), np.int64, len(series)), unit, True
+
+
+def window_times(series: list[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
+    """``np.asarray(series[i].times)[o : o + width]`` of every row (i, o), as one (N, width) array; on a
+    regular grid (:func:`_grid_starts`) a window may run past the series' end (the grid continued).
+
+    >>> s = [Series("a", pd.RangeIndex(3, 7), np.ones(4), np.zeros((4, 0)))]
+    >>> window_times(s, [0], [1], 5).tolist()
+    [[4, 5, 6, 7, 8]]
+    """
+    sidx = np.asarray(sidx, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    grid = _grid_starts(series) if len(sidx) else None
+    if grid is None:
+        if not len(sidx):
+            return np.zeros((0, width), dtype=np.int64)
+        times = {i: np.asarray(series[i].times) for i in set(sidx.tolist())}
+        return np.stack([times[i][o : o + width] for i, o in zip(sidx.tolist(), start.tolist())])
+    t0, unit, dates = grid
+    out = t0[sidx][:, None] + unit * (start[:, None] + np.arange(width, dtype=np.int64)[None, :])
+    return out.view("M8[ns]") if dates else out
+
+
 def _check_columns(df: pd.DataFrame, cols: list[str], what: str) -> None:
     for c in cols:
         if c not in df.columns:
