@@ -87,13 +87,21 @@ def _empty_folder(path: Path) -> None:
 _PLAIN = (str, bool, type(None))
 
 
+class PlainJSON(dict):
+    """A dict whose writer vouches that it holds JSON as it is (text keys; texts, ints, floats, bools,
+    None, lists and dicts of them): :func:`write_json` then skips the value-by-value conversion for it (a
+    non-finite float still becomes ``null``). For big tables such as the per-series metrics of 100k
+    series."""
+
+
 def _jsonable(obj: Any) -> Any:
     """Plain-JSON copy of ``obj``: Paths → str, dataclasses → dict, NaN/inf → None, numpy/torch scalars → float."""
     import dataclasses
 
-    t = type(
-        obj
-    )  # the common exact types first: a metrics file holds millions of them at 100k series
+    # the common exact types first: a metrics file holds millions of them at 100k series
+    t = type(obj)
+    if t is PlainJSON:
+        return obj
     if t is float:
         return obj if math.isfinite(obj) else None
     if t in _PLAIN or t is int:
@@ -141,6 +149,8 @@ def _dumps(data: Any) -> str:
         if isinstance(v, (dict, list)) and len(v) > ROWS_FROM:
             big.append(v)
             return f"\x00grukit-rows-{len(big) - 1}\x00"
+        if type(v) is PlainJSON:
+            v = _jsonable(dict(v))
         if isinstance(v, dict):
             return {k: cut(x) for k, x in v.items()}
         if isinstance(v, list):
@@ -155,12 +165,21 @@ def _dumps(data: Any) -> str:
         pad = " " * (len(line) - len(line.lstrip(" ")))
         inner = pad + "  "
         if isinstance(v, dict):
-            rows = (f"{inner}{json.dumps(str(key))}: {json.dumps(x)}" for key, x in v.items())
+            rows = (f"{inner}{json.dumps(str(key))}: {_row(x)}" for key, x in v.items())
             block = "{\n" + ",\n".join(rows) + "\n" + pad + "}"
         else:
-            block = "[\n" + ",\n".join(inner + json.dumps(x) for x in v) + "\n" + pad + "]"
+            block = "[\n" + ",\n".join(inner + _row(x) for x in v) + "\n" + pad + "]"
         text = text[:at] + block + text[at + len(token) :]
     return text
+
+
+def _row(x: Any) -> str:
+    """One entry of a big container, compact (a :class:`PlainJSON` entry holding a non-finite float or a
+    value JSON has no type for goes through :func:`_jsonable` first)."""
+    try:
+        return json.dumps(x, allow_nan=False)
+    except (ValueError, TypeError):
+        return json.dumps(_jsonable(x))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

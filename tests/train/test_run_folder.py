@@ -164,3 +164,17 @@ def test_write_json_writes_big_containers_one_compact_entry_per_line(tmp_path):
         and lines[3] == '    "s0": {"model": {"mae": 0.0, "mase": null}},'
     )
     assert len(lines) < 2 * n + 20  # one line per entry, not one per value
+
+
+def test_write_json_plain_json_is_written_as_it_is_but_non_finite_floats_become_null(tmp_path):
+    import math
+
+    from grukit.train.run import ROWS_FROM, PlainJSON, write_json
+
+    for n in (3, ROWS_FROM + 5):  # the indented path and the one-entry-per-line path
+        rows = PlainJSON(
+            {f"s{i}": {"mae": i / 7, "mase": math.nan if i % 2 else 1.5} for i in range(n)}
+        )
+        got = json.loads(write_json(tmp_path / f"p{n}.json", {"per_series": rows}).read_text())
+        want = {f"s{i}": {"mae": i / 7, "mase": None if i % 2 else 1.5} for i in range(n)}
+        assert got == {"per_series": want}

@@ -335,7 +335,9 @@ def _backtest(
             for b, arr in bases.items()
         },
     }
-    per_series: dict[str, Any] = {}
+    from ...train.run import PlainJSON
+
+    per_series: dict[str, Any] = PlainJSON()  # JSON as it is (NaN → None here): written as it is
     rows_of = {k: [dict(zip(v, t)) for t in zip(*v.values())] for k, v in _listed(metrics).items()}
     for i, s in enumerate(scored):
         per_series[s.id] = {
@@ -430,8 +432,23 @@ def _segment_metrics(actual, quantiles, mask, seg, n_seg, scale, levels) -> dict
     return {k: np.where(n > 0, v, np.nan) for k, v in out.items()}
 
 
-def _listed(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, list[float]]]:
-    return {k: {name: v.tolist() for name, v in d.items()} for k, d in metrics.items()}
+def _listed(
+    metrics: dict[str, dict[str, np.ndarray]],
+) -> dict[str, dict[str, list[float | None]]]:
+    """The metric arrays as lists, a non-finite value as None (as metrics.json holds it)."""
+    out: dict[str, dict[str, list[float | None]]] = {}
+    for k, d in metrics.items():
+        out[k] = {}
+        for name, v in d.items():
+            v = np.asarray(v, dtype=np.float64)
+            ok = np.isfinite(v)
+            if ok.all():
+                out[k][name] = v.tolist()
+            else:
+                obj = v.astype(object)
+                obj[~ok] = None
+                out[k][name] = obj.tolist()
+    return out
 
 
 def forecast_table(fc: pd.DataFrame, spec: D.DataSpec, alias: str, quantiles) -> pd.DataFrame:
