@@ -233,14 +233,12 @@ class Panel:
         off = np.concatenate([[0], np.cumsum(size)[:-1]])
         self.start, self.length = off + C, T
         M, n = int(size.sum()), len(series)
-        # flat index of every data step, series after series
-        rel = np.arange(int(T.sum()), dtype=np.int64) - np.repeat(np.cumsum(T) - T, T)
-        at = np.repeat(self.start, T) + rel
+        data = _runs(self.start, T, M)  # the data steps, series after series (a mask, not an index)
         store = _shared_store(series) if spec.log else None
-        if store is not None:
+        at_y = None if store is None else np.fromiter((s.at for s in series), np.int64, n)
+        if at_y is not None and store is not None and _disjoint_ascending(at_y, T):
             # the log of every value once (ColumnStore), gathered: what log(concatenate(y)) gives
-            at_y = np.fromiter((s.at for s in series), dtype=np.int64, count=n)
-            fy = store.log()[np.repeat(at_y, T) + rel]
+            fy = store.log()[_runs(at_y, T, len(store.y))]
         else:
             fy = transform(np.concatenate([s.y for s in series]), spec)
         if spec.scaling == "series":
@@ -249,20 +247,21 @@ class Panel:
             sd = np.fromiter((d["y_std"] for d in sc), dtype=np.float64, count=n)
             fy = (fy - np.repeat(mu, T)) / np.repeat(sd, T)
         self.fy = np.zeros(M)
-        self.fy[at] = fy
-        self.obs = np.zeros(M, dtype=np.float32)  # 0/1: exact in float32, half the bytes
+        self.fy[data] = fy
+        # 0/1: exact in float32, half the bytes
         if spec.observed_input and any(s.observed is not None for s in series):
-            self.obs[at] = np.concatenate(
+            self.obs = np.zeros(M, dtype=np.float32)
+            self.obs[data] = np.concatenate(
                 [np.ones(len(s)) if s.observed is None else s.observed for s in series]
             )
         else:
-            self.obs[at] = 1.0
+            self.obs = data.astype(np.float32)
         self.feats = np.zeros((M, self.n_cal), dtype=np.float32)
         if self.n_cal:  # calendar of the data and forecast steps (the padding before stays 0)
             times = _times_with_future(series, H, spec.freq)
-            k = np.arange(int((T + H).sum()), dtype=np.int64)
-            cal_at = np.repeat(self.start, T + H) + k - np.repeat(np.cumsum(T + H) - (T + H), T + H)
-            self.feats[cal_at] = calendar_features(times, spec.freq, spec.calendar)
+            self.feats[_runs(self.start, T + H, M)] = calendar_features(
+                times, spec.freq, spec.calendar
+            )
 
     @property
     def past_features(self) -> int:
@@ -336,6 +335,22 @@ class Panel:
             sd = np.array([s["y_std"] for s in sc])[:, None, None]
             fy = fy * sd + mu
         return inverse(fy, self.spec)
+
+
+def _runs(starts: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:
+    """(size,) bool, True on ``[starts[i], starts[i] + lengths[i])`` of every i (ascending, disjoint
+    runs): selects the same elements, in the same order, as the index ``concatenate(arange(s, s + l))``
+    at a byte a position instead of eight."""
+    ok = lengths > 0
+    edge = np.zeros(size + 1, dtype=np.int8)
+    edge[starts[ok]] += 1
+    edge[(starts + lengths)[ok]] -= 1  # a run ending where the next starts: +1 − 1 = 0
+    return np.cumsum(edge[:-1], dtype=np.int8) > 0
+
+
+def _disjoint_ascending(starts: np.ndarray, lengths: np.ndarray) -> bool:
+    """Whether the runs ``[starts[i], starts[i] + lengths[i])`` lie in ascending order, none overlapping."""
+    return bool(len(starts) == 0 or (starts[1:] >= starts[:-1] + lengths[:-1]).all())
 
 
 def _times_with_future(series: list[Series], H: int, freq: str) -> pd.Index:

@@ -90,6 +90,34 @@ def test_window_values_and_times_equal_per_series_slices(kind, path):
             np.testing.assert_array_equal(fut[r], want)
 
 
+@pytest.mark.parametrize("order", ["heads", "reversed", "subset"])
+def test_columnar_panel_from_the_shared_column_in_any_order_equals_the_per_series_panel(order):
+    # the log gathered from the shared column through run masks (ascending, disjoint runs), or the
+    # concatenation when the series are not in the column's order; the oracle: the per-series loop
+    from grukit.tasks.forecast import panel as P
+
+    df = _panel("step", seed=4, n=8)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=True, scaling="window")
+    series = D.to_series(df, spec)
+    series = {
+        "heads": [s.head(max(1, len(s) - 2)) for s in series],
+        "reversed": series[::-1],
+        "subset": series[1::3],
+    }[order]
+    ascending = order != "reversed"
+    at = np.array([s.at for s in series])
+    assert P._disjoint_ascending(at, np.array([len(s) for s in series])) == ascending
+    fast = D.Panel(series, spec, 6, 3)
+    slow = D.Panel(series, spec, 6, 3, columnar=False)
+    np.testing.assert_array_equal(fast.fy, slow.fy)
+    np.testing.assert_array_equal(fast.obs, slow.obs)
+    lens = np.array([0, 3, 0, 2, 1])
+    starts = np.array([0, 0, 3, 3, 6])
+    want = np.zeros(9, bool)
+    want[np.concatenate([np.arange(a, a + n) for a, n in zip(starts, lens)])] = True
+    np.testing.assert_array_equal(P._runs(starts, lens, 9), want)
+
+
 def test_gaps_duplicates_and_covariates_leave_the_columnar_path():
     df = _panel("step", shuffle=False)
     spec = D.make_spec(df, "t", "y", id_col="id")
