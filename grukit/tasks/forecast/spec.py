@@ -120,6 +120,17 @@ class ColumnStore:
         return self._log
 
 
+class _StepGrid:
+    """The integer steps ``first .. first + n − 1`` of a series, before anything asks for them as a pandas
+    index (:attr:`Series.times` makes the ``RangeIndex`` then): 100k series' indexes cost ~0.3 s to make
+    and as much again to cut with ``head``, and most of them are never looked at."""
+
+    __slots__ = ("first", "n")
+
+    def __init__(self, first: int, n: int) -> None:
+        self.first, self.n = int(first), int(n)
+
+
 @dataclasses.dataclass
 class Series:
     """One series on a regular grid: raw target ``y`` (T,), past covariates ``x`` (T, Fx) unscaled.
@@ -155,9 +166,15 @@ class Series:
     def head(self, n: int) -> Series:
         """The first ``n`` steps (the part a model may train on). The future-known covariates after them
         are kept: they are known in advance (they never hold the target)."""
+        t = self.__dict__["times"]
+        if type(t) is _StepGrid or (type(t) is pd.RangeIndex and t.step == 1):
+            first, k = _step_first(self), len(range(len(self.y))[:n])
+            times: Any = _StepGrid(first, k)  # type: ignore[arg-type]
+        else:
+            times = t[:n]
         return Series(
             self.id,
-            self.times[:n],
+            times,
             self.y[:n],
             self.x[:n],
             self.filled,
@@ -167,6 +184,33 @@ class Series:
             self.store,
             self.at,
         )
+
+
+def _times_get(self: Series) -> pd.Index:
+    t = self.__dict__["times"]
+    if type(t) is _StepGrid:
+        t = pd.RangeIndex.from_range(range(t.first, t.first + t.n))
+        self.__dict__["times"] = t
+    return t
+
+
+def _times_set(self: Series, value: Any) -> None:
+    self.__dict__["times"] = value
+
+
+# the field stays a dataclass field (constructor, repr, equality); reading it builds a _StepGrid's index
+setattr(Series, "times", property(_times_get, _times_set))  # noqa: B010
+
+
+def _step_first(s: Series) -> int | None:
+    """The first step of a series whose times are integer steps of 1 (a _StepGrid or a RangeIndex of step
+    1), without building its index; None for other times."""
+    t = s.__dict__["times"]
+    if type(t) is _StepGrid:
+        return t.first
+    if type(t) is pd.RangeIndex and t.step == 1:
+        return int(t.start)
+    return None
 
 
 def _shared_store(series: list[Series]) -> ColumnStore | None:
@@ -205,8 +249,9 @@ def _grid_starts(series: list[Series]) -> tuple[np.ndarray, int, bool] | None:
     """(first time of each series as int64, step in its units, whether dates) when every series' times
     are a regular grid whose k-th value is first + k·step: integer steps as a ``RangeIndex`` of step 1, or
     a ``DatetimeIndex`` (no time zone) with a fixed-duration ``freq``; else None."""
-    if all(type(s.times) is pd.RangeIndex and s.times.step == 1 for s in series):
-        return np.fromiter((s.times.start for s in series), np.int64, len(series)), 1, False
+    firsts = [_step_first(s) for s in series]
+    if all(f is not None for f in firsts):
+        return np.asarray(firsts, dtype=np.int64), 1, False
     unit = None
     for s in series:
         t = s.times
@@ -517,7 +562,7 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
     store = ColumnStore(y)
     for k, (a, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
         if steps:  # a complete grid of integer steps: its values without an array of them
-            grid = pd.RangeIndex.from_range(range(first[k], first[k] + n))
+            grid = _StepGrid(first[k], n)
         else:
             grid = pd.DatetimeIndex(pd.Index(tv[a : a + n], copy=False), freq=spec.freq)
         out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0)), store=store, at=a))
