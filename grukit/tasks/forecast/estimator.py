@@ -24,6 +24,7 @@ from ...errors import UserInputError
 from . import calibrate as Q
 from . import data as D
 from .config import ForecastOptions, SkippedSeriesWarning, build_options
+from .spec import paused_gc
 from .windows import MIN_FIT_POINTS, backtest_origins, check_sizes, default_context
 
 #: the defaults of every option (one home: :class:`~.config.ForecastOptions`)
@@ -588,10 +589,11 @@ class GRUForecaster:
         spec = prep.spec
         opts = self.check(prep, opts)
         H, S = opts.horizon, int(opts.stride or opts.horizon)
-        first = self._first(prep.series, opts)
-        scored = self._usable(prep.series, first, opts)
-        D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
-        fit_series = [s.head(first[s.id]) for s in scored]
+        with paused_gc():  # 100k series: 100k heads, dict entries
+            first = self._first(prep.series, opts)
+            scored = self._usable(prep.series, first, opts)
+            D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
+            fit_series = [s.head(first[s.id]) for s in scored]
         self._train(
             fit_series,
             prep,

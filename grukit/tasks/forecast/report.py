@@ -28,6 +28,7 @@ from . import evaluate as E
 from .config import RESUME_KEEP, ForecastOptions, build_options
 from .ensemble import Ensemble
 from .estimator import SELECTION_FILE, GRUForecaster, output_columns
+from .spec import paused_gc
 
 TASK = "forecast"
 
@@ -142,6 +143,8 @@ def run_forecast(
         opts = est.options_  # type: ignore[assignment]
         assert opts is not None
         tr = est.training_
+        gc_pause = stack.enter_context(contextlib.ExitStack())  # until metrics.json is written
+        gc_pause.enter_context(paused_gc())  # per-series rows: no full collections while they grow
         bt, per_series, notes = _backtest(est, cv, prepared.series, opts)
         fc = forecast_table(est.predict(), spec, est.alias, est.model_.quantiles)
         check_finite(est.cv_quantiles_, "backtest")
@@ -199,6 +202,7 @@ def run_forecast(
             wall_time_s=time.perf_counter() - t_start,
             **extra,
         )
+        gc_pause.close()
         metrics = json.loads(run.file("metrics.json").read_text())
         _write_csv(bt, run.file("backtest.csv"))
         _write_csv(fc, run.file("forecast.csv"))

@@ -3,8 +3,11 @@ checks, covariate encodings and :func:`to_series` (regular grid, gaps, future an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -102,6 +105,21 @@ class DataSpec:
     @classmethod
     def from_dict(cls, d: dict) -> DataSpec:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (back on after it, as it was): a block that
+    makes hundreds of thousands of small objects (a Series per series, per-series metric rows) would
+    otherwise set off full collections that walk every live object, again and again (at 100k series
+    about a second). Only for blocks that make no big reference cycles of their own."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class ColumnStore:
@@ -506,7 +524,8 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
         "the model's",
     )
     times = spec_times(df, spec)
-    fast = _complete_series(df, spec, times)
+    with paused_gc():
+        fast = _complete_series(df, spec, times)
     if fast is not None:
         return fast
     return _to_series_general(df, spec, times)
