@@ -340,12 +340,18 @@ class Panel:
 def _runs(starts: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:
     """(size,) bool, True on ``[starts[i], starts[i] + lengths[i])`` of every i (ascending, disjoint
     runs): selects the same elements, in the same order, as the index ``concatenate(arange(s, s + l))``
-    at a byte a position instead of eight."""
+    at a byte a position instead of eight (one ``np.repeat`` of False/True over the gaps and runs)."""
     ok = lengths > 0
-    edge = np.zeros(size + 1, dtype=np.int8)
-    edge[starts[ok]] += 1
-    edge[(starts + lengths)[ok]] -= 1  # a run ending where the next starts: +1 − 1 = 0
-    return np.cumsum(edge[:-1], dtype=np.int8) > 0
+    a = np.asarray(starts, dtype=np.int64)[ok]
+    n = np.asarray(lengths, dtype=np.int64)[ok]
+    ends = a + n
+    counts = np.empty(2 * len(a) + 1, dtype=np.int64)
+    counts[0:-1:2] = a - np.concatenate([[0], ends[:-1]])  # the gap before each run
+    counts[1::2] = n
+    counts[-1] = size - (ends[-1] if len(a) else 0)
+    flags = np.zeros(len(counts), dtype=bool)
+    flags[1::2] = True
+    return np.repeat(flags, counts)
 
 
 def _disjoint_ascending(starts: np.ndarray, lengths: np.ndarray) -> bool:
