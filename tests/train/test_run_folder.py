@@ -134,3 +134,47 @@ def test_the_summary_names_every_file_and_loss_png_marks_the_kept_epoch(tmp_path
     res.run.write_metrics(task="toy", dataset="d", split="test", model={"mse": 0.1})
     names = ["config.json", "last.ckpt", "log.csv", "loss.png", "metrics.json", "model.safetensors"]
     assert res.run.summary() == f"run folder {res.run.path}: {', '.join(names)}"
+
+
+def test_write_json_writes_big_containers_one_compact_entry_per_line(tmp_path):
+    # the same JSON value as json.dumps(indent=2) (the oracle); files without a container of over
+    # ROWS_FROM entries are that text byte for byte
+    import math
+
+    from grukit.train.run import ROWS_FROM, write_json
+
+    small = {"a": 1, "b": [1.5, {"c": math.nan}], "d": {}, "e": [], "f": "x"}
+    got = write_json(tmp_path / "s.json", small).read_text()
+    assert got == json.dumps({**small, "b": [1.5, {"c": None}]}, indent=2) + "\n"
+    n = ROWS_FROM + 1
+    big = {
+        "task": "forecast",
+        "per_series": {f"s{i}": {"model": {"mae": i / 3, "mase": math.inf}} for i in range(n)},
+        "nested": [{"ids": list(range(n))}],
+    }
+    text = write_json(tmp_path / "b.json", big).read_text()
+    want = {
+        **big,
+        "per_series": {f"s{i}": {"model": {"mae": i / 3, "mase": None}} for i in range(n)},
+    }
+    assert json.loads(text) == want
+    lines = text.splitlines()
+    assert (
+        lines[2] == '  "per_series": {'
+        and lines[3] == '    "s0": {"model": {"mae": 0.0, "mase": null}},'
+    )
+    assert len(lines) < 2 * n + 20  # one line per entry, not one per value
+
+
+def test_write_json_plain_json_is_written_as_it_is_but_non_finite_floats_become_null(tmp_path):
+    import math
+
+    from grukit.train.run import ROWS_FROM, PlainJSON, write_json
+
+    for n in (3, ROWS_FROM + 5):  # the indented path and the one-entry-per-line path
+        rows = PlainJSON(
+            {f"s{i}": {"mae": i / 7, "mase": math.nan if i % 2 else 1.5} for i in range(n)}
+        )
+        got = json.loads(write_json(tmp_path / f"p{n}.json", {"per_series": rows}).read_text())
+        want = {f"s{i}": {"mae": i / 7, "mase": None if i % 2 else 1.5} for i in range(n)}
+        assert got == {"per_series": want}

@@ -61,6 +61,8 @@ from .spec import (
     spec_times,
     static_names,
     to_series,
+    window_times,
+    window_values,
 )
 from .tables import BUILTIN, load_builtin, read_csv, read_table
 
@@ -110,5 +112,7 @@ __all__ = [
     "static_names",
     "to_series",
     "transform",
+    "window_times",
+    "window_values",
     "windows",
 ]

@@ -24,6 +24,7 @@ from ...errors import UserInputError
 from . import calibrate as Q
 from . import data as D
 from .config import ForecastOptions, SkippedSeriesWarning, build_options
+from .spec import paused_gc
 from .windows import MIN_FIT_POINTS, backtest_origins, check_sizes, default_context
 
 #: the defaults of every option (one home: :class:`~.config.ForecastOptions`)
@@ -463,12 +464,10 @@ class GRUForecaster:
 
     @staticmethod
     def _first(series: list[D.Series], opts: ForecastOptions) -> dict[str, int]:
-        return {
-            s.id: backtest_origins(
-                len(s), opts.horizon, opts.backtest, opts.stride or opts.horizon
-            )[0]
-            for s in series
-        }
+        """Each series' first backtest origin (``backtest_origins(len(s), ...)[0]``, for all at once)."""
+        n = np.fromiter((len(s) for s in series), np.int64, len(series))
+        back = opts.horizon + (opts.backtest - 1) * (opts.stride or opts.horizon)
+        return dict(zip([s.id for s in series], (n - back).tolist()))
 
     def _usable(
         self,
@@ -597,10 +596,11 @@ class GRUForecaster:
         spec = prep.spec
         opts = self.check(prep, opts)
         H, S = opts.horizon, int(opts.stride or opts.horizon)
-        first = self._first(prep.series, opts)
-        scored = self._usable(prep.series, first, opts)
-        D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
-        fit_series = [s.head(first[s.id]) for s in scored]
+        with paused_gc():  # 100k series: 100k heads, dict entries
+            first = self._first(prep.series, opts)
+            scored = self._usable(prep.series, first, opts)
+            D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
+            fit_series = [s.head(first[s.id]) for s in scored]
         self._train(
             fit_series,
             prep,
@@ -639,19 +639,16 @@ class GRUForecaster:
         pick = _ordered(self.alias, qs, level)
         n = len(sidx)
         idv = np.array([self._id(s.id) for s in series])  # the ids as given, once per series
-        times = [np.asarray(s.times) for s in series]
-        stamps = [times[i][o - 1 : o + H] for i, o in zip(sidx.tolist(), origins.tolist())]
-        ys = [
-            series[i].y[o : o + H] if series[i].observed is None else _masked(series[i], o, H)
-            for i, o in zip(sidx.tolist(), origins.tolist())
-        ]
-        st = np.stack(stamps) if n else np.zeros((0, H + 1))
+        st = D.window_times(series, sidx, origins - 1, H + 1) if n else np.zeros((0, H + 1))
+        ys = D.window_values(series, sidx, origins, H) if n else np.zeros((0, H))
+        for r in np.nonzero([series[i].observed is not None for i in sidx.tolist()])[0].tolist():
+            ys[r] = _masked(series[sidx[r]], origins[r], H)
         out = pd.DataFrame(
             {
                 self._id_name(): np.repeat(idv[sidx], H) if n else [],
                 spec.time_col: st[:, 1:].ravel() if n else [],
                 "cutoff": np.repeat(st[:, 0], H) if n else [],
-                spec.target: np.concatenate(ys) if n else [],
+                spec.target: ys.ravel() if n else [],
             }
         )
         flat = q.reshape(-1, q.shape[-1])
@@ -984,7 +981,16 @@ def _future_stamps(series: list[D.Series], h: int, freq: str) -> np.ndarray:
     and fixed-duration frequencies ("D", "h", ...)."""
     if not series:
         return np.zeros(0, dtype=np.int64)
+    from .spec import _grid_starts
+
     k = np.arange(1, h + 1, dtype=np.int64)
+    grid = _grid_starts(series)  # regular grids: no array of times per series
+    if grid is not None:
+        t0, unit, dates = grid
+        if dates == (freq != D.STEP) and (not dates or _fixed_nanos(freq) == unit):
+            n = np.fromiter((len(s) for s in series), np.int64, len(series))
+            out = ((t0 + unit * (n - 1))[:, None] + unit * k[None, :]).ravel()
+            return out.view("M8[ns]") if dates else out
     if freq == D.STEP:
         last = np.array([np.asarray(s.times)[-1] for s in series], dtype=np.int64)
         return (last[:, None] + k[None, :]).ravel()
@@ -998,6 +1004,14 @@ def _future_stamps(series: list[D.Series], h: int, freq: str) -> np.ndarray:
         last = np.array([s.times.as_unit("ns").asi8[-1] for s in series], dtype=np.int64)
         return (last[:, None] + unit * k[None, :]).ravel().view("M8[ns]")
     return np.concatenate([np.asarray(D.future_times(s.times[-1], h, freq)) for s in series])
+
+
+def _fixed_nanos(freq: str) -> int:
+    """The length of a fixed-duration frequency in ns; 0 for one without (a month)."""
+    try:
+        return int(pd.tseries.frequencies.to_offset(freq).nanos)
+    except (ValueError, AttributeError):
+        return 0
 
 
 def _masked(s: D.Series, o: int, H: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .calendar import STEP, calendar_features, future_times
-from .spec import DataSpec, Series, future_covariate_names, static_names
+from .spec import DataSpec, Series, _shared_store, future_covariate_names, static_names
 
 
 def _stats(s: Series, spec: DataSpec, k: int) -> dict[str, Any]:
@@ -28,7 +28,11 @@ def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> 
     """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``.
 
     Without numeric covariates the statistics of all series come from whole-array segment sums (equal
-    to the per-series ``mean``/``std`` up to the order of summation)."""
+    to the per-series ``mean``/``std`` up to the order of summation). With ``scaling="window"`` and no
+    numeric covariates nothing reads them (each window is scaled by its own context): none are stored,
+    and the model file's spec holds none (100k series held 100k unused entries)."""
+    if not scalers_used(spec):
+        return
     if spec.numeric_covariates or not series:
         for s in series:
             spec.scalers[s.id] = _stats(s, spec, until[s.id])
@@ -42,6 +46,12 @@ def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> 
     sd = np.sqrt(np.add.reduceat((fy - np.repeat(mean, k)) ** 2, at) / k)
     for s, m, d in zip(series, mean.tolist(), np.maximum(sd, 1e-8).tolist()):
         spec.scalers[s.id] = {"y_mean": m, "y_std": d, "x_mean": [], "x_std": []}
+
+
+def scalers_used(spec: DataSpec) -> bool:
+    """Whether windows read the per-series statistics of ``spec.scalers``: with ``scaling="series"`` (the
+    target) or numeric past covariates (their standardisation)."""
+    return spec.scaling == "series" or bool(spec.numeric_covariates)
 
 
 def fit_covariate_scalers(series: list[Series], spec: DataSpec) -> None:
@@ -171,7 +181,7 @@ class Panel:
         off = 0
         for s in series:
             T = len(s)
-            sc = scaler_for(spec, s)
+            sc = scaler_for(spec, s) if scalers_used(spec) else {}
             fy = transform(s.y, spec)
             if spec.scaling == "series":
                 fy = (fy - sc["y_mean"]) / sc["y_std"]
@@ -223,30 +233,35 @@ class Panel:
         off = np.concatenate([[0], np.cumsum(size)[:-1]])
         self.start, self.length = off + C, T
         M, n = int(size.sum()), len(series)
-        # flat index of every data step, series after series
-        rel = np.arange(int(T.sum()), dtype=np.int64) - np.repeat(np.cumsum(T) - T, T)
-        at = np.repeat(self.start, T) + rel
-        fy = transform(np.concatenate([s.y for s in series]), spec)
+        data = _runs(self.start, T, M)  # the data steps, series after series (a mask, not an index)
+        store = _shared_store(series) if spec.log else None
+        at_y = None if store is None else np.fromiter((s.at for s in series), np.int64, n)
+        if at_y is not None and store is not None and _disjoint_ascending(at_y, T):
+            # the log of every value once (ColumnStore), gathered: what log(concatenate(y)) gives
+            fy = store.log()[_runs(at_y, T, len(store.y))]
+        else:
+            fy = transform(np.concatenate([s.y for s in series]), spec)
         if spec.scaling == "series":
             sc = [scaler_for(spec, s) for s in series]
             mu = np.fromiter((d["y_mean"] for d in sc), dtype=np.float64, count=n)
             sd = np.fromiter((d["y_std"] for d in sc), dtype=np.float64, count=n)
             fy = (fy - np.repeat(mu, T)) / np.repeat(sd, T)
         self.fy = np.zeros(M)
-        self.fy[at] = fy
-        self.obs = np.zeros(M, dtype=np.float32)  # 0/1: exact in float32, half the bytes
+        self.fy[data] = fy
+        # 0/1: exact in float32, half the bytes
         if spec.observed_input and any(s.observed is not None for s in series):
-            self.obs[at] = np.concatenate(
+            self.obs = np.zeros(M, dtype=np.float32)
+            self.obs[data] = np.concatenate(
                 [np.ones(len(s)) if s.observed is None else s.observed for s in series]
             )
         else:
-            self.obs[at] = 1.0
+            self.obs = data.astype(np.float32)
         self.feats = np.zeros((M, self.n_cal), dtype=np.float32)
         if self.n_cal:  # calendar of the data and forecast steps (the padding before stays 0)
             times = _times_with_future(series, H, spec.freq)
-            k = np.arange(int((T + H).sum()), dtype=np.int64)
-            cal_at = np.repeat(self.start, T + H) + k - np.repeat(np.cumsum(T + H) - (T + H), T + H)
-            self.feats[cal_at] = calendar_features(times, spec.freq, spec.calendar)
+            self.feats[_runs(self.start, T + H, M)] = calendar_features(
+                times, spec.freq, spec.calendar
+            )
 
     @property
     def past_features(self) -> int:
@@ -320,6 +335,28 @@ class Panel:
             sd = np.array([s["y_std"] for s in sc])[:, None, None]
             fy = fy * sd + mu
         return inverse(fy, self.spec)
+
+
+def _runs(starts: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:
+    """(size,) bool, True on ``[starts[i], starts[i] + lengths[i])`` of every i (ascending, disjoint
+    runs): selects the same elements, in the same order, as the index ``concatenate(arange(s, s + l))``
+    at a byte a position instead of eight (one ``np.repeat`` of False/True over the gaps and runs)."""
+    ok = lengths > 0
+    a = np.asarray(starts, dtype=np.int64)[ok]
+    n = np.asarray(lengths, dtype=np.int64)[ok]
+    ends = a + n
+    counts = np.empty(2 * len(a) + 1, dtype=np.int64)
+    counts[0:-1:2] = a - np.concatenate([[0], ends[:-1]])  # the gap before each run
+    counts[1::2] = n
+    counts[-1] = size - (ends[-1] if len(a) else 0)
+    flags = np.zeros(len(counts), dtype=bool)
+    flags[1::2] = True
+    return np.repeat(flags, counts)
+
+
+def _disjoint_ascending(starts: np.ndarray, lengths: np.ndarray) -> bool:
+    """Whether the runs ``[starts[i], starts[i] + lengths[i])`` lie in ascending order, none overlapping."""
+    return bool(len(starts) == 0 or (starts[1:] >= starts[:-1] + lengths[:-1]).all())
 
 
 def _times_with_future(series: list[Series], H: int, freq: str) -> pd.Index:

@@ -28,6 +28,7 @@ from . import evaluate as E
 from .config import RESUME_KEEP, ForecastOptions, build_options
 from .ensemble import Ensemble
 from .estimator import SELECTION_FILE, SELECTION_WEIGHTS_FILE, GRUForecaster, output_columns
+from .spec import paused_gc
 
 TASK = "forecast"
 
@@ -142,6 +143,8 @@ def run_forecast(
         opts = est.options_  # type: ignore[assignment]
         assert opts is not None
         tr = est.training_
+        gc_pause = stack.enter_context(contextlib.ExitStack())  # until metrics.json is written
+        gc_pause.enter_context(paused_gc())  # per-series rows: no full collections while they grow
         bt, per_series, notes = _backtest(est, cv, prepared.series, opts)
         fc = forecast_table(est.predict(), spec, est.alias, est.model_.quantiles)
         check_finite(est.cv_quantiles_, "backtest")
@@ -199,6 +202,7 @@ def run_forecast(
             wall_time_s=time.perf_counter() - t_start,
             **extra,
         )
+        gc_pause.close()
         metrics = json.loads(run.file("metrics.json").read_text())
         _write_csv(bt, run.file("backtest.csv"))
         _write_csv(fc, run.file("forecast.csv"))
@@ -291,14 +295,14 @@ def _backtest(
     levels = tuple(est.model_.quantiles)
     mid = Q.median_index(levels)
     q = _quantile_array(cv, est.alias, levels, len(sidx), H)  # (N, H, Q)
-    hists = [scored[i].y[:o][-opts.baseline_history :] for i, o in zip(sidx, origins)]
+    hists = (
+        [scored[i].y[:o][-opts.baseline_history :] for i, o in zip(sidx, origins)]
+        if opts.baselines
+        else []
+    )
     bases = E.statsforecast_baselines(hists, H, m, opts.baselines, quantiles=levels)
     steps = origins[:, None] + np.arange(H)[None, :]  # (N, H)
-    actual = (
-        np.stack([scored[i].y[o : o + H] for i, o in zip(sidx, origins)])
-        if len(sidx)
-        else (np.zeros((0, H)))
-    )
+    actual = D.window_values(scored, sidx, origins, H)
     seen = np.ones_like(actual, dtype=bool)
     for r, i in enumerate(sidx):
         if scored[i].observed is not None:
@@ -338,7 +342,9 @@ def _backtest(
             for b, arr in bases.items()
         },
     }
-    per_series: dict[str, Any] = {}
+    from ...train.run import PlainJSON
+
+    per_series: dict[str, Any] = PlainJSON()  # JSON as it is (NaN → None here): written as it is
     rows_of = {k: [dict(zip(v, t)) for t in zip(*v.values())] for k, v in _listed(metrics).items()}
     for i, s in enumerate(scored):
         per_series[s.id] = {
@@ -346,9 +352,7 @@ def _backtest(
             "baselines": {b: rows_of[b][i] for b in bases},
         }
     o_sorted = origins[by_series]
-    times = [np.asarray(scored[i].times) for i in range(n_s)]
-    stamps = [times[i][o - 1 : o + H] for i, o in zip(seg.tolist(), o_sorted.tolist())]
-    stamps_a = np.stack(stamps) if stamps else np.zeros((0, H + 1), dtype=np.int64)
+    stamps_a = D.window_times(scored, seg, o_sorted - 1, H + 1)
     ids = np.array([s.id for s in scored], dtype=object)
     cols: dict[str, np.ndarray] = {
         "series": np.repeat(ids[seg], H),
@@ -435,8 +439,23 @@ def _segment_metrics(actual, quantiles, mask, seg, n_seg, scale, levels) -> dict
     return {k: np.where(n > 0, v, np.nan) for k, v in out.items()}
 
 
-def _listed(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, list[float]]]:
-    return {k: {name: v.tolist() for name, v in d.items()} for k, d in metrics.items()}
+def _listed(
+    metrics: dict[str, dict[str, np.ndarray]],
+) -> dict[str, dict[str, list[float | None]]]:
+    """The metric arrays as lists, a non-finite value as None (as metrics.json holds it)."""
+    out: dict[str, dict[str, list[float | None]]] = {}
+    for k, d in metrics.items():
+        out[k] = {}
+        for name, v in d.items():
+            v = np.asarray(v, dtype=np.float64)
+            ok = np.isfinite(v)
+            if ok.all():
+                out[k][name] = v.tolist()
+            else:
+                obj = v.astype(object)
+                obj[~ok] = None
+                out[k][name] = obj.tolist()
+    return out
 
 
 def forecast_table(fc: pd.DataFrame, spec: D.DataSpec, alias: str, quantiles) -> pd.DataFrame:
@@ -470,6 +489,9 @@ def plot_forecast(
     from ...train import save_figure
 
     shown = series[:max_series]
+    keep = [s.id for s in shown]  # one pass over the big tables, not one per panel
+    bt = bt[bt["series"].isin(keep)] if len(bt) else bt
+    fc = fc[fc["series"].isin(keep)]
     fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.8 * len(shown)), squeeze=False)
     for ax, s in zip(axes[:, 0], shown):
         o0 = (first_origins or {}).get(s.id, len(s))

@@ -3,8 +3,11 @@ checks, covariate encodings and :func:`to_series` (regular grid, gaps, future an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -104,6 +107,48 @@ class DataSpec:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (back on after it, as it was): a block that
+    makes hundreds of thousands of small objects (a Series per series, per-series metric rows) would
+    otherwise set off full collections that walk every live object, again and again (at 100k series
+    about a second). Only for blocks that make no big reference cycles of their own."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+class ColumnStore:
+    """The target values of many series in one contiguous array (each :class:`Series`' ``y`` a view into
+    it, at ``Series.at``) and its log, computed once for every series and every panel cut from them (a
+    100k-series panel's log is ~0.5 s a pass). The values must not be changed in place once the log is
+    asked for."""
+
+    def __init__(self, y: np.ndarray) -> None:
+        self.y = y
+        self._log: np.ndarray | None = None
+
+    def log(self) -> np.ndarray:
+        if self._log is None:
+            self._log = np.log(self.y)
+        return self._log
+
+
+class _StepGrid:
+    """The integer steps ``first .. first + n − 1`` of a series, before anything asks for them as a pandas
+    index (:attr:`Series.times` makes the ``RangeIndex`` then): 100k series' indexes cost ~0.3 s to make
+    and as much again to cut with ``head``, and most of them are never looked at."""
+
+    __slots__ = ("first", "n")
+
+    def __init__(self, first: int, n: int) -> None:
+        self.first, self.n = int(first), int(n)
+
+
 @dataclasses.dataclass
 class Series:
     """One series on a regular grid: raw target ``y`` (T,), past covariates ``x`` (T, Fx) unscaled.
@@ -123,6 +168,9 @@ class Series:
     #: (T,) bool, False where the target was missing and ``y`` holds an interpolated value; None: every
     #: step observed
     observed: np.ndarray | None = None
+    #: where ``y`` lives when it is a view into a :class:`ColumnStore` (``y`` = ``store.y[at : at + len]``)
+    store: ColumnStore | None = dataclasses.field(default=None, repr=False, compare=False)
+    at: int = dataclasses.field(default=0, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.xf is None:
@@ -136,16 +184,128 @@ class Series:
     def head(self, n: int) -> Series:
         """The first ``n`` steps (the part a model may train on). The future-known covariates after them
         are kept: they are known in advance (they never hold the target)."""
+        t = self.__dict__["times"]
+        if type(t) is _StepGrid or (type(t) is pd.RangeIndex and t.step == 1):
+            first, k = _step_first(self), len(range(len(self.y))[:n])
+            times: Any = _StepGrid(first, k)  # type: ignore[arg-type]
+        else:
+            times = t[:n]
         return Series(
             self.id,
-            self.times[:n],
+            times,
             self.y[:n],
             self.x[:n],
             self.filled,
             self.xf,
             self.static,
             None if self.observed is None else self.observed[:n],
+            self.store,
+            self.at,
         )
+
+
+def _times_get(self: Series) -> pd.Index:
+    t = self.__dict__["times"]
+    if type(t) is _StepGrid:
+        t = pd.RangeIndex.from_range(range(t.first, t.first + t.n))
+        self.__dict__["times"] = t
+    return t
+
+
+def _times_set(self: Series, value: Any) -> None:
+    self.__dict__["times"] = value
+
+
+# the field stays a dataclass field (constructor, repr, equality); reading it builds a _StepGrid's index
+setattr(Series, "times", property(_times_get, _times_set))  # noqa: B010
+
+
+def _step_first(s: Series) -> int | None:
+    """The first step of a series whose times are integer steps of 1 (a _StepGrid or a RangeIndex of step
+    1), without building its index; None for other times."""
+    t = s.__dict__["times"]
+    if type(t) is _StepGrid:
+        return t.first
+    if type(t) is pd.RangeIndex and t.step == 1:
+        return int(t.start)
+    return None
+
+
+def _shared_store(series: list[Series]) -> ColumnStore | None:
+    """The one :class:`ColumnStore` every series' ``y`` is a view into, or None."""
+    store = series[0].store if series else None
+    if store is None:
+        return None
+    owner = store.y if store.y.base is None else store.y.base
+    if all(s.store is store and s.y.base is owner for s in series):
+        return store
+    return None
+
+
+def window_values(series: list[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
+    """``series[i].y[o : o + width]`` of every row (i, o) of ``sidx``, ``start``, as one (N, width) float64
+    array (each window inside its series): one gather from the shared column when there is one.
+
+    >>> s = [Series("a", pd.RangeIndex(4), np.arange(4.0), np.zeros((4, 0)))]
+    >>> window_values(s, [0, 0], [0, 2], 2).tolist()
+    [[0.0, 1.0], [2.0, 3.0]]
+    """
+    sidx = np.asarray(sidx, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    if not len(sidx):
+        return np.zeros((0, width))
+    store = _shared_store(series)
+    if store is not None:
+        at = np.fromiter((s.at for s in series), dtype=np.int64, count=len(series))
+        return store.y[(at[sidx] + start)[:, None] + np.arange(width)[None, :]].astype(np.float64)
+    return np.stack(
+        [series[i].y[o : o + width] for i, o in zip(sidx.tolist(), start.tolist())]
+    ).astype(np.float64)
+
+
+def _grid_starts(series: list[Series]) -> tuple[np.ndarray, int, bool] | None:
+    """(first time of each series as int64, step in its units, whether dates) when every series' times
+    are a regular grid whose k-th value is first + k·step: integer steps as a ``RangeIndex`` of step 1, or
+    a ``DatetimeIndex`` (no time zone) with a fixed-duration ``freq``; else None."""
+    firsts = [_step_first(s) for s in series]
+    if all(f is not None for f in firsts):
+        return np.asarray(firsts, dtype=np.int64), 1, False
+    unit = None
+    for s in series:
+        t = s.times
+        if not isinstance(t, pd.DatetimeIndex) or t.tz is not None or t.freq is None:
+            return None
+        try:
+            u = int(t.freq.nanos)  # a fixed duration only
+        except ValueError:
+            return None
+        if t.unit != "ns" or (unit is not None and u != unit):
+            return None
+        unit = u
+    if unit is None:
+        return None
+    return np.fromiter((s.times.asi8[0] for s in series), np.int64, len(series)), unit, True
+
+
+def window_times(series: list[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
+    """``np.asarray(series[i].times)[o : o + width]`` of every row (i, o), as one (N, width) array; on a
+    regular grid (:func:`_grid_starts`) a window may run past the series' end (the grid continued).
+
+    >>> s = [Series("a", pd.RangeIndex(3, 7), np.ones(4), np.zeros((4, 0)))]
+    >>> window_times(s, [0], [1], 5).tolist()
+    [[4, 5, 6, 7, 8]]
+    """
+    sidx = np.asarray(sidx, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    grid = _grid_starts(series) if len(sidx) else None
+    if grid is None:
+        if not len(sidx):
+            return np.zeros((0, width), dtype=np.int64)
+        times = {i: np.asarray(series[i].times) for i in set(sidx.tolist())}
+        return np.stack([times[i][o : o + width] for i, o in zip(sidx.tolist(), start.tolist())])
+    t0, unit, dates = grid
+    out = t0[sidx][:, None] + unit * (start[:, None] + np.arange(width, dtype=np.int64)[None, :])
+    return out.view("M8[ns]") if dates else out
 
 
 def _check_columns(df: pd.DataFrame, cols: list[str], what: str) -> None:
@@ -364,7 +524,8 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
         "the model's",
     )
     times = spec_times(df, spec)
-    fast = _complete_series(df, spec, times)
+    with paused_gc():
+        fast = _complete_series(df, spec, times)
     if fast is not None:
         return fast
     return _to_series_general(df, spec, times)
@@ -417,12 +578,13 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
     out = []
     tv = t if steps else t.view("M8[ns]")
     first = t[starts].tolist()
+    store = ColumnStore(y)
     for k, (a, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
         if steps:  # a complete grid of integer steps: its values without an array of them
-            grid = pd.RangeIndex.from_range(range(first[k], first[k] + n))
+            grid = _StepGrid(first[k], n)
         else:
             grid = pd.DatetimeIndex(pd.Index(tv[a : a + n], copy=False), freq=spec.freq)
-        out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0))))
+        out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0)), store=store, at=a))
     return out
 
 

@@ -228,9 +228,15 @@ def _train(
     )
 
 
+#: windows per network pass when predicting: the input projection of a pass, (C·chunk, 3·hidden) floats,
+#: then stays in the CPU's cache between the GEMM that writes it and the recurrence that reads it (1024
+#: windows: ~20% faster than 4096 at hidden 64, the same numbers: each window's rows are computed alone)
+PREDICT_CHUNK = 1024
+
+
 @torch.no_grad()
 def conformal_offsets(
-    model: Ensemble, windows: dict[str, np.ndarray], chunk: int = 4096
+    model: Ensemble, windows: dict[str, np.ndarray], chunk: int = PREDICT_CHUNK
 ) -> np.ndarray:
     """Split-conformal corrections (H, L) of ``model``'s (uncalibrated) intervals on held-out windows
     (run ``chunk`` windows at a time: the activations of every window at once grow with the panel)."""
@@ -249,7 +255,7 @@ def conformal_offsets(
 
 @torch.no_grad()
 def predict_quantiles(
-    model: ForecastNet | Ensemble, panel: D.Panel, sidx, origins, chunk: int = 4096
+    model: ForecastNet | Ensemble, panel: D.Panel, sidx, origins, chunk: int = PREDICT_CHUNK
 ) -> np.ndarray:
     """Quantiles (N, H, Q) on the data scale at the given (series, origin) pairs."""
     model.eval()

@@ -169,13 +169,11 @@ def split_windows(
     """
     rng = np.random.default_rng(seed)
     n = len(fit_series)
-    val_first = {}
-    for i, s in enumerate(fit_series):
-        n_full = len(s) - H
-        k = max(1, n_full // 10)
-        first = len(s) - H - k + 1
-        if n_full >= 1 and first >= MIN_FIT_POINTS:
-            val_first[i] = first
+    lens = np.fromiter((len(s) for s in fit_series), dtype=np.int64, count=n)
+    n_full = lens - H
+    firsts = lens - H - np.maximum(1, n_full // 10) + 1
+    ok = (n_full >= 1) & (firsts >= MIN_FIT_POINTS)
+    val_first = dict(zip(np.nonzero(ok)[0].tolist(), firsts[ok].tolist()))
     elig = sorted(val_first)
     if len(elig) > MAX_ALL_VAL_SERIES:
         size = max(MAX_ALL_VAL_SERIES, round(VAL_SHARE * n))
@@ -188,12 +186,14 @@ def split_windows(
     if val_set:
         val_series = [fit_series[i] for i in elig]
         val_panel = D.Panel(val_series, spec, C, H)
-        vs, vo = [], []
-        for j, i in enumerate(elig):
-            o = np.arange(val_first[i], len(fit_series[i]) - H + 1)
-            vs.append(np.full(len(o), j))
-            vo.append(o)
-        val = WindowSampler(val_panel, np.concatenate(vs), np.concatenate(vo))
+        # origins val_first[i] .. len − H of each held-out series, series after series
+        vf = np.asarray([val_first[i] for i in elig], dtype=np.int64)
+        count = np.maximum(lens[elig] - H + 1 - vf, 0)
+        step = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(
+            np.cumsum(count) - count, count
+        )
+        vs = np.repeat(np.arange(len(elig), dtype=np.int64), count)
+        val = WindowSampler(val_panel, vs, np.repeat(vf, count) + step)
         info = {"val_series": len(elig), "val_windows": len(val), "val_from": "held-out windows"}
     else:  # every series is too short to hold windows out: validate on the training windows
         val = train

@@ -14,6 +14,7 @@ pandas.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -132,7 +133,7 @@ def _byte_columns(df: pd.DataFrame):
             v = s.to_numpy(np.float64)
             out.append(lambda a, b, v=v: format_g(v[a:b]))
         elif isinstance(dt, np.dtype) and dt.kind in "iu":
-            out.append(_fixed(s.to_numpy().astype("S")))
+            out.append(_int_column(s.to_numpy()))
         elif isinstance(dt, np.dtype) and dt.kind == "M":
             t = s.to_numpy()
             if np.isnat(t).any():
@@ -151,15 +152,55 @@ def _byte_columns(df: pd.DataFrame):
             codes, uniques = pd.factorize(s, use_na_sentinel=True)
             if (codes < 0).any():
                 return None
-            texts = []
-            for u in uniques:
-                if not isinstance(u, str) or u == "" or _needs_quotes(u) or "\0" in u:
-                    return None  # pandas writes another object's repr, or quotes the text
-                texts.append(u.encode())
-            out.append(_fixed(np.array(texts, dtype=bytes)[codes]))
+            texts = _plain_texts(uniques)
+            if texts is None:
+                return None  # pandas writes another object's repr, or quotes the text
+            out.append(_fixed(texts[codes]))
         else:
             return None
     return out
+
+
+def _plain_texts(uniques: Any) -> np.ndarray | None:
+    """The distinct texts of a column as a fixed-width bytes array (UTF-8), or None when one is not a
+    non-empty text pandas writes as it is (no quoting: no comma, quote or line break; no NUL byte)."""
+    items = list(uniques)
+    if not all(type(u) is str for u in items):
+        if not all(isinstance(u, str) for u in items):
+            return None
+        items = [str(u) for u in items]
+    if not items:
+        return np.zeros(0, dtype="S1")
+    joined = "".join(items)  # one scan for every text instead of one per text
+    if any(ch in joined for ch in ',"\r\n\0') or min(map(len, items)) == 0:
+        return None
+    if joined.isascii():
+        return np.array(items, dtype=str).astype("S")
+    return np.array([u.encode() for u in items], dtype=bytes)
+
+
+def _int_column(v: np.ndarray):
+    """An integer column's decimal texts as a (start, stop) → uint8 matrix function (NUL-padded; the
+    NULs are dropped on writing, so leading ones do no harm): whole-array digits, not a text per cell."""
+    v = np.asarray(v)
+    if len(v) == 0 or (v.dtype.kind == "u" and v.dtype.itemsize == 8) or v.min() < -(10**18):
+        return _fixed(v.astype("S"))
+    v = v.astype(np.int64)
+    a = np.abs(v)
+    width = len(str(int(a.max())))
+    digits = a[:, None] // 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)[None, :]
+    lead = (
+        digits == 0
+    )  # leading zeros: the quotient by the higher powers is 0 (the last digit stays)
+    lead[:, -1] = False
+    mat = np.where(lead, 0, digits % 10 + 48).astype(np.uint8)
+    if (v < 0).any():
+        sign = np.where(v < 0, ord("-"), 0).astype(np.uint8)
+        # the sign just before the first digit: shift it into the last leading-zero slot
+        first = np.argmax(~lead, axis=1)
+        mat = np.concatenate([np.zeros((len(v), 1), np.uint8), mat], axis=1)
+        mat[np.arange(len(v)), first] = sign
+    return lambda a, z: mat[a:z]
 
 
 def _fixed(b: np.ndarray):

@@ -50,6 +50,74 @@ def test_complete_panel_series_equal_the_general_path(kind, shuffle):
         assert a.observed is None and b.observed is None
 
 
+@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
+@pytest.mark.parametrize("path", ["columnar", "general"])
+def test_window_values_and_times_equal_per_series_slices(kind, path):
+    # the oracle: each series' own y and np.asarray(times), sliced window by window (the general path's
+    # series have no shared column and, for steps, no RangeIndex: the fallbacks are checked too)
+    df = _panel(kind, seed=3, n=9)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=None)
+    times = S.spec_times(df, spec)
+    if path == "columnar":
+        series = S._complete_series(df, spec, times)
+        assert series is not None and S._shared_store(series) is not None
+        assert S._grid_starts(series) is not None
+    else:
+        series = S._to_series_general(df, spec, times)
+        assert S._shared_store(series) is None
+    series = [s.head(len(s) - 1) if k % 2 else s for k, s in enumerate(series)]  # heads share it
+    rng = np.random.default_rng(0)
+    sidx = rng.integers(0, len(series), 50)
+    width = 3
+    lens = np.array([len(s) for s in series])
+    start = np.array(
+        [rng.integers(0, lens[i] - width + 1) if lens[i] >= width else 0 for i in sidx]
+    )
+    ok = lens[sidx] >= width
+    sidx, start = sidx[ok], start[ok]
+    want_y = np.stack([series[i].y[o : o + width] for i, o in zip(sidx, start)])
+    want_t = np.stack([np.asarray(series[i].times)[o : o + width] for i, o in zip(sidx, start)])
+    np.testing.assert_array_equal(S.window_values(series, sidx, start, width), want_y)
+    got_t = S.window_times(series, sidx, start, width)
+    assert got_t.dtype == want_t.dtype
+    np.testing.assert_array_equal(got_t, want_t)
+    # past the end, a regular grid continues: what future_times gives after the last time
+    if path == "columnar":
+        ends = lens[sidx]
+        fut = S.window_times(series, sidx, ends, 2)
+        for r, i in enumerate(sidx):
+            want = np.asarray(D.future_times(series[i].times[-1], 2, spec.freq))
+            np.testing.assert_array_equal(fut[r], want)
+
+
+@pytest.mark.parametrize("order", ["heads", "reversed", "subset"])
+def test_columnar_panel_from_the_shared_column_in_any_order_equals_the_per_series_panel(order):
+    # the log gathered from the shared column through run masks (ascending, disjoint runs), or the
+    # concatenation when the series are not in the column's order; the oracle: the per-series loop
+    from grukit.tasks.forecast import panel as P
+
+    df = _panel("step", seed=4, n=8)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=True, scaling="window")
+    series = D.to_series(df, spec)
+    series = {
+        "heads": [s.head(max(1, len(s) - 2)) for s in series],
+        "reversed": series[::-1],
+        "subset": series[1::3],
+    }[order]
+    ascending = order != "reversed"
+    at = np.array([s.at for s in series])
+    assert P._disjoint_ascending(at, np.array([len(s) for s in series])) == ascending
+    fast = D.Panel(series, spec, 6, 3)
+    slow = D.Panel(series, spec, 6, 3, columnar=False)
+    np.testing.assert_array_equal(fast.fy, slow.fy)
+    np.testing.assert_array_equal(fast.obs, slow.obs)
+    lens = np.array([0, 3, 0, 2, 1])
+    starts = np.array([0, 0, 3, 3, 6])
+    want = np.zeros(9, bool)
+    want[np.concatenate([np.arange(a, a + n) for a, n in zip(starts, lens)])] = True
+    np.testing.assert_array_equal(P._runs(starts, lens, 9), want)
+
+
 def test_gaps_duplicates_and_covariates_leave_the_columnar_path():
     df = _panel("step", shuffle=False)
     spec = D.make_spec(df, "t", "y", id_col="id")

@@ -69,6 +69,16 @@ def test_write_csv_equals_pandas(tmp_path, n):
         lambda d: d.assign(series=d["series"].where(d.index != 4, None)),  # a missing id
         lambda d: d.assign(series=d["series"].where(d.index != 5, "ü\u00e9")),  # non-ASCII
         lambda d: d.assign(gru_q50=d["gru_q50"].astype(np.float32)),
+        # integers: whole-array digits (signs, zeros, widths) and the extremes written by NumPy
+        lambda d: d.assign(
+            origin=np.resize([0, -1, 9, -10, 10, 99, -100, 10**17, -(10**17)], len(d))
+        ),
+        lambda d: d.assign(
+            origin=np.resize([np.iinfo(np.int64).min, np.iinfo(np.int64).max], len(d))
+        ),
+        lambda d: d.assign(origin=np.resize(np.array([2**64 - 1, 0], np.uint64), len(d))),
+        lambda d: d.assign(step=d["step"].astype(np.int8)),
+        lambda d: d.assign(series=d["series"].where(d.index != 6, "x\0y")),  # a NUL byte
     ],
 )
 def test_write_csv_equals_pandas_on_other_columns(tmp_path, change):
