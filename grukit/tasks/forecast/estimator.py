@@ -799,6 +799,19 @@ class GRUForecaster:
                 if np.isfinite(np.asarray(s.y[: v + H], dtype=float)).all():
                     rows.append((i, v, k))
         self.selection_ = {s.id: "GRU" for s in scored}
+        held_from = dict(getattr(self.training_, "held_from", {}) or {})
+        never = np.iinfo(np.int64).max
+        if not small and rows:
+            # one blend for every series with a validation window; its weights are decided on the series
+            # whose window the GRU held out, so only those windows are forecast and scored (the others
+            # are windows the GRU trained on: they would flatter it, and fitting the statistical
+            # candidates there would cost time for nothing)
+            for i in {r[0] for r in rows}:
+                self.selection_[scored[i].id] = SEL.BLEND
+            rows = [r for r in rows if r[1] >= held_from.get(scored[r[0]].id, never)]
+            if not rows:  # no held-out window: equal weights (as blend_weights gives then)
+                self.selection_weights_ = dict.fromkeys(SEL.COMBO, round(1 / len(SEL.COMBO), 4))
+                return
         if not rows:
             return
         sidx = np.asarray([r[0] for r in rows], dtype=np.int64)
@@ -827,10 +840,9 @@ class GRUForecaster:
             t = np.full((len(order), K), np.nan)
             t[ri, ki] = per_row
             scores[c] = t
-        held_from = dict(getattr(self.training_, "held_from", {}) or {})
         ok = np.zeros((len(order), K), dtype=bool)
         for i, v, k in rows:
-            ok[at[i], k] = v >= held_from.get(scored[i].id, np.iinfo(np.int64).max)
+            ok[at[i], k] = v >= held_from.get(scored[i].id, never)
         if small:
             chosen = SEL.choose_robust(scores, ok)
         else:  # one panel-weighted blend for every series (the module doc)

@@ -27,6 +27,7 @@ held-out windows share calendar time with the other series' windows it trained o
 what happened in those years), which the statistical models, fitted per series, cannot. The shrinkage is
 a prior fixed before any measurement (estimated combination weights rarely beat equal weights by much,
 and equal weights never bet everything on one flattered candidate), not fitted to any data set.
+Only those held-out windows are forecast and scored (the statistical candidates are fitted nowhere else).
 """
 
 from __future__ import annotations

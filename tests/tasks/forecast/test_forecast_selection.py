@@ -282,6 +282,14 @@ def test_a_larger_panel_blends_with_panel_weights(tmp_path):
     w = est.selection_weights_
     assert set(w) == set(SEL.COMBO) and sum(w.values()) == pytest.approx(1.0, abs=1e-3)
     assert min(w.values()) >= SEL.SHRINK / 3 - 1e-4  # shrunk toward equal weights
+    # only the series whose validation window the GRU held out are scored (and their statistical
+    # candidates fitted): the others' windows are ones the GRU trained on
+    held = est.training_.held_from
+    assert 0 < len(held) < len(est.selection_)
+    assert set(est.selection_scores_) == set(held)
+    assert all(
+        np.isfinite(v["ets"]) and np.isfinite(v["GRU"]) for v in est.selection_scores_.values()
+    )
     fc = est.predict()
     sel = dict(est.selection_)
     est.selection_ = {}
