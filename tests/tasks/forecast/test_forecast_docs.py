@@ -61,6 +61,10 @@ def test_m3_seeds_table_matches_forecast_m3_json():
             cell(r["overall"]["gru_alone"]),
             f"{r['grukit_cpu_s_total']:.0f}",
         ], (s, cells)
+    after = rec["cpu_after_heldout_only_scoring"]["per_seed"]
+    for s, r in after.items():
+        assert r["forecasts_identical_to_the_run_above"], s
+        assert rows[f"seed {s}"][3] == f"{r['grukit_cpu_s_total']:.0f}", (s, rows[f"seed {s}"])
     mean = rows[f"seeds {min(rec['seeds'])}–{max(rec['seeds'])}, mean"]
     assert mean[:2] == [cell(rec["mean"]["gru"]), cell(rec["mean"]["gru_alone"])], mean
 
