@@ -21,51 +21,6 @@ CASES = [  # T, B, I, H, reset_after, bias
 ]
 
 
-def _round_input(v: np.ndarray) -> np.ndarray:
-    """The int8 step's rounding of one float32 vector (csrc/gru_int8.cpp): sign · m · amax/255, m 8 bits."""
-    v = np.asarray(v, dtype=np.float32)
-    a = np.abs(v)
-    amax = a.max()
-    inv = np.float32(255) / amax if amax > 0 else np.float32(0)
-    m = np.minimum(np.rint(a * inv), np.float32(255)).astype(np.float64)
-    return np.where(np.signbit(v), -m, m) * float(amax / np.float32(255))
-
-
-def _quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row symmetric int8 (as grukit.quantize): q in [-127, 127], float32 scales."""
-    w = w.astype(np.float32)
-    s = (np.abs(w).max(axis=1) / np.float32(127)).astype(np.float32)
-    q = np.clip(np.rint(w / np.where(s > 0, s, 1)[:, None]), -127, 127)
-    return q, s
-
-
-def _int8_step(x, h, q_ih, s_ih, q_hh, s_hh, b_ih, b_hh, reset_after):
-    """One int8 step per batch row in float64 on the dequantized weights, inputs rounded as the kernel does."""
-    H = h.shape[1]
-    w_ih, w_hh = q_ih * s_ih[:, None].astype(np.float64), q_hh * s_hh[:, None].astype(np.float64)
-    b_ih, b_hh = (
-        b_ih.astype(np.float32).astype(np.float64),
-        b_hh.astype(np.float32).astype(np.float64),
-    )
-    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
-    out = np.zeros_like(h)
-    for b in range(h.shape[0]):
-        hb = h[b].astype(np.float32).astype(np.float64)
-        gi = w_ih @ _round_input(x[b]) + b_ih
-        hq = _round_input(hb)
-        if reset_after:
-            gh = w_hh @ hq + b_hh
-            r, z = sig(gi[:H] + gh[:H]), sig(gi[H : 2 * H] + gh[H : 2 * H])
-            n = np.tanh(gi[2 * H :] + r * gh[2 * H :])
-        else:
-            gh = w_hh[: 2 * H] @ hq + b_hh[: 2 * H]
-            r, z = sig(gi[:H] + gh[:H]), sig(gi[H : 2 * H] + gh[H : 2 * H])
-            rq = _round_input((r * hb).astype(np.float32))
-            n = np.tanh(gi[2 * H :] + w_hh[2 * H :] @ rq + b_hh[2 * H :])
-        out[b] = n + z * (hb - n)
-    return out
-
-
 def _arr(name: str, a: np.ndarray) -> str:
     vals = ", ".join(f"{v:.17g}" for v in np.asarray(a, dtype=np.float64).ravel())
     return f"static const double {name}[] = {{{vals}}};\n"
@@ -84,10 +39,11 @@ def main(path: str) -> None:
         h0 = rng.standard_normal((B, H)) * 0.5
         o, hn, _ = reference.gru_direction(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after=reset_after)
         # int8 weights (grukit.quantize(..., "int8")): the first step on the int8-generic path
-        q_ih, s_ih = _quantize_rows(w_ih)
-        q_hh, s_hh = _quantize_rows(w_hh)
-        i8 = _int8_step(
-            x[0].astype(np.float32), h0, q_ih, s_ih, q_hh, s_hh, b_ih, b_hh, reset_after
+        q_ih, s_ih = reference.int8.quantize_rows(w_ih)
+        q_hh, s_hh = reference.int8.quantize_rows(w_hh)
+        f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731  (what the kernel is given)
+        i8 = reference.int8.gru_cell(
+            x[0], h0, q_ih * s_ih[:, None], q_hh * s_hh[:, None], f32(b_ih), f32(b_hh), reset_after
         )
         for name, a in (
             ("x", x),

@@ -105,3 +105,6 @@ def gru(
         all_gates.append(layer_gates)
     out = layer_in.transpose(1, 0, 2) if batch_first else layer_in
     return out, np.stack(h_n), np.array(all_gates)
+
+
+from . import int8  # noqa: E402, F401  (the int8 streaming step's spec; it uses sigmoid above)

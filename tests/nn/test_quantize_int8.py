@@ -1,7 +1,7 @@
 """int8 weights (grukit.quantize(model, "int8"), csrc/gru_int8.cpp) against a float64 reference that applies
 the same rounding.
 
-The reference (below, NumPy) takes the module's stored int8 weights and float32 scales (dequantized in
+The reference (``grukit.reference.int8``, NumPy) takes the module's stored int8 weights and float32 scales (dequantized in
 float64) and rounds each input vector of a matrix product as the kernel documents (an 8-bit magnitude,
 amax/255 apart, and its sign, computed in float32 exactly as the kernel does), then runs the GRU step in
 float64. What is left between the two is float32 arithmetic: the final ``acc · (s_x · s_w) + b`` and the gates.
@@ -18,6 +18,7 @@ from support import randomize
 
 import grukit
 from grukit.nn import Streamer
+from grukit.reference import int8 as int8_ref
 
 stream = pytest.importorskip("grukit.kernels.stream")
 INT8_PATHS = [p for p, c in stream.INT8_PATHS.items() if stream._lib.grukit_step_i8_path_ok(c)]
@@ -31,42 +32,9 @@ def int8_path():
 
 
 # ----------------------------------------------------------------------------- the float64 reference
-def round_input(v: np.ndarray) -> np.ndarray:
-    """The kernel's rounding of one float32 vector, as float64 values sign · m · (amax / 255)."""
-    v = np.asarray(v, dtype=np.float32)
-    a = np.abs(v)
-    amax = a.max()
-    inv = np.float32(255) / amax if amax > 0 else np.float32(0)
-    m = np.minimum(np.rint(a * inv), np.float32(255)).astype(np.float64)
-    return np.where(np.signbit(v), -m, m) * float(amax / np.float32(255))
-
-
 def _deq(q, s):
+    """q · s exactly (float64) of a module's int8 weights and float32 scales."""
     return q.detach().numpy().astype(np.float64) * s.detach().numpy().astype(np.float64)[:, None]
-
-
-def _sig(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def ref_layer(w_ih, w_hh, b_ih, b_hh, x, h, reset_after):
-    """One step of one layer, one batch row, in float64; w_* dequantized, x and h float32 vectors."""
-    H = h.shape[0]
-    b_ih = np.zeros(3 * H) if b_ih is None else b_ih
-    b_hh = np.zeros(3 * H) if b_hh is None else b_hh
-    gi = w_ih @ round_input(x) + b_ih
-    hq = round_input(h)
-    h = h.astype(np.float64)
-    if reset_after:
-        gh = w_hh @ hq + b_hh
-        r, z = _sig(gi[:H] + gh[:H]), _sig(gi[H : 2 * H] + gh[H : 2 * H])
-        n = np.tanh(gi[2 * H :] + r * gh[2 * H :])
-    else:
-        gh = w_hh[: 2 * H] @ hq + b_hh[: 2 * H]
-        r, z = _sig(gi[:H] + gh[:H]), _sig(gi[H : 2 * H] + gh[H : 2 * H])
-        rh = (r * h).astype(np.float32)
-        n = np.tanh(gi[2 * H :] + w_hh[2 * H :] @ round_input(rh) + b_hh[2 * H :])
-    return n + z * (h - n)
 
 
 def module_layers(m):
@@ -91,7 +59,7 @@ def ref_stack_step(m, x, h, h_new, reset_after):
     for b in range(x.shape[0]):
         for k, lw in enumerate(layers):
             inp = x[b].numpy() if k == 0 else h_new[k - 1, b].numpy()
-            want[k, b] = ref_layer(*lw, inp, h[k, b].numpy(), reset_after)
+            want[k, b] = int8_ref.gru_cell(inp[None], h[k, b].numpy()[None], *lw, reset_after)[0]
     return want
 
 
@@ -119,6 +87,8 @@ def test_quantize_rows_bounds_and_undo():
         assert (q.abs().amax(1)[nz] == 127).all()  # each non-zero row uses the full range
         err = (q.double() * s.double()[:, None] - w).abs()
         assert (err <= s.double()[:, None] * 0.5 * (1 + 1e-5) + 1e-12).all()  # round to nearest
+        q_ref, s_ref = int8_ref.quantize_rows(w32[n].numpy())  # the NumPy spec: the same bits
+        assert np.array_equal(q.numpy(), q_ref) and np.array_equal(s.numpy(), s_ref)
     assert float(gru.weight_hh_l1_scale[3]) == 0 and not gru.weight_hh_l1[3].any()
     assert gru.bias_hh_l0.dtype == torch.float32
     back = grukit.quantize(gru, "float32")
