@@ -232,6 +232,21 @@ def test_readme_options_table_matches_the_results():
     assert f"{one['overall']['smape']:.2f} → {c1['smape']:.2f}" in row, row
 
 
+def _check_defaults_row(section: str, name: str, r: dict) -> None:
+    """The docs row ``| name | ...`` of a forecast_defaults.json data set: its test MASE per model, the ratio
+    to the best statsforecast model and whether it beats the trivial forecasts."""
+    line = next(x for x in section.splitlines() if x.startswith(f"| {name} |"))
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    t = r["test_mase"]
+    want = [
+        f"{t[k]:.3f}" if k in t else ""
+        for k in ("default", "naive", "snaive", "ets", "theta", "arima")
+    ]
+    assert [c.strip("*") for c in cells[2:8]] == want, (name, cells)
+    assert cells[8] == f"{r['ratio_to_best_statsforecast']:.3f}", (name, cells)
+    assert cells[9] == ("yes" if r["beats_trivial"] else "no"), (name, cells)
+
+
 def test_defaults_table_matches_forecast_defaults_json():
     """docs/forecast.md's "never loses to a trivial forecast" table is benchmarks/results/forecast_defaults.json."""
     rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
@@ -239,16 +254,7 @@ def test_defaults_table_matches_forecast_defaults_json():
     done = rec["datasets"]
     assert len(done) >= 6
     for name, r in done.items():
-        line = next(x for x in section.splitlines() if x.startswith(f"| {name} |"))
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        t = r["test_mase"]
-        want = [
-            f"{t[k]:.3f}" if k in t else ""
-            for k in ("default", "naive", "snaive", "ets", "theta", "arima")
-        ]
-        assert [c.strip("*") for c in cells[2:8]] == want, (name, cells)
-        assert cells[8] == f"{r['ratio_to_best_statsforecast']:.3f}", (name, cells)
-        assert cells[9] == ("yes" if r["beats_trivial"] else "no"), (name, cells)
+        _check_defaults_row(section, name, r)
     s = rec["summary"]["datasets"]
     assert f"geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
 
@@ -262,16 +268,7 @@ def test_fresh_held_out_table_matches_forecast_defaults_json():
     assert len(fresh["datasets"]) >= 6
     for name, r in fresh["datasets"].items():
         assert name not in rec["datasets"]  # never one of the data sets the rule was made on
-        line = next(x for x in section.splitlines() if x.startswith(f"| {name} |"))
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        t = r["test_mase"]
-        want = [
-            f"{t[k]:.3f}" if k in t else ""
-            for k in ("default", "naive", "snaive", "ets", "theta", "arima")
-        ]
-        assert [c.strip("*") for c in cells[2:8]] == want, (name, cells)
-        assert cells[8] == f"{r['ratio_to_best_statsforecast']:.3f}", (name, cells)
-        assert cells[9] == ("yes" if r["beats_trivial"] else "no"), (name, cells)
+        _check_defaults_row(section, name, r)
     s = fresh["summary"]
     assert f"fresh geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
 
