@@ -554,7 +554,7 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
     if np.isnan(y).any() or (spec.log and (y <= 0).any()):
         return None
     if spec.id_col:
-        codes, uniques = pd.factorize(df[spec.id_col], use_na_sentinel=False)
+        codes, uniques = _factorized(df[spec.id_col])
         names = [str(u) for u in uniques]
         if len(set(names)) != len(names):  # two raw ids with one text: the general path groups them
             return None
@@ -562,11 +562,13 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
         codes, names = np.zeros(len(df), dtype=np.int64), ["series"]
     codes = np.asarray(codes, dtype=np.int64)
     same = codes[1:] == codes[:-1]
-    if not ((codes[1:] >= codes[:-1]).all() and (t[1:][same] > t[:-1][same]).all()):
+    d = np.diff(t)
+    # sorted: ids ascending, times rising within each id (one diff, no boolean-indexed copies)
+    if not ((codes[1:] >= codes[:-1]).all() and not (same & (d <= 0)).any()):
         order = np.lexsort((t, codes))  # rows of one series together, in time order
         codes, t, y = codes[order], t[order], y[order]
         same = codes[1:] == codes[:-1]
-    d = np.diff(t)
+        d = np.diff(t)
     dup = same & (d == 0)
     if dup.any():
         return None  # the general path names the series and timestamp
@@ -586,6 +588,24 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
             grid = pd.DatetimeIndex(pd.Index(tv[a : a + n], copy=False), freq=spec.freq)
         out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0)), store=store, at=a))
     return out
+
+
+def _factorized(col: pd.Series) -> tuple[np.ndarray, Any]:
+    """``pd.factorize(col, use_na_sentinel=False)``: codes numbering the distinct values in their order
+    of first appearance, and those values. A categorical column without missing cells (the ids
+    :func:`~.tables.read_table` reads) is renumbered from its category codes — one pass over the runs of
+    equal codes, not a hash of every row (0.4 s at 20M rows)."""
+    if isinstance(col.dtype, pd.CategoricalDtype) and len(col):
+        cat = col.cat.codes.to_numpy()
+        if not (cat < 0).any():
+            starts = np.flatnonzero(cat[1:] != cat[:-1]) + 1
+            seen = pd.unique(np.concatenate([cat[:1], cat[starts]]))  # first appearance order
+            if np.array_equal(seen, np.arange(len(seen))):  # the categories in that order already
+                return cat.astype(np.int64), col.cat.categories[: len(seen)]
+            rank = np.full(len(col.cat.categories), -1, dtype=np.int64)
+            rank[seen] = np.arange(len(seen), dtype=np.int64)
+            return rank[cat], col.cat.categories.take(seen)
+    return pd.factorize(col, use_na_sentinel=False)
 
 
 def _to_series_general(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[Series]:

@@ -334,3 +334,39 @@ def test_run_files_equal_through_the_pyarrow_and_the_pandas_reader(tmp_path, cli
         want = (runs["pandas"] / f).read_bytes()
         assert (runs["arrow"] / f).read_bytes() == want, f
         assert (runs["parquet"] / f).read_bytes() == want, f
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_categorical_ids_factorize_as_pandas_does(seed):
+    # the oracle: pd.factorize (codes in the order of first appearance); categories in another order,
+    # unused categories, runs that come back, missing ids (pandas' own path)
+    rng = np.random.default_rng(seed)
+    vals = rng.choice(list("abcdef"), size=int(rng.integers(1, 40)))
+    if seed % 2:  # sorted runs, as a panel file has them
+        vals = np.sort(vals)
+    cats = list(rng.permutation(list("abcdefxy"))) if seed < 4 else list(dict.fromkeys(vals))
+    col = pd.Series(pd.Categorical(vals, categories=cats))
+    if seed == 5:
+        col.iloc[0] = np.nan
+    codes, uniques = S._factorized(col)
+    want_codes, want_uniques = pd.factorize(col, use_na_sentinel=False)
+    np.testing.assert_array_equal(codes, want_codes)
+    assert [str(u) for u in uniques] == [str(u) for u in want_uniques]
+
+
+@pytest.mark.parametrize("order", ["sorted", "time-shuffled", "ids-shuffled"])
+def test_complete_series_from_categorical_ids_equal_the_general_path(order):
+    df = _panel("step", seed=5, shuffle=False)
+    if order == "time-shuffled":  # ids in runs, times backwards within them
+        df = df.sort_values(["id", "t"], ascending=[True, False]).reset_index(drop=True)
+    elif order == "ids-shuffled":
+        df = df.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    cat = df.assign(id=pd.Categorical(df["id"], categories=sorted(df["id"].unique())[::-1]))
+    spec = D.make_spec(df, "t", "y", id_col="id", log=None)
+    fast = S._complete_series(cat, spec, S.spec_times(cat, spec))
+    slow = S._to_series_general(df, spec, S.spec_times(df, spec))
+    assert fast is not None
+    assert [s.id for s in fast] == [s.id for s in slow]
+    for a, b in zip(fast, slow):
+        assert a.times.equals(b.times)
+        np.testing.assert_array_equal(a.y, b.y)
