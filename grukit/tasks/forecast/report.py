@@ -192,7 +192,9 @@ def run_forecast(
         if len(scored) > 1:
             extra["per_series"] = per_series
         extra["selection"] = _selection_report(est)
-        run.write_metrics(
+        from ...train.run import metrics_record
+
+        record = metrics_record(
             task=TASK,
             dataset=opts.dataset,
             split="backtest",
@@ -202,8 +204,9 @@ def run_forecast(
             wall_time_s=time.perf_counter() - t_start,
             **extra,
         )
+        run.write_json("metrics.json", record)  # what run.write_metrics(**same) writes
+        metrics = _as_read(record)
         gc_pause.close()
-        metrics = json.loads(run.file("metrics.json").read_text())
         _write_csv(bt, run.file("backtest.csv"))
         _write_csv(fc, run.file("forecast.csv"))
         if est.selection_:  # predict from the run folder forecasts with the same sources
@@ -248,6 +251,20 @@ def _selection_report(est: GRUForecaster) -> dict[str, Any]:
         "series_selected_on_validation": len(vals),
         "validation_windows": int(sum(getattr(est, "selection_windows_", {}).values())),
         "weights": dict(est.selection_weights_),
+    }
+
+
+def _as_read(record: dict[str, Any]) -> dict[str, Any]:
+    """What ``json.loads`` of the ``metrics.json`` written from ``record`` gives, without reading the file
+    back (at 100k series an 18 MB decode): each value through :func:`~grukit.train.run.write_json`'s
+    conversion and one JSON round trip, except the per-series table, a
+    :class:`~grukit.train.run.PlainJSON` that already holds JSON as it is (``None`` for a non-finite
+    metric, text keys), which is copied as a plain dict."""
+    from ...train.run import PlainJSON, _jsonable
+
+    return {
+        k: dict(v) if type(v) is PlainJSON else json.loads(json.dumps(_jsonable(v)))
+        for k, v in record.items()
     }
 
 

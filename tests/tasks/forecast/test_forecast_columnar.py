@@ -370,3 +370,49 @@ def test_complete_series_from_categorical_ids_equal_the_general_path(order):
     for a, b in zip(fast, slow):
         assert a.times.equals(b.times)
         np.testing.assert_array_equal(a.y, b.y)
+
+
+def test_metrics_kept_in_memory_equal_the_file_read_back(tmp_path):
+    # the oracle: write_json's file, read back (what run_forecast returned before)
+    import json
+    from pathlib import Path
+
+    from grukit.tasks.forecast.report import _as_read
+    from grukit.train.run import PlainJSON, metrics_record, write_json
+
+    per = PlainJSON({f"s{i}": {"model": {"mae": 0.5 * i, "mase": None}} for i in range(1500)})
+    rec = metrics_record(
+        "forecast",
+        "p",
+        "backtest",
+        {"mae": np.float64(1.25), "mase": float("nan")},
+        baselines={"naive": {"mae": np.float32(2.5), "smape": float("inf")}},
+        seed=0,
+        wall_time_s=3.14159,
+        quantiles=(0.1, 0.5, 0.9),
+        offsets=np.array([0.25, -1.0]).round(6).tolist(),
+        path=Path("/tmp/x"),
+        per_series=per,
+        selection={"source": {"s0": "gru"}, "weights": {}, "on": False},
+    )
+    want = json.loads(write_json(tmp_path / "metrics.json", rec).read_text())
+    got = _as_read(rec)
+    assert got == want
+    assert list(got) == list(want) and json.dumps(got) == json.dumps(want)
+
+
+@pytest.mark.slow
+def test_run_forecast_metrics_equal_its_metrics_file(tmp_path):
+    import json
+
+    from grukit.tasks.forecast.config import build_options
+    from grukit.tasks.forecast.report import run_forecast
+
+    df = _panel("step", seed=8, n=6).assign(y=lambda d: d["y"].round(3))
+    df.loc[df["id"] == "s01", "y"] = 4.0  # a flat series: its MASE is undefined (null)
+    opts = build_options("y", "t", id_col="id", horizon=3, backtest=1, epochs=1)
+    opts.baselines, opts.select = ["naive"], False
+    res = run_forecast(df, opts, output_dir=tmp_path / "run")
+    want = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert res.metrics == want and json.dumps(res.metrics) == json.dumps(want)
+    assert want["per_series"]["s01"]["model"]["mase"] is None
