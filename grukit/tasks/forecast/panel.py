@@ -233,6 +233,8 @@ class Panel:
         off = np.concatenate([[0], np.cumsum(size)[:-1]])
         self.start, self.length = off + C, T
         M, n = int(size.sum()), len(series)
+        if self._build_strided(T):
+            return
         data = _runs(self.start, T, M)  # the data steps, series after series (a mask, not an index)
         store = _shared_store(series) if spec.log else None
         at_y = None if store is None else np.fromiter((s.at for s in series), np.int64, n)
@@ -262,6 +264,45 @@ class Panel:
             self.feats[_runs(self.start, T + H, M)] = calendar_features(
                 times, spec.freq, spec.calendar
             )
+
+    def _build_strided(self, T: np.ndarray) -> bool:
+        """:meth:`_build_columnar` of series of one length whose values lie evenly spaced in one shared
+        column (a panel file's complete series, or their heads): every flat array is a (series, step)
+        matrix, filled by one strided copy (no index or mask over the steps). False (nothing built) for
+        any other panel."""
+        series, spec, C, H = self.series, self.spec, self.C, self.H
+        n, L = len(series), int(T[0])
+        if self.n_cal or not (T == L).all() or L < 1:
+            return False
+        if spec.observed_input and any(s.observed is not None for s in series):
+            return False
+        store = _shared_store(series)
+        if store is None:
+            return False
+        at = np.fromiter((s.at for s in series), np.int64, n)
+        P = int(at[1] - at[0]) if n > 1 else L
+        if P < L or (n > 1 and (np.diff(at) != P).any()):
+            return False
+        col = store.log() if spec.log else store.y
+        if col.dtype != np.float64 or at[0] + (n - 1) * P + L > len(col):
+            return False
+        src = np.lib.stride_tricks.as_strided(
+            col[at[0] :], shape=(n, L), strides=(P * col.itemsize, col.itemsize), writeable=False
+        )
+        W = C + L + H
+        fy = np.zeros((n, W))
+        if spec.scaling == "series":
+            sc = [scaler_for(spec, s) for s in series]
+            mu = np.fromiter((d["y_mean"] for d in sc), dtype=np.float64, count=n)
+            sd = np.fromiter((d["y_std"] for d in sc), dtype=np.float64, count=n)
+            fy[:, C : C + L] = (src - mu[:, None]) / sd[:, None]
+        else:
+            fy[:, C : C + L] = src
+        obs = np.zeros((n, W), dtype=np.float32)
+        obs[:, C : C + L] = 1.0
+        self.fy, self.obs = fy.reshape(-1), obs.reshape(-1)
+        self.feats = np.zeros((n * W, 0), dtype=np.float32)
+        return True
 
     @property
     def past_features(self) -> int:

@@ -416,3 +416,54 @@ def test_run_forecast_metrics_equal_its_metrics_file(tmp_path):
     want = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert res.metrics == want and json.dumps(res.metrics) == json.dumps(want)
     assert want["per_series"]["s01"]["model"]["mase"] is None
+
+
+def _equal_lengths(n: int = 9, T: int = 20, seed: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "id": np.repeat([f"s{i}" for i in range(n)], T),
+            "t": np.tile(np.arange(T), n),
+            "y": rng.uniform(1, 9, n * T).round(3),
+        }
+    )
+
+
+@pytest.mark.parametrize("scaling,log", [("window", True), ("window", False), ("series", True)])
+@pytest.mark.parametrize("cut", ["whole", "heads", "every-other", "uneven"])
+def test_strided_panel_of_equal_lengths_equals_the_per_series_panel(scaling, log, cut, monkeypatch):
+    # the oracle: the per-series loop (columnar=False); "uneven" leaves the strided path (the general
+    # columnar build, checked against the same oracle)
+    from grukit.tasks.forecast import panel as P
+
+    df = _equal_lengths()
+    spec = D.make_spec(df, "t", "y", id_col="id", log=log, scaling=scaling)
+    series = D.to_series(df, spec)
+    series = {
+        "whole": series,
+        "heads": [s.head(13) for s in series],  # evenly spaced runs with gaps between them
+        "every-other": [s.head(17) for s in series[::2]],
+        "uneven": [s.head(13 + i % 2) for i, s in enumerate(series)],
+    }[cut]
+    D.fit_scalers(series, spec, {s.id: len(s) - 2 for s in series})
+    taken = []
+    strided = P.Panel._build_strided
+
+    def spy(self, T):
+        taken.append(strided(self, T))
+        return taken[-1]
+
+    monkeypatch.setattr(P.Panel, "_build_strided", spy)
+    fast = D.Panel(series, spec, 6, 3)
+    monkeypatch.undo()
+    assert taken == [cut != "uneven"]
+    slow = D.Panel(series, spec, 6, 3, columnar=False)
+    for k in ("fy", "obs", "feats", "start", "length"):
+        a, b = getattr(fast, k), getattr(slow, k)
+        assert a.dtype == b.dtype and a.shape == b.shape, k
+        np.testing.assert_array_equal(a, b, err_msg=k)
+    sidx = np.repeat(np.arange(len(series)), 3)
+    orig = np.tile([1, 5, 10], len(series))
+    wa, wb = fast.windows(sidx, orig), slow.windows(sidx, orig)
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
