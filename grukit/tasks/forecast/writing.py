@@ -21,6 +21,8 @@ import pandas as pd
 
 #: significant digits of the float columns (``"%.6g"``)
 DIGITS = 6
+#: an integer column spanning fewer values than this takes its texts from a table of them
+TABLE_INTS = 1 << 16
 #: rows written at a time (bounds the byte matrices)
 CHUNK = 1 << 18
 _W = DIGITS + 7  # the widest "%.6g" text: -d.ddddde-XXX
@@ -185,6 +187,11 @@ def _int_column(v: np.ndarray):
     v = np.asarray(v)
     if len(v) == 0 or (v.dtype.kind == "u" and v.dtype.itemsize == 8) or v.min() < -(10**18):
         return _fixed(v.astype("S"))
+    lo, hi = int(v.min()), int(v.max())
+    if hi - lo < TABLE_INTS:  # few distinct values (steps, times, origins): each value's text once
+        table = np.arange(lo, hi + 1, dtype=np.int64).astype("S")
+        tab = table.view(np.uint8).reshape(len(table), table.dtype.itemsize)
+        return lambda a, z: tab[v[a:z].astype(np.int64) - lo]
     v = v.astype(np.int64)
     a = np.abs(v)
     width = len(str(int(a.max())))

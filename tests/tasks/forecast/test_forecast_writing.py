@@ -78,6 +78,11 @@ def test_write_csv_equals_pandas(tmp_path, n):
         ),
         lambda d: d.assign(origin=np.resize(np.array([2**64 - 1, 0], np.uint64), len(d))),
         lambda d: d.assign(step=d["step"].astype(np.int8)),
+        # a small span of values (the table of texts), negative ones too, in small integer types
+        lambda d: d.assign(origin=np.resize(np.arange(-120, 121, 7), len(d))),
+        lambda d: d.assign(origin=np.resize(np.arange(-128, 128, 9), len(d)).astype(np.int8)),
+        lambda d: d.assign(origin=np.resize([65530, 1, 0, 2**16 - 1], len(d)).astype(np.uint16)),
+        lambda d: d.assign(origin=np.resize([2**40, 2**40 + 5, 2**40 + 2**16], len(d))),
         lambda d: d.assign(series=d["series"].where(d.index != 6, "x\0y")),  # a NUL byte
     ],
 )
