@@ -25,20 +25,24 @@ DIGITS = 6
 TABLE_INTS = 1 << 16
 #: rows written at a time (bounds the byte matrices)
 CHUNK = 1 << 18
-_W = DIGITS + 7  # the widest "%.6g" text: -d.ddddde-XXX
+_W = 21  # format_g's layout: sign, "0.", 3 zeros, 6 digits with 5 places for the point, "e+XX"
 
 
 def format_g(values: np.ndarray) -> np.ndarray:
-    """``"%.6g" % v`` of every value as a (n, 13) uint8 matrix, NUL-padded (NaN → empty, as ``to_csv``
-    writes it).
+    """``"%.6g" % v`` of every value as a (n, 21) uint8 matrix whose NUL bytes are to be dropped (NaN →
+    empty, as ``to_csv`` writes it).
+
+    Every row has one layout, NUL where a character is absent: sign, ``0.`` and up to three zeros (a
+    fixed-point value under 1), the six digits with a place for the point after each of the first five,
+    and the exponent (``e+XX``, scientific notation only). So the whole column is formatted by a few
+    dozen whole-array operations, whatever its magnitudes.
 
     >>> m = format_g(np.array([1234567.0, 0.5, -2.25e-7, 100.0, np.nan, np.inf]))
-    >>> [bytes(r).rstrip(b"\\0").replace(b"\\0", b"").decode() for r in m]
+    >>> [bytes(r).replace(b"\\0", b"").decode() for r in m]
     ['1.23457e+06', '0.5', '-2.25e-07', '100', '', 'inf']
     """
     x = np.asarray(values, dtype=np.float64).ravel()
     n, D = len(x), DIGITS
-    out = np.zeros((n, _W), dtype=np.uint8)
     a = np.abs(x)
     ok = np.isfinite(x) & (a >= 1e-15) & (a < 1e20)
     safe = np.where(ok, a, 1.0)
@@ -52,54 +56,42 @@ def format_g(values: np.ndarray) -> np.ndarray:
     m = np.rint(np.where(hard, lo, scaled)).astype(np.int64)
     carry = m == hi  # 999999.7 → 1e+06
     m = np.where(carry, lo, m)
-    e = e + carry
-    digits = (m[:, None] // 10 ** np.arange(D - 1, -1, -1)[None, :]) % 10  # (n, D)
-    neg = np.signbit(x)
-    easy = ~hard
-    for k in np.unique(e[easy]).tolist():
-        idx = np.nonzero(easy & (e == k))[0]
-        out[idx] = _layout(digits[idx], k, neg[idx])
+    m, e = m.astype(np.int32), (e + carry).astype(np.int32)  # 32 bits: faster digit arithmetic
+    # significant digits: 6 less the trailing zeros of m (its first digit is never 0)
+    sig = np.full(n, D, dtype=np.int32)
+    for k in range(1, D):
+        sig -= m % 10**k == 0
+    fixed = (e >= -4) & (e < D)
+    small = fixed & (e < 0)  # 0.000ddd
+    # digits shown: a fixed-point value ≥ 1 shows its whole integer part, then up to the last nonzero
+    shown = np.where(fixed & (e >= 0), np.maximum(e + 1, sig), sig)
+    # the point after digit k: after the integer part (fixed, ≥ 1), or after the first (scientific)
+    point_at = np.where(fixed, np.where((e >= 0) & (sig > e + 1), e, -1), np.where(sig > 1, 0, -1))
+    zero, dot = ord("0"), ord(".")
+    out = np.zeros((n, _W), dtype=np.uint8)
+    out[:, 0] = np.where(np.signbit(x), ord("-"), 0)
+    out[:, 1] = np.where(small, zero, 0)
+    out[:, 2] = np.where(small, dot, 0)
+    for i in range(1, 4):  # the zeros after "0." of 0.01 .. 0.0001
+        out[:, 2 + i] = np.where(small & (e < -i), zero, 0)
+    for k in range(D):
+        digit = (m // 10 ** (D - 1 - k)) % 10 + zero
+        out[:, 6 + 2 * k] = np.where(k < shown, digit, 0)
+        if k < D - 1:
+            out[:, 7 + 2 * k] = np.where(point_at == k, dot, 0)
+    sci = ~fixed
+    ae = np.abs(e)
+    out[:, 17] = np.where(sci, ord("e"), 0)
+    out[:, 18] = np.where(sci, np.where(e < 0, ord("-"), ord("+")), 0)
+    out[:, 19] = np.where(sci, ae // 10 + zero, 0)
+    out[:, 20] = np.where(sci, ae % 10 + zero, 0)
     for i in np.nonzero(hard)[0].tolist():
+        out[i] = 0
         v = float(x[i])
         if v == v:
             b = f"{v:.6g}".encode()
             out[i, : len(b)] = np.frombuffer(b, dtype=np.uint8)
     return out
-
-
-def _layout(d: np.ndarray, e: int, neg: np.ndarray) -> np.ndarray:
-    """The ``%g`` bytes of ±d₀.d₁…d₅·10^e (d: (k, 6) digits), one exponent at a time."""
-    k, D = d.shape
-    ch = (d + 48).astype(np.uint8)
-    sign = np.where(neg, ord("-"), 0).astype(np.uint8)[:, None]
-    dot = np.full((k, 1), ord("."), dtype=np.uint8)
-    if 0 <= e < D:
-        whole, frac = ch[:, : e + 1], ch[:, e + 1 :]
-        parts = [sign, whole]
-        fd = d[:, e + 1 :]
-    elif -4 <= e < 0:
-        zeros = np.full((k, -e - 1), ord("0"), dtype=np.uint8)
-        parts, frac, fd = [sign, np.full((k, 1), ord("0"), dtype=np.uint8)], ch, d
-        frac = np.concatenate([zeros, ch], axis=1)
-        fd = np.concatenate([np.zeros((k, -e - 1), dtype=d.dtype) + 1, d], axis=1)
-    else:
-        parts, frac, fd = [sign, ch[:, :1]], ch[:, 1:], d[:, 1:]
-    if frac.shape[1]:
-        # keep a fraction digit while a nonzero digit follows (or is) it; the point with any of them
-        keep = np.flip(np.cumsum(np.flip(fd != 0, 1), 1), 1) > 0
-        frac = np.where(keep, frac, 0).astype(np.uint8)
-        dot = np.where(keep.any(1, keepdims=True), dot, 0).astype(np.uint8)
-        parts += [dot, frac]
-    if not (-4 <= e < D):
-        parts.append(
-            np.frombuffer(f"e{'+' if e >= 0 else '-'}{abs(e):02d}".encode(), np.uint8)[
-                None, :
-            ].repeat(k, 0)
-        )
-    body = np.concatenate(parts, axis=1)
-    res = np.zeros((k, _W), dtype=np.uint8)
-    res[:, : body.shape[1]] = body
-    return res
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
