@@ -346,8 +346,15 @@ class Panel:
             level, scale = np.zeros(len(o)), np.ones(len(o))
         z = (ctx - level[:, None]) / scale[:, None] * cm
         zt = (self.fy[it] - level[:, None]) / scale[:, None] * tm
-        flag = [cm[..., None]] if spec.observed_input else []
-        past = np.concatenate([z[..., None], *flag, self.feats[ip]], axis=-1).astype(np.float32)
+        # past: z | observed flag | feats, written into one float32 array (the values of
+        # concatenate(...).astype(float32) without the float64 copy)
+        nf = 2 if spec.observed_input else 1
+        past = np.empty((len(o), C, nf + self.feats.shape[1]), dtype=np.float32)
+        past[..., 0] = z
+        if spec.observed_input:
+            past[..., 1] = cm
+        if self.feats.shape[1]:
+            past[..., nf:] = self.feats[ip]
         fut = [self.feats[it][..., self.feats.shape[1] - self.n_known :]]
         if spec.seasonal_inputs:
             m = spec.season_length

@@ -319,6 +319,10 @@ def _check_columns(df: pd.DataFrame, cols: list[str], what: str) -> None:
 def check_target(df: pd.DataFrame, target: str) -> pd.Series:
     """The target as floats; a non-numeric cell or ±inf is refused naming the first such row."""
     col = df[target]
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiu":  # numbers: no text to refuse
+        inf = np.isinf(col.to_numpy(np.float64))
+        if not inf.any():
+            return col.astype(np.float64)
     y = pd.to_numeric(col, errors="coerce")
     bad = y.isna() & col.notna()
     if bad.any():
@@ -576,8 +580,11 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
         return None  # the general path names the series and timestamp
     if (same & (d != unit)).any():
         return None  # gaps or off-grid timestamps
-    lengths = np.bincount(codes, minlength=len(names))
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    # the runs of equal codes, in code order (factorize's codes are 0 .. k−1, each present)
+    starts = np.concatenate([[0], np.flatnonzero(~same) + 1])
+    if len(starts) != len(names):
+        return None  # (not expected) the general path
+    lengths = np.diff(np.append(starts, len(codes)))
     steps = spec.freq == STEP
     out = []
     tv = t if steps else t.view("M8[ns]")

@@ -467,3 +467,27 @@ def test_strided_panel_of_equal_lengths_equals_the_per_series_panel(scaling, log
     wa, wb = fast.windows(sidx, orig), slow.windows(sidx, orig)
     for k in wa:
         np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
+
+
+@pytest.mark.parametrize("kind,observed_input", [("daily", True), ("step", True), ("step", False)])
+def test_window_past_inputs_equal_the_float64_concatenation(kind, observed_input):
+    # the oracle: each window's z, flag and features cut from the panel's flat arrays one by one,
+    # concatenated in float64 and cast once (what windows() computed before writing float32 directly)
+    df = _panel(kind, seed=6, n=5)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=None)
+    spec.observed_input = observed_input
+    series = D.to_series(df, spec)
+    C, H = 5, 2
+    panel = D.Panel(series, spec, C, H)
+    sidx = np.repeat(np.arange(len(series)), 2)
+    orig = np.stack([np.ones(len(series), np.int64), panel.length]).T.ravel()
+    w = panel.windows(sidx, orig)
+    assert w["past"].dtype == np.float32
+    for r, (i, o) in enumerate(zip(sidx, orig)):
+        at = slice(panel.start[i] + o - C, panel.start[i] + o)
+        ctx, cm = panel.fy[at], panel.obs[at]
+        z = (ctx - w["level"][r]) / w["scale"][r] * cm
+        cols = [z[:, None], *([cm[:, None]] if observed_input else []), panel.feats[at]]
+        want = np.concatenate(cols, axis=-1).astype(np.float32)
+        np.testing.assert_array_equal(w["past"][r], want)
+    assert w["past"].shape[-1] == (2 if observed_input else 1) + len(spec.calendar)
