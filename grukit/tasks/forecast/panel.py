@@ -139,7 +139,9 @@ class Panel:
 
     Each series is stored as ``context`` padding steps, its ``T`` steps and ``horizon`` future steps (calendar
     and future-known covariates only; static covariates on every step). A window at origin ``o`` (1 ≤ o ≤ T) has context steps o−C .. o−1 (those before the series starts
-    are zeros with ``observed = 0``) and targets o .. o+H−1 (those past the end are masked).
+    are zeros with ``observed = 0``) and targets o .. o+H−1 (those past the end are masked). Series of
+    (nearly) one length are stored as rows of one width instead, a shorter one with more padding after
+    it (:meth:`_build_strided`): the same windows.
 
     Args:
         series: the series (already cut to the part that may be used).
@@ -266,13 +268,18 @@ class Panel:
             )
 
     def _build_strided(self, T: np.ndarray) -> bool:
-        """:meth:`_build_columnar` of series of one length whose values lie evenly spaced in one shared
-        column (a panel file's complete series, or their heads): every flat array is a (series, step)
-        matrix, filled by one strided copy (no index or mask over the steps). False (nothing built) for
-        any other panel."""
+        """:meth:`_build_columnar` as a (series, step) matrix: each series one row of ``C + max(T) + H``
+        steps (a shorter series' row ends in more zero padding, which no window of it reaches), its
+        values copied from the shared column in one strided or row-gathering copy (no index or mask
+        over the steps). Taken when every series' values lie in one shared column and the rows add at
+        most :data:`ROW_SLACK` times the flat layout's steps (series of one length, or nearly: a panel file's
+        complete series, their heads, a subset of them); False (nothing built) otherwise. The windows
+        are those of the flat layout, value for value; only ``start`` (each row's ``C``-th step)
+        differs."""
         series, spec, C, H = self.series, self.spec, self.C, self.H
-        n, L = len(series), int(T[0])
-        if self.n_cal or not (T == L).all() or L < 1:
+        n, L = len(series), int(T.max())
+        W = C + L + H
+        if self.n_cal or L < 1 or n * W > ROW_SLACK * int((C + T + H).sum()):
             return False
         if spec.observed_input and any(s.observed is not None for s in series):
             return False
@@ -280,28 +287,36 @@ class Panel:
         if store is None:
             return False
         at = np.fromiter((s.at for s in series), np.int64, n)
-        P = int(at[1] - at[0]) if n > 1 else L
-        if P < L or (n > 1 and (np.diff(at) != P).any()):
-            return False
         col = store.log() if spec.log else store.y
-        if col.dtype != np.float64 or at[0] + (n - 1) * P + L > len(col):
+        if col.dtype != np.float64 or at.min() < 0 or at.max() + L > len(col):
             return False
-        src = np.lib.stride_tricks.as_strided(
-            col[at[0] :], shape=(n, L), strides=(P * col.itemsize, col.itemsize), writeable=False
-        )
-        W = C + L + H
-        fy = np.zeros((n, W))
+        P = int(at[1] - at[0]) if n > 1 else L
+        if P >= L and (n == 1 or (np.diff(at) == P).all()):  # evenly spaced: a view, no copy
+            src = np.lib.stride_tricks.as_strided(
+                col[at[0] :],
+                shape=(n, L),
+                strides=(P * col.itemsize, col.itemsize),
+                writeable=False,
+            )
+        else:  # rows gathered from a sliding view of the column (no step index)
+            src = np.lib.stride_tricks.sliding_window_view(col, L)[at]
         if spec.scaling == "series":
             sc = [scaler_for(spec, s) for s in series]
             mu = np.fromiter((d["y_mean"] for d in sc), dtype=np.float64, count=n)
             sd = np.fromiter((d["y_std"] for d in sc), dtype=np.float64, count=n)
-            fy[:, C : C + L] = (src - mu[:, None]) / sd[:, None]
-        else:
-            fy[:, C : C + L] = src
+            src = (src - mu[:, None]) / sd[:, None]
+        fy = np.zeros((n, W))
         obs = np.zeros((n, W), dtype=np.float32)
-        obs[:, C : C + L] = 1.0
+        if (T == L).all():
+            fy[:, C : C + L] = src
+            obs[:, C : C + L] = 1.0
+        else:  # the steps after each series' end stay padding
+            inside = np.arange(L)[None, :] < T[:, None]
+            fy[:, C : C + L] = np.where(inside, src, 0.0)
+            obs[:, C : C + L] = inside
         self.fy, self.obs = fy.reshape(-1), obs.reshape(-1)
         self.feats = np.zeros((n * W, 0), dtype=np.float32)
+        self.start = np.arange(n, dtype=np.int64) * W + C
         return True
 
     @property
@@ -383,6 +398,10 @@ class Panel:
             sd = np.array([s["y_std"] for s in sc])[:, None, None]
             fy = fy * sd + mu
         return inverse(fy, self.spec)
+
+
+#: the (series, step) matrix layout of a panel may hold at most this share more steps than the flat one
+ROW_SLACK = 1.25
 
 
 def _runs(starts: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:

@@ -430,10 +430,14 @@ def _equal_lengths(n: int = 9, T: int = 20, seed: int = 2) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("scaling,log", [("window", True), ("window", False), ("series", True)])
-@pytest.mark.parametrize("cut", ["whole", "heads", "every-other", "uneven"])
-def test_strided_panel_of_equal_lengths_equals_the_per_series_panel(scaling, log, cut, monkeypatch):
-    # the oracle: the per-series loop (columnar=False); "uneven" leaves the strided path (the general
-    # columnar build, checked against the same oracle)
+@pytest.mark.parametrize(
+    "cut",
+    ["whole", "heads", "every-other", "random-subset", "uneven", "reversed-uneven", "far-uneven"],
+)
+def test_row_panel_equals_the_per_series_panel(scaling, log, cut, monkeypatch):
+    # the oracle: the per-series loop (columnar=False). Series of one length have the same flat arrays;
+    # nearly equal lengths (rows padded to the longest) give the same windows; "far-uneven" (rows would
+    # add over ROW_SLACK) leaves the row path for the flat columnar build, checked the same way
     from grukit.tasks.forecast import panel as P
 
     df = _equal_lengths()
@@ -443,29 +447,35 @@ def test_strided_panel_of_equal_lengths_equals_the_per_series_panel(scaling, log
         "whole": series,
         "heads": [s.head(13) for s in series],  # evenly spaced runs with gaps between them
         "every-other": [s.head(17) for s in series[::2]],
+        "random-subset": [series[i].head(15) for i in (7, 2, 3, 8, 0)],  # rows gathered
         "uneven": [s.head(13 + i % 2) for i, s in enumerate(series)],
+        "reversed-uneven": [s.head(18 + i % 3) for i, s in enumerate(series)][::-1],
+        "far-uneven": [s.head(2 if i % 2 else 20) for i, s in enumerate(series)],
     }[cut]
-    D.fit_scalers(series, spec, {s.id: len(s) - 2 for s in series})
+    D.fit_scalers(series, spec, {s.id: len(s) - 1 for s in series})
     taken = []
-    strided = P.Panel._build_strided
+    rows = P.Panel._build_strided
 
     def spy(self, T):
-        taken.append(strided(self, T))
+        taken.append(rows(self, T))
         return taken[-1]
 
     monkeypatch.setattr(P.Panel, "_build_strided", spy)
     fast = D.Panel(series, spec, 6, 3)
     monkeypatch.undo()
-    assert taken == [cut != "uneven"]
+    assert taken == [cut != "far-uneven"]
     slow = D.Panel(series, spec, 6, 3, columnar=False)
-    for k in ("fy", "obs", "feats", "start", "length"):
-        a, b = getattr(fast, k), getattr(slow, k)
-        assert a.dtype == b.dtype and a.shape == b.shape, k
-        np.testing.assert_array_equal(a, b, err_msg=k)
-    sidx = np.repeat(np.arange(len(series)), 3)
-    orig = np.tile([1, 5, 10], len(series))
+    np.testing.assert_array_equal(fast.length, slow.length)
+    if len({len(s) for s in series}) == 1:  # one length: the same flat layout
+        for k in ("fy", "obs", "feats", "start"):
+            a, b = getattr(fast, k), getattr(slow, k)
+            assert a.dtype == b.dtype and a.shape == b.shape, k
+            np.testing.assert_array_equal(a, b, err_msg=k)
+    sidx = np.concatenate([np.full(int(n), i) for i, n in enumerate(slow.length)])
+    orig = np.concatenate([np.arange(1, int(n) + 1) for n in slow.length])  # every origin
     wa, wb = fast.windows(sidx, orig), slow.windows(sidx, orig)
     for k in wa:
+        assert wa[k].dtype == wb[k].dtype, k
         np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
 
 
