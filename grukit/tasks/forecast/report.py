@@ -243,10 +243,14 @@ def _selection_report(est: GRUForecaster) -> dict[str, Any]:
     vals = list(est.selection_scores_.values())
     names = [c for c in (*CANDIDATES, BLEND) if vals and all(c in v for v in vals)]
     mean_val = {c: float(np.nanmean([v[c] for v in vals])) for c in names}
+    from ...train.run import PlainJSON
+
     return {
         "on": bool(est.select),
         "counts": {k: v for k, v in counts.items() if v},
-        "source": dict(sel),
+        "source": PlainJSON(
+            sel
+        ),  # id → source name (texts): JSON as it is, written without conversion
         "validation_mase": mean_val,
         "series_selected_on_validation": len(vals),
         "validation_windows": int(sum(getattr(est, "selection_windows_", {}).values())),
@@ -262,10 +266,14 @@ def _as_read(record: dict[str, Any]) -> dict[str, Any]:
     metric, text keys), which is copied as a plain dict."""
     from ...train.run import PlainJSON, _jsonable
 
-    return {
-        k: dict(v) if type(v) is PlainJSON else json.loads(json.dumps(_jsonable(v)))
-        for k, v in record.items()
-    }
+    def read(v: Any) -> Any:
+        if type(v) is PlainJSON:
+            return dict(v)
+        if type(v) is dict:  # a PlainJSON inside (the selection's sources) stays as it is
+            return {str(k): read(x) for k, x in v.items()}
+        return json.loads(json.dumps(_jsonable(v)))
+
+    return {k: read(v) for k, v in record.items()}
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
