@@ -151,7 +151,7 @@ def status() -> dict[str, Any]:
         "torch_step": None,
     }
     if mod is not None:
-        from . import stream
+        from . import stream, torch_step
 
         lib = mod._lib
         info.update(
@@ -164,7 +164,7 @@ def status() -> dict[str, Any]:
                 "int8": stream.active_path("int8"),
             },
             openmp=bool(lib.grukit_has_openmp()),
-            torch_step=stream.torch_step.status(),
+            torch_step=torch_step.status(),
         )
     return info
 
