@@ -311,22 +311,20 @@ class StepPlan:
 
     def enable_c(self) -> bool:
         """Let ``GRUCell.__call__`` run this plan through the C++ checks of :mod:`grukit.kernels.torch_step`
-        (builds the extension on first use); False where it is unavailable or the plan is not one it runs
-        (int8 weights, whose scales are buffers; a plan without a key). Tried once per plan."""
+        (builds the extension on first use); False where it is unavailable or the plan has no key (the
+        Streamer's). Tried once per plan."""
         if self._c is not None:
             return bool(self._c)
         self._c = False
-        mod = torch_step.load() if self._key and not self._bkey else None
+        mod = torch_step.load() if self._key else None
         if mod is None:
             return False
-        key, d = self._key, self._desc
+        d = self._desc
         self._c = (
             mod.cell,
             mod.plan(
-                tuple(n for n, _, _, _ in key),
-                tuple(t for _, t, _, _ in key),
-                tuple(v for _, _, v, _ in key),
-                tuple(p for _, _, _, p in key),
+                self._key,
+                self._bkey,
                 tuple(self._ptrs),
                 ctypes.cast(self._fn, ctypes.c_void_p).value,
                 _generation,

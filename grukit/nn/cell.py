@@ -310,7 +310,7 @@ class GRUCell(nn.Module):
         )
         if plan is None:
             return None
-        if self._qweights != "int8" and _USE_C[0]:
+        if _USE_C[0]:
             plan.enable_c()
         return plan.cell(self._parameters, x, h)  # type: ignore[no-any-return]
 

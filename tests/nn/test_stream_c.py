@@ -273,3 +273,48 @@ def test_python_path_when_disabled(monkeypatch):
         assert cell._step_plan is not None and cell._step_plan._c is False
         close(cell(x, h), ref_cell(cell, x, h))
     assert cell_mod._USE_C[0]
+
+
+def ref_int8(cell, x, h):
+    """grukit.reference.int8 on the cell's stored int8 weights and float32 scales."""
+    from grukit.reference import int8
+
+    def w(n):
+        q = getattr(cell, n).detach().double().numpy()
+        return q * cell._buffers[n + "_scale"].double().numpy()[:, None]
+
+    return int8.gru_cell(
+        x.numpy(),
+        h.numpy(),
+        w("weight_ih"),
+        w("weight_hh"),
+        cell.bias_ih.detach().double().numpy(),
+        cell.bias_hh.detach().double().numpy(),
+        cell.reset_after,
+    )
+
+
+@pytest.mark.parametrize("B", [1, 6])
+def test_int8_cell_through_the_c_path_sees_its_scales(B, python_calls):
+    """int8 weights (grukit.quantize): the C++ path runs the int8 step and also keys on the scale buffers."""
+    cell = ready(grukit.quantize(randomize(grukit.GRUCell(37, 45)), "int8"), B)
+    x, h = torch.randn(B, 37), torch.randn(B, 45)
+    n0 = python_calls()
+    with torch.no_grad():
+        a = cell(x, h)
+    assert python_calls() == n0
+    np.testing.assert_allclose(a.numpy(), ref_int8(cell, x, h), atol=1e-5, rtol=0)
+    # a new scale tensor (not an in-place edit): the C++ path must not read the old one it still holds
+    cell._buffers["weight_hh_scale"] = cell.weight_hh_scale * 2
+    with torch.no_grad():
+        b = cell(x, h)
+    assert python_calls() > n0
+    np.testing.assert_allclose(b.numpy(), ref_int8(cell, x, h), atol=1e-5, rtol=0)
+    assert not torch.allclose(a, b, atol=1e-3)
+    with torch.no_grad():
+        n1 = python_calls()
+        assert torch.equal(cell(x, h), b)  # the rebuilt plan, on the C++ path again
+    assert python_calls() == n1
+    x2 = x.clone().requires_grad_()
+    with pytest.raises(RuntimeError, match="inference only"):
+        cell(x2, h)  # the Python path's refusal

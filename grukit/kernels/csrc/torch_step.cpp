@@ -39,6 +39,7 @@ struct Env {
     PyObject* s_forward = nullptr;
     PyObject* s_compiled = nullptr;
     PyObject* s_params = nullptr;
+    PyObject* s_buffers = nullptr;
     PyObject* hook_names[4] = {};         // the module's own hook dicts
     PyObject* global_hook_names[4] = {};  // torch.nn.modules.module's
 };
@@ -46,7 +47,8 @@ Env g_env;
 bool g_ready = false;
 PyObject* g_one = nullptr;
 
-// gru_stream.cpp's StepDesc (and grukit.kernels.stream._Desc): sizes, the kernel path, 4 pointers per layer
+// gru_stream.cpp's and gru_int8.cpp's StepDesc (grukit.kernels.stream._Desc): sizes, the kernel path, 4 pointers
+// per layer (int8 weights: 6, the scales after the weights)
 struct StepDesc {
     int32_t L, I, H, path, reset_after;
     void* const* params;
@@ -54,11 +56,14 @@ struct StepDesc {
 
 // One plan: the weights' key (name, tensor object, version or -1, data pointer) and the native step's inputs,
 // all owned here (the capsule outlives any Python object it was made from while a call runs without the GIL).
-struct Plan {
-    std::vector<PyObject*> names, tensors;  // owned references (they keep the weights' storage alive)
+struct Key {
+    std::vector<PyObject*> names, tensors;  // owned references (they keep the tensors' storage alive)
     std::vector<int64_t> versions;
     std::vector<const void*> ptrs;
-    std::vector<void*> params;  // the native order of the weight pointers (StepDesc.params)
+};
+struct Plan {
+    Key params, buffers;  // the module's _parameters entries; int8 weights: their scales in _buffers
+    std::vector<void*> native;  // the native order of the weight pointers (StepDesc.params)
     StepDesc desc;
     StepFn fn;
     PyObject* generation;  // the Python list whose item 0 set_path bumps; owned
@@ -67,10 +72,52 @@ struct Plan {
 };
 
 void destroy(Plan* p) {
-    for (PyObject* o : p->names) Py_XDECREF(o);
-    for (PyObject* o : p->tensors) Py_XDECREF(o);
+    for (Key* k : {&p->params, &p->buffers}) {
+        for (PyObject* o : k->names) Py_XDECREF(o);
+        for (PyObject* o : k->tensors) Py_XDECREF(o);
+    }
     Py_XDECREF(p->generation);
     delete p;
+}
+
+// a key from a tuple of (name, tensor, version or -1, data pointer) tuples; false (an error set) if malformed
+bool read_key(PyObject* t, Key* k) {
+    if (!PyTuple_Check(t)) {
+        PyErr_SetString(PyExc_TypeError, "plan: a key must be a tuple");
+        return false;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); ++i) {
+        PyObject* e = PyTuple_GET_ITEM(t, i);
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 4 || !THPVariable_Check(PyTuple_GET_ITEM(e, 1))) {
+            PyErr_SetString(PyExc_TypeError, "plan: key entries are (name, tensor, version, pointer)");
+            return false;
+        }
+        Py_INCREF(PyTuple_GET_ITEM(e, 0));
+        Py_INCREF(PyTuple_GET_ITEM(e, 1));
+        k->names.push_back(PyTuple_GET_ITEM(e, 0));
+        k->tensors.push_back(PyTuple_GET_ITEM(e, 1));
+        k->versions.push_back(PyLong_AsLongLong(PyTuple_GET_ITEM(e, 2)));
+        k->ptrs.push_back(PyLong_AsVoidPtr(PyTuple_GET_ITEM(e, 3)));
+        if (PyErr_Occurred()) return false;
+    }
+    return true;
+}
+
+// every entry of the key still holds: the same object registered under its name in d, the same data pointer and
+// version; with grad, none requires grad
+bool key_holds(const Key& k, PyObject* d, bool grad) {
+    for (size_t i = 0; i < k.names.size(); ++i) {
+        PyObject* cur = PyDict_GetItemWithError(d, k.names[i]);
+        if (cur != k.tensors[i]) {
+            PyErr_Clear();
+            return false;
+        }
+        const at::Tensor& w = THPVariable_Unpack(cur);
+        if (w.const_data_ptr() != k.ptrs[i] || (k.versions[i] >= 0 && (int64_t)w._version() != k.versions[i]) ||
+            (grad && w.requires_grad()))
+            return false;
+    }
+    return true;
 }
 void plan_free(PyObject* capsule) {
     auto* p = static_cast<Plan*>(PyCapsule_GetPointer(capsule, "grukit.torch_step.Plan"));
@@ -191,6 +238,7 @@ PyObject* init(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     e.s_forward = PyUnicode_InternFromString("forward");
     e.s_compiled = PyUnicode_InternFromString("_compiled_call_impl");
     e.s_params = PyUnicode_InternFromString("_parameters");
+    e.s_buffers = PyUnicode_InternFromString("_buffers");
     const char* own[4] = {"_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks"};
     const char* glob[4] = {"_global_forward_pre_hooks", "_global_forward_hooks", "_global_backward_pre_hooks",
                            "_global_backward_hooks"};
@@ -203,56 +251,42 @@ PyObject* init(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     Py_RETURN_NONE;
 }
 
-// plan(names, tensors, versions, ptrs, params, fn_addr, generation_list, I, H, max_b, L, path, reset_after)
-// -> capsule. names/tensors/versions/ptrs: the weights' key; params: the native step's pointers (None: null).
+// plan(key, buffer_key, native, fn_addr, generation_list, I, H, max_b, L, path, reset_after) -> capsule.
+// key / buffer_key: tuples of (name, tensor, version or -1, data pointer) for the module's _parameters and
+// _buffers entries the step reads; native: the step's pointers in the kernel's order (None: null), 4 a layer
+// (6 with buffers: int8 weights' scales).
 PyObject* make_plan(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs != 13 || !PyTuple_Check(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) ||
-        !PyTuple_Check(args[3]) || !PyTuple_Check(args[4]) || !PyList_Check(args[6])) {
+    if (nargs != 11 || !PyTuple_Check(args[2]) || !PyList_Check(args[4])) {
         PyErr_SetString(PyExc_TypeError,
-                        "plan(names, tensors, versions, ptrs, params, fn, generation, I, H, max_b, L, path, "
-                        "reset_after)");
-        return nullptr;
-    }
-    const Py_ssize_t n = PyTuple_GET_SIZE(args[0]);
-    if (PyTuple_GET_SIZE(args[1]) != n || PyTuple_GET_SIZE(args[2]) != n || PyTuple_GET_SIZE(args[3]) != n) {
-        PyErr_SetString(PyExc_ValueError, "plan: names, tensors, versions and ptrs differ in length");
+                        "plan(key, buffer_key, native, fn, generation, I, H, max_b, L, path, reset_after)");
         return nullptr;
     }
     auto* p = new Plan();
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* t = PyTuple_GET_ITEM(args[1], i);
-        if (!THPVariable_Check(t)) {
-            destroy(p);
-            PyErr_SetString(PyExc_TypeError, "plan: tensors must be tensors");
-            return nullptr;
-        }
-        Py_INCREF(PyTuple_GET_ITEM(args[0], i));
-        Py_INCREF(t);
-        p->names.push_back(PyTuple_GET_ITEM(args[0], i));
-        p->tensors.push_back(t);
-        p->versions.push_back(PyLong_AsLongLong(PyTuple_GET_ITEM(args[2], i)));
-        p->ptrs.push_back(PyLong_AsVoidPtr(PyTuple_GET_ITEM(args[3], i)));
+    if (!read_key(args[0], &p->params) || !read_key(args[1], &p->buffers)) {
+        destroy(p);
+        return nullptr;
     }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[4]); ++i) {
-        PyObject* o = PyTuple_GET_ITEM(args[4], i);
-        p->params.push_back(o == Py_None ? nullptr : PyLong_AsVoidPtr(o));
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[2]); ++i) {
+        PyObject* o = PyTuple_GET_ITEM(args[2], i);
+        p->native.push_back(o == Py_None ? nullptr : PyLong_AsVoidPtr(o));
     }
-    p->fn = (StepFn)PyLong_AsVoidPtr(args[5]);
-    Py_INCREF(args[6]);
-    p->generation = args[6];
-    p->gen = PyLong_AsLong(PyList_GET_ITEM(args[6], 0));
-    p->I = PyLong_AsLongLong(args[7]);
-    p->H = PyLong_AsLongLong(args[8]);
-    p->max_b = PyLong_AsLongLong(args[9]);
-    p->desc.L = (int32_t)PyLong_AsLong(args[10]);
+    p->fn = (StepFn)PyLong_AsVoidPtr(args[3]);
+    Py_INCREF(args[4]);
+    p->generation = args[4];
+    p->gen = PyLong_AsLong(PyList_GET_ITEM(args[4], 0));
+    p->I = PyLong_AsLongLong(args[5]);
+    p->H = PyLong_AsLongLong(args[6]);
+    p->max_b = PyLong_AsLongLong(args[7]);
+    p->desc.L = (int32_t)PyLong_AsLong(args[8]);
     p->desc.I = (int32_t)p->I;
     p->desc.H = (int32_t)p->H;
-    p->desc.path = (int32_t)PyLong_AsLong(args[11]);
-    p->desc.reset_after = (int32_t)PyLong_AsLong(args[12]);
-    p->desc.params = p->params.data();
-    if (PyErr_Occurred() || !p->fn || p->params.size() != (size_t)4 * p->desc.L) {
+    p->desc.path = (int32_t)PyLong_AsLong(args[9]);
+    p->desc.reset_after = (int32_t)PyLong_AsLong(args[10]);
+    p->desc.params = p->native.data();
+    const size_t per = p->buffers.names.empty() ? 4 : 6;
+    if (PyErr_Occurred() || !p->fn || p->native.size() != per * p->desc.L) {
         destroy(p);
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "plan: a null function or not 4 pointers a layer");
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "plan: a null function or not 4 (6) pointers a layer");
         return nullptr;
     }
     return PyCapsule_New(p, "grukit.torch_step.Plan", plan_free);
@@ -280,23 +314,14 @@ PyObject* cell_impl(PyObject* const* args, Py_ssize_t nargs) {
     // the weights: the same tensor objects still registered, same data pointer and version
     PyObject** dp = _PyObject_GetDictPtr(module);
     PyObject* params = (dp && *dp) ? PyDict_GetItemWithError(*dp, g_env.s_params) : nullptr;
-    if (!params || !PyDict_Check(params)) {
+    PyObject* buffers = (dp && *dp) ? PyDict_GetItemWithError(*dp, g_env.s_buffers) : nullptr;
+    if (!params || !PyDict_Check(params) || !buffers || !PyDict_Check(buffers)) {
         PyErr_Clear();
         Py_RETURN_NONE;
     }
     const bool grad = at::GradMode::is_enabled();
     if (grad && (x.requires_grad() || h.requires_grad())) Py_RETURN_NONE;
-    for (size_t i = 0; i < p->names.size(); ++i) {
-        PyObject* cur = PyDict_GetItemWithError(params, p->names[i]);
-        if (cur != p->tensors[i]) {
-            PyErr_Clear();
-            Py_RETURN_NONE;
-        }
-        const at::Tensor& w = THPVariable_Unpack(cur);
-        if (w.const_data_ptr() != p->ptrs[i] || (p->versions[i] >= 0 && (int64_t)w._version() != p->versions[i]) ||
-            (grad && w.requires_grad()))
-            Py_RETURN_NONE;
-    }
+    if (!key_holds(p->params, params, grad) || !key_holds(p->buffers, buffers, grad)) Py_RETURN_NONE;
     at::Tensor out = at::empty({B, p->H}, x.options());
     int rc;
     Py_BEGIN_ALLOW_THREADS
