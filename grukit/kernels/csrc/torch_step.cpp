@@ -180,12 +180,10 @@ bool eager_ok() {
 }
 
 // nn.Module.__call__ would call forward(x, h) unchanged: no hooks anywhere, not compiled, forward not replaced.
-bool plain_call(PyObject* module) {
+// d: the module's __dict__.
+bool plain_call(PyObject* module, PyObject* d) {
     const Env& e = g_env;
     if (_PyType_Lookup(Py_TYPE(module), e.s_forward) != e.forward) return false;
-    PyObject** dp = _PyObject_GetDictPtr(module);
-    if (!dp || !*dp) return false;
-    PyObject* d = *dp;
     for (PyObject* n : e.hook_names)
         if (!empty_dict_item(d, n)) return false;
     PyObject* compiled = PyDict_GetItemWithError(d, e.s_compiled);  // set on the instance by module.compile()
@@ -310,11 +308,18 @@ PyObject* cell_impl(PyObject* const* args, Py_ssize_t nargs) {
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    if (!plain_call(module) || !eager_ok()) Py_RETURN_NONE;
+    struct Ref {  // an owned reference, released on every return
+        PyObject* o;
+        ~Ref() { Py_XDECREF(o); }
+    } dict{PyObject_GenericGetDict(module, nullptr)};
+    if (!dict.o || !PyDict_Check(dict.o)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (!plain_call(module, dict.o) || !eager_ok()) Py_RETURN_NONE;
     // the weights: the same tensor objects still registered, same data pointer and version
-    PyObject** dp = _PyObject_GetDictPtr(module);
-    PyObject* params = (dp && *dp) ? PyDict_GetItemWithError(*dp, g_env.s_params) : nullptr;
-    PyObject* buffers = (dp && *dp) ? PyDict_GetItemWithError(*dp, g_env.s_buffers) : nullptr;
+    PyObject* params = PyDict_GetItemWithError(dict.o, g_env.s_params);
+    PyObject* buffers = params ? PyDict_GetItemWithError(dict.o, g_env.s_buffers) : nullptr;
     if (!params || !PyDict_Check(params) || !buffers || !PyDict_Check(buffers)) {
         PyErr_Clear();
         Py_RETURN_NONE;
