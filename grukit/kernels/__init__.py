@@ -124,7 +124,9 @@ def status() -> dict[str, Any]:
         installed package; "jit": built at first use into the cache; None), ``library`` (its path or
         None), ``isa`` (the instruction-set level the loaded library was compiled for, e.g. "x86-64-v4",
         or "generic"), ``cpu`` (the best level this CPU runs), ``stream_paths`` (the streaming step's path
-        for float32, bfloat16 and int8 weights), ``openmp`` (whether the library uses OpenMP threads).
+        for float32, bfloat16 and int8 weights), ``openmp`` (whether the library uses OpenMP threads),
+        ``torch_step`` (the GRUCell step's C++ checks, :mod:`grukit.kernels.torch_step`: ``{"loaded",
+        "error"}``; built at the first streaming ``GRUCell`` call, so not loaded before one).
 
     Example:
         >>> import grukit.kernels
@@ -146,9 +148,10 @@ def status() -> dict[str, Any]:
         "cpu": _build.cpu_level(),
         "stream_paths": None,
         "openmp": None,
+        "torch_step": None,
     }
     if mod is not None:
-        from . import stream
+        from . import stream, torch_step
 
         lib = mod._lib
         info.update(
@@ -161,6 +164,7 @@ def status() -> dict[str, Any]:
                 "int8": stream.active_path("int8"),
             },
             openmp=bool(lib.grukit_has_openmp()),
+            torch_step=torch_step.status(),
         )
     return info
 

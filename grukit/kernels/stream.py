@@ -30,12 +30,13 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.autograd import forward_ad as _fwad
 
-from . import fused, route
+from . import fused, route, torch_step
 
 __all__ = ["INT8_PATHS", "PATHS", "StepPlan", "active_path", "eager_ok", "max_batch", "set_path"]
 
@@ -236,6 +237,7 @@ class StepPlan:
         "L",
         "_bkey",
         "_bufs",
+        "_c",
         "_desc",
         "_fn",
         "_gen",
@@ -304,6 +306,37 @@ class StepPlan:
         self._ytmpl: dict[int, Tensor] = {}
         self._ylast = self._y_template(1)  # the output template of the last batch size
         self._xshape = torch.Size((1, self.I))  # x's shape at the last call (the template's batch)
+        # (torch_step.cell, this plan's capsule): see enable_c; None: not tried yet, False: not used
+        self._c: tuple[Any, Any] | bool | None = None
+
+    def enable_c(self) -> bool:
+        """Let ``GRUCell.__call__`` run this plan through the C++ checks of :mod:`grukit.kernels.torch_step`
+        (builds the extension on first use); False where it is unavailable or the plan has no key (the
+        Streamer's). Tried once per plan."""
+        if self._c is not None:
+            return bool(self._c)
+        self._c = False
+        mod = torch_step.load() if self._key else None
+        if mod is None:
+            return False
+        d = self._desc
+        self._c = (
+            mod.cell,
+            mod.plan(
+                self._key,
+                self._bkey,
+                tuple(self._ptrs),
+                ctypes.cast(self._fn, ctypes.c_void_p).value,
+                _generation,
+                self.I,
+                self.H,
+                self.max_b,
+                d.L,
+                d.path,
+                d.reset_after,
+            ),
+        )
+        return True
 
     @property
     def path(self) -> str:

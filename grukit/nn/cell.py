@@ -16,7 +16,7 @@ from torch.nn.modules import module as _nn_module
 
 from .. import _checks, kernels
 from ..functional.gru import GateValues, gru_cell, gru_step
-from ..kernels import route
+from ..kernels import route, torch_step
 from . import _driver, _fast
 
 __all__ = ["GRUCell", "GRUCellConfig", "GateValues", "gru_cell", "gru_step"]
@@ -154,6 +154,14 @@ class GRUCell(nn.Module):
         # call is one nn.Module.__call__ would pass to this class's forward unchanged: no hooks (the module's
         # or global ones), not compiled with module.compile(), forward not overridden or patched.
         plan = self._step_plan
+        if plan is not None and plan._c and not kwargs and len(args) == 2:
+            # the same checks (and the no-hook ones below) in C++ (grukit.kernels.torch_step), after the one
+            # that must stay here: dynamo reads is_compiling() as a constant and traces nothing after it
+            if not _is_compiling():
+                c_cell, capsule = plan._c
+                out = c_cell(capsule, self, args[0], args[1])
+                if out is not None:
+                    return out
         if (
             plan is not None
             and not kwargs
@@ -300,7 +308,11 @@ class GRUCell(nn.Module):
             self.hidden_size,
             self.reset_after,
         )
-        return None if plan is None else plan.cell(self._parameters, x, h)
+        if plan is None:
+            return None
+        if _USE_C[0]:
+            plan.enable_c()
+        return plan.cell(self._parameters, x, h)  # type: ignore[no-any-return]
 
     def _forward_quantized(
         self,
@@ -327,3 +339,8 @@ class GRUCell(nn.Module):
 
 
 _FORWARD = GRUCell.forward
+_is_compiling = torch.compiler.is_compiling
+#: whether new step plans use the C++ checks (grukit.kernels.torch_step) where they are available; tests
+#: switch it off to check the Python path
+_USE_C = [True]
+torch_step.register_forward(_FORWARD)

@@ -36,9 +36,11 @@ class Count:
 
 
 def counted(module):
-    """Wrap the module's current plan's native call; returns the counter."""
+    """Wrap the module's current plan's native call; returns the counter. The plan's C++ checks
+    (grukit.kernels.torch_step, tested in test_stream_c.py) are switched off: they call the kernel directly."""
     c = Count(module._step_plan._fn)
     module._step_plan._fn = c
+    module._step_plan._c = False
     return c
 
 
