@@ -244,6 +244,46 @@ def fixed(name: str) -> Callable:
     return lambda val, ok: [name] * len(ok)
 
 
+def challenged(base: Callable, challengers: tuple[str, ...], tol: float = 0.05) -> Callable:
+    """``base``'s choice, replaced by the challenger (the GRU side: judged on the windows the GRU held out
+    only) with the lowest mean there if it clearly beats that choice on those windows."""
+
+    def rule(val: dict, ok: np.ndarray) -> list[str]:
+        out = []
+        for i, c in enumerate(base(val, ok)):
+            ref = val[c][i]
+            tabs = {g: np.where(ok[i], val[g][i], np.nan) for g in challengers}
+            cands = [
+                (float(np.nanmean(t[np.isfinite(ref)])), g)
+                for g, t in tabs.items()
+                if (np.isfinite(t) & np.isfinite(ref)).any()
+            ]
+            if cands:
+                g = min(cands)[1]
+                if _beats(tabs[g], ref, tol, True):
+                    c = g
+            out.append(c)
+        return out
+
+    return rule
+
+
+def lowest(names: tuple[str, ...]) -> Callable:
+    """The lowest mean validation MASE among ``names`` (statistical: every window), per series."""
+
+    def rule(val: dict, ok: np.ndarray) -> list[str]:
+        out = []
+        for i in range(len(ok)):
+            common = np.all([np.isfinite(val[c][i]) for c in names], axis=0)
+            if not common.any():
+                out.append(names[-1])
+                continue
+            out.append(min(names, key=lambda c: float(val[c][i][common].mean())))
+        return out
+
+    return rule
+
+
 def guarded(default: str, trivial: tuple[str, ...] = ("naive", "snaive")) -> Callable:
     """``default`` unless the better trivial candidate clearly beats the statistical combination
     ``scombo`` on the validation windows (robust test: 5% and one SE) — ``scombo`` stands in for
@@ -263,6 +303,15 @@ def guarded(default: str, trivial: tuple[str, ...] = ("naive", "snaive")) -> Cal
     return rule
 
 
+def frozen(val: dict, ok: np.ndarray) -> list[str]:
+    """The rule chosen here, as the estimator runs it (:func:`~grukit.tasks.forecast.selection.choose_small`;
+    ``scombo`` is its ``stat_combo``)."""
+    from grukit.tasks.forecast import selection as SEL
+
+    got = SEL.choose_small({**val, SEL.STAT_COMBO: val["scombo"]}, ok)
+    return ["scombo" if c == SEL.STAT_COMBO else c for c in got]
+
+
 BASE = ("naive", "snaive", "theta", "ets")
 ARIMA = (*BASE, "arima")
 RULES: dict[str, Callable] = {
@@ -280,6 +329,14 @@ RULES: dict[str, Callable] = {
     "guarded-combo": guarded("combo"),
     "guarded-combo4": guarded("combo4"),
     "guarded-scombo": guarded("scombo"),
+    "guarded-scombo+GRU": challenged(guarded("scombo"), ("GRU",)),
+    "guarded-scombo+combo4/GRU": challenged(guarded("scombo"), ("combo4", "GRU")),
+    "lowest-trivial/scombo": lowest(("naive", "snaive", "scombo")),
+    "lowest-trivial/scombo+GRU": challenged(lowest(("naive", "snaive", "scombo")), ("GRU",)),
+    "lowest-trivial/scombo+combo4/GRU": challenged(
+        lowest(("naive", "snaive", "scombo")), ("combo4", "GRU")
+    ),
+    "frozen: selection.choose_small": frozen,
     "always-theta": fixed("theta"),
     "always-combo": fixed("combo"),
     "always-scombo": fixed("scombo"),
