@@ -5,6 +5,9 @@ series) on the same backtest windows (issue 31, goal 1).
     python benchmarks/forecast_defaults.py                     # every data set → benchmarks/results/forecast_defaults.json
     python benchmarks/forecast_defaults.py --only shampoo airline --no-record
     python benchmarks/forecast_defaults.py --m3 benchmarks/results/forecast_m3.json   # + the M3 sheets' rows
+    python benchmarks/forecast_defaults.py --fresh             # the first fresh check (statsmodels data sets)
+    python benchmarks/forecast_defaults.py --fresh2 pmdarima-2.1.1-*.whl   # the second (pmdarima's data sets;
+                                                               # pip download --no-deps pmdarima==2.1.1)
 
 Each data set runs exactly what ``grukit forecast`` runs (:func:`grukit.tasks.forecast.report.run_forecast`:
 the estimator's ``cross_validation`` with ``--backtest`` origins, the baselines fed the same histories, the

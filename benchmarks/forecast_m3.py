@@ -8,8 +8,10 @@
 
 With ``--variants`` one ``fit`` per sheet trains ``--ensemble K`` members (seeds seed .. seed+K−1; member 0 is
 the single model) and scores, from that one run, the first k members for every k ≤ K, each uncalibrated and
-calibrated (split conformal on the run's validation windows). They are written under ``"variants"`` of the
-JSON, beside the single model's record, which is left as it is. ``"validation"`` holds what the choices were
+calibrated (split conformal on the run's validation windows), and ``"default"``: what the estimator returns
+with ``ensemble=K`` and default options (the K-member median, calibrated, then model selection: the blend).
+They are written under ``"variants"`` (``"variants_<label>"``) of the JSON, beside the single model's
+record, which is left as it is; each finished sheet is written at once (``"partial": true`` until the end). ``"validation"`` holds what the choices were
 made on: the pinball loss of each k-member median on the validation windows, and the 80% coverage of the
 calibrated intervals estimated by 2-fold cross-conformal on those windows (calibrate on half of the
 validation series, count on the other half, and the other way round) — never the test values.
