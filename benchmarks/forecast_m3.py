@@ -8,8 +8,10 @@
 
 With ``--variants`` one ``fit`` per sheet trains ``--ensemble K`` members (seeds seed .. seed+K−1; member 0 is
 the single model) and scores, from that one run, the first k members for every k ≤ K, each uncalibrated and
-calibrated (split conformal on the run's validation windows). They are written under ``"variants"`` of the
-JSON, beside the single model's record, which is left as it is. ``"validation"`` holds what the choices were
+calibrated (split conformal on the run's validation windows), and ``"default"``: what the estimator returns
+with ``ensemble=K`` and default options (the K-member median, calibrated, then model selection: the blend).
+They are written under ``"variants"`` (``"variants_<label>"``) of the JSON, beside the single model's
+record, which is left as it is; each finished sheet is written at once (``"partial": true`` until the end). ``"validation"`` holds what the choices were
 made on: the pinball loss of each k-member median on the validation windows, and the 80% coverage of the
 calibrated intervals estimated by 2-fold cross-conformal on those windows (calibrate on half of the
 validation series, count on the other half, and the other way round) — never the test values.
@@ -52,6 +54,8 @@ SHEETS = {  # horizon NF, season m (SOURCE.md)
     "monthly": (18, 12),
     "other": (8, 1),
 }
+#: the --variants name of the default output (the blended, calibrated K-member forecast)
+DEFAULT = "default"
 PUBLISHED = {
     "source": "Makridakis & Hibon 2000; R. J. Hyndman's recalculation (Mcomp 'Comparisons' vignette), "
     "same sMAPE/MASE definitions as here",
@@ -463,7 +467,19 @@ def main_variants(args) -> None:
             "run_folder": str(res.run.path),
         }
         validation[sheet] = validation_report(res, ks)
+        sel = {k: v for k, v in (met.get("selection") or {}).items() if k != "source"}
+        validation[sheet]["selection"] = sel  # the blend weights and what they were chosen on
         order = {s: i for i, s in enumerate(ids)}
+        # the default output: what GRUForecaster / grukit forecast return with --ensemble K (the
+        # K-member median, calibrated as the run was, then the model selection: the blend)
+        fc = np.full((len(ids), h, 3), np.nan)
+        for sid, g in res.backtest.sort_values(["series", "step"]).groupby("series"):
+            fc[order[str(sid)]] = g[["gru_q10", "gru_q50", "gru_q90"]].to_numpy()
+        sc = score(train, test, fc, m)
+        variants.setdefault(DEFAULT, {"sheets": {}})["sheets"][sheet] = {
+            x: sc[x] for x in ("smape", "mase", "coverage_80")
+        }
+        per_sheet_rows.setdefault(DEFAULT, []).append(sc)
         bt_ids = pd.unique(res.backtest["series"].astype(str))
         for k in ks:
             for conf in (False, True):
@@ -487,6 +503,8 @@ def main_variants(args) -> None:
             flush=True,
         )
         print(f"  validation: {json.dumps(validation[sheet])}", flush=True)
+        if not args.no_record:  # each finished sheet is on disk (a run that dies later keeps it)
+            _write_variants(args, K, options, cpu_total, runs, validation, variants, partial=True)
     for name, rows in per_sheet_rows.items():
         cat = {x: np.concatenate([r[f"_{x}"] for r in rows]) for x in ("smape", "mase", "cov")}
         variants[name]["overall"] = {
@@ -507,19 +525,30 @@ def main_variants(args) -> None:
         )
     if args.no_record:
         return
+    _write_variants(args, K, options, cpu_total, runs, validation, variants, partial=False)
+
+
+def _write_variants(args, K, options, cpu_total, runs, validation, variants, partial) -> None:
+    """The ``--variants`` record under its key of ``--out`` (the file's other records kept)."""
     path = Path(args.out)
-    rec = json.loads(path.read_text())
+    rec = json.loads(path.read_text()) if path.is_file() else {}
     key = "variants" if not args.label else f"variants_{args.label}"
     rec[key] = {
         "command": " ".join(["python", *sys.argv]),
         "about": "one fit per sheet with ensemble K (members: seeds seed..seed+K-1, everything else the "
-        "single model's options); ensemble<k> = the median of the first k members' quantiles, "
-        "+conformal = its intervals calibrated by split conformal on the run's validation windows; "
-        "ensemble1 is member 0 alone (the single model's recipe and seed)",
+        "single model's options); ensemble<k> = the GRU alone: the median of the first k members' "
+        "quantiles, +conformal = its intervals calibrated by split conformal on the run's validation "
+        f"windows; ensemble1 is member 0 alone (the single model's recipe and seed); {DEFAULT} = the "
+        "forecast the estimator returns with ensemble=K and default options (the K-member median, "
+        "calibrated, then the model selection: a panel of more than 20 series gets the blend of the GRU, "
+        "AutoETS and AutoTheta with weights chosen on held-out validation windows, "
+        "validation.<sheet>.selection)",
         "ensemble": K,
         "seed": args.seed,
         "subset": args.subset,
         "options": options,
+        "sheets_done": list(runs),
+        "partial": partial,
         "cpu": _cpu_model(),
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),
         "torch_threads": 1,
@@ -529,7 +558,7 @@ def main_variants(args) -> None:
         "scores": variants,
     }
     path.write_text(json.dumps(rec, indent=2) + "\n")
-    print(f"wrote {path} ({key})")
+    print(f"wrote {path} ({key}{', partial' if partial else ''})", flush=True)
 
 
 if __name__ == "__main__":

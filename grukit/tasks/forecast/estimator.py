@@ -819,7 +819,9 @@ class GRUForecaster:
         panel = D.Panel(scored, spec, int(opts.context or 0), H)
         gru = predict_quantiles(self.model_, panel, sidx, orig)
         hists = [np.asarray(scored[i].y[:v], dtype=np.float64) for i, v, _ in rows]
-        fc = SEL.with_combo({"GRU": gru, **self._stat_forecasts(hists, H, SEL.STAT_CANDIDATES)})
+        m = int(spec.season_length or 1)
+        names = SEL.small_stat_candidates(m) if small else SEL.STAT_CANDIDATES
+        fc = SEL.with_combo({"GRU": gru, **self._stat_forecasts(hists, H, names)}, stat=small)
         mid = Q.median_index(self.model_.quantiles)
         actual = np.stack(
             [
@@ -827,7 +829,6 @@ class GRUForecaster:
                 for i, v, _ in rows
             ]
         ).astype(np.float64)
-        m = int(spec.season_length or 1)
         scale = np.asarray([SEL.naive_scale(h, m) for h in hists])
         flat = SEL.validation_scores(actual, {k: f[:, :, mid] for k, f in fc.items()}, scale)
         # per selected series × window tables (NaN: no such window)
@@ -844,7 +845,7 @@ class GRUForecaster:
         for i, v, k in rows:
             ok[at[i], k] = v >= held_from.get(scored[i].id, never)
         if small:
-            chosen = SEL.choose_robust(scores, ok)
+            chosen = SEL.choose_small(scores, ok)
         else:  # one panel-weighted blend for every series (the module doc)
             own = ok[ri, ki]
             w = SEL.blend_weights(actual, {c: fc[c][:, :, mid] for c in SEL.COMBO}, scale, own)
@@ -882,11 +883,21 @@ class GRUForecaster:
             return q
         chosen = [self.selection_[series[sidx[j]].id] for j in rows]
         need = set()
+        assert self.spec_ is not None
+        stat = SEL.small_stat_candidates(int(self.spec_.season_length or 1))
         for c in chosen:
-            need |= set(SEL.COMBO) - {"GRU"} if c in ("combo", SEL.BLEND) else {c}
+            if c in ("combo", SEL.BLEND):
+                need |= set(SEL.COMBO) - {"GRU"}
+            elif c == SEL.STAT_COMBO:
+                need |= set(SEL.STAT_COMBO_MEMBERS) & set(stat)
+            else:
+                need.add(c)
         H = q.shape[1]
         hists = [np.asarray(series[sidx[j]].y[: origins[j]], dtype=np.float64) for j in rows]
-        fc = SEL.with_combo({"GRU": q[rows], **self._stat_forecasts(hists, H, sorted(need))})
+        fc = SEL.with_combo(
+            {"GRU": q[rows], **self._stat_forecasts(hists, H, sorted(need))},
+            stat=SEL.STAT_COMBO in chosen,
+        )
         if SEL.BLEND in chosen:
             if not self.selection_weights_:
                 raise UserInputError(

@@ -8,14 +8,19 @@ MAE / the in-sample MAE of the lag-m naive forecast on the history before it (MA
 looked at.
 
 **Small panels** (at most :data:`PER_SERIES_MAX` series: one short series is the common case) choose per
-series, on up to :data:`MAX_WINDOWS` rolling windows ``h`` apart that end at the scored origin
-(:func:`validation_origins`; as many as the series' length allows), by mean validation MASE, with a
-conservative rule (:func:`choose_robust`): the statistical candidates are compared on every window and the
-simplest one the best does not clearly beat (:func:`beats`: on at least two windows, by more than
-:data:`TOLERANCE` and more than one standard error of the paired per-window difference, in t units) is kept (naive, then seasonal naive,
-AutoTheta, AutoETS); the GRU or ``combo`` replaces it only when it clearly beats it on the windows the GRU
-held out of its training (its error on windows it trained on would flatter it). A series the GRU held
-nothing out of takes the choice made on the mean over the series that did (the GRU when there is none).
+series on up to :data:`MAX_WINDOWS` rolling windows ``h`` apart that end at the scored origin
+(:func:`validation_origins`; as many as the series' length allows), with :func:`choose_small`: the default
+source is ``stat_combo``, the mean of AutoETS's, AutoTheta's and AutoARIMA's quantiles (AutoARIMA where the
+season is at most :data:`ARIMA_MAX_SEASON`; else the mean of the other two); the better trivial forecast
+(naive or seasonal naive) replaces it only where it clearly beats it (:func:`beats`: on at least two
+windows, by more than :data:`TOLERANCE` and more than one standard error of the paired per-window
+difference, in t units), and the GRU replaces that only where it clearly beats it on the windows it held
+out of its training (its error on windows it trained on would flatter it). This rule was chosen on
+development windows that lie wholly before every test window (``benchmarks/forecast_selection_dev.py``:
+each data set cut at its first test origin); the rule before it (:func:`choose_robust`: the simplest
+statistical model not clearly beaten, the GRU or ``combo`` only if clearly better) lost to a trivial
+forecast on 3 of those 16 data sets and had a development geometric mean of 1.38 × the best statsforecast
+model's, against 1.01 for this one.
 
 **Larger panels** (more than :data:`PER_SERIES_MAX` series) give every series one weighted mean
 (``blend``) of the GRU's, AutoETS's and AutoTheta's quantiles, weighted once for the whole panel
@@ -37,11 +42,22 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-#: the candidates, in tie-breaking order; statsforecast names in :data:`.evaluate.SF_NAMES`
-CANDIDATES = ("GRU", "naive", "snaive", "ets", "theta", "combo")
-#: the statistical candidates (statsforecast models) and the members of ``combo``
+#: the sources a series' forecast can come from, in tie-breaking order; statsforecast names in
+#: :data:`.evaluate.SF_NAMES`
+CANDIDATES = ("GRU", "naive", "snaive", "ets", "theta", "combo", "arima", "stat_combo")
+#: the statistical candidates (statsforecast models) a larger panel's validation forecasts, and the members
+#: of ``combo``
 STAT_CANDIDATES = ("naive", "snaive", "ets", "theta")
 COMBO = ("GRU", "ets", "theta")
+#: the source of a small panel's default: the mean of AutoETS's, AutoTheta's and AutoARIMA's quantiles
+#: (:func:`with_combo`; without AutoARIMA where the season is longer than :data:`ARIMA_MAX_SEASON`)
+STAT_COMBO = "stat_combo"
+STAT_COMBO_MEMBERS = ("ets", "theta", "arima")
+#: AutoARIMA is fitted (a small panel's candidate) only for seasons up to this long: on 500 hourly points
+#: with m = 24 one fit takes tens of seconds
+ARIMA_MAX_SEASON = 12
+#: the trivial candidates that may replace ``stat_combo`` in a small panel (:func:`choose_small`)
+TRIVIAL = ("naive", "snaive")
 #: the fewest history points before a validation window for a series to be selected on
 MIN_HISTORY = 4
 #: panels of at most this many series choose per series on several windows (:func:`choose_robust`)
@@ -97,12 +113,25 @@ def validation_origins(first: int, horizon: int, windows: int) -> list[int]:
     return out
 
 
-def with_combo(forecasts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def small_stat_candidates(m: int) -> tuple[str, ...]:
+    """The statsforecast models a small panel's selection fits for season length ``m``: naive, seasonal
+    naive, AutoETS, AutoTheta and, for ``m`` ≤ :data:`ARIMA_MAX_SEASON`, AutoARIMA.
+
+    >>> small_stat_candidates(24)
+    ('naive', 'snaive', 'ets', 'theta')
+    """
+    return (*STAT_CANDIDATES, "arima") if m <= ARIMA_MAX_SEASON else STAT_CANDIDATES
+
+
+def with_combo(forecasts: Mapping[str, np.ndarray], stat: bool = False) -> dict[str, np.ndarray]:
     """``forecasts`` (name → (N, H, Q) quantiles) with ``combo``: the mean of the GRU's, AutoETS's and
-    AutoTheta's quantiles (where all three are present)."""
+    AutoTheta's quantiles (where all three are present), and with ``stat``, ``stat_combo``: the mean of
+    AutoETS's, AutoTheta's and AutoARIMA's (AutoETS's and AutoTheta's where AutoARIMA is absent)."""
     out = dict(forecasts)
     if all(k in out for k in COMBO):
         out["combo"] = np.mean([out[k] for k in COMBO], axis=0)
+    if stat and all(k in out for k in STAT_COMBO_MEMBERS[:2]):
+        out[STAT_COMBO] = np.mean([out[k] for k in STAT_COMBO_MEMBERS if k in out], axis=0)
     return out
 
 
@@ -346,4 +375,51 @@ def choose_robust(
             warnings.simplefilter("ignore", RuntimeWarning)
             shared = pick({c: np.nanmean(t[has], axis=0) for c, t in table.items()})
         out = [o if h else shared for o, h in zip(out, has)]
+    return out
+
+
+def choose_small(scores: Mapping[str, np.ndarray], gru_ok: np.ndarray) -> list[str]:
+    """The source of each series of a small panel from its scores on several validation windows (the
+    rule of the module doc, chosen on development windows: ``benchmarks/forecast_selection_dev.py``).
+
+    Args:
+        scores: candidate → (N, K) validation MASE per series and window (NaN: no such window); uses
+            ``stat_combo``, ``naive``, ``snaive`` and ``GRU``.
+        gru_ok: (N, K) True where the window was held out of the GRU's training (the GRU is judged there
+            only).
+
+    Returns:
+        N sources. Per series: ``stat_combo``, unless the trivial candidate (naive or seasonal naive,
+        the one with the lower mean MASE) :func:`beats` it on the windows both have — then that one; the
+        GRU replaces that choice if it beats it on the windows it held out.
+
+    >>> s = {
+    ...     "stat_combo": np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]),
+    ...     "naive": np.array([[0.5, 0.6, 0.5], [0.98, 0.9, 1.1]]),
+    ...     "snaive": np.array([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]),
+    ...     "GRU": np.array([[0.1, 0.1, 0.9], [0.5, 0.6, 0.1]]),
+    ... }
+    >>> choose_small(s, np.array([[True, True, False], [True, True, False]]))
+    ['GRU', 'GRU']
+    >>> choose_small(s, np.array([[False, False, True], [False, False, True]]))
+    ['naive', 'stat_combo']
+    """
+    gru_ok = np.asarray(gru_ok, dtype=bool)
+    tab = {
+        c: np.asarray(scores[c], dtype=np.float64)
+        for c in (STAT_COMBO, *TRIVIAL, "GRU")
+        if c in scores
+    }
+    out = []
+    for i in range(len(gru_ok)):
+        ref = tab[STAT_COMBO][i] if STAT_COMBO in tab else np.full(gru_ok.shape[1], np.nan)
+        src = STAT_COMBO
+        trivial = [c for c in TRIVIAL if c in tab and np.isfinite(tab[c][i]).any()]
+        if trivial:
+            t = min(trivial, key=lambda c: float(np.nanmean(tab[c][i])))  # the first of equal means
+            if beats(tab[t][i], ref):
+                src, ref = t, tab[t][i]
+        if "GRU" in tab and beats(np.where(gru_ok[i], tab["GRU"][i], np.nan), ref):
+            src = "GRU"
+        out.append(src)
     return out

@@ -115,6 +115,8 @@ VARIANT_ROWS = {
         "variants_round3",
         "ensemble5+conformal",
     ),
+    "ensemble of 5, the default output (`--ensemble 5`: calibrated, then the blend), round 3 "
+    "(`variants_blend`)": ("variants_blend", "default"),
 }
 
 
@@ -166,7 +168,7 @@ def test_single_series_coverage_column_matches_forecast_json():
 
 def test_readme_ensemble_numbers_match_forecast_m3_json():
     rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_m3.json").read_text())
-    sc = rec["variants"]["scores"]["ensemble5+conformal"]
+    sc = rec["variants_blend"]["scores"]["default"]  # what --ensemble 5 returns (with the blend)
     readme = (ROOT / "README.md").read_text()
     assert f"**{sc['overall']['smape']:.2f}** / {sc['overall']['mase']:.3f}" in readme
     covs = [sc["sheets"][s]["coverage_80"] for s in ("yearly", "quarterly", "monthly", "other")]
@@ -271,6 +273,35 @@ def test_fresh_held_out_table_matches_forecast_defaults_json():
         _check_defaults_row(section, name, r)
     s = fresh["summary"]
     assert f"fresh geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
+
+
+def test_second_fresh_held_out_table_matches_forecast_defaults_json():
+    """docs/forecast.md's second fresh held-out check (pmdarima's data sets) is forecast_defaults.json's
+    "fresh_held_out_check_2", none of whose data sets the rule was chosen on."""
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
+    fresh = rec["fresh_held_out_check_2"]
+    section = _section()
+    assert len(fresh["datasets"]) >= 6
+    seen = set(rec["datasets"]) | set(rec["fresh_held_out_check"]["datasets"])
+    seen |= set(rec["development"]["datasets"])
+    for name, r in fresh["datasets"].items():
+        assert name not in seen
+        _check_defaults_row(section, name, r)
+    s = fresh["summary"]
+    assert f"second fresh geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
+
+
+def test_development_numbers_match_forecast_defaults_json():
+    """The small-panel rule's development-window numbers quoted in docs/forecast.md."""
+    dev = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())[
+        "development"
+    ]
+    section = _section()
+    new, old = dev["summary"]["frozen: selection.choose_small"], dev["summary"]["current"]
+    assert f"development geometric mean {new['geomean_ratio_to_best_statsforecast']:.3f}" in section
+    assert f"previous rule's {old['geomean_ratio_to_best_statsforecast']:.3f}" in section
+    assert f"behind trivial on {len(new['behind_trivial'])} of {new['datasets']}" in section
+    assert f"{len(old['behind_trivial'])} of {old['datasets']} for the previous rule" in section
 
 
 def test_m3_selection_subset_table_matches_forecast_m3_json():

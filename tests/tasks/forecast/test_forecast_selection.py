@@ -130,6 +130,75 @@ def test_choice_on_several_windows_by_hand():
     ) == ["GRU"]
 
 
+def test_small_panel_rule_by_hand():
+    """choose_small on 3 validation windows; the GRU held the latest 2 out of its training."""
+    nan = np.nan
+    ok = np.array([[True, True, False]] * 5)
+    scores = {
+        "stat_combo": np.array([[1.0] * 3, [1.0] * 3, [1.0] * 3, [1.0] * 3, [nan] * 3]),
+        # series 0: naive (0.5 each: 0.5 better, SE 0) beats stat_combo; the GRU (0.4, 0.4 held out)
+        # is 0.1 better than naive there (> 5% of 0.5, SE 0): the GRU
+        # series 1: snaive has the lower trivial mean (0.6 vs naive 2) but differences 0.9, 0.9, -0.7
+        # (mean 0.367, SE 0.533 × 1.32): not clearly better, stat_combo stays; the GRU's 0.0 on the
+        # window it trained on is never looked at, on its held-out windows it ties stat_combo
+        # series 2: the GRU is far better but on one held-out window only (the other is NaN)
+        # series 3: the trivial ones are worse; the GRU is better on average (0.1, 1.5: mean 0.8) but
+        # not clearly (SE 0.7 × 1.84)
+        # series 4: no stat_combo score: it stays the default; the GRU's (0.2, 0.2) is compared with
+        # nothing
+        "naive": np.array([[0.5] * 3, [2.0] * 3, [3.0] * 3, [3.0] * 3, [0.1] * 3]),
+        "snaive": np.array([[0.6] * 3, [0.1, 0.1, 1.7], [2.0] * 3, [2.0] * 3, [0.1] * 3]),
+        "GRU": np.array(
+            [[0.4, 0.4, 9.0], [1.0, 1.0, 0.0], [0.1, nan, 0.0], [0.1, 1.5, 0.0], [0.2, 0.2, 0.2]]
+        ),
+    }
+    assert SEL.choose_small(scores, ok) == [
+        "GRU",
+        "stat_combo",
+        "stat_combo",
+        "stat_combo",
+        "stat_combo",
+    ]
+    # no window held out of the GRU: the statistical choice alone
+    assert SEL.choose_small(scores, np.zeros_like(ok)) == ["naive"] + ["stat_combo"] * 4
+    # the GRU judged on every window would win series 1 (0.67 vs 1.0 mean: differences 0, 0, 1)? no:
+    # SE 0.33 × 1.32 = 0.44 > 0.33; and on series 2 it would (0.1, 0.0 vs 1.0, 1.0)
+    assert SEL.choose_small(scores, np.ones_like(ok))[:3] == ["naive", "stat_combo", "GRU"]
+
+
+def test_stat_combo_is_the_mean_of_ets_theta_arima():
+    f = {k: np.full((1, 2, 3), v) for k, v in (("ets", 2.0), ("theta", 6.0), ("arima", 7.0))}
+    np.testing.assert_allclose(SEL.with_combo(f, stat=True)["stat_combo"], 5.0)
+    # without AutoARIMA (a season longer than ARIMA_MAX_SEASON): the mean of the other two
+    no_arima = {k: v for k, v in f.items() if k != "arima"}
+    np.testing.assert_allclose(SEL.with_combo(no_arima, stat=True)["stat_combo"], 4.0)
+    assert "stat_combo" not in SEL.with_combo(f)  # the larger panels' path: not made
+    assert SEL.small_stat_candidates(12)[-1] == "arima"
+    assert "arima" not in SEL.small_stat_candidates(13)
+
+
+@pytest.mark.slow
+def test_stat_combo_source_is_the_mean_of_statsforecasts_forecasts():
+    """A series whose source is stat_combo gets the mean of statsforecast's AutoETS, AutoTheta and
+    AutoARIMA forecasts and 80% bounds (fitted on the last 500 points: all 50 here)."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+
+    df = panel()
+    est = GRUForecaster(h=H, **SMALL).fit(df)
+    est.selection_ = {"id0": SEL.STAT_COMBO, "id1": "GRU"}
+    fc = est.predict()
+    a = fc[fc["unique_id"] == "id0"]
+    one = df[df["unique_id"] == "id0"].assign(ds=lambda d: d["ds"].astype(int))
+    models = [AutoETS(season_length=M), AutoTheta(season_length=M), AutoARIMA(season_length=M)]
+    sf = StatsForecast(models=models, freq=1).forecast(df=one, h=H, level=[80])
+    for col, suffix in (("GRU", ""), ("GRU-lo-80", "-lo-80"), ("GRU-hi-80", "-hi-80")):
+        want = np.mean(
+            [sf[f"{n}{suffix}"].to_numpy() for n in ("AutoETS", "AutoTheta", "AutoARIMA")], 0
+        )
+        np.testing.assert_allclose(a[col].to_numpy(), want, rtol=1e-6)
+
+
 def test_combo_is_the_mean_of_gru_ets_theta():
     f = {k: np.full((1, 2, 3), v) for k, v in (("GRU", 1.0), ("ets", 2.0), ("theta", 6.0))}
     np.testing.assert_allclose(SEL.with_combo(f)["combo"], 3.0)
