@@ -126,7 +126,8 @@ def status() -> dict[str, Any]:
         or "generic"), ``cpu`` (the best level this CPU runs), ``stream_paths`` (the streaming step's path
         for float32, bfloat16 and int8 weights), ``openmp`` (whether the library uses OpenMP threads),
         ``torch_step`` (the GRUCell step's C++ checks, :mod:`grukit.kernels.torch_step`: ``{"loaded",
-        "error"}``; built at the first streaming ``GRUCell`` call, so not loaded before one).
+        "building", "error"}``; built in the background from the first streaming ``GRUCell`` call, so not
+        loaded before one).
 
     Example:
         >>> import grukit.kernels

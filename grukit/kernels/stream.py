@@ -70,6 +70,14 @@ _active: dict[bool | str, int] = {
 _generation = [0]  # bumped by set_path: plans built before are rebuilt
 
 
+def _bump() -> None:
+    """Make every plan built so far rebuild on its next call (the C++ checks have just loaded)."""
+    _generation[0] += 1
+
+
+torch_step.add_ready_hook(_bump)
+
+
 def _use_library(lib: ctypes.CDLL) -> None:
     """Rebind to another build of the kernel library (``grukit.kernels.fused.use_library``)."""
     global _lib, _cell_f32
@@ -311,13 +319,15 @@ class StepPlan:
 
     def enable_c(self) -> bool:
         """Let ``GRUCell.__call__`` run this plan through the C++ checks of :mod:`grukit.kernels.torch_step`
-        (builds the extension on first use); False where it is unavailable or the plan has no key (the
+        (the extension is built in the background on first use: until it has loaded this plan runs the
+        Python checks, then it is rebuilt); False where it is unavailable or the plan has no key (the
         Streamer's). Tried once per plan."""
         if self._c is not None:
             return bool(self._c)
-        self._c = False
-        mod = torch_step.load() if self._key else None
+        mod = torch_step.load(wait=False) if self._key else None
         if mod is None:
+            if not torch_step.building():  # building: _bump (below) makes this plan ask again
+                self._c = False
             return False
         d = self._desc
         self._c = (

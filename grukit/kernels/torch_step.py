@@ -9,10 +9,14 @@ None and the Python path runs (and raises its errors for bad input). It is an ac
 are those of the same native step.
 
 Unlike the kernel library (no torch or Python headers; ``_build.py``), it is compiled against the installed
-torch's headers, with ``$CXX`` (or g++/c++/clang++), on first use (~15-30 s, once), into
+torch's headers, with ``$CXX`` (or g++/c++/clang++), once (~15-30 s), into
 ``$GRUKIT_CACHE_DIR/torch_step/<hash>/`` (the hash covers the source, torch's version, Python's and the
-compiler). Where that fails (no compiler, no headers) the Python path runs, as it does with
-``GRUKIT_TORCH_STEP=0``. :func:`status` says which.
+compiler). A ``GRUCell`` never waits for that: its first streaming step starts the build in a background
+thread (``load(wait=False)``) and the Python checks run until it has loaded; then every step plan is
+rebuilt once (:func:`add_ready_hook`) and takes it. Where the build fails (no compiler, no headers) the
+Python path stays, as it does with ``GRUKIT_TORCH_STEP=0``. :func:`status` says which. ``load()`` (the
+default ``wait=True``) builds in the caller's thread and returns the module: what ``.ci/run`` and the tests
+use to have it before they time or check anything.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,8 +45,19 @@ SOURCE = Path(__file__).resolve().parent / "csrc" / "torch_step.cpp"
 _NAME = "_grukit_torch_step"
 _mod: ModuleType | None = None
 _error: str | None = None
-_tried = False
+_tried = False  # whether the build and load have finished (or were declined)
+_thread: threading.Thread | None = None  # the background build of load(wait=False), while it runs
+_lock = threading.Lock()
+_ready_hooks: list[Any] = []  # called (no arguments) once the module has loaded
 _forward: list[Any] = []  # GRUCell.forward, registered by grukit.nn.cell (the layer above this one)
+
+
+def add_ready_hook(fn: Any) -> None:
+    """Call ``fn()`` once the extension has loaded (at once if it has): :mod:`.stream` bumps its plans'
+    generation there, so plans made while the build ran are rebuilt and take the C++ checks."""
+    _ready_hooks.append(fn)
+    if _mod is not None:
+        fn()
 
 
 def register_forward(forward: Any) -> None:
@@ -134,12 +150,42 @@ def _init(mod: ModuleType) -> None:
     )
 
 
-def load() -> ModuleType | None:
-    """The extension module (built on first use), or None where it cannot be built or is disabled."""
-    global _mod, _error, _tried
+def load(wait: bool = True) -> ModuleType | None:
+    """The extension module, or None where it cannot be built or is disabled.
+
+    Args:
+        wait: True: build it now in this thread if it is not cached (~15-30 s once) and return it. False:
+            never compile in this thread: a cached build is loaded at once (milliseconds); otherwise the
+            build starts in a background thread and None is returned until it has loaded (the hooks of
+            :func:`add_ready_hook` run then).
+    """
+    global _thread
     if _tried:
         return _mod
-    _tried = True
+    with _lock:
+        if not _tried and _thread is None:
+            path = _declined_or_path()
+            if path is not None and not path.exists() and not wait:
+                _thread = threading.Thread(
+                    target=_finish, args=(path,), name="grukit-torch-step-build", daemon=True
+                )
+                _thread.start()
+            else:
+                _finish(path)
+        t = _thread
+    if wait and t is not None:
+        t.join()
+    return _mod
+
+
+def building() -> bool:
+    """Whether a background build (``load(wait=False)``) is still running."""
+    return _thread is not None
+
+
+def _declined_or_path() -> Path | None:
+    """The cached module's path, or None (and the reason in :func:`status`) when it is not to be used."""
+    global _error
     if os.environ.get("GRUKIT_TORCH_STEP", "1") == "0":
         _error = "disabled by GRUKIT_TORCH_STEP=0"
         return None
@@ -147,21 +193,37 @@ def load() -> ModuleType | None:
         _error = "grukit.nn.cell has not registered GRUCell.forward"
         return None
     try:
-        path = _path()
-        if not path.exists():
-            _compile(path)
-        spec = importlib.util.spec_from_file_location(_NAME, path)
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        _init(mod)
-        _mod = mod
+        return _path()
+    except Exception as e:  # no compiler found
+        _error = f"{type(e).__name__}: {e}"
+        return None
+
+
+def _finish(path: Path | None) -> None:
+    """Build (where not cached) and load the module at ``path``; then run the ready hooks."""
+    global _mod, _error, _tried, _thread
+    try:
+        if path is not None:
+            if not path.exists():
+                _compile(path)
+            spec = importlib.util.spec_from_file_location(_NAME, path)
+            assert spec is not None and spec.loader is not None
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            _init(mod)
+            _mod, _error = mod, None
     except Exception as e:  # no compiler, no headers, another torch layout: the Python checks run
         _error = f"{type(e).__name__}: {e}"
         log.info("grukit: the GRUCell step's C++ checks are unavailable (%s)", _error)
-    return _mod
+    finally:
+        _tried = True
+        _thread = None
+    if _mod is not None:
+        for fn in _ready_hooks:
+            fn()
 
 
 def status() -> dict[str, Any]:
-    """Whether the extension is loaded, and if not why (``{"loaded": bool, "error": str | None}``)."""
-    return {"loaded": _mod is not None, "error": _error}
+    """Whether the extension is loaded, and if not why (``{"loaded": bool, "building": bool, "error": str |
+    None}``)."""
+    return {"loaded": _mod is not None, "building": building(), "error": _error}

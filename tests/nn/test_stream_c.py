@@ -275,6 +275,45 @@ def test_python_path_when_disabled(monkeypatch):
     assert cell_mod._USE_C[0]
 
 
+def test_first_call_does_not_wait_for_the_build(monkeypatch, tmp_path, python_calls):
+    """Where the extension is not cached, the first streaming call starts its build in the background and
+    runs the Python checks; once it has loaded, the cell's plan is rebuilt and takes the C++ path."""
+    import shutil
+    import threading
+
+    built = torch_step._path()  # the module built above (this test copies it as its "build")
+    release, started = threading.Event(), threading.Event()
+
+    def slow_compile(path):
+        started.set()
+        assert release.wait(30)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(built, path)
+
+    monkeypatch.setattr(torch_step, "_tried", False)
+    monkeypatch.setattr(torch_step, "_mod", None)
+    monkeypatch.setattr(torch_step, "_path", lambda: tmp_path / built.name)
+    monkeypatch.setattr(torch_step, "_compile", slow_compile)
+    cell = randomize(grukit.GRUCell(37, 45))
+    x, h = torch.randn(1, 37), torch.randn(1, 45)
+    with torch.no_grad():
+        close(cell(x, h), ref_cell(cell, x, h))  # answered while the build waits
+        assert started.wait(30) and torch_step.status()["building"]
+        assert cell._step_plan is not None and cell._step_plan._c is None  # asks again once built
+        n = python_calls()
+        close(cell(x, h), ref_cell(cell, x, h))
+        assert python_calls() == n + 1  # still the Python checks
+        thread = torch_step._thread
+        release.set()
+        thread.join(30)
+        assert torch_step.status() == {"loaded": True, "building": False, "error": None}
+        close(cell(x, h), ref_cell(cell, x, h))  # the stale plan is rebuilt, with the C++ checks
+        assert cell._step_plan._c
+        n = python_calls()
+        close(cell(x, h), ref_cell(cell, x, h))
+        assert python_calls() == n  # the C++ path ran
+
+
 def ref_int8(cell, x, h):
     """grukit.reference.int8 on the cell's stored int8 weights and float32 scales."""
     from grukit.reference import int8
