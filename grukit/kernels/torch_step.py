@@ -26,6 +26,7 @@ import importlib.machinery
 import importlib.util
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -107,6 +108,12 @@ def _path() -> Path:
 
 
 def _compile(path: Path) -> None:
+    """Build the module into ``path``; where that fails nothing is left in the cache (no compiler: nothing
+    is created at all)."""
+    cxx = _command("")[0]
+    if shutil.which(cxx) is None:
+        raise _build.BuildError(f"cannot run the C++ compiler {cxx!r}")
+    made = [d for d in (path.parent.parent, path.parent) if not d.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     log.warning(
         "grukit: compiling the GRUCell step's C++ checks once (~15-30 s); caching them in %s",
@@ -124,6 +131,9 @@ def _compile(path: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if not path.exists():
+            for d in reversed(made):  # the folders this call made, innermost first
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def _init(mod: ModuleType) -> None:

@@ -314,6 +314,23 @@ def test_first_call_does_not_wait_for_the_build(monkeypatch, tmp_path, python_ca
         assert python_calls() == n  # the C++ path ran
 
 
+@pytest.mark.parametrize("cxx", ["/nonexistent", "false"])
+def test_a_failed_build_leaves_nothing_in_the_cache(monkeypatch, tmp_path, cxx):
+    """No compiler (nothing is created) or a compile that fails (what it made is removed): the Python checks,
+    and the cache as it was (the wheel check of .ci/run asserts an empty cache after the kernel tests)."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setattr(torch_step, "_tried", False)
+    monkeypatch.setattr(torch_step, "_mod", None)
+    monkeypatch.setenv("GRUKIT_CACHE_DIR", str(cache))
+    monkeypatch.setenv("CXX", shutil.which(cxx) or cxx)
+    assert torch_step.load() is None
+    assert torch_step.status()["error"]
+    assert list(cache.iterdir()) == []
+
+
 def ref_int8(cell, x, h):
     """grukit.reference.int8 on the cell's stored int8 weights and float32 scales."""
     from grukit.reference import int8
