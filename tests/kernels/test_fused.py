@@ -588,3 +588,43 @@ def test_performance_page_tables_come_from_the_recorded_results():
     readme = (root / "README.md").read_text()
     assert f"**{row['cpu_int8_speedup_vs_nn_grucell']:.1f}×** `nn.GRUCell`" in readme
     assert f"{row['cpu_int8_speedup_vs_bf16']:.2f}× the bf16 step" in readme
+
+
+def test_the_quiet_rerun_quoted_on_the_performance_page_matches_its_file():
+    """docs/performance.md's "quiet rerun" bullet and the README's autocast claim quote
+    benchmarks/results/cpu_quiet_round3c.json (1 thread, process CPU time; autocast ratios from the times)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    data = json.loads((root / "benchmarks" / "results" / "cpu_quiet_round3c.json").read_text())
+    (rec,) = data["families"].values()
+    assert "python benchmarks/bench_gru.py" in data["command"] and rec["complete"]
+    one = {tuple(r["shape"].values()): r for r in rec["shapes"] if r["threads"] == 1}
+    page = " ".join((root / "docs" / "performance.md").read_text().split())
+    small = one[(1, 256, 50, 32, 64)]["ratios_cpu_time"]["fwd_bwd_over_floor"]
+    assert f"**{small:.2f}×** the floor (1 thread, CPU time)" in page
+    others = [
+        r["ratios_cpu_time"]["fwd_bwd_over_floor"]
+        for s, r in one.items()
+        if s[1] >= 16 and s != (1, 256, 50, 32, 64)
+    ]
+    assert f"batch ≥ 16 shapes {min(others):.2f}–{max(others):.2f}×" in page
+    cell = next(
+        r for r in rec["streaming"] if (r["threads"], r["batch"], r["hidden"]) == (1, 1, 256)
+    )
+    us = cell["cpu_us_per_step"]
+    assert f"**{round(us['nn_grucell'] / us['grukit'], 2):.2f}×** `nn.GRUCell`" in page
+    ac = {
+        (tuple(r["shape"].values()), r["threads"]): r["forward_backward_cpu_ms"]
+        if r["threads"] == 1
+        else r["forward_backward_ms"]
+        for r in rec["autocast_bf16"]
+    }
+    big = ac[((1, 64, 200, 256, 512), 1)]
+    small_ac = ac[((1, 32, 100, 128, 256), 1)]
+    r_big = round(big["nn_gru_autocast"] / big["grukit_autocast"], 2)
+    r_small = round(small_ac["nn_gru_autocast"] / small_ac["grukit_autocast"], 2)
+    assert f"**{r_big:.2f}×** `nn.GRU`" in page and f"the smaller shape {r_small:.2f}×" in page
+    readme = " ".join((root / "README.md").read_text().split())
+    assert f"on a quiet machine {r_big:.2f}× and {r_small:.2f}×" in readme

@@ -248,9 +248,8 @@ def _selection_report(est: GRUForecaster) -> dict[str, Any]:
     return {
         "on": bool(est.select),
         "counts": {k: v for k, v in counts.items() if v},
-        "source": PlainJSON(
-            sel
-        ),  # id → source name (texts): JSON as it is, written without conversion
+        # id → source name (texts): JSON as it is, written without conversion
+        "source": PlainJSON(sel),
         "validation_mase": mean_val,
         "series_selected_on_validation": len(vals),
         "validation_windows": int(sum(getattr(est, "selection_windows_", {}).values())),
