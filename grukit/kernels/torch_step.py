@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -119,15 +118,27 @@ def _compile(path: Path) -> None:
         "grukit: compiling the GRUCell step's C++ checks once (~15-30 s); caching them in %s",
         path.parent,
     )
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = str(path.with_name(f"{path.name}.{os.getpid()}.part"))
+    cmd = _command(tmp)
+    sh = shutil.which("sh")
+    if sh:  # the child renames too: a build the process exits during (a daemon thread) still lands
+        cmd = [
+            sh,
+            "-c",
+            'tmp=$1; out=$2; shift 2; "$@" && mv -f "$tmp" "$out"',
+            "sh",
+            tmp,
+            str(path),
+            *cmd,
+        ]
     try:
-        proc = subprocess.run(_command(tmp), capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             raise _build.BuildError(
                 f"compiling {SOURCE.name} failed: {proc.stderr.strip()[-2000:]}"
             )
-        os.replace(tmp, path)
+        if not sh:
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -177,7 +188,7 @@ def load(wait: bool = True) -> ModuleType | None:
             path = _declined_or_path()
             if path is not None and not path.exists() and not wait:
                 _thread = threading.Thread(
-                    target=_finish, args=(path,), name="grukit-torch-step-build", daemon=True
+                    target=_finish, args=(path, True), name="grukit-torch-step-build", daemon=True
                 )
                 _thread.start()
             else:
@@ -209,8 +220,11 @@ def _declined_or_path() -> Path | None:
         return None
 
 
-def _finish(path: Path | None) -> None:
-    """Build (where not cached) and load the module at ``path``; then run the ready hooks."""
+def _finish(path: Path | None, background: bool = False) -> None:
+    """Build (where not cached) and load the module at ``path``; in the background build, then run the ready
+    hooks. Not in a load in the caller's thread: the plan asking for it (``StepPlan.enable_c``) is already
+    built, and a generation bump would make it stale before its first call (which then took the general
+    path: for int8 weights other numerics than the int8 step's)."""
     global _mod, _error, _tried, _thread
     try:
         if path is not None:
@@ -228,7 +242,7 @@ def _finish(path: Path | None) -> None:
     finally:
         _tried = True
         _thread = None
-    if _mod is not None:
+    if background and _mod is not None:
         for fn in _ready_hooks:
             fn()
 

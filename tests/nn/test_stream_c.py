@@ -331,6 +331,46 @@ def test_a_failed_build_leaves_nothing_in_the_cache(monkeypatch, tmp_path, cxx):
     assert list(cache.iterdir()) == []
 
 
+@pytest.mark.slow
+def test_a_process_that_exits_during_the_build_still_caches_it(tmp_path):
+    """A short script whose first streaming step started the background build and which exited before it
+    ended: the build still lands in the cache (the compiler's child renames it), whole, for the next process.
+    The "compiler" here copies the module built above after a pause."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    fake = tmp_path / "cxx"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'while [ "$#" -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done\n'
+        f'sleep 2; cp "{torch_step._path()}" "$out"\n'
+    )
+    fake.chmod(0o755)
+    cache = tmp_path / "cache"
+    target = cache / "torch_step" / "k" / torch_step._path().name
+    env = {k: v for k, v in os.environ.items() if k != "GRUKIT_TORCH_STEP"}
+    script = (
+        "import torch, grukit, pathlib\n"
+        "from grukit.kernels import torch_step\n"
+        f"torch_step._command = lambda out: [{str(fake)!r}, '-o', out]\n"
+        f"torch_step._path = lambda: pathlib.Path({str(target)!r})\n"
+        "c = grukit.GRUCell(4, 6)\n"
+        "with torch.no_grad(): c(torch.randn(1, 4), torch.randn(1, 6))\n"
+        "assert torch_step.status()['building'], torch_step.status()\n"
+        "import time; time.sleep(1)\n"  # exit 1 s into the 2 s build
+    )
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    deadline = time.monotonic() + 30
+    found: list = []
+    while time.monotonic() < deadline and not found:
+        found = list(cache.glob("torch_step/*/_grukit_torch_step*.so"))
+        time.sleep(0.2)
+    assert found and found[0].read_bytes() == torch_step._path().read_bytes()
+    assert not list(cache.glob("torch_step/*/*.part"))
+
+
 def ref_int8(cell, x, h):
     """grukit.reference.int8 on the cell's stored int8 weights and float32 scales."""
     from grukit.reference import int8
@@ -348,6 +388,20 @@ def ref_int8(cell, x, h):
         cell.bias_hh.detach().double().numpy(),
         cell.reset_after,
     )
+
+
+def test_a_cached_build_loaded_by_the_first_call_serves_that_call(monkeypatch):
+    """The extension cached but not loaded yet (a new process): the first call loads it in its own thread and
+    is answered by the plan it built, with the int8 step's numbers (a plan made stale by the load fell back to
+    the general path once, whose int8 numbers differ by ~1e-2)."""
+    monkeypatch.setattr(torch_step, "_tried", False)
+    monkeypatch.setattr(torch_step, "_mod", None)
+    cell = grukit.quantize(randomize(grukit.GRUCell(130, 33), seed=2), "int8")
+    x, h = torch.randn(2, 130), torch.randn(2, 33)
+    with torch.no_grad():
+        got = cell(x, h)
+    assert torch_step.status()["loaded"] and cell._step_plan._c
+    np.testing.assert_allclose(got.numpy(), ref_int8(cell, x, h), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("B", [1, 6])
