@@ -29,7 +29,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +40,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import forecast_defaults as FD  # noqa: E402
+
+from grukit.tasks.forecast import selection as SEL  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "forecast_defaults.json"
 STATS = ("naive", "snaive", "ets", "theta", "arima")
@@ -77,7 +78,6 @@ def run_dev(name: str, loader, opts: dict, seed: int) -> dict:
     import torch
 
     from grukit.tasks.forecast import report
-    from grukit.tasks.forecast import selection as SEL
     from grukit.tasks.forecast.data import load_builtin
     from grukit.tasks.forecast.train import predict_quantiles
 
@@ -181,61 +181,22 @@ def run_dev(name: str, loader, opts: dict, seed: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- the rules
-def _beats(c: np.ndarray, b: np.ndarray, tol: float, se_units: bool) -> bool:
-    from scipy import stats
-
-    ok = np.isfinite(c) & np.isfinite(b)
-    n = int(ok.sum())
-    if n < 2:
-        return False
-    d = b[ok] - c[ok]
-    se = 0.0
-    if se_units:
-        se = float(d.std(ddof=1) / np.sqrt(n)) * float(stats.t.ppf(stats.norm.cdf(1.0), n - 1))
-    return bool(d.mean() > max(tol * float(b[ok].mean()), se))
-
-
 def robust(
     stats_order: tuple[str, ...], challengers: tuple[str, ...], tol: float = 0.05, se: bool = True
 ) -> Callable:
-    """The small-panel rule of :func:`~grukit.tasks.forecast.selection.choose_robust`, with its
+    """The previous small-panel rule (:func:`~grukit.tasks.forecast.selection.choose_robust`) with its
     statistical candidates (simplest first), GRU-side challengers, tolerance and SE test as parameters."""
 
     def rule(val: dict, ok: np.ndarray) -> list[str]:
-        table = {c: np.asarray(t, float) for c, t in val.items()}
-        for g in challengers:
-            table[g] = np.where(ok, table[g], np.nan)
-        st = [c for c in stats_order if c in table]
-        ch = [c for c in challengers if c in table]
-
-        def pick(tab):
-            common = np.all([np.isfinite(tab[c]) for c in st], axis=0)
-            if not common.any():
-                return "GRU"
-            means = {c: float(tab[c][common].mean()) for c in st}
-            best = min(st, key=lambda c: means[c])
-            simple = next(
-                c for c in st if c == best or not _beats(tab[best][common], tab[c][common], tol, se)
-            )
-            ref = tab[simple]
-            chall = []
-            for g in ch:
-                both = np.isfinite(tab[g]) & np.isfinite(ref)
-                if both.any():
-                    chall.append((float(tab[g][both].mean()), g))
-            if not chall:
-                return simple
-            g = min(chall, key=lambda x: x[0])[1]
-            return g if _beats(tab[g], ref, tol, se) else simple
-
-        has = np.isfinite(table[ch[-1]]).any(axis=1) if ch else np.zeros(len(ok), bool)
-        out = [pick({c: t[i] for c, t in table.items()}) for i in range(len(ok))]
-        if has.any() and not has.all():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                shared = pick({c: np.nanmean(t[has], axis=0) for c, t in table.items()})
-            out = [o if h else shared for o, h in zip(out, has)]
-        return out
+        return SEL.choose_robust(
+            val,
+            ok,
+            (*stats_order, *challengers),
+            simplest_first=stats_order,
+            challengers=challengers,
+            tolerance=tol,
+            se_test=se,
+        )
 
     return rule
 
@@ -260,7 +221,7 @@ def challenged(base: Callable, challengers: tuple[str, ...], tol: float = 0.05) 
             ]
             if cands:
                 g = min(cands)[1]
-                if _beats(tabs[g], ref, tol, True):
+                if SEL.beats(tabs[g], ref, tol):
                     c = g
             out.append(c)
         return out
@@ -297,7 +258,7 @@ def guarded(default: str, trivial: tuple[str, ...] = ("naive", "snaive")) -> Cal
                 trivial,
                 key=lambda c: np.nanmean(val[c][i]) if np.isfinite(val[c][i]).any() else np.inf,
             )
-            out.append(best if _beats(val[best][i], ref, 0.05, True) else default)
+            out.append(best if SEL.beats(val[best][i], ref) else default)
         return out
 
     return rule
@@ -306,8 +267,6 @@ def guarded(default: str, trivial: tuple[str, ...] = ("naive", "snaive")) -> Cal
 def frozen(val: dict, ok: np.ndarray) -> list[str]:
     """The rule chosen here, as the estimator runs it (:func:`~grukit.tasks.forecast.selection.choose_small`;
     ``scombo`` is its ``stat_combo``)."""
-    from grukit.tasks.forecast import selection as SEL
-
     got = SEL.choose_small({**val, SEL.STAT_COMBO: val["scombo"]}, ok)
     return ["scombo" if c == SEL.STAT_COMBO else c for c in got]
 

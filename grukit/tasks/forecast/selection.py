@@ -271,13 +271,19 @@ def blend(gru: np.ndarray, chosen: Sequence[str], others: Mapping[str, np.ndarra
     return out
 
 
-def beats(challenger: np.ndarray, incumbent: np.ndarray) -> bool:
+def beats(
+    challenger: np.ndarray,
+    incumbent: np.ndarray,
+    tolerance: float = TOLERANCE,
+    se_test: bool = True,
+) -> bool:
     """Whether ``challenger`` is clearly better than ``incumbent`` on their paired validation windows
     (MASE per window, NaN: no such window): on the windows both have — at least two — the mean of
-    ``incumbent − challenger`` exceeds both :data:`TOLERANCE` × the incumbent's mean and one standard error
-    of that difference, in Student's t units for the few windows there are (t of n − 1 degrees of freedom
-    at the normal's one-SE level, 84.1%: 1.84 SE for 2 windows, 1.32 for 3, 1.14 for 5). An advantage the
-    noise of a few windows explains does not count; one window cannot tell it.
+    ``incumbent − challenger`` exceeds both ``tolerance`` × the incumbent's mean and (``se_test``) one
+    standard error of that difference, in Student's t units for the few windows there are (t of n − 1
+    degrees of freedom at the normal's one-SE level, 84.1%: 1.84 SE for 2 windows, 1.32 for 3, 1.14 for 5).
+    An advantage the noise of a few windows explains does not count; one window cannot tell it. (The
+    parameters are for ``benchmarks/forecast_selection_dev.py``'s variants; the rules use the defaults.)
 
     >>> beats(np.array([0.5, 0.6, 0.4]), np.array([1.0, 1.1, 0.9]))  # 0.5 better, SE 0
     True
@@ -296,23 +302,34 @@ def beats(challenger: np.ndarray, incumbent: np.ndarray) -> bool:
     if n < 2:
         return False
     d = b[ok] - c[ok]
-    se = float(d.std(ddof=1) / np.sqrt(n)) * float(stats.t.ppf(stats.norm.cdf(1.0), n - 1))
-    return bool(d.mean() > max(TOLERANCE * float(b[ok].mean()), se))
+    se = 0.0
+    if se_test:
+        se = float(d.std(ddof=1) / np.sqrt(n)) * float(stats.t.ppf(stats.norm.cdf(1.0), n - 1))
+    return bool(d.mean() > max(tolerance * float(b[ok].mean()), se))
 
 
 def choose_robust(
     scores: Mapping[str, np.ndarray],
     gru_ok: np.ndarray,
     candidates: Sequence[str] = CANDIDATES,
+    *,
+    simplest_first: Sequence[str] = SIMPLEST_FIRST,
+    challengers: Sequence[str] = ("combo", "GRU"),
+    tolerance: float = TOLERANCE,
+    se_test: bool = True,
 ) -> list[str]:
-    """The source of each series from its scores on several validation windows (the small-panel rule of
-    the module doc).
+    """The source of each series from its scores on several validation windows (the previous small-panel
+    rule, kept for comparison: ``benchmarks/forecast_selection_dev.py`` scores it and its variants).
 
     Args:
         scores: candidate → (N, K) validation MASE per series and window (NaN: no such window).
         gru_ok: (N, K) True where the window was held out of the GRU's training (the GRU and ``combo``
             are judged there only).
         candidates: the candidates allowed.
+        simplest_first: the statistical candidates, simplest first.
+        challengers: the GRU-side candidates (judged on ``gru_ok`` windows only), preferred first on a tie.
+        tolerance: :func:`beats`' tolerance.
+        se_test: whether :func:`beats` also asks for one standard error.
 
     Returns:
         N sources. Per series: ``s`` = the first of :data:`SIMPLEST_FIRST` that the statistical candidate
@@ -337,8 +354,8 @@ def choose_robust(
     ['naive']
     """
     names = [c for c in candidates if c in scores]
-    stats = [c for c in SIMPLEST_FIRST if c in names]
-    grus = [c for c in ("combo", "GRU") if c in names]
+    stats = [c for c in simplest_first if c in names]
+    grus = [c for c in challengers if c in names]
     gru_ok = np.asarray(gru_ok, dtype=bool)
     table = {c: np.asarray(scores[c], dtype=np.float64) for c in names}
     for g in grus:  # the GRU's error on windows it trained on is not looked at
@@ -353,7 +370,11 @@ def choose_robust(
             return "GRU"
         means = {c: float(tab[c][common].mean()) for c in stats}
         best = min(stats, key=lambda c: means[c])  # the first of equal means
-        simple = next(c for c in stats if c == best or not beats(tab[best][common], tab[c][common]))
+        simple = next(
+            c
+            for c in stats
+            if c == best or not beats(tab[best][common], tab[c][common], tolerance, se_test)
+        )
         ref = tab[simple]
         chall = []
         for g in grus:
@@ -363,7 +384,7 @@ def choose_robust(
         if not chall:
             return simple
         g = min(chall, key=lambda x: x[0])[1]  # min keeps the first of equal means: combo
-        return g if beats(tab[g], ref) else simple
+        return g if beats(tab[g], ref, tolerance, se_test) else simple
 
     has: np.ndarray = np.asarray(
         np.isfinite(table[grus[-1]]).any(axis=1) if grus else np.zeros(len(gru_ok), bool),
