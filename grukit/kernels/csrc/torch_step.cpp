@@ -124,9 +124,8 @@ void plan_free(PyObject* capsule) {
     if (p) destroy(p);
 }
 
-// a builtin called with no arguments is truthy (or errors: treated as "yes", so the Python path decides)
-inline bool call_true(PyObject* f) {
-    PyObject* r = PyObject_CallNoArgs(f);
+// a new reference's truth, consumed; an error (null) counts as "yes", so the Python path decides
+inline bool truthy(PyObject* r) {
     if (!r) {
         PyErr_Clear();
         return true;
@@ -135,16 +134,9 @@ inline bool call_true(PyObject* f) {
     Py_DECREF(r);
     return t != 0;
 }
-inline bool attr_true(PyObject* o, PyObject* name) {
-    PyObject* r = PyObject_GetAttr(o, name);
-    if (!r) {
-        PyErr_Clear();
-        return true;
-    }
-    int t = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    return t != 0;
-}
+// a builtin called with no arguments is truthy; an attribute is truthy
+inline bool call_true(PyObject* f) { return truthy(PyObject_CallNoArgs(f)); }
+inline bool attr_true(PyObject* o, PyObject* name) { return truthy(PyObject_GetAttr(o, name)); }
 // a dict entry that is an empty dict (hooks registered make it non-empty; missing or not a dict: "no")
 inline bool empty_dict_item(PyObject* d, PyObject* key) {
     PyObject* v = PyDict_GetItemWithError(d, key);  // borrowed
