@@ -272,6 +272,86 @@ def fresh2_datasets(wheel: Path) -> dict:
     }
 
 
+#: the third fresh held-out check (issue 31 goal 1, round 3c): data never scored by any rule before, fixed
+#: (and committed) before it was scored once with the rule round 3c's development objective picked
+FRESH3_PROTOCOL = (
+    "Read at run time from packages in the venv, never written to the repository. statsmodels 0.15's "
+    "fertility data set (World Bank, births per woman, annual 1960-2011): among the countries with all "
+    "52 years, 23 drawn with numpy.random.default_rng(2026) (choice without replacement, in the file's "
+    "order): the first 20 as one panel (fert-panel), the other 3 each alone (fert-<code>); h 6, m 1, 3 "
+    "origins. matplotlib's sample_data/Stocks.csv (Yahoo Finance monthly closes 1990-01..2022-06, the "
+    "first-of-month rows, 390): XRX, ADBE, ^GSPC, ^IXIC as a panel (mpl-stocks; IBM, AAPL, MSFT, AMZN, "
+    "GOOGL left out: the built-in stocks' companies; DELL: gaps): h 6, m 12, 3 origins. matplotlib's "
+    "sample_data/goog.npz (daily closes 2004-08-19..2008-10-14, 1,047 trading days, integer steps): h 10, "
+    "m 5, 5 origins (mpl-goog). naive, snaive, AutoETS, AutoTheta, and AutoARIMA where m <= 12 on the "
+    "same windows. Fixed and committed before any of it was scored; scored once, with the rule round "
+    "3c's development objective picked"
+)
+
+
+def _sample_data(name: str) -> Path:
+    import matplotlib
+
+    return Path(matplotlib.__file__).parent / "mpl-data" / "sample_data" / name
+
+
+def _fertility_draw() -> tuple[pd.DataFrame, list[str]]:
+    d = _sm("fertility")
+    years = [str(y) for y in range(1960, 2012)]
+    full = d[d[years].notna().all(axis=1)]
+    codes = list(full["Country Code"])
+    drawn = np.random.default_rng(2026).choice(len(codes), size=23, replace=False)
+    return full.set_index("Country Code")[years], [codes[i] for i in drawn]
+
+
+def _fert(codes: slice):
+    def load() -> pd.DataFrame:
+        tab, drawn = _fertility_draw()
+        ds = pd.to_datetime([f"{y}-01-01" for y in tab.columns])
+        return pd.concat(
+            [
+                pd.DataFrame({"id": c, "ds": ds, "y": tab.loc[c].to_numpy(np.float64)})
+                for c in drawn[codes]
+            ],
+            ignore_index=True,
+        )
+
+    return load
+
+
+def _mpl_stocks() -> pd.DataFrame:
+    d = pd.read_csv(_sample_data("Stocks.csv"), comment="#", parse_dates=["Date"])
+    d = d[d["Date"].dt.day == 1]
+    return pd.concat(
+        [
+            pd.DataFrame({"id": c, "ds": d["Date"], "y": d[c].to_numpy(np.float64)})
+            for c in ("XRX", "ADBE", "^GSPC", "^IXIC")
+        ],
+        ignore_index=True,
+    )
+
+
+def _mpl_goog() -> pd.DataFrame:
+    with np.load(_sample_data("goog.npz")) as z:
+        y = np.asarray(z["price_data"]["close"], dtype=np.float64)
+    return pd.DataFrame({"ds": np.arange(len(y)), "y": y})
+
+
+def fresh3_datasets() -> dict:
+    ann = dict(horizon=6, season_length=1, backtest=3, arima=True)
+    out = {"fert-panel": (_fert(slice(0, 20)), {**ann, "id_col": "id"})}
+    _, drawn = _fertility_draw()
+    for j in range(20, 23):
+        load = _fert(slice(j, j + 1))
+        out[f"fert-{drawn[j]}"] = (lambda f=load: f().drop(columns="id"), ann)
+    out["mpl-stocks"] = (
+        _mpl_stocks,
+        dict(horizon=6, season_length=12, backtest=3, arima=True, id_col="id"),
+    )
+    out["mpl-goog"] = (_mpl_goog, dict(horizon=10, season_length=5, backtest=5, arima=True))
+    return out
+
+
 def run_one(name: str, loader, opts: dict, seed: int, select: bool) -> dict:
     import torch
 
@@ -445,15 +525,29 @@ def main() -> None:
         help="the second fresh held-out check (pmdarima's bundled data sets, read from this wheel "
         "file) under 'fresh_held_out_check_2'",
     )
+    ap.add_argument(
+        "--fresh3",
+        action="store_true",
+        help="the third fresh held-out check (statsmodels' fertility, matplotlib's sample data) under "
+        "'fresh_held_out_check_3'",
+    )
     args = ap.parse_args()
-    fresh_key = "fresh_held_out_check_2" if args.fresh2 else "fresh_held_out_check"
+    fresh_key = (
+        "fresh_held_out_check_3"
+        if args.fresh3
+        else "fresh_held_out_check_2"
+        if args.fresh2
+        else "fresh_held_out_check"
+    )
     if args.markdown:
         rec = json.loads(Path(args.out).read_text())
-        if args.fresh or args.fresh2:  # a fresh check's table, in the same shape
+        if args.fresh or args.fresh2 or args.fresh3:  # a fresh check's table, in the same shape
             f = rec[fresh_key]
             rec = {"datasets": f["datasets"], "summary": {"datasets": f["summary"]}}
         return print_markdown(rec)
-    if args.fresh2:
+    if args.fresh3:
+        todo = fresh3_datasets()
+    elif args.fresh2:
         todo = fresh2_datasets(Path(args.fresh2))
     else:
         todo = fresh_datasets() if args.fresh else datasets()
@@ -461,8 +555,10 @@ def main() -> None:
     out = Path(args.out)
     rec = json.loads(out.read_text()) if out.is_file() else {}
     key = "datasets" if not args.no_select else "datasets_select_off"
-    if args.fresh or args.fresh2:
-        protocol = FRESH2_PROTOCOL if args.fresh2 else FRESH_PROTOCOL
+    if args.fresh or args.fresh2 or args.fresh3:
+        protocol = (
+            FRESH3_PROTOCOL if args.fresh3 else FRESH2_PROTOCOL if args.fresh2 else FRESH_PROTOCOL
+        )
         return main_fresh(args, todo, names, rec, out, fresh_key, protocol)
     if args.m3:
         rec.setdefault(key, {}).update(m3_rows(Path(args.m3)))
