@@ -351,3 +351,69 @@ def test_big_panel_memory_matches_forecast_scale_json():
         f"{pq['rest_s']:.0f} s against {pq['pandas_read_parquet_s']:.1f} s from parquet "
         f"({pq['rest_over_pandas_read']:.0f}×" in text
     )
+
+
+def test_round3c_development_numbers_match_forecast_defaults_json():
+    """Round 3c's development-window numbers quoted in docs/forecast.md, and its pick: the incumbent."""
+    dev = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())[
+        "development_round3c"
+    ]
+    section = _section()
+    inc = "frozen: selection.choose_small"
+    assert dev["picked"] == inc  # the objective kept choose_small: the default did not change
+    for name, v in dev["summary"].items():
+        if name == inc or name in (
+            "half-trivial+GRU",
+            "median5",
+            "always-scombo",
+            "mean4-trivial+GRU",
+        ):
+            label = "`choose_small`" if name == inc else f"`{name}`"
+            want = (
+                f"{label} {v['geomean_ratio_to_best_statsforecast']:.3f}, behind trivial on "
+                f"{len(v['behind_trivial'])} of {v['datasets']}"
+            )
+            assert want in section, want
+    best = min(v["geomean_ratio_to_best_statsforecast"] for v in dev["summary"].values())
+    assert best > 1.05  # "no rule meets the geometric-mean goal on these windows" (the docs say so)
+    fewest = min(len(v["behind_trivial"]) for v in dev["summary"].values())
+    assert f"the fewest behind trivial: {fewest} of {len(dev['datasets'])}" in section
+
+
+def test_third_fresh_held_out_table_matches_forecast_defaults_json():
+    """docs/forecast.md's third fresh held-out check is forecast_defaults.json's "fresh_held_out_check_3",
+    none of whose data sets any rule was scored or chosen on before."""
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
+    fresh = rec["fresh_held_out_check_3"]
+    section = _section()
+    assert len(fresh["datasets"]) >= 6
+    seen = set(rec["datasets"]) | set(rec["fresh_held_out_check"]["datasets"])
+    seen |= set(rec["fresh_held_out_check_2"]["datasets"]) | set(rec["development"]["datasets"])
+    seen |= set(rec["development_round3c"]["datasets"])
+    for name, r in fresh["datasets"].items():
+        assert name not in seen
+        _check_defaults_row(section, name, r)
+    s = fresh["summary"]
+    assert f"third fresh geometric mean {s['geomean_ratio_to_best_statsforecast']:.3f}" in section
+
+
+def test_pre_selection_table_points_to_the_default_outputs():
+    """The single-series table (forecast.json, the GRU alone before model selection) names the default
+    output's MASE on the same data sets: forecast_defaults.json's."""
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
+    text = _section()
+    para = text[text.index("## Measured: single series and small panels") :].split("\n\n")[1]
+    for name in ("weather", "stocks", "airline-passengers", "daily-total-female-births", "shampoo"):
+        assert f"{name} {rec['datasets'][name]['test_mase']['default']:.3f}" in para, name
+
+
+def test_readme_tour_row_third_fresh_check():
+    """The README's forecasting row quotes the third fresh check's geometric mean and losses."""
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_defaults.json").read_text())
+    s = rec["fresh_held_out_check_3"]["summary"]
+    row = next(
+        x for x in (ROOT / "README.md").read_text().splitlines() if x.startswith("| forecasting |")
+    )
+    n, lost = s["datasets"], len(s["losing_to_trivial"])
+    assert f"on {n} more never scored before" in row
+    assert f"{s['geomean_ratio_to_best_statsforecast']:.3f} ×, behind naive on {lost}" in row
