@@ -145,7 +145,11 @@ def record(rows: list[dict]) -> None:
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "note": "2 CPUs shared with other work: wall times vary with the load "
                 "(load_avg_1min_before each run; pandas' time is the fastest of 3 reads); "
-                "peak RSS does not",
+                "peak RSS does not. *_cpu_s: process CPU time (user + system) measured inside the "
+                "child: train_cpu_s the Lightning fit, predict_net_cpu_s the network's prediction "
+                "passes (Ensemble.forward), import_cpu_s Python + torch + Lightning + grukit "
+                "imports, rest_cpu_s = cpu_s - train_cpu_s, data_cpu_s = rest - network - imports; "
+                "pandas_read_cpu_s the reader's CPU time (fastest of 3)",
                 "runs": sorted(runs, key=lambda r: (r["format"], r["series"])),
             },
             indent=1,

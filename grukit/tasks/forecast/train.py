@@ -231,11 +231,12 @@ def _train(
 
 #: windows per network pass when predicting: the input projection of a pass, (C·chunk, 3·hidden) floats,
 #: then stays in the CPU's cache between the GEMM that writes it and the recurrence that reads it (1024
-#: windows: ~20% faster than 4096 at hidden 64, the same numbers: each window's rows are computed alone)
+#: windows: ~20% faster than 4096 at hidden 64, the same numbers: each window's rows are computed alone;
+#: on AMD EPYC Zen 4, 1 thread, process CPU: 256 → 33-36, 1024 → 30-31, 4096 → 40-41 µs a window)
 PREDICT_CHUNK = 1024
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all (~3% less than no_grad; the same bits)
 def conformal_offsets(
     model: Ensemble, windows: dict[str, np.ndarray], chunk: int = PREDICT_CHUNK
 ) -> np.ndarray:
@@ -254,7 +255,7 @@ def conformal_offsets(
     return Q.conformal_offsets(zq, windows["target"], model.quantiles, mask=windows["tmask"])
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_quantiles(
     model: ForecastNet | Ensemble, panel: D.Panel, sidx, origins, chunk: int = PREDICT_CHUNK
 ) -> np.ndarray:
