@@ -565,3 +565,33 @@ def test_window_past_inputs_equal_the_float64_concatenation(kind, observed_input
         want = np.concatenate(cols, axis=-1).astype(np.float32)
         np.testing.assert_array_equal(w["past"][r], want)
     assert w["past"].shape[-1] == (2 if observed_input else 1) + len(spec.calendar)
+
+
+@pytest.mark.slow
+def test_a_run_of_a_complete_panel_makes_no_object_per_series(cli, tmp_path, monkeypatch):
+    """`grukit forecast --no-select` on a complete panel reads the SeriesList's columns: the only Series
+    objects made are the plot's (at most 6), however many series the panel has."""
+    n = 60
+    t = np.tile(np.arange(40), n)
+    i = np.repeat(np.arange(n), 40)
+    y = 5 + (i % 3) + np.sin(t / 3.0) + np.random.default_rng(0).uniform(0, 0.1, len(t))
+    pd.DataFrame({"id": [f"s{k}" for k in i], "t": t, "y": y}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
+    made = []
+    one = S.SeriesList._one
+
+    def counted(self, k):  # a Series object made (not one already made and kept)
+        if k not in self._made:
+            made.append(k)
+        return one(self, k)
+
+    monkeypatch.setattr(S.SeriesList, "_one", counted)
+    r = cli(
+        "forecast", "--data", tmp_path / "p.csv", "--id-col", "id", "--time-col", "t",
+        "--target", "y", "--horizon", "5", "--backtest", "2", "--epochs", "1",
+        "--baselines", "none", "--no-select", "--output-dir", tmp_path / "run",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert 0 < len(made) <= 6 and set(made) <= set(range(6)), made
+    assert len(pd.read_csv(tmp_path / "run" / "forecast.csv")) == n * 5
