@@ -14,6 +14,15 @@ and records its peak RSS, wall time, CPU time (user + system), the 1-minute load
 training time (``wall_time_s`` of the run's fit, from the run folder's metrics) and, for comparison, the
 time ``pandas.read_csv`` (or ``pandas.read_parquet``) takes on the same file in a separate child (the
 fastest of 3 reads). "rest" = wall − training: reading, checks, windows, prediction, writing.
+
+The machine is shared, so wall times follow the load; the process CPU times do much less, and each run
+also records them, measured inside the child (:data:`CHILD`): ``train_cpu_s`` (the Lightning fit,
+``grukit.train.fit``: the training epochs and their validation pass), ``predict_net_cpu_s`` (the
+network's passes of prediction: ``Ensemble.forward`` over the calibration, backtest and future
+windows), ``import_cpu_s`` (Python, torch, Lightning and grukit imported, before the command starts)
+and ``rest_cpu_s`` = CPU − training; ``data_cpu_s`` = rest − network prediction − imports: reading,
+checks, windows, scaling, origins, metrics, writing. ``pandas_read_cpu_s`` is the reader's process CPU
+time (the fastest of 3 reads).
 """
 
 from __future__ import annotations
@@ -31,6 +40,38 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the child that runs the command: process CPU time of the imports, the fit and the network's prediction
+#: passes, written as JSON to $GRUKIT_SCALE_TIMES (the imports come first here; they are counted in
+#: "rest" wherever they happen)
+CHILD = """
+import json, os, sys, time
+cpu = time.process_time
+t0 = cpu()
+import torch, lightning.pytorch  # noqa: F401
+import grukit.tasks.forecast.train as T
+from grukit.tasks.forecast.ensemble import Ensemble
+from grukit.cli import main
+acc = {"import_cpu_s": cpu() - t0, "train_cpu_s": 0.0, "predict_net_cpu_s": 0.0}
+
+def timed(fn, key):
+    def run(*a, **k):
+        t = cpu()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[key] += cpu() - t
+    return run
+
+T.fit_run = timed(T.fit_run, "train_cpu_s")
+Ensemble.forward = timed(Ensemble.forward, "predict_net_cpu_s")
+sys.argv = ["grukit", *sys.argv[1:]]
+try:
+    main()
+finally:
+    acc["command_cpu_s"] = cpu() - t0
+    with open(os.environ["GRUKIT_SCALE_TIMES"], "w") as f:
+        json.dump(acc, f)
+"""
 OUT = ROOT / "benchmarks" / "results" / "forecast_scale.json"
 STEPS = 200
 
@@ -104,7 +145,11 @@ def record(rows: list[dict]) -> None:
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "note": "2 CPUs shared with other work: wall times vary with the load "
                 "(load_avg_1min_before each run; pandas' time is the fastest of 3 reads); "
-                "peak RSS does not",
+                "peak RSS does not. *_cpu_s: process CPU time (user + system) measured inside the "
+                "child: train_cpu_s the Lightning fit, predict_net_cpu_s the network's prediction "
+                "passes (Ensemble.forward), import_cpu_s Python + torch + Lightning + grukit "
+                "imports, rest_cpu_s = cpu_s - train_cpu_s, data_cpu_s = rest - network - imports; "
+                "pandas_read_cpu_s the reader's CPU time (fastest of 3)",
                 "runs": sorted(runs, key=lambda r: (r["format"], r["series"])),
             },
             indent=1,
@@ -132,21 +177,44 @@ def main() -> None:
                     [
                         sys.executable,
                         "-c",
-                        "import time, pandas as pd\nbest = 1e9\nfor _ in range(3):\n"
-                        f"    t = time.perf_counter(); pd.{reader}({str(p)!r})\n"
-                        "    best = min(best, time.perf_counter() - t)\nprint(best)",
+                        "import time, pandas as pd\nbest, best_cpu = 1e9, 1e9\nfor _ in range(3):\n"
+                        "    t, c = time.perf_counter(), time.process_time()\n"
+                        f"    pd.{reader}({str(p)!r})\n"
+                        "    best = min(best, time.perf_counter() - t)\n"
+                        "    best_cpu = min(best_cpu, time.process_time() - c)\n"
+                        "print(best, best_cpu)",
                     ],
                     env,
                 )
                 run_root = Path(tmp) / f"run-{n}-{fmt}"
+                times_file = Path(tmp) / f"times-{n}-{fmt}.json"
+                env_k = {**env, "GRUKIT_SCALE_TIMES": str(times_file)}
                 cmd = [
-                    sys.executable, "-c", "from grukit.cli import main; main()", "forecast", "--data", str(p),
+                    sys.executable, "-c", CHILD, "forecast", "--data", str(p),
                     "--id-col", "id", "--time-col", "t", "--target", "y", "--horizon", "14",
                     "--backtest", "1", "--epochs", "1", "--baselines", "none", "--no-select",
                     "--output-dir", str(run_root),
                 ]  # fmt: skip
-                r = timed_child(cmd, env)
+                r = timed_child(cmd, env_k)
                 train = train_seconds(run_root)
+                tm = json.loads(times_file.read_text()) if times_file.is_file() else {}
+                read_wall, read_cpu = (float(x) for x in base["stdout"].split()[-2:])
+                rest_cpu = r["cpu_s"] - tm["train_cpu_s"] if tm else None
+                cpu_cols = (
+                    {
+                        "train_cpu_s": round(tm["train_cpu_s"], 2),
+                        "rest_cpu_s": round(rest_cpu, 2),
+                        "import_cpu_s": round(tm["import_cpu_s"], 2),
+                        "predict_net_cpu_s": round(tm["predict_net_cpu_s"], 2),
+                        "data_cpu_s": round(
+                            rest_cpu - tm["import_cpu_s"] - tm["predict_net_cpu_s"], 2
+                        ),
+                        "pandas_read_cpu_s": round(read_cpu, 2),
+                        "rest_cpu_over_pandas_read_cpu": round(rest_cpu / read_cpu, 2),
+                    }
+                    if tm and rest_cpu is not None
+                    else {}
+                )
                 rows.append(
                     {
                         "series": n,
@@ -159,11 +227,12 @@ def main() -> None:
                         "load_avg_1min_before": load,
                         "train_s": train,
                         "rest_s": None if train is None else round(r["wall_s"] - train, 2),
-                        f"pandas_{reader}_s": round(float(base["stdout"].split()[-1]), 2),
+                        f"pandas_{reader}_s": round(read_wall, 2),
                         "pandas_read_peak_rss_gb": round(base["peak_rss_bytes"] / 1e9, 3),
                         "rest_over_pandas_read": None
                         if train is None
-                        else round((r["wall_s"] - train) / float(base["stdout"].split()[-1]), 2),
+                        else round((r["wall_s"] - train) / read_wall, 2),
+                        **cpu_cols,
                         "rc": r["rc"],
                         **({"error": r["stderr_tail"]} if r["rc"] else {}),
                     }

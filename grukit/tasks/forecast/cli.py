@@ -505,7 +505,7 @@ def _checked(given, df, preset, given_values, always, resume, auto_backtest):
     prep = GRUForecaster.prepared(df, D.spec_from_options(df, opts))
     if auto_backtest and given_values["backtest"] is None and resume is None:
         # default: 5 origins, fewer when the longest series would keep under half its points to train on
-        longest = max(len(s) for s in prep.series)
+        longest = int(D.lengths_of(prep.series).max())
         S = opts.stride or opts.horizon
         n = min(opts.backtest, max(1, (longest // 2 - opts.horizon) // S + 1))
         opts = dataclasses.replace(opts, backtest=n)

@@ -25,7 +25,7 @@ from . import calibrate as Q
 from . import data as D
 from .config import ForecastOptions, SkippedSeriesWarning, build_options
 from .spec import paused_gc
-from .windows import MIN_FIT_POINTS, backtest_origins, check_sizes, default_context
+from .windows import MIN_FIT_POINTS, check_sizes, default_context
 
 #: the defaults of every option (one home: :class:`~.config.ForecastOptions`)
 _O = ForecastOptions()
@@ -143,7 +143,7 @@ class _Prepared:
     """The checked data of a call: the spec, the series and the id of each series as given."""
 
     spec: D.DataSpec
-    series: list[D.Series]
+    series: Sequence[D.Series]
     ids: dict[str, Any]
 
 
@@ -267,7 +267,7 @@ class GRUForecaster:
         self.model_: Any = None
         self.spec_: D.DataSpec | None = None
         self.options_: ForecastOptions | None = None
-        self.series_: list[D.Series] | None = None
+        self.series_: Sequence[D.Series] | None = None
         self.ids_: dict[str, Any] = {}
         #: how training went: history, epochs_run, best_epoch, ... (see :func:`~.train.train_model`)
         self.training_: Any = None
@@ -435,12 +435,12 @@ class GRUForecaster:
         """
         frame, opts, prep = self._prepare(df, static_df, id_col, time_col, target_col)
         opts = self.check(prep, opts, backtest=False)
-        series = self._usable(prep.series, {s.id: len(s) for s in prep.series}, opts)
-        D.fit_scalers(series, prep.spec, {s.id: len(s) for s in series})
+        series = self._usable(prep.series, _lengths(prep.series), opts)
+        D.fit_scalers(series, prep.spec, _lengths(series))
         self.cv_windows_ = None  # a backtest's panel before this fit is not this fit's
         self._train(series, prep, opts, frame)
         self.series_ = series
-        self._select(series, {s.id: len(s) for s in series}, opts)
+        self._select(series, _lengths(series), opts)
         return self
 
     def check(
@@ -463,23 +463,25 @@ class GRUForecaster:
         return opts
 
     @staticmethod
-    def _first(series: list[D.Series], opts: ForecastOptions) -> dict[str, int]:
+    def _first(series: Sequence[D.Series], opts: ForecastOptions) -> dict[str, int]:
         """Each series' first backtest origin (``backtest_origins(len(s), ...)[0]``, for all at once)."""
-        n = np.fromiter((len(s) for s in series), np.int64, len(series))
+        n = D.lengths_of(series)
         back = opts.horizon + (opts.backtest - 1) * (opts.stride or opts.horizon)
-        return dict(zip([s.id for s in series], (n - back).tolist()))
+        return dict(zip(D.ids_of(series), (n - back).tolist()))
 
     def _usable(
         self,
-        series: list[D.Series],
+        series: Sequence[D.Series],
         first: dict[str, int],
         opts: ForecastOptions,
         warn: bool = True,
-    ) -> list[D.Series]:
+    ) -> Sequence[D.Series]:
         """The series with at least MIN_FIT_POINTS points before their first origin; the others are
         skipped with one SkippedSeriesWarning (an error with ``strict`` or when none is left)."""
         H, n_bt, S = opts.horizon, opts.backtest, opts.stride or opts.horizon
-        skipped = [s.id for s in series if first[s.id] < MIN_FIT_POINTS]
+        ids = D.ids_of(series)
+        short = np.fromiter((first[i] for i in ids), np.int64, len(ids)) < MIN_FIT_POINTS
+        skipped = [ids[k] for k in np.flatnonzero(short).tolist()]
         if skipped:
             need = MIN_FIT_POINTS + H + (n_bt - 1) * S
             msg = (
@@ -498,12 +500,13 @@ class GRUForecaster:
                 warnings.warn(msg + "; they are skipped", SkippedSeriesWarning, stacklevel=3)
         if warn:
             self.skipped_ = skipped
-        gone = set(skipped)
-        return [s for s in series if s.id not in gone]
+        if not skipped:
+            return series
+        return D.subset(series, np.flatnonzero(~short))
 
     def _train(
         self,
-        fit_series: list[D.Series],
+        fit_series: Sequence[D.Series],
         prep: _Prepared,
         opts: ForecastOptions,
         frame: _Frame | None,
@@ -567,7 +570,9 @@ class GRUForecaster:
         parts = []
         for k in range(n_windows):
             back = (n_windows - 1 - k) * S
-            cut = [s.head(len(s) - back) for s in prep.series if len(s) > back]
+            lens = D.lengths_of(prep.series)
+            long = np.flatnonzero(lens > back)
+            cut = D.heads(D.subset(prep.series, long), lens[long] - back)
             window = _Prepared(prep.spec, cut, prep.ids)
             one = dataclasses.replace(opts, backtest=1, stride=S)
             parts.append(self.cross_validation_prepared(window, one, level=level))
@@ -599,8 +604,9 @@ class GRUForecaster:
         with paused_gc():  # 100k series: 100k heads, dict entries
             first = self._first(prep.series, opts)
             scored = self._usable(prep.series, first, opts)
-            D.fit_scalers(scored, spec, {s.id: first[s.id] for s in scored})
-            fit_series = [s.head(first[s.id]) for s in scored]
+            ids = D.ids_of(scored)
+            D.fit_scalers(scored, spec, {i: first[i] for i in ids})
+            fit_series = D.heads(scored, np.fromiter((first[i] for i in ids), np.int64, len(ids)))
         self._train(
             fit_series,
             prep,
@@ -617,12 +623,12 @@ class GRUForecaster:
         from .train import predict_quantiles
 
         panel = D.Panel(scored, spec, int(opts.context or 0), H)
-        sidx, origins = [], []
-        for i, s in enumerate(scored):
-            o = backtest_origins(len(s), H, opts.backtest, S)
-            sidx += [i] * len(o)
-            origins += o
-        sidx_a, orig_a = np.asarray(sidx, dtype=np.int64), np.asarray(origins, dtype=np.int64)
+        # backtest_origins(len(s), H, n, S) of every series, series after series
+        n_bt = int(opts.backtest)
+        lens = D.lengths_of(scored)
+        sidx_a = np.repeat(np.arange(len(scored), dtype=np.int64), n_bt)
+        back = (n_bt - 1 - np.arange(n_bt, dtype=np.int64)) * S
+        orig_a = (lens[:, None] - H - back[None, :]).reshape(-1)
         q = predict_quantiles(self.model_, panel, sidx_a, orig_a)  # (N, H, Q)
         self._select(scored, first, opts)
         q = self._apply_selection(q, scored, sidx_a, orig_a)
@@ -638,10 +644,11 @@ class GRUForecaster:
         cols = output_columns(self.alias, qs)
         pick = _ordered(self.alias, qs, level)
         n = len(sidx)
-        idv = np.array([self._id(s.id) for s in series])  # the ids as given, once per series
+        idv = np.array([self._id(i) for i in D.ids_of(series)])  # the ids as given, once a series
         st = D.window_times(series, sidx, origins - 1, H + 1) if n else np.zeros((0, H + 1))
         ys = D.window_values(series, sidx, origins, H) if n else np.zeros((0, H))
-        for r in np.nonzero([series[i].observed is not None for i in sidx.tolist()])[0].tolist():
+        rows = [] if not D.has_gaps(series) else sidx.tolist()
+        for r in np.nonzero([series[i].observed is not None for i in rows])[0].tolist():
             ys[r] = _masked(series[sidx[r]], origins[r], H)
         out = pd.DataFrame(
             {
@@ -731,7 +738,7 @@ class GRUForecaster:
         same = (  # the backtest's panel holds exactly these series: forecast from it, not a copy
             cv is not None
             and len(cv[0].series) == len(series)
-            and all(a is b for a, b in zip(cv[0].series, series))
+            and (cv[0].series is series or all(a is b for a, b in zip(cv[0].series, series)))
             and cv[0].C == self.model_.config.context
         )
         try:
@@ -747,13 +754,12 @@ class GRUForecaster:
             ) from None
         if self.selection_ and not spec.future_covariates:
             n = np.arange(len(series))
-            ends = np.asarray([len(s) for s in series], dtype=np.int64)
-            q = self._apply_selection(q, series, n, ends)
+            q = self._apply_selection(q, series, n, D.lengths_of(series))
         q = q[:, :h]
         qs = self.model_.quantiles
         cols = output_columns(self.alias, qs)
         pick = _ordered(self.alias, qs, level)
-        idv = np.array([ids.get(s.id, s.id) if ids else s.id for s in series])
+        idv = np.array([ids.get(i, i) for i in D.ids_of(series)] if ids else D.ids_of(series))
         out = pd.DataFrame(
             {
                 self._id_name(): np.repeat(idv, h),
@@ -779,7 +785,9 @@ class GRUForecaster:
             hists, H, m, list(names), quantiles=tuple(self.model_.quantiles)
         )
 
-    def _select(self, scored: list[D.Series], first: dict[str, int], opts: ForecastOptions) -> None:
+    def _select(
+        self, scored: Sequence[D.Series], first: dict[str, int], opts: ForecastOptions
+    ) -> None:
         """Choose each series' source on validation windows before its first scored origin (``first``):
         :mod:`.selection`. Sets ``selection_`` and ``selection_scores_``."""
         from . import selection as SEL
@@ -869,7 +877,7 @@ class GRUForecaster:
         self.selection_windows_ = {scored[i].id: int((ki[ri == at[i]]).size) for i in order}
 
     def _apply_selection(
-        self, q: np.ndarray, series: list[D.Series], sidx: np.ndarray, origins: np.ndarray
+        self, q: np.ndarray, series: Sequence[D.Series], sidx: np.ndarray, origins: np.ndarray
     ) -> np.ndarray:
         """``q`` (N, H, Q: the GRU's quantiles at ``origins`` of ``series[sidx]``) with each row of a
         series whose source is not the GRU replaced by that source's forecast from the history before the
@@ -998,7 +1006,12 @@ class GRUForecaster:
         return f"GRUForecaster(h={self.h}, level={list(self.level)}, alias={self.alias!r}; {state})"
 
 
-def _future_stamps(series: list[D.Series], h: int, freq: str) -> np.ndarray:
+def _lengths(series: Sequence[D.Series]) -> dict[str, int]:
+    """``{s.id: len(s)}`` of every series."""
+    return dict(zip(D.ids_of(series), D.lengths_of(series).tolist()))
+
+
+def _future_stamps(series: Sequence[D.Series], h: int, freq: str) -> np.ndarray:
     """The ``h`` time stamps after each series' end, series after series (N·h,): what
     ``D.future_times(s.times[-1], h, freq)`` gives each, in whole-array arithmetic for integer steps
     and fixed-duration frequencies ("D", "h", ...)."""
@@ -1011,7 +1024,7 @@ def _future_stamps(series: list[D.Series], h: int, freq: str) -> np.ndarray:
     if grid is not None:
         t0, unit, dates = grid
         if dates == (freq != D.STEP) and (not dates or _fixed_nanos(freq) == unit):
-            n = np.fromiter((len(s) for s in series), np.int64, len(series))
+            n = D.lengths_of(series)
             out = ((t0 + unit * (n - 1))[:, None] + unit * k[None, :]).ravel()
             return out.view("M8[ns]") if dates else out
     if freq == D.STEP:

@@ -3,13 +3,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .calendar import STEP, calendar_features, future_times
-from .spec import DataSpec, Series, _shared_store, future_covariate_names, static_names
+from .spec import (
+    DataSpec,
+    Series,
+    SeriesList,
+    _grid_starts,
+    _shared_store,
+    future_covariate_names,
+    has_gaps,
+    ids_of,
+    lengths_of,
+    starts_of,
+    static_names,
+)
 
 
 def _stats(s: Series, spec: DataSpec, k: int) -> dict[str, Any]:
@@ -24,7 +37,7 @@ def _stats(s: Series, spec: DataSpec, k: int) -> dict[str, Any]:
     }
 
 
-def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> None:
+def fit_scalers(series: Sequence[Series], spec: DataSpec, until: dict[str, int]) -> None:
     """Per-series mean/std of f(y) and of the numeric covariates over ``[:until[id]]``, into ``spec``.
 
     Without numeric covariates the statistics of all series come from whole-array segment sums (equal
@@ -37,15 +50,38 @@ def fit_scalers(series: list[Series], spec: DataSpec, until: dict[str, int]) -> 
         for s in series:
             spec.scalers[s.id] = _stats(s, spec, until[s.id])
         return
-    k = np.fromiter((until[s.id] for s in series), dtype=np.int64, count=len(series))
+    ids = ids_of(series)
+    k = np.fromiter((until[i] for i in ids), dtype=np.int64, count=len(series))
     if (k < 1).any():
         raise ValueError("every series needs at least one step to fit its scaler on")
-    fy = transform(np.concatenate([s.y[:n] for s, n in zip(series, k.tolist())]), spec)
+    fy = transform(flat_heads(series, k), spec)
     at = np.cumsum(k) - k
     mean = np.add.reduceat(fy, at) / k
     sd = np.sqrt(np.add.reduceat((fy - np.repeat(mean, k)) ** 2, at) / k)
-    for s, m, d in zip(series, mean.tolist(), np.maximum(sd, 1e-8).tolist()):
-        spec.scalers[s.id] = {"y_mean": m, "y_std": d, "x_mean": [], "x_std": []}
+    for i, m, d in zip(ids, mean.tolist(), np.maximum(sd, 1e-8).tolist()):
+        spec.scalers[i] = {"y_mean": m, "y_std": d, "x_mean": [], "x_std": []}
+
+
+def flat_heads(series: Sequence[Series], k: np.ndarray) -> np.ndarray:
+    """``concatenate([s.y[:k_i] for each series])`` (0 ≤ k_i ≤ len): one gather from the shared column
+    of a :class:`~.spec.SeriesList`, no per-series slice."""
+    k = np.asarray(k, dtype=np.int64)
+    if isinstance(series, SeriesList):
+        pos = np.arange(int(k.sum()), dtype=np.int64) - np.repeat(np.cumsum(k) - k, k)
+        return series.store.y[np.repeat(series.at, k) + pos]
+    if not len(series):
+        return np.zeros(0)
+    return np.concatenate([s.y[:n] for s, n in zip(series, k.tolist())])
+
+
+def series_scalers(spec: DataSpec, series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
+    """(y_mean, y_std) of every series, (n,) each: :func:`scaler_for`'s, a series object made only for
+    one without stored statistics."""
+    ids, n = ids_of(series), len(series)
+    sc = [spec.scalers.get(i) or scaler_for(spec, series[k]) for k, i in enumerate(ids)]
+    mu = np.fromiter((d["y_mean"] for d in sc), dtype=np.float64, count=n)
+    sd = np.fromiter((d["y_std"] for d in sc), dtype=np.float64, count=n)
+    return mu, sd
 
 
 def scalers_used(spec: DataSpec) -> bool:
@@ -54,7 +90,7 @@ def scalers_used(spec: DataSpec) -> bool:
     return spec.scaling == "series" or bool(spec.numeric_covariates)
 
 
-def fit_covariate_scalers(series: list[Series], spec: DataSpec) -> None:
+def fit_covariate_scalers(series: Sequence[Series], spec: DataSpec) -> None:
     """Mean/std of the numeric future covariates over every step of ``series`` (their known part), and of
     the numeric static covariates over the series (one value each), into ``spec.covariate_scalers``.
 
@@ -162,7 +198,7 @@ class Panel:
 
     def __init__(
         self,
-        series: list[Series],
+        series: Sequence[Series],
         spec: DataSpec,
         context: int,
         horizon: int,
@@ -170,6 +206,7 @@ class Panel:
         columnar: bool = True,
     ) -> None:
         self.series, self.spec, self.C, self.H = series, spec, int(context), int(horizon)
+        self._scalers: tuple[np.ndarray, np.ndarray] | None = None
         C, H = self.C, self.H
         n_num = len(spec.numeric_covariates)
         n_x, n_s, n_f = spec.n_past_covariates, spec.n_static, spec.n_future_covariates
@@ -230,30 +267,28 @@ class Panel:
         but the views the series already are): what the per-series loop of ``__init__`` builds, equal to
         it value for value."""
         series, spec, C, H = self.series, self.spec, self.C, self.H
-        T = np.fromiter((len(s) for s in series), dtype=np.int64, count=len(series))
+        T = lengths_of(series)
         size = C + T + H
         off = np.concatenate([[0], np.cumsum(size)[:-1]])
         self.start, self.length = off + C, T
-        M, n = int(size.sum()), len(series)
+        M = int(size.sum())
         if self._build_strided(T):
             return
         data = _runs(self.start, T, M)  # the data steps, series after series (a mask, not an index)
         store = _shared_store(series) if spec.log else None
-        at_y = None if store is None else np.fromiter((s.at for s in series), np.int64, n)
+        at_y = None if store is None else starts_of(series)
         if at_y is not None and store is not None and _disjoint_ascending(at_y, T):
             # the log of every value once (ColumnStore), gathered: what log(concatenate(y)) gives
             fy = store.log()[_runs(at_y, T, len(store.y))]
         else:
             fy = transform(np.concatenate([s.y for s in series]), spec)
         if spec.scaling == "series":
-            sc = [scaler_for(spec, s) for s in series]
-            mu = np.fromiter((d["y_mean"] for d in sc), dtype=np.float64, count=n)
-            sd = np.fromiter((d["y_std"] for d in sc), dtype=np.float64, count=n)
+            mu, sd = series_scalers(spec, series)
             fy = (fy - np.repeat(mu, T)) / np.repeat(sd, T)
         self.fy = np.zeros(M)
         self.fy[data] = fy
         # 0/1: exact in float32, half the bytes
-        if spec.observed_input and any(s.observed is not None for s in series):
+        if spec.observed_input and has_gaps(series):
             self.obs = np.zeros(M, dtype=np.float32)
             self.obs[data] = np.concatenate(
                 [np.ones(len(s)) if s.observed is None else s.observed for s in series]
@@ -281,12 +316,12 @@ class Panel:
         W = C + L + H
         if self.n_cal or L < 1 or n * W > ROW_SLACK * int((C + T + H).sum()):
             return False
-        if spec.observed_input and any(s.observed is not None for s in series):
+        if spec.observed_input and has_gaps(series):
             return False
         store = _shared_store(series)
         if store is None:
             return False
-        at = np.fromiter((s.at for s in series), np.int64, n)
+        at = starts_of(series)
         col = store.log() if spec.log else store.y
         if col.dtype != np.float64 or at.min() < 0 or at.max() + L > len(col):
             return False
@@ -301,9 +336,7 @@ class Panel:
         else:  # rows gathered from a sliding view of the column (no step index)
             src = np.lib.stride_tricks.sliding_window_view(col, L)[at]
         if spec.scaling == "series":
-            sc = [scaler_for(spec, s) for s in series]
-            mu = np.fromiter((d["y_mean"] for d in sc), dtype=np.float64, count=n)
-            sd = np.fromiter((d["y_std"] for d in sc), dtype=np.float64, count=n)
+            mu, sd = series_scalers(spec, series)
             src = (src - mu[:, None]) / sd[:, None]
         fy = np.zeros((n, W))
         obs = np.zeros((n, W), dtype=np.float32)
@@ -393,9 +426,11 @@ class Panel:
         """Model output (N, H, Q) on the z scale → the data scale."""
         fy = zq * scale[:, None, None] + level[:, None, None]
         if self.spec.scaling == "series":
-            sc = [scaler_for(self.spec, self.series[i]) for i in np.asarray(sidx)]
-            mu = np.array([s["y_mean"] for s in sc])[:, None, None]
-            sd = np.array([s["y_std"] for s in sc])[:, None, None]
+            if self._scalers is None:  # each series' statistics once, not once per window
+                self._scalers = series_scalers(self.spec, self.series)
+            i = np.asarray(sidx, dtype=np.int64)
+            mu = self._scalers[0][i][:, None, None]
+            sd = self._scalers[1][i][:, None, None]
             fy = fy * sd + mu
         return inverse(fy, self.spec)
 
@@ -426,8 +461,14 @@ def _disjoint_ascending(starts: np.ndarray, lengths: np.ndarray) -> bool:
     return bool(len(starts) == 0 or (starts[1:] >= starts[:-1] + lengths[:-1]).all())
 
 
-def _times_with_future(series: list[Series], H: int, freq: str) -> pd.Index:
+def _times_with_future(series: Sequence[Series], H: int, freq: str) -> pd.Index:
     """Every series' times followed by its H forecast times, concatenated."""
+    if isinstance(series, SeriesList):  # a regular grid: first + unit · k, k = 0 .. T + H − 1
+        t0, unit, dates = _grid_starts(series)  # type: ignore[misc]
+        n = series.lengths + H
+        k = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+        t = np.repeat(t0, n) + unit * k
+        return pd.DatetimeIndex(t.view("M8[ns]")) if dates else pd.Index(t)
     if freq == STEP:
         parts = []
         for s in series:

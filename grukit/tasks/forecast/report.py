@@ -16,6 +16,7 @@ import dataclasses
 import json
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,11 @@ def run_forecast(
         res0 = fits[0]
         best_val = [r.get("val_loss") for r in res0.history if r.get("val_loss") is not None]
         offsets = est.model_.offsets
-        scored = [s for s in prepared.series if s.id not in set(est.skipped_)]
+        scored = prepared.series
+        if est.skipped_:
+            gone = set(est.skipped_)
+            keep = [k for k, i in enumerate(D.ids_of(scored)) if i not in gone]
+            scored = D.subset(scored, keep)
         extra: dict[str, Any] = dict(
             horizon=opts.horizon,
             context=opts.context,
@@ -304,7 +309,7 @@ def _quantile_array(frame: pd.DataFrame, alias: str, quantiles, n: int, H: int) 
 
 
 def _backtest(
-    est: GRUForecaster, cv: pd.DataFrame, series: list[D.Series], opts: ForecastOptions
+    est: GRUForecaster, cv: pd.DataFrame, series: Sequence[D.Series], opts: ForecastOptions
 ) -> tuple[pd.DataFrame, dict, dict]:
     """The backtest table (run folder columns), per-series metrics of the model and the baselines (fed the
     same histories, gaps interpolated), and notes for metrics.json.
@@ -328,7 +333,7 @@ def _backtest(
     steps = origins[:, None] + np.arange(H)[None, :]  # (N, H)
     actual = D.window_values(scored, sidx, origins, H)
     seen = np.ones_like(actual, dtype=bool)
-    for r, i in enumerate(sidx):
+    for r, i in enumerate(sidx if D.has_gaps(scored) else ()):
         if scored[i].observed is not None:
             seen[r] = scored[i].observed[steps[r]]
     covered = {
@@ -370,14 +375,14 @@ def _backtest(
 
     per_series: dict[str, Any] = PlainJSON()  # JSON as it is (NaN → None here): written as it is
     rows_of = {k: [dict(zip(v, t)) for t in zip(*v.values())] for k, v in _listed(metrics).items()}
-    for i, s in enumerate(scored):
-        per_series[s.id] = {
+    for i, sid in enumerate(D.ids_of(scored)):
+        per_series[sid] = {
             "model": rows_of["model"][i],
             "baselines": {b: rows_of[b][i] for b in bases},
         }
     o_sorted = origins[by_series]
     stamps_a = D.window_times(scored, seg, o_sorted - 1, H + 1)
-    ids = np.array([s.id for s in scored], dtype=object)
+    ids = np.array(D.ids_of(scored), dtype=object)
     cols: dict[str, np.ndarray] = {
         "series": np.repeat(ids[seg], H),
         "origin": np.repeat(stamps_a[:, 0], H),
@@ -406,16 +411,17 @@ def _backtest(
     return pd.DataFrame(cols), per_series, notes
 
 
-def _mase_scales(series: list[D.Series], first: dict[str, int], m: int) -> np.ndarray:
+def _mase_scales(series: Sequence[D.Series], first: dict[str, int], m: int) -> np.ndarray:
     """:func:`~.evaluate.mase_scale` of every series' history before its first origin, (n,): segment sums
     over the flat histories, a few thousand series at a time."""
     out = np.full(len(series), np.nan)
     step = 8192
+    ids = D.ids_of(series)
     for a in range(0, len(series), step):
         part = series[a : a + step]
-        n = np.array([first[s.id] for s in part], dtype=np.int64)
+        n = np.array([first[i] for i in ids[a : a + step]], dtype=np.int64)
         lag = np.where(n > m, m, 1)
-        flat = np.concatenate([np.asarray(s.y[:k], dtype=np.float64) for s, k in zip(part, n)])
+        flat = np.asarray(D.flat_heads(part, n), dtype=np.float64)
         start = np.cumsum(n) - n
         pos = np.arange(len(flat)) - np.repeat(start, n)
         seg = np.repeat(np.arange(len(part)), n)

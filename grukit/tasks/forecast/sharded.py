@@ -78,7 +78,7 @@ def fit_sharded(
         )
     spec = D.make_spec(df, time_col, target, id_col=id_col, log=log, scaling=scaling)
     series = D.to_series(df, spec)
-    D.fit_scalers(series, spec, {s.id: len(s) for s in series})
+    D.fit_scalers(series, spec, dict(zip(D.ids_of(series), D.lengths_of(series).tolist())))
     C = default_context(spec, horizon) if context is None else int(context)
     train_w, val_w, _ = split_windows(series, spec, C, horizon, seed)
     seed_everything(seed)

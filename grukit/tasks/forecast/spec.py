@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import gc
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -204,6 +204,143 @@ class Series:
         )
 
 
+class SeriesList(Sequence[Series]):
+    """Many complete series held as columns, not as one :class:`Series` object each: the target values
+    in one :class:`ColumnStore`, and per series its id, where its values start in the store (``at``),
+    its length and its first time (an integer step, or a ``datetime64[ns]`` value as int64 on a grid of
+    ``unit`` nanoseconds). What :func:`to_series` returns for the common big case (no covariates, no
+    gaps, a regular grid; 100k series: no 100k objects made).
+
+    It is a sequence of :class:`Series`: ``series[i]`` makes that one series' object (views into the
+    store; made once, then kept, so ``series[i] is series[i]``), a slice or :meth:`take` gives another
+    ``SeriesList``. Code whose cost grows with the panel reads the columns instead (:func:`lengths_of`,
+    :func:`ids_of`, :func:`starts_of`, :func:`heads`, :func:`subset`).
+
+    >>> sl = SeriesList(
+    ...     ColumnStore(np.arange(5.0)),
+    ...     ["a", "b"],
+    ...     np.array([0, 2]),
+    ...     np.array([2, 3]),
+    ...     np.array([0, 10]),
+    ...     STEP,
+    ... )
+    >>> len(sl), sl[1].id, sl[1].y.tolist(), list(sl[1].times)
+    (2, 'b', [2.0, 3.0, 4.0], [10, 11, 12])
+    """
+
+    def __init__(
+        self,
+        store: ColumnStore,
+        ids: list[str],
+        at: np.ndarray,
+        lengths: np.ndarray,
+        first: np.ndarray,
+        freq: str,
+        unit: int = 1,
+    ) -> None:
+        self.store, self.ids = store, ids
+        self.at = np.asarray(at, dtype=np.int64)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.first = np.asarray(first, dtype=np.int64)
+        self.freq, self.unit = freq, int(unit)
+        self._made: dict[int, Series] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _one(self, i: int) -> Series:
+        made = self._made.get(i)
+        if made is not None:
+            return made
+        a, n, t0 = int(self.at[i]), int(self.lengths[i]), int(self.first[i])
+        y = self.store.y[a : a + n]
+        if self.freq == STEP:
+            times: Any = _StepGrid(t0, n)
+        else:
+            stamps = (t0 + self.unit * np.arange(n, dtype=np.int64)).view("M8[ns]")
+            times = pd.DatetimeIndex(pd.Index(stamps, copy=False), freq=self.freq)
+        s = Series(self.ids[i], times, y, np.zeros((n, 0)), store=self.store, at=a)
+        self._made[i] = s
+        return s
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return self.take(np.arange(len(self))[i])
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"series index {i} out of range for {len(self)} series")
+        return self._one(i)
+
+    def __iter__(self) -> Iterator[Series]:
+        return (self._one(i) for i in range(len(self)))
+
+    def take(self, idx: Any) -> SeriesList:
+        """The series at positions ``idx`` (an integer array), in that order."""
+        idx = np.asarray(idx, dtype=np.int64)
+        ids = self.ids
+        return SeriesList(
+            self.store,
+            [ids[i] for i in idx.tolist()],
+            self.at[idx],
+            self.lengths[idx],
+            self.first[idx],
+            self.freq,
+            self.unit,
+        )
+
+    def head(self, n: Any) -> SeriesList:
+        """Each series cut to its first ``n[i]`` steps (``Series.head`` of each: ``y[:n]``)."""
+        n = np.asarray(n, dtype=np.int64)
+        L = self.lengths
+        keep = np.where(n < 0, np.maximum(L + n, 0), np.minimum(n, L))
+        return SeriesList(self.store, self.ids, self.at, keep, self.first, self.freq, self.unit)
+
+
+def lengths_of(series: Sequence[Series]) -> np.ndarray:
+    """Each series' length, (n,) int64 (a :class:`SeriesList`'s column, no object made)."""
+    if isinstance(series, SeriesList):
+        return series.lengths
+    return np.fromiter((len(s) for s in series), dtype=np.int64, count=len(series))
+
+
+def ids_of(series: Sequence[Series]) -> list[str]:
+    """Each series' id, in order."""
+    if isinstance(series, SeriesList):
+        return series.ids
+    return [s.id for s in series]
+
+
+def starts_of(series: Sequence[Series]) -> np.ndarray:
+    """Where each series' values start in their shared :class:`ColumnStore` (``Series.at``), (n,)."""
+    if isinstance(series, SeriesList):
+        return series.at
+    return np.fromiter((s.at for s in series), dtype=np.int64, count=len(series))
+
+
+def heads(series: Sequence[Series], n: Any) -> Sequence[Series]:
+    """``[s.head(k) for s, k in zip(series, n)]`` (a :class:`SeriesList` stays one; a series kept whole
+    is itself)."""
+    if isinstance(series, SeriesList):
+        return series.head(n)
+    return [s if k == len(s) else s.head(k) for s, k in zip(series, np.asarray(n).tolist())]
+
+
+def subset(series: Sequence[Series], idx: Any) -> Sequence[Series]:
+    """``[series[i] for i in idx]`` (a :class:`SeriesList` stays one)."""
+    if isinstance(series, SeriesList):
+        return series.take(idx)
+    return [series[i] for i in np.asarray(idx, dtype=np.int64).tolist()]
+
+
+def has_gaps(series: Sequence[Series]) -> bool:
+    """Whether any series has an unobserved step marked (``Series.observed`` not None)."""
+    if isinstance(series, SeriesList):
+        return False
+    return any(s.observed is not None for s in series)
+
+
 def _times_get(self: Series) -> pd.Index:
     t = self.__dict__["times"]
     if type(t) is _StepGrid:
@@ -231,8 +368,10 @@ def _step_first(s: Series) -> int | None:
     return None
 
 
-def _shared_store(series: list[Series]) -> ColumnStore | None:
+def _shared_store(series: Sequence[Series]) -> ColumnStore | None:
     """The one :class:`ColumnStore` every series' ``y`` is a view into, or None."""
+    if isinstance(series, SeriesList):
+        return series.store
     store = series[0].store if series else None
     if store is None:
         return None
@@ -242,7 +381,7 @@ def _shared_store(series: list[Series]) -> ColumnStore | None:
     return None
 
 
-def window_values(series: list[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
+def window_values(series: Sequence[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
     """``series[i].y[o : o + width]`` of every row (i, o) of ``sidx``, ``start``, as one (N, width) float64
     array (each window inside its series): one gather from the shared column when there is one.
 
@@ -256,17 +395,19 @@ def window_values(series: list[Series], sidx: Any, start: Any, width: int) -> np
         return np.zeros((0, width))
     store = _shared_store(series)
     if store is not None:
-        at = np.fromiter((s.at for s in series), dtype=np.int64, count=len(series))
+        at = starts_of(series)
         return store.y[(at[sidx] + start)[:, None] + np.arange(width)[None, :]].astype(np.float64)
     return np.stack(
         [series[i].y[o : o + width] for i, o in zip(sidx.tolist(), start.tolist())]
     ).astype(np.float64)
 
 
-def _grid_starts(series: list[Series]) -> tuple[np.ndarray, int, bool] | None:
+def _grid_starts(series: Sequence[Series]) -> tuple[np.ndarray, int, bool] | None:
     """(first time of each series as int64, step in its units, whether dates) when every series' times
     are a regular grid whose k-th value is first + k·step: integer steps as a ``RangeIndex`` of step 1, or
     a ``DatetimeIndex`` (no time zone) with a fixed-duration ``freq``; else None."""
+    if isinstance(series, SeriesList):
+        return series.first, series.unit, series.freq != STEP
     firsts = [_step_first(s) for s in series]
     if all(f is not None for f in firsts):
         return np.asarray(firsts, dtype=np.int64), 1, False
@@ -287,7 +428,7 @@ def _grid_starts(series: list[Series]) -> tuple[np.ndarray, int, bool] | None:
     return np.fromiter((s.times.asi8[0] for s in series), np.int64, len(series)), unit, True
 
 
-def window_times(series: list[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
+def window_times(series: Sequence[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
     """``np.asarray(series[i].times)[o : o + width]`` of every row (i, o), as one (N, width) array; on a
     regular grid (:func:`_grid_starts`) a window may run past the series' end (the grid continued).
 
@@ -506,7 +647,7 @@ def spec_times(df: pd.DataFrame, spec: DataSpec) -> pd.Index:
     return _parse_times(col, spec.time_col, spec.date_format, note=True)
 
 
-def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
+def to_series(df: pd.DataFrame, spec: DataSpec) -> Sequence[Series]:
     """Split ``df`` by id, put each series on a regular ``spec.freq`` grid and fill short gaps.
 
     Gaps (missing timestamps or empty target cells) are kept as such: ``Series.observed`` is False there
@@ -519,6 +660,9 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
     the covariates of the steps to forecast (``Series.xf``; kept as they are, NaN where empty) and are not
     part of the series. Static covariates must hold one value per series (empty cells take it); a series
     with two values, or none, and a category training never saw are refused, naming the series.
+
+    A complete panel without covariates comes back as a :class:`SeriesList` (columns, no object per
+    series), any other as a list of :class:`Series`.
     """
     _check_columns(
         df,
@@ -535,11 +679,11 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> list[Series]:
     return _to_series_general(df, spec, times)
 
 
-def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[Series] | None:
+def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> SeriesList | None:
     """:func:`to_series` of the common big case, columnar: no covariates, every target cell present, every
     series on a complete grid of a fixed-length step (integer steps or a fixed duration such as "D" or
-    "h"). One sort of the whole table, one contiguous target array; each :class:`Series` holds views into
-    it. None when the table is not such a case (:func:`_to_series_general` then handles gaps, covariates
+    "h"). One sort of the whole table, one contiguous target array, held as a :class:`SeriesList` (no
+    object per series). None when the table is not such a case (:func:`_to_series_general` then handles gaps, covariates
     and the errors of off-grid timestamps)."""
     if spec.covariates or spec.future_covariates or spec.static_covariates:
         return None
@@ -585,18 +729,7 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[
     if len(starts) != len(names):
         return None  # (not expected) the general path
     lengths = np.diff(np.append(starts, len(codes)))
-    steps = spec.freq == STEP
-    out = []
-    tv = t if steps else t.view("M8[ns]")
-    first = t[starts].tolist()
-    store = ColumnStore(y)
-    for k, (a, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
-        if steps:  # a complete grid of integer steps: its values without an array of them
-            grid = _StepGrid(first[k], n)
-        else:
-            grid = pd.DatetimeIndex(pd.Index(tv[a : a + n], copy=False), freq=spec.freq)
-        out.append(Series(names[k], grid, y[a : a + n], np.zeros((n, 0)), store=store, at=a))
-    return out
+    return SeriesList(ColumnStore(y), names, starts, lengths, t[starts], spec.freq, unit)
 
 
 def _factorized(col: pd.Series) -> tuple[np.ndarray, Any]:
@@ -617,7 +750,7 @@ def _factorized(col: pd.Series) -> tuple[np.ndarray, Any]:
     return pd.factorize(col, use_na_sentinel=False)
 
 
-def _to_series_general(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> list[Series]:
+def _to_series_general(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> Sequence[Series]:
     """:func:`to_series` one series at a time (gaps, covariates, irregular frequencies)."""
     steps = spec.freq == STEP
     work = pd.DataFrame({"_t": times.to_numpy()}, index=df.index)
@@ -803,7 +936,7 @@ def _static_vectors(df: pd.DataFrame, spec: DataSpec, ids: pd.Series) -> dict[st
     return {sid: np.concatenate(v) for sid, v in parts.items()}
 
 
-def check_future_covariates(series: list[Series], spec: DataSpec, horizon: int) -> None:
+def check_future_covariates(series: Sequence[Series], spec: DataSpec, horizon: int) -> None:
     """Refuse (UserInputError, one line) when a series lacks future-covariate values for any of the
     ``horizon`` steps after its last target value; the message names the series, steps and columns."""
     if not spec.future_covariates:

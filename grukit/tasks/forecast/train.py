@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ class Trained:
 
 
 def train_model(
-    fit_series: list[D.Series],
+    fit_series: Sequence[D.Series],
     spec: D.DataSpec,
     opts: Any,
     *,
@@ -194,7 +195,7 @@ def _train(
     best = Ensemble(members)
     cal = calibration_windows(val_w)
     held = (
-        tuple(s.id for s in val_w.panel.series)
+        tuple(D.ids_of(val_w.panel.series))
         if split_info.get("val_from") != "training windows"
         else ()
     )
@@ -230,11 +231,12 @@ def _train(
 
 #: windows per network pass when predicting: the input projection of a pass, (C·chunk, 3·hidden) floats,
 #: then stays in the CPU's cache between the GEMM that writes it and the recurrence that reads it (1024
-#: windows: ~20% faster than 4096 at hidden 64, the same numbers: each window's rows are computed alone)
+#: windows: ~20% faster than 4096 at hidden 64, the same numbers: each window's rows are computed alone;
+#: on AMD EPYC Zen 4, 1 thread, process CPU: 256 → 33-36, 1024 → 30-31, 4096 → 40-41 µs a window)
 PREDICT_CHUNK = 1024
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all (~3% less than no_grad; the same bits)
 def conformal_offsets(
     model: Ensemble, windows: dict[str, np.ndarray], chunk: int = PREDICT_CHUNK
 ) -> np.ndarray:
@@ -253,7 +255,7 @@ def conformal_offsets(
     return Q.conformal_offsets(zq, windows["target"], model.quantiles, mask=windows["tmask"])
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_quantiles(
     model: ForecastNet | Ensemble, panel: D.Panel, sidx, origins, chunk: int = PREDICT_CHUNK
 ) -> np.ndarray:
@@ -271,7 +273,7 @@ def predict_quantiles(
 
 
 def future_quantiles(
-    model: Ensemble, series: list[D.Series], spec: D.DataSpec, panel: D.Panel | None = None
+    model: Ensemble, series: Sequence[D.Series], spec: D.DataSpec, panel: D.Panel | None = None
 ) -> np.ndarray:
     """Quantiles (N, H, Q) of the H steps after the end of each series (a context longer than a series is
     left-padded, except for a model without the observed-flag input, which needs the last C points).
@@ -279,15 +281,15 @@ def future_quantiles(
     ``panel``: the ``D.Panel(series, spec, C, H)`` already built (the backtest's), reused."""
     C, H = model.config.context, model.config.horizon
     D.check_future_covariates(series, spec, H)
-    short = [s for s in series if len(s) < C]
-    if short and not spec.observed_input:
+    lengths = D.lengths_of(series)
+    short = np.flatnonzero(lengths < C)
+    if len(short) and not spec.observed_input:
         raise UserInputError(
-            f"series {short[0].id!r} has {len(short[0])} points; this model (trained with "
-            f"--scaling series on long series only) needs the last {C} (its context)"
+            f"series {D.ids_of(series)[short[0]]!r} has {lengths[short[0]]} points; this model "
+            f"(trained with --scaling series on long series only) needs the last {C} (its context)"
         )
     if panel is None:
         panel = D.Panel(series, spec, C, H)
-    lengths = np.array([len(s) for s in series])
     return predict_quantiles(model, panel, np.arange(len(series)), lengths)
 
 

@@ -10,6 +10,7 @@ padded) or :func:`split_windows` (the global model: held-out windows of some ser
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -127,7 +128,7 @@ def last_windows_layout(T: int, C: int, H: int) -> tuple[range, range] | None:
 
 
 def last_windows_split(
-    fit_series: list[D.Series], spec: D.DataSpec, C: int, H: int
+    fit_series: Sequence[D.Series], spec: D.DataSpec, C: int, H: int
 ) -> tuple[WindowSampler, WindowSampler, dict[str, Any]] | None:
     """The split of the per-series scaled presets (weather, stocks; the default path of both): the last
     windows of every series validate, the windows before them train, no window is padded or masked (so
@@ -158,7 +159,7 @@ def last_windows_split(
 
 
 def split_windows(
-    fit_series: list[D.Series], spec: D.DataSpec, C: int, H: int, seed: int
+    fit_series: Sequence[D.Series], spec: D.DataSpec, C: int, H: int, seed: int
 ) -> tuple[WindowSampler, WindowSampler, dict[str, Any]]:
     """Training and validation windows from the parts of the series before their first origin.
 
@@ -169,7 +170,7 @@ def split_windows(
     """
     rng = np.random.default_rng(seed)
     n = len(fit_series)
-    lens = np.fromiter((len(s) for s in fit_series), dtype=np.int64, count=n)
+    lens = D.lengths_of(fit_series)
     n_full = lens - H
     firsts = lens - H - np.maximum(1, n_full // 10) + 1
     ok = (n_full >= 1) & (firsts >= MIN_FIT_POINTS)
@@ -178,13 +179,15 @@ def split_windows(
     if len(elig) > MAX_ALL_VAL_SERIES:
         size = max(MAX_ALL_VAL_SERIES, round(VAL_SHARE * n))
         elig = sorted(rng.choice(elig, size=min(size, len(elig)), replace=False).tolist())
-    val_set = set(elig)
-    heads = [s.head(val_first[i]) if i in val_set else s for i, s in enumerate(fit_series)]
+    # a held-out series trains on its steps before its first validation origin, the others on all
+    cut = lens.copy()
+    cut[elig] = [val_first[i] for i in elig]
+    heads = D.heads(fit_series, cut)
     train = WindowSampler.every_origin(
         D.Panel(heads, spec, C, H)
     )  # train_panel.origins(i) of each i
-    if val_set:
-        val_series = [fit_series[i] for i in elig]
+    if elig:
+        val_series = D.subset(fit_series, elig)
         val_panel = D.Panel(val_series, spec, C, H)
         # origins val_first[i] .. len − H of each held-out series, series after series
         vf = np.asarray([val_first[i] for i in elig], dtype=np.int64)
@@ -240,15 +243,16 @@ def available_memory() -> int | None:
         return None
 
 
-def memory_estimate(series: list[D.Series], spec: D.DataSpec, opts: Any) -> int:
+def memory_estimate(series: Sequence[D.Series], spec: D.DataSpec, opts: Any) -> int:
     """Bytes a fit of ``opts`` on ``series`` needs at least: the window panels (training and validation
     copies), the calibration windows, the network with its gradients and AdamW state, one batch's
     activations."""
     C, H, hid, layers = int(opts.context), int(opts.horizon), int(opts.hidden), int(opts.layers)
     F = 2 + spec.n_past_covariates + spec.n_static + spec.n_future_covariates + len(spec.calendar)
-    steps = sum(C + len(s) + H for s in series)
+    lens = D.lengths_of(series)
+    steps = int((C + lens + H).sum())
     panels = 2 * steps * (16 + 4 * F)
-    n_val = sum(max(1, (len(s) - H) // 10) for s in series)
+    n_val = int(np.maximum(1, (lens - H) // 10).sum())
     calib = n_val * (C + H) * (F + 4) * 4
     Ff = spec.n_future_covariates + len(spec.calendar) + 2
     params = 3 * hid * (F + hid + 2) * layers + (hid + H * Ff) * hid + hid * H * len(opts.quantiles)
@@ -257,10 +261,10 @@ def memory_estimate(series: list[D.Series], spec: D.DataSpec, opts: Any) -> int:
     return int(panels + calib + params * 4 * 4 + activations)
 
 
-def check_sizes(series: list[D.Series], spec: D.DataSpec, opts: Any) -> None:
+def check_sizes(series: Sequence[D.Series], spec: D.DataSpec, opts: Any) -> None:
     """Refuse (UserInputError, one line) a context longer than the longest series, a season longer than
     the data, and a fit that would not fit in the memory available now — before anything is allocated."""
-    longest = max((len(s) for s in series), default=0)
+    longest = int(D.lengths_of(series).max()) if len(series) else 0
     C = int(opts.context)
     if C > longest:
         raise UserInputError(

@@ -144,7 +144,7 @@ def test_gaps_duplicates_and_covariates_leave_the_columnar_path():
 def test_columnar_panel_equals_the_per_series_panel(kind, scaling, log, season):
     df = _panel(kind, seed=1)
     spec = D.make_spec(df, "t", "y", id_col="id", log=log, scaling=scaling, season_length=season)
-    series = D.to_series(df, spec)
+    series = list(D.to_series(df, spec))  # a SeriesList: a list of objects to change one
     series[2] = series[2].head(len(series[2]) - 1)
     series[2].observed = np.arange(len(series[2])) % 4 != 1  # a gap or two
     D.fit_scalers(series[:-1], spec, {s.id: max(2, len(s) - 3) for s in series[:-1]})
@@ -162,6 +162,70 @@ def test_columnar_panel_equals_the_per_series_panel(kind, scaling, log, season):
     a, b = fast.windows(sidx, orig), slow.windows(sidx, orig)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6, err_msg=k)
+
+
+@pytest.mark.parametrize(
+    "kind,scaling,log,season",
+    [
+        ("step", "series", True, 7),
+        ("daily", "window", False, None),
+        ("hourly", "series", True, None),
+    ],
+)
+def test_series_list_gives_what_its_series_objects_give(kind, scaling, log, season):
+    """The columns of a SeriesList (to_series of a complete panel: no object per series) give the
+    panel, windows, data-scale forecasts, heads, subsets and window values/times that the same series
+    as Series objects give (the per-series reference)."""
+    df = _panel(kind, seed=2)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=log, scaling=scaling, season_length=season)
+    cols = D.to_series(df, spec)
+    assert isinstance(cols, S.SeriesList) and not cols._made
+    objs = [cols[i] for i in range(len(cols))]  # each made from the columns
+    assert objs[3] is cols[3]  # made once
+    want = S._to_series_general(df, spec, S.spec_times(df, spec))
+    for a, b in zip(objs, want):
+        assert a.id == b.id
+        np.testing.assert_array_equal(a.y, b.y)
+        assert list(a.times) == list(b.times)
+    until = {s.id: max(1, len(s) - 5) for s in want}
+    D.fit_scalers(cols, spec, until)
+    by_obj = dict(spec.scalers)
+    spec.scalers.clear()
+    D.fit_scalers(want, spec, until)
+    assert by_obj.keys() == spec.scalers.keys()
+    for k, v in by_obj.items():
+        np.testing.assert_allclose(v["y_mean"], spec.scalers[k]["y_mean"], rtol=1e-12)
+    cut = np.array([max(2, len(s) - 1 - i % 3) for i, s in enumerate(want)])
+    pick = np.array([5, 0, 2, 6])
+    for got, ref in (
+        (cols, want),
+        (D.heads(cols, cut), [s.head(int(k)) for s, k in zip(want, cut)]),
+        (D.subset(cols, pick), [want[i] for i in pick]),
+        (cols[1:4], want[1:4]),
+    ):
+        np.testing.assert_array_equal(D.lengths_of(got), [len(s) for s in ref])
+        assert D.ids_of(got) == [s.id for s in ref]
+        C, H = 9, 4
+        fast = D.Panel(got, spec, C, H)
+        slow = D.Panel(list(ref), spec, C, H, columnar=False)
+        sidx = np.repeat(np.arange(len(ref)), 2)
+        orig = np.stack([np.ones(len(ref), np.int64), D.lengths_of(got)]).T.ravel()
+        a, b = fast.windows(sidx, orig), slow.windows(sidx, orig)
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6, err_msg=k)
+        zq = np.random.default_rng(0).normal(size=(len(sidx), H, 3))
+        np.testing.assert_allclose(
+            fast.to_raw(zq, a["level"], a["scale"], sidx),
+            slow.to_raw(zq, b["level"], b["scale"], sidx),
+            rtol=1e-9,
+        )
+        o = np.maximum(orig - 2, 0)
+        np.testing.assert_array_equal(
+            D.window_values(got, sidx, o, 2), D.window_values(list(ref), sidx, o, 2)
+        )
+        np.testing.assert_array_equal(
+            D.window_times(got, sidx, o, 2), D.window_times(list(ref), sidx, o, 2)
+        )
 
 
 def test_ids_read_as_categoricals_give_the_same_series(tmp_path):
@@ -501,3 +565,33 @@ def test_window_past_inputs_equal_the_float64_concatenation(kind, observed_input
         want = np.concatenate(cols, axis=-1).astype(np.float32)
         np.testing.assert_array_equal(w["past"][r], want)
     assert w["past"].shape[-1] == (2 if observed_input else 1) + len(spec.calendar)
+
+
+@pytest.mark.slow
+def test_a_run_of_a_complete_panel_makes_no_object_per_series(cli, tmp_path, monkeypatch):
+    """`grukit forecast --no-select` on a complete panel reads the SeriesList's columns: the only Series
+    objects made are the plot's (at most 6), however many series the panel has."""
+    n = 60
+    t = np.tile(np.arange(40), n)
+    i = np.repeat(np.arange(n), 40)
+    y = 5 + (i % 3) + np.sin(t / 3.0) + np.random.default_rng(0).uniform(0, 0.1, len(t))
+    pd.DataFrame({"id": [f"s{k}" for k in i], "t": t, "y": y}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
+    made = []
+    one = S.SeriesList._one
+
+    def counted(self, k):  # a Series object made (not one already made and kept)
+        if k not in self._made:
+            made.append(k)
+        return one(self, k)
+
+    monkeypatch.setattr(S.SeriesList, "_one", counted)
+    r = cli(
+        "forecast", "--data", tmp_path / "p.csv", "--id-col", "id", "--time-col", "t",
+        "--target", "y", "--horizon", "5", "--backtest", "2", "--epochs", "1",
+        "--baselines", "none", "--no-select", "--output-dir", tmp_path / "run",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert 0 < len(made) <= 6 and set(made) <= set(range(6)), made
+    assert len(pd.read_csv(tmp_path / "run" / "forecast.csv")) == n * 5

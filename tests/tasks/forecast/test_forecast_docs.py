@@ -417,3 +417,30 @@ def test_readme_tour_row_third_fresh_check():
     n, lost = s["datasets"], len(s["losing_to_trivial"])
     assert f"on {n} more never scored before" in row
     assert f"{s['geomean_ratio_to_best_statsforecast']:.3f} ×, behind naive on {lost}" in row
+
+
+def test_big_panel_cpu_times_match_forecast_scale_json():
+    """The process CPU times outside training (imports, network, data path) that docs/forecast.md quotes
+    are those of the results file."""
+    rec = json.loads((ROOT / "benchmarks" / "results" / "forecast_scale.json").read_text())
+    runs = {(r["format"], r["series"]): r for r in rec["runs"] if r["rc"] == 0}
+    text = " ".join(_section().split())
+    csv, pq = runs[("csv", 100000)], runs[("parquet", 100000)]
+    assert (
+        f"{csv['rest_cpu_s']:.1f} CPU s against pandas' {csv['pandas_read_cpu_s']:.1f} from CSV "
+        f"({csv['rest_cpu_over_pandas_read_cpu']:.1f}×)"
+    ) in text
+    assert (
+        f"{pq['rest_cpu_s']:.1f} CPU s against pandas' {pq['pandas_read_cpu_s']:.2f} from parquet "
+        f"({pq['rest_cpu_over_pandas_read_cpu']:.0f}×)"
+    ) in text
+    assert (
+        f"took {pq['import_cpu_s']:.1f} s, the network's prediction passes "
+        f"{pq['predict_net_cpu_s']:.1f} s"
+    ) in text
+    assert f"{pq['data_cpu_s']:.1f} s; at 1k series" in text
+    for fmt in ("csv", "parquet"):  # the split adds up
+        r = runs[(fmt, 100000)]
+        parts = r["import_cpu_s"] + r["predict_net_cpu_s"] + r["data_cpu_s"]
+        assert abs(parts - r["rest_cpu_s"]) < 0.05
+        assert abs(r["rest_cpu_s"] + r["train_cpu_s"] - r["cpu_s"]) < 0.05
