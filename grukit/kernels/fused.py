@@ -172,7 +172,7 @@ def _buffer(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
     n = 1
     for d in shape:
         n *= d
-    nbytes = n * (8 if dtype == torch.float64 else 4)
+    nbytes = n * dtype.itemsize
     if _storage_use_count is None or nbytes > workspace_max_bytes or n == 0:
         return torch.empty(shape, dtype=dtype)
     bufs = _ws.bufs
