@@ -465,17 +465,10 @@ def _backward(
     else:
         mode = 1 if gemm is None else 2
     steps = _chunk_steps(T, B, H, x.element_size())
-    if (
-        mode in (2, 3)
-        and reset_after
-        and hprev is None
-        and lengths is None
-        and not return_dg
-        and steps
-    ):
+    if mode == 2 and reset_after and hprev is None and lengths is None and not return_dg and steps:
         assert out is not None and h0 is not None
         return _backward_chunks(
-            x, w_ih, w_hh, reverse, gates, gout, sdt, sdb, ghn, needs, out, h0, steps, mode
+            x, w_ih, w_hh, reverse, gates, gout, sdt, sdb, ghn, needs, out, h0, steps
         )
     new = _buffer if pool else (lambda shape, dt: torch.empty(shape, dtype=dt))
     dgi = new((T, B, 3 * H), x.dtype)
@@ -537,25 +530,21 @@ def _backward(
     return dx, (dh0 if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh
 
 
-#: the large-batch backward (batch > ``matvec_max_batch``, reset_after, no lengths, H ≤
-#: ``backward_chunk_max_hidden``) on one thread, when its gate gradients (T·B·6H values) exceed
-#: ``backward_chunk_min_bytes``, runs the native loop over chunks of about this many rows (steps × batch) and
-#: takes the gradient GEMMs of each chunk right after it, while its gate gradients are still in cache, instead
-#: of writing all of them and reading them back for three big GEMMs (AMD Zen 4, 1 thread: (1,256,50,32,64)
-#: ≈1 ms of ≈25 per training call, (1,32,500,64,96) 65 → 60 ms, (1,64,200,64,128) 83 → 78 ms; at H ≥ 256 it
-#: measured 1–7 % slower, below the size threshold the gradients stay in cache anyway and the per-chunk calls
-#: cost more). 0 turns it off. The weight and bias gradients are then sums over chunks: the same values up to
-#: summation order.
+#: the BLAS-path backward (mode 2: batch > ``matvec_max_batch``, H < ``gate_backward_min_hidden``, reset_after,
+#: no lengths) on one thread, when its gate gradients (T·B·6H values) exceed ``backward_chunk_min_bytes``, runs
+#: the native loop over chunks of about this many rows (steps × batch) and takes the gradient GEMMs of each
+#: chunk right after it, while its gate gradients are still in cache, instead of writing all of them and
+#: reading them back for three big GEMMs (AMD Zen 4, (1,256,50,32,64): ≈1 ms of ≈25 per training call; below
+#: the size threshold they stay in cache anyway and the per-chunk calls cost more). 0 turns it off. The weight
+#: and bias gradients are then sums over chunks: the same values up to summation order.
 backward_chunk_rows: int = int(os.environ.get("GRUKIT_BACKWARD_CHUNK_ROWS", "1280"))
 #: ... from this many bytes of gate gradients up
 backward_chunk_min_bytes: int = 8 * 2**20
-#: ... up to this hidden size
-backward_chunk_max_hidden: int = 192
 
 
 def _chunk_steps(T: int, B: int, H: int, itemsize: int) -> int:
     """Steps per chunk of the chunked backward (0: one pass over all T steps)."""
-    if backward_chunk_rows <= 0 or H > backward_chunk_max_hidden or torch.get_num_threads() != 1:
+    if backward_chunk_rows <= 0 or torch.get_num_threads() != 1:
         return 0
     if T * B * 6 * H * itemsize < backward_chunk_min_bytes:
         return 0
@@ -577,10 +566,9 @@ def _backward_chunks(
     out: Tensor,
     h0: Tensor,
     steps: int,
-    mode: int = 2,
 ) -> tuple[Tensor | None, ...]:
-    """``_backward`` in ``mode`` 2 or 3 without hprev or lengths, chunk by chunk (see
-    :data:`backward_chunk_rows`): the native loop over ``steps`` steps at a time (walking from the last step; the gradient carried into a chunk is
+    """``_backward`` for mode 2 without hprev or lengths, chunk by chunk (see :data:`backward_chunk_rows`): the
+    native loop over ``steps`` steps at a time (walking from the last step; the gradient carried into a chunk is
     the ``dh0`` of the chunk after it), then that chunk's dx rows, and its terms of dW_ih, dW_hh and the bias
     sums, on chunk-sized dgi/dgh buffers that stay in cache."""
     T, B, I = x.shape
@@ -627,7 +615,7 @@ def _backward_chunks(
             target.data_ptr(),
             _ptr(db),
             torch.get_num_threads(),
-            mode,
+            2,
             gemm,
         )
         if rc != 0:
