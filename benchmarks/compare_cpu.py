@@ -4,7 +4,8 @@
         --out benchmarks/results/cpu_regression_round2.json
 
 Each file is one ``bench_gru.py --threads 1 --repeats 3`` run; run the old and new checkouts alternately so
-machine load hits both alike. For every 1-thread row (forward, forward+backward, the GRUCell and Streamer
+machine load hits both alike. For every 1-thread row (forward, forward+backward, autocast-bf16 training against
+nn.GRU under the same autocast, the GRUCell and Streamer
 streaming steps) it reports grukit's median process CPU time in each run, new/old per pair of runs and
 new/old of the means, plus the same ratio normalised by the torch baseline of each run (nn.GRU /
 nn.GRUCell), which cancels some of the machine's drift between runs.
@@ -30,6 +31,12 @@ def _rows(run: dict) -> dict[str, tuple[float, float]]:
         name = f"({s['layers']},{s['batch']},{s['seq_len']},{s['input']},{s['hidden']})"
         for kind, key in (("fwd", "forward_cpu_ms"), ("fwd+bwd", "forward_backward_cpu_ms")):
             out[f"{name} {kind} ms"] = (r[key]["grukit"], r[key]["nn_gru"])
+    for r in run.get("autocast_bf16") or []:  # training under CPU autocast to bfloat16 (issue 32)
+        if r["threads"] != 1 or "forward_backward_cpu_ms" not in r:
+            continue
+        s, c = r["shape"], r["forward_backward_cpu_ms"]
+        name = f"({s['layers']},{s['batch']},{s['seq_len']},{s['input']},{s['hidden']})"
+        out[f"{name} autocast bf16 fwd+bwd ms"] = (c["grukit_autocast"], c["nn_gru_autocast"])
     for r in run["streaming"]:
         if r["threads"] != 1:
             continue

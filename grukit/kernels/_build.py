@@ -42,16 +42,17 @@ _HERE = Path(__file__).resolve().parent
 _CSRC = _HERE / "csrc"
 #: the sources compiled into the one library: the sequence loops, the small-batch streaming step, the
 #: variants' loops (layer norm, recurrent dropout, zoneout), the bf16 GEMM and loops for CPU autocast, the
-#: int8-weight streaming step
+#: int8-weight streaming step, the AVX-512 bf16 conversion of transposed operands
 SOURCES = [
     _CSRC / "gru_fused.cpp",
     _CSRC / "gru_stream.cpp",
     _CSRC / "gru_variants.cpp",
     _CSRC / "gru_bf16.cpp",
     _CSRC / "gru_int8.cpp",
+    _CSRC / "gru_bf16_cvt.cpp",
 ]
 #: headers the sources include (hashed with them: a change rebuilds the library)
-HEADERS = [_CSRC / "gru_simd.h", _CSRC / "gru_abi.h"]
+HEADERS = [_CSRC / "gru_simd.h", _CSRC / "gru_abi.h", _CSRC / "gru_bf16_cvt.h"]
 #: x86-64 levels, best first (the wheel has one library per level)
 X86_LEVELS = ("x86-64-v4", "x86-64-v3", "x86-64-v2")
 #: flags common to every level (the level adds ``-march=<level>``; "generic" adds nothing)

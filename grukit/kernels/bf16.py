@@ -25,7 +25,8 @@ from torch import Tensor
 
 from . import fused
 
-#: the path :func:`mm` uses: 1 = AVX-512-BF16, 0 = portable (tests force it), None = the best available
+#: the path :func:`mm` uses: 1 = AVX-512-BF16, 0 = portable (tests force it), None = the best available;
+#: 0 also makes :func:`left` convert with the portable loop
 force_path: int | None = None
 _declared: set[int] = set()
 
@@ -42,8 +43,8 @@ def _lib() -> Any:
         lib.grukit_bf16_pack.restype = None
         lib.grukit_bf16_pack_f32.argtypes = [i, i, p, lg, lg, p, i]
         lib.grukit_bf16_pack_f32.restype = None
-        lib.grukit_bf16_rows_f32.argtypes = [i, i, p, lg, lg, p, lg, i]
-        lib.grukit_bf16_rows_f32.restype = None
+        lib.grukit_bf16_rows_f32.argtypes = [i, i, p, lg, lg, p, lg, i, i]
+        lib.grukit_bf16_rows_f32.restype = i
         lib.grukit_bf16_gemm.argtypes = [i, i, i, p, lg, p, p, lg, p, i, i, i]
         lib.grukit_bf16_gemm.restype = i
         lib.grukit_fwd3_bf16.argtypes = [i, i, i, p, p, p, p, p, i, p, p, p, p, i]
@@ -64,30 +65,45 @@ def available() -> bool:
     return bool(_lib().grukit_bf16_best_path() == 1)
 
 
-def pack(b: Tensor) -> Tensor:
-    """Pack ``b`` (N, K) — any strides; float32 (rounded to nearest even) or bfloat16 — as the right operand."""
+def _new(shape: tuple[int, ...], dtype: torch.dtype, pool: bool) -> Tensor:
+    """An uninitialised tensor: from this thread's workspace (``fused._buffer``) when ``pool`` — for temporaries
+    of the training call, whose tens of megabytes would otherwise be fresh pages every call — else fresh."""
+    return fused._buffer(shape, dtype) if pool else torch.empty(shape, dtype=dtype)
+
+
+def pack(b: Tensor, *, pool: bool = False) -> Tensor:
+    """Pack ``b`` (N, K) — any strides; float32 (rounded to nearest even) or bfloat16 — as the right operand
+    (``pool``: into a workspace buffer, see :func:`_new`)."""
     lib = _lib()
     if b.dtype not in (torch.float32, torch.bfloat16):
         b = b.to(torch.float32)
     N, K = b.shape
-    P = torch.empty(int(lib.grukit_bf16_packed_size(N, K)), dtype=torch.bfloat16)
+    P = _new((int(lib.grukit_bf16_packed_size(N, K)),), torch.bfloat16, pool)
     fn = lib.grukit_bf16_pack_f32 if b.dtype == torch.float32 else lib.grukit_bf16_pack
     fn(N, K, b.data_ptr(), b.stride(0), b.stride(1), P.data_ptr(), torch.get_num_threads())
     return P
 
 
-def left(*parts: Tensor) -> Tensor:
+def left(*parts: Tensor, path: int | None = None, pool: bool = False) -> Tensor:
     """The left operand: ``torch.cat(parts, dim=1)`` (each (M, K_i), any strides, float32 or bfloat16) as
-    bfloat16 rows, K rounded up to even (zero padded), rounding float32 to nearest even."""
+    bfloat16 rows, K rounded up to even (zero padded), rounding float32 to nearest even.
+
+    ``path``: None = the best this CPU runs (the portable loop when :data:`force_path` is 0), 0 = the portable
+    loop, 1 = a vector conversion (raises RuntimeError where these strides have none on this CPU): AVX-512 for
+    a transposed part (unit stride along M; the portable loop's bits), AVX-512-BF16 for unit stride along K.
+    ``pool``: into a workspace buffer (see :func:`_new`).
+    """
+    if path is None:
+        path = 0 if force_path == 0 else -1
     M = parts[0].shape[0]
     K = sum(p.shape[1] for p in parts)
-    A = torch.empty(M, K + K % 2, dtype=torch.bfloat16)
+    A = _new((M, K + K % 2), torch.bfloat16, pool)
     lib, off = _lib(), 0
     for p in parts:
         if p.dtype != torch.float32:
             p = p.to(torch.float32)
         k = p.shape[1]
-        lib.grukit_bf16_rows_f32(
+        rc = lib.grukit_bf16_rows_f32(
             M,
             k,
             p.data_ptr(),
@@ -96,7 +112,12 @@ def left(*parts: Tensor) -> Tensor:
             A.data_ptr() + 2 * off,
             A.stride(0),
             torch.get_num_threads(),
+            path,
         )
+        if rc != 0:
+            raise RuntimeError(
+                f"no vector bf16 conversion for a part with strides {p.stride()} on this CPU (path 1 forced)"
+            )
         off += k
     if K % 2:
         A[:, K] = 0
@@ -111,6 +132,7 @@ def mm(
     n: int | None = None,
     bias: Tensor | None = None,
     out: Tensor | None = None,
+    pool: bool = False,
 ) -> Tensor:
     """``a (M, K) @ b (N, K)ᵀ (+ bias)`` with bfloat16 operands, float32 accumulation, float32 result (M, N).
 
@@ -121,6 +143,8 @@ def mm(
         n: N when ``packed`` is given.
         bias: (N,) float32 added to every row, or None.
         out: a float32 (M, N) tensor with unit column stride to write into.
+        pool: make the bfloat16 copies of the operands in this thread's workspace (temporaries of a training
+            call; the result is never pooled).
 
     Example:
         >>> import torch
@@ -134,7 +158,7 @@ def mm(
     if packed is None:
         if b is None:
             raise ValueError("mm needs b, or packed and n")
-        packed, n, K = pack(b), b.shape[0], b.shape[1]
+        packed, n, K = pack(b, pool=pool), b.shape[0], b.shape[1]
     else:
         K = a.shape[1]
     if n is None:
@@ -142,7 +166,7 @@ def mm(
     if a.shape[1] not in (K, K + K % 2):
         raise ValueError(f"expected a of shape (M, {K}), got {tuple(a.shape)}")
     ready = a.dtype == torch.bfloat16 and a.stride(1) == 1 and a.shape[1] == K + K % 2
-    A = a if ready else left(a[:, :K])
+    A = a if ready else left(a[:, :K], pool=pool)
     if out is None:
         out = torch.empty(M, n, dtype=torch.float32)
     if out.dtype != torch.float32 or out.shape != (M, n) or out.stride(1) != 1:
@@ -325,7 +349,13 @@ class _Bf16Sequence(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor]:
         T, B, I = x.shape
         H = w_hh.shape[1]
-        gi = mm(x.reshape(T * B, I), w_ih, bias=_bias(b_ih, b_hh, H, reset_after))
+        gi = mm(
+            x.reshape(T * B, I),
+            w_ih,
+            bias=_bias(b_ih, b_hh, H, reset_after),
+            out=fused._buffer((T * B, 3 * H), torch.float32),
+            pool=True,
+        )
         if recurrent and reset_after and B > fused.matvec_max_batch and fused.gate_kernel:
             out, hn, hprev, gates = _forward_bf16(x, h0, w_hh, b_hh, lengths, reverse, gi)
         else:
@@ -394,19 +424,23 @@ class _Bf16Sequence(torch.autograd.Function):
             assert dgi is not None
             dgi2 = dgi.view(T * B, 3 * H)
             x2 = x.reshape(T * B, I)
-            dx = mm(dgi2, w_ih.t()).view(T, B, I) if n_x else None
+            # the operands' bf16 copies (tens of MB) come from the workspace: fresh pages cost more than the copying
+            dx = mm(dgi2, w_ih.t(), pool=True).view(T, B, I) if n_x else None
             # the weight gradients as their transposes (x and h_prev are the smaller operands to transpose)
-            dw_ih = mm(x2.t(), dgi2.t()).t() if n_wih else None
+            dw_ih = mm(x2.t(), dgi2.t(), pool=True).t() if n_wih else None
             dw_hh = None
             if n_whh:
-                hp = left(*(p.t() for p in _states_before(hprev, out, h0, ctx.reverse)))
+                hp = left(*(p.t() for p in _states_before(hprev, out, h0, ctx.reverse)), pool=True)
                 if reset_after:
                     assert dgh is not None
-                    dw_hh = mm(hp, dgh.view(T * B, 3 * H).t()).t()
+                    dw_hh = mm(hp, dgh.view(T * B, 3 * H).t(), pool=True).t()
                 else:
                     rh2 = gates.view(T * B, 4 * H)[:, 3 * H :]
                     dw_hh = torch.cat(
-                        [mm(hp, dgi2[:, : 2 * H].t()).t(), mm(rh2.t(), dgi2[:, 2 * H :].t()).t()]
+                        [
+                            mm(hp, dgi2[:, : 2 * H].t(), pool=True).t(),
+                            mm(rh2.t(), dgi2[:, 2 * H :].t(), pool=True).t(),
+                        ]
                     )
         return (
             dx,

@@ -172,7 +172,7 @@ def _buffer(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
     n = 1
     for d in shape:
         n *= d
-    nbytes = n * (8 if dtype == torch.float64 else 4)
+    nbytes = n * dtype.itemsize
     if _storage_use_count is None or nbytes > workspace_max_bytes or n == 0:
         return torch.empty(shape, dtype=dtype)
     bufs = _ws.bufs
@@ -437,10 +437,6 @@ def _backward(
     lens = None if lengths is None else lengths.to(torch.int64).contiguous()
     gout, sdt, sdb = _rows(gout)
     ghn = None if ghn is None else ghn.contiguous()
-    new = _buffer if pool else (lambda shape, dt: torch.empty(shape, dtype=dt))
-    dgi = new((T, B, 3 * H), x.dtype)
-    dgh = new((T, B, 3 * H), x.dtype) if reset_after else None
-    dh0 = x.new_empty(B, H)
     dt = x.dtype
     if (
         (gout is not None and gout.dtype != dt)
@@ -468,6 +464,16 @@ def _backward(
         mode = 3
     else:
         mode = 1 if gemm is None else 2
+    steps = _chunk_steps(T, B, H, x.element_size())
+    if mode == 2 and reset_after and hprev is None and lengths is None and not return_dg and steps:
+        assert out is not None and h0 is not None
+        return _backward_chunks(
+            x, w_ih, w_hh, reverse, gates, gout, sdt, sdb, ghn, needs, out, h0, steps
+        )
+    new = _buffer if pool else (lambda shape, dt: torch.empty(shape, dtype=dt))
+    dgi = new((T, B, 3 * H), x.dtype)
+    dgh = new((T, B, 3 * H), x.dtype) if reset_after else None
+    dh0 = x.new_empty(B, H)
     n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
     # the loop sums the bias gradients as it writes dgi/dgh (per step in x's dtype, across steps in float64),
     # saving two passes over T·B·3H values
@@ -522,6 +528,127 @@ def _backward(
     if return_dg:
         return dx, (dh0 if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh, dgi, dgh
     return dx, (dh0 if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh
+
+
+#: the BLAS-path backward (mode 2: batch > ``matvec_max_batch``, H < ``gate_backward_min_hidden``, reset_after,
+#: no lengths) on one thread, when its gate gradients (T·B·6H values) exceed ``backward_chunk_min_bytes``, runs
+#: the native loop over chunks of about this many rows (steps × batch) and takes the gradient GEMMs of each
+#: chunk right after it, while its gate gradients are still in cache, instead of writing all of them and
+#: reading them back for three big GEMMs (AMD Zen 4, (1,256,50,32,64): ≈1 ms of ≈25 per training call; below
+#: the size threshold they stay in cache anyway and the per-chunk calls cost more). 0 turns it off. The weight
+#: and bias gradients are then sums over chunks: the same values up to summation order.
+backward_chunk_rows: int = int(os.environ.get("GRUKIT_BACKWARD_CHUNK_ROWS", "1280"))
+#: ... from this many bytes of gate gradients up
+backward_chunk_min_bytes: int = 8 * 2**20
+
+
+def _chunk_steps(T: int, B: int, H: int, itemsize: int) -> int:
+    """Steps per chunk of the chunked backward (0: one pass over all T steps)."""
+    if backward_chunk_rows <= 0 or torch.get_num_threads() != 1:
+        return 0
+    if T * B * 6 * H * itemsize < backward_chunk_min_bytes:
+        return 0
+    steps = max(1, -(-backward_chunk_rows // B))
+    return steps if steps < T else 0
+
+
+def _backward_chunks(
+    x: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    reverse: bool,
+    gates: Tensor,
+    gout: Tensor | None,
+    sdt: int,
+    sdb: int,
+    ghn: Tensor | None,
+    needs: tuple[bool, ...],
+    out: Tensor,
+    h0: Tensor,
+    steps: int,
+) -> tuple[Tensor | None, ...]:
+    """``_backward`` for mode 2 without hprev or lengths, chunk by chunk (see :data:`backward_chunk_rows`): the
+    native loop over ``steps`` steps at a time (walking from the last step; the gradient carried into a chunk is
+    the ``dh0`` of the chunk after it), then that chunk's dx rows, and its terms of dW_ih, dW_hh and the bias
+    sums, on chunk-sized dgi/dgh buffers that stay in cache."""
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    dt = x.dtype
+    n_x, n_h0, n_wih, n_whh, n_bih, n_bhh = needs
+    _, bwd, _, gemm = _fns(dt)
+    dgi = _buffer((steps, B, 3 * H), dt)
+    dgh = _buffer((steps, B, 3 * H), dt)
+    dx = x.new_empty(T, B, I) if n_x else None
+    dw_ih = x.new_zeros(3 * H, I) if n_wih else None
+    dw_hh = x.new_zeros(3 * H, H) if n_whh else None
+    want_db = n_bih or n_bhh
+    db = torch.empty(4 * H, dtype=torch.float64) if want_db else None
+    db_all = torch.zeros(4 * H, dtype=torch.float64) if want_db else None
+    dh = [x.new_empty(B, H), x.new_empty(B, H)]
+    carry = ghn  # the gradient flowing into the chunk from the steps after it (None: zero)
+    x2, o2 = x.reshape(T * B, I), out.reshape(T * B, H)
+    bounds = [(t0, min(T, t0 + steps)) for t0 in range(0, T, steps)]
+    for k, (t0, t1) in enumerate(bounds if reverse else reversed(bounds)):
+        n = t1 - t0
+        # the state before the chunk's first step in the walk: h0 at the sequence's start, else out's row
+        first = (t1 == T) if reverse else (t0 == 0)
+        before = h0 if first else out[t1] if reverse else out[t0 - 1]
+        target = dh[k & 1]
+        rc = bwd(
+            n,
+            B,
+            H,
+            w_hh.data_ptr(),
+            None,
+            int(reverse),
+            1,
+            None if gout is None else gout.data_ptr() + gout.element_size() * t0 * sdt,
+            sdt,
+            sdb,
+            _ptr(carry),
+            None,
+            out[t0].data_ptr(),
+            before.data_ptr(),
+            gates[t0].data_ptr(),
+            dgi.data_ptr(),
+            dgh.data_ptr(),
+            target.data_ptr(),
+            _ptr(db),
+            torch.get_num_threads(),
+            2,
+            gemm,
+        )
+        if rc != 0:
+            raise MemoryError("the fused GRU kernel could not allocate its work buffers")
+        carry = target
+        gi2 = dgi[:n].view(n * B, 3 * H)
+        gh2 = dgh[:n].view(n * B, 3 * H)
+        if db_all is not None and db is not None:
+            db_all += db
+        if dx is not None:
+            torch.mm(gi2, w_ih, out=dx[t0:t1].view(n * B, I))
+        if dw_ih is not None:
+            dw_ih.addmm_(gi2.t(), x2[t0 * B : t1 * B])
+        if dw_hh is not None:
+            # the states before the chunk's steps: out shifted by one step, h0 for the sequence's first step
+            if reverse:
+                m = n - 1 if t1 == T else n
+                if m:
+                    dw_hh.addmm_(gh2[: m * B].t(), o2[(t0 + 1) * B : (t0 + 1 + m) * B])
+                if m < n:
+                    dw_hh.addmm_(gh2[m * B :].t(), h0)
+            else:
+                s0 = 1 if t0 == 0 else 0
+                if s0:
+                    dw_hh.addmm_(gh2[:B].t(), h0)
+                if n > s0:
+                    dw_hh.addmm_(gh2[s0 * B :].t(), o2[(t0 + s0 - 1) * B : (t1 - 1) * B])
+    db_ih = db_hh = None
+    if db_all is not None:
+        dbt = db_all.to(dt)
+        db_ih = dbt[: 3 * H].clone() if n_bih else None
+        db_hh = torch.cat([dbt[: 2 * H], dbt[3 * H :]]) if n_bhh else None
+    return dx, (carry if n_h0 else None), dw_ih, dw_hh, db_ih, db_hh
 
 
 class _FusedSequence(torch.autograd.Function):

@@ -50,6 +50,48 @@ def test_rounding_is_nearest_even_like_torch() -> None:
     assert torch.equal(bf16.left(x), x.to(torch.bfloat16))
 
 
+def _has_avx512bw() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return any(
+                line.startswith("flags") and {"avx512f", "avx512bw"} <= set(line.split())
+                for line in f
+            )
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(("M", "K"), [(1, 1), (15, 31), (16, 32), (17, 33), (40, 100), (33, 64)])
+def test_transposed_rows_vector_path_has_the_portable_bits(M: int, K: int) -> None:
+    """The AVX-512 conversion of a transposed left operand (csrc/gru_bf16_cvt.cpp, path 1) gives the portable
+    loop's bits on every value — ties, subnormals, infinities, NaNs with payloads — over the m and k tails of its
+    16 × 32 blocks, and torch's rounding (an independent oracle) on every non-NaN value."""
+    if not _has_avx512bw():
+        pytest.skip("the AVX-512 conversion needs AVX-512 F and BW")
+    g = torch.Generator().manual_seed(M * 100 + K)
+    base = torch.randn(K, M + 3, generator=g) * 10.0 ** torch.randint(
+        -40, 38, (K, M + 3), generator=g
+    )
+    bits = base.view(torch.int32)
+    special = torch.tensor(
+        [0x00000001, 0x80000001, 0x007FFFFF, 0x3F808000, 0x3F818000, 0x7F800000, 0xFF800000, 0x7FC00001,
+         0xFFFFFFFF, 0x7F800001, 0x7F7FFFFF, 0x00008000, 0x00018000, 0x80000000, 0x3F80FFFF, 0x40008001],
+        dtype=torch.int64,
+    ).to(torch.int32)  # fmt: skip
+    flat = bits.view(-1)
+    flat[: min(flat.numel(), special.numel())] = special[: flat.numel()]
+    a = base[:, 1 : M + 1].t()  # (M, K), unit stride along M, a row stride that is not M
+    assert a.stride() == (1, M + 3)
+    got = bf16.left(a, path=1)
+    want = bf16.left(a, path=0)
+    assert got.shape == (M, K + K % 2)
+    assert torch.equal(got.view(torch.int16), want.view(torch.int16))
+    finite = ~torch.isnan(a)
+    ref = a.to(torch.bfloat16)
+    assert torch.equal(got[:, :K][finite].view(torch.int16), ref[finite].view(torch.int16))
+    assert bool(torch.isnan(got[:, :K][~finite]).all())
+
+
 def _errors(
     model: torch.nn.Module, ref: torch.nn.Module, x: torch.Tensor, h0: torch.Tensor
 ) -> tuple[float, float]:
@@ -201,3 +243,34 @@ def test_recurrent_bf16_kernels_against_float64_on_rounded_products(
     finally:
         bf16.recurrent = True
         torch.set_num_threads(old)
+
+
+def test_interleaved_training_calls_match_separate_ones() -> None:
+    """The autocast path's bf16 operand copies and gi come from the thread's workspace: two models' forwards,
+    then their backwards in the other order, give the gradients each gives alone (no buffer still in use is
+    handed out again), and a repeated call gives the same bits."""
+    torch.manual_seed(3)
+    models = [randomize(grukit.GRU(24, 40), seed=s) for s in (1, 2)]
+    xs = [torch.randn(30, 12, 24) for _ in models]
+
+    def grads(m: torch.nn.Module) -> list[torch.Tensor]:
+        return [p.grad.clone() for p in m.parameters()]  # type: ignore[union-attr]
+
+    alone = []
+    for m, x in zip(models, xs, strict=True):
+        m.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = m(x)
+        out.float().square().sum().backward()
+        alone.append(grads(m))
+    for m in models:
+        m.zero_grad()
+    n0 = fused.calls["bf16_sequence"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outs = [m(x)[0] for m, x in zip(models, xs, strict=True)]
+    assert fused.calls["bf16_sequence"] == n0 + (2 if bf16.available() else 0)
+    for o in reversed(outs):
+        o.float().square().sum().backward()
+    for m, want in zip(models, alone, strict=True):
+        for g, w in zip(grads(m), want, strict=True):
+            assert torch.equal(g, w)

@@ -67,6 +67,64 @@ def test_gate_kernels_match_torch_gru(gate_paths, dtype, B, H):
     assert fused.calls["sequence_backward"] > n
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("T,rows", [(7, 12), (9, 18), (5, 6)])
+def test_chunked_backward_matches_torch_and_the_one_pass_loop(
+    gate_paths, monkeypatch, dtype, bidirectional, T, rows
+):
+    """The BLAS-path backward (H < gate_backward_min_hidden) in chunks of steps (backward_chunk_rows): chunks
+    of 2 and 3 steps with a shorter last one and a chunk of one step, both walk directions (the reverse
+    direction's chunks start from the other end, h0 sits in its last chunk): gradients of x, h0 and every
+    parameter match torch.nn.GRU, and the one-pass loop's (dx bit for bit; the weight and bias gradients, sums
+    over chunks, to summation order)."""
+    B, I, H = 6, 5, 24
+    gru, ref = pair(I, H, dtype, bidirectional=bidirectional)
+    x = torch.randn(T, B, I, dtype=dtype)
+    h0 = torch.randn(2 if bidirectional else 1, B, H, dtype=dtype)
+    chunked = []
+    real = fused._backward_chunks
+
+    def spy(*a, **k):
+        chunked.append(a[-1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(fused, "_backward_chunks", spy)
+    monkeypatch.setattr(fused, "backward_chunk_rows", rows)
+    monkeypatch.setattr(fused, "backward_chunk_min_bytes", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    tol = (1e-5, 1e-4) if dtype == torch.float32 else (1e-10, 1e-9)
+    check_against_torch(gru, ref, x, h0, *tol)
+    assert chunked and set(chunked) == {-(-rows // B)}
+    got = grads(gru, x, h0)
+    monkeypatch.setattr(fused, "backward_chunk_rows", 0)
+    n = len(chunked)
+    want = grads(gru, x, h0)
+    assert len(chunked) == n  # the one-pass loop
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    names = ["x", "h0"] + [name for name, _ in gru.named_parameters()]
+    for name, a, b in zip(names, got[2], want[2], strict=True):
+        if name == "x":
+            assert torch.equal(a, b), name
+        else:
+            assert rel_err(a, b) <= (1e-6 if dtype == torch.float32 else 1e-14), name
+
+
+def test_chunked_backward_with_some_gradients_only(gate_paths, monkeypatch):
+    """Only the weights need gradients (x and h0 do not), and the loss reads h_n alone (no output gradient):
+    the chunked walk still carries dh through every chunk."""
+    monkeypatch.setattr(fused, "backward_chunk_rows", 12)
+    monkeypatch.setattr(fused, "backward_chunk_min_bytes", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    gru, ref = pair(4, 20, bias=False)
+    x = torch.randn(8, 6, 4)
+    for m in (gru, ref):
+        _, hn = m(x)
+        hn.square().sum().backward()
+    for (name, a), b in zip(gru.named_parameters(), ref.parameters(), strict=True):
+        assert rel_err(a.grad, b.grad) <= 1e-4, name
+
+
 def test_bias_gradients_over_many_rows_match_the_float64_reference(gate_paths):
     """The backward sums db over T·B rows inside its loop; in float32 that must stay within the grad tolerance."""
     T, B, I, H = 300, 24, 5, 128

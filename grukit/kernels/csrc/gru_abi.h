@@ -2,4 +2,4 @@
 // signatures in grukit/kernels/*.py. Bump it (here only; _build.py reads this file) whenever an exported
 // function is added, removed or changes its arguments, in any source file of the library.
 #pragma once
-#define GRUKIT_ABI_VERSION 10
+#define GRUKIT_ABI_VERSION 11

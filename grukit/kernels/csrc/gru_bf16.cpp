@@ -15,6 +15,7 @@
 #include <cstdlib>
 
 #include "gru_abi.h"
+#include "gru_bf16_cvt.h"
 #include "gru_simd.h"
 
 #ifdef _OPENMP
@@ -601,18 +602,28 @@ void grukit_bf16_pack_f32(int N, int K, const float* B, long sn, long sk, uint16
 }
 
 // dst (M rows of lda bf16, k contiguous) = src (M × K float32, element (m, k) at src[m·sm + k·sk]) rounded to
-// nearest even (padding columns are the caller's). Blocked over k so transposed reads stay in cache.
-void grukit_bf16_rows_f32(int M, int K, const float* src, long sm, long sk, uint16_t* dst, long lda, int nthreads) {
+// nearest even (padding columns are the caller's). Blocked over k so transposed reads stay in cache. path: -1 the
+// best this CPU runs; 0 the portable loop, one value at a time; 1 a vector path, which must exist for these
+// strides on this CPU: a transposed source (sm = 1) takes csrc/gru_bf16_cvt.cpp's AVX-512 conversion (the
+// portable loop's bits), unit k stride AVX-512-BF16's vcvtne2ps2bf16 (subnormal inputs become zero). Returns 0,
+// or 2 when path 1 has no vector path to take.
+int grukit_bf16_rows_f32(int M, int K, const float* src, long sm, long sk, uint16_t* dst, long lda, int nthreads,
+                         int path) {
     enum { KB = 32 };
     int nt = nthreads < 1 ? 1 : nthreads;
     if ((double)M * K < 1e6) nt = 1;
+    if (path != 0 && sm == 1 && sk != 1 && grukit_bf16cvt::rows_unit_m_ok()) {
+        grukit_bf16cvt::rows_unit_m(M, K, src, sk, dst, lda, nthreads);
+        return 0;
+    }
 #if GRUKIT_BF_X86
-    if (sk == 1 && has_dp()) {
+    if (path != 0 && sk == 1 && has_dp()) {
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
         for (int m = 0; m < M; ++m) rows_f32_unit_k(K, src + (size_t)m * sm, dst + (size_t)m * lda);
-        return;
+        return 0;
     }
 #endif
+    if (path == 1) return 2;
     const int nkb = (K + KB - 1) / KB;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (int b = 0; b < nkb; ++b) {
@@ -623,6 +634,7 @@ void grukit_bf16_rows_f32(int M, int K, const float* src, long sm, long sk, uint
             for (int k = k0; k < k1; ++k) d[k] = f2bf(s[(size_t)k * sk]);
         }
     }
+    return 0;
 }
 
 // C (M × N, row stride ldc) = A (M × K bf16, row stride lda ≥ K rounded up to even, zero padded) · Bᵀ, B packed by
