@@ -16,6 +16,7 @@ from .spec import (
     SeriesList,
     _grid_starts,
     _shared_store,
+    flat_observed,
     future_covariate_names,
     has_gaps,
     ids_of,
@@ -290,9 +291,7 @@ class Panel:
         # 0/1: exact in float32, half the bytes
         if spec.observed_input and has_gaps(series):
             self.obs = np.zeros(M, dtype=np.float32)
-            self.obs[data] = np.concatenate(
-                [np.ones(len(s)) if s.observed is None else s.observed for s in series]
-            )
+            self.obs[data] = flat_observed(series)
         else:
             self.obs = data.astype(np.float32)
         self.feats = np.zeros((M, self.n_cal), dtype=np.float32)

@@ -208,8 +208,11 @@ class SeriesList(Sequence[Series]):
     """Many complete series held as columns, not as one :class:`Series` object each: the target values
     in one :class:`ColumnStore`, and per series its id, where its values start in the store (``at``),
     its length and its first time (an integer step, or a ``datetime64[ns]`` value as int64 on a grid of
-    ``unit`` nanoseconds). What :func:`to_series` returns for the common big case (no covariates, no
-    gaps, a regular grid; 100k series: no 100k objects made).
+    ``unit`` nanoseconds). What :func:`to_series` returns for the common big case (no covariates, a
+    regular grid, with or without gaps; 100k series: no 100k objects made). With gaps, ``observed`` is a
+    bool column laid out like the store's values (False where the target was missing and ``y`` holds the
+    interpolated value) and ``filled`` each series' number of such steps (``Series.observed`` is None for
+    a series with none, as :func:`to_series` makes it).
 
     It is a sequence of :class:`Series`: ``series[i]`` makes that one series' object (views into the
     store; made once, then kept, so ``series[i] is series[i]``), a slice or :meth:`take` gives another
@@ -237,12 +240,18 @@ class SeriesList(Sequence[Series]):
         first: np.ndarray,
         freq: str,
         unit: int = 1,
+        observed: np.ndarray | None = None,
+        filled: np.ndarray | None = None,
     ) -> None:
         self.store, self.ids = store, ids
         self.at = np.asarray(at, dtype=np.int64)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.first = np.asarray(first, dtype=np.int64)
         self.freq, self.unit = freq, int(unit)
+        if (observed is None) != (filled is None):
+            raise ValueError("observed and filled come together (both or neither)")
+        self.observed = observed
+        self.filled = None if filled is None else np.asarray(filled, dtype=np.int64)
         self._made: dict[int, Series] = {}
 
     def __len__(self) -> int:
@@ -259,7 +268,18 @@ class SeriesList(Sequence[Series]):
         else:
             stamps = (t0 + self.unit * np.arange(n, dtype=np.int64)).view("M8[ns]")
             times = pd.DatetimeIndex(pd.Index(stamps, copy=False), freq=self.freq)
-        s = Series(self.ids[i], times, y, np.zeros((n, 0)), store=self.store, at=a)
+        filled = 0 if self.filled is None else int(self.filled[i])
+        observed = None if not filled or self.observed is None else self.observed[a : a + n]
+        s = Series(
+            self.ids[i],
+            times,
+            y,
+            np.zeros((n, 0)),
+            filled,
+            observed=observed,
+            store=self.store,
+            at=a,
+        )
         self._made[i] = s
         return s
 
@@ -288,6 +308,8 @@ class SeriesList(Sequence[Series]):
             self.first[idx],
             self.freq,
             self.unit,
+            self.observed,
+            None if self.filled is None else self.filled[idx],
         )
 
     def head(self, n: Any) -> SeriesList:
@@ -295,7 +317,21 @@ class SeriesList(Sequence[Series]):
         n = np.asarray(n, dtype=np.int64)
         L = self.lengths
         keep = np.where(n < 0, np.maximum(L + n, 0), np.minimum(n, L))
-        return SeriesList(self.store, self.ids, self.at, keep, self.first, self.freq, self.unit)
+        return SeriesList(
+            self.store,
+            self.ids,
+            self.at,
+            keep,
+            self.first,
+            self.freq,
+            self.unit,
+            self.observed,
+            self.filled,
+        )
+
+    def has_gaps(self) -> bool:
+        """Whether any series has an unobserved step."""
+        return self.filled is not None and bool(self.filled.any())
 
 
 def lengths_of(series: Sequence[Series]) -> np.ndarray:
@@ -337,8 +373,49 @@ def subset(series: Sequence[Series], idx: Any) -> Sequence[Series]:
 def has_gaps(series: Sequence[Series]) -> bool:
     """Whether any series has an unobserved step marked (``Series.observed`` not None)."""
     if isinstance(series, SeriesList):
-        return False
+        return series.has_gaps()
     return any(s.observed is not None for s in series)
+
+
+def observed_windows(series: Sequence[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
+    """``series[i].observed[o : o + width]`` of every row (i, o) of ``sidx``, ``start`` (all True for a
+    series without gaps), as one (N, width) bool array (each window inside its series): one gather from
+    a :class:`SeriesList`'s observed column, no object per series.
+
+    >>> s = [Series("a", pd.RangeIndex(4), np.arange(4.0), np.zeros((4, 0)))]
+    >>> s[0].observed = np.array([True, False, True, True])
+    >>> observed_windows(s, [0, 0], [0, 2], 2).tolist()
+    [[True, False], [True, True]]
+    """
+    sidx = np.asarray(sidx, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    out = np.ones((len(sidx), width), dtype=bool)
+    if not len(sidx) or not has_gaps(series):
+        return out
+    if isinstance(series, SeriesList):
+        assert series.observed is not None
+        return series.observed[(series.at[sidx] + start)[:, None] + np.arange(width)[None, :]]
+    for r, (i, o) in enumerate(zip(sidx.tolist(), start.tolist())):
+        obs = series[i].observed
+        if obs is not None:
+            out[r] = obs[o : o + width]
+    return out
+
+
+def flat_observed(series: Sequence[Series]) -> np.ndarray:
+    """Every series' observed flags (all True for a series without gaps), concatenated: (sum of lengths,)
+    bool; one gather from a :class:`SeriesList`'s observed column."""
+    if isinstance(series, SeriesList):
+        n = series.lengths
+        if series.observed is None:
+            return np.ones(int(n.sum()), dtype=bool)
+        pos = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+        return series.observed[np.repeat(series.at, n) + pos]
+    if not len(series):
+        return np.zeros(0, dtype=bool)
+    return np.concatenate(
+        [np.ones(len(s), dtype=bool) if s.observed is None else s.observed for s in series]
+    )
 
 
 def _times_get(self: Series) -> pd.Index:
@@ -673,18 +750,32 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> Sequence[Series]:
     )
     times = spec_times(df, spec)
     with paused_gc():
-        fast = _complete_series(df, spec, times)
+        fast = _columnar_series(df, spec, times, warn=True)
     if fast is not None:
         return fast
     return _to_series_general(df, spec, times)
 
 
 def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> SeriesList | None:
-    """:func:`to_series` of the common big case, columnar: no covariates, every target cell present, every
-    series on a complete grid of a fixed-length step (integer steps or a fixed duration such as "D" or
-    "h"). One sort of the whole table, one contiguous target array, held as a :class:`SeriesList` (no
-    object per series). None when the table is not such a case (:func:`_to_series_general` then handles gaps, covariates
-    and the errors of off-grid timestamps)."""
+    """:func:`_columnar_series` when its panel is complete (every step of every series has a target
+    value), else None."""
+    out = _columnar_series(df, spec, times)
+    return None if out is None or out.has_gaps() else out
+
+
+def _columnar_series(
+    df: pd.DataFrame, spec: DataSpec, times: pd.Index, warn: bool = False
+) -> SeriesList | None:
+    """:func:`to_series` of the common big case, columnar: no covariates, every series on a grid of a
+    fixed-length step (integer steps or a fixed duration such as "D" or "h"), with or without gaps
+    (missing rows or empty target cells). One sort of the whole table; each row's place in its series'
+    grid from its code and time, its value scattered into one preallocated target array (NaN where the
+    grid has no value); the gaps filled by linear interpolation in time over the whole array (what
+    pandas' ``interpolate(method="index"/"time", limit_direction="both")`` of each series gives, bit
+    for bit: ``np.interp``'s formula); held as a :class:`SeriesList` (no object per series). ``warn``:
+    give the GapFilledWarning/TrailingGapWarning of :func:`to_series`. None when the table is not such a
+    case (:func:`_to_series_general` then handles covariates and the errors of off-grid or duplicated
+    timestamps, a series without any value and a non-positive value on a log scale)."""
     if spec.covariates or spec.future_covariates or spec.static_covariates:
         return None
     if spec.freq == STEP:
@@ -699,7 +790,7 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> Serie
             return None
         t = times.as_unit("ns").asi8
     y = check_target(df, spec.target).to_numpy(np.float64)
-    if np.isnan(y).any() or (spec.log and (y <= 0).any()):
+    if spec.log and (y <= 0).any():
         return None
     if spec.id_col:
         codes, uniques = _factorized(df[spec.id_col])
@@ -722,14 +813,121 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> Serie
     dup = same & (d == 0)
     if dup.any():
         return None  # the general path names the series and timestamp
-    if (same & (d != unit)).any():
-        return None  # gaps or off-grid timestamps
     # the runs of equal codes, in code order (factorize's codes are 0 .. k−1, each present)
     starts = np.concatenate([[0], np.flatnonzero(~same) + 1])
     if len(starts) != len(names):
         return None  # (not expected) the general path
-    lengths = np.diff(np.append(starts, len(codes)))
-    return SeriesList(ColumnStore(y), names, starts, lengths, t[starts], spec.freq, unit)
+    rows = np.diff(np.append(starts, len(codes)))
+    first = t[starts]
+    nan = np.isnan(y)
+    if not (same & (d != unit)).any():  # every series a complete grid
+        if not nan.any():
+            return SeriesList(ColumnStore(y), names, starts, rows, first, spec.freq, unit)
+        lengths, at, flat = rows, starts, y
+    else:
+        if unit > 1 and (same & (d % unit != 0)).any():
+            return None  # off the grid: the general path names the timestamp
+        last = t[starts + rows - 1]
+        lengths = (last - first) // unit + 1
+        at = np.cumsum(lengths) - lengths
+        flat = np.full(int(lengths.sum()), np.nan)
+        flat[np.repeat(at, rows) + (t - np.repeat(first, rows)) // unit] = y
+    return _filled_series(flat, names, at, lengths, first, spec, unit, warn)
+
+
+def _filled_series(
+    flat: np.ndarray,
+    names: list[str],
+    at: np.ndarray,
+    lengths: np.ndarray,
+    first: np.ndarray,
+    spec: DataSpec,
+    unit: int,
+    warn: bool,
+) -> SeriesList | None:
+    """The :class:`SeriesList` of series laid out one after another in ``flat`` (NaN where the target is
+    missing), the gaps filled in time as :func:`_to_series_general` fills them; None when a series has no
+    value, or a filled value is not positive on a log scale (the general path refuses those)."""
+    n_all = len(flat)
+    isna = np.isnan(flat)
+    valid = ~isna
+    idx = np.arange(n_all, dtype=np.int64)
+    na_count = np.add.reduceat(isna, at, dtype=np.int64)
+    if (na_count == lengths).any():
+        return None  # a series without any value: the general path names it
+    end = at + lengths  # one past each series' last step
+    first_valid = np.minimum.reduceat(np.where(valid, idx, n_all), at)
+    last_valid = np.maximum.reduceat(np.where(valid, idx, -1), at)
+    sid = np.repeat(np.arange(len(at), dtype=np.int64), lengths)  # each step's series
+    prev = np.maximum.accumulate(np.where(valid, idx, -1))  # the last valid step at or before
+    nxt = np.minimum.accumulate(np.where(valid, idx, n_all)[::-1])[::-1]  # the first at or after
+    y = flat.copy()
+    holes = np.flatnonzero(isna)
+    p, q, s = prev[holes], nxt[holes], sid[holes]
+    before = p < at[s]  # leading gap: the first value (np.interp's left)
+    after = q >= end[s]  # trailing gap: the last value (np.interp's right)
+    inner = ~(before | after)
+    y[holes[before]] = flat[first_valid[s[before]]]
+    y[holes[after]] = flat[last_valid[s[after]]]
+    h, p, q = holes[inner], p[inner], q[inner]
+    if len(h):
+        # np.interp at the grid times (int64 steps or ns, as float64), as pandas calls it
+        x0 = np.repeat(first, lengths)
+        tx = (x0[h] + unit * (h - at[sid[h]])).astype(np.float64)
+        tp = (x0[p] + unit * (p - at[sid[p]])).astype(np.float64)
+        tq = (x0[q] + unit * (q - at[sid[q]])).astype(np.float64)
+        with np.errstate(all="ignore"):
+            slope = (flat[q] - flat[p]) / (tq - tp)
+            v = slope * (tx - tp) + flat[p]
+            bad = np.isnan(v)
+            if bad.any():  # np.interp's fallbacks: from the right end, then the flat segment
+                v[bad] = slope[bad] * (tx[bad] - tq[bad]) + flat[q][bad]
+                flat_seg = np.isnan(v) & (flat[p] == flat[q])
+                v[flat_seg] = flat[p][flat_seg]
+        y[h] = v
+    if spec.log and (y <= 0).any():
+        return None
+    n_tail = end - 1 - last_valid
+    if warn:
+        missing = na_count - n_tail
+        _warn_gaps(spec, names, missing, lengths, n_tail)
+    filled = na_count.astype(np.int64)
+    if not filled.any():
+        return SeriesList(ColumnStore(y), names, at, lengths, first, spec.freq, unit)
+    return SeriesList(ColumnStore(y), names, at, lengths, first, spec.freq, unit, valid, filled)
+
+
+def _warn_gaps(
+    spec: DataSpec,
+    names: list[str],
+    missing: np.ndarray,
+    lengths: np.ndarray,
+    n_tail: np.ndarray,
+) -> None:
+    """The GapFilledWarning and TrailingGapWarning of :func:`to_series` (series in their order; at most
+    five named)."""
+    g = np.flatnonzero(missing > 0)
+    if len(g):
+        ex = ", ".join(
+            f"{names[k]!r}: {int(missing[k])} of {int(lengths[k])}" for k in g[:5].tolist()
+        )
+        warnings.warn(
+            f"{len(g)} series have missing {spec.target!r} values ({ex}"
+            f"{' ...' if len(g) > 5 else ''} steps): the model trains with them masked, the "
+            f"baselines see them interpolated in time, the metrics skip them",
+            GapFilledWarning,
+            stacklevel=5,
+        )
+    tr = np.flatnonzero((n_tail > 0) & (n_tail < lengths))
+    if len(tr):
+        ex = ", ".join(f"{names[k]!r}: {int(n_tail[k])}" for k in tr[:5].tolist())
+        warnings.warn(
+            f"the last {spec.target!r} value(s) are empty in {len(tr)} series ({ex}"
+            f"{' ...' if len(tr) > 5 else ''} step(s)); they were forward-filled with the last "
+            f"observed value",
+            TrailingGapWarning,
+            stacklevel=5,
+        )
 
 
 def _factorized(col: pd.Series) -> tuple[np.ndarray, Any]:
