@@ -101,6 +101,24 @@ def fit_covariate_scalers(series: Sequence[Series], spec: DataSpec) -> None:
     """
     n_f, n_s = len(spec.future_numeric), len(spec.static_numeric)
     out: dict[str, list[float]] = {}
+    cov = series.covariates if isinstance(series, SeriesList) else None
+    if cov is not None:  # the columns of every series at once (the same rows, in the same order)
+        if n_f:
+            assert cov.xf is not None
+            L = lengths_of(series)
+            pos = np.arange(int(L.sum()), dtype=np.int64) - np.repeat(np.cumsum(L) - L, L)
+            xs = cov.xf[np.repeat(cov.xf_at, L) + pos, :n_f]
+            sd = xs.std(0)
+            out["future_mean"] = xs.mean(0).tolist()
+            out["future_std"] = np.where(sd > 1e-8, sd, 1.0).tolist()
+        if n_s:
+            assert cov.static is not None
+            st = np.ascontiguousarray(cov.static[:, :n_s])
+            sd = st.std(0)
+            out["static_mean"] = st.mean(0).tolist()
+            out["static_std"] = np.where(sd > 1e-8, sd, 1.0).tolist()
+        spec.covariate_scalers = out
+        return
     if n_f:
         xs = np.concatenate([s.xf[: len(s), :n_f] for s in series if s.xf is not None])
         sd = xs.std(0)

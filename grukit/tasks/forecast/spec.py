@@ -204,6 +204,30 @@ class Series:
         )
 
 
+@dataclasses.dataclass
+class SeriesCovariates:
+    """The covariates of a :class:`SeriesList`'s series as columns: ``x`` (past covariates, laid out like
+    the store's target values: a series' rows at ``at .. at + length``), ``xf`` (future-known covariates
+    of each series' steps and of the future rows after them: series i's rows ``xf[xf_at[i] : xf_at[i] +
+    xf_len[i]]``; None without future covariates) and ``static`` (n, S) (None without static
+    covariates). Per-series arrays (``xf_at``, ``xf_len``, ``static``) follow ``take``."""
+
+    x: np.ndarray
+    xf: np.ndarray | None
+    xf_at: np.ndarray
+    xf_len: np.ndarray
+    static: np.ndarray | None
+
+    def take(self, idx: np.ndarray) -> SeriesCovariates:
+        return SeriesCovariates(
+            self.x,
+            self.xf,
+            self.xf_at[idx],
+            self.xf_len[idx],
+            None if self.static is None else self.static[idx],
+        )
+
+
 class SeriesList(Sequence[Series]):
     """Many complete series held as columns, not as one :class:`Series` object each: the target values
     in one :class:`ColumnStore`, and per series its id, where its values start in the store (``at``),
@@ -242,6 +266,7 @@ class SeriesList(Sequence[Series]):
         unit: int = 1,
         observed: np.ndarray | None = None,
         filled: np.ndarray | None = None,
+        covariates: SeriesCovariates | None = None,
     ) -> None:
         self.store, self.ids = store, ids
         self.at = np.asarray(at, dtype=np.int64)
@@ -252,6 +277,7 @@ class SeriesList(Sequence[Series]):
             raise ValueError("observed and filled come together (both or neither)")
         self.observed = observed
         self.filled = None if filled is None else np.asarray(filled, dtype=np.int64)
+        self.covariates = covariates
         self._made: dict[int, Series] = {}
 
     def __len__(self) -> int:
@@ -270,13 +296,24 @@ class SeriesList(Sequence[Series]):
             times = pd.DatetimeIndex(pd.Index(stamps, copy=False), freq=self.freq)
         filled = 0 if self.filled is None else int(self.filled[i])
         observed = None if not filled or self.observed is None else self.observed[a : a + n]
+        cov = self.covariates
+        x, xf, static = np.zeros((n, 0)), None, None
+        if cov is not None:
+            x = cov.x[a : a + n]
+            if cov.xf is not None:
+                xa = int(cov.xf_at[i])
+                xf = cov.xf[xa : xa + int(cov.xf_len[i])]
+            if cov.static is not None:
+                static = cov.static[i]
         s = Series(
             self.ids[i],
             times,
             y,
-            np.zeros((n, 0)),
+            x,
             filled,
-            observed=observed,
+            xf,
+            static,
+            observed,
             store=self.store,
             at=a,
         )
@@ -310,6 +347,7 @@ class SeriesList(Sequence[Series]):
             self.unit,
             self.observed,
             None if self.filled is None else self.filled[idx],
+            None if self.covariates is None else self.covariates.take(idx),
         )
 
     def head(self, n: Any) -> SeriesList:
@@ -327,6 +365,7 @@ class SeriesList(Sequence[Series]):
             self.unit,
             self.observed,
             self.filled,
+            self.covariates,
         )
 
     def has_gaps(self) -> bool:
@@ -738,8 +777,9 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> Sequence[Series]:
     part of the series. Static covariates must hold one value per series (empty cells take it); a series
     with two values, or none, and a category training never saw are refused, naming the series.
 
-    A complete panel without covariates comes back as a :class:`SeriesList` (columns, no object per
-    series), any other as a list of :class:`Series`.
+    A panel on a fixed-length grid (integer steps, or a fixed duration such as "D" or "h"), with or without
+    gaps and covariates, comes back as a :class:`SeriesList` (columns, no object per series; see
+    :func:`_columnar_series`), any other (months, quarters, years) as a list of :class:`Series`.
     """
     _check_columns(
         df,
@@ -758,26 +798,25 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> Sequence[Series]:
 
 def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> SeriesList | None:
     """:func:`_columnar_series` when its panel is complete (every step of every series has a target
-    value), else None."""
+    value) and has no covariates, else None."""
     out = _columnar_series(df, spec, times)
-    return None if out is None or out.has_gaps() else out
+    return None if out is None or out.has_gaps() or out.covariates is not None else out
 
 
 def _columnar_series(
     df: pd.DataFrame, spec: DataSpec, times: pd.Index, warn: bool = False
 ) -> SeriesList | None:
-    """:func:`to_series` of the common big case, columnar: no covariates, every series on a grid of a
-    fixed-length step (integer steps or a fixed duration such as "D" or "h"), with or without gaps
-    (missing rows or empty target cells). One sort of the whole table; each row's place in its series'
-    grid from its code and time, its value scattered into one preallocated target array (NaN where the
-    grid has no value); the gaps filled by linear interpolation in time over the whole array (what
-    pandas' ``interpolate(method="index"/"time", limit_direction="both")`` of each series gives, bit
-    for bit: ``np.interp``'s formula); held as a :class:`SeriesList` (no object per series). ``warn``:
-    give the GapFilledWarning/TrailingGapWarning of :func:`to_series`. None when the table is not such a
-    case (:func:`_to_series_general` then handles covariates and the errors of off-grid or duplicated
+    """:func:`to_series` columnar: every series on a grid of a fixed-length step (integer steps or a
+    fixed duration such as "D" or "h"), with or without gaps (missing rows or empty cells) and
+    covariates. One sort of the whole table; each row's place in its series' grid from its code and
+    time; the target and each covariate column scattered into one preallocated array (NaN where the grid
+    has no value); the gaps filled by linear interpolation in time over the whole array
+    (:func:`_interp_segments`: what pandas' per-series ``interpolate`` gave, bit for bit; an empty
+    covariate stays 0); the rows after a series' last target value are its future-covariate rows when
+    there are future covariates; held as a :class:`SeriesList` (no object per series). ``warn``: give
+    the GapFilledWarning/TrailingGapWarning of :func:`to_series`. None when the table is not such a case
+    (:func:`_to_series_general` then handles other frequencies and the errors of off-grid or duplicated
     timestamps, a series without any value and a non-positive value on a log scale)."""
-    if spec.covariates or spec.future_covariates or spec.static_covariates:
-        return None
     if spec.freq == STEP:
         t, unit = times.to_numpy(np.int64), 1
     else:
@@ -799,6 +838,29 @@ def _columnar_series(
             return None
     else:
         codes, names = np.zeros(len(df), dtype=np.int64), ["series"]
+    if not len(names):
+        return None
+    covs = None
+    nx = 0
+    static = None
+    if spec.covariates or spec.future_covariates or spec.static_covariates:
+        work = pd.DataFrame(index=df.index)
+        _encode_into(work, df, spec.numeric_covariates, spec.categorical_covariates, "--covariates")
+        nx = work.shape[1]
+        _encode_into(
+            work,
+            df,
+            spec.future_numeric,
+            spec.future_categorical,
+            "--future-covariates",
+            prefix="future:",
+        )
+        covs = work.to_numpy(np.float64) if work.shape[1] else np.zeros((len(df), 0))
+        if spec.static_covariates:
+            key = (
+                df[spec.id_col].astype(str) if spec.id_col else pd.Series("series", index=df.index)
+            )
+            static = _static_matrix(df, spec, key, names)
     codes = np.asarray(codes)
     if codes.dtype.kind not in "iu":
         codes = codes.astype(np.int64)
@@ -808,6 +870,8 @@ def _columnar_series(
     if not ((codes[1:] >= codes[:-1]).all() and not (same & (d <= 0)).any()):
         order = np.lexsort((t, codes))  # rows of one series together, in time order
         codes, t, y = codes[order], t[order], y[order]
+        if covs is not None:
+            covs = covs[order]
         same = codes[1:] == codes[:-1]
         d = np.diff(t)
     dup = same & (d == 0)
@@ -819,56 +883,104 @@ def _columnar_series(
         return None  # (not expected) the general path
     rows = np.diff(np.append(starts, len(codes)))
     first = t[starts]
-    nan = np.isnan(y)
     if not (same & (d != unit)).any():  # every series a complete grid
-        if not nan.any():
+        if covs is None and not np.isnan(y).any():
             return SeriesList(ColumnStore(y), names, starts, rows, first, spec.freq, unit)
-        lengths, at, flat = rows, starts, y
+        n, at, flat, cflat = rows, starts, y, covs
     else:
         if unit > 1 and (same & (d % unit != 0)).any():
             return None  # off the grid: the general path names the timestamp
         last = t[starts + rows - 1]
-        lengths = (last - first) // unit + 1
-        at = np.cumsum(lengths) - lengths
-        flat = np.full(int(lengths.sum()), np.nan)
-        flat[np.repeat(at, rows) + (t - np.repeat(first, rows)) // unit] = y
-    return _filled_series(flat, names, at, lengths, first, spec, unit, warn)
+        n = (last - first) // unit + 1
+        at = np.cumsum(n) - n
+        pos = np.repeat(at, rows) + (t - np.repeat(first, rows)) // unit
+        flat = np.full(int(n.sum()), np.nan)
+        flat[pos] = y
+        cflat = None
+        if covs is not None:
+            cflat = np.full((len(flat), covs.shape[1]), np.nan)
+            cflat[pos] = covs
+    T, cut = n, None
+    has_future = cflat is not None and cflat.shape[1] > nx
+    if has_future:  # the rows after a series' last target value: its future covariates
+        idx = np.arange(len(flat), dtype=np.int64)
+        last_y = np.maximum.reduceat(np.where(np.isnan(flat), -1, idx), at)
+        if (last_y < at).any():
+            return None  # a series without any value: the general path names it
+        T = last_y + 1 - at
+        if (T < n).any():
+            cut = np.repeat(at, T) + (
+                np.arange(int(T.sum()), dtype=np.int64) - np.repeat(np.cumsum(T) - T, T)
+            )
+    yt = flat if cut is None else flat[cut]
+    at_t = at if cut is None else np.cumsum(T) - T
+    yf, na_count, last_valid = _interp_segments(yt, at_t, T, first, unit)
+    if (na_count == T).any():
+        return None  # a series without any value: the general path names it
+    if spec.log and (yf <= 0).any():
+        return None
+    cols = None
+    if cflat is not None:
+        ct = cflat if cut is None else cflat[cut]
+        cols = np.empty_like(ct)
+        for j in range(ct.shape[1]):  # a column at a time (a few), all series at once
+            cj, _, _ = _interp_segments(np.ascontiguousarray(ct[:, j]), at_t, T, first, unit)
+            cols[:, j] = np.where(np.isnan(cj), 0.0, cj)
+    n_tail = at_t + T - 1 - last_valid
+    if warn:
+        _warn_gaps(spec, names, na_count - n_tail, T, n_tail)
+    filled = na_count.astype(np.int64)
+    extra: dict[str, Any] = {}
+    if filled.any():
+        extra = {"observed": ~np.isnan(yt), "filled": filled}
+    if cols is not None:
+        xf = None
+        if has_future:
+            assert cflat is not None
+            xf = cflat[:, nx:].copy()  # the grid's layout: the future rows kept as they are
+            if cut is None:
+                xf = cols[:, nx:]
+            else:
+                xf[cut] = cols[:, nx:]
+            extra["covariates"] = SeriesCovariates(cols[:, :nx], xf, at, n, static)
+        else:
+            extra["covariates"] = SeriesCovariates(cols[:, :nx], None, at_t, T, static)
+    return SeriesList(ColumnStore(yf), names, at_t, T, first, spec.freq, unit, **extra)
 
 
-def _filled_series(
-    flat: np.ndarray,
-    names: list[str],
-    at: np.ndarray,
-    lengths: np.ndarray,
-    first: np.ndarray,
-    spec: DataSpec,
-    unit: int,
-    warn: bool,
-) -> SeriesList | None:
-    """The :class:`SeriesList` of series laid out one after another in ``flat`` (NaN where the target is
-    missing), the gaps filled in time as :func:`_to_series_general` fills them; None when a series has no
-    value, or a filled value is not positive on a log scale (the general path refuses those)."""
+def _interp_segments(
+    flat: np.ndarray, at: np.ndarray, lengths: np.ndarray, first: np.ndarray, unit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The segments ``flat[at[i] : at[i] + lengths[i]]`` (one after another, covering ``flat``; the
+    i-th on the grid ``first[i] + unit · k``) with their NaN filled linearly in time, each on its own:
+    what pandas' ``interpolate(method="index"/"time", limit_direction="both")`` of each segment gives,
+    bit for bit (``np.interp``'s formula at the grid times as float64; before the first value the first,
+    after the last the last). A segment without any value stays NaN. Returns (filled copy, NaN count
+    of each segment, index of each segment's last value, −1 where none)."""
     n_all = len(flat)
     isna = np.isnan(flat)
     valid = ~isna
     idx = np.arange(n_all, dtype=np.int64)
     na_count = np.add.reduceat(isna, at, dtype=np.int64)
-    if (na_count == lengths).any():
-        return None  # a series without any value: the general path names it
-    end = at + lengths  # one past each series' last step
+    end = at + lengths  # one past each segment's last step
     first_valid = np.minimum.reduceat(np.where(valid, idx, n_all), at)
     last_valid = np.maximum.reduceat(np.where(valid, idx, -1), at)
-    sid = np.repeat(np.arange(len(at), dtype=np.int64), lengths)  # each step's series
+    out = flat.copy()
+    holes = np.flatnonzero(isna)
+    if not len(holes):
+        return out, na_count, last_valid
+    sid = np.repeat(np.arange(len(at), dtype=np.int64), lengths)  # each step's segment
     prev = np.maximum.accumulate(np.where(valid, idx, -1))  # the last valid step at or before
     nxt = np.minimum.accumulate(np.where(valid, idx, n_all)[::-1])[::-1]  # the first at or after
-    y = flat.copy()
-    holes = np.flatnonzero(isna)
-    p, q, s = prev[holes], nxt[holes], sid[holes]
+    s = sid[holes]
+    keep = na_count[s] < lengths[s]  # a segment without values stays NaN
+    holes, s = holes[keep], s[keep]
+    p, q = prev[holes], nxt[holes]
     before = p < at[s]  # leading gap: the first value (np.interp's left)
     after = q >= end[s]  # trailing gap: the last value (np.interp's right)
     inner = ~(before | after)
-    y[holes[before]] = flat[first_valid[s[before]]]
-    y[holes[after]] = flat[last_valid[s[after]]]
+    out[holes[before]] = flat[first_valid[s[before]]]
+    out[holes[after]] = flat[last_valid[s[after]]]
     h, p, q = holes[inner], p[inner], q[inner]
     if len(h):
         # np.interp at the grid times (int64 steps or ns, as float64), as pandas calls it
@@ -884,17 +996,8 @@ def _filled_series(
                 v[bad] = slope[bad] * (tx[bad] - tq[bad]) + flat[q][bad]
                 flat_seg = np.isnan(v) & (flat[p] == flat[q])
                 v[flat_seg] = flat[p][flat_seg]
-        y[h] = v
-    if spec.log and (y <= 0).any():
-        return None
-    n_tail = end - 1 - last_valid
-    if warn:
-        missing = na_count - n_tail
-        _warn_gaps(spec, names, missing, lengths, n_tail)
-    filled = na_count.astype(np.int64)
-    if not filled.any():
-        return SeriesList(ColumnStore(y), names, at, lengths, first, spec.freq, unit)
-    return SeriesList(ColumnStore(y), names, at, lengths, first, spec.freq, unit, valid, filled)
+        out[h] = v
+    return out, na_count, last_valid
 
 
 def _warn_gaps(
@@ -1087,8 +1190,16 @@ def _static_vectors(df: pd.DataFrame, spec: DataSpec, ids: pd.Series) -> dict[st
     """
     if not spec.static_covariates:
         return {}
+    order, mat = _static_table(df, spec, ids)
+    return dict(zip(order, mat))
+
+
+def _static_table(df: pd.DataFrame, spec: DataSpec, ids: pd.Series) -> tuple[list[str], np.ndarray]:
+    """(the series ids in order of first appearance, their static covariates as one (n, S) array):
+    the checks and encodings of :func:`_static_vectors`, in whole-column operations."""
     key = ids.to_numpy()
-    parts: dict[str, list[np.ndarray]] = {}
+    parts: list[np.ndarray] = []
+    order: list[str] | None = None
     for c in spec.static_covariates:
         numeric = c in spec.static_numeric
         col = df[c]
@@ -1119,19 +1230,33 @@ def _static_vectors(df: pd.DataFrame, spec: DataSpec, ids: pd.Series) -> dict[st
                 f"--static-covariates {c!r}: series {sid!r} has no value (every cell is empty)"
             )
         first = g.first()
-        for sid, v in first.items():
-            if numeric:
-                enc = np.array([float(v)])
-            else:
-                cats = spec.static_categorical[c]
-                if str(v) not in cats:
-                    raise UserInputError(
-                        f"--static-covariates {c!r}: series {sid!r} has the category {str(v)!r}, "
-                        f"which training never saw; known: {', '.join(map(repr, cats))}"
-                    )
-                enc = (np.asarray(cats) == str(v)).astype(np.float64)
-            parts.setdefault(str(sid), []).append(enc)
-    return {sid: np.concatenate(v) for sid, v in parts.items()}
+        if order is None:
+            order = [str(k) for k in first.index]
+        if numeric:
+            parts.append(first.to_numpy(np.float64)[:, None])
+        else:
+            cats = spec.static_categorical[c]
+            v = first.astype(str).to_numpy()
+            unseen = ~np.isin(v, np.asarray(cats, dtype=object))
+            if unseen.any():
+                k = int(np.flatnonzero(unseen)[0])
+                raise UserInputError(
+                    f"--static-covariates {c!r}: series {order[k]!r} has the category {v[k]!r}, "
+                    f"which training never saw; known: {', '.join(map(repr, cats))}"
+                )
+            parts.append((v[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(np.float64))
+    return order or [], np.concatenate(parts, axis=1)
+
+
+def _static_matrix(
+    df: pd.DataFrame, spec: DataSpec, ids: pd.Series, names: list[str]
+) -> np.ndarray:
+    """:func:`_static_vectors` as one (len(names), S) array, its rows in the order of ``names``."""
+    order, mat = _static_table(df, spec, ids)
+    if order == names:
+        return mat
+    where = pd.Index(order).get_indexer(names)
+    return mat[where]
 
 
 def check_future_covariates(series: Sequence[Series], spec: DataSpec, horizon: int) -> None:
@@ -1140,15 +1265,26 @@ def check_future_covariates(series: Sequence[Series], spec: DataSpec, horizon: i
     if not spec.future_covariates:
         return
     names = future_covariate_names(spec)
-    bad = []
-    for s in series:
-        assert s.xf is not None
-        fut = np.full((horizon, len(names)), np.nan)
-        have = s.xf[len(s) : len(s) + horizon]
-        fut[: len(have)] = have
-        miss = np.isnan(fut)
-        if miss.any():
-            bad.append((s, miss))
+    cov = series.covariates if isinstance(series, SeriesList) else None
+    if cov is not None and cov.xf is not None:  # every series at once from the columns
+        rowpos = lengths_of(series)[:, None] + np.arange(horizon, dtype=np.int64)[None, :]
+        inside = rowpos < cov.xf_len[:, None]
+        vals = cov.xf[cov.xf_at[:, None] + np.minimum(rowpos, cov.xf_len[:, None] - 1)]
+        missing = np.isnan(vals) | ~inside[..., None]
+        rows_bad = np.flatnonzero(missing.any(axis=(1, 2)))
+        if not len(rows_bad):
+            return
+        bad = [(series[int(rows_bad[0])], missing[rows_bad[0]])] * len(rows_bad)
+    else:
+        bad = []
+        for s in series:
+            assert s.xf is not None
+            fut = np.full((horizon, len(names)), np.nan)
+            have = s.xf[len(s) : len(s) + horizon]
+            fut[: len(have)] = have
+            miss = np.isnan(fut)
+            if miss.any():
+                bad.append((s, miss))
     if not bad:
         return
     s, miss = bad[0]

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from grukit.errors import UserInputError
 from grukit.tasks.forecast import data as D
 from grukit.tasks.forecast import spec as S
 
@@ -757,3 +758,131 @@ def test_a_run_of_a_gapped_panel_makes_no_object_per_series(cli, tmp_path, monke
     assert r.code == 0, r.err
     assert 0 < len(made) <= 6 and set(made) <= set(range(6)), made
     assert len(pd.read_csv(tmp_path / "run" / "forecast.csv")) == n * 5
+
+
+def _covariate_panel(kind: str, seed: int, n: int = 16, future: bool = True) -> pd.DataFrame:
+    """A ragged, shuffled panel with gaps, empty covariate cells, future rows (target empty) and
+    per-series static values (some cells empty)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(n):
+        T, first = int(rng.integers(2, 40)), int(rng.integers(-5, 30))
+        F = int(rng.integers(0, 4)) if future else 0
+        if kind == "step":
+            t: object = np.arange(first, first + T + F)
+        else:
+            f = {"daily": "D", "hourly": "h"}[kind]
+            t = pd.date_range(
+                pd.Timestamp("2024-01-01") + pd.Timedelta(first, unit=f.lower()),
+                periods=T + F,
+                freq=f,
+            )
+        part = pd.DataFrame(
+            {
+                "id": f"s{i:02d}",
+                "t": t,
+                "y": np.r_[rng.uniform(1, 9, T), [np.nan] * F],
+                "temp": rng.normal(size=T + F),
+                "kind": rng.choice(["a", "b", "c"], T + F),
+                "promo": rng.integers(0, 2, T + F).astype(float),
+                "hol": rng.choice(["x", "y"], T + F),
+                "size": float(i % 3),
+                "region": "NS"[i % 2],
+            }
+        )
+        keep = rng.uniform(size=T + F) > rng.uniform(0, 0.4)
+        keep[0] = keep[T - 1] = True
+        part = part[keep].copy()
+        for c in ["temp", "kind", "promo", "hol"]:
+            part.loc[rng.uniform(size=len(part)) < 0.15, c] = np.nan
+        part.loc[part.index[1:][rng.uniform(size=len(part) - 1) < 0.3], ["size", "region"]] = np.nan
+        if i % 5 == 0:
+            part["kind"] = np.nan  # a covariate empty in a whole series: 0
+        parts.append(part)
+    df = pd.concat(parts, ignore_index=True)
+    return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+_COVARIATES = [
+    {"covariates": ["temp", "kind"]},
+    {"future_covariates": ["promo", "hol"]},
+    {"static_covariates": ["size", "region"]},
+    {
+        "covariates": ["temp"],
+        "future_covariates": ["promo", "hol"],
+        "static_covariates": ["region", "size"],
+    },
+]
+
+
+@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
+@pytest.mark.parametrize("which", range(len(_COVARIATES)))
+def test_covariate_panel_series_equal_the_general_path(kind, which):
+    """Covariate columns scattered and filled over the whole array give the per-series path's series bit
+    for bit: y, past covariates x, future covariates xf (future rows as given), static, masks, warnings;
+    and the covariate scalers and the future-covariate check read the same values from the columns."""
+    import warnings
+
+    kw = _COVARIATES[which]
+    df = _covariate_panel(kind, which, future="future_covariates" in kw)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=None, **kw)
+    times = S.spec_times(df, spec)
+    with warnings.catch_warnings(record=True) as got_w:
+        warnings.simplefilter("always")
+        fast = S._columnar_series(df, spec, times, warn=True)
+    with warnings.catch_warnings(record=True) as want_w:
+        warnings.simplefilter("always")
+        slow = S._to_series_general(df, spec, times)
+    assert isinstance(fast, S.SeriesList) and fast.covariates is not None and not fast._made
+    assert _messages(got_w) == _messages(want_w)
+    assert [s.id for s in fast] == [s.id for s in slow]
+    for a, b in zip(fast, slow):
+        assert a.times.equals(b.times)
+        for f in ("y", "x", "xf", "static"):
+            va, vb = getattr(a, f), getattr(b, f)
+            assert va.shape == vb.shape, f
+            np.testing.assert_array_equal(va, vb, err_msg=f)
+        assert a.filled == b.filled and (a.observed is None) == (b.observed is None)
+        if b.observed is not None:
+            np.testing.assert_array_equal(a.observed, b.observed)
+    cols = S._columnar_series(df, spec, times)
+    for got, ref in ((cols, slow), (D.subset(cols, [3, 0, 5]), [slow[i] for i in (3, 0, 5)])):
+        D.fit_covariate_scalers(got, spec)
+        by_cols = dict(spec.covariate_scalers)
+        D.fit_covariate_scalers(list(ref), spec)
+        assert by_cols == spec.covariate_scalers
+        for horizon in (1, 3):
+            errs = []
+            for s in (got, list(ref)):
+                try:
+                    D.check_future_covariates(s, spec, horizon)
+                    errs.append(None)
+                except UserInputError as e:  # the two messages are compared
+                    errs.append(str(e))
+            assert errs[0] == errs[1]
+        C, H = 5, 2
+        spec.scalers.clear()
+        D.fit_scalers(list(ref), spec, {s.id: len(s) for s in ref})
+        a, b = D.Panel(got, spec, C, H), D.Panel(list(ref), spec, C, H)
+        for k in ("fy", "obs", "feats", "start", "length"):
+            np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
+
+
+def test_covariate_panel_makes_no_frame_per_series(monkeypatch):
+    """to_series of a gapped covariate panel builds a fixed number of pandas frames, whatever the number
+    of series (the per-series path built one or more per series), and no Series object."""
+    df = _covariate_panel("step", 9, n=40)
+    spec = D.make_spec(
+        df, "t", "y", ["temp"], id_col="id", future_covariates=["hol"], static_covariates=["size"]
+    )
+    made = []
+    init = pd.DataFrame.__init__
+
+    def counted(self, *a, **k):
+        made.append(1)
+        init(self, *a, **k)
+
+    monkeypatch.setattr(pd.DataFrame, "__init__", counted)
+    series = D.to_series(df, spec)
+    assert isinstance(series, S.SeriesList) and not series._made
+    assert len(made) <= 3, len(made)
