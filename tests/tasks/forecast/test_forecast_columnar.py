@@ -729,17 +729,25 @@ def test_gapped_panel_errors_come_from_the_general_path():
 
 
 @pytest.mark.slow
-def test_a_run_of_a_gapped_panel_makes_no_object_per_series(cli, tmp_path, monkeypatch):
-    """`grukit forecast --no-select` on a panel with missing rows and empty cells reads the SeriesList's
-    columns (observed flags included): the only Series objects made are the plot's (at most 6)."""
+@pytest.mark.parametrize("covariates", [False, True])
+def test_a_run_of_a_gapped_panel_makes_no_object_per_series(cli, tmp_path, monkeypatch, covariates):
+    """`grukit forecast --no-select` on a panel with missing rows and empty cells (and future-known and
+    static covariates) reads the SeriesList's columns (observed flags and covariates included): the only
+    Series objects made are the plot's (at most 6)."""
     n = 60
     t = np.tile(np.arange(40), n)
     i = np.repeat(np.arange(n), 40)
     y = 5 + (i % 3) + np.sin(t / 3.0) + np.random.default_rng(0).uniform(0, 0.1, len(t))
     df = pd.DataFrame({"id": [f"s{k}" for k in i], "t": t, "y": y})
     rng = np.random.default_rng(1)
-    drop = (rng.uniform(size=len(df)) < 0.05) & (t > 0) & (t < 39)
-    df.loc[(rng.uniform(size=len(df)) < 0.03) & (t > 0), "y"] = np.nan
+    drop = (rng.uniform(size=len(df)) < 0.05) & (t > 0) & (t < 34)
+    df.loc[(rng.uniform(size=len(df)) < 0.03) & (t > 0) & (t < 35), "y"] = np.nan
+    flags: list[str] = []
+    if covariates:
+        df["promo"] = (t % 7 == 3).astype(float)
+        df["region"] = np.where(i % 2, "N", "S")
+        df.loc[t >= 35, "y"] = np.nan  # the last 5 rows: future-covariate rows
+        flags = ["--future-covariates", "promo", "--static-covariates", "region"]
     df[~drop].sample(frac=1.0, random_state=2).to_csv(tmp_path / "p.csv", index=False)
     made = []
     one = S.SeriesList._one
@@ -753,7 +761,7 @@ def test_a_run_of_a_gapped_panel_makes_no_object_per_series(cli, tmp_path, monke
     r = cli(
         "forecast", "--data", tmp_path / "p.csv", "--id-col", "id", "--time-col", "t",
         "--target", "y", "--horizon", "5", "--backtest", "2", "--epochs", "1",
-        "--baselines", "none", "--no-select", "--output-dir", tmp_path / "run",
+        "--baselines", "none", "--no-select", "--output-dir", tmp_path / "run", *flags,
     )  # fmt: skip
     assert r.code == 0, r.err
     assert 0 < len(made) <= 6 and set(made) <= set(range(6)), made
