@@ -647,9 +647,8 @@ class GRUForecaster:
         idv = np.array([self._id(i) for i in D.ids_of(series)])  # the ids as given, once a series
         st = D.window_times(series, sidx, origins - 1, H + 1) if n else np.zeros((0, H + 1))
         ys = D.window_values(series, sidx, origins, H) if n else np.zeros((0, H))
-        rows = [] if not D.has_gaps(series) else sidx.tolist()
-        for r in np.nonzero([series[i].observed is not None for i in rows])[0].tolist():
-            ys[r] = _masked(series[sidx[r]], origins[r], H)
+        if n and D.has_gaps(series):
+            ys[~D.observed_windows(series, sidx, origins, H)] = np.nan
         out = pd.DataFrame(
             {
                 self._id_name(): np.repeat(idv[sidx], H) if n else [],

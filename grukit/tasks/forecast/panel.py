@@ -16,6 +16,7 @@ from .spec import (
     SeriesList,
     _grid_starts,
     _shared_store,
+    flat_observed,
     future_covariate_names,
     has_gaps,
     ids_of,
@@ -100,6 +101,24 @@ def fit_covariate_scalers(series: Sequence[Series], spec: DataSpec) -> None:
     """
     n_f, n_s = len(spec.future_numeric), len(spec.static_numeric)
     out: dict[str, list[float]] = {}
+    cov = series.covariates if isinstance(series, SeriesList) else None
+    if cov is not None:  # the columns of every series at once (the same rows, in the same order)
+        if n_f:
+            assert cov.xf is not None
+            L = lengths_of(series)
+            pos = np.arange(int(L.sum()), dtype=np.int64) - np.repeat(np.cumsum(L) - L, L)
+            xs = cov.xf[np.repeat(cov.xf_at, L) + pos, :n_f]
+            sd = xs.std(0)
+            out["future_mean"] = xs.mean(0).tolist()
+            out["future_std"] = np.where(sd > 1e-8, sd, 1.0).tolist()
+        if n_s:
+            assert cov.static is not None
+            st = np.ascontiguousarray(cov.static[:, :n_s])
+            sd = st.std(0)
+            out["static_mean"] = st.mean(0).tolist()
+            out["static_std"] = np.where(sd > 1e-8, sd, 1.0).tolist()
+        spec.covariate_scalers = out
+        return
     if n_f:
         xs = np.concatenate([s.xf[: len(s), :n_f] for s in series if s.xf is not None])
         sd = xs.std(0)
@@ -216,6 +235,9 @@ class Panel:
         if columnar and not (n_x or n_s or n_f) and series:
             self._build_columnar()
             return
+        if columnar and isinstance(series, SeriesList) and series.covariates is not None and series:
+            self._build_covariate_columns()
+            return
         fys, obs, feats, starts, lengths = [], [], [], [], []
         off = 0
         for s in series:
@@ -290,9 +312,7 @@ class Panel:
         # 0/1: exact in float32, half the bytes
         if spec.observed_input and has_gaps(series):
             self.obs = np.zeros(M, dtype=np.float32)
-            self.obs[data] = np.concatenate(
-                [np.ones(len(s)) if s.observed is None else s.observed for s in series]
-            )
+            self.obs[data] = flat_observed(series)
         else:
             self.obs = data.astype(np.float32)
         self.feats = np.zeros((M, self.n_cal), dtype=np.float32)
@@ -301,6 +321,65 @@ class Panel:
             self.feats[_runs(self.start, T + H, M)] = calendar_features(
                 times, spec.freq, spec.calendar
             )
+
+    def _build_covariate_columns(self) -> None:
+        """The flat arrays of a covariate :class:`~.spec.SeriesList` in whole-array operations, gathered
+        from its columns: what the per-series loop of ``__init__`` builds, value for value (the same
+        elementwise operations on the same values)."""
+        series, spec, C, H = self.series, self.spec, self.C, self.H
+        assert isinstance(series, SeriesList) and series.covariates is not None
+        cov = series.covariates
+        n_num = len(spec.numeric_covariates)
+        n_x, n_s, n_f = spec.n_past_covariates, spec.n_static, spec.n_future_covariates
+        T = series.lengths
+        size = C + T + H
+        off = np.concatenate([[0], np.cumsum(size)[:-1]])
+        self.start, self.length = off + C, T
+        M = int(size.sum())
+        pos = np.arange(int(T.sum()), dtype=np.int64) - np.repeat(np.cumsum(T) - T, T)
+        dst = np.repeat(self.start, T) + pos  # each data step's place in the flat arrays
+        src = np.repeat(series.at, T) + pos  # and in the series' columns
+        fy = transform(series.store.y[src], spec)
+        sc: list[dict[str, Any]] = []
+        if scalers_used(spec):
+            ids = series.ids
+            sc = [spec.scalers.get(i) or scaler_for(spec, series[k]) for k, i in enumerate(ids)]
+        if spec.scaling == "series":
+            mu = np.fromiter((d["y_mean"] for d in sc), dtype=np.float64, count=len(sc))
+            sd = np.fromiter((d["y_std"] for d in sc), dtype=np.float64, count=len(sc))
+            fy = (fy - np.repeat(mu, T)) / np.repeat(sd, T)
+        self.fy = np.zeros(M)
+        self.fy[dst] = fy
+        self.obs = np.zeros(M, dtype=np.float32)
+        self.obs[dst] = flat_observed(series) if spec.observed_input else 1.0
+        f = np.zeros((M, n_x + n_s + n_f + self.n_cal), dtype=np.float32)
+        if n_x:
+            x = cov.x[src]
+            if n_num:
+                xm = np.asarray([d["x_mean"] for d in sc], dtype=np.float64).reshape(-1, n_num)
+                xs = np.asarray([d["x_std"] for d in sc], dtype=np.float64).reshape(-1, n_num)
+                x[:, :n_num] = (x[:, :n_num] - np.repeat(xm, T, axis=0)) / np.repeat(xs, T, axis=0)
+            f[dst, :n_x] = x
+        if n_s:  # a property of the series: on every step, the padding too
+            assert cov.static is not None
+            st = _standardised(cov.static, len(spec.static_numeric), spec, "static")
+            f[:, n_x : n_x + n_s] = np.repeat(st, size, axis=0)
+        if n_f:  # the known values up to T + H (a step the data does not give stays 0)
+            assert cov.xf is not None
+            k = np.minimum(T + H, cov.xf_len)
+            pk = np.arange(int(k.sum()), dtype=np.int64) - np.repeat(np.cumsum(k) - k, k)
+            xf = _standardised(
+                cov.xf[np.repeat(cov.xf_at, k) + pk], len(spec.future_numeric), spec, "future"
+            )
+            f[np.repeat(self.start, k) + pk, n_x + n_s : n_x + n_s + n_f] = np.nan_to_num(
+                xf, nan=0.0
+            )
+        if self.n_cal:  # calendar of the data and forecast steps (the padding before stays 0)
+            times = _times_with_future(series, H, spec.freq)
+            f[_runs(self.start, T + H, M), n_x + n_s + n_f :] = calendar_features(
+                times, spec.freq, spec.calendar
+            )
+        self.feats = f
 
     def _build_strided(self, T: np.ndarray) -> bool:
         """:meth:`_build_columnar` as a (series, step) matrix: each series one row of ``C + max(T) + H``

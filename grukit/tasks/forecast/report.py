@@ -330,12 +330,8 @@ def _backtest(
         else []
     )
     bases = E.statsforecast_baselines(hists, H, m, opts.baselines, quantiles=levels)
-    steps = origins[:, None] + np.arange(H)[None, :]  # (N, H)
     actual = D.window_values(scored, sidx, origins, H)
-    seen = np.ones_like(actual, dtype=bool)
-    for r, i in enumerate(sidx if D.has_gaps(scored) else ()):
-        if scored[i].observed is not None:
-            seen[r] = scored[i].observed[steps[r]]
+    seen = D.observed_windows(scored, sidx, origins, H)
     covered = {
         "gru": np.isfinite(q[..., mid]),
         **{b: np.isfinite(a[..., mid]) for b, a in bases.items()},

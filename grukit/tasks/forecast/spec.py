@@ -204,12 +204,39 @@ class Series:
         )
 
 
+@dataclasses.dataclass
+class SeriesCovariates:
+    """The covariates of a :class:`SeriesList`'s series as columns: ``x`` (past covariates, laid out like
+    the store's target values: a series' rows at ``at .. at + length``), ``xf`` (future-known covariates
+    of each series' steps and of the future rows after them: series i's rows ``xf[xf_at[i] : xf_at[i] +
+    xf_len[i]]``; None without future covariates) and ``static`` (n, S) (None without static
+    covariates). Per-series arrays (``xf_at``, ``xf_len``, ``static``) follow ``take``."""
+
+    x: np.ndarray
+    xf: np.ndarray | None
+    xf_at: np.ndarray
+    xf_len: np.ndarray
+    static: np.ndarray | None
+
+    def take(self, idx: np.ndarray) -> SeriesCovariates:
+        return SeriesCovariates(
+            self.x,
+            self.xf,
+            self.xf_at[idx],
+            self.xf_len[idx],
+            None if self.static is None else self.static[idx],
+        )
+
+
 class SeriesList(Sequence[Series]):
     """Many complete series held as columns, not as one :class:`Series` object each: the target values
     in one :class:`ColumnStore`, and per series its id, where its values start in the store (``at``),
     its length and its first time (an integer step, or a ``datetime64[ns]`` value as int64 on a grid of
-    ``unit`` nanoseconds). What :func:`to_series` returns for the common big case (no covariates, no
-    gaps, a regular grid; 100k series: no 100k objects made).
+    ``unit`` nanoseconds). What :func:`to_series` returns for the common big case (no covariates, a
+    regular grid, with or without gaps; 100k series: no 100k objects made). With gaps, ``observed`` is a
+    bool column laid out like the store's values (False where the target was missing and ``y`` holds the
+    interpolated value) and ``filled`` each series' number of such steps (``Series.observed`` is None for
+    a series with none, as :func:`to_series` makes it).
 
     It is a sequence of :class:`Series`: ``series[i]`` makes that one series' object (views into the
     store; made once, then kept, so ``series[i] is series[i]``), a slice or :meth:`take` gives another
@@ -237,12 +264,20 @@ class SeriesList(Sequence[Series]):
         first: np.ndarray,
         freq: str,
         unit: int = 1,
+        observed: np.ndarray | None = None,
+        filled: np.ndarray | None = None,
+        covariates: SeriesCovariates | None = None,
     ) -> None:
         self.store, self.ids = store, ids
         self.at = np.asarray(at, dtype=np.int64)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.first = np.asarray(first, dtype=np.int64)
         self.freq, self.unit = freq, int(unit)
+        if (observed is None) != (filled is None):
+            raise ValueError("observed and filled come together (both or neither)")
+        self.observed = observed
+        self.filled = None if filled is None else np.asarray(filled, dtype=np.int64)
+        self.covariates = covariates
         self._made: dict[int, Series] = {}
 
     def __len__(self) -> int:
@@ -259,7 +294,29 @@ class SeriesList(Sequence[Series]):
         else:
             stamps = (t0 + self.unit * np.arange(n, dtype=np.int64)).view("M8[ns]")
             times = pd.DatetimeIndex(pd.Index(stamps, copy=False), freq=self.freq)
-        s = Series(self.ids[i], times, y, np.zeros((n, 0)), store=self.store, at=a)
+        filled = 0 if self.filled is None else int(self.filled[i])
+        observed = None if not filled or self.observed is None else self.observed[a : a + n]
+        cov = self.covariates
+        x, xf, static = np.zeros((n, 0)), None, None
+        if cov is not None:
+            x = cov.x[a : a + n]
+            if cov.xf is not None:
+                xa = int(cov.xf_at[i])
+                xf = cov.xf[xa : xa + int(cov.xf_len[i])]
+            if cov.static is not None:
+                static = cov.static[i]
+        s = Series(
+            self.ids[i],
+            times,
+            y,
+            x,
+            filled,
+            xf,
+            static,
+            observed,
+            store=self.store,
+            at=a,
+        )
         self._made[i] = s
         return s
 
@@ -288,6 +345,9 @@ class SeriesList(Sequence[Series]):
             self.first[idx],
             self.freq,
             self.unit,
+            self.observed,
+            None if self.filled is None else self.filled[idx],
+            None if self.covariates is None else self.covariates.take(idx),
         )
 
     def head(self, n: Any) -> SeriesList:
@@ -295,7 +355,22 @@ class SeriesList(Sequence[Series]):
         n = np.asarray(n, dtype=np.int64)
         L = self.lengths
         keep = np.where(n < 0, np.maximum(L + n, 0), np.minimum(n, L))
-        return SeriesList(self.store, self.ids, self.at, keep, self.first, self.freq, self.unit)
+        return SeriesList(
+            self.store,
+            self.ids,
+            self.at,
+            keep,
+            self.first,
+            self.freq,
+            self.unit,
+            self.observed,
+            self.filled,
+            self.covariates,
+        )
+
+    def has_gaps(self) -> bool:
+        """Whether any series has an unobserved step."""
+        return self.filled is not None and bool(self.filled.any())
 
 
 def lengths_of(series: Sequence[Series]) -> np.ndarray:
@@ -337,8 +412,49 @@ def subset(series: Sequence[Series], idx: Any) -> Sequence[Series]:
 def has_gaps(series: Sequence[Series]) -> bool:
     """Whether any series has an unobserved step marked (``Series.observed`` not None)."""
     if isinstance(series, SeriesList):
-        return False
+        return series.has_gaps()
     return any(s.observed is not None for s in series)
+
+
+def observed_windows(series: Sequence[Series], sidx: Any, start: Any, width: int) -> np.ndarray:
+    """``series[i].observed[o : o + width]`` of every row (i, o) of ``sidx``, ``start`` (all True for a
+    series without gaps), as one (N, width) bool array (each window inside its series): one gather from
+    a :class:`SeriesList`'s observed column, no object per series.
+
+    >>> s = [Series("a", pd.RangeIndex(4), np.arange(4.0), np.zeros((4, 0)))]
+    >>> s[0].observed = np.array([True, False, True, True])
+    >>> observed_windows(s, [0, 0], [0, 2], 2).tolist()
+    [[True, False], [True, True]]
+    """
+    sidx = np.asarray(sidx, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    out = np.ones((len(sidx), width), dtype=bool)
+    if not len(sidx) or not has_gaps(series):
+        return out
+    if isinstance(series, SeriesList):
+        assert series.observed is not None
+        return series.observed[(series.at[sidx] + start)[:, None] + np.arange(width)[None, :]]
+    for r, (i, o) in enumerate(zip(sidx.tolist(), start.tolist())):
+        obs = series[i].observed
+        if obs is not None:
+            out[r] = obs[o : o + width]
+    return out
+
+
+def flat_observed(series: Sequence[Series]) -> np.ndarray:
+    """Every series' observed flags (all True for a series without gaps), concatenated: (sum of lengths,)
+    bool; one gather from a :class:`SeriesList`'s observed column."""
+    if isinstance(series, SeriesList):
+        n = series.lengths
+        if series.observed is None:
+            return np.ones(int(n.sum()), dtype=bool)
+        pos = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+        return series.observed[np.repeat(series.at, n) + pos]
+    if not len(series):
+        return np.zeros(0, dtype=bool)
+    return np.concatenate(
+        [np.ones(len(s), dtype=bool) if s.observed is None else s.observed for s in series]
+    )
 
 
 def _times_get(self: Series) -> pd.Index:
@@ -661,8 +777,9 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> Sequence[Series]:
     part of the series. Static covariates must hold one value per series (empty cells take it); a series
     with two values, or none, and a category training never saw are refused, naming the series.
 
-    A complete panel without covariates comes back as a :class:`SeriesList` (columns, no object per
-    series), any other as a list of :class:`Series`.
+    A panel on a fixed-length grid (integer steps, or a fixed duration such as "D" or "h"), with or without
+    gaps and covariates, comes back as a :class:`SeriesList` (columns, no object per series; see
+    :func:`_columnar_series`), any other (months, quarters, years) as a list of :class:`Series`.
     """
     _check_columns(
         df,
@@ -673,20 +790,33 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> Sequence[Series]:
     )
     times = spec_times(df, spec)
     with paused_gc():
-        fast = _complete_series(df, spec, times)
+        fast = _columnar_series(df, spec, times, warn=True)
     if fast is not None:
         return fast
     return _to_series_general(df, spec, times)
 
 
 def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> SeriesList | None:
-    """:func:`to_series` of the common big case, columnar: no covariates, every target cell present, every
-    series on a complete grid of a fixed-length step (integer steps or a fixed duration such as "D" or
-    "h"). One sort of the whole table, one contiguous target array, held as a :class:`SeriesList` (no
-    object per series). None when the table is not such a case (:func:`_to_series_general` then handles gaps, covariates
-    and the errors of off-grid timestamps)."""
-    if spec.covariates or spec.future_covariates or spec.static_covariates:
-        return None
+    """:func:`_columnar_series` when its panel is complete (every step of every series has a target
+    value) and has no covariates, else None."""
+    out = _columnar_series(df, spec, times)
+    return None if out is None or out.has_gaps() or out.covariates is not None else out
+
+
+def _columnar_series(
+    df: pd.DataFrame, spec: DataSpec, times: pd.Index, warn: bool = False
+) -> SeriesList | None:
+    """:func:`to_series` columnar: every series on a grid of a fixed-length step (integer steps or a
+    fixed duration such as "D" or "h"), with or without gaps (missing rows or empty cells) and
+    covariates. One sort of the whole table; each row's place in its series' grid from its code and
+    time; the target and each covariate column scattered into one preallocated array (NaN where the grid
+    has no value); the gaps filled by linear interpolation in time over the whole array
+    (:func:`_interp_segments`: what pandas' per-series ``interpolate`` gave, bit for bit; an empty
+    covariate stays 0); the rows after a series' last target value are its future-covariate rows when
+    there are future covariates; held as a :class:`SeriesList` (no object per series). ``warn``: give
+    the GapFilledWarning/TrailingGapWarning of :func:`to_series`. None when the table is not such a case
+    (:func:`_to_series_general` then handles other frequencies and the errors of off-grid or duplicated
+    timestamps, a series without any value and a non-positive value on a log scale)."""
     if spec.freq == STEP:
         t, unit = times.to_numpy(np.int64), 1
     else:
@@ -699,7 +829,7 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> Serie
             return None
         t = times.as_unit("ns").asi8
     y = check_target(df, spec.target).to_numpy(np.float64)
-    if np.isnan(y).any() or (spec.log and (y <= 0).any()):
+    if spec.log and (y <= 0).any():
         return None
     if spec.id_col:
         codes, uniques = _factorized(df[spec.id_col])
@@ -708,6 +838,29 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> Serie
             return None
     else:
         codes, names = np.zeros(len(df), dtype=np.int64), ["series"]
+    if not len(names):
+        return None
+    covs = None
+    nx = 0
+    static = None
+    if spec.covariates or spec.future_covariates or spec.static_covariates:
+        work = pd.DataFrame(index=df.index)
+        _encode_into(work, df, spec.numeric_covariates, spec.categorical_covariates, "--covariates")
+        nx = work.shape[1]
+        _encode_into(
+            work,
+            df,
+            spec.future_numeric,
+            spec.future_categorical,
+            "--future-covariates",
+            prefix="future:",
+        )
+        covs = work.to_numpy(np.float64) if work.shape[1] else np.zeros((len(df), 0))
+        if spec.static_covariates:
+            key = (
+                df[spec.id_col].astype(str) if spec.id_col else pd.Series("series", index=df.index)
+            )
+            static = _static_matrix(df, spec, key, names)
     codes = np.asarray(codes)
     if codes.dtype.kind not in "iu":
         codes = codes.astype(np.int64)
@@ -717,19 +870,167 @@ def _complete_series(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> Serie
     if not ((codes[1:] >= codes[:-1]).all() and not (same & (d <= 0)).any()):
         order = np.lexsort((t, codes))  # rows of one series together, in time order
         codes, t, y = codes[order], t[order], y[order]
+        if covs is not None:
+            covs = covs[order]
         same = codes[1:] == codes[:-1]
         d = np.diff(t)
     dup = same & (d == 0)
     if dup.any():
         return None  # the general path names the series and timestamp
-    if (same & (d != unit)).any():
-        return None  # gaps or off-grid timestamps
     # the runs of equal codes, in code order (factorize's codes are 0 .. k−1, each present)
     starts = np.concatenate([[0], np.flatnonzero(~same) + 1])
     if len(starts) != len(names):
         return None  # (not expected) the general path
-    lengths = np.diff(np.append(starts, len(codes)))
-    return SeriesList(ColumnStore(y), names, starts, lengths, t[starts], spec.freq, unit)
+    rows = np.diff(np.append(starts, len(codes)))
+    first = t[starts]
+    if not (same & (d != unit)).any():  # every series a complete grid
+        if covs is None and not np.isnan(y).any():
+            return SeriesList(ColumnStore(y), names, starts, rows, first, spec.freq, unit)
+        n, at, flat, cflat = rows, starts, y, covs
+    else:
+        if unit > 1 and (same & (d % unit != 0)).any():
+            return None  # off the grid: the general path names the timestamp
+        last = t[starts + rows - 1]
+        n = (last - first) // unit + 1
+        at = np.cumsum(n) - n
+        pos = np.repeat(at, rows) + (t - np.repeat(first, rows)) // unit
+        flat = np.full(int(n.sum()), np.nan)
+        flat[pos] = y
+        cflat = None
+        if covs is not None:
+            cflat = np.full((len(flat), covs.shape[1]), np.nan)
+            cflat[pos] = covs
+    T, cut = n, None
+    has_future = cflat is not None and cflat.shape[1] > nx
+    if has_future:  # the rows after a series' last target value: its future covariates
+        idx = np.arange(len(flat), dtype=np.int64)
+        last_y = np.maximum.reduceat(np.where(np.isnan(flat), -1, idx), at)
+        if (last_y < at).any():
+            return None  # a series without any value: the general path names it
+        T = last_y + 1 - at
+        if (T < n).any():
+            cut = np.repeat(at, T) + (
+                np.arange(int(T.sum()), dtype=np.int64) - np.repeat(np.cumsum(T) - T, T)
+            )
+    yt = flat if cut is None else flat[cut]
+    at_t = at if cut is None else np.cumsum(T) - T
+    yf, na_count, last_valid = _interp_segments(yt, at_t, T, first, unit)
+    if (na_count == T).any():
+        return None  # a series without any value: the general path names it
+    if spec.log and (yf <= 0).any():
+        return None
+    cols = None
+    if cflat is not None:
+        ct = cflat if cut is None else cflat[cut]
+        cols = np.empty_like(ct)
+        for j in range(ct.shape[1]):  # a column at a time (a few), all series at once
+            cj, _, _ = _interp_segments(np.ascontiguousarray(ct[:, j]), at_t, T, first, unit)
+            cols[:, j] = np.where(np.isnan(cj), 0.0, cj)
+    n_tail = at_t + T - 1 - last_valid
+    if warn:
+        _warn_gaps(spec, names, na_count - n_tail, T, n_tail)
+    filled = na_count.astype(np.int64)
+    extra: dict[str, Any] = {}
+    if filled.any():
+        extra = {"observed": ~np.isnan(yt), "filled": filled}
+    if cols is not None:
+        xf = None
+        if has_future:
+            assert cflat is not None
+            xf = cflat[:, nx:].copy()  # the grid's layout: the future rows kept as they are
+            if cut is None:
+                xf = cols[:, nx:]
+            else:
+                xf[cut] = cols[:, nx:]
+            extra["covariates"] = SeriesCovariates(cols[:, :nx], xf, at, n, static)
+        else:
+            extra["covariates"] = SeriesCovariates(cols[:, :nx], None, at_t, T, static)
+    return SeriesList(ColumnStore(yf), names, at_t, T, first, spec.freq, unit, **extra)
+
+
+def _interp_segments(
+    flat: np.ndarray, at: np.ndarray, lengths: np.ndarray, first: np.ndarray, unit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The segments ``flat[at[i] : at[i] + lengths[i]]`` (one after another, covering ``flat``; the
+    i-th on the grid ``first[i] + unit · k``) with their NaN filled linearly in time, each on its own:
+    what pandas' ``interpolate(method="index"/"time", limit_direction="both")`` of each segment gives,
+    bit for bit (``np.interp``'s formula at the grid times as float64; before the first value the first,
+    after the last the last). A segment without any value stays NaN. Returns (filled copy, NaN count
+    of each segment, index of each segment's last value, −1 where none)."""
+    n_all = len(flat)
+    isna = np.isnan(flat)
+    valid = ~isna
+    idx = np.arange(n_all, dtype=np.int64)
+    na_count = np.add.reduceat(isna, at, dtype=np.int64)
+    end = at + lengths  # one past each segment's last step
+    first_valid = np.minimum.reduceat(np.where(valid, idx, n_all), at)
+    last_valid = np.maximum.reduceat(np.where(valid, idx, -1), at)
+    out = flat.copy()
+    holes = np.flatnonzero(isna)
+    if not len(holes):
+        return out, na_count, last_valid
+    sid = np.repeat(np.arange(len(at), dtype=np.int64), lengths)  # each step's segment
+    prev = np.maximum.accumulate(np.where(valid, idx, -1))  # the last valid step at or before
+    nxt = np.minimum.accumulate(np.where(valid, idx, n_all)[::-1])[::-1]  # the first at or after
+    s = sid[holes]
+    keep = na_count[s] < lengths[s]  # a segment without values stays NaN
+    holes, s = holes[keep], s[keep]
+    p, q = prev[holes], nxt[holes]
+    before = p < at[s]  # leading gap: the first value (np.interp's left)
+    after = q >= end[s]  # trailing gap: the last value (np.interp's right)
+    inner = ~(before | after)
+    out[holes[before]] = flat[first_valid[s[before]]]
+    out[holes[after]] = flat[last_valid[s[after]]]
+    h, p, q = holes[inner], p[inner], q[inner]
+    if len(h):
+        # np.interp at the grid times (int64 steps or ns, as float64), as pandas calls it
+        x0 = np.repeat(first, lengths)
+        tx = (x0[h] + unit * (h - at[sid[h]])).astype(np.float64)
+        tp = (x0[p] + unit * (p - at[sid[p]])).astype(np.float64)
+        tq = (x0[q] + unit * (q - at[sid[q]])).astype(np.float64)
+        with np.errstate(all="ignore"):
+            slope = (flat[q] - flat[p]) / (tq - tp)
+            v = slope * (tx - tp) + flat[p]
+            bad = np.isnan(v)
+            if bad.any():  # np.interp's fallbacks: from the right end, then the flat segment
+                v[bad] = slope[bad] * (tx[bad] - tq[bad]) + flat[q][bad]
+                flat_seg = np.isnan(v) & (flat[p] == flat[q])
+                v[flat_seg] = flat[p][flat_seg]
+        out[h] = v
+    return out, na_count, last_valid
+
+
+def _warn_gaps(
+    spec: DataSpec,
+    names: list[str],
+    missing: np.ndarray,
+    lengths: np.ndarray,
+    n_tail: np.ndarray,
+) -> None:
+    """The GapFilledWarning and TrailingGapWarning of :func:`to_series` (series in their order; at most
+    five named)."""
+    g = np.flatnonzero(missing > 0)
+    if len(g):
+        ex = ", ".join(
+            f"{names[k]!r}: {int(missing[k])} of {int(lengths[k])}" for k in g[:5].tolist()
+        )
+        warnings.warn(
+            f"{len(g)} series have missing {spec.target!r} values ({ex}"
+            f"{' ...' if len(g) > 5 else ''} steps): the model trains with them masked, the "
+            f"baselines see them interpolated in time, the metrics skip them",
+            GapFilledWarning,
+            stacklevel=5,
+        )
+    tr = np.flatnonzero((n_tail > 0) & (n_tail < lengths))
+    if len(tr):
+        ex = ", ".join(f"{names[k]!r}: {int(n_tail[k])}" for k in tr[:5].tolist())
+        warnings.warn(
+            f"the last {spec.target!r} value(s) are empty in {len(tr)} series ({ex}"
+            f"{' ...' if len(tr) > 5 else ''} step(s)); they were forward-filled with the last "
+            f"observed value",
+            TrailingGapWarning,
+            stacklevel=5,
+        )
 
 
 def _factorized(col: pd.Series) -> tuple[np.ndarray, Any]:
@@ -889,8 +1190,16 @@ def _static_vectors(df: pd.DataFrame, spec: DataSpec, ids: pd.Series) -> dict[st
     """
     if not spec.static_covariates:
         return {}
+    order, mat = _static_table(df, spec, ids)
+    return dict(zip(order, mat))
+
+
+def _static_table(df: pd.DataFrame, spec: DataSpec, ids: pd.Series) -> tuple[list[str], np.ndarray]:
+    """(the series ids in order of first appearance, their static covariates as one (n, S) array):
+    the checks and encodings of :func:`_static_vectors`, in whole-column operations."""
     key = ids.to_numpy()
-    parts: dict[str, list[np.ndarray]] = {}
+    parts: list[np.ndarray] = []
+    order: list[str] | None = None
     for c in spec.static_covariates:
         numeric = c in spec.static_numeric
         col = df[c]
@@ -921,19 +1230,33 @@ def _static_vectors(df: pd.DataFrame, spec: DataSpec, ids: pd.Series) -> dict[st
                 f"--static-covariates {c!r}: series {sid!r} has no value (every cell is empty)"
             )
         first = g.first()
-        for sid, v in first.items():
-            if numeric:
-                enc = np.array([float(v)])
-            else:
-                cats = spec.static_categorical[c]
-                if str(v) not in cats:
-                    raise UserInputError(
-                        f"--static-covariates {c!r}: series {sid!r} has the category {str(v)!r}, "
-                        f"which training never saw; known: {', '.join(map(repr, cats))}"
-                    )
-                enc = (np.asarray(cats) == str(v)).astype(np.float64)
-            parts.setdefault(str(sid), []).append(enc)
-    return {sid: np.concatenate(v) for sid, v in parts.items()}
+        if order is None:
+            order = [str(k) for k in first.index]
+        if numeric:
+            parts.append(first.to_numpy(np.float64)[:, None])
+        else:
+            cats = spec.static_categorical[c]
+            v = first.astype(str).to_numpy()
+            unseen = ~np.isin(v, np.asarray(cats, dtype=object))
+            if unseen.any():
+                k = int(np.flatnonzero(unseen)[0])
+                raise UserInputError(
+                    f"--static-covariates {c!r}: series {order[k]!r} has the category {v[k]!r}, "
+                    f"which training never saw; known: {', '.join(map(repr, cats))}"
+                )
+            parts.append((v[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(np.float64))
+    return order or [], np.concatenate(parts, axis=1)
+
+
+def _static_matrix(
+    df: pd.DataFrame, spec: DataSpec, ids: pd.Series, names: list[str]
+) -> np.ndarray:
+    """:func:`_static_vectors` as one (len(names), S) array, its rows in the order of ``names``."""
+    order, mat = _static_table(df, spec, ids)
+    if order == names:
+        return mat
+    where = pd.Index(order).get_indexer(names)
+    return mat[where]
 
 
 def check_future_covariates(series: Sequence[Series], spec: DataSpec, horizon: int) -> None:
@@ -942,15 +1265,26 @@ def check_future_covariates(series: Sequence[Series], spec: DataSpec, horizon: i
     if not spec.future_covariates:
         return
     names = future_covariate_names(spec)
-    bad = []
-    for s in series:
-        assert s.xf is not None
-        fut = np.full((horizon, len(names)), np.nan)
-        have = s.xf[len(s) : len(s) + horizon]
-        fut[: len(have)] = have
-        miss = np.isnan(fut)
-        if miss.any():
-            bad.append((s, miss))
+    cov = series.covariates if isinstance(series, SeriesList) else None
+    if cov is not None and cov.xf is not None:  # every series at once from the columns
+        rowpos = lengths_of(series)[:, None] + np.arange(horizon, dtype=np.int64)[None, :]
+        inside = rowpos < cov.xf_len[:, None]
+        vals = cov.xf[cov.xf_at[:, None] + np.minimum(rowpos, cov.xf_len[:, None] - 1)]
+        missing = np.isnan(vals) | ~inside[..., None]
+        rows_bad = np.flatnonzero(missing.any(axis=(1, 2)))
+        if not len(rows_bad):
+            return
+        bad = [(series[int(rows_bad[0])], missing[rows_bad[0]])] * len(rows_bad)
+    else:
+        bad = []
+        for s in series:
+            assert s.xf is not None
+            fut = np.full((horizon, len(names)), np.nan)
+            have = s.xf[len(s) : len(s) + horizon]
+            fut[: len(have)] = have
+            miss = np.isnan(fut)
+            if miss.any():
+                bad.append((s, miss))
     if not bad:
         return
     s, miss = bad[0]

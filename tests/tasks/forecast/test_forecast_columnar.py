@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from grukit.errors import UserInputError
 from grukit.tasks.forecast import data as D
 from grukit.tasks.forecast import spec as S
 
@@ -118,7 +119,7 @@ def test_columnar_panel_from_the_shared_column_in_any_order_equals_the_per_serie
     np.testing.assert_array_equal(P._runs(starts, lens, 9), want)
 
 
-def test_gaps_duplicates_and_covariates_leave_the_columnar_path():
+def test_gaps_duplicates_and_covariates_leave_the_complete_path():
     df = _panel("step", shuffle=False)
     spec = D.make_spec(df, "t", "y", id_col="id")
     gappy = df.drop(index=[3]).reset_index(drop=True)
@@ -595,3 +596,301 @@ def test_a_run_of_a_complete_panel_makes_no_object_per_series(cli, tmp_path, mon
     assert r.code == 0, r.err
     assert 0 < len(made) <= 6 and set(made) <= set(range(6)), made
     assert len(pd.read_csv(tmp_path / "run" / "forecast.csv")) == n * 5
+
+
+def _gapped(kind: str, seed: int, n: int = 25) -> pd.DataFrame:
+    """A ragged, shuffled panel with missing rows and empty target cells (leading, inner, trailing)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(n):
+        T = int(rng.integers(1, 40))
+        first = int(rng.integers(-5, 30))
+        if kind == "step":
+            t: object = np.arange(first, first + T)
+        else:
+            f = {"daily": "D", "hourly": "h"}[kind]
+            t = pd.date_range(
+                pd.Timestamp("2024-01-01") + pd.Timedelta(first, unit=f.lower()), periods=T, freq=f
+            )
+        y = rng.uniform(1, 9, T) * 10.0 ** int(rng.integers(-3, 4))
+        part = pd.DataFrame({"id": f"s{i:02d}", "t": t, "y": y})
+        keep = rng.uniform(size=T) > rng.uniform(0, 0.5)
+        keep[0] = keep[-1] = True
+        part = part[keep].copy()
+        part.loc[rng.uniform(size=len(part)) < 0.2, "y"] = np.nan
+        if part["y"].isna().all():
+            part.iloc[0, 2] = 1.0
+        parts.append(part)
+    df = pd.concat(parts, ignore_index=True)
+    return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def _messages(record) -> list[tuple[type, str]]:
+    return [(w.category, str(w.message)) for w in record]
+
+
+@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gapped_panel_series_equal_the_general_path(kind, seed):
+    """Gaps filled over the whole column (positions scattered, np.interp's formula vectorised) give the
+    per-series path's series bit for bit: times, filled values, observed masks, filled counts, warnings."""
+    import warnings
+
+    df = _gapped(kind, seed)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=None)
+    times = S.spec_times(df, spec)
+    with warnings.catch_warnings(record=True) as got_w:
+        warnings.simplefilter("always")
+        fast = S._columnar_series(df, spec, times, warn=True)
+    with warnings.catch_warnings(record=True) as want_w:
+        warnings.simplefilter("always")
+        slow = S._to_series_general(df, spec, times)
+    assert isinstance(fast, S.SeriesList) and fast.has_gaps() and D.has_gaps(slow)
+    assert _messages(got_w) == _messages(want_w) and len(want_w) >= 1
+    assert [s.id for s in fast] == [s.id for s in slow]
+    for a, b in zip(fast, slow):
+        assert a.times.equals(b.times)
+        np.testing.assert_array_equal(a.y, b.y)
+        assert a.filled == b.filled
+        assert (a.observed is None) == (b.observed is None)
+        if b.observed is not None:
+            np.testing.assert_array_equal(a.observed, b.observed)
+    assert S._complete_series(df, spec, times) is None  # the complete-only entry refuses gaps
+
+
+@pytest.mark.parametrize("kind", ["step", "daily"])
+@pytest.mark.parametrize("scaling,log", [("window", True), ("series", False)])
+def test_gapped_series_list_panel_and_masks_equal_the_per_series_ones(kind, scaling, log):
+    """A gapped SeriesList's panel (observed flags from its column), windows, observed windows, heads and
+    subsets equal those of the per-series reference's Series objects."""
+    df = _gapped(kind, 5, n=12)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=log, scaling=scaling)
+    cols = D.to_series(df, spec)
+    assert isinstance(cols, S.SeriesList) and cols.has_gaps() and not cols._made
+    want = S._to_series_general(df, spec, S.spec_times(df, spec))
+    D.fit_scalers(want, spec, {s.id: len(s) for s in want})
+    cut = np.array([max(1, len(s) - i % 3) for i, s in enumerate(want)])
+    pick = np.array([7, 0, 3, 11, 5])
+    for got, ref in (
+        (cols, want),
+        (D.heads(cols, cut), [s.head(int(k)) for s, k in zip(want, cut)]),
+        (D.subset(cols, pick), [want[i] for i in pick]),
+    ):
+        assert D.has_gaps(got) == D.has_gaps(ref)
+        lens = D.lengths_of(got)
+        np.testing.assert_array_equal(lens, [len(s) for s in ref])
+        want_obs = np.concatenate(
+            [np.ones(len(s), bool) if s.observed is None else s.observed for s in ref]
+        )
+        np.testing.assert_array_equal(D.flat_observed(got), want_obs)
+        C, H = 6, 3
+        fast = D.Panel(got, spec, C, H)
+        slow = D.Panel(list(ref), spec, C, H, columnar=False)
+        np.testing.assert_array_equal(fast.obs, slow.obs)
+        np.testing.assert_allclose(fast.fy, slow.fy, rtol=1e-12, atol=1e-12)
+        sidx = np.repeat(np.arange(len(ref)), 2)
+        orig = np.stack([np.ones(len(ref), np.int64), lens]).T.ravel()
+        a, b = fast.windows(sidx, orig), slow.windows(sidx, orig)
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6, err_msg=k)
+        ok = lens[sidx] >= 2
+        o = np.minimum(np.maximum(orig - 2, 0), np.maximum(lens[sidx] - 2, 0))[ok]
+        s_ok = sidx[ok]
+        manual = np.stack(
+            [
+                np.ones(2, bool) if ref[i].observed is None else ref[i].observed[k : k + 2]
+                for i, k in zip(s_ok.tolist(), o.tolist())
+            ]
+        )
+        np.testing.assert_array_equal(D.observed_windows(got, s_ok, o, 2), manual)
+        np.testing.assert_array_equal(D.observed_windows(list(ref), s_ok, o, 2), manual)
+        for i in range(len(ref)):
+            assert got[i].filled == ref[i].filled
+            assert (got[i].observed is None) == (ref[i].observed is None)
+
+
+def test_gapped_panel_errors_come_from_the_general_path():
+    df = _gapped("step", 0, n=5)
+    spec = D.make_spec(df, "t", "y", id_col="id")
+    empty = pd.concat([df, pd.DataFrame({"id": ["zz", "zz"], "t": [0, 2], "y": [np.nan] * 2})])
+    assert S._columnar_series(empty, spec, S.spec_times(empty, spec)) is None
+    with pytest.raises(Exception, match="has no 'y' value"):
+        D.to_series(empty, spec)
+    dup = pd.concat([df, df.iloc[[3]]], ignore_index=True)
+    with pytest.raises(Exception, match="appears more than once"):
+        D.to_series(dup, spec)
+    days = _gapped("daily", 0, n=5)
+    spec_d = D.make_spec(days, "t", "y", id_col="id", freq="D")
+    off = days.copy()
+    off.loc[0, "t"] = off.loc[0, "t"] + pd.Timedelta(hours=5)
+    assert S._columnar_series(off, spec_d, S.spec_times(off, spec_d)) is None
+    with pytest.raises(Exception, match="is not on the 'D' grid"):
+        D.to_series(off, spec_d)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("covariates", [False, True])
+def test_a_run_of_a_gapped_panel_makes_no_object_per_series(cli, tmp_path, monkeypatch, covariates):
+    """`grukit forecast --no-select` on a panel with missing rows and empty cells (and future-known and
+    static covariates) reads the SeriesList's columns (observed flags and covariates included): the only
+    Series objects made are the plot's (at most 6)."""
+    n = 60
+    t = np.tile(np.arange(40), n)
+    i = np.repeat(np.arange(n), 40)
+    y = 5 + (i % 3) + np.sin(t / 3.0) + np.random.default_rng(0).uniform(0, 0.1, len(t))
+    df = pd.DataFrame({"id": [f"s{k}" for k in i], "t": t, "y": y})
+    rng = np.random.default_rng(1)
+    drop = (rng.uniform(size=len(df)) < 0.05) & (t > 0) & (t < 34)
+    df.loc[(rng.uniform(size=len(df)) < 0.03) & (t > 0) & (t < 35), "y"] = np.nan
+    flags: list[str] = []
+    if covariates:
+        df["promo"] = (t % 7 == 3).astype(float)
+        df["region"] = np.where(i % 2, "N", "S")
+        df.loc[t >= 35, "y"] = np.nan  # the last 5 rows: future-covariate rows
+        flags = ["--future-covariates", "promo", "--static-covariates", "region"]
+    df[~drop].sample(frac=1.0, random_state=2).to_csv(tmp_path / "p.csv", index=False)
+    made = []
+    one = S.SeriesList._one
+
+    def counted(self, k):
+        if k not in self._made:
+            made.append(k)
+        return one(self, k)
+
+    monkeypatch.setattr(S.SeriesList, "_one", counted)
+    r = cli(
+        "forecast", "--data", tmp_path / "p.csv", "--id-col", "id", "--time-col", "t",
+        "--target", "y", "--horizon", "5", "--backtest", "2", "--epochs", "1",
+        "--baselines", "none", "--no-select", "--output-dir", tmp_path / "run", *flags,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert 0 < len(made) <= 6 and set(made) <= set(range(6)), made
+    assert len(pd.read_csv(tmp_path / "run" / "forecast.csv")) == n * 5
+
+
+def _covariate_panel(kind: str, seed: int, n: int = 16, future: bool = True) -> pd.DataFrame:
+    """A ragged, shuffled panel with gaps, empty covariate cells, future rows (target empty) and
+    per-series static values (some cells empty)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(n):
+        T, first = int(rng.integers(2, 40)), int(rng.integers(-5, 30))
+        F = int(rng.integers(0, 4)) if future else 0
+        if kind == "step":
+            t: object = np.arange(first, first + T + F)
+        else:
+            f = {"daily": "D", "hourly": "h"}[kind]
+            t = pd.date_range(
+                pd.Timestamp("2024-01-01") + pd.Timedelta(first, unit=f.lower()),
+                periods=T + F,
+                freq=f,
+            )
+        part = pd.DataFrame(
+            {
+                "id": f"s{i:02d}",
+                "t": t,
+                "y": np.r_[rng.uniform(1, 9, T), [np.nan] * F],
+                "temp": rng.normal(size=T + F),
+                "kind": rng.choice(["a", "b", "c"], T + F),
+                "promo": rng.integers(0, 2, T + F).astype(float),
+                "hol": rng.choice(["x", "y"], T + F),
+                "size": float(i % 3),
+                "region": "NS"[i % 2],
+            }
+        )
+        keep = rng.uniform(size=T + F) > rng.uniform(0, 0.4)
+        keep[0] = keep[T - 1] = True
+        part = part[keep].copy()
+        for c in ["temp", "kind", "promo", "hol"]:
+            part.loc[rng.uniform(size=len(part)) < 0.15, c] = np.nan
+        part.loc[part.index[1:][rng.uniform(size=len(part) - 1) < 0.3], ["size", "region"]] = np.nan
+        if i % 5 == 0:
+            part["kind"] = np.nan  # a covariate empty in a whole series: 0
+        parts.append(part)
+    df = pd.concat(parts, ignore_index=True)
+    return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+_COVARIATES = [
+    {"covariates": ["temp", "kind"]},
+    {"future_covariates": ["promo", "hol"]},
+    {"static_covariates": ["size", "region"]},
+    {
+        "covariates": ["temp"],
+        "future_covariates": ["promo", "hol"],
+        "static_covariates": ["region", "size"],
+    },
+]
+
+
+@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
+@pytest.mark.parametrize("which", range(len(_COVARIATES)))
+def test_covariate_panel_series_equal_the_general_path(kind, which):
+    """Covariate columns scattered and filled over the whole array give the per-series path's series bit
+    for bit: y, past covariates x, future covariates xf (future rows as given), static, masks, warnings;
+    and the covariate scalers and the future-covariate check read the same values from the columns."""
+    import warnings
+
+    kw = _COVARIATES[which]
+    df = _covariate_panel(kind, which, future="future_covariates" in kw)
+    spec = D.make_spec(df, "t", "y", id_col="id", log=None, **kw)
+    times = S.spec_times(df, spec)
+    with warnings.catch_warnings(record=True) as got_w:
+        warnings.simplefilter("always")
+        fast = S._columnar_series(df, spec, times, warn=True)
+    with warnings.catch_warnings(record=True) as want_w:
+        warnings.simplefilter("always")
+        slow = S._to_series_general(df, spec, times)
+    assert isinstance(fast, S.SeriesList) and fast.covariates is not None and not fast._made
+    assert _messages(got_w) == _messages(want_w)
+    assert [s.id for s in fast] == [s.id for s in slow]
+    for a, b in zip(fast, slow):
+        assert a.times.equals(b.times)
+        for f in ("y", "x", "xf", "static"):
+            va, vb = getattr(a, f), getattr(b, f)
+            assert va.shape == vb.shape, f
+            np.testing.assert_array_equal(va, vb, err_msg=f)
+        assert a.filled == b.filled and (a.observed is None) == (b.observed is None)
+        if b.observed is not None:
+            np.testing.assert_array_equal(a.observed, b.observed)
+    cols = S._columnar_series(df, spec, times)
+    for got, ref in ((cols, slow), (D.subset(cols, [3, 0, 5]), [slow[i] for i in (3, 0, 5)])):
+        D.fit_covariate_scalers(got, spec)
+        by_cols = dict(spec.covariate_scalers)
+        D.fit_covariate_scalers(list(ref), spec)
+        assert by_cols == spec.covariate_scalers
+        for horizon in (1, 3):
+            errs = []
+            for s in (got, list(ref)):
+                try:
+                    D.check_future_covariates(s, spec, horizon)
+                    errs.append(None)
+                except UserInputError as e:  # the two messages are compared
+                    errs.append(str(e))
+            assert errs[0] == errs[1]
+        C, H = 5, 2
+        spec.scalers.clear()
+        D.fit_scalers(list(ref), spec, {s.id: len(s) for s in ref})
+        a, b = D.Panel(got, spec, C, H), D.Panel(list(ref), spec, C, H)
+        for k in ("fy", "obs", "feats", "start", "length"):
+            np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
+
+
+def test_covariate_panel_makes_no_frame_per_series(monkeypatch):
+    """to_series of a gapped covariate panel builds a fixed number of pandas frames, whatever the number
+    of series (the per-series path built one or more per series), and no Series object."""
+    df = _covariate_panel("step", 9, n=40)
+    spec = D.make_spec(
+        df, "t", "y", ["temp"], id_col="id", future_covariates=["hol"], static_covariates=["size"]
+    )
+    made = []
+    init = pd.DataFrame.__init__
+
+    def counted(self, *a, **k):
+        made.append(1)
+        init(self, *a, **k)
+
+    monkeypatch.setattr(pd.DataFrame, "__init__", counted)
+    series = D.to_series(df, spec)
+    assert isinstance(series, S.SeriesList) and not series._made
+    assert len(made) <= 3, len(made)
