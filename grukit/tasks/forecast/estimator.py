@@ -1019,6 +1019,9 @@ def _future_stamps(series: Sequence[D.Series], h: int, freq: str) -> np.ndarray:
     from .spec import _grid_starts
 
     k = np.arange(1, h + 1, dtype=np.int64)
+    if isinstance(series, D.SeriesList) and series.calendar is not None and series.freq == freq:
+        last = series.first + D.lengths_of(series) - 1  # positions on the calendar grid
+        return series.stamps((last[:, None] + k[None, :]).ravel()).view("M8[ns]")
     grid = _grid_starts(series)  # regular grids: no array of times per series
     if grid is not None:
         t0, unit, dates = grid

@@ -543,9 +543,11 @@ def _disjoint_ascending(starts: np.ndarray, lengths: np.ndarray) -> bool:
 def _times_with_future(series: Sequence[Series], H: int, freq: str) -> pd.Index:
     """Every series' times followed by its H forecast times, concatenated."""
     if isinstance(series, SeriesList):  # a regular grid: first + unit · k, k = 0 .. T + H − 1
-        t0, unit, dates = _grid_starts(series)  # type: ignore[misc]
         n = series.lengths + H
         k = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+        if series.calendar is not None:  # positions on a calendar grid
+            return pd.DatetimeIndex(series.stamps(np.repeat(series.first, n) + k).view("M8[ns]"))
+        t0, unit, dates = _grid_starts(series)  # type: ignore[misc]
         t = np.repeat(t0, n) + unit * k
         return pd.DatetimeIndex(t.view("M8[ns]")) if dates else pd.Index(t)
     if freq == STEP:

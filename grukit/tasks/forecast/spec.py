@@ -267,8 +267,13 @@ class SeriesList(Sequence[Series]):
         observed: np.ndarray | None = None,
         filled: np.ndarray | None = None,
         covariates: SeriesCovariates | None = None,
+        calendar: np.ndarray | None = None,
     ) -> None:
         self.store, self.ids = store, ids
+        #: a calendar grid (months, quarters, years, anchored weeks ...): its stamps as int64 ns, one
+        #: grid for all series; ``first`` then holds each series' first position on it (None: a
+        #: fixed-length grid, ``first`` its first time)
+        self.calendar = calendar
         self.at = np.asarray(at, dtype=np.int64)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.first = np.asarray(first, dtype=np.int64)
@@ -291,6 +296,9 @@ class SeriesList(Sequence[Series]):
         y = self.store.y[a : a + n]
         if self.freq == STEP:
             times: Any = _StepGrid(t0, n)
+        elif self.calendar is not None:
+            stamps = self.stamps(t0 + np.arange(n, dtype=np.int64))
+            times = pd.DatetimeIndex(pd.Index(stamps.view("M8[ns]"), copy=False), freq=self.freq)
         else:
             stamps = (t0 + self.unit * np.arange(n, dtype=np.int64)).view("M8[ns]")
             times = pd.DatetimeIndex(pd.Index(stamps, copy=False), freq=self.freq)
@@ -348,6 +356,7 @@ class SeriesList(Sequence[Series]):
             self.observed,
             None if self.filled is None else self.filled[idx],
             None if self.covariates is None else self.covariates.take(idx),
+            self.calendar,
         )
 
     def head(self, n: Any) -> SeriesList:
@@ -366,7 +375,19 @@ class SeriesList(Sequence[Series]):
             self.observed,
             self.filled,
             self.covariates,
+            self.calendar,
         )
+
+    def stamps(self, pos: Any) -> np.ndarray:
+        """The calendar grid's stamps (int64 ns) at positions ``pos`` (any shape), the grid continued
+        past its end where ``pos`` asks (what ``pd.date_range`` from its first stamp gives)."""
+        assert self.calendar is not None
+        pos = np.asarray(pos, dtype=np.int64)
+        need = int(pos.max()) + 1 if pos.size else 0
+        if need > len(self.calendar):
+            grid = pd.date_range(pd.Timestamp(self.calendar[0]), periods=need, freq=self.freq)
+            self.calendar = grid.as_unit("ns").asi8
+        return self.calendar[pos]
 
     def has_gaps(self) -> bool:
         """Whether any series has an unobserved step."""
@@ -523,6 +544,8 @@ def _grid_starts(series: Sequence[Series]) -> tuple[np.ndarray, int, bool] | Non
     are a regular grid whose k-th value is first + k·step: integer steps as a ``RangeIndex`` of step 1, or
     a ``DatetimeIndex`` (no time zone) with a fixed-duration ``freq``; else None."""
     if isinstance(series, SeriesList):
+        if series.calendar is not None:
+            return None
         return series.first, series.unit, series.freq != STEP
     firsts = [_step_first(s) for s in series]
     if all(f is not None for f in firsts):
@@ -554,6 +577,9 @@ def window_times(series: Sequence[Series], sidx: Any, start: Any, width: int) ->
     """
     sidx = np.asarray(sidx, dtype=np.int64)
     start = np.asarray(start, dtype=np.int64)
+    if isinstance(series, SeriesList) and series.calendar is not None:
+        k = np.arange(width, dtype=np.int64)[None, :]
+        return series.stamps((series.first[sidx] + start)[:, None] + k).view("M8[ns]")
     grid = _grid_starts(series) if len(sidx) else None
     if grid is None:
         if not len(sidx):
@@ -817,17 +843,29 @@ def _columnar_series(
     the GapFilledWarning/TrailingGapWarning of :func:`to_series`. None when the table is not such a case
     (:func:`_to_series_general` then handles other frequencies and the errors of off-grid or duplicated
     timestamps, a series without any value and a non-positive value on a log scale)."""
+    calendar = None
     if spec.freq == STEP:
         t, unit = times.to_numpy(np.int64), 1
     else:
+        if not isinstance(times, pd.DatetimeIndex) or times.tz is not None:
+            return None
         try:
             off = pd.tseries.frequencies.to_offset(spec.freq)
             unit = int(off.nanos)  # a fixed duration only (a month has none: ValueError)
-        except (ValueError, AttributeError):
+        except ValueError:
+            unit = 0
+        except AttributeError:
             return None
-        if not isinstance(times, pd.DatetimeIndex) or times.tz is not None or unit <= 0:
+        if unit < 0:
             return None
-        t = times.as_unit("ns").asi8
+        if unit:
+            t = times.as_unit("ns").asi8
+        else:  # months, quarters, years ...: each row's position on one calendar grid
+            placed = _calendar_positions(times, spec.freq)
+            if placed is None:
+                return None
+            t, calendar = placed
+            unit = 1
     y = check_target(df, spec.target).to_numpy(np.float64)
     if spec.log and (y <= 0).any():
         return None
@@ -885,7 +923,9 @@ def _columnar_series(
     first = t[starts]
     if not (same & (d != unit)).any():  # every series a complete grid
         if covs is None and not np.isnan(y).any():
-            return SeriesList(ColumnStore(y), names, starts, rows, first, spec.freq, unit)
+            return SeriesList(
+                ColumnStore(y), names, starts, rows, first, spec.freq, unit, calendar=calendar
+            )
         n, at, flat, cflat = rows, starts, y, covs
     else:
         if unit > 1 and (same & (d % unit != 0)).any():
@@ -914,7 +954,7 @@ def _columnar_series(
             )
     yt = flat if cut is None else flat[cut]
     at_t = at if cut is None else np.cumsum(T) - T
-    yf, na_count, last_valid = _interp_segments(yt, at_t, T, first, unit)
+    yf, na_count, last_valid = _interp_segments(yt, at_t, T, first, unit, calendar)
     if (na_count == T).any():
         return None  # a series without any value: the general path names it
     if spec.log and (yf <= 0).any():
@@ -924,7 +964,9 @@ def _columnar_series(
         ct = cflat if cut is None else cflat[cut]
         cols = np.empty_like(ct)
         for j in range(ct.shape[1]):  # a column at a time (a few), all series at once
-            cj, _, _ = _interp_segments(np.ascontiguousarray(ct[:, j]), at_t, T, first, unit)
+            cj, _, _ = _interp_segments(
+                np.ascontiguousarray(ct[:, j]), at_t, T, first, unit, calendar
+            )
             cols[:, j] = np.where(np.isnan(cj), 0.0, cj)
     n_tail = at_t + T - 1 - last_valid
     if warn:
@@ -945,18 +987,51 @@ def _columnar_series(
             extra["covariates"] = SeriesCovariates(cols[:, :nx], xf, at, n, static)
         else:
             extra["covariates"] = SeriesCovariates(cols[:, :nx], None, at_t, T, static)
-    return SeriesList(ColumnStore(yf), names, at_t, T, first, spec.freq, unit, **extra)
+    return SeriesList(
+        ColumnStore(yf), names, at_t, T, first, spec.freq, unit, calendar=calendar, **extra
+    )
+
+
+#: a calendar grid longer than this many stamps is left to the per-series path
+_MAX_CALENDAR = 10_000_000
+
+
+def _calendar_positions(times: pd.DatetimeIndex, freq: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each time's position on one grid of a step without a fixed length (months, quarters, years,
+    anchored weeks): ``pd.date_range`` from the earliest to the latest time (computed once, over the
+    distinct times), and that grid's stamps as int64 ns. A series' grid ``pd.date_range(first, last,
+    freq)`` is then the grid's run between its first and last positions (``first`` on the grid, the same
+    offset steps). None when a time is not on the grid (the per-series path names it)."""
+    ns = times.as_unit("ns").asi8
+    if not len(ns):
+        return None
+    u, inv = np.unique(ns, return_inverse=True)
+    grid = pd.date_range(pd.Timestamp(u[0]), pd.Timestamp(u[-1]), freq=freq)
+    if len(grid) > _MAX_CALENDAR:
+        return None
+    g = grid.as_unit("ns").asi8
+    pos = np.searchsorted(g, u)
+    if (pos >= len(g)).any() or (g[np.minimum(pos, len(g) - 1)] != u).any():
+        return None
+    return pos[inv].astype(np.int64), g
 
 
 def _interp_segments(
-    flat: np.ndarray, at: np.ndarray, lengths: np.ndarray, first: np.ndarray, unit: int
+    flat: np.ndarray,
+    at: np.ndarray,
+    lengths: np.ndarray,
+    first: np.ndarray,
+    unit: int,
+    calendar: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The segments ``flat[at[i] : at[i] + lengths[i]]`` (one after another, covering ``flat``; the
     i-th on the grid ``first[i] + unit · k``) with their NaN filled linearly in time, each on its own:
     what pandas' ``interpolate(method="index"/"time", limit_direction="both")`` of each segment gives,
     bit for bit (``np.interp``'s formula at the grid times as float64; before the first value the first,
     after the last the last). A segment without any value stays NaN. Returns (filled copy, NaN count
-    of each segment, index of each segment's last value, −1 where none)."""
+    of each segment, index of each segment's last value, −1 where none). With ``calendar`` (a grid's
+    stamps in ns), ``first`` holds positions on it and step k of segment i is at
+    ``calendar[first[i] + k]``."""
     n_all = len(flat)
     isna = np.isnan(flat)
     valid = ~isna
@@ -985,9 +1060,14 @@ def _interp_segments(
     if len(h):
         # np.interp at the grid times (int64 steps or ns, as float64), as pandas calls it
         x0 = np.repeat(first, lengths)
-        tx = (x0[h] + unit * (h - at[sid[h]])).astype(np.float64)
-        tp = (x0[p] + unit * (p - at[sid[p]])).astype(np.float64)
-        tq = (x0[q] + unit * (q - at[sid[q]])).astype(np.float64)
+        tx, tp, tq = (
+            (
+                x0[j] + unit * (j - at[sid[j]])
+                if calendar is None
+                else calendar[x0[j] + (j - at[sid[j]])]
+            ).astype(np.float64)
+            for j in (h, p, q)
+        )
         with np.errstate(all="ignore"):
             slope = (flat[q] - flat[p]) / (tq - tp)
             v = slope * (tx - tp) + flat[p]

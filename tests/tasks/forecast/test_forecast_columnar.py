@@ -598,6 +598,21 @@ def test_a_run_of_a_complete_panel_makes_no_object_per_series(cli, tmp_path, mon
     assert len(pd.read_csv(tmp_path / "run" / "forecast.csv")) == n * 5
 
 
+#: steps without a fixed length (calendar grids): kind -> pandas frequency
+_CALENDAR = {
+    "monthly": "MS",
+    "month-end": "ME",
+    "quarterly": "QE-DEC",
+    "yearly": "YS",
+    "weekly": "W-SUN",
+}
+
+
+def _calendar_dates(kind: str, first: int, T: int) -> pd.DatetimeIndex:
+    """``T`` stamps of a calendar grid, starting ``first`` (−5 .. 30) steps after the grid's start."""
+    return pd.date_range("1990-01-01", periods=first + 5 + T, freq=_CALENDAR[kind])[first + 5 :]
+
+
 def _gapped(kind: str, seed: int, n: int = 25) -> pd.DataFrame:
     """A ragged, shuffled panel with missing rows and empty target cells (leading, inner, trailing)."""
     rng = np.random.default_rng(seed)
@@ -607,6 +622,8 @@ def _gapped(kind: str, seed: int, n: int = 25) -> pd.DataFrame:
         first = int(rng.integers(-5, 30))
         if kind == "step":
             t: object = np.arange(first, first + T)
+        elif kind in _CALENDAR:
+            t = _calendar_dates(kind, first, T)
         else:
             f = {"daily": "D", "hourly": "h"}[kind]
             t = pd.date_range(
@@ -629,7 +646,7 @@ def _messages(record) -> list[tuple[type, str]]:
     return [(w.category, str(w.message)) for w in record]
 
 
-@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
+@pytest.mark.parametrize("kind", ["step", "daily", "hourly", *_CALENDAR])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gapped_panel_series_equal_the_general_path(kind, seed):
     """Gaps filled over the whole column (positions scattered, np.interp's formula vectorised) give the
@@ -649,7 +666,9 @@ def test_gapped_panel_series_equal_the_general_path(kind, seed):
     assert _messages(got_w) == _messages(want_w) and len(want_w) >= 1
     assert [s.id for s in fast] == [s.id for s in slow]
     for a, b in zip(fast, slow):
-        assert a.times.equals(b.times)
+        assert a.times.equals(b.times) and getattr(a.times, "freq", 0) == getattr(
+            b.times, "freq", 0
+        )
         np.testing.assert_array_equal(a.y, b.y)
         assert a.filled == b.filled
         assert (a.observed is None) == (b.observed is None)
@@ -658,7 +677,7 @@ def test_gapped_panel_series_equal_the_general_path(kind, seed):
     assert S._complete_series(df, spec, times) is None  # the complete-only entry refuses gaps
 
 
-@pytest.mark.parametrize("kind", ["step", "daily"])
+@pytest.mark.parametrize("kind", ["step", "daily", "monthly", "quarterly"])
 @pytest.mark.parametrize("scaling,log", [("window", True), ("series", False)])
 def test_gapped_series_list_panel_and_masks_equal_the_per_series_ones(kind, scaling, log):
     """A gapped SeriesList's panel (observed flags from its column), windows, observed windows, heads and
@@ -728,6 +747,43 @@ def test_gapped_panel_errors_come_from_the_general_path():
         D.to_series(off, spec_d)
 
 
+@pytest.mark.parametrize("kind", list(_CALENDAR))
+def test_calendar_panel_is_columnar_with_the_per_series_times(kind):
+    """A panel on a calendar grid (months, quarters, years, anchored weeks) comes back as a SeriesList
+    without a Series object made, and its window times, times with the forecast steps and future stamps
+    are what each series' own times give (pd.date_range from its stamps)."""
+    from grukit.tasks.forecast.estimator import _future_stamps
+    from grukit.tasks.forecast.panel import _times_with_future
+
+    df = _gapped(kind, 3, n=9)
+    spec = D.make_spec(df, "t", "y", id_col="id")
+    cols = D.to_series(df, spec)
+    assert isinstance(cols, S.SeriesList) and cols.calendar is not None and not cols._made
+    ref = S._to_series_general(df, spec, S.spec_times(df, spec))
+    H = 4
+    sidx = np.arange(len(ref))
+    lens = D.lengths_of(cols)
+    want = [D.future_times(s.times[-1], H, spec.freq) for s in ref]
+    got = S.window_times(S.SeriesList.take(cols, sidx), sidx, lens - 1, H + 1)
+    for i, s in enumerate(ref):
+        np.testing.assert_array_equal(got[i], np.r_[s.times[-1:], want[i]].astype("M8[ns]"))
+    np.testing.assert_array_equal(
+        _future_stamps(cols, H, spec.freq), np.concatenate([np.asarray(w) for w in want])
+    )
+    assert _times_with_future(cols, H, spec.freq).equals(_times_with_future(ref, H, spec.freq))
+
+
+def test_calendar_panel_off_grid_date_is_refused_by_the_general_path():
+    df = _gapped("monthly", 0, n=5)
+    spec = D.make_spec(df, "t", "y", id_col="id")
+    assert spec.freq == "MS"
+    off = df.copy()
+    off.loc[2, "t"] = off.loc[2, "t"] + pd.Timedelta(days=3)
+    assert S._columnar_series(off, spec, S.spec_times(off, spec)) is None
+    with pytest.raises(UserInputError, match="is not on the 'MS' grid starting"):
+        D.to_series(off, spec)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("covariates", [False, True])
 def test_a_run_of_a_gapped_panel_makes_no_object_per_series(cli, tmp_path, monkeypatch, covariates):
@@ -778,6 +834,8 @@ def _covariate_panel(kind: str, seed: int, n: int = 16, future: bool = True) -> 
         F = int(rng.integers(0, 4)) if future else 0
         if kind == "step":
             t: object = np.arange(first, first + T + F)
+        elif kind in _CALENDAR:
+            t = _calendar_dates(kind, first, T + F)
         else:
             f = {"daily": "D", "hourly": "h"}[kind]
             t = pd.date_range(
@@ -823,7 +881,7 @@ _COVARIATES = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
+@pytest.mark.parametrize("kind", ["step", "daily", "hourly", "monthly", "yearly"])
 @pytest.mark.parametrize("which", range(len(_COVARIATES)))
 def test_covariate_panel_series_equal_the_general_path(kind, which):
     """Covariate columns scattered and filled over the whole array give the per-series path's series bit
