@@ -785,11 +785,13 @@ def test_calendar_panel_off_grid_date_is_refused_by_the_general_path():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("covariates", [False, True])
-def test_a_run_of_a_gapped_panel_makes_no_object_per_series(cli, tmp_path, monkeypatch, covariates):
+@pytest.mark.parametrize("covariates,monthly", [(False, False), (True, False), (True, True)])
+def test_a_run_of_a_gapped_panel_makes_no_object_per_series(
+    cli, tmp_path, monkeypatch, covariates, monthly
+):
     """`grukit forecast --no-select` on a panel with missing rows and empty cells (and future-known and
-    static covariates) reads the SeriesList's columns (observed flags and covariates included): the only
-    Series objects made are the plot's (at most 6)."""
+    static covariates; on integer steps or months) reads the SeriesList's columns (observed flags and
+    covariates included): the only Series objects made are the plot's (at most 6)."""
     n = 60
     t = np.tile(np.arange(40), n)
     i = np.repeat(np.arange(n), 40)
@@ -804,6 +806,8 @@ def test_a_run_of_a_gapped_panel_makes_no_object_per_series(cli, tmp_path, monke
         df["region"] = np.where(i % 2, "N", "S")
         df.loc[t >= 35, "y"] = np.nan  # the last 5 rows: future-covariate rows
         flags = ["--future-covariates", "promo", "--static-covariates", "region"]
+    if monthly:
+        df["t"] = pd.date_range("2001-01-01", periods=40, freq="MS")[t].strftime("%Y-%m-%d")
     df[~drop].sample(frac=1.0, random_state=2).to_csv(tmp_path / "p.csv", index=False)
     made = []
     one = S.SeriesList._one
@@ -934,10 +938,12 @@ def test_covariate_panel_series_equal_the_general_path(kind, which):
             np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
 
 
-def test_covariate_panel_makes_no_frame_per_series(monkeypatch):
-    """to_series of a gapped covariate panel builds a fixed number of pandas frames, whatever the number
-    of series (the per-series path built one or more per series), and no Series object."""
-    df = _covariate_panel("step", 9, n=40)
+@pytest.mark.parametrize("kind", ["step", "monthly", "quarterly"])
+def test_covariate_panel_makes_no_frame_per_series(monkeypatch, kind):
+    """to_series of a gapped covariate panel (integer steps or a calendar grid) builds a fixed number of
+    pandas frames, whatever the number of series (the per-series path built one or more per series), and
+    no Series object."""
+    df = _covariate_panel(kind, 9, n=40)
     spec = D.make_spec(
         df, "t", "y", ["temp"], id_col="id", future_covariates=["hol"], static_covariates=["size"]
     )
