@@ -232,8 +232,8 @@ class SeriesList(Sequence[Series]):
     """Many complete series held as columns, not as one :class:`Series` object each: the target values
     in one :class:`ColumnStore`, and per series its id, where its values start in the store (``at``),
     its length and its first time (an integer step, or a ``datetime64[ns]`` value as int64 on a grid of
-    ``unit`` nanoseconds). What :func:`to_series` returns for the common big case (no covariates, a
-    regular grid, with or without gaps; 100k series: no 100k objects made). With gaps, ``observed`` is a
+    ``unit`` nanoseconds; on a calendar grid, its position on ``calendar``). What :func:`to_series`
+    returns (a regular or calendar grid, with or without gaps; 100k series: no 100k objects made). With gaps, ``observed`` is a
     bool column laid out like the store's values (False where the target was missing and ``y`` holds the
     interpolated value) and ``filled`` each series' number of such steps (``Series.observed`` is None for
     a series with none, as :func:`to_series` makes it).
@@ -803,9 +803,10 @@ def to_series(df: pd.DataFrame, spec: DataSpec) -> Sequence[Series]:
     part of the series. Static covariates must hold one value per series (empty cells take it); a series
     with two values, or none, and a category training never saw are refused, naming the series.
 
-    A panel on a fixed-length grid (integer steps, or a fixed duration such as "D" or "h"), with or without
-    gaps and covariates, comes back as a :class:`SeriesList` (columns, no object per series; see
-    :func:`_columnar_series`), any other (months, quarters, years) as a list of :class:`Series`.
+    A panel on a fixed-length grid (integer steps, or a fixed duration such as "D" or "h") or on a
+    calendar grid (months, quarters, years, anchored weeks), with or without gaps and covariates, comes
+    back as a :class:`SeriesList` (columns, no object per series; see :func:`_columnar_series`), any
+    other as a list of :class:`Series`.
     """
     _check_columns(
         df,
@@ -833,8 +834,9 @@ def _columnar_series(
     df: pd.DataFrame, spec: DataSpec, times: pd.Index, warn: bool = False
 ) -> SeriesList | None:
     """:func:`to_series` columnar: every series on a grid of a fixed-length step (integer steps or a
-    fixed duration such as "D" or "h"), with or without gaps (missing rows or empty cells) and
-    covariates. One sort of the whole table; each row's place in its series' grid from its code and
+    fixed duration such as "D" or "h") or on one calendar grid (:func:`_calendar_positions`: months,
+    quarters, years, anchored weeks; the gaps then filled at the grid's real times), with or without
+    gaps (missing rows or empty cells) and covariates. One sort of the whole table; each row's place in its series' grid from its code and
     time; the target and each covariate column scattered into one preallocated array (NaN where the grid
     has no value); the gaps filled by linear interpolation in time over the whole array
     (:func:`_interp_segments`: what pandas' per-series ``interpolate`` gave, bit for bit; an empty
