@@ -27,9 +27,14 @@ from .spec import (
 
 
 def _stats(s: Series, spec: DataSpec, k: int) -> dict[str, Any]:
+    return _stats_of(s.y, s.x, spec, k)
+
+
+def _stats_of(y: np.ndarray, x: np.ndarray, spec: DataSpec, k: int) -> dict[str, Any]:
+    """:func:`_stats` of one series' target ``y`` and past covariates ``x`` (its rows)."""
     n_num = len(spec.numeric_covariates)
-    fy = transform(s.y[:k], spec)
-    xs = s.x[:k, :n_num]
+    fy = transform(y[:k], spec)
+    xs = x[:k, :n_num]
     return {
         "y_mean": float(fy.mean()),
         "y_std": float(max(fy.std(), 1e-8)),
@@ -46,6 +51,12 @@ def fit_scalers(series: Sequence[Series], spec: DataSpec, until: dict[str, int])
     numeric covariates nothing reads them (each window is scaled by its own context): none are stored,
     and the model file's spec holds none (100k series held 100k unused entries)."""
     if not scalers_used(spec):
+        return
+    if spec.numeric_covariates and isinstance(series, SeriesList) and series.covariates is not None:
+        # the same statistics on the same slices of the columns (so the same bits), no Series made
+        y, x = series.store.y, series.covariates.x
+        for i, a, n in zip(series.ids, series.at.tolist(), series.lengths.tolist()):
+            spec.scalers[i] = _stats_of(y[a : a + n], x[a : a + n], spec, until[i])
         return
     if spec.numeric_covariates or not series:
         for s in series:

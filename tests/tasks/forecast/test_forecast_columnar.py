@@ -958,3 +958,28 @@ def test_covariate_panel_makes_no_frame_per_series(monkeypatch, kind):
     series = D.to_series(df, spec)
     assert isinstance(series, S.SeriesList) and not series._made
     assert len(made) <= 3, len(made)
+
+
+@pytest.mark.parametrize("kind", ["step", "monthly"])
+def test_series_scalers_with_numeric_covariates_read_the_columns(monkeypatch, kind):
+    """fit_scalers on a covariate SeriesList (numeric past covariates: statistics per series) gives the
+    per-series path's statistics bit for bit, from the columns: no Series object is made."""
+    df = _covariate_panel(kind, 4, n=30, future=False)
+    spec = D.make_spec(df, "t", "y", id_col="id", covariates=["temp", "kind"], scaling="series")
+    cols = D.to_series(df, spec)
+    ref = S._to_series_general(df, spec, S.spec_times(df, spec))
+    until = {s.id: max(1, len(s) - i % 3) for i, s in enumerate(ref)}
+    D.fit_scalers(ref, spec, until)
+    want = dict(spec.scalers)
+    spec.scalers.clear()
+    made = []
+    one = S.SeriesList._one
+
+    def counted(self, k):
+        made.append(k)
+        return one(self, k)
+
+    monkeypatch.setattr(S.SeriesList, "_one", counted)
+    D.fit_scalers(cols, spec, until)
+    assert isinstance(cols, S.SeriesList) and not made
+    assert len(want) == 30 and spec.scalers == want
