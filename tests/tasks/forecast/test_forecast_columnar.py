@@ -36,6 +36,21 @@ def _panel(kind: str, seed: int = 0, n: int = 7, shuffle: bool = True) -> pd.Dat
 
 @pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
 @pytest.mark.parametrize("shuffle", [False, True])
+def _count_series_made(monkeypatch) -> list[int]:
+    """The positions of the Series objects a SeriesList makes from now on (not one already made and
+    kept), in order."""
+    made: list[int] = []
+    one = S.SeriesList._one
+
+    def counted(self, k):
+        if k not in self._made:
+            made.append(k)
+        return one(self, k)
+
+    monkeypatch.setattr(S.SeriesList, "_one", counted)
+    return made
+
+
 def test_complete_panel_series_equal_the_general_path(kind, shuffle):
     df = _panel(kind, shuffle=shuffle)
     spec = D.make_spec(df, "t", "y", id_col="id", log=None)
@@ -579,15 +594,7 @@ def test_a_run_of_a_complete_panel_makes_no_object_per_series(cli, tmp_path, mon
     pd.DataFrame({"id": [f"s{k}" for k in i], "t": t, "y": y}).to_csv(
         tmp_path / "p.csv", index=False
     )
-    made = []
-    one = S.SeriesList._one
-
-    def counted(self, k):  # a Series object made (not one already made and kept)
-        if k not in self._made:
-            made.append(k)
-        return one(self, k)
-
-    monkeypatch.setattr(S.SeriesList, "_one", counted)
+    made = _count_series_made(monkeypatch)
     r = cli(
         "forecast", "--data", tmp_path / "p.csv", "--id-col", "id", "--time-col", "t",
         "--target", "y", "--horizon", "5", "--backtest", "2", "--epochs", "1",
@@ -809,15 +816,7 @@ def test_a_run_of_a_gapped_panel_makes_no_object_per_series(
     if monthly:
         df["t"] = pd.date_range("2001-01-01", periods=40, freq="MS")[t].strftime("%Y-%m-%d")
     df[~drop].sample(frac=1.0, random_state=2).to_csv(tmp_path / "p.csv", index=False)
-    made = []
-    one = S.SeriesList._one
-
-    def counted(self, k):
-        if k not in self._made:
-            made.append(k)
-        return one(self, k)
-
-    monkeypatch.setattr(S.SeriesList, "_one", counted)
+    made = _count_series_made(monkeypatch)
     r = cli(
         "forecast", "--data", tmp_path / "p.csv", "--id-col", "id", "--time-col", "t",
         "--target", "y", "--horizon", "5", "--backtest", "2", "--epochs", "1",
@@ -972,14 +971,7 @@ def test_series_scalers_with_numeric_covariates_read_the_columns(monkeypatch, ki
     D.fit_scalers(ref, spec, until)
     want = dict(spec.scalers)
     spec.scalers.clear()
-    made = []
-    one = S.SeriesList._one
-
-    def counted(self, k):
-        made.append(k)
-        return one(self, k)
-
-    monkeypatch.setattr(S.SeriesList, "_one", counted)
+    made = _count_series_made(monkeypatch)
     D.fit_scalers(cols, spec, until)
     assert isinstance(cols, S.SeriesList) and not made
     assert len(want) == 30 and spec.scalers == want
