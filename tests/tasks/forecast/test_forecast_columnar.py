@@ -34,8 +34,6 @@ def _panel(kind: str, seed: int = 0, n: int = 7, shuffle: bool = True) -> pd.Dat
     return df
 
 
-@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
-@pytest.mark.parametrize("shuffle", [False, True])
 def _count_series_made(monkeypatch) -> list[int]:
     """The positions of the Series objects a SeriesList makes from now on (not one already made and
     kept), in order."""
@@ -51,6 +49,8 @@ def _count_series_made(monkeypatch) -> list[int]:
     return made
 
 
+@pytest.mark.parametrize("kind", ["step", "daily", "hourly"])
+@pytest.mark.parametrize("shuffle", [False, True])
 def test_complete_panel_series_equal_the_general_path(kind, shuffle):
     df = _panel(kind, shuffle=shuffle)
     spec = D.make_spec(df, "t", "y", id_col="id", log=None)
