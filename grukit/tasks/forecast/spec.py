@@ -885,16 +885,7 @@ def _columnar_series(
     static = None
     if spec.covariates or spec.future_covariates or spec.static_covariates:
         work = pd.DataFrame(index=df.index)
-        _encode_into(work, df, spec.numeric_covariates, spec.categorical_covariates, "--covariates")
-        nx = work.shape[1]
-        _encode_into(
-            work,
-            df,
-            spec.future_numeric,
-            spec.future_categorical,
-            "--future-covariates",
-            prefix="future:",
-        )
+        nx = _encode_covariates(work, df, spec)
         covs = work.to_numpy(np.float64) if work.shape[1] else np.zeros((len(df), 0))
         if spec.static_covariates:
             key = (
@@ -1138,17 +1129,9 @@ def _to_series_general(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> Seq
     steps = spec.freq == STEP
     work = pd.DataFrame({"_t": times.to_numpy()}, index=df.index)
     work["_y"] = check_target(df, spec.target)
-    _encode_into(work, df, spec.numeric_covariates, spec.categorical_covariates, "--covariates")
-    xcols = [c for c in work.columns if c not in ("_t", "_y")]
-    _encode_into(
-        work,
-        df,
-        spec.future_numeric,
-        spec.future_categorical,
-        "--future-covariates",
-        prefix="future:",
-    )
-    fcols = [c for c in work.columns if c not in ("_t", "_y", *xcols)]
+    nx = _encode_covariates(work, df, spec)
+    xcols = list(work.columns[2 : 2 + nx])
+    fcols = list(work.columns[2 + nx :])
     ids = df[spec.id_col].astype(str) if spec.id_col else pd.Series("series", index=df.index)
     statics = _static_vectors(df, spec, ids)
     out = []
@@ -1235,6 +1218,23 @@ def _to_series_general(df: pd.DataFrame, spec: DataSpec, times: pd.Index) -> Seq
             stacklevel=3,
         )
     return out
+
+
+def _encode_covariates(work: pd.DataFrame, df: pd.DataFrame, spec: DataSpec) -> int:
+    """The past covariates, then the future-known ones (``future:`` prefix), encoded into ``work`` after
+    its columns; returns the number of past-covariate columns."""
+    before = work.shape[1]
+    _encode_into(work, df, spec.numeric_covariates, spec.categorical_covariates, "--covariates")
+    nx = work.shape[1] - before
+    _encode_into(
+        work,
+        df,
+        spec.future_numeric,
+        spec.future_categorical,
+        "--future-covariates",
+        prefix="future:",
+    )
+    return nx
 
 
 def _encode_into(

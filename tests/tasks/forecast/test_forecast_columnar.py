@@ -34,6 +34,19 @@ def _panel(kind: str, seed: int = 0, n: int = 7, shuffle: bool = True) -> pd.Dat
     return df
 
 
+def _both_paths(df, spec, times):
+    """The columnar and the per-series (reference) series of ``df``, each with the warnings it gave."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as got_w:
+        warnings.simplefilter("always")
+        fast = S._columnar_series(df, spec, times, warn=True)
+    with warnings.catch_warnings(record=True) as want_w:
+        warnings.simplefilter("always")
+        slow = S._to_series_general(df, spec, times)
+    return fast, slow, got_w, want_w
+
+
 def _count_series_made(monkeypatch) -> list[int]:
     """The positions of the Series objects a SeriesList makes from now on (not one already made and
     kept), in order."""
@@ -658,17 +671,11 @@ def _messages(record) -> list[tuple[type, str]]:
 def test_gapped_panel_series_equal_the_general_path(kind, seed):
     """Gaps filled over the whole column (positions scattered, np.interp's formula vectorised) give the
     per-series path's series bit for bit: times, filled values, observed masks, filled counts, warnings."""
-    import warnings
 
     df = _gapped(kind, seed)
     spec = D.make_spec(df, "t", "y", id_col="id", log=None)
     times = S.spec_times(df, spec)
-    with warnings.catch_warnings(record=True) as got_w:
-        warnings.simplefilter("always")
-        fast = S._columnar_series(df, spec, times, warn=True)
-    with warnings.catch_warnings(record=True) as want_w:
-        warnings.simplefilter("always")
-        slow = S._to_series_general(df, spec, times)
+    fast, slow, got_w, want_w = _both_paths(df, spec, times)
     assert isinstance(fast, S.SeriesList) and fast.has_gaps() and D.has_gaps(slow)
     assert _messages(got_w) == _messages(want_w) and len(want_w) >= 1
     assert [s.id for s in fast] == [s.id for s in slow]
@@ -890,18 +897,12 @@ def test_covariate_panel_series_equal_the_general_path(kind, which):
     """Covariate columns scattered and filled over the whole array give the per-series path's series bit
     for bit: y, past covariates x, future covariates xf (future rows as given), static, masks, warnings;
     and the covariate scalers and the future-covariate check read the same values from the columns."""
-    import warnings
 
     kw = _COVARIATES[which]
     df = _covariate_panel(kind, which, future="future_covariates" in kw)
     spec = D.make_spec(df, "t", "y", id_col="id", log=None, **kw)
     times = S.spec_times(df, spec)
-    with warnings.catch_warnings(record=True) as got_w:
-        warnings.simplefilter("always")
-        fast = S._columnar_series(df, spec, times, warn=True)
-    with warnings.catch_warnings(record=True) as want_w:
-        warnings.simplefilter("always")
-        slow = S._to_series_general(df, spec, times)
+    fast, slow, got_w, want_w = _both_paths(df, spec, times)
     assert isinstance(fast, S.SeriesList) and fast.covariates is not None and not fast._made
     assert _messages(got_w) == _messages(want_w)
     assert [s.id for s in fast] == [s.id for s in slow]
